@@ -1,0 +1,749 @@
+//! The socket component: `scheduler:core-libs/socket` on top of `wasi:sockets`.
+//!
+//! Every blocking step polls the socket's (or stream's) pollable together with a
+//! monotonic-clock pollable, so nothing waits longer than the socket's timeout. Streams and
+//! pollables are always dropped before the socket that owns them (wasmtime traps otherwise):
+//! pollables are locals of the call that made them, and stream fields are declared before the
+//! socket field so they drop first.
+
+mod addr;
+mod wait;
+
+use std::cell::RefCell;
+
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use wasip2::sockets::instance_network::instance_network;
+use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
+use wasip2::sockets::tcp::{ShutdownType as WasiShutdown, TcpSocket};
+use wasip2::sockets::udp::{IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket};
+use wasip2::sockets::{ip_name_lookup, tcp_create_socket, udp_create_socket};
+
+wit_bindgen::generate!({ path: "../../wit", world: "socket-component" });
+
+use exports::scheduler::core_libs::socket::{
+    AddressFamily, Guest, GuestSocket, Protocol, ShutdownType, Socket, SocketAddress, SocketError,
+    SocketState, StateError,
+};
+
+use addr::{format_address, parse_ip, to_socket_address, wasi_family};
+use wait::wait_ready;
+
+/// Largest read per call: wasmtime caps stream reads and `check-write` at 64 KiB.
+const MAX_CHUNK: u64 = 64 * 1024;
+/// Largest UDP payload over IPv4 (65535 - 8 byte UDP header - 20 byte IP header).
+const MAX_DATAGRAM: usize = 65_507;
+
+const DEFAULT_CONNECT_MS: u64 = 10_000;
+const DEFAULT_READ_MS: u64 = 30_000;
+const DEFAULT_WRITE_MS: u64 = 30_000;
+
+struct Component;
+export!(Component);
+
+impl Guest for Component {
+    type Socket = SocketResource;
+
+    fn create_socket(family: AddressFamily, protocol: Protocol) -> Result<Socket, SocketError> {
+        let io = match protocol {
+            Protocol::Tcp => Io::Tcp(Tcp::new(family)?),
+            Protocol::Udp => Io::Udp(Udp::new(family)?),
+        };
+        Ok(Socket::new(SocketResource::with(family, protocol, SocketState::Created, io)))
+    }
+
+    fn resolve(host: String, timeout_ms: u64) -> Result<Vec<String>, SocketError> {
+        Ok(resolve(&host, timeout_ms)?.iter().map(addr::format_ip).collect())
+    }
+}
+
+/// The resource behind a `socket` handle. `RefCell` because resource methods take `&self`.
+pub struct SocketResource(RefCell<Inner>);
+
+struct Inner {
+    family: AddressFamily,
+    protocol: Protocol,
+    state: SocketState,
+    read_ms: u64,
+    write_ms: u64,
+    connect_ms: u64,
+    /// The address given to `bind`, kept so a failed connect can rebuild the socket.
+    requested_local: Option<IpSocketAddress>,
+    io: Io,
+}
+
+enum Io {
+    Tcp(Tcp),
+    Udp(Udp),
+    /// After `close`: the OS socket is gone.
+    Closed,
+}
+
+/// Field order is drop order: streams before their socket.
+struct Tcp {
+    input: Option<InputStream>,
+    output: Option<OutputStream>,
+    sock: TcpSocket,
+}
+
+struct Udp {
+    incoming: Option<IncomingDatagramStream>,
+    outgoing: Option<OutgoingDatagramStream>,
+    sock: UdpSocket,
+    remote: Option<IpSocketAddress>,
+}
+
+impl Tcp {
+    fn new(family: AddressFamily) -> Result<Self, SocketError> {
+        let sock = tcp_create_socket::create_tcp_socket(wasi_family(family)).map_err(net_error)?;
+        Ok(Tcp { input: None, output: None, sock })
+    }
+}
+
+impl Udp {
+    fn new(family: AddressFamily) -> Result<Self, SocketError> {
+        let sock = udp_create_socket::create_udp_socket(wasi_family(family)).map_err(net_error)?;
+        Ok(Udp { incoming: None, outgoing: None, sock, remote: None })
+    }
+}
+
+fn state_error(operation: &str, state: SocketState) -> SocketError {
+    SocketError::InvalidState(StateError { operation: operation.to_string(), state })
+}
+
+fn not_supported(what: &str) -> SocketError {
+    SocketError::NotSupported(what.to_string())
+}
+
+/// Map a `wasi:sockets` error code to ours.
+fn net_error(code: ErrorCode) -> SocketError {
+    match code {
+        ErrorCode::ConnectionRefused => SocketError::ConnectionRefused,
+        ErrorCode::ConnectionReset => SocketError::ConnectionReset,
+        ErrorCode::ConnectionAborted => SocketError::ConnectionAborted,
+        ErrorCode::RemoteUnreachable => SocketError::NetworkUnreachable,
+        ErrorCode::AddressInUse => SocketError::AddressInUse,
+        ErrorCode::AddressNotBindable => SocketError::AddressNotAvailable,
+        ErrorCode::Timeout => SocketError::Timeout("operation".to_string()),
+        ErrorCode::WouldBlock => SocketError::WouldBlock,
+        ErrorCode::AccessDenied => SocketError::AccessDenied,
+        ErrorCode::NotSupported => not_supported("the host does not support this operation"),
+        ErrorCode::InvalidArgument => SocketError::InvalidInput("rejected by the host".to_string()),
+        ErrorCode::NameUnresolvable => SocketError::NameUnresolvable("no such name".to_string()),
+        ErrorCode::DatagramTooLarge => SocketError::InvalidInput("datagram too large".to_string()),
+        other => SocketError::Other(format!("{}: {}", other.name(), other.message())),
+    }
+}
+
+/// Map a stream failure. `wasi:io` reports it as an opaque error whose text is the OS error,
+/// so the common connection errors are recognised by name.
+fn stream_error(err: StreamError) -> SocketError {
+    match err {
+        StreamError::Closed => SocketError::ConnectionReset,
+        StreamError::LastOperationFailed(e) => {
+            let text = e.to_debug_string();
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("reset") {
+                SocketError::ConnectionReset
+            } else if lower.contains("broken pipe") || lower.contains("aborted") {
+                SocketError::ConnectionAborted
+            } else if lower.contains("refused") {
+                SocketError::ConnectionRefused
+            } else if lower.contains("timed out") {
+                SocketError::Timeout(text)
+            } else {
+                SocketError::Other(text)
+            }
+        }
+    }
+}
+
+/// Resolve a host (name or literal) with `wasi:sockets/ip-name-lookup`, bounded by `timeout_ms`.
+fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<std::net::IpAddr>, SocketError> {
+    if host.is_empty() {
+        return Err(SocketError::InvalidInput("empty host name".to_string()));
+    }
+    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() {
+        return Ok(vec![ip]);
+    }
+    let net = instance_network();
+    let stream = ip_name_lookup::resolve_addresses(&net, host).map_err(|e| match e {
+        ErrorCode::InvalidArgument => SocketError::InvalidInput(format!("not a valid host name: {host:?}")),
+        other => net_error(other),
+    })?;
+    let pollable = stream.subscribe();
+    let deadline = wait::Deadline::after(timeout_ms);
+    let mut out = Vec::new();
+    let result = loop {
+        match stream.resolve_next_address() {
+            Ok(Some(ip)) => out.push(addr::from_wasi_ip(ip)),
+            Ok(None) => break Ok(()),
+            Err(ErrorCode::WouldBlock) => {
+                if let Err(e) = deadline.wait(&pollable, "resolve") {
+                    break Err(e);
+                }
+            }
+            Err(ErrorCode::NameUnresolvable | ErrorCode::PermanentResolverFailure) => {
+                break Err(SocketError::NameUnresolvable(host.to_string()));
+            }
+            Err(other) => break Err(net_error(other)),
+        }
+    };
+    drop(pollable);
+    drop(stream);
+    result?;
+    if out.is_empty() {
+        return Err(SocketError::NameUnresolvable(host.to_string()));
+    }
+    Ok(out)
+}
+
+impl SocketResource {
+    fn with(family: AddressFamily, protocol: Protocol, state: SocketState, io: Io) -> Self {
+        SocketResource(RefCell::new(Inner {
+            family,
+            protocol,
+            state,
+            read_ms: DEFAULT_READ_MS,
+            write_ms: DEFAULT_WRITE_MS,
+            connect_ms: DEFAULT_CONNECT_MS,
+            requested_local: None,
+            io,
+        }))
+    }
+}
+
+impl Inner {
+    fn expect_state(&self, operation: &str, allowed: &[SocketState]) -> Result<(), SocketError> {
+        if allowed.contains(&self.state) {
+            Ok(())
+        } else {
+            Err(state_error(operation, self.state))
+        }
+    }
+
+    fn not_closed(&self, operation: &str) -> Result<(), SocketError> {
+        if self.state == SocketState::Closed {
+            Err(state_error(operation, self.state))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Parse an IP literal for this socket's family.
+    fn ip_for(&self, address: &SocketAddress) -> Result<IpSocketAddress, SocketError> {
+        let ip = parse_ip(&address.host)?;
+        to_socket_address(ip, address.port, self.family)
+    }
+
+    fn bind_wasi(&mut self, local: IpSocketAddress) -> Result<(), SocketError> {
+        let net = instance_network();
+        let write_ms = self.write_ms;
+        match &mut self.io {
+            Io::Tcp(t) => {
+                t.sock.start_bind(&net, local).map_err(net_error)?;
+                let p = t.sock.subscribe();
+                let r = wait_ready(&p, write_ms, "bind", || t.sock.finish_bind());
+                drop(p);
+                r
+            }
+            Io::Udp(u) => {
+                u.sock.start_bind(&net, local).map_err(net_error)?;
+                let p = u.sock.subscribe();
+                let r = wait_ready(&p, write_ms, "bind", || u.sock.finish_bind());
+                drop(p);
+                r?;
+                let (incoming, outgoing) = u.sock.stream(None).map_err(net_error)?;
+                u.incoming = Some(incoming);
+                u.outgoing = Some(outgoing);
+                Ok(())
+            }
+            Io::Closed => Err(state_error("bind", SocketState::Closed)),
+        }
+    }
+
+    /// UDP sockets bind implicitly (any address, ephemeral port) before their first send.
+    fn implicit_bind(&mut self) -> Result<(), SocketError> {
+        if self.state == SocketState::Created {
+            let any = match self.family {
+                AddressFamily::Ipv4 => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                AddressFamily::Ipv6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            };
+            self.bind_wasi(to_socket_address(any, 0, self.family)?)?;
+            self.state = SocketState::Bound;
+        }
+        Ok(())
+    }
+
+    fn tcp_connect_once(&mut self, remote: IpSocketAddress) -> Result<(), SocketError> {
+        let net = instance_network();
+        let ms = self.connect_ms;
+        let Io::Tcp(t) = &mut self.io else { unreachable_io() };
+        t.sock.start_connect(&net, remote).map_err(net_error)?;
+        let p = t.sock.subscribe();
+        let r = wait_ready(&p, ms, "connect", || t.sock.finish_connect());
+        drop(p);
+        let (input, output) = r?;
+        t.input = Some(input);
+        t.output = Some(output);
+        Ok(())
+    }
+
+    /// After a failed connect a `wasi:sockets` TCP socket is unusable; replace it so the
+    /// caller can try again, restoring an explicit bind.
+    fn rebuild_tcp(&mut self) -> Result<(), SocketError> {
+        self.io = Io::Tcp(Tcp::new(self.family)?);
+        self.state = SocketState::Created;
+        if let Some(local) = self.requested_local {
+            self.bind_wasi(local)?;
+            self.state = SocketState::Bound;
+        }
+        Ok(())
+    }
+
+    fn connect(&mut self, remote: &SocketAddress) -> Result<(), SocketError> {
+        self.expect_state("connect", &[SocketState::Created, SocketState::Bound])?;
+        if remote.port == 0 {
+            return Err(SocketError::InvalidInput("remote port 0".to_string()));
+        }
+        let candidates: Vec<IpSocketAddress> = match parse_ip(&remote.host) {
+            Ok(ip) => vec![to_socket_address(ip, remote.port, self.family)?],
+            Err(_) if addr::looks_like_name(&remote.host) => {
+                let ips = resolve(&remote.host, self.connect_ms)?;
+                let family = self.family;
+                let matching: Vec<_> = ips
+                    .into_iter()
+                    .filter_map(|ip| to_socket_address(ip, remote.port, family).ok())
+                    .collect();
+                if matching.is_empty() {
+                    return Err(SocketError::NameUnresolvable(format!(
+                        "{} has no {:?} address",
+                        remote.host, family
+                    )));
+                }
+                matching
+            }
+            Err(e) => return Err(e),
+        };
+        match self.protocol {
+            Protocol::Tcp => {
+                let mut last = SocketError::Other("no address to connect to".to_string());
+                for (i, candidate) in candidates.iter().enumerate() {
+                    if i > 0 {
+                        self.rebuild_tcp()?;
+                    }
+                    match self.tcp_connect_once(*candidate) {
+                        Ok(()) => {
+                            self.state = SocketState::Connected;
+                            return Ok(());
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                // Leave a usable socket behind; report the connect error, not a rebuild one.
+                let _ = self.rebuild_tcp();
+                Err(last)
+            }
+            Protocol::Udp => {
+                self.implicit_bind()?;
+                let Io::Udp(u) = &mut self.io else { unreachable_io() };
+                // The previous streams must go before new ones are made.
+                u.incoming = None;
+                u.outgoing = None;
+                let (incoming, outgoing) = u.sock.stream(Some(candidates[0])).map_err(net_error)?;
+                u.incoming = Some(incoming);
+                u.outgoing = Some(outgoing);
+                u.remote = Some(candidates[0]);
+                self.state = SocketState::Connected;
+                Ok(())
+            }
+        }
+    }
+
+    fn tcp_send(&mut self, data: &[u8]) -> Result<u64, SocketError> {
+        let ms = self.write_ms;
+        let Io::Tcp(Tcp { output: Some(out), .. }) = &self.io else {
+            return Err(state_error("send", self.state));
+        };
+        let mut off = 0usize;
+        let mut pollable = None;
+        while off < data.len() {
+            let room = out.check_write().map_err(stream_error)?;
+            if room == 0 {
+                let p = pollable.get_or_insert_with(|| out.subscribe());
+                wait::Deadline::after(ms).wait(p, "send")?;
+                continue;
+            }
+            let n = (room.min(MAX_CHUNK) as usize).min(data.len() - off);
+            out.write(&data[off..off + n]).map_err(stream_error)?;
+            off += n;
+        }
+        Ok(data.len() as u64)
+    }
+
+    /// Wait until everything written has reached the OS (bounded by the write timeout).
+    fn tcp_flush(&mut self) -> Result<(), SocketError> {
+        let ms = self.write_ms;
+        let Io::Tcp(Tcp { output: Some(out), .. }) = &self.io else { return Ok(()) };
+        match out.flush() {
+            // Already shut down for sending: nothing left to flush.
+            Err(StreamError::Closed) => return Ok(()),
+            other => other.map_err(stream_error)?,
+        }
+        let p = out.subscribe();
+        let deadline = wait::Deadline::after(ms);
+        let r = loop {
+            match out.check_write() {
+                Ok(n) if n > 0 => break Ok(()),
+                Ok(_) => {
+                    if let Err(e) = deadline.wait(&p, "flush") {
+                        break Err(e);
+                    }
+                }
+                Err(StreamError::Closed) => break Ok(()),
+                Err(e) => break Err(stream_error(e)),
+            }
+        };
+        drop(p);
+        r
+    }
+
+    fn tcp_receive(&mut self, max: u64) -> Result<Vec<u8>, SocketError> {
+        let ms = self.read_ms;
+        let Io::Tcp(Tcp { input: Some(input), .. }) = &self.io else {
+            return Err(state_error("receive", self.state));
+        };
+        let deadline = wait::Deadline::after(ms);
+        let mut pollable = None;
+        loop {
+            match input.read(max) {
+                Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
+                Ok(_) => {
+                    let p = pollable.get_or_insert_with(|| input.subscribe());
+                    deadline.wait(p, "receive")?;
+                }
+                Err(StreamError::Closed) => return Ok(Vec::new()),
+                Err(e) => return Err(stream_error(e)),
+            }
+        }
+    }
+
+    fn udp_send(&mut self, data: Vec<u8>, remote: Option<IpSocketAddress>) -> Result<u64, SocketError> {
+        if data.len() > MAX_DATAGRAM {
+            return Err(datagram_too_large(data.len()));
+        }
+        let ms = self.write_ms;
+        let Io::Udp(Udp { outgoing: Some(out), .. }) = &self.io else { unreachable_io() };
+        let len = data.len() as u64;
+        let p = out.subscribe();
+        let r = wait_ready(&p, ms, "send", || match out.check_send() {
+            Ok(0) => Err(ErrorCode::WouldBlock),
+            other => other.map(|_| ()),
+        });
+        drop(p);
+        r?;
+        let sent = out
+            .send(&[OutgoingDatagram { data, remote_address: remote }])
+            .map_err(net_error)?;
+        if sent == 1 { Ok(len) } else { Err(SocketError::WouldBlock) }
+    }
+
+    fn udp_receive(&mut self, max: u64) -> Result<(Vec<u8>, IpSocketAddress), SocketError> {
+        let ms = self.read_ms;
+        let Io::Udp(Udp { incoming: Some(inc), .. }) = &self.io else { unreachable_io() };
+        let p = inc.subscribe();
+        let r = wait_ready(&p, ms, "receive", || match inc.receive(1) {
+            Ok(mut v) if !v.is_empty() => Ok(v.remove(0)),
+            Ok(_) => Err(ErrorCode::WouldBlock),
+            Err(e) => Err(e),
+        });
+        drop(p);
+        let mut d = r?;
+        d.data.truncate(max as usize);
+        Ok((d.data, d.remote_address))
+    }
+}
+
+/// The protocol was checked by the caller; reaching this is a bug in this file.
+fn unreachable_io() -> ! {
+    unreachable!("socket io does not match its protocol")
+}
+
+fn datagram_too_large(len: usize) -> SocketError {
+    SocketError::InvalidInput(format!("datagram of {len} bytes exceeds {MAX_DATAGRAM}"))
+}
+
+fn check_max(max_bytes: u32) -> Result<u64, SocketError> {
+    if max_bytes == 0 {
+        return Err(SocketError::InvalidInput("max-bytes must be at least 1".to_string()));
+    }
+    Ok(u64::from(max_bytes).min(MAX_CHUNK))
+}
+
+impl GuestSocket for SocketResource {
+    fn family(&self) -> AddressFamily {
+        self.0.borrow().family
+    }
+
+    fn protocol(&self) -> Protocol {
+        self.0.borrow().protocol
+    }
+
+    fn state(&self) -> SocketState {
+        self.0.borrow().state
+    }
+
+    fn bind(&self, local: SocketAddress) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.expect_state("bind", &[SocketState::Created])?;
+        let addr = s.ip_for(&local)?;
+        s.bind_wasi(addr)?;
+        s.requested_local = Some(addr);
+        s.state = SocketState::Bound;
+        Ok(())
+    }
+
+    fn connect(&self, remote: SocketAddress) -> Result<(), SocketError> {
+        self.0.borrow_mut().connect(&remote)
+    }
+
+    fn listen(&self, backlog: u32) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        if s.protocol == Protocol::Udp {
+            return Err(not_supported("listen on a UDP socket"));
+        }
+        s.expect_state("listen", &[SocketState::Bound])?;
+        if backlog == 0 {
+            return Err(SocketError::InvalidInput("backlog must be at least 1".to_string()));
+        }
+        let ms = s.write_ms;
+        let Io::Tcp(t) = &mut s.io else { unreachable_io() };
+        // Best effort: some hosts only accept the backlog before listening or not at all.
+        let _ = t.sock.set_listen_backlog_size(u64::from(backlog));
+        t.sock.start_listen().map_err(net_error)?;
+        let p = t.sock.subscribe();
+        let r = wait_ready(&p, ms, "listen", || t.sock.finish_listen());
+        drop(p);
+        r?;
+        s.state = SocketState::Listening;
+        Ok(())
+    }
+
+    fn accept(&self) -> Result<Socket, SocketError> {
+        let s = self.0.borrow();
+        if s.protocol == Protocol::Udp {
+            return Err(not_supported("accept on a UDP socket"));
+        }
+        s.expect_state("accept", &[SocketState::Listening])?;
+        let Io::Tcp(t) = &s.io else { unreachable_io() };
+        let p = t.sock.subscribe();
+        let r = wait_ready(&p, s.read_ms, "accept", || t.sock.accept());
+        drop(p);
+        let (sock, input, output) = r?;
+        let tcp = Tcp { input: Some(input), output: Some(output), sock };
+        let child = SocketResource::with(s.family, Protocol::Tcp, SocketState::Connected, Io::Tcp(tcp));
+        {
+            let mut c = child.0.borrow_mut();
+            c.read_ms = s.read_ms;
+            c.write_ms = s.write_ms;
+            c.connect_ms = s.connect_ms;
+        }
+        Ok(Socket::new(child))
+    }
+
+    fn send(&self, data: Vec<u8>) -> Result<u64, SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.expect_state("send", &[SocketState::Connected])?;
+        match s.protocol {
+            Protocol::Tcp => s.tcp_send(&data),
+            Protocol::Udp => s.udp_send(data, None),
+        }
+    }
+
+    fn receive(&self, max_bytes: u32) -> Result<Vec<u8>, SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.expect_state("receive", &[SocketState::Connected])?;
+        let max = check_max(max_bytes)?;
+        match s.protocol {
+            Protocol::Tcp => s.tcp_receive(max),
+            Protocol::Udp => s.udp_receive(max).map(|(d, _)| d),
+        }
+    }
+
+    fn send_to(&self, data: Vec<u8>, remote: SocketAddress) -> Result<u64, SocketError> {
+        let mut s = self.0.borrow_mut();
+        if s.protocol == Protocol::Tcp {
+            return Err(not_supported("send-to on a TCP socket; use connect and send"));
+        }
+        s.expect_state("send-to", &[SocketState::Created, SocketState::Bound])?;
+        if remote.port == 0 {
+            return Err(SocketError::InvalidInput("remote port 0".to_string()));
+        }
+        let to = s.ip_for(&remote)?;
+        if data.len() > MAX_DATAGRAM {
+            return Err(datagram_too_large(data.len()));
+        }
+        s.implicit_bind()?;
+        s.udp_send(data, Some(to))
+    }
+
+    fn receive_from(&self, max_bytes: u32) -> Result<(Vec<u8>, SocketAddress), SocketError> {
+        let mut s = self.0.borrow_mut();
+        if s.protocol == Protocol::Tcp {
+            return Err(not_supported("receive-from on a TCP socket; use receive"));
+        }
+        s.expect_state("receive-from", &[SocketState::Bound, SocketState::Connected])?;
+        let max = check_max(max_bytes)?;
+        let (data, from) = s.udp_receive(max)?;
+        Ok((data, format_address(from)))
+    }
+
+    fn shutdown(&self, how: ShutdownType) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        if s.protocol == Protocol::Udp {
+            return Err(not_supported("shutdown on a UDP socket"));
+        }
+        s.expect_state("shutdown", &[SocketState::Connected])?;
+        if how != ShutdownType::Receive {
+            s.tcp_flush()?;
+        }
+        let Io::Tcp(t) = &s.io else { unreachable_io() };
+        let how = match how {
+            ShutdownType::Receive => WasiShutdown::Receive,
+            ShutdownType::Send => WasiShutdown::Send,
+            ShutdownType::Both => WasiShutdown::Both,
+        };
+        t.sock.shutdown(how).map_err(net_error)
+    }
+
+    fn close(&self) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.not_closed("close")?;
+        let flushed = if s.protocol == Protocol::Tcp && s.state == SocketState::Connected {
+            s.tcp_flush()
+        } else {
+            Ok(())
+        };
+        s.io = Io::Closed;
+        s.state = SocketState::Closed;
+        flushed
+    }
+
+    fn set_read_timeout(&self, ms: u64) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.not_closed("set-read-timeout")?;
+        s.read_ms = ms;
+        Ok(())
+    }
+
+    fn set_write_timeout(&self, ms: u64) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.not_closed("set-write-timeout")?;
+        s.write_ms = ms;
+        Ok(())
+    }
+
+    fn set_connect_timeout(&self, ms: u64) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.not_closed("set-connect-timeout")?;
+        s.connect_ms = ms;
+        Ok(())
+    }
+
+    fn set_reuse_address(&self, enabled: bool) -> Result<(), SocketError> {
+        let s = self.0.borrow();
+        s.not_closed("set-reuse-address")?;
+        match (s.protocol, enabled) {
+            // wasmtime always sets SO_REUSEADDR on TCP listeners: asking for it is a no-op.
+            (Protocol::Tcp, true) => Ok(()),
+            (Protocol::Tcp, false) => Err(not_supported("wasi:sockets TCP always reuses addresses")),
+            (Protocol::Udp, _) => Err(not_supported("wasi:sockets has no reuse-address option for UDP")),
+        }
+    }
+
+    fn set_keep_alive(&self, enabled: bool, idle_ms: Option<u64>) -> Result<(), SocketError> {
+        let s = self.0.borrow();
+        s.not_closed("set-keep-alive")?;
+        let Io::Tcp(t) = &s.io else { return Err(not_supported("keep-alive on a UDP socket")) };
+        t.sock.set_keep_alive_enabled(enabled).map_err(net_error)?;
+        if let Some(ms) = idle_ms {
+            if ms == 0 {
+                return Err(SocketError::InvalidInput("keep-alive idle time must be at least 1 ms".to_string()));
+            }
+            t.sock.set_keep_alive_idle_time(ms * 1_000_000).map_err(net_error)?;
+        }
+        Ok(())
+    }
+
+    fn set_receive_buffer_size(&self, bytes: u64) -> Result<(), SocketError> {
+        let s = self.0.borrow();
+        s.not_closed("set-receive-buffer-size")?;
+        match &s.io {
+            Io::Tcp(t) => t.sock.set_receive_buffer_size(bytes),
+            Io::Udp(u) => u.sock.set_receive_buffer_size(bytes),
+            Io::Closed => unreachable_io(),
+        }
+        .map_err(net_error)
+    }
+
+    fn set_send_buffer_size(&self, bytes: u64) -> Result<(), SocketError> {
+        let s = self.0.borrow();
+        s.not_closed("set-send-buffer-size")?;
+        match &s.io {
+            Io::Tcp(t) => t.sock.set_send_buffer_size(bytes),
+            Io::Udp(u) => u.sock.set_send_buffer_size(bytes),
+            Io::Closed => unreachable_io(),
+        }
+        .map_err(net_error)
+    }
+
+    fn set_hop_limit(&self, hops: u8) -> Result<(), SocketError> {
+        let s = self.0.borrow();
+        s.not_closed("set-hop-limit")?;
+        if hops == 0 {
+            return Err(SocketError::InvalidInput("hop limit must be at least 1".to_string()));
+        }
+        match &s.io {
+            Io::Tcp(t) => t.sock.set_hop_limit(hops),
+            Io::Udp(u) => u.sock.set_unicast_hop_limit(hops),
+            Io::Closed => unreachable_io(),
+        }
+        .map_err(net_error)
+    }
+
+    fn get_local_address(&self) -> Result<SocketAddress, SocketError> {
+        let s = self.0.borrow();
+        s.expect_state(
+            "get-local-address",
+            &[SocketState::Bound, SocketState::Listening, SocketState::Connected],
+        )?;
+        match &s.io {
+            Io::Tcp(t) => t.sock.local_address(),
+            Io::Udp(u) => u.sock.local_address(),
+            Io::Closed => unreachable_io(),
+        }
+        .map(format_address)
+        .map_err(net_error)
+    }
+
+    fn get_peer_address(&self) -> Result<SocketAddress, SocketError> {
+        let s = self.0.borrow();
+        s.expect_state("get-peer-address", &[SocketState::Connected])?;
+        match &s.io {
+            Io::Tcp(t) => t.sock.remote_address().map(format_address).map_err(net_error),
+            Io::Udp(u) => u
+                .remote
+                .map(format_address)
+                .ok_or_else(|| state_error("get-peer-address", s.state)),
+            Io::Closed => unreachable_io(),
+        }
+    }
+}
+
+impl From<IpAddressFamily> for AddressFamily {
+    fn from(f: IpAddressFamily) -> Self {
+        match f {
+            IpAddressFamily::Ipv4 => AddressFamily::Ipv4,
+            IpAddressFamily::Ipv6 => AddressFamily::Ipv6,
+        }
+    }
+}

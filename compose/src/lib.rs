@@ -1,0 +1,4 @@
+//! Paths of the built components and the composition of `scheduler-executor.wasm`.
+
+/// The socket component (`scheduler:core-libs/socket`), release build.
+pub const SOCKET_COMPONENT: &str = env!("SOCKET_COMPONENT_WASM");

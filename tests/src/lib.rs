@@ -1,0 +1,158 @@
+//! Shared harness for the integration tests: load the real components into wasmtime with a
+//! socket policy, and call their exports.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub mod socket_bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "socket-component" });
+}
+
+use socket_bindings::SocketComponent;
+pub use socket_bindings::exports::scheduler::core_libs::socket::{
+    AddressFamily, Protocol, ShutdownType, SocketAddress, SocketError, SocketState, StateError,
+};
+
+pub struct Ctx {
+    wasi: WasiCtx,
+    pub table: ResourceTable,
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(&Config::new()).expect("engine"))
+}
+
+fn socket_component() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    C.get_or_init(|| Component::from_file(engine(), compose::SOCKET_COMPONENT).expect("load socket component"))
+}
+
+/// Which addresses a guest may use: a `socket_addr_check` in wasmtime.
+pub type Policy = Arc<dyn Fn(SocketAddr, SocketAddrUse) -> bool + Send + Sync>;
+
+/// Loopback (and the wildcard, for implicit binds) only.
+pub fn loopback_policy() -> Policy {
+    Arc::new(|addr, _| addr.ip().is_loopback() || addr.ip().is_unspecified())
+}
+
+pub fn wasi_ctx(policy: Policy) -> WasiCtx {
+    let mut b = WasiCtxBuilder::new();
+    b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
+    b.socket_addr_check(move |addr, usage| {
+        let ok = policy(addr, usage);
+        Box::pin(async move { ok })
+    });
+    b.build()
+}
+
+/// One instance of the socket component, driven from the host through its exports.
+pub struct SocketGuest {
+    pub store: Store<Ctx>,
+    bindings: SocketComponent,
+}
+
+pub type R<T> = Result<T, SocketError>;
+
+pub fn addr(host: &str, port: u16) -> SocketAddress {
+    SocketAddress { host: host.to_string(), port }
+}
+
+impl SocketGuest {
+    pub fn new() -> Self {
+        Self::with_policy(loopback_policy())
+    }
+
+    pub fn with_policy(policy: Policy) -> Self {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+        let ctx = Ctx { wasi: wasi_ctx(policy), table: ResourceTable::new() };
+        let mut store = Store::new(engine(), ctx);
+        let bindings = SocketComponent::instantiate(&mut store, socket_component(), &linker).expect("instantiate");
+        SocketGuest { store, bindings }
+    }
+
+    /// Entries in the host's resource table (sockets, streams, pollables, ...).
+    pub fn table_len(&mut self) -> usize {
+        self.store.data_mut().table.iter_mut().count()
+    }
+
+    pub fn create(&mut self, family: AddressFamily, protocol: Protocol) -> R<ResourceAny> {
+        self.bindings.scheduler_core_libs_socket().call_create_socket(&mut self.store, family, protocol).expect("call")
+    }
+
+    pub fn tcp4(&mut self) -> ResourceAny {
+        self.create(AddressFamily::Ipv4, Protocol::Tcp).expect("create tcp4")
+    }
+
+    pub fn udp4(&mut self) -> ResourceAny {
+        self.create(AddressFamily::Ipv4, Protocol::Udp).expect("create udp4")
+    }
+
+    pub fn resolve(&mut self, host: &str, timeout_ms: u64) -> R<Vec<String>> {
+        self.bindings.scheduler_core_libs_socket().call_resolve(&mut self.store, host, timeout_ms).expect("call")
+    }
+
+    pub fn drop_socket(&mut self, s: ResourceAny) {
+        s.resource_drop(&mut self.store).expect("drop");
+    }
+}
+
+/// One host-side wrapper per exported method: `guest.connect(s, &addr)` and so on.
+macro_rules! methods {
+    ($($name:ident => $call:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty;)*) => {
+        impl SocketGuest {
+            $(pub fn $name(&mut self, s: ResourceAny $(, $arg: $ty)*) -> $ret {
+                self.bindings.scheduler_core_libs_socket().socket().$call(&mut self.store, s $(, $arg)*).expect("call")
+            })*
+        }
+    };
+}
+
+methods! {
+    family => call_family() -> AddressFamily;
+    protocol => call_protocol() -> Protocol;
+    state => call_state() -> SocketState;
+    bind => call_bind(local: &SocketAddress) -> R<()>;
+    connect => call_connect(remote: &SocketAddress) -> R<()>;
+    listen => call_listen(backlog: u32) -> R<()>;
+    accept => call_accept() -> R<ResourceAny>;
+    send => call_send(data: &[u8]) -> R<u64>;
+    receive => call_receive(max: u32) -> R<Vec<u8>>;
+    send_to => call_send_to(data: &[u8], remote: &SocketAddress) -> R<u64>;
+    receive_from => call_receive_from(max: u32) -> R<(Vec<u8>, SocketAddress)>;
+    shutdown => call_shutdown(how: ShutdownType) -> R<()>;
+    close => call_close() -> R<()>;
+    set_read_timeout => call_set_read_timeout(ms: u64) -> R<()>;
+    set_write_timeout => call_set_write_timeout(ms: u64) -> R<()>;
+    set_connect_timeout => call_set_connect_timeout(ms: u64) -> R<()>;
+    set_reuse_address => call_set_reuse_address(on: bool) -> R<()>;
+    set_keep_alive => call_set_keep_alive(on: bool, idle_ms: Option<u64>) -> R<()>;
+    set_receive_buffer_size => call_set_receive_buffer_size(n: u64) -> R<()>;
+    set_send_buffer_size => call_set_send_buffer_size(n: u64) -> R<()>;
+    set_hop_limit => call_set_hop_limit(n: u8) -> R<()>;
+    local_address => call_get_local_address() -> R<SocketAddress>;
+    peer_address => call_get_peer_address() -> R<SocketAddress>;
+}
+
+impl Default for SocketGuest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}

@@ -1,0 +1,436 @@
+//! The socket component against real peers on loopback (std::net threads in this process).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use integration_tests::*;
+use sha2::{Digest, Sha256};
+
+/// Deterministic pseudo-random bytes (xorshift), so both sides can hash what they expect.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
+fn is_state(e: &SocketError, want: SocketState) -> bool {
+    matches!(e, SocketError::InvalidState(StateError { state, .. }) if *state == want)
+}
+
+#[test]
+fn tcp_client_moves_10_mb_each_way() {
+    const SIZE: usize = 10 * 1024 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let sending = thread::spawn(move || {
+            writer.write_all(&pattern(SIZE, 2)).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut got = Vec::new();
+        (&stream).read_to_end(&mut got).unwrap();
+        sending.join().unwrap();
+        (got.len(), sha(&got))
+    });
+
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    g.connect(s, &addr("127.0.0.1", port)).unwrap();
+    assert_eq!(g.state(s), SocketState::Connected);
+    let out = pattern(SIZE, 1);
+    assert_eq!(g.send(s, &out).unwrap(), SIZE as u64);
+    g.shutdown(s, ShutdownType::Send).unwrap();
+    let mut got = Vec::with_capacity(SIZE);
+    loop {
+        let chunk = g.receive(s, 65536).unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&chunk);
+    }
+    g.close(s).unwrap();
+    assert_eq!(g.state(s), SocketState::Closed);
+    let (server_len, server_hash) = server.join().unwrap();
+    assert_eq!(server_len, SIZE);
+    assert_eq!(server_hash, sha(&out), "server received what the guest sent");
+    assert_eq!(got.len(), SIZE);
+    assert_eq!(sha(&got), sha(&pattern(SIZE, 2)), "guest received what the server sent");
+}
+
+#[test]
+fn tcp_server_accepts_two_clients_in_turn_and_echoes() {
+    let mut g = SocketGuest::new();
+    let l = g.tcp4();
+    g.bind(l, &addr("127.0.0.1", 0)).unwrap();
+    g.listen(l, 16).unwrap();
+    assert_eq!(g.state(l), SocketState::Listening);
+    let port = g.local_address(l).unwrap().port;
+    assert_ne!(port, 0);
+
+    for i in 0..2 {
+        let client = thread::spawn(move || {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let msg = format!("hello {i}");
+            c.write_all(msg.as_bytes()).unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut echo = String::new();
+            c.read_to_string(&mut echo).unwrap();
+            (msg, echo, c.local_addr().unwrap())
+        });
+        let conn = g.accept(l).unwrap();
+        assert_eq!(g.state(conn), SocketState::Connected);
+        let mut got = Vec::new();
+        loop {
+            let chunk = g.receive(conn, 1024).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            got.extend(chunk);
+        }
+        g.send(conn, &got).unwrap();
+        let peer = g.peer_address(conn).unwrap();
+        g.close(conn).unwrap();
+        g.drop_socket(conn);
+        let (msg, echo, client_addr) = client.join().unwrap();
+        assert_eq!(echo, msg);
+        assert_eq!(peer.host, client_addr.ip().to_string());
+        assert_eq!(peer.port, client_addr.port());
+    }
+}
+
+#[test]
+fn source_address_is_the_bound_one() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        s.write_all(b"ok").unwrap();
+        peer
+    });
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    g.bind(s, &addr("127.0.10.7", 0)).unwrap();
+    assert_eq!(g.state(s), SocketState::Bound);
+    g.connect(s, &addr("127.0.0.1", port)).unwrap();
+    let local = g.local_address(s).unwrap();
+    assert_eq!(g.receive(s, 16).unwrap(), b"ok");
+    let peer = server.join().unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.10.7", "the server sees the bound source address");
+    assert_eq!(local.host, "127.0.10.7");
+    assert_eq!(local.port, peer.port());
+    let seen = g.peer_address(s).unwrap();
+    assert_eq!((seen.host.as_str(), seen.port), ("127.0.0.1", port));
+}
+
+fn udp_round_trip(family: AddressFamily, ip: &str) {
+    let native = UdpSocket::bind((ip, 0)).unwrap();
+    native.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let native_addr = native.local_addr().unwrap();
+    let mut g = SocketGuest::new();
+    let s = g.create(family, Protocol::Udp).unwrap();
+    g.bind(s, &addr(ip, 0)).unwrap();
+    let local = g.local_address(s).unwrap();
+
+    assert_eq!(g.send_to(s, b"from guest", &addr(ip, native_addr.port())).unwrap(), 10);
+    let mut buf = [0u8; 64];
+    let (n, from) = native.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"from guest");
+    assert_eq!(from.ip().to_string(), local.host);
+    assert_eq!(from.port(), local.port);
+
+    native.send_to(b"from native", from).unwrap();
+    let (data, sender) = g.receive_from(s, 1500).unwrap();
+    assert_eq!(data, b"from native");
+    assert_eq!(sender.host, native_addr.ip().to_string());
+    assert_eq!(sender.port, native_addr.port());
+
+    // Truncation to max-bytes, as recvfrom does.
+    native.send_to(b"0123456789", from).unwrap();
+    assert_eq!(g.receive_from(s, 4).unwrap().0, b"0123");
+
+    // A connected UDP socket: send and receive without addresses.
+    let c = g.create(family, Protocol::Udp).unwrap();
+    g.connect(c, &addr(ip, native_addr.port())).unwrap();
+    assert_eq!(g.state(c), SocketState::Connected);
+    g.send(c, b"connected").unwrap();
+    let (n, from) = native.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"connected");
+    native.send_to(b"reply", from).unwrap();
+    assert_eq!(g.receive(c, 100).unwrap(), b"reply");
+    assert_eq!(g.peer_address(c).unwrap().port, native_addr.port());
+}
+
+#[test]
+fn udp_send_to_and_receive_from_both_ways() {
+    udp_round_trip(AddressFamily::Ipv4, "127.0.0.1");
+}
+
+#[test]
+fn udp_implicit_bind_on_first_send() {
+    let native = UdpSocket::bind("127.0.0.1:0").unwrap();
+    native.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut g = SocketGuest::new();
+    let s = g.udp4();
+    g.send_to(s, b"x", &addr("127.0.0.1", native.local_addr().unwrap().port())).unwrap();
+    assert_eq!(g.state(s), SocketState::Bound);
+    let mut buf = [0u8; 8];
+    let (_, from) = native.recv_from(&mut buf).unwrap();
+    assert_eq!(g.local_address(s).unwrap().port, from.port());
+}
+
+#[test]
+fn ipv6_tcp_and_udp_on_loopback() {
+    let listener = TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(&buf).unwrap();
+        peer
+    });
+    let mut g = SocketGuest::new();
+    let s = g.create(AddressFamily::Ipv6, Protocol::Tcp).unwrap();
+    assert_eq!(g.family(s), AddressFamily::Ipv6);
+    g.connect(s, &addr("[::1]", port)).unwrap();
+    g.send(s, b"ping").unwrap();
+    assert_eq!(g.receive(s, 4).unwrap(), b"ping");
+    let peer = server.join().unwrap();
+    assert_eq!(peer.ip().to_string(), "::1");
+    assert_eq!(g.local_address(s).unwrap().host, "::1");
+
+    udp_round_trip(AddressFamily::Ipv6, "::1");
+}
+
+#[test]
+fn connection_refused_on_a_closed_port() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    assert!(matches!(g.connect(s, &addr("127.0.0.1", port)), Err(SocketError::ConnectionRefused)));
+    // The socket is usable again after a failed connect.
+    assert_eq!(g.state(s), SocketState::Created);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    g.connect(s, &addr("127.0.0.1", l.local_addr().unwrap().port())).unwrap();
+}
+
+#[test]
+fn read_timeout_fires_on_a_silent_peer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        thread::sleep(Duration::from_secs(3));
+        drop(s);
+    });
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    g.connect(s, &addr("127.0.0.1", port)).unwrap();
+    g.set_read_timeout(s, 300).unwrap();
+    let start = Instant::now();
+    let r = g.receive(s, 100);
+    let elapsed = start.elapsed();
+    assert!(matches!(&r, Err(SocketError::Timeout(op)) if op == "receive"), "{r:?}");
+    assert!(elapsed >= Duration::from_millis(300), "fired early: {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1300), "fired late: {elapsed:?}");
+
+    // Timeout 0 is non-blocking.
+    g.set_read_timeout(s, 0).unwrap();
+    assert!(matches!(g.receive(s, 100), Err(SocketError::WouldBlock)));
+    hold.join().unwrap();
+}
+
+#[test]
+fn accept_times_out_without_clients() {
+    let mut g = SocketGuest::new();
+    let l = g.tcp4();
+    g.bind(l, &addr("127.0.0.1", 0)).unwrap();
+    g.listen(l, 4).unwrap();
+    g.set_read_timeout(l, 100).unwrap();
+    let start = Instant::now();
+    assert!(matches!(g.accept(l), Err(SocketError::Timeout(op)) if op == "accept"));
+    assert!(start.elapsed() >= Duration::from_millis(100));
+}
+
+#[test]
+fn host_names_resolve_or_fail_typed() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut g = SocketGuest::new();
+    let ips = g.resolve("localhost", 5000).unwrap();
+    assert!(ips.iter().any(|ip| ip == "127.0.0.1" || ip == "::1"), "{ips:?}");
+    let s = g.tcp4();
+    g.connect(s, &addr("localhost", port)).unwrap();
+    assert_eq!(g.peer_address(s).unwrap().host, "127.0.0.1");
+
+    let s = g.tcp4();
+    let r = g.connect(s, &addr("no-such-host.invalid", 80));
+    assert!(matches!(r, Err(SocketError::NameUnresolvable(_))), "{r:?}");
+    assert!(matches!(g.resolve("no-such-host.invalid", 5000), Err(SocketError::NameUnresolvable(_))));
+}
+
+#[test]
+fn malformed_addresses_are_invalid_input() {
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    for bad in ["300.1.1.1", "1.2.3", "", "127.0.0.1:80", "not an address", "::1", "[127.0.0.1"] {
+        let r = g.bind(s, &addr(bad, 0));
+        assert!(matches!(r, Err(SocketError::InvalidInput(_))), "bind {bad:?}: {r:?}");
+    }
+    for bad in ["300.1.1.1", "1.2.3", "", "::1", "a b"] {
+        let r = g.connect(s, &addr(bad, 80));
+        assert!(matches!(r, Err(SocketError::InvalidInput(_))), "connect {bad:?}: {r:?}");
+    }
+    assert!(matches!(g.connect(s, &addr("127.0.0.1", 0)), Err(SocketError::InvalidInput(_))));
+    assert!(matches!(g.resolve("", 100), Err(SocketError::InvalidInput(_))));
+    assert_eq!(g.state(s), SocketState::Created, "bad input changes nothing");
+    let u = g.udp4();
+    assert!(matches!(g.send_to(u, &vec![0; 70_000], &addr("127.0.0.1", 9)), Err(SocketError::InvalidInput(_))));
+    assert!(matches!(g.receive_from(u, 0), Err(SocketError::InvalidState(_))));
+}
+
+#[test]
+fn illegal_state_transitions_name_the_state() {
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    assert!(is_state(&g.listen(s, 8).unwrap_err(), SocketState::Created), "listen before bind");
+    assert!(is_state(&g.accept(s).unwrap_err(), SocketState::Created), "accept before listen");
+    assert!(is_state(&g.send(s, b"x").unwrap_err(), SocketState::Created), "send unconnected");
+    assert!(is_state(&g.receive(s, 1).unwrap_err(), SocketState::Created), "receive unconnected");
+    assert!(is_state(&g.shutdown(s, ShutdownType::Both).unwrap_err(), SocketState::Created));
+    assert!(is_state(&g.local_address(s).unwrap_err(), SocketState::Created));
+    assert!(is_state(&g.peer_address(s).unwrap_err(), SocketState::Created));
+
+    g.bind(s, &addr("127.0.0.1", 0)).unwrap();
+    assert!(is_state(&g.bind(s, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Bound), "bind twice");
+    assert!(is_state(&g.accept(s).unwrap_err(), SocketState::Bound), "accept before listen");
+    assert!(is_state(&g.send(s, b"x").unwrap_err(), SocketState::Bound));
+    assert!(is_state(&g.peer_address(s).unwrap_err(), SocketState::Bound));
+
+    g.listen(s, 8).unwrap();
+    assert!(is_state(&g.listen(s, 8).unwrap_err(), SocketState::Listening), "listen twice");
+    assert!(is_state(&g.connect(s, &addr("127.0.0.1", 80)).unwrap_err(), SocketState::Listening));
+    assert!(is_state(&g.send(s, b"x").unwrap_err(), SocketState::Listening));
+    assert!(is_state(&g.receive(s, 1).unwrap_err(), SocketState::Listening));
+    assert!(is_state(&g.bind(s, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Listening));
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = g.tcp4();
+    g.connect(c, &addr("127.0.0.1", listener.local_addr().unwrap().port())).unwrap();
+    assert!(is_state(&g.connect(c, &addr("127.0.0.1", 80)).unwrap_err(), SocketState::Connected));
+    assert!(is_state(&g.listen(c, 8).unwrap_err(), SocketState::Connected));
+    assert!(is_state(&g.bind(c, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Connected));
+
+    for sock in [s, c] {
+        g.close(sock).unwrap();
+        assert_eq!(g.state(sock), SocketState::Closed);
+        assert!(is_state(&g.close(sock).unwrap_err(), SocketState::Closed), "close twice");
+        assert!(is_state(&g.send(sock, b"x").unwrap_err(), SocketState::Closed));
+        assert!(is_state(&g.receive(sock, 1).unwrap_err(), SocketState::Closed));
+        assert!(is_state(&g.accept(sock).unwrap_err(), SocketState::Closed));
+        assert!(is_state(&g.connect(sock, &addr("127.0.0.1", 80)).unwrap_err(), SocketState::Closed));
+        assert!(is_state(&g.bind(sock, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Closed));
+        assert!(is_state(&g.set_read_timeout(sock, 5).unwrap_err(), SocketState::Closed));
+        assert!(is_state(&g.set_hop_limit(sock, 5).unwrap_err(), SocketState::Closed));
+        assert!(is_state(&g.local_address(sock).unwrap_err(), SocketState::Closed));
+    }
+
+    // Protocol mismatches are refused as unsupported, never a trap.
+    let u = g.udp4();
+    assert!(matches!(g.listen(u, 1), Err(SocketError::NotSupported(_))));
+    assert!(matches!(g.accept(u), Err(SocketError::NotSupported(_))));
+    assert!(matches!(g.shutdown(u, ShutdownType::Both), Err(SocketError::NotSupported(_))));
+    assert!(is_state(&g.send(u, b"x").unwrap_err(), SocketState::Created), "send on unconnected UDP");
+    let t = g.tcp4();
+    assert!(matches!(g.send_to(t, b"x", &addr("127.0.0.1", 9)), Err(SocketError::NotSupported(_))));
+    assert!(matches!(g.receive_from(t, 10), Err(SocketError::NotSupported(_))));
+}
+
+#[test]
+fn socket_options() {
+    let mut g = SocketGuest::new();
+    let t = g.tcp4();
+    g.set_reuse_address(t, true).unwrap();
+    assert!(matches!(g.set_reuse_address(t, false), Err(SocketError::NotSupported(_))));
+    g.set_keep_alive(t, true, Some(30_000)).unwrap();
+    assert!(matches!(g.set_keep_alive(t, true, Some(0)), Err(SocketError::InvalidInput(_))));
+    g.set_receive_buffer_size(t, 256 * 1024).unwrap();
+    g.set_send_buffer_size(t, 256 * 1024).unwrap();
+    g.set_hop_limit(t, 16).unwrap();
+    assert!(matches!(g.set_hop_limit(t, 0), Err(SocketError::InvalidInput(_))));
+    assert!(matches!(g.set_receive_buffer_size(t, 0), Err(SocketError::InvalidInput(_))));
+    let u = g.udp4();
+    assert!(matches!(g.set_reuse_address(u, true), Err(SocketError::NotSupported(_))));
+    assert!(matches!(g.set_keep_alive(u, true, None), Err(SocketError::NotSupported(_))));
+    g.set_hop_limit(u, 8).unwrap();
+    g.set_write_timeout(u, 1000).unwrap();
+    g.set_connect_timeout(t, 1000).unwrap();
+    assert_eq!(g.protocol(u), Protocol::Udp);
+}
+
+#[test]
+fn host_policy_denial_is_access_denied() {
+    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let policy: Policy = Arc::new(|a: SocketAddr, _| a.ip().to_string() != "127.0.0.2");
+    let mut g = SocketGuest::with_policy(policy);
+    let s = g.tcp4();
+    let r = g.connect(s, &addr("127.0.0.2", port));
+    assert!(matches!(r, Err(SocketError::AccessDenied)), "{r:?}");
+    let b = g.tcp4();
+    assert!(matches!(g.bind(b, &addr("127.0.0.2", 0)), Err(SocketError::AccessDenied)));
+}
+
+#[test]
+fn two_thousand_cycles_leak_nothing() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    const CYCLES: usize = 2000;
+    let server = thread::spawn(move || {
+        for _ in 0..CYCLES + 10 {
+            let (s, _) = listener.accept().unwrap();
+            drop(s);
+        }
+    });
+    let mut g = SocketGuest::new();
+    let cycle = |g: &mut SocketGuest, i: usize| {
+        let s = g.tcp4();
+        g.connect(s, &addr("127.0.0.1", port)).unwrap();
+        // Half close explicitly, half only drop the handle.
+        if i % 2 == 0 {
+            g.close(s).unwrap();
+        }
+        g.drop_socket(s);
+    };
+    for i in 0..10 {
+        cycle(&mut g, i);
+    }
+    let table_before = g.table_len();
+    let fds_before = open_fds();
+    for i in 0..CYCLES {
+        cycle(&mut g, i);
+    }
+    server.join().unwrap();
+    let table_after = g.table_len();
+    let fds_after = open_fds();
+    assert_eq!(table_after, table_before, "host resource table");
+    assert!(fds_after <= fds_before, "open fds {fds_before} -> {fds_after}");
+}
