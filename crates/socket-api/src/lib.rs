@@ -1,1 +1,279 @@
+//! A high-level socket API for component authors, over the imported
+//! `scheduler:core-libs/socket` interface.
+//!
+//! ```ignore
+//! let s = Socket::tcp_v4()?;
+//! s.bind_to_ip("127.0.10.7".parse()?, 0)?;
+//! s.connect("127.0.0.1:8080".parse()?)?;
+//! s.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+//! ```
+//!
+//! The socket component enforces the state machine (Created, Bound, Listening, Connected,
+//! Closed); this crate adds Rust types (`IpAddr`, `SocketAddr`, `std::io::Read`/`Write`) and
+//! close on drop. A component that uses it imports the socket interface and nothing else.
 
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+wit_bindgen::generate!({ path: "../../wit", world: "socket-client" });
+
+/// The raw imported interface, for what this crate does not wrap.
+pub use scheduler::core_libs::socket as raw;
+pub use raw::{AddressFamily, Protocol, ShutdownType, SocketError, SocketState};
+
+pub type Result<T> = std::result::Result<T, SocketError>;
+
+impl From<SocketError> for io::Error {
+    fn from(e: SocketError) -> Self {
+        let kind = match &e {
+            SocketError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
+            SocketError::ConnectionReset => io::ErrorKind::ConnectionReset,
+            SocketError::ConnectionAborted => io::ErrorKind::ConnectionAborted,
+            SocketError::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
+            SocketError::AddressInUse => io::ErrorKind::AddrInUse,
+            SocketError::AddressNotAvailable => io::ErrorKind::AddrNotAvailable,
+            SocketError::Timeout(_) => io::ErrorKind::TimedOut,
+            SocketError::WouldBlock => io::ErrorKind::WouldBlock,
+            SocketError::InvalidInput(_) => io::ErrorKind::InvalidInput,
+            SocketError::AccessDenied => io::ErrorKind::PermissionDenied,
+            SocketError::NotSupported(_) => io::ErrorKind::Unsupported,
+            SocketError::InvalidState(_) => io::ErrorKind::NotConnected,
+            SocketError::NameUnresolvable(_) | SocketError::Other(_) => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+fn to_wire(addr: SocketAddr) -> raw::SocketAddress {
+    raw::SocketAddress { host: addr.ip().to_string(), port: addr.port() }
+}
+
+fn from_wire(addr: raw::SocketAddress) -> Result<SocketAddr> {
+    let ip: IpAddr = addr
+        .host
+        .parse()
+        .map_err(|_| SocketError::Other(format!("component returned a bad address {:?}", addr.host)))?;
+    Ok(SocketAddr::new(ip, addr.port))
+}
+
+/// A socket. Dropping it closes it.
+pub struct Socket {
+    inner: raw::Socket,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("protocol", &self.protocol())
+            .field("family", &self.family())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl Socket {
+    pub fn new_tcp(family: AddressFamily) -> Result<Self> {
+        Ok(Socket { inner: raw::create_socket(family, Protocol::Tcp)? })
+    }
+
+    pub fn new_udp(family: AddressFamily) -> Result<Self> {
+        Ok(Socket { inner: raw::create_socket(family, Protocol::Udp)? })
+    }
+
+    pub fn tcp_v4() -> Result<Self> {
+        Self::new_tcp(AddressFamily::Ipv4)
+    }
+
+    pub fn tcp_v6() -> Result<Self> {
+        Self::new_tcp(AddressFamily::Ipv6)
+    }
+
+    pub fn udp_v4() -> Result<Self> {
+        Self::new_udp(AddressFamily::Ipv4)
+    }
+
+    pub fn udp_v6() -> Result<Self> {
+        Self::new_udp(AddressFamily::Ipv6)
+    }
+
+    /// A TCP socket of the family of `ip` (for connecting to or binding at `ip`).
+    pub fn tcp_for(ip: IpAddr) -> Result<Self> {
+        Self::new_tcp(family_of(ip))
+    }
+
+    /// The underlying resource handle.
+    pub fn handle(&self) -> &raw::Socket {
+        &self.inner
+    }
+
+    pub fn bind(&self, addr: SocketAddr) -> Result<()> {
+        self.inner.bind(&to_wire(addr))
+    }
+
+    pub fn bind_to_ip(&self, ip: IpAddr, port: u16) -> Result<()> {
+        self.bind(SocketAddr::new(ip, port))
+    }
+
+    pub fn listen(&self, backlog: u32) -> Result<()> {
+        self.inner.listen(backlog)
+    }
+
+    pub fn connect(&self, addr: SocketAddr) -> Result<()> {
+        self.inner.connect(&to_wire(addr))
+    }
+
+    /// Connect to a host name (resolved by the socket component) or an IP literal.
+    pub fn connect_host(&self, host: &str, port: u16) -> Result<()> {
+        self.inner.connect(&raw::SocketAddress { host: host.to_string(), port })
+    }
+
+    pub fn accept(&self) -> Result<(Socket, SocketAddr)> {
+        let inner = self.inner.accept()?;
+        let peer = from_wire(inner.get_peer_address()?)?;
+        Ok((Socket { inner }, peer))
+    }
+
+    /// Send all of `data`; returns its length.
+    pub fn send(&self, data: &[u8]) -> Result<usize> {
+        self.inner.send(data).map(|n| n as usize)
+    }
+
+    /// Receive into `buf`; 0 means the peer closed (TCP).
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let data = self.inner.receive(buf.len().min(u32::MAX as usize) as u32)?;
+        buf[..data.len()].copy_from_slice(&data);
+        Ok(data.len())
+    }
+
+    /// Receive up to `max` bytes as a new vector (empty: the peer closed).
+    pub fn recv_vec(&self, max: u32) -> Result<Vec<u8>> {
+        self.inner.receive(max)
+    }
+
+    pub fn send_to(&self, data: &[u8], addr: SocketAddr) -> Result<usize> {
+        self.inner.send_to(data, &to_wire(addr)).map(|n| n as usize)
+    }
+
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
+        if buf.is_empty() {
+            return Err(SocketError::InvalidInput("empty buffer".to_string()));
+        }
+        let (data, from) = self.inner.receive_from(buf.len().min(u32::MAX as usize) as u32)?;
+        buf[..data.len()].copy_from_slice(&data);
+        Ok((data.len(), from_wire(from)?))
+    }
+
+    pub fn shutdown(&self, how: ShutdownType) -> Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Close now (flushing pending output); dropping the socket also closes it.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    pub fn set_read_timeout_ms(&self, ms: u64) -> Result<()> {
+        self.inner.set_read_timeout(ms)
+    }
+
+    pub fn set_write_timeout_ms(&self, ms: u64) -> Result<()> {
+        self.inner.set_write_timeout(ms)
+    }
+
+    pub fn set_connect_timeout_ms(&self, ms: u64) -> Result<()> {
+        self.inner.set_connect_timeout(ms)
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        from_wire(self.inner.get_local_address()?)
+    }
+
+    pub fn local_ip(&self) -> Result<IpAddr> {
+        Ok(self.local_addr()?.ip())
+    }
+
+    pub fn local_port(&self) -> Result<u16> {
+        Ok(self.local_addr()?.port())
+    }
+
+    pub fn remote_addr(&self) -> Result<SocketAddr> {
+        from_wire(self.inner.get_peer_address()?)
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.inner.protocol()
+    }
+
+    pub fn family(&self) -> AddressFamily {
+        self.inner.family()
+    }
+
+    pub fn state(&self) -> SocketState {
+        self.inner.state()
+    }
+
+    /// Has a local address: bound, listening or connected.
+    pub fn is_bound(&self) -> bool {
+        matches!(self.state(), SocketState::Bound | SocketState::Listening | SocketState::Connected)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state() == SocketState::Connected
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.state() == SocketState::Listening
+    }
+}
+
+/// Resolve a host name or IP literal through the socket component.
+pub fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<IpAddr>> {
+    raw::resolve(host, timeout_ms)?
+        .into_iter()
+        .map(|s| s.parse().map_err(|_| SocketError::Other(format!("component returned a bad address {s:?}"))))
+        .collect()
+}
+
+pub fn family_of(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Ipv4,
+        IpAddr::V6(_) => AddressFamily::Ipv6,
+    }
+}
+
+impl io::Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.recv(buf)?)
+    }
+}
+
+impl io::Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(self.send(buf)?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // `send` hands every byte to the host before returning.
+        Ok(())
+    }
+}
+
+impl io::Read for &Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.recv(buf)?)
+    }
+}
+
+impl io::Write for &Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(self.send(buf)?)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
