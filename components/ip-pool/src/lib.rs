@@ -1,0 +1,191 @@
+//! The ip-pool component: `scheduler:core-libs/ip-pool` over the `ip-pool` crate.
+//! One `IpPools` per instance; the types are adapted here and nothing else.
+
+use std::cell::RefCell;
+
+use ip_pool::{IpPools, PoolError as E};
+
+wit_bindgen::generate!({ path: "../../wit", world: "ip-pool-component" });
+
+use exports::scheduler::core_libs::ip_pool::{
+    Binding, Guest, Holder, Overlap, Owner, PoolConfig, PoolError, PoolStats, Quota, RangeInfo,
+    ResourceType, Stale, Strategy, TenantStats,
+};
+
+thread_local! {
+    static POOLS: RefCell<IpPools> = RefCell::new(IpPools::new());
+}
+
+fn with<T>(f: impl FnOnce(&mut IpPools) -> Result<T, E>) -> Result<T, PoolError> {
+    POOLS.with(|p| f(&mut p.borrow_mut())).map_err(error)
+}
+
+fn error(e: E) -> PoolError {
+    match e {
+        E::InvalidCidr(s) => PoolError::InvalidCidr(s),
+        E::InvalidAddress(s) => PoolError::InvalidAddress(s),
+        E::InvalidRange(s) => PoolError::InvalidRange(s),
+        E::InvalidInput(s) => PoolError::InvalidInput(s),
+        E::RangeOverlap { range, existing } => PoolError::RangeOverlap(Overlap { range, existing }),
+        E::Exhausted { pool } => PoolError::Exhausted(pool),
+        E::QuotaExceeded { tenant, limit } => PoolError::QuotaExceeded(Quota { tenant, limit }),
+        E::NotFound(s) => PoolError::NotFound(s),
+        E::Conflict { ip, tenant, resource } => PoolError::Conflict(Holder { ip, tenant, resource }),
+        E::StaleGeneration { ip, current, given } => PoolError::StaleGeneration(Stale { ip, current, given }),
+        E::UnknownPool(s) => PoolError::UnknownPool(s),
+        E::PoolExists(s) => PoolError::PoolExists(s),
+        E::OutOfRange(s) => PoolError::OutOfRange(s),
+        E::Reserved(s) => PoolError::Reserved(s),
+        E::InvalidSnapshot(s) => PoolError::InvalidSnapshot(s),
+    }
+}
+
+fn config(c: PoolConfig) -> ip_pool::PoolConfig {
+    ip_pool::PoolConfig {
+        strategy: match c.strategy {
+            Strategy::Sequential => ip_pool::Strategy::Sequential,
+            Strategy::RoundRobin => ip_pool::Strategy::RoundRobin,
+            Strategy::Random => ip_pool::Strategy::Random,
+        },
+        lease_ttl_ms: c.lease_ttl_ms,
+        seed: c.seed,
+    }
+}
+
+fn owner(o: Owner) -> ip_pool::Owner {
+    let resource_type = match o.resource_type {
+        ResourceType::Vm => ip_pool::ResourceType::Vm,
+        ResourceType::Container => ip_pool::ResourceType::Container,
+        ResourceType::Pod => ip_pool::ResourceType::Pod,
+        ResourceType::Custom(c) => ip_pool::ResourceType::Custom(c),
+    };
+    ip_pool::Owner { tenant: o.tenant, resource: o.resource, resource_type }
+}
+
+fn binding(b: ip_pool::Binding) -> Binding {
+    let resource_type = match b.resource_type {
+        ip_pool::ResourceType::Vm => ResourceType::Vm,
+        ip_pool::ResourceType::Container => ResourceType::Container,
+        ip_pool::ResourceType::Pod => ResourceType::Pod,
+        ip_pool::ResourceType::Custom(c) => ResourceType::Custom(c),
+    };
+    Binding {
+        ip: b.ip.to_string(),
+        pool: b.pool,
+        tenant: b.tenant,
+        resource: b.resource,
+        resource_type,
+        generation: b.generation,
+        lease_expiry_ms: b.lease_expiry_ms,
+    }
+}
+
+fn range(r: ip_pool::RangeInfo) -> RangeInfo {
+    RangeInfo { text: r.text, first: r.first.to_string(), last: r.last.to_string(), size: r.size.to_string() }
+}
+
+struct Component;
+export!(Component);
+
+impl Guest for Component {
+    fn create_pool(name: String, c: PoolConfig) -> Result<(), PoolError> {
+        with(|p| p.create_pool(&name, config(c)))
+    }
+
+    fn ensure_pool(name: String, c: PoolConfig) -> Result<(), PoolError> {
+        with(|p| p.ensure_pool(&name, config(c)))
+    }
+
+    fn delete_pool(name: String) -> Result<(), PoolError> {
+        with(|p| p.delete_pool(&name))
+    }
+
+    fn list_pools() -> Vec<String> {
+        POOLS.with(|p| p.borrow().pool_names())
+    }
+
+    fn add_cidr(pool: String, cidr: String, reserve: bool) -> Result<RangeInfo, PoolError> {
+        with(|p| p.add_cidr(&pool, &cidr, reserve)).map(range)
+    }
+
+    fn add_range(pool: String, start: String, end: String) -> Result<RangeInfo, PoolError> {
+        with(|p| p.add_range(&pool, &start, &end)).map(range)
+    }
+
+    fn exclude(pool: String, r: String) -> Result<(), PoolError> {
+        with(|p| p.exclude(&pool, &r))
+    }
+
+    fn list_ranges(pool: String) -> Result<Vec<RangeInfo>, PoolError> {
+        with(|p| p.ranges(&pool)).map(|v| v.into_iter().map(range).collect())
+    }
+
+    fn allocate(pool: String, o: Owner) -> Result<Binding, PoolError> {
+        with(|p| p.allocate(&pool, &owner(o))).map(binding)
+    }
+
+    fn allocate_specific(pool: String, ip: String, o: Owner) -> Result<Binding, PoolError> {
+        with(|p| p.allocate_specific(&pool, &ip, &owner(o))).map(binding)
+    }
+
+    fn release(pool: String, ip: String, generation: u64) -> Result<Binding, PoolError> {
+        with(|p| p.release(&pool, &ip, generation)).map(binding)
+    }
+
+    fn release_owner(pool: String, o: Owner) -> Result<Binding, PoolError> {
+        with(|p| p.release_owner(&pool, &owner(o))).map(binding)
+    }
+
+    fn release_tenant(pool: String, tenant: String) -> Result<u64, PoolError> {
+        with(|p| p.release_tenant(&pool, &tenant))
+    }
+
+    fn renew(pool: String, ip: String, generation: u64) -> Result<Binding, PoolError> {
+        with(|p| p.renew(&pool, &ip, generation)).map(binding)
+    }
+
+    fn reclaim_expired(pool: String) -> Result<u64, PoolError> {
+        with(|p| p.reclaim_expired(&pool))
+    }
+
+    fn set_quota(pool: String, tenant: String, limit: Option<u64>) -> Result<(), PoolError> {
+        with(|p| p.set_quota(&pool, &tenant, limit))
+    }
+
+    fn get_binding(pool: String, ip: String) -> Result<Option<Binding>, PoolError> {
+        with(|p| p.get_binding(&pool, &ip)).map(|b| b.map(binding))
+    }
+
+    fn find_owner(pool: String, o: Owner) -> Result<Option<Binding>, PoolError> {
+        with(|p| p.find_owner(&pool, &owner(o))).map(|b| b.map(binding))
+    }
+
+    fn list_by_tenant(pool: String, tenant: String) -> Result<Vec<Binding>, PoolError> {
+        with(|p| p.list_by_tenant(&pool, &tenant)).map(|v| v.into_iter().map(binding).collect())
+    }
+
+    fn stats(pool: String) -> Result<PoolStats, PoolError> {
+        with(|p| p.stats(&pool)).map(|s| PoolStats {
+            total: s.total.to_string(),
+            allocated: s.allocated,
+            reserved: s.reserved.to_string(),
+            available: s.available.to_string(),
+            ranges: s.ranges,
+            free_fragments: s.free_fragments,
+            tenants: s.tenants,
+        })
+    }
+
+    fn stats_for_tenant(pool: String, tenant: String) -> Result<TenantStats, PoolError> {
+        with(|p| p.tenant_stats(&pool, &tenant))
+            .map(|t| TenantStats { tenant: t.tenant, allocated: t.allocated, quota: t.quota })
+    }
+
+    fn snapshot() -> Vec<u8> {
+        POOLS.with(|p| p.borrow().snapshot())
+    }
+
+    fn restore(bytes: Vec<u8>) -> Result<(), PoolError> {
+        with(|p| p.restore(&bytes))
+    }
+}
