@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (package, artifact file stem, constant name)
-const COMPONENTS: &[(&str, &str, &str)] = &[("socket-component", "socket_component", "SOCKET_COMPONENT")];
+const COMPONENTS: &[(&str, &str, &str)] = &[
+    ("socket-component", "socket_component", "SOCKET_COMPONENT"),
+    ("ip-pool-component", "ip_pool_component", "IP_POOL_COMPONENT"),
+];
 
 const TARGET: &str = "wasm32-wasip2";
 

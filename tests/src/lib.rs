@@ -13,6 +13,10 @@ pub mod socket_bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "socket-component" });
 }
 
+pub mod pool_bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "ip-pool-component" });
+}
+
 use socket_bindings::SocketComponent;
 pub use socket_bindings::exports::scheduler::core_libs::socket::{
     AddressFamily, Protocol, ShutdownType, SocketAddress, SocketError, SocketState, StateError,
@@ -37,6 +41,39 @@ pub fn engine() -> &'static Engine {
 fn socket_component() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
     C.get_or_init(|| Component::from_file(engine(), compose::SOCKET_COMPONENT).expect("load socket component"))
+}
+
+fn pool_component() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    C.get_or_init(|| Component::from_file(engine(), compose::IP_POOL_COMPONENT).expect("load ip-pool component"))
+}
+
+/// One instance of the ip-pool component; `pool()` gives its exported functions.
+pub struct PoolGuest {
+    pub store: Store<Ctx>,
+    bindings: pool_bindings::IpPoolComponent,
+}
+
+impl PoolGuest {
+    pub fn new() -> Self {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+        let ctx = Ctx { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() };
+        let mut store = Store::new(engine(), ctx);
+        let bindings =
+            pool_bindings::IpPoolComponent::instantiate(&mut store, pool_component(), &linker).expect("instantiate");
+        PoolGuest { store, bindings }
+    }
+
+    pub fn pool(&self) -> &pool_bindings::exports::scheduler::core_libs::ip_pool::Guest {
+        self.bindings.scheduler_core_libs_ip_pool()
+    }
+}
+
+impl Default for PoolGuest {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Which addresses a guest may use: a `socket_addr_check` in wasmtime.

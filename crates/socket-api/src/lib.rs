@@ -20,6 +20,8 @@ wit_bindgen::generate!({ path: "../../wit", world: "socket-client" });
 
 /// The raw imported interface, for what this crate does not wrap.
 pub use scheduler::core_libs::socket as raw;
+/// The imported ip-pool interface (its `binding` is what `bind_with_binding` takes).
+pub use scheduler::core_libs::ip_pool;
 pub use raw::{AddressFamily, Protocol, ShutdownType, SocketError, SocketState};
 
 pub type Result<T> = std::result::Result<T, SocketError>;
@@ -113,6 +115,15 @@ impl Socket {
 
     pub fn bind_to_ip(&self, ip: IpAddr, port: u16) -> Result<()> {
         self.bind(SocketAddr::new(ip, port))
+    }
+
+    /// Bind to the address of a binding from the ip pool.
+    pub fn bind_with_binding(&self, binding: &ip_pool::Binding, port: u16) -> Result<()> {
+        let ip: IpAddr = binding
+            .ip
+            .parse()
+            .map_err(|_| SocketError::InvalidInput(format!("binding has a bad address {:?}", binding.ip)))?;
+        self.bind_to_ip(ip, port)
     }
 
     pub fn listen(&self, backlog: u32) -> Result<()> {
