@@ -1,0 +1,166 @@
+//! allocate+release per second, natively and through the ip-pool component in wasmtime, on an
+//! empty pool and a 90%-full one (IPv4 /16; IPv6 /64 with one million scattered bindings, as
+//! 90% of a /64 cannot be held by anyone), and heap bytes per binding. Prints a markdown table.
+//!
+//! `cargo bench -p integration-tests --bench ip_pool [-- --quick]`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use integration_tests::PoolGuest;
+use integration_tests::pool_bindings::exports::scheduler::core_libs::ip_pool as wit;
+use ip_pool::{IpPools, Owner, PoolConfig, ResourceType};
+
+struct Counting;
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(l.size(), Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        ALLOCATED.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(n, Ordering::Relaxed);
+        ALLOCATED.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+struct Case {
+    name: &'static str,
+    cidr: &'static str,
+    /// Addresses to bind before measuring, scattered over the range.
+    fill: u64,
+    span: u64,
+}
+
+/// A scattered, repeat-free sequence over 0..span (multiplicative step coprime with span).
+fn scatter(i: u64, span: u64) -> u64 {
+    (i.wrapping_mul(2_654_435_761) % span + span) % span
+}
+
+fn offset_ip(cidr: &str, off: u64) -> String {
+    let base = cidr.split('/').next().unwrap();
+    match base.parse::<std::net::IpAddr>().unwrap() {
+        std::net::IpAddr::V4(v) => std::net::Ipv4Addr::from(u32::from(v) + off as u32).to_string(),
+        std::net::IpAddr::V6(v) => std::net::Ipv6Addr::from(u128::from(v) + u128::from(off)).to_string(),
+    }
+}
+
+fn fill_ips(case: &Case) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut i = 0u64;
+    while (out.len() as u64) < case.fill {
+        let off = 1 + scatter(i, case.span - 2);
+        i += 1;
+        if seen.insert(off) {
+            out.push(offset_ip(case.cidr, off));
+        }
+    }
+    out
+}
+
+fn owners(n: usize) -> Vec<Owner> {
+    (0..n).map(|i| Owner::new("bench", format!("r{i}"), ResourceType::Vm)).collect()
+}
+
+fn native(case: &Case, ops: usize) -> f64 {
+    let mut p = IpPools::new();
+    p.create_pool("p", PoolConfig::default()).unwrap();
+    p.add_cidr("p", case.cidr, true).unwrap();
+    for (i, ip) in fill_ips(case).iter().enumerate() {
+        p.allocate_specific("p", ip, &Owner::new("fill", format!("f{i}"), ResourceType::Pod)).unwrap();
+    }
+    let os = owners(1024);
+    let start = Instant::now();
+    for i in 0..ops {
+        let b = p.allocate("p", &os[i & 1023]).unwrap();
+        p.release_owner("p", &os[i & 1023]).unwrap();
+        std::hint::black_box(b);
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+fn component(case: &Case, ops: usize) -> f64 {
+    let mut g = PoolGuest::new();
+    let f = g.pool().clone();
+    let cfg = wit::PoolConfig { strategy: wit::Strategy::Sequential, lease_ttl_ms: None, seed: 1 };
+    f.call_create_pool(&mut g.store, "p", cfg).unwrap().unwrap();
+    f.call_add_cidr(&mut g.store, "p", case.cidr, true).unwrap().unwrap();
+    for (i, ip) in fill_ips(case).iter().enumerate() {
+        let o = wit::Owner { tenant: "fill".into(), resource: format!("f{i}"), resource_type: wit::ResourceType::Pod };
+        f.call_allocate_specific(&mut g.store, "p", ip, &o).unwrap().unwrap();
+    }
+    let os: Vec<wit::Owner> = (0..1024)
+        .map(|i| wit::Owner { tenant: "bench".into(), resource: format!("r{i}"), resource_type: wit::ResourceType::Vm })
+        .collect();
+    let start = Instant::now();
+    for i in 0..ops {
+        let b = f.call_allocate(&mut g.store, "p", &os[i & 1023]).unwrap().unwrap();
+        f.call_release(&mut g.store, "p", &b.ip, b.generation).unwrap().unwrap();
+    }
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
+fn bytes_per_binding(n: u64) -> f64 {
+    let mut p = IpPools::new();
+    p.create_pool("p", PoolConfig::default()).unwrap();
+    p.add_cidr("p", "fd00::/64", true).unwrap();
+    let os: Vec<Owner> = (0..n).map(|i| Owner::new("t", format!("resource-{i}"), ResourceType::Vm)).collect();
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    for o in &os {
+        p.allocate("p", o).unwrap();
+    }
+    let after = ALLOCATED.load(Ordering::Relaxed);
+    (after - before) as f64 / n as f64
+}
+
+fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (ops_native, ops_comp, reps, scale) = if quick { (20_000, 2_000, 1, 100) } else { (2_000_000, 200_000, 5, 1) };
+    let cases = [
+        Case { name: "IPv4 /16, empty", cidr: "10.0.0.0/16", fill: 0, span: 65536 },
+        Case { name: "IPv4 /16, 90% full", cidr: "10.0.0.0/16", fill: 58_982 / scale, span: 65536 },
+        Case { name: "IPv6 /64, empty", cidr: "fd00::/64", fill: 0, span: 1 << 40 },
+        Case { name: "IPv6 /64, 1M scattered", cidr: "fd00::/64", fill: 1_000_000 / scale, span: 1 << 40 },
+    ];
+    println!("| pool | native alloc+release/s (median, min-max) | component alloc+release/s (median, min-max) | component/native |");
+    println!("|---|---|---|---|");
+    for case in &cases {
+        let mut n = Vec::new();
+        let mut c = Vec::new();
+        for _ in 0..reps {
+            n.push(native(case, ops_native));
+            c.push(component(case, ops_comp));
+        }
+        let (nm, nlo, nhi) = median(n);
+        let (cm, clo, chi) = median(c);
+        println!(
+            "| {} | {:.2} M ({:.2}-{:.2}) | {:.2} M ({:.2}-{:.2}) | {:.3} |",
+            case.name,
+            nm / 1e6,
+            nlo / 1e6,
+            nhi / 1e6,
+            cm / 1e6,
+            clo / 1e6,
+            chi / 1e6,
+            cm / nm
+        );
+    }
+    let n = if quick { 10_000 } else { 1_000_000 };
+    println!("\nheap per binding (native, {n} bindings on a /64): {:.0} bytes", bytes_per_binding(n));
+}
