@@ -1,0 +1,406 @@
+//! The client: connection reuse, per-phase timeouts, retries with backoff, redirects.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_head};
+use crate::pool::{ConnPool, PoolKey};
+use crate::{Conn, HttpError, Method, Net, NetError, Phase, Request, Response, Timings, Url};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+pub struct Client<N: Net> {
+    pub net: N,
+    pool: ConnPool<N::Conn>,
+    rng: u64,
+}
+
+/// Why one exchange failed: `Stale` means the connection died before any response byte,
+/// which on a reused connection calls for one fresh try.
+enum Failure {
+    Stale(String),
+    Http(HttpError),
+}
+
+impl From<HttpError> for Failure {
+    fn from(e: HttpError) -> Self {
+        Failure::Http(e)
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: u64,
+    received: u64,
+}
+
+/// A phase's timeout clipped by the total deadline; the flag says the total was the limit.
+fn phase_ms(phase_ms: u64, end: Instant) -> Result<(u64, bool), HttpError> {
+    let left = end.saturating_duration_since(Instant::now()).as_millis() as u64;
+    if left == 0 {
+        return Err(HttpError::Timeout(Phase::Total));
+    }
+    Ok(if left < phase_ms { (left, true) } else { (phase_ms.max(1), false) })
+}
+
+fn timeout(phase: Phase, clipped: bool) -> HttpError {
+    HttpError::Timeout(if clipped { Phase::Total } else { phase })
+}
+
+fn retryable(e: &HttpError) -> bool {
+    matches!(e, HttpError::Connect(_) | HttpError::Timeout(Phase::Dns | Phase::Connect | Phase::FirstByte | Phase::BetweenBytes))
+}
+
+/// `Retry-After` in seconds (an HTTP-date is not honoured; backoff applies then).
+fn retry_after(resp: &Response) -> Option<u64> {
+    resp.header("retry-after")?.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+}
+
+impl<N: Net> Client<N> {
+    pub fn new(net: N) -> Self {
+        Self::with_pool(net, 8, Duration::from_secs(30))
+    }
+
+    pub fn with_pool(net: N, max_idle_per_key: usize, idle_timeout: Duration) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x1234_5678);
+        Client { net, pool: ConnPool::new(max_idle_per_key, idle_timeout), rng: seed | 1 }
+    }
+
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// Close every idle connection.
+    pub fn close_idle(&mut self) {
+        self.pool.clear();
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Exponential backoff with jitter: a random delay in [d/2, d], d = base * 2^retry.
+    fn backoff_ms(&mut self, req: &Request, retry: u32) -> u64 {
+        let d = req.retry.base_ms.saturating_mul(1u64 << retry.min(20)).min(req.retry.max_backoff_ms);
+        d / 2 + self.random() % (d / 2 + 1)
+    }
+
+    /// Sleep unless that would pass the deadline; false if there is not enough time.
+    fn sleep_within(ms: u64, end: Instant) -> bool {
+        let until = Instant::now() + Duration::from_millis(ms);
+        if until >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(ms));
+        true
+    }
+
+    pub fn execute(&mut self, req: &Request) -> Result<Response, HttpError> {
+        let start = Instant::now();
+        let end = start + Duration::from_millis(req.timeouts.total_ms.max(1));
+        let mut url = Url::parse(&req.url)?;
+        let mut method = req.method;
+        let mut body: &[u8] = &req.body;
+        let mut headers = req.headers.clone();
+        let mut attempts = 0u32;
+        let mut redirects = 0u32;
+        let mut visited = vec![url.to_text()];
+        let mut counters = Counters::default();
+        loop {
+            let mut retries = 0u32;
+            let mut resp = loop {
+                attempts += 1;
+                let r = self.exchange(req, method, &url, &headers, body, end, &mut counters);
+                let may_retry = retries < req.retry.max_retries && (method.idempotent() || req.retry.non_idempotent);
+                match r {
+                    Ok(resp) if may_retry && (resp.status == 429 || resp.status == 503) => {
+                        let wait = match retry_after(&resp) {
+                            Some(ms) => ms,
+                            None => self.backoff_ms(req, retries),
+                        };
+                        if !Self::sleep_within(wait, end) {
+                            break resp;
+                        }
+                        retries += 1;
+                    }
+                    Err(e) if may_retry && retryable(&e) => {
+                        let wait = self.backoff_ms(req, retries);
+                        if !Self::sleep_within(wait, end) {
+                            return Err(e);
+                        }
+                        retries += 1;
+                    }
+                    Ok(resp) => break resp,
+                    Err(e) => return Err(e),
+                }
+            };
+            let location = resp.header("location").map(str::to_string);
+            if req.follow_redirects && matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+                if let Some(location) = location {
+                    if redirects >= req.max_redirects {
+                        return Err(HttpError::TooManyRedirects(redirects));
+                    }
+                    let next = url.join(&location)?;
+                    let text = next.to_text();
+                    if visited.contains(&text) {
+                        return Err(HttpError::RedirectLoop(text));
+                    }
+                    visited.push(text);
+                    redirects += 1;
+                    if resp.status <= 303 && method != Method::Head {
+                        method = Method::Get;
+                        body = &[];
+                        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+                    }
+                    if next.host != url.host || next.port != url.port {
+                        headers.retain(|(k, _)| {
+                            !(k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie") || k.eq_ignore_ascii_case("host"))
+                        });
+                    }
+                    url = next;
+                    continue;
+                }
+            }
+            resp.attempts = attempts;
+            resp.redirects = redirects;
+            resp.final_url = url.to_text();
+            resp.bytes_sent = counters.sent;
+            resp.bytes_received = counters.received;
+            resp.timings.total_us = start.elapsed().as_micros() as u64;
+            return Ok(resp);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exchange(
+        &mut self,
+        req: &Request,
+        method: Method,
+        url: &Url,
+        headers: &codec::Headers,
+        body: &[u8],
+        end: Instant,
+        counters: &mut Counters,
+    ) -> Result<Response, HttpError> {
+        let wire = encode_request(method, &url.authority(), &url.path, headers, body, req.keep_alive)?;
+        let key = PoolKey { host: url.host.clone(), port: url.port, source: req.bind_ip };
+        if req.keep_alive {
+            if let Some(conn) = self.pool.checkout(&key, Instant::now(), |c| c.is_alive()) {
+                let mut timings = Timings::default();
+                match self.send_and_read(conn, &key, &wire, method, req, end, &mut timings, counters) {
+                    Ok(mut resp) => {
+                        resp.reused = true;
+                        return Ok(resp);
+                    }
+                    // The server closed it while idle: one transparent retry on a fresh connection.
+                    Err(Failure::Stale(_)) if method.idempotent() => {}
+                    Err(Failure::Stale(why)) => return Err(HttpError::Io(why)),
+                    Err(Failure::Http(e)) => return Err(e),
+                }
+            }
+        }
+        let mut timings = Timings::default();
+        let conn = self.connect(url, req, end, &mut timings)?;
+        match self.send_and_read(conn, &key, &wire, method, req, end, &mut timings, counters) {
+            Ok(resp) => Ok(resp),
+            Err(Failure::Stale(why)) => Err(HttpError::Io(why)),
+            Err(Failure::Http(e)) => Err(e),
+        }
+    }
+
+    fn connect(&mut self, url: &Url, req: &Request, end: Instant, timings: &mut Timings) -> Result<N::Conn, HttpError> {
+        let ips: Vec<IpAddr> = match url.host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let (ms, clipped) = phase_ms(req.timeouts.dns_ms, end)?;
+                let t = Instant::now();
+                let r = self.net.resolve(&url.host, ms);
+                timings.dns_us = t.elapsed().as_micros() as u64;
+                match r {
+                    Ok(ips) => ips,
+                    Err(NetError::Timeout) => return Err(timeout(Phase::Dns, clipped)),
+                    Err(NetError::AccessDenied) => return Err(HttpError::AccessDenied(format!("resolving {}", url.host))),
+                    Err(e) => return Err(HttpError::Dns(format!("{}: {e:?}", url.host))),
+                }
+            }
+        };
+        // A bound source address fixes the family.
+        let ips: Vec<IpAddr> = match req.bind_ip {
+            Some(b) => ips.into_iter().filter(|ip| ip.is_ipv4() == b.is_ipv4()).collect(),
+            None => ips,
+        };
+        if ips.is_empty() {
+            return Err(HttpError::Dns(format!("{} has no address of the source address's family", url.host)));
+        }
+        let mut last = HttpError::Connect("no address".into());
+        for ip in ips {
+            let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end)?;
+            let remote = SocketAddr::new(ip, url.port);
+            let t = Instant::now();
+            let r = self.net.connect(remote, req.bind_ip, ms);
+            timings.connect_us = t.elapsed().as_micros() as u64;
+            match r {
+                Ok(c) => return Ok(c),
+                Err(NetError::Timeout) => last = timeout(Phase::Connect, clipped),
+                Err(NetError::AccessDenied) => return Err(HttpError::AccessDenied(remote.to_string())),
+                Err(NetError::Refused) => last = HttpError::Connect(format!("{remote}: connection refused")),
+                Err(NetError::Unreachable) => last = HttpError::Connect(format!("{remote}: unreachable")),
+                Err(NetError::AddressUnavailable(m)) | Err(NetError::InvalidInput(m)) => {
+                    return Err(HttpError::Connect(format!("source address: {m}")));
+                }
+                Err(e) => last = HttpError::Connect(format!("{remote}: {e:?}")),
+            }
+        }
+        Err(last)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_and_read(
+        &mut self,
+        mut conn: N::Conn,
+        key: &PoolKey,
+        wire: &[u8],
+        method: Method,
+        req: &Request,
+        end: Instant,
+        timings: &mut Timings,
+        counters: &mut Counters,
+    ) -> Result<Response, Failure> {
+        let source = conn.local_addr();
+        let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
+        match conn.write_all(wire, ms) {
+            Ok(()) => {}
+            Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
+            Err(e) => return Err(Failure::Stale(format!("sending the request: {e:?}"))),
+        }
+        counters.sent += wire.len() as u64;
+        let sent_at = Instant::now();
+
+        let mut buf: Vec<u8> = Vec::new();
+        let mut got_any = false;
+        let head: Head = loop {
+            let (phase, limit) = if got_any {
+                (Phase::BetweenBytes, req.timeouts.between_bytes_ms)
+            } else {
+                (Phase::FirstByte, req.timeouts.first_byte_ms)
+            };
+            let (ms, clipped) = phase_ms(limit, end)?;
+            let chunk = match conn.read(READ_CHUNK, ms) {
+                Ok(c) => c,
+                Err(NetError::Timeout) => return Err(timeout(phase, clipped).into()),
+                Err(e) if !got_any => return Err(Failure::Stale(format!("no response: {e:?}"))),
+                Err(e) => return Err(HttpError::Io(format!("reading the response head: {e:?}")).into()),
+            };
+            if chunk.is_empty() {
+                if !got_any {
+                    return Err(Failure::Stale("connection closed before a response".into()));
+                }
+                return Err(HttpError::Protocol("connection closed in the response head".into()).into());
+            }
+            if !got_any {
+                timings.first_byte_us = sent_at.elapsed().as_micros() as u64;
+                got_any = true;
+            }
+            counters.received += chunk.len() as u64;
+            buf.extend_from_slice(&chunk);
+            while let Some(h) = parse_head(&buf, req.max_header_bytes)? {
+                if (100..200).contains(&h.status) && h.status != 101 {
+                    buf.drain(..h.len);
+                    continue;
+                }
+                break;
+            }
+            if let Some(h) = parse_head(&buf, req.max_header_bytes)? {
+                break h;
+            }
+        };
+        let framing = codec::framing(method, &head)?;
+        let mut rest = buf.split_off(head.len);
+        let mut body = Vec::new();
+        let mut trailers = Vec::new();
+        let read_more = |conn: &mut N::Conn, counters: &mut Counters| -> Result<Vec<u8>, HttpError> {
+            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
+            match conn.read(READ_CHUNK, ms) {
+                Ok(c) => {
+                    counters.received += c.len() as u64;
+                    Ok(c)
+                }
+                Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
+                Err(e) => Err(HttpError::Io(format!("reading the body: {e:?}"))),
+            }
+        };
+        let mut clean = true;
+        match framing {
+            Framing::None => clean = rest.is_empty(),
+            Framing::Length(n) => {
+                if n > req.max_body {
+                    return Err(HttpError::TooLarge(format!("Content-Length {n} over the limit {}", req.max_body)).into());
+                }
+                body.reserve(n as usize);
+                loop {
+                    let take = rest.len().min(n as usize - body.len());
+                    body.extend_from_slice(&rest[..take]);
+                    if take < rest.len() {
+                        clean = false;
+                    }
+                    if body.len() as u64 == n {
+                        break;
+                    }
+                    rest = read_more(&mut conn, counters)?;
+                    if rest.is_empty() {
+                        return Err(HttpError::Protocol(format!("truncated body: {} of {n} bytes", body.len())).into());
+                    }
+                }
+            }
+            Framing::Chunked => {
+                let mut dec = ChunkedDecoder::new();
+                loop {
+                    let used = dec.feed(&rest, &mut body, req.max_body)?;
+                    if dec.done() {
+                        clean = used == rest.len();
+                        break;
+                    }
+                    rest = read_more(&mut conn, counters)?;
+                    if rest.is_empty() {
+                        return Err(HttpError::Protocol("truncated chunked body".into()).into());
+                    }
+                }
+                trailers = dec.trailers;
+            }
+            Framing::UntilClose => loop {
+                if body.len() as u64 + rest.len() as u64 > req.max_body {
+                    return Err(HttpError::TooLarge(format!("response body over {} bytes", req.max_body)).into());
+                }
+                body.extend_from_slice(&rest);
+                rest = read_more(&mut conn, counters)?;
+                if rest.is_empty() {
+                    break;
+                }
+            },
+        }
+        if clean && req.keep_alive && codec::keep_alive(&head, framing) {
+            self.pool.checkin(key.clone(), conn, Instant::now());
+        }
+        Ok(Response {
+            status: head.status,
+            reason: head.reason,
+            headers: head.headers,
+            trailers,
+            body,
+            timings: *timings,
+            bytes_sent: 0,
+            bytes_received: 0,
+            source,
+            attempts: 0,
+            redirects: 0,
+            final_url: String::new(),
+            reused: false,
+        })
+    }
+}

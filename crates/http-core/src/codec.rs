@@ -1,0 +1,389 @@
+//! HTTP/1.1 wire format: request encoding, response heads (httparse), body framing and the
+//! chunked decoder (extensions and trailers included).
+
+use crate::{HttpError, Method};
+
+pub type Headers = Vec<(String, String)>;
+
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn valid_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn valid_value(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
+}
+
+/// The request head and body in one buffer, so a small request goes out in one write.
+pub fn encode_request(
+    method: Method,
+    authority: &str,
+    path: &str,
+    headers: &Headers,
+    body: &[u8],
+    keep_alive: bool,
+) -> Result<Vec<u8>, HttpError> {
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    if !has("host") {
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (k, v) in headers {
+        if !valid_token(k) {
+            return Err(HttpError::InvalidHeader(format!("bad header name {k:?}")));
+        }
+        if !valid_value(v) {
+            return Err(HttpError::InvalidHeader(format!("bad value for header {k}")));
+        }
+        if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding") {
+            continue; // framing is ours to set
+        }
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has("user-agent") {
+        out.extend_from_slice(b"User-Agent: scheduler-executor/0.1\r\n");
+    }
+    if !keep_alive && !has("connection") {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
+        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub status: u16,
+    pub reason: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    pub headers: Headers,
+    /// Bytes the head took in the buffer.
+    pub len: usize,
+}
+
+/// Parse a response head from the front of `buf`; `None` if more bytes are needed.
+pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, HttpError> {
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut resp = httparse::Response::new(&mut slots);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            if len > max_header_bytes {
+                return Err(HttpError::TooLarge(format!("response head over {max_header_bytes} bytes")));
+            }
+            let headers = resp
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            Ok(Some(Head {
+                status: resp.code.unwrap_or(0),
+                reason: resp.reason.unwrap_or("").to_string(),
+                version: resp.version.unwrap_or(1),
+                headers,
+                len,
+            }))
+        }
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > max_header_bytes {
+                return Err(HttpError::TooLarge(format!("response head over {max_header_bytes} bytes")));
+            }
+            Ok(None)
+        }
+        Err(httparse::Error::TooManyHeaders) => Err(HttpError::TooLarge("more than 128 response headers".into())),
+        Err(e) => Err(HttpError::Protocol(format!("bad response head: {e}"))),
+    }
+}
+
+/// How the body of a response is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
+    if method == Method::Head || (100..200).contains(&head.status) || head.status == 204 || head.status == 304 {
+        return Ok(Framing::None);
+    }
+    if let Some(te) = header(&head.headers, "transfer-encoding") {
+        let last = te.rsplit(',').next().unwrap_or("").trim();
+        if last.eq_ignore_ascii_case("chunked") {
+            return Ok(Framing::Chunked);
+        }
+        return Ok(Framing::UntilClose);
+    }
+    let mut length = None;
+    for (k, v) in &head.headers {
+        if k.eq_ignore_ascii_case("content-length") {
+            let n: u64 = v
+                .trim()
+                .parse()
+                .map_err(|_| HttpError::Protocol(format!("bad Content-Length {v:?}")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HttpError::Protocol("conflicting Content-Length headers".into()));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
+}
+
+/// Whether the connection may be reused after this response.
+pub fn keep_alive(head: &Head, framing: Framing) -> bool {
+    if framing == Framing::UntilClose {
+        return false;
+    }
+    let conn = header(&head.headers, "connection").map(|v| v.to_ascii_lowercase());
+    match head.version {
+        0 => conn.is_some_and(|c| c.contains("keep-alive")),
+        _ => !conn.is_some_and(|c| c.contains("close")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Extension,
+    SizeLf,
+    Data(u64),
+    DataCr,
+    DataLf,
+    Trailer,
+    Done,
+}
+
+/// Incremental chunked decoder: `feed` takes what arrived, appends the decoded body to `out`
+/// and returns how many input bytes it used (all of them until `done`).
+#[derive(Debug, Clone)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+    size: u64,
+    size_digits: u32,
+    line: Vec<u8>,
+    pub trailers: Headers,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const MAX_LINE: usize = 8 * 1024;
+
+impl ChunkedDecoder {
+    pub fn new() -> Self {
+        ChunkedDecoder { state: ChunkState::Size, size: 0, size_digits: 0, line: Vec::new(), trailers: Vec::new() }
+    }
+
+    pub fn done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, max_body: u64) -> Result<usize, HttpError> {
+        let bad = |why: &str| HttpError::Protocol(format!("bad chunked body: {why}"));
+        let mut i = 0;
+        while i < input.len() {
+            let b = input[i];
+            match self.state {
+                ChunkState::Size => {
+                    let digit = match b {
+                        b'0'..=b'9' => Some(b - b'0'),
+                        b'a'..=b'f' => Some(b - b'a' + 10),
+                        b'A'..=b'F' => Some(b - b'A' + 10),
+                        _ => None,
+                    };
+                    match (digit, b) {
+                        (Some(d), _) => {
+                            self.size_digits += 1;
+                            if self.size_digits > 15 {
+                                return Err(bad("chunk size too long"));
+                            }
+                            self.size = self.size * 16 + u64::from(d);
+                        }
+                        (None, b';') | (None, b' ') | (None, b'\t') if self.size_digits > 0 => {
+                            self.state = ChunkState::Extension
+                        }
+                        (None, b'\r') if self.size_digits > 0 => self.state = ChunkState::SizeLf,
+                        _ => return Err(bad("bad chunk size")),
+                    }
+                    i += 1;
+                }
+                ChunkState::Extension => {
+                    // Extensions are allowed and ignored, up to a bound.
+                    self.line.push(b);
+                    if self.line.len() > MAX_LINE {
+                        return Err(bad("chunk extension too long"));
+                    }
+                    if b == b'\r' {
+                        self.line.clear();
+                        self.state = ChunkState::SizeLf;
+                    }
+                    i += 1;
+                }
+                ChunkState::SizeLf => {
+                    if b != b'\n' {
+                        return Err(bad("missing LF after chunk size"));
+                    }
+                    i += 1;
+                    if self.size == 0 {
+                        self.state = ChunkState::Trailer;
+                    } else {
+                        if out.len() as u64 + self.size > max_body {
+                            return Err(HttpError::TooLarge(format!("response body over {max_body} bytes")));
+                        }
+                        self.state = ChunkState::Data(self.size);
+                    }
+                    self.size = 0;
+                    self.size_digits = 0;
+                }
+                ChunkState::Data(left) => {
+                    let n = (left as usize).min(input.len() - i);
+                    out.extend_from_slice(&input[i..i + n]);
+                    i += n;
+                    let left = left - n as u64;
+                    self.state = if left == 0 { ChunkState::DataCr } else { ChunkState::Data(left) };
+                }
+                ChunkState::DataCr => {
+                    if b != b'\r' {
+                        return Err(bad("missing CRLF after chunk data"));
+                    }
+                    self.state = ChunkState::DataLf;
+                    i += 1;
+                }
+                ChunkState::DataLf => {
+                    if b != b'\n' {
+                        return Err(bad("missing CRLF after chunk data"));
+                    }
+                    self.state = ChunkState::Size;
+                    i += 1;
+                }
+                ChunkState::Trailer => {
+                    i += 1;
+                    if b != b'\n' {
+                        self.line.push(b);
+                        if self.line.len() > MAX_LINE {
+                            return Err(bad("trailer line too long"));
+                        }
+                        continue;
+                    }
+                    if self.line.last() != Some(&b'\r') {
+                        return Err(bad("trailer line without CRLF"));
+                    }
+                    self.line.pop();
+                    if self.line.is_empty() {
+                        self.state = ChunkState::Done;
+                        return Ok(i);
+                    }
+                    let line = String::from_utf8_lossy(&self.line).into_owned();
+                    let (k, v) = line.split_once(':').ok_or_else(|| bad("trailer without a colon"))?;
+                    if !valid_token(k) {
+                        return Err(bad("bad trailer name"));
+                    }
+                    if self.trailers.len() >= 64 {
+                        return Err(HttpError::TooLarge("more than 64 trailers".into()));
+                    }
+                    self.trailers.push((k.to_string(), v.trim().to_string()));
+                    self.line.clear();
+                }
+                ChunkState::Done => return Ok(i),
+            }
+        }
+        Ok(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_pieces(wire: &[u8], piece: usize) -> Result<(Vec<u8>, Headers, usize), HttpError> {
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let mut used = 0;
+        for chunk in wire.chunks(piece) {
+            used += d.feed(chunk, &mut out, 1 << 20)?;
+            if d.done() {
+                break;
+            }
+        }
+        assert!(d.done());
+        Ok((out, d.trailers, used))
+    }
+
+    #[test]
+    fn chunked_with_extensions_and_trailers_any_split() {
+        let wire = b"5;name=value\r\nhello\r\n6 ; x\r\n world\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\nNEXT";
+        for piece in 1..wire.len() {
+            let (body, trailers, used) = decode_in_pieces(wire, piece).unwrap();
+            assert_eq!(body, b"hello world");
+            assert_eq!(trailers, vec![("X-Checksum".into(), "abc".into()), ("X-Other".into(), "1".into())]);
+            assert_eq!(&wire[used..], b"NEXT", "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn bad_chunks_are_protocol_errors() {
+        for wire in [&b"zz\r\n"[..], b"5\r\nhelloXX", b"\r\n", b"5\nhello", b"ffffffffffffffffff\r\n"] {
+            let mut d = ChunkedDecoder::new();
+            let r = d.feed(wire, &mut Vec::new(), 1 << 40);
+            assert!(matches!(r, Err(HttpError::Protocol(_))), "{:?}: {r:?}", String::from_utf8_lossy(wire));
+        }
+        let mut d = ChunkedDecoder::new();
+        assert!(matches!(d.feed(b"100\r\n", &mut Vec::new(), 10), Err(HttpError::TooLarge(_))));
+    }
+
+    #[test]
+    fn request_is_one_buffer_with_framing() {
+        let h = vec![("content-type".to_string(), "application/json".to_string())];
+        let r = encode_request(Method::Post, "h:81", "/x", &h, b"{}", true).unwrap();
+        let text = String::from_utf8(r).unwrap();
+        assert!(text.starts_with("POST /x HTTP/1.1\r\nHost: h:81\r\ncontent-type: application/json\r\n"));
+        assert!(text.ends_with("Content-Length: 2\r\n\r\n{}"));
+        let bad = vec![("bad name".to_string(), "v".to_string())];
+        assert!(encode_request(Method::Get, "h", "/", &bad, b"", true).is_err());
+        let bad = vec![("x".to_string(), "a\r\nInjected: 1".to_string())];
+        assert!(encode_request(Method::Get, "h", "/", &bad, b"", true).is_err());
+    }
+
+    #[test]
+    fn heads_and_framing() {
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 1024).unwrap().unwrap();
+        assert_eq!((h.status, h.len), (200, 38));
+        assert_eq!(framing(Method::Get, &h).unwrap(), Framing::Length(5));
+        assert_eq!(framing(Method::Head, &h).unwrap(), Framing::None);
+        assert!(keep_alive(&h, Framing::Length(5)));
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", 1024).unwrap(), None);
+        assert!(matches!(parse_head(b"HTTX/1.1 200 OK\r\n\r\n", 1024), Err(HttpError::Protocol(_))));
+        assert!(matches!(parse_head(&[b'a'; 2000], 1024), Err(HttpError::Protocol(_) | HttpError::TooLarge(_))));
+        let long = format!("HTTP/1.1 200 OK\r\nX: {}\r\n", "a".repeat(2000));
+        assert!(matches!(parse_head(long.as_bytes(), 1024), Err(HttpError::TooLarge(_))));
+        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n", 1024).unwrap().unwrap();
+        assert_eq!(framing(Method::Get, &h).unwrap(), Framing::UntilClose);
+        let h = parse_head(b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", 1024).unwrap().unwrap();
+        assert_eq!(framing(Method::Get, &h).unwrap(), Framing::None);
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 1024).unwrap().unwrap();
+        assert!(framing(Method::Get, &h).is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! HTTP/1.1 client logic that knows nothing of WIT or of any socket API: it runs over the
+//! [`Net`] and [`Conn`] traits. The http-actions component implements them with the socket
+//! component; tests can implement them with anything.
+
+pub mod client;
+pub mod codec;
+pub mod pool;
+pub mod url;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+pub use client::Client;
+pub use codec::Headers;
+pub use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+        }
+    }
+
+    /// RFC 9110 idempotent methods: safe to send twice.
+    pub fn idempotent(self) -> bool {
+        !matches!(self, Method::Post | Method::Patch)
+    }
+
+    pub fn parse(s: &str) -> Option<Method> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "get" => Method::Get,
+            "head" => Method::Head,
+            "post" => Method::Post,
+            "put" => Method::Put,
+            "patch" => Method::Patch,
+            "delete" => Method::Delete,
+            "options" => Method::Options,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Dns,
+    Connect,
+    FirstByte,
+    BetweenBytes,
+    Total,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    InvalidUrl(String),
+    UnsupportedScheme(String),
+    InvalidHeader(String),
+    Dns(String),
+    Connect(String),
+    AccessDenied(String),
+    Timeout(Phase),
+    Protocol(String),
+    TooLarge(String),
+    RedirectLoop(String),
+    TooManyRedirects(u32),
+    Io(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// What a transport reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetError {
+    Timeout,
+    WouldBlock,
+    Refused,
+    Reset,
+    Unreachable,
+    AccessDenied,
+    NameUnresolvable(String),
+    AddressUnavailable(String),
+    InvalidInput(String),
+    Other(String),
+}
+
+/// A connected byte stream.
+pub trait Conn {
+    /// Write all of `data`, waiting at most `timeout_ms` for progress.
+    fn write_all(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError>;
+    /// Up to `max` bytes; empty means the peer closed. Waits at most `timeout_ms`.
+    fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError>;
+    /// A non-blocking check that an idle connection has not been closed by the peer.
+    fn is_alive(&mut self) -> bool;
+    fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+/// Name resolution and connection set-up.
+pub trait Net {
+    type Conn: Conn;
+    fn resolve(&mut self, host: &str, timeout_ms: u64) -> Result<Vec<IpAddr>, NetError>;
+    fn connect(&mut self, remote: SocketAddr, local: Option<IpAddr>, timeout_ms: u64) -> Result<Self::Conn, NetError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub dns_ms: u64,
+    pub connect_ms: u64,
+    pub first_byte_ms: u64,
+    pub between_bytes_ms: u64,
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { dns_ms: 5_000, connect_ms: 10_000, first_byte_ms: 30_000, between_bytes_ms: 30_000, total_ms: 120_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    pub base_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Retry POST and PATCH too.
+    pub non_idempotent: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_retries: 0, base_ms: 100, max_backoff_ms: 5_000, non_idempotent: false }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    pub bind_ip: Option<IpAddr>,
+    pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub follow_redirects: bool,
+    pub max_redirects: u32,
+    pub max_body: u64,
+    pub max_header_bytes: usize,
+    pub keep_alive: bool,
+}
+
+impl Request {
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Request {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            bind_ip: None,
+            timeouts: Timeouts::default(),
+            retry: RetryPolicy::default(),
+            follow_redirects: true,
+            max_redirects: 10,
+            max_body: 64 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            keep_alive: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    pub dns_us: u64,
+    pub connect_us: u64,
+    pub first_byte_us: u64,
+    pub total_us: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub trailers: Headers,
+    pub body: Vec<u8>,
+    pub timings: Timings,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// The local address the last request went out from.
+    pub source: Option<SocketAddr>,
+    pub attempts: u32,
+    pub redirects: u32,
+    pub final_url: String,
+    /// Whether the last exchange used a pooled connection.
+    pub reused: bool,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        codec::header(&self.headers, name)
+    }
+}

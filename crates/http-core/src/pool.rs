@@ -1,0 +1,88 @@
+//! Idle keep-alive connections keyed by (host, port, source address), with idle expiry and a
+//! cap per key. Generic over the connection type so it is tested natively.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub host: String,
+    pub port: u16,
+    pub source: Option<IpAddr>,
+}
+
+pub struct ConnPool<C> {
+    idle: HashMap<PoolKey, Vec<(C, Instant)>>,
+    pub max_idle_per_key: usize,
+    pub idle_timeout: Duration,
+}
+
+impl<C> ConnPool<C> {
+    pub fn new(max_idle_per_key: usize, idle_timeout: Duration) -> Self {
+        ConnPool { idle: HashMap::new(), max_idle_per_key, idle_timeout }
+    }
+
+    /// The most recently used live connection for `key`; expired ones are dropped.
+    pub fn checkout(&mut self, key: &PoolKey, now: Instant, mut alive: impl FnMut(&mut C) -> bool) -> Option<C> {
+        let list = self.idle.get_mut(key)?;
+        let timeout = self.idle_timeout;
+        list.retain(|(_, since)| now.duration_since(*since) < timeout);
+        let mut found = None;
+        while let Some((mut c, _)) = list.pop() {
+            if alive(&mut c) {
+                found = Some(c);
+                break;
+            }
+        }
+        if list.is_empty() {
+            self.idle.remove(key);
+        }
+        found
+    }
+
+    /// Keep `conn` for reuse; past the cap the oldest idle one is closed.
+    pub fn checkin(&mut self, key: PoolKey, conn: C, now: Instant) {
+        if self.max_idle_per_key == 0 {
+            return;
+        }
+        let list = self.idle.entry(key).or_default();
+        list.push((conn, now));
+        if list.len() > self.max_idle_per_key {
+            list.remove(0);
+        }
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.idle.values().map(Vec::len).sum()
+    }
+
+    pub fn clear(&mut self) {
+        self.idle.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(p: u16) -> PoolKey {
+        PoolKey { host: "h".into(), port: p, source: None }
+    }
+
+    #[test]
+    fn caps_expires_and_probes() {
+        let mut pool = ConnPool::new(2, Duration::from_secs(10));
+        let t0 = Instant::now();
+        for i in 0..3 {
+            pool.checkin(key(1), i, t0);
+        }
+        assert_eq!(pool.idle_count(), 2, "capped");
+        assert_eq!(pool.checkout(&key(1), t0, |_| true), Some(2), "most recent first");
+        assert_eq!(pool.checkout(&key(2), t0, |_| true), None, "keys are separate");
+        assert_eq!(pool.checkout(&key(1), t0, |c| *c != 1), None, "dead ones are dropped");
+        pool.checkin(key(1), 7, t0);
+        assert_eq!(pool.checkout(&key(1), t0 + Duration::from_secs(11), |_| true), None, "expired");
+        assert_eq!(pool.idle_count(), 0);
+    }
+}
