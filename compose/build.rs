@@ -7,10 +7,14 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "src/graph.rs"]
+mod graph;
+
 /// (package, artifact file stem, constant name)
 const COMPONENTS: &[(&str, &str, &str)] = &[
     ("socket-component", "socket_component", "SOCKET_COMPONENT"),
     ("ip-pool-component", "ip_pool_component", "IP_POOL_COMPONENT"),
+    ("http-actions-component", "http_actions_component", "HTTP_ACTIONS_COMPONENT"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -57,6 +61,16 @@ fn main() {
         println!("cargo:rustc-env={constant}_WASM={}", wasm.display());
         rerun_for_deps(&release.join(format!("{stem}.d")));
     }
+    let read = |stem: &str| std::fs::read(release.join(format!("{stem}.wasm"))).expect("read component");
+    let executor = graph::compose_executor(
+        &read("socket_component"),
+        &read("ip_pool_component"),
+        &read("http_actions_component"),
+    )
+    .unwrap_or_else(|e| panic!("composing scheduler-executor.wasm: {e}"));
+    let out = target_dir.join("scheduler-executor.wasm");
+    std::fs::write(&out, executor).expect("write scheduler-executor.wasm");
+    println!("cargo:rustc-env=EXECUTOR_WASM={}", out.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 }

@@ -1,0 +1,157 @@
+//! The http-actions component: `scheduler:executor/executor` over the socket and ip-pool
+//! imports. The HTTP logic is `http-core`; this file adapts types and holds the one client
+//! (and so the keep-alive pool) of the instance.
+
+mod net;
+mod params;
+
+use std::cell::RefCell;
+
+use http_core::{Client, HttpError, Method, Phase};
+use socket_api::ip_pool;
+
+wit_bindgen::generate!({
+    path: ["../../wit", "../../wit/executor"],
+    world: "scheduler:executor/http-actions",
+    with: {
+        "scheduler:core-libs/socket@0.1.0": socket_api::raw,
+        "scheduler:core-libs/ip-pool@0.1.0": socket_api::ip_pool,
+    },
+});
+
+use exports::scheduler::executor::executor::{
+    Action, ActionError, ExportSource, Exported, Guest, Header, HttpMethod, Outcome, ParamError, TimeoutPhase,
+    Timings,
+};
+
+thread_local! {
+    static CLIENT: RefCell<Client<net::SocketNet>> = RefCell::new(Client::new(net::SocketNet));
+}
+
+fn method(m: HttpMethod) -> Method {
+    match m {
+        HttpMethod::Get => Method::Get,
+        HttpMethod::Post => Method::Post,
+        HttpMethod::Put => Method::Put,
+        HttpMethod::Delete => Method::Delete,
+        HttpMethod::Patch => Method::Patch,
+        HttpMethod::Head => Method::Head,
+        HttpMethod::Options => Method::Options,
+    }
+}
+
+fn action_error(e: HttpError) -> ActionError {
+    match e {
+        HttpError::InvalidUrl(m) | HttpError::UnsupportedScheme(m) => {
+            ActionError::InvalidParams(ParamError { field: "url".into(), message: m })
+        }
+        HttpError::InvalidHeader(m) => ActionError::InvalidParams(ParamError { field: "headers".into(), message: m }),
+        HttpError::Dns(m) => ActionError::Dns(m),
+        HttpError::Connect(m) => ActionError::Connect(m),
+        HttpError::AccessDenied(m) => ActionError::AccessDenied(m),
+        HttpError::Timeout(p) => ActionError::Timeout(match p {
+            Phase::Dns => TimeoutPhase::Dns,
+            Phase::Connect => TimeoutPhase::Connect,
+            Phase::FirstByte => TimeoutPhase::FirstByte,
+            Phase::BetweenBytes => TimeoutPhase::BetweenBytes,
+            Phase::Total => TimeoutPhase::Total,
+        }),
+        HttpError::Protocol(m) => ActionError::Protocol(m),
+        HttpError::TooLarge(m) => ActionError::TooLarge(m),
+        HttpError::RedirectLoop(m) => ActionError::RedirectLoop(m),
+        HttpError::TooManyRedirects(n) => ActionError::TooManyRedirects(n),
+        HttpError::Io(m) => ActionError::Io(m),
+    }
+}
+
+fn resource_type(s: &str) -> ip_pool::ResourceType {
+    match s {
+        "vm" => ip_pool::ResourceType::Vm,
+        "container" => ip_pool::ResourceType::Container,
+        "pod" => ip_pool::ResourceType::Pod,
+        other => ip_pool::ResourceType::Custom(other.to_string()),
+    }
+}
+
+fn export_value(resp: &http_core::Response, name: &str, source: &ExportSource) -> Result<String, ActionError> {
+    let failed = |message: String| ActionError::ExportFailed(ParamError { field: name.to_string(), message });
+    match source {
+        ExportSource::StatusCode => Ok(resp.status.to_string()),
+        ExportSource::Header(h) => resp.header(h).map(str::to_string).ok_or_else(|| failed(format!("no header {h}"))),
+        ExportSource::Body => Ok(String::from_utf8_lossy(&resp.body).into_owned()),
+        ExportSource::JsonPointer(p) => {
+            let v: serde_json::Value =
+                serde_json::from_slice(&resp.body).map_err(|e| failed(format!("body is not JSON: {e}")))?;
+            match v.pointer(p) {
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(other) => Ok(other.to_string()),
+                None => Err(failed(format!("nothing at {p}"))),
+            }
+        }
+    }
+}
+
+struct Component;
+export!(Component);
+
+impl Guest for Component {
+    fn execute_action(action: Action) -> Result<Outcome, ActionError> {
+        let m = method(action.call);
+        let mut params = params::parse(&action.id, m, &action.with_params)
+            .map_err(|e| ActionError::InvalidParams(ParamError { field: e.field, message: e.message }))?;
+        let mut lease = None;
+        if let Some(src) = &params.pool {
+            let owner = ip_pool::Owner {
+                tenant: src.tenant.clone(),
+                resource: src.resource.clone(),
+                resource_type: resource_type(&src.resource_type),
+            };
+            let binding = ip_pool::allocate(&src.pool, &owner).map_err(ActionError::Pool)?;
+            let ip = binding.ip.parse().map_err(|_| ActionError::Io(format!("pool returned {:?}", binding.ip)))?;
+            params.request.bind_ip = Some(ip);
+            if src.release_after {
+                lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation));
+            }
+        }
+        let result = CLIENT.with(|c| c.borrow_mut().execute(&params.request));
+        if let Some((pool, ip, generation)) = lease {
+            // The address goes back to the pool; so do connections bound to it.
+            CLIENT.with(|c| c.borrow_mut().close_idle());
+            let _ = ip_pool::release(&pool, &ip, generation);
+        }
+        let resp = result.map_err(action_error)?;
+        let exports = action
+            .exports
+            .iter()
+            .map(|spec| export_value(&resp, &spec.name, &spec.source).map(|value| Exported { name: spec.name.clone(), value }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let header = |(name, value): (String, String)| Header { name, value };
+        let body_length = resp.body.len() as u64;
+        Ok(Outcome {
+            status: resp.status,
+            reason: resp.reason,
+            headers: resp.headers.into_iter().map(header).collect(),
+            trailers: resp.trailers.into_iter().map(header).collect(),
+            body: if params.discard_body { Vec::new() } else { resp.body },
+            body_length,
+            timings: Timings {
+                dns_us: resp.timings.dns_us,
+                connect_us: resp.timings.connect_us,
+                first_byte_us: resp.timings.first_byte_us,
+                total_us: resp.timings.total_us,
+            },
+            bytes_sent: resp.bytes_sent,
+            bytes_received: resp.bytes_received,
+            source_address: resp.source.map(|a| a.to_string()),
+            attempts: resp.attempts,
+            redirects: resp.redirects,
+            final_url: resp.final_url,
+            reused_connection: resp.reused,
+            exports,
+        })
+    }
+
+    fn close_idle() {
+        CLIENT.with(|c| c.borrow_mut().close_idle());
+    }
+}

@@ -1,0 +1,81 @@
+//! `http_core::Net` over the socket component (through `socket-api`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use http_core::{Conn, Net, NetError};
+use socket_api::{Socket, SocketError};
+
+fn net_error(e: SocketError) -> NetError {
+    match e {
+        SocketError::Timeout(_) => NetError::Timeout,
+        SocketError::WouldBlock => NetError::WouldBlock,
+        SocketError::ConnectionRefused => NetError::Refused,
+        SocketError::ConnectionReset | SocketError::ConnectionAborted => NetError::Reset,
+        SocketError::NetworkUnreachable => NetError::Unreachable,
+        SocketError::AccessDenied => NetError::AccessDenied,
+        SocketError::NameUnresolvable(m) => NetError::NameUnresolvable(m),
+        SocketError::AddressInUse => NetError::AddressUnavailable("address in use".into()),
+        SocketError::AddressNotAvailable => NetError::AddressUnavailable("address not available".into()),
+        SocketError::InvalidInput(m) => NetError::InvalidInput(m),
+        other => NetError::Other(format!("{other:?}")),
+    }
+}
+
+pub struct SocketNet;
+
+pub struct SocketConn {
+    sock: Socket,
+    /// Timeouts last set on the socket, so unchanged ones are not set again.
+    read_ms: u64,
+    write_ms: u64,
+}
+
+impl Conn for SocketConn {
+    fn write_all(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError> {
+        if self.write_ms != timeout_ms {
+            self.sock.set_write_timeout_ms(timeout_ms).map_err(net_error)?;
+            self.write_ms = timeout_ms;
+        }
+        self.sock.send(data).map(|_| ()).map_err(net_error)
+    }
+
+    fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError> {
+        if self.read_ms != timeout_ms {
+            self.sock.set_read_timeout_ms(timeout_ms).map_err(net_error)?;
+            self.read_ms = timeout_ms;
+        }
+        self.sock.recv_vec(max.min(u32::MAX as usize) as u32).map_err(net_error)
+    }
+
+    fn is_alive(&mut self) -> bool {
+        // Non-blocking read: would-block means open and quiet; EOF, data or an error means
+        // the connection cannot carry a new request.
+        if self.sock.set_read_timeout_ms(0).is_err() {
+            return false;
+        }
+        self.read_ms = 0;
+        matches!(self.sock.recv_vec(1), Err(SocketError::WouldBlock))
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.sock.local_addr().ok()
+    }
+}
+
+impl Net for SocketNet {
+    type Conn = SocketConn;
+
+    fn resolve(&mut self, host: &str, timeout_ms: u64) -> Result<Vec<IpAddr>, NetError> {
+        socket_api::resolve(host, timeout_ms).map_err(net_error)
+    }
+
+    fn connect(&mut self, remote: SocketAddr, local: Option<IpAddr>, timeout_ms: u64) -> Result<SocketConn, NetError> {
+        let sock = Socket::tcp_for(remote.ip()).map_err(net_error)?;
+        if let Some(ip) = local {
+            sock.bind_to_ip(ip, 0).map_err(net_error)?;
+        }
+        sock.set_connect_timeout_ms(timeout_ms).map_err(net_error)?;
+        sock.connect(remote).map_err(net_error)?;
+        Ok(SocketConn { sock, read_ms: u64::MAX, write_ms: u64::MAX })
+    }
+}

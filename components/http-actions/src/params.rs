@@ -1,0 +1,174 @@
+//! `with-params` JSON, checked field by field so every problem names its field.
+
+use std::net::IpAddr;
+
+use http_core::{Method, Request};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: &str, message: impl Into<String>) -> ParamError {
+    ParamError { field: field.to_string(), message: message.into() }
+}
+
+/// Where the source address comes from when no `bind_ip` is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSource {
+    pub pool: String,
+    pub tenant: String,
+    pub resource: String,
+    pub resource_type: String,
+    /// Release the binding when the action ends (default), or keep it.
+    pub release_after: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub request: Request,
+    pub pool: Option<PoolSource>,
+    pub discard_body: bool,
+}
+
+fn u64_field(v: &Value, field: &str) -> Result<u64, ParamError> {
+    v.as_u64().ok_or_else(|| err(field, "expected a non-negative integer"))
+}
+
+fn str_field<'a>(v: &'a Value, field: &str) -> Result<&'a str, ParamError> {
+    v.as_str().ok_or_else(|| err(field, "expected a string"))
+}
+
+fn bool_field(v: &Value, field: &str) -> Result<bool, ParamError> {
+    v.as_bool().ok_or_else(|| err(field, "expected true or false"))
+}
+
+fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ParamError> {
+    v.as_object().ok_or_else(|| err(field, "expected an object"))
+}
+
+pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, ParamError> {
+    let root: Value = serde_json::from_str(json).map_err(|e| err("with-params", format!("not valid JSON: {e}")))?;
+    let map = object(&root, "with-params")?;
+    let url = map.get("url").ok_or_else(|| err("url", "required"))?;
+    let mut req = Request::new(method, str_field(url, "url")?);
+    http_core::Url::parse(&req.url).map_err(|e| err("url", format!("{e:?}")))?;
+    let mut discard_body = false;
+    let (mut pool, mut tenant, mut resource, mut resource_type, mut release) = (None, None, None, None, None);
+    for (key, v) in map {
+        let k = key.as_str();
+        match k {
+            "url" => {}
+            "bind_ip" => {
+                let s = str_field(v, k)?.trim();
+                if !s.is_empty() {
+                    let ip: IpAddr = s.parse().map_err(|_| err(k, format!("not an IP address: {s:?}")))?;
+                    req.bind_ip = Some(ip);
+                }
+            }
+            "pool" => pool = Some(str_field(v, k)?.to_string()),
+            "tenant" => tenant = Some(str_field(v, k)?.to_string()),
+            "resource" => resource = Some(str_field(v, k)?.to_string()),
+            "resource_type" => resource_type = Some(str_field(v, k)?.to_string()),
+            "release" => {
+                release = Some(match str_field(v, k)? {
+                    "after_action" => true,
+                    "keep" => false,
+                    other => return Err(err(k, format!("expected after_action or keep, got {other:?}"))),
+                })
+            }
+            "headers" => {
+                for (name, value) in object(v, k)? {
+                    let value = match value {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => return Err(err(&format!("headers.{name}"), "expected a string")),
+                    };
+                    req.headers.push((name.clone(), value));
+                }
+            }
+            "body" => match v {
+                Value::String(s) => req.body = s.clone().into_bytes(),
+                Value::Null => {}
+                // A JSON body given as JSON.
+                other => {
+                    req.body = other.to_string().into_bytes();
+                    if !req.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("content-type")) {
+                        req.headers.push(("content-type".into(), "application/json".into()));
+                    }
+                }
+            },
+            "timeouts" => {
+                for (name, value) in object(v, k)? {
+                    let field = format!("timeouts.{name}");
+                    let ms = u64_field(value, &field)?;
+                    if ms == 0 {
+                        return Err(err(&field, "must be at least 1 ms"));
+                    }
+                    let t = &mut req.timeouts;
+                    match name.as_str() {
+                        "dns_ms" => t.dns_ms = ms,
+                        "connect_ms" => t.connect_ms = ms,
+                        "first_byte_ms" => t.first_byte_ms = ms,
+                        "between_bytes_ms" => t.between_bytes_ms = ms,
+                        "total_ms" => t.total_ms = ms,
+                        _ => return Err(err(&field, "unknown timeout")),
+                    }
+                }
+            }
+            "timeout_ms" => {
+                req.timeouts.total_ms = u64_field(v, k)?.max(1);
+            }
+            "retries" => match v {
+                Value::Number(_) => req.retry.max_retries = u64_field(v, k)?.min(100) as u32,
+                Value::Object(o) => {
+                    for (name, value) in o {
+                        let field = format!("retries.{name}");
+                        match name.as_str() {
+                            "max" => req.retry.max_retries = u64_field(value, &field)?.min(100) as u32,
+                            "base_ms" => req.retry.base_ms = u64_field(value, &field)?,
+                            "max_backoff_ms" => req.retry.max_backoff_ms = u64_field(value, &field)?,
+                            "non_idempotent" => req.retry.non_idempotent = bool_field(value, &field)?,
+                            _ => return Err(err(&field, "unknown retry setting")),
+                        }
+                    }
+                }
+                _ => return Err(err(k, "expected a number or an object")),
+            },
+            "redirects" => match v {
+                Value::Bool(b) => req.follow_redirects = *b,
+                Value::Number(_) => req.max_redirects = u64_field(v, k)?.min(100) as u32,
+                Value::Object(o) => {
+                    for (name, value) in o {
+                        let field = format!("redirects.{name}");
+                        match name.as_str() {
+                            "follow" => req.follow_redirects = bool_field(value, &field)?,
+                            "max" => req.max_redirects = u64_field(value, &field)?.min(100) as u32,
+                            _ => return Err(err(&field, "unknown redirect setting")),
+                        }
+                    }
+                }
+                _ => return Err(err(k, "expected true/false, a number or an object")),
+            },
+            "max_response_body" | "response_body_limit" => req.max_body = u64_field(v, k)?,
+            "max_header_bytes" => req.max_header_bytes = u64_field(v, k)?.clamp(64, 1 << 20) as usize,
+            "keep_alive" => req.keep_alive = bool_field(v, k)?,
+            "discard_body" => discard_body = bool_field(v, k)?,
+            _ => return Err(err(k, "unknown parameter")),
+        }
+    }
+    let pool = match pool {
+        Some(pool) if req.bind_ip.is_none() => Some(PoolSource {
+            pool,
+            tenant: tenant.ok_or_else(|| err("tenant", "required with pool"))?,
+            resource: resource.unwrap_or_else(|| action_id.to_string()),
+            resource_type: resource_type.unwrap_or_else(|| "custom".into()),
+            release_after: release.unwrap_or(true),
+        }),
+        _ => None,
+    };
+    Ok(Params { request: req, pool, discard_body })
+}
