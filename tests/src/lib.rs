@@ -13,6 +13,19 @@ pub mod socket_bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "socket-component" });
 }
 
+pub mod http_server;
+
+pub mod executor_bindings {
+    wasmtime::component::bindgen!({
+        path: ["../wit", "../wit/executor"],
+        world: "scheduler:executor/scheduler-executor",
+    });
+}
+
+pub use executor_bindings::exports::scheduler::executor::executor::{
+    ActionError, ExportSource, ExportSpec, HttpMethod, Outcome, TimeoutPhase,
+};
+
 pub mod pool_bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "ip-pool-component" });
 }
@@ -192,4 +205,56 @@ impl Default for SocketGuest {
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+fn executor_component() -> &'static Component {
+    static C: OnceLock<Component> = OnceLock::new();
+    C.get_or_init(|| Component::from_file(engine(), compose::EXECUTOR_ARTIFACT).expect("load executor artifact"))
+}
+
+/// One instance of the composed `scheduler-executor.wasm`, loaded as a scheduler loads it.
+pub struct Executor {
+    pub store: Store<Ctx>,
+    bindings: executor_bindings::SchedulerExecutor,
+}
+
+impl Executor {
+    pub fn new() -> Self {
+        Self::with_policy(loopback_policy())
+    }
+
+    pub fn with_policy(policy: Policy) -> Self {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+        let ctx = Ctx { wasi: wasi_ctx(policy), table: ResourceTable::new() };
+        let mut store = Store::new(engine(), ctx);
+        let bindings = executor_bindings::SchedulerExecutor::instantiate(&mut store, executor_component(), &linker)
+            .expect("instantiate executor");
+        Executor { store, bindings }
+    }
+
+    /// Run one action; `params` is the with-params object.
+    pub fn run(&mut self, call: HttpMethod, params: serde_json::Value, exports: Vec<ExportSpec>) -> Result<Outcome, ActionError> {
+        let action = executor_bindings::exports::scheduler::executor::executor::Action {
+            id: "test-action".into(),
+            call,
+            with_params: params.to_string(),
+            exports,
+        };
+        self.bindings.scheduler_executor_executor().call_execute_action(&mut self.store, &action).expect("call")
+    }
+
+    pub fn get(&mut self, url: &str) -> Result<Outcome, ActionError> {
+        self.run(HttpMethod::Get, serde_json::json!({ "url": url }), vec![])
+    }
+
+    pub fn pool(&self) -> &executor_bindings::exports::scheduler::core_libs::ip_pool::Guest {
+        self.bindings.scheduler_core_libs_ip_pool()
+    }
+}
+
+impl Default for Executor {
+    fn default() -> Self {
+        Self::new()
+    }
 }
