@@ -13,8 +13,16 @@ mod graph;
 /// (package, artifact file stem, constant name)
 const COMPONENTS: &[(&str, &str, &str)] = &[
     ("socket-component", "socket_component", "SOCKET_COMPONENT"),
-    ("ip-pool-component", "ip_pool_component", "IP_POOL_COMPONENT"),
-    ("http-actions-component", "http_actions_component", "HTTP_ACTIONS_COMPONENT"),
+    (
+        "ip-pool-component",
+        "ip_pool_component",
+        "IP_POOL_COMPONENT",
+    ),
+    (
+        "http-actions-component",
+        "http_actions_component",
+        "HTTP_ACTIONS_COMPONENT",
+    ),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -51,8 +59,13 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("run nested cargo build for the components");
-    assert!(status.success(), "building the wasm32-wasip2 components failed");
+    let status = cmd
+        .status()
+        .expect("run nested cargo build for the components");
+    assert!(
+        status.success(),
+        "building the wasm32-wasip2 components failed"
+    );
 
     let release = target_dir.join(TARGET).join("release");
     for (_, stem, constant) in COMPONENTS {
@@ -61,7 +74,8 @@ fn main() {
         println!("cargo:rustc-env={constant}_WASM={}", wasm.display());
         rerun_for_deps(&release.join(format!("{stem}.d")));
     }
-    let read = |stem: &str| std::fs::read(release.join(format!("{stem}.wasm"))).expect("read component");
+    let read =
+        |stem: &str| std::fs::read(release.join(format!("{stem}.wasm"))).expect("read component");
     let executor = graph::compose_executor(
         &read("socket_component"),
         &read("ip_pool_component"),
@@ -72,7 +86,10 @@ fn main() {
     std::fs::write(&out, executor).expect("write scheduler-executor.wasm");
     println!("cargo:rustc-env=EXECUTOR_WASM={}", out.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
 }
 
 /// The outer target dir (the ancestor of OUT_DIR where cargo put CACHEDIR.TAG), plus
@@ -98,13 +115,20 @@ fn ensure_target(root: &Path) {
             return;
         }
     }
-    let _ = Command::new("rustup").args(["target", "add", TARGET]).current_dir(root).status();
+    let _ = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .current_dir(root)
+        .status();
 }
 
 /// Rebuild when any source file the component depends on changes (from cargo's `.d` file).
 fn rerun_for_deps(dep_file: &Path) {
-    let Ok(text) = std::fs::read_to_string(dep_file) else { return };
-    let Some((_, deps)) = text.split_once(':') else { return };
+    let Ok(text) = std::fs::read_to_string(dep_file) else {
+        return;
+    };
+    let Some((_, deps)) = text.split_once(':') else {
+        return;
+    };
     let mut pending = String::new();
     for token in deps.split_whitespace() {
         // Paths with spaces are escaped as "\ " in .d files.

@@ -13,12 +13,18 @@ fn err(what: &str) -> impl Fn(String) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-pub fn compose_executor(socket: &[u8], ip_pool: &[u8], http_actions: &[u8]) -> Result<Vec<u8>, String> {
+pub fn compose_executor(
+    socket: &[u8],
+    ip_pool: &[u8],
+    http_actions: &[u8],
+) -> Result<Vec<u8>, String> {
     let mut graph = CompositionGraph::new();
     let mut register = |name: &str, bytes: &[u8]| -> Result<_, String> {
-        let package =
-            Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut()).map_err(|e| format!("{name}: {e:#}"))?;
-        graph.register_package(package).map_err(|e| format!("{name}: {e}"))
+        let package = Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
+            .map_err(|e| format!("{name}: {e:#}"))?;
+        graph
+            .register_package(package)
+            .map_err(|e| format!("{name}: {e}"))
     };
     let socket = register("scheduler:socket", socket)?;
     let ip_pool = register("scheduler:ip-pool", ip_pool)?;
@@ -28,18 +34,28 @@ pub fn compose_executor(socket: &[u8], ip_pool: &[u8], http_actions: &[u8]) -> R
     let pool_i = graph.instantiate(ip_pool);
     let actions_i = graph.instantiate(actions);
 
-    let sock = graph.alias_instance_export(socket_i, SOCKET).map_err(|e| err("socket export")(e.to_string()))?;
+    let sock = graph
+        .alias_instance_export(socket_i, SOCKET)
+        .map_err(|e| err("socket export")(e.to_string()))?;
     graph
         .set_instantiation_argument(actions_i, SOCKET, sock)
         .map_err(|e| err("plug socket")(e.to_string()))?;
-    let pool = graph.alias_instance_export(pool_i, IP_POOL).map_err(|e| err("ip-pool export")(e.to_string()))?;
+    let pool = graph
+        .alias_instance_export(pool_i, IP_POOL)
+        .map_err(|e| err("ip-pool export")(e.to_string()))?;
     graph
         .set_instantiation_argument(actions_i, IP_POOL, pool)
         .map_err(|e| err("plug ip-pool")(e.to_string()))?;
-    let exec = graph.alias_instance_export(actions_i, EXECUTOR).map_err(|e| err("executor export")(e.to_string()))?;
+    let exec = graph
+        .alias_instance_export(actions_i, EXECUTOR)
+        .map_err(|e| err("executor export")(e.to_string()))?;
     // ip-pool first: the executor's types (pool-error) refer to it.
-    graph.export(pool, IP_POOL).map_err(|e| err("export ip-pool")(e.to_string()))?;
-    graph.export(exec, EXECUTOR).map_err(|e| err("export executor")(e.to_string()))?;
+    graph
+        .export(pool, IP_POOL)
+        .map_err(|e| err("export ip-pool")(e.to_string()))?;
+    graph
+        .export(exec, EXECUTOR)
+        .map_err(|e| err("export executor")(e.to_string()))?;
     graph.encode(EncodeOptions::default()).map_err(|e| {
         let mut msg = format!("encode: {e}");
         let mut source = std::error::Error::source(&e);

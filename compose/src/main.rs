@@ -2,7 +2,9 @@
 //! components this crate's build script built) to OUT, default `./scheduler-executor.wasm`.
 
 fn main() {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "scheduler-executor.wasm".to_string());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "scheduler-executor.wasm".to_string());
     if out == "-h" || out == "--help" {
         println!("usage: compose [OUT]   (default ./scheduler-executor.wasm)");
         return;

@@ -51,7 +51,9 @@ fn offset_ip(cidr: &str, off: u64) -> String {
     let base = cidr.split('/').next().unwrap();
     match base.parse::<std::net::IpAddr>().unwrap() {
         std::net::IpAddr::V4(v) => std::net::Ipv4Addr::from(u32::from(v) + off as u32).to_string(),
-        std::net::IpAddr::V6(v) => std::net::Ipv6Addr::from(u128::from(v) + u128::from(off)).to_string(),
+        std::net::IpAddr::V6(v) => {
+            std::net::Ipv6Addr::from(u128::from(v) + u128::from(off)).to_string()
+        }
     }
 }
 
@@ -70,7 +72,9 @@ fn fill_ips(case: &Case) -> Vec<String> {
 }
 
 fn owners(n: usize) -> Vec<Owner> {
-    (0..n).map(|i| Owner::new("bench", format!("r{i}"), ResourceType::Vm)).collect()
+    (0..n)
+        .map(|i| Owner::new("bench", format!("r{i}"), ResourceType::Vm))
+        .collect()
 }
 
 fn native(case: &Case, ops: usize) -> f64 {
@@ -78,7 +82,12 @@ fn native(case: &Case, ops: usize) -> f64 {
     p.create_pool("p", PoolConfig::default()).unwrap();
     p.add_cidr("p", case.cidr, true).unwrap();
     for (i, ip) in fill_ips(case).iter().enumerate() {
-        p.allocate_specific("p", ip, &Owner::new("fill", format!("f{i}"), ResourceType::Pod)).unwrap();
+        p.allocate_specific(
+            "p",
+            ip,
+            &Owner::new("fill", format!("f{i}"), ResourceType::Pod),
+        )
+        .unwrap();
     }
     let os = owners(1024);
     let start = Instant::now();
@@ -93,20 +102,41 @@ fn native(case: &Case, ops: usize) -> f64 {
 fn component(case: &Case, ops: usize) -> f64 {
     let mut g = PoolGuest::new();
     let f = g.pool().clone();
-    let cfg = wit::PoolConfig { strategy: wit::Strategy::Sequential, lease_ttl_ms: None, seed: 1 };
+    let cfg = wit::PoolConfig {
+        strategy: wit::Strategy::Sequential,
+        lease_ttl_ms: None,
+        seed: 1,
+    };
     f.call_create_pool(&mut g.store, "p", cfg).unwrap().unwrap();
-    f.call_add_cidr(&mut g.store, "p", case.cidr, true).unwrap().unwrap();
+    f.call_add_cidr(&mut g.store, "p", case.cidr, true)
+        .unwrap()
+        .unwrap();
     for (i, ip) in fill_ips(case).iter().enumerate() {
-        let o = wit::Owner { tenant: "fill".into(), resource: format!("f{i}"), resource_type: wit::ResourceType::Pod };
-        f.call_allocate_specific(&mut g.store, "p", ip, &o).unwrap().unwrap();
+        let o = wit::Owner {
+            tenant: "fill".into(),
+            resource: format!("f{i}"),
+            resource_type: wit::ResourceType::Pod,
+        };
+        f.call_allocate_specific(&mut g.store, "p", ip, &o)
+            .unwrap()
+            .unwrap();
     }
     let os: Vec<wit::Owner> = (0..1024)
-        .map(|i| wit::Owner { tenant: "bench".into(), resource: format!("r{i}"), resource_type: wit::ResourceType::Vm })
+        .map(|i| wit::Owner {
+            tenant: "bench".into(),
+            resource: format!("r{i}"),
+            resource_type: wit::ResourceType::Vm,
+        })
         .collect();
     let start = Instant::now();
     for i in 0..ops {
-        let b = f.call_allocate(&mut g.store, "p", &os[i & 1023]).unwrap().unwrap();
-        f.call_release(&mut g.store, "p", &b.ip, b.generation).unwrap().unwrap();
+        let b = f
+            .call_allocate(&mut g.store, "p", &os[i & 1023])
+            .unwrap()
+            .unwrap();
+        f.call_release(&mut g.store, "p", &b.ip, b.generation)
+            .unwrap()
+            .unwrap();
     }
     ops as f64 / start.elapsed().as_secs_f64()
 }
@@ -115,7 +145,9 @@ fn bytes_per_binding(n: u64) -> f64 {
     let mut p = IpPools::new();
     p.create_pool("p", PoolConfig::default()).unwrap();
     p.add_cidr("p", "fd00::/64", true).unwrap();
-    let os: Vec<Owner> = (0..n).map(|i| Owner::new("t", format!("resource-{i}"), ResourceType::Vm)).collect();
+    let os: Vec<Owner> = (0..n)
+        .map(|i| Owner::new("t", format!("resource-{i}"), ResourceType::Vm))
+        .collect();
     let before = ALLOCATED.load(Ordering::Relaxed);
     for o in &os {
         p.allocate("p", o).unwrap();
@@ -131,14 +163,40 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (ops_native, ops_comp, reps, scale) = if quick { (20_000, 2_000, 1, 100) } else { (2_000_000, 200_000, 5, 1) };
+    let (ops_native, ops_comp, reps, scale) = if quick {
+        (20_000, 2_000, 1, 100)
+    } else {
+        (2_000_000, 200_000, 5, 1)
+    };
     let cases = [
-        Case { name: "IPv4 /16, empty", cidr: "10.0.0.0/16", fill: 0, span: 65536 },
-        Case { name: "IPv4 /16, 90% full", cidr: "10.0.0.0/16", fill: 58_982 / scale, span: 65536 },
-        Case { name: "IPv6 /64, empty", cidr: "fd00::/64", fill: 0, span: 1 << 40 },
-        Case { name: "IPv6 /64, 1M scattered", cidr: "fd00::/64", fill: 1_000_000 / scale, span: 1 << 40 },
+        Case {
+            name: "IPv4 /16, empty",
+            cidr: "10.0.0.0/16",
+            fill: 0,
+            span: 65536,
+        },
+        Case {
+            name: "IPv4 /16, 90% full",
+            cidr: "10.0.0.0/16",
+            fill: 58_982 / scale,
+            span: 65536,
+        },
+        Case {
+            name: "IPv6 /64, empty",
+            cidr: "fd00::/64",
+            fill: 0,
+            span: 1 << 40,
+        },
+        Case {
+            name: "IPv6 /64, 1M scattered",
+            cidr: "fd00::/64",
+            fill: 1_000_000 / scale,
+            span: 1 << 40,
+        },
     ];
-    println!("| pool | native alloc+release/s (median, min-max) | component alloc+release/s (median, min-max) | component/native |");
+    println!(
+        "| pool | native alloc+release/s (median, min-max) | component alloc+release/s (median, min-max) | component/native |"
+    );
     println!("|---|---|---|---|");
     for case in &cases {
         let mut n = Vec::new();
@@ -162,5 +220,8 @@ fn main() {
         );
     }
     let n = if quick { 10_000 } else { 1_000_000 };
-    println!("\nheap per binding (native, {n} bindings on a /64): {:.0} bytes", bytes_per_binding(n));
+    println!(
+        "\nheap per binding (native, {n} bindings on a /64): {:.0} bytes",
+        bytes_per_binding(n)
+    );
 }

@@ -23,7 +23,10 @@ pub struct Req {
 
 impl Req {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -46,7 +49,14 @@ impl Reply {
     }
 
     pub fn status(code: u16, headers: &[(&str, &str)]) -> Reply {
-        Reply::Full(code, headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), Vec::new())
+        Reply::Full(
+            code,
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Vec::new(),
+        )
     }
 }
 
@@ -86,7 +96,11 @@ impl TestServer {
 
 /// Start a server on `bind` (e.g. "127.0.0.1:0"). `idle_close`: close a connection that has
 /// been idle that long between requests.
-pub fn serve(bind: &str, idle_close: Option<Duration>, handler: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> TestServer {
+pub fn serve(
+    bind: &str,
+    idle_close: Option<Duration>,
+    handler: impl Fn(&Req) -> Reply + Send + Sync + 'static,
+) -> TestServer {
     let listener = TcpListener::bind(bind).expect("bind test server");
     let addr = listener.local_addr().unwrap();
     let stats = Arc::new(Stats::default());
@@ -104,15 +118,26 @@ pub fn serve(bind: &str, idle_close: Option<Duration>, handler: impl Fn(&Req) ->
     TestServer { addr, stats }
 }
 
-fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+/// Method, path, headers, body.
+type Parsed = (String, String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Parsed> {
     loop {
         let mut headers = [httparse_header(); 64];
         let mut req = httparse::Request::new(&mut headers);
         if let Ok(httparse::Status::Complete(n)) = req.parse(buf) {
             let method = req.method?.to_string();
             let path = req.path?.to_string();
-            let hs: Vec<(String, String)> =
-                req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
+            let hs: Vec<(String, String)> = req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
             let len: usize = hs
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
@@ -143,7 +168,13 @@ fn httparse_header() -> httparse::Header<'static> {
     httparse::EMPTY_HEADER
 }
 
-fn serve_conn(mut stream: TcpStream, conn: usize, idle_close: Option<Duration>, stats: Arc<Stats>, handler: Handler) {
+fn serve_conn(
+    mut stream: TcpStream,
+    conn: usize,
+    idle_close: Option<Duration>,
+    stats: Arc<Stats>,
+    handler: Handler,
+) {
     let peer = stream.peer_addr().unwrap();
     stats.peers.lock().unwrap().push(peer.ip());
     // Bounded: a silent client is dropped after a while.
@@ -153,9 +184,19 @@ fn serve_conn(mut stream: TcpStream, conn: usize, idle_close: Option<Duration>, 
     while let Some((method, path, headers, body)) = read_request(&mut stream, &mut buf) {
         stats.requests.fetch_add(1, Ordering::SeqCst);
         stats.per_connection.lock().unwrap()[conn] += 1;
-        let req = Req { method, path, headers, body, peer, conn, nth };
+        let req = Req {
+            method,
+            path,
+            headers,
+            body,
+            peer,
+            conn,
+            nth,
+        };
         nth += 1;
-        let close_after = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close_after = req
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let ok = match handler(&req) {
             Reply::Full(code, headers, body) => {
                 let mut out = format!("HTTP/1.1 {code} X\r\n").into_bytes();
@@ -163,7 +204,12 @@ fn serve_conn(mut stream: TcpStream, conn: usize, idle_close: Option<Duration>, 
                     out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
                 }
                 let no_body = req.method == "HEAD" || code == 204 || code == 304;
-                if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) && code != 204 && code != 304 {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    && code != 204
+                    && code != 304
+                {
                     out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
                 }
                 out.extend_from_slice(b"\r\n");

@@ -42,7 +42,10 @@ pub struct Ctx {
 
 impl WasiView for Ctx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -53,12 +56,16 @@ pub fn engine() -> &'static Engine {
 
 fn socket_component() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
-    C.get_or_init(|| Component::from_file(engine(), compose::SOCKET_COMPONENT).expect("load socket component"))
+    C.get_or_init(|| {
+        Component::from_file(engine(), compose::SOCKET_COMPONENT).expect("load socket component")
+    })
 }
 
 fn pool_component() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
-    C.get_or_init(|| Component::from_file(engine(), compose::IP_POOL_COMPONENT).expect("load ip-pool component"))
+    C.get_or_init(|| {
+        Component::from_file(engine(), compose::IP_POOL_COMPONENT).expect("load ip-pool component")
+    })
 }
 
 /// One instance of the ip-pool component; `pool()` gives its exported functions.
@@ -71,10 +78,14 @@ impl PoolGuest {
     pub fn new() -> Self {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
-        let ctx = Ctx { wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new() };
+        let ctx = Ctx {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        };
         let mut store = Store::new(engine(), ctx);
         let bindings =
-            pool_bindings::IpPoolComponent::instantiate(&mut store, pool_component(), &linker).expect("instantiate");
+            pool_bindings::IpPoolComponent::instantiate(&mut store, pool_component(), &linker)
+                .expect("instantiate");
         PoolGuest { store, bindings }
     }
 
@@ -116,7 +127,10 @@ pub struct SocketGuest {
 pub type R<T> = Result<T, SocketError>;
 
 pub fn addr(host: &str, port: u16) -> SocketAddress {
-    SocketAddress { host: host.to_string(), port }
+    SocketAddress {
+        host: host.to_string(),
+        port,
+    }
 }
 
 impl SocketGuest {
@@ -127,9 +141,13 @@ impl SocketGuest {
     pub fn with_policy(policy: Policy) -> Self {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
-        let ctx = Ctx { wasi: wasi_ctx(policy), table: ResourceTable::new() };
+        let ctx = Ctx {
+            wasi: wasi_ctx(policy),
+            table: ResourceTable::new(),
+        };
         let mut store = Store::new(engine(), ctx);
-        let bindings = SocketComponent::instantiate(&mut store, socket_component(), &linker).expect("instantiate");
+        let bindings = SocketComponent::instantiate(&mut store, socket_component(), &linker)
+            .expect("instantiate");
         SocketGuest { store, bindings }
     }
 
@@ -139,19 +157,27 @@ impl SocketGuest {
     }
 
     pub fn create(&mut self, family: AddressFamily, protocol: Protocol) -> R<ResourceAny> {
-        self.bindings.scheduler_core_libs_socket().call_create_socket(&mut self.store, family, protocol).expect("call")
+        self.bindings
+            .scheduler_core_libs_socket()
+            .call_create_socket(&mut self.store, family, protocol)
+            .expect("call")
     }
 
     pub fn tcp4(&mut self) -> ResourceAny {
-        self.create(AddressFamily::Ipv4, Protocol::Tcp).expect("create tcp4")
+        self.create(AddressFamily::Ipv4, Protocol::Tcp)
+            .expect("create tcp4")
     }
 
     pub fn udp4(&mut self) -> ResourceAny {
-        self.create(AddressFamily::Ipv4, Protocol::Udp).expect("create udp4")
+        self.create(AddressFamily::Ipv4, Protocol::Udp)
+            .expect("create udp4")
     }
 
     pub fn resolve(&mut self, host: &str, timeout_ms: u64) -> R<Vec<String>> {
-        self.bindings.scheduler_core_libs_socket().call_resolve(&mut self.store, host, timeout_ms).expect("call")
+        self.bindings
+            .scheduler_core_libs_socket()
+            .call_resolve(&mut self.store, host, timeout_ms)
+            .expect("call")
     }
 
     pub fn drop_socket(&mut self, s: ResourceAny) {
@@ -204,12 +230,16 @@ impl Default for SocketGuest {
 
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn executor_component() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
-    C.get_or_init(|| Component::from_file(engine(), compose::EXECUTOR_ARTIFACT).expect("load executor artifact"))
+    C.get_or_init(|| {
+        Component::from_file(engine(), compose::EXECUTOR_ARTIFACT).expect("load executor artifact")
+    })
 }
 
 /// One instance of the composed `scheduler-executor.wasm`, loaded as a scheduler loads it.
@@ -226,22 +256,37 @@ impl Executor {
     pub fn with_policy(policy: Policy) -> Self {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
-        let ctx = Ctx { wasi: wasi_ctx(policy), table: ResourceTable::new() };
+        let ctx = Ctx {
+            wasi: wasi_ctx(policy),
+            table: ResourceTable::new(),
+        };
         let mut store = Store::new(engine(), ctx);
-        let bindings = executor_bindings::SchedulerExecutor::instantiate(&mut store, executor_component(), &linker)
-            .expect("instantiate executor");
+        let bindings = executor_bindings::SchedulerExecutor::instantiate(
+            &mut store,
+            executor_component(),
+            &linker,
+        )
+        .expect("instantiate executor");
         Executor { store, bindings }
     }
 
     /// Run one action; `params` is the with-params object.
-    pub fn run(&mut self, call: HttpMethod, params: serde_json::Value, exports: Vec<ExportSpec>) -> Result<Outcome, ActionError> {
+    pub fn run(
+        &mut self,
+        call: HttpMethod,
+        params: serde_json::Value,
+        exports: Vec<ExportSpec>,
+    ) -> Result<Outcome, ActionError> {
         let action = executor_bindings::exports::scheduler::executor::executor::Action {
             id: "test-action".into(),
             call,
             with_params: params.to_string(),
             exports,
         };
-        self.bindings.scheduler_executor_executor().call_execute_action(&mut self.store, &action).expect("call")
+        self.bindings
+            .scheduler_executor_executor()
+            .call_execute_action(&mut self.store, &action)
+            .expect("call")
     }
 
     pub fn get(&mut self, url: &str) -> Result<Outcome, ActionError> {

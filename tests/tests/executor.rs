@@ -15,12 +15,22 @@ fn echo_server() -> integration_tests::http_server::TestServer {
     serve("127.0.0.1:0", None, |r| {
         let mut body = format!("{} {} ", r.method, r.path).into_bytes();
         body.extend_from_slice(&r.body);
-        Reply::Full(200, vec![("X-Peer".into(), r.peer.ip().to_string()), ("Content-Type".into(), "text/plain".into())], body)
+        Reply::Full(
+            200,
+            vec![
+                ("X-Peer".into(), r.peer.ip().to_string()),
+                ("Content-Type".into(), "text/plain".into()),
+            ],
+            body,
+        )
     })
 }
 
 fn export(name: &str, source: ExportSource) -> ExportSpec {
-    ExportSpec { name: name.into(), source }
+    ExportSpec {
+        name: name.into(),
+        source,
+    }
 }
 
 #[test]
@@ -35,13 +45,28 @@ fn every_method_with_headers_and_bodies() {
         (HttpMethod::Delete, "DELETE"),
         (HttpMethod::Options, "OPTIONS"),
     ] {
-        let o = ex.run(m, json!({ "url": server.url("/m"), "body": "data", "headers": { "X-Test": "1" } }), vec![]).unwrap();
+        let o = ex
+            .run(
+                m,
+                json!({ "url": server.url("/m"), "body": "data", "headers": { "X-Test": "1" } }),
+                vec![],
+            )
+            .unwrap();
         assert_eq!(o.status, 200);
-        assert_eq!(String::from_utf8(o.body).unwrap(), format!("{name} /m data"));
+        assert_eq!(
+            String::from_utf8(o.body).unwrap(),
+            format!("{name} /m data")
+        );
     }
-    let o = ex.run(HttpMethod::Head, json!({ "url": server.url("/h") }), vec![]).unwrap();
+    let o = ex
+        .run(HttpMethod::Head, json!({ "url": server.url("/h") }), vec![])
+        .unwrap();
     assert_eq!((o.status, o.body.len()), (200, 0), "HEAD has no body");
-    assert!(o.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length")));
+    assert!(
+        o.headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("content-length"))
+    );
 }
 
 #[test]
@@ -50,7 +75,11 @@ fn post_json_with_exports() {
         assert_eq!(r.header("content-type"), Some("application/json"));
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         let body = json!({ "echo": v, "data": { "id": 42, "name": "x" } }).to_string();
-        Reply::Full(201, vec![("X-Request-Id".into(), "abc".into())], body.into_bytes())
+        Reply::Full(
+            201,
+            vec![("X-Request-Id".into(), "abc".into())],
+            body.into_bytes(),
+        )
     });
     let mut ex = Executor::new();
     let o = ex
@@ -65,9 +94,23 @@ fn post_json_with_exports() {
             ],
         )
         .unwrap();
-    let get = |n: &str| o.exports.iter().find(|e| e.name == n).unwrap().value.clone();
-    assert_eq!((get("status_code"), get("rid"), get("id"), get("echoed")), ("201".into(), "abc".into(), "42".into(), "test".into()));
-    let missing = ex.run(HttpMethod::Post, json!({ "url": server.url("/"), "body": {"a": 1} }), vec![export("nope", ExportSource::JsonPointer("/missing".into()))]);
+    let get = |n: &str| {
+        o.exports
+            .iter()
+            .find(|e| e.name == n)
+            .unwrap()
+            .value
+            .clone()
+    };
+    assert_eq!(
+        (get("status_code"), get("rid"), get("id"), get("echoed")),
+        ("201".into(), "abc".into(), "42".into(), "test".into())
+    );
+    let missing = ex.run(
+        HttpMethod::Post,
+        json!({ "url": server.url("/"), "body": {"a": 1} }),
+        vec![export("nope", ExportSource::JsonPointer("/missing".into()))],
+    );
     assert!(matches!(missing, Err(ActionError::ExportFailed(e)) if e.field == "nope"));
 }
 
@@ -80,11 +123,20 @@ fn keep_alive_reuses_one_connection() {
         assert_eq!(o.reused_connection, i > 0);
     }
     assert_eq!(server.stats.connections(), 1, "one connection");
-    assert_eq!(*server.stats.per_connection.lock().unwrap(), vec![20], "20 requests on it");
+    assert_eq!(
+        *server.stats.per_connection.lock().unwrap(),
+        vec![20],
+        "20 requests on it"
+    );
     // keep_alive false: a connection per request.
     let server = echo_server();
     for _ in 0..3 {
-        ex.run(HttpMethod::Get, json!({ "url": server.url("/"), "keep_alive": false }), vec![]).unwrap();
+        ex.run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/"), "keep_alive": false }),
+            vec![],
+        )
+        .unwrap();
     }
     assert_eq!(server.stats.connections(), 3);
 }
@@ -92,7 +144,9 @@ fn keep_alive_reuses_one_connection() {
 #[test]
 fn server_closing_idle_connections_is_survived() {
     // The server drops connections idle for 100 ms: the pooled one is found dead and replaced.
-    let server = serve("127.0.0.1:0", Some(Duration::from_millis(100)), |_| Reply::ok("x"));
+    let server = serve("127.0.0.1:0", Some(Duration::from_millis(100)), |_| {
+        Reply::ok("x")
+    });
     let mut ex = Executor::new();
     ex.get(&server.url("/")).unwrap();
     thread::sleep(Duration::from_millis(400));
@@ -103,12 +157,18 @@ fn server_closing_idle_connections_is_survived() {
 
     // A server that closes right after answering, without saying so: the reused connection
     // fails before any response byte and the GET is retried once on a fresh one.
-    let server = serve("127.0.0.1:0", None, |_| Reply::RawClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()));
+    let server = serve("127.0.0.1:0", None, |_| {
+        Reply::RawClose(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec())
+    });
     for _ in 0..3 {
         let o = ex.get(&server.url("/")).unwrap();
         assert_eq!((o.status, o.body.as_slice()), (200, &b"ok"[..]));
     }
-    assert_eq!(server.stats.requests(), 3, "each GET reached the server once");
+    assert_eq!(
+        server.stats.requests(),
+        3,
+        "each GET reached the server once"
+    );
 }
 
 #[test]
@@ -121,9 +181,16 @@ fn chunked_with_extensions_and_trailers() {
         let o = ex.get(&server.url("/c")).unwrap();
         assert_eq!(o.body, b"hello, world");
         assert_eq!(o.trailers.len(), 1);
-        assert_eq!((o.trailers[0].name.as_str(), o.trailers[0].value.as_str()), ("X-Sum", "12"));
+        assert_eq!(
+            (o.trailers[0].name.as_str(), o.trailers[0].value.as_str()),
+            ("X-Sum", "12")
+        );
     }
-    assert_eq!(server.stats.connections(), 1, "chunked responses keep the connection");
+    assert_eq!(
+        server.stats.connections(),
+        1,
+        "chunked responses keep the connection"
+    );
 }
 
 #[test]
@@ -132,11 +199,16 @@ fn read_until_close_and_bodyless_statuses() {
         "/close" => Reply::RawClose(b"HTTP/1.0 200 OK\r\n\r\nuntil the end".to_vec()),
         "/204" => Reply::Raw(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()),
         "/304" => Reply::Raw(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n".to_vec()),
-        "/100" => Reply::Raw(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec()),
+        "/100" => Reply::Raw(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+        ),
         _ => Reply::ok(""),
     });
     let mut ex = Executor::new();
-    assert_eq!(ex.get(&server.url("/close")).unwrap().body, b"until the end");
+    assert_eq!(
+        ex.get(&server.url("/close")).unwrap().body,
+        b"until the end"
+    );
     assert_eq!(ex.get(&server.url("/204")).unwrap().status, 204);
     let o = ex.get(&server.url("/304")).unwrap();
     assert_eq!((o.status, o.body.len()), (304, 0));
@@ -160,25 +232,55 @@ fn redirects_follow_the_rules() {
         _ => Reply::ok(format!("{} {}", r.method, String::from_utf8_lossy(&r.body))),
     });
     let mut ex = Executor::new();
-    for (path, want) in [("/302", "GET "), ("/303", "GET "), ("/307", "POST payload"), ("/308", "POST payload")] {
-        let o = ex.run(HttpMethod::Post, json!({ "url": server.url(path), "body": "payload" }), vec![]).unwrap();
+    for (path, want) in [
+        ("/302", "GET "),
+        ("/303", "GET "),
+        ("/307", "POST payload"),
+        ("/308", "POST payload"),
+    ] {
+        let o = ex
+            .run(
+                HttpMethod::Post,
+                json!({ "url": server.url(path), "body": "payload" }),
+                vec![],
+            )
+            .unwrap();
         assert_eq!(String::from_utf8(o.body).unwrap(), want, "{path}");
         assert_eq!(o.redirects, 1);
         assert!(o.final_url.ends_with("/land"));
     }
-    assert!(matches!(ex.get(&server.url("/loop-a")), Err(ActionError::RedirectLoop(_))));
-    let r = ex.run(HttpMethod::Get, json!({ "url": server.url("/chain/0"), "redirects": 3 }), vec![]);
+    assert!(matches!(
+        ex.get(&server.url("/loop-a")),
+        Err(ActionError::RedirectLoop(_))
+    ));
+    let r = ex.run(
+        HttpMethod::Get,
+        json!({ "url": server.url("/chain/0"), "redirects": 3 }),
+        vec![],
+    );
     assert!(matches!(r, Err(ActionError::TooManyRedirects(3))), "{r:?}");
-    let o = ex.run(HttpMethod::Get, json!({ "url": server.url("/302"), "redirects": false }), vec![]).unwrap();
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/302"), "redirects": false }),
+            vec![],
+        )
+        .unwrap();
     assert_eq!(o.status, 302);
 }
 
 #[test]
 fn each_timeout_phase() {
     let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
-        "/slow-first" => Reply::Trickle(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx".to_vec()], Duration::from_millis(1500)),
+        "/slow-first" => Reply::Trickle(
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx".to_vec()],
+            Duration::from_millis(1500),
+        ),
         "/stall" => Reply::Trickle(
-            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(), b"defghij".to_vec()],
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(),
+                b"defghij".to_vec(),
+            ],
             Duration::from_millis(0),
         )
         .then_stall(),
@@ -190,18 +292,45 @@ fn each_timeout_phase() {
     });
     let mut ex = Executor::new();
     let t = |first: u64, between: u64, total: u64| json!({ "first_byte_ms": first, "between_bytes_ms": between, "total_ms": total });
-    let r = ex.run(HttpMethod::Get, json!({ "url": server.url("/slow-first"), "timeouts": t(200, 5000, 10000) }), vec![]);
-    assert!(matches!(r, Err(ActionError::Timeout(TimeoutPhase::FirstByte))), "{r:?}");
-    let r = ex.run(HttpMethod::Get, json!({ "url": server.url("/stall"), "timeouts": t(5000, 300, 10000) }), vec![]);
-    assert!(matches!(r, Err(ActionError::Timeout(TimeoutPhase::BetweenBytes))), "{r:?}");
+    let r = ex.run(
+        HttpMethod::Get,
+        json!({ "url": server.url("/slow-first"), "timeouts": t(200, 5000, 10000) }),
+        vec![],
+    );
+    assert!(
+        matches!(r, Err(ActionError::Timeout(TimeoutPhase::FirstByte))),
+        "{r:?}"
+    );
+    let r = ex.run(
+        HttpMethod::Get,
+        json!({ "url": server.url("/stall"), "timeouts": t(5000, 300, 10000) }),
+        vec![],
+    );
+    assert!(
+        matches!(r, Err(ActionError::Timeout(TimeoutPhase::BetweenBytes))),
+        "{r:?}"
+    );
     let start = Instant::now();
-    let r = ex.run(HttpMethod::Get, json!({ "url": server.url("/trickle"), "timeouts": t(5000, 5000, 500) }), vec![]);
-    assert!(matches!(r, Err(ActionError::Timeout(TimeoutPhase::Total))), "{r:?}");
-    assert!(start.elapsed() < Duration::from_secs(3), "the total bound held");
+    let r = ex.run(
+        HttpMethod::Get,
+        json!({ "url": server.url("/trickle"), "timeouts": t(5000, 5000, 500) }),
+        vec![],
+    );
+    assert!(
+        matches!(r, Err(ActionError::Timeout(TimeoutPhase::Total))),
+        "{r:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "the total bound held"
+    );
 
     // Connect: a listener with a full backlog that never accepts.
-    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    listener.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into()).unwrap();
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
     listener.listen(0).unwrap();
     let port = listener.local_addr().unwrap().as_socket().unwrap().port();
     let mut fillers = Vec::new();
@@ -217,7 +346,10 @@ fn each_timeout_phase() {
         json!({ "url": format!("http://127.0.0.1:{port}/"), "timeouts": { "connect_ms": 300, "total_ms": 5000 } }),
         vec![],
     );
-    assert!(matches!(r, Err(ActionError::Timeout(TimeoutPhase::Connect))), "{r:?}");
+    assert!(
+        matches!(r, Err(ActionError::Timeout(TimeoutPhase::Connect))),
+        "{r:?}"
+    );
 }
 
 trait Stall {
@@ -240,7 +372,10 @@ impl Stall for Reply {
 #[test]
 fn retries_honour_retry_after_and_idempotency() {
     // Per path, every other request is refused.
-    let hits = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, usize>::new()));
+    let hits = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        usize,
+    >::new()));
     let server = serve("127.0.0.1:0", None, move |r| {
         let n = {
             let mut h = hits.lock().unwrap();
@@ -256,24 +391,52 @@ fn retries_honour_retry_after_and_idempotency() {
     });
     let mut ex = Executor::new();
     let start = Instant::now();
-    let o = ex.run(HttpMethod::Get, json!({ "url": server.url("/busy"), "retries": 2 }), vec![]).unwrap();
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/busy"), "retries": 2 }),
+            vec![],
+        )
+        .unwrap();
     assert_eq!((o.status, o.attempts), (200, 2));
-    assert!(start.elapsed() >= Duration::from_millis(950), "waited for Retry-After");
-    let o = ex.run(HttpMethod::Get, json!({ "url": server.url("/limit"), "retries": { "max": 3, "base_ms": 10 } }), vec![]).unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "waited for Retry-After"
+    );
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/limit"), "retries": { "max": 3, "base_ms": 10 } }),
+            vec![],
+        )
+        .unwrap();
     assert_eq!((o.status, o.attempts), (200, 2));
     // POST is not retried unless asked.
-    let o = ex.run(HttpMethod::Post, json!({ "url": server.url("/limit"), "retries": 3 }), vec![]).unwrap();
+    let o = ex
+        .run(
+            HttpMethod::Post,
+            json!({ "url": server.url("/limit"), "retries": 3 }),
+            vec![],
+        )
+        .unwrap();
     assert_eq!((o.status, o.attempts), (429, 1));
     let o = ex
         .run(HttpMethod::Post, json!({ "url": server.url("/limit-post"), "retries": { "max": 3, "base_ms": 10, "non_idempotent": true } }), vec![])
         .unwrap();
     assert_eq!((o.status, o.attempts), (200, 2));
     // Connect errors are retried, then reported.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let start = Instant::now();
     let r = ex.run(HttpMethod::Get, json!({ "url": format!("http://127.0.0.1:{closed}/"), "retries": { "max": 2, "base_ms": 100 } }), vec![]);
     assert!(matches!(r, Err(ActionError::Connect(_))), "{r:?}");
-    assert!(start.elapsed() >= Duration::from_millis(150), "backed off between attempts");
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "backed off between attempts"
+    );
 }
 
 #[test]
@@ -290,11 +453,23 @@ fn ten_megabytes_each_way_with_hashes() {
         .run(HttpMethod::Post, json!({ "url": server.url("/big"), "body": String::from_utf8_lossy(&upload).into_owned() }), vec![])
         .unwrap();
     let sent = String::from_utf8_lossy(&upload).into_owned().into_bytes();
-    let header = o.headers.iter().find(|h| h.name == "X-Request-Sha256").unwrap();
-    assert_eq!(header.value, hex(&Sha256::digest(&sent)), "server got the upload intact");
+    let header = o
+        .headers
+        .iter()
+        .find(|h| h.name == "X-Request-Sha256")
+        .unwrap();
+    assert_eq!(
+        header.value,
+        hex(&Sha256::digest(&sent)),
+        "server got the upload intact"
+    );
     let want: Vec<u8> = (0..SIZE).map(|i| (i * 7 % 251) as u8).collect();
     assert_eq!(o.body.len(), SIZE);
-    assert_eq!(Sha256::digest(&o.body), Sha256::digest(&want), "download intact");
+    assert_eq!(
+        Sha256::digest(&o.body),
+        Sha256::digest(&want),
+        "download intact"
+    );
     assert!(o.bytes_received > SIZE as u64 && o.bytes_sent > sent.len() as u64);
 }
 
@@ -307,10 +482,19 @@ fn malformed_responses_give_typed_errors() {
     let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
         "/status" => Reply::RawClose(b"HTTP/1.1 abc OK\r\n\r\n".to_vec()),
         "/garbage" => Reply::RawClose(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()),
-        "/chunk" => Reply::RawClose(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec()),
-        "/truncated" => Reply::RawClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this".to_vec()),
-        "/truncated-chunked" => Reply::RawClose(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc".to_vec()),
-        "/huge-head" => Reply::RawClose(format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000)).into_bytes()),
+        "/chunk" => Reply::RawClose(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+                .to_vec(),
+        ),
+        "/truncated" => {
+            Reply::RawClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this".to_vec())
+        }
+        "/truncated-chunked" => Reply::RawClose(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc".to_vec(),
+        ),
+        "/huge-head" => Reply::RawClose(
+            format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000)).into_bytes(),
+        ),
         "/huge-body" => Reply::Full(200, vec![], vec![b'x'; 5000]),
         "/nothing" => Reply::Close,
         _ => Reply::ok(""),
@@ -318,17 +502,33 @@ fn malformed_responses_give_typed_errors() {
     let mut ex = Executor::new();
     let mut check = |path: &str, extra: serde_json::Value, ok: fn(&ActionError) -> bool| {
         let mut p = json!({ "url": server.url(path) });
-        p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         let r = ex.run(HttpMethod::Get, p, vec![]);
         assert!(matches!(&r, Err(e) if ok(e)), "{path}: {r:?}");
     };
-    check("/status", json!({}), |e| matches!(e, ActionError::Protocol(_)));
-    check("/garbage", json!({}), |e| matches!(e, ActionError::Protocol(_)));
-    check("/chunk", json!({}), |e| matches!(e, ActionError::Protocol(_)));
-    check("/truncated", json!({}), |e| matches!(e, ActionError::Protocol(_)));
-    check("/truncated-chunked", json!({}), |e| matches!(e, ActionError::Protocol(_)));
-    check("/huge-head", json!({}), |e| matches!(e, ActionError::TooLarge(_)));
-    check("/huge-body", json!({ "max_response_body": 1000 }), |e| matches!(e, ActionError::TooLarge(_)));
+    check("/status", json!({}), |e| {
+        matches!(e, ActionError::Protocol(_))
+    });
+    check("/garbage", json!({}), |e| {
+        matches!(e, ActionError::Protocol(_))
+    });
+    check("/chunk", json!({}), |e| {
+        matches!(e, ActionError::Protocol(_))
+    });
+    check("/truncated", json!({}), |e| {
+        matches!(e, ActionError::Protocol(_))
+    });
+    check("/truncated-chunked", json!({}), |e| {
+        matches!(e, ActionError::Protocol(_))
+    });
+    check("/huge-head", json!({}), |e| {
+        matches!(e, ActionError::TooLarge(_))
+    });
+    check("/huge-body", json!({ "max_response_body": 1000 }), |e| {
+        matches!(e, ActionError::TooLarge(_))
+    });
     check("/nothing", json!({}), |e| matches!(e, ActionError::Io(_)));
 }
 
@@ -340,7 +540,9 @@ fn ipv6_and_host_names() {
     assert_eq!(o.body, b"::1");
     assert!(o.source_address.unwrap().starts_with("[::1]:"));
     let v4 = echo_server();
-    let o = ex.get(&format!("http://localhost:{}/name", v4.addr.port())).unwrap();
+    let o = ex
+        .get(&format!("http://localhost:{}/name", v4.addr.port()))
+        .unwrap();
     assert_eq!(o.status, 200);
     let r = ex.get("http://no-such-host.invalid/");
     assert!(matches!(r, Err(ActionError::Dns(_))), "{r:?}");
@@ -350,19 +552,47 @@ fn ipv6_and_host_names() {
 fn source_address_explicit_or_from_the_pool() {
     let server = echo_server();
     let mut ex = Executor::new();
-    let o = ex.run(HttpMethod::Get, json!({ "url": server.url("/"), "bind_ip": "127.0.20.5" }), vec![]).unwrap();
-    assert!(o.source_address.as_deref().unwrap().starts_with("127.0.20.5:"));
-    assert_eq!(o.headers.iter().find(|h| h.name == "X-Peer").unwrap().value, "127.0.20.5");
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/"), "bind_ip": "127.0.20.5" }),
+            vec![],
+        )
+        .unwrap();
+    assert!(
+        o.source_address
+            .as_deref()
+            .unwrap()
+            .starts_with("127.0.20.5:")
+    );
+    assert_eq!(
+        o.headers.iter().find(|h| h.name == "X-Peer").unwrap().value,
+        "127.0.20.5"
+    );
 
     // From a tenant's pool, in the same instance the scheduler configures.
     let f = ex.pool().clone();
-    let cfg = pool::PoolConfig { strategy: pool::Strategy::Sequential, lease_ttl_ms: None, seed: 1 };
-    f.call_create_pool(&mut ex.store, "tenant-a", cfg).unwrap().unwrap();
-    f.call_add_cidr(&mut ex.store, "tenant-a", "127.0.21.0/29", true).unwrap().unwrap();
+    let cfg = pool::PoolConfig {
+        strategy: pool::Strategy::Sequential,
+        lease_ttl_ms: None,
+        seed: 1,
+    };
+    f.call_create_pool(&mut ex.store, "tenant-a", cfg)
+        .unwrap()
+        .unwrap();
+    f.call_add_cidr(&mut ex.store, "tenant-a", "127.0.21.0/29", true)
+        .unwrap()
+        .unwrap();
     let o = ex
         .run(HttpMethod::Get, json!({ "url": server.url("/"), "pool": "tenant-a", "tenant": "a", "resource": "user-1" }), vec![])
         .unwrap();
-    let peer = o.headers.iter().find(|h| h.name == "X-Peer").unwrap().value.clone();
+    let peer = o
+        .headers
+        .iter()
+        .find(|h| h.name == "X-Peer")
+        .unwrap()
+        .value
+        .clone();
     assert_eq!(peer, "127.0.21.1");
     assert!(o.source_address.unwrap().starts_with("127.0.21.1:"));
     let stats = f.call_stats(&mut ex.store, "tenant-a").unwrap().unwrap();
@@ -371,31 +601,72 @@ fn source_address_explicit_or_from_the_pool() {
         .run(HttpMethod::Get, json!({ "url": server.url("/"), "pool": "tenant-a", "tenant": "a", "resource": "user-2", "release": "keep" }), vec![])
         .unwrap();
     assert_eq!(o.status, 200);
-    assert_eq!(f.call_stats(&mut ex.store, "tenant-a").unwrap().unwrap().allocated, 1, "kept");
-    let r = ex.run(HttpMethod::Get, json!({ "url": server.url("/"), "pool": "nope", "tenant": "a" }), vec![]);
-    assert!(matches!(r, Err(ActionError::Pool(pool::PoolError::UnknownPool(_)))), "{r:?}");
+    assert_eq!(
+        f.call_stats(&mut ex.store, "tenant-a")
+            .unwrap()
+            .unwrap()
+            .allocated,
+        1,
+        "kept"
+    );
+    let r = ex.run(
+        HttpMethod::Get,
+        json!({ "url": server.url("/"), "pool": "nope", "tenant": "a" }),
+        vec![],
+    );
+    assert!(
+        matches!(r, Err(ActionError::Pool(pool::PoolError::UnknownPool(_)))),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn host_policy_and_bad_params() {
     let server = echo_server();
     let port = server.addr.port();
-    let policy: Policy = Arc::new(move |a: SocketAddr, _| a.port() != port || a.ip().is_unspecified());
+    let policy: Policy =
+        Arc::new(move |a: SocketAddr, _| a.port() != port || a.ip().is_unspecified());
     let mut ex = Executor::with_policy(policy);
-    assert!(matches!(ex.get(&server.url("/")), Err(ActionError::AccessDenied(_))));
+    assert!(matches!(
+        ex.get(&server.url("/")),
+        Err(ActionError::AccessDenied(_))
+    ));
 
     let mut ex = Executor::new();
     let bad = |ex: &mut Executor, p: serde_json::Value, field: &str| {
         let r = ex.run(HttpMethod::Get, p, vec![]);
-        assert!(matches!(&r, Err(ActionError::InvalidParams(e)) if e.field == field), "{field}: {r:?}");
+        assert!(
+            matches!(&r, Err(ActionError::InvalidParams(e)) if e.field == field),
+            "{field}: {r:?}"
+        );
     };
     bad(&mut ex, json!({}), "url");
     bad(&mut ex, json!({ "url": "ftp://x/" }), "url");
-    bad(&mut ex, json!({ "url": server.url("/"), "bind_ip": "300.1.1.1" }), "bind_ip");
-    bad(&mut ex, json!({ "url": server.url("/"), "unknown": 1 }), "unknown");
-    bad(&mut ex, json!({ "url": server.url("/"), "timeouts": { "connect_ms": "x" } }), "timeouts.connect_ms");
-    bad(&mut ex, json!({ "url": server.url("/"), "pool": "p" }), "tenant");
-    bad(&mut ex, json!({ "url": server.url("/"), "headers": { "bad name": "v" } }), "headers");
+    bad(
+        &mut ex,
+        json!({ "url": server.url("/"), "bind_ip": "300.1.1.1" }),
+        "bind_ip",
+    );
+    bad(
+        &mut ex,
+        json!({ "url": server.url("/"), "unknown": 1 }),
+        "unknown",
+    );
+    bad(
+        &mut ex,
+        json!({ "url": server.url("/"), "timeouts": { "connect_ms": "x" } }),
+        "timeouts.connect_ms",
+    );
+    bad(
+        &mut ex,
+        json!({ "url": server.url("/"), "pool": "p" }),
+        "tenant",
+    );
+    bad(
+        &mut ex,
+        json!({ "url": server.url("/"), "headers": { "bad name": "v" } }),
+        "headers",
+    );
     let r = ex.run(HttpMethod::Get, json!("not an object"), vec![]);
     assert!(matches!(r, Err(ActionError::InvalidParams(_))));
 }

@@ -13,18 +13,30 @@ use integration_tests::pool_bindings::exports::scheduler::core_libs::ip_pool::{
 use integration_tests::*;
 
 fn config(strategy: Strategy) -> PoolConfig {
-    PoolConfig { strategy, lease_ttl_ms: None, seed: 1 }
+    PoolConfig {
+        strategy,
+        lease_ttl_ms: None,
+        seed: 1,
+    }
 }
 
 fn owner(tenant: &str, resource: &str, resource_type: ResourceType) -> Owner {
-    Owner { tenant: tenant.into(), resource: resource.into(), resource_type }
+    Owner {
+        tenant: tenant.into(),
+        resource: resource.into(),
+        resource_type,
+    }
 }
 
 fn pool_guest(name: &str, cidr: &str) -> PoolGuest {
     let mut g = PoolGuest::new();
     let f = g.pool().clone();
-    f.call_create_pool(&mut g.store, name, config(Strategy::Sequential)).unwrap().unwrap();
-    f.call_add_cidr(&mut g.store, name, cidr, true).unwrap().unwrap();
+    f.call_create_pool(&mut g.store, name, config(Strategy::Sequential))
+        .unwrap()
+        .unwrap();
+    f.call_add_cidr(&mut g.store, name, cidr, true)
+        .unwrap()
+        .unwrap();
     g
 }
 
@@ -36,7 +48,11 @@ fn allocate(g: &mut PoolGuest, pool: &str, o: &Owner) -> Binding {
 #[test]
 fn tcp_server_bound_to_a_pool_address() {
     let mut pools = pool_guest("servers", "127.0.20.0/28");
-    let b = allocate(&mut pools, "servers", &owner("tenant-a", "web-1", ResourceType::Vm));
+    let b = allocate(
+        &mut pools,
+        "servers",
+        &owner("tenant-a", "web-1", ResourceType::Vm),
+    );
     assert_eq!(b.ip, "127.0.20.1");
     let mut g = SocketGuest::new();
     let l = g.tcp4();
@@ -64,7 +80,11 @@ fn tcp_server_bound_to_a_pool_address() {
 #[test]
 fn tcp_client_source_is_a_pool_address() {
     let mut pools = pool_guest("clients", "127.0.21.0/29");
-    let b = allocate(&mut pools, "clients", &owner("tenant-a", "ctr-1", ResourceType::Container));
+    let b = allocate(
+        &mut pools,
+        "clients",
+        &owner("tenant-a", "ctr-1", ResourceType::Container),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = thread::spawn(move || listener.accept().unwrap().1);
@@ -72,20 +92,35 @@ fn tcp_client_source_is_a_pool_address() {
     let s = g.tcp4();
     g.bind(s, &addr(&b.ip, 0)).unwrap();
     g.connect(s, &addr("127.0.0.1", port)).unwrap();
-    assert_eq!(server.join().unwrap().ip().to_string(), b.ip, "the peer sees the pool address");
+    assert_eq!(
+        server.join().unwrap().ip().to_string(),
+        b.ip,
+        "the peer sees the pool address"
+    );
 }
 
 #[test]
 fn udp_metrics_from_a_pool_address() {
     let mut pools = pool_guest("metrics", "127.0.22.0/29");
-    let b = allocate(&mut pools, "metrics", &owner("tenant-a", "pod-1", ResourceType::Pod));
+    let b = allocate(
+        &mut pools,
+        "metrics",
+        &owner("tenant-a", "pod-1", ResourceType::Pod),
+    );
     // A statsd-style collector (port 8125 in the notes; any free port here).
     let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
-    collector.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut g = SocketGuest::new();
     let s = g.udp4();
     g.bind(s, &addr(&b.ip, 0)).unwrap();
-    g.send_to(s, b"requests:1|c", &addr("127.0.0.1", collector.local_addr().unwrap().port())).unwrap();
+    g.send_to(
+        s,
+        b"requests:1|c",
+        &addr("127.0.0.1", collector.local_addr().unwrap().port()),
+    )
+    .unwrap();
     let mut buf = [0u8; 64];
     let (n, from) = collector.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"requests:1|c");
@@ -96,27 +131,59 @@ fn udp_metrics_from_a_pool_address() {
 fn two_tenants_get_disjoint_addresses_and_use_them() {
     let mut pools = PoolGuest::new();
     let f = pools.pool().clone();
-    f.call_create_pool(&mut pools.store, "shared", config(Strategy::RoundRobin)).unwrap().unwrap();
-    f.call_add_cidr(&mut pools.store, "shared", "127.0.23.0/28", true).unwrap().unwrap();
-    f.call_set_quota(&mut pools.store, "shared", "b", Some(3)).unwrap().unwrap();
+    f.call_create_pool(&mut pools.store, "shared", config(Strategy::RoundRobin))
+        .unwrap()
+        .unwrap();
+    f.call_add_cidr(&mut pools.store, "shared", "127.0.23.0/28", true)
+        .unwrap()
+        .unwrap();
+    f.call_set_quota(&mut pools.store, "shared", "b", Some(3))
+        .unwrap()
+        .unwrap();
     let mut by_tenant = std::collections::BTreeMap::new();
     for tenant in ["a", "b"] {
         for i in 0..3 {
-            let b = allocate(&mut pools, "shared", &owner(tenant, &format!("vm-{i}"), ResourceType::Custom("gpu".into())));
-            by_tenant.entry(tenant).or_insert_with(BTreeSet::new).insert(b.ip);
+            let b = allocate(
+                &mut pools,
+                "shared",
+                &owner(
+                    tenant,
+                    &format!("vm-{i}"),
+                    ResourceType::Custom("gpu".into()),
+                ),
+            );
+            by_tenant
+                .entry(tenant)
+                .or_insert_with(BTreeSet::new)
+                .insert(b.ip);
         }
     }
-    let quota = f.call_allocate(&mut pools.store, "shared", &owner("b", "vm-9", ResourceType::Vm)).unwrap();
+    let quota = f
+        .call_allocate(
+            &mut pools.store,
+            "shared",
+            &owner("b", "vm-9", ResourceType::Vm),
+        )
+        .unwrap();
     assert!(matches!(quota, Err(PoolError::QuotaExceeded(q)) if q.limit == 3));
     assert!(by_tenant["a"].is_disjoint(&by_tenant["b"]));
-    let listed: BTreeSet<String> =
-        f.call_list_by_tenant(&mut pools.store, "shared", "a").unwrap().unwrap().into_iter().map(|b| b.ip).collect();
+    let listed: BTreeSet<String> = f
+        .call_list_by_tenant(&mut pools.store, "shared", "a")
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.ip)
+        .collect();
     assert_eq!(listed, by_tenant["a"]);
 
     // Each tenant's connections arrive from its own addresses.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || (0..6).map(|_| listener.accept().unwrap().1.ip().to_string()).collect::<Vec<_>>());
+    let server = thread::spawn(move || {
+        (0..6)
+            .map(|_| listener.accept().unwrap().1.ip().to_string())
+            .collect::<Vec<_>>()
+    });
     let mut g = SocketGuest::new();
     let mut order = Vec::new();
     for (tenant, ips) in &by_tenant {
@@ -138,13 +205,23 @@ fn two_tenants_get_disjoint_addresses_and_use_them() {
 fn typed_errors_and_snapshots_cross_the_component_boundary() {
     let mut g = PoolGuest::new();
     let f = g.pool().clone();
-    f.call_create_pool(&mut g.store, "p", config(Strategy::Random)).unwrap().unwrap();
+    f.call_create_pool(&mut g.store, "p", config(Strategy::Random))
+        .unwrap()
+        .unwrap();
     for bad in ["10.0.0.0/33", "300.1.1.1/24", "fd00::/129", "", "garbage"] {
         let r = f.call_add_cidr(&mut g.store, "p", bad, true).unwrap();
-        assert!(matches!(r, Err(PoolError::InvalidCidr(_))), "{bad:?}: {r:?}");
+        assert!(
+            matches!(r, Err(PoolError::InvalidCidr(_))),
+            "{bad:?}: {r:?}"
+        );
     }
-    assert!(matches!(f.call_stats(&mut g.store, "nope").unwrap(), Err(PoolError::UnknownPool(_))));
-    f.call_add_cidr(&mut g.store, "p", "fd00::/64", true).unwrap().unwrap();
+    assert!(matches!(
+        f.call_stats(&mut g.store, "nope").unwrap(),
+        Err(PoolError::UnknownPool(_))
+    ));
+    f.call_add_cidr(&mut g.store, "p", "fd00::/64", true)
+        .unwrap()
+        .unwrap();
     let b = allocate(&mut g, "p", &owner("t", "r", ResourceType::Vm));
     let stats = f.call_stats(&mut g.store, "p").unwrap().unwrap();
     assert_eq!(stats.total, "18446744073709551616");
@@ -154,9 +231,22 @@ fn typed_errors_and_snapshots_cross_the_component_boundary() {
     let mut h = PoolGuest::new();
     let fh = h.pool().clone();
     fh.call_restore(&mut h.store, &snap).unwrap().unwrap();
-    let again = fh.call_get_binding(&mut h.store, "p", &b.ip).unwrap().unwrap().unwrap();
-    assert_eq!((again.tenant.as_str(), again.generation), ("t", b.generation));
-    assert!(matches!(fh.call_restore(&mut h.store, &snap[..snap.len() - 3]).unwrap(), Err(PoolError::InvalidSnapshot(_))));
-    let stale = fh.call_release(&mut h.store, "p", &b.ip, b.generation + 1).unwrap();
+    let again = fh
+        .call_get_binding(&mut h.store, "p", &b.ip)
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (again.tenant.as_str(), again.generation),
+        ("t", b.generation)
+    );
+    assert!(matches!(
+        fh.call_restore(&mut h.store, &snap[..snap.len() - 3])
+            .unwrap(),
+        Err(PoolError::InvalidSnapshot(_))
+    ));
+    let stale = fh
+        .call_release(&mut h.store, "p", &b.ip, b.generation + 1)
+        .unwrap();
     assert!(matches!(stale, Err(PoolError::StaleGeneration(_))));
 }

@@ -67,9 +67,17 @@ fn tcp_client_moves_10_mb_each_way() {
     assert_eq!(g.state(s), SocketState::Closed);
     let (server_len, server_hash) = server.join().unwrap();
     assert_eq!(server_len, SIZE);
-    assert_eq!(server_hash, sha(&out), "server received what the guest sent");
+    assert_eq!(
+        server_hash,
+        sha(&out),
+        "server received what the guest sent"
+    );
     assert_eq!(got.len(), SIZE);
-    assert_eq!(sha(&got), sha(&pattern(SIZE, 2)), "guest received what the server sent");
+    assert_eq!(
+        sha(&got),
+        sha(&pattern(SIZE, 2)),
+        "guest received what the server sent"
+    );
 }
 
 #[test]
@@ -130,7 +138,11 @@ fn source_address_is_the_bound_one() {
     let local = g.local_address(s).unwrap();
     assert_eq!(g.receive(s, 16).unwrap(), b"ok");
     let peer = server.join().unwrap();
-    assert_eq!(peer.ip().to_string(), "127.0.10.7", "the server sees the bound source address");
+    assert_eq!(
+        peer.ip().to_string(),
+        "127.0.10.7",
+        "the server sees the bound source address"
+    );
     assert_eq!(local.host, "127.0.10.7");
     assert_eq!(local.port, peer.port());
     let seen = g.peer_address(s).unwrap();
@@ -139,14 +151,20 @@ fn source_address_is_the_bound_one() {
 
 fn udp_round_trip(family: AddressFamily, ip: &str) {
     let native = UdpSocket::bind((ip, 0)).unwrap();
-    native.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    native
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let native_addr = native.local_addr().unwrap();
     let mut g = SocketGuest::new();
     let s = g.create(family, Protocol::Udp).unwrap();
     g.bind(s, &addr(ip, 0)).unwrap();
     let local = g.local_address(s).unwrap();
 
-    assert_eq!(g.send_to(s, b"from guest", &addr(ip, native_addr.port())).unwrap(), 10);
+    assert_eq!(
+        g.send_to(s, b"from guest", &addr(ip, native_addr.port()))
+            .unwrap(),
+        10
+    );
     let mut buf = [0u8; 64];
     let (n, from) = native.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"from guest");
@@ -183,10 +201,17 @@ fn udp_send_to_and_receive_from_both_ways() {
 #[test]
 fn udp_implicit_bind_on_first_send() {
     let native = UdpSocket::bind("127.0.0.1:0").unwrap();
-    native.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    native
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut g = SocketGuest::new();
     let s = g.udp4();
-    g.send_to(s, b"x", &addr("127.0.0.1", native.local_addr().unwrap().port())).unwrap();
+    g.send_to(
+        s,
+        b"x",
+        &addr("127.0.0.1", native.local_addr().unwrap().port()),
+    )
+    .unwrap();
     assert_eq!(g.state(s), SocketState::Bound);
     let mut buf = [0u8; 8];
     let (_, from) = native.recv_from(&mut buf).unwrap();
@@ -225,11 +250,15 @@ fn connection_refused_on_a_closed_port() {
     };
     let mut g = SocketGuest::new();
     let s = g.tcp4();
-    assert!(matches!(g.connect(s, &addr("127.0.0.1", port)), Err(SocketError::ConnectionRefused)));
+    assert!(matches!(
+        g.connect(s, &addr("127.0.0.1", port)),
+        Err(SocketError::ConnectionRefused)
+    ));
     // The socket is usable again after a failed connect.
     assert_eq!(g.state(s), SocketState::Created);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    g.connect(s, &addr("127.0.0.1", l.local_addr().unwrap().port())).unwrap();
+    g.connect(s, &addr("127.0.0.1", l.local_addr().unwrap().port()))
+        .unwrap();
 }
 
 #[test]
@@ -248,9 +277,18 @@ fn read_timeout_fires_on_a_silent_peer() {
     let start = Instant::now();
     let r = g.receive(s, 100);
     let elapsed = start.elapsed();
-    assert!(matches!(&r, Err(SocketError::Timeout(op)) if op == "receive"), "{r:?}");
-    assert!(elapsed >= Duration::from_millis(300), "fired early: {elapsed:?}");
-    assert!(elapsed < Duration::from_millis(1300), "fired late: {elapsed:?}");
+    assert!(
+        matches!(&r, Err(SocketError::Timeout(op)) if op == "receive"),
+        "{r:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "fired early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1300),
+        "fired late: {elapsed:?}"
+    );
 
     // Timeout 0 is non-blocking.
     g.set_read_timeout(s, 0).unwrap();
@@ -276,7 +314,10 @@ fn host_names_resolve_or_fail_typed() {
     let port = listener.local_addr().unwrap().port();
     let mut g = SocketGuest::new();
     let ips = g.resolve("localhost", 5000).unwrap();
-    assert!(ips.iter().any(|ip| ip == "127.0.0.1" || ip == "::1"), "{ips:?}");
+    assert!(
+        ips.iter().any(|ip| ip == "127.0.0.1" || ip == "::1"),
+        "{ips:?}"
+    );
     let s = g.tcp4();
     g.connect(s, &addr("localhost", port)).unwrap();
     assert_eq!(g.peer_address(s).unwrap().host, "127.0.0.1");
@@ -284,84 +325,211 @@ fn host_names_resolve_or_fail_typed() {
     let s = g.tcp4();
     let r = g.connect(s, &addr("no-such-host.invalid", 80));
     assert!(matches!(r, Err(SocketError::NameUnresolvable(_))), "{r:?}");
-    assert!(matches!(g.resolve("no-such-host.invalid", 5000), Err(SocketError::NameUnresolvable(_))));
+    assert!(matches!(
+        g.resolve("no-such-host.invalid", 5000),
+        Err(SocketError::NameUnresolvable(_))
+    ));
 }
 
 #[test]
 fn malformed_addresses_are_invalid_input() {
     let mut g = SocketGuest::new();
     let s = g.tcp4();
-    for bad in ["300.1.1.1", "1.2.3", "", "127.0.0.1:80", "not an address", "::1", "[127.0.0.1"] {
+    for bad in [
+        "300.1.1.1",
+        "1.2.3",
+        "",
+        "127.0.0.1:80",
+        "not an address",
+        "::1",
+        "[127.0.0.1",
+    ] {
         let r = g.bind(s, &addr(bad, 0));
-        assert!(matches!(r, Err(SocketError::InvalidInput(_))), "bind {bad:?}: {r:?}");
+        assert!(
+            matches!(r, Err(SocketError::InvalidInput(_))),
+            "bind {bad:?}: {r:?}"
+        );
     }
     for bad in ["300.1.1.1", "1.2.3", "", "::1", "a b"] {
         let r = g.connect(s, &addr(bad, 80));
-        assert!(matches!(r, Err(SocketError::InvalidInput(_))), "connect {bad:?}: {r:?}");
+        assert!(
+            matches!(r, Err(SocketError::InvalidInput(_))),
+            "connect {bad:?}: {r:?}"
+        );
     }
-    assert!(matches!(g.connect(s, &addr("127.0.0.1", 0)), Err(SocketError::InvalidInput(_))));
-    assert!(matches!(g.resolve("", 100), Err(SocketError::InvalidInput(_))));
-    assert_eq!(g.state(s), SocketState::Created, "bad input changes nothing");
+    assert!(matches!(
+        g.connect(s, &addr("127.0.0.1", 0)),
+        Err(SocketError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        g.resolve("", 100),
+        Err(SocketError::InvalidInput(_))
+    ));
+    assert_eq!(
+        g.state(s),
+        SocketState::Created,
+        "bad input changes nothing"
+    );
     let u = g.udp4();
-    assert!(matches!(g.send_to(u, &vec![0; 70_000], &addr("127.0.0.1", 9)), Err(SocketError::InvalidInput(_))));
-    assert!(matches!(g.receive_from(u, 0), Err(SocketError::InvalidState(_))));
+    assert!(matches!(
+        g.send_to(u, &vec![0; 70_000], &addr("127.0.0.1", 9)),
+        Err(SocketError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        g.receive_from(u, 0),
+        Err(SocketError::InvalidState(_))
+    ));
 }
 
 #[test]
 fn illegal_state_transitions_name_the_state() {
     let mut g = SocketGuest::new();
     let s = g.tcp4();
-    assert!(is_state(&g.listen(s, 8).unwrap_err(), SocketState::Created), "listen before bind");
-    assert!(is_state(&g.accept(s).unwrap_err(), SocketState::Created), "accept before listen");
-    assert!(is_state(&g.send(s, b"x").unwrap_err(), SocketState::Created), "send unconnected");
-    assert!(is_state(&g.receive(s, 1).unwrap_err(), SocketState::Created), "receive unconnected");
-    assert!(is_state(&g.shutdown(s, ShutdownType::Both).unwrap_err(), SocketState::Created));
-    assert!(is_state(&g.local_address(s).unwrap_err(), SocketState::Created));
-    assert!(is_state(&g.peer_address(s).unwrap_err(), SocketState::Created));
+    assert!(
+        is_state(&g.listen(s, 8).unwrap_err(), SocketState::Created),
+        "listen before bind"
+    );
+    assert!(
+        is_state(&g.accept(s).unwrap_err(), SocketState::Created),
+        "accept before listen"
+    );
+    assert!(
+        is_state(&g.send(s, b"x").unwrap_err(), SocketState::Created),
+        "send unconnected"
+    );
+    assert!(
+        is_state(&g.receive(s, 1).unwrap_err(), SocketState::Created),
+        "receive unconnected"
+    );
+    assert!(is_state(
+        &g.shutdown(s, ShutdownType::Both).unwrap_err(),
+        SocketState::Created
+    ));
+    assert!(is_state(
+        &g.local_address(s).unwrap_err(),
+        SocketState::Created
+    ));
+    assert!(is_state(
+        &g.peer_address(s).unwrap_err(),
+        SocketState::Created
+    ));
 
     g.bind(s, &addr("127.0.0.1", 0)).unwrap();
-    assert!(is_state(&g.bind(s, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Bound), "bind twice");
-    assert!(is_state(&g.accept(s).unwrap_err(), SocketState::Bound), "accept before listen");
+    assert!(
+        is_state(
+            &g.bind(s, &addr("127.0.0.1", 0)).unwrap_err(),
+            SocketState::Bound
+        ),
+        "bind twice"
+    );
+    assert!(
+        is_state(&g.accept(s).unwrap_err(), SocketState::Bound),
+        "accept before listen"
+    );
     assert!(is_state(&g.send(s, b"x").unwrap_err(), SocketState::Bound));
-    assert!(is_state(&g.peer_address(s).unwrap_err(), SocketState::Bound));
+    assert!(is_state(
+        &g.peer_address(s).unwrap_err(),
+        SocketState::Bound
+    ));
 
     g.listen(s, 8).unwrap();
-    assert!(is_state(&g.listen(s, 8).unwrap_err(), SocketState::Listening), "listen twice");
-    assert!(is_state(&g.connect(s, &addr("127.0.0.1", 80)).unwrap_err(), SocketState::Listening));
-    assert!(is_state(&g.send(s, b"x").unwrap_err(), SocketState::Listening));
-    assert!(is_state(&g.receive(s, 1).unwrap_err(), SocketState::Listening));
-    assert!(is_state(&g.bind(s, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Listening));
+    assert!(
+        is_state(&g.listen(s, 8).unwrap_err(), SocketState::Listening),
+        "listen twice"
+    );
+    assert!(is_state(
+        &g.connect(s, &addr("127.0.0.1", 80)).unwrap_err(),
+        SocketState::Listening
+    ));
+    assert!(is_state(
+        &g.send(s, b"x").unwrap_err(),
+        SocketState::Listening
+    ));
+    assert!(is_state(
+        &g.receive(s, 1).unwrap_err(),
+        SocketState::Listening
+    ));
+    assert!(is_state(
+        &g.bind(s, &addr("127.0.0.1", 0)).unwrap_err(),
+        SocketState::Listening
+    ));
 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let c = g.tcp4();
-    g.connect(c, &addr("127.0.0.1", listener.local_addr().unwrap().port())).unwrap();
-    assert!(is_state(&g.connect(c, &addr("127.0.0.1", 80)).unwrap_err(), SocketState::Connected));
-    assert!(is_state(&g.listen(c, 8).unwrap_err(), SocketState::Connected));
-    assert!(is_state(&g.bind(c, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Connected));
+    g.connect(c, &addr("127.0.0.1", listener.local_addr().unwrap().port()))
+        .unwrap();
+    assert!(is_state(
+        &g.connect(c, &addr("127.0.0.1", 80)).unwrap_err(),
+        SocketState::Connected
+    ));
+    assert!(is_state(
+        &g.listen(c, 8).unwrap_err(),
+        SocketState::Connected
+    ));
+    assert!(is_state(
+        &g.bind(c, &addr("127.0.0.1", 0)).unwrap_err(),
+        SocketState::Connected
+    ));
 
     for sock in [s, c] {
         g.close(sock).unwrap();
         assert_eq!(g.state(sock), SocketState::Closed);
-        assert!(is_state(&g.close(sock).unwrap_err(), SocketState::Closed), "close twice");
-        assert!(is_state(&g.send(sock, b"x").unwrap_err(), SocketState::Closed));
-        assert!(is_state(&g.receive(sock, 1).unwrap_err(), SocketState::Closed));
+        assert!(
+            is_state(&g.close(sock).unwrap_err(), SocketState::Closed),
+            "close twice"
+        );
+        assert!(is_state(
+            &g.send(sock, b"x").unwrap_err(),
+            SocketState::Closed
+        ));
+        assert!(is_state(
+            &g.receive(sock, 1).unwrap_err(),
+            SocketState::Closed
+        ));
         assert!(is_state(&g.accept(sock).unwrap_err(), SocketState::Closed));
-        assert!(is_state(&g.connect(sock, &addr("127.0.0.1", 80)).unwrap_err(), SocketState::Closed));
-        assert!(is_state(&g.bind(sock, &addr("127.0.0.1", 0)).unwrap_err(), SocketState::Closed));
-        assert!(is_state(&g.set_read_timeout(sock, 5).unwrap_err(), SocketState::Closed));
-        assert!(is_state(&g.set_hop_limit(sock, 5).unwrap_err(), SocketState::Closed));
-        assert!(is_state(&g.local_address(sock).unwrap_err(), SocketState::Closed));
+        assert!(is_state(
+            &g.connect(sock, &addr("127.0.0.1", 80)).unwrap_err(),
+            SocketState::Closed
+        ));
+        assert!(is_state(
+            &g.bind(sock, &addr("127.0.0.1", 0)).unwrap_err(),
+            SocketState::Closed
+        ));
+        assert!(is_state(
+            &g.set_read_timeout(sock, 5).unwrap_err(),
+            SocketState::Closed
+        ));
+        assert!(is_state(
+            &g.set_hop_limit(sock, 5).unwrap_err(),
+            SocketState::Closed
+        ));
+        assert!(is_state(
+            &g.local_address(sock).unwrap_err(),
+            SocketState::Closed
+        ));
     }
 
     // Protocol mismatches are refused as unsupported, never a trap.
     let u = g.udp4();
     assert!(matches!(g.listen(u, 1), Err(SocketError::NotSupported(_))));
     assert!(matches!(g.accept(u), Err(SocketError::NotSupported(_))));
-    assert!(matches!(g.shutdown(u, ShutdownType::Both), Err(SocketError::NotSupported(_))));
-    assert!(is_state(&g.send(u, b"x").unwrap_err(), SocketState::Created), "send on unconnected UDP");
+    assert!(matches!(
+        g.shutdown(u, ShutdownType::Both),
+        Err(SocketError::NotSupported(_))
+    ));
+    assert!(
+        is_state(&g.send(u, b"x").unwrap_err(), SocketState::Created),
+        "send on unconnected UDP"
+    );
     let t = g.tcp4();
-    assert!(matches!(g.send_to(t, b"x", &addr("127.0.0.1", 9)), Err(SocketError::NotSupported(_))));
-    assert!(matches!(g.receive_from(t, 10), Err(SocketError::NotSupported(_))));
+    assert!(matches!(
+        g.send_to(t, b"x", &addr("127.0.0.1", 9)),
+        Err(SocketError::NotSupported(_))
+    ));
+    assert!(matches!(
+        g.receive_from(t, 10),
+        Err(SocketError::NotSupported(_))
+    ));
 }
 
 #[test]
@@ -369,17 +537,35 @@ fn socket_options() {
     let mut g = SocketGuest::new();
     let t = g.tcp4();
     g.set_reuse_address(t, true).unwrap();
-    assert!(matches!(g.set_reuse_address(t, false), Err(SocketError::NotSupported(_))));
+    assert!(matches!(
+        g.set_reuse_address(t, false),
+        Err(SocketError::NotSupported(_))
+    ));
     g.set_keep_alive(t, true, Some(30_000)).unwrap();
-    assert!(matches!(g.set_keep_alive(t, true, Some(0)), Err(SocketError::InvalidInput(_))));
+    assert!(matches!(
+        g.set_keep_alive(t, true, Some(0)),
+        Err(SocketError::InvalidInput(_))
+    ));
     g.set_receive_buffer_size(t, 256 * 1024).unwrap();
     g.set_send_buffer_size(t, 256 * 1024).unwrap();
     g.set_hop_limit(t, 16).unwrap();
-    assert!(matches!(g.set_hop_limit(t, 0), Err(SocketError::InvalidInput(_))));
-    assert!(matches!(g.set_receive_buffer_size(t, 0), Err(SocketError::InvalidInput(_))));
+    assert!(matches!(
+        g.set_hop_limit(t, 0),
+        Err(SocketError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        g.set_receive_buffer_size(t, 0),
+        Err(SocketError::InvalidInput(_))
+    ));
     let u = g.udp4();
-    assert!(matches!(g.set_reuse_address(u, true), Err(SocketError::NotSupported(_))));
-    assert!(matches!(g.set_keep_alive(u, true, None), Err(SocketError::NotSupported(_))));
+    assert!(matches!(
+        g.set_reuse_address(u, true),
+        Err(SocketError::NotSupported(_))
+    ));
+    assert!(matches!(
+        g.set_keep_alive(u, true, None),
+        Err(SocketError::NotSupported(_))
+    ));
     g.set_hop_limit(u, 8).unwrap();
     g.set_write_timeout(u, 1000).unwrap();
     g.set_connect_timeout(t, 1000).unwrap();
@@ -396,7 +582,10 @@ fn host_policy_denial_is_access_denied() {
     let r = g.connect(s, &addr("127.0.0.2", port));
     assert!(matches!(r, Err(SocketError::AccessDenied)), "{r:?}");
     let b = g.tcp4();
-    assert!(matches!(g.bind(b, &addr("127.0.0.2", 0)), Err(SocketError::AccessDenied)));
+    assert!(matches!(
+        g.bind(b, &addr("127.0.0.2", 0)),
+        Err(SocketError::AccessDenied)
+    ));
 }
 
 #[test]
@@ -415,7 +604,7 @@ fn two_thousand_cycles_leak_nothing() {
         let s = g.tcp4();
         g.connect(s, &addr("127.0.0.1", port)).unwrap();
         // Half close explicitly, half only drop the handle.
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             g.close(s).unwrap();
         }
         g.drop_socket(s);
@@ -432,5 +621,8 @@ fn two_thousand_cycles_leak_nothing() {
     let table_after = g.table_len();
     let fds_after = open_fds();
     assert_eq!(table_after, table_before, "host resource table");
-    assert!(fds_after <= fds_before, "open fds {fds_before} -> {fds_after}");
+    assert!(
+        fds_after <= fds_before,
+        "open fds {fds_before} -> {fds_after}"
+    );
 }

@@ -20,8 +20,8 @@ wit_bindgen::generate!({
 });
 
 use exports::scheduler::executor::executor::{
-    Action, ActionError, ExportSource, Exported, Guest, Header, HttpMethod, Outcome, ParamError, TimeoutPhase,
-    Timings,
+    Action, ActionError, ExportSource, Exported, Guest, Header, HttpMethod, Outcome, ParamError,
+    TimeoutPhase, Timings,
 };
 
 thread_local! {
@@ -43,9 +43,15 @@ fn method(m: HttpMethod) -> Method {
 fn action_error(e: HttpError) -> ActionError {
     match e {
         HttpError::InvalidUrl(m) | HttpError::UnsupportedScheme(m) => {
-            ActionError::InvalidParams(ParamError { field: "url".into(), message: m })
+            ActionError::InvalidParams(ParamError {
+                field: "url".into(),
+                message: m,
+            })
         }
-        HttpError::InvalidHeader(m) => ActionError::InvalidParams(ParamError { field: "headers".into(), message: m }),
+        HttpError::InvalidHeader(m) => ActionError::InvalidParams(ParamError {
+            field: "headers".into(),
+            message: m,
+        }),
         HttpError::Dns(m) => ActionError::Dns(m),
         HttpError::Connect(m) => ActionError::Connect(m),
         HttpError::AccessDenied(m) => ActionError::AccessDenied(m),
@@ -73,15 +79,27 @@ fn resource_type(s: &str) -> ip_pool::ResourceType {
     }
 }
 
-fn export_value(resp: &http_core::Response, name: &str, source: &ExportSource) -> Result<String, ActionError> {
-    let failed = |message: String| ActionError::ExportFailed(ParamError { field: name.to_string(), message });
+fn export_value(
+    resp: &http_core::Response,
+    name: &str,
+    source: &ExportSource,
+) -> Result<String, ActionError> {
+    let failed = |message: String| {
+        ActionError::ExportFailed(ParamError {
+            field: name.to_string(),
+            message,
+        })
+    };
     match source {
         ExportSource::StatusCode => Ok(resp.status.to_string()),
-        ExportSource::Header(h) => resp.header(h).map(str::to_string).ok_or_else(|| failed(format!("no header {h}"))),
+        ExportSource::Header(h) => resp
+            .header(h)
+            .map(str::to_string)
+            .ok_or_else(|| failed(format!("no header {h}"))),
         ExportSource::Body => Ok(String::from_utf8_lossy(&resp.body).into_owned()),
         ExportSource::JsonPointer(p) => {
-            let v: serde_json::Value =
-                serde_json::from_slice(&resp.body).map_err(|e| failed(format!("body is not JSON: {e}")))?;
+            let v: serde_json::Value = serde_json::from_slice(&resp.body)
+                .map_err(|e| failed(format!("body is not JSON: {e}")))?;
             match v.pointer(p) {
                 Some(serde_json::Value::String(s)) => Ok(s.clone()),
                 Some(other) => Ok(other.to_string()),
@@ -97,8 +115,12 @@ export!(Component);
 impl Guest for Component {
     fn execute_action(action: Action) -> Result<Outcome, ActionError> {
         let m = method(action.call);
-        let mut params = params::parse(&action.id, m, &action.with_params)
-            .map_err(|e| ActionError::InvalidParams(ParamError { field: e.field, message: e.message }))?;
+        let mut params = params::parse(&action.id, m, &action.with_params).map_err(|e| {
+            ActionError::InvalidParams(ParamError {
+                field: e.field,
+                message: e.message,
+            })
+        })?;
         let mut lease = None;
         if let Some(src) = &params.pool {
             let owner = ip_pool::Owner {
@@ -107,7 +129,10 @@ impl Guest for Component {
                 resource_type: resource_type(&src.resource_type),
             };
             let binding = ip_pool::allocate(&src.pool, &owner).map_err(ActionError::Pool)?;
-            let ip = binding.ip.parse().map_err(|_| ActionError::Io(format!("pool returned {:?}", binding.ip)))?;
+            let ip = binding
+                .ip
+                .parse()
+                .map_err(|_| ActionError::Io(format!("pool returned {:?}", binding.ip)))?;
             params.request.bind_ip = Some(ip);
             if src.release_after {
                 lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation));
@@ -123,7 +148,12 @@ impl Guest for Component {
         let exports = action
             .exports
             .iter()
-            .map(|spec| export_value(&resp, &spec.name, &spec.source).map(|value| Exported { name: spec.name.clone(), value }))
+            .map(|spec| {
+                export_value(&resp, &spec.name, &spec.source).map(|value| Exported {
+                    name: spec.name.clone(),
+                    value,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let header = |(name, value): (String, String)| Header { name, value };
         let body_length = resp.body.len() as u64;
@@ -132,7 +162,11 @@ impl Guest for Component {
             reason: resp.reason,
             headers: resp.headers.into_iter().map(header).collect(),
             trailers: resp.trailers.into_iter().map(header).collect(),
-            body: if params.discard_body { Vec::new() } else { resp.body },
+            body: if params.discard_body {
+                Vec::new()
+            } else {
+                resp.body
+            },
             body_length,
             timings: Timings {
                 dns_us: resp.timings.dns_us,

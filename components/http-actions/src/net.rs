@@ -15,7 +15,9 @@ fn net_error(e: SocketError) -> NetError {
         SocketError::AccessDenied => NetError::AccessDenied,
         SocketError::NameUnresolvable(m) => NetError::NameUnresolvable(m),
         SocketError::AddressInUse => NetError::AddressUnavailable("address in use".into()),
-        SocketError::AddressNotAvailable => NetError::AddressUnavailable("address not available".into()),
+        SocketError::AddressNotAvailable => {
+            NetError::AddressUnavailable("address not available".into())
+        }
         SocketError::InvalidInput(m) => NetError::InvalidInput(m),
         other => NetError::Other(format!("{other:?}")),
     }
@@ -33,7 +35,9 @@ pub struct SocketConn {
 impl Conn for SocketConn {
     fn write_all(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError> {
         if self.write_ms != timeout_ms {
-            self.sock.set_write_timeout_ms(timeout_ms).map_err(net_error)?;
+            self.sock
+                .set_write_timeout_ms(timeout_ms)
+                .map_err(net_error)?;
             self.write_ms = timeout_ms;
         }
         self.sock.send(data).map(|_| ()).map_err(net_error)
@@ -41,10 +45,14 @@ impl Conn for SocketConn {
 
     fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError> {
         if self.read_ms != timeout_ms {
-            self.sock.set_read_timeout_ms(timeout_ms).map_err(net_error)?;
+            self.sock
+                .set_read_timeout_ms(timeout_ms)
+                .map_err(net_error)?;
             self.read_ms = timeout_ms;
         }
-        self.sock.recv_vec(max.min(u32::MAX as usize) as u32).map_err(net_error)
+        self.sock
+            .recv_vec(max.min(u32::MAX as usize) as u32)
+            .map_err(net_error)
     }
 
     fn is_alive(&mut self) -> bool {
@@ -69,13 +77,22 @@ impl Net for SocketNet {
         socket_api::resolve(host, timeout_ms).map_err(net_error)
     }
 
-    fn connect(&mut self, remote: SocketAddr, local: Option<IpAddr>, timeout_ms: u64) -> Result<SocketConn, NetError> {
+    fn connect(
+        &mut self,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        timeout_ms: u64,
+    ) -> Result<SocketConn, NetError> {
         let sock = Socket::tcp_for(remote.ip()).map_err(net_error)?;
         if let Some(ip) = local {
             sock.bind_to_ip(ip, 0).map_err(net_error)?;
         }
         sock.set_connect_timeout_ms(timeout_ms).map_err(net_error)?;
         sock.connect(remote).map_err(net_error)?;
-        Ok(SocketConn { sock, read_ms: u64::MAX, write_ms: u64::MAX })
+        Ok(SocketConn {
+            sock,
+            read_ms: u64::MAX,
+            write_ms: u64::MAX,
+        })
     }
 }

@@ -12,7 +12,10 @@ pub struct ParamError {
 }
 
 fn err(field: &str, message: impl Into<String>) -> ParamError {
-    ParamError { field: field.to_string(), message: message.into() }
+    ParamError {
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Where the source address comes from when no `bind_ip` is given.
@@ -34,7 +37,8 @@ pub struct Params {
 }
 
 fn u64_field(v: &Value, field: &str) -> Result<u64, ParamError> {
-    v.as_u64().ok_or_else(|| err(field, "expected a non-negative integer"))
+    v.as_u64()
+        .ok_or_else(|| err(field, "expected a non-negative integer"))
 }
 
 fn str_field<'a>(v: &'a Value, field: &str) -> Result<&'a str, ParamError> {
@@ -42,21 +46,25 @@ fn str_field<'a>(v: &'a Value, field: &str) -> Result<&'a str, ParamError> {
 }
 
 fn bool_field(v: &Value, field: &str) -> Result<bool, ParamError> {
-    v.as_bool().ok_or_else(|| err(field, "expected true or false"))
+    v.as_bool()
+        .ok_or_else(|| err(field, "expected true or false"))
 }
 
 fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ParamError> {
-    v.as_object().ok_or_else(|| err(field, "expected an object"))
+    v.as_object()
+        .ok_or_else(|| err(field, "expected an object"))
 }
 
 pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, ParamError> {
-    let root: Value = serde_json::from_str(json).map_err(|e| err("with-params", format!("not valid JSON: {e}")))?;
+    let root: Value = serde_json::from_str(json)
+        .map_err(|e| err("with-params", format!("not valid JSON: {e}")))?;
     let map = object(&root, "with-params")?;
     let url = map.get("url").ok_or_else(|| err("url", "required"))?;
     let mut req = Request::new(method, str_field(url, "url")?);
     http_core::Url::parse(&req.url).map_err(|e| err("url", format!("{e:?}")))?;
     let mut discard_body = false;
-    let (mut pool, mut tenant, mut resource, mut resource_type, mut release) = (None, None, None, None, None);
+    let (mut pool, mut tenant, mut resource, mut resource_type, mut release) =
+        (None, None, None, None, None);
     for (key, v) in map {
         let k = key.as_str();
         match k {
@@ -64,7 +72,9 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             "bind_ip" => {
                 let s = str_field(v, k)?.trim();
                 if !s.is_empty() {
-                    let ip: IpAddr = s.parse().map_err(|_| err(k, format!("not an IP address: {s:?}")))?;
+                    let ip: IpAddr = s
+                        .parse()
+                        .map_err(|_| err(k, format!("not an IP address: {s:?}")))?;
                     req.bind_ip = Some(ip);
                 }
             }
@@ -76,7 +86,12 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                 release = Some(match str_field(v, k)? {
                     "after_action" => true,
                     "keep" => false,
-                    other => return Err(err(k, format!("expected after_action or keep, got {other:?}"))),
+                    other => {
+                        return Err(err(
+                            k,
+                            format!("expected after_action or keep, got {other:?}"),
+                        ));
+                    }
                 })
             }
             "headers" => {
@@ -96,8 +111,13 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                 // A JSON body given as JSON.
                 other => {
                     req.body = other.to_string().into_bytes();
-                    if !req.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case("content-type")) {
-                        req.headers.push(("content-type".into(), "application/json".into()));
+                    if !req
+                        .headers
+                        .iter()
+                        .any(|(h, _)| h.eq_ignore_ascii_case("content-type"))
+                    {
+                        req.headers
+                            .push(("content-type".into(), "application/json".into()));
                     }
                 }
             },
@@ -128,10 +148,16 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                     for (name, value) in o {
                         let field = format!("retries.{name}");
                         match name.as_str() {
-                            "max" => req.retry.max_retries = u64_field(value, &field)?.min(100) as u32,
+                            "max" => {
+                                req.retry.max_retries = u64_field(value, &field)?.min(100) as u32
+                            }
                             "base_ms" => req.retry.base_ms = u64_field(value, &field)?,
-                            "max_backoff_ms" => req.retry.max_backoff_ms = u64_field(value, &field)?,
-                            "non_idempotent" => req.retry.non_idempotent = bool_field(value, &field)?,
+                            "max_backoff_ms" => {
+                                req.retry.max_backoff_ms = u64_field(value, &field)?
+                            }
+                            "non_idempotent" => {
+                                req.retry.non_idempotent = bool_field(value, &field)?
+                            }
                             _ => return Err(err(&field, "unknown retry setting")),
                         }
                     }
@@ -154,7 +180,9 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                 _ => return Err(err(k, "expected true/false, a number or an object")),
             },
             "max_response_body" | "response_body_limit" => req.max_body = u64_field(v, k)?,
-            "max_header_bytes" => req.max_header_bytes = u64_field(v, k)?.clamp(64, 1 << 20) as usize,
+            "max_header_bytes" => {
+                req.max_header_bytes = u64_field(v, k)?.clamp(64, 1 << 20) as usize
+            }
             "keep_alive" => req.keep_alive = bool_field(v, k)?,
             "discard_body" => discard_body = bool_field(v, k)?,
             _ => return Err(err(k, "unknown parameter")),
@@ -170,5 +198,9 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
         }),
         _ => None,
     };
-    Ok(Params { request: req, pool, discard_body })
+    Ok(Params {
+        request: req,
+        pool,
+        discard_body,
+    })
 }

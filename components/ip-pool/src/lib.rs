@@ -30,8 +30,18 @@ fn error(e: E) -> PoolError {
         E::Exhausted { pool } => PoolError::Exhausted(pool),
         E::QuotaExceeded { tenant, limit } => PoolError::QuotaExceeded(Quota { tenant, limit }),
         E::NotFound(s) => PoolError::NotFound(s),
-        E::Conflict { ip, tenant, resource } => PoolError::Conflict(Holder { ip, tenant, resource }),
-        E::StaleGeneration { ip, current, given } => PoolError::StaleGeneration(Stale { ip, current, given }),
+        E::Conflict {
+            ip,
+            tenant,
+            resource,
+        } => PoolError::Conflict(Holder {
+            ip,
+            tenant,
+            resource,
+        }),
+        E::StaleGeneration { ip, current, given } => {
+            PoolError::StaleGeneration(Stale { ip, current, given })
+        }
         E::UnknownPool(s) => PoolError::UnknownPool(s),
         E::PoolExists(s) => PoolError::PoolExists(s),
         E::OutOfRange(s) => PoolError::OutOfRange(s),
@@ -59,7 +69,11 @@ fn owner(o: Owner) -> ip_pool::Owner {
         ResourceType::Pod => ip_pool::ResourceType::Pod,
         ResourceType::Custom(c) => ip_pool::ResourceType::Custom(c),
     };
-    ip_pool::Owner { tenant: o.tenant, resource: o.resource, resource_type }
+    ip_pool::Owner {
+        tenant: o.tenant,
+        resource: o.resource,
+        resource_type,
+    }
 }
 
 fn binding(b: ip_pool::Binding) -> Binding {
@@ -81,7 +95,12 @@ fn binding(b: ip_pool::Binding) -> Binding {
 }
 
 fn range(r: ip_pool::RangeInfo) -> RangeInfo {
-    RangeInfo { text: r.text, first: r.first.to_string(), last: r.last.to_string(), size: r.size.to_string() }
+    RangeInfo {
+        text: r.text,
+        first: r.first.to_string(),
+        last: r.last.to_string(),
+        size: r.size.to_string(),
+    }
 }
 
 struct Component;
@@ -177,8 +196,11 @@ impl Guest for Component {
     }
 
     fn stats_for_tenant(pool: String, tenant: String) -> Result<TenantStats, PoolError> {
-        with(|p| p.tenant_stats(&pool, &tenant))
-            .map(|t| TenantStats { tenant: t.tenant, allocated: t.allocated, quota: t.quota })
+        with(|p| p.tenant_stats(&pool, &tenant)).map(|t| TenantStats {
+            tenant: t.tenant,
+            allocated: t.allocated,
+            quota: t.quota,
+        })
     }
 
     fn snapshot() -> Vec<u8> {

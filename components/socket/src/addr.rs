@@ -20,7 +20,10 @@ pub fn parse_ip(host: &str) -> Result<IpAddr, SocketError> {
     if host.is_empty() {
         return Err(SocketError::InvalidInput("empty address".to_string()));
     }
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     bare.parse()
         .map_err(|_| SocketError::InvalidInput(format!("not an IP address: {host:?}")))
 }
@@ -33,18 +36,27 @@ pub fn looks_like_name(host: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
         && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
-pub fn to_socket_address(ip: IpAddr, port: u16, family: AddressFamily) -> Result<IpSocketAddress, SocketError> {
+pub fn to_socket_address(
+    ip: IpAddr,
+    port: u16,
+    family: AddressFamily,
+) -> Result<IpSocketAddress, SocketError> {
     match (ip, family) {
         (IpAddr::V4(v4), AddressFamily::Ipv4) => {
             let o = v4.octets();
-            Ok(IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (o[0], o[1], o[2], o[3]) }))
+            Ok(IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                port,
+                address: (o[0], o[1], o[2], o[3]),
+            }))
         }
         (IpAddr::V6(v6), AddressFamily::Ipv6) => {
             let s = v6.segments();
@@ -64,7 +76,9 @@ pub fn to_socket_address(ip: IpAddr, port: u16, family: AddressFamily) -> Result
 pub fn from_wasi_ip(ip: IpAddress) -> IpAddr {
     match ip {
         IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
-        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
+        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
+        }
     }
 }
 

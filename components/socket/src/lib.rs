@@ -15,7 +15,9 @@ use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::instance_network::instance_network;
 use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
 use wasip2::sockets::tcp::{ShutdownType as WasiShutdown, TcpSocket};
-use wasip2::sockets::udp::{IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket};
+use wasip2::sockets::udp::{
+    IncomingDatagramStream, OutgoingDatagram, OutgoingDatagramStream, UdpSocket,
+};
 use wasip2::sockets::{ip_name_lookup, tcp_create_socket, udp_create_socket};
 
 wit_bindgen::generate!({ path: "../../wit", world: "socket-component" });
@@ -48,11 +50,19 @@ impl Guest for Component {
             Protocol::Tcp => Io::Tcp(Tcp::new(family)?),
             Protocol::Udp => Io::Udp(Udp::new(family)?),
         };
-        Ok(Socket::new(SocketResource::with(family, protocol, SocketState::Created, io)))
+        Ok(Socket::new(SocketResource::with(
+            family,
+            protocol,
+            SocketState::Created,
+            io,
+        )))
     }
 
     fn resolve(host: String, timeout_ms: u64) -> Result<Vec<String>, SocketError> {
-        Ok(resolve(&host, timeout_ms)?.iter().map(addr::format_ip).collect())
+        Ok(resolve(&host, timeout_ms)?
+            .iter()
+            .map(addr::format_ip)
+            .collect())
     }
 }
 
@@ -95,19 +105,31 @@ struct Udp {
 impl Tcp {
     fn new(family: AddressFamily) -> Result<Self, SocketError> {
         let sock = tcp_create_socket::create_tcp_socket(wasi_family(family)).map_err(net_error)?;
-        Ok(Tcp { input: None, output: None, sock })
+        Ok(Tcp {
+            input: None,
+            output: None,
+            sock,
+        })
     }
 }
 
 impl Udp {
     fn new(family: AddressFamily) -> Result<Self, SocketError> {
         let sock = udp_create_socket::create_udp_socket(wasi_family(family)).map_err(net_error)?;
-        Ok(Udp { incoming: None, outgoing: None, sock, remote: None })
+        Ok(Udp {
+            incoming: None,
+            outgoing: None,
+            sock,
+            remote: None,
+        })
     }
 }
 
 fn state_error(operation: &str, state: SocketState) -> SocketError {
-    SocketError::InvalidState(StateError { operation: operation.to_string(), state })
+    SocketError::InvalidState(StateError {
+        operation: operation.to_string(),
+        state,
+    })
 }
 
 fn not_supported(what: &str) -> SocketError {
@@ -167,7 +189,9 @@ fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<std::net::IpAddr>, SocketE
     }
     let net = instance_network();
     let stream = ip_name_lookup::resolve_addresses(&net, host).map_err(|e| match e {
-        ErrorCode::InvalidArgument => SocketError::InvalidInput(format!("not a valid host name: {host:?}")),
+        ErrorCode::InvalidArgument => {
+            SocketError::InvalidInput(format!("not a valid host name: {host:?}"))
+        }
         other => net_error(other),
     })?;
     let pollable = stream.subscribe();
@@ -277,7 +301,9 @@ impl Inner {
     fn tcp_connect_once(&mut self, remote: IpSocketAddress) -> Result<(), SocketError> {
         let net = instance_network();
         let ms = self.connect_ms;
-        let Io::Tcp(t) = &mut self.io else { unreachable_io() };
+        let Io::Tcp(t) = &mut self.io else {
+            unreachable_io()
+        };
         t.sock.start_connect(&net, remote).map_err(net_error)?;
         let p = t.sock.subscribe();
         let r = wait_ready(&p, ms, "connect", || t.sock.finish_connect());
@@ -345,7 +371,9 @@ impl Inner {
             }
             Protocol::Udp => {
                 self.implicit_bind()?;
-                let Io::Udp(u) = &mut self.io else { unreachable_io() };
+                let Io::Udp(u) = &mut self.io else {
+                    unreachable_io()
+                };
                 // The previous streams must go before new ones are made.
                 u.incoming = None;
                 u.outgoing = None;
@@ -361,7 +389,10 @@ impl Inner {
 
     fn tcp_send(&mut self, data: &[u8]) -> Result<u64, SocketError> {
         let ms = self.write_ms;
-        let Io::Tcp(Tcp { output: Some(out), .. }) = &self.io else {
+        let Io::Tcp(Tcp {
+            output: Some(out), ..
+        }) = &self.io
+        else {
             return Err(state_error("send", self.state));
         };
         let mut off = 0usize;
@@ -383,7 +414,12 @@ impl Inner {
     /// Wait until everything written has reached the OS (bounded by the write timeout).
     fn tcp_flush(&mut self) -> Result<(), SocketError> {
         let ms = self.write_ms;
-        let Io::Tcp(Tcp { output: Some(out), .. }) = &self.io else { return Ok(()) };
+        let Io::Tcp(Tcp {
+            output: Some(out), ..
+        }) = &self.io
+        else {
+            return Ok(());
+        };
         match out.flush() {
             // Already shut down for sending: nothing left to flush.
             Err(StreamError::Closed) => return Ok(()),
@@ -409,7 +445,10 @@ impl Inner {
 
     fn tcp_receive(&mut self, max: u64) -> Result<Vec<u8>, SocketError> {
         let ms = self.read_ms;
-        let Io::Tcp(Tcp { input: Some(input), .. }) = &self.io else {
+        let Io::Tcp(Tcp {
+            input: Some(input), ..
+        }) = &self.io
+        else {
             return Err(state_error("receive", self.state));
         };
         let deadline = wait::Deadline::after(ms);
@@ -427,12 +466,22 @@ impl Inner {
         }
     }
 
-    fn udp_send(&mut self, data: Vec<u8>, remote: Option<IpSocketAddress>) -> Result<u64, SocketError> {
+    fn udp_send(
+        &mut self,
+        data: Vec<u8>,
+        remote: Option<IpSocketAddress>,
+    ) -> Result<u64, SocketError> {
         if data.len() > MAX_DATAGRAM {
             return Err(datagram_too_large(data.len()));
         }
         let ms = self.write_ms;
-        let Io::Udp(Udp { outgoing: Some(out), .. }) = &self.io else { unreachable_io() };
+        let Io::Udp(Udp {
+            outgoing: Some(out),
+            ..
+        }) = &self.io
+        else {
+            unreachable_io()
+        };
         let len = data.len() as u64;
         let p = out.subscribe();
         let r = wait_ready(&p, ms, "send", || match out.check_send() {
@@ -442,14 +491,27 @@ impl Inner {
         drop(p);
         r?;
         let sent = out
-            .send(&[OutgoingDatagram { data, remote_address: remote }])
+            .send(&[OutgoingDatagram {
+                data,
+                remote_address: remote,
+            }])
             .map_err(net_error)?;
-        if sent == 1 { Ok(len) } else { Err(SocketError::WouldBlock) }
+        if sent == 1 {
+            Ok(len)
+        } else {
+            Err(SocketError::WouldBlock)
+        }
     }
 
     fn udp_receive(&mut self, max: u64) -> Result<(Vec<u8>, IpSocketAddress), SocketError> {
         let ms = self.read_ms;
-        let Io::Udp(Udp { incoming: Some(inc), .. }) = &self.io else { unreachable_io() };
+        let Io::Udp(Udp {
+            incoming: Some(inc),
+            ..
+        }) = &self.io
+        else {
+            unreachable_io()
+        };
         let p = inc.subscribe();
         let r = wait_ready(&p, ms, "receive", || match inc.receive(1) {
             Ok(mut v) if !v.is_empty() => Ok(v.remove(0)),
@@ -474,7 +536,9 @@ fn datagram_too_large(len: usize) -> SocketError {
 
 fn check_max(max_bytes: u32) -> Result<u64, SocketError> {
     if max_bytes == 0 {
-        return Err(SocketError::InvalidInput("max-bytes must be at least 1".to_string()));
+        return Err(SocketError::InvalidInput(
+            "max-bytes must be at least 1".to_string(),
+        ));
     }
     Ok(u64::from(max_bytes).min(MAX_CHUNK))
 }
@@ -513,10 +577,14 @@ impl GuestSocket for SocketResource {
         }
         s.expect_state("listen", &[SocketState::Bound])?;
         if backlog == 0 {
-            return Err(SocketError::InvalidInput("backlog must be at least 1".to_string()));
+            return Err(SocketError::InvalidInput(
+                "backlog must be at least 1".to_string(),
+            ));
         }
         let ms = s.write_ms;
-        let Io::Tcp(t) = &mut s.io else { unreachable_io() };
+        let Io::Tcp(t) = &mut s.io else {
+            unreachable_io()
+        };
         // Best effort: some hosts only accept the backlog before listening or not at all.
         let _ = t.sock.set_listen_backlog_size(u64::from(backlog));
         t.sock.start_listen().map_err(net_error)?;
@@ -539,8 +607,17 @@ impl GuestSocket for SocketResource {
         let r = wait_ready(&p, s.read_ms, "accept", || t.sock.accept());
         drop(p);
         let (sock, input, output) = r?;
-        let tcp = Tcp { input: Some(input), output: Some(output), sock };
-        let child = SocketResource::with(s.family, Protocol::Tcp, SocketState::Connected, Io::Tcp(tcp));
+        let tcp = Tcp {
+            input: Some(input),
+            output: Some(output),
+            sock,
+        };
+        let child = SocketResource::with(
+            s.family,
+            Protocol::Tcp,
+            SocketState::Connected,
+            Io::Tcp(tcp),
+        );
         {
             let mut c = child.0.borrow_mut();
             c.read_ms = s.read_ms;
@@ -572,7 +649,9 @@ impl GuestSocket for SocketResource {
     fn send_to(&self, data: Vec<u8>, remote: SocketAddress) -> Result<u64, SocketError> {
         let mut s = self.0.borrow_mut();
         if s.protocol == Protocol::Tcp {
-            return Err(not_supported("send-to on a TCP socket; use connect and send"));
+            return Err(not_supported(
+                "send-to on a TCP socket; use connect and send",
+            ));
         }
         s.expect_state("send-to", &[SocketState::Created, SocketState::Bound])?;
         if remote.port == 0 {
@@ -591,7 +670,10 @@ impl GuestSocket for SocketResource {
         if s.protocol == Protocol::Tcp {
             return Err(not_supported("receive-from on a TCP socket; use receive"));
         }
-        s.expect_state("receive-from", &[SocketState::Bound, SocketState::Connected])?;
+        s.expect_state(
+            "receive-from",
+            &[SocketState::Bound, SocketState::Connected],
+        )?;
         let max = check_max(max_bytes)?;
         let (data, from) = s.udp_receive(max)?;
         Ok((data, format_address(from)))
@@ -655,21 +737,31 @@ impl GuestSocket for SocketResource {
         match (s.protocol, enabled) {
             // wasmtime always sets SO_REUSEADDR on TCP listeners: asking for it is a no-op.
             (Protocol::Tcp, true) => Ok(()),
-            (Protocol::Tcp, false) => Err(not_supported("wasi:sockets TCP always reuses addresses")),
-            (Protocol::Udp, _) => Err(not_supported("wasi:sockets has no reuse-address option for UDP")),
+            (Protocol::Tcp, false) => {
+                Err(not_supported("wasi:sockets TCP always reuses addresses"))
+            }
+            (Protocol::Udp, _) => Err(not_supported(
+                "wasi:sockets has no reuse-address option for UDP",
+            )),
         }
     }
 
     fn set_keep_alive(&self, enabled: bool, idle_ms: Option<u64>) -> Result<(), SocketError> {
         let s = self.0.borrow();
         s.not_closed("set-keep-alive")?;
-        let Io::Tcp(t) = &s.io else { return Err(not_supported("keep-alive on a UDP socket")) };
+        let Io::Tcp(t) = &s.io else {
+            return Err(not_supported("keep-alive on a UDP socket"));
+        };
         t.sock.set_keep_alive_enabled(enabled).map_err(net_error)?;
         if let Some(ms) = idle_ms {
             if ms == 0 {
-                return Err(SocketError::InvalidInput("keep-alive idle time must be at least 1 ms".to_string()));
+                return Err(SocketError::InvalidInput(
+                    "keep-alive idle time must be at least 1 ms".to_string(),
+                ));
             }
-            t.sock.set_keep_alive_idle_time(ms * 1_000_000).map_err(net_error)?;
+            t.sock
+                .set_keep_alive_idle_time(ms * 1_000_000)
+                .map_err(net_error)?;
         }
         Ok(())
     }
@@ -700,7 +792,9 @@ impl GuestSocket for SocketResource {
         let s = self.0.borrow();
         s.not_closed("set-hop-limit")?;
         if hops == 0 {
-            return Err(SocketError::InvalidInput("hop limit must be at least 1".to_string()));
+            return Err(SocketError::InvalidInput(
+                "hop limit must be at least 1".to_string(),
+            ));
         }
         match &s.io {
             Io::Tcp(t) => t.sock.set_hop_limit(hops),
@@ -714,7 +808,11 @@ impl GuestSocket for SocketResource {
         let s = self.0.borrow();
         s.expect_state(
             "get-local-address",
-            &[SocketState::Bound, SocketState::Listening, SocketState::Connected],
+            &[
+                SocketState::Bound,
+                SocketState::Listening,
+                SocketState::Connected,
+            ],
         )?;
         match &s.io {
             Io::Tcp(t) => t.sock.local_address(),
@@ -729,7 +827,11 @@ impl GuestSocket for SocketResource {
         let s = self.0.borrow();
         s.expect_state("get-peer-address", &[SocketState::Connected])?;
         match &s.io {
-            Io::Tcp(t) => t.sock.remote_address().map(format_address).map_err(net_error),
+            Io::Tcp(t) => t
+                .sock
+                .remote_address()
+                .map(format_address)
+                .map_err(net_error),
             Io::Udp(u) => u
                 .remote
                 .map(format_address)

@@ -14,14 +14,20 @@ impl Deadline {
         if ms == 0 {
             Deadline(None)
         } else {
-            Deadline(Some(monotonic_clock::now().saturating_add(ms.saturating_mul(1_000_000))))
+            Deadline(Some(
+                monotonic_clock::now().saturating_add(ms.saturating_mul(1_000_000)),
+            ))
         }
     }
 
     /// Wait until `pollable` is ready or the deadline passes (`timeout`, naming `operation`).
     pub fn wait(&self, pollable: &Pollable, operation: &str) -> Result<(), SocketError> {
         let Some(at) = self.0 else {
-            return if pollable.ready() { Ok(()) } else { Err(SocketError::WouldBlock) };
+            return if pollable.ready() {
+                Ok(())
+            } else {
+                Err(SocketError::WouldBlock)
+            };
         };
         let timer = monotonic_clock::subscribe_instant(at);
         let ready = poll(&[pollable, &timer]);

@@ -40,7 +40,11 @@ fn phase_ms(phase_ms: u64, end: Instant) -> Result<(u64, bool), HttpError> {
     if left == 0 {
         return Err(HttpError::Timeout(Phase::Total));
     }
-    Ok(if left < phase_ms { (left, true) } else { (phase_ms.max(1), false) })
+    Ok(if left < phase_ms {
+        (left, true)
+    } else {
+        (phase_ms.max(1), false)
+    })
 }
 
 fn timeout(phase: Phase, clipped: bool) -> HttpError {
@@ -48,12 +52,22 @@ fn timeout(phase: Phase, clipped: bool) -> HttpError {
 }
 
 fn retryable(e: &HttpError) -> bool {
-    matches!(e, HttpError::Connect(_) | HttpError::Timeout(Phase::Dns | Phase::Connect | Phase::FirstByte | Phase::BetweenBytes))
+    matches!(
+        e,
+        HttpError::Connect(_)
+            | HttpError::Timeout(
+                Phase::Dns | Phase::Connect | Phase::FirstByte | Phase::BetweenBytes
+            )
+    )
 }
 
 /// `Retry-After` in seconds (an HTTP-date is not honoured; backoff applies then).
 fn retry_after(resp: &Response) -> Option<u64> {
-    resp.header("retry-after")?.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+    resp.header("retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| s.saturating_mul(1000))
 }
 
 impl<N: Net> Client<N> {
@@ -66,7 +80,11 @@ impl<N: Net> Client<N> {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0x1234_5678);
-        Client { net, pool: ConnPool::new(max_idle_per_key, idle_timeout), rng: seed | 1 }
+        Client {
+            net,
+            pool: ConnPool::new(max_idle_per_key, idle_timeout),
+            rng: seed | 1,
+        }
     }
 
     pub fn idle_connections(&self) -> usize {
@@ -87,7 +105,11 @@ impl<N: Net> Client<N> {
 
     /// Exponential backoff with jitter: a random delay in [d/2, d], d = base * 2^retry.
     fn backoff_ms(&mut self, req: &Request, retry: u32) -> u64 {
-        let d = req.retry.base_ms.saturating_mul(1u64 << retry.min(20)).min(req.retry.max_backoff_ms);
+        let d = req
+            .retry
+            .base_ms
+            .saturating_mul(1u64 << retry.min(20))
+            .min(req.retry.max_backoff_ms);
         d / 2 + self.random() % (d / 2 + 1)
     }
 
@@ -117,7 +139,8 @@ impl<N: Net> Client<N> {
             let mut resp = loop {
                 attempts += 1;
                 let r = self.exchange(req, method, &url, &headers, body, end, &mut counters);
-                let may_retry = retries < req.retry.max_retries && (method.idempotent() || req.retry.non_idempotent);
+                let may_retry = retries < req.retry.max_retries
+                    && (method.idempotent() || req.retry.non_idempotent);
                 match r {
                     Ok(resp) if may_retry && (resp.status == 429 || resp.status == 503) => {
                         let wait = match retry_after(&resp) {
@@ -141,31 +164,34 @@ impl<N: Net> Client<N> {
                 }
             };
             let location = resp.header("location").map(str::to_string);
-            if req.follow_redirects && matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
-                if let Some(location) = location {
-                    if redirects >= req.max_redirects {
-                        return Err(HttpError::TooManyRedirects(redirects));
-                    }
-                    let next = url.join(&location)?;
-                    let text = next.to_text();
-                    if visited.contains(&text) {
-                        return Err(HttpError::RedirectLoop(text));
-                    }
-                    visited.push(text);
-                    redirects += 1;
-                    if resp.status <= 303 && method != Method::Head {
-                        method = Method::Get;
-                        body = &[];
-                        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-                    }
-                    if next.host != url.host || next.port != url.port {
-                        headers.retain(|(k, _)| {
-                            !(k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie") || k.eq_ignore_ascii_case("host"))
-                        });
-                    }
-                    url = next;
-                    continue;
+            if req.follow_redirects
+                && matches!(resp.status, 301 | 302 | 303 | 307 | 308)
+                && let Some(location) = location
+            {
+                if redirects >= req.max_redirects {
+                    return Err(HttpError::TooManyRedirects(redirects));
                 }
+                let next = url.join(&location)?;
+                let text = next.to_text();
+                if visited.contains(&text) {
+                    return Err(HttpError::RedirectLoop(text));
+                }
+                visited.push(text);
+                redirects += 1;
+                if resp.status <= 303 && method != Method::Head {
+                    method = Method::Get;
+                    body = &[];
+                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+                }
+                if next.host != url.host || next.port != url.port {
+                    headers.retain(|(k, _)| {
+                        !(k.eq_ignore_ascii_case("authorization")
+                            || k.eq_ignore_ascii_case("cookie")
+                            || k.eq_ignore_ascii_case("host"))
+                    });
+                }
+                url = next;
+                continue;
             }
             resp.attempts = attempts;
             resp.redirects = redirects;
@@ -188,21 +214,32 @@ impl<N: Net> Client<N> {
         end: Instant,
         counters: &mut Counters,
     ) -> Result<Response, HttpError> {
-        let wire = encode_request(method, &url.authority(), &url.path, headers, body, req.keep_alive)?;
-        let key = PoolKey { host: url.host.clone(), port: url.port, source: req.bind_ip };
-        if req.keep_alive {
-            if let Some(conn) = self.pool.checkout(&key, Instant::now(), |c| c.is_alive()) {
-                let mut timings = Timings::default();
-                match self.send_and_read(conn, &key, &wire, method, req, end, &mut timings, counters) {
-                    Ok(mut resp) => {
-                        resp.reused = true;
-                        return Ok(resp);
-                    }
-                    // The server closed it while idle: one transparent retry on a fresh connection.
-                    Err(Failure::Stale(_)) if method.idempotent() => {}
-                    Err(Failure::Stale(why)) => return Err(HttpError::Io(why)),
-                    Err(Failure::Http(e)) => return Err(e),
+        let wire = encode_request(
+            method,
+            &url.authority(),
+            &url.path,
+            headers,
+            body,
+            req.keep_alive,
+        )?;
+        let key = PoolKey {
+            host: url.host.clone(),
+            port: url.port,
+            source: req.bind_ip,
+        };
+        if req.keep_alive
+            && let Some(conn) = self.pool.checkout(&key, Instant::now(), |c| c.is_alive())
+        {
+            let mut timings = Timings::default();
+            match self.send_and_read(conn, &key, &wire, method, req, end, &mut timings, counters) {
+                Ok(mut resp) => {
+                    resp.reused = true;
+                    return Ok(resp);
                 }
+                // The server closed it while idle: one transparent retry on a fresh connection.
+                Err(Failure::Stale(_)) if method.idempotent() => {}
+                Err(Failure::Stale(why)) => return Err(HttpError::Io(why)),
+                Err(Failure::Http(e)) => return Err(e),
             }
         }
         let mut timings = Timings::default();
@@ -214,7 +251,13 @@ impl<N: Net> Client<N> {
         }
     }
 
-    fn connect(&mut self, url: &Url, req: &Request, end: Instant, timings: &mut Timings) -> Result<N::Conn, HttpError> {
+    fn connect(
+        &mut self,
+        url: &Url,
+        req: &Request,
+        end: Instant,
+        timings: &mut Timings,
+    ) -> Result<N::Conn, HttpError> {
         let ips: Vec<IpAddr> = match url.host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
             Err(_) => {
@@ -225,18 +268,26 @@ impl<N: Net> Client<N> {
                 match r {
                     Ok(ips) => ips,
                     Err(NetError::Timeout) => return Err(timeout(Phase::Dns, clipped)),
-                    Err(NetError::AccessDenied) => return Err(HttpError::AccessDenied(format!("resolving {}", url.host))),
+                    Err(NetError::AccessDenied) => {
+                        return Err(HttpError::AccessDenied(format!("resolving {}", url.host)));
+                    }
                     Err(e) => return Err(HttpError::Dns(format!("{}: {e:?}", url.host))),
                 }
             }
         };
         // A bound source address fixes the family.
         let ips: Vec<IpAddr> = match req.bind_ip {
-            Some(b) => ips.into_iter().filter(|ip| ip.is_ipv4() == b.is_ipv4()).collect(),
+            Some(b) => ips
+                .into_iter()
+                .filter(|ip| ip.is_ipv4() == b.is_ipv4())
+                .collect(),
             None => ips,
         };
         if ips.is_empty() {
-            return Err(HttpError::Dns(format!("{} has no address of the source address's family", url.host)));
+            return Err(HttpError::Dns(format!(
+                "{} has no address of the source address's family",
+                url.host
+            )));
         }
         let mut last = HttpError::Connect("no address".into());
         for ip in ips {
@@ -248,9 +299,15 @@ impl<N: Net> Client<N> {
             match r {
                 Ok(c) => return Ok(c),
                 Err(NetError::Timeout) => last = timeout(Phase::Connect, clipped),
-                Err(NetError::AccessDenied) => return Err(HttpError::AccessDenied(remote.to_string())),
-                Err(NetError::Refused) => last = HttpError::Connect(format!("{remote}: connection refused")),
-                Err(NetError::Unreachable) => last = HttpError::Connect(format!("{remote}: unreachable")),
+                Err(NetError::AccessDenied) => {
+                    return Err(HttpError::AccessDenied(remote.to_string()));
+                }
+                Err(NetError::Refused) => {
+                    last = HttpError::Connect(format!("{remote}: connection refused"))
+                }
+                Err(NetError::Unreachable) => {
+                    last = HttpError::Connect(format!("{remote}: unreachable"))
+                }
                 Err(NetError::AddressUnavailable(m)) | Err(NetError::InvalidInput(m)) => {
                     return Err(HttpError::Connect(format!("source address: {m}")));
                 }
@@ -295,13 +352,17 @@ impl<N: Net> Client<N> {
                 Ok(c) => c,
                 Err(NetError::Timeout) => return Err(timeout(phase, clipped).into()),
                 Err(e) if !got_any => return Err(Failure::Stale(format!("no response: {e:?}"))),
-                Err(e) => return Err(HttpError::Io(format!("reading the response head: {e:?}")).into()),
+                Err(e) => {
+                    return Err(HttpError::Io(format!("reading the response head: {e:?}")).into());
+                }
             };
             if chunk.is_empty() {
                 if !got_any {
                     return Err(Failure::Stale("connection closed before a response".into()));
                 }
-                return Err(HttpError::Protocol("connection closed in the response head".into()).into());
+                return Err(
+                    HttpError::Protocol("connection closed in the response head".into()).into(),
+                );
             }
             if !got_any {
                 timings.first_byte_us = sent_at.elapsed().as_micros() as u64;
@@ -324,23 +385,28 @@ impl<N: Net> Client<N> {
         let mut rest = buf.split_off(head.len);
         let mut body = Vec::new();
         let mut trailers = Vec::new();
-        let read_more = |conn: &mut N::Conn, counters: &mut Counters| -> Result<Vec<u8>, HttpError> {
-            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
-            match conn.read(READ_CHUNK, ms) {
-                Ok(c) => {
-                    counters.received += c.len() as u64;
-                    Ok(c)
+        let read_more =
+            |conn: &mut N::Conn, counters: &mut Counters| -> Result<Vec<u8>, HttpError> {
+                let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
+                match conn.read(READ_CHUNK, ms) {
+                    Ok(c) => {
+                        counters.received += c.len() as u64;
+                        Ok(c)
+                    }
+                    Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
+                    Err(e) => Err(HttpError::Io(format!("reading the body: {e:?}"))),
                 }
-                Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
-                Err(e) => Err(HttpError::Io(format!("reading the body: {e:?}"))),
-            }
-        };
+            };
         let mut clean = true;
         match framing {
             Framing::None => clean = rest.is_empty(),
             Framing::Length(n) => {
                 if n > req.max_body {
-                    return Err(HttpError::TooLarge(format!("Content-Length {n} over the limit {}", req.max_body)).into());
+                    return Err(HttpError::TooLarge(format!(
+                        "Content-Length {n} over the limit {}",
+                        req.max_body
+                    ))
+                    .into());
                 }
                 body.reserve(n as usize);
                 loop {
@@ -354,7 +420,11 @@ impl<N: Net> Client<N> {
                     }
                     rest = read_more(&mut conn, counters)?;
                     if rest.is_empty() {
-                        return Err(HttpError::Protocol(format!("truncated body: {} of {n} bytes", body.len())).into());
+                        return Err(HttpError::Protocol(format!(
+                            "truncated body: {} of {n} bytes",
+                            body.len()
+                        ))
+                        .into());
                     }
                 }
             }
@@ -375,7 +445,11 @@ impl<N: Net> Client<N> {
             }
             Framing::UntilClose => loop {
                 if body.len() as u64 + rest.len() as u64 > req.max_body {
-                    return Err(HttpError::TooLarge(format!("response body over {} bytes", req.max_body)).into());
+                    return Err(HttpError::TooLarge(format!(
+                        "response body over {} bytes",
+                        req.max_body
+                    ))
+                    .into());
                 }
                 body.extend_from_slice(&rest);
                 rest = read_more(&mut conn, counters)?;

@@ -6,11 +6,16 @@ use crate::{HttpError, Method};
 pub type Headers = Vec<(String, String)>;
 
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 fn valid_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn valid_value(s: &str) -> bool {
@@ -42,7 +47,9 @@ pub fn encode_request(
             return Err(HttpError::InvalidHeader(format!("bad header name {k:?}")));
         }
         if !valid_value(v) {
-            return Err(HttpError::InvalidHeader(format!("bad value for header {k}")));
+            return Err(HttpError::InvalidHeader(format!(
+                "bad value for header {k}"
+            )));
         }
         if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding") {
             continue; // framing is ours to set
@@ -84,12 +91,19 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, H
     match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) => {
             if len > max_header_bytes {
-                return Err(HttpError::TooLarge(format!("response head over {max_header_bytes} bytes")));
+                return Err(HttpError::TooLarge(format!(
+                    "response head over {max_header_bytes} bytes"
+                )));
             }
             let headers = resp
                 .headers
                 .iter()
-                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
                 .collect();
             Ok(Some(Head {
                 status: resp.code.unwrap_or(0),
@@ -101,11 +115,15 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, H
         }
         Ok(httparse::Status::Partial) => {
             if buf.len() > max_header_bytes {
-                return Err(HttpError::TooLarge(format!("response head over {max_header_bytes} bytes")));
+                return Err(HttpError::TooLarge(format!(
+                    "response head over {max_header_bytes} bytes"
+                )));
             }
             Ok(None)
         }
-        Err(httparse::Error::TooManyHeaders) => Err(HttpError::TooLarge("more than 128 response headers".into())),
+        Err(httparse::Error::TooManyHeaders) => {
+            Err(HttpError::TooLarge("more than 128 response headers".into()))
+        }
         Err(e) => Err(HttpError::Protocol(format!("bad response head: {e}"))),
     }
 }
@@ -120,7 +138,11 @@ pub enum Framing {
 }
 
 pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
-    if method == Method::Head || (100..200).contains(&head.status) || head.status == 204 || head.status == 304 {
+    if method == Method::Head
+        || (100..200).contains(&head.status)
+        || head.status == 204
+        || head.status == 304
+    {
         return Ok(Framing::None);
     }
     if let Some(te) = header(&head.headers, "transfer-encoding") {
@@ -138,7 +160,9 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
                 .parse()
                 .map_err(|_| HttpError::Protocol(format!("bad Content-Length {v:?}")))?;
             if length.is_some_and(|l| l != n) {
-                return Err(HttpError::Protocol("conflicting Content-Length headers".into()));
+                return Err(HttpError::Protocol(
+                    "conflicting Content-Length headers".into(),
+                ));
             }
             length = Some(n);
         }
@@ -194,14 +218,25 @@ const MAX_LINE: usize = 8 * 1024;
 
 impl ChunkedDecoder {
     pub fn new() -> Self {
-        ChunkedDecoder { state: ChunkState::Size, size: 0, size_digits: 0, line: Vec::new(), trailers: Vec::new() }
+        ChunkedDecoder {
+            state: ChunkState::Size,
+            size: 0,
+            size_digits: 0,
+            line: Vec::new(),
+            trailers: Vec::new(),
+        }
     }
 
     pub fn done(&self) -> bool {
         self.state == ChunkState::Done
     }
 
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, max_body: u64) -> Result<usize, HttpError> {
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        max_body: u64,
+    ) -> Result<usize, HttpError> {
         let bad = |why: &str| HttpError::Protocol(format!("bad chunked body: {why}"));
         let mut i = 0;
         while i < input.len() {
@@ -251,7 +286,9 @@ impl ChunkedDecoder {
                         self.state = ChunkState::Trailer;
                     } else {
                         if out.len() as u64 + self.size > max_body {
-                            return Err(HttpError::TooLarge(format!("response body over {max_body} bytes")));
+                            return Err(HttpError::TooLarge(format!(
+                                "response body over {max_body} bytes"
+                            )));
                         }
                         self.state = ChunkState::Data(self.size);
                     }
@@ -263,7 +300,11 @@ impl ChunkedDecoder {
                     out.extend_from_slice(&input[i..i + n]);
                     i += n;
                     let left = left - n as u64;
-                    self.state = if left == 0 { ChunkState::DataCr } else { ChunkState::Data(left) };
+                    self.state = if left == 0 {
+                        ChunkState::DataCr
+                    } else {
+                        ChunkState::Data(left)
+                    };
                 }
                 ChunkState::DataCr => {
                     if b != b'\r' {
@@ -297,7 +338,9 @@ impl ChunkedDecoder {
                         return Ok(i);
                     }
                     let line = String::from_utf8_lossy(&self.line).into_owned();
-                    let (k, v) = line.split_once(':').ok_or_else(|| bad("trailer without a colon"))?;
+                    let (k, v) = line
+                        .split_once(':')
+                        .ok_or_else(|| bad("trailer without a colon"))?;
                     if !valid_token(k) {
                         return Err(bad("bad trailer name"));
                     }
@@ -338,20 +381,39 @@ mod tests {
         for piece in 1..wire.len() {
             let (body, trailers, used) = decode_in_pieces(wire, piece).unwrap();
             assert_eq!(body, b"hello world");
-            assert_eq!(trailers, vec![("X-Checksum".into(), "abc".into()), ("X-Other".into(), "1".into())]);
+            assert_eq!(
+                trailers,
+                vec![
+                    ("X-Checksum".into(), "abc".into()),
+                    ("X-Other".into(), "1".into())
+                ]
+            );
             assert_eq!(&wire[used..], b"NEXT", "piece {piece}");
         }
     }
 
     #[test]
     fn bad_chunks_are_protocol_errors() {
-        for wire in [&b"zz\r\n"[..], b"5\r\nhelloXX", b"\r\n", b"5\nhello", b"ffffffffffffffffff\r\n"] {
+        for wire in [
+            &b"zz\r\n"[..],
+            b"5\r\nhelloXX",
+            b"\r\n",
+            b"5\nhello",
+            b"ffffffffffffffffff\r\n",
+        ] {
             let mut d = ChunkedDecoder::new();
             let r = d.feed(wire, &mut Vec::new(), 1 << 40);
-            assert!(matches!(r, Err(HttpError::Protocol(_))), "{:?}: {r:?}", String::from_utf8_lossy(wire));
+            assert!(
+                matches!(r, Err(HttpError::Protocol(_))),
+                "{:?}: {r:?}",
+                String::from_utf8_lossy(wire)
+            );
         }
         let mut d = ChunkedDecoder::new();
-        assert!(matches!(d.feed(b"100\r\n", &mut Vec::new(), 10), Err(HttpError::TooLarge(_))));
+        assert!(matches!(
+            d.feed(b"100\r\n", &mut Vec::new(), 10),
+            Err(HttpError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -359,7 +421,11 @@ mod tests {
         let h = vec![("content-type".to_string(), "application/json".to_string())];
         let r = encode_request(Method::Post, "h:81", "/x", &h, b"{}", true).unwrap();
         let text = String::from_utf8(r).unwrap();
-        assert!(text.starts_with("POST /x HTTP/1.1\r\nHost: h:81\r\ncontent-type: application/json\r\n"));
+        assert!(
+            text.starts_with(
+                "POST /x HTTP/1.1\r\nHost: h:81\r\ncontent-type: application/json\r\n"
+            )
+        );
         assert!(text.ends_with("Content-Length: 2\r\n\r\n{}"));
         let bad = vec![("bad name".to_string(), "v".to_string())];
         assert!(encode_request(Method::Get, "h", "/", &bad, b"", true).is_err());
@@ -369,21 +435,47 @@ mod tests {
 
     #[test]
     fn heads_and_framing() {
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 1024).unwrap().unwrap();
+        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 1024)
+            .unwrap()
+            .unwrap();
         assert_eq!((h.status, h.len), (200, 38));
         assert_eq!(framing(Method::Get, &h).unwrap(), Framing::Length(5));
         assert_eq!(framing(Method::Head, &h).unwrap(), Framing::None);
         assert!(keep_alive(&h, Framing::Length(5)));
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", 1024).unwrap(), None);
-        assert!(matches!(parse_head(b"HTTX/1.1 200 OK\r\n\r\n", 1024), Err(HttpError::Protocol(_))));
-        assert!(matches!(parse_head(&[b'a'; 2000], 1024), Err(HttpError::Protocol(_) | HttpError::TooLarge(_))));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Le", 1024).unwrap(),
+            None
+        );
+        assert!(matches!(
+            parse_head(b"HTTX/1.1 200 OK\r\n\r\n", 1024),
+            Err(HttpError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_head(&[b'a'; 2000], 1024),
+            Err(HttpError::Protocol(_) | HttpError::TooLarge(_))
+        ));
         let long = format!("HTTP/1.1 200 OK\r\nX: {}\r\n", "a".repeat(2000));
-        assert!(matches!(parse_head(long.as_bytes(), 1024), Err(HttpError::TooLarge(_))));
-        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n", 1024).unwrap().unwrap();
+        assert!(matches!(
+            parse_head(long.as_bytes(), 1024),
+            Err(HttpError::TooLarge(_))
+        ));
+        let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n", 1024)
+            .unwrap()
+            .unwrap();
         assert_eq!(framing(Method::Get, &h).unwrap(), Framing::UntilClose);
-        let h = parse_head(b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", 1024).unwrap().unwrap();
+        let h = parse_head(
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+            1024,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(framing(Method::Get, &h).unwrap(), Framing::None);
-        let h = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 1024).unwrap().unwrap();
+        let h = parse_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            1024,
+        )
+        .unwrap()
+        .unwrap();
         assert!(framing(Method::Get, &h).is_err());
     }
 }

@@ -120,7 +120,12 @@ pub trait Conn {
 pub trait Net {
     type Conn: Conn;
     fn resolve(&mut self, host: &str, timeout_ms: u64) -> Result<Vec<IpAddr>, NetError>;
-    fn connect(&mut self, remote: SocketAddr, local: Option<IpAddr>, timeout_ms: u64) -> Result<Self::Conn, NetError>;
+    fn connect(
+        &mut self,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        timeout_ms: u64,
+    ) -> Result<Self::Conn, NetError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +139,13 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { dns_ms: 5_000, connect_ms: 10_000, first_byte_ms: 30_000, between_bytes_ms: 30_000, total_ms: 120_000 }
+        Timeouts {
+            dns_ms: 5_000,
+            connect_ms: 10_000,
+            first_byte_ms: 30_000,
+            between_bytes_ms: 30_000,
+            total_ms: 120_000,
+        }
     }
 }
 
@@ -150,7 +161,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 0, base_ms: 100, max_backoff_ms: 5_000, non_idempotent: false }
+        RetryPolicy {
+            max_retries: 0,
+            base_ms: 100,
+            max_backoff_ms: 5_000,
+            non_idempotent: false,
+        }
     }
 }
 

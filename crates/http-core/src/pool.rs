@@ -20,11 +20,20 @@ pub struct ConnPool<C> {
 
 impl<C> ConnPool<C> {
     pub fn new(max_idle_per_key: usize, idle_timeout: Duration) -> Self {
-        ConnPool { idle: HashMap::new(), max_idle_per_key, idle_timeout }
+        ConnPool {
+            idle: HashMap::new(),
+            max_idle_per_key,
+            idle_timeout,
+        }
     }
 
     /// The most recently used live connection for `key`; expired ones are dropped.
-    pub fn checkout(&mut self, key: &PoolKey, now: Instant, mut alive: impl FnMut(&mut C) -> bool) -> Option<C> {
+    pub fn checkout(
+        &mut self,
+        key: &PoolKey,
+        now: Instant,
+        mut alive: impl FnMut(&mut C) -> bool,
+    ) -> Option<C> {
         let list = self.idle.get_mut(key)?;
         let timeout = self.idle_timeout;
         list.retain(|(_, since)| now.duration_since(*since) < timeout);
@@ -67,7 +76,11 @@ mod tests {
     use super::*;
 
     fn key(p: u16) -> PoolKey {
-        PoolKey { host: "h".into(), port: p, source: None }
+        PoolKey {
+            host: "h".into(),
+            port: p,
+            source: None,
+        }
     }
 
     #[test]
@@ -78,11 +91,27 @@ mod tests {
             pool.checkin(key(1), i, t0);
         }
         assert_eq!(pool.idle_count(), 2, "capped");
-        assert_eq!(pool.checkout(&key(1), t0, |_| true), Some(2), "most recent first");
-        assert_eq!(pool.checkout(&key(2), t0, |_| true), None, "keys are separate");
-        assert_eq!(pool.checkout(&key(1), t0, |c| *c != 1), None, "dead ones are dropped");
+        assert_eq!(
+            pool.checkout(&key(1), t0, |_| true),
+            Some(2),
+            "most recent first"
+        );
+        assert_eq!(
+            pool.checkout(&key(2), t0, |_| true),
+            None,
+            "keys are separate"
+        );
+        assert_eq!(
+            pool.checkout(&key(1), t0, |c| *c != 1),
+            None,
+            "dead ones are dropped"
+        );
         pool.checkin(key(1), 7, t0);
-        assert_eq!(pool.checkout(&key(1), t0 + Duration::from_secs(11), |_| true), None, "expired");
+        assert_eq!(
+            pool.checkout(&key(1), t0 + Duration::from_secs(11), |_| true),
+            None,
+            "expired"
+        );
         assert_eq!(pool.idle_count(), 0);
     }
 }

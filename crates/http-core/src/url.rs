@@ -25,21 +25,34 @@ impl Url {
             None => (rest, "/"),
         };
         let path = path.split('#').next().unwrap_or("/");
-        let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
         if authority.contains('@') {
             return Err(bad("user info is not supported"));
         }
         let (host, port, ipv6) = if let Some(after) = authority.strip_prefix('[') {
             let (h, tail) = after.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            h.parse::<std::net::Ipv6Addr>().map_err(|_| bad("bad IPv6 address"))?;
+            h.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad("bad IPv6 address"))?;
             let port = match tail {
                 "" => 80,
-                p => p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?.parse().map_err(|_| bad("bad port"))?,
+                p => p
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad("junk after ]"))?
+                    .parse()
+                    .map_err(|_| bad("bad port"))?,
             };
             (h.to_string(), port, true)
         } else {
             match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?, false),
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse().map_err(|_| bad("bad port"))?,
+                    false,
+                ),
                 None => (authority.to_string(), 80, false),
             }
         };
@@ -49,19 +62,36 @@ impl Url {
         if port == 0 {
             return Err(bad("port 0"));
         }
-        if !ipv6 && !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+        if !ipv6
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        {
             return Err(bad("bad host"));
         }
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(bad("spaces or control characters in the path"));
         }
-        Ok(Url { host, port, path, ipv6 })
+        Ok(Url {
+            host,
+            port,
+            path,
+            ipv6,
+        })
     }
 
     /// The `Host` header value.
     pub fn authority(&self) -> String {
-        let h = if self.ipv6 { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == 80 { h } else { format!("{h}:{}", self.port) }
+        let h = if self.ipv6 {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            h
+        } else {
+            format!("{h}:{}", self.port)
+        }
     }
 
     pub fn to_text(&self) -> String {
@@ -95,14 +125,30 @@ mod tests {
     #[test]
     fn parses_hosts_ports_paths() {
         let u = Url::parse("http://[::1]:8080/a?b=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str(), u.ipv6), ("::1", 8080, "/a?b=1", true));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str(), u.ipv6),
+            ("::1", 8080, "/a?b=1", true)
+        );
         assert_eq!(u.authority(), "[::1]:8080");
         let u = Url::parse("http://example.com").unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         let u = Url::parse("http://127.0.0.1:9?x").unwrap();
         assert_eq!(u.path, "/?x");
-        assert!(matches!(Url::parse("https://x/"), Err(HttpError::UnsupportedScheme(_))));
-        for bad in ["", "http://", "http://:80/", "http://h:0/", "http://h:99999/", "ftp//x", "http://[::1/", "http://a b/", "http://h/a b"] {
+        assert!(matches!(
+            Url::parse("https://x/"),
+            Err(HttpError::UnsupportedScheme(_))
+        ));
+        for bad in [
+            "",
+            "http://",
+            "http://:80/",
+            "http://h:0/",
+            "http://h:99999/",
+            "ftp//x",
+            "http://[::1/",
+            "http://a b/",
+            "http://h/a b",
+        ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
     }

@@ -29,8 +29,12 @@ pub fn is_v4_key(k: u128) -> bool {
 
 pub fn parse_ip(text: &str) -> Result<IpAddr, PoolError> {
     let t = text.trim();
-    let bare = t.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(t);
-    bare.parse().map_err(|_| PoolError::InvalidAddress(text.to_string()))
+    let bare = t
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(t);
+    bare.parse()
+        .map_err(|_| PoolError::InvalidAddress(text.to_string()))
 }
 
 /// A parsed range: inclusive key bounds, and whether it came from an IPv4 CIDR of /30 or
@@ -57,27 +61,45 @@ pub fn parse_cidr(text: &str) -> Result<ParsedRange, PoolError> {
                 return Err(bad());
             }
             let n = u32::from(v4);
-            let host_mask = if len == 0 { u32::MAX } else { (1u32 << (32 - len)).wrapping_sub(1) };
+            let host_mask = if len == 0 {
+                u32::MAX
+            } else {
+                (1u32 << (32 - len)).wrapping_sub(1)
+            };
             if n & host_mask != 0 {
                 return Err(PoolError::InvalidCidr(format!("{text} (host bits set)")));
             }
             let start = V4_BASE | u128::from(n);
-            Ok(ParsedRange { start, end: start + u128::from(host_mask), v4_cidr_prefix: Some(len as u8) })
+            Ok(ParsedRange {
+                start,
+                end: start + u128::from(host_mask),
+                v4_cidr_prefix: Some(len as u8),
+            })
         }
         IpAddr::V6(v6) => {
             if len > 128 {
                 return Err(bad());
             }
             if len == 0 {
-                return Err(PoolError::InvalidCidr(format!("{text} (::/0 is not a pool range)")));
+                return Err(PoolError::InvalidCidr(format!(
+                    "{text} (::/0 is not a pool range)"
+                )));
             }
             let n = u128::from(v6);
-            let host_mask = if len == 128 { 0 } else { (1u128 << (128 - len)) - 1 };
+            let host_mask = if len == 128 {
+                0
+            } else {
+                (1u128 << (128 - len)) - 1
+            };
             if n & host_mask != 0 {
                 return Err(PoolError::InvalidCidr(format!("{text} (host bits set)")));
             }
             check_v6_range(text, n, n + host_mask)?;
-            Ok(ParsedRange { start: n, end: n + host_mask, v4_cidr_prefix: None })
+            Ok(ParsedRange {
+                start: n,
+                end: n + host_mask,
+                v4_cidr_prefix: None,
+            })
         }
     }
 }
@@ -97,7 +119,11 @@ pub fn parse_start_end(start: &str, end: &str) -> Result<ParsedRange, PoolError>
     if a.is_ipv6() {
         check_v6_range(&text, s, e)?;
     }
-    Ok(ParsedRange { start: s, end: e, v4_cidr_prefix: None })
+    Ok(ParsedRange {
+        start: s,
+        end: e,
+        v4_cidr_prefix: None,
+    })
 }
 
 fn check_v6_range(text: &str, s: u128, e: u128) -> Result<(), PoolError> {

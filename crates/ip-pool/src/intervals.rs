@@ -54,17 +54,17 @@ impl Intervals {
         debug_assert!(s <= e && !self.intersects(s, e));
         let mut start = s;
         let mut end = e;
-        if s > 0 {
-            if let Some((ps, pe)) = self.containing(s - 1) {
-                self.map.remove(&ps);
-                start = ps;
-                debug_assert_eq!(pe, s - 1);
-            }
+        if s > 0
+            && let Some((ps, pe)) = self.containing(s - 1)
+        {
+            self.map.remove(&ps);
+            start = ps;
+            debug_assert_eq!(pe, s - 1);
         }
-        if e < u128::MAX {
-            if let Some(ne) = self.map.remove(&(e + 1)) {
-                end = ne;
-            }
+        if e < u128::MAX
+            && let Some(ne) = self.map.remove(&(e + 1))
+        {
+            end = ne;
         }
         self.map.insert(start, end);
         self.count += e - s + 1;
@@ -72,7 +72,9 @@ impl Intervals {
 
     /// Remove one key; false if it was not there.
     pub fn remove(&mut self, x: u128) -> bool {
-        let Some((s, e)) = self.containing(x) else { return false };
+        let Some((s, e)) = self.containing(x) else {
+            return false;
+        };
         self.map.remove(&s);
         if s < x {
             self.map.insert(s, x - 1);
@@ -88,21 +90,25 @@ impl Intervals {
     pub fn remove_range(&mut self, s: u128, e: u128) -> u128 {
         let mut removed = 0;
         // Intervals that start before s but reach into it.
-        if let Some((ps, pe)) = self.containing(s) {
-            if ps < s {
-                self.map.insert(ps, s - 1);
-                let cut_end = pe.min(e);
-                removed += cut_end - s + 1;
-                if pe > e {
-                    self.map.insert(e + 1, pe);
-                }
-                self.count -= removed;
-                if pe >= e {
-                    return removed;
-                }
+        if let Some((ps, pe)) = self.containing(s)
+            && ps < s
+        {
+            self.map.insert(ps, s - 1);
+            let cut_end = pe.min(e);
+            removed += cut_end - s + 1;
+            if pe > e {
+                self.map.insert(e + 1, pe);
+            }
+            self.count -= removed;
+            if pe >= e {
+                return removed;
             }
         }
-        let starts: Vec<u128> = self.map.range((Included(s), Included(e))).map(|(&k, _)| k).collect();
+        let starts: Vec<u128> = self
+            .map
+            .range((Included(s), Included(e)))
+            .map(|(&k, _)| k)
+            .collect();
         for k in starts {
             let ke = self.map.remove(&k).unwrap_or(k);
             let cut_end = ke.min(e);
@@ -148,7 +154,10 @@ impl Intervals {
         if self.contains(x) {
             return Some(x);
         }
-        self.map.range((Excluded(x), Unbounded)).next().map(|(&s, _)| s)
+        self.map
+            .range((Excluded(x), Unbounded))
+            .next()
+            .map(|(&s, _)| s)
     }
 }
 
@@ -187,6 +196,9 @@ mod tests {
         let mut iv = Intervals::new();
         iv.insert(0, u128::MAX - 1);
         assert_eq!(iv.remove_range(100, 199), 100);
-        assert_eq!(iv.iter().collect::<Vec<_>>(), vec![(0, 99), (200, u128::MAX - 1)]);
+        assert_eq!(
+            iv.iter().collect::<Vec<_>>(),
+            vec![(0, 99), (200, u128::MAX - 1)]
+        );
     }
 }

@@ -36,8 +36,16 @@ pub struct Owner {
 }
 
 impl Owner {
-    pub fn new(tenant: impl Into<String>, resource: impl Into<String>, resource_type: ResourceType) -> Self {
-        Owner { tenant: tenant.into(), resource: resource.into(), resource_type }
+    pub fn new(
+        tenant: impl Into<String>,
+        resource: impl Into<String>,
+        resource_type: ResourceType,
+    ) -> Self {
+        Owner {
+            tenant: tenant.into(),
+            resource: resource.into(),
+            resource_type,
+        }
     }
 }
 
@@ -64,7 +72,11 @@ pub struct PoolConfig {
 
 impl Default for PoolConfig {
     fn default() -> Self {
-        PoolConfig { strategy: Strategy::Sequential, lease_ttl_ms: None, seed: 0x9e37_79b9_7f4a_7c15 }
+        PoolConfig {
+            strategy: Strategy::Sequential,
+            lease_ttl_ms: None,
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
     }
 }
 
@@ -83,7 +95,11 @@ pub struct Binding {
 
 impl Binding {
     pub fn owner(&self) -> Owner {
-        Owner::new(self.tenant.clone(), self.resource.clone(), self.resource_type.clone())
+        Owner::new(
+            self.tenant.clone(),
+            self.resource.clone(),
+            self.resource_type.clone(),
+        )
     }
 }
 
@@ -121,13 +137,29 @@ pub enum PoolError {
     InvalidAddress(String),
     InvalidRange(String),
     InvalidInput(String),
-    RangeOverlap { range: String, existing: String },
-    Exhausted { pool: String },
-    QuotaExceeded { tenant: String, limit: u64 },
+    RangeOverlap {
+        range: String,
+        existing: String,
+    },
+    Exhausted {
+        pool: String,
+    },
+    QuotaExceeded {
+        tenant: String,
+        limit: u64,
+    },
     NotFound(String),
     /// The address is held by another owner.
-    Conflict { ip: String, tenant: String, resource: String },
-    StaleGeneration { ip: String, current: u64, given: u64 },
+    Conflict {
+        ip: String,
+        tenant: String,
+        resource: String,
+    },
+    StaleGeneration {
+        ip: String,
+        current: u64,
+        given: u64,
+    },
     UnknownPool(String),
     PoolExists(String),
     OutOfRange(String),
@@ -142,11 +174,19 @@ impl fmt::Display for PoolError {
             PoolError::InvalidAddress(s) => write!(f, "invalid address {s:?}"),
             PoolError::InvalidRange(s) => write!(f, "invalid range {s}"),
             PoolError::InvalidInput(s) => write!(f, "invalid input: {s}"),
-            PoolError::RangeOverlap { range, existing } => write!(f, "range {range} overlaps {existing}"),
+            PoolError::RangeOverlap { range, existing } => {
+                write!(f, "range {range} overlaps {existing}")
+            }
             PoolError::Exhausted { pool } => write!(f, "pool {pool} is exhausted"),
-            PoolError::QuotaExceeded { tenant, limit } => write!(f, "tenant {tenant} is at its quota of {limit}"),
+            PoolError::QuotaExceeded { tenant, limit } => {
+                write!(f, "tenant {tenant} is at its quota of {limit}")
+            }
             PoolError::NotFound(s) => write!(f, "not found: {s}"),
-            PoolError::Conflict { ip, tenant, resource } => write!(f, "{ip} is held by {tenant}/{resource}"),
+            PoolError::Conflict {
+                ip,
+                tenant,
+                resource,
+            } => write!(f, "{ip} is held by {tenant}/{resource}"),
             PoolError::StaleGeneration { ip, current, given } => {
                 write!(f, "stale generation {given} for {ip} (current {current})")
             }
@@ -272,7 +312,11 @@ impl Pool {
     }
 
     fn range_of(&self, k: u128) -> Option<(u128, &Range)> {
-        self.ranges.range(..=k).next_back().filter(|(_, r)| r.end >= k).map(|(&s, r)| (s, r))
+        self.ranges
+            .range(..=k)
+            .next_back()
+            .filter(|(_, r)| r.end >= k)
+            .map(|(&s, r)| (s, r))
     }
 
     fn overlapping_range(&self, s: u128, e: u128) -> Option<&Range> {
@@ -282,11 +326,25 @@ impl Pool {
         self.ranges.range(s..=e).next().map(|(_, r)| r)
     }
 
-    fn add_range(&mut self, p: ParsedRange, text: String, reserve_edges: bool) -> Result<RangeInfo> {
+    fn add_range(
+        &mut self,
+        p: ParsedRange,
+        text: String,
+        reserve_edges: bool,
+    ) -> Result<RangeInfo> {
         if let Some(existing) = self.overlapping_range(p.start, p.end) {
-            return Err(PoolError::RangeOverlap { range: text, existing: existing.text.clone() });
+            return Err(PoolError::RangeOverlap {
+                range: text,
+                existing: existing.text.clone(),
+            });
         }
-        self.ranges.insert(p.start, Range { end: p.end, text: text.clone() });
+        self.ranges.insert(
+            p.start,
+            Range {
+                end: p.end,
+                text: text.clone(),
+            },
+        );
         self.total += p.end - p.start + 1;
         // Free = the range minus what is reserved in it.
         for (s, e) in self.reserved.gaps(p.start, p.end) {
@@ -296,7 +354,12 @@ impl Pool {
             self.reserve(p.start, p.start);
             self.reserve(p.end, p.end);
         }
-        Ok(RangeInfo { text, first: from_key(p.start), last: from_key(p.end), size: p.end - p.start + 1 })
+        Ok(RangeInfo {
+            text,
+            first: from_key(p.start),
+            last: from_key(p.end),
+            size: p.end - p.start + 1,
+        })
     }
 
     /// Reserve `[s, e]`: stored as intervals; free addresses in it stop being free. Addresses
@@ -321,7 +384,10 @@ impl Pool {
     fn pick(&mut self) -> Option<u128> {
         match self.config.strategy {
             Strategy::Sequential => self.free.first(),
-            Strategy::RoundRobin => self.free.next_at_or_after(self.cursor).or_else(|| self.free.first()),
+            Strategy::RoundRobin => self
+                .free
+                .next_at_or_after(self.cursor)
+                .or_else(|| self.free.first()),
             Strategy::Random => {
                 if self.ranges.is_empty() {
                     return None;
@@ -332,7 +398,9 @@ impl Pool {
                 let span = range.end - start;
                 let r = (u128::from(self.next_random()) << 64) | u128::from(self.next_random());
                 let offset = if span == u128::MAX { r } else { r % (span + 1) };
-                self.free.next_at_or_after(start + offset).or_else(|| self.free.first())
+                self.free
+                    .next_at_or_after(start + offset)
+                    .or_else(|| self.free.first())
             }
         }
     }
@@ -350,12 +418,14 @@ impl Pool {
     }
 
     fn check_quota(&self, tenant: &str) -> Result<()> {
-        if let Some(t) = self.tenants.get(tenant) {
-            if let Some(limit) = t.quota {
-                if t.ips.len() as u64 >= limit {
-                    return Err(PoolError::QuotaExceeded { tenant: tenant.to_string(), limit });
-                }
-            }
+        if let Some(t) = self.tenants.get(tenant)
+            && let Some(limit) = t.quota
+            && t.ips.len() as u64 >= limit
+        {
+            return Err(PoolError::QuotaExceeded {
+                tenant: tenant.to_string(),
+                limit,
+            });
         }
         Ok(())
     }
@@ -366,7 +436,11 @@ impl Pool {
         if let Some(at) = expiry {
             self.leases.insert((at, k));
         }
-        let slot = Slot { owner: owner.clone(), generation: self.generation, expiry };
+        let slot = Slot {
+            owner: owner.clone(),
+            generation: self.generation,
+            expiry,
+        };
         let b = self.binding(k, &slot);
         self.slots.insert(k, slot);
         self.owners.insert(owner.clone(), k);
@@ -425,7 +499,9 @@ impl Pool {
             return Ok(b);
         }
         self.check_quota(&owner.tenant)?;
-        let k = self.pick().ok_or_else(|| PoolError::Exhausted { pool: self.name.clone() })?;
+        let k = self.pick().ok_or_else(|| PoolError::Exhausted {
+            pool: self.name.clone(),
+        })?;
         self.free.remove(k);
         self.cursor = k.wrapping_add(1);
         Ok(self.bind(k, owner, now))
@@ -519,12 +595,18 @@ impl IpPools {
     }
 
     pub fn with_clock(clock: Box<dyn Clock>) -> Self {
-        IpPools { pools: BTreeMap::new(), clock }
+        IpPools {
+            pools: BTreeMap::new(),
+            clock,
+        }
     }
 
     fn pool(&mut self, name: &str) -> Result<(&mut Pool, u64)> {
         let now = self.clock.now_ms();
-        let pool = self.pools.get_mut(name).ok_or_else(|| PoolError::UnknownPool(name.to_string()))?;
+        let pool = self
+            .pools
+            .get_mut(name)
+            .ok_or_else(|| PoolError::UnknownPool(name.to_string()))?;
         pool.reclaim_expired(now);
         Ok((pool, now))
     }
@@ -549,7 +631,10 @@ impl IpPools {
     }
 
     pub fn delete_pool(&mut self, name: &str) -> Result<()> {
-        self.pools.remove(name).map(|_| ()).ok_or_else(|| PoolError::UnknownPool(name.to_string()))
+        self.pools
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| PoolError::UnknownPool(name.to_string()))
     }
 
     pub fn pool_names(&self) -> Vec<String> {
@@ -558,7 +643,12 @@ impl IpPools {
 
     /// Add a CIDR range. For IPv4 CIDRs of /30 and wider the network and broadcast addresses
     /// are reserved unless `reserve_network_broadcast` is false (/31 and /32 reserve nothing).
-    pub fn add_cidr(&mut self, pool: &str, cidr: &str, reserve_network_broadcast: bool) -> Result<RangeInfo> {
+    pub fn add_cidr(
+        &mut self,
+        pool: &str,
+        cidr: &str,
+        reserve_network_broadcast: bool,
+    ) -> Result<RangeInfo> {
         let parsed = parse_cidr(cidr)?;
         let (p, _) = self.pool(pool)?;
         p.add_range(parsed, cidr.trim().to_string(), reserve_network_broadcast)
@@ -599,7 +689,10 @@ impl IpPools {
     pub fn release(&mut self, pool: &str, ip: &str, generation: u64) -> Result<Binding> {
         let k = to_key(parse_ip(ip)?);
         let (p, _) = self.pool(pool)?;
-        let slot = p.slots.get(&k).ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
+        let slot = p
+            .slots
+            .get(&k)
+            .ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
         if slot.generation != generation {
             return Err(PoolError::StaleGeneration {
                 ip: ip.to_string(),
@@ -622,7 +715,11 @@ impl IpPools {
     /// Release every binding of `tenant`; returns how many.
     pub fn release_tenant(&mut self, pool: &str, tenant: &str) -> Result<u64> {
         let (p, _) = self.pool(pool)?;
-        let ips: Vec<u128> = p.tenants.get(tenant).map(|t| t.ips.iter().copied().collect()).unwrap_or_default();
+        let ips: Vec<u128> = p
+            .tenants
+            .get(tenant)
+            .map(|t| t.ips.iter().copied().collect())
+            .unwrap_or_default();
         for &k in &ips {
             p.unbind(k);
         }
@@ -633,7 +730,10 @@ impl IpPools {
     pub fn renew(&mut self, pool: &str, ip: &str, generation: u64) -> Result<Binding> {
         let k = to_key(parse_ip(ip)?);
         let (p, now) = self.pool(pool)?;
-        let slot = p.slots.get(&k).ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
+        let slot = p
+            .slots
+            .get(&k)
+            .ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
         if slot.generation != generation {
             return Err(PoolError::StaleGeneration {
                 ip: ip.to_string(),
@@ -650,7 +750,10 @@ impl IpPools {
     /// Release expired leases now; returns how many. (Every pool call also does this.)
     pub fn reclaim_expired(&mut self, pool: &str) -> Result<u64> {
         let now = self.clock.now_ms();
-        let p = self.pools.get_mut(pool).ok_or_else(|| PoolError::UnknownPool(pool.to_string()))?;
+        let p = self
+            .pools
+            .get_mut(pool)
+            .ok_or_else(|| PoolError::UnknownPool(pool.to_string()))?;
         Ok(p.reclaim_expired(now))
     }
 
@@ -680,10 +783,15 @@ impl IpPools {
     /// The tenant's bindings, by address; cost is proportional to their number.
     pub fn list_by_tenant(&mut self, pool: &str, tenant: &str) -> Result<Vec<Binding>> {
         let (p, _) = self.pool(pool)?;
-        let Some(t) = p.tenants.get(tenant) else { return Ok(Vec::new()) };
+        let Some(t) = p.tenants.get(tenant) else {
+            return Ok(Vec::new());
+        };
         let mut keys: Vec<u128> = t.ips.iter().copied().collect();
         keys.sort_unstable();
-        Ok(keys.into_iter().map(|k| p.binding(k, &p.slots[&k])).collect())
+        Ok(keys
+            .into_iter()
+            .map(|k| p.binding(k, &p.slots[&k]))
+            .collect())
     }
 
     pub fn stats(&mut self, pool: &str) -> Result<PoolStats> {
@@ -705,20 +813,31 @@ impl IpPools {
         let (p, _) = self.pool(pool)?;
         Ok(p.ranges
             .iter()
-            .map(|(&s, r)| RangeInfo { text: r.text.clone(), first: from_key(s), last: from_key(r.end), size: r.end - s + 1 })
+            .map(|(&s, r)| RangeInfo {
+                text: r.text.clone(),
+                first: from_key(s),
+                last: from_key(r.end),
+                size: r.end - s + 1,
+            })
             .collect())
     }
 
     /// The free intervals (for checks and diagnostics), as inclusive address pairs.
     pub fn free_intervals(&mut self, pool: &str) -> Result<Vec<(IpAddr, IpAddr)>> {
         let (p, _) = self.pool(pool)?;
-        Ok(p.free.iter().map(|(s, e)| (from_key(s), from_key(e))).collect())
+        Ok(p.free
+            .iter()
+            .map(|(s, e)| (from_key(s), from_key(e)))
+            .collect())
     }
 
     /// The reserved intervals, as inclusive address pairs.
     pub fn reserved_intervals(&mut self, pool: &str) -> Result<Vec<(IpAddr, IpAddr)>> {
         let (p, _) = self.pool(pool)?;
-        Ok(p.reserved.iter().map(|(s, e)| (from_key(s), from_key(e))).collect())
+        Ok(p.reserved
+            .iter()
+            .map(|(s, e)| (from_key(s), from_key(e)))
+            .collect())
     }
 
     /// The whole state in a versioned byte format.

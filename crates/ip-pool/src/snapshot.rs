@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{Intervals, Owner, Pool, PoolConfig, PoolError, Range, ResourceType, Slot, Strategy, Tenant};
+use crate::{Intervals, Owner, Pool, PoolConfig, PoolError, Range, ResourceType, Slot, Strategy};
 
 const MAGIC: &[u8] = b"IPPOOL";
 const VERSION: u16 = 1;
@@ -83,8 +83,11 @@ pub(crate) fn write<'a>(pools: impl Iterator<Item = &'a Pool>) -> Vec<u8> {
                 w.u128(e);
             }
         }
-        let mut quotas: Vec<(&String, u64)> =
-            p.tenants.iter().filter_map(|(name, t)| t.quota.map(|q| (name, q))).collect();
+        let mut quotas: Vec<(&String, u64)> = p
+            .tenants
+            .iter()
+            .filter_map(|(name, t)| t.quota.map(|q| (name, q)))
+            .collect();
         quotas.sort();
         w.u32(quotas.len() as u32);
         for (name, q) in quotas {
@@ -190,7 +193,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
     }
     let version = r.u16()?;
     if version != VERSION {
-        return Err(PoolError::InvalidSnapshot(format!("unsupported version {version}")));
+        return Err(PoolError::InvalidSnapshot(format!(
+            "unsupported version {version}"
+        )));
     }
     let n = r.u32()?;
     let n = r.count(u64::from(n), 8)?;
@@ -209,7 +214,14 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
         };
         let lease_ttl_ms = r.opt()?;
         let seed = r.u64()?;
-        let mut p = Pool::new(&name, PoolConfig { strategy, lease_ttl_ms, seed });
+        let mut p = Pool::new(
+            &name,
+            PoolConfig {
+                strategy,
+                lease_ttl_ms,
+                seed,
+            },
+        );
         p.rng = r.u64()?;
         if p.rng == 0 {
             return Err(bad("random state is zero"));
@@ -228,7 +240,10 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
                 return Err(bad("ranges out of order"));
             }
             last = Some(e);
-            p.total = p.total.checked_add(e - s + 1).ok_or_else(|| bad("ranges too large"))?;
+            p.total = p
+                .total
+                .checked_add(e - s + 1)
+                .ok_or_else(|| bad("ranges too large"))?;
             ranges.insert(s, Range { end: e, text });
         }
         p.ranges = ranges;
@@ -244,7 +259,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
         for _ in 0..nq {
             let tenant = r.str()?;
             let q = r.u64()?;
-            p.tenants.entry(tenant).or_insert_with(Tenant::default).quota = Some(q);
+            p.tenants.entry(tenant).or_default().quota = Some(q);
         }
         let nb = r.u64()?;
         let nb = r.count(nb, 34)?;
@@ -267,21 +282,43 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
             if generation == 0 || generation > p.generation {
                 return Err(bad("binding generation out of range"));
             }
-            let owner = Owner { tenant, resource, resource_type };
+            let owner = Owner {
+                tenant,
+                resource,
+                resource_type,
+            };
             if p.owners.insert(owner.clone(), k).is_some() {
                 return Err(bad("owner holds two addresses"));
             }
             if let Some(at) = expiry {
                 p.leases.insert((at, k));
             }
-            p.tenants.entry(owner.tenant.clone()).or_insert_with(Tenant::default).ips.insert(k);
-            p.slots.insert(k, Slot { owner, generation, expiry });
+            p.tenants
+                .entry(owner.tenant.clone())
+                .or_default()
+                .ips
+                .insert(k);
+            p.slots.insert(
+                k,
+                Slot {
+                    owner,
+                    generation,
+                    expiry,
+                },
+            );
         }
         // Every address of every range is free, bound or reserved.
         let reserved_in_ranges: u128 = p
             .ranges
             .iter()
-            .map(|(&s, range)| (range.end - s + 1) - p.reserved.gaps(s, range.end).iter().map(|(a, b)| b - a + 1).sum::<u128>())
+            .map(|(&s, range)| {
+                (range.end - s + 1)
+                    - p.reserved
+                        .gaps(s, range.end)
+                        .iter()
+                        .map(|(a, b)| b - a + 1)
+                        .sum::<u128>()
+            })
             .sum();
         let bound_reserved = p.slots.keys().filter(|&&k| p.reserved.contains(k)).count() as u128;
         if p.free.count() + p.slots.len() as u128 + reserved_in_ranges - bound_reserved != p.total {

@@ -28,7 +28,14 @@ fn owner(t: &str, r: &str) -> Owner {
 
 fn pool_with(cidr: &str, strategy: Strategy) -> IpPools {
     let mut p = IpPools::new();
-    p.create_pool("p", PoolConfig { strategy, ..Default::default() }).unwrap();
+    p.create_pool(
+        "p",
+        PoolConfig {
+            strategy,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     p.add_cidr("p", cidr, true).unwrap();
     p
 }
@@ -36,11 +43,23 @@ fn pool_with(cidr: &str, strategy: Strategy) -> IpPools {
 #[test]
 fn slash_30_gives_two_addresses_then_exhausted() {
     let mut p = pool_with("10.0.0.0/30", Strategy::Sequential);
-    assert_eq!(p.allocate("p", &owner("t", "a")).unwrap().ip.to_string(), "10.0.0.1");
-    assert_eq!(p.allocate("p", &owner("t", "b")).unwrap().ip.to_string(), "10.0.0.2");
-    assert_eq!(p.allocate("p", &owner("t", "c")), Err(PoolError::Exhausted { pool: "p".into() }));
+    assert_eq!(
+        p.allocate("p", &owner("t", "a")).unwrap().ip.to_string(),
+        "10.0.0.1"
+    );
+    assert_eq!(
+        p.allocate("p", &owner("t", "b")).unwrap().ip.to_string(),
+        "10.0.0.2"
+    );
+    assert_eq!(
+        p.allocate("p", &owner("t", "c")),
+        Err(PoolError::Exhausted { pool: "p".into() })
+    );
     let s = p.stats("p").unwrap();
-    assert_eq!((s.total, s.allocated, s.reserved, s.available), (4, 2, 2, 0));
+    assert_eq!(
+        (s.total, s.allocated, s.reserved, s.available),
+        (4, 2, 2, 0)
+    );
 }
 
 #[test]
@@ -59,7 +78,9 @@ fn allocation_is_idempotent_per_owner() {
     let a = p.allocate("p", &owner("t", "vm-1")).unwrap();
     let again = p.allocate("p", &owner("t", "vm-1")).unwrap();
     assert_eq!(a, again);
-    let other_type = p.allocate("p", &Owner::new("t", "vm-1", ResourceType::Pod)).unwrap();
+    let other_type = p
+        .allocate("p", &Owner::new("t", "vm-1", ResourceType::Pod))
+        .unwrap();
     assert_ne!(a.ip, other_type.ip, "type is part of the owner");
     assert_eq!(p.stats("p").unwrap().allocated, 2);
 }
@@ -70,9 +91,22 @@ fn quotas_per_tenant() {
     p.set_quota("p", "a", Some(2)).unwrap();
     p.allocate("p", &owner("a", "1")).unwrap();
     p.allocate("p", &owner("a", "2")).unwrap();
-    assert_eq!(p.allocate("p", &owner("a", "3")), Err(PoolError::QuotaExceeded { tenant: "a".into(), limit: 2 }));
+    assert_eq!(
+        p.allocate("p", &owner("a", "3")),
+        Err(PoolError::QuotaExceeded {
+            tenant: "a".into(),
+            limit: 2
+        })
+    );
     p.allocate("p", &owner("b", "1")).unwrap();
-    assert_eq!(p.tenant_stats("p", "a").unwrap(), TenantStats { tenant: "a".into(), allocated: 2, quota: Some(2) });
+    assert_eq!(
+        p.tenant_stats("p", "a").unwrap(),
+        TenantStats {
+            tenant: "a".into(),
+            allocated: 2,
+            quota: Some(2)
+        }
+    );
     p.release_owner("p", &owner("a", "1")).unwrap();
     p.allocate("p", &owner("a", "3")).unwrap();
     p.set_quota("p", "a", None).unwrap();
@@ -82,7 +116,14 @@ fn quotas_per_tenant() {
 #[test]
 fn leases_expire_with_a_fake_clock() {
     let (mut p, clock) = fake();
-    p.create_pool("p", PoolConfig { lease_ttl_ms: Some(1_000), ..Default::default() }).unwrap();
+    p.create_pool(
+        "p",
+        PoolConfig {
+            lease_ttl_ms: Some(1_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     p.add_cidr("p", "10.0.0.0/29", true).unwrap();
     let b = p.allocate("p", &owner("t", "a")).unwrap();
     assert_eq!(b.lease_expiry_ms, Some(2_000));
@@ -90,9 +131,16 @@ fn leases_expire_with_a_fake_clock() {
     let renewed = p.renew("p", &b.ip.to_string(), b.generation).unwrap();
     assert_eq!(renewed.lease_expiry_ms, Some(2_900));
     clock.store(2_500, Ordering::SeqCst);
-    assert!(p.get_binding("p", &b.ip.to_string()).unwrap().is_some(), "renewed lease still live");
+    assert!(
+        p.get_binding("p", &b.ip.to_string()).unwrap().is_some(),
+        "renewed lease still live"
+    );
     clock.store(2_900, Ordering::SeqCst);
-    assert_eq!(p.get_binding("p", &b.ip.to_string()).unwrap(), None, "expired lease reclaimed");
+    assert_eq!(
+        p.get_binding("p", &b.ip.to_string()).unwrap(),
+        None,
+        "expired lease reclaimed"
+    );
     assert_eq!(p.stats("p").unwrap().allocated, 0);
     let c = p.allocate("p", &owner("t", "b")).unwrap();
     assert_eq!(c.ip, b.ip, "reclaimed address is free again");
@@ -108,29 +156,83 @@ fn stale_generation_release_is_refused() {
     assert_eq!(b.ip, a.ip);
     assert_eq!(
         p.release("p", "10.0.0.1", a.generation),
-        Err(PoolError::StaleGeneration { ip: "10.0.0.1".into(), current: b.generation, given: a.generation })
+        Err(PoolError::StaleGeneration {
+            ip: "10.0.0.1".into(),
+            current: b.generation,
+            given: a.generation
+        })
     );
-    assert_eq!(p.get_binding("p", "10.0.0.1").unwrap().unwrap().resource, "b");
-    assert!(matches!(p.release("p", "10.0.0.2", 1), Err(PoolError::NotFound(_))));
+    assert_eq!(
+        p.get_binding("p", "10.0.0.1").unwrap().unwrap().resource,
+        "b"
+    );
+    assert!(matches!(
+        p.release("p", "10.0.0.2", 1),
+        Err(PoolError::NotFound(_))
+    ));
 }
 
 #[test]
 fn bad_inputs_give_typed_errors() {
     let mut p = IpPools::new();
     p.create_pool("p", PoolConfig::default()).unwrap();
-    for bad in ["10.0.0.0/33", "300.1.1.1/24", "fd00::/129", "", "garbage", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.1/24", "/24"] {
-        assert!(matches!(p.add_cidr("p", bad, true), Err(PoolError::InvalidCidr(_))), "{bad:?}");
+    for bad in [
+        "10.0.0.0/33",
+        "300.1.1.1/24",
+        "fd00::/129",
+        "",
+        "garbage",
+        "10.0.0.0/",
+        "10.0.0.0/-1",
+        "10.0.0.1/24",
+        "/24",
+    ] {
+        assert!(
+            matches!(p.add_cidr("p", bad, true), Err(PoolError::InvalidCidr(_))),
+            "{bad:?}"
+        );
     }
-    assert!(matches!(p.add_range("p", "10.0.0.9", "10.0.0.1"), Err(PoolError::InvalidRange(_))));
-    assert!(matches!(p.add_range("p", "10.0.0.1", "::1"), Err(PoolError::InvalidRange(_))));
-    assert!(matches!(p.add_range("p", "x", "10.0.0.1"), Err(PoolError::InvalidAddress(_))));
-    assert!(matches!(p.add_cidr("p", "::ffff:0:0/96", true), Err(PoolError::InvalidRange(_))));
-    assert!(matches!(p.get_binding("p", "999.1.1.1"), Err(PoolError::InvalidAddress(_))));
-    assert!(matches!(p.allocate("nope", &owner("t", "a")), Err(PoolError::UnknownPool(_))));
-    assert!(matches!(p.allocate("p", &owner("", "a")), Err(PoolError::InvalidInput(_))));
-    assert!(matches!(p.create_pool("p", PoolConfig::default()), Err(PoolError::PoolExists(_))));
-    assert!(matches!(p.restore(b"garbage"), Err(PoolError::InvalidSnapshot(_))));
-    assert_eq!(p.stats("p").unwrap().total, 0, "nothing was added by bad input");
+    assert!(matches!(
+        p.add_range("p", "10.0.0.9", "10.0.0.1"),
+        Err(PoolError::InvalidRange(_))
+    ));
+    assert!(matches!(
+        p.add_range("p", "10.0.0.1", "::1"),
+        Err(PoolError::InvalidRange(_))
+    ));
+    assert!(matches!(
+        p.add_range("p", "x", "10.0.0.1"),
+        Err(PoolError::InvalidAddress(_))
+    ));
+    assert!(matches!(
+        p.add_cidr("p", "::ffff:0:0/96", true),
+        Err(PoolError::InvalidRange(_))
+    ));
+    assert!(matches!(
+        p.get_binding("p", "999.1.1.1"),
+        Err(PoolError::InvalidAddress(_))
+    ));
+    assert!(matches!(
+        p.allocate("nope", &owner("t", "a")),
+        Err(PoolError::UnknownPool(_))
+    ));
+    assert!(matches!(
+        p.allocate("p", &owner("", "a")),
+        Err(PoolError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        p.create_pool("p", PoolConfig::default()),
+        Err(PoolError::PoolExists(_))
+    ));
+    assert!(matches!(
+        p.restore(b"garbage"),
+        Err(PoolError::InvalidSnapshot(_))
+    ));
+    assert_eq!(
+        p.stats("p").unwrap().total,
+        0,
+        "nothing was added by bad input"
+    );
 }
 
 #[test]
@@ -141,10 +243,19 @@ fn overlapping_ranges_are_refused_and_families_mix() {
     p.add_cidr("p", "fd00::/64", true).unwrap();
     assert_eq!(
         p.add_cidr("p", "10.0.0.128/25", true),
-        Err(PoolError::RangeOverlap { range: "10.0.0.128/25".into(), existing: "10.0.0.0/24".into() })
+        Err(PoolError::RangeOverlap {
+            range: "10.0.0.128/25".into(),
+            existing: "10.0.0.0/24".into()
+        })
     );
-    assert!(matches!(p.add_range("p", "9.255.255.0", "10.0.0.0"), Err(PoolError::RangeOverlap { .. })));
-    assert!(matches!(p.add_range("p", "fd00::ffff", "fd00::1:0"), Err(PoolError::RangeOverlap { .. })));
+    assert!(matches!(
+        p.add_range("p", "9.255.255.0", "10.0.0.0"),
+        Err(PoolError::RangeOverlap { .. })
+    ));
+    assert!(matches!(
+        p.add_range("p", "fd00::ffff", "fd00::1:0"),
+        Err(PoolError::RangeOverlap { .. })
+    ));
     let s = p.stats("p").unwrap();
     assert_eq!(s.total, 256 + (1u128 << 64));
     assert_eq!(s.ranges, 2);
@@ -153,15 +264,32 @@ fn overlapping_ranges_are_refused_and_families_mix() {
 #[test]
 fn conflicts_name_the_holder() {
     let mut p = pool_with("10.0.0.0/24", Strategy::Sequential);
-    p.allocate_specific("p", "10.0.0.50", &owner("a", "x")).unwrap();
+    p.allocate_specific("p", "10.0.0.50", &owner("a", "x"))
+        .unwrap();
     assert_eq!(
         p.allocate_specific("p", "10.0.0.50", &owner("b", "y")),
-        Err(PoolError::Conflict { ip: "10.0.0.50".into(), tenant: "a".into(), resource: "x".into() })
+        Err(PoolError::Conflict {
+            ip: "10.0.0.50".into(),
+            tenant: "a".into(),
+            resource: "x".into()
+        })
     );
-    assert!(matches!(p.allocate_specific("p", "10.0.0.0", &owner("b", "y")), Err(PoolError::Reserved(_))));
-    assert!(matches!(p.allocate_specific("p", "10.0.1.1", &owner("b", "y")), Err(PoolError::OutOfRange(_))));
+    assert!(matches!(
+        p.allocate_specific("p", "10.0.0.0", &owner("b", "y")),
+        Err(PoolError::Reserved(_))
+    ));
+    assert!(matches!(
+        p.allocate_specific("p", "10.0.1.1", &owner("b", "y")),
+        Err(PoolError::OutOfRange(_))
+    ));
     // Idempotent for the holder itself.
-    assert_eq!(p.allocate_specific("p", "10.0.0.50", &owner("a", "x")).unwrap().ip.to_string(), "10.0.0.50");
+    assert_eq!(
+        p.allocate_specific("p", "10.0.0.50", &owner("a", "x"))
+            .unwrap()
+            .ip
+            .to_string(),
+        "10.0.0.50"
+    );
     assert_eq!(p.release_tenant("p", "a").unwrap(), 1);
 }
 
@@ -184,14 +312,29 @@ fn round_robin_does_not_reuse_a_released_address_at_once() {
 fn exclusions_are_ranges_and_never_allocated() {
     let mut p = pool_with("10.0.0.0/24", Strategy::Sequential);
     p.exclude("p", "10.0.0.1-10.0.0.100").unwrap();
-    assert_eq!(p.allocate("p", &owner("t", "a")).unwrap().ip.to_string(), "10.0.0.101");
+    assert_eq!(
+        p.allocate("p", &owner("t", "a")).unwrap().ip.to_string(),
+        "10.0.0.101"
+    );
     p.exclude("p", "10.0.0.96/28").unwrap();
-    assert_eq!(p.allocate("p", &owner("t", "b")).unwrap().ip.to_string(), "10.0.0.112");
-    assert_eq!(p.reserved_intervals("p").unwrap().len(), 2, "network..111 merged, broadcast");
+    assert_eq!(
+        p.allocate("p", &owner("t", "b")).unwrap().ip.to_string(),
+        "10.0.0.112"
+    );
+    assert_eq!(
+        p.reserved_intervals("p").unwrap().len(),
+        2,
+        "network..111 merged, broadcast"
+    );
     // An address reserved while bound is not freed on release.
     p.exclude("p", "10.0.0.112/32").unwrap();
     p.release_owner("p", &owner("t", "b")).unwrap();
-    assert!(p.free_intervals("p").unwrap().iter().all(|(s, _)| s.to_string() != "10.0.0.112"));
+    assert!(
+        p.free_intervals("p")
+            .unwrap()
+            .iter()
+            .all(|(s, _)| s.to_string() != "10.0.0.112")
+    );
 }
 
 #[test]
@@ -212,18 +355,33 @@ fn ipv6_slash_64_allocates_like_a_slash_24() {
 #[test]
 fn snapshot_round_trips() {
     let (mut p, _) = fake();
-    p.create_pool("p", PoolConfig { strategy: Strategy::RoundRobin, lease_ttl_ms: Some(5_000), seed: 7 }).unwrap();
+    p.create_pool(
+        "p",
+        PoolConfig {
+            strategy: Strategy::RoundRobin,
+            lease_ttl_ms: Some(5_000),
+            seed: 7,
+        },
+    )
+    .unwrap();
     p.add_cidr("p", "10.0.0.0/28", true).unwrap();
     p.add_range("p", "fd00::10", "fd00::20").unwrap();
     p.exclude("p", "10.0.0.4-10.0.0.6").unwrap();
     p.set_quota("p", "q", Some(3)).unwrap();
-    p.allocate("p", &Owner::new("t", "r", ResourceType::Custom("gpu".into()))).unwrap();
+    p.allocate(
+        "p",
+        &Owner::new("t", "r", ResourceType::Custom("gpu".into())),
+    )
+    .unwrap();
     let bytes = p.snapshot();
     let (mut q, _) = fake();
     q.restore(&bytes).unwrap();
     assert_eq!(q.snapshot(), bytes);
     for cut in [0, 5, 6, 8, bytes.len() / 2, bytes.len() - 1] {
-        assert!(matches!(q.restore(&bytes[..cut]), Err(PoolError::InvalidSnapshot(_))), "cut {cut}");
+        assert!(
+            matches!(q.restore(&bytes[..cut]), Err(PoolError::InvalidSnapshot(_))),
+            "cut {cut}"
+        );
     }
     assert_eq!(q.snapshot(), bytes, "a failed restore changes nothing");
 }
@@ -264,11 +422,25 @@ struct Setup {
 }
 
 fn setup(p: &mut IpPools, strategy: Strategy, with_huge: bool) -> Setup {
-    p.create_pool("p", PoolConfig { strategy, lease_ttl_ms: Some(2_000), seed: 42 }).unwrap();
+    p.create_pool(
+        "p",
+        PoolConfig {
+            strategy,
+            lease_ttl_ms: Some(2_000),
+            seed: 42,
+        },
+    )
+    .unwrap();
     p.add_cidr("p", "127.0.10.0/28", true).unwrap();
     p.add_range("p", "fd00::1", "fd00::a").unwrap();
     let k = |s: &str| to_key(s.parse::<IpAddr>().unwrap());
-    let mut s = Setup { small: vec![(k("127.0.10.0"), k("127.0.10.15")), (k("fd00::1"), k("fd00::a"))], huge: (0, 0) };
+    let mut s = Setup {
+        small: vec![
+            (k("127.0.10.0"), k("127.0.10.15")),
+            (k("fd00::1"), k("fd00::a")),
+        ],
+        huge: (0, 0),
+    };
     if with_huge {
         p.add_cidr("p", "fd01::/64", true).unwrap();
         s.huge = (k("fd01::"), k("fd01::ffff:ffff:ffff:ffff"));
@@ -278,9 +450,16 @@ fn setup(p: &mut IpPools, strategy: Strategy, with_huge: bool) -> Setup {
 
 fn apply(p: &mut IpPools, clock: &AtomicU64, setup: &Setup, op: &Op) -> String {
     let tenant = |t: u8| format!("t{t}");
-    let all: Vec<Binding> = (0..4).flat_map(|t| p.list_by_tenant("p", &tenant(t)).unwrap()).collect();
+    let all: Vec<Binding> = (0..4)
+        .flat_map(|t| p.list_by_tenant("p", &tenant(t)).unwrap())
+        .collect();
     let addr_at = |o: u16| {
-        let ranges: Vec<(u128, u128)> = setup.small.iter().copied().chain((setup.huge.0 != 0).then_some(setup.huge)).collect();
+        let ranges: Vec<(u128, u128)> = setup
+            .small
+            .iter()
+            .copied()
+            .chain((setup.huge.0 != 0).then_some(setup.huge))
+            .collect();
         let (s, e) = ranges[o as usize % ranges.len()];
         let off = u128::from(o) % (e - s + 1).min(40);
         ip_pool::addr::from_key(s + off)
@@ -288,16 +467,30 @@ fn apply(p: &mut IpPools, clock: &AtomicU64, setup: &Setup, op: &Op) -> String {
     let r = match op {
         Op::Allocate(t, r) => format!("{:?}", p.allocate("p", &owner(&tenant(*t), &r.to_string()))),
         Op::AllocateSpecific(t, r, o) => {
-            format!("{:?}", p.allocate_specific("p", &addr_at(*o).to_string(), &owner(&tenant(*t), &r.to_string())))
+            format!(
+                "{:?}",
+                p.allocate_specific(
+                    "p",
+                    &addr_at(*o).to_string(),
+                    &owner(&tenant(*t), &r.to_string())
+                )
+            )
         }
         Op::Release(i, stale) => match all.get(*i as usize % all.len().max(1)) {
             Some(b) => {
-                let g = if *stale { b.generation.wrapping_sub(1) } else { b.generation };
+                let g = if *stale {
+                    b.generation.wrapping_sub(1)
+                } else {
+                    b.generation
+                };
                 format!("{:?}", p.release("p", &b.ip.to_string(), g))
             }
             None => "none".into(),
         },
-        Op::ReleaseOwner(t, r) => format!("{:?}", p.release_owner("p", &owner(&tenant(*t), &r.to_string()))),
+        Op::ReleaseOwner(t, r) => format!(
+            "{:?}",
+            p.release_owner("p", &owner(&tenant(*t), &r.to_string()))
+        ),
         Op::ReleaseTenant(t) => format!("{:?}", p.release_tenant("p", &tenant(*t))),
         Op::Exclude(o, n) => {
             let a = addr_at(*o);
@@ -317,10 +510,19 @@ fn apply(p: &mut IpPools, clock: &AtomicU64, setup: &Setup, op: &Op) -> String {
     if let Op::Allocate(..) | Op::AllocateSpecific(..) = op {
         // Never a reserved address.
         let reserved = p.reserved_intervals("p").unwrap();
-        if let Some(ip) = r.strip_prefix("Ok(Binding { ip: ").and_then(|s| s.split(',').next()) {
+        if let Some(ip) = r
+            .strip_prefix("Ok(Binding { ip: ")
+            .and_then(|s| s.split(',').next())
+        {
             let k = to_key(ip.parse().unwrap());
             let bound_before = all.iter().any(|b| to_key(b.ip) == k);
-            assert!(bound_before || !reserved.iter().any(|(s, e)| to_key(*s) <= k && k <= to_key(*e)), "allocated reserved {ip}");
+            assert!(
+                bound_before
+                    || !reserved
+                        .iter()
+                        .any(|(s, e)| to_key(*s) <= k && k <= to_key(*e)),
+                "allocated reserved {ip}"
+            );
         }
     }
     r
@@ -332,12 +534,25 @@ fn check_invariants(p: &mut IpPools, setup: &Setup) {
     let mut owners = BTreeSet::new();
     for t in &tenants {
         for b in p.list_by_tenant("p", t).unwrap() {
-            assert!(bound.insert(to_key(b.ip), b.owner()).is_none(), "address held twice");
+            assert!(
+                bound.insert(to_key(b.ip), b.owner()).is_none(),
+                "address held twice"
+            );
             assert!(owners.insert(b.owner()), "owner holds two addresses");
         }
     }
-    let free: Vec<(u128, u128)> = p.free_intervals("p").unwrap().iter().map(|(s, e)| (to_key(*s), to_key(*e))).collect();
-    let reserved: Vec<(u128, u128)> = p.reserved_intervals("p").unwrap().iter().map(|(s, e)| (to_key(*s), to_key(*e))).collect();
+    let free: Vec<(u128, u128)> = p
+        .free_intervals("p")
+        .unwrap()
+        .iter()
+        .map(|(s, e)| (to_key(*s), to_key(*e)))
+        .collect();
+    let reserved: Vec<(u128, u128)> = p
+        .reserved_intervals("p")
+        .unwrap()
+        .iter()
+        .map(|(s, e)| (to_key(*s), to_key(*e)))
+        .collect();
     let in_set = |set: &[(u128, u128)], k: u128| set.iter().any(|&(s, e)| s <= k && k <= e);
     // Every address of the small ranges is exactly one of free, bound, reserved.
     for &(s, e) in &setup.small {
@@ -345,7 +560,10 @@ fn check_invariants(p: &mut IpPools, setup: &Setup) {
             let f = in_set(&free, k);
             let b = bound.contains_key(&k);
             let r = in_set(&reserved, k);
-            assert!(f as u8 + b as u8 + (r && !b) as u8 == 1, "address {k:x}: free {f} bound {b} reserved {r}");
+            assert!(
+                f as u8 + b as u8 + (r && !b) as u8 == 1,
+                "address {k:x}: free {f} bound {b} reserved {r}"
+            );
         }
     }
     // Counts over everything, including the huge range.
@@ -353,13 +571,19 @@ fn check_invariants(p: &mut IpPools, setup: &Setup) {
         assert!(!in_set(&free, k), "bound address is free");
     }
     for &(s, e) in &free {
-        assert!(!reserved.iter().any(|&(rs, re)| rs <= e && s <= re), "free space is reserved");
+        assert!(
+            !reserved.iter().any(|&(rs, re)| rs <= e && s <= re),
+            "free space is reserved"
+        );
     }
     let stats = p.stats("p").unwrap();
     let free_count: u128 = free.iter().map(|(s, e)| e - s + 1).sum();
     assert_eq!(stats.available, free_count);
     assert_eq!(stats.allocated as usize, bound.len());
-    assert_eq!(stats.available + u128::from(stats.allocated) + stats.reserved, stats.total);
+    assert_eq!(
+        stats.available + u128::from(stats.allocated) + stats.reserved,
+        stats.total
+    );
 }
 
 fn run_ops(strategy: Strategy, with_huge: bool, ops: &[Op], cut: usize) {

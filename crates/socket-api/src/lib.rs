@@ -18,11 +18,11 @@ use std::net::{IpAddr, SocketAddr};
 
 wit_bindgen::generate!({ path: "../../wit", world: "socket-client" });
 
-/// The raw imported interface, for what this crate does not wrap.
-pub use scheduler::core_libs::socket as raw;
+pub use raw::{AddressFamily, Protocol, ShutdownType, SocketError, SocketState};
 /// The imported ip-pool interface (its `binding` is what `bind_with_binding` takes).
 pub use scheduler::core_libs::ip_pool;
-pub use raw::{AddressFamily, Protocol, ShutdownType, SocketError, SocketState};
+/// The raw imported interface, for what this crate does not wrap.
+pub use scheduler::core_libs::socket as raw;
 
 pub type Result<T> = std::result::Result<T, SocketError>;
 
@@ -48,14 +48,16 @@ impl From<SocketError> for io::Error {
 }
 
 fn to_wire(addr: SocketAddr) -> raw::SocketAddress {
-    raw::SocketAddress { host: addr.ip().to_string(), port: addr.port() }
+    raw::SocketAddress {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    }
 }
 
 fn from_wire(addr: raw::SocketAddress) -> Result<SocketAddr> {
-    let ip: IpAddr = addr
-        .host
-        .parse()
-        .map_err(|_| SocketError::Other(format!("component returned a bad address {:?}", addr.host)))?;
+    let ip: IpAddr = addr.host.parse().map_err(|_| {
+        SocketError::Other(format!("component returned a bad address {:?}", addr.host))
+    })?;
     Ok(SocketAddr::new(ip, addr.port))
 }
 
@@ -76,11 +78,15 @@ impl fmt::Debug for Socket {
 
 impl Socket {
     pub fn new_tcp(family: AddressFamily) -> Result<Self> {
-        Ok(Socket { inner: raw::create_socket(family, Protocol::Tcp)? })
+        Ok(Socket {
+            inner: raw::create_socket(family, Protocol::Tcp)?,
+        })
     }
 
     pub fn new_udp(family: AddressFamily) -> Result<Self> {
-        Ok(Socket { inner: raw::create_socket(family, Protocol::Udp)? })
+        Ok(Socket {
+            inner: raw::create_socket(family, Protocol::Udp)?,
+        })
     }
 
     pub fn tcp_v4() -> Result<Self> {
@@ -119,10 +125,9 @@ impl Socket {
 
     /// Bind to the address of a binding from the ip pool.
     pub fn bind_with_binding(&self, binding: &ip_pool::Binding, port: u16) -> Result<()> {
-        let ip: IpAddr = binding
-            .ip
-            .parse()
-            .map_err(|_| SocketError::InvalidInput(format!("binding has a bad address {:?}", binding.ip)))?;
+        let ip: IpAddr = binding.ip.parse().map_err(|_| {
+            SocketError::InvalidInput(format!("binding has a bad address {:?}", binding.ip))
+        })?;
         self.bind_to_ip(ip, port)
     }
 
@@ -136,7 +141,10 @@ impl Socket {
 
     /// Connect to a host name (resolved by the socket component) or an IP literal.
     pub fn connect_host(&self, host: &str, port: u16) -> Result<()> {
-        self.inner.connect(&raw::SocketAddress { host: host.to_string(), port })
+        self.inner.connect(&raw::SocketAddress {
+            host: host.to_string(),
+            port,
+        })
     }
 
     pub fn accept(&self) -> Result<(Socket, SocketAddr)> {
@@ -155,7 +163,9 @@ impl Socket {
         if buf.is_empty() {
             return Ok(0);
         }
-        let data = self.inner.receive(buf.len().min(u32::MAX as usize) as u32)?;
+        let data = self
+            .inner
+            .receive(buf.len().min(u32::MAX as usize) as u32)?;
         buf[..data.len()].copy_from_slice(&data);
         Ok(data.len())
     }
@@ -173,7 +183,9 @@ impl Socket {
         if buf.is_empty() {
             return Err(SocketError::InvalidInput("empty buffer".to_string()));
         }
-        let (data, from) = self.inner.receive_from(buf.len().min(u32::MAX as usize) as u32)?;
+        let (data, from) = self
+            .inner
+            .receive_from(buf.len().min(u32::MAX as usize) as u32)?;
         buf[..data.len()].copy_from_slice(&data);
         Ok((data.len(), from_wire(from)?))
     }
@@ -229,7 +241,10 @@ impl Socket {
 
     /// Has a local address: bound, listening or connected.
     pub fn is_bound(&self) -> bool {
-        matches!(self.state(), SocketState::Bound | SocketState::Listening | SocketState::Connected)
+        matches!(
+            self.state(),
+            SocketState::Bound | SocketState::Listening | SocketState::Connected
+        )
     }
 
     pub fn is_connected(&self) -> bool {
@@ -245,7 +260,10 @@ impl Socket {
 pub fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<IpAddr>> {
     raw::resolve(host, timeout_ms)?
         .into_iter()
-        .map(|s| s.parse().map_err(|_| SocketError::Other(format!("component returned a bad address {s:?}"))))
+        .map(|s| {
+            s.parse()
+                .map_err(|_| SocketError::Other(format!("component returned a bad address {s:?}")))
+        })
         .collect()
 }
 

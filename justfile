@@ -1,0 +1,61 @@
+# Conveniences over cargo; every recipe is a plain command you can run yourself.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+wasm := "target/wasm-components/wasm32-wasip2/release"
+out := "target/artifacts"
+
+default:
+    @just --list
+
+# Build every component in release for wasm32-wasip2 and validate each with wasm-tools.
+build-all:
+    cargo build --release --target wasm32-wasip2 --target-dir target/wasm-components \
+        -p socket-component -p ip-pool-component -p http-actions-component
+    for c in socket_component ip_pool_component http_actions_component; do \
+        wasm-tools validate {{wasm}}/$c.wasm; \
+        printf '%-28s %8d bytes  valid\n' "$c.wasm" "$(stat -c %s {{wasm}}/$c.wasm)"; \
+    done
+
+# Compose scheduler-executor.wasm with wac-graph (compose/src/graph.rs) and validate it.
+compose: build-all
+    mkdir -p {{out}}
+    cargo run -q -p compose -- {{out}}/scheduler-executor.wasm
+    wasm-tools validate {{out}}/scheduler-executor.wasm
+
+# Show the artifact's imports and exports.
+validate: compose
+    wasm-tools component wit {{out}}/scheduler-executor.wasm | grep -E '^\s*(import|export)'
+
+# The same composition with the wac CLI: the .wac file, and the plain `wac plug` chain.
+plug: build-all
+    mkdir -p {{out}}
+    wac compose compose/scheduler-executor.wac \
+        --dep scheduler:socket={{wasm}}/socket_component.wasm \
+        --dep scheduler:ip-pool={{wasm}}/ip_pool_component.wasm \
+        --dep scheduler:http-actions={{wasm}}/http_actions_component.wasm \
+        -o {{out}}/scheduler-executor.wac.wasm
+    wasm-tools validate {{out}}/scheduler-executor.wac.wasm
+    wac plug --plug {{wasm}}/socket_component.wasm --plug {{wasm}}/ip_pool_component.wasm \
+        {{wasm}}/http_actions_component.wasm -o {{out}}/http-actions.plugged.wasm
+    wasm-tools validate {{out}}/http-actions.plugged.wasm
+
+# wac-graph and wac CLI compositions must have the same imports and exports.
+check-wac: compose plug
+    diff <(wasm-tools component wit {{out}}/scheduler-executor.wasm | grep -E '^\s*(import|export)') \
+         <(wasm-tools component wit {{out}}/scheduler-executor.wac.wasm | grep -E '^\s*(import|export)')
+    @echo "wac-graph and wac compose agree on imports and exports"
+
+# The README's test command.
+test:
+    cargo test
+
+# Benchmarks (ratios measured in one run); `just bench --quick` for the tiny CI variant.
+bench *ARGS:
+    cargo bench -p integration-tests --bench ip_pool -- {{ARGS}}
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p socket-component -p ip-pool-component -p http-actions-component -p socket-api -- -D warnings

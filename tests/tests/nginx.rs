@@ -1,0 +1,191 @@
+//! Requests through the executor artifact to a real nginx (Debian's package), started here on a
+//! loopback port with its own config. Source addresses come from a 127.0.20.0/24 pool and must
+//! show in nginx's `$remote_addr`; keep-alive reuse must show in `$connection_requests`.
+//!
+//! `.ci/run` installs nginx. Where it is missing the test says so and passes, unless
+//! REQUIRE_NGINX=1 (as in CI), where it fails.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use integration_tests::executor_bindings::exports::scheduler::core_libs::ip_pool as pool;
+use integration_tests::*;
+use serde_json::json;
+
+fn nginx_binary() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_nginx(bin: &PathBuf) -> Nginx {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("executor-nginx-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+error_log {dir}/logs/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+    log_format probe '$remote_addr $connection $connection_requests $request';
+    access_log {dir}/logs/access.log probe;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 1000;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "hello from nginx\n"; }}
+    }}
+}}
+"#,
+        dir = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(bin)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .spawn()
+        .expect("start nginx");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nginx did not start: {:?}",
+            std::fs::read_to_string(dir.join("logs/error.log"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nginx { child, dir, port }
+}
+
+#[test]
+fn nginx_sees_pool_addresses_and_keep_alive() {
+    let Some(bin) = nginx_binary() else {
+        assert!(
+            std::env::var("REQUIRE_NGINX").is_err(),
+            "REQUIRE_NGINX is set but nginx is not installed"
+        );
+        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
+        return;
+    };
+    let nginx = start_nginx(&bin);
+    let url = format!("http://127.0.0.1:{}/probe", nginx.port);
+
+    let mut ex = Executor::new();
+    let f = ex.pool().clone();
+    let cfg = pool::PoolConfig {
+        strategy: pool::Strategy::RoundRobin,
+        lease_ttl_ms: None,
+        seed: 1,
+    };
+    f.call_create_pool(&mut ex.store, "nginx-pool", cfg)
+        .unwrap()
+        .unwrap();
+    f.call_add_cidr(&mut ex.store, "nginx-pool", "127.0.20.0/24", true)
+        .unwrap()
+        .unwrap();
+
+    // Three users, each with its own pool address, five keep-alive GETs each.
+    let mut used = Vec::new();
+    for user in 0..3 {
+        let owner = pool::Owner {
+            tenant: "t".into(),
+            resource: format!("user-{user}"),
+            resource_type: pool::ResourceType::Vm,
+        };
+        let b = f
+            .call_allocate(&mut ex.store, "nginx-pool", &owner)
+            .unwrap()
+            .unwrap();
+        for i in 0..5 {
+            let o = ex
+                .run(
+                    HttpMethod::Get,
+                    json!({ "url": url, "bind_ip": b.ip }),
+                    vec![],
+                )
+                .unwrap();
+            assert_eq!(o.status, 200);
+            assert_eq!(o.body, b"hello from nginx\n");
+            assert_eq!(o.reused_connection, i > 0);
+        }
+        used.push(b.ip);
+    }
+    // A POST with a JSON body and an export, from the pool in one action.
+    let o = ex
+        .run(
+            HttpMethod::Post,
+            json!({ "url": url, "pool": "nginx-pool", "tenant": "t", "resource": "poster", "body": {"data": "test"} }),
+            vec![ExportSpec { name: "status_code".into(), source: ExportSource::StatusCode }],
+        )
+        .unwrap();
+    assert_eq!(o.exports[0].value, "200");
+    let post_ip = o
+        .source_address
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    drop(ex);
+
+    // nginx writes its log line after each response; give it a moment.
+    let log_path = nginx.dir.join("logs/access.log");
+    let start = Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.lines().count() >= 16 || start.elapsed() > Duration::from_secs(5) {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 16, "{log}");
+    for (user, ip) in used.iter().enumerate() {
+        let mine: Vec<&Vec<&str>> = lines.iter().filter(|l| l[0] == ip).collect();
+        assert_eq!(mine.len(), 5, "user {user} requests from {ip}");
+        let conns: std::collections::BTreeSet<&str> = mine.iter().map(|l| l[1]).collect();
+        assert_eq!(conns.len(), 1, "one connection per user");
+        let counts: Vec<&str> = mine.iter().map(|l| l[2]).collect();
+        assert_eq!(
+            counts,
+            ["1", "2", "3", "4", "5"],
+            "$connection_requests shows reuse"
+        );
+    }
+    assert!(post_ip.starts_with("127.0.20."));
+    assert!(lines.iter().any(|l| l[0] == post_ip && l[3] == "POST"));
+    assert!(
+        lines.iter().all(|l| l[0].starts_with("127.0.20.")),
+        "every request came from the pool"
+    );
+}
