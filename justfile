@@ -26,7 +26,9 @@ compose: build-all
 validate: compose
     wasm-tools component wit {{out}}/scheduler-executor.wasm | grep -E '^\s*(import|export)'
 
-# The same composition with the wac CLI: the .wac file, and the plain `wac plug` chain.
+# The same composition with the wac CLI, from compose/scheduler-executor.wac. (A bare
+# `wac plug` cannot express it: the result must also export the ip-pool instance, whose
+# pool-error type the executor interface uses.)
 plug: build-all
     mkdir -p {{out}}
     wac compose compose/scheduler-executor.wac \
@@ -35,9 +37,6 @@ plug: build-all
         --dep scheduler:http-actions={{wasm}}/http_actions_component.wasm \
         -o {{out}}/scheduler-executor.wac.wasm
     wasm-tools validate {{out}}/scheduler-executor.wac.wasm
-    wac plug --plug {{wasm}}/socket_component.wasm --plug {{wasm}}/ip_pool_component.wasm \
-        {{wasm}}/http_actions_component.wasm -o {{out}}/http-actions.plugged.wasm
-    wasm-tools validate {{out}}/http-actions.plugged.wasm
 
 # wac-graph and wac CLI compositions must have the same imports and exports.
 check-wac: compose plug
