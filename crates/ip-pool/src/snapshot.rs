@@ -88,7 +88,7 @@ pub(crate) fn write<'a>(pools: impl Iterator<Item = &'a Pool>) -> Vec<u8> {
             .iter()
             .filter_map(|(name, t)| t.quota.map(|q| (name, q)))
             .collect();
-        quotas.sort();
+        quotas.sort_unstable();
         w.u32(quotas.len() as u32);
         for (name, q) in quotas {
             w.str(name);
