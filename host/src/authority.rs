@@ -1,0 +1,121 @@
+//! The one pool authority of a run: a dedicated instance of the artifact whose exported ip-pool
+//! the host calls to allocate and release every user's address. Users' own instances never
+//! allocate, so no address can be held twice whatever the strategy. With a state dir, every
+//! change is followed by the pool's snapshot, written atomically (temp file, fsync, rename).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crate::runtime::{Instance, Policy, Runtime, pool};
+use crate::scenario::{PoolSpec, Strategy};
+
+pub const STATE_FILE: &str = "pool-state.bin";
+
+pub struct Authority {
+    inst: Mutex<Instance>,
+    state_dir: Option<PathBuf>,
+}
+
+fn call<T>(r: wasmtime::Result<T>) -> Result<T, String> {
+    r.map_err(|e| format!("ip-pool trapped: {e:?}"))
+}
+
+pub fn owner(tenant: &str, resource: &str) -> pool::Owner {
+    pool::Owner { tenant: tenant.into(), resource: resource.into(), resource_type: pool::ResourceType::Custom("user".into()) }
+}
+
+fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(STATE_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl Authority {
+    pub async fn new(runtime: &Runtime, state_dir: Option<PathBuf>) -> Result<Authority, String> {
+        let mut inst = runtime.instantiate(Arc::new(Policy::default())).await?;
+        if let Some(dir) = &state_dir {
+            std::fs::create_dir_all(dir).map_err(|e| format!("state dir {}: {e}", dir.display()))?;
+            match std::fs::read(dir.join(STATE_FILE)) {
+                Ok(bytes) => {
+                    let f = inst.pool();
+                    call(f.call_restore(&mut inst.store, &bytes).await)?
+                        .map_err(|e| format!("restoring {}: {e:?}", dir.join(STATE_FILE).display()))?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("reading pool state: {e}")),
+            }
+        }
+        Ok(Authority { inst: Mutex::new(inst), state_dir })
+    }
+
+    async fn persist(&self, inst: &mut Instance) -> Result<(), String> {
+        let Some(dir) = &self.state_dir else { return Ok(()) };
+        let f = inst.pool();
+        let bytes = call(f.call_snapshot(&mut inst.store).await)?;
+        write_atomically(dir, &bytes).map_err(|e| format!("writing pool state: {e}"))
+    }
+
+    /// Create the scenario's pools unless a restored state has them already.
+    pub async fn setup(&self, pools: &[PoolSpec]) -> Result<(), String> {
+        let mut inst = self.inst.lock().await;
+        let f = inst.pool();
+        let existing = call(f.call_list_pools(&mut inst.store).await)?;
+        for p in pools {
+            if existing.contains(&p.id) {
+                continue;
+            }
+            let strategy = match p.strategy {
+                Strategy::Sequential => pool::Strategy::Sequential,
+                Strategy::RoundRobin => pool::Strategy::RoundRobin,
+                Strategy::Random => pool::Strategy::Random,
+            };
+            let cfg = pool::PoolConfig { strategy, lease_ttl_ms: None, seed: 0x5eed };
+            call(f.call_create_pool(&mut inst.store, &p.id, cfg).await)?.map_err(|e| format!("pool {}: {e:?}", p.id))?;
+            for r in &p.ranges {
+                let added = match r.split_once('-') {
+                    Some((a, b)) if !r.contains('/') => call(f.call_add_range(&mut inst.store, &p.id, a.trim(), b.trim()).await)?,
+                    _ => call(f.call_add_cidr(&mut inst.store, &p.id, r, true).await)?,
+                };
+                added.map_err(|e| format!("pool {} range {r}: {e:?}", p.id))?;
+            }
+        }
+        self.persist(&mut inst).await
+    }
+
+    pub async fn allocate(&self, pool_id: &str, owner: &pool::Owner) -> Result<Result<pool::Binding, pool::PoolError>, String> {
+        let mut inst = self.inst.lock().await;
+        let f = inst.pool();
+        let r = call(f.call_allocate(&mut inst.store, pool_id, owner).await)?;
+        if r.is_ok() {
+            self.persist(&mut inst).await?;
+        }
+        Ok(r)
+    }
+
+    pub async fn release(&self, pool_id: &str, owner: &pool::Owner) -> Result<(), String> {
+        let mut inst = self.inst.lock().await;
+        let f = inst.pool();
+        if call(f.call_release_owner(&mut inst.store, pool_id, owner).await)?.is_ok() {
+            self.persist(&mut inst).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn stats(&self, pool_id: &str) -> Result<pool::PoolStats, String> {
+        let mut inst = self.inst.lock().await;
+        let f = inst.pool();
+        call(f.call_stats(&mut inst.store, pool_id).await)?.map_err(|e| format!("{e:?}"))
+    }
+
+    pub async fn bindings(&self, pool_id: &str, tenant: &str) -> Result<Vec<pool::Binding>, String> {
+        let mut inst = self.inst.lock().await;
+        let f = inst.pool();
+        call(f.call_list_by_tenant(&mut inst.store, pool_id, tenant).await)?.map_err(|e| format!("{e:?}"))
+    }
+}

@@ -1,0 +1,456 @@
+//! Running a scenario: ramp-up phases spawn users, each user runs the workflow in its own
+//! instance of the artifact, addresses come from the one pool authority, and samples go to
+//! the report.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::authority::{Authority, owner};
+use crate::report::{Collected, PoolState, Report, Sample, UserError};
+use crate::runtime::{Instance, Policy, Runtime, error_kind, error_text, exec, pool};
+use crate::scenario::{BindStrategy, ExportKind, Mode, NodeKind, ReleaseOn, Scenario};
+use crate::template::{self, Vars};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub state_dir: Option<PathBuf>,
+    /// A live progress line on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// How long in-flight users may take to finish after a stop (Ctrl-C or `duration`).
+    pub drain: Option<Duration>,
+}
+
+/// Live counters for the progress line.
+#[derive(Default)]
+struct Live {
+    spawned: AtomicU64,
+    active: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Shared {
+    scenario: Scenario,
+    runtime: Runtime,
+    authority: Authority,
+    collected: Mutex<Collected>,
+    live: Live,
+    stop: AtomicBool,
+    started: Instant,
+}
+
+fn method(call: &str) -> exec::HttpMethod {
+    match call {
+        "post" => exec::HttpMethod::Post,
+        "put" => exec::HttpMethod::Put,
+        "delete" => exec::HttpMethod::Delete,
+        "patch" => exec::HttpMethod::Patch,
+        "head" => exec::HttpMethod::Head,
+        "options" => exec::HttpMethod::Options,
+        _ => exec::HttpMethod::Get,
+    }
+}
+
+/// Where a rendered URL points, resolved natively so the policy can allow exactly that.
+pub async fn target_of_url(url: &str) -> Option<Vec<SocketAddr>> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, p) = v6.split_once(']')?;
+        (h.to_string(), p.strip_prefix(':').map(|p| p.parse().ok()).unwrap_or(Some(80))?)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (authority.to_string(), 80),
+        }
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(vec![SocketAddr::new(ip, port)]);
+    }
+    tokio::net::lookup_host((host.as_str(), port)).await.ok().map(|a| a.collect())
+}
+
+/// A user's source address, from the authority, waiting on exhaustion if so configured.
+async fn acquire(shared: &Shared, pool_id: &str, o: &pool::Owner) -> Result<pool::Binding, String> {
+    let b = &shared.scenario.ip_binding;
+    let deadline = Instant::now() + b.wait_timeout;
+    loop {
+        match shared.authority.allocate(pool_id, o).await? {
+            Ok(binding) => return Ok(binding),
+            Err(pool::PoolError::Exhausted(_)) if b.wait_on_exhaustion && Instant::now() < deadline => {
+                if shared.stop.load(Ordering::SeqCst) {
+                    return Err("stopped while waiting for an address".into());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(pool::PoolError::Exhausted(p)) if b.wait_on_exhaustion => {
+                return Err(format!("pool {p} exhausted: no address within {:?}", b.wait_timeout));
+            }
+            Err(e) => return Err(format!("no address from pool {pool_id}: {e:?}")),
+        }
+    }
+}
+
+struct User {
+    id: u32,
+    tenant: String,
+    pool: Option<String>,
+}
+
+async fn run_user(shared: Arc<Shared>, user: User) {
+    let sc = &shared.scenario;
+    let policy = Arc::new(Policy::default());
+    let fail = |e: String| {
+        shared.collected.lock().unwrap().user_errors.push(UserError { user: user.id, tenant: user.tenant.clone(), error: e });
+    };
+    let mut inst = match shared.runtime.instantiate(policy.clone()).await {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    let binding_on = sc.ip_binding.enabled && user.pool.is_some();
+    let pool_id = user.pool.clone().unwrap_or_default();
+    let resource = match sc.ip_binding.strategy {
+        BindStrategy::Shared => "shared".to_string(),
+        _ => format!("user-{}", user.id),
+    };
+    let own = owner(&user.tenant, &resource);
+    let per_task = sc.ip_binding.strategy == BindStrategy::PerTask || sc.ip_binding.release_on == ReleaseOn::TaskEnd;
+    let mut held: Option<pool::Binding> = None;
+    if binding_on && !per_task {
+        match acquire(&shared, &pool_id, &own).await {
+            Ok(b) => held = Some(b),
+            Err(e) => return fail(e),
+        }
+    }
+    let iterations = match sc.lifetime.mode {
+        Mode::Once => 1,
+        Mode::Loop => sc.lifetime.iterations,
+    };
+    let mut n = 0u32;
+    let mut error = None;
+    loop {
+        if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
+            break;
+        }
+        if sc.lifetime.duration.is_some_and(|d| shared.started.elapsed() >= d) {
+            break;
+        }
+        if binding_on && per_task {
+            match acquire(&shared, &pool_id, &own).await {
+                Ok(b) => held = Some(b),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let ip = held.as_ref().map(|b| b.ip.clone());
+        if let Some(ip) = ip.as_ref().and_then(|ip| ip.parse().ok()) {
+            policy.allow_bind(ip);
+        }
+        run_task(&shared, &mut inst, &policy, &user, ip.as_deref()).await;
+        if binding_on && per_task {
+            if let Err(e) = shared.authority.release(&pool_id, &own).await {
+                error = Some(e);
+                break;
+            }
+            held = None;
+        }
+        n += 1;
+        let more = iterations == 0 || n < iterations;
+        if more && !sc.lifetime.think_time.is_zero() {
+            let until = Instant::now() + sc.lifetime.think_time;
+            while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+                tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
+            }
+        }
+    }
+    // A shared address belongs to the tenant; it is released at the end of the run.
+    if held.is_some() && sc.ip_binding.strategy != BindStrategy::Shared {
+        if let Err(e) = shared.authority.release(&pool_id, &own).await {
+            error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = error {
+        fail(e);
+    }
+}
+
+/// One pass through the workflow.
+async fn run_task(shared: &Shared, inst: &mut Instance, policy: &Policy, user: &User, ip: Option<&str>) {
+    let sc = &shared.scenario;
+    let mut vars: Vars = BTreeMap::new();
+    for r in &sc.resources {
+        vars.insert(r.id.clone(), r.properties.clone().into_iter().collect());
+    }
+    let u = vars.entry("user".into()).or_default();
+    u.insert("id".into(), user.id.to_string());
+    u.insert("tenant".into(), user.tenant.clone());
+    u.insert("allocated_ip".into(), ip.unwrap_or("").to_string());
+    let Some(mut node) = sc.start_node() else { return };
+    for _ in 0..1000 {
+        let NodeKind::Action(action_id) = &node.kind else { break };
+        let Some(action) = sc.action(action_id) else { break };
+        let sample = run_action(inst, policy, user, ip, action, &mut vars).await;
+        shared.live.requests.fetch_add(1, Ordering::Relaxed);
+        if !sample.ok {
+            shared.live.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.collected.lock().unwrap().samples.push(sample);
+        let next = node.edges.iter().find(|e| match &e.condition {
+            None => true,
+            Some(c) => template::eval_condition(c, &vars).unwrap_or(false),
+        });
+        match next.and_then(|e| sc.node(&e.to)) {
+            Some(n) => node = n,
+            None => break,
+        }
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+}
+
+async fn run_action(
+    inst: &mut Instance,
+    policy: &Policy,
+    user: &User,
+    ip: Option<&str>,
+    action: &crate::scenario::Action,
+    vars: &mut Vars,
+) -> Sample {
+    let mut sample = Sample {
+        action: action.id.clone(),
+        tenant: user.tenant.clone(),
+        user: user.id,
+        source: ip.unwrap_or("-").to_string(),
+        ok: false,
+        status: None,
+        latency_us: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        error: None,
+    };
+    let mut with = match template::render_json(&action.with, vars) {
+        Ok(w) => w,
+        Err(e) => {
+            sample.error = Some(format!("template: {e}"));
+            return sample;
+        }
+    };
+    if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
+        let empty = obj.get("bind_ip").is_none_or(|v| v.as_str().is_some_and(str::is_empty));
+        if empty {
+            obj.insert("bind_ip".into(), ip.into());
+        }
+    }
+    if let Some(url) = with.get("url").and_then(|u| u.as_str()) {
+        for t in target_of_url(url).await.unwrap_or_default() {
+            policy.allow_target(t);
+        }
+    }
+    let exports = action
+        .exports
+        .iter()
+        .map(|e| exec::ExportSpec {
+            name: e.name.clone(),
+            source: match &e.kind {
+                ExportKind::StatusCode => exec::ExportSource::StatusCode,
+                ExportKind::Body => exec::ExportSource::Body,
+                ExportKind::Header(h) => exec::ExportSource::Header(h.clone()),
+                ExportKind::JsonPointer(p) => exec::ExportSource::JsonPointer(p.clone()),
+            },
+        })
+        .collect();
+    let call = exec::Action { id: action.id.clone(), call: method(&action.call), with_params: with.to_string(), exports };
+    let start = Instant::now();
+    let result = inst.execute(&call).await;
+    sample.latency_us = start.elapsed().as_micros() as u64;
+    let scope = vars.entry(action.id.clone()).or_default();
+    scope.clear();
+    match result {
+        Ok(Ok(o)) => {
+            sample.ok = o.status < 400;
+            sample.status = Some(o.status);
+            sample.bytes_sent = o.bytes_sent;
+            sample.bytes_received = o.bytes_received;
+            if let Some(src) = &o.source_address {
+                if let Ok(a) = src.parse::<SocketAddr>() {
+                    sample.source = a.ip().to_string();
+                }
+            }
+            if !sample.ok {
+                sample.error = Some(format!("http {}", o.status));
+            }
+            scope.insert("status_code".into(), o.status.to_string());
+            for e in o.exports {
+                scope.insert(e.name, e.value);
+            }
+        }
+        Ok(Err(e)) => {
+            sample.error = Some(error_kind(&e));
+            scope.insert("error".into(), error_text(&e));
+        }
+        Err(trap) => sample.error = Some(format!("trap: {trap}")),
+    }
+    scope.insert("ok".into(), sample.ok.to_string());
+    sample
+}
+
+fn progress_line(shared: &Shared) -> String {
+    let l = &shared.live;
+    let t = shared.started.elapsed().as_secs_f64();
+    let req = l.requests.load(Ordering::Relaxed);
+    format!(
+        "[{t:6.1}s] users {} active / {} spawned, {} requests, {} errors, {:.1} req/s",
+        l.active.load(Ordering::Relaxed),
+        l.spawned.load(Ordering::Relaxed),
+        req,
+        l.errors.load(Ordering::Relaxed),
+        if t > 0.0 { req as f64 / t } else { 0.0 }
+    )
+}
+
+pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sample>), String> {
+    let max = scenario.concurrency.max_users.min(scenario.total_users().max(1));
+    let runtime = Runtime::new(max + 2)?;
+    let authority = Authority::new(&runtime, opts.state_dir.clone()).await?;
+    authority.setup(&scenario.pools).await?;
+    let shared = Arc::new(Shared {
+        scenario,
+        runtime,
+        authority,
+        collected: Mutex::new(Collected::default()),
+        live: Live::default(),
+        stop: AtomicBool::new(false),
+        started: Instant::now(),
+    });
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let (s, i) = (shared.clone(), interrupted.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                i.store(true, Ordering::SeqCst);
+                s.stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let progress = opts.progress && std::io::stderr().is_terminal();
+    let ticker = progress.then(|| {
+        let s = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                eprint!("\r{}\x1b[K", progress_line(&s));
+            }
+        })
+    });
+
+    let sc = &shared.scenario;
+    let limit = Arc::new(Semaphore::new(sc.concurrency.max_users as usize));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut phases = sc.phases.clone();
+    phases.sort_by_key(|p| p.at);
+    let mut next_id = 0u32;
+    let mut last_spawn: Option<Instant> = None;
+    'phases: for phase in &phases {
+        let at = shared.started + phase.at;
+        while Instant::now() < at {
+            if shared.stop.load(Ordering::SeqCst) {
+                break 'phases;
+            }
+            tokio::time::sleep((at - Instant::now()).min(Duration::from_millis(50))).await;
+        }
+        for _ in 0..phase.users {
+            if shared.stop.load(Ordering::SeqCst) || sc.lifetime.duration.is_some_and(|d| shared.started.elapsed() >= d) {
+                break 'phases;
+            }
+            if let (Some(rate), Some(last)) = (sc.concurrency.spawn_rate, last_spawn) {
+                let gap = Duration::from_secs_f64(1.0 / rate);
+                let wait = (last + gap).saturating_duration_since(Instant::now());
+                tokio::time::sleep(wait).await;
+            }
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => p.map_err(|e| e.to_string())?,
+                _ = wait_stop(&shared) => break 'phases,
+            };
+            last_spawn = Some(Instant::now());
+            next_id += 1;
+            let user = User {
+                id: next_id,
+                tenant: phase.tenant.clone().unwrap_or_else(|| "default".into()),
+                pool: phase.pool.clone().or_else(|| sc.ip_binding.pool.clone()),
+            };
+            shared.live.spawned.fetch_add(1, Ordering::Relaxed);
+            shared.live.active.fetch_add(1, Ordering::Relaxed);
+            shared.collected.lock().unwrap().users_spawned += 1;
+            let s = shared.clone();
+            tasks.spawn(async move {
+                run_user(s.clone(), user).await;
+                s.live.active.fetch_sub(1, Ordering::Relaxed);
+                s.collected.lock().unwrap().users_finished += 1;
+                drop(permit);
+            });
+        }
+    }
+    // A loop with a duration stops spawning and, at the end of the duration, tells users to stop.
+    if let Some(d) = sc.lifetime.duration {
+        let s = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d.saturating_sub(s.started.elapsed())).await;
+            s.stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let drain = opts.drain.unwrap_or(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            _ = wait_stop(&shared) => {
+                // Stopped: in-flight work gets `drain` to finish, then it is cut off.
+                let deadline = tokio::time::sleep(drain);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        next = tasks.join_next() => if next.is_none() { break },
+                        _ = &mut deadline => { tasks.abort_all(); while tasks.join_next().await.is_some() {} break }
+                    }
+                }
+                break;
+            }
+        }
+    }
+    if let Some(t) = ticker {
+        t.abort();
+        eprintln!("\r{}\x1b[K", progress_line(&shared));
+    }
+    // Whatever users still hold (cut off, or shared per tenant) goes back to the pool.
+    let mut pools = Vec::new();
+    for p in &sc.pools {
+        for tenant in sc.phases.iter().map(|ph| ph.tenant.clone().unwrap_or_else(|| "default".into())) {
+            for b in shared.authority.bindings(&p.id, &tenant).await.unwrap_or_default() {
+                if b.resource == "shared" || b.resource.starts_with("user-") {
+                    shared.authority.release(&p.id, &owner(&b.tenant, &b.resource)).await?;
+                }
+            }
+        }
+        let st = shared.authority.stats(&p.id).await?;
+        pools.push(PoolState { id: p.id.clone(), name: p.name.clone(), total: st.total, allocated: st.allocated, available: st.available });
+    }
+    let elapsed = shared.started.elapsed().as_secs_f64();
+    let collected = std::mem::take(&mut *shared.collected.lock().unwrap());
+    let report = Report::new(&sc.name, elapsed, &collected, pools, interrupted.load(Ordering::SeqCst));
+    Ok((report, collected.samples))
+}
+
+async fn wait_stop(shared: &Shared) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,164 @@
+//! The wasmtime side: the artifact compiled once, pre-instantiated, instances from the pooling
+//! allocator (one per user), and a socket policy per instance.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: ["../wit", "../wit/executor"],
+        world: "scheduler:executor/scheduler-executor",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::exports::scheduler::core_libs::ip_pool as pool;
+pub use bindings::exports::scheduler::executor::executor as exec;
+
+pub struct UserCtx {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for UserCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// What one instance may reach: connect targets (ip, port) and bind addresses. Shared with the
+/// socket check, so the host can add targets as it renders actions.
+#[derive(Default)]
+pub struct Policy {
+    targets: Mutex<HashSet<SocketAddr>>,
+    binds: Mutex<HashSet<IpAddr>>,
+}
+
+impl Policy {
+    pub fn allow_target(&self, addr: SocketAddr) {
+        self.targets.lock().unwrap().insert(addr);
+    }
+
+    pub fn allow_bind(&self, ip: IpAddr) {
+        self.binds.lock().unwrap().insert(ip);
+    }
+
+    fn check(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+        match usage {
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                addr.ip().is_unspecified() || self.binds.lock().unwrap().contains(&addr.ip())
+            }
+            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
+                self.targets.lock().unwrap().contains(&addr)
+            }
+            // Actions are clients: no listening sockets.
+            SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+        }
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    pre: bindings::SchedulerExecutorPre<UserCtx>,
+}
+
+pub struct Instance {
+    pub store: Store<UserCtx>,
+    pub bindings: bindings::SchedulerExecutor,
+}
+
+fn fail(what: &str) -> impl Fn(wasmtime::Error) -> String + '_ {
+    move |e| format!("{what}: {e:?}")
+}
+
+impl Runtime {
+    /// `max_instances`: how many instances may be alive at once (pooling allocator slots).
+    pub fn new(max_instances: u32) -> Result<Runtime, String> {
+        let slots = max_instances.max(2);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(slots)
+            .total_core_instances(slots * 24)
+            .total_memories(slots * 4)
+            .total_tables(slots * 12)
+            .total_stacks(slots)
+            .max_core_instances_per_component(48)
+            .max_memories_per_component(8)
+            .max_tables_per_component(24)
+            .max_memory_size(512 << 20);
+        let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(fail("engine"))?;
+        let component = Component::from_file(&engine, compose::EXECUTOR_ARTIFACT).map_err(fail("loading the artifact"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
+        let pre = linker.instantiate_pre(&component).map_err(fail("pre-instantiating"))?;
+        let pre = bindings::SchedulerExecutorPre::new(pre).map_err(fail("binding the artifact"))?;
+        Ok(Runtime { engine, pre })
+    }
+
+    pub async fn instantiate(&self, policy: Arc<Policy>) -> Result<Instance, String> {
+        let mut b = WasiCtxBuilder::new();
+        b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
+        b.socket_addr_check(move |addr, usage| {
+            let ok = policy.check(addr, usage);
+            Box::pin(async move { ok })
+        });
+        let mut store = Store::new(&self.engine, UserCtx { wasi: b.build(), table: ResourceTable::new() });
+        let bindings = self.pre.instantiate_async(&mut store).await.map_err(fail("instantiating"))?;
+        Ok(Instance { store, bindings })
+    }
+}
+
+impl Instance {
+    pub async fn execute(&mut self, action: &exec::Action) -> Result<Result<exec::Outcome, exec::ActionError>, String> {
+        self.bindings
+            .scheduler_executor_executor()
+            .call_execute_action(&mut self.store, action)
+            .await
+            .map_err(fail("execute-action trapped"))
+    }
+
+    pub fn pool(&self) -> pool::Guest {
+        self.bindings.scheduler_core_libs_ip_pool().clone()
+    }
+}
+
+/// Short name of an action error, for reports.
+pub fn error_kind(e: &exec::ActionError) -> String {
+    use exec::ActionError as E;
+    match e {
+        E::InvalidParams(p) => format!("invalid-params({})", p.field),
+        E::Dns(_) => "dns".into(),
+        E::Connect(_) => "connect".into(),
+        E::Timeout(p) => format!("timeout({p:?})").to_lowercase(),
+        E::Protocol(_) => "protocol".into(),
+        E::TooLarge(_) => "too-large".into(),
+        E::AccessDenied(_) => "access-denied".into(),
+        E::Pool(_) => "pool".into(),
+        E::RedirectLoop(_) => "redirect-loop".into(),
+        E::TooManyRedirects(_) => "too-many-redirects".into(),
+        E::ExportFailed(p) => format!("export-failed({})", p.field),
+        E::Io(_) => "io".into(),
+    }
+}
+
+pub fn error_text(e: &exec::ActionError) -> String {
+    use exec::ActionError as E;
+    match e {
+        E::InvalidParams(p) | E::ExportFailed(p) => format!("{}: {}", p.field, p.message),
+        E::Dns(m) | E::Connect(m) | E::Protocol(m) | E::TooLarge(m) | E::AccessDenied(m) | E::RedirectLoop(m) | E::Io(m) => {
+            m.clone()
+        }
+        E::Timeout(p) => format!("timeout in phase {p:?}"),
+        E::Pool(p) => format!("{p:?}"),
+        E::TooManyRedirects(n) => format!("more than {n} redirects"),
+    }
+}

@@ -1,0 +1,671 @@
+//! Scenarios: the YAML format of the scheduler these components came from, read into a typed
+//! model by a walker that collects every problem with its field path (and the line, where the
+//! YAML parser gives one) instead of stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use crate::template;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{} (line {l}): {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Sequential,
+    RoundRobin,
+    Random,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolSpec {
+    pub id: String,
+    pub name: String,
+    pub ranges: Vec<String>,
+    pub strategy: Strategy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub id: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub at: Duration,
+    pub users: u32,
+    pub tenant: Option<String>,
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Once,
+    Loop,
+}
+
+#[derive(Debug, Clone)]
+pub struct Lifetime {
+    pub mode: Mode,
+    /// 0 with loop: until `duration` or Ctrl-C.
+    pub iterations: u32,
+    pub think_time: Duration,
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindStrategy {
+    PerUser,
+    Shared,
+    PerTask,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOn {
+    TaskEnd,
+    UserExit,
+}
+
+#[derive(Debug, Clone)]
+pub struct IpBinding {
+    pub enabled: bool,
+    pub pool: Option<String>,
+    pub strategy: BindStrategy,
+    pub release_on: ReleaseOn,
+    pub wait_on_exhaustion: bool,
+    pub wait_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Concurrency {
+    pub max_users: u32,
+    /// Users per second; `None` for no limit.
+    pub spawn_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportKind {
+    StatusCode,
+    Body,
+    Header(String),
+    JsonPointer(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub name: String,
+    pub kind: ExportKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub id: String,
+    pub call: String,
+    /// The `with` block as JSON, templates not yet rendered.
+    pub with: serde_json::Value,
+    pub exports: Vec<Export>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge {
+    pub to: String,
+    /// `None`: always taken.
+    pub condition: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    Action(String),
+    End,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: String,
+    pub kind: NodeKind,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub pools: Vec<PoolSpec>,
+    pub resources: Vec<Resource>,
+    pub phases: Vec<Phase>,
+    pub lifetime: Lifetime,
+    pub ip_binding: IpBinding,
+    pub concurrency: Concurrency,
+    pub actions: Vec<Action>,
+    pub nodes: Vec<Node>,
+}
+
+impl Scenario {
+    pub fn action(&self, id: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.id == id)
+    }
+
+    pub fn node(&self, id: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The workflow starts at the node called `start`, else at the first node.
+    pub fn start_node(&self) -> Option<&Node> {
+        self.node("start").or_else(|| self.nodes.first())
+    }
+
+    pub fn total_users(&self) -> u32 {
+        self.phases.iter().map(|p| p.users).sum()
+    }
+}
+
+/// `1s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs <= 86_400.0 * 365.0).then(|| Duration::from_secs_f64(secs))
+}
+
+struct Walker {
+    problems: Vec<Problem>,
+}
+
+impl Walker {
+    fn problem(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem { path: path.to_string(), message: message.into(), line: None });
+    }
+
+    /// The mapping at `path`, with unknown keys reported.
+    fn map<'a>(&mut self, v: &'a Value, path: &str, known: &[&str]) -> Option<&'a serde_yaml::Mapping> {
+        let Some(m) = v.as_mapping() else {
+            self.problem(path, "expected a mapping");
+            return None;
+        };
+        for k in m.keys() {
+            match k.as_str() {
+                Some(k) if known.contains(&k) => {}
+                Some(k) => self.problem(&join(path, k), format!("unknown field (expected one of: {})", known.join(", "))),
+                None => self.problem(path, "keys must be strings"),
+            }
+        }
+        Some(m)
+    }
+
+    fn string(&mut self, v: Option<&Value>, path: &str, required: bool) -> Option<String> {
+        match v {
+            None | Some(Value::Null) => {
+                if required {
+                    self.problem(path, "required");
+                }
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
+            Some(_) => {
+                self.problem(path, "expected a string");
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, v: Option<&Value>, path: &str) -> Option<u64> {
+        match v {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(_) => {
+                self.problem(path, "expected a non-negative integer");
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: Option<&Value>, path: &str) -> Option<bool> {
+        match v {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                self.problem(path, "expected true or false");
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, v: Option<&Value>, path: &str) -> Option<Duration> {
+        let s = match v {
+            None | Some(Value::Null) => return None,
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                self.problem(path, "expected a duration such as 1s or 500ms");
+                return None;
+            }
+        };
+        let d = parse_duration(&s);
+        if d.is_none() {
+            self.problem(path, format!("bad duration {s:?} (use e.g. 1s, 500ms, 2m)"));
+        }
+        d
+    }
+
+    fn list<'a>(&mut self, v: Option<&'a Value>, path: &str) -> &'a [Value] {
+        match v {
+            None | Some(Value::Null) => &[],
+            Some(Value::Sequence(s)) => s,
+            Some(_) => {
+                self.problem(path, "expected a list");
+                &[]
+            }
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+}
+
+fn get<'a>(m: &'a serde_yaml::Mapping, k: &str) -> Option<&'a Value> {
+    m.get(Value::String(k.to_string()))
+}
+
+fn yaml_to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                serde_json::Value::from(u)
+            } else if let Some(i) = n.as_i64() {
+                serde_json::Value::from(i)
+            } else {
+                serde_json::Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Sequence(s) => serde_json::Value::Array(s.iter().map(yaml_to_json).collect()),
+        Value::Mapping(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}")), yaml_to_json(v)))
+                .collect(),
+        ),
+        Value::Tagged(t) => yaml_to_json(&t.value),
+    }
+}
+
+fn check_cidr(text: &str) -> Result<(), String> {
+    // Same rules as the pool (which has the last word when the scenario runs).
+    let mut pools = ip_pool::IpPools::new();
+    pools.create_pool("check", Default::default()).map_err(|e| e.to_string())?;
+    let r = match text.split_once('-') {
+        Some((a, b)) if !text.contains('/') => pools.add_range("check", a.trim(), b.trim()).map(|_| ()),
+        _ => pools.add_cidr("check", text, true).map(|_| ()),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
+    let root: Value = serde_yaml::from_str(text).map_err(|e| {
+        vec![Problem {
+            path: "(document)".into(),
+            message: e.to_string(),
+            line: e.location().map(|l| l.line()),
+        }]
+    })?;
+    let mut w = Walker { problems: Vec::new() };
+    let scenario = walk(&mut w, &root);
+    if w.problems.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(w.problems)
+    }
+}
+
+fn walk(w: &mut Walker, root: &Value) -> Scenario {
+    let empty = serde_yaml::Mapping::new();
+    let top = w.map(root, "", &["version", "name", "workbook", "load", "actions", "workflows"]).unwrap_or(&empty);
+    if let Some(v) = w.string(get(top, "version"), "version", false) {
+        if v != "1.0" && v != "1" {
+            w.problem("version", format!("unsupported version {v:?} (expected \"1.0\")"));
+        }
+    }
+    let name = w.string(get(top, "name"), "name", false).unwrap_or_else(|| "scenario".into());
+
+    // workbook
+    let mut pools = Vec::new();
+    let mut resources = Vec::new();
+    if let Some(wb) = get(top, "workbook").and_then(|v| w.map(v, "workbook", &["ip_pools", "resources"])) {
+        for (i, p) in w.list(get(wb, "ip_pools"), "workbook.ip_pools").iter().enumerate() {
+            let path = format!("workbook.ip_pools[{i}]");
+            let Some(m) = w.map(p, &path, &["id", "name", "ranges", "allocation_strategy"]) else { continue };
+            let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
+            let pname = w.string(get(m, "name"), &join(&path, "name"), false).unwrap_or_else(|| id.clone());
+            let mut ranges = Vec::new();
+            let rpath = join(&path, "ranges");
+            let items = w.list(get(m, "ranges"), &rpath);
+            if items.is_empty() {
+                w.problem(&rpath, "at least one range is required");
+            }
+            for (j, r) in items.iter().enumerate() {
+                let rp = format!("{rpath}[{j}]");
+                if let Some(text) = w.string(Some(r), &rp, true) {
+                    if let Err(e) = check_cidr(&text) {
+                        w.problem(&rp, e);
+                    }
+                    ranges.push(text);
+                }
+            }
+            let spath = join(&path, "allocation_strategy");
+            let strategy = match w.string(get(m, "allocation_strategy"), &spath, false).as_deref() {
+                None | Some("sequential") => Strategy::Sequential,
+                Some("round_robin") => Strategy::RoundRobin,
+                Some("random") => Strategy::Random,
+                Some(other) => {
+                    w.problem(&spath, format!("unknown strategy {other:?} (sequential, round_robin, random)"));
+                    Strategy::Sequential
+                }
+            };
+            if pools.iter().any(|p: &PoolSpec| p.id == id) {
+                w.problem(&join(&path, "id"), format!("duplicate pool id {id:?}"));
+            }
+            pools.push(PoolSpec { id, name: pname, ranges, strategy });
+        }
+        for (i, r) in w.list(get(wb, "resources"), "workbook.resources").iter().enumerate() {
+            let path = format!("workbook.resources[{i}]");
+            let Some(m) = w.map(r, &path, &["id", "type", "properties"]) else { continue };
+            let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
+            if id == "user" {
+                w.problem(&join(&path, "id"), "\"user\" is reserved for {{user.*}}");
+            }
+            w.string(get(m, "type"), &join(&path, "type"), false);
+            let mut properties = BTreeMap::new();
+            if let Some(pm) = get(m, "properties") {
+                let ppath = join(&path, "properties");
+                if let Some(pm) = pm.as_mapping() {
+                    for (k, v) in pm {
+                        let key = k.as_str().unwrap_or_default().to_string();
+                        if let Some(val) = w.string(Some(v), &join(&ppath, &key), true) {
+                            properties.insert(key, val);
+                        }
+                    }
+                } else {
+                    w.problem(&ppath, "expected a mapping");
+                }
+            }
+            resources.push(Resource { id, properties });
+        }
+    }
+
+    // load
+    let mut phases = Vec::new();
+    let mut lifetime = Lifetime { mode: Mode::Once, iterations: 1, think_time: Duration::ZERO, duration: None };
+    let mut ip_binding = IpBinding {
+        enabled: false,
+        pool: None,
+        strategy: BindStrategy::PerUser,
+        release_on: ReleaseOn::UserExit,
+        wait_on_exhaustion: false,
+        wait_timeout: Duration::from_secs(30),
+    };
+    let mut concurrency = Concurrency { max_users: 1000, spawn_rate: None };
+    match get(top, "load").and_then(|v| w.map(v, "load", &["ramp_up", "user_lifetime", "user_resources", "concurrency"])) {
+        None => w.problem("load", "required"),
+        Some(load) => {
+            if let Some(ru) = get(load, "ramp_up").and_then(|v| w.map(v, "load.ramp_up", &["phases"])) {
+                for (i, p) in w.list(get(ru, "phases"), "load.ramp_up.phases").iter().enumerate() {
+                    let path = format!("load.ramp_up.phases[{i}]");
+                    let Some(m) = w.map(p, &path, &["at_second", "spawn_users", "tenant_id", "ip_pool_override"]) else {
+                        continue;
+                    };
+                    let at = match get(m, "at_second") {
+                        Some(Value::Number(n)) if n.as_f64().is_some_and(|x| x >= 0.0) => {
+                            Duration::from_secs_f64(n.as_f64().unwrap())
+                        }
+                        None => Duration::ZERO,
+                        Some(_) => {
+                            w.problem(&join(&path, "at_second"), "expected a number of seconds");
+                            Duration::ZERO
+                        }
+                    };
+                    let users = w.uint(get(m, "spawn_users"), &join(&path, "spawn_users")).unwrap_or(0);
+                    if users > 100_000 {
+                        w.problem(&join(&path, "spawn_users"), "at most 100000 users per phase");
+                    }
+                    let tenant = w.string(get(m, "tenant_id"), &join(&path, "tenant_id"), false);
+                    let pool = w.string(get(m, "ip_pool_override"), &join(&path, "ip_pool_override"), false);
+                    if let Some(p) = &pool {
+                        if !pools.iter().any(|x| &x.id == p) {
+                            w.problem(&join(&path, "ip_pool_override"), format!("no ip pool {p:?}"));
+                        }
+                    }
+                    phases.push(Phase { at, users: users as u32, tenant, pool });
+                }
+            }
+            if let Some(m) = get(load, "user_lifetime")
+                .and_then(|v| w.map(v, "load.user_lifetime", &["mode", "iterations", "think_time", "duration"]))
+            {
+                lifetime.mode = match w.string(get(m, "mode"), "load.user_lifetime.mode", false).as_deref() {
+                    None | Some("once") => Mode::Once,
+                    Some("loop") => Mode::Loop,
+                    Some(other) => {
+                        w.problem("load.user_lifetime.mode", format!("unknown mode {other:?} (once, loop)"));
+                        Mode::Once
+                    }
+                };
+                lifetime.iterations = w
+                    .uint(get(m, "iterations"), "load.user_lifetime.iterations")
+                    .map(|n| n.min(u32::MAX as u64) as u32)
+                    .unwrap_or(if lifetime.mode == Mode::Loop { 1 } else { 1 });
+                lifetime.think_time = w.duration(get(m, "think_time"), "load.user_lifetime.think_time").unwrap_or_default();
+                lifetime.duration = w.duration(get(m, "duration"), "load.user_lifetime.duration");
+                if lifetime.mode == Mode::Once {
+                    lifetime.iterations = 1;
+                }
+            }
+            if let Some(ur) = get(load, "user_resources").and_then(|v| w.map(v, "load.user_resources", &["ip_binding"])) {
+                if let Some(m) = get(ur, "ip_binding").and_then(|v| {
+                    w.map(
+                        v,
+                        "load.user_resources.ip_binding",
+                        &["enabled", "pool_id", "strategy", "release_on", "wait_on_exhaustion", "wait_timeout"],
+                    )
+                }) {
+                    let p = "load.user_resources.ip_binding";
+                    ip_binding.enabled = w.boolean(get(m, "enabled"), &join(p, "enabled")).unwrap_or(true);
+                    ip_binding.pool = w.string(get(m, "pool_id"), &join(p, "pool_id"), false);
+                    if let Some(id) = &ip_binding.pool {
+                        if !pools.iter().any(|x| &x.id == id) {
+                            w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
+                        }
+                    }
+                    ip_binding.strategy = match w.string(get(m, "strategy"), &join(p, "strategy"), false).as_deref() {
+                        None | Some("per_user") => BindStrategy::PerUser,
+                        Some("shared") => BindStrategy::Shared,
+                        Some("per_task") => BindStrategy::PerTask,
+                        Some(other) => {
+                            w.problem(&join(p, "strategy"), format!("unknown strategy {other:?} (per_user, shared, per_task)"));
+                            BindStrategy::PerUser
+                        }
+                    };
+                    ip_binding.release_on = match w.string(get(m, "release_on"), &join(p, "release_on"), false).as_deref() {
+                        None | Some("user_exit") => ReleaseOn::UserExit,
+                        Some("task_end") => ReleaseOn::TaskEnd,
+                        Some(other) => {
+                            w.problem(&join(p, "release_on"), format!("unknown value {other:?} (task_end, user_exit)"));
+                            ReleaseOn::UserExit
+                        }
+                    };
+                    ip_binding.wait_on_exhaustion =
+                        w.boolean(get(m, "wait_on_exhaustion"), &join(p, "wait_on_exhaustion")).unwrap_or(false);
+                    if let Some(d) = w.duration(get(m, "wait_timeout"), &join(p, "wait_timeout")) {
+                        ip_binding.wait_timeout = d;
+                    }
+                    if ip_binding.enabled && ip_binding.pool.is_none() && phases.iter().any(|ph| ph.pool.is_none()) {
+                        w.problem(&join(p, "pool_id"), "required when ip_binding is enabled (or give every phase an ip_pool_override)");
+                    }
+                }
+            }
+            if let Some(m) = get(load, "concurrency")
+                .and_then(|v| w.map(v, "load.concurrency", &["max_concurrent_users", "spawn_rate_limit"]))
+            {
+                if let Some(n) = w.uint(get(m, "max_concurrent_users"), "load.concurrency.max_concurrent_users") {
+                    if n == 0 || n > 100_000 {
+                        w.problem("load.concurrency.max_concurrent_users", "between 1 and 100000");
+                    }
+                    concurrency.max_users = n.clamp(1, 100_000) as u32;
+                }
+                if let Some(s) = w.string(get(m, "spawn_rate_limit"), "load.concurrency.spawn_rate_limit", false) {
+                    let rate = s.trim_end_matches("/s").trim().parse::<f64>().ok().filter(|r| *r > 0.0 && r.is_finite());
+                    if rate.is_none() {
+                        w.problem("load.concurrency.spawn_rate_limit", format!("bad rate {s:?} (use e.g. 100/s)"));
+                    }
+                    concurrency.spawn_rate = rate;
+                }
+            }
+        }
+    }
+    if phases.is_empty() {
+        w.problem("load.ramp_up.phases", "at least one phase is required");
+    }
+    if lifetime.mode == Mode::Loop && lifetime.iterations == 0 && lifetime.duration.is_none() {
+        // Allowed: runs until Ctrl-C. Nothing to report.
+    }
+
+    // actions
+    let mut actions = Vec::new();
+    if let Some(am) = get(top, "actions").and_then(|v| w.map(v, "actions", &["actions"])) {
+        for (i, a) in w.list(get(am, "actions"), "actions.actions").iter().enumerate() {
+            let path = format!("actions.actions[{i}]");
+            let Some(m) = w.map(a, &path, &["id", "call", "with", "export"]) else { continue };
+            let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
+            if actions.iter().any(|x: &Action| x.id == id) {
+                w.problem(&join(&path, "id"), format!("duplicate action id {id:?}"));
+            }
+            let call = w.string(get(m, "call"), &join(&path, "call"), true).unwrap_or_default();
+            if !call.is_empty() && !["get", "post", "put", "delete", "patch", "head", "options"].contains(&call.to_ascii_lowercase().as_str()) {
+                w.problem(&join(&path, "call"), format!("unknown call {call:?} (get, post, put, delete, patch, head, options)"));
+            }
+            let with = get(m, "with").map(yaml_to_json).unwrap_or(serde_json::Value::Null);
+            match &with {
+                serde_json::Value::Object(o) if o.contains_key("url") => {}
+                serde_json::Value::Object(_) => w.problem(&join(&path, "with.url"), "required"),
+                _ => w.problem(&join(&path, "with"), "expected a mapping with at least url"),
+            }
+            let mut exports = Vec::new();
+            for (j, e) in w.list(get(m, "export"), &join(&path, "export")).iter().enumerate() {
+                let ep = format!("{path}.export[{j}]");
+                let Some(em) = w.map(e, &ep, &["type", "name", "header", "pointer"]) else { continue };
+                let name = w.string(get(em, "name"), &join(&ep, "name"), true).unwrap_or_default();
+                let kind = match w.string(get(em, "type"), &join(&ep, "type"), false).as_deref() {
+                    None | Some("content") if name == "status_code" => ExportKind::StatusCode,
+                    None | Some("content") | Some("body") => ExportKind::Body,
+                    Some("status_code") | Some("status") => ExportKind::StatusCode,
+                    Some("header") => {
+                        ExportKind::Header(w.string(get(em, "header"), &join(&ep, "header"), false).unwrap_or_else(|| name.clone()))
+                    }
+                    Some("json") => match w.string(get(em, "pointer"), &join(&ep, "pointer"), true) {
+                        Some(p) if p.is_empty() || p.starts_with('/') => ExportKind::JsonPointer(p),
+                        Some(p) => {
+                            w.problem(&join(&ep, "pointer"), format!("a JSON pointer starts with / (got {p:?})"));
+                            ExportKind::Body
+                        }
+                        None => ExportKind::Body,
+                    },
+                    Some(other) => {
+                        w.problem(&join(&ep, "type"), format!("unknown export type {other:?} (content, status_code, header, json)"));
+                        ExportKind::Body
+                    }
+                };
+                exports.push(Export { name, kind });
+            }
+            actions.push(Action { id, call: call.to_ascii_lowercase(), with, exports });
+        }
+    }
+    if actions.is_empty() {
+        w.problem("actions.actions", "at least one action is required");
+    }
+
+    // workflows
+    let mut nodes = Vec::new();
+    match get(top, "workflows").and_then(|v| w.map(v, "workflows", &["nodes"])) {
+        None => w.problem("workflows", "required"),
+        Some(wf) => {
+            for (i, n) in w.list(get(wf, "nodes"), "workflows.nodes").iter().enumerate() {
+                let path = format!("workflows.nodes[{i}]");
+                let Some(m) = w.map(n, &path, &["id", "type", "action", "edges"]) else { continue };
+                let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
+                let kind = match w.string(get(m, "type"), &join(&path, "type"), false).as_deref() {
+                    Some("end") => NodeKind::End,
+                    None | Some("action") => {
+                        let a = w.string(get(m, "action"), &join(&path, "action"), true).unwrap_or_default();
+                        if !a.is_empty() && !actions.iter().any(|x| x.id == a) {
+                            w.problem(&join(&path, "action"), format!("unknown action {a:?}"));
+                        }
+                        NodeKind::Action(a)
+                    }
+                    Some(other) => {
+                        w.problem(&join(&path, "type"), format!("unknown node type {other:?} (action, end)"));
+                        NodeKind::End
+                    }
+                };
+                let mut edges = Vec::new();
+                for (j, e) in w.list(get(m, "edges"), &join(&path, "edges")).iter().enumerate() {
+                    let ep = format!("{path}.edges[{j}]");
+                    let Some(em) = w.map(e, &ep, &["to", "trigger"]) else { continue };
+                    let to = w.string(get(em, "to"), &join(&ep, "to"), true).unwrap_or_default();
+                    let condition = get(em, "trigger").and_then(|t| w.map(t, &join(&ep, "trigger"), &["condition"])).and_then(|t| {
+                        w.string(get(t, "condition"), &join(&ep, "trigger.condition"), false)
+                    });
+                    if let Some(c) = &condition {
+                        if let Err(e) = template::parse_condition(c) {
+                            w.problem(&join(&ep, "trigger.condition"), e);
+                        }
+                    }
+                    edges.push(Edge { to, condition });
+                }
+                if nodes.iter().any(|x: &Node| x.id == id) {
+                    w.problem(&join(&path, "id"), format!("duplicate node id {id:?}"));
+                }
+                nodes.push(Node { id, kind, edges });
+            }
+        }
+    }
+    let ids: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+    for (i, n) in nodes.iter().enumerate() {
+        for (j, e) in n.edges.iter().enumerate() {
+            if !e.to.is_empty() && !ids.contains(e.to.as_str()) {
+                w.problem(&format!("workflows.nodes[{i}].edges[{j}].to"), format!("no node {:?}", e.to));
+            }
+        }
+    }
+    if nodes.is_empty() {
+        w.problem("workflows.nodes", "at least one node is required");
+    }
+    Scenario { name, pools, resources, phases, lifetime, ip_binding, concurrency, actions, nodes }
+}

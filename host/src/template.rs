@@ -1,0 +1,324 @@
+//! `{{...}}` templates and edge conditions, evaluated by the host.
+//!
+//! Names: `RESOURCE_ID.PROPERTY` for any resource, `user.id`, `user.tenant`,
+//! `user.allocated_ip`, and `ACTION_ID.NAME` for values exported by earlier actions (plus
+//! `ACTION_ID.status_code` and `ACTION_ID.ok` for every action run). Conditions: comparisons
+//! (`==`, `!=`, `<`, `<=`, `>`, `>=`), `&&`, `||`, `!`, parentheses, numbers, quoted strings,
+//! `true` and `false`. Names may contain `-`, as action ids do.
+
+use std::collections::BTreeMap;
+
+/// Values a template can see: `scope -> name -> value`.
+pub type Vars = BTreeMap<String, BTreeMap<String, String>>;
+
+fn lookup<'a>(vars: &'a Vars, path: &str) -> Option<&'a str> {
+    let (scope, name) = path.split_once('.')?;
+    vars.get(scope)?.get(name).map(String::as_str)
+}
+
+/// Replace each `{{name}}` with its value; a whole-string `{{expression}}` with an operator is
+/// evaluated as a condition (`true`/`false`). Unknown names are an error.
+pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let j = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+        let expr = after[..j].trim();
+        match lookup(vars, expr) {
+            Some(v) => out.push_str(v),
+            None if is_name(expr) => return Err(format!("unknown template variable {expr:?}")),
+            None => out.push_str(&eval_condition(expr, vars)?.to_string()),
+        }
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+/// Render every string inside a JSON value.
+pub fn render_json(v: &serde_json::Value, vars: &Vars) -> Result<serde_json::Value, String> {
+    Ok(match v {
+        serde_json::Value::String(s) => serde_json::Value::String(render(s, vars)?),
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(|x| render_json(x, vars)).collect::<Result<_, _>>()?),
+        serde_json::Value::Object(o) => serde_json::Value::Object(
+            o.iter().map(|(k, x)| Ok((k.clone(), render_json(x, vars)?))).collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Name(String),
+    Num(f64),
+    Str(String),
+    Op(&'static str),
+    LParen,
+    RParen,
+}
+
+fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let two = if i + 1 < b.len() { &s[i..i + 2] } else { "" };
+        if let Some(op) = ["==", "!=", "<=", ">=", "&&", "||"].into_iter().find(|o| *o == two) {
+            out.push(Tok::Op(op));
+            i += 2;
+            continue;
+        }
+        match c {
+            b'<' => out.push(Tok::Op("<")),
+            b'>' => out.push(Tok::Op(">")),
+            b'!' => out.push(Tok::Op("!")),
+            b'(' => out.push(Tok::LParen),
+            b')' => out.push(Tok::RParen),
+            b'"' | b'\'' => {
+                let end = s[i + 1..].find(c as char).ok_or("unclosed string")? + i + 1;
+                out.push(Tok::Str(s[i + 1..end].to_string()));
+                i = end + 1;
+                continue;
+            }
+            c if c.is_ascii_digit() => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                    i += 1;
+                }
+                if i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_' || b[i] == b'-') {
+                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b"_-.".contains(&b[i])) {
+                        i += 1;
+                    }
+                    out.push(Tok::Name(s[start..i].to_string()));
+                } else {
+                    out.push(Tok::Num(s[start..i].parse().map_err(|_| format!("bad number {:?}", &s[start..i]))?));
+                }
+                continue;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b"_-.".contains(&b[i])) {
+                    i += 1;
+                }
+                out.push(Tok::Name(s[start..i].to_string()));
+                continue;
+            }
+            _ => return Err(format!("unexpected character {:?}", c as char)),
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Name(String),
+    Num(f64),
+    Str(String),
+    Bool(bool),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Cmp(&'static str, Box<Expr>, Box<Expr>),
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn or(&mut self) -> Result<Expr, String> {
+        let mut e = self.and()?;
+        while self.peek() == Some(&Tok::Op("||")) {
+            self.pos += 1;
+            e = Expr::Or(Box::new(e), Box::new(self.and()?));
+        }
+        Ok(e)
+    }
+    fn and(&mut self) -> Result<Expr, String> {
+        let mut e = self.not()?;
+        while self.peek() == Some(&Tok::Op("&&")) {
+            self.pos += 1;
+            e = Expr::And(Box::new(e), Box::new(self.not()?));
+        }
+        Ok(e)
+    }
+    fn not(&mut self) -> Result<Expr, String> {
+        if self.peek() == Some(&Tok::Op("!")) {
+            self.pos += 1;
+            return Ok(Expr::Not(Box::new(self.not()?)));
+        }
+        self.cmp()
+    }
+    fn cmp(&mut self) -> Result<Expr, String> {
+        let left = self.atom()?;
+        if let Some(Tok::Op(op)) = self.peek().cloned() {
+            if ["==", "!=", "<", "<=", ">", ">="].contains(&op) {
+                self.pos += 1;
+                return Ok(Expr::Cmp(op, Box::new(left), Box::new(self.atom()?)));
+            }
+        }
+        Ok(left)
+    }
+    fn atom(&mut self) -> Result<Expr, String> {
+        match self.next() {
+            Some(Tok::LParen) => {
+                let e = self.or()?;
+                match self.next() {
+                    Some(Tok::RParen) => Ok(e),
+                    _ => Err("missing )".into()),
+                }
+            }
+            Some(Tok::Num(n)) => Ok(Expr::Num(n)),
+            Some(Tok::Str(s)) => Ok(Expr::Str(s)),
+            Some(Tok::Name(n)) if n == "true" => Ok(Expr::Bool(true)),
+            Some(Tok::Name(n)) if n == "false" => Ok(Expr::Bool(false)),
+            Some(Tok::Name(n)) => Ok(Expr::Name(n)),
+            Some(t) => Err(format!("unexpected {t:?}")),
+            None => Err("unexpected end of condition".into()),
+        }
+    }
+}
+
+/// Parse a condition, written bare or inside `{{ }}`.
+pub fn parse_condition(text: &str) -> Result<Expr, String> {
+    let t = text.trim();
+    let inner = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(t);
+    let mut p = Parser { toks: tokenize(inner)?, pos: 0 };
+    let e = p.or()?;
+    if p.pos != p.toks.len() {
+        return Err(format!("unexpected {:?} in condition", p.toks[p.pos]));
+    }
+    Ok(e)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+}
+
+impl Val {
+    fn truthy(&self) -> bool {
+        match self {
+            Val::Null => false,
+            Val::Bool(b) => *b,
+            Val::Num(n) => *n != 0.0,
+            Val::Str(s) => !s.is_empty() && s != "false" && s != "0",
+        }
+    }
+    fn num(&self) -> Option<f64> {
+        match self {
+            Val::Num(n) => Some(*n),
+            Val::Str(s) => s.trim().parse().ok(),
+            Val::Bool(_) | Val::Null => None,
+        }
+    }
+    fn text(&self) -> String {
+        match self {
+            Val::Null => String::new(),
+            Val::Bool(b) => b.to_string(),
+            Val::Num(n) => n.to_string(),
+            Val::Str(s) => s.clone(),
+        }
+    }
+}
+
+fn eval(e: &Expr, vars: &Vars) -> Val {
+    match e {
+        Expr::Name(n) => lookup(vars, n).map(|s| Val::Str(s.to_string())).unwrap_or(Val::Null),
+        Expr::Num(n) => Val::Num(*n),
+        Expr::Str(s) => Val::Str(s.clone()),
+        Expr::Bool(b) => Val::Bool(*b),
+        Expr::Not(x) => Val::Bool(!eval(x, vars).truthy()),
+        Expr::And(a, b) => Val::Bool(eval(a, vars).truthy() && eval(b, vars).truthy()),
+        Expr::Or(a, b) => Val::Bool(eval(a, vars).truthy() || eval(b, vars).truthy()),
+        Expr::Cmp(op, a, b) => {
+            let (a, b) = (eval(a, vars), eval(b, vars));
+            if a == Val::Null || b == Val::Null {
+                return Val::Bool(*op == "!=" && a != b);
+            }
+            let ord = match (a.num(), b.num()) {
+                (Some(x), Some(y)) => x.partial_cmp(&y),
+                _ => Some(a.text().cmp(&b.text())),
+            };
+            let Some(ord) = ord else { return Val::Bool(false) };
+            use std::cmp::Ordering::*;
+            Val::Bool(match *op {
+                "==" => ord == Equal,
+                "!=" => ord != Equal,
+                "<" => ord == Less,
+                "<=" => ord != Greater,
+                ">" => ord == Greater,
+                _ => ord != Less,
+            })
+        }
+    }
+}
+
+pub fn eval_condition(text: &str, vars: &Vars) -> Result<bool, String> {
+    Ok(eval(&parse_condition(text)?, vars).truthy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        let mut v = Vars::new();
+        v.entry("probe-get".into()).or_default().insert("status_code".into(), "200".into());
+        v.entry("resource".into()).or_default().insert("ip".into(), "127.0.0.1".into());
+        v.entry("user".into()).or_default().insert("tenant".into(), "tenant-a".into());
+        v
+    }
+
+    #[test]
+    fn renders_names() {
+        assert_eq!(render("http://{{resource.ip}}:80/{{ user.tenant }}", &vars()).unwrap(), "http://127.0.0.1:80/tenant-a");
+        assert!(render("{{resource.nope}}", &vars()).is_err());
+        assert!(render("{{resource.ip", &vars()).is_err());
+    }
+
+    #[test]
+    fn conditions() {
+        let v = vars();
+        for (c, want) in [
+            ("{{probe-get.status_code == 200}}", true),
+            ("probe-get.status_code != 200", false),
+            ("probe-get.status_code >= 200 && probe-get.status_code < 300", true),
+            ("!(probe-get.status_code == 200) || user.tenant == 'tenant-a'", true),
+            ("user.tenant == \"tenant-b\"", false),
+            ("missing.value == 1", false),
+            ("missing.value != 1", true),
+            ("true", true),
+            ("false || 1 > 2", false),
+        ] {
+            assert_eq!(eval_condition(c, &v).unwrap(), want, "{c}");
+        }
+        for bad in ["a ==", "(a == 1", "a == 1 )", "a @ b", "'open"] {
+            assert!(parse_condition(bad).is_err(), "{bad}");
+        }
+    }
+}
