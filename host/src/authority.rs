@@ -23,7 +23,11 @@ fn call<T>(r: wasmtime::Result<T>) -> Result<T, String> {
 }
 
 pub fn owner(tenant: &str, resource: &str) -> pool::Owner {
-    pool::Owner { tenant: tenant.into(), resource: resource.into(), resource_type: pool::ResourceType::Custom("user".into()) }
+    pool::Owner {
+        tenant: tenant.into(),
+        resource: resource.into(),
+        resource_type: pool::ResourceType::Custom("user".into()),
+    }
 }
 
 fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -40,22 +44,29 @@ impl Authority {
     pub async fn new(runtime: &Runtime, state_dir: Option<PathBuf>) -> Result<Authority, String> {
         let mut inst = runtime.instantiate(Arc::new(Policy::default())).await?;
         if let Some(dir) = &state_dir {
-            std::fs::create_dir_all(dir).map_err(|e| format!("state dir {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("state dir {}: {e}", dir.display()))?;
             match std::fs::read(dir.join(STATE_FILE)) {
                 Ok(bytes) => {
                     let f = inst.pool();
-                    call(f.call_restore(&mut inst.store, &bytes).await)?
-                        .map_err(|e| format!("restoring {}: {e:?}", dir.join(STATE_FILE).display()))?;
+                    call(f.call_restore(&mut inst.store, &bytes).await)?.map_err(|e| {
+                        format!("restoring {}: {e:?}", dir.join(STATE_FILE).display())
+                    })?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("reading pool state: {e}")),
             }
         }
-        Ok(Authority { inst: Mutex::new(inst), state_dir })
+        Ok(Authority {
+            inst: Mutex::new(inst),
+            state_dir,
+        })
     }
 
     async fn persist(&self, inst: &mut Instance) -> Result<(), String> {
-        let Some(dir) = &self.state_dir else { return Ok(()) };
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
         let f = inst.pool();
         let bytes = call(f.call_snapshot(&mut inst.store).await)?;
         write_atomically(dir, &bytes).map_err(|e| format!("writing pool state: {e}"))
@@ -75,11 +86,19 @@ impl Authority {
                 Strategy::RoundRobin => pool::Strategy::RoundRobin,
                 Strategy::Random => pool::Strategy::Random,
             };
-            let cfg = pool::PoolConfig { strategy, lease_ttl_ms: None, seed: 0x5eed };
-            call(f.call_create_pool(&mut inst.store, &p.id, cfg).await)?.map_err(|e| format!("pool {}: {e:?}", p.id))?;
+            let cfg = pool::PoolConfig {
+                strategy,
+                lease_ttl_ms: None,
+                seed: 0x5eed,
+            };
+            call(f.call_create_pool(&mut inst.store, &p.id, cfg).await)?
+                .map_err(|e| format!("pool {}: {e:?}", p.id))?;
             for r in &p.ranges {
                 let added = match r.split_once('-') {
-                    Some((a, b)) if !r.contains('/') => call(f.call_add_range(&mut inst.store, &p.id, a.trim(), b.trim()).await)?,
+                    Some((a, b)) if !r.contains('/') => call(
+                        f.call_add_range(&mut inst.store, &p.id, a.trim(), b.trim())
+                            .await,
+                    )?,
                     _ => call(f.call_add_cidr(&mut inst.store, &p.id, r, true).await)?,
                 };
                 added.map_err(|e| format!("pool {} range {r}: {e:?}", p.id))?;
@@ -88,7 +107,11 @@ impl Authority {
         self.persist(&mut inst).await
     }
 
-    pub async fn allocate(&self, pool_id: &str, owner: &pool::Owner) -> Result<Result<pool::Binding, pool::PoolError>, String> {
+    pub async fn allocate(
+        &self,
+        pool_id: &str,
+        owner: &pool::Owner,
+    ) -> Result<Result<pool::Binding, pool::PoolError>, String> {
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
         let r = call(f.call_allocate(&mut inst.store, pool_id, owner).await)?;
@@ -113,9 +136,17 @@ impl Authority {
         call(f.call_stats(&mut inst.store, pool_id).await)?.map_err(|e| format!("{e:?}"))
     }
 
-    pub async fn bindings(&self, pool_id: &str, tenant: &str) -> Result<Vec<pool::Binding>, String> {
+    pub async fn bindings(
+        &self,
+        pool_id: &str,
+        tenant: &str,
+    ) -> Result<Vec<pool::Binding>, String> {
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
-        call(f.call_list_by_tenant(&mut inst.store, pool_id, tenant).await)?.map_err(|e| format!("{e:?}"))
+        call(
+            f.call_list_by_tenant(&mut inst.store, pool_id, tenant)
+                .await,
+        )?
+        .map_err(|e| format!("{e:?}"))
     }
 }

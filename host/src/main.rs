@@ -48,7 +48,11 @@ fn parse_flags(args: &[String]) -> Result<Flags, String> {
     let mut f = Flags::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--json" if f.positional.first().is_some_and(|c| c == "exec") => f.json_flag = true,
             "--json" => f.json = Some(value("--json")?.into()),
@@ -76,8 +80,13 @@ fn main() -> ExitCode {
         }
         Err(e) => return usage(&e),
     };
-    let Some(cmd) = flags.positional.first().cloned() else { return usage("missing command") };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let Some(cmd) = flags.positional.first().cloned() else {
+        return usage("missing command");
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("scheduler: starting the runtime: {e}");
@@ -86,7 +95,9 @@ fn main() -> ExitCode {
     };
     match cmd.as_str() {
         "validate" => {
-            let [_, path] = flags.positional.as_slice() else { return usage("validate takes one scenario file") };
+            let [_, path] = flags.positional.as_slice() else {
+                return usage("validate takes one scenario file");
+            };
             match load(path) {
                 Ok(s) => {
                     println!(
@@ -102,9 +113,17 @@ fn main() -> ExitCode {
             }
         }
         "run" => {
-            let [_, path] = flags.positional.as_slice() else { return usage("run takes one scenario file") };
-            let Ok(s) = load(path) else { return ExitCode::from(2) };
-            let opts = RunOptions { state_dir: flags.state_dir.clone(), progress: true, drain: None };
+            let [_, path] = flags.positional.as_slice() else {
+                return usage("run takes one scenario file");
+            };
+            let Ok(s) = load(path) else {
+                return ExitCode::from(2);
+            };
+            let opts = RunOptions {
+                state_dir: flags.state_dir.clone(),
+                progress: true,
+                drain: None,
+            };
             rt.block_on(finish(run::run(s, opts), &flags, None))
         }
         "demo" => {
@@ -126,7 +145,8 @@ fn main() -> ExitCode {
                 }
             };
             for r in &mut s.resources {
-                r.properties.insert("port".into(), target.addr.port().to_string());
+                r.properties
+                    .insert("port".into(), target.addr.port().to_string());
             }
             if flags.short {
                 s.phases[0].users = 8;
@@ -136,11 +156,17 @@ fn main() -> ExitCode {
                 s.lifetime.think_time = Duration::from_millis(50);
             }
             println!("demo target listening on {}", target.addr);
-            let opts = RunOptions { state_dir: flags.state_dir.clone(), progress: true, drain: None };
+            let opts = RunOptions {
+                state_dir: flags.state_dir.clone(),
+                progress: true,
+                drain: None,
+            };
             rt.block_on(finish(run::run(s, opts), &flags, Some(&target)))
         }
         "exec" => {
-            let [_, m, url] = flags.positional.as_slice() else { return usage("exec takes METHOD URL") };
+            let [_, m, url] = flags.positional.as_slice() else {
+                return usage("exec takes METHOD URL");
+            };
             rt.block_on(exec(m, url, &flags))
         }
         other => usage(&format!("unknown command {other:?}")),
@@ -208,7 +234,9 @@ async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {
     };
     let mut headers = serde_json::Map::new();
     for h in &flags.headers {
-        let Some((k, v)) = h.split_once(':') else { return usage(&format!("--header wants K:V, got {h:?}")) };
+        let Some((k, v)) = h.split_once(':') else {
+            return usage(&format!("--header wants K:V, got {h:?}"));
+        };
         headers.insert(k.trim().to_string(), v.trim().into());
     }
     let mut params = serde_json::json!({ "url": url, "headers": headers });
@@ -240,7 +268,12 @@ async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let action = x::Action { id: "exec".into(), call, with_params: params.to_string(), exports: vec![] };
+    let action = x::Action {
+        id: "exec".into(),
+        call,
+        with_params: params.to_string(),
+        exports: vec![],
+    };
     match inst.execute(&action).await {
         Ok(Ok(o)) => {
             if flags.json_flag {
@@ -271,9 +304,16 @@ async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {
         }
         Ok(Err(e)) => {
             if flags.json_flag {
-                println!("{}", serde_json::json!({ "error": runtime::error_kind(&e), "message": runtime::error_text(&e) }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": runtime::error_kind(&e), "message": runtime::error_text(&e) })
+                );
             } else {
-                eprintln!("scheduler: {}: {}", runtime::error_kind(&e), runtime::error_text(&e));
+                eprintln!(
+                    "scheduler: {}: {}",
+                    runtime::error_kind(&e),
+                    runtime::error_text(&e)
+                );
             }
             ExitCode::FAILURE
         }

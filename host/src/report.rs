@@ -92,7 +92,9 @@ fn by<F: Fn(&Sample) -> String>(samples: &[Sample], key: F) -> BTreeMap<String, 
     for s in samples {
         keys.entry(key(s)).or_default().push(s);
     }
-    keys.into_iter().map(|(k, v)| (k, group(v.into_iter()))).collect()
+    keys.into_iter()
+        .map(|(k, v)| (k, group(v.into_iter())))
+        .collect()
 }
 
 pub struct Report {
@@ -115,7 +117,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(scenario: &str, elapsed_s: f64, c: &Collected, pools: Vec<PoolState>, interrupted: bool) -> Report {
+    pub fn new(
+        scenario: &str,
+        elapsed_s: f64,
+        c: &Collected,
+        pools: Vec<PoolState>,
+        interrupted: bool,
+    ) -> Report {
         let mut errors = BTreeMap::new();
         for s in &c.samples {
             if let Some(e) = &s.error {
@@ -148,12 +156,25 @@ impl Report {
     }
 
     pub fn success_rate(&self) -> f64 {
-        if self.totals.count == 0 { 0.0 } else { self.totals.ok as f64 / self.totals.count as f64 }
+        if self.totals.count == 0 {
+            0.0
+        } else {
+            self.totals.ok as f64 / self.totals.count as f64
+        }
     }
 
     pub fn text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "\nscenario {}{}", self.scenario, if self.interrupted { " (interrupted)" } else { "" });
+        let _ = writeln!(
+            s,
+            "\nscenario {}{}",
+            self.scenario,
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(
             s,
             "{:.1}s, users {} spawned / {} finished, requests {} ({} ok, {} failed, {:.1}% success), {:.1} req/s",
@@ -164,10 +185,21 @@ impl Report {
             self.totals.ok,
             self.totals.failed,
             self.success_rate() * 100.0,
-            if self.elapsed_s > 0.0 { self.totals.count as f64 / self.elapsed_s } else { 0.0 }
+            if self.elapsed_s > 0.0 {
+                self.totals.count as f64 / self.elapsed_s
+            } else {
+                0.0
+            }
         );
-        let _ = writeln!(s, "bytes sent {}, received {}", self.totals.bytes_sent, self.totals.bytes_received);
-        let table = |s: &mut String, title: &str, rows: &BTreeMap<String, Group>, extra: Option<&BTreeMap<String, u64>>| {
+        let _ = writeln!(
+            s,
+            "bytes sent {}, received {}",
+            self.totals.bytes_sent, self.totals.bytes_received
+        );
+        let table = |s: &mut String,
+                     title: &str,
+                     rows: &BTreeMap<String, Group>,
+                     extra: Option<&BTreeMap<String, u64>>| {
             let _ = writeln!(
                 s,
                 "\n{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}{}",
@@ -195,7 +227,12 @@ impl Report {
         };
         table(&mut s, "action", &self.by_action, None);
         table(&mut s, "tenant", &self.by_tenant, None);
-        table(&mut s, "source address", &self.by_source, self.target_counts.as_ref());
+        table(
+            &mut s,
+            "source address",
+            &self.by_source,
+            self.target_counts.as_ref(),
+        );
         if !self.errors.is_empty() {
             let _ = writeln!(s, "\nerrors:");
             for (k, n) in &self.errors {
@@ -213,7 +250,11 @@ impl Report {
         }
         let _ = writeln!(s, "\nip pools at the end:");
         for p in &self.pools {
-            let _ = writeln!(s, "  {} ({}): {} allocated, {} available of {}", p.id, p.name, p.allocated, p.available, p.total);
+            let _ = writeln!(
+                s,
+                "  {} ({}): {} allocated, {} available of {}",
+                p.id, p.name, p.allocated, p.available, p.total
+            );
         }
         s
     }
@@ -225,7 +266,11 @@ impl Report {
 
     pub fn json(&self) -> Value {
         let map = |m: &BTreeMap<String, Group>| -> Value {
-            Value::Object(m.iter().map(|(k, g)| (k.clone(), Self::group_json(g))).collect())
+            Value::Object(
+                m.iter()
+                    .map(|(k, g)| (k.clone(), Self::group_json(g)))
+                    .collect(),
+            )
         };
         json!({
             "scenario": self.scenario,
@@ -248,38 +293,91 @@ impl Report {
     /// Prometheus text format.
     pub fn metrics(&self, samples: &[Sample]) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# TYPE scheduler_users_spawned_total counter\nscheduler_users_spawned_total {}", self.users_spawned);
-        let _ = writeln!(s, "# TYPE scheduler_users_active gauge\nscheduler_users_active {}", self.users_spawned - self.users_finished);
+        let _ = writeln!(
+            s,
+            "# TYPE scheduler_users_spawned_total counter\nscheduler_users_spawned_total {}",
+            self.users_spawned
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE scheduler_users_active gauge\nscheduler_users_active {}",
+            self.users_spawned - self.users_finished
+        );
         let _ = writeln!(s, "# TYPE scheduler_ip_pool_available gauge");
         for p in &self.pools {
-            let _ = writeln!(s, "scheduler_ip_pool_available{{pool=\"{}\"}} {}", p.id, p.available);
+            let _ = writeln!(
+                s,
+                "scheduler_ip_pool_available{{pool=\"{}\"}} {}",
+                p.id, p.available
+            );
         }
         let _ = writeln!(s, "# TYPE scheduler_ip_pool_allocated gauge");
         for p in &self.pools {
-            let _ = writeln!(s, "scheduler_ip_pool_allocated{{pool=\"{}\"}} {}", p.id, p.allocated);
+            let _ = writeln!(
+                s,
+                "scheduler_ip_pool_allocated{{pool=\"{}\"}} {}",
+                p.id, p.allocated
+            );
         }
-        let _ = writeln!(s, "# TYPE executor_tasks_executed_total counter\nexecutor_tasks_executed_total {}", self.totals.count);
-        let _ = writeln!(s, "# TYPE executor_tasks_success_total counter\nexecutor_tasks_success_total {}", self.totals.ok);
+        let _ = writeln!(
+            s,
+            "# TYPE executor_tasks_executed_total counter\nexecutor_tasks_executed_total {}",
+            self.totals.count
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE executor_tasks_success_total counter\nexecutor_tasks_success_total {}",
+            self.totals.ok
+        );
         let _ = writeln!(s, "# TYPE http_requests_total counter");
         let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         for x in samples {
-            let status = x.status.map(|c| c.to_string()).unwrap_or_else(|| "error".into());
-            *counts.entry((x.action.clone(), x.tenant.clone(), status)).or_insert(0) += 1;
+            let status = x
+                .status
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "error".into());
+            *counts
+                .entry((x.action.clone(), x.tenant.clone(), status))
+                .or_insert(0) += 1;
         }
         for ((a, t, st), n) in &counts {
-            let _ = writeln!(s, "http_requests_total{{action=\"{a}\",tenant=\"{t}\",status=\"{st}\"}} {n}");
+            let _ = writeln!(
+                s,
+                "http_requests_total{{action=\"{a}\",tenant=\"{t}\",status=\"{st}\"}} {n}"
+            );
         }
         let _ = writeln!(s, "# TYPE http_requests_duration_seconds histogram");
-        let bounds = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let bounds = [
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
         for action in self.by_action.keys() {
-            let lat: Vec<f64> = samples.iter().filter(|x| &x.action == action).map(|x| x.latency_us as f64 / 1e6).collect();
+            let lat: Vec<f64> = samples
+                .iter()
+                .filter(|x| &x.action == action)
+                .map(|x| x.latency_us as f64 / 1e6)
+                .collect();
             for b in bounds {
                 let n = lat.iter().filter(|&&l| l <= b).count();
-                let _ = writeln!(s, "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"{b}\"}} {n}");
+                let _ = writeln!(
+                    s,
+                    "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"{b}\"}} {n}"
+                );
             }
-            let _ = writeln!(s, "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"+Inf\"}} {}", lat.len());
-            let _ = writeln!(s, "http_requests_duration_seconds_sum{{action=\"{action}\"}} {}", lat.iter().sum::<f64>());
-            let _ = writeln!(s, "http_requests_duration_seconds_count{{action=\"{action}\"}} {}", lat.len());
+            let _ = writeln!(
+                s,
+                "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"+Inf\"}} {}",
+                lat.len()
+            );
+            let _ = writeln!(
+                s,
+                "http_requests_duration_seconds_sum{{action=\"{action}\"}} {}",
+                lat.iter().sum::<f64>()
+            );
+            let _ = writeln!(
+                s,
+                "http_requests_duration_seconds_count{{action=\"{action}\"}} {}",
+                lat.len()
+            );
         }
         s
     }

@@ -64,7 +64,12 @@ pub async fn target_of_url(url: &str) -> Option<Vec<SocketAddr>> {
     let authority = rest.split(['/', '?', '#']).next()?;
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, p) = v6.split_once(']')?;
-        (h.to_string(), p.strip_prefix(':').map(|p| p.parse().ok()).unwrap_or(Some(80))?)
+        (
+            h.to_string(),
+            p.strip_prefix(':')
+                .map(|p| p.parse().ok())
+                .unwrap_or(Some(80))?,
+        )
     } else {
         match authority.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), p.parse().ok()?),
@@ -74,7 +79,10 @@ pub async fn target_of_url(url: &str) -> Option<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Some(vec![SocketAddr::new(ip, port)]);
     }
-    tokio::net::lookup_host((host.as_str(), port)).await.ok().map(|a| a.collect())
+    tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .ok()
+        .map(|a| a.collect())
 }
 
 /// A user's source address, from the authority, waiting on exhaustion if so configured.
@@ -84,14 +92,19 @@ async fn acquire(shared: &Shared, pool_id: &str, o: &pool::Owner) -> Result<pool
     loop {
         match shared.authority.allocate(pool_id, o).await? {
             Ok(binding) => return Ok(binding),
-            Err(pool::PoolError::Exhausted(_)) if b.wait_on_exhaustion && Instant::now() < deadline => {
+            Err(pool::PoolError::Exhausted(_))
+                if b.wait_on_exhaustion && Instant::now() < deadline =>
+            {
                 if shared.stop.load(Ordering::SeqCst) {
                     return Err("stopped while waiting for an address".into());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(pool::PoolError::Exhausted(p)) if b.wait_on_exhaustion => {
-                return Err(format!("pool {p} exhausted: no address within {:?}", b.wait_timeout));
+                return Err(format!(
+                    "pool {p} exhausted: no address within {:?}",
+                    b.wait_timeout
+                ));
             }
             Err(e) => return Err(format!("no address from pool {pool_id}: {e:?}")),
         }
@@ -108,7 +121,16 @@ async fn run_user(shared: Arc<Shared>, user: User) {
     let sc = &shared.scenario;
     let policy = Arc::new(Policy::default());
     let fail = |e: String| {
-        shared.collected.lock().unwrap().user_errors.push(UserError { user: user.id, tenant: user.tenant.clone(), error: e });
+        shared
+            .collected
+            .lock()
+            .unwrap()
+            .user_errors
+            .push(UserError {
+                user: user.id,
+                tenant: user.tenant.clone(),
+                error: e,
+            });
     };
     let mut inst = match shared.runtime.instantiate(policy.clone()).await {
         Ok(i) => i,
@@ -121,7 +143,8 @@ async fn run_user(shared: Arc<Shared>, user: User) {
         _ => format!("user-{}", user.id),
     };
     let own = owner(&user.tenant, &resource);
-    let per_task = sc.ip_binding.strategy == BindStrategy::PerTask || sc.ip_binding.release_on == ReleaseOn::TaskEnd;
+    let per_task = sc.ip_binding.strategy == BindStrategy::PerTask
+        || sc.ip_binding.release_on == ReleaseOn::TaskEnd;
     let mut held: Option<pool::Binding> = None;
     if binding_on && !per_task {
         match acquire(&shared, &pool_id, &own).await {
@@ -139,7 +162,11 @@ async fn run_user(shared: Arc<Shared>, user: User) {
         if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
             break;
         }
-        if sc.lifetime.duration.is_some_and(|d| shared.started.elapsed() >= d) {
+        if sc
+            .lifetime
+            .duration
+            .is_some_and(|d| shared.started.elapsed() >= d)
+        {
             break;
         }
         if binding_on && per_task {
@@ -184,7 +211,13 @@ async fn run_user(shared: Arc<Shared>, user: User) {
 }
 
 /// One pass through the workflow.
-async fn run_task(shared: &Shared, inst: &mut Instance, policy: &Policy, user: &User, ip: Option<&str>) {
+async fn run_task(
+    shared: &Shared,
+    inst: &mut Instance,
+    policy: &Policy,
+    user: &User,
+    ip: Option<&str>,
+) {
     let sc = &shared.scenario;
     let mut vars: Vars = BTreeMap::new();
     for r in &sc.resources {
@@ -194,10 +227,16 @@ async fn run_task(shared: &Shared, inst: &mut Instance, policy: &Policy, user: &
     u.insert("id".into(), user.id.to_string());
     u.insert("tenant".into(), user.tenant.clone());
     u.insert("allocated_ip".into(), ip.unwrap_or("").to_string());
-    let Some(mut node) = sc.start_node() else { return };
+    let Some(mut node) = sc.start_node() else {
+        return;
+    };
     for _ in 0..1000 {
-        let NodeKind::Action(action_id) = &node.kind else { break };
-        let Some(action) = sc.action(action_id) else { break };
+        let NodeKind::Action(action_id) = &node.kind else {
+            break;
+        };
+        let Some(action) = sc.action(action_id) else {
+            break;
+        };
         let sample = run_action(inst, policy, user, ip, action, &mut vars).await;
         shared.live.requests.fetch_add(1, Ordering::Relaxed);
         if !sample.ok {
@@ -246,7 +285,9 @@ async fn run_action(
         }
     };
     if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
-        let empty = obj.get("bind_ip").is_none_or(|v| v.as_str().is_some_and(str::is_empty));
+        let empty = obj
+            .get("bind_ip")
+            .is_none_or(|v| v.as_str().is_some_and(str::is_empty));
         if empty {
             obj.insert("bind_ip".into(), ip.into());
         }
@@ -269,7 +310,12 @@ async fn run_action(
             },
         })
         .collect();
-    let call = exec::Action { id: action.id.clone(), call: method(&action.call), with_params: with.to_string(), exports };
+    let call = exec::Action {
+        id: action.id.clone(),
+        call: method(&action.call),
+        with_params: with.to_string(),
+        exports,
+    };
     let start = Instant::now();
     let result = inst.execute(&call).await;
     sample.latency_us = start.elapsed().as_micros() as u64;
@@ -319,7 +365,10 @@ fn progress_line(shared: &Shared) -> String {
 }
 
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sample>), String> {
-    let max = scenario.concurrency.max_users.min(scenario.total_users().max(1));
+    let max = scenario
+        .concurrency
+        .max_users
+        .min(scenario.total_users().max(1));
     let runtime = Runtime::new(max + 2)?;
     let authority = Authority::new(&runtime, opts.state_dir.clone()).await?;
     authority.setup(&scenario.pools).await?;
@@ -369,7 +418,12 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
             tokio::time::sleep((at - Instant::now()).min(Duration::from_millis(50))).await;
         }
         for _ in 0..phase.users {
-            if shared.stop.load(Ordering::SeqCst) || sc.lifetime.duration.is_some_and(|d| shared.started.elapsed() >= d) {
+            if shared.stop.load(Ordering::SeqCst)
+                || sc
+                    .lifetime
+                    .duration
+                    .is_some_and(|d| shared.started.elapsed() >= d)
+            {
                 break 'phases;
             }
             if let (Some(rate), Some(last)) = (sc.concurrency.spawn_rate, last_spawn) {
@@ -433,19 +487,43 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
     // Whatever users still hold (cut off, or shared per tenant) goes back to the pool.
     let mut pools = Vec::new();
     for p in &sc.pools {
-        for tenant in sc.phases.iter().map(|ph| ph.tenant.clone().unwrap_or_else(|| "default".into())) {
-            for b in shared.authority.bindings(&p.id, &tenant).await.unwrap_or_default() {
+        for tenant in sc
+            .phases
+            .iter()
+            .map(|ph| ph.tenant.clone().unwrap_or_else(|| "default".into()))
+        {
+            for b in shared
+                .authority
+                .bindings(&p.id, &tenant)
+                .await
+                .unwrap_or_default()
+            {
                 if b.resource == "shared" || b.resource.starts_with("user-") {
-                    shared.authority.release(&p.id, &owner(&b.tenant, &b.resource)).await?;
+                    shared
+                        .authority
+                        .release(&p.id, &owner(&b.tenant, &b.resource))
+                        .await?;
                 }
             }
         }
         let st = shared.authority.stats(&p.id).await?;
-        pools.push(PoolState { id: p.id.clone(), name: p.name.clone(), total: st.total, allocated: st.allocated, available: st.available });
+        pools.push(PoolState {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            total: st.total,
+            allocated: st.allocated,
+            available: st.available,
+        });
     }
     let elapsed = shared.started.elapsed().as_secs_f64();
     let collected = std::mem::take(&mut *shared.collected.lock().unwrap());
-    let report = Report::new(&sc.name, elapsed, &collected, pools, interrupted.load(Ordering::SeqCst));
+    let report = Report::new(
+        &sc.name,
+        elapsed,
+        &collected,
+        pools,
+        interrupted.load(Ordering::SeqCst),
+    );
     Ok((report, collected.samples))
 }
 

@@ -29,7 +29,10 @@ pub struct UserCtx {
 
 impl WasiView for UserCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -96,10 +99,13 @@ impl Runtime {
         let mut config = Config::new();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config).map_err(fail("engine"))?;
-        let component = Component::from_file(&engine, compose::EXECUTOR_ARTIFACT).map_err(fail("loading the artifact"))?;
+        let component = Component::from_file(&engine, compose::EXECUTOR_ARTIFACT)
+            .map_err(fail("loading the artifact"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
-        let pre = linker.instantiate_pre(&component).map_err(fail("pre-instantiating"))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(fail("pre-instantiating"))?;
         let pre = bindings::SchedulerExecutorPre::new(pre).map_err(fail("binding the artifact"))?;
         Ok(Runtime { engine, pre })
     }
@@ -111,14 +117,27 @@ impl Runtime {
             let ok = policy.check(addr, usage);
             Box::pin(async move { ok })
         });
-        let mut store = Store::new(&self.engine, UserCtx { wasi: b.build(), table: ResourceTable::new() });
-        let bindings = self.pre.instantiate_async(&mut store).await.map_err(fail("instantiating"))?;
+        let mut store = Store::new(
+            &self.engine,
+            UserCtx {
+                wasi: b.build(),
+                table: ResourceTable::new(),
+            },
+        );
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(fail("instantiating"))?;
         Ok(Instance { store, bindings })
     }
 }
 
 impl Instance {
-    pub async fn execute(&mut self, action: &exec::Action) -> Result<Result<exec::Outcome, exec::ActionError>, String> {
+    pub async fn execute(
+        &mut self,
+        action: &exec::Action,
+    ) -> Result<Result<exec::Outcome, exec::ActionError>, String> {
         self.bindings
             .scheduler_executor_executor()
             .call_execute_action(&mut self.store, action)
@@ -154,9 +173,13 @@ pub fn error_text(e: &exec::ActionError) -> String {
     use exec::ActionError as E;
     match e {
         E::InvalidParams(p) | E::ExportFailed(p) => format!("{}: {}", p.field, p.message),
-        E::Dns(m) | E::Connect(m) | E::Protocol(m) | E::TooLarge(m) | E::AccessDenied(m) | E::RedirectLoop(m) | E::Io(m) => {
-            m.clone()
-        }
+        E::Dns(m)
+        | E::Connect(m)
+        | E::Protocol(m)
+        | E::TooLarge(m)
+        | E::AccessDenied(m)
+        | E::RedirectLoop(m)
+        | E::Io(m) => m.clone(),
         E::Timeout(p) => format!("timeout in phase {p:?}"),
         E::Pool(p) => format!("{p:?}"),
         E::TooManyRedirects(n) => format!("more than {n} redirects"),

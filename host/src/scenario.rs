@@ -182,7 +182,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         Some(i) => (&s[..i], s[i..].trim()),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().ok().filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "sec" => n,
@@ -199,11 +202,20 @@ struct Walker {
 
 impl Walker {
     fn problem(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.to_string(), message: message.into(), line: None });
+        self.problems.push(Problem {
+            path: path.to_string(),
+            message: message.into(),
+            line: None,
+        });
     }
 
     /// The mapping at `path`, with unknown keys reported.
-    fn map<'a>(&mut self, v: &'a Value, path: &str, known: &[&str]) -> Option<&'a serde_yaml::Mapping> {
+    fn map<'a>(
+        &mut self,
+        v: &'a Value,
+        path: &str,
+        known: &[&str],
+    ) -> Option<&'a serde_yaml::Mapping> {
         let Some(m) = v.as_mapping() else {
             self.problem(path, "expected a mapping");
             return None;
@@ -211,7 +223,10 @@ impl Walker {
         for k in m.keys() {
             match k.as_str() {
                 Some(k) if known.contains(&k) => {}
-                Some(k) => self.problem(&join(path, k), format!("unknown field (expected one of: {})", known.join(", "))),
+                Some(k) => self.problem(
+                    &join(path, k),
+                    format!("unknown field (expected one of: {})", known.join(", ")),
+                ),
                 None => self.problem(path, "keys must be strings"),
             }
         }
@@ -288,7 +303,11 @@ impl Walker {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn get<'a>(m: &'a serde_yaml::Mapping, k: &str) -> Option<&'a Value> {
@@ -312,7 +331,14 @@ fn yaml_to_json(v: &Value) -> serde_json::Value {
         Value::Sequence(s) => serde_json::Value::Array(s.iter().map(yaml_to_json).collect()),
         Value::Mapping(m) => serde_json::Value::Object(
             m.iter()
-                .map(|(k, v)| (k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}")), yaml_to_json(v)))
+                .map(|(k, v)| {
+                    (
+                        k.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{k:?}")),
+                        yaml_to_json(v),
+                    )
+                })
                 .collect(),
         ),
         Value::Tagged(t) => yaml_to_json(&t.value),
@@ -322,9 +348,13 @@ fn yaml_to_json(v: &Value) -> serde_json::Value {
 fn check_cidr(text: &str) -> Result<(), String> {
     // Same rules as the pool (which has the last word when the scenario runs).
     let mut pools = ip_pool::IpPools::new();
-    pools.create_pool("check", Default::default()).map_err(|e| e.to_string())?;
+    pools
+        .create_pool("check", Default::default())
+        .map_err(|e| e.to_string())?;
     let r = match text.split_once('-') {
-        Some((a, b)) if !text.contains('/') => pools.add_range("check", a.trim(), b.trim()).map(|_| ()),
+        Some((a, b)) if !text.contains('/') => {
+            pools.add_range("check", a.trim(), b.trim()).map(|_| ())
+        }
         _ => pools.add_cidr("check", text, true).map(|_| ()),
     };
     r.map_err(|e| e.to_string())
@@ -338,7 +368,9 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
             line: e.location().map(|l| l.line()),
         }]
     })?;
-    let mut w = Walker { problems: Vec::new() };
+    let mut w = Walker {
+        problems: Vec::new(),
+    };
     let scenario = walk(&mut w, &root);
     if w.problems.is_empty() {
         Ok(scenario)
@@ -349,23 +381,53 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
 
 fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let empty = serde_yaml::Mapping::new();
-    let top = w.map(root, "", &["version", "name", "workbook", "load", "actions", "workflows"]).unwrap_or(&empty);
+    let top = w
+        .map(
+            root,
+            "",
+            &[
+                "version",
+                "name",
+                "workbook",
+                "load",
+                "actions",
+                "workflows",
+            ],
+        )
+        .unwrap_or(&empty);
     if let Some(v) = w.string(get(top, "version"), "version", false) {
         if v != "1.0" && v != "1" {
-            w.problem("version", format!("unsupported version {v:?} (expected \"1.0\")"));
+            w.problem(
+                "version",
+                format!("unsupported version {v:?} (expected \"1.0\")"),
+            );
         }
     }
-    let name = w.string(get(top, "name"), "name", false).unwrap_or_else(|| "scenario".into());
+    let name = w
+        .string(get(top, "name"), "name", false)
+        .unwrap_or_else(|| "scenario".into());
 
     // workbook
     let mut pools = Vec::new();
     let mut resources = Vec::new();
-    if let Some(wb) = get(top, "workbook").and_then(|v| w.map(v, "workbook", &["ip_pools", "resources"])) {
-        for (i, p) in w.list(get(wb, "ip_pools"), "workbook.ip_pools").iter().enumerate() {
+    if let Some(wb) =
+        get(top, "workbook").and_then(|v| w.map(v, "workbook", &["ip_pools", "resources"]))
+    {
+        for (i, p) in w
+            .list(get(wb, "ip_pools"), "workbook.ip_pools")
+            .iter()
+            .enumerate()
+        {
             let path = format!("workbook.ip_pools[{i}]");
-            let Some(m) = w.map(p, &path, &["id", "name", "ranges", "allocation_strategy"]) else { continue };
-            let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
-            let pname = w.string(get(m, "name"), &join(&path, "name"), false).unwrap_or_else(|| id.clone());
+            let Some(m) = w.map(p, &path, &["id", "name", "ranges", "allocation_strategy"]) else {
+                continue;
+            };
+            let id = w
+                .string(get(m, "id"), &join(&path, "id"), true)
+                .unwrap_or_default();
+            let pname = w
+                .string(get(m, "name"), &join(&path, "name"), false)
+                .unwrap_or_else(|| id.clone());
             let mut ranges = Vec::new();
             let rpath = join(&path, "ranges");
             let items = w.list(get(m, "ranges"), &rpath);
@@ -382,24 +444,43 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 }
             }
             let spath = join(&path, "allocation_strategy");
-            let strategy = match w.string(get(m, "allocation_strategy"), &spath, false).as_deref() {
+            let strategy = match w
+                .string(get(m, "allocation_strategy"), &spath, false)
+                .as_deref()
+            {
                 None | Some("sequential") => Strategy::Sequential,
                 Some("round_robin") => Strategy::RoundRobin,
                 Some("random") => Strategy::Random,
                 Some(other) => {
-                    w.problem(&spath, format!("unknown strategy {other:?} (sequential, round_robin, random)"));
+                    w.problem(
+                        &spath,
+                        format!("unknown strategy {other:?} (sequential, round_robin, random)"),
+                    );
                     Strategy::Sequential
                 }
             };
             if pools.iter().any(|p: &PoolSpec| p.id == id) {
                 w.problem(&join(&path, "id"), format!("duplicate pool id {id:?}"));
             }
-            pools.push(PoolSpec { id, name: pname, ranges, strategy });
+            pools.push(PoolSpec {
+                id,
+                name: pname,
+                ranges,
+                strategy,
+            });
         }
-        for (i, r) in w.list(get(wb, "resources"), "workbook.resources").iter().enumerate() {
+        for (i, r) in w
+            .list(get(wb, "resources"), "workbook.resources")
+            .iter()
+            .enumerate()
+        {
             let path = format!("workbook.resources[{i}]");
-            let Some(m) = w.map(r, &path, &["id", "type", "properties"]) else { continue };
-            let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
+            let Some(m) = w.map(r, &path, &["id", "type", "properties"]) else {
+                continue;
+            };
+            let id = w
+                .string(get(m, "id"), &join(&path, "id"), true)
+                .unwrap_or_default();
             if id == "user" {
                 w.problem(&join(&path, "id"), "\"user\" is reserved for {{user.*}}");
             }
@@ -424,7 +505,12 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
 
     // load
     let mut phases = Vec::new();
-    let mut lifetime = Lifetime { mode: Mode::Once, iterations: 1, think_time: Duration::ZERO, duration: None };
+    let mut lifetime = Lifetime {
+        mode: Mode::Once,
+        iterations: 1,
+        think_time: Duration::ZERO,
+        duration: None,
+    };
     let mut ip_binding = IpBinding {
         enabled: false,
         pool: None,
@@ -433,14 +519,33 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         wait_on_exhaustion: false,
         wait_timeout: Duration::from_secs(30),
     };
-    let mut concurrency = Concurrency { max_users: 1000, spawn_rate: None };
-    match get(top, "load").and_then(|v| w.map(v, "load", &["ramp_up", "user_lifetime", "user_resources", "concurrency"])) {
+    let mut concurrency = Concurrency {
+        max_users: 1000,
+        spawn_rate: None,
+    };
+    match get(top, "load").and_then(|v| {
+        w.map(
+            v,
+            "load",
+            &["ramp_up", "user_lifetime", "user_resources", "concurrency"],
+        )
+    }) {
         None => w.problem("load", "required"),
         Some(load) => {
-            if let Some(ru) = get(load, "ramp_up").and_then(|v| w.map(v, "load.ramp_up", &["phases"])) {
-                for (i, p) in w.list(get(ru, "phases"), "load.ramp_up.phases").iter().enumerate() {
+            if let Some(ru) =
+                get(load, "ramp_up").and_then(|v| w.map(v, "load.ramp_up", &["phases"]))
+            {
+                for (i, p) in w
+                    .list(get(ru, "phases"), "load.ramp_up.phases")
+                    .iter()
+                    .enumerate()
+                {
                     let path = format!("load.ramp_up.phases[{i}]");
-                    let Some(m) = w.map(p, &path, &["at_second", "spawn_users", "tenant_id", "ip_pool_override"]) else {
+                    let Some(m) = w.map(
+                        p,
+                        &path,
+                        &["at_second", "spawn_users", "tenant_id", "ip_pool_override"],
+                    ) else {
                         continue;
                     };
                     let at = match get(m, "at_second") {
@@ -453,28 +558,55 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                             Duration::ZERO
                         }
                     };
-                    let users = w.uint(get(m, "spawn_users"), &join(&path, "spawn_users")).unwrap_or(0);
+                    let users = w
+                        .uint(get(m, "spawn_users"), &join(&path, "spawn_users"))
+                        .unwrap_or(0);
                     if users > 100_000 {
-                        w.problem(&join(&path, "spawn_users"), "at most 100000 users per phase");
+                        w.problem(
+                            &join(&path, "spawn_users"),
+                            "at most 100000 users per phase",
+                        );
                     }
                     let tenant = w.string(get(m, "tenant_id"), &join(&path, "tenant_id"), false);
-                    let pool = w.string(get(m, "ip_pool_override"), &join(&path, "ip_pool_override"), false);
+                    let pool = w.string(
+                        get(m, "ip_pool_override"),
+                        &join(&path, "ip_pool_override"),
+                        false,
+                    );
                     if let Some(p) = &pool {
                         if !pools.iter().any(|x| &x.id == p) {
-                            w.problem(&join(&path, "ip_pool_override"), format!("no ip pool {p:?}"));
+                            w.problem(
+                                &join(&path, "ip_pool_override"),
+                                format!("no ip pool {p:?}"),
+                            );
                         }
                     }
-                    phases.push(Phase { at, users: users as u32, tenant, pool });
+                    phases.push(Phase {
+                        at,
+                        users: users as u32,
+                        tenant,
+                        pool,
+                    });
                 }
             }
-            if let Some(m) = get(load, "user_lifetime")
-                .and_then(|v| w.map(v, "load.user_lifetime", &["mode", "iterations", "think_time", "duration"]))
-            {
-                lifetime.mode = match w.string(get(m, "mode"), "load.user_lifetime.mode", false).as_deref() {
+            if let Some(m) = get(load, "user_lifetime").and_then(|v| {
+                w.map(
+                    v,
+                    "load.user_lifetime",
+                    &["mode", "iterations", "think_time", "duration"],
+                )
+            }) {
+                lifetime.mode = match w
+                    .string(get(m, "mode"), "load.user_lifetime.mode", false)
+                    .as_deref()
+                {
                     None | Some("once") => Mode::Once,
                     Some("loop") => Mode::Loop,
                     Some(other) => {
-                        w.problem("load.user_lifetime.mode", format!("unknown mode {other:?} (once, loop)"));
+                        w.problem(
+                            "load.user_lifetime.mode",
+                            format!("unknown mode {other:?} (once, loop)"),
+                        );
                         Mode::Once
                     }
                 };
@@ -482,68 +614,119 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .uint(get(m, "iterations"), "load.user_lifetime.iterations")
                     .map(|n| n.min(u32::MAX as u64) as u32)
                     .unwrap_or(if lifetime.mode == Mode::Loop { 1 } else { 1 });
-                lifetime.think_time = w.duration(get(m, "think_time"), "load.user_lifetime.think_time").unwrap_or_default();
+                lifetime.think_time = w
+                    .duration(get(m, "think_time"), "load.user_lifetime.think_time")
+                    .unwrap_or_default();
                 lifetime.duration = w.duration(get(m, "duration"), "load.user_lifetime.duration");
                 if lifetime.mode == Mode::Once {
                     lifetime.iterations = 1;
                 }
             }
-            if let Some(ur) = get(load, "user_resources").and_then(|v| w.map(v, "load.user_resources", &["ip_binding"])) {
+            if let Some(ur) = get(load, "user_resources")
+                .and_then(|v| w.map(v, "load.user_resources", &["ip_binding"]))
+            {
                 if let Some(m) = get(ur, "ip_binding").and_then(|v| {
                     w.map(
                         v,
                         "load.user_resources.ip_binding",
-                        &["enabled", "pool_id", "strategy", "release_on", "wait_on_exhaustion", "wait_timeout"],
+                        &[
+                            "enabled",
+                            "pool_id",
+                            "strategy",
+                            "release_on",
+                            "wait_on_exhaustion",
+                            "wait_timeout",
+                        ],
                     )
                 }) {
                     let p = "load.user_resources.ip_binding";
-                    ip_binding.enabled = w.boolean(get(m, "enabled"), &join(p, "enabled")).unwrap_or(true);
+                    ip_binding.enabled = w
+                        .boolean(get(m, "enabled"), &join(p, "enabled"))
+                        .unwrap_or(true);
                     ip_binding.pool = w.string(get(m, "pool_id"), &join(p, "pool_id"), false);
                     if let Some(id) = &ip_binding.pool {
                         if !pools.iter().any(|x| &x.id == id) {
                             w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
                         }
                     }
-                    ip_binding.strategy = match w.string(get(m, "strategy"), &join(p, "strategy"), false).as_deref() {
+                    ip_binding.strategy = match w
+                        .string(get(m, "strategy"), &join(p, "strategy"), false)
+                        .as_deref()
+                    {
                         None | Some("per_user") => BindStrategy::PerUser,
                         Some("shared") => BindStrategy::Shared,
                         Some("per_task") => BindStrategy::PerTask,
                         Some(other) => {
-                            w.problem(&join(p, "strategy"), format!("unknown strategy {other:?} (per_user, shared, per_task)"));
+                            w.problem(
+                                &join(p, "strategy"),
+                                format!("unknown strategy {other:?} (per_user, shared, per_task)"),
+                            );
                             BindStrategy::PerUser
                         }
                     };
-                    ip_binding.release_on = match w.string(get(m, "release_on"), &join(p, "release_on"), false).as_deref() {
+                    ip_binding.release_on = match w
+                        .string(get(m, "release_on"), &join(p, "release_on"), false)
+                        .as_deref()
+                    {
                         None | Some("user_exit") => ReleaseOn::UserExit,
                         Some("task_end") => ReleaseOn::TaskEnd,
                         Some(other) => {
-                            w.problem(&join(p, "release_on"), format!("unknown value {other:?} (task_end, user_exit)"));
+                            w.problem(
+                                &join(p, "release_on"),
+                                format!("unknown value {other:?} (task_end, user_exit)"),
+                            );
                             ReleaseOn::UserExit
                         }
                     };
-                    ip_binding.wait_on_exhaustion =
-                        w.boolean(get(m, "wait_on_exhaustion"), &join(p, "wait_on_exhaustion")).unwrap_or(false);
+                    ip_binding.wait_on_exhaustion = w
+                        .boolean(get(m, "wait_on_exhaustion"), &join(p, "wait_on_exhaustion"))
+                        .unwrap_or(false);
                     if let Some(d) = w.duration(get(m, "wait_timeout"), &join(p, "wait_timeout")) {
                         ip_binding.wait_timeout = d;
                     }
-                    if ip_binding.enabled && ip_binding.pool.is_none() && phases.iter().any(|ph| ph.pool.is_none()) {
+                    if ip_binding.enabled
+                        && ip_binding.pool.is_none()
+                        && phases.iter().any(|ph| ph.pool.is_none())
+                    {
                         w.problem(&join(p, "pool_id"), "required when ip_binding is enabled (or give every phase an ip_pool_override)");
                     }
                 }
             }
-            if let Some(m) = get(load, "concurrency")
-                .and_then(|v| w.map(v, "load.concurrency", &["max_concurrent_users", "spawn_rate_limit"]))
-            {
-                if let Some(n) = w.uint(get(m, "max_concurrent_users"), "load.concurrency.max_concurrent_users") {
+            if let Some(m) = get(load, "concurrency").and_then(|v| {
+                w.map(
+                    v,
+                    "load.concurrency",
+                    &["max_concurrent_users", "spawn_rate_limit"],
+                )
+            }) {
+                if let Some(n) = w.uint(
+                    get(m, "max_concurrent_users"),
+                    "load.concurrency.max_concurrent_users",
+                ) {
                     if n == 0 || n > 100_000 {
-                        w.problem("load.concurrency.max_concurrent_users", "between 1 and 100000");
+                        w.problem(
+                            "load.concurrency.max_concurrent_users",
+                            "between 1 and 100000",
+                        );
                     }
                     concurrency.max_users = n.clamp(1, 100_000) as u32;
                 }
-                if let Some(s) = w.string(get(m, "spawn_rate_limit"), "load.concurrency.spawn_rate_limit", false) {
-                    let rate = s.trim_end_matches("/s").trim().parse::<f64>().ok().filter(|r| *r > 0.0 && r.is_finite());
+                if let Some(s) = w.string(
+                    get(m, "spawn_rate_limit"),
+                    "load.concurrency.spawn_rate_limit",
+                    false,
+                ) {
+                    let rate = s
+                        .trim_end_matches("/s")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|r| *r > 0.0 && r.is_finite());
                     if rate.is_none() {
-                        w.problem("load.concurrency.spawn_rate_limit", format!("bad rate {s:?} (use e.g. 100/s)"));
+                        w.problem(
+                            "load.concurrency.spawn_rate_limit",
+                            format!("bad rate {s:?} (use e.g. 100/s)"),
+                        );
                     }
                     concurrency.spawn_rate = rate;
                 }
@@ -560,51 +743,95 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     // actions
     let mut actions = Vec::new();
     if let Some(am) = get(top, "actions").and_then(|v| w.map(v, "actions", &["actions"])) {
-        for (i, a) in w.list(get(am, "actions"), "actions.actions").iter().enumerate() {
+        for (i, a) in w
+            .list(get(am, "actions"), "actions.actions")
+            .iter()
+            .enumerate()
+        {
             let path = format!("actions.actions[{i}]");
-            let Some(m) = w.map(a, &path, &["id", "call", "with", "export"]) else { continue };
-            let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
+            let Some(m) = w.map(a, &path, &["id", "call", "with", "export"]) else {
+                continue;
+            };
+            let id = w
+                .string(get(m, "id"), &join(&path, "id"), true)
+                .unwrap_or_default();
             if actions.iter().any(|x: &Action| x.id == id) {
                 w.problem(&join(&path, "id"), format!("duplicate action id {id:?}"));
             }
-            let call = w.string(get(m, "call"), &join(&path, "call"), true).unwrap_or_default();
-            if !call.is_empty() && !["get", "post", "put", "delete", "patch", "head", "options"].contains(&call.to_ascii_lowercase().as_str()) {
-                w.problem(&join(&path, "call"), format!("unknown call {call:?} (get, post, put, delete, patch, head, options)"));
+            let call = w
+                .string(get(m, "call"), &join(&path, "call"), true)
+                .unwrap_or_default();
+            if !call.is_empty()
+                && !["get", "post", "put", "delete", "patch", "head", "options"]
+                    .contains(&call.to_ascii_lowercase().as_str())
+            {
+                w.problem(
+                    &join(&path, "call"),
+                    format!("unknown call {call:?} (get, post, put, delete, patch, head, options)"),
+                );
             }
-            let with = get(m, "with").map(yaml_to_json).unwrap_or(serde_json::Value::Null);
+            let with = get(m, "with")
+                .map(yaml_to_json)
+                .unwrap_or(serde_json::Value::Null);
             match &with {
                 serde_json::Value::Object(o) if o.contains_key("url") => {}
                 serde_json::Value::Object(_) => w.problem(&join(&path, "with.url"), "required"),
                 _ => w.problem(&join(&path, "with"), "expected a mapping with at least url"),
             }
             let mut exports = Vec::new();
-            for (j, e) in w.list(get(m, "export"), &join(&path, "export")).iter().enumerate() {
+            for (j, e) in w
+                .list(get(m, "export"), &join(&path, "export"))
+                .iter()
+                .enumerate()
+            {
                 let ep = format!("{path}.export[{j}]");
-                let Some(em) = w.map(e, &ep, &["type", "name", "header", "pointer"]) else { continue };
-                let name = w.string(get(em, "name"), &join(&ep, "name"), true).unwrap_or_default();
-                let kind = match w.string(get(em, "type"), &join(&ep, "type"), false).as_deref() {
+                let Some(em) = w.map(e, &ep, &["type", "name", "header", "pointer"]) else {
+                    continue;
+                };
+                let name = w
+                    .string(get(em, "name"), &join(&ep, "name"), true)
+                    .unwrap_or_default();
+                let kind = match w
+                    .string(get(em, "type"), &join(&ep, "type"), false)
+                    .as_deref()
+                {
                     None | Some("content") if name == "status_code" => ExportKind::StatusCode,
                     None | Some("content") | Some("body") => ExportKind::Body,
                     Some("status_code") | Some("status") => ExportKind::StatusCode,
-                    Some("header") => {
-                        ExportKind::Header(w.string(get(em, "header"), &join(&ep, "header"), false).unwrap_or_else(|| name.clone()))
-                    }
-                    Some("json") => match w.string(get(em, "pointer"), &join(&ep, "pointer"), true) {
+                    Some("header") => ExportKind::Header(
+                        w.string(get(em, "header"), &join(&ep, "header"), false)
+                            .unwrap_or_else(|| name.clone()),
+                    ),
+                    Some("json") => match w.string(get(em, "pointer"), &join(&ep, "pointer"), true)
+                    {
                         Some(p) if p.is_empty() || p.starts_with('/') => ExportKind::JsonPointer(p),
                         Some(p) => {
-                            w.problem(&join(&ep, "pointer"), format!("a JSON pointer starts with / (got {p:?})"));
+                            w.problem(
+                                &join(&ep, "pointer"),
+                                format!("a JSON pointer starts with / (got {p:?})"),
+                            );
                             ExportKind::Body
                         }
                         None => ExportKind::Body,
                     },
                     Some(other) => {
-                        w.problem(&join(&ep, "type"), format!("unknown export type {other:?} (content, status_code, header, json)"));
+                        w.problem(
+                            &join(&ep, "type"),
+                            format!(
+                                "unknown export type {other:?} (content, status_code, header, json)"
+                            ),
+                        );
                         ExportKind::Body
                     }
                 };
                 exports.push(Export { name, kind });
             }
-            actions.push(Action { id, call: call.to_ascii_lowercase(), with, exports });
+            actions.push(Action {
+                id,
+                call: call.to_ascii_lowercase(),
+                with,
+                exports,
+            });
         }
     }
     if actions.is_empty() {
@@ -616,32 +843,58 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     match get(top, "workflows").and_then(|v| w.map(v, "workflows", &["nodes"])) {
         None => w.problem("workflows", "required"),
         Some(wf) => {
-            for (i, n) in w.list(get(wf, "nodes"), "workflows.nodes").iter().enumerate() {
+            for (i, n) in w
+                .list(get(wf, "nodes"), "workflows.nodes")
+                .iter()
+                .enumerate()
+            {
                 let path = format!("workflows.nodes[{i}]");
-                let Some(m) = w.map(n, &path, &["id", "type", "action", "edges"]) else { continue };
-                let id = w.string(get(m, "id"), &join(&path, "id"), true).unwrap_or_default();
-                let kind = match w.string(get(m, "type"), &join(&path, "type"), false).as_deref() {
+                let Some(m) = w.map(n, &path, &["id", "type", "action", "edges"]) else {
+                    continue;
+                };
+                let id = w
+                    .string(get(m, "id"), &join(&path, "id"), true)
+                    .unwrap_or_default();
+                let kind = match w
+                    .string(get(m, "type"), &join(&path, "type"), false)
+                    .as_deref()
+                {
                     Some("end") => NodeKind::End,
                     None | Some("action") => {
-                        let a = w.string(get(m, "action"), &join(&path, "action"), true).unwrap_or_default();
+                        let a = w
+                            .string(get(m, "action"), &join(&path, "action"), true)
+                            .unwrap_or_default();
                         if !a.is_empty() && !actions.iter().any(|x| x.id == a) {
                             w.problem(&join(&path, "action"), format!("unknown action {a:?}"));
                         }
                         NodeKind::Action(a)
                     }
                     Some(other) => {
-                        w.problem(&join(&path, "type"), format!("unknown node type {other:?} (action, end)"));
+                        w.problem(
+                            &join(&path, "type"),
+                            format!("unknown node type {other:?} (action, end)"),
+                        );
                         NodeKind::End
                     }
                 };
                 let mut edges = Vec::new();
-                for (j, e) in w.list(get(m, "edges"), &join(&path, "edges")).iter().enumerate() {
+                for (j, e) in w
+                    .list(get(m, "edges"), &join(&path, "edges"))
+                    .iter()
+                    .enumerate()
+                {
                     let ep = format!("{path}.edges[{j}]");
-                    let Some(em) = w.map(e, &ep, &["to", "trigger"]) else { continue };
-                    let to = w.string(get(em, "to"), &join(&ep, "to"), true).unwrap_or_default();
-                    let condition = get(em, "trigger").and_then(|t| w.map(t, &join(&ep, "trigger"), &["condition"])).and_then(|t| {
-                        w.string(get(t, "condition"), &join(&ep, "trigger.condition"), false)
-                    });
+                    let Some(em) = w.map(e, &ep, &["to", "trigger"]) else {
+                        continue;
+                    };
+                    let to = w
+                        .string(get(em, "to"), &join(&ep, "to"), true)
+                        .unwrap_or_default();
+                    let condition = get(em, "trigger")
+                        .and_then(|t| w.map(t, &join(&ep, "trigger"), &["condition"]))
+                        .and_then(|t| {
+                            w.string(get(t, "condition"), &join(&ep, "trigger.condition"), false)
+                        });
                     if let Some(c) = &condition {
                         if let Err(e) = template::parse_condition(c) {
                             w.problem(&join(&ep, "trigger.condition"), e);
@@ -660,12 +913,25 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     for (i, n) in nodes.iter().enumerate() {
         for (j, e) in n.edges.iter().enumerate() {
             if !e.to.is_empty() && !ids.contains(e.to.as_str()) {
-                w.problem(&format!("workflows.nodes[{i}].edges[{j}].to"), format!("no node {:?}", e.to));
+                w.problem(
+                    &format!("workflows.nodes[{i}].edges[{j}].to"),
+                    format!("no node {:?}", e.to),
+                );
             }
         }
     }
     if nodes.is_empty() {
         w.problem("workflows.nodes", "at least one node is required");
     }
-    Scenario { name, pools, resources, phases, lifetime, ip_binding, concurrency, actions, nodes }
+    Scenario {
+        name,
+        pools,
+        resources,
+        phases,
+        lifetime,
+        ip_binding,
+        concurrency,
+        actions,
+        nodes,
+    }
 }

@@ -46,9 +46,14 @@ fn serve(mut s: TcpStream, counts: Arc<Mutex<BTreeMap<String, u64>>>) {
             match req.parse(&buf) {
                 Ok(httparse::Status::Complete(n)) => {
                     let get = |name: &str| {
-                        req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| String::from_utf8_lossy(h.value).to_string())
+                        req.headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case(name))
+                            .map(|h| String::from_utf8_lossy(h.value).to_string())
                     };
-                    let len = get("content-length").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(0);
+                    let len = get("content-length")
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
                     let close = get("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
                     break (n, len.min(64 << 20), close);
                 }
@@ -69,9 +74,16 @@ fn serve(mut s: TcpStream, counts: Arc<Mutex<BTreeMap<String, u64>>>) {
             }
         }
         buf.drain(..head_len + body_len);
-        *counts.lock().unwrap().entry(peer.ip().to_string()).or_insert(0) += 1;
+        *counts
+            .lock()
+            .unwrap()
+            .entry(peer.ip().to_string())
+            .or_insert(0) += 1;
         let body = b"{\"ok\":true}";
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
         let mut out = head.into_bytes();
         out.extend_from_slice(body);
         if s.write_all(&out).is_err() || close {

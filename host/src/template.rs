@@ -24,7 +24,9 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
     while let Some(i) = rest.find("{{") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
-        let j = after.find("}}").ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+        let j = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
         let expr = after[..j].trim();
         match lookup(vars, expr) {
             Some(v) => out.push_str(v),
@@ -38,16 +40,24 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 /// Render every string inside a JSON value.
 pub fn render_json(v: &serde_json::Value, vars: &Vars) -> Result<serde_json::Value, String> {
     Ok(match v {
         serde_json::Value::String(s) => serde_json::Value::String(render(s, vars)?),
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(|x| render_json(x, vars)).collect::<Result<_, _>>()?),
+        serde_json::Value::Array(a) => serde_json::Value::Array(
+            a.iter()
+                .map(|x| render_json(x, vars))
+                .collect::<Result<_, _>>()?,
+        ),
         serde_json::Value::Object(o) => serde_json::Value::Object(
-            o.iter().map(|(k, x)| Ok((k.clone(), render_json(x, vars)?))).collect::<Result<_, String>>()?,
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), render_json(x, vars)?)))
+                .collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
     })
@@ -74,7 +84,10 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
             continue;
         }
         let two = if i + 1 < b.len() { &s[i..i + 2] } else { "" };
-        if let Some(op) = ["==", "!=", "<=", ">=", "&&", "||"].into_iter().find(|o| *o == two) {
+        if let Some(op) = ["==", "!=", "<=", ">=", "&&", "||"]
+            .into_iter()
+            .find(|o| *o == two)
+        {
             out.push(Tok::Op(op));
             i += 2;
             continue;
@@ -102,7 +115,11 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                     }
                     out.push(Tok::Name(s[start..i].to_string()));
                 } else {
-                    out.push(Tok::Num(s[start..i].parse().map_err(|_| format!("bad number {:?}", &s[start..i]))?));
+                    out.push(Tok::Num(
+                        s[start..i]
+                            .parse()
+                            .map_err(|_| format!("bad number {:?}", &s[start..i]))?,
+                    ));
                 }
                 continue;
             }
@@ -203,8 +220,14 @@ impl Parser {
 /// Parse a condition, written bare or inside `{{ }}`.
 pub fn parse_condition(text: &str) -> Result<Expr, String> {
     let t = text.trim();
-    let inner = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).unwrap_or(t);
-    let mut p = Parser { toks: tokenize(inner)?, pos: 0 };
+    let inner = t
+        .strip_prefix("{{")
+        .and_then(|x| x.strip_suffix("}}"))
+        .unwrap_or(t);
+    let mut p = Parser {
+        toks: tokenize(inner)?,
+        pos: 0,
+    };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err(format!("unexpected {:?} in condition", p.toks[p.pos]));
@@ -248,7 +271,9 @@ impl Val {
 
 fn eval(e: &Expr, vars: &Vars) -> Val {
     match e {
-        Expr::Name(n) => lookup(vars, n).map(|s| Val::Str(s.to_string())).unwrap_or(Val::Null),
+        Expr::Name(n) => lookup(vars, n)
+            .map(|s| Val::Str(s.to_string()))
+            .unwrap_or(Val::Null),
         Expr::Num(n) => Val::Num(*n),
         Expr::Str(s) => Val::Str(s.clone()),
         Expr::Bool(b) => Val::Bool(*b),
@@ -264,7 +289,9 @@ fn eval(e: &Expr, vars: &Vars) -> Val {
                 (Some(x), Some(y)) => x.partial_cmp(&y),
                 _ => Some(a.text().cmp(&b.text())),
             };
-            let Some(ord) = ord else { return Val::Bool(false) };
+            let Some(ord) = ord else {
+                return Val::Bool(false);
+            };
             use std::cmp::Ordering::*;
             Val::Bool(match *op {
                 "==" => ord == Equal,
@@ -288,15 +315,24 @@ mod tests {
 
     fn vars() -> Vars {
         let mut v = Vars::new();
-        v.entry("probe-get".into()).or_default().insert("status_code".into(), "200".into());
-        v.entry("resource".into()).or_default().insert("ip".into(), "127.0.0.1".into());
-        v.entry("user".into()).or_default().insert("tenant".into(), "tenant-a".into());
+        v.entry("probe-get".into())
+            .or_default()
+            .insert("status_code".into(), "200".into());
+        v.entry("resource".into())
+            .or_default()
+            .insert("ip".into(), "127.0.0.1".into());
+        v.entry("user".into())
+            .or_default()
+            .insert("tenant".into(), "tenant-a".into());
         v
     }
 
     #[test]
     fn renders_names() {
-        assert_eq!(render("http://{{resource.ip}}:80/{{ user.tenant }}", &vars()).unwrap(), "http://127.0.0.1:80/tenant-a");
+        assert_eq!(
+            render("http://{{resource.ip}}:80/{{ user.tenant }}", &vars()).unwrap(),
+            "http://127.0.0.1:80/tenant-a"
+        );
         assert!(render("{{resource.nope}}", &vars()).is_err());
         assert!(render("{{resource.ip", &vars()).is_err());
     }
@@ -307,8 +343,14 @@ mod tests {
         for (c, want) in [
             ("{{probe-get.status_code == 200}}", true),
             ("probe-get.status_code != 200", false),
-            ("probe-get.status_code >= 200 && probe-get.status_code < 300", true),
-            ("!(probe-get.status_code == 200) || user.tenant == 'tenant-a'", true),
+            (
+                "probe-get.status_code >= 200 && probe-get.status_code < 300",
+                true,
+            ),
+            (
+                "!(probe-get.status_code == 200) || user.tenant == 'tenant-a'",
+                true,
+            ),
             ("user.tenant == \"tenant-b\"", false),
             ("missing.value == 1", false),
             ("missing.value != 1", true),

@@ -1,0 +1,543 @@
+//! The `scheduler` binary end to end: demo, tenants and pools, exhaustion, conditions,
+//! validation, and a kill -9 with --state-dir. Targets are in-process servers on loopback.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use integration_tests::http_server::{Reply, TestServer, serve};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scheduler-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run scheduler")
+}
+
+fn report(dir: &Path, scenario: &str) -> (Output, Value) {
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, scenario).unwrap();
+    let json = dir.join("report.json");
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let v = std::fs::read_to_string(&json)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null);
+    (out, v)
+}
+
+/// A target that records (path, source address) of every request; `/missing/...` is a 404.
+fn recording_target() -> (TestServer, Arc<Mutex<Vec<(String, String)>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    let server = serve("127.0.0.1:0", None, move |r| {
+        l.lock()
+            .unwrap()
+            .push((r.path.clone(), r.peer.ip().to_string()));
+        if r.path.starts_with("/missing") {
+            Reply::status(404, &[])
+        } else {
+            Reply::ok("{}")
+        }
+    });
+    (server, log)
+}
+
+fn in_cidr24(ip: &str, prefix: &str) -> bool {
+    ip.starts_with(prefix)
+}
+
+#[test]
+fn demo_runs_and_target_counts_match_the_report() {
+    let dir = tmp("demo");
+    let json = dir.join("r.json");
+    let metrics = dir.join("m.prom");
+    let out = run(&[
+        "demo",
+        "--short",
+        "--json",
+        json.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["success_rate"], 1.0);
+    assert_eq!(r["users"]["spawned"], 12);
+    let target = r["target_counts"].as_object().unwrap();
+    let by_source = r["by_source"].as_object().unwrap();
+    assert!(!target.is_empty());
+    assert_eq!(target.len(), by_source.len());
+    for (ip, n) in target {
+        assert_eq!(
+            &by_source[ip]["requests"], n,
+            "target and report agree for {ip}"
+        );
+        assert!(
+            ip.starts_with("127.0.30.") || ip.starts_with("127.0.31."),
+            "{ip} from the pool"
+        );
+    }
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    for name in [
+        "scheduler_users_spawned_total 12",
+        "scheduler_users_active",
+        "scheduler_ip_pool_available",
+        "scheduler_ip_pool_allocated",
+        "executor_tasks_executed_total",
+        "executor_tasks_success_total",
+        "http_requests_total",
+        "http_requests_duration_seconds_bucket",
+    ] {
+        assert!(m.contains(name), "metrics lack {name}");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("target saw") && text.contains("p99 ms"));
+}
+
+fn two_tenant_scenario(port: u16, strategy: &str, iterations: u32) -> String {
+    format!(
+        r#"
+version: "1.0"
+name: two-tenants
+workbook:
+  ip_pools:
+    - {{ id: pool-a, ranges: ["127.0.40.0/24"], allocation_strategy: round_robin }}
+    - {{ id: pool-b, ranges: ["127.0.41.0/28"], allocation_strategy: sequential }}
+  resources:
+    - {{ id: target, type: http_endpoint, properties: {{ ip: "127.0.0.1", port: "{port}" }} }}
+load:
+  ramp_up:
+    phases:
+      - {{ at_second: 0, spawn_users: 6, tenant_id: tenant-a, ip_pool_override: pool-a }}
+      - {{ at_second: 0, spawn_users: 4, tenant_id: tenant-b, ip_pool_override: pool-b }}
+  user_lifetime: {{ mode: loop, iterations: {iterations}, think_time: 10ms }}
+  user_resources:
+    ip_binding: {{ enabled: true, strategy: {strategy}, release_on: user_exit, wait_on_exhaustion: true, wait_timeout: 10s }}
+  concurrency: {{ max_concurrent_users: 50 }}
+actions:
+  actions:
+    - id: hit
+      call: get
+      with: {{ url: "http://{{{{target.ip}}}}:{{{{target.port}}}}/{{{{user.tenant}}}}/{{{{user.id}}}}" }}
+workflows:
+  nodes:
+    - {{ id: start, type: action, action: hit, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#
+    )
+}
+
+#[test]
+fn tenants_use_their_own_pools_per_user_and_per_task() {
+    let (server, log) = recording_target();
+    let dir = tmp("tenants");
+    let (out, r) = report(
+        &dir,
+        &two_tenant_scenario(server.addr.port(), "per_user", 3),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["success_rate"], 1.0, "{r}");
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 30);
+    let mut by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, ip) in &log {
+        if path.starts_with("/tenant-a/") {
+            assert!(in_cidr24(ip, "127.0.40."), "tenant-a request from {ip}");
+        } else {
+            assert!(path.starts_with("/tenant-b/"));
+            assert!(in_cidr24(ip, "127.0.41."), "tenant-b request from {ip}");
+        }
+        by_user.entry(path.clone()).or_default().insert(ip.clone());
+    }
+    // per_user: one address per user for its whole life, and no address shared by two users.
+    assert_eq!(by_user.len(), 10);
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    for (user, ips) in &by_user {
+        assert_eq!(ips.len(), 1, "{user} used {ips:?}");
+        let ip = ips.iter().next().unwrap();
+        assert!(
+            owners.insert(ip.clone(), user.clone()).is_none(),
+            "{ip} used by two users"
+        );
+    }
+    assert!(
+        r["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["allocated"] == 0),
+        "all released: {}",
+        r["pools"]
+    );
+
+    // per_task: a fresh address for each task (round robin does not hand a released one back at once).
+    let (server, log) = recording_target();
+    let (out, r) = report(
+        &dir,
+        &two_tenant_scenario(server.addr.port(), "per_task", 3),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["success_rate"], 1.0);
+    let log = log.lock().unwrap().clone();
+    let mut tenant_a: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, ip) in &log {
+        if path.starts_with("/tenant-a/") {
+            tenant_a.entry(path.clone()).or_default().push(ip.clone());
+        }
+    }
+    for (user, ips) in &tenant_a {
+        let distinct: BTreeSet<&String> = ips.iter().collect();
+        assert_eq!(distinct.len(), 3, "{user} per_task addresses {ips:?}");
+    }
+}
+
+fn exhaustion_scenario(port: u16, wait: bool) -> String {
+    format!(
+        r#"
+version: "1.0"
+name: exhaustion
+workbook:
+  ip_pools: [ {{ id: tiny, ranges: ["127.0.42.0/30"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 5, tenant_id: x }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2, think_time: 100ms }}
+  user_resources:
+    ip_binding: {{ enabled: true, pool_id: tiny, strategy: per_user, wait_on_exhaustion: {wait}, wait_timeout: 20s }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/x" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#
+    )
+}
+
+#[test]
+fn exhaustion_fails_or_waits_as_configured() {
+    let (server, _) = recording_target();
+    let dir = tmp("exhaust");
+    // A /30 has two usable addresses; five users.
+    let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), false));
+    assert!(out.status.success());
+    let errors = r["user_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3, "{r}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["error"].as_str().unwrap().contains("Exhausted")),
+        "{errors:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("users that could not run"));
+
+    let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), true));
+    assert!(out.status.success());
+    assert_eq!(r["user_errors"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(r["totals"]["requests"], 10, "all five users ran");
+    let sources: BTreeSet<&str> = r["by_source"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(sources, BTreeSet::from(["127.0.42.1", "127.0.42.2"]));
+}
+
+#[test]
+fn conditions_route_the_workflow() {
+    let (server, log) = recording_target();
+    let dir = tmp("conditions");
+    let port = server.addr.port();
+    let scenario = format!(
+        r#"
+version: "1.0"
+name: routes
+workbook:
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 2, tenant_id: ok }}, {{ at_second: 0, spawn_users: 2, tenant_id: missing }} ] }}
+actions:
+  actions:
+    - {{ id: probe, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/{{{{user.tenant}}}}/probe" }}, export: [ {{ type: content, name: status_code }} ] }}
+    - {{ id: found, call: post, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/found", body: {{ from: "{{{{user.id}}}}" }} }} }}
+    - {{ id: fallback, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/fallback?code={{{{probe.status_code}}}}" }} }}
+workflows:
+  nodes:
+    - id: start
+      action: probe
+      edges:
+        - {{ to: found-node, trigger: {{ condition: "{{{{probe.status_code == 200 && user.tenant == 'ok'}}}}" }} }}
+        - {{ to: fallback-node, trigger: {{ condition: "probe.status_code >= 400 || !probe.ok" }} }}
+        - {{ to: end }}
+    - {{ id: found-node, action: found, edges: [ {{ to: end }} ] }}
+    - {{ id: fallback-node, action: fallback, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#
+    );
+    let (out, r) = report(&dir, &scenario);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["by_action"]["probe"]["requests"], 4);
+    assert_eq!(r["by_action"]["found"]["requests"], 2);
+    assert_eq!(r["by_action"]["fallback"]["requests"], 2);
+    let paths: Vec<String> = log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/fallback?code=404").count(),
+        2,
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn bad_scenarios_are_refused_with_paths() {
+    let dir = tmp("bad");
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        r#"
+version: "1.0"
+name: bad
+surprise: 1
+workbook:
+  ip_pools: [ { id: p, ranges: ["10.0.0.0/33"] } ]
+load:
+  ramp_up: { phases: [ { at_second: 0, spawn_users: 1 } ] }
+  user_lifetime: { mode: loop, iterations: 2, think_time: 5 parsecs }
+actions:
+  actions: [ { id: a, call: get, with: { url: "http://127.0.0.1:1/" } } ]
+workflows:
+  nodes:
+    - { id: start, action: nope, edges: [ { to: nowhere } ] }
+"#,
+    )
+    .unwrap();
+    for cmd in ["validate", "run"] {
+        let out = run(&[cmd, path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            "surprise: unknown field",
+            "workbook.ip_pools[0].ranges[0]: invalid CIDR",
+            "load.user_lifetime.think_time: bad duration",
+            "workflows.nodes[0].action: unknown action \"nope\"",
+            "workflows.nodes[0].edges[0].to: no node \"nowhere\"",
+        ] {
+            assert!(err.contains(want), "{cmd}: missing {want:?} in:\n{err}");
+        }
+    }
+    // A YAML syntax error carries its line.
+    std::fs::write(&path, "version: \"1.0\"\nname: [unclosed\n").unwrap();
+    let out = run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line"));
+    // Usage errors are messages, not panics.
+    for args in [
+        &[][..],
+        &["nope"],
+        &["run"],
+        &["exec", "GET"],
+        &["run", "/no/such/file.yaml"],
+        &["demo", "--json"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+    assert!(run(&["validate", "scenarios/demo.yaml"]).status.success());
+}
+
+#[test]
+fn exec_runs_one_action() {
+    let (server, _) = recording_target();
+    let url = format!("http://127.0.0.1:{}/x", server.addr.port());
+    let out = run(&[
+        "exec",
+        "POST",
+        &url,
+        "--bind-ip",
+        "127.0.43.9",
+        "--header",
+        "X-A: 1",
+        "--body",
+        "hi",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], 200);
+    assert!(
+        v["source_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.43.9:")
+    );
+    // Anything the command does not name is out of reach: here a redirect elsewhere.
+    let other = serve("127.0.0.1:0", None, |_| Reply::ok("secret"));
+    let hop = serve("127.0.0.1:0", None, move |_| {
+        Reply::status(302, &[("Location", "http://127.0.0.1:1/")])
+    });
+    let _ = other;
+    let out = run(&[
+        "exec",
+        "GET",
+        &format!("http://127.0.0.1:{}/", hop.addr.port()),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("access-denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn kill_9_keeps_bindings_and_a_restart_duplicates_none() {
+    let (server, log) = recording_target();
+    let dir = tmp("kill9");
+    let state = dir.join("state");
+    let port = server.addr.port();
+    let scenario = |duration: &str| {
+        format!(
+            r#"
+version: "1.0"
+name: persistent
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.44.0/24"], allocation_strategy: random }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 5, tenant_id: k }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 0, think_time: 50ms, duration: {duration} }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/{{{{user.id}}}}" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#
+        )
+    };
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, scenario("60s")).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until all five users have sent requests, then kill -9.
+    let start = Instant::now();
+    while log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect::<BTreeSet<_>>()
+        .len()
+        < 5
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "users did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before: BTreeMap<String, String> = {
+        let log = log.lock().unwrap();
+        log.iter()
+            .map(|(p, ip)| (p.trim_start_matches('/').to_string(), ip.clone()))
+            .collect()
+    };
+
+    // The persisted state holds every binding, each address once.
+    let mut pools = ip_pool::IpPools::new();
+    pools
+        .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
+        .unwrap();
+    let held = pools.list_by_tenant("p", "k").unwrap();
+    assert_eq!(held.len(), 5, "{held:?}");
+    let ips: BTreeSet<String> = held.iter().map(|b| b.ip.to_string()).collect();
+    assert_eq!(ips.len(), 5);
+    for b in &held {
+        let user = b.resource.trim_start_matches("user-");
+        assert_eq!(
+            before[user],
+            b.ip.to_string(),
+            "the persisted binding is the one user {user} used"
+        );
+    }
+
+    // Restart on the same state: each user gets its own address back, nobody else gets it.
+    log.lock().unwrap().clear();
+    std::fs::write(&path, scenario("1s")).unwrap();
+    let json = dir.join("r.json");
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (p, ip) in log.lock().unwrap().iter() {
+        assert_eq!(
+            &before[p.trim_start_matches('/')],
+            ip,
+            "user {p} kept its address after the restart"
+        );
+    }
+    let mut pools = ip_pool::IpPools::new();
+    pools
+        .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
+        .unwrap();
+    assert_eq!(
+        pools.stats("p").unwrap().allocated,
+        0,
+        "released at the end of the clean run"
+    );
+}
