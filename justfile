@@ -48,6 +48,10 @@ check-wac: compose plug
 test:
     cargo test
 
+# The main job: the bundled demo scenario.
+demo *ARGS:
+    cargo run -p scheduler-host -- demo {{ARGS}}
+
 # Benchmarks (ratios measured in one run); `just bench --quick` for the tiny CI variant.
 bench *ARGS:
     cargo bench -p integration-tests --bench ip_pool -- {{ARGS}}

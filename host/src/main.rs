@@ -211,11 +211,11 @@ async fn finish(
             return ExitCode::FAILURE;
         }
     }
-    if let Some(p) = &flags.metrics {
-        if let Err(e) = std::fs::write(p, report.metrics(&samples)) {
-            eprintln!("scheduler: writing {}: {e}", p.display());
-            return ExitCode::FAILURE;
-        }
+    if let Some(p) = &flags.metrics
+        && let Err(e) = std::fs::write(p, report.metrics(&samples))
+    {
+        eprintln!("scheduler: writing {}: {e}", p.display());
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

@@ -200,10 +200,11 @@ async fn run_user(shared: Arc<Shared>, user: User) {
         }
     }
     // A shared address belongs to the tenant; it is released at the end of the run.
-    if held.is_some() && sc.ip_binding.strategy != BindStrategy::Shared {
-        if let Err(e) = shared.authority.release(&pool_id, &own).await {
-            error.get_or_insert(e);
-        }
+    if held.is_some()
+        && sc.ip_binding.strategy != BindStrategy::Shared
+        && let Err(e) = shared.authority.release(&pool_id, &own).await
+    {
+        error.get_or_insert(e);
     }
     if let Some(e) = error {
         fail(e);
@@ -327,10 +328,10 @@ async fn run_action(
             sample.status = Some(o.status);
             sample.bytes_sent = o.bytes_sent;
             sample.bytes_received = o.bytes_received;
-            if let Some(src) = &o.source_address {
-                if let Ok(a) = src.parse::<SocketAddr>() {
-                    sample.source = a.ip().to_string();
-                }
+            if let Some(src) = &o.source_address
+                && let Ok(a) = src.parse::<SocketAddr>()
+            {
+                sample.source = a.ip().to_string();
             }
             if !sample.ok {
                 sample.error = Some(format!("http {}", o.status));

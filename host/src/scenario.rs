@@ -395,13 +395,14 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             ],
         )
         .unwrap_or(&empty);
-    if let Some(v) = w.string(get(top, "version"), "version", false) {
-        if v != "1.0" && v != "1" {
-            w.problem(
-                "version",
-                format!("unsupported version {v:?} (expected \"1.0\")"),
-            );
-        }
+    if let Some(v) = w.string(get(top, "version"), "version", false)
+        && v != "1.0"
+        && v != "1"
+    {
+        w.problem(
+            "version",
+            format!("unsupported version {v:?} (expected \"1.0\")"),
+        );
     }
     let name = w
         .string(get(top, "name"), "name", false)
@@ -573,13 +574,13 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                         &join(&path, "ip_pool_override"),
                         false,
                     );
-                    if let Some(p) = &pool {
-                        if !pools.iter().any(|x| &x.id == p) {
-                            w.problem(
-                                &join(&path, "ip_pool_override"),
-                                format!("no ip pool {p:?}"),
-                            );
-                        }
+                    if let Some(p) = &pool
+                        && !pools.iter().any(|x| &x.id == p)
+                    {
+                        w.problem(
+                            &join(&path, "ip_pool_override"),
+                            format!("no ip pool {p:?}"),
+                        );
                     }
                     phases.push(Phase {
                         at,
@@ -613,7 +614,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 lifetime.iterations = w
                     .uint(get(m, "iterations"), "load.user_lifetime.iterations")
                     .map(|n| n.min(u32::MAX as u64) as u32)
-                    .unwrap_or(if lifetime.mode == Mode::Loop { 1 } else { 1 });
+                    .unwrap_or(1);
                 lifetime.think_time = w
                     .duration(get(m, "think_time"), "load.user_lifetime.think_time")
                     .unwrap_or_default();
@@ -624,8 +625,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             }
             if let Some(ur) = get(load, "user_resources")
                 .and_then(|v| w.map(v, "load.user_resources", &["ip_binding"]))
-            {
-                if let Some(m) = get(ur, "ip_binding").and_then(|v| {
+                && let Some(m) = get(ur, "ip_binding").and_then(|v| {
                     w.map(
                         v,
                         "load.user_resources.ip_binding",
@@ -638,58 +638,58 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                             "wait_timeout",
                         ],
                     )
-                }) {
-                    let p = "load.user_resources.ip_binding";
-                    ip_binding.enabled = w
-                        .boolean(get(m, "enabled"), &join(p, "enabled"))
-                        .unwrap_or(true);
-                    ip_binding.pool = w.string(get(m, "pool_id"), &join(p, "pool_id"), false);
-                    if let Some(id) = &ip_binding.pool {
-                        if !pools.iter().any(|x| &x.id == id) {
-                            w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
-                        }
+                })
+            {
+                let p = "load.user_resources.ip_binding";
+                ip_binding.enabled = w
+                    .boolean(get(m, "enabled"), &join(p, "enabled"))
+                    .unwrap_or(true);
+                ip_binding.pool = w.string(get(m, "pool_id"), &join(p, "pool_id"), false);
+                if let Some(id) = &ip_binding.pool
+                    && !pools.iter().any(|x| &x.id == id)
+                {
+                    w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
+                }
+                ip_binding.strategy = match w
+                    .string(get(m, "strategy"), &join(p, "strategy"), false)
+                    .as_deref()
+                {
+                    None | Some("per_user") => BindStrategy::PerUser,
+                    Some("shared") => BindStrategy::Shared,
+                    Some("per_task") => BindStrategy::PerTask,
+                    Some(other) => {
+                        w.problem(
+                            &join(p, "strategy"),
+                            format!("unknown strategy {other:?} (per_user, shared, per_task)"),
+                        );
+                        BindStrategy::PerUser
                     }
-                    ip_binding.strategy = match w
-                        .string(get(m, "strategy"), &join(p, "strategy"), false)
-                        .as_deref()
-                    {
-                        None | Some("per_user") => BindStrategy::PerUser,
-                        Some("shared") => BindStrategy::Shared,
-                        Some("per_task") => BindStrategy::PerTask,
-                        Some(other) => {
-                            w.problem(
-                                &join(p, "strategy"),
-                                format!("unknown strategy {other:?} (per_user, shared, per_task)"),
-                            );
-                            BindStrategy::PerUser
-                        }
-                    };
-                    ip_binding.release_on = match w
-                        .string(get(m, "release_on"), &join(p, "release_on"), false)
-                        .as_deref()
-                    {
-                        None | Some("user_exit") => ReleaseOn::UserExit,
-                        Some("task_end") => ReleaseOn::TaskEnd,
-                        Some(other) => {
-                            w.problem(
-                                &join(p, "release_on"),
-                                format!("unknown value {other:?} (task_end, user_exit)"),
-                            );
-                            ReleaseOn::UserExit
-                        }
-                    };
-                    ip_binding.wait_on_exhaustion = w
-                        .boolean(get(m, "wait_on_exhaustion"), &join(p, "wait_on_exhaustion"))
-                        .unwrap_or(false);
-                    if let Some(d) = w.duration(get(m, "wait_timeout"), &join(p, "wait_timeout")) {
-                        ip_binding.wait_timeout = d;
+                };
+                ip_binding.release_on = match w
+                    .string(get(m, "release_on"), &join(p, "release_on"), false)
+                    .as_deref()
+                {
+                    None | Some("user_exit") => ReleaseOn::UserExit,
+                    Some("task_end") => ReleaseOn::TaskEnd,
+                    Some(other) => {
+                        w.problem(
+                            &join(p, "release_on"),
+                            format!("unknown value {other:?} (task_end, user_exit)"),
+                        );
+                        ReleaseOn::UserExit
                     }
-                    if ip_binding.enabled
-                        && ip_binding.pool.is_none()
-                        && phases.iter().any(|ph| ph.pool.is_none())
-                    {
-                        w.problem(&join(p, "pool_id"), "required when ip_binding is enabled (or give every phase an ip_pool_override)");
-                    }
+                };
+                ip_binding.wait_on_exhaustion = w
+                    .boolean(get(m, "wait_on_exhaustion"), &join(p, "wait_on_exhaustion"))
+                    .unwrap_or(false);
+                if let Some(d) = w.duration(get(m, "wait_timeout"), &join(p, "wait_timeout")) {
+                    ip_binding.wait_timeout = d;
+                }
+                if ip_binding.enabled
+                    && ip_binding.pool.is_none()
+                    && phases.iter().any(|ph| ph.pool.is_none())
+                {
+                    w.problem(&join(p, "pool_id"), "required when ip_binding is enabled (or give every phase an ip_pool_override)");
                 }
             }
             if let Some(m) = get(load, "concurrency").and_then(|v| {
@@ -895,10 +895,10 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                         .and_then(|t| {
                             w.string(get(t, "condition"), &join(&ep, "trigger.condition"), false)
                         });
-                    if let Some(c) = &condition {
-                        if let Err(e) = template::parse_condition(c) {
-                            w.problem(&join(&ep, "trigger.condition"), e);
-                        }
+                    if let Some(c) = &condition
+                        && let Err(e) = template::parse_condition(c)
+                    {
+                        w.problem(&join(&ep, "trigger.condition"), e);
                     }
                     edges.push(Edge { to, condition });
                 }

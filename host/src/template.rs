@@ -189,11 +189,11 @@ impl Parser {
     }
     fn cmp(&mut self) -> Result<Expr, String> {
         let left = self.atom()?;
-        if let Some(Tok::Op(op)) = self.peek().cloned() {
-            if ["==", "!=", "<", "<=", ">", ">="].contains(&op) {
-                self.pos += 1;
-                return Ok(Expr::Cmp(op, Box::new(left), Box::new(self.atom()?)));
-            }
+        if let Some(Tok::Op(op)) = self.peek().cloned()
+            && ["==", "!=", "<", "<=", ">", ">="].contains(&op)
+        {
+            self.pos += 1;
+            return Ok(Expr::Cmp(op, Box::new(left), Box::new(self.atom()?)));
         }
         Ok(left)
     }

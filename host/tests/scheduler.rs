@@ -42,8 +42,11 @@ fn report(dir: &Path, scenario: &str) -> (Output, Value) {
     (out, v)
 }
 
-/// A target that records (path, source address) of every request; `/missing/...` is a 404.
-fn recording_target() -> (TestServer, Arc<Mutex<Vec<(String, String)>>>) {
+/// (path, source address) of every request the target saw.
+type Log = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A target that records every request; `/missing/...` is a 404.
+fn recording_target() -> (TestServer, Log) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
     let server = serve("127.0.0.1:0", None, move |r| {
