@@ -52,8 +52,13 @@ test:
 demo *ARGS:
     cargo run -p scheduler-host -- demo {{ARGS}}
 
-# Benchmarks (ratios measured in one run); `just bench --quick` for the tiny CI variant.
+# Benchmarks (ratios measured in one run; writes bench/RESULTS.md); `just bench --quick` is
+# the tiny CI variant. Installs nginx and wrk (Debian) if missing; everything on loopback.
 bench *ARGS:
+    if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then $( [ "$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq nginx-light; fi
+    if ! command -v wrk >/dev/null; then $( [ "$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk || true; fi
+    if [[ " {{ARGS}} " != *" --quick "* ]]; then cargo build --profile host-release -p scheduler-host; fi
+    cargo bench -p integration-tests --bench suite -- {{ARGS}}
     cargo bench -p integration-tests --bench ip_pool -- {{ARGS}}
 
 fmt:

@@ -40,6 +40,15 @@ pub struct Ctx {
     pub table: ResourceTable,
 }
 
+impl Ctx {
+    pub fn new(policy: Policy) -> Self {
+        Ctx {
+            wasi: wasi_ctx(policy),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
 impl WasiView for Ctx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -1,0 +1,578 @@
+//! The benchmark suite: each figure of ours beside the reference figure, measured alternately
+//! (A B A B ...) in one run, median of the repetitions with min and max. Prints a markdown
+//! table and writes it to bench/RESULTS.md (unless --quick, the tiny CI variant, which asserts
+//! nothing about speed and writes nothing).
+//!
+//! `cargo bench -p integration-tests --bench suite [-- --quick]`
+//!
+//! nginx and wrk are used when installed (`just bench` installs them); rows that need a missing
+//! tool say so.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use integration_tests::*;
+use serde_json::json;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Stat {
+        median: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+    }
+}
+
+/// Run `a` and `b` alternately `reps` times.
+fn ab(reps: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) -> (Stat, Stat) {
+    let (mut xa, mut xb) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        xa.push(a());
+        xb.push(b());
+    }
+    (stat(xa), stat(xb))
+}
+
+fn fmt(s: &Stat, unit: &str) -> String {
+    format!("{:.3} {unit} ({:.3}-{:.3})", s.median, s.min, s.max)
+}
+
+struct Table {
+    rows: Vec<String>,
+}
+
+impl Table {
+    fn row(
+        &mut self,
+        n: &str,
+        what: &str,
+        ours: String,
+        reference: String,
+        ratio: String,
+        target: &str,
+    ) {
+        let line = format!("| {n} | {what} | {ours} | {reference} | {ratio} | {target} |");
+        println!("{line}");
+        self.rows.push(line);
+    }
+}
+
+/// A sink: reads everything, then reports how much.
+fn sink() -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (port, h)
+}
+
+fn echo() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_nodelay(true);
+            thread::spawn(move || {
+                let mut b = [0u8; 1];
+                while matches!(s.read(&mut b), Ok(1)) {
+                    if s.write_all(&b).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn bulk(t: &mut Table, quick: bool, reps: usize) {
+    let total: usize = if quick { 16 << 20 } else { 1 << 30 };
+    let chunk = vec![0x5au8; 64 * 1024];
+    let (port, _h) = sink();
+    let native = || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let start = Instant::now();
+        let mut sent = 0;
+        while sent < total {
+            s.write_all(&chunk).unwrap();
+            sent += chunk.len();
+        }
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        total as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64
+    };
+    let mut g = SocketGuest::new();
+    let mut guest = || {
+        let s = g.tcp4();
+        g.connect(s, &addr("127.0.0.1", port)).unwrap();
+        let start = Instant::now();
+        let mut sent = 0;
+        while sent < total {
+            g.send(s, &chunk).unwrap();
+            sent += chunk.len();
+        }
+        g.close(s).unwrap();
+        let r = total as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64;
+        g.drop_socket(s);
+        r
+    };
+    let (ours, native) = ab(reps, &mut guest, native);
+    t.row(
+        "1",
+        &format!("TCP bulk send, 64 KiB writes, {} MiB", total >> 20),
+        fmt(&ours, "GiB/s"),
+        fmt(&native, "GiB/s"),
+        format!("{:.2} x native", ours.median / native.median),
+        ">= 0.85 x",
+    );
+}
+
+fn ping_pong(t: &mut Table, quick: bool, reps: usize) {
+    let n = if quick { 200 } else { 20_000 };
+    let port = echo();
+    let native = || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut b = [0u8; 1];
+        let start = Instant::now();
+        for _ in 0..n {
+            s.write_all(b"x").unwrap();
+            s.read_exact(&mut b).unwrap();
+        }
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    };
+    let mut g = SocketGuest::new();
+    let mut guest = || {
+        let s = g.tcp4();
+        g.connect(s, &addr("127.0.0.1", port)).unwrap();
+        let start = Instant::now();
+        for _ in 0..n {
+            g.send(s, b"x").unwrap();
+            assert_eq!(g.receive(s, 1).unwrap().len(), 1);
+        }
+        let r = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+        g.drop_socket(s);
+        r
+    };
+    let (ours, native) = ab(reps, &mut guest, native);
+    t.row(
+        "2",
+        &format!("TCP 1-byte ping-pong round trip, {n} trips"),
+        fmt(&ours, "us"),
+        fmt(&native, "us"),
+        format!("{:.2} x native", ours.median / native.median),
+        "<= 1.5 x",
+    );
+}
+
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nginx() -> Option<Nginx> {
+    let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("bench-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; worker_processes 1; error_log {d}/error.log crit; pid {d}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000; client_body_temp_path {d}/b; proxy_temp_path {d}/p;
+  fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 \"hello\\n\"; }} }} }}"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).ok()?;
+    let child = Command::new(bin)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .spawn()
+        .ok()?;
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(10) {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Some(Nginx { child, dir, port })
+}
+
+fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
+    let n = if quick { 50 } else { 5_000 };
+    let url = format!("http://127.0.0.1:{}/", ng.port);
+    let mut ex = Executor::new();
+    let mut ours = || {
+        let start = Instant::now();
+        for _ in 0..n {
+            let o = ex
+                .run(
+                    HttpMethod::Get,
+                    json!({ "url": url, "discard_body": true }),
+                    vec![],
+                )
+                .unwrap();
+            assert_eq!(o.status, 200);
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let agent = ureq::AgentBuilder::new().build();
+    let native = || {
+        let start = Instant::now();
+        for _ in 0..n {
+            let r = agent.get(&url).call().unwrap();
+            assert_eq!(r.status(), 200);
+            let _ = r.into_string().unwrap();
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let (o, r) = ab(reps, &mut ours, native);
+    t.row(
+        "3",
+        &format!("sequential keep-alive GETs to nginx, {n} requests"),
+        fmt(&o, "req/s"),
+        format!("native ureq {}", fmt(&r, "req/s")),
+        format!("{:.2} x native ureq", o.median / r.median),
+        ">= 0.6 x native ureq (wasm ureq, wasi:http: not measured)",
+    );
+}
+
+fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
+    let Some(wrk) = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        t.row(
+            "4",
+            "concurrent load vs wrk",
+            "-".into(),
+            "wrk not installed".into(),
+            "-".into(),
+            ">= 0.5 x wrk",
+        );
+        return;
+    };
+    let secs = if quick { 1 } else { 5 };
+    // The optimised build `just bench` makes; the debug one (quick runs only) otherwise.
+    let target = env!("CARGO_MANIFEST_DIR").to_string() + "/../target/";
+    let Some(scheduler) = ["host-release/scheduler", "debug/scheduler"]
+        .iter()
+        .map(|p| target.clone() + p)
+        .find(|p| std::path::Path::new(p).exists() && (quick || p.contains("host-release")))
+    else {
+        t.row(
+            "4",
+            "concurrent load vs wrk",
+            "-".into(),
+            "build `scheduler` first (just bench does)".into(),
+            "-".into(),
+            "",
+        );
+        return;
+    };
+    for users in [64u32, 256] {
+        let dir = std::env::temp_dir().join(format!("bench-load-{}-{users}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let scenario = format!(
+            "version: \"1.0\"\nname: load\nworkbook:\n  resources: [ {{ id: t, properties: {{ ip: \"127.0.0.1\", port: \"{}\" }} }} ]\n\
+load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}\n  user_lifetime: {{ mode: loop, iterations: 0, duration: {secs}s }}\n  concurrency: {{ max_concurrent_users: {users} }}\n\
+actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{}/\", discard_body: true }} }} ]\n\
+workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n",
+            ng.port, ng.port
+        );
+        let path = dir.join("load.yaml");
+        std::fs::write(&path, scenario).unwrap();
+        let json = dir.join("r.json");
+        let ours = || {
+            let out = Command::new(&scheduler)
+                .args([
+                    "run",
+                    path.to_str().unwrap(),
+                    "--json",
+                    json.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            let rps = v["totals"]["requests"].as_f64().unwrap() / v["elapsed_s"].as_f64().unwrap();
+            (rps, v["totals"]["p99_ms"].as_f64().unwrap())
+        };
+        let wrk_run = || {
+            let out = Command::new(wrk)
+                .args([
+                    "-t",
+                    "2",
+                    "-c",
+                    &users.to_string(),
+                    "-d",
+                    &format!("{secs}s"),
+                    "--latency",
+                    &format!("http://127.0.0.1:{}/", ng.port),
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let rps = text
+                .lines()
+                .find(|l| l.starts_with("Requests/sec:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            let p99 = text
+                .lines()
+                .find(|l| l.trim_start().starts_with("99%"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(wrk_ms)
+                .unwrap_or(0.0);
+            (rps, p99)
+        };
+        let (mut a, mut b, mut pa, mut pb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let (r, p) = ours();
+            a.push(r);
+            pa.push(p);
+            let (r, p) = wrk_run();
+            b.push(r);
+            pb.push(p);
+        }
+        let (a, b, pa, pb) = (stat(a), stat(b), stat(pa), stat(pb));
+        t.row(
+            "4",
+            &format!("concurrent load on nginx, {users} users, {secs} s"),
+            format!("{} (p99 {:.2} ms)", fmt(&a, "req/s"), pa.median),
+            format!("wrk {} (p99 {:.2} ms)", fmt(&b, "req/s"), pb.median),
+            format!("{:.2} x wrk", a.median / b.median),
+            ">= 0.5 x wrk (oha: not measured)",
+        );
+    }
+}
+
+fn wrk_ms(v: &str) -> f64 {
+    let (num, mult) = if let Some(x) = v.strip_suffix("us") {
+        (x, 0.001)
+    } else if let Some(x) = v.strip_suffix("ms") {
+        (x, 1.0)
+    } else if let Some(x) = v.strip_suffix('s') {
+        (x, 1000.0)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().unwrap_or(0.0) * mult
+}
+
+fn artifact(t: &mut Table, quick: bool, reps: usize) {
+    let size = |p: &str| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / 1024.0;
+    t.row(
+        "6",
+        "component sizes (release)",
+        format!(
+            "socket {:.0} KiB, ip-pool {:.0} KiB, http-actions {:.0} KiB",
+            size(compose::SOCKET_COMPONENT),
+            size(compose::IP_POOL_COMPONENT),
+            size(compose::HTTP_ACTIONS_COMPONENT)
+        ),
+        "originals: 460, 473, 622 KB".into(),
+        "-".into(),
+        "",
+    );
+    t.row(
+        "6",
+        "scheduler-executor.wasm size",
+        format!("{:.0} KiB", size(compose::EXECUTOR_ARTIFACT)),
+        "-".into(),
+        "-".into(),
+        "<= 400 KB",
+    );
+    let bytes = std::fs::read(compose::EXECUTOR_ARTIFACT).unwrap();
+    let compile: Vec<f64> = (0..reps.min(3))
+        .map(|_| {
+            let e = Engine::new(&Config::new()).unwrap();
+            let s = Instant::now();
+            Component::new(&e, &bytes).unwrap();
+            s.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    t.row(
+        "6",
+        "compile scheduler-executor.wasm (Cranelift)",
+        fmt(&stat(compile), "ms"),
+        "-".into(),
+        "-".into(),
+        "",
+    );
+
+    let users = if quick { 50 } else { 1000 };
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(users + 2)
+        .total_core_instances((users + 2) * 24)
+        .total_memories((users + 2) * 4)
+        .total_tables((users + 2) * 12)
+        .max_core_instances_per_component(48)
+        .max_memories_per_component(8)
+        .max_tables_per_component(24)
+        .max_memory_size(512 << 20);
+    let mut config = Config::new();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    let engine = Engine::new(&config).unwrap();
+    let component = Component::new(&engine, &bytes).unwrap();
+    let mut linker: Linker<Ctx> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    let pre = linker.instantiate_pre(&component).unwrap();
+    let rss = || -> f64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut per_user = Vec::new();
+    let mut rss_per_user = Vec::new();
+    for _ in 0..reps.min(3) {
+        let before = rss();
+        let start = Instant::now();
+        let mut held = Vec::with_capacity(users as usize);
+        for _ in 0..users {
+            let mut store = Store::new(&engine, Ctx::new(loopback_policy()));
+            let inst = pre.instantiate(&mut store).unwrap();
+            held.push((store, inst));
+        }
+        per_user.push(start.elapsed().as_secs_f64() * 1e6 / users as f64);
+        rss_per_user.push((rss() - before) / users as f64);
+        drop(held);
+    }
+    t.row(
+        "6",
+        "instantiate per user (pooling allocator, pre-instantiated)",
+        fmt(&stat(per_user), "us"),
+        "-".into(),
+        "-".into(),
+        "<= 50 us",
+    );
+    t.row(
+        "7",
+        &format!("host RSS per idle user ({users} users held)"),
+        fmt(&stat(rss_per_user), "KiB"),
+        "-".into(),
+        "-".into(),
+        "reported",
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 1 } else { 5 };
+    let mut t = Table { rows: Vec::new() };
+    let header = "| # | measurement | ours (median, min-max) | reference (median, min-max) | ratio | target |\n|---|---|---|---|---|---|";
+    println!("{header}");
+    bulk(&mut t, quick, reps);
+    ping_pong(&mut t, quick, reps);
+    match nginx() {
+        Some(ng) => {
+            http_sequential(&mut t, quick, reps, &ng);
+            concurrent(&mut t, quick, reps, &ng);
+        }
+        None => t.row(
+            "3-4",
+            "HTTP against nginx",
+            "-".into(),
+            "nginx not installed".into(),
+            "-".into(),
+            "",
+        ),
+    }
+    artifact(&mut t, quick, reps);
+    t.row(
+        "5",
+        "ip-pool allocate+release",
+        "see `cargo bench --bench ip_pool` below".into(),
+        "go-ipam 196,687/s".into(),
+        "-".into(),
+        ">= 10 M/s native, >= 1 M/s component",
+    );
+    if !quick {
+        let machine = format!(
+            "{} cores, {}",
+            thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+            std::fs::read_to_string("/proc/cpuinfo")
+                .unwrap_or_default()
+                .lines()
+                .find(|l| l.starts_with("model name"))
+                .unwrap_or("")
+                .replace("model name\t: ", "")
+        );
+        let date = Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Benchmark results\n\nMeasured {date} on {machine} by `just bench` (one run; A and B alternate, median of {reps}, min-max in brackets).\n"
+        );
+        let _ = writeln!(out, "{header}");
+        for r in &t.rows {
+            let _ = writeln!(out, "{r}");
+        }
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("RESULTS.md");
+        let prev = std::fs::read_to_string(&path).unwrap_or_default();
+        let tail = prev
+            .split_once("\n## ip-pool")
+            .map(|(_, t)| format!("\n## ip-pool{t}"))
+            .unwrap_or_default();
+        std::fs::write(&path, out + &tail).unwrap();
+        println!("\nwrote {}", path.display());
+    }
+}
