@@ -12,10 +12,11 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use integration_tests::nginx::Nginx;
 use integration_tests::*;
 use serde_json::json;
 use wasmtime::component::{Component, Linker};
@@ -185,55 +186,15 @@ fn ping_pong(t: &mut Table, quick: bool, reps: usize) {
     );
 }
 
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn nginx() -> Option<Nginx> {
-    let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let dir = std::env::temp_dir().join(format!("bench-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let d = dir.display();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1; error_log {d}/error.log crit; pid {d}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{ access_log off; keepalive_requests 1000000; client_body_temp_path {d}/b; proxy_temp_path {d}/p;
-  fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
-  server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 \"hello\\n\"; }} }} }}"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).ok()?;
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .spawn()
-        .ok()?;
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(10) {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    Some(Nginx { child, dir, port })
+    let bin = integration_tests::nginx::binary()?;
+    Nginx::start(
+        &bin,
+        "bench",
+        "access_log off;\n    keepalive_requests 1000000;",
+        "hello\n",
+    )
+    .ok()
 }
 
 fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {

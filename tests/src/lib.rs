@@ -14,6 +14,7 @@ pub mod socket_bindings {
 }
 
 pub mod http_server;
+pub mod nginx;
 
 pub mod executor_bindings {
     wasmtime::component::bindgen!({
@@ -58,6 +59,13 @@ impl WasiView for Ctx {
     }
 }
 
+/// Compile a component once per test process.
+fn load(cell: &'static OnceLock<Component>, path: &str) -> &'static Component {
+    cell.get_or_init(|| {
+        Component::from_file(engine(), path).unwrap_or_else(|e| panic!("loading {path}: {e:?}"))
+    })
+}
+
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| Engine::new(&Config::new()).expect("engine"))
@@ -65,16 +73,12 @@ pub fn engine() -> &'static Engine {
 
 fn socket_component() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
-    C.get_or_init(|| {
-        Component::from_file(engine(), compose::SOCKET_COMPONENT).expect("load socket component")
-    })
+    load(&C, compose::SOCKET_COMPONENT)
 }
 
 fn pool_component() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
-    C.get_or_init(|| {
-        Component::from_file(engine(), compose::IP_POOL_COMPONENT).expect("load ip-pool component")
-    })
+    load(&C, compose::IP_POOL_COMPONENT)
 }
 
 /// One instance of the ip-pool component; `pool()` gives its exported functions.
@@ -246,9 +250,7 @@ pub fn open_fds() -> usize {
 
 fn executor_component() -> &'static Component {
     static C: OnceLock<Component> = OnceLock::new();
-    C.get_or_init(|| {
-        Component::from_file(engine(), compose::EXECUTOR_ARTIFACT).expect("load executor artifact")
-    })
+    load(&C, compose::EXECUTOR_ARTIFACT)
 }
 
 /// One instance of the composed `scheduler-executor.wasm`, loaded as a scheduler loads it.

@@ -5,91 +5,15 @@
 //! `.ci/run` installs nginx. Where it is missing the test says so and passes, unless
 //! REQUIRE_NGINX=1 (as in CI), where it fails.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use integration_tests::executor_bindings::exports::scheduler::core_libs::ip_pool as pool;
 use integration_tests::*;
 use serde_json::json;
 
-fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_nginx(bin: &PathBuf) -> Nginx {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("executor-nginx-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-error_log {dir}/logs/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 256; }}
-http {{
-    log_format probe '$remote_addr $connection $connection_requests $request';
-    access_log {dir}/logs/access.log probe;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    keepalive_requests 1000;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{ return 200 "hello from nginx\n"; }}
-    }}
-}}
-"#,
-        dir = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .spawn()
-        .expect("start nginx");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "nginx did not start: {:?}",
-            std::fs::read_to_string(dir.join("logs/error.log"))
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Nginx { child, dir, port }
-}
-
 #[test]
 fn nginx_sees_pool_addresses_and_keep_alive() {
-    let Some(bin) = nginx_binary() else {
+    let Some(bin) = integration_tests::nginx::binary() else {
         assert!(
             std::env::var("REQUIRE_NGINX").is_err(),
             "REQUIRE_NGINX is set but nginx is not installed"
@@ -97,7 +21,13 @@ fn nginx_sees_pool_addresses_and_keep_alive() {
         eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
         return;
     };
-    let nginx = start_nginx(&bin);
+    let nginx = integration_tests::nginx::Nginx::start(
+        &bin,
+        "test",
+        "log_format probe '$remote_addr $connection $connection_requests $request';\n    access_log {dir}/logs/access.log probe;\n    keepalive_requests 1000;",
+        "hello from nginx\n",
+    )
+    .unwrap();
     let url = format!("http://127.0.0.1:{}/probe", nginx.port);
 
     let mut ex = Executor::new();

@@ -537,6 +537,22 @@ impl Pool {
         Ok(self.bind(k, owner, now))
     }
 
+    /// `ip` is bound and `generation` is its binding's current one.
+    fn check_generation(&self, k: u128, ip: &str, generation: u64) -> Result<()> {
+        let slot = self
+            .slots
+            .get(&k)
+            .ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
+        if slot.generation != generation {
+            return Err(PoolError::StaleGeneration {
+                ip: ip.to_string(),
+                current: slot.generation,
+                given: generation,
+            });
+        }
+        Ok(())
+    }
+
     fn reclaim_expired(&mut self, now: u64) -> u64 {
         let mut n = 0;
         while let Some(&(at, k)) = self.leases.first() {
@@ -689,17 +705,7 @@ impl IpPools {
     pub fn release(&mut self, pool: &str, ip: &str, generation: u64) -> Result<Binding> {
         let k = to_key(parse_ip(ip)?);
         let (p, _) = self.pool(pool)?;
-        let slot = p
-            .slots
-            .get(&k)
-            .ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
-        if slot.generation != generation {
-            return Err(PoolError::StaleGeneration {
-                ip: ip.to_string(),
-                current: slot.generation,
-                given: generation,
-            });
-        }
+        p.check_generation(k, ip, generation)?;
         Ok(p.unbind(k).expect("slot exists"))
     }
 
@@ -730,17 +736,7 @@ impl IpPools {
     pub fn renew(&mut self, pool: &str, ip: &str, generation: u64) -> Result<Binding> {
         let k = to_key(parse_ip(ip)?);
         let (p, now) = self.pool(pool)?;
-        let slot = p
-            .slots
-            .get(&k)
-            .ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
-        if slot.generation != generation {
-            return Err(PoolError::StaleGeneration {
-                ip: ip.to_string(),
-                current: slot.generation,
-                given: generation,
-            });
-        }
+        p.check_generation(k, ip, generation)?;
         if let Some(ttl) = p.config.lease_ttl_ms {
             p.set_expiry(k, now.saturating_add(ttl));
         }
