@@ -19,7 +19,7 @@ build-all:
 # Compose scheduler-executor.wasm with wac-graph (compose/src/graph.rs) and validate it.
 compose: build-all
     mkdir -p {{out}}
-    cargo run -q -p compose -- {{out}}/scheduler-executor.wasm
+    cargo run -q --bin compose -- {{out}}/scheduler-executor.wasm
     wasm-tools validate {{out}}/scheduler-executor.wasm
 
 # Show the artifact's imports and exports.
@@ -50,16 +50,16 @@ test:
 
 # The main job: the bundled demo scenario.
 demo *ARGS:
-    cargo run -p scheduler-host -- demo {{ARGS}}
+    cargo run --bin scheduler -- demo {{ARGS}}
 
 # Benchmarks (ratios measured in one run; writes bench/RESULTS.md); `just bench --quick` is
 # the tiny CI variant. Installs nginx and wrk (Debian) if missing; everything on loopback.
 bench *ARGS:
     if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then $( [ "$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq nginx-light; fi
     if ! command -v wrk >/dev/null; then $( [ "$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk || true; fi
-    if [[ " {{ARGS}} " != *" --quick "* ]]; then cargo build --profile host-release -p scheduler-host; fi
-    cargo bench -p integration-tests --bench suite -- {{ARGS}}
-    cargo bench -p integration-tests --bench ip_pool -- {{ARGS}}
+    # --quick reuses the debug build of `cargo test`; a real run builds optimised.
+    profile=bench; if [[ " {{ARGS}} " == *" --quick "* ]]; then profile=dev; else cargo build --profile host-release --bin scheduler; fi; \
+        cargo bench --profile $profile --bench suite --bench ip_pool -- {{ARGS}}
 
 fmt:
     cargo fmt --all
