@@ -544,3 +544,89 @@ workflows:
         "released at the end of the clean run"
     );
 }
+
+#[test]
+fn ctrl_c_stops_releases_and_reports() {
+    let (server, log) = recording_target();
+    let dir = tmp("sigint");
+    let state = dir.join("state");
+    let port = server.addr.port();
+    let scenario = format!(
+        r#"
+version: "1.0"
+name: endless
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.45.0/24"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 4, tenant_id: s }}, {{ at_second: 30, spawn_users: 4, tenant_id: s }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 0, think_time: 20ms }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p }} }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/{{{{user.id}}}}" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#
+    );
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, scenario).unwrap();
+    let json = dir.join("r.json");
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while log.lock().unwrap().len() < 20 {
+        assert!(start.elapsed() < Duration::from_secs(60), "no traffic");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "stopped within the drain bound"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("(interrupted)") && text.contains("ip pools at the end"),
+        "{text}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(
+        r["users"]["spawned"], 4,
+        "the second phase was never spawned"
+    );
+    assert_eq!(r["pools"][0]["allocated"], 0, "addresses released");
+    let mut pools = ip_pool::IpPools::new();
+    pools
+        .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
+        .unwrap();
+    assert_eq!(
+        pools.stats("p").unwrap().allocated,
+        0,
+        "and persisted as released"
+    );
+}

@@ -456,6 +456,8 @@ impl Inner {
         loop {
             match input.read(max) {
                 Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
+                // Non-blocking and nothing buffered: no need to ask the pollable.
+                Ok(_) if ms == 0 => return Err(SocketError::WouldBlock),
                 Ok(_) => {
                     let p = pollable.get_or_insert_with(|| input.subscribe());
                     deadline.wait(p, "receive")?;
