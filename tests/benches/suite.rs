@@ -467,28 +467,44 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only NAME`: one part (bulk, ping-pong, http, artifact), for profiling.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let want = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let reps = if quick { 1 } else { 5 };
     let mut t = Table { rows: Vec::new() };
     let header = "| # | measurement | ours (median, min-max) | reference (median, min-max) | ratio | target |\n|---|---|---|---|---|---|";
     println!("{header}");
-    bulk(&mut t, quick, reps);
-    ping_pong(&mut t, quick, reps);
-    match nginx() {
-        Some(ng) => {
-            http_sequential(&mut t, quick, reps, &ng);
-            concurrent(&mut t, quick, reps, &ng);
-        }
-        None => t.row(
-            "3-4",
-            "HTTP against nginx",
-            "-".into(),
-            "nginx not installed".into(),
-            "-".into(),
-            "",
-        ),
+    if want("bulk") {
+        bulk(&mut t, quick, reps);
     }
-    artifact(&mut t, quick, reps);
+    if want("ping-pong") {
+        ping_pong(&mut t, quick, reps);
+    }
+    if want("http") {
+        match nginx() {
+            Some(ng) => {
+                http_sequential(&mut t, quick, reps, &ng);
+                concurrent(&mut t, quick, reps, &ng);
+            }
+            None => t.row(
+                "3-4",
+                "HTTP against nginx",
+                "-".into(),
+                "nginx not installed".into(),
+                "-".into(),
+                "",
+            ),
+        }
+    }
+    if want("artifact") {
+        artifact(&mut t, quick, reps);
+    }
     t.row(
         "5",
         "ip-pool allocate+release",
@@ -497,7 +513,7 @@ fn main() {
         "-".into(),
         ">= 10 M/s native, >= 1 M/s component",
     );
-    if !quick {
+    if !quick && only.is_none() {
         let machine = format!(
             "{} cores, {}",
             thread::available_parallelism()

@@ -219,6 +219,7 @@ methods! {
     accept => call_accept() -> R<ResourceAny>;
     send => call_send(data: &[u8]) -> R<u64>;
     receive => call_receive(max: u32) -> R<Vec<u8>>;
+    try_receive => call_try_receive(max: u32) -> R<Vec<u8>>;
     send_to => call_send_to(data: &[u8], remote: &SocketAddress) -> R<u64>;
     receive_from => call_receive_from(max: u32) -> R<(Vec<u8>, SocketAddress)>;
     shutdown => call_shutdown(how: ShutdownType) -> R<()>;

@@ -626,3 +626,46 @@ fn two_thousand_cycles_leak_nothing() {
         "open fds {fds_before} -> {fds_after}"
     );
 }
+
+#[test]
+fn try_receive_never_waits() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    g.connect(s, &addr("127.0.0.1", port)).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let start = Instant::now();
+    assert!(matches!(g.try_receive(s, 10), Err(SocketError::WouldBlock)));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "the 30 s read timeout did not apply"
+    );
+    peer.write_all(b"hi").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        match g.try_receive(s, 10) {
+            Err(SocketError::WouldBlock) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            other => break other.unwrap(),
+        }
+    };
+    assert_eq!(got, b"hi");
+    drop(peer);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let eof = loop {
+        match g.try_receive(s, 10) {
+            Err(SocketError::WouldBlock) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            other => break other.unwrap(),
+        }
+    };
+    assert!(eof.is_empty(), "empty at EOF");
+    let b = g.tcp4();
+    assert!(is_state(
+        &g.try_receive(b, 1).unwrap_err(),
+        SocketState::Created
+    ));
+}

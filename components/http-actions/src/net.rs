@@ -56,13 +56,9 @@ impl Conn for SocketConn {
     }
 
     fn is_alive(&mut self) -> bool {
-        // Non-blocking read: would-block means open and quiet; EOF, data or an error means
-        // the connection cannot carry a new request.
-        if self.sock.set_read_timeout_ms(0).is_err() {
-            return false;
-        }
-        self.read_ms = 0;
-        matches!(self.sock.recv_vec(1), Err(SocketError::WouldBlock))
+        // Would-block means open and quiet; EOF, data or an error means the connection cannot
+        // carry a new request.
+        matches!(self.sock.try_recv_vec(1), Err(SocketError::WouldBlock))
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {

@@ -444,7 +444,10 @@ impl Inner {
     }
 
     fn tcp_receive(&mut self, max: u64) -> Result<Vec<u8>, SocketError> {
-        let ms = self.read_ms;
+        self.tcp_receive_within(max, self.read_ms)
+    }
+
+    fn tcp_receive_within(&mut self, max: u64, ms: u64) -> Result<Vec<u8>, SocketError> {
         let Io::Tcp(Tcp {
             input: Some(input), ..
         }) = &self.io
@@ -506,7 +509,14 @@ impl Inner {
     }
 
     fn udp_receive(&mut self, max: u64) -> Result<(Vec<u8>, IpSocketAddress), SocketError> {
-        let ms = self.read_ms;
+        self.udp_receive_within(max, self.read_ms)
+    }
+
+    fn udp_receive_within(
+        &mut self,
+        max: u64,
+        ms: u64,
+    ) -> Result<(Vec<u8>, IpSocketAddress), SocketError> {
         let Io::Udp(Udp {
             incoming: Some(inc),
             ..
@@ -645,6 +655,16 @@ impl GuestSocket for SocketResource {
         match s.protocol {
             Protocol::Tcp => s.tcp_receive(max),
             Protocol::Udp => s.udp_receive(max).map(|(d, _)| d),
+        }
+    }
+
+    fn try_receive(&self, max_bytes: u32) -> Result<Vec<u8>, SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.expect_state("try-receive", &[SocketState::Connected])?;
+        let max = check_max(max_bytes)?;
+        match s.protocol {
+            Protocol::Tcp => s.tcp_receive_within(max, 0),
+            Protocol::Udp => s.udp_receive_within(max, 0).map(|(d, _)| d),
         }
     }
 

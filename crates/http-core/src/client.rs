@@ -7,6 +7,9 @@ use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_he
 use crate::pool::{ConnPool, PoolKey};
 use crate::{Conn, HttpError, Method, Net, NetError, Phase, Request, Response, Timings, Url};
 
+/// Reads ask for what is likely to come: a small first read for the head (the host zeroes
+/// the whole buffer it reads into), up to 64 KiB (wasmtime's cap per read) for bodies.
+const HEAD_CHUNK: usize = 16 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub struct Client<N: Net> {
@@ -348,7 +351,7 @@ impl<N: Net> Client<N> {
                 (Phase::FirstByte, req.timeouts.first_byte_ms)
             };
             let (ms, clipped) = phase_ms(limit, end)?;
-            let chunk = match conn.read(READ_CHUNK, ms) {
+            let chunk = match conn.read(HEAD_CHUNK, ms) {
                 Ok(c) => c,
                 Err(NetError::Timeout) => return Err(timeout(phase, clipped).into()),
                 Err(e) if !got_any => return Err(Failure::Stale(format!("no response: {e:?}"))),
@@ -385,18 +388,20 @@ impl<N: Net> Client<N> {
         let mut rest = buf.split_off(head.len);
         let mut body = Vec::new();
         let mut trailers = Vec::new();
-        let read_more =
-            |conn: &mut N::Conn, counters: &mut Counters| -> Result<Vec<u8>, HttpError> {
-                let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
-                match conn.read(READ_CHUNK, ms) {
-                    Ok(c) => {
-                        counters.received += c.len() as u64;
-                        Ok(c)
-                    }
-                    Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
-                    Err(e) => Err(HttpError::Io(format!("reading the body: {e:?}"))),
+        let read_more = |conn: &mut N::Conn,
+                         counters: &mut Counters,
+                         want: usize|
+         -> Result<Vec<u8>, HttpError> {
+            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
+            match conn.read(want.clamp(1, READ_CHUNK), ms) {
+                Ok(c) => {
+                    counters.received += c.len() as u64;
+                    Ok(c)
                 }
-            };
+                Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
+                Err(e) => Err(HttpError::Io(format!("reading the body: {e:?}"))),
+            }
+        };
         let mut clean = true;
         match framing {
             Framing::None => clean = rest.is_empty(),
@@ -418,7 +423,7 @@ impl<N: Net> Client<N> {
                     if body.len() as u64 == n {
                         break;
                     }
-                    rest = read_more(&mut conn, counters)?;
+                    rest = read_more(&mut conn, counters, n as usize - body.len())?;
                     if rest.is_empty() {
                         return Err(HttpError::Protocol(format!(
                             "truncated body: {} of {n} bytes",
@@ -436,7 +441,7 @@ impl<N: Net> Client<N> {
                         clean = used == rest.len();
                         break;
                     }
-                    rest = read_more(&mut conn, counters)?;
+                    rest = read_more(&mut conn, counters, READ_CHUNK)?;
                     if rest.is_empty() {
                         return Err(HttpError::Protocol("truncated chunked body".into()).into());
                     }
@@ -452,7 +457,7 @@ impl<N: Net> Client<N> {
                     .into());
                 }
                 body.extend_from_slice(&rest);
-                rest = read_more(&mut conn, counters)?;
+                rest = read_more(&mut conn, counters, READ_CHUNK)?;
                 if rest.is_empty() {
                     break;
                 }

@@ -175,6 +175,12 @@ impl Socket {
         self.inner.receive(max)
     }
 
+    /// Up to `max` bytes without waiting: `would-block` when nothing is buffered, empty when
+    /// the peer closed.
+    pub fn try_recv_vec(&self, max: u32) -> Result<Vec<u8>> {
+        self.inner.try_receive(max)
+    }
+
     pub fn send_to(&self, data: &[u8], addr: SocketAddr) -> Result<usize> {
         self.inner.send_to(data, &to_wire(addr)).map(|n| n as usize)
     }
