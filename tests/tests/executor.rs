@@ -497,6 +497,9 @@ fn malformed_responses_give_typed_errors() {
         ),
         "/huge-body" => Reply::Full(200, vec![], vec![b'x'; 5000]),
         "/nothing" => Reply::Close,
+        "/huge-length" => Reply::RawClose(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000\r\n\r\nabc".to_vec(),
+        ),
         _ => Reply::ok(""),
     });
     let mut ex = Executor::new();
@@ -530,6 +533,12 @@ fn malformed_responses_give_typed_errors() {
         matches!(e, ActionError::TooLarge(_))
     });
     check("/nothing", json!({}), |e| matches!(e, ActionError::Io(_)));
+    // A declared length far past memory, with the limit lifted: an error, not a trap.
+    check(
+        "/huge-length",
+        json!({ "max_response_body": 1_000_000_000_000_000_000u64 }),
+        |e| matches!(e, ActionError::Protocol(_)),
+    );
 }
 
 #[test]

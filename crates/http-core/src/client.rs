@@ -413,7 +413,8 @@ impl<N: Net> Client<N> {
                     ))
                     .into());
                 }
-                body.reserve(n as usize);
+                // Grows as bytes arrive; a huge declared length reserves no more than 1 MiB.
+                body.reserve((n as usize).min(1 << 20));
                 loop {
                     let take = rest.len().min(n as usize - body.len());
                     body.extend_from_slice(&rest[..take]);
