@@ -679,3 +679,27 @@ fn host_policy_and_bad_params() {
     let r = ex.run(HttpMethod::Get, json!("not an object"), vec![]);
     assert!(matches!(r, Err(ActionError::InvalidParams(_))));
 }
+
+#[test]
+fn extreme_numbers_are_bounded_not_traps() {
+    let server = serve("127.0.0.1:0", None, |_| {
+        Reply::status(503, &[("Retry-After", "18446744073709551615")])
+    });
+    let mut ex = Executor::new();
+    let huge = u64::MAX;
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/"), "retries": 1,
+                    "timeouts": { "total_ms": huge, "dns_ms": huge, "connect_ms": huge, "first_byte_ms": huge, "between_bytes_ms": huge } }),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(
+        (o.status, o.attempts),
+        (503, 1),
+        "a Retry-After past the deadline returns the answer"
+    );
+    // The instance is still usable afterwards.
+    assert_eq!(ex.get(&server.url("/")).unwrap().status, 503);
+}

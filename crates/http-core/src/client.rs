@@ -118,7 +118,9 @@ impl<N: Net> Client<N> {
 
     /// Sleep unless that would pass the deadline; false if there is not enough time.
     fn sleep_within(ms: u64, end: Instant) -> bool {
-        let until = Instant::now() + Duration::from_millis(ms);
+        let Some(until) = Instant::now().checked_add(Duration::from_millis(ms)) else {
+            return false;
+        };
         if until >= end {
             return false;
         }
@@ -128,7 +130,9 @@ impl<N: Net> Client<N> {
 
     pub fn execute(&mut self, req: &Request) -> Result<Response, HttpError> {
         let start = Instant::now();
-        let end = start + Duration::from_millis(req.timeouts.total_ms.max(1));
+        // Any total beyond a year is a year: `Instant` arithmetic must not overflow.
+        let end =
+            start + Duration::from_millis(req.timeouts.total_ms.clamp(1, 365 * 24 * 3600 * 1000));
         let mut url = Url::parse(&req.url)?;
         let mut method = req.method;
         let mut body: &[u8] = &req.body;
