@@ -59,6 +59,16 @@ impl WasiView for Ctx {
     }
 }
 
+/// The WASI linker, set up once per test process.
+fn linker() -> &'static Linker<Ctx> {
+    static L: OnceLock<Linker<Ctx>> = OnceLock::new();
+    L.get_or_init(|| {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+        linker
+    })
+}
+
 /// Compile a component once per test process.
 fn load(cell: &'static OnceLock<Component>, path: &str) -> &'static Component {
     cell.get_or_init(|| {
@@ -89,15 +99,13 @@ pub struct PoolGuest {
 
 impl PoolGuest {
     pub fn new() -> Self {
-        let mut linker = Linker::new(engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
         let ctx = Ctx {
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
         };
         let mut store = Store::new(engine(), ctx);
         let bindings =
-            pool_bindings::IpPoolComponent::instantiate(&mut store, pool_component(), &linker)
+            pool_bindings::IpPoolComponent::instantiate(&mut store, pool_component(), linker())
                 .expect("instantiate");
         PoolGuest { store, bindings }
     }
@@ -152,14 +160,8 @@ impl SocketGuest {
     }
 
     pub fn with_policy(policy: Policy) -> Self {
-        let mut linker = Linker::new(engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
-        let ctx = Ctx {
-            wasi: wasi_ctx(policy),
-            table: ResourceTable::new(),
-        };
-        let mut store = Store::new(engine(), ctx);
-        let bindings = SocketComponent::instantiate(&mut store, socket_component(), &linker)
+        let mut store = Store::new(engine(), Ctx::new(policy));
+        let bindings = SocketComponent::instantiate(&mut store, socket_component(), linker())
             .expect("instantiate");
         SocketGuest { store, bindings }
     }
@@ -266,17 +268,11 @@ impl Executor {
     }
 
     pub fn with_policy(policy: Policy) -> Self {
-        let mut linker = Linker::new(engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
-        let ctx = Ctx {
-            wasi: wasi_ctx(policy),
-            table: ResourceTable::new(),
-        };
-        let mut store = Store::new(engine(), ctx);
+        let mut store = Store::new(engine(), Ctx::new(policy));
         let bindings = executor_bindings::SchedulerExecutor::instantiate(
             &mut store,
             executor_component(),
-            &linker,
+            linker(),
         )
         .expect("instantiate executor");
         Executor { store, bindings }

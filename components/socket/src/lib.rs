@@ -184,7 +184,7 @@ fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<std::net::IpAddr>, SocketE
     if host.is_empty() {
         return Err(SocketError::InvalidInput("empty host name".to_string()));
     }
-    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() {
+    if let Ok(ip) = parse_ip(host) {
         return Ok(vec![ip]);
     }
     let net = instance_network();

@@ -377,14 +377,17 @@ impl<N: Net> Client<N> {
             }
             counters.received += chunk.len() as u64;
             buf.extend_from_slice(&chunk);
+            // Skip informational heads (all but 101); the final one ends the loop.
+            let mut last = None;
             while let Some(h) = parse_head(&buf, req.max_header_bytes)? {
                 if (100..200).contains(&h.status) && h.status != 101 {
                     buf.drain(..h.len);
                     continue;
                 }
+                last = Some(h);
                 break;
             }
-            if let Some(h) = parse_head(&buf, req.max_header_bytes)? {
+            if let Some(h) = last {
                 break h;
             }
         };
