@@ -92,9 +92,10 @@ fn native(case: &Case, ops: usize) -> f64 {
     let os = owners(1024);
     let start = Instant::now();
     for i in 0..ops {
-        let b = p.allocate("p", &os[i & 1023]).unwrap();
-        p.release_owner("p", &os[i & 1023]).unwrap();
-        std::hint::black_box(b);
+        // The binding is read in place (`BindingRef`), as a native caller would.
+        let b = std::hint::black_box(p.allocate("p", &os[i & 1023]).unwrap());
+        let (ip, generation) = (b.ip, b.generation);
+        std::hint::black_box(p.release_addr("p", ip, generation).unwrap());
     }
     ops as f64 / start.elapsed().as_secs_f64()
 }
@@ -157,12 +158,21 @@ fn bytes_per_binding(n: u64) -> f64 {
 }
 
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only native` or `--only component` (for profiling one side).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     let (ops_native, ops_comp, reps, scale) = if quick {
         (20_000, 2_000, 1, 100)
     } else {
@@ -201,8 +211,12 @@ fn main() {
         let mut n = Vec::new();
         let mut c = Vec::new();
         for _ in 0..reps {
-            n.push(native(case, ops_native));
-            c.push(component(case, ops_comp));
+            if only.as_deref() != Some("component") {
+                n.push(native(case, ops_native));
+            }
+            if only.as_deref() != Some("native") {
+                c.push(component(case, ops_comp));
+            }
         }
         let (nm, nlo, nhi) = median(n);
         let (cm, clo, chi) = median(c);
@@ -224,7 +238,7 @@ fn main() {
         bytes_per_binding(n)
     );
     print!("{table}");
-    if !quick {
+    if !quick && only.is_none() {
         // The ip-pool section of bench/RESULTS.md (the suite writes the part above it).
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/RESULTS.md");
         let prev = std::fs::read_to_string(&path).unwrap_or_default();

@@ -76,22 +76,34 @@ fn owner(o: Owner) -> ip_pool::Owner {
     }
 }
 
-fn binding(b: ip_pool::Binding) -> Binding {
+fn binding(b: ip_pool::BindingRef<'_>) -> Binding {
     let resource_type = match b.resource_type {
         ip_pool::ResourceType::Vm => ResourceType::Vm,
         ip_pool::ResourceType::Container => ResourceType::Container,
         ip_pool::ResourceType::Pod => ResourceType::Pod,
-        ip_pool::ResourceType::Custom(c) => ResourceType::Custom(c),
+        ip_pool::ResourceType::Custom(c) => ResourceType::Custom(c.clone()),
     };
     Binding {
         ip: b.ip.to_string(),
-        pool: b.pool,
-        tenant: b.tenant,
-        resource: b.resource,
+        pool: b.pool.to_string(),
+        tenant: b.tenant.to_string(),
+        resource: b.resource.to_string(),
         resource_type,
         generation: b.generation,
         lease_expiry_ms: b.lease_expiry_ms,
     }
+}
+
+fn owned(b: ip_pool::Binding) -> Binding {
+    binding(ip_pool::BindingRef {
+        ip: b.ip,
+        pool: &b.pool,
+        tenant: &b.tenant,
+        resource: &b.resource,
+        resource_type: &b.resource_type,
+        generation: b.generation,
+        lease_expiry_ms: b.lease_expiry_ms,
+    })
 }
 
 fn range(r: ip_pool::RangeInfo) -> RangeInfo {
@@ -140,19 +152,19 @@ impl Guest for Component {
     }
 
     fn allocate(pool: String, o: Owner) -> Result<Binding, PoolError> {
-        with(|p| p.allocate(&pool, &owner(o))).map(binding)
+        with(|p| p.allocate(&pool, &owner(o)).map(binding))
     }
 
     fn allocate_specific(pool: String, ip: String, o: Owner) -> Result<Binding, PoolError> {
-        with(|p| p.allocate_specific(&pool, &ip, &owner(o))).map(binding)
+        with(|p| p.allocate_specific(&pool, &ip, &owner(o)).map(binding))
     }
 
     fn release(pool: String, ip: String, generation: u64) -> Result<Binding, PoolError> {
-        with(|p| p.release(&pool, &ip, generation)).map(binding)
+        with(|p| p.release(&pool, &ip, generation).map(binding))
     }
 
     fn release_owner(pool: String, o: Owner) -> Result<Binding, PoolError> {
-        with(|p| p.release_owner(&pool, &owner(o))).map(binding)
+        with(|p| p.release_owner(&pool, &owner(o)).map(binding))
     }
 
     fn release_tenant(pool: String, tenant: String) -> Result<u64, PoolError> {
@@ -160,7 +172,7 @@ impl Guest for Component {
     }
 
     fn renew(pool: String, ip: String, generation: u64) -> Result<Binding, PoolError> {
-        with(|p| p.renew(&pool, &ip, generation)).map(binding)
+        with(|p| p.renew(&pool, &ip, generation).map(binding))
     }
 
     fn reclaim_expired(pool: String) -> Result<u64, PoolError> {
@@ -172,15 +184,15 @@ impl Guest for Component {
     }
 
     fn get_binding(pool: String, ip: String) -> Result<Option<Binding>, PoolError> {
-        with(|p| p.get_binding(&pool, &ip)).map(|b| b.map(binding))
+        with(|p| p.get_binding(&pool, &ip).map(|b| b.map(binding)))
     }
 
     fn find_owner(pool: String, o: Owner) -> Result<Option<Binding>, PoolError> {
-        with(|p| p.find_owner(&pool, &owner(o))).map(|b| b.map(binding))
+        with(|p| p.find_owner(&pool, &owner(o)).map(|b| b.map(binding)))
     }
 
     fn list_by_tenant(pool: String, tenant: String) -> Result<Vec<Binding>, PoolError> {
-        with(|p| p.list_by_tenant(&pool, &tenant)).map(|v| v.into_iter().map(binding).collect())
+        with(|p| p.list_by_tenant(&pool, &tenant)).map(|v| v.into_iter().map(owned).collect())
     }
 
     fn stats(pool: String) -> Result<PoolStats, PoolError> {

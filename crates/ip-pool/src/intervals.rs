@@ -1,11 +1,16 @@
 //! A set of `u128` keys stored as disjoint, non-adjacent inclusive intervals. Every operation
 //! is O(log n) in the number of intervals (fragments), whatever their sizes.
+//!
+//! The map is keyed by each interval's *end* and holds its start, so the common moves
+//! (taking the lowest address of an interval, giving back the address just below one) change
+//! a value in place instead of removing and re-inserting a key.
 
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Intervals {
+    /// end -> start
     map: BTreeMap<u128, u128>,
     count: u128,
 }
@@ -16,6 +21,7 @@ impl Intervals {
     }
 
     /// Number of keys in the set.
+    #[inline]
     pub fn count(&self) -> u128 {
         self.count
     }
@@ -24,99 +30,123 @@ impl Intervals {
         self.map.len()
     }
 
+    /// The intervals as inclusive `(start, end)` pairs, in order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, u128)> + '_ {
-        self.map.iter().map(|(&s, &e)| (s, e))
+        self.map.iter().map(|(&e, &s)| (s, e))
+    }
+
+    /// The first interval ending at or after `x`: `(start, end)`.
+    #[inline]
+    fn at_or_after(&self, x: u128) -> Option<(u128, u128)> {
+        self.map.range(x..).next().map(|(&e, &s)| (s, e))
     }
 
     /// The interval holding `x`, if any.
+    #[inline]
     fn containing(&self, x: u128) -> Option<(u128, u128)> {
-        self.map
-            .range(..=x)
-            .next_back()
-            .filter(|&(_, &e)| e >= x)
-            .map(|(&s, &e)| (s, e))
+        self.at_or_after(x).filter(|&(s, _)| s <= x)
     }
 
+    #[inline]
     pub fn contains(&self, x: u128) -> bool {
         self.containing(x).is_some()
     }
 
     /// True when any key of `[s, e]` is in the set.
     pub fn intersects(&self, s: u128, e: u128) -> bool {
-        if self.contains(s) {
-            return true;
-        }
-        self.map.range((Excluded(s), Included(e))).next().is_some()
+        self.at_or_after(s).is_some_and(|(is, _)| is <= e)
     }
 
     /// Add `[s, e]`, which must not intersect the set; merges with neighbours.
+    #[inline]
     pub fn insert(&mut self, s: u128, e: u128) {
         debug_assert!(s <= e && !self.intersects(s, e));
-        let mut start = s;
-        let mut end = e;
-        if s > 0
-            && let Some((ps, pe)) = self.containing(s - 1)
-        {
-            self.map.remove(&ps);
-            start = ps;
-            debug_assert_eq!(pe, s - 1);
-        }
-        if e < u128::MAX
-            && let Some(ne) = self.map.remove(&(e + 1))
-        {
-            end = ne;
-        }
-        self.map.insert(start, end);
         self.count += e - s + 1;
+        // Fast path: before the first interval, so there is nothing on the left to merge with.
+        if let Some(mut first) = self.map.first_entry()
+            && e < *first.get()
+        {
+            if *first.get() == e + 1 {
+                *first.get_mut() = s;
+            } else {
+                self.map.insert(e, s);
+            }
+            return;
+        }
+        // The interval ending at s - 1, if any, is absorbed.
+        let left = s
+            .checked_sub(1)
+            .and_then(|l| self.map.remove(&l).map(|ls| (l, ls)));
+        let start = left.map_or(s, |(_, ls)| ls);
+        // The interval starting at e + 1, if any, keeps its key and takes the new start.
+        if e < u128::MAX
+            && let Some((_, rs)) = self.map.range_mut((Excluded(e), Unbounded)).next()
+            && *rs == e + 1
+        {
+            *rs = start;
+            return;
+        }
+        self.map.insert(e, start);
     }
 
     /// Remove one key; false if it was not there.
+    #[inline]
     pub fn remove(&mut self, x: u128) -> bool {
-        let Some((s, e)) = self.containing(x) else {
+        // Fast path: the lowest key (the sequential strategy's pick).
+        if let Some(mut first) = self.map.first_entry()
+            && *first.get() == x
+        {
+            self.count -= 1;
+            if *first.key() == x {
+                first.remove();
+            } else {
+                *first.get_mut() = x + 1;
+            }
+            return true;
+        }
+        let Some((&e, s)) = self.map.range_mut(x..).next() else {
             return false;
         };
-        self.map.remove(&s);
-        if s < x {
-            self.map.insert(s, x - 1);
-        }
-        if x < e {
-            self.map.insert(x + 1, e);
+        if *s > x {
+            return false;
         }
         self.count -= 1;
+        let start = *s;
+        if x < e {
+            // Keep [x + 1, e] under its key; [start, x - 1] needs one of its own.
+            *s = x + 1;
+            if start < x {
+                self.map.insert(x - 1, start);
+            }
+        } else {
+            self.map.remove(&e);
+            if start < x {
+                self.map.insert(x - 1, start);
+            }
+        }
         true
     }
 
     /// Remove every key in `[s, e]`; returns how many were removed.
     pub fn remove_range(&mut self, s: u128, e: u128) -> u128 {
         let mut removed = 0;
-        // Intervals that start before s but reach into it.
-        if let Some((ps, pe)) = self.containing(s)
-            && ps < s
-        {
-            self.map.insert(ps, s - 1);
-            let cut_end = pe.min(e);
-            removed += cut_end - s + 1;
-            if pe > e {
-                self.map.insert(e + 1, pe);
+        while let Some((is, ie)) = self.at_or_after(s) {
+            if is > e {
+                break;
             }
-            self.count -= removed;
-            if pe >= e {
-                return removed;
+            self.map.remove(&ie);
+            if is < s {
+                self.map.insert(s - 1, is);
             }
-        }
-        let starts: Vec<u128> = self
-            .map
-            .range((Included(s), Included(e)))
-            .map(|(&k, _)| k)
-            .collect();
-        for k in starts {
-            let ke = self.map.remove(&k).unwrap_or(k);
-            let cut_end = ke.min(e);
-            removed_add(&mut removed, &mut self.count, cut_end - k + 1);
-            if ke > e {
-                self.map.insert(e + 1, ke);
+            if ie > e {
+                self.map.insert(ie, e + 1);
+            }
+            removed += ie.min(e) - is.max(s) + 1;
+            if ie >= e {
+                break;
             }
         }
+        self.count -= removed;
         removed
     }
 
@@ -124,15 +154,10 @@ impl Intervals {
     pub fn gaps(&self, s: u128, e: u128) -> Vec<(u128, u128)> {
         let mut out = Vec::new();
         let mut at = s;
-        let mut iter_from = s;
-        if let Some((_, pe)) = self.containing(s) {
-            if pe >= e {
-                return out;
+        for (&ie, &is) in self.map.range((Included(s), Unbounded)) {
+            if is > e {
+                break;
             }
-            at = pe + 1;
-            iter_from = at;
-        }
-        for (&is, &ie) in self.map.range((Included(iter_from), Included(e))) {
             if is > at {
                 out.push((at, is - 1));
             }
@@ -145,25 +170,16 @@ impl Intervals {
         out
     }
 
+    #[inline]
     pub fn first(&self) -> Option<u128> {
-        self.map.keys().next().copied()
+        self.map.first_key_value().map(|(_, &s)| s)
     }
 
     /// The lowest key >= x.
+    #[inline]
     pub fn next_at_or_after(&self, x: u128) -> Option<u128> {
-        if self.contains(x) {
-            return Some(x);
-        }
-        self.map
-            .range((Excluded(x), Unbounded))
-            .next()
-            .map(|(&s, _)| s)
+        self.at_or_after(x).map(|(s, _)| s.max(x))
     }
-}
-
-fn removed_add(removed: &mut u128, count: &mut u128, n: u128) {
-    *removed += n;
-    *count -= n;
 }
 
 #[cfg(test)]
@@ -200,5 +216,63 @@ mod tests {
             iv.iter().collect::<Vec<_>>(),
             vec![(0, 99), (200, u128::MAX - 1)]
         );
+    }
+
+    #[test]
+    fn edges_of_the_key_space() {
+        let mut iv = Intervals::new();
+        iv.insert(u128::MAX, u128::MAX);
+        iv.insert(0, 0);
+        assert!(iv.remove(u128::MAX));
+        assert!(iv.remove(0));
+        assert_eq!(iv.count(), 0);
+        // (The count of all 2^128 keys does not fit; pools never hold ::/0.)
+        iv.insert(1, u128::MAX - 1);
+        iv.insert(u128::MAX, u128::MAX);
+        assert_eq!(iv.fragments(), 1);
+        assert!(iv.remove(u128::MAX));
+        assert!(iv.remove(1));
+        assert_eq!(iv.iter().collect::<Vec<_>>(), vec![(2, u128::MAX - 1)]);
+    }
+
+    /// Every operation agrees with a plain set of keys.
+    #[test]
+    fn matches_a_reference_set() {
+        let mut iv = Intervals::new();
+        let mut set = std::collections::BTreeSet::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = u128::from(x % 200);
+            match x % 5 {
+                0 | 1 => {
+                    assert_eq!(iv.remove(k), set.remove(&k));
+                }
+                2 => {
+                    let e = k + u128::from(x >> 40) % 4;
+                    let want = (k..=e).filter(|v| set.remove(v)).count() as u128;
+                    assert_eq!(iv.remove_range(k, e), want);
+                }
+                _ => {
+                    if !set.contains(&k) {
+                        iv.insert(k, k);
+                        set.insert(k);
+                    }
+                }
+            }
+            assert_eq!(iv.count(), set.len() as u128);
+            assert_eq!(iv.first(), set.first().copied());
+            assert_eq!(iv.next_at_or_after(k), set.range(k..).next().copied());
+            assert_eq!(iv.contains(k), set.contains(&k));
+            let gaps: u128 = iv.gaps(k, k + 9).iter().map(|(a, b)| b - a + 1).sum();
+            assert_eq!(gaps, 10 - set.range(k..=k + 9).count() as u128);
+        }
+        let mut prev: Option<u128> = None;
+        for (s, e) in iv.iter() {
+            assert!(s <= e && prev.is_none_or(|p| s > p + 1));
+            prev = Some(e);
+        }
     }
 }

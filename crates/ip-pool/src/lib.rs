@@ -8,14 +8,24 @@
 
 pub mod addr;
 mod intervals;
+mod slots;
+mod small;
 mod snapshot;
+mod tenants;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 pub use intervals::Intervals;
+use slots::Slots;
+use small::SmallStr;
+use tenants::Tenants;
+
+/// A pool or tenant name, stored once per pool.
+pub(crate) type Name = Arc<str>;
 
 use addr::{ParsedRange, from_key, parse_cidr, parse_ip, parse_start_end, to_key};
 
@@ -100,6 +110,49 @@ impl Binding {
             self.resource.clone(),
             self.resource_type.clone(),
         )
+    }
+}
+
+/// A binding read in place: it borrows the pool's state, so returning one copies and
+/// allocates nothing. [`BindingRef::to_binding`] keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindingRef<'a> {
+    pub ip: IpAddr,
+    pub pool: &'a str,
+    pub tenant: &'a str,
+    pub resource: &'a str,
+    pub resource_type: &'a ResourceType,
+    pub generation: u64,
+    pub lease_expiry_ms: Option<u64>,
+}
+
+impl BindingRef<'_> {
+    pub fn to_binding(&self) -> Binding {
+        Binding {
+            ip: self.ip,
+            pool: self.pool.to_string(),
+            tenant: self.tenant.to_string(),
+            resource: self.resource.to_string(),
+            resource_type: self.resource_type.clone(),
+            generation: self.generation,
+            lease_expiry_ms: self.lease_expiry_ms,
+        }
+    }
+
+    pub fn owner(&self) -> Owner {
+        Owner::new(self.tenant, self.resource, self.resource_type.clone())
+    }
+}
+
+impl PartialEq<Binding> for BindingRef<'_> {
+    fn eq(&self, b: &Binding) -> bool {
+        self.ip == b.ip
+            && self.pool == b.pool
+            && self.tenant == b.tenant
+            && self.resource == b.resource
+            && *self.resource_type == b.resource_type
+            && self.generation == b.generation
+            && self.lease_expiry_ms == b.lease_expiry_ms
     }
 }
 
@@ -226,6 +279,7 @@ impl Clock for SystemClock {
 pub struct FxHasher(u64);
 
 impl Hasher for FxHasher {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut b = [0u8; 8];
@@ -233,19 +287,24 @@ impl Hasher for FxHasher {
             self.write_u64(u64::from_le_bytes(b));
         }
     }
+    #[inline]
     fn write_u64(&mut self, n: u64) {
         self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
+    #[inline]
     fn write_u128(&mut self, n: u128) {
         self.write_u64(n as u64);
         self.write_u64((n >> 64) as u64);
     }
+    #[inline]
     fn write_u8(&mut self, n: u8) {
         self.write_u64(u64::from(n));
     }
+    #[inline]
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
     }
+    #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
@@ -253,19 +312,32 @@ impl Hasher for FxHasher {
 
 type FxBuild = BuildHasherDefault<FxHasher>;
 type FxMap<K, V> = HashMap<K, V, FxBuild>;
-type FxSet<K> = HashSet<K, FxBuild>;
+
+/// The owner index's hash: the tenant by id (already resolved), then the resource.
+#[inline]
+fn owner_hash(tenant: u32, resource: &str, resource_type: &ResourceType) -> u64 {
+    #[cfg(test)]
+    if tests::COLLIDE.get() {
+        return 7;
+    }
+    FxBuild::default().hash_one((tenant, resource, resource_type))
+}
 
 #[derive(Debug, Clone)]
 struct Slot {
-    owner: Owner,
+    ip: u128,
+    /// Id in the pool's `Tenants`.
+    tenant: u32,
+    /// Position in the tenant's list of bindings.
+    pos: u32,
+    resource: SmallStr,
+    resource_type: ResourceType,
     generation: u64,
     expiry: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Tenant {
-    ips: FxSet<u128>,
-    quota: Option<u64>,
+    /// `owner_hash` of the owner, kept so a release does not hash the names again.
+    hash: u64,
+    /// The address was reserved while bound: releasing it does not free it.
+    reserved: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -276,14 +348,17 @@ struct Range {
 
 #[derive(Debug, Clone)]
 struct Pool {
-    name: String,
+    name: Name,
     config: PoolConfig,
     ranges: BTreeMap<u128, Range>,
     reserved: Intervals,
     free: Intervals,
-    slots: FxMap<u128, Slot>,
-    owners: FxMap<Owner, u128>,
-    tenants: FxMap<String, Tenant>,
+    slots: Slots,
+    /// Owner hash -> slot id. An owner whose hash is already taken by another owner goes to
+    /// `owner_overflow`, so lookups stay exact whatever the hash does.
+    owners: FxMap<u64, u32>,
+    owner_overflow: FxMap<Owner, u32>,
+    tenants: Tenants,
     leases: BTreeSet<(u64, u128)>,
     cursor: u128,
     rng: u64,
@@ -295,14 +370,15 @@ impl Pool {
     fn new(name: &str, config: PoolConfig) -> Self {
         let rng = config.seed | 1;
         Pool {
-            name: name.to_string(),
+            name: Name::from(name),
             config,
             ranges: BTreeMap::new(),
             reserved: Intervals::new(),
             free: Intervals::new(),
-            slots: FxMap::default(),
+            slots: Slots::default(),
             owners: FxMap::default(),
-            tenants: FxMap::default(),
+            owner_overflow: FxMap::default(),
+            tenants: Tenants::default(),
             leases: BTreeSet::new(),
             cursor: 0,
             rng,
@@ -369,6 +445,9 @@ impl Pool {
             self.reserved.insert(gs, ge);
         }
         self.free.remove_range(s, e);
+        for slot in self.slots.in_range_mut(s, e) {
+            slot.reserved = true;
+        }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -405,152 +484,232 @@ impl Pool {
         }
     }
 
-    fn binding(&self, k: u128, slot: &Slot) -> Binding {
-        Binding {
-            ip: from_key(k),
-            pool: self.name.clone(),
-            tenant: slot.owner.tenant.clone(),
-            resource: slot.owner.resource.clone(),
-            resource_type: slot.owner.resource_type.clone(),
+    fn binding(&self, id: u32) -> BindingRef<'_> {
+        let slot = self.slots.at(id);
+        BindingRef {
+            ip: from_key(slot.ip),
+            pool: &self.name,
+            tenant: &self.tenants.at(slot.tenant).name,
+            resource: slot.resource.as_str(),
+            resource_type: &slot.resource_type,
             generation: slot.generation,
             lease_expiry_ms: slot.expiry,
         }
     }
 
-    fn check_quota(&self, tenant: &str) -> Result<()> {
-        if let Some(t) = self.tenants.get(tenant)
-            && let Some(limit) = t.quota
+    fn slot_owner(&self, slot: &Slot) -> Owner {
+        Owner::new(
+            &*self.tenants.at(slot.tenant).name,
+            slot.resource.as_str(),
+            slot.resource_type.clone(),
+        )
+    }
+
+    /// The slot `owner` holds: its tenant's id and its `owner_hash`, and the slot id.
+    fn find_hashed(&self, owner: &Owner) -> Option<(u32, u64, Option<u32>)> {
+        let tenant = self.tenants.id(&owner.tenant)?;
+        let hash = owner_hash(tenant, &owner.resource, &owner.resource_type);
+        if let Some(&id) = self.owners.get(&hash) {
+            let s = self.slots.at(id);
+            if s.tenant == tenant
+                && s.resource.as_bytes() == owner.resource.as_bytes()
+                && s.resource_type == owner.resource_type
+            {
+                return Some((tenant, hash, Some(id)));
+            }
+        }
+        if self.owner_overflow.is_empty() {
+            return Some((tenant, hash, None));
+        }
+        Some((tenant, hash, self.owner_overflow.get(owner).copied()))
+    }
+
+    fn find(&self, owner: &Owner) -> Option<u32> {
+        self.find_hashed(owner).and_then(|(_, _, id)| id)
+    }
+
+    /// Bind the free (or just taken) address `k` to `owner`, which holds nothing yet.
+    /// `found` is what `find_hashed` gave for the owner.
+    fn bind(
+        &mut self,
+        k: u128,
+        owner: &Owner,
+        found: Option<(u32, u64)>,
+        now: u64,
+    ) -> Result<BindingRef<'_>> {
+        let (tenant, hash) = found.unwrap_or_else(|| {
+            let t = self.tenants.make(&owner.tenant);
+            (t, owner_hash(t, &owner.resource, &owner.resource_type))
+        });
+        let t = self.tenants.at(tenant);
+        if let Some(limit) = t.quota
             && t.ips.len() as u64 >= limit
         {
             return Err(PoolError::QuotaExceeded {
-                tenant: tenant.to_string(),
+                tenant: owner.tenant.clone(),
                 limit,
             });
         }
-        Ok(())
+        self.free.remove(k);
+        self.generation += 1;
+        let slot = Slot {
+            ip: k,
+            tenant,
+            pos: 0,
+            resource: SmallStr::new(&owner.resource),
+            resource_type: owner.resource_type.clone(),
+            generation: self.generation,
+            expiry: self.config.lease_ttl_ms.map(|ttl| now.saturating_add(ttl)),
+            hash,
+            reserved: false,
+        };
+        let id = self.index(slot);
+        Ok(self.binding(id))
     }
 
-    fn bind(&mut self, k: u128, owner: &Owner, now: u64) -> Binding {
-        self.generation += 1;
-        let expiry = self.config.lease_ttl_ms.map(|ttl| now.saturating_add(ttl));
+    /// Record `slot` in every index; its address and owner must be unbound.
+    fn index(&mut self, slot: Slot) -> u32 {
+        let (k, hash, tenant, expiry) = (slot.ip, slot.hash, slot.tenant, slot.expiry);
+        let id = self.slots.insert(slot);
+        match self.owners.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                let owner = self.slot_owner(self.slots.at(id));
+                self.owner_overflow.insert(owner, id);
+            }
+        }
         if let Some(at) = expiry {
             self.leases.insert((at, k));
         }
-        let slot = Slot {
-            owner: owner.clone(),
-            generation: self.generation,
-            expiry,
-        };
-        let b = self.binding(k, &slot);
-        self.slots.insert(k, slot);
-        self.owners.insert(owner.clone(), k);
-        match self.tenants.get_mut(&owner.tenant) {
-            Some(t) => {
-                t.ips.insert(k);
-            }
-            None => {
-                let mut t = Tenant::default();
-                t.ips.insert(k);
-                self.tenants.insert(owner.tenant.clone(), t);
-            }
-        }
-        b
+        let ips = &mut self.tenants.at_mut(tenant).ips;
+        self.slots.at_mut(id).pos = ips.len() as u32;
+        ips.push(id);
+        id
     }
 
-    fn unbind(&mut self, k: u128) -> Option<Binding> {
-        let slot = self.slots.remove(&k)?;
-        let b = self.binding(k, &slot);
-        self.owners.remove(&slot.owner);
-        if let Some(at) = slot.expiry {
+    /// Free `k` if it is bound with `generation` (any generation when `None`). The returned
+    /// binding reads the freed slot, which stays intact until the next binding.
+    fn unbind(&mut self, k: u128, generation: Option<u64>) -> Result<BindingRef<'_>> {
+        let stale = |slot: &Slot| {
+            generation
+                .filter(|&g| g != slot.generation)
+                .map(|g| PoolError::StaleGeneration {
+                    ip: from_key(k).to_string(),
+                    current: slot.generation,
+                    given: g,
+                })
+        };
+        let id = self
+            .slots
+            .remove_if(k, stale)
+            .ok_or_else(|| PoolError::NotFound(from_key(k).to_string()))??;
+        let slot = self.slots.at(id);
+        let (hash, tenant, pos, expiry, reserved) =
+            (slot.hash, slot.tenant, slot.pos, slot.expiry, slot.reserved);
+        match self.owners.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(e) if *e.get() == id => {
+                e.remove();
+            }
+            _ => {
+                let owner = self.slot_owner(slot);
+                self.owner_overflow.remove(&owner);
+            }
+        }
+        if let Some(at) = expiry {
             self.leases.remove(&(at, k));
         }
-        if let Some(t) = self.tenants.get_mut(&slot.owner.tenant) {
-            t.ips.remove(&k);
-            if t.ips.is_empty() && t.quota.is_none() {
-                self.tenants.remove(&slot.owner.tenant);
-            }
+        let t = self.tenants.at_mut(tenant);
+        t.ips.swap_remove(pos as usize);
+        if let Some(&moved) = t.ips.get(pos as usize) {
+            self.slots.at_mut(moved).pos = pos;
         }
-        if !self.reserved.contains(k) {
+        if t.idle() {
+            self.tenants.went_idle();
+        }
+        if !reserved {
             self.free.insert(k, k);
         }
-        Some(b)
+        Ok(self.binding(id))
     }
 
-    fn existing(&mut self, owner: &Owner, now: u64) -> Option<Binding> {
-        let &k = self.owners.get(owner)?;
-        // A repeated allocate renews the lease.
+    /// A repeated allocate renews the lease.
+    fn existing(&mut self, id: u32, now: u64) -> BindingRef<'_> {
         if let Some(ttl) = self.config.lease_ttl_ms {
-            self.set_expiry(k, now.saturating_add(ttl));
+            self.set_expiry(id, now.saturating_add(ttl));
         }
-        Some(self.binding(k, &self.slots[&k]))
+        self.binding(id)
     }
 
-    fn set_expiry(&mut self, k: u128, at: u64) {
-        if let Some(slot) = self.slots.get_mut(&k) {
-            if let Some(old) = slot.expiry.replace(at) {
-                self.leases.remove(&(old, k));
-            }
-            self.leases.insert((at, k));
+    fn set_expiry(&mut self, id: u32, at: u64) {
+        let slot = self.slots.at_mut(id);
+        let k = slot.ip;
+        if let Some(old) = slot.expiry.replace(at) {
+            self.leases.remove(&(old, k));
         }
+        self.leases.insert((at, k));
     }
 
-    fn allocate(&mut self, owner: &Owner, now: u64) -> Result<Binding> {
-        if let Some(b) = self.existing(owner, now) {
-            return Ok(b);
+    /// The owner's binding: the one it holds, or a new one.
+    fn allocate(&mut self, owner: &Owner, now: u64) -> Result<BindingRef<'_>> {
+        let found = self.find_hashed(owner);
+        if let Some((_, _, Some(id))) = found {
+            return Ok(self.existing(id, now));
         }
-        self.check_quota(&owner.tenant)?;
         let k = self.pick().ok_or_else(|| PoolError::Exhausted {
-            pool: self.name.clone(),
+            pool: self.name.to_string(),
         })?;
-        self.free.remove(k);
         self.cursor = k.wrapping_add(1);
-        Ok(self.bind(k, owner, now))
+        self.bind(k, owner, found.map(|(t, h, _)| (t, h)), now)
     }
 
-    fn allocate_specific(&mut self, k: u128, owner: &Owner, now: u64) -> Result<Binding> {
-        let text = from_key(k).to_string();
-        if let Some(slot) = self.slots.get(&k) {
-            if slot.owner == *owner {
-                return Ok(self.existing(owner, now).expect("owner indexed"));
-            }
+    fn allocate_specific(&mut self, k: u128, owner: &Owner, now: u64) -> Result<BindingRef<'_>> {
+        let found = self.find_hashed(owner);
+        let held = found.and_then(|(_, _, id)| id);
+        if let Some(id) = held
+            && self.slots.at(id).ip == k
+        {
+            return Ok(self.existing(id, now));
+        }
+        if let Some(slot) = self.slots.get(k) {
             return Err(PoolError::Conflict {
-                ip: text,
-                tenant: slot.owner.tenant.clone(),
-                resource: slot.owner.resource.clone(),
+                ip: from_key(k).to_string(),
+                tenant: self.tenants.at(slot.tenant).name.to_string(),
+                resource: slot.resource.as_str().to_string(),
             });
         }
-        if let Some(&held) = self.owners.get(owner) {
+        if let Some(held) = held {
             return Err(PoolError::Conflict {
-                ip: from_key(held).to_string(),
+                ip: from_key(self.slots.at(held).ip).to_string(),
                 tenant: owner.tenant.clone(),
                 resource: owner.resource.clone(),
             });
         }
         if self.range_of(k).is_none() {
-            return Err(PoolError::OutOfRange(text));
+            return Err(PoolError::OutOfRange(from_key(k).to_string()));
         }
         if self.reserved.contains(k) {
-            return Err(PoolError::Reserved(text));
+            return Err(PoolError::Reserved(from_key(k).to_string()));
         }
-        self.check_quota(&owner.tenant)?;
-        self.free.remove(k);
-        Ok(self.bind(k, owner, now))
+        self.bind(k, owner, found.map(|(t, h, _)| (t, h)), now)
     }
 
-    /// `ip` is bound and `generation` is its binding's current one.
-    fn check_generation(&self, k: u128, ip: &str, generation: u64) -> Result<()> {
-        let slot = self
+    /// The slot of `k`, if it is bound with `generation`.
+    fn check_generation(&self, k: u128, generation: u64) -> Result<u32> {
+        let id = self
             .slots
-            .get(&k)
-            .ok_or_else(|| PoolError::NotFound(ip.to_string()))?;
-        if slot.generation != generation {
+            .id(k)
+            .ok_or_else(|| PoolError::NotFound(from_key(k).to_string()))?;
+        let current = self.slots.at(id).generation;
+        if current != generation {
             return Err(PoolError::StaleGeneration {
-                ip: ip.to_string(),
-                current: slot.generation,
+                ip: from_key(k).to_string(),
+                current,
                 given: generation,
             });
         }
-        Ok(())
+        Ok(id)
     }
 
     fn reclaim_expired(&mut self, now: u64) -> u64 {
@@ -560,8 +719,8 @@ impl Pool {
                 break;
             }
             self.leases.pop_first();
-            if self.slots.get(&k).is_some_and(|s| s.expiry == Some(at)) {
-                self.unbind(k);
+            if self.slots.get(k).is_some_and(|s| s.expiry == Some(at)) {
+                let _ = self.unbind(k, None);
                 n += 1;
             }
         }
@@ -578,7 +737,7 @@ impl Pool {
             available,
             ranges: self.ranges.len() as u32,
             free_fragments: self.free.fragments() as u64,
-            tenants: self.tenants.values().filter(|t| !t.ips.is_empty()).count() as u32,
+            tenants: self.tenants.iter().filter(|t| !t.ips.is_empty()).count() as u32,
         }
     }
 }
@@ -617,13 +776,19 @@ impl IpPools {
         }
     }
 
+    /// The pool and the clock's time, after reclaiming expired leases. Pools without leases
+    /// never read the clock (the time is then 0 and unused).
     fn pool(&mut self, name: &str) -> Result<(&mut Pool, u64)> {
-        let now = self.clock.now_ms();
         let pool = self
             .pools
             .get_mut(name)
             .ok_or_else(|| PoolError::UnknownPool(name.to_string()))?;
-        pool.reclaim_expired(now);
+        let mut now = 0;
+        if pool.config.lease_ttl_ms.is_some() || !pool.leases.is_empty() {
+            now = self.clock.now_ms();
+            pool.reclaim_expired(now);
+        }
+        pool.tenants.sweep_if_due();
         Ok((pool, now))
     }
 
@@ -688,13 +853,19 @@ impl IpPools {
         Ok(())
     }
 
-    pub fn allocate(&mut self, pool: &str, owner: &Owner) -> Result<Binding> {
+    /// The owner's binding: the one it has, or a new one. Idempotent per owner.
+    pub fn allocate(&mut self, pool: &str, owner: &Owner) -> Result<BindingRef<'_>> {
         check_owner(owner)?;
         let (p, now) = self.pool(pool)?;
         p.allocate(owner, now)
     }
 
-    pub fn allocate_specific(&mut self, pool: &str, ip: &str, owner: &Owner) -> Result<Binding> {
+    pub fn allocate_specific(
+        &mut self,
+        pool: &str,
+        ip: &str,
+        owner: &Owner,
+    ) -> Result<BindingRef<'_>> {
         check_owner(owner)?;
         let k = to_key(parse_ip(ip)?);
         let (p, now) = self.pool(pool)?;
@@ -702,20 +873,28 @@ impl IpPools {
     }
 
     /// Release `ip` if `generation` is the binding's current one.
-    pub fn release(&mut self, pool: &str, ip: &str, generation: u64) -> Result<Binding> {
-        let k = to_key(parse_ip(ip)?);
-        let (p, _) = self.pool(pool)?;
-        p.check_generation(k, ip, generation)?;
-        Ok(p.unbind(k).expect("slot exists"))
+    pub fn release(&mut self, pool: &str, ip: &str, generation: u64) -> Result<BindingRef<'_>> {
+        self.release_addr(pool, parse_ip(ip)?, generation)
     }
 
-    pub fn release_owner(&mut self, pool: &str, owner: &Owner) -> Result<Binding> {
+    /// [`IpPools::release`] for a parsed address.
+    pub fn release_addr(
+        &mut self,
+        pool: &str,
+        ip: IpAddr,
+        generation: u64,
+    ) -> Result<BindingRef<'_>> {
+        let k = to_key(ip);
         let (p, _) = self.pool(pool)?;
-        let &k = p
-            .owners
-            .get(owner)
+        p.unbind(k, Some(generation))
+    }
+
+    pub fn release_owner(&mut self, pool: &str, owner: &Owner) -> Result<BindingRef<'_>> {
+        let (p, _) = self.pool(pool)?;
+        let id = p
+            .find(owner)
             .ok_or_else(|| PoolError::NotFound(format!("{}/{}", owner.tenant, owner.resource)))?;
-        Ok(p.unbind(k).expect("owner indexed"))
+        p.unbind(p.slots.at(id).ip, None)
     }
 
     /// Release every binding of `tenant`; returns how many.
@@ -724,23 +903,23 @@ impl IpPools {
         let ips: Vec<u128> = p
             .tenants
             .get(tenant)
-            .map(|t| t.ips.iter().copied().collect())
+            .map(|t| t.ips.iter().map(|&id| p.slots.at(id).ip).collect())
             .unwrap_or_default();
         for &k in &ips {
-            p.unbind(k);
+            let _ = p.unbind(k, None);
         }
         Ok(ips.len() as u64)
     }
 
     /// Extend a lease by the pool's TTL from now.
-    pub fn renew(&mut self, pool: &str, ip: &str, generation: u64) -> Result<Binding> {
+    pub fn renew(&mut self, pool: &str, ip: &str, generation: u64) -> Result<BindingRef<'_>> {
         let k = to_key(parse_ip(ip)?);
         let (p, now) = self.pool(pool)?;
-        p.check_generation(k, ip, generation)?;
+        let id = p.check_generation(k, generation)?;
         if let Some(ttl) = p.config.lease_ttl_ms {
-            p.set_expiry(k, now.saturating_add(ttl));
+            p.set_expiry(id, now.saturating_add(ttl));
         }
-        Ok(p.binding(k, &p.slots[&k]))
+        Ok(p.binding(id))
     }
 
     /// Release expired leases now; returns how many. (Every pool call also does this.)
@@ -756,24 +935,22 @@ impl IpPools {
     /// `None` removes the quota.
     pub fn set_quota(&mut self, pool: &str, tenant: &str, limit: Option<u64>) -> Result<()> {
         let (p, _) = self.pool(pool)?;
-        let t = p.tenants.entry(tenant.to_string()).or_default();
-        t.quota = limit;
-        if t.quota.is_none() && t.ips.is_empty() {
-            p.tenants.remove(tenant);
-        }
+        let id = p.tenants.make(tenant);
+        p.tenants.at_mut(id).quota = limit;
+        p.tenants.drop_if_idle(id);
         Ok(())
     }
 
-    pub fn get_binding(&mut self, pool: &str, ip: &str) -> Result<Option<Binding>> {
+    pub fn get_binding(&mut self, pool: &str, ip: &str) -> Result<Option<BindingRef<'_>>> {
         let k = to_key(parse_ip(ip)?);
         let (p, _) = self.pool(pool)?;
-        Ok(p.slots.get(&k).map(|s| p.binding(k, s)))
+        Ok(p.slots.id(k).map(|id| p.binding(id)))
     }
 
     /// The binding of `owner`, if any.
-    pub fn find_owner(&mut self, pool: &str, owner: &Owner) -> Result<Option<Binding>> {
+    pub fn find_owner(&mut self, pool: &str, owner: &Owner) -> Result<Option<BindingRef<'_>>> {
         let (p, _) = self.pool(pool)?;
-        Ok(p.owners.get(owner).map(|&k| p.binding(k, &p.slots[&k])))
+        Ok(p.find(owner).map(|id| p.binding(id)))
     }
 
     /// The tenant's bindings, by address; cost is proportional to their number.
@@ -782,11 +959,11 @@ impl IpPools {
         let Some(t) = p.tenants.get(tenant) else {
             return Ok(Vec::new());
         };
-        let mut keys: Vec<u128> = t.ips.iter().copied().collect();
-        keys.sort_unstable();
-        Ok(keys
+        let mut ids = t.ips.clone();
+        ids.sort_unstable_by_key(|&id| p.slots.at(id).ip);
+        Ok(ids
             .into_iter()
-            .map(|k| p.binding(k, &p.slots[&k]))
+            .map(|id| p.binding(id).to_binding())
             .collect())
     }
 
@@ -844,7 +1021,58 @@ impl IpPools {
     /// Replace the whole state with a snapshot's. On error nothing changes.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         let pools = snapshot::read(bytes)?;
-        self.pools = pools.into_iter().map(|p| (p.name.clone(), p)).collect();
+        self.pools = pools.into_iter().map(|p| (p.name.to_string(), p)).collect();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Every owner hashes alike: the overflow index must keep lookups exact.
+        pub(crate) static COLLIDE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[test]
+    fn owners_whose_hashes_collide_stay_distinct() {
+        COLLIDE.set(true);
+        let mut p = IpPools::new();
+        p.create_pool("p", PoolConfig::default()).unwrap();
+        p.add_cidr("p", "10.1.0.0/24", true).unwrap();
+        let o = |i: u32| Owner::new("t", format!("r{i}"), ResourceType::Vm);
+        let ips: Vec<IpAddr> = (0..10)
+            .map(|i| p.allocate("p", &o(i)).unwrap().ip)
+            .collect();
+        let distinct: BTreeSet<_> = ips.iter().collect();
+        assert_eq!(distinct.len(), 10);
+        for i in 0..10 {
+            assert_eq!(p.allocate("p", &o(i)).unwrap().ip, ips[i as usize]);
+        }
+        // Release the owner in the primary index, then one in the overflow.
+        assert_eq!(p.release_owner("p", &o(0)).unwrap().ip, ips[0]);
+        assert_eq!(p.release_owner("p", &o(5)).unwrap().ip, ips[5]);
+        assert!(p.find_owner("p", &o(0)).unwrap().is_none());
+        assert_eq!(p.find_owner("p", &o(7)).unwrap().unwrap().ip, ips[7]);
+        let again = p.allocate("p", &o(5)).unwrap().to_binding();
+        assert_eq!(p.allocate("p", &o(5)).unwrap(), again);
+        let restored = {
+            let mut q = IpPools::new();
+            q.restore(&p.snapshot()).unwrap();
+            q
+        };
+        for mut pools in [p, restored] {
+            for i in 1..10 {
+                pools.release_owner("p", &o(i)).unwrap();
+            }
+            assert_eq!(pools.stats("p").unwrap().allocated, 0);
+            assert!(matches!(
+                pools.release_owner("p", &o(3)),
+                Err(PoolError::NotFound(_))
+            ));
+        }
+        COLLIDE.set(false);
     }
 }

@@ -17,7 +17,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{Intervals, Owner, Pool, PoolConfig, PoolError, Range, ResourceType, Slot, Strategy};
+use crate::{
+    Intervals, Owner, Pool, PoolConfig, PoolError, Range, ResourceType, Slot, Strategy, owner_hash,
+};
 
 const MAGIC: &[u8] = b"IPPOOL";
 const VERSION: u16 = 1;
@@ -83,10 +85,10 @@ pub(crate) fn write<'a>(pools: impl Iterator<Item = &'a Pool>) -> Vec<u8> {
                 w.u128(e);
             }
         }
-        let mut quotas: Vec<(&String, u64)> = p
+        let mut quotas: Vec<(&str, u64)> = p
             .tenants
             .iter()
-            .filter_map(|(name, t)| t.quota.map(|q| (name, q)))
+            .filter_map(|t| t.quota.map(|q| (&*t.name, q)))
             .collect();
         quotas.sort_unstable();
         w.u32(quotas.len() as u32);
@@ -94,15 +96,17 @@ pub(crate) fn write<'a>(pools: impl Iterator<Item = &'a Pool>) -> Vec<u8> {
             w.str(name);
             w.u64(q);
         }
-        let mut keys: Vec<u128> = p.slots.keys().copied().collect();
+        let mut keys: Vec<u128> = p.slots.keys().collect();
         keys.sort_unstable();
         w.u64(keys.len() as u64);
         for k in keys {
-            let slot = &p.slots[&k];
+            let Some(slot) = p.slots.get(k) else {
+                continue;
+            };
             w.u128(k);
-            w.str(&slot.owner.tenant);
-            w.str(&slot.owner.resource);
-            match &slot.owner.resource_type {
+            w.str(&p.tenants.at(slot.tenant).name);
+            w.str(slot.resource.as_str());
+            match &slot.resource_type {
                 ResourceType::Vm => w.u8(0),
                 ResourceType::Container => w.u8(1),
                 ResourceType::Pod => w.u8(2),
@@ -259,7 +263,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
         for _ in 0..nq {
             let tenant = r.str()?;
             let q = r.u64()?;
-            p.tenants.entry(tenant).or_default().quota = Some(q);
+            let id = p.tenants.make(&tenant);
+            p.tenants.at_mut(id).quota = Some(q);
         }
         let nb = r.u64()?;
         let nb = r.count(nb, 34)?;
@@ -276,7 +281,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
             };
             let generation = r.u64()?;
             let expiry = r.opt()?;
-            if p.range_of(k).is_none() || p.free.contains(k) || p.slots.contains_key(&k) {
+            if p.range_of(k).is_none() || p.free.contains(k) || p.slots.contains(k) {
                 return Err(bad("binding outside the ranges, free, or repeated"));
             }
             if generation == 0 || generation > p.generation {
@@ -287,25 +292,22 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
                 resource,
                 resource_type,
             };
-            if p.owners.insert(owner.clone(), k).is_some() {
+            if p.find(&owner).is_some() {
                 return Err(bad("owner holds two addresses"));
             }
-            if let Some(at) = expiry {
-                p.leases.insert((at, k));
-            }
-            p.tenants
-                .entry(owner.tenant.clone())
-                .or_default()
-                .ips
-                .insert(k);
-            p.slots.insert(
-                k,
-                Slot {
-                    owner,
-                    generation,
-                    expiry,
-                },
-            );
+            let tenant = p.tenants.make(&owner.tenant);
+            let slot = Slot {
+                ip: k,
+                tenant,
+                pos: 0,
+                resource: crate::SmallStr::new(&owner.resource),
+                hash: owner_hash(tenant, &owner.resource, &owner.resource_type),
+                reserved: p.reserved.contains(k),
+                resource_type: owner.resource_type,
+                generation,
+                expiry,
+            };
+            p.index(slot);
         }
         // Every address of every range is free, bound or reserved.
         let reserved_in_ranges: u128 = p
@@ -320,7 +322,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
                         .sum::<u128>()
             })
             .sum();
-        let bound_reserved = p.slots.keys().filter(|&&k| p.reserved.contains(k)).count() as u128;
+        let bound_reserved = p.slots.keys().filter(|&k| p.reserved.contains(k)).count() as u128;
         if p.free.count() + p.slots.len() as u128 + reserved_in_ranges - bound_reserved != p.total {
             return Err(bad("free, bound and reserved do not add up to the ranges"));
         }

@@ -75,12 +75,13 @@ fn slash_31_and_32_reserve_nothing_and_opt_out_works() {
 #[test]
 fn allocation_is_idempotent_per_owner() {
     let mut p = pool_with("10.0.0.0/24", Strategy::Sequential);
-    let a = p.allocate("p", &owner("t", "vm-1")).unwrap();
-    let again = p.allocate("p", &owner("t", "vm-1")).unwrap();
+    let a = p.allocate("p", &owner("t", "vm-1")).unwrap().to_binding();
+    let again = p.allocate("p", &owner("t", "vm-1")).unwrap().to_binding();
     assert_eq!(a, again);
     let other_type = p
         .allocate("p", &Owner::new("t", "vm-1", ResourceType::Pod))
-        .unwrap();
+        .unwrap()
+        .to_binding();
     assert_ne!(a.ip, other_type.ip, "type is part of the owner");
     assert_eq!(p.stats("p").unwrap().allocated, 2);
 }
@@ -125,10 +126,13 @@ fn leases_expire_with_a_fake_clock() {
     )
     .unwrap();
     p.add_cidr("p", "10.0.0.0/29", true).unwrap();
-    let b = p.allocate("p", &owner("t", "a")).unwrap();
+    let b = p.allocate("p", &owner("t", "a")).unwrap().to_binding();
     assert_eq!(b.lease_expiry_ms, Some(2_000));
     clock.store(1_900, Ordering::SeqCst);
-    let renewed = p.renew("p", &b.ip.to_string(), b.generation).unwrap();
+    let renewed = p
+        .renew("p", &b.ip.to_string(), b.generation)
+        .unwrap()
+        .to_binding();
     assert_eq!(renewed.lease_expiry_ms, Some(2_900));
     clock.store(2_500, Ordering::SeqCst);
     assert!(
@@ -142,7 +146,7 @@ fn leases_expire_with_a_fake_clock() {
         "expired lease reclaimed"
     );
     assert_eq!(p.stats("p").unwrap().allocated, 0);
-    let c = p.allocate("p", &owner("t", "b")).unwrap();
+    let c = p.allocate("p", &owner("t", "b")).unwrap().to_binding();
     assert_eq!(c.ip, b.ip, "reclaimed address is free again");
     assert!(c.generation > b.generation);
 }
@@ -150,9 +154,9 @@ fn leases_expire_with_a_fake_clock() {
 #[test]
 fn stale_generation_release_is_refused() {
     let mut p = pool_with("10.0.0.0/30", Strategy::Sequential);
-    let a = p.allocate("p", &owner("t", "a")).unwrap();
+    let a = p.allocate("p", &owner("t", "a")).unwrap().to_binding();
     p.release("p", "10.0.0.1", a.generation).unwrap();
-    let b = p.allocate("p", &owner("t", "b")).unwrap();
+    let b = p.allocate("p", &owner("t", "b")).unwrap().to_binding();
     assert_eq!(b.ip, a.ip);
     assert_eq!(
         p.release("p", "10.0.0.1", a.generation),
@@ -296,9 +300,9 @@ fn conflicts_name_the_holder() {
 #[test]
 fn round_robin_does_not_reuse_a_released_address_at_once() {
     let mut p = pool_with("10.0.0.0/29", Strategy::RoundRobin);
-    let a = p.allocate("p", &owner("t", "a")).unwrap();
+    let a = p.allocate("p", &owner("t", "a")).unwrap().to_binding();
     p.release("p", &a.ip.to_string(), a.generation).unwrap();
-    let b = p.allocate("p", &owner("t", "b")).unwrap();
+    let b = p.allocate("p", &owner("t", "b")).unwrap().to_binding();
     assert_ne!(a.ip, b.ip);
     let mut seen = BTreeSet::new();
     for i in 0..5 {
@@ -342,7 +346,10 @@ fn ipv6_slash_64_allocates_like_a_slash_24() {
     let mut p = pool_with("fd00::/64", Strategy::Random);
     let mut seen = BTreeSet::new();
     for i in 0..1000 {
-        let b = p.allocate("p", &owner("t", &i.to_string())).unwrap();
+        let b = p
+            .allocate("p", &owner("t", &i.to_string()))
+            .unwrap()
+            .to_binding();
         assert!(seen.insert(b.ip));
     }
     let s = p.stats("p").unwrap();

@@ -1,0 +1,98 @@
+//! Bindings in a slab: an address maps to a small id, and the tenant and owner indexes hold
+//! ids, so binding and releasing move no records and a tenant's list is a plain vector.
+//! A freed entry keeps its data until the id is reused by the next binding, which is what
+//! lets a release return the binding by reference.
+
+use crate::{FxMap, Slot};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slots {
+    ids: FxMap<u128, u32>,
+    slab: Vec<Slot>,
+    vacant: Vec<u32>,
+}
+
+impl Slots {
+    /// Bound addresses.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    #[inline]
+    pub fn id(&self, k: u128) -> Option<u32> {
+        self.ids.get(&k).copied()
+    }
+
+    #[inline]
+    pub fn contains(&self, k: u128) -> bool {
+        self.ids.contains_key(&k)
+    }
+
+    #[inline]
+    pub fn get(&self, k: u128) -> Option<&Slot> {
+        self.id(k).map(|id| self.at(id))
+    }
+
+    #[inline]
+    pub fn at(&self, id: u32) -> &Slot {
+        &self.slab[id as usize]
+    }
+
+    #[inline]
+    pub fn at_mut(&mut self, id: u32) -> &mut Slot {
+        &mut self.slab[id as usize]
+    }
+
+    /// Store a binding of the unbound address `slot.ip`; returns its id.
+    #[inline]
+    pub fn insert(&mut self, slot: Slot) -> u32 {
+        let k = slot.ip;
+        let id = match self.vacant.pop() {
+            Some(id) => {
+                self.slab[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slab.push(slot);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.ids.insert(k, id);
+        id
+    }
+
+    /// Unbind `k` if `keep` does not object; the entry stays readable by id until the next
+    /// `insert`. One hash probe either way.
+    #[inline]
+    pub fn remove_if<E>(
+        &mut self,
+        k: u128,
+        keep: impl FnOnce(&Slot) -> Option<E>,
+    ) -> Option<Result<u32, E>> {
+        let id = self.ids.remove(&k)?;
+        if let Some(e) = keep(&self.slab[id as usize]) {
+            self.ids.insert(k, id);
+            return Some(Err(e));
+        }
+        self.vacant.push(id);
+        Some(Ok(id))
+    }
+
+    /// Every binding with an address in `[s, e]`, in no particular order. O(bindings).
+    pub fn in_range_mut(&mut self, s: u128, e: u128) -> impl Iterator<Item = &mut Slot> + '_ {
+        let ids = &self.ids;
+        self.slab
+            .iter_mut()
+            .enumerate()
+            .filter(move |(id, slot)| {
+                (s..=e).contains(&slot.ip) && ids.get(&slot.ip) == Some(&(*id as u32))
+            })
+            .map(|(_, slot)| slot)
+    }
+
+    /// Bound addresses, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = u128> + '_ {
+        self.ids.keys().copied()
+    }
+}
