@@ -5,28 +5,37 @@
 //! `cargo bench -p integration-tests --bench ip_pool [-- --quick]`
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use integration_tests::PoolGuest;
 use integration_tests::pool_bindings::exports::scheduler::core_libs::ip_pool as wit;
 use ip_pool::{IpPools, Owner, PoolConfig, ResourceType};
 
+/// Counts heap bytes while `COUNTING` is on (only around the heap measurement, so the
+/// timed loops pay no atomic per allocation).
 struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(l.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATED.fetch_add(l.size(), Ordering::Relaxed);
+        }
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        ALLOCATED.fetch_sub(l.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATED.fetch_sub(l.size(), Ordering::Relaxed);
+        }
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(n, Ordering::Relaxed);
-        ALLOCATED.fetch_sub(l.size(), Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATED.fetch_add(n, Ordering::Relaxed);
+            ALLOCATED.fetch_sub(l.size(), Ordering::Relaxed);
+        }
         unsafe { System.realloc(p, l, n) }
     }
 }
@@ -100,7 +109,9 @@ fn native(case: &Case, ops: usize) -> f64 {
     ops as f64 / start.elapsed().as_secs_f64()
 }
 
-fn component(case: &Case, ops: usize) -> f64 {
+/// Through the component: `allocate` + `release` (full bindings back), or with `lease`,
+/// `allocate-lease` + `release-lease` (only the address and generation back).
+fn component(case: &Case, ops: usize, lease: bool) -> f64 {
     let mut g = PoolGuest::new();
     let f = g.pool().clone();
     let cfg = wit::PoolConfig {
@@ -131,13 +142,23 @@ fn component(case: &Case, ops: usize) -> f64 {
         .collect();
     let start = Instant::now();
     for i in 0..ops {
-        let b = f
-            .call_allocate(&mut g.store, "p", &os[i & 1023])
-            .unwrap()
-            .unwrap();
-        f.call_release(&mut g.store, "p", &b.ip, b.generation)
-            .unwrap()
-            .unwrap();
+        if lease {
+            let l = f
+                .call_allocate_lease(&mut g.store, "p", &os[i & 1023])
+                .unwrap()
+                .unwrap();
+            f.call_release_lease(&mut g.store, "p", &l.ip, l.generation)
+                .unwrap()
+                .unwrap();
+        } else {
+            let b = f
+                .call_allocate(&mut g.store, "p", &os[i & 1023])
+                .unwrap()
+                .unwrap();
+            f.call_release(&mut g.store, "p", &b.ip, b.generation)
+                .unwrap()
+                .unwrap();
+        }
     }
     ops as f64 / start.elapsed().as_secs_f64()
 }
@@ -149,11 +170,13 @@ fn bytes_per_binding(n: u64) -> f64 {
     let os: Vec<Owner> = (0..n)
         .map(|i| Owner::new("t", format!("resource-{i}"), ResourceType::Vm))
         .collect();
+    COUNTING.store(true, Ordering::SeqCst);
     let before = ALLOCATED.load(Ordering::Relaxed);
     for o in &os {
         p.allocate("p", o).unwrap();
     }
     let after = ALLOCATED.load(Ordering::Relaxed);
+    COUNTING.store(false, Ordering::SeqCst);
     (after - before) as f64 / n as f64
 }
 
@@ -168,11 +191,14 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only native` or `--only component` (for profiling one side).
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
+    // `--only native|component` and `--case <part of a case name>`, for profiling.
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let only = flag("--only");
+    let case_filter = flag("--case");
     let (ops_native, ops_comp, reps, scale) = if quick {
         (20_000, 2_000, 1, 100)
     } else {
@@ -205,23 +231,32 @@ fn main() {
         },
     ];
     let mut table = String::from(
-        "| pool | native alloc+release/s (median, min-max) | component alloc+release/s (median, min-max) | component/native |\n|---|---|---|---|\n",
+        "| pool | native alloc+release/s (median, min-max) | component allocate+release/s | component allocate-lease+release-lease/s | component/native (lease) |\n|---|---|---|---|---|\n",
     );
     for case in &cases {
+        if case_filter
+            .as_ref()
+            .is_some_and(|f| !case.name.contains(f.as_str()))
+        {
+            continue;
+        }
         let mut n = Vec::new();
         let mut c = Vec::new();
+        let mut l = Vec::new();
         for _ in 0..reps {
             if only.as_deref() != Some("component") {
                 n.push(native(case, ops_native));
             }
             if only.as_deref() != Some("native") {
-                c.push(component(case, ops_comp));
+                c.push(component(case, ops_comp, false));
+                l.push(component(case, ops_comp, true));
             }
         }
         let (nm, nlo, nhi) = median(n);
         let (cm, clo, chi) = median(c);
+        let (lm, llo, lhi) = median(l);
         table += &format!(
-            "| {} | {:.2} M ({:.2}-{:.2}) | {:.2} M ({:.2}-{:.2}) | {:.3} |\n",
+            "| {} | {:.2} M ({:.2}-{:.2}) | {:.2} M ({:.2}-{:.2}) | {:.2} M ({:.2}-{:.2}) | {:.3} |\n",
             case.name,
             nm / 1e6,
             nlo / 1e6,
@@ -229,16 +264,23 @@ fn main() {
             cm / 1e6,
             clo / 1e6,
             chi / 1e6,
-            cm / nm
+            lm / 1e6,
+            llo / 1e6,
+            lhi / 1e6,
+            lm / nm
         );
     }
     let n = if quick { 10_000 } else { 1_000_000 };
+    if only.is_some() || case_filter.is_some() {
+        print!("{table}");
+        return;
+    }
     table += &format!(
         "\nheap per binding (native, {n} bindings on a /64): {:.0} bytes\n",
         bytes_per_binding(n)
     );
     print!("{table}");
-    if !quick && only.is_none() {
+    if !quick && only.is_none() && case_filter.is_none() {
         // The ip-pool section of bench/RESULTS.md (the suite writes the part above it).
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/RESULTS.md");
         let prev = std::fs::read_to_string(&path).unwrap_or_default();

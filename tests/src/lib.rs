@@ -78,7 +78,13 @@ fn load(cell: &'static OnceLock<Component>, path: &str) -> &'static Component {
 
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(&Config::new()).expect("engine"))
+    ENGINE.get_or_init(|| {
+        let mut c = Config::new();
+        if std::env::var_os("PERFMAP").is_some() {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Engine::new(&c).expect("engine")
+    })
 }
 
 fn socket_component() -> &'static Component {

@@ -250,3 +250,56 @@ fn typed_errors_and_snapshots_cross_the_component_boundary() {
         .unwrap();
     assert!(matches!(stale, Err(PoolError::StaleGeneration(_))));
 }
+
+/// The lean pair agrees with the full one: same address for the same owner, the same typed
+/// errors, and a release-lease frees the address for the next owner.
+#[test]
+fn lease_calls_agree_with_allocate_and_release() {
+    let mut g = pool_guest("p", "127.0.24.0/30");
+    let f = g.pool().clone();
+    let a = owner("t", "a", ResourceType::Pod);
+    let full = allocate(&mut g, "p", &a);
+    let lease = f
+        .call_allocate_lease(&mut g.store, "p", &a)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (lease.ip.as_str(), lease.generation),
+        (full.ip.as_str(), full.generation)
+    );
+    let b = f
+        .call_allocate_lease(&mut g.store, "p", &owner("t", "b", ResourceType::Pod))
+        .unwrap()
+        .unwrap();
+    assert_ne!(b.ip, lease.ip);
+    // A /30 holds two: the third owner is refused with the typed error.
+    assert!(matches!(
+        f.call_allocate_lease(&mut g.store, "p", &owner("t", "c", ResourceType::Pod))
+            .unwrap(),
+        Err(PoolError::Exhausted(_))
+    ));
+    assert!(matches!(
+        f.call_release_lease(&mut g.store, "p", &b.ip, b.generation + 1)
+            .unwrap(),
+        Err(PoolError::StaleGeneration(_))
+    ));
+    assert!(matches!(
+        f.call_release_lease(&mut g.store, "p", "not-an-ip", 1)
+            .unwrap(),
+        Err(PoolError::InvalidAddress(_))
+    ));
+    f.call_release_lease(&mut g.store, "p", &b.ip, b.generation)
+        .unwrap()
+        .unwrap();
+    assert!(
+        f.call_get_binding(&mut g.store, "p", &b.ip)
+            .unwrap()
+            .unwrap()
+            .is_none()
+    );
+    let c = f
+        .call_allocate_lease(&mut g.store, "p", &owner("t", "c", ResourceType::Pod))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.ip, b.ip, "sequential hands the freed address out again");
+}

@@ -5,11 +5,16 @@ use std::cell::RefCell;
 
 use ip_pool::{IpPools, PoolError as E};
 
+mod small_alloc;
+
+#[global_allocator]
+static ALLOC: small_alloc::SmallAlloc = small_alloc::SmallAlloc::new();
+
 wit_bindgen::generate!({ path: "../../wit", world: "ip-pool-component" });
 
 use exports::scheduler::core_libs::ip_pool::{
-    Binding, Guest, Holder, Overlap, Owner, PoolConfig, PoolError, PoolStats, Quota, RangeInfo,
-    ResourceType, Stale, Strategy, TenantStats,
+    Binding, Guest, Holder, Lease, Overlap, Owner, PoolConfig, PoolError, PoolStats, Quota,
+    RangeInfo, ResourceType, Stale, Strategy, TenantStats,
 };
 
 thread_local! {
@@ -84,7 +89,7 @@ fn binding(b: ip_pool::BindingRef<'_>) -> Binding {
         ip_pool::ResourceType::Custom(c) => ResourceType::Custom(c.clone()),
     };
     Binding {
-        ip: b.ip.to_string(),
+        ip: ip_pool::addr::format_ip(b.ip),
         pool: b.pool.to_string(),
         tenant: b.tenant.to_string(),
         resource: b.resource.to_string(),
@@ -165,6 +170,20 @@ impl Guest for Component {
 
     fn release_owner(pool: String, o: Owner) -> Result<Binding, PoolError> {
         with(|p| p.release_owner(&pool, &owner(o)).map(binding))
+    }
+
+    fn allocate_lease(pool: String, o: Owner) -> Result<Lease, PoolError> {
+        with(|p| {
+            p.allocate(&pool, &owner(o)).map(|b| Lease {
+                ip: ip_pool::addr::format_ip(b.ip),
+                generation: b.generation,
+                lease_expiry_ms: b.lease_expiry_ms,
+            })
+        })
+    }
+
+    fn release_lease(pool: String, ip: String, generation: u64) -> Result<(), PoolError> {
+        with(|p| p.release(&pool, &ip, generation).map(|_| ()))
     }
 
     fn release_tenant(pool: String, tenant: String) -> Result<u64, PoolError> {

@@ -313,6 +313,26 @@ impl Hasher for FxHasher {
 type FxBuild = BuildHasherDefault<FxHasher>;
 type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
+/// For keys that are hashes already (the owner index): used as they are.
+#[derive(Default, Clone, Copy)]
+struct HashedKey(u64);
+
+impl Hasher for HashedKey {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The owner index's hash: the tenant by id (already resolved), then the resource.
 #[inline]
 fn owner_hash(tenant: u32, resource: &str, resource_type: &ResourceType) -> u64 {
@@ -356,7 +376,7 @@ struct Pool {
     slots: Slots,
     /// Owner hash -> slot id. An owner whose hash is already taken by another owner goes to
     /// `owner_overflow`, so lookups stay exact whatever the hash does.
-    owners: FxMap<u64, u32>,
+    owners: HashMap<u64, u32, BuildHasherDefault<HashedKey>>,
     owner_overflow: FxMap<Owner, u32>,
     tenants: Tenants,
     leases: BTreeSet<(u64, u128)>,
@@ -376,7 +396,7 @@ impl Pool {
             reserved: Intervals::new(),
             free: Intervals::new(),
             slots: Slots::default(),
-            owners: FxMap::default(),
+            owners: HashMap::default(),
             owner_overflow: FxMap::default(),
             tenants: Tenants::default(),
             leases: BTreeSet::new(),
