@@ -1,7 +1,7 @@
 # Conveniences over cargo; every recipe is a plain command you can run yourself.
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-wasm := "target/wasm-components/wasm32-wasip2/release"
+wasm := "target/wasm-components/wasm32-wasip2/wasm"
 out := "target/artifacts"
 
 default:
@@ -9,7 +9,7 @@ default:
 
 # Build every component in release for wasm32-wasip2 and validate each with wasm-tools.
 build-all:
-    cargo build --release --target wasm32-wasip2 --target-dir target/wasm-components \
+    cargo build --profile wasm --target wasm32-wasip2 --target-dir target/wasm-components \
         -p socket-component -p ip-pool-component -p http-actions-component
     for c in socket_component ip_pool_component http_actions_component; do \
         wasm-tools validate {{wasm}}/$c.wasm; \

@@ -26,6 +26,8 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
 ];
 
 const TARGET: &str = "wasm32-wasip2";
+/// The workspace profile for the components (`[profile.wasm]`: release, tuned for size).
+const PROFILE: &str = "wasm";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -39,7 +41,8 @@ fn main() {
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&root)
         .arg("build")
-        .arg("--release")
+        .arg("--profile")
+        .arg(PROFILE)
         .arg("--target")
         .arg(TARGET)
         .arg("--target-dir")
@@ -67,7 +70,7 @@ fn main() {
         "building the wasm32-wasip2 components failed"
     );
 
-    let release = target_dir.join(TARGET).join("release");
+    let release = target_dir.join(TARGET).join(PROFILE);
     for (_, stem, constant) in COMPONENTS {
         let wasm = release.join(format!("{stem}.wasm"));
         assert!(wasm.exists(), "missing {}", wasm.display());

@@ -20,7 +20,8 @@ pub fn compose_executor(
 ) -> Result<Vec<u8>, String> {
     let mut graph = CompositionGraph::new();
     let mut register = |name: &str, bytes: &[u8]| -> Result<_, String> {
-        let package = Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
+        let bytes = strip_custom_sections(bytes).map_err(|e| format!("{name}: {e}"))?;
+        let package = Package::from_bytes(name, None, bytes, graph.types_mut())
             .map_err(|e| format!("{name}: {e:#}"))?;
         graph
             .register_package(package)
@@ -65,4 +66,41 @@ pub fn compose_executor(
         }
         msg
     })
+}
+
+/// A component without its top-level custom sections (`component-name`, `producers`): names
+/// for debugging, a tenth of the artifact, and nothing the runtime needs. Sections are walked
+/// by their headers only (id, LEB128 size); everything else is copied byte for byte.
+pub fn strip_custom_sections(component: &[u8]) -> Result<Vec<u8>, String> {
+    const HEADER: usize = 8;
+    if component.len() < HEADER || &component[..4] != b"\0asm" {
+        return Err("not a WebAssembly binary".into());
+    }
+    let mut out = component[..HEADER].to_vec();
+    let mut at = HEADER;
+    while at < component.len() {
+        let id = component[at];
+        let (size, leb) = read_leb_u32(&component[at + 1..]).ok_or("bad section size")?;
+        let end = (at + 1 + leb)
+            .checked_add(size as usize)
+            .filter(|&e| e <= component.len())
+            .ok_or("section past the end")?;
+        if id != 0 {
+            out.extend_from_slice(&component[at..end]);
+        }
+        at = end;
+    }
+    Ok(out)
+}
+
+/// An unsigned LEB128 u32 and the bytes it took.
+fn read_leb_u32(b: &[u8]) -> Option<(u32, usize)> {
+    let mut v: u32 = 0;
+    for (i, &byte) in b.iter().take(5).enumerate() {
+        v |= u32::from(byte & 0x7f).checked_shl(7 * i as u32)?;
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
 }

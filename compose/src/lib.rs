@@ -3,16 +3,64 @@
 
 mod graph;
 
-pub use graph::{EXECUTOR, IP_POOL, SOCKET, compose_executor};
+pub use graph::{EXECUTOR, IP_POOL, SOCKET, compose_executor, strip_custom_sections};
 
-/// The socket component (`scheduler:core-libs/socket`), release build.
+/// The socket component (`scheduler:core-libs/socket`), size-tuned release build (`[profile.wasm]`).
 pub const SOCKET_COMPONENT: &str = env!("SOCKET_COMPONENT_WASM");
 
-/// The ip-pool component (`scheduler:core-libs/ip-pool`), release build.
+/// The ip-pool component (`scheduler:core-libs/ip-pool`), size-tuned release build (`[profile.wasm]`).
 pub const IP_POOL_COMPONENT: &str = env!("IP_POOL_COMPONENT_WASM");
 
-/// The http-actions component (imports socket and ip-pool), release build.
+/// The http-actions component (imports socket and ip-pool), size-tuned release build (`[profile.wasm]`).
 pub const HTTP_ACTIONS_COMPONENT: &str = env!("HTTP_ACTIONS_COMPONENT_WASM");
 
 /// The composed executor artifact: exports the executor and ip-pool, imports only WASI.
 pub const EXECUTOR_ARTIFACT: &str = env!("EXECUTOR_WASM");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Top-level section ids, by walking the headers.
+    fn section_ids(b: &[u8]) -> Vec<u8> {
+        let stripped_again = strip_custom_sections(b).unwrap();
+        assert_eq!(stripped_again.len(), b.len(), "nothing left to strip");
+        let mut ids = Vec::new();
+        let mut at = 8;
+        while at < b.len() {
+            let mut size = 0usize;
+            let mut i = 0;
+            while b[at + 1 + i] & 0x80 != 0 {
+                size |= usize::from(b[at + 1 + i] & 0x7f) << (7 * i);
+                i += 1;
+            }
+            size |= usize::from(b[at + 1 + i]) << (7 * i);
+            ids.push(b[at]);
+            at += 2 + i + size;
+        }
+        ids
+    }
+
+    #[test]
+    fn stripping_drops_only_custom_sections() {
+        let raw = std::fs::read(SOCKET_COMPONENT).unwrap();
+        let stripped = strip_custom_sections(&raw).unwrap();
+        assert!(stripped.len() < raw.len());
+        let ids = section_ids(&stripped);
+        assert!(!ids.contains(&0), "{ids:?}");
+        // The artifact is composed from stripped components: no custom section at its top
+        // level, and none at the top of the nested components (id 4) either.
+        let artifact = std::fs::read(EXECUTOR_ARTIFACT).unwrap();
+        assert!(!section_ids(&artifact).contains(&0));
+        assert!(!artifact.windows(14).any(|w| w == b"component-name"));
+        for bad in [
+            &b""[..],
+            b"\0asm",
+            b"\0asm\x0d\0\x01\0\x01\xff\xff\xff\xff\xff",
+        ] {
+            assert!(strip_custom_sections(bad).is_err(), "{bad:?}");
+        }
+        let truncated = &stripped[..stripped.len() - 1];
+        assert!(strip_custom_sections(truncated).is_err());
+    }
+}
