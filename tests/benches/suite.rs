@@ -21,6 +21,8 @@ use integration_tests::*;
 use serde_json::json;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 struct Stat {
     median: f64,
@@ -225,15 +227,119 @@ fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         }
         n as f64 / start.elapsed().as_secs_f64()
     };
-    let (o, r) = ab(reps, &mut ours, native);
+    let wasm_ureq = WasmUreq::build();
+    let (mut xo, mut xr, mut xw) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        xo.push(ours());
+        xr.push(native());
+        if let Ok(w) = &wasm_ureq {
+            xw.push(w.run(&url, n));
+        }
+    }
+    let (o, r) = (stat(xo), stat(xr));
     t.row(
         "3",
         &format!("sequential keep-alive GETs to nginx, {n} requests"),
         fmt(&o, "req/s"),
         format!("native ureq {}", fmt(&r, "req/s")),
         format!("{:.2} x native ureq", o.median / r.median),
-        ">= 0.6 x native ureq (wasm ureq, wasi:http: not measured)",
+        ">= 0.6 x native ureq",
     );
+    match wasm_ureq {
+        Ok(_) => {
+            let w = stat(xw);
+            t.row(
+                "3",
+                &format!("sequential keep-alive GETs to nginx, {n} requests"),
+                fmt(&o, "req/s"),
+                format!(
+                    "wasm ureq (std::net, same wasmtime; no keep-alive on wasip2) {}",
+                    fmt(&w, "req/s")
+                ),
+                format!("{:.2} x wasm ureq", o.median / w.median),
+                ">= 1.0 x wasm ureq (wasi:http client: not measured)",
+            );
+        }
+        Err(e) => t.row(
+            "3",
+            "sequential keep-alive GETs, wasm ureq",
+            "-".into(),
+            format!("not built: {e}"),
+            "-".into(),
+            "",
+        ),
+    }
+}
+
+/// ureq compiled to wasm32-wasip2 (`bench/ureq-guest`, std::net on wasi:sockets), run as a
+/// WASI command in the same engine as our components, with the same loopback-only policy.
+struct WasmUreq {
+    component: Component,
+}
+
+impl WasmUreq {
+    /// Build the guest with the components' profile and compile it once.
+    fn build() -> Result<Self, String> {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target_dir = root.join("target/wasm-components");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "-q",
+                "--profile",
+                "wasm",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .args(["-p", "ureq-guest"])
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .map_err(|e| format!("cargo: {e}"))?;
+        if !status.success() {
+            return Err("cargo build -p ureq-guest failed".into());
+        }
+        let path = target_dir.join("wasm32-wasip2/wasm/ureq-guest.wasm");
+        let component = Component::from_file(engine(), &path).map_err(|e| format!("{e:#}"))?;
+        Ok(WasmUreq { component })
+    }
+
+    /// `n` GETs of `url`; the guest times its own loop (instantiation excluded).
+    fn run(&self, url: &str, n: usize) -> f64 {
+        let stdout = MemoryOutputPipe::new(4096);
+        let stderr = MemoryOutputPipe::new(4096);
+        let mut b = WasiCtxBuilder::new();
+        b.args(&["ureq-guest", url, &n.to_string()])
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(true)
+            .socket_addr_check(|addr, _| {
+                let ok = addr.ip().is_loopback() || addr.ip().is_unspecified();
+                Box::pin(async move { ok })
+            });
+        let mut store = Store::new(engine(), Ctx::with_wasi(b.build()));
+        let cmd = wasmtime_wasi::p2::bindings::sync::Command::instantiate(
+            &mut store,
+            &self.component,
+            linker(),
+        )
+        .unwrap();
+        let ran = cmd.wasi_cli_run().call_run(&mut store).unwrap();
+        let out = String::from_utf8_lossy(&stdout.contents()).to_string();
+        assert!(
+            ran.is_ok(),
+            "ureq-guest failed: {}",
+            String::from_utf8_lossy(&stderr.contents())
+        );
+        let mut it = out.split_whitespace().map(|x| x.parse::<f64>().unwrap());
+        let (count, secs) = (it.next().unwrap(), it.next().unwrap());
+        count / secs
+    }
 }
 
 fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
@@ -331,7 +437,21 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
                 .unwrap_or(0.0);
             (rps, p99)
         };
-        let (mut a, mut b, mut pa, mut pb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let oha_run = |oha: &PathBuf| {
+            let out = Command::new(oha)
+                .args(["-z", &format!("{secs}s"), "-c", &users.to_string()])
+                .args(["--no-tui", "--output-format", "json"])
+                .arg(format!("http://127.0.0.1:{}/", ng.port))
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let rps = v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
+            let p99 = v["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0;
+            (rps, p99)
+        };
+        let oha = oha_binary();
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut pa, mut pb, mut pc) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
             let (r, p) = ours();
             a.push(r);
@@ -339,17 +459,55 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
             let (r, p) = wrk_run();
             b.push(r);
             pb.push(p);
+            if let Some(oha) = &oha {
+                let (r, p) = oha_run(oha);
+                c.push(r);
+                pc.push(p);
+            }
         }
         let (a, b, pa, pb) = (stat(a), stat(b), stat(pa), stat(pb));
+        let what = format!("concurrent load on nginx, {users} users, {secs} s");
+        let ours_text = format!("{} (p99 {:.2} ms)", fmt(&a, "req/s"), pa.median);
         t.row(
             "4",
-            &format!("concurrent load on nginx, {users} users, {secs} s"),
-            format!("{} (p99 {:.2} ms)", fmt(&a, "req/s"), pa.median),
+            &what,
+            ours_text.clone(),
             format!("wrk {} (p99 {:.2} ms)", fmt(&b, "req/s"), pb.median),
             format!("{:.2} x wrk", a.median / b.median),
-            ">= 0.5 x wrk (oha: not measured)",
+            ">= 0.5 x wrk",
         );
+        if oha.is_some() {
+            let (c, pc) = (stat(c), stat(pc));
+            t.row(
+                "4",
+                &what,
+                ours_text,
+                format!("oha {} (p99 {:.2} ms)", fmt(&c, "req/s"), pc.median),
+                format!("{:.2} x oha", a.median / c.median),
+                ">= 1.0 x oha",
+            );
+        } else {
+            t.row(
+                "4",
+                &what,
+                "-".into(),
+                "oha not installed (`just bench` installs it)".into(),
+                "-".into(),
+                ">= 1.0 x oha",
+            );
+        }
     }
+}
+
+/// oha on PATH or where `cargo install` puts it.
+fn oha_binary() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/oha"));
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("oha"))
+        .chain(home)
+        .find(|p| p.is_file())
 }
 
 fn wrk_ms(v: &str) -> f64 {

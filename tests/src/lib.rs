@@ -43,8 +43,12 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(policy: Policy) -> Self {
+        Self::with_wasi(wasi_ctx(policy))
+    }
+
+    pub fn with_wasi(wasi: WasiCtx) -> Self {
         Ctx {
-            wasi: wasi_ctx(policy),
+            wasi,
             table: ResourceTable::new(),
         }
     }
@@ -60,7 +64,7 @@ impl WasiView for Ctx {
 }
 
 /// The WASI linker, set up once per test process.
-fn linker() -> &'static Linker<Ctx> {
+pub fn linker() -> &'static Linker<Ctx> {
     static L: OnceLock<Linker<Ctx>> = OnceLock::new();
     L.get_or_init(|| {
         let mut linker = Linker::new(engine());
