@@ -527,7 +527,7 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
     let size = |p: &str| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / 1024.0;
     t.row(
         "6",
-        "component sizes (release)",
+        "component sizes (profile wasm)",
         format!(
             "socket {:.0} KiB, ip-pool {:.0} KiB, http-actions {:.0} KiB",
             size(compose::SOCKET_COMPONENT),
