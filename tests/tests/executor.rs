@@ -385,6 +385,19 @@ fn retries_honour_retry_after_and_idempotency() {
         };
         match (r.path.as_str(), n % 2) {
             ("/busy", 0) => Reply::status(503, &[("Retry-After", "1")]),
+            // An HTTP-date two seconds ahead: the wait is over one second whatever the
+            // sub-second part of now is.
+            ("/busy-date", 0) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let date = http_core::date::format_http_date(now + 2);
+                Reply::status(503, &[("Retry-After", &date)])
+            }
+            ("/busy-past", 0) => {
+                Reply::status(503, &[("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT")])
+            }
             (p, 0) if p.starts_with("/limit") => Reply::status(429, &[]),
             _ => Reply::ok("done"),
         }
@@ -403,6 +416,28 @@ fn retries_honour_retry_after_and_idempotency() {
         start.elapsed() >= Duration::from_millis(950),
         "waited for Retry-After"
     );
+    let start = Instant::now();
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/busy-date"), "retries": 2 }),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!((o.status, o.attempts), (200, 2));
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "waited until the Retry-After date"
+    );
+    // A date in the past: retry at once (no backoff either), well inside the request.
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/busy-past"), "retries": 2 }),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!((o.status, o.attempts), (200, 2));
     let o = ex
         .run(
             HttpMethod::Get,

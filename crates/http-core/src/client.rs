@@ -64,13 +64,19 @@ fn retryable(e: &HttpError) -> bool {
     )
 }
 
-/// `Retry-After` in seconds (an HTTP-date is not honoured; backoff applies then).
+/// `Retry-After` as milliseconds to wait: delay-seconds, or an HTTP-date (a date already
+/// past means no wait). Anything else is ignored, and backoff applies.
 fn retry_after(resp: &Response) -> Option<u64> {
-    resp.header("retry-after")?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|s| s.saturating_mul(1000))
+    let v = resp.header("retry-after")?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    let at_ms = crate::date::parse_http_date(v)?.saturating_mul(1000);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Some(at_ms.saturating_sub(now_ms))
 }
 
 impl<N: Net> Client<N> {

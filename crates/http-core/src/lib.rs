@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod date;
 pub mod pool;
 pub mod url;
 
