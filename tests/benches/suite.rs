@@ -227,13 +227,17 @@ fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         }
         n as f64 / start.elapsed().as_secs_f64()
     };
-    let wasm_ureq = WasmUreq::build();
-    let (mut xo, mut xr, mut xw) = (Vec::new(), Vec::new(), Vec::new());
+    let wasm_ureq = WasmPeer::build("ureq-guest");
+    let wasi_http = WasmPeer::build("wasi-http-guest");
+    let (mut xo, mut xr, mut xw, mut xh) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
         xo.push(ours());
         xr.push(native());
         if let Ok(w) = &wasm_ureq {
             xw.push(w.run(&url, n));
+        }
+        if let Ok(h) = &wasi_http {
+            xh.push(h.run(&url, n));
         }
     }
     let (o, r) = (stat(xo), stat(xr));
@@ -257,7 +261,7 @@ fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
                     fmt(&w, "req/s")
                 ),
                 format!("{:.2} x wasm ureq", o.median / w.median),
-                ">= 1.0 x wasm ureq (wasi:http client: not measured)",
+                ">= 1.0 x wasm ureq",
             );
         }
         Err(e) => t.row(
@@ -269,17 +273,70 @@ fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
             "",
         ),
     }
+    match wasi_http {
+        Ok(_) => {
+            let h = stat(xh);
+            t.row(
+                "3",
+                &format!("sequential keep-alive GETs to nginx, {n} requests"),
+                fmt(&o, "req/s"),
+                format!(
+                    "wasi:http client on wasmtime's wasi-http host (a connection per request) {}",
+                    fmt(&h, "req/s")
+                ),
+                format!("{:.2} x wasi:http", o.median / h.median),
+                ">= 2 x wasi:http",
+            );
+        }
+        Err(e) => t.row(
+            "3",
+            "sequential GETs, wasi:http client",
+            "-".into(),
+            format!("not built: {e}"),
+            "-".into(),
+            "",
+        ),
+    }
 }
 
-/// ureq compiled to wasm32-wasip2 (`bench/ureq-guest`, std::net on wasi:sockets), run as a
-/// WASI command in the same engine as our components, with the same loopback-only policy.
-struct WasmUreq {
+/// A peer client compiled to wasm32-wasip2 and run as a WASI command in the same engine as
+/// our components, with the same loopback-only policy: `ureq-guest` (ureq on std::net, over
+/// wasi:sockets) or `wasi-http-guest` (a wasi:http client, on wasmtime's wasi-http host).
+struct WasmPeer {
+    name: &'static str,
     component: Component,
+    linker: Linker<PeerCtx>,
 }
 
-impl WasmUreq {
-    /// Build the guest with the components' profile and compile it once.
-    fn build() -> Result<Self, String> {
+/// WASI plus wasi:http for the peers.
+struct PeerCtx {
+    wasi: wasmtime_wasi::WasiCtx,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    table: wasmtime_wasi::ResourceTable,
+}
+
+impl wasmtime_wasi::WasiView for PeerCtx {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for PeerCtx {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
+    }
+}
+
+impl WasmPeer {
+    /// Build the guest package `name` with the components' profile and compile it once.
+    fn build(name: &'static str) -> Result<Self, String> {
         let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let target_dir = root.join("target/wasm-components");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -295,18 +352,26 @@ impl WasmUreq {
             ])
             .arg("--target-dir")
             .arg(&target_dir)
-            .args(["-p", "ureq-guest"])
+            .args(["-p", name])
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
             .map_err(|e| format!("cargo: {e}"))?;
         if !status.success() {
-            return Err("cargo build -p ureq-guest failed".into());
+            return Err(format!("cargo build -p {name} failed"));
         }
-        let path = target_dir.join("wasm32-wasip2/wasm/ureq-guest.wasm");
+        let path = target_dir.join(format!("wasm32-wasip2/wasm/{name}.wasm"));
         let component = Component::from_file(engine(), &path).map_err(|e| format!("{e:#}"))?;
-        Ok(WasmUreq { component })
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("{e:#}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(WasmPeer {
+            name,
+            component,
+            linker,
+        })
     }
 
     /// `n` GETs of `url`; the guest times its own loop (instantiation excluded).
@@ -314,7 +379,7 @@ impl WasmUreq {
         let stdout = MemoryOutputPipe::new(4096);
         let stderr = MemoryOutputPipe::new(4096);
         let mut b = WasiCtxBuilder::new();
-        b.args(&["ureq-guest", url, &n.to_string()])
+        b.args(&[self.name, url, &n.to_string()])
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(true)
@@ -322,18 +387,24 @@ impl WasmUreq {
                 let ok = addr.ip().is_loopback() || addr.ip().is_unspecified();
                 Box::pin(async move { ok })
             });
-        let mut store = Store::new(engine(), Ctx::with_wasi(b.build()));
+        let ctx = PeerCtx {
+            wasi: b.build(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            table: wasmtime_wasi::ResourceTable::new(),
+        };
+        let mut store = Store::new(engine(), ctx);
         let cmd = wasmtime_wasi::p2::bindings::sync::Command::instantiate(
             &mut store,
             &self.component,
-            linker(),
+            &self.linker,
         )
         .unwrap();
         let ran = cmd.wasi_cli_run().call_run(&mut store).unwrap();
         let out = String::from_utf8_lossy(&stdout.contents()).to_string();
         assert!(
             ran.is_ok(),
-            "ureq-guest failed: {}",
+            "{} failed: {}",
+            self.name,
             String::from_utf8_lossy(&stderr.contents())
         );
         let mut it = out.split_whitespace().map(|x| x.parse::<f64>().unwrap());
