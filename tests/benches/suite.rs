@@ -698,7 +698,7 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only NAME`: one part (bulk, ping-pong, http, artifact), for profiling.
+    // `--only NAME`: one part (bulk, ping-pong, http, http-ours, artifact), for profiling.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -730,6 +730,28 @@ fn main() {
                 "",
             ),
         }
+    }
+    // Our side of row 3 alone, longer, for profiling: `--only http-ours`.
+    if only.as_deref() == Some("http-ours")
+        && let Some(ng) = nginx()
+    {
+        let url = format!("http://127.0.0.1:{}/", ng.port);
+        let mut ex = Executor::new();
+        let start = Instant::now();
+        for _ in 0..20_000 {
+            let o = ex
+                .run(
+                    HttpMethod::Get,
+                    json!({ "url": url, "discard_body": true }),
+                    vec![],
+                )
+                .unwrap();
+            assert_eq!(o.status, 200);
+        }
+        println!(
+            "ours: {:.0} req/s",
+            20_000.0 / start.elapsed().as_secs_f64()
+        );
     }
     if want("artifact") {
         artifact(&mut t, quick, reps);
