@@ -641,6 +641,19 @@ fn source_address_explicit_or_from_the_pool() {
     assert!(o.source_address.unwrap().starts_with("127.0.21.1:"));
     let stats = f.call_stats(&mut ex.store, "tenant-a").unwrap().unwrap();
     assert_eq!(stats.allocated, 0, "released after the action");
+    // Releasing that address closed its own idle connection only: the one from 127.0.20.5
+    // is still there for reuse.
+    let again = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": server.url("/"), "bind_ip": "127.0.20.5" }),
+            vec![],
+        )
+        .unwrap();
+    assert!(
+        again.reused_connection,
+        "other sources keep their connections"
+    );
     let o = ex
         .run(HttpMethod::Get, json!({ "url": server.url("/"), "pool": "tenant-a", "tenant": "a", "resource": "user-2", "release": "keep" }), vec![])
         .unwrap();

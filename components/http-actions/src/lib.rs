@@ -135,14 +135,15 @@ impl Guest for Component {
                 .map_err(|_| ActionError::Io(format!("pool returned {:?}", binding.ip)))?;
             params.request.bind_ip = Some(ip);
             if src.release_after {
-                lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation));
+                lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation, ip));
             }
         }
         let result = CLIENT.with(|c| c.borrow_mut().execute(&params.request));
-        if let Some((pool, ip, generation)) = lease {
-            // The address goes back to the pool; so do connections bound to it.
-            CLIENT.with(|c| c.borrow_mut().close_idle());
-            let _ = ip_pool::release(&pool, &ip, generation);
+        if let Some((pool, text, generation, ip)) = lease {
+            // The address goes back to the pool; so do the connections bound to it (and only
+            // those: other sources keep their keep-alive connections).
+            CLIENT.with(|c| c.borrow_mut().close_idle_from(ip));
+            let _ = ip_pool::release(&pool, &text, generation);
         }
         let resp = result.map_err(action_error)?;
         let exports = action
@@ -186,6 +187,6 @@ impl Guest for Component {
     }
 
     fn close_idle() {
-        CLIENT.with(|c| c.borrow_mut().close_idle());
+        CLIENT.with(|c| c.borrow_mut().close_idle_from(ip));
     }
 }

@@ -105,6 +105,11 @@ impl<N: Net> Client<N> {
         self.pool.clear();
     }
 
+    /// Close the idle connections bound to `source` (its address is going back to a pool).
+    pub fn close_idle_from(&mut self, source: IpAddr) {
+        self.pool.close_from(source);
+    }
+
     fn random(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;

@@ -69,11 +69,38 @@ impl<C> ConnPool<C> {
     pub fn clear(&mut self) {
         self.idle.clear();
     }
+
+    /// Close the idle connections bound to `source`, keeping the others.
+    pub fn close_from(&mut self, source: IpAddr) {
+        self.idle.retain(|k, _| k.source != Some(source));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closing_one_source_keeps_the_others() {
+        let mut pool = ConnPool::new(4, Duration::from_secs(10));
+        let t0 = Instant::now();
+        let from = |ip: &str, port| PoolKey {
+            host: "h".into(),
+            port,
+            source: Some(ip.parse().unwrap()),
+        };
+        pool.checkin(from("127.0.10.1", 80), 1, t0);
+        pool.checkin(from("127.0.10.1", 81), 2, t0);
+        pool.checkin(from("127.0.10.2", 80), 3, t0);
+        pool.checkin(key(80), 4, t0);
+        pool.close_from("127.0.10.1".parse().unwrap());
+        assert_eq!(pool.idle_count(), 2);
+        assert_eq!(
+            pool.checkout(&from("127.0.10.2", 80), t0, |_| true),
+            Some(3)
+        );
+        assert_eq!(pool.checkout(&key(80), t0, |_| true), Some(4));
+    }
 
     fn key(p: u16) -> PoolKey {
         PoolKey {
