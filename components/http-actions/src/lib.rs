@@ -187,6 +187,6 @@ impl Guest for Component {
     }
 
     fn close_idle() {
-        CLIENT.with(|c| c.borrow_mut().close_idle_from(ip));
+        CLIENT.with(|c| c.borrow_mut().close_idle());
     }
 }
