@@ -751,3 +751,40 @@ fn extreme_numbers_are_bounded_not_traps() {
     // The instance is still usable afterwards.
     assert_eq!(ex.get(&server.url("/")).unwrap().status, 503);
 }
+
+/// A JSON body given as JSON is sent compact and typed application/json, unless the headers
+/// name a type: then that one alone, whatever the order of the parameters.
+#[test]
+fn json_bodies_are_typed_once() {
+    let server = serve("127.0.0.1:0", None, |r| {
+        let types: Vec<String> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        let mut body = types.join("|").into_bytes();
+        body.push(b' ');
+        body.extend_from_slice(&r.body);
+        Reply::Full(200, vec![], body)
+    });
+    let mut ex = Executor::new();
+    let text = |o: Outcome| String::from_utf8(o.body).unwrap();
+    let o = ex
+        .run(
+            HttpMethod::Post,
+            json!({ "url": server.url("/"), "body": {"a": [1, 2.5, "x\n"], "b": null} }),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(text(o), r#"application/json {"a":[1,2.5,"x\n"],"b":null}"#);
+    // The harness writes keys sorted, so "body" comes before "headers" here.
+    let o = ex
+        .run(
+            HttpMethod::Post,
+            json!({ "url": server.url("/"), "body": {"a": 1}, "headers": {"Content-Type": "application/vnd.x+json"} }),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(text(o), r#"application/vnd.x+json {"a":1}"#);
+}

@@ -98,10 +98,10 @@ fn export_value(
             .ok_or_else(|| failed(format!("no header {h}"))),
         ExportSource::Body => Ok(String::from_utf8_lossy(&resp.body).into_owned()),
         ExportSource::JsonPointer(p) => {
-            let v: serde_json::Value = serde_json::from_slice(&resp.body)
+            let v = http_core::json::parse_slice(&resp.body)
                 .map_err(|e| failed(format!("body is not JSON: {e}")))?;
             match v.pointer(p) {
-                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(http_core::json::Value::String(s)) => Ok(s.clone()),
                 Some(other) => Ok(other.to_string()),
                 None => Err(failed(format!("nothing at {p}"))),
             }

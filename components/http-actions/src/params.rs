@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
+use http_core::json::{self, Value};
 use http_core::{Method, Request};
-use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamError {
@@ -50,19 +50,19 @@ fn bool_field(v: &Value, field: &str) -> Result<bool, ParamError> {
         .ok_or_else(|| err(field, "expected true or false"))
 }
 
-fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ParamError> {
+fn object<'a>(v: &'a Value, field: &str) -> Result<&'a [(String, Value)], ParamError> {
     v.as_object()
         .ok_or_else(|| err(field, "expected an object"))
 }
 
 pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, ParamError> {
-    let root: Value = serde_json::from_str(json)
-        .map_err(|e| err("with-params", format!("not valid JSON: {e}")))?;
+    let root = json::parse(json).map_err(|e| err("with-params", format!("not valid JSON: {e}")))?;
     let map = object(&root, "with-params")?;
-    let url = map.get("url").ok_or_else(|| err("url", "required"))?;
+    let url = root.get("url").ok_or_else(|| err("url", "required"))?;
     let mut req = Request::new(method, str_field(url, "url")?);
     http_core::Url::parse(&req.url).map_err(|e| err("url", format!("{e:?}")))?;
     let mut discard_body = false;
+    let mut json_body = false;
     let (mut pool, mut tenant, mut resource, mut resource_type, mut release) =
         (None, None, None, None, None);
     for (key, v) in map {
@@ -98,7 +98,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                 for (name, value) in object(v, k)? {
                     let value = match value {
                         Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
+                        Value::Number(n) => n.clone(),
                         Value::Bool(b) => b.to_string(),
                         _ => return Err(err(&format!("headers.{name}"), "expected a string")),
                     };
@@ -108,17 +108,10 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             "body" => match v {
                 Value::String(s) => req.body = s.clone().into_bytes(),
                 Value::Null => {}
-                // A JSON body given as JSON.
+                // A JSON body given as JSON (typed below unless the headers say otherwise).
                 other => {
                     req.body = other.to_string().into_bytes();
-                    if !req
-                        .headers
-                        .iter()
-                        .any(|(h, _)| h.eq_ignore_ascii_case("content-type"))
-                    {
-                        req.headers
-                            .push(("content-type".into(), "application/json".into()));
-                    }
+                    json_body = true;
                 }
             },
             "timeouts" => {
@@ -187,6 +180,15 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             "discard_body" => discard_body = bool_field(v, k)?,
             _ => return Err(err(k, "unknown parameter")),
         }
+    }
+    if json_body
+        && !req
+            .headers
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case("content-type"))
+    {
+        req.headers
+            .push(("content-type".into(), "application/json".into()));
     }
     let pool = match pool {
         Some(pool) if req.bind_ip.is_none() => Some(PoolSource {

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod codec;
 pub mod date;
+pub mod json;
 pub mod pool;
 pub mod url;
 
