@@ -227,75 +227,64 @@ fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         }
         n as f64 / start.elapsed().as_secs_f64()
     };
-    let wasm_ureq = WasmPeer::build("ureq-guest");
-    let wasi_http = WasmPeer::build("wasi-http-guest");
-    let (mut xo, mut xr, mut xw, mut xh) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The peers compiled to wasm: (build, what the row says, short name, target).
+    let peers = [
+        (
+            WasmPeer::build("ureq-guest"),
+            "wasm ureq (std::net, same wasmtime; no keep-alive on wasip2)",
+            "wasm ureq",
+            ">= 1.0 x wasm ureq",
+        ),
+        (
+            WasmPeer::build("wasi-http-guest"),
+            "wasi:http client on wasmtime's wasi-http host (a connection per request)",
+            "wasi:http",
+            ">= 2 x wasi:http",
+        ),
+    ];
+    let (mut xo, mut xr) = (Vec::new(), Vec::new());
+    let mut xp = vec![Vec::new(); peers.len()];
     for _ in 0..reps {
         xo.push(ours());
         xr.push(native());
-        if let Ok(w) = &wasm_ureq {
-            xw.push(w.run(&url, n));
-        }
-        if let Ok(h) = &wasi_http {
-            xh.push(h.run(&url, n));
+        for ((peer, ..), samples) in peers.iter().zip(&mut xp) {
+            if let Ok(p) = peer {
+                samples.push(p.run(&url, n));
+            }
         }
     }
     let (o, r) = (stat(xo), stat(xr));
+    let what = format!("sequential keep-alive GETs to nginx, {n} requests");
     t.row(
         "3",
-        &format!("sequential keep-alive GETs to nginx, {n} requests"),
+        &what,
         fmt(&o, "req/s"),
         format!("native ureq {}", fmt(&r, "req/s")),
         format!("{:.2} x native ureq", o.median / r.median),
         ">= 0.6 x native ureq",
     );
-    match wasm_ureq {
-        Ok(_) => {
-            let w = stat(xw);
-            t.row(
+    for ((peer, label, short, target), samples) in peers.into_iter().zip(xp) {
+        match peer {
+            Ok(_) => {
+                let p = stat(samples);
+                t.row(
+                    "3",
+                    &what,
+                    fmt(&o, "req/s"),
+                    format!("{label} {}", fmt(&p, "req/s")),
+                    format!("{:.2} x {short}", o.median / p.median),
+                    target,
+                );
+            }
+            Err(e) => t.row(
                 "3",
-                &format!("sequential keep-alive GETs to nginx, {n} requests"),
-                fmt(&o, "req/s"),
-                format!(
-                    "wasm ureq (std::net, same wasmtime; no keep-alive on wasip2) {}",
-                    fmt(&w, "req/s")
-                ),
-                format!("{:.2} x wasm ureq", o.median / w.median),
-                ">= 1.0 x wasm ureq",
-            );
+                &format!("sequential GETs, {short}"),
+                "-".into(),
+                format!("not built: {e}"),
+                "-".into(),
+                "",
+            ),
         }
-        Err(e) => t.row(
-            "3",
-            "sequential keep-alive GETs, wasm ureq",
-            "-".into(),
-            format!("not built: {e}"),
-            "-".into(),
-            "",
-        ),
-    }
-    match wasi_http {
-        Ok(_) => {
-            let h = stat(xh);
-            t.row(
-                "3",
-                &format!("sequential keep-alive GETs to nginx, {n} requests"),
-                fmt(&o, "req/s"),
-                format!(
-                    "wasi:http client on wasmtime's wasi-http host (a connection per request) {}",
-                    fmt(&h, "req/s")
-                ),
-                format!("{:.2} x wasi:http", o.median / h.median),
-                ">= 2 x wasi:http",
-            );
-        }
-        Err(e) => t.row(
-            "3",
-            "sequential GETs, wasi:http client",
-            "-".into(),
-            format!("not built: {e}"),
-            "-".into(),
-            "",
-        ),
     }
 }
 
