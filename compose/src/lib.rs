@@ -17,6 +17,24 @@ pub const HTTP_ACTIONS_COMPONENT: &str = env!("HTTP_ACTIONS_COMPONENT_WASM");
 /// The composed executor artifact: exports the executor and ip-pool, imports only WASI.
 pub const EXECUTOR_ARTIFACT: &str = env!("EXECUTOR_WASM");
 
+/// Pooling-allocator limits for `slots` live instances of the artifact: per instance it holds
+/// up to 48 core instances, 8 memories and 24 tables (three components, their adapters and
+/// shims), with room to spare. The scheduler host and the benchmarks load it with these.
+pub fn pooling_config(slots: u32) -> wasmtime::PoolingAllocationConfig {
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(slots)
+        .total_core_instances(slots * 24)
+        .total_memories(slots * 4)
+        .total_tables(slots * 12)
+        .total_stacks(slots)
+        .max_core_instances_per_component(48)
+        .max_memories_per_component(8)
+        .max_tables_per_component(24)
+        .max_memory_size(512 << 20);
+    pooling
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

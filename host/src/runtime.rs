@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -85,19 +85,10 @@ impl Runtime {
     /// `max_instances`: how many instances may be alive at once (pooling allocator slots).
     pub fn new(max_instances: u32) -> Result<Runtime, String> {
         let slots = max_instances.max(2);
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling
-            .total_component_instances(slots)
-            .total_core_instances(slots * 24)
-            .total_memories(slots * 4)
-            .total_tables(slots * 12)
-            .total_stacks(slots)
-            .max_core_instances_per_component(48)
-            .max_memories_per_component(8)
-            .max_tables_per_component(24)
-            .max_memory_size(512 << 20);
         let mut config = Config::new();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+            compose::pooling_config(slots),
+        ));
         let engine = Engine::new(&config).map_err(fail("engine"))?;
         let component = Component::from_file(&engine, compose::EXECUTOR_ARTIFACT)
             .map_err(fail("loading the artifact"))?;

@@ -20,7 +20,7 @@ use integration_tests::nginx::Nginx;
 use integration_tests::*;
 use serde_json::json;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -625,18 +625,10 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
     );
 
     let users = if quick { 50 } else { 1000 };
-    let mut pooling = PoolingAllocationConfig::default();
-    pooling
-        .total_component_instances(users + 2)
-        .total_core_instances((users + 2) * 24)
-        .total_memories((users + 2) * 4)
-        .total_tables((users + 2) * 12)
-        .max_core_instances_per_component(48)
-        .max_memories_per_component(8)
-        .max_tables_per_component(24)
-        .max_memory_size(512 << 20);
     let mut config = Config::new();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+        compose::pooling_config(users + 2),
+    ));
     let engine = Engine::new(&config).unwrap();
     let component = Component::new(&engine, &bytes).unwrap();
     let mut linker: Linker<Ctx> = Linker::new(&engine);
