@@ -138,22 +138,6 @@ impl BindingRef<'_> {
             lease_expiry_ms: self.lease_expiry_ms,
         }
     }
-
-    pub fn owner(&self) -> Owner {
-        Owner::new(self.tenant, self.resource, self.resource_type.clone())
-    }
-}
-
-impl PartialEq<Binding> for BindingRef<'_> {
-    fn eq(&self, b: &Binding) -> bool {
-        self.ip == b.ip
-            && self.pool == b.pool
-            && self.tenant == b.tenant
-            && self.resource == b.resource
-            && *self.resource_type == b.resource_type
-            && self.generation == b.generation
-            && self.lease_expiry_ms == b.lease_expiry_ms
-    }
 }
 
 /// Address counts are `u128`: an IPv6 range can hold up to 2^127 addresses here.
@@ -1077,7 +1061,7 @@ mod tests {
         assert!(p.find_owner("p", &o(0)).unwrap().is_none());
         assert_eq!(p.find_owner("p", &o(7)).unwrap().unwrap().ip, ips[7]);
         let again = p.allocate("p", &o(5)).unwrap().to_binding();
-        assert_eq!(p.allocate("p", &o(5)).unwrap(), again);
+        assert_eq!(p.allocate("p", &o(5)).unwrap().to_binding(), again);
         let restored = {
             let mut q = IpPools::new();
             q.restore(&p.snapshot()).unwrap();
