@@ -2,10 +2,18 @@
 //! imports. The HTTP logic is `http-core`; this file adapts types and holds the one client
 //! (and so the keep-alive pool) of the instance.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 mod net;
 mod params;
 
-use std::cell::RefCell;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use guest_rt::Global;
 
 use http_core::{Client, HttpError, Method, Phase};
 use socket_api::ip_pool;
@@ -24,9 +32,7 @@ use exports::scheduler::executor::executor::{
     TimeoutPhase, Timings,
 };
 
-thread_local! {
-    static CLIENT: RefCell<Client<net::SocketNet>> = RefCell::new(Client::new(net::SocketNet));
-}
+static CLIENT: Global<Client<net::SocketNet>> = Global::new(|| Client::new(net::SocketNet));
 
 fn method(m: HttpMethod) -> Method {
     match m {
@@ -138,11 +144,11 @@ impl Guest for Component {
                 lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation, ip));
             }
         }
-        let result = CLIENT.with(|c| c.borrow_mut().execute(&params.request));
+        let result = CLIENT.get().execute(&params.request);
         if let Some((pool, text, generation, ip)) = lease {
             // The address goes back to the pool; so do the connections bound to it (and only
             // those: other sources keep their keep-alive connections).
-            CLIENT.with(|c| c.borrow_mut().close_idle_from(ip));
+            CLIENT.get().close_idle_from(ip);
             let _ = ip_pool::release(&pool, &text, generation);
         }
         let resp = result.map_err(action_error)?;
@@ -187,6 +193,6 @@ impl Guest for Component {
     }
 
     fn close_idle() {
-        CLIENT.with(|c| c.borrow_mut().close_idle());
+        CLIENT.get().close_idle();
     }
 }

@@ -1,6 +1,8 @@
 //! `http_core::Net` over the socket component (through `socket-api`).
 
-use std::net::{IpAddr, SocketAddr};
+use alloc::format;
+use alloc::vec::Vec;
+use core::net::{IpAddr, SocketAddr};
 
 use http_core::{Conn, Net, NetError};
 use socket_api::{Socket, SocketError};
@@ -90,5 +92,18 @@ impl Net for SocketNet {
             read_ms: u64::MAX,
             write_ms: u64::MAX,
         })
+    }
+
+    fn now_us(&self) -> u64 {
+        wasip2::clocks::monotonic_clock::now() / 1000
+    }
+
+    fn wall_ms(&self) -> u64 {
+        let t = wasip2::clocks::wall_clock::now();
+        t.seconds * 1000 + u64::from(t.nanoseconds / 1_000_000)
+    }
+
+    fn sleep_ms(&self, ms: u64) {
+        wasip2::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
     }
 }

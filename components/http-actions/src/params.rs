@@ -1,6 +1,8 @@
 //! `with-params` JSON, checked field by field so every problem names its field.
 
-use std::net::IpAddr;
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::net::IpAddr;
 
 use http_core::json::{self, Value};
 use http_core::{Method, Request};

@@ -1,14 +1,16 @@
 //! The ip-pool component: `scheduler:core-libs/ip-pool` over the `ip-pool` crate.
 //! One `IpPools` per instance; the types are adapted here and nothing else.
 
-use std::cell::RefCell;
+#![cfg_attr(target_arch = "wasm32", no_std)]
 
+extern crate alloc;
+
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use guest_rt::Global;
 use ip_pool::{IpPools, PoolError as E};
-
-mod small_alloc;
-
-#[global_allocator]
-static ALLOC: small_alloc::SmallAlloc = small_alloc::SmallAlloc::new();
 
 wit_bindgen::generate!({ path: "../../wit", world: "ip-pool-component" });
 
@@ -17,12 +19,20 @@ use exports::scheduler::core_libs::ip_pool::{
     RangeInfo, ResourceType, Stale, Strategy, TenantStats,
 };
 
-thread_local! {
-    static POOLS: RefCell<IpPools> = RefCell::new(IpPools::new());
+static POOLS: Global<IpPools> = Global::new(|| IpPools::with_clock(Box::new(WallClock)));
+
+/// Lease expiry is wall-clock time (`lease-expiry-ms` is ms since the Unix epoch).
+struct WallClock;
+
+impl ip_pool::Clock for WallClock {
+    fn now_ms(&self) -> u64 {
+        let t = wasip2::clocks::wall_clock::now();
+        t.seconds * 1000 + u64::from(t.nanoseconds / 1_000_000)
+    }
 }
 
 fn with<T>(f: impl FnOnce(&mut IpPools) -> Result<T, E>) -> Result<T, PoolError> {
-    POOLS.with(|p| f(&mut p.borrow_mut())).map_err(error)
+    f(&mut POOLS.get()).map_err(error)
 }
 
 fn error(e: E) -> PoolError {
@@ -137,7 +147,7 @@ impl Guest for Component {
     }
 
     fn list_pools() -> Vec<String> {
-        POOLS.with(|p| p.borrow().pool_names())
+        POOLS.get().pool_names()
     }
 
     fn add_cidr(pool: String, cidr: String, reserve: bool) -> Result<RangeInfo, PoolError> {
@@ -235,7 +245,7 @@ impl Guest for Component {
     }
 
     fn snapshot() -> Vec<u8> {
-        POOLS.with(|p| p.borrow().snapshot())
+        POOLS.get().snapshot()
     }
 
     fn restore(bytes: Vec<u8>) -> Result<(), PoolError> {

@@ -1,6 +1,8 @@
 //! Conversions between our text addresses and `wasi:sockets` addresses.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use wasip2::sockets::network::{
     IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,

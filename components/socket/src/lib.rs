@@ -6,10 +6,20 @@
 //! pollables are locals of the call that made them, and stream fields are declared before the
 //! socket field so they drop first.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 mod addr;
 mod wait;
 
-use std::cell::RefCell;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use guest_rt as _;
 
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::instance_network::instance_network;
@@ -180,7 +190,7 @@ fn stream_error(err: StreamError) -> SocketError {
 }
 
 /// Resolve a host (name or literal) with `wasi:sockets/ip-name-lookup`, bounded by `timeout_ms`.
-fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<std::net::IpAddr>, SocketError> {
+fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<core::net::IpAddr>, SocketError> {
     if host.is_empty() {
         return Err(SocketError::InvalidInput("empty host name".to_string()));
     }
@@ -289,8 +299,8 @@ impl Inner {
     fn implicit_bind(&mut self) -> Result<(), SocketError> {
         if self.state == SocketState::Created {
             let any = match self.family {
-                AddressFamily::Ipv4 => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                AddressFamily::Ipv6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                AddressFamily::Ipv4 => core::net::IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+                AddressFamily::Ipv6 => core::net::IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
             };
             self.bind_wasi(to_socket_address(any, 0, self.family)?)?;
             self.state = SocketState::Bound;

@@ -1,5 +1,6 @@
 //! Bounded waits: a pollable raced against a monotonic-clock pollable.
 
+use alloc::string::ToString;
 use wasip2::clocks::monotonic_clock;
 use wasip2::io::poll::{Pollable, poll};
 use wasip2::sockets::network::ErrorCode;

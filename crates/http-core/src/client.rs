@@ -1,7 +1,9 @@
 //! The client: connection reuse, per-phase timeouts, retries with backoff, redirects.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use core::net::{IpAddr, SocketAddr};
+
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_head};
 use crate::pool::{ConnPool, PoolKey};
@@ -38,8 +40,8 @@ struct Counters {
 }
 
 /// A phase's timeout clipped by the total deadline; the flag says the total was the limit.
-fn phase_ms(phase_ms: u64, end: Instant) -> Result<(u64, bool), HttpError> {
-    let left = end.saturating_duration_since(Instant::now()).as_millis() as u64;
+fn phase_ms(phase_ms: u64, end: u64, now: u64) -> Result<(u64, bool), HttpError> {
+    let left = end.saturating_sub(now) / 1000;
     if left == 0 {
         return Err(HttpError::Timeout(Phase::Total));
     }
@@ -66,32 +68,25 @@ fn retryable(e: &HttpError) -> bool {
 
 /// `Retry-After` as milliseconds to wait: delay-seconds, or an HTTP-date (a date already
 /// past means no wait). Anything else is ignored, and backoff applies.
-fn retry_after(resp: &Response) -> Option<u64> {
+fn retry_after(resp: &Response, now_ms: u64) -> Option<u64> {
     let v = resp.header("retry-after")?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(secs.saturating_mul(1000));
     }
     let at_ms = crate::date::parse_http_date(v)?.saturating_mul(1000);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
     Some(at_ms.saturating_sub(now_ms))
 }
 
 impl<N: Net> Client<N> {
     pub fn new(net: N) -> Self {
-        Self::with_pool(net, 8, Duration::from_secs(30))
+        Self::with_pool(net, 8, 30_000)
     }
 
-    pub fn with_pool(net: N, max_idle_per_key: usize, idle_timeout: Duration) -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x1234_5678);
+    pub fn with_pool(net: N, max_idle_per_key: usize, idle_timeout_ms: u64) -> Self {
+        let seed = net.wall_ms() ^ net.now_us().rotate_left(32) ^ 0x1234_5678;
         Client {
             net,
-            pool: ConnPool::new(max_idle_per_key, idle_timeout),
+            pool: ConnPool::new(max_idle_per_key, idle_timeout_ms.saturating_mul(1000)),
             rng: seed | 1,
         }
     }
@@ -128,22 +123,22 @@ impl<N: Net> Client<N> {
     }
 
     /// Sleep unless that would pass the deadline; false if there is not enough time.
-    fn sleep_within(ms: u64, end: Instant) -> bool {
-        let Some(until) = Instant::now().checked_add(Duration::from_millis(ms)) else {
+    fn sleep_within(&self, ms: u64, end: u64) -> bool {
+        let Some(until) = self.net.now_us().checked_add(ms.saturating_mul(1000)) else {
             return false;
         };
         if until >= end {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(ms));
+        self.net.sleep_ms(ms);
         true
     }
 
     pub fn execute(&mut self, req: &Request) -> Result<Response, HttpError> {
-        let start = Instant::now();
-        // Any total beyond a year is a year: `Instant` arithmetic must not overflow.
+        let start = self.net.now_us();
+        // Any total beyond a year is a year.
         let end =
-            start + Duration::from_millis(req.timeouts.total_ms.clamp(1, 365 * 24 * 3600 * 1000));
+            start.saturating_add(req.timeouts.total_ms.clamp(1, 365 * 24 * 3600 * 1000) * 1000);
         let mut url = Url::parse(&req.url)?;
         let mut method = req.method;
         let mut body: &[u8] = &req.body;
@@ -161,18 +156,18 @@ impl<N: Net> Client<N> {
                     && (method.idempotent() || req.retry.non_idempotent);
                 match r {
                     Ok(resp) if may_retry && (resp.status == 429 || resp.status == 503) => {
-                        let wait = match retry_after(&resp) {
+                        let wait = match retry_after(&resp, self.net.wall_ms()) {
                             Some(ms) => ms,
                             None => self.backoff_ms(req, retries),
                         };
-                        if !Self::sleep_within(wait, end) {
+                        if !self.sleep_within(wait, end) {
                             break resp;
                         }
                         retries += 1;
                     }
                     Err(e) if may_retry && retryable(&e) => {
                         let wait = self.backoff_ms(req, retries);
-                        if !Self::sleep_within(wait, end) {
+                        if !self.sleep_within(wait, end) {
                             return Err(e);
                         }
                         retries += 1;
@@ -216,7 +211,7 @@ impl<N: Net> Client<N> {
             resp.final_url = url.to_text();
             resp.bytes_sent = counters.sent;
             resp.bytes_received = counters.received;
-            resp.timings.total_us = start.elapsed().as_micros() as u64;
+            resp.timings.total_us = self.net.now_us().saturating_sub(start);
             return Ok(resp);
         }
     }
@@ -229,7 +224,7 @@ impl<N: Net> Client<N> {
         url: &Url,
         headers: &codec::Headers,
         body: &[u8],
-        end: Instant,
+        end: u64,
         counters: &mut Counters,
     ) -> Result<Response, HttpError> {
         let wire = encode_request(
@@ -246,7 +241,9 @@ impl<N: Net> Client<N> {
             source: req.bind_ip,
         };
         if req.keep_alive
-            && let Some(conn) = self.pool.checkout(&key, Instant::now(), |c| c.is_alive())
+            && let Some(conn) = self
+                .pool
+                .checkout(&key, self.net.now_us(), |c| c.is_alive())
         {
             let mut timings = Timings::default();
             match self.send_and_read(conn, &key, &wire, method, req, end, &mut timings, counters) {
@@ -273,16 +270,16 @@ impl<N: Net> Client<N> {
         &mut self,
         url: &Url,
         req: &Request,
-        end: Instant,
+        end: u64,
         timings: &mut Timings,
     ) -> Result<N::Conn, HttpError> {
         let ips: Vec<IpAddr> = match url.host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
             Err(_) => {
-                let (ms, clipped) = phase_ms(req.timeouts.dns_ms, end)?;
-                let t = Instant::now();
+                let (ms, clipped) = phase_ms(req.timeouts.dns_ms, end, self.net.now_us())?;
+                let t = self.net.now_us();
                 let r = self.net.resolve(&url.host, ms);
-                timings.dns_us = t.elapsed().as_micros() as u64;
+                timings.dns_us = self.net.now_us().saturating_sub(t);
                 match r {
                     Ok(ips) => ips,
                     Err(NetError::Timeout) => return Err(timeout(Phase::Dns, clipped)),
@@ -309,11 +306,11 @@ impl<N: Net> Client<N> {
         }
         let mut last = HttpError::Connect("no address".into());
         for ip in ips {
-            let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end)?;
+            let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end, self.net.now_us())?;
             let remote = SocketAddr::new(ip, url.port);
-            let t = Instant::now();
+            let t = self.net.now_us();
             let r = self.net.connect(remote, req.bind_ip, ms);
-            timings.connect_us = t.elapsed().as_micros() as u64;
+            timings.connect_us = self.net.now_us().saturating_sub(t);
             match r {
                 Ok(c) => return Ok(c),
                 Err(NetError::Timeout) => last = timeout(Phase::Connect, clipped),
@@ -343,19 +340,19 @@ impl<N: Net> Client<N> {
         wire: &[u8],
         method: Method,
         req: &Request,
-        end: Instant,
+        end: u64,
         timings: &mut Timings,
         counters: &mut Counters,
     ) -> Result<Response, Failure> {
         let source = conn.local_addr();
-        let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
+        let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, self.net.now_us())?;
         match conn.write_all(wire, ms) {
             Ok(()) => {}
             Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
             Err(e) => return Err(Failure::Stale(format!("sending the request: {e:?}"))),
         }
         counters.sent += wire.len() as u64;
-        let sent_at = Instant::now();
+        let sent_at = self.net.now_us();
 
         let mut buf: Vec<u8> = Vec::new();
         let mut got_any = false;
@@ -365,7 +362,7 @@ impl<N: Net> Client<N> {
             } else {
                 (Phase::FirstByte, req.timeouts.first_byte_ms)
             };
-            let (ms, clipped) = phase_ms(limit, end)?;
+            let (ms, clipped) = phase_ms(limit, end, self.net.now_us())?;
             let chunk = match conn.read(HEAD_CHUNK, ms) {
                 Ok(c) => c,
                 Err(NetError::Timeout) => return Err(timeout(phase, clipped).into()),
@@ -383,7 +380,7 @@ impl<N: Net> Client<N> {
                 );
             }
             if !got_any {
-                timings.first_byte_us = sent_at.elapsed().as_micros() as u64;
+                timings.first_byte_us = self.net.now_us().saturating_sub(sent_at);
                 got_any = true;
             }
             counters.received += chunk.len() as u64;
@@ -410,7 +407,7 @@ impl<N: Net> Client<N> {
                          counters: &mut Counters,
                          want: usize|
          -> Result<Vec<u8>, HttpError> {
-            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end)?;
+            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, self.net.now_us())?;
             match conn.read(want.clamp(1, READ_CHUNK), ms) {
                 Ok(c) => {
                     counters.received += c.len() as u64;
@@ -483,7 +480,7 @@ impl<N: Net> Client<N> {
             },
         }
         if clean && req.keep_alive && codec::keep_alive(&head, framing) {
-            self.pool.checkin(key.clone(), conn, Instant::now());
+            self.pool.checkin(key.clone(), conn, self.net.now_us());
         }
         Ok(Response {
             status: head.status,

@@ -1,6 +1,9 @@
 //! HTTP/1.1 wire format: request encoding, response heads (httparse), body framing and the
 //! chunked decoder (extensions and trailers included).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use crate::{HttpError, Method};
 
 pub type Headers = Vec<(String, String)>;

@@ -1,6 +1,9 @@
 //! HTTP-dates (RFC 9110 section 5.6.7): the preferred IMF-fixdate and the two obsolete forms a
 //! recipient must still accept, as Unix seconds. Used for `Retry-After`.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];

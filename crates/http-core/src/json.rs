@@ -3,7 +3,10 @@
 //! It replaces serde_json inside the component, where serde and float formatting cost about
 //! 30 KB; the tests check it against serde_json.
 
-use std::fmt;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use core::fmt;
 
 /// Deeper input is refused rather than recursed into (serde_json's limit too).
 const MAX_DEPTH: usize = 128;
@@ -176,7 +179,7 @@ pub fn parse(text: &str) -> Result<Value, JsonError> {
 
 /// Parse JSON from bytes (which must be UTF-8).
 pub fn parse_slice(bytes: &[u8]) -> Result<Value, JsonError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| JsonError {
+    let text = core::str::from_utf8(bytes).map_err(|e| JsonError {
         message: "not UTF-8".into(),
         at: e.valid_up_to(),
     })?;
@@ -335,7 +338,7 @@ impl Parser<'_> {
                 return Err(self.error("invalid number"));
             }
         }
-        let text = std::str::from_utf8(&self.b[start..self.at]).unwrap_or_default();
+        let text = core::str::from_utf8(&self.b[start..self.at]).unwrap_or_default();
         Ok(Value::Number(text.to_string()))
     }
 
@@ -343,7 +346,7 @@ impl Parser<'_> {
         let h = self
             .b
             .get(self.at..self.at + 4)
-            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| core::str::from_utf8(h).ok())
             .and_then(|h| u32::from_str_radix(h, 16).ok())
             .ok_or_else(|| self.error("invalid \\u escape"))?;
         self.at += 4;
@@ -359,7 +362,7 @@ impl Parser<'_> {
                 self.at += 1;
             }
             // The input is a &str and we stopped at ASCII bytes: a whole UTF-8 run.
-            out.push_str(std::str::from_utf8(&self.b[start..self.at]).unwrap_or_default());
+            out.push_str(core::str::from_utf8(&self.b[start..self.at]).unwrap_or_default());
             match self.peek() {
                 Some(b'"') => {
                     self.at += 1;

@@ -2,6 +2,18 @@
 //! [`Net`] and [`Conn`] traits. The http-actions component implements them with the socket
 //! component; tests can implement them with anything.
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+/// What `std`'s prelude would bring, for the `no_std` build.
+mod prelude {
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
 pub mod client;
 pub mod codec;
 pub mod date;
@@ -9,8 +21,11 @@ pub mod json;
 pub mod pool;
 pub mod url;
 
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
+
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 pub use client::Client;
 pub use codec::Headers;
@@ -90,7 +105,7 @@ impl fmt::Display for HttpError {
     }
 }
 
-impl std::error::Error for HttpError {}
+impl core::error::Error for HttpError {}
 
 /// What a transport reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +143,12 @@ pub trait Net {
         local: Option<IpAddr>,
         timeout_ms: u64,
     ) -> Result<Self::Conn, NetError>;
+    /// Monotonic time in microseconds, from any origin.
+    fn now_us(&self) -> u64;
+    /// Wall-clock milliseconds since the Unix epoch (for `Retry-After` dates).
+    fn wall_ms(&self) -> u64;
+    /// Wait `ms` milliseconds (a retry's backoff).
+    fn sleep_ms(&self, ms: u64);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,13 @@
 //! Idle keep-alive connections keyed by (host, port, source address), with idle expiry and a
 //! cap per key. Generic over the connection type so it is tested natively.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use alloc::collections::BTreeMap;
+use core::net::IpAddr;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PoolKey {
     pub host: String,
     pub port: u16,
@@ -13,17 +15,19 @@ pub struct PoolKey {
 }
 
 pub struct ConnPool<C> {
-    idle: HashMap<PoolKey, Vec<(C, Instant)>>,
+    /// Idle connections with the time (µs) each was checked in.
+    idle: BTreeMap<PoolKey, Vec<(C, u64)>>,
     pub max_idle_per_key: usize,
-    pub idle_timeout: Duration,
+    /// Microseconds.
+    pub idle_timeout: u64,
 }
 
 impl<C> ConnPool<C> {
-    pub fn new(max_idle_per_key: usize, idle_timeout: Duration) -> Self {
+    pub fn new(max_idle_per_key: usize, idle_timeout_us: u64) -> Self {
         ConnPool {
-            idle: HashMap::new(),
+            idle: BTreeMap::new(),
             max_idle_per_key,
-            idle_timeout,
+            idle_timeout: idle_timeout_us,
         }
     }
 
@@ -31,12 +35,12 @@ impl<C> ConnPool<C> {
     pub fn checkout(
         &mut self,
         key: &PoolKey,
-        now: Instant,
+        now: u64,
         mut alive: impl FnMut(&mut C) -> bool,
     ) -> Option<C> {
         let list = self.idle.get_mut(key)?;
         let timeout = self.idle_timeout;
-        list.retain(|(_, since)| now.duration_since(*since) < timeout);
+        list.retain(|(_, since)| now.saturating_sub(*since) < timeout);
         let mut found = None;
         while let Some((mut c, _)) = list.pop() {
             if alive(&mut c) {
@@ -51,7 +55,7 @@ impl<C> ConnPool<C> {
     }
 
     /// Keep `conn` for reuse; past the cap the oldest idle one is closed.
-    pub fn checkin(&mut self, key: PoolKey, conn: C, now: Instant) {
+    pub fn checkin(&mut self, key: PoolKey, conn: C, now: u64) {
         if self.max_idle_per_key == 0 {
             return;
         }
@@ -82,8 +86,8 @@ mod tests {
 
     #[test]
     fn closing_one_source_keeps_the_others() {
-        let mut pool = ConnPool::new(4, Duration::from_secs(10));
-        let t0 = Instant::now();
+        let mut pool = ConnPool::new(4, 10_000_000);
+        let t0 = 5_000_000u64;
         let from = |ip: &str, port| PoolKey {
             host: "h".into(),
             port,
@@ -112,8 +116,8 @@ mod tests {
 
     #[test]
     fn caps_expires_and_probes() {
-        let mut pool = ConnPool::new(2, Duration::from_secs(10));
-        let t0 = Instant::now();
+        let mut pool = ConnPool::new(2, 10_000_000);
+        let t0 = 5_000_000u64;
         for i in 0..3 {
             pool.checkin(key(1), i, t0);
         }
@@ -135,7 +139,7 @@ mod tests {
         );
         pool.checkin(key(1), 7, t0);
         assert_eq!(
-            pool.checkout(&key(1), t0 + Duration::from_secs(11), |_| true),
+            pool.checkout(&key(1), t0 + 11_000_000, |_| true),
             None,
             "expired"
         );

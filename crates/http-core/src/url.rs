@@ -1,5 +1,8 @@
 //! `http://` URLs: host (name, IPv4, or bracketed IPv6), port, path and query.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use crate::HttpError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,7 @@ impl Url {
         }
         let (host, port, ipv6) = if let Some(after) = authority.strip_prefix('[') {
             let (h, tail) = after.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            h.parse::<std::net::Ipv6Addr>()
+            h.parse::<core::net::Ipv6Addr>()
                 .map_err(|_| bad("bad IPv6 address"))?;
             let port = match tail {
                 "" => 80,

@@ -1,7 +1,10 @@
 //! Addresses as one `u128` key space: IPv6 as itself, IPv4 as its IPv4-mapped IPv6 address
 //! (`::ffff:a.b.c.d`). IPv6 ranges inside `::ffff:0:0/96` are refused so the two never mix.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::PoolError;
 

@@ -5,8 +5,11 @@
 //! (taking the lowest address of an interval, giving back the address just below one) change
 //! a value in place instead of removing and re-inserting a key.
 
-use std::collections::BTreeMap;
-use std::ops::Bound::{Excluded, Included, Unbounded};
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
+use core::ops::Bound::{Excluded, Included, Unbounded};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Intervals {
@@ -239,7 +242,7 @@ mod tests {
     #[test]
     fn matches_a_reference_set() {
         let mut iv = Intervals::new();
-        let mut set = std::collections::BTreeSet::new();
+        let mut set = alloc::collections::BTreeSet::new();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
             x ^= x << 13;

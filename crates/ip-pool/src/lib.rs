@@ -6,6 +6,18 @@
 //! resource type), with per-tenant quotas, optional TTL leases, three picking strategies and a
 //! versioned snapshot format.
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+/// What `std`'s prelude would bring, for the `no_std` build.
+mod prelude {
+    pub use alloc::boxed::Box;
+    pub use alloc::format;
+    pub use alloc::string::{String, ToString};
+    pub use alloc::vec::Vec;
+}
+
 pub mod addr;
 mod intervals;
 mod slots;
@@ -13,11 +25,14 @@ mod small;
 mod snapshot;
 mod tenants;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::net::IpAddr;
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
+use core::fmt;
+use core::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use core::net::IpAddr;
+use hashbrown::HashMap;
 
 pub use intervals::Intervals;
 use slots::Slots;
@@ -236,9 +251,9 @@ impl fmt::Display for PoolError {
     }
 }
 
-impl std::error::Error for PoolError {}
+impl core::error::Error for PoolError {}
 
-pub type Result<T> = std::result::Result<T, PoolError>;
+pub type Result<T> = core::result::Result<T, PoolError>;
 
 /// Time source for leases; injectable so tests can move time by hand.
 pub trait Clock: Send {
@@ -246,8 +261,10 @@ pub trait Clock: Send {
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
+#[cfg(feature = "std")]
 pub struct SystemClock;
 
+#[cfg(feature = "std")]
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         std::time::SystemTime::now()
@@ -576,10 +593,10 @@ impl Pool {
         let (k, hash, tenant, expiry) = (slot.ip, slot.hash, slot.tenant, slot.expiry);
         let id = self.slots.insert(slot);
         match self.owners.entry(hash) {
-            std::collections::hash_map::Entry::Vacant(v) => {
+            hashbrown::hash_map::Entry::Vacant(v) => {
                 v.insert(id);
             }
-            std::collections::hash_map::Entry::Occupied(_) => {
+            hashbrown::hash_map::Entry::Occupied(_) => {
                 let owner = self.slot_owner(self.slots.at(id));
                 self.owner_overflow.insert(owner, id);
             }
@@ -613,7 +630,7 @@ impl Pool {
         let (hash, tenant, pos, expiry, reserved) =
             (slot.hash, slot.tenant, slot.pos, slot.expiry, slot.reserved);
         match self.owners.entry(hash) {
-            std::collections::hash_map::Entry::Occupied(e) if *e.get() == id => {
+            hashbrown::hash_map::Entry::Occupied(e) if *e.get() == id => {
                 e.remove();
             }
             _ => {
@@ -762,6 +779,7 @@ pub struct IpPools {
     clock: Box<dyn Clock>,
 }
 
+#[cfg(feature = "std")]
 impl Default for IpPools {
     fn default() -> Self {
         Self::new()
@@ -769,6 +787,7 @@ impl Default for IpPools {
 }
 
 impl IpPools {
+    #[cfg(feature = "std")]
     pub fn new() -> Self {
         Self::with_clock(Box::new(SystemClock))
     }
@@ -1035,7 +1054,7 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    thread_local! {
+    std::thread_local! {
         /// Every owner hashes alike: the overflow index must keep lookups exact.
         pub(crate) static COLLIDE: Cell<bool> = const { Cell::new(false) };
     }

@@ -3,6 +3,9 @@
 //! A freed entry keeps its data until the id is reused by the next binding, which is what
 //! lets a release return the binding by reference.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use crate::{FxMap, Slot};
 
 #[derive(Debug, Clone, Default)]

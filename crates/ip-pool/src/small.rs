@@ -1,6 +1,9 @@
 //! Resource names are short as a rule: stored inline up to 22 bytes, so binding one costs no
 //! allocation; longer names go to the heap.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 const INLINE: usize = 22;
 
 #[derive(Clone, PartialEq, Eq)]
@@ -37,15 +40,15 @@ impl SmallStr {
         match self {
             // SAFETY: `new` copied the bytes of a whole `&str` and nothing writes them since.
             SmallStr::Inline { len, buf } => unsafe {
-                std::str::from_utf8_unchecked(&buf[..usize::from(*len)])
+                core::str::from_utf8_unchecked(&buf[..usize::from(*len)])
             },
             SmallStr::Heap(s) => s,
         }
     }
 }
 
-impl std::fmt::Debug for SmallStr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for SmallStr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.as_str().fmt(f)
     }
 }

@@ -15,7 +15,10 @@
 //! and bindings inside the ranges, no bound address free, no owner twice), so a corrupt
 //! snapshot is an `invalid-snapshot` error, never a panic.
 
-use std::collections::{BTreeMap, BTreeSet};
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     Intervals, Owner, Pool, PoolConfig, PoolError, Range, ResourceType, Slot, Strategy, owner_hash,

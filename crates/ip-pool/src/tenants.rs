@@ -3,7 +3,10 @@
 //! reuse and swept in bulk once they outnumber half of all tenants (amortised O(1)), so memory
 //! follows the tenants in use, not every tenant ever seen.
 
-use std::cell::Cell;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use core::cell::Cell;
 
 use crate::{FxMap, Name};
 

@@ -9,12 +9,18 @@
 //! ```
 //!
 //! The socket component enforces the state machine (Created, Bound, Listening, Connected,
-//! Closed); this crate adds Rust types (`IpAddr`, `SocketAddr`, `std::io::Read`/`Write`) and
-//! close on drop. A component that uses it imports the socket interface and nothing else.
+//! Closed); this crate adds Rust types (`IpAddr`, `SocketAddr`, and with the `std` feature
+//! `std::io::Read`/`Write`) and close on drop. A component that uses it imports the socket interface and nothing else.
 
-use std::fmt;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::{IpAddr, SocketAddr};
 
 wit_bindgen::generate!({ path: "../../wit", world: "socket-client" });
 
@@ -24,28 +30,7 @@ pub use scheduler::core_libs::ip_pool;
 /// The raw imported interface, for what this crate does not wrap.
 pub use scheduler::core_libs::socket as raw;
 
-pub type Result<T> = std::result::Result<T, SocketError>;
-
-impl From<SocketError> for io::Error {
-    fn from(e: SocketError) -> Self {
-        let kind = match &e {
-            SocketError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
-            SocketError::ConnectionReset => io::ErrorKind::ConnectionReset,
-            SocketError::ConnectionAborted => io::ErrorKind::ConnectionAborted,
-            SocketError::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
-            SocketError::AddressInUse => io::ErrorKind::AddrInUse,
-            SocketError::AddressNotAvailable => io::ErrorKind::AddrNotAvailable,
-            SocketError::Timeout(_) => io::ErrorKind::TimedOut,
-            SocketError::WouldBlock => io::ErrorKind::WouldBlock,
-            SocketError::InvalidInput(_) => io::ErrorKind::InvalidInput,
-            SocketError::AccessDenied => io::ErrorKind::PermissionDenied,
-            SocketError::NotSupported(_) => io::ErrorKind::Unsupported,
-            SocketError::InvalidState(_) => io::ErrorKind::NotConnected,
-            SocketError::NameUnresolvable(_) | SocketError::Other(_) => io::ErrorKind::Other,
-        };
-        io::Error::new(kind, e)
-    }
-}
+pub type Result<T> = core::result::Result<T, SocketError>;
 
 fn to_wire(addr: SocketAddr) -> raw::SocketAddress {
     raw::SocketAddress {
@@ -280,35 +265,65 @@ pub fn family_of(ip: IpAddr) -> AddressFamily {
     }
 }
 
-impl io::Read for Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(self.recv(buf)?)
-    }
-}
+#[cfg(feature = "std")]
+mod io_impls {
+    extern crate std;
 
-impl io::Write for Socket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(self.send(buf)?)
+    use std::io;
+
+    use super::{Socket, SocketError};
+
+    impl From<SocketError> for io::Error {
+        fn from(e: SocketError) -> Self {
+            let kind = match &e {
+                SocketError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
+                SocketError::ConnectionReset => io::ErrorKind::ConnectionReset,
+                SocketError::ConnectionAborted => io::ErrorKind::ConnectionAborted,
+                SocketError::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
+                SocketError::AddressInUse => io::ErrorKind::AddrInUse,
+                SocketError::AddressNotAvailable => io::ErrorKind::AddrNotAvailable,
+                SocketError::Timeout(_) => io::ErrorKind::TimedOut,
+                SocketError::WouldBlock => io::ErrorKind::WouldBlock,
+                SocketError::InvalidInput(_) => io::ErrorKind::InvalidInput,
+                SocketError::AccessDenied => io::ErrorKind::PermissionDenied,
+                SocketError::NotSupported(_) => io::ErrorKind::Unsupported,
+                SocketError::InvalidState(_) => io::ErrorKind::NotConnected,
+                SocketError::NameUnresolvable(_) | SocketError::Other(_) => io::ErrorKind::Other,
+            };
+            io::Error::new(kind, e)
+        }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        // `send` hands every byte to the host before returning.
-        Ok(())
-    }
-}
-
-impl io::Read for &Socket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(self.recv(buf)?)
-    }
-}
-
-impl io::Write for &Socket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(self.send(buf)?)
+    impl io::Read for Socket {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            Ok(self.recv(buf)?)
+        }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    impl io::Write for Socket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(self.send(buf)?)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            // `send` hands every byte to the host before returning.
+            Ok(())
+        }
+    }
+
+    impl io::Read for &Socket {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            Ok(self.recv(buf)?)
+        }
+    }
+
+    impl io::Write for &Socket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            Ok(self.send(buf)?)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 }
