@@ -89,10 +89,10 @@ fn main() {
     std::fs::write(&out, executor).expect("write scheduler-executor.wasm");
     println!("cargo:rustc-env=EXECUTOR_WASM={}", out.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
+    // The lock file (dependency versions) and the workspace manifest (`[profile.wasm]`).
+    for file in ["Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
 }
 
 /// The outer target dir (the ancestor of OUT_DIR where cargo put CACHEDIR.TAG), plus

@@ -14,6 +14,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use guest_rt::Global;
+use net_text::Quoted;
 
 use http_core::{Client, HttpError, Method, Phase};
 use socket_api::ip_pool;
@@ -135,10 +136,8 @@ impl Guest for Component {
                 resource_type: resource_type(&src.resource_type),
             };
             let binding = ip_pool::allocate(&src.pool, &owner).map_err(ActionError::Pool)?;
-            let ip = binding
-                .ip
-                .parse()
-                .map_err(|_| ActionError::Io(format!("pool returned {:?}", binding.ip)))?;
+            let ip = net_text::parse_ip(&binding.ip)
+                .ok_or_else(|| ActionError::Io(format!("pool returned {}", Quoted(&binding.ip))))?;
             params.request.bind_ip = Some(ip);
             if src.release_after {
                 lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation, ip));
@@ -183,7 +182,7 @@ impl Guest for Component {
             },
             bytes_sent: resp.bytes_sent,
             bytes_received: resp.bytes_received,
-            source_address: resp.source.map(|a| a.to_string()),
+            source_address: resp.source.map(net_text::format_socket_addr),
             attempts: resp.attempts,
             redirects: resp.redirects,
             final_url: resp.final_url,

@@ -1,6 +1,5 @@
 //! `http_core::Net` over the socket component (through `socket-api`).
 
-use alloc::format;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
@@ -21,7 +20,7 @@ fn net_error(e: SocketError) -> NetError {
             NetError::AddressUnavailable("address not available".into())
         }
         SocketError::InvalidInput(m) => NetError::InvalidInput(m),
-        other => NetError::Other(format!("{other:?}")),
+        other => NetError::Other(socket_api::describe(&other)),
     }
 }
 

@@ -2,7 +2,8 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use core::net::IpAddr;
+
+use net_text::Quoted;
 
 use http_core::json::{self, Value};
 use http_core::{Method, Request};
@@ -62,7 +63,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
     let map = object(&root, "with-params")?;
     let url = root.get("url").ok_or_else(|| err("url", "required"))?;
     let mut req = Request::new(method, str_field(url, "url")?);
-    http_core::Url::parse(&req.url).map_err(|e| err("url", format!("{e:?}")))?;
+    http_core::Url::parse(&req.url).map_err(|e| err("url", e.to_string()))?;
     let mut discard_body = false;
     let mut json_body = false;
     let (mut pool, mut tenant, mut resource, mut resource_type, mut release) =
@@ -74,9 +75,8 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             "bind_ip" => {
                 let s = str_field(v, k)?.trim();
                 if !s.is_empty() {
-                    let ip: IpAddr = s
-                        .parse()
-                        .map_err(|_| err(k, format!("not an IP address: {s:?}")))?;
+                    let ip = net_text::parse_ip(s)
+                        .ok_or_else(|| err(k, format!("not an IP address: {}", Quoted(s))))?;
                     req.bind_ip = Some(ip);
                 }
             }
@@ -91,7 +91,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                     other => {
                         return Err(err(
                             k,
-                            format!("expected after_action or keep, got {other:?}"),
+                            format!("expected after_action or keep, got {}", Quoted(other)),
                         ));
                     }
                 })

@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 
 use guest_rt::Global;
 use ip_pool::{IpPools, PoolError as E};
+use net_text::{decimal, format_ip};
 
 wit_bindgen::generate!({ path: "../../wit", world: "ip-pool-component" });
 
@@ -99,7 +100,7 @@ fn binding(b: ip_pool::BindingRef<'_>) -> Binding {
         ip_pool::ResourceType::Custom(c) => ResourceType::Custom(c.clone()),
     };
     Binding {
-        ip: ip_pool::addr::format_ip(b.ip),
+        ip: format_ip(b.ip),
         pool: b.pool.to_string(),
         tenant: b.tenant.to_string(),
         resource: b.resource.to_string(),
@@ -124,9 +125,9 @@ fn owned(b: ip_pool::Binding) -> Binding {
 fn range(r: ip_pool::RangeInfo) -> RangeInfo {
     RangeInfo {
         text: r.text,
-        first: r.first.to_string(),
-        last: r.last.to_string(),
-        size: r.size.to_string(),
+        first: format_ip(r.first),
+        last: format_ip(r.last),
+        size: decimal(r.size),
     }
 }
 
@@ -185,7 +186,7 @@ impl Guest for Component {
     fn allocate_lease(pool: String, o: Owner) -> Result<Lease, PoolError> {
         with(|p| {
             p.allocate(&pool, &owner(o)).map(|b| Lease {
-                ip: ip_pool::addr::format_ip(b.ip),
+                ip: format_ip(b.ip),
                 generation: b.generation,
                 lease_expiry_ms: b.lease_expiry_ms,
             })
@@ -226,10 +227,10 @@ impl Guest for Component {
 
     fn stats(pool: String) -> Result<PoolStats, PoolError> {
         with(|p| p.stats(&pool)).map(|s| PoolStats {
-            total: s.total.to_string(),
+            total: decimal(s.total),
             allocated: s.allocated,
-            reserved: s.reserved.to_string(),
-            available: s.available.to_string(),
+            reserved: decimal(s.reserved),
+            available: decimal(s.available),
             ranges: s.ranges,
             free_fragments: s.free_fragments,
             tenants: s.tenants,

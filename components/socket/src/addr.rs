@@ -4,6 +4,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use net_text::Quoted;
+
 use wasip2::sockets::network::{
     IpAddress, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
@@ -26,8 +28,8 @@ pub fn parse_ip(host: &str) -> Result<IpAddr, SocketError> {
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    bare.parse()
-        .map_err(|_| SocketError::InvalidInput(format!("not an IP address: {host:?}")))
+    net_text::parse_ip(bare)
+        .ok_or_else(|| SocketError::InvalidInput(format!("not an IP address: {}", Quoted(host))))
 }
 
 /// A host name by RFC 1123 shape: letters, digits, hyphens and dots, not all digits and dots
@@ -70,7 +72,9 @@ pub fn to_socket_address(
             }))
         }
         (ip, family) => Err(SocketError::InvalidInput(format!(
-            "address {ip} does not match the socket's family {family:?}"
+            "address {} does not match the socket's family {}",
+            net_text::format_ip(ip),
+            family_name(family)
         ))),
     }
 }
@@ -85,17 +89,24 @@ pub fn from_wasi_ip(ip: IpAddress) -> IpAddr {
 }
 
 pub fn format_ip(ip: &IpAddr) -> String {
-    ip.to_string()
+    net_text::format_ip(*ip)
+}
+
+pub fn family_name(family: AddressFamily) -> &'static str {
+    match family {
+        AddressFamily::Ipv4 => "IPv4",
+        AddressFamily::Ipv6 => "IPv6",
+    }
 }
 
 pub fn format_address(addr: IpSocketAddress) -> SocketAddress {
     match addr {
         IpSocketAddress::Ipv4(a) => SocketAddress {
-            host: from_wasi_ip(IpAddress::Ipv4(a.address)).to_string(),
+            host: net_text::format_ip(from_wasi_ip(IpAddress::Ipv4(a.address))),
             port: a.port,
         },
         IpSocketAddress::Ipv6(a) => SocketAddress {
-            host: from_wasi_ip(IpAddress::Ipv6(a.address)).to_string(),
+            host: net_text::format_ip(from_wasi_ip(IpAddress::Ipv6(a.address))),
             port: a.port,
         },
     }

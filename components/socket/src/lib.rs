@@ -200,7 +200,7 @@ fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<core::net::IpAddr>, Socket
     let net = instance_network();
     let stream = ip_name_lookup::resolve_addresses(&net, host).map_err(|e| match e {
         ErrorCode::InvalidArgument => {
-            SocketError::InvalidInput(format!("not a valid host name: {host:?}"))
+            SocketError::InvalidInput(format!("not a valid host name: {}", net_text::Quoted(host)))
         }
         other => net_error(other),
     })?;
@@ -352,8 +352,9 @@ impl Inner {
                     .collect();
                 if matching.is_empty() {
                     return Err(SocketError::NameUnresolvable(format!(
-                        "{} has no {:?} address",
-                        remote.host, family
+                        "{} has no {} address",
+                        remote.host,
+                        addr::family_name(family)
                     )));
                 }
                 matching

@@ -273,9 +273,9 @@ impl<N: Net> Client<N> {
         end: u64,
         timings: &mut Timings,
     ) -> Result<N::Conn, HttpError> {
-        let ips: Vec<IpAddr> = match url.host.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => {
+        let ips: Vec<IpAddr> = match net_text::parse_ip(&url.host) {
+            Some(ip) => vec![ip],
+            None => {
                 let (ms, clipped) = phase_ms(req.timeouts.dns_ms, end, self.net.now_us())?;
                 let t = self.net.now_us();
                 let r = self.net.resolve(&url.host, ms);
@@ -286,7 +286,7 @@ impl<N: Net> Client<N> {
                     Err(NetError::AccessDenied) => {
                         return Err(HttpError::AccessDenied(format!("resolving {}", url.host)));
                     }
-                    Err(e) => return Err(HttpError::Dns(format!("{}: {e:?}", url.host))),
+                    Err(e) => return Err(HttpError::Dns(format!("{}: {e}", url.host))),
                 }
             }
         };
@@ -308,6 +308,7 @@ impl<N: Net> Client<N> {
         for ip in ips {
             let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end, self.net.now_us())?;
             let remote = SocketAddr::new(ip, url.port);
+            let shown = net_text::format_socket_addr(remote);
             let t = self.net.now_us();
             let r = self.net.connect(remote, req.bind_ip, ms);
             timings.connect_us = self.net.now_us().saturating_sub(t);
@@ -315,18 +316,18 @@ impl<N: Net> Client<N> {
                 Ok(c) => return Ok(c),
                 Err(NetError::Timeout) => last = timeout(Phase::Connect, clipped),
                 Err(NetError::AccessDenied) => {
-                    return Err(HttpError::AccessDenied(remote.to_string()));
+                    return Err(HttpError::AccessDenied(shown));
                 }
                 Err(NetError::Refused) => {
-                    last = HttpError::Connect(format!("{remote}: connection refused"))
+                    last = HttpError::Connect(format!("{shown}: connection refused"))
                 }
                 Err(NetError::Unreachable) => {
-                    last = HttpError::Connect(format!("{remote}: unreachable"))
+                    last = HttpError::Connect(format!("{shown}: unreachable"))
                 }
                 Err(NetError::AddressUnavailable(m)) | Err(NetError::InvalidInput(m)) => {
                     return Err(HttpError::Connect(format!("source address: {m}")));
                 }
-                Err(e) => last = HttpError::Connect(format!("{remote}: {e:?}")),
+                Err(e) => last = HttpError::Connect(format!("{shown}: {e}")),
             }
         }
         Err(last)
@@ -349,7 +350,7 @@ impl<N: Net> Client<N> {
         match conn.write_all(wire, ms) {
             Ok(()) => {}
             Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
-            Err(e) => return Err(Failure::Stale(format!("sending the request: {e:?}"))),
+            Err(e) => return Err(Failure::Stale(format!("sending the request: {e}"))),
         }
         counters.sent += wire.len() as u64;
         let sent_at = self.net.now_us();
@@ -366,9 +367,9 @@ impl<N: Net> Client<N> {
             let chunk = match conn.read(HEAD_CHUNK, ms) {
                 Ok(c) => c,
                 Err(NetError::Timeout) => return Err(timeout(phase, clipped).into()),
-                Err(e) if !got_any => return Err(Failure::Stale(format!("no response: {e:?}"))),
+                Err(e) if !got_any => return Err(Failure::Stale(format!("no response: {e}"))),
                 Err(e) => {
-                    return Err(HttpError::Io(format!("reading the response head: {e:?}")).into());
+                    return Err(HttpError::Io(format!("reading the response head: {e}")).into());
                 }
             };
             if chunk.is_empty() {
@@ -414,7 +415,7 @@ impl<N: Net> Client<N> {
                     Ok(c)
                 }
                 Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
-                Err(e) => Err(HttpError::Io(format!("reading the body: {e:?}"))),
+                Err(e) => Err(HttpError::Io(format!("reading the body: {e}"))),
             }
         };
         let mut clean = true;

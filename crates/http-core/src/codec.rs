@@ -47,7 +47,10 @@ pub fn encode_request(
     }
     for (k, v) in headers {
         if !valid_token(k) {
-            return Err(HttpError::InvalidHeader(format!("bad header name {k:?}")));
+            return Err(HttpError::InvalidHeader(format!(
+                "bad header name {}",
+                net_text::Quoted(k)
+            )));
         }
         if !valid_value(v) {
             return Err(HttpError::InvalidHeader(format!(
@@ -158,10 +161,9 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
     let mut length = None;
     for (k, v) in &head.headers {
         if k.eq_ignore_ascii_case("content-length") {
-            let n: u64 = v
-                .trim()
-                .parse()
-                .map_err(|_| HttpError::Protocol(format!("bad Content-Length {v:?}")))?;
+            let n: u64 = v.trim().parse().map_err(|_| {
+                HttpError::Protocol(format!("bad Content-Length {}", net_text::Quoted(v)))
+            })?;
             if length.is_some_and(|l| l != n) {
                 return Err(HttpError::Protocol(
                     "conflicting Content-Length headers".into(),

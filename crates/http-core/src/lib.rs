@@ -99,9 +99,35 @@ pub enum HttpError {
     Io(String),
 }
 
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Dns => "name resolution",
+            Phase::Connect => "connect",
+            Phase::FirstByte => "first byte",
+            Phase::BetweenBytes => "between bytes",
+            Phase::Total => "total",
+        })
+    }
+}
+
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?}")
+        let (what, detail) = match self {
+            HttpError::InvalidUrl(m) => ("invalid URL", m.as_str()),
+            HttpError::UnsupportedScheme(m) => ("unsupported scheme", m.as_str()),
+            HttpError::InvalidHeader(m) => ("invalid header", m.as_str()),
+            HttpError::Dns(m) => ("name resolution failed", m.as_str()),
+            HttpError::Connect(m) => ("connect failed", m.as_str()),
+            HttpError::AccessDenied(m) => ("access denied", m.as_str()),
+            HttpError::Timeout(p) => return write!(f, "timeout ({p})"),
+            HttpError::Protocol(m) => ("protocol error", m.as_str()),
+            HttpError::TooLarge(m) => ("too large", m.as_str()),
+            HttpError::RedirectLoop(m) => ("redirect loop", m.as_str()),
+            HttpError::TooManyRedirects(n) => return write!(f, "more than {n} redirects"),
+            HttpError::Io(m) => ("I/O error", m.as_str()),
+        };
+        write!(f, "{what}: {detail}")
     }
 }
 
@@ -120,6 +146,28 @@ pub enum NetError {
     AddressUnavailable(String),
     InvalidInput(String),
     Other(String),
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, detail) = match self {
+            NetError::Timeout => ("timed out", ""),
+            NetError::WouldBlock => ("would block", ""),
+            NetError::Refused => ("connection refused", ""),
+            NetError::Reset => ("connection reset", ""),
+            NetError::Unreachable => ("unreachable", ""),
+            NetError::AccessDenied => ("access denied", ""),
+            NetError::NameUnresolvable(m) => ("name unresolvable", m.as_str()),
+            NetError::AddressUnavailable(m) => ("address unavailable", m.as_str()),
+            NetError::InvalidInput(m) => ("invalid input", m.as_str()),
+            NetError::Other(m) => return f.write_str(m),
+        };
+        f.write_str(what)?;
+        if !detail.is_empty() {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A connected byte stream.

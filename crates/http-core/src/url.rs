@@ -38,8 +38,7 @@ impl Url {
         }
         let (host, port, ipv6) = if let Some(after) = authority.strip_prefix('[') {
             let (h, tail) = after.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-            h.parse::<core::net::Ipv6Addr>()
-                .map_err(|_| bad("bad IPv6 address"))?;
+            net_text::parse_v6(h.as_bytes()).ok_or_else(|| bad("bad IPv6 address"))?;
             let port = match tail {
                 "" => 80,
                 p => p

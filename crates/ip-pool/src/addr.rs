@@ -36,8 +36,7 @@ pub fn parse_ip(text: &str) -> Result<IpAddr, PoolError> {
         .strip_prefix('[')
         .and_then(|x| x.strip_suffix(']'))
         .unwrap_or(t);
-    bare.parse()
-        .map_err(|_| PoolError::InvalidAddress(text.to_string()))
+    net_text::parse_ip(bare).ok_or_else(|| PoolError::InvalidAddress(text.to_string()))
 }
 
 /// A parsed range: inclusive key bounds, and whether it came from an IPv4 CIDR of /30 or
@@ -53,7 +52,7 @@ pub struct ParsedRange {
 pub fn parse_cidr(text: &str) -> Result<ParsedRange, PoolError> {
     let bad = || PoolError::InvalidCidr(text.to_string());
     let (ip, len) = text.trim().split_once('/').ok_or_else(bad)?;
-    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    let ip = net_text::parse_ip(ip).ok_or_else(bad)?;
     if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) || len.len() > 3 {
         return Err(bad());
     }
@@ -142,129 +141,4 @@ fn check_v6_range(text: &str, s: u128, e: u128) -> Result<(), PoolError> {
 /// `ip` as text, exactly as `Display` writes it (RFC 5952 for IPv6), without the formatting
 /// machinery: a component returns an address in every binding, and this is several times
 /// cheaper there.
-pub fn format_ip(ip: IpAddr) -> String {
-    let mut out = Vec::with_capacity(39);
-    match ip {
-        IpAddr::V4(v4) => push_v4(&mut out, v4),
-        IpAddr::V6(v6) => {
-            let seg = v6.segments();
-            if seg[..5] == [0; 5] && seg[5] == 0xffff {
-                out.extend_from_slice(b"::ffff:");
-                push_v4(&mut out, Ipv4Addr::from(u128::from(v6) as u32));
-            } else {
-                push_v6(&mut out, &seg);
-            }
-        }
-    }
-    // Only ASCII digits, hex letters, '.' and ':' were written.
-    String::from_utf8(out).unwrap_or_default()
-}
-
-fn push_v6(out: &mut Vec<u8>, seg: &[u16; 8]) {
-    // The longest run of two or more zero groups (the first of equals) becomes "::".
-    let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
-    for (i, &s) in seg.iter().enumerate() {
-        if s == 0 {
-            if run_len == 0 {
-                run = i;
-            }
-            run_len += 1;
-            if run_len > best_len {
-                (best, best_len) = (run, run_len);
-            }
-        } else {
-            run_len = 0;
-        }
-    }
-    let mut i = 0;
-    while i < 8 {
-        if best_len >= 2 && i == best {
-            out.extend_from_slice(b"::");
-            i += best_len;
-            continue;
-        }
-        if i > 0 && out.last() != Some(&b':') {
-            out.push(b':');
-        }
-        push_hex(out, seg[i]);
-        i += 1;
-    }
-}
-
-fn push_v4(out: &mut Vec<u8>, v4: Ipv4Addr) {
-    for (i, o) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
-        }
-        if o >= 100 {
-            out.push(b'0' + o / 100);
-        }
-        if o >= 10 {
-            out.push(b'0' + o / 10 % 10);
-        }
-        out.push(b'0' + o % 10);
-    }
-}
-
-fn push_hex(out: &mut Vec<u8>, v: u16) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut started = false;
-    for shift in [12, 8, 4, 0] {
-        let d = (v >> shift) & 0xf;
-        if d != 0 || started || shift == 0 {
-            out.push(HEX[usize::from(d)]);
-            started = true;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn format_ip_matches_display() {
-        let mut fixed: Vec<IpAddr> = [
-            "0.0.0.0",
-            "255.255.255.255",
-            "10.0.0.1",
-            "127.0.10.100",
-            "::",
-            "::1",
-            "1::",
-            "fd00::",
-            "fd00::1:0:0:1",
-            "1:0:0:1:0:0:0:1",
-            "1:0:0:0:1:0:0:1",
-            "0:1:0:1:0:1:0:1",
-            "::ffff:1.2.3.4",
-            "::1.2.3.4",
-            "2001:db8::ff00:42:8329",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-        ]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-        // Random addresses, with zero groups made likely.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..20_000 {
-            let mut v = 0u128;
-            for _ in 0..8 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let group = if x.is_multiple_of(3) {
-                    0
-                } else {
-                    (x >> 20) as u16 >> (x % 13)
-                };
-                v = (v << 16) | u128::from(group);
-            }
-            fixed.push(IpAddr::V6(Ipv6Addr::from(v)));
-            fixed.push(IpAddr::V4(Ipv4Addr::from(v as u32 >> (x % 29))));
-        }
-        for ip in fixed {
-            assert_eq!(format_ip(ip), ip.to_string());
-        }
-    }
-}
+pub use net_text::format_ip;

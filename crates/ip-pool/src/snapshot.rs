@@ -93,14 +93,14 @@ pub(crate) fn write<'a>(pools: impl Iterator<Item = &'a Pool>) -> Vec<u8> {
             .iter()
             .filter_map(|t| t.quota.map(|q| (&*t.name, q)))
             .collect();
-        quotas.sort_unstable();
+        crate::sort_by(&mut quotas, |a, b| a < b);
         w.u32(quotas.len() as u32);
         for (name, q) in quotas {
             w.str(name);
             w.u64(q);
         }
         let mut keys: Vec<u128> = p.slots.keys().collect();
-        keys.sort_unstable();
+        crate::sort_by(&mut keys, |a, b| a < b);
         w.u64(keys.len() as u64);
         for k in keys {
             let Some(slot) = p.slots.get(k) else {

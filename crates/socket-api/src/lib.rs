@@ -17,10 +17,12 @@
 extern crate alloc;
 
 use alloc::format;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
+
+use net_text::Quoted;
 
 wit_bindgen::generate!({ path: "../../wit", world: "socket-client" });
 
@@ -32,16 +34,60 @@ pub use scheduler::core_libs::socket as raw;
 
 pub type Result<T> = core::result::Result<T, SocketError>;
 
+/// A socket error as a message, for errors passed on as text.
+pub fn describe(e: &SocketError) -> String {
+    let (what, detail) = match e {
+        SocketError::ConnectionRefused => ("connection refused", ""),
+        SocketError::ConnectionReset => ("connection reset", ""),
+        SocketError::ConnectionAborted => ("connection aborted", ""),
+        SocketError::NetworkUnreachable => ("network unreachable", ""),
+        SocketError::AddressInUse => ("address in use", ""),
+        SocketError::AddressNotAvailable => ("address not available", ""),
+        SocketError::Timeout(op) => ("timeout in", op.as_str()),
+        SocketError::WouldBlock => ("would block", ""),
+        SocketError::InvalidInput(m) => ("invalid input:", m.as_str()),
+        SocketError::InvalidState(s) => {
+            return format!(
+                "{} not allowed in state {}",
+                s.operation,
+                state_name(s.state)
+            );
+        }
+        SocketError::AccessDenied => ("access denied", ""),
+        SocketError::NameUnresolvable(m) => ("name unresolvable:", m.as_str()),
+        SocketError::NotSupported(m) => ("not supported:", m.as_str()),
+        SocketError::Other(m) => return m.clone(),
+    };
+    if detail.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} {detail}")
+    }
+}
+
+pub fn state_name(s: SocketState) -> &'static str {
+    match s {
+        SocketState::Created => "created",
+        SocketState::Bound => "bound",
+        SocketState::Listening => "listening",
+        SocketState::Connected => "connected",
+        SocketState::Closed => "closed",
+    }
+}
+
 fn to_wire(addr: SocketAddr) -> raw::SocketAddress {
     raw::SocketAddress {
-        host: addr.ip().to_string(),
+        host: net_text::format_ip(addr.ip()),
         port: addr.port(),
     }
 }
 
 fn from_wire(addr: raw::SocketAddress) -> Result<SocketAddr> {
-    let ip: IpAddr = addr.host.parse().map_err(|_| {
-        SocketError::Other(format!("component returned a bad address {:?}", addr.host))
+    let ip = net_text::parse_ip(&addr.host).ok_or_else(|| {
+        SocketError::Other(format!(
+            "component returned a bad address {}",
+            Quoted(&addr.host)
+        ))
     })?;
     Ok(SocketAddr::new(ip, addr.port))
 }
@@ -110,8 +156,8 @@ impl Socket {
 
     /// Bind to the address of a binding from the ip pool.
     pub fn bind_with_binding(&self, binding: &ip_pool::Binding, port: u16) -> Result<()> {
-        let ip: IpAddr = binding.ip.parse().map_err(|_| {
-            SocketError::InvalidInput(format!("binding has a bad address {:?}", binding.ip))
+        let ip = net_text::parse_ip(&binding.ip).ok_or_else(|| {
+            SocketError::InvalidInput(format!("binding has a bad address {}", Quoted(&binding.ip)))
         })?;
         self.bind_to_ip(ip, port)
     }
@@ -252,8 +298,9 @@ pub fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<IpAddr>> {
     raw::resolve(host, timeout_ms)?
         .into_iter()
         .map(|s| {
-            s.parse()
-                .map_err(|_| SocketError::Other(format!("component returned a bad address {s:?}")))
+            net_text::parse_ip(&s).ok_or_else(|| {
+                SocketError::Other(format!("component returned a bad address {}", Quoted(&s)))
+            })
         })
         .collect()
 }
