@@ -405,6 +405,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
 
     let sc = &shared.scenario;
     let limit = Arc::new(Semaphore::new(sc.concurrency.max_users as usize));
+    let shards = Shards::start(sc.concurrency.max_users as usize)?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut phases = sc.phases.clone();
     phases.sort_by_key(|p| p.at);
@@ -447,12 +448,15 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
             shared.live.active.fetch_add(1, Ordering::Relaxed);
             shared.collected.lock().unwrap().users_spawned += 1;
             let s = shared.clone();
-            tasks.spawn(async move {
-                run_user(s.clone(), user).await;
-                s.live.active.fetch_sub(1, Ordering::Relaxed);
-                s.collected.lock().unwrap().users_finished += 1;
-                drop(permit);
-            });
+            tasks.spawn_on(
+                async move {
+                    run_user(s.clone(), user).await;
+                    s.live.active.fetch_sub(1, Ordering::Relaxed);
+                    s.collected.lock().unwrap().users_finished += 1;
+                    drop(permit);
+                },
+                shards.next(next_id),
+            );
         }
     }
     // A loop with a duration stops spawning and, at the end of the duration, tells users to stop.
@@ -481,6 +485,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
             }
         }
     }
+    drop(shards);
     if let Some(t) = ticker {
         t.abort();
         eprintln!("\r{}\x1b[K", progress_line(&shared));
@@ -526,6 +531,69 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
         interrupted.load(Ordering::SeqCst),
     );
     Ok((report, collected.samples))
+}
+
+/// Users run on one single-threaded runtime per core, each with its own event loop (as wrk
+/// runs one per thread): a user's socket events wake the thread that runs it, instead of
+/// waking and handing work between the threads of one shared runtime, which cost more than
+/// the requests themselves under load.
+struct Shards {
+    handles: Vec<tokio::runtime::Handle>,
+    threads: Vec<(
+        std::thread::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+}
+
+impl Shards {
+    fn start(users: usize) -> Result<Shards, String> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut shards = Shards {
+            handles: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..cores.min(users.max(1)) {
+            let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::Builder::new()
+                .name(format!("users-{i}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => return drop(handle_tx.send(Err(e.to_string()))),
+                    };
+                    let _ = handle_tx.send(Ok(rt.handle().clone()));
+                    rt.block_on(async {
+                        let _ = stop_rx.await;
+                    });
+                })
+                .map_err(|e| format!("starting a user thread: {e}"))?;
+            let handle = handle_rx
+                .recv()
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+                .map_err(|e| format!("starting a user runtime: {e}"))?;
+            shards.handles.push(handle);
+            shards.threads.push((thread, stop_tx));
+        }
+        Ok(shards)
+    }
+
+    fn next(&self, user: u32) -> &tokio::runtime::Handle {
+        &self.handles[user as usize % self.handles.len()]
+    }
+}
+
+impl Drop for Shards {
+    fn drop(&mut self) {
+        for (thread, stop) in self.threads.drain(..) {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
 }
 
 async fn wait_stop(shared: &Shared) {
