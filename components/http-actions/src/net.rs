@@ -31,6 +31,8 @@ pub struct SocketConn {
     /// Timeouts last set on the socket, so unchanged ones are not set again.
     read_ms: u64,
     write_ms: u64,
+    /// The address the connection is bound to: fixed once connected, so asked for once.
+    local: Option<SocketAddr>,
 }
 
 impl Conn for SocketConn {
@@ -63,7 +65,7 @@ impl Conn for SocketConn {
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {
-        self.sock.local_addr().ok()
+        self.local
     }
 }
 
@@ -86,10 +88,12 @@ impl Net for SocketNet {
         }
         sock.set_connect_timeout_ms(timeout_ms).map_err(net_error)?;
         sock.connect(remote).map_err(net_error)?;
+        let local = sock.local_addr().ok();
         Ok(SocketConn {
             sock,
             read_ms: u64::MAX,
             write_ms: u64::MAX,
+            local,
         })
     }
 
