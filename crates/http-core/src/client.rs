@@ -145,7 +145,8 @@ impl<N: Net> Client<N> {
         let mut headers = req.headers.clone();
         let mut attempts = 0u32;
         let mut redirects = 0u32;
-        let mut visited = vec![url.to_text()];
+        // URLs seen on this action's redirect chain; filled on the first redirect only.
+        let mut visited: Vec<String> = Vec::new();
         let mut counters = Counters::default();
         loop {
             let mut retries = 0u32;
@@ -185,6 +186,9 @@ impl<N: Net> Client<N> {
                     return Err(HttpError::TooManyRedirects(redirects));
                 }
                 let next = url.join(&location)?;
+                if visited.is_empty() {
+                    visited.push(url.to_text());
+                }
                 let text = next.to_text();
                 if visited.contains(&text) {
                     return Err(HttpError::RedirectLoop(text));

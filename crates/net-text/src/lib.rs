@@ -8,20 +8,19 @@
 extern crate alloc;
 
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// An address as `core`'s `Display` writes it (RFC 5952 for IPv6, `::ffff:a.b.c.d` for
 /// IPv4-mapped addresses).
 pub fn format_ip(ip: IpAddr) -> String {
-    let mut out = Vec::with_capacity(39);
+    let mut out = Buf::default();
     match ip {
         IpAddr::V4(v4) => push_v4(&mut out, v4),
         IpAddr::V6(v6) => {
             let seg = v6.segments();
             if seg[..5] == [0; 5] && seg[5] == 0xffff {
-                out.extend_from_slice(b"::ffff:");
+                out.extend(b"::ffff:");
                 push_v4(&mut out, Ipv4Addr::from(u128::from(v6) as u32));
             } else {
                 push_v6(&mut out, &seg);
@@ -29,10 +28,47 @@ pub fn format_ip(ip: IpAddr) -> String {
         }
     }
     // Only ASCII digits, hex letters, '.' and ':' were written.
-    String::from_utf8(out).unwrap_or_default()
+    String::from(core::str::from_utf8(out.bytes()).unwrap_or_default())
 }
 
-fn push_v6(out: &mut Vec<u8>, seg: &[u16; 8]) {
+/// Text of an address on the stack: the longest form, `ffff:...:ffff` or
+/// `::ffff:255.255.255.255`, has 39 bytes.
+struct Buf {
+    b: [u8; 40],
+    n: usize,
+}
+
+impl Default for Buf {
+    fn default() -> Self {
+        Buf { b: [0; 40], n: 0 }
+    }
+}
+
+impl Buf {
+    #[inline]
+    fn push(&mut self, c: u8) {
+        if let Some(slot) = self.b.get_mut(self.n) {
+            *slot = c;
+            self.n += 1;
+        }
+    }
+
+    fn extend(&mut self, s: &[u8]) {
+        for &c in s {
+            self.push(c);
+        }
+    }
+
+    fn last(&self) -> Option<u8> {
+        self.n.checked_sub(1).map(|i| self.b[i])
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.b[..self.n]
+    }
+}
+
+fn push_v6(out: &mut Buf, seg: &[u16; 8]) {
     // The longest run of two or more zero groups (the first of equals) becomes "::".
     let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
     for (i, &s) in seg.iter().enumerate() {
@@ -51,11 +87,11 @@ fn push_v6(out: &mut Vec<u8>, seg: &[u16; 8]) {
     let mut i = 0;
     while i < 8 {
         if best_len >= 2 && i == best {
-            out.extend_from_slice(b"::");
+            out.extend(b"::");
             i += best_len;
             continue;
         }
-        if i > 0 && out.last() != Some(&b':') {
+        if i > 0 && out.last() != Some(b':') {
             out.push(b':');
         }
         push_hex(out, seg[i]);
@@ -63,7 +99,7 @@ fn push_v6(out: &mut Vec<u8>, seg: &[u16; 8]) {
     }
 }
 
-fn push_v4(out: &mut Vec<u8>, v4: Ipv4Addr) {
+fn push_v4(out: &mut Buf, v4: Ipv4Addr) {
     for (i, o) in v4.octets().into_iter().enumerate() {
         if i > 0 {
             out.push(b'.');
@@ -78,7 +114,7 @@ fn push_v4(out: &mut Vec<u8>, v4: Ipv4Addr) {
     }
 }
 
-fn push_hex(out: &mut Vec<u8>, v: u16) {
+fn push_hex(out: &mut Buf, v: u16) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut started = false;
     for shift in [12, 8, 4, 0] {
@@ -272,6 +308,7 @@ mod tests {
     use alloc::format;
     use alloc::string::ToString;
     use std::vec;
+    use std::vec::Vec;
 
     #[test]
     fn format_ip_matches_display() {
