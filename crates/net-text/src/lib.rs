@@ -267,35 +267,38 @@ fn read_groups(b: &[u8], out: &mut [u16]) -> Option<usize> {
     Some(n)
 }
 
-/// A string in double quotes for an error message, with `"`, `\` and control characters
-/// escaped (what `{:?}` gives for plain text, without its Unicode tables).
+/// `s` as a JSON string literal: in double quotes, with `"`, `\\` and control characters
+/// escaped (RFC 8259). Used for JSON output and to quote text in error messages.
+pub fn push_quoted(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(c as usize) >> 4]));
+                out.push(char::from(HEX[(c as usize) & 0xf]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A string quoted for an error message (as [`push_quoted`] writes it).
 pub struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::with_capacity(self.0.len() + 2);
-        out.push('"');
-        for c in self.0.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\0' => out.push_str("\\0"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    out.push_str("\\u{");
-                    if c as u32 >= 16 {
-                        out.push(char::from(HEX[(c as usize) >> 4]));
-                    }
-                    out.push(char::from(HEX[(c as usize) & 15]));
-                    out.push('}');
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
+        push_quoted(&mut out, self.0);
         f.write_str(&out)
     }
 }
@@ -469,18 +472,17 @@ mod tests {
     }
 
     #[test]
-    fn quoted_matches_debug_for_plain_text() {
-        for s in [
-            "",
-            "abc",
-            "a\"b",
-            "back\\slash",
-            "line\nbreak\ttab\r",
-            "nul\u{0}x",
-            "del\u{7f}",
-            "héllo",
+    fn quoting_escapes_what_json_requires() {
+        for (s, want) in [
+            ("", r#""""#),
+            ("abc", r#""abc""#),
+            ("a\"b", r#""a\"b""#),
+            ("back\\slash", r#""back\\slash""#),
+            ("line\nbreak\ttab\r", r#""line\nbreak\ttab\r""#),
+            ("nul\u{0}x\u{1f}\u{8}\u{c}", r#""nul\u0000x\u001f\b\f""#),
+            ("héllo \u{7f}", "\"héllo \u{7f}\""),
         ] {
-            assert_eq!(Quoted(s).to_string(), format!("{s:?}"));
+            assert_eq!(Quoted(s).to_string(), want);
         }
     }
 }
