@@ -17,30 +17,99 @@ extern crate alloc;
 
 pub mod heap;
 
-use core::cell::{RefCell, RefMut};
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// The one value of type `T` in this instance, made on first use. A component instance runs
-/// one call at a time on one thread, so a `RefCell` is all the locking needed.
+/// one call at a time, so this is never contended: a flag makes a second simultaneous use (a
+/// re-entrant call, or another thread on a native build) a panic instead of a data race.
 pub struct Global<T> {
-    cell: RefCell<Option<T>>,
+    value: UnsafeCell<Option<T>>,
+    busy: AtomicBool,
     init: fn() -> T,
 }
 
-// SAFETY: components are single-threaded (wasm32-wasip2 without the threads proposal), so the
-// value is never reached from two threads. Natively it is only used from one test thread.
-unsafe impl<T> Sync for Global<T> {}
+// SAFETY: `get` hands out access to one caller at a time (the `busy` flag), and `T: Send`
+// lets that caller be on any thread.
+unsafe impl<T: Send> Sync for Global<T> {}
 
 impl<T> Global<T> {
     pub const fn new(init: fn() -> T) -> Self {
         Global {
-            cell: RefCell::new(None),
+            value: UnsafeCell::new(None),
+            busy: AtomicBool::new(false),
             init,
         }
     }
 
-    /// The value, borrowed mutably for the length of one call into the component.
-    pub fn get(&self) -> RefMut<'_, T> {
-        RefMut::map(self.cell.borrow_mut(), |v| v.get_or_insert_with(self.init))
+    /// The value, for the length of one call into the component.
+    pub fn get(&self) -> GlobalRef<'_, T> {
+        assert!(
+            !self.busy.swap(true, Ordering::Acquire),
+            "global state used by two calls at once"
+        );
+        // SAFETY: the flag was clear and is now ours: nobody else holds the value.
+        let value = unsafe { &mut *self.value.get() };
+        if value.is_none() {
+            *value = Some((self.init)());
+        }
+        GlobalRef { global: self }
+    }
+}
+
+/// Exclusive access to a [`Global`]'s value; released on drop.
+pub struct GlobalRef<'a, T> {
+    global: &'a Global<T>,
+}
+
+impl<T> Deref for GlobalRef<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: `get` set the flag and filled the value; this guard is the only holder.
+        match unsafe { &*self.global.value.get() } {
+            Some(v) => v,
+            None => unreachable!("filled by get"),
+        }
+    }
+}
+
+impl<T> DerefMut for GlobalRef<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only borrow of the guard.
+        match unsafe { &mut *self.global.value.get() } {
+            Some(v) => v,
+            None => unreachable!("filled by get"),
+        }
+    }
+}
+
+impl<T> Drop for GlobalRef<'_, T> {
+    fn drop(&mut self) {
+        self.global.busy.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Global;
+
+    static COUNT: Global<u32> = Global::new(|| 40);
+
+    #[test]
+    fn made_once_and_kept() {
+        *COUNT.get() += 1;
+        *COUNT.get() += 1;
+        assert_eq!(*COUNT.get(), 42);
+    }
+
+    #[test]
+    #[should_panic(expected = "two calls at once")]
+    fn a_second_simultaneous_use_panics() {
+        static G: Global<u8> = Global::new(|| 0);
+        let _first = G.get();
+        let _second = G.get();
     }
 }
 
