@@ -73,6 +73,87 @@ pub fn linker() -> &'static Linker<Ctx> {
     })
 }
 
+/// A lookup in the test name service: names under `.invalid` (RFC 6761) do not exist; any
+/// other name is never answered, as by a name server that drops the query.
+pub struct TestLookup {
+    nxdomain: bool,
+}
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for TestLookup {
+    async fn ready(&mut self) {
+        if !self.nxdomain {
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+/// The WASI linker with `wasi:sockets/ip-name-lookup` answered by the test name service
+/// ([`TestLookup`]) instead of the system resolver: no query leaves the process, and a lookup
+/// that never completes can be made on purpose. IP literals never reach it; sockets and
+/// everything else are WASI's.
+pub fn test_dns_linker() -> &'static Linker<Ctx> {
+    use wasmtime::component::{Resource, ResourceType};
+    use wasmtime_wasi::p2::DynPollable;
+    use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
+
+    static L: OnceLock<Linker<Ctx>> = OnceLock::new();
+    L.get_or_init(|| {
+        let mut linker: Linker<Ctx> = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+        linker.allow_shadowing(true);
+        let mut lookup = linker
+            .instance("wasi:sockets/ip-name-lookup@0.2.12")
+            .expect("ip-name-lookup instance");
+        lookup
+            .resource(
+                "resolve-address-stream",
+                ResourceType::host::<TestLookup>(),
+                |mut store, rep| {
+                    store
+                        .data_mut()
+                        .table
+                        .delete(Resource::<TestLookup>::new_own(rep))?;
+                    Ok(())
+                },
+            )
+            .expect("resource");
+        lookup
+            .func_wrap(
+                "resolve-addresses",
+                |mut store, (_network, name): (Resource<Network>, String)| {
+                    let nxdomain = name.trim_end_matches('.').ends_with(".invalid");
+                    let stream = store.data_mut().table.push(TestLookup { nxdomain })?;
+                    Ok((Ok::<_, ErrorCode>(stream),))
+                },
+            )
+            .expect("resolve-addresses");
+        lookup
+            .func_wrap(
+                "[method]resolve-address-stream.resolve-next-address",
+                |store, (stream,): (Resource<TestLookup>,)| {
+                    let code = match store.data().table.get(&stream)?.nxdomain {
+                        true => ErrorCode::NameUnresolvable,
+                        false => ErrorCode::WouldBlock,
+                    };
+                    Ok((Err::<Option<IpAddress>, _>(code),))
+                },
+            )
+            .expect("resolve-next-address");
+        lookup
+            .func_wrap(
+                "[method]resolve-address-stream.subscribe",
+                |mut store, (stream,): (Resource<TestLookup>,)| {
+                    let p: Resource<DynPollable> =
+                        wasmtime_wasi::p2::subscribe(&mut store.data_mut().table, stream)?;
+                    Ok((p,))
+                },
+            )
+            .expect("subscribe");
+        linker
+    })
+}
+
 /// Compile a component once per test process.
 fn load(cell: &'static OnceLock<Component>, path: &str) -> &'static Component {
     cell.get_or_init(|| {
@@ -170,8 +251,17 @@ impl SocketGuest {
     }
 
     pub fn with_policy(policy: Policy) -> Self {
+        Self::with_linker(policy, linker())
+    }
+
+    /// A guest whose host names go to the test name service ([`test_dns_linker`]).
+    pub fn with_test_dns() -> Self {
+        Self::with_linker(loopback_policy(), test_dns_linker())
+    }
+
+    fn with_linker(policy: Policy, linker: &Linker<Ctx>) -> Self {
         let mut store = Store::new(engine(), Ctx::new(policy));
-        let bindings = SocketComponent::instantiate(&mut store, socket_component(), linker())
+        let bindings = SocketComponent::instantiate(&mut store, socket_component(), linker)
             .expect("instantiate");
         SocketGuest { store, bindings }
     }
@@ -278,11 +368,20 @@ impl Executor {
     }
 
     pub fn with_policy(policy: Policy) -> Self {
+        Self::with_linker(policy, linker())
+    }
+
+    /// An executor whose host names go to the test name service ([`test_dns_linker`]).
+    pub fn with_test_dns() -> Self {
+        Self::with_linker(loopback_policy(), test_dns_linker())
+    }
+
+    fn with_linker(policy: Policy, linker: &Linker<Ctx>) -> Self {
         let mut store = Store::new(engine(), Ctx::new(policy));
         let bindings = executor_bindings::SchedulerExecutor::instantiate(
             &mut store,
             executor_component(),
-            linker(),
+            linker,
         )
         .expect("instantiate executor");
         Executor { store, bindings }

@@ -578,8 +578,39 @@ fn ipv6_and_host_names() {
         .get(&format!("http://localhost:{}/name", v4.addr.port()))
         .unwrap();
     assert_eq!(o.status, 200);
-    let r = ex.get("http://no-such-host.invalid/");
+    // A name that does not exist, from the test name service (no query leaves the process).
+    let r = Executor::with_test_dns().get("http://no-such-host.invalid/");
     assert!(matches!(r, Err(ActionError::Dns(_))), "{r:?}");
+}
+
+/// Name resolution has its own timeout: a lookup nobody answers ends in `timeout(dns)`
+/// after `dns_ms`, or in `timeout(total)` when the total deadline comes first.
+#[test]
+fn name_resolution_timeout() {
+    let mut ex = Executor::with_test_dns();
+    let url = "http://unanswered.test:8080/";
+    for (dns_ms, total_ms, phase) in [
+        (300, 10_000, TimeoutPhase::Dns),
+        (5_000, 400, TimeoutPhase::Total),
+    ] {
+        let start = Instant::now();
+        let r = ex.run(
+            HttpMethod::Get,
+            json!({ "url": url, "timeouts": { "dns_ms": dns_ms, "total_ms": total_ms } }),
+            vec![],
+        );
+        let took = start.elapsed();
+        assert!(
+            matches!(&r, Err(ActionError::Timeout(p)) if *p == phase),
+            "{r:?}"
+        );
+        let limit = Duration::from_millis(dns_ms.min(total_ms));
+        assert!(
+            took >= limit - Duration::from_millis(20),
+            "gave up after {took:?}"
+        );
+        assert!(took < limit + Duration::from_secs(2), "took {took:?}");
+    }
 }
 
 #[test]

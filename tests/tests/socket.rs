@@ -322,6 +322,9 @@ fn host_names_resolve_or_fail_typed() {
     g.connect(s, &addr("localhost", port)).unwrap();
     assert_eq!(g.peer_address(s).unwrap().host, "127.0.0.1");
 
+    // Names that do not exist or are never answered come from the test name service, so no
+    // query leaves the process.
+    let mut g = SocketGuest::with_test_dns();
     let s = g.tcp4();
     let r = g.connect(s, &addr("no-such-host.invalid", 80));
     assert!(matches!(r, Err(SocketError::NameUnresolvable(_))), "{r:?}");
@@ -329,6 +332,14 @@ fn host_names_resolve_or_fail_typed() {
         g.resolve("no-such-host.invalid", 5000),
         Err(SocketError::NameUnresolvable(_))
     ));
+    let start = Instant::now();
+    let r = g.resolve("unanswered.test", 200);
+    assert!(matches!(&r, Err(SocketError::Timeout(_))), "{r:?}");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }
 
 #[test]
