@@ -1,7 +1,7 @@
 //! Conversions between our text addresses and `wasi:sockets` addresses.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use net_text::Quoted;
@@ -86,10 +86,6 @@ pub fn from_wasi_ip(ip: IpAddress) -> IpAddr {
             IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
         }
     }
-}
-
-pub fn format_ip(ip: &IpAddr) -> String {
-    net_text::format_ip(*ip)
 }
 
 pub fn family_name(family: AddressFamily) -> &'static str {

@@ -71,7 +71,7 @@ impl Guest for Component {
     fn resolve(host: String, timeout_ms: u64) -> Result<Vec<String>, SocketError> {
         Ok(resolve(&host, timeout_ms)?
             .iter()
-            .map(addr::format_ip)
+            .map(|&ip| net_text::format_ip(ip))
             .collect())
     }
 }
