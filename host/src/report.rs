@@ -2,16 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+/// One request. The texts are shared with the user's other samples (a run keeps every sample).
 #[derive(Debug, Clone)]
 pub struct Sample {
-    pub action: String,
-    pub tenant: String,
+    pub action: Arc<str>,
+    pub tenant: Arc<str>,
     pub user: u32,
     /// The source address the request went out from ("-" when unknown).
-    pub source: String,
+    pub source: Arc<str>,
     pub ok: bool,
     pub status: Option<u16>,
     pub latency_us: u64,
@@ -133,8 +135,8 @@ impl Report {
         let mut user_sources: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for s in &c.samples {
             let v = user_sources.entry(s.user).or_default();
-            if !v.contains(&s.source) {
-                v.push(s.source.clone());
+            if !v.iter().any(|x| **x == *s.source) {
+                v.push(s.source.to_string());
             }
         }
         Report {
@@ -144,9 +146,9 @@ impl Report {
             users_spawned: c.users_spawned,
             users_finished: c.users_finished,
             totals: group(c.samples.iter()),
-            by_action: by(&c.samples, |s| s.action.clone()),
-            by_tenant: by(&c.samples, |s| s.tenant.clone()),
-            by_source: by(&c.samples, |s| s.source.clone()),
+            by_action: by(&c.samples, |s| s.action.to_string()),
+            by_tenant: by(&c.samples, |s| s.tenant.to_string()),
+            by_source: by(&c.samples, |s| s.source.to_string()),
             errors,
             user_errors: c.user_errors.clone(),
             pools,
@@ -337,7 +339,7 @@ impl Report {
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "error".into());
             *counts
-                .entry((x.action.clone(), x.tenant.clone(), status))
+                .entry((x.action.to_string(), x.tenant.to_string(), status))
                 .or_insert(0) += 1;
         }
         for ((a, t, st), n) in &counts {
@@ -353,7 +355,7 @@ impl Report {
         for action in self.by_action.keys() {
             let lat: Vec<f64> = samples
                 .iter()
-                .filter(|x| &x.action == action)
+                .filter(|x| *x.action == **action)
                 .map(|x| x.latency_us as f64 / 1e6)
                 .collect();
             for b in bounds {

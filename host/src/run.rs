@@ -38,6 +38,11 @@ struct Live {
 
 struct Shared {
     scenario: Scenario,
+    /// Per action (in scenario order): its `with` has no template, so it renders the same
+    /// every time.
+    static_with: Vec<bool>,
+    /// Some template or edge condition reads the variables; when none does, they are not kept.
+    uses_vars: bool,
     runtime: Runtime,
     authority: Authority,
     collected: Mutex<Collected>,
@@ -158,6 +163,7 @@ async fn run_user(shared: Arc<Shared>, user: User) {
     };
     let mut n = 0u32;
     let mut error = None;
+    let mut state = UserState::new(&shared, &user);
     loop {
         if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
             break;
@@ -182,7 +188,7 @@ async fn run_user(shared: Arc<Shared>, user: User) {
         if let Some(ip) = ip.as_ref().and_then(|ip| ip.parse().ok()) {
             policy.allow_bind(ip);
         }
-        run_task(&shared, &mut inst, &policy, &user, ip.as_deref()).await;
+        run_task(&mut state, &mut inst, &policy, ip.as_deref()).await;
         if binding_on && per_task {
             if let Err(e) = shared.authority.release(&pool_id, &own).await {
                 error = Some(e);
@@ -211,23 +217,78 @@ async fn run_user(shared: Arc<Shared>, user: User) {
     }
 }
 
+/// What a user keeps from one request to the next.
+struct UserState<'a> {
+    shared: &'a Shared,
+    user: u32,
+    tenant: Arc<str>,
+    /// Per action (in scenario order), for actions without templates: the call as rendered,
+    /// and the source address it was rendered with.
+    prepared: Vec<Option<(Option<String>, exec::Action)>>,
+    /// The last source address seen, as reported by the executor and as shown in samples.
+    source: (String, Arc<str>),
+    /// Samples not yet handed to the run's collection (in batches, and when the user ends or
+    /// is cut off).
+    samples: Vec<Sample>,
+}
+
+/// Samples handed over at once: one lock per batch instead of one per request.
+const SAMPLE_BATCH: usize = 256;
+
+impl<'a> UserState<'a> {
+    fn new(shared: &'a Shared, user: &User) -> Self {
+        UserState {
+            shared,
+            user: user.id,
+            tenant: user.tenant.as_str().into(),
+            prepared: vec![None; shared.scenario.actions.len()],
+            source: (String::new(), "-".into()),
+            samples: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, sample: Sample) {
+        self.samples.push(sample);
+        if self.samples.len() >= SAMPLE_BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut c = self.shared.collected.lock().unwrap();
+        c.samples.append(&mut self.samples);
+    }
+
+    /// The sample's name for the source address the executor reports (`ip:port`).
+    fn source_of(&mut self, reported: &str) -> Option<Arc<str>> {
+        if self.source.0 != reported {
+            let ip = reported.parse::<SocketAddr>().ok()?.ip().to_string();
+            self.source = (reported.to_string(), ip.into());
+        }
+        Some(self.source.1.clone())
+    }
+}
+
+impl Drop for UserState<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// One pass through the workflow.
-async fn run_task(
-    shared: &Shared,
-    inst: &mut Instance,
-    policy: &Policy,
-    user: &User,
-    ip: Option<&str>,
-) {
+async fn run_task(st: &mut UserState<'_>, inst: &mut Instance, policy: &Policy, ip: Option<&str>) {
+    let shared = st.shared;
     let sc = &shared.scenario;
     let mut vars: Vars = BTreeMap::new();
-    for r in &sc.resources {
-        vars.insert(r.id.clone(), r.properties.clone().into_iter().collect());
+    if shared.uses_vars {
+        for r in &sc.resources {
+            vars.insert(r.id.clone(), r.properties.clone().into_iter().collect());
+        }
+        let u = vars.entry("user".into()).or_default();
+        u.insert("id".into(), st.user.to_string());
+        u.insert("tenant".into(), st.tenant.to_string());
+        u.insert("allocated_ip".into(), ip.unwrap_or("").to_string());
     }
-    let u = vars.entry("user".into()).or_default();
-    u.insert("id".into(), user.id.to_string());
-    u.insert("tenant".into(), user.tenant.clone());
-    u.insert("allocated_ip".into(), ip.unwrap_or("").to_string());
     let Some(mut node) = sc.start_node() else {
         return;
     };
@@ -235,15 +296,15 @@ async fn run_task(
         let NodeKind::Action(action_id) = &node.kind else {
             break;
         };
-        let Some(action) = sc.action(action_id) else {
+        let Some(index) = sc.action_index(action_id) else {
             break;
         };
-        let sample = run_action(inst, policy, user, ip, action, &mut vars).await;
+        let sample = run_action(st, inst, policy, ip, index, &mut vars).await;
         shared.live.requests.fetch_add(1, Ordering::Relaxed);
         if !sample.ok {
             shared.live.errors.fetch_add(1, Ordering::Relaxed);
         }
-        shared.collected.lock().unwrap().samples.push(sample);
+        st.record(sample);
         let next = node.edges.iter().find(|e| match &e.condition {
             None => true,
             Some(c) => template::eval_condition(c, &vars).unwrap_or(false),
@@ -258,33 +319,16 @@ async fn run_task(
     }
 }
 
-async fn run_action(
-    inst: &mut Instance,
-    policy: &Policy,
-    user: &User,
-    ip: Option<&str>,
+/// The call for `action`: its `with` rendered (the source address put in as `bind_ip` unless
+/// it names one), and its targets allowed by the user's policy.
+async fn prepare(
     action: &crate::scenario::Action,
-    vars: &mut Vars,
-) -> Sample {
-    let mut sample = Sample {
-        action: action.id.clone(),
-        tenant: user.tenant.clone(),
-        user: user.id,
-        source: ip.unwrap_or("-").to_string(),
-        ok: false,
-        status: None,
-        latency_us: 0,
-        bytes_sent: 0,
-        bytes_received: 0,
-        error: None,
-    };
-    let mut with = match template::render_json(&action.with, vars) {
-        Ok(w) => w,
-        Err(e) => {
-            sample.error = Some(format!("template: {e}"));
-            return sample;
-        }
-    };
+    policy: &Policy,
+    ip: Option<&str>,
+    vars: &Vars,
+) -> Result<exec::Action, String> {
+    let mut with =
+        template::render_json(&action.with, vars).map_err(|e| format!("template: {e}"))?;
     if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
         let empty = obj
             .get("bind_ip")
@@ -311,43 +355,94 @@ async fn run_action(
             },
         })
         .collect();
-    let call = exec::Action {
+    Ok(exec::Action {
         id: action.id.clone(),
         call: method(&action.call),
         with_params: with.to_string(),
         exports,
+    })
+}
+
+async fn run_action(
+    st: &mut UserState<'_>,
+    inst: &mut Instance,
+    policy: &Policy,
+    ip: Option<&str>,
+    index: usize,
+    vars: &mut Vars,
+) -> Sample {
+    let shared = st.shared;
+    let action = &shared.scenario.actions[index];
+    let mut sample = Sample {
+        action: action.id.as_str().into(),
+        tenant: st.tenant.clone(),
+        user: st.user,
+        source: ip.map_or_else(|| "-".into(), Into::into),
+        ok: false,
+        status: None,
+        latency_us: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        error: None,
+    };
+    // An action without templates renders the same for the same source address: once.
+    let fresh;
+    let call = match &st.prepared[index] {
+        Some((for_ip, call)) if for_ip.as_deref() == ip => call,
+        _ => match prepare(action, policy, ip, vars).await {
+            Ok(call) if shared.static_with[index] => {
+                let slot = &mut st.prepared[index];
+                &slot.insert((ip.map(str::to_string), call)).1
+            }
+            Ok(call) => {
+                fresh = call;
+                &fresh
+            }
+            Err(e) => {
+                sample.error = Some(e);
+                return sample;
+            }
+        },
     };
     let start = Instant::now();
-    let result = inst.execute(&call).await;
+    let result = inst.execute(call).await;
     sample.latency_us = start.elapsed().as_micros() as u64;
-    let scope = vars.entry(action.id.clone()).or_default();
-    scope.clear();
+    // What later templates and conditions can read of this action (when any reads).
+    let mut scope = shared.uses_vars.then(|| {
+        let scope = vars.entry(action.id.clone()).or_default();
+        scope.clear();
+        scope
+    });
     match result {
         Ok(Ok(o)) => {
             sample.ok = o.status < 400;
             sample.status = Some(o.status);
             sample.bytes_sent = o.bytes_sent;
             sample.bytes_received = o.bytes_received;
-            if let Some(src) = &o.source_address
-                && let Ok(a) = src.parse::<SocketAddr>()
-            {
-                sample.source = a.ip().to_string();
+            if let Some(src) = o.source_address.as_deref().and_then(|s| st.source_of(s)) {
+                sample.source = src;
             }
             if !sample.ok {
                 sample.error = Some(format!("http {}", o.status));
             }
-            scope.insert("status_code".into(), o.status.to_string());
-            for e in o.exports {
-                scope.insert(e.name, e.value);
+            if let Some(scope) = scope.as_mut() {
+                scope.insert("status_code".into(), o.status.to_string());
+                for e in o.exports {
+                    scope.insert(e.name, e.value);
+                }
             }
         }
         Ok(Err(e)) => {
             sample.error = Some(error_kind(&e));
-            scope.insert("error".into(), error_text(&e));
+            if let Some(scope) = scope.as_mut() {
+                scope.insert("error".into(), error_text(&e));
+            }
         }
         Err(trap) => sample.error = Some(format!("trap: {trap}")),
     }
-    scope.insert("ok".into(), sample.ok.to_string());
+    if let Some(scope) = scope {
+        scope.insert("ok".into(), sample.ok.to_string());
+    }
     sample
 }
 
@@ -373,7 +468,19 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
     let runtime = Runtime::new(max + 2)?;
     let authority = Authority::new(&runtime, opts.state_dir.clone()).await?;
     authority.setup(&scenario.pools).await?;
+    let static_with: Vec<bool> = scenario
+        .actions
+        .iter()
+        .map(|a| !template::has_template(&a.with))
+        .collect();
+    let uses_vars = static_with.contains(&false)
+        || scenario
+            .nodes
+            .iter()
+            .any(|n| n.edges.iter().any(|e| e.condition.is_some()));
     let shared = Arc::new(Shared {
+        static_with,
+        uses_vars,
         scenario,
         runtime,
         authority,

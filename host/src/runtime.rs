@@ -90,8 +90,15 @@ impl Runtime {
             compose::pooling_config(slots),
         ));
         let engine = Engine::new(&config).map_err(fail("engine"))?;
-        let component = Component::from_file(&engine, compose::EXECUTOR_ARTIFACT)
-            .map_err(fail("loading the artifact"))?;
+        // The artifact built with this binary, or another one (a drop-in build to compare).
+        let path = std::env::var_os("SCHEDULER_EXECUTOR")
+            .unwrap_or_else(|| compose::EXECUTOR_ARTIFACT.into());
+        let component = Component::from_file(&engine, &path).map_err(|e| {
+            format!(
+                "loading the artifact {}: {e:?}",
+                std::path::Path::new(&path).display()
+            )
+        })?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
         let pre = linker

@@ -157,8 +157,9 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    pub fn action(&self, id: &str) -> Option<&Action> {
-        self.actions.iter().find(|a| a.id == id)
+    /// Where the action `id` is in `actions`.
+    pub fn action_index(&self, id: &str) -> Option<usize> {
+        self.actions.iter().position(|a| a.id == id)
     }
 
     pub fn node(&self, id: &str) -> Option<&Node> {

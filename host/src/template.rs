@@ -45,6 +45,16 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
+/// Whether any string inside a JSON value holds a `{{` (a template to render).
+pub fn has_template(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains("{{"),
+        serde_json::Value::Array(a) => a.iter().any(has_template),
+        serde_json::Value::Object(o) => o.values().any(has_template),
+        _ => false,
+    }
+}
+
 /// Render every string inside a JSON value.
 pub fn render_json(v: &serde_json::Value, vars: &Vars) -> Result<serde_json::Value, String> {
     Ok(match v {

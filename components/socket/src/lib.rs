@@ -3,8 +3,8 @@
 //! Every blocking step polls the socket's (or stream's) pollable together with a
 //! monotonic-clock pollable, so nothing waits longer than the socket's timeout. Streams and
 //! pollables are always dropped before the socket that owns them (wasmtime traps otherwise):
-//! pollables are locals of the call that made them, and stream fields are declared before the
-//! socket field so they drop first.
+//! pollables are locals of the call that made them, except the input stream's, which is declared
+//! just before its stream; stream fields are declared before the socket field so they drop first.
 
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
@@ -21,6 +21,7 @@ use core::cell::RefCell;
 
 use guest_rt as _;
 
+use wasip2::io::poll::Pollable;
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::instance_network::instance_network;
 use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress};
@@ -98,9 +99,15 @@ enum Io {
     Closed,
 }
 
-/// Field order is drop order: streams before their socket.
+/// Field order is drop order: each stream's pollable before the stream, streams before their
+/// socket.
 struct Tcp {
+    /// The input stream's pollable, made at the first wait to receive and kept with the stream.
+    readable: Option<Pollable>,
     input: Option<InputStream>,
+    /// Sent since the last receive: the peer has not answered yet, so a receive waits before
+    /// it reads instead of reading nothing first.
+    sent: bool,
     output: Option<OutputStream>,
     sock: TcpSocket,
 }
@@ -116,7 +123,9 @@ impl Tcp {
     fn new(family: AddressFamily) -> Result<Self, SocketError> {
         let sock = tcp_create_socket::create_tcp_socket(wasi_family(family)).map_err(net_error)?;
         Ok(Tcp {
+            readable: None,
             input: None,
+            sent: false,
             output: None,
             sock,
         })
@@ -205,7 +214,7 @@ fn resolve(host: &str, timeout_ms: u64) -> Result<Vec<core::net::IpAddr>, Socket
         other => net_error(other),
     })?;
     let pollable = stream.subscribe();
-    let deadline = wait::Deadline::after(timeout_ms);
+    let mut deadline = wait::Deadline::after(timeout_ms);
     let mut out = Vec::new();
     let result = loop {
         match stream.resolve_next_address() {
@@ -401,8 +410,10 @@ impl Inner {
     fn tcp_send(&mut self, data: &[u8]) -> Result<u64, SocketError> {
         let ms = self.write_ms;
         let Io::Tcp(Tcp {
-            output: Some(out), ..
-        }) = &self.io
+            output: Some(out),
+            sent,
+            ..
+        }) = &mut self.io
         else {
             return Err(state_error("send", self.state));
         };
@@ -417,6 +428,7 @@ impl Inner {
             }
             let n = (room.min(MAX_CHUNK) as usize).min(data.len() - off);
             out.write(&data[off..off + n]).map_err(stream_error)?;
+            *sent = true;
             off += n;
         }
         Ok(data.len() as u64)
@@ -437,7 +449,7 @@ impl Inner {
             other => other.map_err(stream_error)?,
         }
         let p = out.subscribe();
-        let deadline = wait::Deadline::after(ms);
+        let mut deadline = wait::Deadline::after(ms);
         let r = loop {
             match out.check_write() {
                 Ok(n) if n > 0 => break Ok(()),
@@ -460,22 +472,28 @@ impl Inner {
 
     fn tcp_receive_within(&mut self, max: u64, ms: u64) -> Result<Vec<u8>, SocketError> {
         let Io::Tcp(Tcp {
-            input: Some(input), ..
-        }) = &self.io
+            readable,
+            input: Some(input),
+            sent,
+            ..
+        }) = &mut self.io
         else {
             return Err(state_error("receive", self.state));
         };
-        let deadline = wait::Deadline::after(ms);
-        let mut pollable = None;
+        let mut deadline = wait::Deadline::after(ms);
+        // Right after a send the answer is not there yet: wait first, and save a read that
+        // would find nothing.
+        let mut wait_first = core::mem::take(sent) && ms > 0;
         loop {
+            if wait_first {
+                let p = readable.get_or_insert_with(|| input.subscribe());
+                deadline.wait(p, "receive")?;
+            }
             match input.read(max) {
                 Ok(bytes) if !bytes.is_empty() => return Ok(bytes),
                 // Non-blocking and nothing buffered: no need to ask the pollable.
                 Ok(_) if ms == 0 => return Err(SocketError::WouldBlock),
-                Ok(_) => {
-                    let p = pollable.get_or_insert_with(|| input.subscribe());
-                    deadline.wait(p, "receive")?;
-                }
+                Ok(_) => wait_first = true,
                 Err(StreamError::Closed) => return Ok(Vec::new()),
                 Err(e) => return Err(stream_error(e)),
             }
@@ -631,7 +649,9 @@ impl GuestSocket for SocketResource {
         drop(p);
         let (sock, input, output) = r?;
         let tcp = Tcp {
+            readable: None,
             input: Some(input),
+            sent: false,
             output: Some(output),
             sock,
         };

@@ -7,33 +7,34 @@ use wasip2::sockets::network::ErrorCode;
 
 use crate::{SocketError, net_error};
 
-/// A point in time after which a wait gives up. `None` means non-blocking (timeout 0).
-pub struct Deadline(Option<monotonic_clock::Instant>);
+/// A bound on the time an operation may spend waiting: `ms` from its first wait on. A timeout of
+/// 0 means non-blocking. The clock pollable is made at the first wait and kept for the later
+/// ones, so an operation that never waits never asks the clock, and one that waits several times
+/// shares one deadline.
+pub struct Deadline {
+    ms: u64,
+    timer: Option<Pollable>,
+}
 
 impl Deadline {
     pub fn after(ms: u64) -> Self {
-        if ms == 0 {
-            Deadline(None)
-        } else {
-            Deadline(Some(
-                monotonic_clock::now().saturating_add(ms.saturating_mul(1_000_000)),
-            ))
-        }
+        Deadline { ms, timer: None }
     }
 
     /// Wait until `pollable` is ready or the deadline passes (`timeout`, naming `operation`).
-    pub fn wait(&self, pollable: &Pollable, operation: &str) -> Result<(), SocketError> {
-        let Some(at) = self.0 else {
+    pub fn wait(&mut self, pollable: &Pollable, operation: &str) -> Result<(), SocketError> {
+        if self.ms == 0 {
             return if pollable.ready() {
                 Ok(())
             } else {
                 Err(SocketError::WouldBlock)
             };
-        };
-        let timer = monotonic_clock::subscribe_instant(at);
-        let ready = poll(&[pollable, &timer]);
-        drop(timer);
-        if ready.contains(&0) {
+        }
+        let ms = self.ms;
+        let timer = self.timer.get_or_insert_with(|| {
+            monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000))
+        });
+        if poll(&[pollable, timer]).contains(&0) {
             Ok(())
         } else {
             Err(SocketError::Timeout(operation.to_string()))
@@ -49,7 +50,7 @@ pub fn wait_ready<T>(
     operation: &str,
     mut attempt: impl FnMut() -> Result<T, ErrorCode>,
 ) -> Result<T, SocketError> {
-    let deadline = Deadline::after(ms);
+    let mut deadline = Deadline::after(ms);
     loop {
         match attempt() {
             Ok(v) => return Ok(v),

@@ -151,8 +151,14 @@ impl<N: Net> Client<N> {
         loop {
             let mut retries = 0u32;
             let mut resp = loop {
+                // The clock was read at the start; later attempts follow a wait or a redirect.
+                let now = if attempts == 0 {
+                    start
+                } else {
+                    self.net.now_us()
+                };
                 attempts += 1;
-                let r = self.exchange(req, method, &url, &headers, body, end, &mut counters);
+                let r = self.exchange(req, method, &url, &headers, body, now, end, &mut counters);
                 let may_retry = retries < req.retry.max_retries
                     && (method.idempotent() || req.retry.non_idempotent);
                 match r {
@@ -228,6 +234,7 @@ impl<N: Net> Client<N> {
         url: &Url,
         headers: &codec::Headers,
         body: &[u8],
+        now: u64,
         end: u64,
         counters: &mut Counters,
     ) -> Result<Response, HttpError> {
@@ -245,12 +252,21 @@ impl<N: Net> Client<N> {
             source: req.bind_ip,
         };
         if req.keep_alive
-            && let Some(conn) = self
-                .pool
-                .checkout(&key, self.net.now_us(), |c| c.is_alive())
+            && let Some(conn) = self.pool.checkout(&key, now, |c| c.is_alive())
         {
             let mut timings = Timings::default();
-            match self.send_and_read(conn, &key, &wire, method, req, end, &mut timings, counters) {
+            let r = self.send_and_read(
+                conn,
+                &key,
+                &wire,
+                method,
+                req,
+                now,
+                end,
+                &mut timings,
+                counters,
+            );
+            match r {
                 Ok(mut resp) => {
                     resp.reused = true;
                     return Ok(resp);
@@ -263,7 +279,18 @@ impl<N: Net> Client<N> {
         }
         let mut timings = Timings::default();
         let conn = self.connect(url, req, end, &mut timings)?;
-        match self.send_and_read(conn, &key, &wire, method, req, end, &mut timings, counters) {
+        let now = self.net.now_us();
+        match self.send_and_read(
+            conn,
+            &key,
+            &wire,
+            method,
+            req,
+            now,
+            end,
+            &mut timings,
+            counters,
+        ) {
             Ok(resp) => Ok(resp),
             Err(Failure::Stale(why)) => Err(HttpError::Io(why)),
             Err(Failure::Http(e)) => Err(e),
@@ -345,12 +372,13 @@ impl<N: Net> Client<N> {
         wire: &[u8],
         method: Method,
         req: &Request,
+        now: u64,
         end: u64,
         timings: &mut Timings,
         counters: &mut Counters,
     ) -> Result<Response, Failure> {
         let source = conn.local_addr();
-        let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, self.net.now_us())?;
+        let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
         match conn.write_all(wire, ms) {
             Ok(()) => {}
             Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
@@ -358,6 +386,8 @@ impl<N: Net> Client<N> {
         }
         counters.sent += wire.len() as u64;
         let sent_at = self.net.now_us();
+        // The clock as of the last wait: each read that returns reads it again.
+        let mut now = sent_at;
 
         let mut buf: Vec<u8> = Vec::new();
         let mut got_any = false;
@@ -367,7 +397,7 @@ impl<N: Net> Client<N> {
             } else {
                 (Phase::FirstByte, req.timeouts.first_byte_ms)
             };
-            let (ms, clipped) = phase_ms(limit, end, self.net.now_us())?;
+            let (ms, clipped) = phase_ms(limit, end, now)?;
             let chunk = match conn.read(HEAD_CHUNK, ms) {
                 Ok(c) => c,
                 Err(NetError::Timeout) => return Err(timeout(phase, clipped).into()),
@@ -384,8 +414,9 @@ impl<N: Net> Client<N> {
                     HttpError::Protocol("connection closed in the response head".into()).into(),
                 );
             }
+            now = self.net.now_us();
             if !got_any {
-                timings.first_byte_us = self.net.now_us().saturating_sub(sent_at);
+                timings.first_byte_us = now.saturating_sub(sent_at);
                 got_any = true;
             }
             counters.received += chunk.len() as u64;
@@ -410,10 +441,13 @@ impl<N: Net> Client<N> {
         let mut trailers = Vec::new();
         let read_more = |conn: &mut N::Conn,
                          counters: &mut Counters,
+                         now: &mut u64,
                          want: usize|
          -> Result<Vec<u8>, HttpError> {
-            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, self.net.now_us())?;
-            match conn.read(want.clamp(1, READ_CHUNK), ms) {
+            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, *now)?;
+            let r = conn.read(want.clamp(1, READ_CHUNK), ms);
+            *now = self.net.now_us();
+            match r {
                 Ok(c) => {
                     counters.received += c.len() as u64;
                     Ok(c)
@@ -444,7 +478,7 @@ impl<N: Net> Client<N> {
                     if body.len() as u64 == n {
                         break;
                     }
-                    rest = read_more(&mut conn, counters, n as usize - body.len())?;
+                    rest = read_more(&mut conn, counters, &mut now, n as usize - body.len())?;
                     if rest.is_empty() {
                         return Err(HttpError::Protocol(format!(
                             "truncated body: {} of {n} bytes",
@@ -462,7 +496,7 @@ impl<N: Net> Client<N> {
                         clean = used == rest.len();
                         break;
                     }
-                    rest = read_more(&mut conn, counters, READ_CHUNK)?;
+                    rest = read_more(&mut conn, counters, &mut now, READ_CHUNK)?;
                     if rest.is_empty() {
                         return Err(HttpError::Protocol("truncated chunked body".into()).into());
                     }
@@ -478,14 +512,14 @@ impl<N: Net> Client<N> {
                     .into());
                 }
                 body.extend_from_slice(&rest);
-                rest = read_more(&mut conn, counters, READ_CHUNK)?;
+                rest = read_more(&mut conn, counters, &mut now, READ_CHUNK)?;
                 if rest.is_empty() {
                     break;
                 }
             },
         }
         if clean && req.keep_alive && codec::keep_alive(&head, framing) {
-            self.pool.checkin(key.clone(), conn, self.net.now_us());
+            self.pool.checkin(key.clone(), conn, now);
         }
         Ok(Response {
             status: head.status,
