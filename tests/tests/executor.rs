@@ -662,6 +662,17 @@ fn source_address_explicit_or_from_the_pool() {
     assert!(o.source_address.unwrap().starts_with("127.0.21.1:"));
     let stats = f.call_stats(&mut ex.store, "tenant-a").unwrap().unwrap();
     assert_eq!(stats.allocated, 0, "released after the action");
+    // The same action again (its parameters as parsed are reused): it leases again, from a
+    // fresh allocation, and releases again.
+    for _ in 0..2 {
+        let o = ex
+            .run(HttpMethod::Get, json!({ "url": server.url("/"), "pool": "tenant-a", "tenant": "a", "resource": "user-1" }), vec![])
+            .unwrap();
+        let peer = &o.headers.iter().find(|h| h.name == "X-Peer").unwrap().value;
+        assert_eq!(peer, "127.0.21.1");
+        let stats = f.call_stats(&mut ex.store, "tenant-a").unwrap().unwrap();
+        assert_eq!(stats.allocated, 0);
+    }
     // Releasing that address closed its own idle connection only: the one from 127.0.20.5
     // is still there for reuse.
     let again = ex

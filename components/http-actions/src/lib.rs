@@ -35,6 +35,11 @@ use exports::scheduler::executor::executor::{
 
 static CLIENT: Global<Client<net::SocketNet>> = Global::new(|| Client::new(net::SocketNet));
 
+/// The parameters of the last action as parsed, with what they were parsed from (method, id
+/// and `with-params`): a workflow runs the same actions again and again, and parsing the same
+/// text gives the same parameters.
+static LAST: Global<Option<(Method, String, String, params::Params)>> = Global::new(|| None);
+
 fn method(m: HttpMethod) -> Method {
     match m {
         HttpMethod::Get => Method::Get,
@@ -122,12 +127,23 @@ export!(Component);
 impl Guest for Component {
     fn execute_action(action: Action) -> Result<Outcome, ActionError> {
         let m = method(action.call);
-        let mut params = params::parse(&action.id, m, &action.with_params).map_err(|e| {
-            ActionError::InvalidParams(ParamError {
-                field: e.field,
-                message: e.message,
-            })
-        })?;
+        let mut last = LAST.get();
+        let params = match &mut *last {
+            Some((lm, id, with, p))
+                if *lm == m && *id == action.id && *with == action.with_params =>
+            {
+                p
+            }
+            slot => {
+                let p = params::parse(&action.id, m, &action.with_params).map_err(|e| {
+                    ActionError::InvalidParams(ParamError {
+                        field: e.field,
+                        message: e.message,
+                    })
+                })?;
+                &mut slot.insert((m, action.id, action.with_params, p)).3
+            }
+        };
         let mut lease = None;
         if let Some(src) = &params.pool {
             let owner = ip_pool::Owner {

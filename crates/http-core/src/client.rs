@@ -238,14 +238,7 @@ impl<N: Net> Client<N> {
         end: u64,
         counters: &mut Counters,
     ) -> Result<Response, HttpError> {
-        let wire = encode_request(
-            method,
-            &url.authority(),
-            &url.path,
-            headers,
-            body,
-            req.keep_alive,
-        )?;
+        let wire = encode_request(method, url, headers, body, req.keep_alive)?;
         let key = PoolKey {
             host: url.host.clone(),
             port: url.port,

@@ -4,6 +4,7 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+use crate::url::Url;
 use crate::{HttpError, Method};
 
 pub type Headers = Vec<(String, String)>;
@@ -25,25 +26,25 @@ fn valid_value(s: &str) -> bool {
     s.bytes().all(|b| b == b'\t' || (b >= b' ' && b != 0x7f))
 }
 
-/// The request head and body in one buffer, so a small request goes out in one write.
+/// The request head and body in one buffer, so a small request goes out in one write. Built
+/// by hand, without `core::fmt`: it runs for every request.
 pub fn encode_request(
     method: Method,
-    authority: &str,
-    path: &str,
+    url: &Url,
     headers: &Headers,
     body: &[u8],
     keep_alive: bool,
 ) -> Result<Vec<u8>, HttpError> {
-    let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut out = String::with_capacity(256);
+    out.push_str(method.as_str());
+    out.push(' ');
+    out.push_str(&url.path);
+    out.push_str(" HTTP/1.1\r\n");
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
     if !has("host") {
-        out.extend_from_slice(b"Host: ");
-        out.extend_from_slice(authority.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out.push_str("Host: ");
+        url.push_authority(&mut out);
+        out.push_str("\r\n");
     }
     for (k, v) in headers {
         if !valid_token(k) {
@@ -60,23 +61,26 @@ pub fn encode_request(
         if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding") {
             continue; // framing is ours to set
         }
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out.push_str(k);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
     }
     if !has("user-agent") {
-        out.extend_from_slice(b"User-Agent: scheduler-executor/0.1\r\n");
+        out.push_str("User-Agent: scheduler-executor/0.1\r\n");
     }
     if !keep_alive && !has("connection") {
-        out.extend_from_slice(b"Connection: close\r\n");
+        out.push_str("Connection: close\r\n");
     }
     if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
-        out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+        out.push_str("Content-Length: ");
+        net_text::push_decimal(&mut out, body.len() as u64);
+        out.push_str("\r\n");
     }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    Ok(out)
+    out.push_str("\r\n");
+    let mut wire = out.into_bytes();
+    wire.extend_from_slice(body);
+    Ok(wire)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -424,7 +428,8 @@ mod tests {
     #[test]
     fn request_is_one_buffer_with_framing() {
         let h = vec![("content-type".to_string(), "application/json".to_string())];
-        let r = encode_request(Method::Post, "h:81", "/x", &h, b"{}", true).unwrap();
+        let url = Url::parse("http://h:81/x").unwrap();
+        let r = encode_request(Method::Post, &url, &h, b"{}", true).unwrap();
         let text = String::from_utf8(r).unwrap();
         assert!(
             text.starts_with(
@@ -433,9 +438,9 @@ mod tests {
         );
         assert!(text.ends_with("Content-Length: 2\r\n\r\n{}"));
         let bad = vec![("bad name".to_string(), "v".to_string())];
-        assert!(encode_request(Method::Get, "h", "/", &bad, b"", true).is_err());
+        assert!(encode_request(Method::Get, &url, &bad, b"", true).is_err());
         let bad = vec![("x".to_string(), "a\r\nInjected: 1".to_string())];
-        assert!(encode_request(Method::Get, "h", "/", &bad, b"", true).is_err());
+        assert!(encode_request(Method::Get, &url, &bad, b"", true).is_err());
     }
 
     #[test]

@@ -84,20 +84,32 @@ impl Url {
 
     /// The `Host` header value.
     pub fn authority(&self) -> String {
-        let h = if self.ipv6 {
-            format!("[{}]", self.host)
+        let mut out = String::with_capacity(self.host.len() + 8);
+        self.push_authority(&mut out);
+        out
+    }
+
+    /// Append the `Host` header value (built by hand: it is on every request's path).
+    pub fn push_authority(&self, out: &mut String) {
+        if self.ipv6 {
+            out.push('[');
+            out.push_str(&self.host);
+            out.push(']');
         } else {
-            self.host.clone()
-        };
-        if self.port == 80 {
-            h
-        } else {
-            format!("{h}:{}", self.port)
+            out.push_str(&self.host);
+        }
+        if self.port != 80 {
+            out.push(':');
+            net_text::push_decimal(out, u64::from(self.port));
         }
     }
 
     pub fn to_text(&self) -> String {
-        format!("http://{}{}", self.authority(), self.path)
+        let mut out = String::with_capacity(7 + self.host.len() + 8 + self.path.len());
+        out.push_str("http://");
+        self.push_authority(&mut out);
+        out.push_str(&self.path);
+        out
     }
 
     /// Resolve a `Location` header against this URL.

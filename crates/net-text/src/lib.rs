@@ -152,6 +152,21 @@ pub fn format_socket_addr(addr: SocketAddr) -> String {
     out
 }
 
+/// Append `n` in decimal (64-bit arithmetic: ports, lengths, counts).
+pub fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// A number in decimal (counts of addresses reach 2^128).
 pub fn decimal(mut n: u128) -> String {
     let mut digits = [0u8; 39];
@@ -468,6 +483,10 @@ mod tests {
         }
         for n in cases {
             assert_eq!(decimal(n), n.to_string());
+            let small = n as u64;
+            let mut out = String::from("x");
+            push_decimal(&mut out, small);
+            assert_eq!(out, std::format!("x{small}"));
         }
     }
 
