@@ -682,7 +682,7 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only NAME`: one part (bulk, ping-pong, http, http-ours, artifact), for profiling.
+    // `--only NAME`: one part (bulk, ping-pong, http, http-ours, load, artifact), for profiling.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -699,11 +699,17 @@ fn main() {
     if want("ping-pong") {
         ping_pong(&mut t, quick, reps);
     }
-    if want("http") {
+    // Rows 3 and 4 share nginx; `--only load` runs row 4 alone.
+    let load = want("http") || only.as_deref() == Some("load");
+    if want("http") || load {
         match nginx() {
             Some(ng) => {
-                http_sequential(&mut t, quick, reps, &ng);
-                concurrent(&mut t, quick, reps, &ng);
+                if want("http") {
+                    http_sequential(&mut t, quick, reps, &ng);
+                }
+                if load {
+                    concurrent(&mut t, quick, reps, &ng);
+                }
             }
             None => t.row(
                 "3-4",
