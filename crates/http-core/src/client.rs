@@ -9,9 +9,10 @@ use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_he
 use crate::pool::{ConnPool, PoolKey};
 use crate::{Conn, HttpError, Method, Net, NetError, Phase, Request, Response, Timings, Url};
 
-/// Reads ask for what is likely to come: a small first read for the head (the host zeroes
-/// the whole buffer it reads into), up to 64 KiB (wasmtime's cap per read) for bodies.
-const HEAD_CHUNK: usize = 16 * 1024;
+/// Reads ask for what is likely to come: a page for the head (the host allocates and zeroes
+/// the whole buffer it reads into, on every read; most heads, and many small bodies with
+/// them, fit in one), up to 64 KiB (wasmtime's cap per read) for bodies.
+const HEAD_CHUNK: usize = 4 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 pub struct Client<N: Net> {
