@@ -141,6 +141,43 @@ fn keep_alive_reuses_one_connection() {
     assert_eq!(server.stats.connections(), 3);
 }
 
+/// The reported timings follow the server's pauses: the head comes 100 ms after the request and
+/// each of two body pieces 100 ms later still; a reused connection reports no connect time.
+#[test]
+fn timings_follow_the_exchange() {
+    let pause = Duration::from_millis(100);
+    let server = serve("127.0.0.1:0", None, move |_| {
+        Reply::Trickle(
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n".to_vec(),
+                b"abc".to_vec(),
+                b"def".to_vec(),
+            ],
+            pause,
+        )
+    });
+    let mut ex = Executor::new();
+    for round in 0..2 {
+        let start = Instant::now();
+        let o = ex.get(&server.url("/t")).unwrap();
+        let wall = start.elapsed().as_micros() as u64;
+        assert_eq!((o.status, o.body.as_slice()), (200, &b"abcdef"[..]));
+        let t = &o.timings;
+        assert_eq!(t.dns_us, 0, "an IP literal needs no lookup");
+        assert_eq!(o.reused_connection, round == 1);
+        if round == 0 {
+            assert!(t.connect_us > 0, "{t:?}");
+        } else {
+            assert_eq!(t.connect_us, 0, "{t:?}");
+        }
+        let p = pause.as_micros() as u64;
+        assert!(t.first_byte_us >= p, "{t:?}");
+        assert!(t.first_byte_us < t.total_us, "{t:?}");
+        assert!(t.total_us >= 3 * p, "{t:?}");
+        assert!(t.total_us <= wall, "{t:?} within {wall} us");
+    }
+}
+
 #[test]
 fn server_closing_idle_connections_is_survived() {
     // The server drops connections idle for 100 ms: the pooled one is found dead and replaced.
