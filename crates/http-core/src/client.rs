@@ -19,6 +19,8 @@ pub struct Client<N: Net> {
     pub net: N,
     pool: ConnPool<N::Conn>,
     rng: u64,
+    /// When the last response was complete (µs, `Net::now_us`): the end of an action's total.
+    done_us: u64,
 }
 
 /// Why one exchange failed: `Stale` means the connection died before any response byte,
@@ -89,6 +91,7 @@ impl<N: Net> Client<N> {
             net,
             pool: ConnPool::new(max_idle_per_key, idle_timeout_ms.saturating_mul(1000)),
             rng: seed | 1,
+            done_us: 0,
         }
     }
 
@@ -222,7 +225,7 @@ impl<N: Net> Client<N> {
             resp.final_url = url.to_text();
             resp.bytes_sent = counters.sent;
             resp.bytes_received = counters.received;
-            resp.timings.total_us = self.net.now_us().saturating_sub(start);
+            resp.timings.total_us = self.done_us.saturating_sub(start);
             return Ok(resp);
         }
     }
@@ -512,6 +515,7 @@ impl<N: Net> Client<N> {
                 }
             },
         }
+        self.done_us = now;
         if clean && req.keep_alive && codec::keep_alive(&head, framing) {
             self.pool.checkin(key.clone(), conn, now);
         }
