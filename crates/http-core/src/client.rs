@@ -417,7 +417,11 @@ impl<N: Net> Client<N> {
                 got_any = true;
             }
             counters.received += chunk.len() as u64;
-            buf.extend_from_slice(&chunk);
+            if buf.is_empty() {
+                buf = chunk;
+            } else {
+                buf.extend_from_slice(&chunk);
+            }
             // Skip informational heads (all but 101); the final one ends the loop.
             let mut last = None;
             while let Some(h) = parse_head(&buf, req.max_header_bytes)? {

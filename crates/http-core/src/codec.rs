@@ -96,15 +96,29 @@ pub struct Head {
 
 /// Parse a response head from the front of `buf`; `None` if more bytes are needed.
 pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, HttpError> {
-    let mut slots = [httparse::EMPTY_HEADER; 128];
-    let mut resp = httparse::Response::new(&mut slots);
-    match resp.parse(buf) {
+    // Most heads have a handful of headers: 32 slots first (the array is zeroed on every
+    // parse), 128 when that is not enough.
+    let mut few = [httparse::EMPTY_HEADER; 32];
+    if let Some(r) = parse_head_in(buf, max_header_bytes, &mut few) {
+        return r;
+    }
+    let mut many = [httparse::EMPTY_HEADER; 128];
+    parse_head_in(buf, max_header_bytes, &mut many)
+        .unwrap_or_else(|| Err(HttpError::TooLarge("more than 128 response headers".into())))
+}
+
+/// `None`: more headers than `slots`.
+fn parse_head_in<'b>(
+    buf: &'b [u8],
+    max_header_bytes: usize,
+    slots: &mut [httparse::Header<'b>],
+) -> Option<Result<Option<Head>, HttpError>> {
+    let mut resp = httparse::Response::new(slots);
+    let r = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > max_header_bytes => Err(HttpError::TooLarge(
+            format!("response head over {max_header_bytes} bytes"),
+        )),
         Ok(httparse::Status::Complete(len)) => {
-            if len > max_header_bytes {
-                return Err(HttpError::TooLarge(format!(
-                    "response head over {max_header_bytes} bytes"
-                )));
-            }
             let headers = resp
                 .headers
                 .iter()
@@ -123,19 +137,14 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, H
                 len,
             }))
         }
-        Ok(httparse::Status::Partial) => {
-            if buf.len() > max_header_bytes {
-                return Err(HttpError::TooLarge(format!(
-                    "response head over {max_header_bytes} bytes"
-                )));
-            }
-            Ok(None)
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            Err(HttpError::TooLarge("more than 128 response headers".into()))
-        }
+        Ok(httparse::Status::Partial) if buf.len() > max_header_bytes => Err(HttpError::TooLarge(
+            format!("response head over {max_header_bytes} bytes"),
+        )),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return None,
         Err(e) => Err(HttpError::Protocol(format!("bad response head: {e}"))),
-    }
+    };
+    Some(r)
 }
 
 /// How the body of a response is delimited.
@@ -441,6 +450,39 @@ mod tests {
         assert!(encode_request(Method::Get, &url, &bad, b"", true).is_err());
         let bad = vec![("x".to_string(), "a\r\nInjected: 1".to_string())];
         assert!(encode_request(Method::Get, &url, &bad, b"", true).is_err());
+    }
+
+    #[test]
+    fn heads_with_many_headers() {
+        let head = |n: usize| {
+            let mut h = String::from("HTTP/1.1 200 OK\r\n");
+            for i in 0..n {
+                h.push_str(&format!("X-{i}: {i}\r\n"));
+            }
+            h.push_str("\r\n");
+            h
+        };
+        // Past the 32 slots tried first, up to the limit of 128.
+        for n in [0, 31, 32, 33, 100, 128] {
+            let h = parse_head(head(n).as_bytes(), 1 << 20).unwrap().unwrap();
+            assert_eq!(h.headers.len(), n);
+            if n > 0 {
+                assert_eq!(
+                    h.headers[n - 1],
+                    (format!("X-{}", n - 1), format!("{}", n - 1))
+                );
+            }
+        }
+        assert!(matches!(
+            parse_head(head(129).as_bytes(), 1 << 20),
+            Err(HttpError::TooLarge(_))
+        ));
+        // A partial head with more than 32 headers so far still asks for more.
+        let partial = head(40);
+        assert_eq!(
+            parse_head(&partial.as_bytes()[..partial.len() - 2], 1 << 20).unwrap(),
+            None
+        );
     }
 
     #[test]
