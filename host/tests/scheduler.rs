@@ -478,6 +478,35 @@ fn exec_runs_one_action() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // SCHEDULER_EXECUTOR: another build of the artifact (here a copy), or a clear error.
+    let dir = tmp("executor-override");
+    let copy = dir.join("copy.wasm");
+    std::fs::copy(compose::EXECUTOR_ARTIFACT, &copy).unwrap();
+    let junk = dir.join("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    let with = |path: &Path| {
+        Command::new(BIN)
+            .args(["exec", "GET", &url])
+            .env("SCHEDULER_EXECUTOR", path)
+            .output()
+            .unwrap()
+    };
+    let out = with(&copy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for bad in [dir.join("missing.wasm"), junk] {
+        let out = with(&bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains(&format!("loading the artifact {}", bad.display())),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 #[test]
