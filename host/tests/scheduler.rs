@@ -160,19 +160,24 @@ workflows:
 
 #[test]
 fn tenants_use_their_own_pools_per_user_and_per_task() {
-    let (server, log) = recording_target();
     let dir = tmp("tenants");
-    let (out, r) = report(
-        &dir,
-        &two_tenant_scenario(server.addr.port(), "per_user", 3, false),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(r["success_rate"], 1.0, "{r}");
-    let log = log.lock().unwrap().clone();
+    // One run against a fresh recording target: the report, and what the target saw.
+    let run_with = |strategy: &str, fixed: bool| {
+        let (server, log) = recording_target();
+        let (out, r) = report(
+            &dir,
+            &two_tenant_scenario(server.addr.port(), strategy, 3, fixed),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(r["success_rate"], 1.0, "{r}");
+        let log = log.lock().unwrap().clone();
+        (r, log)
+    };
+    let (r, log) = run_with("per_user", false);
     assert_eq!(log.len(), 30);
     let mut by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (path, ip) in &log {
@@ -206,18 +211,7 @@ fn tenants_use_their_own_pools_per_user_and_per_task() {
     );
 
     // per_task: a fresh address for each task (round robin does not hand a released one back at once).
-    let (server, log) = recording_target();
-    let (out, r) = report(
-        &dir,
-        &two_tenant_scenario(server.addr.port(), "per_task", 3, false),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(r["success_rate"], 1.0);
-    let log = log.lock().unwrap().clone();
+    let (_, log) = run_with("per_task", false);
     let mut tenant_a: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (path, ip) in &log {
         if path.starts_with("/tenant-a/") {
@@ -231,18 +225,7 @@ fn tenants_use_their_own_pools_per_user_and_per_task() {
 
     // per_task with a fixed URL: the call is rendered once, but each task still goes out from
     // its own fresh address.
-    let (server, log) = recording_target();
-    let (out, r) = report(
-        &dir,
-        &two_tenant_scenario(server.addr.port(), "per_task", 3, true),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(r["success_rate"], 1.0);
-    let log = log.lock().unwrap().clone();
+    let (r, log) = run_with("per_task", true);
     assert_eq!(log.len(), 30);
     assert!(log.iter().all(|(path, _)| path == "/fixed"), "{log:?}");
     let sources = r["user_sources"].as_object().unwrap();

@@ -248,10 +248,23 @@ impl<N: Net> Client<N> {
             port: url.port,
             source: req.bind_ip,
         };
-        if req.keep_alive
-            && let Some(conn) = self.pool.checkout(&key, now, |c| c.is_alive())
-        {
+        // A pooled connection first; if the server closed it while idle, one transparent
+        // retry on a fresh connection (idempotent methods only).
+        let mut pooled = if req.keep_alive {
+            self.pool.checkout(&key, now, |c| c.is_alive())
+        } else {
+            None
+        };
+        loop {
+            let reused = pooled.is_some();
             let mut timings = Timings::default();
+            let (conn, now) = match pooled.take() {
+                Some(conn) => (conn, now),
+                None => {
+                    let conn = self.connect(url, req, end, &mut timings)?;
+                    (conn, self.net.now_us())
+                }
+            };
             let r = self.send_and_read(
                 conn,
                 &key,
@@ -265,32 +278,13 @@ impl<N: Net> Client<N> {
             );
             match r {
                 Ok(mut resp) => {
-                    resp.reused = true;
+                    resp.reused = reused;
                     return Ok(resp);
                 }
-                // The server closed it while idle: one transparent retry on a fresh connection.
-                Err(Failure::Stale(_)) if method.idempotent() => {}
+                Err(Failure::Stale(_)) if reused && method.idempotent() => {}
                 Err(Failure::Stale(why)) => return Err(HttpError::Io(why)),
                 Err(Failure::Http(e)) => return Err(e),
             }
-        }
-        let mut timings = Timings::default();
-        let conn = self.connect(url, req, end, &mut timings)?;
-        let now = self.net.now_us();
-        match self.send_and_read(
-            conn,
-            &key,
-            &wire,
-            method,
-            req,
-            now,
-            end,
-            &mut timings,
-            counters,
-        ) {
-            Ok(resp) => Ok(resp),
-            Err(Failure::Stale(why)) => Err(HttpError::Io(why)),
-            Err(Failure::Http(e)) => Err(e),
         }
     }
 

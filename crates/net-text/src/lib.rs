@@ -10,6 +10,7 @@ extern crate alloc;
 use alloc::string::String;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::ops::{Div, Rem};
 
 /// An address as `core`'s `Display` writes it (RFC 5952 for IPv6, `::ffff:a.b.c.d` for
 /// IPv4-mapped addresses).
@@ -153,33 +154,36 @@ pub fn format_socket_addr(addr: SocketAddr) -> String {
 }
 
 /// Append `n` in decimal (64-bit arithmetic: ports, lengths, counts).
-pub fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+pub fn push_decimal(out: &mut String, n: u64) {
+    push_digits(out, n);
 }
 
 /// A number in decimal (counts of addresses reach 2^128).
-pub fn decimal(mut n: u128) -> String {
+pub fn decimal(n: u128) -> String {
+    let mut out = String::new();
+    push_digits(&mut out, n);
+    out
+}
+
+/// The one digit loop, in the caller's width: `u64` on hot paths (128-bit division is a
+/// library call on wasm32), `u128` for address counts.
+fn push_digits<T>(out: &mut String, mut n: T)
+where
+    T: Copy + PartialEq + From<u8> + TryInto<u8> + Div<Output = T> + Rem<Output = T>,
+{
+    let (zero, ten) = (T::from(0), T::from(10));
     let mut digits = [0u8; 39];
     let mut at = digits.len();
     loop {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
+        // A remainder of 10 is below 10: the conversion cannot fail.
+        digits[at] = b'0' + (n % ten).try_into().unwrap_or(0);
+        n = n / ten;
+        if n == zero {
             break;
         }
     }
-    digits[at..].iter().map(|&d| char::from(d)).collect()
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// An address in the forms `core` accepts: dotted decimal without leading zeros for IPv4;
