@@ -16,7 +16,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Instant;
 
-use integration_tests::nginx::Nginx;
+use integration_tests::nginx::{Nginx, children_cpu};
 use integration_tests::*;
 use serde_json::json;
 use wasmtime::component::{Component, Linker};
@@ -438,38 +438,57 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         );
         return;
     };
-    for users in [64u32, 256] {
-        let dir = std::env::temp_dir().join(format!("bench-load-{}-{users}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let scenario = format!(
+    let dir = std::env::temp_dir().join(format!("bench-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // `users` users, each looping for `secs` (or making `iterations` requests when not 0).
+    let scenario = |users: u32, iterations: u32| {
+        let text = format!(
             "version: \"1.0\"\nname: load\nworkbook:\n  resources: [ {{ id: t, properties: {{ ip: \"127.0.0.1\", port: \"{}\" }} }} ]\n\
-load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}\n  user_lifetime: {{ mode: loop, iterations: 0, duration: {secs}s }}\n  concurrency: {{ max_concurrent_users: {users} }}\n\
+load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}\n  user_lifetime: {{ mode: loop, iterations: {iterations}, duration: {secs}s }}\n  concurrency: {{ max_concurrent_users: {users} }}\n\
 actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{}/\", discard_body: true }} }} ]\n\
 workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n",
             ng.port, ng.port
         );
-        let path = dir.join("load.yaml");
-        std::fs::write(&path, scenario).unwrap();
-        let json = dir.join("r.json");
+        let path = dir.join(format!("load-{users}-{iterations}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let json = dir.join("r.json");
+    let run_ours = |path: &PathBuf| {
+        let out = Command::new(&scheduler)
+            .args([
+                "run",
+                path.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let requests = v["totals"]["requests"].as_f64().unwrap();
+        let rps = requests / v["elapsed_s"].as_f64().unwrap();
+        (rps, v["totals"]["p99_ms"].as_f64().unwrap(), requests)
+    };
+    // The scheduler's start-up (compiling the artifact) is not part of the cost per request:
+    // measured once with a single request, and taken off each run's CPU.
+    let start_up = {
+        let path = scenario(1, 1);
+        let before = children_cpu().unwrap_or_default();
+        run_ours(&path);
+        let after = children_cpu().unwrap_or_default();
+        (after.0 - before.0, after.1 - before.1)
+    };
+    for users in [64u32, 256] {
+        let path = scenario(users, 0);
         let ours = || {
-            let out = Command::new(&scheduler)
-                .args([
-                    "run",
-                    path.to_str().unwrap(),
-                    "--json",
-                    json.to_str().unwrap(),
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-            let rps = v["totals"]["requests"].as_f64().unwrap() / v["elapsed_s"].as_f64().unwrap();
-            (rps, v["totals"]["p99_ms"].as_f64().unwrap())
+            let (rps, p99, requests) = run_ours(&path);
+            ((rps, p99), requests, start_up)
         };
         let wrk_run = || {
             let out = Command::new(wrk)
@@ -498,7 +517,14 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .map(wrk_ms)
                 .unwrap_or(0.0);
-            (rps, p99)
+            // "  780012 requests in 5.00s, ..."
+            let requests = text
+                .lines()
+                .find(|l| l.contains(" requests in "))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            ((rps, p99), requests, (0.0, 0.0))
         };
         let oha_run = |oha: &PathBuf| {
             let out = Command::new(oha)
@@ -510,43 +536,52 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             let rps = v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
             let p99 = v["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0;
-            (rps, p99)
+            let requests = v["statusCodeDistribution"]
+                .as_object()
+                .map_or(0.0, |m| m.values().filter_map(|n| n.as_f64()).sum());
+            ((rps, p99), requests, (0.0, 0.0))
         };
         let oha = oha_binary();
-        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut pa, mut pb, mut pc) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut a, mut b, mut c) = (Load::default(), Load::default(), Load::default());
         for _ in 0..reps {
-            let (r, p) = ours();
-            a.push(r);
-            pa.push(p);
-            let (r, p) = wrk_run();
-            b.push(r);
-            pb.push(p);
+            a.measure(ng, ours);
+            b.measure(ng, wrk_run);
             if let Some(oha) = &oha {
-                let (r, p) = oha_run(oha);
-                c.push(r);
-                pc.push(p);
+                c.measure(ng, || oha_run(oha));
             }
         }
-        let (a, b, pa, pb) = (stat(a), stat(b), stat(pa), stat(pb));
         let what = format!("concurrent load on nginx, {users} users, {secs} s");
-        let ours_text = format!("{} (p99 {:.2} ms)", fmt(&a, "req/s"), pa.median);
+        let (ours_rps, ours_p99) = (stat(a.rps.clone()), stat(a.p99.clone()));
+        let ours_text = format!(
+            "{} (p99 {:.2} ms)",
+            fmt(&ours_rps, "req/s"),
+            ours_p99.median
+        );
+        let (wrk_rps, wrk_p99) = (stat(b.rps.clone()), stat(b.p99.clone()));
         t.row(
             "4",
             &what,
             ours_text.clone(),
-            format!("wrk {} (p99 {:.2} ms)", fmt(&b, "req/s"), pb.median),
-            format!("{:.2} x wrk", a.median / b.median),
+            format!(
+                "wrk {} (p99 {:.2} ms)",
+                fmt(&wrk_rps, "req/s"),
+                wrk_p99.median
+            ),
+            format!("{:.2} x wrk", ours_rps.median / wrk_rps.median),
             ">= 0.5 x wrk",
         );
         if oha.is_some() {
-            let (c, pc) = (stat(c), stat(pc));
+            let (oha_rps, oha_p99) = (stat(c.rps.clone()), stat(c.p99.clone()));
             t.row(
                 "4",
                 &what,
                 ours_text,
-                format!("oha {} (p99 {:.2} ms)", fmt(&c, "req/s"), pc.median),
-                format!("{:.2} x oha", a.median / c.median),
+                format!(
+                    "oha {} (p99 {:.2} ms)",
+                    fmt(&oha_rps, "req/s"),
+                    oha_p99.median
+                ),
+                format!("{:.2} x oha", ours_rps.median / oha_rps.median),
                 ">= 1.0 x oha",
             );
         } else {
@@ -559,6 +594,82 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
                 ">= 1.0 x oha",
             );
         }
+        // What each request costs in CPU, on each side: the clients and nginx share the
+        // machine's cores, so this is what bounds the rates above.
+        let mut reference = format!("wrk {}", b.cpu_text());
+        let mut ratio = format!("{:.2} x wrk", a.cpu() / b.cpu());
+        if oha.is_some() {
+            let _ = write!(reference, "; oha {}", c.cpu_text());
+            let _ = write!(ratio, ", {:.2} x oha", a.cpu() / c.cpu());
+        }
+        t.row(
+            "4",
+            &format!("CPU per request, {users} users: the client's, and nginx's under it"),
+            a.cpu_text(),
+            reference,
+            ratio,
+            "reported",
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One side of row 4 over its repetitions: rate, p99, and CPU per request (µs) of the client
+/// (user, system) and of nginx while it served that client.
+#[derive(Default)]
+struct Load {
+    rps: Vec<f64>,
+    p99: Vec<f64>,
+    user: Vec<f64>,
+    sys: Vec<f64>,
+    nginx: Vec<f64>,
+}
+
+impl Load {
+    /// One run of `run`, which returns its (rate, p99), its request count, and CPU time
+    /// (user, system) of its own not to count (the scheduler's start-up).
+    fn measure(&mut self, ng: &Nginx, run: impl FnOnce() -> ((f64, f64), f64, (f64, f64))) {
+        let (c0, n0) = (children_cpu(), ng.cpu());
+        let ((rps, p99), requests, (skip_user, skip_sys)) = run();
+        let (c1, n1) = (children_cpu(), ng.cpu());
+        self.rps.push(rps);
+        self.p99.push(p99);
+        let per = |v: f64| v.max(0.0) * 1e6 / requests.max(1.0);
+        if let (Some(c0), Some(c1)) = (c0, c1) {
+            self.user.push(per(c1.0 - c0.0 - skip_user));
+            self.sys.push(per(c1.1 - c0.1 - skip_sys));
+        }
+        if let (Some(n0), Some(n1)) = (n0, n1) {
+            self.nginx.push(per(n1.0 + n1.1 - n0.0 - n0.1));
+        }
+    }
+
+    fn median(v: &[f64]) -> f64 {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        stat(v.to_vec()).median
+    }
+
+    /// The client's CPU per request (µs, user and system), median.
+    fn cpu(&self) -> f64 {
+        let total: Vec<f64> = self
+            .user
+            .iter()
+            .zip(&self.sys)
+            .map(|(u, s)| u + s)
+            .collect();
+        Self::median(&total)
+    }
+
+    fn cpu_text(&self) -> String {
+        format!(
+            "{:.1} us ({:.1} user + {:.1} sys), nginx {:.1} us",
+            self.cpu(),
+            Self::median(&self.user),
+            Self::median(&self.sys),
+            Self::median(&self.nginx)
+        )
     }
 }
 

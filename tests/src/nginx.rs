@@ -28,6 +28,13 @@ impl Drop for Nginx {
 }
 
 impl Nginx {
+    /// CPU time nginx has used so far (user, system), in seconds: its one process's counters
+    /// in `/proc`, in clock ticks of 1/100 s.
+    pub fn cpu(&self) -> Option<(f64, f64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        cpu_fields(&stat, 11)
+    }
+
     /// `http` is placed in the `http` block (`{dir}` is replaced by the prefix); the server
     /// answers every request with 200 and `body`.
     pub fn start(bin: &Path, name: &str, http: &str, body: &str) -> Result<Nginx, String> {
@@ -67,5 +74,50 @@ http {{\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n  
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(ng)
+    }
+}
+
+/// Two CPU counters of a `/proc/PID/stat` line, in seconds: the `at`-th and next field after
+/// the command name (11: the process's own user and system time; 13: its waited-for
+/// children's). The name is in parentheses and may hold spaces, so fields count from the last
+/// `)`.
+pub fn cpu_fields(stat: &str, at: usize) -> Option<(f64, f64)> {
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace().skip(at);
+    let user: u64 = f.next()?.parse().ok()?;
+    let sys: u64 = f.next()?.parse().ok()?;
+    Some((user as f64 / 100.0, sys as f64 / 100.0))
+}
+
+/// CPU time (user, system) in seconds of this process's children that have ended and been
+/// waited for.
+pub fn children_cpu() -> Option<(f64, f64)> {
+    cpu_fields(&std::fs::read_to_string("/proc/self/stat").ok()?, 13)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_counters_from_proc_stat() {
+        // A command name with a space and a parenthesis; utime 250, stime 50, cutime 1234,
+        // cstime 7 (in 1/100 s).
+        let line = "4242 (ng x) y) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 50 1234 7 20 0 1 0";
+        assert_eq!(cpu_fields(line, 11), Some((2.5, 0.5)));
+        assert_eq!(cpu_fields(line, 13), Some((12.34, 0.07)));
+        assert_eq!(cpu_fields("4242 (short) S 1", 11), None);
+        assert_eq!(cpu_fields("no name here", 11), None);
+        // A child that ran and was waited for counts; the counters never go back.
+        let before = children_cpu().expect("/proc/self/stat");
+        let status = Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let after = children_cpu().unwrap();
+        assert!(
+            after.0 + after.1 > before.0 + before.1,
+            "{before:?} -> {after:?}"
+        );
     }
 }

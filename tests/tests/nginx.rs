@@ -70,6 +70,8 @@ fn nginx_sees_pool_addresses_and_keep_alive() {
         }
         used.push(b.ip);
     }
+    // The bench reads nginx's CPU counters to report its cost per request.
+    assert!(nginx.cpu().is_some(), "nginx's CPU time in /proc");
     // A POST with a JSON body and an export, from the pool in one action.
     let o = ex
         .run(
