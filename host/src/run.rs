@@ -225,6 +225,10 @@ struct UserState<'a> {
     /// Per action (in scenario order), for actions without templates: the call as rendered,
     /// and the source address it was rendered with.
     prepared: Vec<Option<(Option<String>, exec::Action)>>,
+    /// Per action (in scenario order): its id, as shown in samples.
+    action_ids: Vec<Arc<str>>,
+    /// The last source address the user was given (None: none), as shown in samples ("-").
+    given: (Option<String>, Arc<str>),
     /// The last source address seen, as reported by the executor and as shown in samples.
     source: (String, Arc<str>),
     /// Samples not yet handed to the run's collection (in batches, and when the user ends or
@@ -242,6 +246,13 @@ impl<'a> UserState<'a> {
             user: user.id,
             tenant: user.tenant.as_str().into(),
             prepared: vec![None; shared.scenario.actions.len()],
+            action_ids: shared
+                .scenario
+                .actions
+                .iter()
+                .map(|a| a.id.as_str().into())
+                .collect(),
+            given: (None, "-".into()),
             source: (String::new(), "-".into()),
             samples: Vec::new(),
         }
@@ -257,6 +268,15 @@ impl<'a> UserState<'a> {
     fn flush(&mut self) {
         let mut c = self.shared.collected.lock().unwrap();
         c.samples.append(&mut self.samples);
+    }
+
+    /// The sample's name for the source address the user was given, until the executor
+    /// reports the one used.
+    fn given_source(&mut self, ip: Option<&str>) -> Arc<str> {
+        if self.given.0.as_deref() != ip {
+            self.given = (ip.map(str::to_string), ip.unwrap_or("-").into());
+        }
+        self.given.1.clone()
     }
 
     /// The sample's name for the source address the executor reports (`ip:port`).
@@ -374,10 +394,10 @@ async fn run_action(
     let shared = st.shared;
     let action = &shared.scenario.actions[index];
     let mut sample = Sample {
-        action: action.id.as_str().into(),
+        action: st.action_ids[index].clone(),
         tenant: st.tenant.clone(),
         user: st.user,
-        source: ip.map_or_else(|| "-".into(), Into::into),
+        source: st.given_source(ip),
         ok: false,
         status: None,
         latency_us: 0,

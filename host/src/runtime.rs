@@ -93,12 +93,11 @@ impl Runtime {
         // The artifact built with this binary, or another one (a drop-in build to compare).
         let path = std::env::var_os("SCHEDULER_EXECUTOR")
             .unwrap_or_else(|| compose::EXECUTOR_ARTIFACT.into());
-        let component = Component::from_file(&engine, &path).map_err(|e| {
-            format!(
-                "loading the artifact {}: {e:?}",
-                std::path::Path::new(&path).display()
-            )
-        })?;
+        let what = format!(
+            "loading the artifact {}",
+            std::path::Path::new(&path).display()
+        );
+        let component = Component::from_file(&engine, &path).map_err(fail(&what))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
         let pre = linker
