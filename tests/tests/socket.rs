@@ -296,6 +296,65 @@ fn read_timeout_fires_on_a_silent_peer() {
     hold.join().unwrap();
 }
 
+/// Waits share one clock pollable per instance: a wait reuses an earlier wait's timer when it
+/// fires no later than its own deadline. Such a timer must only wake it early, never end it,
+/// and a timer later than a new, shorter deadline must not be reused.
+#[test]
+fn waits_keep_their_own_deadlines_with_a_shared_timer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The peer writes each byte it is told to, after the delay it is told.
+    let (tell, orders) = std::sync::mpsc::channel::<(u64, u8)>();
+    let peer = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        for (delay_ms, byte) in orders {
+            thread::sleep(Duration::from_millis(delay_ms));
+            s.write_all(&[byte]).unwrap();
+        }
+    });
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    g.connect(s, &addr("127.0.0.1", port)).unwrap();
+
+    // A wait with a 2 s bound leaves a timer about 2 s away.
+    g.set_read_timeout(s, 2000).unwrap();
+    tell.send((50, b'a')).unwrap();
+    assert_eq!(g.receive(s, 10).unwrap(), b"a");
+
+    // A shorter bound must not wait for that timer.
+    g.set_read_timeout(s, 100).unwrap();
+    let start = Instant::now();
+    let r = g.receive(s, 10);
+    let elapsed = start.elapsed();
+    assert!(
+        matches!(&r, Err(SocketError::Timeout(op)) if op == "receive"),
+        "{r:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(100), "early: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "waited for the earlier 2 s timer: {elapsed:?}"
+    );
+
+    // A wait with a 600 ms bound leaves a timer 600 ms after it began.
+    g.set_read_timeout(s, 600).unwrap();
+    tell.send((10, b'b')).unwrap();
+    let began = Instant::now();
+    assert_eq!(g.receive(s, 10).unwrap(), b"b");
+    // The next wait starts 300 ms later with the same bound, so its deadline is about 900 ms
+    // after `began`; the earlier timer fires at about 600 ms, the byte comes at about 750 ms.
+    thread::sleep(Duration::from_millis(300).saturating_sub(began.elapsed()));
+    tell.send((450, b'c')).unwrap();
+    let r = g.receive(s, 10);
+    assert_eq!(
+        r.unwrap(),
+        b"c",
+        "the earlier wait's timer ended this wait early"
+    );
+    drop(tell);
+    peer.join().unwrap();
+}
+
 #[test]
 fn accept_times_out_without_clients() {
     let mut g = SocketGuest::new();

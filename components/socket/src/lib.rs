@@ -419,11 +419,13 @@ impl Inner {
         };
         let mut off = 0usize;
         let mut pollable = None;
+        // One deadline for the whole send, however many times it waits for room.
+        let mut deadline = wait::Deadline::after(ms);
         while off < data.len() {
             let room = out.check_write().map_err(stream_error)?;
             if room == 0 {
                 let p = pollable.get_or_insert_with(|| out.subscribe());
-                wait::Deadline::after(ms).wait(p, "send")?;
+                deadline.wait(p, "send")?;
                 continue;
             }
             let n = (room.min(MAX_CHUNK) as usize).min(data.len() - off);
