@@ -12,11 +12,12 @@ mod params;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::net::SocketAddr;
 
 use guest_rt::Global;
 use net_text::Quoted;
 
-use http_core::{Client, HttpError, Method, Phase};
+use http_core::{Client, HttpError, Method, Phase, Prepared};
 use socket_api::ip_pool;
 
 wit_bindgen::generate!({
@@ -35,10 +36,47 @@ use exports::scheduler::executor::executor::{
 
 static CLIENT: Global<Client<net::SocketNet>> = Global::new(|| Client::new(net::SocketNet));
 
-/// The parameters of the last action as parsed, with what they were parsed from (method, id
-/// and `with-params`): a workflow runs the same actions again and again, and parsing the same
-/// text gives the same parameters.
-static LAST: Global<Option<(Method, String, String, params::Params)>> = Global::new(|| None);
+/// The last action as parsed and prepared, with what it was parsed from (method, id and
+/// `with-params`): a workflow runs the same actions again and again, and parsing the same text
+/// gives the same parameters and the same request.
+static LAST: Global<Option<(Method, String, String, Ready)>> = Global::new(|| None);
+
+/// An action's parameters with its request checked and encoded.
+struct Ready {
+    prepared: Prepared,
+    pool: Option<params::PoolSource>,
+    discard_body: bool,
+}
+
+fn ready(id: &str, m: Method, with: &str) -> Result<Ready, ActionError> {
+    let p = params::parse(id, m, with).map_err(|e| {
+        ActionError::InvalidParams(ParamError {
+            field: e.field,
+            message: e.message,
+        })
+    })?;
+    Ok(Ready {
+        prepared: Prepared::new(p.request).map_err(action_error)?,
+        pool: p.pool,
+        discard_body: p.discard_body,
+    })
+}
+
+/// The text of the last source address reported, and the address: a user's requests mostly
+/// leave from the same one.
+static SOURCE: Global<Option<(SocketAddr, String)>> = Global::new(|| None);
+
+fn source_text(addr: SocketAddr) -> String {
+    let mut last = SOURCE.get();
+    match &*last {
+        Some((a, text)) if *a == addr => text.clone(),
+        _ => {
+            let text = net_text::format_socket_addr(addr);
+            *last = Some((addr, text.clone()));
+            text
+        }
+    }
+}
 
 fn method(m: HttpMethod) -> Method {
     match m {
@@ -129,19 +167,14 @@ impl Guest for Component {
         let m = method(action.call);
         let mut last = LAST.get();
         let params = match &mut *last {
-            Some((lm, id, with, p))
+            Some((lm, id, with, r))
                 if *lm == m && *id == action.id && *with == action.with_params =>
             {
-                p
+                r
             }
             slot => {
-                let p = params::parse(&action.id, m, &action.with_params).map_err(|e| {
-                    ActionError::InvalidParams(ParamError {
-                        field: e.field,
-                        message: e.message,
-                    })
-                })?;
-                &mut slot.insert((m, action.id, action.with_params, p)).3
+                let r = ready(&action.id, m, &action.with_params)?;
+                &mut slot.insert((m, action.id, action.with_params, r)).3
             }
         };
         let mut lease = None;
@@ -154,12 +187,12 @@ impl Guest for Component {
             let binding = ip_pool::allocate(&src.pool, &owner).map_err(ActionError::Pool)?;
             let ip = net_text::parse_ip(&binding.ip)
                 .ok_or_else(|| ActionError::Io(format!("pool returned {}", Quoted(&binding.ip))))?;
-            params.request.bind_ip = Some(ip);
+            params.prepared.set_bind_ip(Some(ip));
             if src.release_after {
                 lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation, ip));
             }
         }
-        let result = CLIENT.get().execute(&params.request);
+        let result = CLIENT.get().execute_prepared(&params.prepared);
         if let Some((pool, text, generation, ip)) = lease {
             // The address goes back to the pool; so do the connections bound to it (and only
             // those: other sources keep their keep-alive connections).
@@ -198,7 +231,7 @@ impl Guest for Component {
             },
             bytes_sent: resp.bytes_sent,
             bytes_received: resp.bytes_received,
-            source_address: resp.source.map(net_text::format_socket_addr),
+            source_address: resp.source.map(source_text),
             attempts: resp.attempts,
             redirects: resp.redirects,
             final_url: resp.final_url,

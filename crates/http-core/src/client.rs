@@ -1,5 +1,6 @@
 //! The client: connection reuse, per-phase timeouts, retries with backoff, redirects.
 
+use alloc::borrow::Cow;
 use core::net::{IpAddr, SocketAddr};
 
 #[allow(unused_imports)]
@@ -80,6 +81,51 @@ fn retry_after(resp: &Response, now_ms: u64) -> Option<u64> {
     Some(at_ms.saturating_sub(now_ms))
 }
 
+/// What a request's first exchange needs that follows from the request alone: its parsed URL,
+/// that URL's text as reported (`Response::final_url` when nothing redirects), and its bytes on
+/// the wire.
+struct Derived {
+    url: Url,
+    url_text: String,
+    wire: Vec<u8>,
+}
+
+impl Derived {
+    fn of(req: &Request) -> Result<Derived, HttpError> {
+        let url = Url::parse(&req.url)?;
+        let wire = encode_request(req.method, &url, &req.headers, &req.body, req.keep_alive)?;
+        Ok(Derived {
+            url_text: url.to_text(),
+            url,
+            wire,
+        })
+    }
+}
+
+/// A request checked and encoded once, for sending many times (`Client::execute_prepared`):
+/// a workflow runs the same actions again and again. Only the source address can change
+/// afterwards, since it does not enter the encoding.
+pub struct Prepared {
+    req: Request,
+    derived: Derived,
+}
+
+impl Prepared {
+    /// Fails as `Client::execute` would on this request (bad URL or header).
+    pub fn new(req: Request) -> Result<Prepared, HttpError> {
+        let derived = Derived::of(&req)?;
+        Ok(Prepared { req, derived })
+    }
+
+    pub fn request(&self) -> &Request {
+        &self.req
+    }
+
+    pub fn set_bind_ip(&mut self, ip: Option<IpAddr>) {
+        self.req.bind_ip = ip;
+    }
+}
+
 impl<N: Net> Client<N> {
     pub fn new(net: N) -> Self {
         Self::with_pool(net, 8, 30_000)
@@ -139,14 +185,25 @@ impl<N: Net> Client<N> {
     }
 
     pub fn execute(&mut self, req: &Request) -> Result<Response, HttpError> {
+        let derived = Derived::of(req)?;
+        self.execute_derived(req, &derived)
+    }
+
+    /// `execute` for a request prepared once.
+    pub fn execute_prepared(&mut self, prepared: &Prepared) -> Result<Response, HttpError> {
+        self.execute_derived(&prepared.req, &prepared.derived)
+    }
+
+    fn execute_derived(&mut self, req: &Request, derived: &Derived) -> Result<Response, HttpError> {
         let start = self.net.now_us();
         // Any total beyond a year is a year.
         let end =
             start.saturating_add(req.timeouts.total_ms.clamp(1, 365 * 24 * 3600 * 1000) * 1000);
-        let mut url = Url::parse(&req.url)?;
+        // What a redirect changes is copied on the first redirect.
+        let mut url = Cow::Borrowed(&derived.url);
         let mut method = req.method;
         let mut body: &[u8] = &req.body;
-        let mut headers = req.headers.clone();
+        let mut headers = Cow::Borrowed(&req.headers);
         let mut attempts = 0u32;
         let mut redirects = 0u32;
         // URLs seen on this action's redirect chain; filled on the first redirect only.
@@ -162,7 +219,14 @@ impl<N: Net> Client<N> {
                     self.net.now_us()
                 };
                 attempts += 1;
-                let r = self.exchange(req, method, &url, &headers, body, now, end, &mut counters);
+                // Until a redirect, the request is the one derived beforehand.
+                let r = if redirects == 0 {
+                    self.exchange(req, method, &url, &derived.wire, now, end, &mut counters)
+                } else {
+                    encode_request(method, &url, &headers, body, req.keep_alive).and_then(|wire| {
+                        self.exchange(req, method, &url, &wire, now, end, &mut counters)
+                    })
+                };
                 let may_retry = retries < req.retry.max_retries
                     && (method.idempotent() || req.retry.non_idempotent);
                 match r {
@@ -208,21 +272,27 @@ impl<N: Net> Client<N> {
                 if resp.status <= 303 && method != Method::Head {
                     method = Method::Get;
                     body = &[];
-                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+                    headers
+                        .to_mut()
+                        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
                 }
                 if next.host != url.host || next.port != url.port {
-                    headers.retain(|(k, _)| {
+                    headers.to_mut().retain(|(k, _)| {
                         !(k.eq_ignore_ascii_case("authorization")
                             || k.eq_ignore_ascii_case("cookie")
                             || k.eq_ignore_ascii_case("host"))
                     });
                 }
-                url = next;
+                url = Cow::Owned(next);
                 continue;
             }
             resp.attempts = attempts;
             resp.redirects = redirects;
-            resp.final_url = url.to_text();
+            resp.final_url = if redirects == 0 {
+                derived.url_text.clone()
+            } else {
+                url.to_text()
+            };
             resp.bytes_sent = counters.sent;
             resp.bytes_received = counters.received;
             resp.timings.total_us = self.done_us.saturating_sub(start);
@@ -236,13 +306,11 @@ impl<N: Net> Client<N> {
         req: &Request,
         method: Method,
         url: &Url,
-        headers: &codec::Headers,
-        body: &[u8],
+        wire: &[u8],
         now: u64,
         end: u64,
         counters: &mut Counters,
     ) -> Result<Response, HttpError> {
-        let wire = encode_request(method, url, headers, body, req.keep_alive)?;
         let key = PoolKey {
             host: url.host.clone(),
             port: url.port,
@@ -268,7 +336,7 @@ impl<N: Net> Client<N> {
             let r = self.send_and_read(
                 conn,
                 &key,
-                &wire,
+                wire,
                 method,
                 req,
                 now,
@@ -515,7 +583,7 @@ impl<N: Net> Client<N> {
         }
         self.done_us = now;
         if clean && req.keep_alive && codec::keep_alive(&head, framing) {
-            self.pool.checkin(key.clone(), conn, now);
+            self.pool.checkin(key, conn, now);
         }
         Ok(Response {
             status: head.status,

@@ -27,7 +27,7 @@ use core::net::{IpAddr, SocketAddr};
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-pub use client::Client;
+pub use client::{Client, Prepared};
 pub use codec::Headers;
 pub use url::Url;
 

@@ -14,6 +14,9 @@ pub struct PoolKey {
     pub source: Option<IpAddr>,
 }
 
+/// Up to this many keys stay in the map with no idle connection.
+const KEEP_EMPTY_KEYS: usize = 8;
+
 pub struct ConnPool<C> {
     /// Idle connections with the time (µs) each was checked in.
     idle: BTreeMap<PoolKey, Vec<(C, u64)>>,
@@ -48,22 +51,33 @@ impl<C> ConnPool<C> {
                 break;
             }
         }
-        if list.is_empty() {
+        // A key that runs empty keeps its list while there are few keys: the connection is
+        // usually checked in again right after its request, and then the map and the list
+        // need no new node.
+        if list.is_empty() && self.idle.len() > KEEP_EMPTY_KEYS {
             self.idle.remove(key);
         }
         found
     }
 
     /// Keep `conn` for reuse; past the cap the oldest idle one is closed.
-    pub fn checkin(&mut self, key: PoolKey, conn: C, now: u64) {
+    pub fn checkin(&mut self, key: &PoolKey, conn: C, now: u64) {
         if self.max_idle_per_key == 0 {
             return;
         }
-        let list = self.idle.entry(key).or_default();
+        let list = match self.idle.get_mut(key) {
+            Some(list) => list,
+            None => self.idle.entry(key.clone()).or_default(),
+        };
         list.push((conn, now));
         if list.len() > self.max_idle_per_key {
             list.remove(0);
         }
+    }
+
+    /// Keys in the map, empty ones included.
+    pub fn key_count(&self) -> usize {
+        self.idle.len()
     }
 
     pub fn idle_count(&self) -> usize {
@@ -93,10 +107,10 @@ mod tests {
             port,
             source: Some(ip.parse().unwrap()),
         };
-        pool.checkin(from("127.0.10.1", 80), 1, t0);
-        pool.checkin(from("127.0.10.1", 81), 2, t0);
-        pool.checkin(from("127.0.10.2", 80), 3, t0);
-        pool.checkin(key(80), 4, t0);
+        pool.checkin(&from("127.0.10.1", 80), 1, t0);
+        pool.checkin(&from("127.0.10.1", 81), 2, t0);
+        pool.checkin(&from("127.0.10.2", 80), 3, t0);
+        pool.checkin(&key(80), 4, t0);
         pool.close_from("127.0.10.1".parse().unwrap());
         assert_eq!(pool.idle_count(), 2);
         assert_eq!(
@@ -104,6 +118,24 @@ mod tests {
             Some(3)
         );
         assert_eq!(pool.checkout(&key(80), t0, |_| true), Some(4));
+    }
+
+    #[test]
+    fn empty_keys_are_kept_only_while_few() {
+        let mut pool = ConnPool::new(2, 10_000_000);
+        let t0 = 5_000_000u64;
+        for p in 0..20 {
+            pool.checkin(&key(p), p, t0);
+        }
+        for p in 0..20 {
+            assert_eq!(pool.checkout(&key(p), t0, |_| true), Some(p));
+        }
+        assert_eq!(pool.idle_count(), 0);
+        assert_eq!(pool.key_count(), KEEP_EMPTY_KEYS);
+        // A kept key takes connections again.
+        pool.checkin(&key(19), 7, t0);
+        assert_eq!(pool.checkout(&key(19), t0, |_| true), Some(7));
+        assert_eq!(pool.key_count(), KEEP_EMPTY_KEYS);
     }
 
     fn key(p: u16) -> PoolKey {
@@ -119,7 +151,7 @@ mod tests {
         let mut pool = ConnPool::new(2, 10_000_000);
         let t0 = 5_000_000u64;
         for i in 0..3 {
-            pool.checkin(key(1), i, t0);
+            pool.checkin(&key(1), i, t0);
         }
         assert_eq!(pool.idle_count(), 2, "capped");
         assert_eq!(
@@ -137,7 +169,7 @@ mod tests {
             None,
             "dead ones are dropped"
         );
-        pool.checkin(key(1), 7, t0);
+        pool.checkin(&key(1), 7, t0);
         assert_eq!(
             pool.checkout(&key(1), t0 + 11_000_000, |_| true),
             None,
