@@ -445,7 +445,7 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         let text = format!(
             "version: \"1.0\"\nname: load\nworkbook:\n  resources: [ {{ id: t, properties: {{ ip: \"127.0.0.1\", port: \"{}\" }} }} ]\n\
 load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}\n  user_lifetime: {{ mode: loop, iterations: {iterations}, duration: {secs}s }}\n  concurrency: {{ max_concurrent_users: {users} }}\n\
-actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{}/\", discard_body: true }} }} ]\n\
+actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{}/\", discard_body: true, discard_headers: true }} }} ]\n\
 workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n",
             ng.port, ng.port
         );

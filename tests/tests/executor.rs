@@ -106,6 +106,21 @@ fn post_json_with_exports() {
         (get("status_code"), get("rid"), get("id"), get("echoed")),
         ("201".into(), "abc".into(), "42".into(), "test".into())
     );
+    // Discarded headers and body: the exports still read them.
+    let o = ex
+        .run(
+            HttpMethod::Post,
+            json!({ "url": server.url("/asset"), "body": { "data": "x" }, "discard_headers": true, "discard_body": true }),
+            vec![
+                export("rid", ExportSource::Header("x-request-id".into())),
+                export("echoed", ExportSource::JsonPointer("/echo/data".into())),
+            ],
+        )
+        .unwrap();
+    assert!(o.headers.is_empty() && o.trailers.is_empty() && o.body.is_empty());
+    assert!(o.body_length > 0);
+    let values: Vec<_> = o.exports.iter().map(|e| e.value.as_str()).collect();
+    assert_eq!(values, ["abc", "x"]);
     let missing = ex.run(
         HttpMethod::Post,
         json!({ "url": server.url("/"), "body": {"a": 1} }),

@@ -46,6 +46,7 @@ struct Ready {
     prepared: Prepared,
     pool: Option<params::PoolSource>,
     discard_body: bool,
+    discard_headers: bool,
 }
 
 fn ready(id: &str, m: Method, with: &str) -> Result<Ready, ActionError> {
@@ -59,6 +60,7 @@ fn ready(id: &str, m: Method, with: &str) -> Result<Ready, ActionError> {
         prepared: Prepared::new(p.request).map_err(action_error)?,
         pool: p.pool,
         discard_body: p.discard_body,
+        discard_headers: p.discard_headers,
     })
 }
 
@@ -210,13 +212,21 @@ impl Guest for Component {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let header = |(name, value): (String, String)| Header { name, value };
+        let headers = |list: Vec<(String, String)>| {
+            if params.discard_headers {
+                Vec::new()
+            } else {
+                list.into_iter()
+                    .map(|(name, value)| Header { name, value })
+                    .collect()
+            }
+        };
         let body_length = resp.body.len() as u64;
         Ok(Outcome {
             status: resp.status,
             reason: resp.reason,
-            headers: resp.headers.into_iter().map(header).collect(),
-            trailers: resp.trailers.into_iter().map(header).collect(),
+            headers: headers(resp.headers),
+            trailers: headers(resp.trailers),
             body: if params.discard_body {
                 Vec::new()
             } else {

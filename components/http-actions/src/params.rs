@@ -37,6 +37,8 @@ pub struct Params {
     pub request: Request,
     pub pool: Option<PoolSource>,
     pub discard_body: bool,
+    /// Leave the response's headers and trailers out of the outcome (exports still read them).
+    pub discard_headers: bool,
 }
 
 fn u64_field(v: &Value, field: &str) -> Result<u64, ParamError> {
@@ -65,6 +67,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
     let mut req = Request::new(method, str_field(url, "url")?);
     http_core::Url::parse(&req.url).map_err(|e| err("url", e.to_string()))?;
     let mut discard_body = false;
+    let mut discard_headers = false;
     let mut json_body = false;
     let (mut pool, mut tenant, mut resource, mut resource_type, mut release) =
         (None, None, None, None, None);
@@ -180,6 +183,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             }
             "keep_alive" => req.keep_alive = bool_field(v, k)?,
             "discard_body" => discard_body = bool_field(v, k)?,
+            "discard_headers" => discard_headers = bool_field(v, k)?,
             _ => return Err(err(k, "unknown parameter")),
         }
     }
@@ -206,5 +210,6 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
         request: req,
         pool,
         discard_body,
+        discard_headers,
     })
 }
