@@ -687,7 +687,10 @@ fn two_thousand_cycles_leak_nothing() {
     let u = g.udp4();
     g.bind(u, &addr("127.0.0.1", 0)).unwrap();
     g.set_read_timeout(u, 1).unwrap();
-    assert!(matches!(g.receive_from(u, 16), Err(SocketError::Timeout(_))));
+    assert!(matches!(
+        g.receive_from(u, 16),
+        Err(SocketError::Timeout(_))
+    ));
     g.drop_socket(u);
     let table_before = g.table_len();
     let fds_before = open_fds();
