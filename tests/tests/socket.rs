@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::*;
 use sha2::{Digest, Sha256};
+use wasmtime::component::ResourceAny;
 
 /// Deterministic pseudo-random bytes (xorshift), so both sides can hash what they expect.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
@@ -261,6 +262,18 @@ fn connection_refused_on_a_closed_port() {
         .unwrap();
 }
 
+/// A receive on `s` that must end as `timeout(receive)`; how long it took.
+fn receive_timing_out(g: &mut SocketGuest, s: ResourceAny, max: u32) -> Duration {
+    let start = Instant::now();
+    let r = g.receive(s, max);
+    let elapsed = start.elapsed();
+    assert!(
+        matches!(&r, Err(SocketError::Timeout(op)) if op == "receive"),
+        "{r:?}"
+    );
+    elapsed
+}
+
 #[test]
 fn read_timeout_fires_on_a_silent_peer() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -274,13 +287,7 @@ fn read_timeout_fires_on_a_silent_peer() {
     let s = g.tcp4();
     g.connect(s, &addr("127.0.0.1", port)).unwrap();
     g.set_read_timeout(s, 300).unwrap();
-    let start = Instant::now();
-    let r = g.receive(s, 100);
-    let elapsed = start.elapsed();
-    assert!(
-        matches!(&r, Err(SocketError::Timeout(op)) if op == "receive"),
-        "{r:?}"
-    );
+    let elapsed = receive_timing_out(&mut g, s, 100);
     assert!(
         elapsed >= Duration::from_millis(300),
         "fired early: {elapsed:?}"
@@ -323,13 +330,7 @@ fn waits_keep_their_own_deadlines_with_a_shared_timer() {
 
     // A shorter bound must not wait for that timer.
     g.set_read_timeout(s, 100).unwrap();
-    let start = Instant::now();
-    let r = g.receive(s, 10);
-    let elapsed = start.elapsed();
-    assert!(
-        matches!(&r, Err(SocketError::Timeout(op)) if op == "receive"),
-        "{r:?}"
-    );
+    let elapsed = receive_timing_out(&mut g, s, 10);
     assert!(elapsed >= Duration::from_millis(100), "early: {elapsed:?}");
     assert!(
         elapsed < Duration::from_millis(1500),

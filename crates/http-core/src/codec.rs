@@ -113,11 +113,14 @@ fn parse_head_in<'b>(
     max_header_bytes: usize,
     slots: &mut [httparse::Header<'b>],
 ) -> Option<Result<Option<Head>, HttpError>> {
+    let too_large = || {
+        Err(HttpError::TooLarge(format!(
+            "response head over {max_header_bytes} bytes"
+        )))
+    };
     let mut resp = httparse::Response::new(slots);
     let r = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(len)) if len > max_header_bytes => Err(HttpError::TooLarge(
-            format!("response head over {max_header_bytes} bytes"),
-        )),
+        Ok(httparse::Status::Complete(len)) if len > max_header_bytes => too_large(),
         Ok(httparse::Status::Complete(len)) => {
             let headers = resp
                 .headers
@@ -137,9 +140,7 @@ fn parse_head_in<'b>(
                 len,
             }))
         }
-        Ok(httparse::Status::Partial) if buf.len() > max_header_bytes => Err(HttpError::TooLarge(
-            format!("response head over {max_header_bytes} bytes"),
-        )),
+        Ok(httparse::Status::Partial) if buf.len() > max_header_bytes => too_large(),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => return None,
         Err(e) => Err(HttpError::Protocol(format!("bad response head: {e}"))),
