@@ -80,7 +80,7 @@ fn main() {
     let read =
         |stem: &str| std::fs::read(release.join(format!("{stem}.wasm"))).expect("read component");
     let executor = graph::compose_executor(
-        &read("socket_component"),
+        Some(&read("socket_component")),
         &read("ip_pool_component"),
         &read("http_actions_component"),
     )

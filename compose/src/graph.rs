@@ -13,8 +13,10 @@ fn err(what: &str) -> impl Fn(String) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
+/// `socket` is `None` for an actions component that does not import it (the benchmark's floor,
+/// which calls `wasi:sockets` itself).
 pub fn compose_executor(
-    socket: &[u8],
+    socket: Option<&[u8]>,
     ip_pool: &[u8],
     http_actions: &[u8],
 ) -> Result<Vec<u8>, String> {
@@ -27,20 +29,24 @@ pub fn compose_executor(
             .register_package(package)
             .map_err(|e| format!("{name}: {e}"))
     };
-    let socket = register("scheduler:socket", socket)?;
+    let socket = socket
+        .map(|s| register("scheduler:socket", s))
+        .transpose()?;
     let ip_pool = register("scheduler:ip-pool", ip_pool)?;
     let actions = register("scheduler:http-actions", http_actions)?;
 
-    let socket_i = graph.instantiate(socket);
+    let socket_i = socket.map(|s| graph.instantiate(s));
     let pool_i = graph.instantiate(ip_pool);
     let actions_i = graph.instantiate(actions);
 
-    let sock = graph
-        .alias_instance_export(socket_i, SOCKET)
-        .map_err(|e| err("socket export")(e.to_string()))?;
-    graph
-        .set_instantiation_argument(actions_i, SOCKET, sock)
-        .map_err(|e| err("plug socket")(e.to_string()))?;
+    if let Some(socket_i) = socket_i {
+        let sock = graph
+            .alias_instance_export(socket_i, SOCKET)
+            .map_err(|e| err("socket export")(e.to_string()))?;
+        graph
+            .set_instantiation_argument(actions_i, SOCKET, sock)
+            .map_err(|e| err("plug socket")(e.to_string()))?;
+    }
     let pool = graph
         .alias_instance_export(pool_i, IP_POOL)
         .map_err(|e| err("ip-pool export")(e.to_string()))?;

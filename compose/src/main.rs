@@ -11,7 +11,7 @@ fn main() {
     }
     let read = |p: &str| std::fs::read(p).unwrap_or_else(|e| fail(&format!("reading {p}: {e}")));
     let bytes = compose::compose_executor(
-        &read(compose::SOCKET_COMPONENT),
+        Some(&read(compose::SOCKET_COMPONENT)),
         &read(compose::IP_POOL_COMPONENT),
         &read(compose::HTTP_ACTIONS_COMPONENT),
     )

@@ -291,6 +291,50 @@ fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
     }
 }
 
+/// Build the guest package `package` for wasm32-wasip2 with the components' profile; the path
+/// of its `file`.wasm.
+fn build_guest(package: &str, file: &str) -> Result<PathBuf, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target_dir = root.join("target/wasm-components");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "-q",
+            "--profile",
+            "wasm",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .args(["-p", package])
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p {package} failed"));
+    }
+    Ok(target_dir.join(format!("wasm32-wasip2/wasm/{file}.wasm")))
+}
+
+/// The floor under row 4: `bench/bare-guest` (the executor interface straight on
+/// wasi:sockets) composed with the ip-pool component, as a drop-in artifact at `out`.
+fn floor_artifact(out: &std::path::Path) -> Result<PathBuf, String> {
+    let guest = build_guest("bare-guest", "bare_guest")?;
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let bytes = compose::compose_executor(
+        None,
+        &read(compose::IP_POOL_COMPONENT.as_ref())?,
+        &read(&guest)?,
+    )?;
+    std::fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out.to_path_buf())
+}
+
 /// A peer client compiled to wasm32-wasip2 and run as a WASI command in the same engine as
 /// our components, with the same loopback-only policy: `ureq-guest` (ureq on std::net, over
 /// wasi:sockets) or `wasi-http-guest` (a wasi:http client, on wasmtime's wasi-http host).
@@ -329,31 +373,7 @@ impl wasmtime_wasi_http::WasiHttpView for PeerCtx {
 impl WasmPeer {
     /// Build the guest package `name` with the components' profile and compile it once.
     fn build(name: &'static str) -> Result<Self, String> {
-        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let target_dir = root.join("target/wasm-components");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args([
-                "build",
-                "-q",
-                "--profile",
-                "wasm",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .args(["-p", name])
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .map_err(|e| format!("cargo: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo build -p {name} failed"));
-        }
-        let path = target_dir.join(format!("wasm32-wasip2/wasm/{name}.wasm"));
+        let path = build_guest(name, name)?;
         let component = Component::from_file(engine(), &path).map_err(|e| format!("{e:#}"))?;
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("{e:#}"))?;
@@ -454,8 +474,13 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
         path
     };
     let json = dir.join("r.json");
-    let run_ours = |path: &PathBuf| {
-        let out = Command::new(&scheduler)
+    // Our artifact, or another drop-in one (the floor).
+    let run_ours = |path: &PathBuf, artifact: Option<&PathBuf>| {
+        let mut cmd = Command::new(&scheduler);
+        if let Some(a) = artifact {
+            cmd.env("SCHEDULER_EXECUTOR", a);
+        }
+        let out = cmd
             .args([
                 "run",
                 path.to_str().unwrap(),
@@ -480,14 +505,21 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
     let start_up = {
         let path = scenario(1, 1);
         let before = children_cpu().unwrap_or_default();
-        run_ours(&path);
+        run_ours(&path, None);
         let after = children_cpu().unwrap_or_default();
         (after.0 - before.0, after.1 - before.1)
     };
+    let floor = floor_artifact(&dir.join("floor.wasm"));
     for users in [64u32, 256] {
         let path = scenario(users, 0);
         let ours = || {
-            let (rps, p99, requests) = run_ours(&path);
+            let (rps, p99, requests) = run_ours(&path, None);
+            ((rps, p99), requests, start_up)
+        };
+        // The floor compiles a smaller artifact: its start-up is taken off as ours is, which
+        // can only make its CPU per request look higher, never lower.
+        let floor_run = |artifact: &PathBuf| {
+            let (rps, p99, requests) = run_ours(&path, Some(artifact));
             ((rps, p99), requests, start_up)
         };
         let wrk_run = || {
@@ -542,12 +574,20 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
             ((rps, p99), requests, (0.0, 0.0))
         };
         let oha = oha_binary();
-        let (mut a, mut b, mut c) = (Load::default(), Load::default(), Load::default());
+        let (mut a, mut b, mut c, mut d) = (
+            Load::default(),
+            Load::default(),
+            Load::default(),
+            Load::default(),
+        );
         for _ in 0..reps {
             a.measure(ng, ours);
             b.measure(ng, wrk_run);
             if let Some(oha) = &oha {
                 c.measure(ng, || oha_run(oha));
+            }
+            if let Ok(f) = &floor {
+                d.measure(ng, || floor_run(f));
             }
         }
         let what = format!("concurrent load on nginx, {users} users, {secs} s");
@@ -610,6 +650,42 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
             ratio,
             "reported",
         );
+        // What this runtime costs a client that does nothing else: the rate no guest of the
+        // scheduler reaches, beside the peers'.
+        let what = format!(
+            "floor, {users} users: the executor interface on bare wasi:sockets \
+             (bench/bare-guest), same scheduler"
+        );
+        match &floor {
+            Ok(_) => {
+                let f = stat(d.rps.clone());
+                let mut ratio = format!(
+                    "ours {:.2} x floor; floor {:.2} x wrk",
+                    ours_rps.median / f.median,
+                    f.median / wrk_rps.median
+                );
+                if oha.is_some() {
+                    let oha_rps = stat(c.rps.clone());
+                    let _ = write!(ratio, ", {:.2} x oha", f.median / oha_rps.median);
+                }
+                t.row(
+                    "4",
+                    &what,
+                    format!("{}, CPU {:.1} us", fmt(&ours_rps, "req/s"), a.cpu()),
+                    format!("floor {}, {}", fmt(&f, "req/s"), d.cpu_text()),
+                    ratio,
+                    "reported",
+                );
+            }
+            Err(e) => t.row(
+                "4",
+                &what,
+                "-".into(),
+                format!("not built: {e}"),
+                "-".into(),
+                "reported",
+            ),
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,205 @@
+//! The floor under row 4: what one bounded keep-alive request costs on this runtime with
+//! nothing of ours but the calls every client makes. It exports the executor interface (so the
+//! scheduler runs it as it runs our artifact) straight on `wasi:sockets`: per action one write
+//! of a fixed request, then waits (socket and clock pollables) and reads until the response
+//! head and its Content-Length body are in. No URL parsing per request, no pool, no probe, no
+//! cross-component calls.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use guest_rt::Global;
+use wasip2::clocks::monotonic_clock::{self, Instant};
+use wasip2::io::poll::{Pollable, poll};
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
+use wasip2::sockets::instance_network::instance_network;
+use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use wasip2::sockets::tcp::TcpSocket;
+use wasip2::sockets::tcp_create_socket::create_tcp_socket;
+
+wit_bindgen::generate!({
+    path: ["../../wit", "../../wit/executor"],
+    world: "scheduler:executor/http-actions",
+    generate_all,
+});
+
+use exports::scheduler::executor::executor::{Action, ActionError, Guest, Outcome, Timings};
+
+const TIMEOUT_NS: u64 = 10_000_000_000;
+
+struct Conn {
+    readable: Pollable,
+    timer: Option<(Pollable, Instant)>,
+    input: InputStream,
+    output: OutputStream,
+    _sock: TcpSocket,
+    request: Vec<u8>,
+}
+
+static CONN: Global<Option<Conn>> = Global::new(|| None);
+
+fn io(m: &str) -> ActionError {
+    ActionError::Io(m.to_string())
+}
+
+/// `http://a.b.c.d:port/...` from `{"url": "..."}`.
+fn target(with: &str) -> Result<([u8; 4], u16, String), ActionError> {
+    let rest = with
+        .split("http://")
+        .nth(1)
+        .ok_or_else(|| io("no http:// url"))?;
+    let end = rest.find(['"', '/']).unwrap_or(rest.len());
+    let (host, port) = rest[..end].split_once(':').ok_or_else(|| io("no port"))?;
+    let mut ip = [0u8; 4];
+    for (i, part) in host.split('.').enumerate() {
+        *ip.get_mut(i).ok_or_else(|| io("not IPv4"))? = part.parse().map_err(|_| io("bad ip"))?;
+    }
+    Ok((
+        ip,
+        port.parse().map_err(|_| io("bad port"))?,
+        host.to_string(),
+    ))
+}
+
+fn wait(p: &Pollable, timer: &mut Option<(Pollable, Instant)>) -> Result<(), ActionError> {
+    let now = monotonic_clock::now();
+    let until = now + TIMEOUT_NS;
+    let mut now = now;
+    while now < until {
+        let clock = match &mut *timer {
+            Some((c, at)) if *at > now && *at <= until => c,
+            slot => {
+                &slot
+                    .insert((monotonic_clock::subscribe_instant(until), until))
+                    .0
+            }
+        };
+        if poll(&[p, clock]).contains(&0) {
+            return Ok(());
+        }
+        now = monotonic_clock::now();
+    }
+    Err(io("timeout"))
+}
+
+fn connect(with: &str) -> Result<Conn, ActionError> {
+    let (ip, port, host) = target(with)?;
+    let net = instance_network();
+    let sock = create_tcp_socket(IpAddressFamily::Ipv4).map_err(|_| io("socket"))?;
+    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (ip[0], ip[1], ip[2], ip[3]),
+    });
+    sock.start_connect(&net, addr).map_err(|_| io("connect"))?;
+    let p = sock.subscribe();
+    let mut timer = None;
+    let (input, output) = loop {
+        match sock.finish_connect() {
+            Ok(s) => break s,
+            Err(wasip2::sockets::network::ErrorCode::WouldBlock) => wait(&p, &mut timer)?,
+            Err(_) => return Err(io("connect failed")),
+        }
+    };
+    drop(p);
+    let request = alloc::format!("GET / HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").into_bytes();
+    Ok(Conn {
+        readable: input.subscribe(),
+        timer,
+        input,
+        output,
+        _sock: sock,
+        request,
+    })
+}
+
+/// End of the head and the Content-Length, once the head is complete.
+fn head(buf: &[u8]) -> Option<(usize, usize)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = core::str::from_utf8(&buf[..end]).ok()?;
+    let len = text
+        .split("\r\n")
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    Some((end, len))
+}
+
+struct Component;
+export!(Component);
+
+impl Guest for Component {
+    fn execute_action(action: Action) -> Result<Outcome, ActionError> {
+        let mut slot = CONN.get();
+        if slot.is_none() {
+            *slot = Some(connect(&action.with_params)?);
+        }
+        let c = slot.as_mut().unwrap();
+        if (c.output.check_write().map_err(|_| io("check-write"))? as usize) < c.request.len() {
+            return Err(io("no room"));
+        }
+        c.output.write(&c.request).map_err(|_| io("write"))?;
+        let mut buf: Vec<u8> = Vec::new();
+        let status = loop {
+            wait(&c.readable, &mut c.timer)?;
+            match c.input.read(65536) {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(StreamError::Closed) => return Err(io("closed")),
+                Err(_) => return Err(io("read")),
+            }
+            if let Some((end, len)) = head(&buf)
+                && buf.len() >= end + len
+            {
+                break buf
+                    .get(9..12)
+                    .and_then(|s| core::str::from_utf8(s).ok())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            }
+        };
+        Ok(Outcome {
+            status,
+            reason: String::new(),
+            headers: Vec::new(),
+            trailers: Vec::new(),
+            body: Vec::new(),
+            body_length: 0,
+            timings: Timings {
+                dns_us: 0,
+                connect_us: 0,
+                first_byte_us: 0,
+                total_us: 0,
+            },
+            bytes_sent: c.request.len() as u64,
+            bytes_received: buf.len() as u64,
+            source_address: None,
+            attempts: 1,
+            redirects: 0,
+            final_url: String::new(),
+            reused_connection: true,
+            exports: Vec::new(),
+        })
+    }
+
+    fn close_idle() {
+        // Streams and pollables before their socket.
+        if let Some(c) = CONN.get().take() {
+            let Conn {
+                readable,
+                timer,
+                input,
+                output,
+                _sock,
+                ..
+            } = c;
+            drop((readable, timer, input, output));
+            drop(_sock);
+        }
+    }
+}
