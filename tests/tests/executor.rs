@@ -206,6 +206,24 @@ fn server_closing_idle_connections_is_survived() {
     assert_eq!(o.status, 200);
     assert!(!o.reused_connection);
     assert_eq!(server.stats.connections(), 2);
+    // A POST is never sent twice, but one found closed while idle was never sent at all: it
+    // goes on a fresh connection.
+    thread::sleep(Duration::from_millis(400));
+    let o = ex
+        .run(
+            HttpMethod::Post,
+            json!({ "url": server.url("/p"), "body": "once" }),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(o.status, 200);
+    assert!(!o.reused_connection);
+    assert_eq!(server.stats.connections(), 3);
+    assert_eq!(
+        server.stats.requests(),
+        3,
+        "each request reached the server once"
+    );
 
     // A server that closes right after answering, without saying so: the reused connection
     // fails before any response byte and the GET is retried once on a fresh one.

@@ -750,3 +750,91 @@ fn try_receive_never_waits() {
         SocketState::Created
     ));
 }
+
+#[test]
+fn send_receive_is_a_request_and_its_answer_and_checks_idleness() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The peer answers each line with it upper-cased; a line "stray" is answered twice in one
+    // write, and "bye" ends the connection after its answer. It returns what it received.
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return seen;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let line = String::from_utf8_lossy(&buf[..n]).to_string();
+            let answer = line.to_uppercase();
+            if line == "stray\n" {
+                stream.write_all(answer.repeat(2).as_bytes()).unwrap();
+            } else {
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+            if line == "bye\n" {
+                return seen;
+            }
+        }
+    });
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    assert!(is_state(
+        &g.send_receive(s, b"early\n", 64, false).unwrap_err(),
+        SocketState::Created
+    ));
+    g.connect(s, &addr("127.0.0.1", port)).unwrap();
+    assert_eq!(g.send_receive(s, b"one\n", 64, true).unwrap(), b"ONE\n");
+    assert_eq!(g.send_receive(s, b"two\n", 64, false).unwrap(), b"TWO\n");
+    // Six bytes of the two answers: the other six are waiting, so the idle check sends nothing.
+    assert_eq!(g.send_receive(s, b"stray\n", 6, true).unwrap(), b"STRAY\n");
+    let err = g.send_receive(s, b"lost\n", 64, true).unwrap_err();
+    assert!(
+        matches!(&err, SocketError::NotIdle(m) if m == "bytes were waiting"),
+        "{err:?}"
+    );
+    // The check took one byte of the stray answer; the rest is still there.
+    assert_eq!(g.receive(s, 64).unwrap(), b"TRAY\n");
+    assert_eq!(g.send_receive(s, b"bye\n", 64, true).unwrap(), b"BYE\n");
+    // Once the peer's close has arrived, the check finds it and nothing is sent.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match g.try_receive(s, 1) {
+            Ok(eof) if eof.is_empty() => break,
+            Err(SocketError::WouldBlock) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5))
+            }
+            other => panic!("no close from the peer: {other:?}"),
+        }
+    }
+    let err = g.send_receive(s, b"after\n", 64, true).unwrap_err();
+    assert!(
+        matches!(&err, SocketError::NotIdle(m) if m == "closed by the peer"),
+        "{err:?}"
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(seen, b"one\ntwo\nstray\nbye\n", "nothing else was sent");
+    g.drop_socket(s);
+
+    // UDP: a datagram and its answer; the idle check is TCP's.
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer_port = peer.local_addr().unwrap().port();
+    let echo = thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        peer.send_to(&buf[..n].to_ascii_uppercase(), from).unwrap();
+    });
+    let u = g.udp4();
+    g.connect(u, &addr("127.0.0.1", peer_port)).unwrap();
+    assert!(matches!(
+        g.send_receive(u, b"ping", 64, true),
+        Err(SocketError::NotSupported(_))
+    ));
+    assert_eq!(g.send_receive(u, b"ping", 64, false).unwrap(), b"PING");
+    echo.join().unwrap();
+}

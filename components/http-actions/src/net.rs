@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
-use http_core::{Conn, Net, NetError};
+use http_core::{Conn, ExchangeError, Net, NetError};
 use socket_api::{Socket, SocketError};
 
 fn net_error(e: SocketError) -> NetError {
@@ -35,33 +35,52 @@ pub struct SocketConn {
     local: Option<SocketAddr>,
 }
 
-impl Conn for SocketConn {
-    fn write_all(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError> {
-        if self.write_ms != timeout_ms {
-            self.sock
-                .set_write_timeout_ms(timeout_ms)
-                .map_err(net_error)?;
-            self.write_ms = timeout_ms;
+impl SocketConn {
+    /// Set the socket's timeouts that differ from those last set.
+    fn timeouts(&mut self, read_ms: Option<u64>, write_ms: Option<u64>) -> Result<(), NetError> {
+        if let Some(ms) = read_ms.filter(|ms| *ms != self.read_ms) {
+            self.sock.set_read_timeout_ms(ms).map_err(net_error)?;
+            self.read_ms = ms;
         }
-        self.sock.send(data).map(|_| ()).map_err(net_error)
+        if let Some(ms) = write_ms.filter(|ms| *ms != self.write_ms) {
+            self.sock.set_write_timeout_ms(ms).map_err(net_error)?;
+            self.write_ms = ms;
+        }
+        Ok(())
+    }
+}
+
+impl Conn for SocketConn {
+    fn exchange(
+        &mut self,
+        data: &[u8],
+        max: usize,
+        write_ms: u64,
+        read_ms: u64,
+        idle_check: bool,
+    ) -> Result<Vec<u8>, ExchangeError> {
+        self.timeouts(Some(read_ms), Some(write_ms))
+            .map_err(ExchangeError::Send)?;
+        // One call to the socket component: its error names a timeout's operation; any
+        // other failure cannot be placed, and counts as no answer.
+        match self
+            .sock
+            .send_receive(data, max.min(u32::MAX as usize) as u32, idle_check)
+        {
+            Ok(bytes) => Ok(bytes),
+            Err(SocketError::NotIdle(_)) => Err(ExchangeError::NotIdle),
+            Err(SocketError::Timeout(op)) if op == "send" => {
+                Err(ExchangeError::Send(NetError::Timeout))
+            }
+            Err(e) => Err(ExchangeError::Receive(net_error(e))),
+        }
     }
 
     fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError> {
-        if self.read_ms != timeout_ms {
-            self.sock
-                .set_read_timeout_ms(timeout_ms)
-                .map_err(net_error)?;
-            self.read_ms = timeout_ms;
-        }
+        self.timeouts(Some(timeout_ms), None)?;
         self.sock
             .recv_vec(max.min(u32::MAX as usize) as u32)
             .map_err(net_error)
-    }
-
-    fn is_alive(&mut self) -> bool {
-        // Would-block means open and quiet; EOF, data or an error means the connection cannot
-        // carry a new request.
-        matches!(self.sock.try_recv_vec(1), Err(SocketError::WouldBlock))
     }
 
     fn local_addr(&self) -> Option<SocketAddr> {

@@ -691,6 +691,47 @@ impl GuestSocket for SocketResource {
         }
     }
 
+    fn send_receive(
+        &self,
+        data: Vec<u8>,
+        max_bytes: u32,
+        idle_check: bool,
+    ) -> Result<Vec<u8>, SocketError> {
+        let mut s = self.0.borrow_mut();
+        s.expect_state("send-receive", &[SocketState::Connected])?;
+        let max = check_max(max_bytes)?;
+        match s.protocol {
+            Protocol::Tcp => {
+                if idle_check {
+                    // One byte without waiting: would-block is the one answer that means idle.
+                    let found = match s.tcp_receive_within(1, 0) {
+                        Err(SocketError::WouldBlock) => None,
+                        Ok(bytes) if bytes.is_empty() => Some("closed by the peer".to_string()),
+                        Ok(_) => Some("bytes were waiting".to_string()),
+                        Err(SocketError::ConnectionReset) => Some("reset by the peer".to_string()),
+                        Err(SocketError::Other(m)) => Some(m),
+                        Err(_) => Some("the check failed".to_string()),
+                    };
+                    if let Some(what) = found {
+                        return Err(SocketError::NotIdle(what));
+                    }
+                }
+                s.tcp_send(&data)?;
+                s.tcp_receive(max)
+            }
+            Protocol::Udp => {
+                if idle_check {
+                    return Err(not_supported("idle-check on a UDP socket"));
+                }
+                if data.len() > MAX_DATAGRAM {
+                    return Err(datagram_too_large(data.len()));
+                }
+                s.udp_send(data, None)?;
+                s.udp_receive(max).map(|(d, _)| d)
+            }
+        }
+    }
+
     fn try_receive(&self, max_bytes: u32) -> Result<Vec<u8>, SocketError> {
         let mut s = self.0.borrow_mut();
         s.expect_state("try-receive", &[SocketState::Connected])?;

@@ -8,7 +8,9 @@ use crate::prelude::*;
 
 use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_head};
 use crate::pool::{ConnPool, PoolKey};
-use crate::{Conn, HttpError, Method, Net, NetError, Phase, Request, Response, Timings, Url};
+use crate::{
+    Conn, ExchangeError, HttpError, Method, Net, NetError, Phase, Request, Response, Timings, Url,
+};
 
 /// Reads ask for what is likely to come: a page for the head (the host allocates and zeroes
 /// the whole buffer it reads into, on every read; most heads, and many small bodies with
@@ -24,9 +26,12 @@ pub struct Client<N: Net> {
     done_us: u64,
 }
 
-/// Why one exchange failed: `Stale` means the connection died before any response byte,
-/// which on a reused connection calls for one fresh try.
+/// Why one exchange failed: `NotIdle` means a pooled connection was found busy or closed
+/// before anything was sent (any method may then go on another connection); `Stale` means the
+/// connection died before any response byte, which on a reused connection calls for one fresh
+/// try (idempotent methods only).
 enum Failure {
+    NotIdle,
     Stale(String),
     Http(HttpError),
 }
@@ -316,10 +321,11 @@ impl<N: Net> Client<N> {
             port: url.port,
             source: req.bind_ip,
         };
-        // A pooled connection first; if the server closed it while idle, one transparent
-        // retry on a fresh connection (idempotent methods only).
+        // A pooled connection first. One found busy or closed before the request was sent is
+        // dropped for the next pooled one, or a fresh one; one that fails before any response
+        // byte gets one transparent retry on a fresh connection (idempotent methods only).
         let mut pooled = if req.keep_alive {
-            self.pool.checkout(&key, now, |c| c.is_alive())
+            self.pool.checkout(&key, now)
         } else {
             None
         };
@@ -341,6 +347,7 @@ impl<N: Net> Client<N> {
                 req,
                 now,
                 end,
+                reused,
                 &mut timings,
                 counters,
             );
@@ -349,6 +356,7 @@ impl<N: Net> Client<N> {
                     resp.reused = reused;
                     return Ok(resp);
                 }
+                Err(Failure::NotIdle) => pooled = self.pool.checkout(&key, now),
                 Err(Failure::Stale(_)) if reused && method.idempotent() => {}
                 Err(Failure::Stale(why)) => return Err(HttpError::Io(why)),
                 Err(Failure::Http(e)) => return Err(e),
@@ -433,51 +441,44 @@ impl<N: Net> Client<N> {
         req: &Request,
         now: u64,
         end: u64,
+        idle_check: bool,
         timings: &mut Timings,
         counters: &mut Counters,
     ) -> Result<Response, Failure> {
         let source = conn.local_addr();
-        let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
-        match conn.write_all(wire, ms) {
-            Ok(()) => {}
-            Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
-            Err(e) => return Err(Failure::Stale(format!("sending the request: {e}"))),
+        let (write_ms, write_clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
+        let (read_ms, read_clipped) = phase_ms(req.timeouts.first_byte_ms, end, now)?;
+        // The request and the first of the answer in one call; a reused connection is checked
+        // first. The first byte is timed from the start of the send.
+        let sent_at = now;
+        let mut chunk = match conn.exchange(wire, HEAD_CHUNK, write_ms, read_ms, idle_check) {
+            Ok(c) => {
+                counters.sent += wire.len() as u64;
+                c
+            }
+            Err(ExchangeError::NotIdle) => return Err(Failure::NotIdle),
+            Err(ExchangeError::Send(NetError::Timeout)) => {
+                return Err(timeout(Phase::BetweenBytes, write_clipped).into());
+            }
+            Err(ExchangeError::Send(e)) => {
+                return Err(Failure::Stale(format!("sending the request: {e}")));
+            }
+            Err(ExchangeError::Receive(e)) => {
+                counters.sent += wire.len() as u64;
+                return Err(match e {
+                    NetError::Timeout => timeout(Phase::FirstByte, read_clipped).into(),
+                    e => Failure::Stale(format!("no response: {e}")),
+                });
+            }
+        };
+        if chunk.is_empty() {
+            return Err(Failure::Stale("connection closed before a response".into()));
         }
-        counters.sent += wire.len() as u64;
-        let sent_at = self.net.now_us();
-        // The clock as of the last wait: each read that returns reads it again.
-        let mut now = sent_at;
-
+        // The clock as of the last read: each read that returns reads it again.
+        let mut now = self.net.now_us();
+        timings.first_byte_us = now.saturating_sub(sent_at);
         let mut buf: Vec<u8> = Vec::new();
-        let mut got_any = false;
         let head: Head = loop {
-            let (phase, limit) = if got_any {
-                (Phase::BetweenBytes, req.timeouts.between_bytes_ms)
-            } else {
-                (Phase::FirstByte, req.timeouts.first_byte_ms)
-            };
-            let (ms, clipped) = phase_ms(limit, end, now)?;
-            let chunk = match conn.read(HEAD_CHUNK, ms) {
-                Ok(c) => c,
-                Err(NetError::Timeout) => return Err(timeout(phase, clipped).into()),
-                Err(e) if !got_any => return Err(Failure::Stale(format!("no response: {e}"))),
-                Err(e) => {
-                    return Err(HttpError::Io(format!("reading the response head: {e}")).into());
-                }
-            };
-            if chunk.is_empty() {
-                if !got_any {
-                    return Err(Failure::Stale("connection closed before a response".into()));
-                }
-                return Err(
-                    HttpError::Protocol("connection closed in the response head".into()).into(),
-                );
-            }
-            now = self.net.now_us();
-            if !got_any {
-                timings.first_byte_us = now.saturating_sub(sent_at);
-                got_any = true;
-            }
             counters.received += chunk.len() as u64;
             if buf.is_empty() {
                 buf = chunk;
@@ -497,6 +498,20 @@ impl<N: Net> Client<N> {
             if let Some(h) = last {
                 break h;
             }
+            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
+            chunk = match conn.read(HEAD_CHUNK, ms) {
+                Ok(c) => c,
+                Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
+                Err(e) => {
+                    return Err(HttpError::Io(format!("reading the response head: {e}")).into());
+                }
+            };
+            if chunk.is_empty() {
+                return Err(
+                    HttpError::Protocol("connection closed in the response head".into()).into(),
+                );
+            }
+            now = self.net.now_us();
         };
         let framing = codec::framing(method, &head)?;
         let mut rest = buf.split_off(head.len);

@@ -172,13 +172,33 @@ impl fmt::Display for NetError {
 
 /// A connected byte stream.
 pub trait Conn {
-    /// Write all of `data`, waiting at most `timeout_ms` for progress.
-    fn write_all(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError>;
+    /// A request's I/O up to the first of its answer: write all of `data` (waiting at most
+    /// `write_ms` for progress), then read up to `max` bytes (waiting at most `read_ms`;
+    /// empty means the peer closed). With `idle_check`, first check without waiting that the
+    /// connection is idle (nothing to read, not closed), as a kept-alive connection must be
+    /// before it carries a new request; if it is not, nothing is sent.
+    fn exchange(
+        &mut self,
+        data: &[u8],
+        max: usize,
+        write_ms: u64,
+        read_ms: u64,
+        idle_check: bool,
+    ) -> Result<Vec<u8>, ExchangeError>;
     /// Up to `max` bytes; empty means the peer closed. Waits at most `timeout_ms`.
     fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError>;
-    /// A non-blocking check that an idle connection has not been closed by the peer.
-    fn is_alive(&mut self) -> bool;
     fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+/// How [`Conn::exchange`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExchangeError {
+    /// The idle check found bytes waiting, or the connection closed: nothing was sent.
+    NotIdle,
+    /// The request was not (all) sent.
+    Send(NetError),
+    /// The request was sent; no answer came.
+    Receive(NetError),
 }
 
 /// Name resolution and connection set-up.

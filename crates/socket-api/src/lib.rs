@@ -56,6 +56,7 @@ pub fn describe(e: &SocketError) -> String {
         SocketError::AccessDenied => ("access denied", ""),
         SocketError::NameUnresolvable(m) => ("name unresolvable:", m.as_str()),
         SocketError::NotSupported(m) => ("not supported:", m.as_str()),
+        SocketError::NotIdle(m) => ("not idle:", m.as_str()),
         SocketError::Other(m) => return m.clone(),
     };
     if detail.is_empty() {
@@ -212,6 +213,13 @@ impl Socket {
         self.inner.try_receive(max)
     }
 
+    /// Send `data`, then receive up to `max` bytes of the answer, in one call. With
+    /// `idle_check`, nothing is sent (`not-idle`) unless the connection is idle: nothing
+    /// waiting to be read, not closed by the peer.
+    pub fn send_receive(&self, data: &[u8], max: u32, idle_check: bool) -> Result<Vec<u8>> {
+        self.inner.send_receive(data, max, idle_check)
+    }
+
     pub fn send_to(&self, data: &[u8], addr: SocketAddr) -> Result<usize> {
         self.inner.send_to(data, &to_wire(addr)).map(|n| n as usize)
     }
@@ -335,7 +343,9 @@ mod io_impls {
                 SocketError::AccessDenied => io::ErrorKind::PermissionDenied,
                 SocketError::NotSupported(_) => io::ErrorKind::Unsupported,
                 SocketError::InvalidState(_) => io::ErrorKind::NotConnected,
-                SocketError::NameUnresolvable(_) | SocketError::Other(_) => io::ErrorKind::Other,
+                SocketError::NameUnresolvable(_)
+                | SocketError::NotIdle(_)
+                | SocketError::Other(_) => io::ErrorKind::Other,
             };
             io::Error::new(kind, e)
         }
