@@ -93,6 +93,8 @@ struct Derived {
     url: Url,
     url_text: String,
     wire: Vec<u8>,
+    /// Where its keep-alive connections are pooled.
+    key: PoolKey,
 }
 
 impl Derived {
@@ -101,6 +103,11 @@ impl Derived {
         let wire = encode_request(req.method, &url, &req.headers, &req.body, req.keep_alive)?;
         Ok(Derived {
             url_text: url.to_text(),
+            key: PoolKey {
+                host: url.host.clone(),
+                port: url.port,
+                source: req.bind_ip,
+            },
             url,
             wire,
         })
@@ -128,6 +135,7 @@ impl Prepared {
 
     pub fn set_bind_ip(&mut self, ip: Option<IpAddr>) {
         self.req.bind_ip = ip;
+        self.derived.key.source = ip;
     }
 }
 
@@ -226,10 +234,25 @@ impl<N: Net> Client<N> {
                 attempts += 1;
                 // Until a redirect, the request is the one derived beforehand.
                 let r = if redirects == 0 {
-                    self.exchange(req, method, &url, &derived.wire, now, end, &mut counters)
+                    let wire = &derived.wire;
+                    self.exchange(
+                        req,
+                        method,
+                        &url,
+                        &derived.key,
+                        wire,
+                        now,
+                        end,
+                        &mut counters,
+                    )
                 } else {
+                    let key = PoolKey {
+                        host: url.host.clone(),
+                        port: url.port,
+                        source: req.bind_ip,
+                    };
                     encode_request(method, &url, &headers, body, req.keep_alive).and_then(|wire| {
-                        self.exchange(req, method, &url, &wire, now, end, &mut counters)
+                        self.exchange(req, method, &url, &key, &wire, now, end, &mut counters)
                     })
                 };
                 let may_retry = retries < req.retry.max_retries
@@ -311,21 +334,17 @@ impl<N: Net> Client<N> {
         req: &Request,
         method: Method,
         url: &Url,
+        key: &PoolKey,
         wire: &[u8],
         now: u64,
         end: u64,
         counters: &mut Counters,
     ) -> Result<Response, HttpError> {
-        let key = PoolKey {
-            host: url.host.clone(),
-            port: url.port,
-            source: req.bind_ip,
-        };
         // A pooled connection first. One found busy or closed before the request was sent is
         // dropped for the next pooled one, or a fresh one; one that fails before any response
         // byte gets one transparent retry on a fresh connection (idempotent methods only).
         let mut pooled = if req.keep_alive {
-            self.pool.checkout(&key, now)
+            self.pool.checkout(key, now)
         } else {
             None
         };
@@ -341,7 +360,7 @@ impl<N: Net> Client<N> {
             };
             let r = self.send_and_read(
                 conn,
-                &key,
+                key,
                 wire,
                 method,
                 req,
@@ -356,7 +375,7 @@ impl<N: Net> Client<N> {
                     resp.reused = reused;
                     return Ok(resp);
                 }
-                Err(Failure::NotIdle) => pooled = self.pool.checkout(&key, now),
+                Err(Failure::NotIdle) => pooled = self.pool.checkout(key, now),
                 Err(Failure::Stale(_)) if reused && method.idempotent() => {}
                 Err(Failure::Stale(why)) => return Err(HttpError::Io(why)),
                 Err(Failure::Http(e)) => return Err(e),
@@ -514,7 +533,9 @@ impl<N: Net> Client<N> {
             now = self.net.now_us();
         };
         let framing = codec::framing(method, &head)?;
-        let mut rest = buf.split_off(head.len);
+        // What follows the head, moved to the front of the buffer it came in.
+        buf.drain(..head.len);
+        let mut rest = buf;
         let mut body = Vec::new();
         let mut trailers = Vec::new();
         let read_more = |conn: &mut N::Conn,
