@@ -497,6 +497,13 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         let requests = v["totals"]["requests"].as_f64().unwrap();
+        // A rate of failures would be no figure at all.
+        assert_eq!(
+            v["totals"]["failed"].as_f64(),
+            Some(0.0),
+            "failed requests with {}",
+            artifact.map_or("our artifact".into(), |a| a.display().to_string())
+        );
         let rps = requests / v["elapsed_s"].as_f64().unwrap();
         (rps, v["totals"]["p99_ms"].as_f64().unwrap(), requests)
     };

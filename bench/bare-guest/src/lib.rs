@@ -34,6 +34,7 @@ const TIMEOUT_NS: u64 = 10_000_000_000;
 /// the size asked before each read, so 64 KiB would cost this floor more than our client.
 const READ: u64 = 4096;
 
+/// One kept-alive connection. Fields drop in order: pollables and streams before the socket.
 struct Conn {
     readable: Pollable,
     timer: Option<(Pollable, Instant)>,
@@ -58,8 +59,13 @@ fn target(with: &str) -> Result<([u8; 4], u16, String), ActionError> {
     let end = rest.find(['"', '/']).unwrap_or(rest.len());
     let (host, port) = rest[..end].split_once(':').ok_or_else(|| io("no port"))?;
     let mut ip = [0u8; 4];
-    for (i, part) in host.split('.').enumerate() {
-        *ip.get_mut(i).ok_or_else(|| io("not IPv4"))? = part.parse().map_err(|_| io("bad ip"))?;
+    let mut parts = host.split('.');
+    for byte in &mut ip {
+        let part = parts.next().ok_or_else(|| io("not IPv4"))?;
+        *byte = part.parse().map_err(|_| io("bad ip"))?;
+    }
+    if parts.next().is_some() {
+        return Err(io("not IPv4"));
     }
     Ok((
         ip,
@@ -137,35 +143,55 @@ fn head(buf: &[u8]) -> Option<(usize, usize)> {
 struct Component;
 export!(Component);
 
+/// Bytes a response may take at most (this floor serves small answers).
+const MAX_RESPONSE: usize = 1 << 20;
+
+/// One request on `c`: the response's status and its length in bytes.
+fn request(c: &mut Conn) -> Result<(u16, usize), ActionError> {
+    if (c.output.check_write().map_err(|_| io("check-write"))? as usize) < c.request.len() {
+        return Err(io("no room"));
+    }
+    c.output.write(&c.request).map_err(|_| io("write"))?;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        wait(&c.readable, &mut c.timer)?;
+        match c.input.read(READ) {
+            Ok(b) => buf.extend_from_slice(&b),
+            Err(StreamError::Closed) => return Err(io("closed")),
+            Err(_) => return Err(io("read")),
+        }
+        if let Some((end, len)) = head(&buf)
+            && buf.len() >= end + len
+        {
+            let status = buf
+                .get(9..12)
+                .and_then(|s| core::str::from_utf8(s).ok())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            return Ok((status, buf.len()));
+        }
+        if buf.len() > MAX_RESPONSE {
+            return Err(io("response too large"));
+        }
+    }
+}
+
 impl Guest for Component {
     fn execute_action(action: Action) -> Result<Outcome, ActionError> {
         let mut slot = CONN.get();
-        if slot.is_none() {
-            *slot = Some(connect(&action.with_params)?);
-        }
-        let c = slot.as_mut().unwrap();
-        if (c.output.check_write().map_err(|_| io("check-write"))? as usize) < c.request.len() {
-            return Err(io("no room"));
-        }
-        c.output.write(&c.request).map_err(|_| io("write"))?;
-        let mut buf: Vec<u8> = Vec::new();
-        let status = loop {
-            wait(&c.readable, &mut c.timer)?;
-            match c.input.read(READ) {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(StreamError::Closed) => return Err(io("closed")),
-                Err(_) => return Err(io("read")),
-            }
-            if let Some((end, len)) = head(&buf)
-                && buf.len() >= end + len
-            {
-                break buf
-                    .get(9..12)
-                    .and_then(|s| core::str::from_utf8(s).ok())
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
+        let c = match &mut *slot {
+            Some(c) => c,
+            None => slot.insert(connect(&action.with_params)?),
+        };
+        let (status, received) = match request(c) {
+            Ok(r) => r,
+            Err(e) => {
+                // A failed connection is not used again.
+                *slot = None;
+                return Err(e);
             }
         };
+        let sent = c.request.len() as u64;
         Ok(Outcome {
             status,
             reason: String::new(),
@@ -179,8 +205,8 @@ impl Guest for Component {
                 first_byte_us: 0,
                 total_us: 0,
             },
-            bytes_sent: c.request.len() as u64,
-            bytes_received: buf.len() as u64,
+            bytes_sent: sent,
+            bytes_received: received as u64,
             source_address: None,
             attempts: 1,
             redirects: 0,
@@ -191,18 +217,6 @@ impl Guest for Component {
     }
 
     fn close_idle() {
-        // Streams and pollables before their socket.
-        if let Some(c) = CONN.get().take() {
-            let Conn {
-                readable,
-                timer,
-                input,
-                output,
-                _sock,
-                ..
-            } = c;
-            drop((readable, timer, input, output));
-            drop(_sock);
-        }
+        CONN.get().take();
     }
 }

@@ -723,9 +723,6 @@ impl GuestSocket for SocketResource {
                 if idle_check {
                     return Err(not_supported("idle-check on a UDP socket"));
                 }
-                if data.len() > MAX_DATAGRAM {
-                    return Err(datagram_too_large(data.len()));
-                }
                 s.udp_send(data, None)?;
                 s.udp_receive(max).map(|(d, _)| d)
             }
