@@ -3,7 +3,7 @@
 //! Shared by the build script (which writes the artifact) and the `compose` binary.
 
 use wac_graph::types::Package;
-use wac_graph::{CompositionGraph, EncodeOptions};
+use wac_graph::{CompositionGraph, EncodeOptions, NodeId};
 
 pub const SOCKET: &str = "scheduler:core-libs/socket@0.1.0";
 pub const IP_POOL: &str = "scheduler:core-libs/ip-pool@0.1.0";
@@ -11,6 +11,24 @@ pub const EXECUTOR: &str = "scheduler:executor/executor@0.1.0";
 
 fn err(what: &str) -> impl Fn(String) -> String + '_ {
     move |e| format!("{what}: {e}")
+}
+
+/// Alias the export `name` of instance `from` and pass it to instance `into` under the same
+/// name; the alias node, for exporting it too. `what` names it in errors.
+fn plug(
+    graph: &mut CompositionGraph,
+    from: NodeId,
+    into: NodeId,
+    name: &str,
+    what: &str,
+) -> Result<NodeId, String> {
+    let node = graph
+        .alias_instance_export(from, name)
+        .map_err(|e| format!("{what} export: {e}"))?;
+    graph
+        .set_instantiation_argument(into, name, node)
+        .map_err(|e| format!("plug {what}: {e}"))?;
+    Ok(node)
 }
 
 /// `socket` is `None` for an actions component that does not import it (the benchmark's floor,
@@ -40,19 +58,9 @@ pub fn compose_executor(
     let actions_i = graph.instantiate(actions);
 
     if let Some(socket_i) = socket_i {
-        let sock = graph
-            .alias_instance_export(socket_i, SOCKET)
-            .map_err(|e| err("socket export")(e.to_string()))?;
-        graph
-            .set_instantiation_argument(actions_i, SOCKET, sock)
-            .map_err(|e| err("plug socket")(e.to_string()))?;
+        plug(&mut graph, socket_i, actions_i, SOCKET, "socket")?;
     }
-    let pool = graph
-        .alias_instance_export(pool_i, IP_POOL)
-        .map_err(|e| err("ip-pool export")(e.to_string()))?;
-    graph
-        .set_instantiation_argument(actions_i, IP_POOL, pool)
-        .map_err(|e| err("plug ip-pool")(e.to_string()))?;
+    let pool = plug(&mut graph, pool_i, actions_i, IP_POOL, "ip-pool")?;
     let exec = graph
         .alias_instance_export(actions_i, EXECUTOR)
         .map_err(|e| err("executor export")(e.to_string()))?;
