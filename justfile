@@ -69,3 +69,4 @@ fmt:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p socket-component -p ip-pool-component -p http-actions-component -p ureq-guest -p wasi-http-guest -p bare-guest -- -D warnings
+    cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p bare-guest --features via-socket -- -D warnings

@@ -291,9 +291,9 @@ fn http_sequential(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
     }
 }
 
-/// Build the guest package `package` for wasm32-wasip2 with the components' profile; the path
-/// of its `file`.wasm.
-fn build_guest(package: &str, file: &str) -> Result<PathBuf, String> {
+/// Build the guest package `package` for wasm32-wasip2 with the components' profile and
+/// `features`; the path of its `file`.wasm (overwritten by the next build of the package).
+fn build_guest(package: &str, file: &str, features: &[&str]) -> Result<PathBuf, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let target_dir = root.join("target/wasm-components");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -310,6 +310,7 @@ fn build_guest(package: &str, file: &str) -> Result<PathBuf, String> {
         .arg("--target-dir")
         .arg(&target_dir)
         .args(["-p", package])
+        .args(features.iter().flat_map(|f| ["--features", f]))
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -321,13 +322,20 @@ fn build_guest(package: &str, file: &str) -> Result<PathBuf, String> {
     Ok(target_dir.join(format!("wasm32-wasip2/wasm/{file}.wasm")))
 }
 
-/// The floor under row 4: `bench/bare-guest` (the executor interface straight on
-/// wasi:sockets) composed with the ip-pool component, as a drop-in artifact at `out`.
-fn floor_artifact(out: &std::path::Path) -> Result<PathBuf, String> {
-    let guest = build_guest("bare-guest", "bare_guest")?;
+/// The floors under row 4: `bench/bare-guest` (the executor interface straight on
+/// wasi:sockets, or with `via_socket` through the socket component) composed with the ip-pool
+/// component (and the socket component), as a drop-in artifact at `out`.
+fn floor_artifact(out: &std::path::Path, via_socket: bool) -> Result<PathBuf, String> {
+    let features: &[&str] = if via_socket { &["via-socket"] } else { &[] };
+    let guest = build_guest("bare-guest", "bare_guest", features)?;
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let socket = if via_socket {
+        Some(read(compose::SOCKET_COMPONENT.as_ref())?)
+    } else {
+        None
+    };
     let bytes = compose::compose_executor(
-        None,
+        socket.as_deref(),
         &read(compose::IP_POOL_COMPONENT.as_ref())?,
         &read(&guest)?,
     )?;
@@ -373,7 +381,7 @@ impl wasmtime_wasi_http::WasiHttpView for PeerCtx {
 impl WasmPeer {
     /// Build the guest package `name` with the components' profile and compile it once.
     fn build(name: &'static str) -> Result<Self, String> {
-        let path = build_guest(name, name)?;
+        let path = build_guest(name, name, &[])?;
         let component = Component::from_file(engine(), &path).map_err(|e| format!("{e:#}"))?;
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| format!("{e:#}"))?;
@@ -518,17 +526,21 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
         (after.0 - before.0, after.1 - before.1)
     };
     let start_up = start_up_of(None);
-    let floor = floor_artifact(&dir.join("floor.wasm"));
+    let floor = floor_artifact(&dir.join("floor.wasm"), false);
     let floor_start_up = floor.as_ref().map_or((0.0, 0.0), |f| start_up_of(Some(f)));
+    let socket_floor = floor_artifact(&dir.join("floor-socket.wasm"), true);
+    let socket_floor_start_up = socket_floor
+        .as_ref()
+        .map_or((0.0, 0.0), |f| start_up_of(Some(f)));
     for users in [64u32, 256] {
         let path = scenario(users, 0);
         let ours = || {
             let (rps, p99, requests) = run_ours(&path, None);
             ((rps, p99), requests, start_up)
         };
-        let floor_run = |artifact: &PathBuf| {
+        let floor_run = |artifact: &PathBuf, start_up: (f64, f64)| {
             let (rps, p99, requests) = run_ours(&path, Some(artifact));
-            ((rps, p99), requests, floor_start_up)
+            ((rps, p99), requests, start_up)
         };
         let wrk_run = || {
             let out = Command::new(wrk)
@@ -582,7 +594,8 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
             ((rps, p99), requests, (0.0, 0.0))
         };
         let oha = oha_binary();
-        let (mut a, mut b, mut c, mut d) = (
+        let (mut a, mut b, mut c, mut d, mut e) = (
+            Load::default(),
             Load::default(),
             Load::default(),
             Load::default(),
@@ -595,7 +608,10 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
                 c.measure(ng, || oha_run(oha));
             }
             if let Ok(f) = &floor {
-                d.measure(ng, || floor_run(f));
+                d.measure(ng, || floor_run(f, floor_start_up));
+            }
+            if let Ok(f) = &socket_floor {
+                e.measure(ng, || floor_run(f, socket_floor_start_up));
             }
         }
         let what = format!("concurrent load on nginx, {users} users, {secs} s");
@@ -681,6 +697,42 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
                     &what,
                     format!("{}, CPU {:.1} us", fmt(&ours_rps, "req/s"), a.cpu()),
                     format!("floor {}, {}", fmt(&f, "req/s"), d.cpu_text()),
+                    ratio,
+                    "reported",
+                );
+            }
+            Err(e) => t.row(
+                "4",
+                &what,
+                "-".into(),
+                format!("not built: {e}"),
+                "-".into(),
+                "reported",
+            ),
+        }
+        // The same floor with every byte through the socket component: above it, the socket
+        // layer's cost; below our artifact, the HTTP client's.
+        let what = format!(
+            "floor through the socket component, {users} users: bench/bare-guest with one \
+             send-receive a request (feature via-socket)"
+        );
+        match &socket_floor {
+            Ok(_) => {
+                let sf = stat(e.rps.clone());
+                let mut ratio = format!("ours {:.2} x it; it", ours_rps.median / sf.median);
+                if floor.is_ok() {
+                    let _ = write!(
+                        ratio,
+                        " {:.2} x floor,",
+                        sf.median / stat(d.rps.clone()).median
+                    );
+                }
+                let _ = write!(ratio, " {:.2} x wrk", sf.median / wrk_rps.median);
+                t.row(
+                    "4",
+                    &what,
+                    format!("{}, CPU {:.1} us", fmt(&ours_rps, "req/s"), a.cpu()),
+                    format!("socket floor {}, {}", fmt(&sf, "req/s"), e.cpu_text()),
                     ratio,
                     "reported",
                 );

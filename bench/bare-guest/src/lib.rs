@@ -4,6 +4,12 @@
 //! of a fixed request, then waits (socket and clock pollables) and reads until the response
 //! head and its Content-Length body are in. No URL parsing per request, no pool, no probe, no
 //! cross-component calls.
+//!
+//! Built with the `via-socket` feature (and composed with the socket component), the same floor
+//! sends each request and reads its answer through the socket component instead: one
+//! `send-receive` per request (no idle check), and `receive` for any rest. Between the two
+//! floors is what the socket layer adds to a request; between that one and our artifact, what
+//! the HTTP client adds.
 
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
@@ -28,20 +34,44 @@ wit_bindgen::generate!({
 });
 
 use exports::scheduler::executor::executor::{Action, ActionError, Guest, Outcome, Timings};
+use scheduler::core_libs::socket::{self, AddressFamily, Protocol, SocketAddress};
+
+/// A connection that sends a request and reads its whole answer. Both kinds are always compiled
+/// and checked; the feature picks the one used, and only its imports end up in the component.
+trait Link: Sized {
+    fn open(ip: [u8; 4], host: String, port: u16) -> Result<Self, ActionError>;
+    /// One request: the response's status and its length in bytes.
+    fn request(&mut self, request: &[u8]) -> Result<(u16, usize), ActionError>;
+}
+
+#[cfg(not(feature = "via-socket"))]
+type Used = Raw;
+#[cfg(feature = "via-socket")]
+type Used = ViaSocket;
 
 const TIMEOUT_NS: u64 = 10_000_000_000;
 /// Bytes asked for per read, as our client asks for a response head: wasmtime zeroes a buffer of
 /// the size asked before each read, so 64 KiB would cost this floor more than our client.
 const READ: u64 = 4096;
 
-/// One kept-alive connection. Fields drop in order: pollables and streams before the socket.
+/// One kept-alive connection, and the request it sends.
 struct Conn {
+    link: Used,
+    request: Vec<u8>,
+}
+
+/// A connection through the socket component.
+#[cfg_attr(not(feature = "via-socket"), allow(dead_code))]
+struct ViaSocket(socket::Socket);
+
+/// A connection on wasi:sockets. Fields drop in order: pollables and streams before the socket.
+#[cfg_attr(feature = "via-socket", allow(dead_code))]
+struct Raw {
     readable: Pollable,
     timer: Option<(Pollable, Instant)>,
     input: InputStream,
     output: OutputStream,
     _sock: TcpSocket,
-    request: Vec<u8>,
 }
 
 static CONN: Global<Option<Conn>> = Global::new(|| None);
@@ -74,6 +104,7 @@ fn target(with: &str) -> Result<([u8; 4], u16, String), ActionError> {
     ))
 }
 
+#[cfg_attr(feature = "via-socket", allow(dead_code))]
 fn wait(p: &Pollable, timer: &mut Option<(Pollable, Instant)>) -> Result<(), ActionError> {
     let now = monotonic_clock::now();
     let until = now + TIMEOUT_NS;
@@ -97,30 +128,9 @@ fn wait(p: &Pollable, timer: &mut Option<(Pollable, Instant)>) -> Result<(), Act
 
 fn connect(with: &str) -> Result<Conn, ActionError> {
     let (ip, port, host) = target(with)?;
-    let net = instance_network();
-    let sock = create_tcp_socket(IpAddressFamily::Ipv4).map_err(|_| io("socket"))?;
-    let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-        port,
-        address: (ip[0], ip[1], ip[2], ip[3]),
-    });
-    sock.start_connect(&net, addr).map_err(|_| io("connect"))?;
-    let p = sock.subscribe();
-    let mut timer = None;
-    let (input, output) = loop {
-        match sock.finish_connect() {
-            Ok(s) => break s,
-            Err(wasip2::sockets::network::ErrorCode::WouldBlock) => wait(&p, &mut timer)?,
-            Err(_) => return Err(io("connect failed")),
-        }
-    };
-    drop(p);
     let request = alloc::format!("GET / HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").into_bytes();
     Ok(Conn {
-        readable: input.subscribe(),
-        timer,
-        input,
-        output,
-        _sock: sock,
+        link: Used::open(ip, host, port)?,
         request,
     })
 }
@@ -140,41 +150,110 @@ fn head(buf: &[u8]) -> Option<(usize, usize)> {
     Some((end, len))
 }
 
+/// The response's status once `buf` holds its head and Content-Length body.
+fn complete(buf: &[u8]) -> Option<u16> {
+    let (end, len) = head(buf)?;
+    (buf.len() >= end + len).then(|| {
+        buf.get(9..12)
+            .and_then(|s| core::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+impl Link for Raw {
+    fn open(ip: [u8; 4], _host: String, port: u16) -> Result<Raw, ActionError> {
+        let net = instance_network();
+        let sock = create_tcp_socket(IpAddressFamily::Ipv4).map_err(|_| io("socket"))?;
+        let addr = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port,
+            address: (ip[0], ip[1], ip[2], ip[3]),
+        });
+        sock.start_connect(&net, addr).map_err(|_| io("connect"))?;
+        let p = sock.subscribe();
+        let mut timer = None;
+        let (input, output) = loop {
+            match sock.finish_connect() {
+                Ok(s) => break s,
+                Err(wasip2::sockets::network::ErrorCode::WouldBlock) => wait(&p, &mut timer)?,
+                Err(_) => return Err(io("connect failed")),
+            }
+        };
+        drop(p);
+        Ok(Raw {
+            readable: input.subscribe(),
+            timer,
+            input,
+            output,
+            _sock: sock,
+        })
+    }
+
+    fn request(&mut self, request: &[u8]) -> Result<(u16, usize), ActionError> {
+        if (self.output.check_write().map_err(|_| io("check-write"))? as usize) < request.len() {
+            return Err(io("no room"));
+        }
+        self.output.write(request).map_err(|_| io("write"))?;
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            wait(&self.readable, &mut self.timer)?;
+            match self.input.read(READ) {
+                Ok(b) => buf.extend_from_slice(&b),
+                Err(StreamError::Closed) => return Err(io("closed")),
+                Err(_) => return Err(io("read")),
+            }
+            if let Some(status) = complete(&buf) {
+                return Ok((status, buf.len()));
+            }
+            if buf.len() > MAX_RESPONSE {
+                return Err(io("response too large"));
+            }
+        }
+    }
+}
+
+impl Link for ViaSocket {
+    fn open(_ip: [u8; 4], host: String, port: u16) -> Result<ViaSocket, ActionError> {
+        let ms = TIMEOUT_NS / 1_000_000;
+        let s =
+            socket::create_socket(AddressFamily::Ipv4, Protocol::Tcp).map_err(|_| io("socket"))?;
+        s.set_connect_timeout(ms).map_err(|_| io("timeout"))?;
+        s.set_read_timeout(ms).map_err(|_| io("timeout"))?;
+        s.set_write_timeout(ms).map_err(|_| io("timeout"))?;
+        s.connect(&SocketAddress { host, port })
+            .map_err(|_| io("connect failed"))?;
+        Ok(ViaSocket(s))
+    }
+
+    fn request(&mut self, request: &[u8]) -> Result<(u16, usize), ActionError> {
+        let s = &self.0;
+        let mut buf = s
+            .send_receive(request, READ as u32, false)
+            .map_err(|_| io("send-receive"))?;
+        loop {
+            if buf.is_empty() {
+                return Err(io("closed"));
+            }
+            if let Some(status) = complete(&buf) {
+                return Ok((status, buf.len()));
+            }
+            if buf.len() > MAX_RESPONSE {
+                return Err(io("response too large"));
+            }
+            let more = s.receive(READ as u32).map_err(|_| io("receive"))?;
+            if more.is_empty() {
+                return Err(io("closed"));
+            }
+            buf.extend_from_slice(&more);
+        }
+    }
+}
+
 struct Component;
 export!(Component);
 
 /// Bytes a response may take at most (this floor serves small answers).
 const MAX_RESPONSE: usize = 1 << 20;
-
-/// One request on `c`: the response's status and its length in bytes.
-fn request(c: &mut Conn) -> Result<(u16, usize), ActionError> {
-    if (c.output.check_write().map_err(|_| io("check-write"))? as usize) < c.request.len() {
-        return Err(io("no room"));
-    }
-    c.output.write(&c.request).map_err(|_| io("write"))?;
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        wait(&c.readable, &mut c.timer)?;
-        match c.input.read(READ) {
-            Ok(b) => buf.extend_from_slice(&b),
-            Err(StreamError::Closed) => return Err(io("closed")),
-            Err(_) => return Err(io("read")),
-        }
-        if let Some((end, len)) = head(&buf)
-            && buf.len() >= end + len
-        {
-            let status = buf
-                .get(9..12)
-                .and_then(|s| core::str::from_utf8(s).ok())
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            return Ok((status, buf.len()));
-        }
-        if buf.len() > MAX_RESPONSE {
-            return Err(io("response too large"));
-        }
-    }
-}
 
 impl Guest for Component {
     fn execute_action(action: Action) -> Result<Outcome, ActionError> {
@@ -183,7 +262,7 @@ impl Guest for Component {
             Some(c) => c,
             None => slot.insert(connect(&action.with_params)?),
         };
-        let (status, received) = match request(c) {
+        let (status, received) = match c.link.request(&c.request) {
             Ok(r) => r,
             Err(e) => {
                 // A failed connection is not used again.
