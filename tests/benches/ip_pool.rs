@@ -188,6 +188,32 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
+/// Each target met or not, from the medians of the four cases (in the order of `main`'s
+/// `cases`: /16 empty, /16 90% full, /64 empty, /64 scattered).
+fn verdicts(m: &[(f64, f64, f64)]) -> String {
+    let [e16, f16, e64, f64_] = m else {
+        return String::new();
+    };
+    let met = |ok: bool| if ok { "met" } else { "not met" };
+    let lease_min = m.iter().map(|c| c.2).fold(f64::INFINITY, f64::min);
+    let full_max = m.iter().map(|c| c.1).fold(0.0, f64::max);
+    format!(
+        "\nnative >= 10 M/s on the empty pools: {} ({:.2} M on the /16, {:.2} M on the /64); \
+         >= 1 M/s through the component with allocate-lease and release-lease: {} (at least \
+         {:.2} M on every pool; the full bindings reach {:.2} M at most); 90% full within 2x of \
+         empty, natively: {} ({:.2}x on the /16, {:.2}x on the /64)\n",
+        met(e16.0 >= 10e6 && e64.0 >= 10e6),
+        e16.0 / 1e6,
+        e64.0 / 1e6,
+        met(lease_min >= 1e6),
+        lease_min / 1e6,
+        full_max / 1e6,
+        met(e16.0 <= 2.0 * f16.0 && e64.0 <= 2.0 * f64_.0),
+        e16.0 / f16.0,
+        e64.0 / f64_.0,
+    )
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -233,6 +259,8 @@ fn main() {
     let mut table = String::from(
         "| pool | native alloc+release/s (median, min-max) | component allocate+release/s | component allocate-lease+release-lease/s | component/native (lease) |\n|---|---|---|---|---|\n",
     );
+    // Medians per case, in order: native, component, component with the lease pair.
+    let mut medians = Vec::new();
     for case in &cases {
         if case_filter
             .as_ref()
@@ -255,6 +283,7 @@ fn main() {
         let (nm, nlo, nhi) = median(n);
         let (cm, clo, chi) = median(c);
         let (lm, llo, lhi) = median(l);
+        medians.push((nm, cm, lm));
         table += &format!(
             "| {} | {:.2} M ({:.2}-{:.2}) | {:.2} M ({:.2}-{:.2}) | {:.2} M ({:.2}-{:.2}) | {:.3} |\n",
             case.name,
@@ -274,6 +303,9 @@ fn main() {
     if only.is_some() || case_filter.is_some() {
         print!("{table}");
         return;
+    }
+    if !quick {
+        table += &verdicts(&medians);
     }
     table += &format!(
         "\nheap per binding (native, {n} bindings on a /64): {:.0} bytes\n",
