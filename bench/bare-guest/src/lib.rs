@@ -150,6 +150,31 @@ fn head(buf: &[u8]) -> Option<(usize, usize)> {
     Some((end, len))
 }
 
+/// Bytes from `read` (each call what came next; empty once the peer has closed) until they make
+/// a whole response: its status and its length in bytes.
+fn read_response(
+    mut read: impl FnMut() -> Result<Vec<u8>, ActionError>,
+) -> Result<(u16, usize), ActionError> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let more = read()?;
+        if more.is_empty() {
+            return Err(io("closed"));
+        }
+        if buf.is_empty() {
+            buf = more;
+        } else {
+            buf.extend_from_slice(&more);
+        }
+        if let Some(status) = complete(&buf) {
+            return Ok((status, buf.len()));
+        }
+        if buf.len() > MAX_RESPONSE {
+            return Err(io("response too large"));
+        }
+    }
+}
+
 /// The response's status once `buf` holds its head and Content-Length body.
 fn complete(buf: &[u8]) -> Option<u16> {
     let (end, len) = head(buf)?;
@@ -194,21 +219,18 @@ impl Link for Raw {
             return Err(io("no room"));
         }
         self.output.write(request).map_err(|_| io("write"))?;
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            wait(&self.readable, &mut self.timer)?;
-            match self.input.read(READ) {
-                Ok(b) => buf.extend_from_slice(&b),
-                Err(StreamError::Closed) => return Err(io("closed")),
-                Err(_) => return Err(io("read")),
+        read_response(|| {
+            loop {
+                wait(&self.readable, &mut self.timer)?;
+                match self.input.read(READ) {
+                    // A wake-up with nothing to read (the readiness was stale): wait again.
+                    Ok(b) if b.is_empty() => continue,
+                    Ok(b) => return Ok(b),
+                    Err(StreamError::Closed) => return Ok(Vec::new()),
+                    Err(_) => return Err(io("read")),
+                }
             }
-            if let Some(status) = complete(&buf) {
-                return Ok((status, buf.len()));
-            }
-            if buf.len() > MAX_RESPONSE {
-                return Err(io("response too large"));
-            }
-        }
+        })
     }
 }
 
@@ -217,35 +239,24 @@ impl Link for ViaSocket {
         let ms = TIMEOUT_NS / 1_000_000;
         let s =
             socket::create_socket(AddressFamily::Ipv4, Protocol::Tcp).map_err(|_| io("socket"))?;
-        s.set_connect_timeout(ms).map_err(|_| io("timeout"))?;
-        s.set_read_timeout(ms).map_err(|_| io("timeout"))?;
-        s.set_write_timeout(ms).map_err(|_| io("timeout"))?;
+        let set = |_| io("setting a timeout");
+        s.set_connect_timeout(ms).map_err(set)?;
+        s.set_read_timeout(ms).map_err(set)?;
+        s.set_write_timeout(ms).map_err(set)?;
         s.connect(&SocketAddress { host, port })
             .map_err(|_| io("connect failed"))?;
         Ok(ViaSocket(s))
     }
 
     fn request(&mut self, request: &[u8]) -> Result<(u16, usize), ActionError> {
-        let s = &self.0;
-        let mut buf = s
-            .send_receive(request, READ as u32, false)
-            .map_err(|_| io("send-receive"))?;
-        loop {
-            if buf.is_empty() {
-                return Err(io("closed"));
-            }
-            if let Some(status) = complete(&buf) {
-                return Ok((status, buf.len()));
-            }
-            if buf.len() > MAX_RESPONSE {
-                return Err(io("response too large"));
-            }
-            let more = s.receive(READ as u32).map_err(|_| io("receive"))?;
-            if more.is_empty() {
-                return Err(io("closed"));
-            }
-            buf.extend_from_slice(&more);
-        }
+        let mut unsent = Some(request);
+        read_response(|| match unsent.take() {
+            Some(r) => self
+                .0
+                .send_receive(r, READ as u32, false)
+                .map_err(|_| io("send-receive")),
+            None => self.0.receive(READ as u32).map_err(|_| io("receive")),
+        })
     }
 }
 
