@@ -188,29 +188,38 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-/// Each target met or not, from the medians of the four cases (in the order of `main`'s
-/// `cases`: /16 empty, /16 90% full, /64 empty, /64 scattered).
+/// Each target met or not, from the medians (native, component, component with the lease pair)
+/// of the four cases in the order of `main`'s `cases`: /16 empty, /16 90% full, /64 empty, /64
+/// scattered. The rates are targets on the empty pools (as go-ipam's figure is); full pools are
+/// held to within 2x of empty.
 fn verdicts(m: &[(f64, f64, f64)]) -> String {
     let [e16, f16, e64, f64_] = m else {
         return String::new();
     };
     let met = |ok: bool| if ok { "met" } else { "not met" };
-    let lease_min = m.iter().map(|c| c.2).fold(f64::INFINITY, f64::min);
-    let full_max = m.iter().map(|c| c.1).fold(0.0, f64::max);
+    let within = |empty: f64, full: f64| empty <= 2.0 * full;
     format!(
         "\nnative >= 10 M/s on the empty pools: {} ({:.2} M on the /16, {:.2} M on the /64); \
-         >= 1 M/s through the component with allocate-lease and release-lease: {} (at least \
-         {:.2} M on every pool; the full bindings reach {:.2} M at most); 90% full within 2x of \
-         empty, natively: {} ({:.2}x on the /16, {:.2}x on the /64)\n",
+         >= 1 M/s through the component on the empty pools, with allocate-lease and \
+         release-lease: {} ({:.2} M and {:.2} M; the full bindings {:.2} M and {:.2} M); 90% full \
+         within 2x of empty: {} (natively {:.2}x on the /16 and {:.2}x on the /64, through the \
+         component {:.2}x and {:.2}x)\n",
         met(e16.0 >= 10e6 && e64.0 >= 10e6),
         e16.0 / 1e6,
         e64.0 / 1e6,
-        met(lease_min >= 1e6),
-        lease_min / 1e6,
-        full_max / 1e6,
-        met(e16.0 <= 2.0 * f16.0 && e64.0 <= 2.0 * f64_.0),
+        met(e16.2 >= 1e6 && e64.2 >= 1e6),
+        e16.2 / 1e6,
+        e64.2 / 1e6,
+        e16.1 / 1e6,
+        e64.1 / 1e6,
+        met(within(e16.0, f16.0)
+            && within(e64.0, f64_.0)
+            && within(e16.2, f16.2)
+            && within(e64.2, f64_.2)),
         e16.0 / f16.0,
         e64.0 / f64_.0,
+        e16.2 / f16.2,
+        e64.2 / f64_.2,
     )
 }
 
