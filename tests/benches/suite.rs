@@ -698,45 +698,32 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
             "floor, {users} users: the executor interface on bare wasi:sockets \
              (bench/bare-guest), same scheduler"
         );
-        match &floor {
-            Ok(_) => {
-                let f = stat(d.rps.clone());
-                let mut ratio = format!(
-                    "ours {:.2} x floor; floor {:.2} x wrk",
-                    ours_rps.median / f.median,
-                    f.median / wrk_rps.median
-                );
-                if oha.is_some() {
-                    let oha_rps = stat(c.rps.clone());
-                    let _ = write!(ratio, ", {:.2} x oha", f.median / oha_rps.median);
-                }
-                t.row(
-                    "4",
-                    &what,
-                    format!("{}, CPU {:.1} us", fmt(&ours_rps, "req/s"), a.cpu()),
-                    format!("floor {}, {}", fmt(&f, "req/s"), d.cpu_text()),
-                    ratio,
-                    "reported",
-                );
+        let ours_cpu = format!("{}, CPU {:.1} us", fmt(&ours_rps, "req/s"), a.cpu());
+        floor_row(t, &what, &floor, ours_cpu.clone(), ("floor", &d), |f| {
+            let mut ratio = format!(
+                "ours {:.2} x floor; floor {:.2} x wrk",
+                ours_rps.median / f.median,
+                f.median / wrk_rps.median
+            );
+            if oha.is_some() {
+                let oha_rps = stat(c.rps.clone());
+                let _ = write!(ratio, ", {:.2} x oha", f.median / oha_rps.median);
             }
-            Err(e) => t.row(
-                "4",
-                &what,
-                "-".into(),
-                format!("not built: {e}"),
-                "-".into(),
-                "reported",
-            ),
-        }
+            ratio
+        });
         // The same floor with every byte through the socket component: above it, the socket
         // layer's cost; below our artifact, the HTTP client's.
         let what = format!(
             "floor through the socket component, {users} users: bench/bare-guest with one \
              send-receive a request (feature via-socket)"
         );
-        match &socket_floor {
-            Ok(_) => {
-                let rps = stat(sf.rps.clone());
+        floor_row(
+            t,
+            &what,
+            &socket_floor,
+            ours_cpu,
+            ("socket floor", &sf),
+            |rps| {
                 let mut ratio = format!("ours {:.2} x it; it", ours_rps.median / rps.median);
                 if floor.is_ok() {
                     let _ = write!(
@@ -746,26 +733,44 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
                     );
                 }
                 let _ = write!(ratio, " {:.2} x wrk", rps.median / wrk_rps.median);
-                t.row(
-                    "4",
-                    &what,
-                    format!("{}, CPU {:.1} us", fmt(&ours_rps, "req/s"), a.cpu()),
-                    format!("socket floor {}, {}", fmt(&rps, "req/s"), sf.cpu_text()),
-                    ratio,
-                    "reported",
-                );
-            }
-            Err(e) => t.row(
-                "4",
-                &what,
-                "-".into(),
-                format!("not built: {e}"),
-                "-".into(),
-                "reported",
-            ),
-        }
+                ratio
+            },
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A floor's line in row 4: `ours` beside the floor's rate and CPU (`name`, its measurements),
+/// with `ratio` of its rate; or why the floor was not built.
+fn floor_row(
+    t: &mut Table,
+    what: &str,
+    built: &Result<PathBuf, String>,
+    ours: String,
+    (name, load): (&str, &Load),
+    ratio: impl FnOnce(&Stat) -> String,
+) {
+    match built {
+        Ok(_) => {
+            let rps = stat(load.rps.clone());
+            t.row(
+                "4",
+                what,
+                ours,
+                format!("{name} {}, {}", fmt(&rps, "req/s"), load.cpu_text()),
+                ratio(&rps),
+                "reported",
+            );
+        }
+        Err(e) => t.row(
+            "4",
+            what,
+            "-".into(),
+            format!("not built: {e}"),
+            "-".into(),
+            "reported",
+        ),
+    }
 }
 
 /// One side of row 4 over its repetitions: rate, p99, and CPU per request (µs) of the client
