@@ -17,6 +17,67 @@ pub const HTTP_ACTIONS_COMPONENT: &str = env!("HTTP_ACTIONS_COMPONENT_WASM");
 /// The composed executor artifact: exports the executor and ip-pool, imports only WASI.
 pub const EXECUTOR_ARTIFACT: &str = env!("EXECUTOR_WASM");
 
+/// How long dropping an output stream waits for its last write. wasmtime-wasi's own drop
+/// waits for it without end, so a socket whose peer stopped reading could never be closed or
+/// dropped (the socket component's close has already waited the socket's write timeout for
+/// its flush by then).
+pub const STREAM_DROP_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
+const STREAMS: &str = "wasi:io/streams@0.2.12";
+
+/// Drop the output stream `rep`: its last write gets `STREAM_DROP_BOUND`, then is cancelled.
+async fn drop_output_stream(
+    table: &mut wasmtime_wasi::ResourceTable,
+    rep: u32,
+) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynOutputStream;
+    let mut stream = table.delete(Resource::<DynOutputStream>::new_own(rep))?;
+    let _ = tokio::time::timeout(STREAM_DROP_BOUND, stream.cancel()).await;
+    Ok(())
+}
+
+/// Replace the destructor of `wasi:io/streams.output-stream` in a linker set up by
+/// `wasmtime_wasi::p2::add_to_linker_async` with one whose wait for the stream's last write is
+/// bounded by `STREAM_DROP_BOUND`; after it the write is cancelled (its task dropped).
+pub fn bound_stream_drops<T: wasmtime_wasi::WasiView + Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let r = linker.instance(STREAMS).and_then(|mut i| {
+        i.resource_async(
+            "output-stream",
+            wasmtime::component::ResourceType::host::<wasmtime_wasi::p2::DynOutputStream>(),
+            |mut store, rep| {
+                Box::new(async move { drop_output_stream(store.data_mut().ctx().table, rep).await })
+            },
+        )
+    });
+    linker.allow_shadowing(false);
+    r
+}
+
+/// The same for a linker set up by `wasmtime_wasi::p2::add_to_linker_sync`.
+pub fn bound_stream_drops_sync<T: wasmtime_wasi::WasiView + Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let r = linker.instance(STREAMS).and_then(|mut i| {
+        i.resource(
+            "output-stream",
+            wasmtime::component::ResourceType::host::<wasmtime_wasi::p2::DynOutputStream>(),
+            |mut store, rep| {
+                wasmtime_wasi::runtime::in_tokio(drop_output_stream(
+                    store.data_mut().ctx().table,
+                    rep,
+                ))
+            },
+        )
+    });
+    linker.allow_shadowing(false);
+    r
+}
+
 /// Pooling-allocator limits for `slots` live instances of the artifact: per instance it holds
 /// up to 48 core instances, 8 memories and 24 tables (three components, their adapters and
 /// shims), with room to spare. The scheduler host and the benchmarks load it with these.

@@ -24,6 +24,9 @@ const USAGE: &str = "usage:
   scheduler validate SCENARIO.yaml
   scheduler exec METHOD URL [--bind-ip IP] [--header K:V]... [--body S] [--json]";
 
+/// A run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
 const DEMO: &str = include_str!("../scenarios/demo.yaml");
 
 fn usage(msg: &str) -> ExitCode {
@@ -175,6 +178,14 @@ fn main() -> ExitCode {
 
 /// Load and check a scenario, printing every problem.
 fn load(path: &str) -> Result<scenario::Scenario, ExitCode> {
+    let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > scenario::MAX_INPUT as u64);
+    if too_big {
+        eprintln!(
+            "scheduler: {path}: larger than {} bytes; not a scenario",
+            scenario::MAX_INPUT
+        );
+        return Err(ExitCode::from(2));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| {
         eprintln!("scheduler: {path}: {e}");
         ExitCode::from(2)
@@ -204,20 +215,27 @@ async fn finish(
         report.target_counts = Some(t.counts());
     }
     print!("{}", report.text());
+    let mut code = if report.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if !report.run_errors.is_empty() || !report.user_errors.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     if let Some(p) = &flags.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
         if let Err(e) = std::fs::write(p, text) {
             eprintln!("scheduler: writing {}: {e}", p.display());
-            return ExitCode::FAILURE;
+            code = ExitCode::FAILURE;
         }
     }
     if let Some(p) = &flags.metrics
         && let Err(e) = std::fs::write(p, report.metrics(&samples))
     {
         eprintln!("scheduler: writing {}: {e}", p.display());
-        return ExitCode::FAILURE;
+        code = ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
+    code
 }
 
 async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {

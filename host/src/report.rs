@@ -44,6 +44,8 @@ pub struct Collected {
     pub user_errors: Vec<UserError>,
     pub users_spawned: u64,
     pub users_finished: u64,
+    /// What went wrong with the run itself (the pool state could not be written, ...).
+    pub run_errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -114,6 +116,7 @@ pub struct Report {
     /// The demo target's own count of requests per source address.
     pub target_counts: Option<BTreeMap<String, u64>>,
     pub interrupted: bool,
+    pub run_errors: Vec<String>,
     /// The source addresses each user sent from, in order of first use.
     pub user_sources: BTreeMap<u32, Vec<String>>,
 }
@@ -154,6 +157,7 @@ impl Report {
             pools,
             target_counts: None,
             interrupted,
+            run_errors: c.run_errors.clone(),
         }
     }
 
@@ -242,12 +246,18 @@ impl Report {
             }
         }
         if !self.user_errors.is_empty() {
-            let _ = writeln!(s, "\nusers that could not run:");
+            let _ = writeln!(s, "\nusers that could not run or failed:");
             for e in self.user_errors.iter().take(20) {
                 let _ = writeln!(s, "  user {} ({}): {}", e.user, e.tenant, e.error);
             }
             if self.user_errors.len() > 20 {
                 let _ = writeln!(s, "  ... and {} more", self.user_errors.len() - 20);
+            }
+        }
+        if !self.run_errors.is_empty() {
+            let _ = writeln!(s, "\nthe run failed:");
+            for e in &self.run_errors {
+                let _ = writeln!(s, "  {e}");
             }
         }
         let _ = writeln!(s, "\nip pools at the end:");
@@ -277,6 +287,7 @@ impl Report {
         json!({
             "scenario": self.scenario,
             "interrupted": self.interrupted,
+            "run_errors": self.run_errors,
             "elapsed_s": self.elapsed_s,
             "users": { "spawned": self.users_spawned, "finished": self.users_finished },
             "totals": Self::group_json(&self.totals),

@@ -2,7 +2,7 @@
 //! instance of the artifact, addresses come from the one pool authority, and samples go to
 //! the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -47,8 +47,19 @@ struct Shared {
     authority: Authority,
     collected: Mutex<Collected>,
     live: Live,
-    stop: AtomicBool,
+    /// Set by Ctrl-C, the end of `duration`, or a fault that ends the run (the pool state
+    /// could not be written).
+    stop: Arc<AtomicBool>,
+    /// A second Ctrl-C: cut in-flight work off now.
+    force: AtomicBool,
     started: Instant,
+}
+
+impl Shared {
+    /// The collection, even if a user panicked while holding it.
+    fn collected(&self) -> std::sync::MutexGuard<'_, Collected> {
+        self.collected.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 fn method(call: &str) -> exec::HttpMethod {
@@ -123,19 +134,19 @@ struct User {
 }
 
 async fn run_user(shared: Arc<Shared>, user: User) {
+    // Fault injection for the tests (debug builds only): this user's task panics.
+    #[cfg(debug_assertions)]
+    if std::env::var("SCHEDULER_TEST_PANIC_USER").is_ok_and(|v| v == user.id.to_string()) {
+        panic!("fault injected into user {}", user.id);
+    }
     let sc = &shared.scenario;
     let policy = Arc::new(Policy::default());
     let fail = |e: String| {
-        shared
-            .collected
-            .lock()
-            .unwrap()
-            .user_errors
-            .push(UserError {
-                user: user.id,
-                tenant: user.tenant.clone(),
-                error: e,
-            });
+        shared.collected().user_errors.push(UserError {
+            user: user.id,
+            tenant: user.tenant.clone(),
+            error: e,
+        });
     };
     let mut inst = match shared.runtime.instantiate(policy.clone()).await {
         Ok(i) => i,
@@ -151,6 +162,10 @@ async fn run_user(shared: Arc<Shared>, user: User) {
     let per_task = sc.ip_binding.strategy == BindStrategy::PerTask
         || sc.ip_binding.release_on == ReleaseOn::TaskEnd;
     let mut held: Option<pool::Binding> = None;
+    if binding_on {
+        // Nothing to bind until the pool gives an address.
+        policy.pin(None);
+    }
     if binding_on && !per_task {
         match acquire(&shared, &pool_id, &own).await {
             Ok(b) => held = Some(b),
@@ -185,11 +200,19 @@ async fn run_user(shared: Arc<Shared>, user: User) {
             }
         }
         let ip = held.as_ref().map(|b| b.ip.clone());
-        if let Some(ip) = ip.as_ref().and_then(|ip| ip.parse().ok()) {
-            policy.allow_bind(ip);
+        if binding_on {
+            // The policy follows the binding in force: this address, and no other.
+            policy.pin(ip.as_ref().and_then(|ip| ip.parse().ok()));
         }
         run_task(&mut state, &mut inst, &policy, ip.as_deref()).await;
         if binding_on && per_task {
+            // The address goes back: the instance may no longer bind it, and its kept-alive
+            // connections from it are closed (the next holder may be another user).
+            policy.pin(None);
+            if let Err(e) = inst.close_idle().await {
+                error = Some(e);
+                break;
+            }
             if let Err(e) = shared.authority.release(&pool_id, &own).await {
                 error = Some(e);
                 break;
@@ -234,6 +257,9 @@ struct UserState<'a> {
     /// Samples not yet handed to the run's collection (in batches, and when the user ends or
     /// is cut off).
     samples: Vec<Sample>,
+    /// The request being executed (its action's index, its source, when it started): if the
+    /// user is cut off at the drain, it is counted as interrupted.
+    in_flight: Option<(usize, Arc<str>, Instant)>,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -255,6 +281,7 @@ impl<'a> UserState<'a> {
             given: (None, "-".into()),
             source: (String::new(), "-".into()),
             samples: Vec::new(),
+            in_flight: None,
         }
     }
 
@@ -266,7 +293,7 @@ impl<'a> UserState<'a> {
     }
 
     fn flush(&mut self) {
-        let mut c = self.shared.collected.lock().unwrap();
+        let mut c = self.shared.collected();
         c.samples.append(&mut self.samples);
     }
 
@@ -291,9 +318,29 @@ impl<'a> UserState<'a> {
 
 impl Drop for UserState<'_> {
     fn drop(&mut self) {
+        // Cut off (or panicked) in the middle of a request: it was sent, and never finished.
+        if let Some((index, source, start)) = self.in_flight.take() {
+            self.samples.push(Sample {
+                action: self.action_ids[index].clone(),
+                tenant: self.tenant.clone(),
+                user: self.user,
+                source,
+                ok: false,
+                status: None,
+                latency_us: start.elapsed().as_micros() as u64,
+                bytes_sent: 0,
+                bytes_received: 0,
+                error: Some(INTERRUPTED.into()),
+            });
+            self.shared.live.requests.fetch_add(1, Ordering::Relaxed);
+            self.shared.live.errors.fetch_add(1, Ordering::Relaxed);
+        }
         self.flush();
     }
 }
+
+/// The error of a request cut off when the run stopped.
+pub const INTERRUPTED: &str = "interrupted";
 
 /// One pass through the workflow.
 async fn run_task(st: &mut UserState<'_>, inst: &mut Instance, policy: &Policy, ip: Option<&str>) {
@@ -350,12 +397,17 @@ async fn prepare(
     let mut with =
         template::render_json(&action.with, vars).map_err(|e| format!("template: {e}"))?;
     if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
-        let empty = obj
-            .get("bind_ip")
-            .is_none_or(|v| v.as_str().is_some_and(str::is_empty));
-        if empty {
-            obj.insert("bind_ip".into(), ip.into());
+        match obj.get("bind_ip") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(s)) if s.is_empty() || s == ip => {}
+            Some(other) => {
+                // The pool's address is in force: no other (the wildcard included).
+                return Err(format!(
+                    "bind_ip: {other} is not the user's address from the pool ({ip})"
+                ));
+            }
         }
+        obj.insert("bind_ip".into(), ip.into());
     }
     if let Some(url) = with.get("url").and_then(|u| u.as_str()) {
         for t in target_of_url(url).await.unwrap_or_default() {
@@ -425,7 +477,9 @@ async fn run_action(
         },
     };
     let start = Instant::now();
+    st.in_flight = Some((index, sample.source.clone(), start));
     let result = inst.execute(call).await;
+    st.in_flight = None;
     sample.latency_us = start.elapsed().as_micros() as u64;
     // What later templates and conditions can read of this action (when any reads).
     let mut scope = shared.uses_vars.then(|| {
@@ -481,13 +535,14 @@ fn progress_line(shared: &Shared) -> String {
 }
 
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sample>), String> {
-    let max = scenario
-        .concurrency
-        .max_users
-        .min(scenario.total_users().max(1));
+    let max = u64::from(scenario.concurrency.max_users).min(scenario.total_users().max(1)) as u32;
     let runtime = Runtime::new(max + 2)?;
-    let authority = Authority::new(&runtime, opts.state_dir.clone()).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let authority = Authority::new(&runtime, opts.state_dir.clone(), stop.clone()).await?;
     authority.setup(&scenario.pools).await?;
+    if let Some(e) = authority.fault() {
+        return Err(e);
+    }
     let static_with: Vec<bool> = scenario
         .actions
         .iter()
@@ -506,16 +561,24 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
         authority,
         collected: Mutex::new(Collected::default()),
         live: Live::default(),
-        stop: AtomicBool::new(false),
+        stop,
+        force: AtomicBool::new(false),
         started: Instant::now(),
     });
     let interrupted = Arc::new(AtomicBool::new(false));
     {
+        // The first Ctrl-C stops spawning and lets in-flight work drain; a second cuts it off.
         let (s, i) = (shared.clone(), interrupted.clone());
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 i.store(true, Ordering::SeqCst);
                 s.stop.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "\nscheduler: stopping (in-flight requests get the drain; Ctrl-C again to cut them off)"
+                );
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                s.force.store(true, Ordering::SeqCst);
             }
         });
     }
@@ -534,6 +597,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
     let limit = Arc::new(Semaphore::new(sc.concurrency.max_users as usize));
     let shards = Shards::start(sc.concurrency.max_users as usize)?;
     let mut tasks = tokio::task::JoinSet::new();
+    // Which user each task runs, to name the one whose task panicked.
+    let mut users: HashMap<tokio::task::Id, (u32, String)> = HashMap::new();
     let mut phases = sc.phases.clone();
     phases.sort_by_key(|p| p.at);
     let mut next_id = 0u32;
@@ -556,9 +621,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
                 break 'phases;
             }
             if let (Some(rate), Some(last)) = (sc.concurrency.spawn_rate, last_spawn) {
-                let gap = Duration::from_secs_f64(1.0 / rate);
+                // The scenario's rate is bounded (a day a user at the slowest).
+                let gap = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX);
                 let wait = (last + gap).saturating_duration_since(Instant::now());
-                tokio::time::sleep(wait).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = wait_stop(&shared) => break 'phases,
+                }
             }
             let permit = tokio::select! {
                 p = limit.clone().acquire_owned() => p.map_err(|e| e.to_string())?,
@@ -571,19 +640,23 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
                 tenant: phase.tenant.clone().unwrap_or_else(|| "default".into()),
                 pool: phase.pool.clone().or_else(|| sc.ip_binding.pool.clone()),
             };
+            let who = (user.id, user.tenant.clone());
             shared.live.spawned.fetch_add(1, Ordering::Relaxed);
             shared.live.active.fetch_add(1, Ordering::Relaxed);
-            shared.collected.lock().unwrap().users_spawned += 1;
+            shared.collected().users_spawned += 1;
             let s = shared.clone();
-            tasks.spawn_on(
+            let task = tasks.spawn_on(
                 async move {
-                    run_user(s.clone(), user).await;
-                    s.live.active.fetch_sub(1, Ordering::Relaxed);
-                    s.collected.lock().unwrap().users_finished += 1;
+                    run_user(s, user).await;
                     drop(permit);
                 },
                 shards.next(next_id),
             );
+            users.insert(task.id(), who);
+            // Reap users as they finish, so the table stays as small as the users alive.
+            while let Some(done) = tasks.try_join_next_with_id() {
+                ended(&shared, &mut users, done);
+            }
         }
     }
     // A loop with a duration stops spawning and, at the end of the duration, tells users to stop.
@@ -597,16 +670,28 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
     let drain = opts.drain.unwrap_or(Duration::from_secs(10));
     loop {
         tokio::select! {
-            next = tasks.join_next() => if next.is_none() { break },
+            next = tasks.join_next_with_id() => match next {
+                Some(done) => ended(&shared, &mut users, done),
+                None => break,
+            },
             _ = wait_stop(&shared) => {
-                // Stopped: in-flight work gets `drain` to finish, then it is cut off.
+                // Stopped: in-flight work gets `drain` to finish (or until a second Ctrl-C),
+                // then it is cut off; what it was doing is counted as interrupted.
                 let deadline = tokio::time::sleep(drain);
                 tokio::pin!(deadline);
                 loop {
                     tokio::select! {
-                        next = tasks.join_next() => if next.is_none() { break },
-                        _ = &mut deadline => { tasks.abort_all(); while tasks.join_next().await.is_some() {} break }
+                        next = tasks.join_next_with_id() => match next {
+                            Some(done) => ended(&shared, &mut users, done),
+                            None => break,
+                        },
+                        _ = &mut deadline => break,
+                        _ = wait_force(&shared) => break,
                     }
+                }
+                tasks.abort_all();
+                while let Some(done) = tasks.join_next_with_id().await {
+                    ended(&shared, &mut users, done);
                 }
                 break;
             }
@@ -617,39 +702,51 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
         t.abort();
         eprintln!("\r{}\x1b[K", progress_line(&shared));
     }
-    // Whatever users still hold (cut off, or shared per tenant) goes back to the pool.
+    // Whatever users still hold (cut off, or shared per tenant) goes back to the pool. A
+    // failure here is the run's error, in the report: nothing collected is lost.
+    let mut run_errors = Vec::new();
     let mut pools = Vec::new();
+    let tenants: BTreeSet<String> = sc
+        .phases
+        .iter()
+        .map(|ph| ph.tenant.clone().unwrap_or_else(|| "default".into()))
+        .collect();
     for p in &sc.pools {
-        for tenant in sc
-            .phases
-            .iter()
-            .map(|ph| ph.tenant.clone().unwrap_or_else(|| "default".into()))
-        {
+        for tenant in &tenants {
             for b in shared
                 .authority
-                .bindings(&p.id, &tenant)
+                .bindings(&p.id, tenant)
                 .await
                 .unwrap_or_default()
             {
-                if b.resource == "shared" || b.resource.starts_with("user-") {
-                    shared
+                if (b.resource == "shared" || b.resource.starts_with("user-"))
+                    && let Err(e) = shared
                         .authority
                         .release(&p.id, &owner(&b.tenant, &b.resource))
-                        .await?;
+                        .await
+                {
+                    run_errors.push(e);
                 }
             }
         }
-        let st = shared.authority.stats(&p.id).await?;
-        pools.push(PoolState {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            total: st.total,
-            allocated: st.allocated,
-            available: st.available,
-        });
+        match shared.authority.stats(&p.id).await {
+            Ok(st) => pools.push(PoolState {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                total: st.total,
+                allocated: st.allocated,
+                available: st.available,
+            }),
+            Err(e) => run_errors.push(format!("pool {}: {e}", p.id)),
+        }
     }
+    if let Some(e) = shared.authority.fault() {
+        run_errors.insert(0, e);
+    }
+    run_errors.dedup();
     let elapsed = shared.started.elapsed().as_secs_f64();
-    let collected = std::mem::take(&mut *shared.collected.lock().unwrap());
+    let mut collected = std::mem::take(&mut *shared.collected());
+    collected.run_errors = run_errors;
     let report = Report::new(
         &sc.name,
         elapsed,
@@ -658,6 +755,40 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
         interrupted.load(Ordering::SeqCst),
     );
     Ok((report, collected.samples))
+}
+
+/// A user's task ended: count it, and a panic becomes that user's error.
+fn ended(
+    shared: &Shared,
+    users: &mut HashMap<tokio::task::Id, (u32, String)>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let id = match &done {
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
+    };
+    let who = users.remove(&id);
+    shared.live.active.fetch_sub(1, Ordering::Relaxed);
+    let mut c = shared.collected();
+    if done.is_ok() {
+        c.users_finished += 1;
+    }
+    // A cancelled task was cut off at the drain: spawned, not finished.
+    if let (Err(e), Some((user, tenant))) = (done, who)
+        && e.is_panic()
+    {
+        let p = e.into_panic();
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        c.user_errors.push(UserError {
+            user,
+            tenant,
+            error: format!("internal error (the user's task panicked): {msg}"),
+        });
+    }
 }
 
 /// Users run on one single-threaded runtime per core, each with its own event loop (as wrk
@@ -725,6 +856,12 @@ impl Drop for Shards {
 
 async fn wait_stop(shared: &Shared) {
     while !shared.stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn wait_force(shared: &Shared) {
+    while !shared.force.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

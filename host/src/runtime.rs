@@ -41,25 +41,58 @@ impl WasiView for UserCtx {
 #[derive(Default)]
 pub struct Policy {
     targets: Mutex<HashSet<SocketAddr>>,
-    binds: Mutex<HashSet<IpAddr>>,
+    binds: Mutex<Binds>,
+    /// Addresses allowed one by one (`exec --bind-ip`), while no pool binding is in force.
+    allowed: Mutex<HashSet<IpAddr>>,
+}
+
+/// Which local addresses an instance may bind.
+#[derive(Default)]
+enum Binds {
+    /// No pool binding: the wildcard and the addresses allowed one by one.
+    #[default]
+    Free,
+    /// The user's address from a pool is in force: that one only (no wildcard, nothing the
+    /// user held before and released).
+    Pinned(IpAddr),
+    /// The user takes its addresses from a pool and holds none right now: nothing.
+    Withdrawn,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Policy {
     pub fn allow_target(&self, addr: SocketAddr) {
-        self.targets.lock().unwrap().insert(addr);
+        lock(&self.targets).insert(addr);
     }
 
+    /// Allow one more local address (no pool binding in force).
     pub fn allow_bind(&self, ip: IpAddr) {
-        self.binds.lock().unwrap().insert(ip);
+        lock(&self.allowed).insert(ip);
+    }
+
+    /// The user's pool binding: `Some(ip)` the only address it may bind from now on, `None`
+    /// none at all (released, not yet given another).
+    pub fn pin(&self, ip: Option<IpAddr>) {
+        *lock(&self.binds) = match ip {
+            Some(ip) => Binds::Pinned(ip),
+            None => Binds::Withdrawn,
+        };
     }
 
     fn check(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
         match usage {
-            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
-                addr.ip().is_unspecified() || self.binds.lock().unwrap().contains(&addr.ip())
-            }
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => match &*lock(&self.binds) {
+                Binds::Free => {
+                    addr.ip().is_unspecified() || lock(&self.allowed).contains(&addr.ip())
+                }
+                Binds::Pinned(ip) => addr.ip() == *ip,
+                Binds::Withdrawn => false,
+            },
             SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
-                self.targets.lock().unwrap().contains(&addr)
+                lock(&self.targets).contains(&addr)
             }
             // Actions are clients: no listening sockets.
             SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
@@ -100,6 +133,7 @@ impl Runtime {
         let component = Component::from_file(&engine, &path).map_err(fail(&what))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
+        compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(fail("pre-instantiating"))?;
@@ -140,6 +174,15 @@ impl Instance {
             .call_execute_action(&mut self.store, action)
             .await
             .map_err(fail("execute-action trapped"))
+    }
+
+    /// Close the instance's idle keep-alive connections (its source address was released).
+    pub async fn close_idle(&mut self) -> Result<(), String> {
+        self.bindings
+            .scheduler_executor_executor()
+            .call_close_idle(&mut self.store)
+            .await
+            .map_err(fail("close-idle trapped"))
     }
 
     pub fn pool(&self) -> pool::Guest {

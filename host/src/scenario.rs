@@ -171,9 +171,35 @@ impl Scenario {
         self.node("start").or_else(|| self.nodes.first())
     }
 
-    pub fn total_users(&self) -> u32 {
-        self.phases.iter().map(|p| p.users).sum()
+    /// Users over every phase (at most `MAX_TOTAL_USERS`, which `parse` checks).
+    pub fn total_users(&self) -> u64 {
+        self.phases.iter().map(|p| u64::from(p.users)).sum()
     }
+}
+
+/// The longest duration, offset or think time a scenario may give: a year.
+pub const MAX_SECONDS: f64 = 86_400.0 * 365.0;
+
+/// Users over all phases of one run (user ids are 32-bit).
+pub const MAX_TOTAL_USERS: u64 = 100_000_000;
+
+/// The largest scenario file read (bytes).
+pub const MAX_INPUT: usize = 4 << 20;
+
+/// How deeply YAML flow collections (`[`, `{`) may nest. The parser's cost grows with the
+/// square of the nesting; no scenario nests more than a few levels.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// Spawn rates, users per second: from one a day to a million a second.
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+pub const MAX_RATE: f64 = 1e6;
+
+/// A non-negative number of seconds as a duration, within `MAX_SECONDS`.
+pub fn seconds(n: f64) -> Option<Duration> {
+    if !(0.0..=MAX_SECONDS).contains(&n) {
+        return None;
+    }
+    Duration::try_from_secs_f64(n).ok()
 }
 
 /// `1s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
@@ -194,7 +220,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    (secs <= 86_400.0 * 365.0).then(|| Duration::from_secs_f64(secs))
+    seconds(secs)
 }
 
 struct Walker {
@@ -346,22 +372,115 @@ fn yaml_to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-fn check_cidr(text: &str) -> Result<(), String> {
-    // Same rules as the pool (which has the last word when the scenario runs).
+/// The first and last address of a range as the pool reads it (the pool has the last word when
+/// the scenario runs).
+fn check_cidr(text: &str) -> Result<(u128, u128), String> {
     let mut pools = ip_pool::IpPools::new();
     pools
         .create_pool("check", Default::default())
         .map_err(|e| e.to_string())?;
     let r = match text.split_once('-') {
-        Some((a, b)) if !text.contains('/') => {
-            pools.add_range("check", a.trim(), b.trim()).map(|_| ())
-        }
-        _ => pools.add_cidr("check", text, true).map(|_| ()),
+        Some((a, b)) if !text.contains('/') => pools.add_range("check", a.trim(), b.trim()),
+        _ => pools.add_cidr("check", text, true),
     };
-    r.map_err(|e| e.to_string())
+    r.map(|i| (key(i.first), key(i.last)))
+        .map_err(|e| e.to_string())
+}
+
+/// Addresses in one order, IPv4 as IPv4-mapped IPv6.
+fn key(ip: std::net::IpAddr) -> u128 {
+    match ip {
+        std::net::IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        std::net::IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// Ranges of different pools that share an address: each address has one pool, so that no
+/// two users can hold it at once through two pools.
+fn check_overlaps(w: &mut Walker, ranges: &mut [(u128, u128, usize, String, String)]) {
+    ranges.sort_by_key(|r| (r.0, r.1));
+    // The range reaching furthest so far: (last, pool, path, text).
+    let mut reach: Option<(u128, usize, String, String)> = None;
+    for (first, last, pool, path, text) in ranges.iter() {
+        if let Some((end, p, other_path, other_text)) = &reach
+            && *first <= *end
+            && *p != *pool
+        {
+            w.problem(
+                path,
+                format!("{text} overlaps {other_text} of another pool ({other_path}); an address can be in one pool only"),
+            );
+        }
+        if reach.as_ref().is_none_or(|r| *last > r.0) {
+            reach = Some((*last, *pool, path.clone(), text.clone()));
+        }
+    }
+}
+
+/// How deeply flow collections nest, outside quoted scalars and comments, and the line of the
+/// deepest. An over-estimate at worst (a plain scalar holding brackets counts them).
+fn flow_depth(text: &str) -> (usize, usize) {
+    let (mut depth, mut max, mut line, mut at_line) = (0usize, 0usize, 1usize, 1usize);
+    let mut quote: Option<char> = None;
+    let mut prev = '\n';
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\n' {
+            line += 1;
+        }
+        match quote {
+            Some('\'') if c == '\'' => quote = None,
+            Some('"') if c == '\\' => {
+                chars.next();
+            }
+            Some('"') if c == '"' => quote = None,
+            Some(_) => {}
+            None => match c {
+                '#' if prev.is_whitespace() => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            line += 1;
+                            break;
+                        }
+                    }
+                }
+                '\'' | '"' if prev.is_whitespace() || "[{,:".contains(prev) => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > max {
+                        (max, at_line) = (depth, line);
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    (max, at_line)
 }
 
 pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
+    let doc = |message: String, line: Option<usize>| {
+        vec![Problem {
+            path: "(document)".into(),
+            message,
+            line,
+        }]
+    };
+    if text.len() > MAX_INPUT {
+        return Err(doc(
+            format!("{} bytes; a scenario is at most {MAX_INPUT}", text.len()),
+            None,
+        ));
+    }
+    let (depth, line) = flow_depth(text);
+    if depth > MAX_FLOW_DEPTH {
+        return Err(doc(
+            format!("[ and {{ nested {depth} deep; at most {MAX_FLOW_DEPTH}"),
+            Some(line),
+        ));
+    }
     let root: Value = serde_yaml::from_str(text).map_err(|e| {
         vec![Problem {
             path: "(document)".into(),
@@ -412,6 +531,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     // workbook
     let mut pools = Vec::new();
     let mut resources = Vec::new();
+    let mut all_ranges = Vec::new();
     if let Some(wb) =
         get(top, "workbook").and_then(|v| w.map(v, "workbook", &["ip_pools", "resources"]))
     {
@@ -439,8 +559,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             for (j, r) in items.iter().enumerate() {
                 let rp = format!("{rpath}[{j}]");
                 if let Some(text) = w.string(Some(r), &rp, true) {
-                    if let Err(e) = check_cidr(&text) {
-                        w.problem(&rp, e);
+                    match check_cidr(&text) {
+                        Ok((first, last)) => all_ranges.push((first, last, i, rp, text.clone())),
+                        Err(e) => w.problem(&rp, e),
                     }
                     ranges.push(text);
                 }
@@ -471,6 +592,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 strategy,
             });
         }
+        check_overlaps(w, &mut all_ranges);
         for (i, r) in w
             .list(get(wb, "resources"), "workbook.resources")
             .iter()
@@ -551,12 +673,15 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                         continue;
                     };
                     let at = match get(m, "at_second") {
-                        Some(Value::Number(n)) if n.as_f64().is_some_and(|x| x >= 0.0) => {
-                            Duration::from_secs_f64(n.as_f64().unwrap())
-                        }
                         None => Duration::ZERO,
+                        Some(Value::Number(n)) if n.as_f64().and_then(seconds).is_some() => {
+                            n.as_f64().and_then(seconds).unwrap_or_default()
+                        }
                         Some(_) => {
-                            w.problem(&join(&path, "at_second"), "expected a number of seconds");
+                            w.problem(
+                                &join(&path, "at_second"),
+                                "expected a number of seconds from 0 to 31536000 (a year)",
+                            );
                             Duration::ZERO
                         }
                     };
@@ -722,11 +847,13 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                         .trim()
                         .parse::<f64>()
                         .ok()
-                        .filter(|r| *r > 0.0 && r.is_finite());
+                        .filter(|r| (MIN_RATE..=MAX_RATE).contains(r));
                     if rate.is_none() {
                         w.problem(
                             "load.concurrency.spawn_rate_limit",
-                            format!("bad rate {s:?} (use e.g. 100/s)"),
+                            format!(
+                                "bad rate {s:?} (use e.g. 100/s; from one a day, 0.0000116/s, to 1000000/s)"
+                            ),
                         );
                     }
                     concurrency.spawn_rate = rate;
@@ -736,6 +863,13 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     }
     if phases.is_empty() {
         w.problem("load.ramp_up.phases", "at least one phase is required");
+    }
+    let total: u64 = phases.iter().map(|p| u64::from(p.users)).sum();
+    if total > MAX_TOTAL_USERS {
+        w.problem(
+            "load.ramp_up.phases",
+            format!("{total} users in all; at most {MAX_TOTAL_USERS}"),
+        );
     }
     if lifetime.mode == Mode::Loop && lifetime.iterations == 0 && lifetime.duration.is_none() {
         // Allowed: runs until Ctrl-C. Nothing to report.
@@ -774,6 +908,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             let with = get(m, "with")
                 .map(yaml_to_json)
                 .unwrap_or(serde_json::Value::Null);
+            let mut bad = Vec::new();
+            template::check_json(&with, &join(&path, "with"), &mut bad);
+            for (p, e) in bad {
+                w.problem(&p, e);
+            }
             match &with {
                 serde_json::Value::Object(o) if o.contains_key("url") => {}
                 serde_json::Value::Object(_) => w.problem(&join(&path, "with.url"), "required"),

@@ -39,6 +39,49 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
     Ok(out)
 }
 
+/// Check a text's templates without values: every `{{` is closed, and each expression is a
+/// name or a condition that parses. What `render` would refuse whatever the values.
+pub fn check(text: &str) -> Result<(), String> {
+    if text.len() > MAX_LEN {
+        return Err(format!("template longer than {MAX_LEN} bytes"));
+    }
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let j = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+        let expr = after[..j].trim();
+        if !is_name(expr) {
+            parse_condition(expr)?;
+        }
+        rest = &after[j + 2..];
+    }
+    Ok(())
+}
+
+/// Every template inside a JSON value, with the path of the string holding it.
+pub fn check_json(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Err(e) = check(s) {
+                out.push((path.to_string(), e));
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                check_json(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                check_json(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -93,7 +136,8 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
             i += 1;
             continue;
         }
-        let two = if i + 1 < b.len() { &s[i..i + 2] } else { "" };
+        // `get` and not a slice: the next two bytes may end inside a multi-byte character.
+        let two = s.get(i..i + 2).unwrap_or("");
         if let Some(op) = ["==", "!=", "<=", ">=", "&&", "||"]
             .into_iter()
             .find(|o| *o == two)
@@ -141,7 +185,10 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Name(s[start..i].to_string()));
                 continue;
             }
-            _ => return Err(format!("unexpected character {:?}", c as char)),
+            _ => {
+                let ch = s[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+                return Err(format!("unexpected character {ch:?}"));
+            }
         }
         i += 1;
     }
@@ -160,12 +207,27 @@ pub enum Expr {
     Cmp(&'static str, Box<Expr>, Box<Expr>),
 }
 
+/// How deeply `!` and parentheses may nest: evaluation recurses, and a user's thread has a
+/// small stack. Real conditions nest a few levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// The longest condition or template accepted (bytes).
+pub const MAX_LEN: usize = 64 * 1024;
+
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser {
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("condition nested deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(())
+    }
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos)
     }
@@ -193,7 +255,10 @@ impl Parser {
     fn not(&mut self) -> Result<Expr, String> {
         if self.peek() == Some(&Tok::Op("!")) {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.enter()?;
+            let e = Expr::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.cmp()
     }
@@ -210,7 +275,9 @@ impl Parser {
     fn atom(&mut self) -> Result<Expr, String> {
         match self.next() {
             Some(Tok::LParen) => {
+                self.enter()?;
                 let e = self.or()?;
+                self.depth -= 1;
                 match self.next() {
                     Some(Tok::RParen) => Ok(e),
                     _ => Err("missing )".into()),
@@ -230,6 +297,9 @@ impl Parser {
 /// Parse a condition, written bare or inside `{{ }}`.
 pub fn parse_condition(text: &str) -> Result<Expr, String> {
     let t = text.trim();
+    if t.len() > MAX_LEN {
+        return Err(format!("condition longer than {MAX_LEN} bytes"));
+    }
     let inner = t
         .strip_prefix("{{")
         .and_then(|x| x.strip_suffix("}}"))
@@ -237,6 +307,7 @@ pub fn parse_condition(text: &str) -> Result<Expr, String> {
     let mut p = Parser {
         toks: tokenize(inner)?,
         pos: 0,
+        depth: 0,
     };
     let e = p.or()?;
     if p.pos != p.toks.len() {

@@ -285,7 +285,11 @@ fn exhaustion_fails_or_waits_as_configured() {
     let dir = tmp("exhaust");
     // A /30 has two usable addresses; five users.
     let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), false));
-    assert!(out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "users that could not run fail the run"
+    );
     let errors = r["user_errors"].as_array().unwrap();
     assert_eq!(errors.len(), 3, "{r}");
     assert!(
@@ -663,9 +667,10 @@ workflows:
     );
     let stopped = Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "an interrupted run exits 130: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
@@ -693,4 +698,526 @@ workflows:
         0,
         "and persisted as released"
     );
+}
+
+/// A plain scenario around one action URL and one edge condition, for hostile variations.
+fn plain_scenario(port: u16, url: &str, condition: &str, extra_load: &str, at: &str) -> String {
+    format!(
+        r#"
+version: "1.0"
+name: plain
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.47.0/28"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: {at}, spawn_users: 2, tenant_id: "日本" }} ] }}
+  user_lifetime: {{ mode: once }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p }} }}
+{extra_load}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "{url}" }} }} ]
+workflows:
+  nodes:
+    - {{ id: start, action: hit, edges: [ {{ to: again, trigger: {{ condition: "{condition}" }} }}, {{ to: end }} ] }}
+    - {{ id: again, action: hit, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#
+    )
+}
+
+fn validate_and_run(dir: &Path, name: &str, scenario: &str) -> (Output, Output, Duration) {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, scenario).unwrap();
+    let start = Instant::now();
+    let v = run(&["validate", path.to_str().unwrap()]);
+    let took = start.elapsed();
+    let r = run(&["run", path.to_str().unwrap()]);
+    (v, r, took)
+}
+
+/// Inputs that crashed the process, took minutes, or wrapped around: each is refused by
+/// `validate` and by `run` alike, exit 2, with its field path, and quickly.
+#[test]
+fn hostile_scenarios_are_refused_with_their_path() {
+    let dir = tmp("hostile");
+    let url = "http://127.0.0.1:9/x";
+    let ok_cond = "{{hit.status_code == 200}}";
+    let deep = |n: usize| format!("{}1 == 1{}", "(".repeat(n), ")".repeat(n));
+    let phases = {
+        let mut p = String::from("load:\n  ramp_up:\n    phases:\n");
+        for _ in 0..43_000 {
+            p.push_str("      - { at_second: 0, spawn_users: 100000 }\n");
+        }
+        p
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "inf-at-second",
+            plain_scenario(9, url, ok_cond, "", ".inf"),
+            "at_second",
+        ),
+        (
+            "huge-at-second",
+            plain_scenario(9, url, ok_cond, "", "1e300"),
+            "at_second",
+        ),
+        (
+            "tiny-rate",
+            plain_scenario(
+                9,
+                url,
+                ok_cond,
+                "  concurrency: { spawn_rate_limit: \"1e-300/s\" }",
+                "0",
+            ),
+            "spawn_rate_limit",
+        ),
+        (
+            "deep-parens",
+            plain_scenario(9, url, &deep(10_000), "", "0"),
+            "trigger.condition",
+        ),
+        (
+            "deep-not",
+            plain_scenario(9, url, &format!("{}true", "!".repeat(50_000)), "", "0"),
+            "trigger.condition",
+        ),
+        (
+            "deep-parens-in-url",
+            plain_scenario(
+                9,
+                &format!("http://127.0.0.1:9/{{{{{}}}}}", deep(3_000)),
+                ok_cond,
+                "",
+                "0",
+            ),
+            "with.url",
+        ),
+        (
+            "nested-brackets",
+            format!("name: x\nload: {}{}\n", "[".repeat(200_000), "]".repeat(200_000)),
+            "(document)",
+        ),
+        (
+            "user-total",
+            plain_scenario(9, url, ok_cond, "", "0").replacen(
+                "load:\n  ramp_up: { phases: [ { at_second: 0, spawn_users: 2, tenant_id: \"日本\" } ] }\n",
+                &phases,
+                1,
+            ),
+            "4300000000 users",
+        ),
+        (
+            "overlapping-pools",
+            plain_scenario(9, url, ok_cond, "", "0").replace(
+                "ip_pools: [ { id: p, ranges: [\"127.0.47.0/28\"] } ]",
+                "ip_pools: [ { id: p, ranges: [\"127.0.47.0/28\"] }, { id: q, ranges: [\"127.0.47.8-127.0.47.20\"] } ]",
+            ),
+            "overlaps",
+        ),
+    ];
+    for (name, scenario, path) in cases {
+        let (v, r, took) = validate_and_run(&dir, name, &scenario);
+        for (what, out) in [("validate", &v), ("run", &r)] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name}: {what}: {err}");
+            assert!(err.contains(path), "{name}: {what} names {path}: {err}");
+        }
+        assert!(
+            took < Duration::from_secs(5),
+            "{name}: validate took {took:?}"
+        );
+    }
+}
+
+/// Multi-byte characters in conditions and templates (the condition scanner sliced inside a
+/// character): they validate and run.
+#[test]
+fn multibyte_conditions_and_templates_run() {
+    let (server, log) = recording_target();
+    let dir = tmp("utf8");
+    let s = plain_scenario(
+        server.addr.port(),
+        "http://{{t.ip}}:{{t.port}}/{{user.tenant == '日本'}}/{{user.tenant != '→'}}",
+        "{{user.tenant == '日本'}}",
+        "",
+        "0",
+    );
+    let (v, r, _) = validate_and_run(&dir, "utf8", &s);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log.len(),
+        4,
+        "two users, the condition true for both: {log:?}"
+    );
+    assert!(log.iter().all(|(p, _)| p == "/true/true"), "{log:?}");
+}
+
+/// A panic inside a user's task is that user's error, and fails the run.
+#[test]
+fn a_panicking_user_is_reported_and_fails_the_run() {
+    let (server, log) = recording_target();
+    let dir = tmp("panic");
+    let path = dir.join("s.yaml");
+    let json = dir.join("r.json");
+    std::fs::write(
+        &path,
+        plain_scenario(
+            server.addr.port(),
+            "http://{{t.ip}}:{{t.port}}/x",
+            "false",
+            "",
+            "0",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .env("SCHEDULER_TEST_PANIC_USER", "2")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let errors = r["user_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{r}");
+    assert_eq!(errors[0]["user"], 2);
+    assert!(errors[0]["error"].as_str().unwrap().contains("panicked"));
+    assert_eq!(log.lock().unwrap().len(), 1, "user 1 ran");
+    assert_eq!(
+        r["pools"][0]["allocated"], 0,
+        "the panicked user's address is released"
+    );
+}
+
+/// With an address from the pool in force, a user cannot send from another one: not the
+/// wildcard, not an address of its own choosing.
+#[test]
+fn a_binding_in_force_cannot_be_bypassed() {
+    let (server, log) = recording_target();
+    let dir = tmp("bypass");
+    for bind in ["0.0.0.0", "127.0.48.1"] {
+        let s = plain_scenario(
+            server.addr.port(),
+            "http://{{t.ip}}:{{t.port}}/x",
+            "false",
+            "",
+            "0",
+        )
+        .replace(
+            "with: { url: \"http://{{t.ip}}:{{t.port}}/x\" }",
+            &format!(
+                "with: {{ url: \"http://{{{{t.ip}}}}:{{{{t.port}}}}/x\", bind_ip: \"{bind}\" }}"
+            ),
+        );
+        let (out, r) = report(&dir, &s);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(r["totals"]["ok"], 0, "{bind}: {r}");
+        let errors = r["errors"].as_object().unwrap();
+        assert!(
+            errors
+                .keys()
+                .all(|k| k.contains("bind_ip") && k.contains(bind)),
+            "{errors:?}"
+        );
+        assert!(log.lock().unwrap().is_empty(), "{bind}: nothing was sent");
+    }
+}
+
+/// `per_task`: each task's address is released, and the connections kept alive from it are
+/// closed (they piled up to the fd limit before). The scheduler's fds stay flat.
+#[test]
+fn per_task_release_closes_the_connections_from_it() {
+    let (server, log) = recording_target();
+    let dir = tmp("per-task-fds");
+    let s = format!(
+        r#"
+version: "1.0"
+name: per-task
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.49.0/24"], allocation_strategy: round_robin }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 4 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 80, think_time: 5ms }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_task }} }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/x" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#,
+        server.addr.port()
+    );
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, s).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fd_dir = format!("/proc/{}/fd", child.id());
+    let mut most = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if let Ok(d) = std::fs::read_dir(&fd_dir) {
+            most = most.max(d.count());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 320);
+    let sources: BTreeSet<&String> = log.iter().map(|(_, ip)| ip).collect();
+    assert!(
+        sources.len() > 100,
+        "each task its own address: {}",
+        sources.len()
+    );
+    assert!(most < 120, "fds stay flat: at most {most} open (320 tasks)");
+    assert_eq!(
+        server.stats.connections(),
+        320,
+        "one connection per task's address"
+    );
+}
+
+/// A scenario that loops until stopped, with its state in `--state-dir`.
+fn endless_scenario(port: u16, pool: &str, extra_load: &str) -> String {
+    format!(
+        r#"
+version: "1.0"
+name: endless
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["{pool}"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 3 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 0, think_time: 20ms }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p }} }}
+{extra_load}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/x", timeouts: {{ first_byte_ms: 60000, total_ms: 60000 }} }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#
+    )
+}
+
+fn spawn_run(path: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .arg("run")
+        .arg(path)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn interrupt(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One process per state dir (a second gets a clear error); the state file is 0600 and a link
+/// planted where a temp file used to be written is not followed.
+#[test]
+fn the_state_dir_is_locked_and_written_safely() {
+    use std::os::unix::fs::PermissionsExt;
+    let (server, log) = recording_target();
+    let dir = tmp("state-lock");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, state.join("pool-state.bin.tmp")).unwrap();
+    let path = dir.join("s.yaml");
+    std::fs::write(
+        &path,
+        endless_scenario(server.addr.port(), "127.0.50.0/28", ""),
+    )
+    .unwrap();
+    let first = spawn_run(&path, &["--state-dir", state.to_str().unwrap()]);
+    wait_for("traffic", || log.lock().unwrap().len() >= 5);
+    let second = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(err.contains("in use by another scheduler process"), "{err}");
+    interrupt(&first);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let mode = std::fs::metadata(state.join("pool-state.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // Unlocked again once the first is gone.
+    let third = spawn_run(&path, &["--state-dir", state.to_str().unwrap()]);
+    let seen = log.lock().unwrap().len();
+    wait_for("traffic again", || log.lock().unwrap().len() >= seen + 5);
+    interrupt(&third);
+    assert_eq!(third.wait_with_output().unwrap().status.code(), Some(130));
+}
+
+/// The state can no longer be written mid-run (its dir is gone): the run stops, prints and
+/// writes its report with the reason, and exits non-zero.
+#[test]
+fn a_state_write_failure_ends_the_run_with_its_report() {
+    let (server, log) = recording_target();
+    let dir = tmp("state-fault");
+    let state = dir.join("state");
+    let path = dir.join("s.yaml");
+    let json = dir.join("r.json");
+    // Users of 2 tasks each with per_task addresses keep writing the state.
+    let s = endless_scenario(server.addr.port(), "127.0.51.0/28", "").replace(
+        "ip_binding: { enabled: true, pool_id: p }",
+        "ip_binding: { enabled: true, pool_id: p, strategy: per_task }",
+    );
+    std::fs::write(&path, s).unwrap();
+    let child = spawn_run(
+        &path,
+        &[
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    wait_for("traffic", || log.lock().unwrap().len() >= 10);
+    std::fs::remove_dir_all(&state).unwrap();
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(stopped.elapsed() < Duration::from_secs(15));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("the run failed") && text.contains("writing pool state"),
+        "{text}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(r["totals"]["requests"].as_u64().unwrap() >= 10, "{r}");
+    assert!(
+        r["run_errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("writing pool state")
+    );
+}
+
+/// Ctrl-C during a long gap between spawns stops at once, exit 130.
+#[test]
+fn ctrl_c_in_a_spawn_gap_stops_at_once() {
+    let (server, log) = recording_target();
+    let dir = tmp("spawn-gap");
+    let path = dir.join("s.yaml");
+    std::fs::write(
+        &path,
+        endless_scenario(
+            server.addr.port(),
+            "127.0.52.0/28",
+            "  concurrency: { spawn_rate_limit: \"0.01/s\" }",
+        ),
+    )
+    .unwrap();
+    let child = spawn_run(&path, &[]);
+    wait_for("traffic", || log.lock().unwrap().len() >= 3);
+    interrupt(&child);
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+}
+
+/// A target that accepts and never answers: the first Ctrl-C starts the drain, the second cuts
+/// it short; the requests cut off are counted as interrupted, and the addresses released.
+#[test]
+fn a_second_ctrl_c_cuts_the_drain_and_counts_interrupted_requests() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            h.lock().unwrap().push(s);
+        }
+    });
+    let dir = tmp("silent");
+    let path = dir.join("s.yaml");
+    let json = dir.join("r.json");
+    std::fs::write(&path, endless_scenario(port, "127.0.53.0/28", "")).unwrap();
+    let child = spawn_run(&path, &["--json", json.to_str().unwrap()]);
+    wait_for("connections", || held.lock().unwrap().len() >= 3);
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(&child);
+    let stopped = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["totals"]["requests"], 3, "{r}");
+    assert_eq!(r["errors"]["interrupted"], 3, "{r}");
+    assert_eq!(r["by_action"]["hit"]["failed"], 3, "{r}");
+    assert_eq!(r["pools"][0]["allocated"], 0);
 }

@@ -69,6 +69,7 @@ pub fn linker() -> &'static Linker<Ctx> {
     L.get_or_init(|| {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+        compose::bound_stream_drops_sync(&mut linker).expect("bounded stream drops");
         linker
     })
 }
@@ -101,6 +102,7 @@ pub fn test_dns_linker() -> &'static Linker<Ctx> {
     L.get_or_init(|| {
         let mut linker: Linker<Ctx> = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+        compose::bound_stream_drops_sync(&mut linker).expect("bounded stream drops");
         linker.allow_shadowing(true);
         let mut lookup = linker
             .instance("wasi:sockets/ip-name-lookup@0.2.12")

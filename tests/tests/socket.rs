@@ -838,3 +838,54 @@ fn send_receive_is_a_request_and_its_answer_and_checks_idleness() {
     assert_eq!(g.send_receive(u, b"ping", 64, false).unwrap(), b"PING");
     echo.join().unwrap();
 }
+
+/// A peer that accepts and never reads: a large send times out with bytes still pending in
+/// the host's stream. Closing (and dropping) must still be bounded by the write timeout; before
+/// the socket was shut down first, the host's stream drop waited for that write forever.
+fn close_after_a_stalled_send(close_first: bool) -> Duration {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let hold = thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        // Never read; keep the connection open until the guest is done (or the test gave up).
+        let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        drop(s);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut g = SocketGuest::new();
+        let s = g.tcp4();
+        g.connect(s, &addr("127.0.0.1", port)).unwrap();
+        g.set_write_timeout(s, 300).unwrap();
+        g.set_send_buffer_size(s, 16 * 1024).unwrap();
+        let sent = g.send(s, &pattern(64 << 20, 3));
+        assert!(
+            matches!(sent, Err(SocketError::Timeout(_))),
+            "the send stalls: {sent:?}"
+        );
+        let start = Instant::now();
+        if close_first {
+            let _ = g.close(s);
+        }
+        g.drop_socket(s);
+        let _ = tx.send(start.elapsed());
+    });
+    let took = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("close/drop after a stalled send returned within 10 s");
+    let _ = done_tx.send(());
+    hold.join().unwrap();
+    took
+}
+
+#[test]
+fn close_and_drop_are_bounded_after_a_stalled_send() {
+    for close_first in [true, false] {
+        let took = close_after_a_stalled_send(close_first);
+        assert!(
+            took < Duration::from_secs(3),
+            "close_first={close_first}: {took:?}"
+        );
+    }
+}
