@@ -70,3 +70,10 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p socket-component -p ip-pool-component -p http-actions-component -p ureq-guest -p wasi-http-guest -p bare-guest -- -D warnings
     cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p bare-guest --features via-socket -- -D warnings
+
+# Fuzz every target for longer than CI does (proptest on the stable toolchain; CI runs the
+# default 256 cases each in `cargo test`). CASES=N sets the count.
+fuzz CASES="100000":
+    PROPTEST_CASES={{CASES}} cargo test --release -p http-core --test fuzz
+    PROPTEST_CASES={{CASES}} cargo test --release -p ip-pool --test fuzz
+    PROPTEST_CASES={{CASES}} cargo test --release -p scheduler-host --bin scheduler fuzz

@@ -2,6 +2,8 @@
 //! runs YAML scenarios through it, one isolated instance per user.
 
 mod authority;
+#[cfg(test)]
+mod fuzz;
 mod report;
 mod run;
 mod runtime;

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::authority::{Authority, owner};
 use crate::report::{Collected, PoolState, Report, Sample, UserError};
-use crate::runtime::{Instance, Policy, Runtime, error_kind, error_text, exec, pool};
+use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
 use crate::scenario::{BindStrategy, ExportKind, Mode, NodeKind, ReleaseOn, Scenario};
 use crate::template::{self, Vars};
 
@@ -538,10 +538,17 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
     let max = u64::from(scenario.concurrency.max_users).min(scenario.total_users().max(1)) as u32;
     let runtime = Runtime::new(max + 2)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let before = runtime::mappings();
     let authority = Authority::new(&runtime, opts.state_dir.clone(), stop.clone()).await?;
     authority.setup(&scenario.pools).await?;
     if let Some(e) = authority.fault() {
         return Err(e);
+    }
+    // The authority is an instance like each user's: what it took is what a user takes.
+    if let (Some(before), Some(after), Some(limit)) =
+        (before, runtime::mappings(), runtime::max_mappings())
+    {
+        check_mappings(max, after.saturating_sub(before) + 1, after, limit)?;
     }
     let static_with: Vec<bool> = scenario
         .actions
@@ -755,6 +762,24 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
         interrupted.load(Ordering::SeqCst),
     );
     Ok((report, collected.samples))
+}
+
+/// Refuse a run whose users could not all be alive at once: each instance holds memory
+/// mappings, and past `vm.max_map_count` instantiation fails with ENOMEM in the middle of the
+/// run.
+fn check_mappings(users: u32, per_user: usize, now: usize, limit: usize) -> Result<(), String> {
+    let need = now + per_user * users as usize;
+    if need <= limit {
+        return Ok(());
+    }
+    let fit = limit.saturating_sub(now) / per_user;
+    Err(format!(
+        "{users} concurrent users need about {need} memory mappings ({per_user} per user), and \
+         vm.max_map_count is {limit}: about {fit} users fit. Lower \
+         load.concurrency.max_concurrent_users, or raise the limit (sysctl -w \
+         vm.max_map_count={})",
+        need.next_power_of_two()
+    ))
 }
 
 /// A user's task ended: count it, and a panic becomes that user's error.

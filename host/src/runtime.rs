@@ -100,6 +100,13 @@ impl Policy {
     }
 }
 
+/// Address space one user's memories reserve by default (four slots of 4 GiB and 2 GiB guard).
+const MEMORY_SLOT_DEFAULT: u64 = 4 * (6 << 30);
+/// Address space the memory pool may take (half of a 47-bit process).
+const ADDRESS_BUDGET: u64 = 64 << 40;
+/// A memory's largest size (`compose::pooling_config`'s `max_memory_size`).
+const MAX_MEMORY: u64 = 512 << 20;
+
 pub struct Runtime {
     engine: Engine,
     pre: bindings::SchedulerExecutorPre<UserCtx>,
@@ -119,6 +126,20 @@ impl Runtime {
     pub fn new(max_instances: u32) -> Result<Runtime, String> {
         let slots = max_instances.max(2);
         let mut config = Config::new();
+        // Memories start from their data segments copied in, not from a copy-on-write image:
+        // the image is one more memory mapping per memory (three per user), and a process has
+        // `vm.max_map_count` of them (65,530 by default). Resident memory is the same.
+        config.memory_init_cow(false);
+        // Each memory's slot reserves 4 GiB and a 2 GiB guard by default (bounds checks done by
+        // the MMU): four memories a user, 24 GiB of address space, so past a few thousand users
+        // the pool no longer fits in the 128 TiB of a process. Larger runs reserve each memory's
+        // limit (512 MiB) instead, with bounds checks in the code.
+        if u64::from(slots) * MEMORY_SLOT_DEFAULT > ADDRESS_BUDGET {
+            config
+                .memory_reservation(MAX_MEMORY)
+                .memory_guard_size(64 << 10)
+                .memory_reservation_for_growth(0);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(
             compose::pooling_config(slots),
         ));
@@ -188,6 +209,21 @@ impl Instance {
     pub fn pool(&self) -> pool::Guest {
         self.bindings.scheduler_core_libs_ip_pool().clone()
     }
+}
+
+/// The memory mappings this process holds now (`/proc/self/maps`), if the system says.
+pub fn mappings() -> Option<usize> {
+    let maps = std::fs::read("/proc/self/maps").ok()?;
+    Some(maps.iter().filter(|&&b| b == b'\n').count())
+}
+
+/// The most memory mappings a process may hold (`vm.max_map_count`), if the system says.
+pub fn max_mappings() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Short name of an action error, for reports.

@@ -1221,3 +1221,59 @@ fn a_second_ctrl_c_cuts_the_drain_and_counts_interrupted_requests() {
     assert_eq!(r["by_action"]["hit"]["failed"], 3, "{r}");
     assert_eq!(r["pools"][0]["allocated"], 0);
 }
+
+/// Memory mappings per user instance, read off the running process: a process may hold
+/// `vm.max_map_count` (65,530) of them, so this is what bounds the users alive at once (about
+/// 14 a user, a 4,600-user ceiling, before memories stopped starting from copy-on-write
+/// images).
+#[test]
+fn a_user_instance_holds_few_memory_mappings() {
+    let (server, log) = recording_target();
+    let dir = tmp("mappings");
+    let users = 400;
+    let s = format!(
+        r#"
+version: "1.0"
+name: mappings
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.2.0.0/16"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2, think_time: 3s }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p }} }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/x" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#,
+        server.addr.port()
+    );
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, s).unwrap();
+    let child = spawn_run(&path, &[]);
+    let maps = format!("/proc/{}/maps", child.id());
+    let count = || {
+        std::fs::read_to_string(&maps)
+            .map(|m| m.lines().count())
+            .unwrap_or(0)
+    };
+    let idle = count();
+    // Every user has sent its first request and is thinking: all instances are alive.
+    wait_for("every user's first request", || {
+        log.lock().unwrap().len() >= users
+    });
+    let alive = count();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(log.lock().unwrap().len(), 2 * users);
+    let per_user = alive.saturating_sub(idle) as f64 / users as f64;
+    assert!(
+        per_user <= 9.0,
+        "{per_user:.1} mappings per user ({idle} before, {alive} with {users} users)"
+    );
+}
