@@ -17,6 +17,10 @@ pub const HTTP_ACTIONS_COMPONENT: &str = env!("HTTP_ACTIONS_COMPONENT_WASM");
 /// The composed executor artifact: exports the executor and ip-pool, imports only WASI.
 pub const EXECUTOR_ARTIFACT: &str = env!("EXECUTOR_WASM");
 
+/// The same artifact's bytes, built into whatever links this crate: a copied or installed
+/// `scheduler` needs no build tree.
+pub static EXECUTOR_BYTES: &[u8] = include_bytes!(env!("EXECUTOR_WASM"));
+
 /// How long dropping an output stream waits for its last write. wasmtime-wasi's own drop
 /// waits for it without end, so a socket whose peer stopped reading could never be closed or
 /// dropped (the socket component's close has already waited the socket's write timeout for

@@ -16,77 +16,130 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use run::RunOptions;
+use clap::{Args, Parser, Subcommand};
 
-const USAGE: &str = "usage:
-  scheduler demo [--short] [--json REPORT.json] [--metrics FILE.prom]
-      run the bundled scenario against a target started on 127.0.0.1, with source
-      addresses from a pool in 127.0.0.0/8
-  scheduler run SCENARIO.yaml [--json REPORT.json] [--metrics FILE.prom] [--state-dir DIR]
-  scheduler validate SCENARIO.yaml
-  scheduler exec METHOD URL [--bind-ip IP] [--header K:V]... [--body S] [--json]";
+use run::RunOptions;
 
 /// A run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
+/// A bad scenario, or bad usage.
+const EXIT_USAGE: u8 = 2;
 
 const DEMO: &str = include_str!("../scenarios/demo.yaml");
 
-fn usage(msg: &str) -> ExitCode {
-    eprintln!("scheduler: {msg}\n{USAGE}");
-    ExitCode::from(2)
+const EXIT_CODES: &str = "Exit codes: 0 the run completed; 1 it failed (a user could not run or \
+failed, the pool state could not be written) or exec's request failed; 2 a bad scenario or bad \
+usage; 130 interrupted (Ctrl-C).";
+
+/// Runs YAML scenarios through scheduler-executor.wasm: many isolated users, each sending from
+/// its own source address taken from a pool.
+#[derive(Parser)]
+#[command(name = "scheduler", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-#[derive(Default)]
-struct Flags {
-    positional: Vec<String>,
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bundled scenario against a target started on 127.0.0.1, with source
+    /// addresses from a pool in 127.0.0.0/8.
+    Demo {
+        /// A few users and iterations (seconds instead of a minute).
+        #[arg(long)]
+        short: bool,
+        #[command(flatten)]
+        out: RunArgs,
+    },
+    /// Run a scenario file.
+    Run {
+        scenario: PathBuf,
+        #[command(flatten)]
+        out: RunArgs,
+    },
+    /// Check a scenario file without running it.
+    Validate { scenario: PathBuf },
+    /// Send one request through the executor, as curl does.
+    Exec(ExecArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Write the report as JSON.
+    #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write Prometheus metrics (text exposition format).
+    #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+    /// Keep the pools' state here across runs (one process at a time).
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    bind_ip: Option<String>,
-    headers: Vec<String>,
-    body: Option<String>,
-    json_flag: bool,
-    short: bool,
 }
 
-fn parse_flags(args: &[String]) -> Result<Flags, String> {
-    let mut f = Flags::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--json" if f.positional.first().is_some_and(|c| c == "exec") => f.json_flag = true,
-            "--json" => f.json = Some(value("--json")?.into()),
-            "--metrics" => f.metrics = Some(value("--metrics")?.into()),
-            "--state-dir" => f.state_dir = Some(value("--state-dir")?.into()),
-            "--bind-ip" => f.bind_ip = Some(value("--bind-ip")?),
-            "--header" | "-H" => f.headers.push(value("--header")?),
-            "--body" | "-d" => f.body = Some(value("--body")?),
-            "--short" => f.short = true,
-            "-h" | "--help" => return Err(String::new()),
-            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            s => f.positional.push(s.to_string()),
-        }
-    }
-    Ok(f)
+#[derive(Args)]
+struct ExecArgs {
+    /// GET, POST, PUT, DELETE, PATCH, HEAD or OPTIONS (any case); with -X, the URL alone.
+    #[arg(value_name = "METHOD|URL")]
+    first: String,
+    /// The URL, when the method comes first.
+    #[arg(value_name = "URL")]
+    url: Option<String>,
+    /// The method (curl's -X); GET, or POST when a body is given.
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    method: Option<String>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// The body as text; `@FILE` reads it from a file (UTF-8).
+    #[arg(
+        short = 'd',
+        long = "data",
+        visible_alias = "body",
+        value_name = "DATA"
+    )]
+    data: Option<String>,
+    /// The body as bytes, exactly; `@FILE` reads it from a file.
+    #[arg(long = "data-binary", value_name = "DATA", conflicts_with = "data")]
+    data_binary: Option<String>,
+    /// Send from this local address.
+    #[arg(long, value_name = "IP")]
+    bind_ip: Option<String>,
+    /// Write the body, byte for byte, to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The whole request's deadline (1.5, 2s, 500ms, 1m30s).
+    #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_cli_duration)]
+    max_time: Option<Duration>,
+    /// The connection's deadline.
+    #[arg(long, value_name = "DURATION", value_parser = parse_cli_duration)]
+    connect_timeout: Option<Duration>,
+    /// Retry a failed request up to N times (idempotent methods; connect failures and 5xx).
+    #[arg(long, value_name = "N")]
+    retry: Option<u32>,
+    /// Print the outcome as JSON (text bodies as text, others base64 with `body_base64: true`).
+    #[arg(long)]
+    json: bool,
+}
+
+/// curl's plain seconds (`1.5`), or a humantime duration (`2s`, `1m30s`).
+fn parse_cli_duration(s: &str) -> Result<Duration, String> {
+    scenario::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a duration (1.5, 2s, 500ms, 1m30s)"))
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let flags = match parse_flags(&args) {
-        Ok(f) => f,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(EXIT_USAGE),
+            };
         }
-        Err(e) => return usage(&e),
-    };
-    let Some(cmd) = flags.positional.first().cloned() else {
-        return usage("missing command");
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -98,43 +151,37 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cmd.as_str() {
-        "validate" => {
-            let [_, path] = flags.positional.as_slice() else {
-                return usage("validate takes one scenario file");
-            };
-            match load(path) {
-                Ok(s) => {
-                    println!(
-                        "{path}: ok ({} pools, {} actions, {} nodes, {} users)",
-                        s.pools.len(),
-                        s.actions.len(),
-                        s.nodes.len(),
-                        s.total_users()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(code) => code,
+    match cli.command {
+        Command::Validate { scenario: path } => match load(&path) {
+            Ok(s) => {
+                println!(
+                    "{}: ok ({} pools, {} actions, {} nodes, {} users)",
+                    path.display(),
+                    s.pools.len(),
+                    s.actions.len(),
+                    s.nodes.len(),
+                    s.total_users()
+                );
+                ExitCode::SUCCESS
             }
-        }
-        "run" => {
-            let [_, path] = flags.positional.as_slice() else {
-                return usage("run takes one scenario file");
-            };
-            let Ok(s) = load(path) else {
-                return ExitCode::from(2);
+            Err(code) => code,
+        },
+        Command::Run {
+            scenario: path,
+            out,
+        } => {
+            let s = match load(&path) {
+                Ok(s) => s,
+                Err(code) => return code,
             };
             let opts = RunOptions {
-                state_dir: flags.state_dir.clone(),
+                state_dir: out.state_dir.clone(),
                 progress: true,
                 drain: None,
             };
-            rt.block_on(finish(run::run(s, opts), &flags, None))
+            rt.block_on(finish(run::run(s, opts), &out, None))
         }
-        "demo" => {
-            if flags.positional.len() != 1 {
-                return usage("demo takes no arguments");
-            }
+        Command::Demo { short, out } => {
             let target = match target::Target::start() {
                 Ok(t) => t,
                 Err(e) => {
@@ -153,7 +200,7 @@ fn main() -> ExitCode {
                 r.properties
                     .insert("port".into(), target.addr.port().to_string());
             }
-            if flags.short {
+            if short {
                 s.phases[0].users = 8;
                 s.phases[1].users = 4;
                 s.phases[1].at = Duration::from_millis(300);
@@ -162,24 +209,25 @@ fn main() -> ExitCode {
             }
             println!("demo target listening on {}", target.addr);
             let opts = RunOptions {
-                state_dir: flags.state_dir.clone(),
+                state_dir: out.state_dir.clone(),
                 progress: true,
                 drain: None,
             };
-            rt.block_on(finish(run::run(s, opts), &flags, Some(&target)))
+            rt.block_on(finish(run::run(s, opts), &out, Some(&target)))
         }
-        "exec" => {
-            let [_, m, url] = flags.positional.as_slice() else {
-                return usage("exec takes METHOD URL");
-            };
-            rt.block_on(exec(m, url, &flags))
-        }
-        other => usage(&format!("unknown command {other:?}")),
+        Command::Exec(args) => rt.block_on(exec(args)),
     }
 }
 
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("scheduler: {msg} (see scheduler --help)");
+    ExitCode::from(EXIT_USAGE)
+}
+
 /// Load and check a scenario, printing every problem.
-fn load(path: &str) -> Result<scenario::Scenario, ExitCode> {
+fn load(path: &std::path::Path) -> Result<scenario::Scenario, ExitCode> {
+    let shown = path.display().to_string();
+    let path = shown.as_str();
     let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > scenario::MAX_INPUT as u64);
     if too_big {
         eprintln!(
@@ -203,7 +251,7 @@ fn load(path: &str) -> Result<scenario::Scenario, ExitCode> {
 
 async fn finish(
     fut: impl std::future::Future<Output = Result<(report::Report, Vec<report::Sample>), String>>,
-    flags: &Flags,
+    flags: &RunArgs,
     target: Option<&target::Target>,
 ) -> ExitCode {
     let (mut report, samples) = match fut.await {
@@ -240,8 +288,38 @@ async fn finish(
     code
 }
 
-async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {
+fn is_method(s: &str) -> bool {
+    ["get", "post", "put", "delete", "patch", "head", "options"]
+        .contains(&s.to_ascii_lowercase().as_str())
+}
+
+/// A body argument: the text itself, or `@FILE`'s bytes.
+fn body_arg(arg: &str) -> Result<Vec<u8>, String> {
+    match arg.strip_prefix('@') {
+        Some(path) => std::fs::read(path).map_err(|e| format!("reading {path}: {e}")),
+        None => Ok(arg.as_bytes().to_vec()),
+    }
+}
+
+async fn exec(args: ExecArgs) -> ExitCode {
+    use base64::Engine as _;
     use runtime::exec as x;
+    let (method, url) = match (&args.url, &args.method) {
+        (Some(url), None) => (args.first.clone(), url.clone()),
+        (None, Some(m)) => (m.clone(), args.first.clone()),
+        (None, None) if is_method(&args.first) => {
+            return usage("exec takes METHOD URL (or a URL alone, or -X METHOD URL)");
+        }
+        (None, None) => {
+            let m = if args.data.is_some() || args.data_binary.is_some() {
+                "post"
+            } else {
+                "get"
+            };
+            (m.to_string(), args.first.clone())
+        }
+        (Some(_), Some(_)) => return usage("give the method once: METHOD URL, or -X METHOD URL"),
+    };
     let call = match method.to_ascii_lowercase().as_str() {
         "get" => x::HttpMethod::Get,
         "post" => x::HttpMethod::Post,
@@ -253,18 +331,44 @@ async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {
         other => return usage(&format!("unknown method {other:?}")),
     };
     let mut headers = serde_json::Map::new();
-    for h in &flags.headers {
+    for h in &args.headers {
         let Some((k, v)) = h.split_once(':') else {
-            return usage(&format!("--header wants K:V, got {h:?}"));
+            return usage(&format!("--header wants \"Name: value\", got {h:?}"));
         };
         headers.insert(k.trim().to_string(), v.trim().into());
     }
     let mut params = serde_json::json!({ "url": url, "headers": headers });
-    if let Some(ip) = &flags.bind_ip {
+    if let Some(ip) = &args.bind_ip {
         params["bind_ip"] = ip.clone().into();
     }
-    if let Some(b) = &flags.body {
-        params["body"] = b.clone().into();
+    match (&args.data, &args.data_binary) {
+        (Some(d), _) => match body_arg(d).map(String::from_utf8) {
+            Ok(Ok(text)) => params["body"] = text.into(),
+            Ok(Err(_)) => return usage("-d takes text; use --data-binary for bytes"),
+            Err(e) => return usage(&e),
+        },
+        (None, Some(d)) => match body_arg(d) {
+            Ok(bytes) => {
+                params["body_base64"] = base64::engine::general_purpose::STANDARD
+                    .encode(bytes)
+                    .into()
+            }
+            Err(e) => return usage(&e),
+        },
+        (None, None) => {}
+    }
+    let mut timeouts = serde_json::Map::new();
+    if let Some(d) = args.max_time {
+        timeouts.insert("total_ms".into(), (d.as_millis().max(1) as u64).into());
+    }
+    if let Some(d) = args.connect_timeout {
+        timeouts.insert("connect_ms".into(), (d.as_millis().max(1) as u64).into());
+    }
+    if !timeouts.is_empty() {
+        params["timeouts"] = timeouts.into();
+    }
+    if let Some(n) = args.retry {
+        params["retries"] = n.into();
     }
     let runtime = match runtime::Runtime::new(2) {
         Ok(r) => r,
@@ -275,10 +379,10 @@ async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {
     };
     // Only what the command names is reachable.
     let policy = Arc::new(runtime::Policy::default());
-    for t in run::target_of_url(url).await.unwrap_or_default() {
+    for t in run::target_of_url(&url).await.unwrap_or_default() {
         policy.allow_target(t);
     }
-    if let Some(ip) = flags.bind_ip.as_ref().and_then(|ip| ip.parse().ok()) {
+    if let Some(ip) = args.bind_ip.as_ref().and_then(|ip| ip.parse().ok()) {
         policy.allow_bind(ip);
     }
     let mut inst = match runtime.instantiate(policy).await {
@@ -296,34 +400,74 @@ async fn exec(method: &str, url: &str, flags: &Flags) -> ExitCode {
     };
     match inst.execute(&action).await {
         Ok(Ok(o)) => {
-            if flags.json_flag {
-                let v = serde_json::json!({
+            if let Some(path) = &args.output
+                && let Err(e) = std::fs::write(path, &o.body)
+            {
+                eprintln!("scheduler: writing {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            let pairs = |hs: &[x::Header]| {
+                hs.iter()
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect::<Vec<_>>()
+            };
+            if args.json {
+                let mut v = serde_json::json!({
                     "status": o.status, "reason": o.reason,
-                    "headers": o.headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect::<Vec<_>>(),
-                    "body": String::from_utf8_lossy(&o.body),
+                    "headers": pairs(&o.headers),
+                    "trailers": pairs(&o.trailers),
+                    "body_length": o.body_length,
                     "timings_us": { "dns": o.timings.dns_us, "connect": o.timings.connect_us, "first_byte": o.timings.first_byte_us, "total": o.timings.total_us },
                     "bytes_sent": o.bytes_sent, "bytes_received": o.bytes_received,
                     "source_address": o.source_address, "attempts": o.attempts, "redirects": o.redirects, "final_url": o.final_url,
+                    "reused_connection": o.reused_connection,
                 });
+                if args.output.is_none() {
+                    match std::str::from_utf8(&o.body) {
+                        Ok(text) => {
+                            v["body"] = text.into();
+                            v["body_base64"] = false.into();
+                        }
+                        Err(_) => {
+                            v["body"] = base64::engine::general_purpose::STANDARD
+                                .encode(&o.body)
+                                .into();
+                            v["body_base64"] = true.into();
+                        }
+                    }
+                }
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
+                use std::io::Write;
                 println!("{} {}", o.status, o.reason);
                 for h in &o.headers {
                     println!("{}: {}", h.name, h.value);
                 }
                 println!();
-                println!("{}", String::from_utf8_lossy(&o.body));
+                if args.output.is_none() {
+                    // The body's bytes as they came, as curl prints them.
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&o.body).and_then(|()| out.flush());
+                }
+                for h in &o.trailers {
+                    eprintln!("trailer {}: {}", h.name, h.value);
+                }
                 eprintln!(
-                    "-- from {} in {:.2} ms ({} attempt(s))",
+                    "-- from {} in {:.2} ms ({} attempt(s){})",
                     o.source_address.unwrap_or_default(),
                     o.timings.total_us as f64 / 1000.0,
-                    o.attempts
+                    o.attempts,
+                    if o.reused_connection {
+                        ", connection reused"
+                    } else {
+                        ""
+                    }
                 );
             }
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => {
-            if flags.json_flag {
+            if args.json {
                 println!(
                     "{}",
                     serde_json::json!({ "error": runtime::error_kind(&e), "message": runtime::error_text(&e) })

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,31 +74,22 @@ fn method(call: &str) -> exec::HttpMethod {
     }
 }
 
-/// Where a rendered URL points, resolved natively so the policy can allow exactly that.
-pub async fn target_of_url(url: &str) -> Option<Vec<SocketAddr>> {
-    let rest = url.strip_prefix("http://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, p) = v6.split_once(']')?;
-        (
-            h.to_string(),
-            p.strip_prefix(':')
-                .map(|p| p.parse().ok())
-                .unwrap_or(Some(80))?,
-        )
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().ok()?),
-            None => (authority.to_string(), 80),
-        }
-    };
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Some(vec![SocketAddr::new(ip, port)]);
+/// Where a rendered URL points, resolved natively so the policy can allow exactly that. The
+/// url crate reads it as the client does (any case of scheme, IPv6 literals, default port).
+pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
+    let u = url::Url::parse(text).ok()?;
+    if u.scheme() != "http" {
+        return None;
     }
-    tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .ok()
-        .map(|a| a.collect())
+    let port = u.port_or_known_default()?;
+    match u.host()? {
+        url::Host::Ipv4(ip) => Some(vec![SocketAddr::new(ip.into(), port)]),
+        url::Host::Ipv6(ip) => Some(vec![SocketAddr::new(ip.into(), port)]),
+        url::Host::Domain(host) => tokio::net::lookup_host((host, port))
+            .await
+            .ok()
+            .map(|a| a.collect()),
+    }
 }
 
 /// A user's source address, from the authority, waiting on exhaustion if so configured.
@@ -122,7 +113,12 @@ async fn acquire(shared: &Shared, pool_id: &str, o: &pool::Owner) -> Result<pool
                     b.wait_timeout
                 ));
             }
-            Err(e) => return Err(format!("no address from pool {pool_id}: {e:?}")),
+            Err(e) => {
+                return Err(format!(
+                    "no address from pool {pool_id}: {}",
+                    crate::runtime::pool_error_text(&e)
+                ));
+            }
         }
     }
 }

@@ -144,14 +144,18 @@ impl Runtime {
             compose::pooling_config(slots),
         ));
         let engine = Engine::new(&config).map_err(fail("engine"))?;
-        // The artifact built with this binary, or another one (a drop-in build to compare).
-        let path = std::env::var_os("SCHEDULER_EXECUTOR")
-            .unwrap_or_else(|| compose::EXECUTOR_ARTIFACT.into());
-        let what = format!(
-            "loading the artifact {}",
-            std::path::Path::new(&path).display()
-        );
-        let component = Component::from_file(&engine, &path).map_err(fail(&what))?;
+        // The artifact built into this binary, or another one (a drop-in build to compare).
+        let component = match std::env::var_os("SCHEDULER_EXECUTOR") {
+            Some(path) => {
+                let what = format!(
+                    "loading the artifact {}",
+                    std::path::Path::new(&path).display()
+                );
+                Component::from_file(&engine, &path).map_err(fail(&what))?
+            }
+            None => Component::new(&engine, compose::EXECUTOR_BYTES)
+                .map_err(fail("loading the built-in artifact"))?,
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
         compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
@@ -233,7 +237,7 @@ pub fn error_kind(e: &exec::ActionError) -> String {
         E::InvalidParams(p) => format!("invalid-params({})", p.field),
         E::Dns(_) => "dns".into(),
         E::Connect(_) => "connect".into(),
-        E::Timeout(p) => format!("timeout({p:?})").to_lowercase(),
+        E::Timeout(p) => format!("timeout({})", phase_name(*p)),
         E::Protocol(_) => "protocol".into(),
         E::TooLarge(_) => "too-large".into(),
         E::AccessDenied(_) => "access-denied".into(),
@@ -242,6 +246,41 @@ pub fn error_kind(e: &exec::ActionError) -> String {
         E::TooManyRedirects(_) => "too-many-redirects".into(),
         E::ExportFailed(p) => format!("export-failed({})", p.field),
         E::Io(_) => "io".into(),
+    }
+}
+
+/// The interface's name of a timeout phase (`first-byte`), as in the WIT.
+pub fn phase_name(p: exec::TimeoutPhase) -> &'static str {
+    use exec::TimeoutPhase as P;
+    match p {
+        P::Dns => "dns",
+        P::Connect => "connect",
+        P::FirstByte => "first-byte",
+        P::BetweenBytes => "between-bytes",
+        P::Total => "total",
+    }
+}
+
+/// A pool error for people: its WIT case name and what it carries.
+pub fn pool_error_text(e: &pool::PoolError) -> String {
+    // The Debug text is `Case("detail")`; the WIT name is the case in kebab-case.
+    let debug = format!("{e:?}");
+    let (case, rest) = debug.split_at(debug.find('(').unwrap_or(debug.len()));
+    let mut name = String::new();
+    for (i, c) in case.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    let detail = rest
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .trim_matches('"');
+    if detail.is_empty() {
+        name
+    } else {
+        format!("{name}: {detail}")
     }
 }
 
@@ -256,8 +295,8 @@ pub fn error_text(e: &exec::ActionError) -> String {
         | E::AccessDenied(m)
         | E::RedirectLoop(m)
         | E::Io(m) => m.clone(),
-        E::Timeout(p) => format!("timeout in phase {p:?}"),
-        E::Pool(p) => format!("{p:?}"),
+        E::Timeout(p) => format!("timed out in phase {}", phase_name(*p)),
+        E::Pool(p) => pool_error_text(p),
         E::TooManyRedirects(n) => format!("more than {n} redirects"),
     }
 }

@@ -202,25 +202,31 @@ pub fn seconds(n: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(n).ok()
 }
 
-/// `1s`, `500ms`, `2m`, `1h`, or a bare number of seconds.
+/// `1s`, `500ms`, `1.5m`, `1h`, a bare number of seconds, or a compound humantime duration
+/// (`1m30s`, `1h 5m`); at most a year.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => (&s[..i], s[i..].trim()),
         None => (s, "s"),
     };
-    let n: f64 = num
+    let simple = num
         .parse()
         .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "sec" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    seconds(secs)
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .and_then(|n| match unit {
+            "ms" => Some(n / 1000.0),
+            "s" | "sec" => Some(n),
+            "m" | "min" => Some(n * 60.0),
+            "h" => Some(n * 3600.0),
+            _ => None,
+        });
+    match simple {
+        Some(secs) => seconds(secs),
+        None => humantime::parse_duration(s)
+            .ok()
+            .filter(|d| d.as_secs_f64() <= MAX_SECONDS),
+    }
 }
 
 struct Walker {
@@ -312,7 +318,10 @@ impl Walker {
         };
         let d = parse_duration(&s);
         if d.is_none() {
-            self.problem(path, format!("bad duration {s:?} (use e.g. 1s, 500ms, 2m)"));
+            self.problem(
+                path,
+                format!("bad duration {s:?} (use e.g. 1s, 500ms, 2m, 1m30s; at most a year)"),
+            );
         }
         d
     }

@@ -295,7 +295,7 @@ fn exhaustion_fails_or_waits_as_configured() {
     assert!(
         errors
             .iter()
-            .all(|e| e["error"].as_str().unwrap().contains("Exhausted")),
+            .all(|e| e["error"].as_str().unwrap().contains("exhausted")),
         "{errors:?}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("users that could not run"));
@@ -1276,4 +1276,200 @@ workflows:
         per_user <= 9.0,
         "{per_user:.1} mappings per user ({idle} before, {alive} with {users} users)"
     );
+}
+
+/// Bytes that are not UTF-8 (every byte value, a few times over).
+fn binary_bytes() -> Vec<u8> {
+    (0..320_000u32).map(|i| (i * 7 + i / 256) as u8).collect()
+}
+
+/// `exec` as a curl user expects: the exact bytes with -o, binary bodies as base64 in JSON,
+/// --data-binary @FILE sent byte for byte, -X, -H, --max-time, trailers and reuse in JSON.
+#[test]
+fn exec_handles_bytes_files_and_curl_flags() {
+    // (method, body, X-Test) of each request.
+    type Seen = Vec<(String, Vec<u8>, Option<String>)>;
+    let got: Arc<Mutex<Seen>> = Arc::default();
+    let g = got.clone();
+    let server = serve("127.0.0.1:0", None, move |r| {
+        g.lock().unwrap().push((
+            r.method.clone(),
+            r.body.clone(),
+            r.header("x-test").map(str::to_string),
+        ));
+        Reply::ok(binary_bytes())
+    });
+    let url = format!("http://127.0.0.1:{}/bin", server.addr.port());
+    let dir = tmp("exec-bytes");
+    // -o: the exact bytes.
+    let file = dir.join("body.bin");
+    let out = run(&["exec", &url, "-o", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), binary_bytes());
+    // Plain output: the body's bytes after the head, as they came.
+    let out = run(&["exec", "GET", &url]);
+    assert!(out.stdout.ends_with(&binary_bytes()));
+    // --json: base64, flagged; trailers and reuse present.
+    let out = run(&["exec", &url, "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["body_base64"], true);
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(v["body"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(body, binary_bytes());
+    assert!(
+        v["trailers"].is_array() && v["reused_connection"] == false,
+        "{v}"
+    );
+    // --data-binary @FILE and -X PUT, -H: the server got the exact bytes.
+    let upload = dir.join("up.bin");
+    std::fs::write(&upload, binary_bytes()).unwrap();
+    let at = format!("@{}", upload.display());
+    let out = run(&[
+        "exec",
+        "-X",
+        "PUT",
+        &url,
+        "--data-binary",
+        &at,
+        "-H",
+        "X-Test: yes",
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // -d @FILE with text, and POST by default when a body is given.
+    let text = dir.join("t.txt");
+    std::fs::write(&text, "héllo").unwrap();
+    let out = run(&[
+        "exec",
+        &url,
+        "-d",
+        &format!("@{}", text.display()),
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(out.status.success());
+    let got = got.lock().unwrap();
+    let n = got.len();
+    assert_eq!(
+        got[n - 2],
+        ("PUT".into(), binary_bytes(), Some("yes".into()))
+    );
+    assert_eq!(
+        got[n - 1],
+        ("POST".into(), "héllo".as_bytes().to_vec(), None)
+    );
+
+    // --max-time against a server that never answers: the interface's name of the phase.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let start = Instant::now();
+    let out = run(&[
+        "exec",
+        &format!("http://127.0.0.1:{port}/"),
+        "--max-time",
+        "500ms",
+        "--json",
+    ]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"], "timeout(total)", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("total"), "{v}");
+    drop(silent);
+}
+
+/// The CLI's conventions: --version, help, --json=FILE, options that do not belong to a
+/// command refused, and an upper-case scheme reaches what the policy allows.
+#[test]
+fn the_cli_follows_the_usual_conventions() {
+    let v = run(&["--version"]);
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("scheduler "));
+    let h = run(&["help"]);
+    assert!(h.status.success());
+    let help = String::from_utf8_lossy(&h.stdout);
+    for cmd in ["demo", "run", "validate", "exec", "Exit codes"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let h = run(&["exec", "--help"]);
+    let help = String::from_utf8_lossy(&h.stdout);
+    for flag in [
+        "--data-binary",
+        "--output",
+        "--max-time",
+        "--connect-timeout",
+        "--retry",
+        "-X",
+    ] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+    let out = run(&["validate", "scenarios/demo.yaml", "--metrics", "m.prom"]);
+    assert_eq!(out.status.code(), Some(2), "validate has no --metrics");
+    assert!(!Path::new("m.prom").exists());
+
+    let dir = tmp("cli");
+    let json = dir.join("r.json");
+    let out = run(&["demo", "--short", &format!("--json={}", json.display())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(json.exists());
+
+    let (server, log) = recording_target();
+    let out = run(&[
+        "exec",
+        "GET",
+        &format!("HTTP://127.0.0.1:{}/up", server.addr.port()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(log.lock().unwrap().len(), 1);
+}
+
+/// The artifact is built into the binary: a copy of it elsewhere runs with no build tree.
+#[test]
+fn the_binary_carries_its_artifact() {
+    let artifact = std::fs::read(compose::EXECUTOR_ARTIFACT).unwrap();
+    let binary = std::fs::read(BIN).unwrap();
+    assert!(
+        binary
+            .windows(4096)
+            .any(|w| w == &artifact[artifact.len() / 2..][..4096]),
+        "the artifact's bytes are inside the binary"
+    );
+    let (server, log) = recording_target();
+    let dir = tmp("copied-binary");
+    let copy = dir.join("scheduler");
+    std::fs::copy(BIN, &copy).unwrap();
+    let out = Command::new(&copy)
+        .args([
+            "exec",
+            &format!("http://127.0.0.1:{}/c", server.addr.port()),
+        ])
+        .current_dir(&dir)
+        .env_remove("SCHEDULER_EXECUTOR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(log.lock().unwrap().len(), 1);
 }

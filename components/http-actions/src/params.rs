@@ -119,6 +119,11 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                     json_body = true;
                 }
             },
+            // Bytes that are not text (curl's --data-binary @FILE).
+            "body_base64" => {
+                req.body = net_text::decode_base64(str_field(v, k)?)
+                    .ok_or_else(|| err(k, "not standard base64"))?
+            }
             "timeouts" => {
                 for (name, value) in object(v, k)? {
                     let field = format!("timeouts.{name}");
