@@ -890,3 +890,54 @@ fn json_bodies_are_typed_once() {
         .unwrap();
     assert_eq!(text(o), r#"application/vnd.x+json {"a":1}"#);
 }
+
+/// Locations resolved as RFC 3986 section 5.2 has them, checked by what the server was asked
+/// for; UTF-8 in a URL percent-encoded on the wire; an obs-fold read as one space.
+#[test]
+fn relative_redirects_and_urls_as_the_rfcs_have_them() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let server = serve("127.0.0.1:0", None, move |r| {
+        s.lock().unwrap().push(r.path.clone());
+        match r.path.as_str() {
+            "/dir/sub/a" => Reply::status(302, &[("Location", "../ok")]),
+            "/dir/q?x=1" => Reply::status(302, &[("Location", "?page=2")]),
+            "/dir/n" => Reply::status(302, &[("Location", "/ok?next=http://example.invalid/x")]),
+            "/dir/e" => Reply::status(302, &[("Location", "")]),
+            "/fold" => Reply::Raw(
+                b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+            ),
+            _ => Reply::ok("landed"),
+        }
+    });
+    let mut ex = Executor::new();
+    for (start, lands) in [
+        ("/dir/sub/a", "/dir/ok"),
+        ("/dir/q?x=1", "/dir/q?page=2"),
+        ("/dir/n", "/ok?next=http://example.invalid/x"),
+    ] {
+        seen.lock().unwrap().clear();
+        let o = ex.get(&server.url(start)).unwrap();
+        assert_eq!(o.status, 200, "{start}");
+        assert_eq!(*seen.lock().unwrap(), [start, lands], "{start}");
+        assert!(o.final_url.ends_with(lands), "{}", o.final_url);
+    }
+    // An empty Location is the same URL (RFC 3986 5.2.2): a loop, not a trip to /.
+    let r = ex.get(&server.url("/dir/e"));
+    assert!(matches!(r, Err(ActionError::RedirectLoop(_))), "{r:?}");
+
+    seen.lock().unwrap().clear();
+    let o = ex
+        .get(&server.url("/caf\u{e9}/\u{65e5}?q=\u{2192}"))
+        .unwrap();
+    assert_eq!(o.status, 200);
+    assert_eq!(*seen.lock().unwrap(), ["/caf%C3%A9/%E6%97%A5?q=%E2%86%92"]);
+
+    let o = ex.get(&server.url("/fold")).unwrap();
+    let folded = o
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("x-folded"));
+    assert_eq!(folded.map(|h| h.value.as_str()), Some("one two"));
+    assert_eq!(o.body, b"ok");
+}

@@ -121,7 +121,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             },
             // Bytes that are not text (curl's --data-binary @FILE).
             "body_base64" => {
-                req.body = net_text::decode_base64(str_field(v, k)?)
+                req.body = http_core::codec::decode_base64(str_field(v, k)?)
                     .ok_or_else(|| err(k, "not standard base64"))?
             }
             "timeouts" => {

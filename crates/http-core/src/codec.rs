@@ -107,6 +107,30 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, H
         .unwrap_or_else(|| Err(HttpError::TooLarge("more than 128 response headers".into())))
 }
 
+/// A header value as text; an obs-fold (CRLF or LF, then spaces or tabs) is one space.
+fn header_value(v: &[u8]) -> String {
+    if !v.contains(&b'\n') {
+        return String::from_utf8_lossy(v).into_owned();
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'\r' || v[i] == b'\n' {
+            while i < v.len() && matches!(v[i], b'\r' | b'\n' | b' ' | b'\t') {
+                i += 1;
+            }
+            while out.last().is_some_and(|b| *b == b' ' || *b == b'\t') {
+                out.pop();
+            }
+            out.push(b' ');
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `None`: more headers than `slots`.
 fn parse_head_in<'b>(
     buf: &'b [u8],
@@ -119,18 +143,18 @@ fn parse_head_in<'b>(
         )))
     };
     let mut resp = httparse::Response::new(slots);
-    let r = match resp.parse(buf) {
+    // obs-fold (a value continued on the next line) is accepted, and each fold becomes one
+    // space below, as RFC 9112 section 5.2 has a user agent do.
+    let parsed = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response(&mut resp, buf);
+    let r = match parsed {
         Ok(httparse::Status::Complete(len)) if len > max_header_bytes => too_large(),
         Ok(httparse::Status::Complete(len)) => {
             let headers = resp
                 .headers
                 .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
+                .map(|h| (h.name.to_string(), header_value(h.value)))
                 .collect();
             Ok(Some(Head {
                 status: resp.code.unwrap_or(0),
@@ -376,6 +400,40 @@ impl ChunkedDecoder {
     }
 }
 
+/// Standard base64 (RFC 4648 section 4, with or without `=` padding) to bytes; `None` for any
+/// other character or a length no encoding has. Hand-written: a base64 crate costs the
+/// artifact more than its 400 KB budget leaves for this one use (bodies given as bytes).
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let t = text.as_bytes();
+    let t = t
+        .strip_suffix(b"==")
+        .or_else(|| t.strip_suffix(b"="))
+        .unwrap_or(t);
+    if t.len() % 4 == 1 || (text.len() != t.len() && !text.len().is_multiple_of(4)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(t.len() / 4 * 3 + 2);
+    for chunk in t.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= value(c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,5 +588,37 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(framing(Method::Get, &h).is_err());
+    }
+
+    /// RFC 9112 section 5.2: a user agent replaces each obs-fold with a space.
+    #[test]
+    fn obs_fold_becomes_one_space() {
+        let head = parse_head(
+            b"HTTP/1.1 200 OK\r\nX-Long: first\r\n  second\r\n\tthird\r\nContent-Length: 0\r\n\r\n",
+            8192,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(header(&head.headers, "x-long"), Some("first second third"));
+        assert_eq!(header(&head.headers, "content-length"), Some("0"));
+    }
+
+    #[test]
+    fn base64_decodes_as_rfc4648() {
+        for (text, want) in [
+            ("", &b""[..]),
+            ("Zg==", b"f"),
+            ("Zm8=", b"fo"),
+            ("Zm9v", b"foo"),
+            ("Zm9vYg", b"foob"),
+            ("Zm9vYmE=", b"fooba"),
+            ("Zm9vYmFy", b"foobar"),
+            ("AP8=", &[0u8, 255][..]),
+        ] {
+            assert_eq!(decode_base64(text).as_deref(), Some(want), "{text}");
+        }
+        for bad in ["Z", "Zm9v!", "Zg=", "Zm 9v", "=", "Zm9vY==="] {
+            assert_eq!(decode_base64(bad), None, "{bad}");
+        }
     }
 }

@@ -19,17 +19,25 @@ impl Url {
     pub fn parse(text: &str) -> Result<Url, HttpError> {
         let bad = |why: &str| HttpError::InvalidUrl(format!("{text}: {why}"));
         let t = text.trim();
-        let (scheme, rest) = t.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        if !has_scheme(t) {
+            return Err(bad("no scheme"));
+        }
+        let (scheme, rest) = t.split_once(':').unwrap_or((t, ""));
         if !scheme.eq_ignore_ascii_case("http") {
             return Err(HttpError::UnsupportedScheme(scheme.to_string()));
         }
+        let rest = rest
+            .strip_prefix("//")
+            .ok_or_else(|| bad("no // after http:"))?;
         let (authority, path) = match rest.find(['/', '?', '#']) {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         let path = path.split('#').next().unwrap_or("/");
         let path = if path.starts_with('?') {
-            format!("/{path}")
+            let mut p = String::from("/");
+            p.push_str(path);
+            p
         } else {
             path.to_string()
         };
@@ -74,6 +82,17 @@ impl Url {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(bad("spaces or control characters in the path"));
         }
+        let path = percent_encode_non_ascii(&path);
+        let path = match path.split_once('?') {
+            Some((p, q)) if p.contains("/.") => {
+                let mut clean = remove_dot_segments(p);
+                clean.push('?');
+                clean.push_str(q);
+                clean
+            }
+            None if path.contains("/.") => remove_dot_segments(&path),
+            _ => path,
+        };
         Ok(Url {
             host,
             port,
@@ -112,24 +131,105 @@ impl Url {
         out
     }
 
-    /// Resolve a `Location` header against this URL.
+    /// Resolve a `Location` header against this URL (RFC 3986 section 5.2: a scheme makes it
+    /// absolute; `//` keeps the scheme; `/` the authority; `?` the path; an empty one is this
+    /// URL; anything else is merged with this path's directory; dot segments are removed).
     pub fn join(&self, location: &str) -> Result<Url, HttpError> {
         let loc = location.trim();
-        if loc.contains("://") {
+        let loc = loc.split('#').next().unwrap_or("");
+        if has_scheme(loc) {
             return Url::parse(loc);
         }
         if let Some(rest) = loc.strip_prefix("//") {
-            return Url::parse(&format!("http://{rest}"));
+            let mut target = String::from("http://");
+            target.push_str(rest);
+            return Url::parse(&target);
         }
-        let path = if loc.starts_with('/') {
-            loc.to_string()
-        } else {
-            let base = self.path.split('?').next().unwrap_or("/");
-            let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(0)];
-            format!("{dir}{loc}")
+        let (base_path, base_query) = match self.path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (self.path.as_str(), None),
         };
-        Url::parse(&format!("http://{}{}", self.authority(), path))
+        let (ref_path, ref_query) = match loc.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (loc, None),
+        };
+        let (path, query) = if ref_path.is_empty() {
+            (base_path.to_string(), ref_query.or(base_query))
+        } else if ref_path.starts_with('/') {
+            (ref_path.to_string(), ref_query)
+        } else {
+            let dir = &base_path[..base_path.rfind('/').map(|i| i + 1).unwrap_or(0)];
+            let mut merged = String::from(dir);
+            merged.push_str(ref_path);
+            (merged, ref_query)
+        };
+        let mut target = String::from("http://");
+        self.push_authority(&mut target);
+        target.push_str(&path);
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q);
+        }
+        Url::parse(&target)
     }
+}
+
+/// Whether a reference starts with a scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`
+/// before any `/`, `?` or `#`): `/x?next=http://y` and `?a=b:c` have none.
+fn has_scheme(reference: &str) -> bool {
+    let Some(colon) = reference.find(':') else {
+        return false;
+    };
+    let scheme = &reference[..colon];
+    scheme
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+}
+
+/// RFC 3986 section 5.2.4: `.` and `..` segments removed from an absolute path.
+pub fn remove_dot_segments(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut segments = path.split('/').skip(1).peekable();
+    while let Some(seg) = segments.next() {
+        if seg == "." || seg == ".." {
+            if seg == ".."
+                && let Some(i) = out.rfind('/')
+            {
+                out.truncate(i);
+            }
+            // A path ending in `.` or `..` still names a directory.
+            if segments.peek().is_none() {
+                out.push('/');
+            }
+        } else {
+            out.push('/');
+            out.push_str(seg);
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Bytes a request line cannot carry as they are (non-ASCII: a UTF-8 path or query) are
+/// percent-encoded, as browsers and curl send them (RFC 3986 section 2.1).
+fn percent_encode_non_ascii(path: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = Vec::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b < 0x80 {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+    // ASCII only by now.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -174,5 +274,72 @@ mod tests {
         assert_eq!(u.join("c").unwrap().to_text(), "http://h:81/a/c");
         assert_eq!(u.join("http://o/p").unwrap().to_text(), "http://o/p");
         assert_eq!(u.join("//o:5/p").unwrap().to_text(), "http://o:5/p");
+    }
+
+    /// RFC 3986 section 5.4's examples (normal and abnormal), with http for the base scheme;
+    /// and what the redirect tests found.
+    #[test]
+    fn joins_as_rfc_3986_resolves() {
+        let base = Url::parse("http://a/b/c/d;p?q").unwrap();
+        for (r, want) in [
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g/"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q"),
+            ("g#s", "http://a/b/c/g"),
+            ("g?y#s", "http://a/b/c/g?y"),
+            (";x", "http://a/b/c/;x"),
+            ("g;x", "http://a/b/c/g;x"),
+            ("", "http://a/b/c/d;p?q"),
+            (".", "http://a/b/c/"),
+            ("./", "http://a/b/c/"),
+            ("..", "http://a/b/"),
+            ("../", "http://a/b/"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../", "http://a/"),
+            ("../../g", "http://a/g"),
+            ("../../../g", "http://a/g"),
+            ("../../../../g", "http://a/g"),
+            ("/./g", "http://a/g"),
+            ("/../g", "http://a/g"),
+            ("g.", "http://a/b/c/g."),
+            (".g", "http://a/b/c/.g"),
+            ("g..", "http://a/b/c/g.."),
+            ("..g", "http://a/b/c/..g"),
+            ("./../g", "http://a/b/g"),
+            ("./g/.", "http://a/b/c/g/"),
+            ("g/./h", "http://a/b/c/g/h"),
+            ("g/../h", "http://a/b/c/h"),
+            ("g;x=1/./y", "http://a/b/c/g;x=1/y"),
+            ("g;x=1/../y", "http://a/b/c/y"),
+            ("g?y/./x", "http://a/b/c/g?y/./x"),
+            ("g?y/../x", "http://a/b/c/g?y/../x"),
+            (
+                "/ok?next=http://example.invalid/x",
+                "http://a/ok?next=http://example.invalid/x",
+            ),
+            ("HTTP://o/p", "http://o/p"),
+        ] {
+            assert_eq!(
+                base.join(r).map(|u| u.to_text()),
+                Ok(want.to_string()),
+                "{r:?}"
+            );
+        }
+        assert!(matches!(
+            base.join("g:h"),
+            Err(HttpError::UnsupportedScheme(_))
+        ));
+    }
+
+    #[test]
+    fn non_ascii_is_percent_encoded() {
+        let u = Url::parse("http://h/caf\u{e9}/\u{65e5}?q=\u{2192}").unwrap();
+        assert_eq!(u.path, "/caf%C3%A9/%E6%97%A5?q=%E2%86%92");
     }
 }

@@ -8,7 +8,6 @@
 extern crate alloc;
 
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::ops::{Div, Rem};
@@ -323,40 +322,6 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
-/// Standard base64 (RFC 4648 section 4, with or without `=` padding) to bytes; `None` for any
-/// other character or a length no encoding has. The guests carry no base64 crate for this one
-/// use (bodies given as bytes).
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let t = text.as_bytes();
-    let t = t
-        .strip_suffix(b"==")
-        .or_else(|| t.strip_suffix(b"="))
-        .unwrap_or(t);
-    if t.len() % 4 == 1 || (text.len() != t.len() && !text.len().is_multiple_of(4)) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(t.len() / 4 * 3 + 2);
-    for chunk in t.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= value(c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -541,25 +506,6 @@ mod tests {
             ("héllo \u{7f}", "\"héllo \u{7f}\""),
         ] {
             assert_eq!(Quoted(s).to_string(), want);
-        }
-    }
-
-    #[test]
-    fn base64_decodes_as_rfc4648() {
-        for (text, want) in [
-            ("", &b""[..]),
-            ("Zg==", b"f"),
-            ("Zm8=", b"fo"),
-            ("Zm9v", b"foo"),
-            ("Zm9vYg", b"foob"),
-            ("Zm9vYmE=", b"fooba"),
-            ("Zm9vYmFy", b"foobar"),
-            ("AP8=", &[0u8, 255][..]),
-        ] {
-            assert_eq!(decode_base64(text).as_deref(), Some(want), "{text}");
-        }
-        for bad in ["Z", "Zm9v!", "Zg=", "Zm 9v", "=", "Zm9vY==="] {
-            assert_eq!(decode_base64(bad), None, "{bad}");
         }
     }
 }
