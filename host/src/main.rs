@@ -4,12 +4,14 @@
 mod authority;
 #[cfg(test)]
 mod fuzz;
+mod record;
 mod report;
 mod run;
 mod runtime;
 mod scenario;
 mod target;
 mod template;
+mod verdict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,12 +26,37 @@ use run::RunOptions;
 const EXIT_INTERRUPTED: u8 = 130;
 /// A bad scenario, or bad usage.
 const EXIT_USAGE: u8 = 2;
+/// Users could not run (instantiation, no address) or their task failed.
+const EXIT_USERS_FAILED: u8 = 97;
+/// The run tested nothing: no request succeeded.
+const EXIT_NOTHING_TESTED: u8 = 98;
+/// A threshold was crossed (k6's code).
+const EXIT_THRESHOLD: u8 = 99;
+
+/// The run's exit code, the first that applies: interrupted 130, the run itself failed 1, a
+/// threshold crossed 99, nothing succeeded 98, users failed 97, else 0.
+fn exit_code(r: &report::Report) -> u8 {
+    if r.interrupted {
+        EXIT_INTERRUPTED
+    } else if !r.run_errors.is_empty() {
+        1
+    } else if r.aborted_by.is_some() || r.thresholds.iter().any(|t| !t.ok) {
+        EXIT_THRESHOLD
+    } else if r.totals.ok == 0 {
+        EXIT_NOTHING_TESTED
+    } else if !r.user_errors.is_empty() {
+        EXIT_USERS_FAILED
+    } else {
+        0
+    }
+}
 
 const DEMO: &str = include_str!("../scenarios/demo.yaml");
 
-const EXIT_CODES: &str = "Exit codes: 0 the run completed; 1 it failed (a user could not run or \
-failed, the pool state could not be written) or exec's request failed; 2 a bad scenario or bad \
-usage; 130 interrupted (Ctrl-C).";
+const EXIT_CODES: &str = "Exit codes (the first that applies): 130 interrupted (Ctrl-C); 1 the \
+run itself failed (the pool state could not be written), or exec's request failed; 2 a bad \
+scenario or bad usage; 99 a threshold was crossed; 98 nothing was tested (no request \
+succeeded); 97 users could not run or their task failed; 0 otherwise.";
 
 /// Runs YAML scenarios through scheduler-executor.wasm: many isolated users, each sending from
 /// its own source address taken from a pool.
@@ -250,11 +277,11 @@ fn load(path: &std::path::Path) -> Result<scenario::Scenario, ExitCode> {
 }
 
 async fn finish(
-    fut: impl std::future::Future<Output = Result<(report::Report, Vec<report::Sample>), String>>,
+    fut: impl std::future::Future<Output = Result<report::Report, String>>,
     flags: &RunArgs,
     target: Option<&target::Target>,
 ) -> ExitCode {
-    let (mut report, samples) = match fut.await {
+    let mut report = match fut.await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("scheduler: {e}");
@@ -265,13 +292,7 @@ async fn finish(
         report.target_counts = Some(t.counts());
     }
     print!("{}", report.text());
-    let mut code = if report.interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else if !report.run_errors.is_empty() || !report.user_errors.is_empty() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    };
+    let mut code = ExitCode::from(exit_code(&report));
     if let Some(p) = &flags.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
         if let Err(e) = std::fs::write(p, text) {
@@ -280,7 +301,7 @@ async fn finish(
         }
     }
     if let Some(p) = &flags.metrics
-        && let Err(e) = std::fs::write(p, report.metrics(&samples))
+        && let Err(e) = std::fs::write(p, report.metrics())
     {
         eprintln!("scheduler: writing {}: {e}", p.display());
         code = ExitCode::FAILURE;

@@ -2,25 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-/// One request. The texts are shared with the user's other samples (a run keeps every sample).
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub action: Arc<str>,
-    pub tenant: Arc<str>,
-    pub user: u32,
-    /// The source address the request went out from ("-" when unknown).
-    pub source: Arc<str>,
-    pub ok: bool,
-    pub status: Option<u16>,
-    pub latency_us: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub error: Option<String>,
-}
+pub use crate::record::Sample;
+use crate::record::{Recorder, Stats};
 
 #[derive(Debug, Clone)]
 pub struct UserError {
@@ -38,9 +24,9 @@ pub struct PoolState {
     pub available: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Collected {
-    pub samples: Vec<Sample>,
+    pub rec: Recorder,
     pub user_errors: Vec<UserError>,
     pub users_spawned: u64,
     pub users_finished: u64,
@@ -55,50 +41,34 @@ pub struct Group {
     pub failed: u64,
     pub p50_ms: f64,
     pub p90_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
+    pub mean_ms: f64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
 }
 
-fn quantile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+fn group(g: &Stats) -> Group {
+    Group {
+        count: g.count,
+        ok: g.ok,
+        failed: g.failed,
+        p50_ms: g.quantile_ms(0.50),
+        p90_ms: g.quantile_ms(0.90),
+        p95_ms: g.quantile_ms(0.95),
+        p99_ms: g.quantile_ms(0.99),
+        p999_ms: g.quantile_ms(0.999),
+        max_ms: g.max_ms(),
+        mean_ms: g.mean_ms(),
+        bytes_sent: g.bytes_sent,
+        bytes_received: g.bytes_received,
     }
-    let idx = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[idx] as f64 / 1000.0
 }
 
-fn group<'a>(samples: impl Iterator<Item = &'a Sample>) -> Group {
-    let mut lat = Vec::new();
-    let mut g = Group::default();
-    for s in samples {
-        g.count += 1;
-        if s.ok {
-            g.ok += 1;
-        } else {
-            g.failed += 1;
-        }
-        g.bytes_sent += s.bytes_sent;
-        g.bytes_received += s.bytes_received;
-        lat.push(s.latency_us);
-    }
-    lat.sort_unstable();
-    g.p50_ms = quantile(&lat, 0.50);
-    g.p90_ms = quantile(&lat, 0.90);
-    g.p99_ms = quantile(&lat, 0.99);
-    g.max_ms = lat.last().map(|&x| x as f64 / 1000.0).unwrap_or(0.0);
-    g
-}
-
-fn by<F: Fn(&Sample) -> String>(samples: &[Sample], key: F) -> BTreeMap<String, Group> {
-    let mut keys: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
-    for s in samples {
-        keys.entry(key(s)).or_default().push(s);
-    }
-    keys.into_iter()
-        .map(|(k, v)| (k, group(v.into_iter())))
-        .collect()
+fn groups(m: &BTreeMap<String, Stats>) -> BTreeMap<String, Group> {
+    m.iter().map(|(k, g)| (k.clone(), group(g))).collect()
 }
 
 pub struct Report {
@@ -111,6 +81,8 @@ pub struct Report {
     pub by_tenant: BTreeMap<String, Group>,
     pub by_source: BTreeMap<String, Group>,
     pub errors: BTreeMap<String, u64>,
+    /// Per action: errors before anything was sent (not counted as requests).
+    pub not_sent: BTreeMap<String, u64>,
     pub user_errors: Vec<UserError>,
     pub pools: Vec<PoolState>,
     /// The demo target's own count of requests per source address.
@@ -119,45 +91,50 @@ pub struct Report {
     pub run_errors: Vec<String>,
     /// The source addresses each user sent from, in order of first use.
     pub user_sources: BTreeMap<u32, Vec<String>>,
+    /// What was recorded, for metrics and thresholds.
+    pub rec: Recorder,
+    /// Workflow runs completed.
+    pub iterations: u64,
+    pub thresholds: Vec<crate::verdict::Verdict>,
+    /// The `abort_on_fail` threshold that stopped the run.
+    pub aborted_by: Option<String>,
 }
 
 impl Report {
     pub fn new(
         scenario: &str,
         elapsed_s: f64,
-        c: &Collected,
+        c: Collected,
         pools: Vec<PoolState>,
         interrupted: bool,
     ) -> Report {
-        let mut errors = BTreeMap::new();
-        for s in &c.samples {
-            if let Some(e) = &s.error {
-                *errors.entry(e.clone()).or_insert(0) += 1;
-            }
-        }
-        let mut user_sources: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-        for s in &c.samples {
-            let v = user_sources.entry(s.user).or_default();
-            if !v.iter().any(|x| **x == *s.source) {
-                v.push(s.source.to_string());
-            }
-        }
+        let by_source = c
+            .rec
+            .by_source
+            .iter()
+            .map(|(k, g)| (k.to_string(), group(g)))
+            .collect();
         Report {
-            user_sources,
+            user_sources: c.rec.user_sources.clone(),
             scenario: scenario.to_string(),
             elapsed_s,
             users_spawned: c.users_spawned,
             users_finished: c.users_finished,
-            totals: group(c.samples.iter()),
-            by_action: by(&c.samples, |s| s.action.to_string()),
-            by_tenant: by(&c.samples, |s| s.tenant.to_string()),
-            by_source: by(&c.samples, |s| s.source.to_string()),
-            errors,
-            user_errors: c.user_errors.clone(),
+            totals: group(&c.rec.totals),
+            by_action: groups(&c.rec.by_action),
+            by_tenant: groups(&c.rec.by_tenant),
+            by_source,
+            errors: c.rec.errors.clone(),
+            not_sent: c.rec.not_sent.clone(),
+            user_errors: c.user_errors,
             pools,
             target_counts: None,
             interrupted,
-            run_errors: c.run_errors.clone(),
+            run_errors: c.run_errors,
+            rec: c.rec,
+            iterations: 0,
+            thresholds: Vec::new(),
+            aborted_by: None,
         }
     }
 
@@ -208,13 +185,15 @@ impl Report {
                      extra: Option<&BTreeMap<String, u64>>| {
             let _ = writeln!(
                 s,
-                "\n{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}{}",
+                "\n{:<22} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}{}",
                 title,
                 "requests",
                 "ok",
                 "failed",
+                "mean ms",
                 "p50 ms",
                 "p90 ms",
+                "p95 ms",
                 "p99 ms",
                 "max ms",
                 if extra.is_some() { "  target saw" } else { "" }
@@ -222,8 +201,17 @@ impl Report {
             for (k, g) in rows {
                 let _ = write!(
                     s,
-                    "{:<22} {:>8} {:>8} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-                    k, g.count, g.ok, g.failed, g.p50_ms, g.p90_ms, g.p99_ms, g.max_ms
+                    "{:<22} {:>8} {:>8} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    k,
+                    g.count,
+                    g.ok,
+                    g.failed,
+                    g.mean_ms,
+                    g.p50_ms,
+                    g.p90_ms,
+                    g.p95_ms,
+                    g.p99_ms,
+                    g.max_ms
                 );
                 if let Some(e) = extra {
                     let _ = write!(s, "  {:>10}", e.get(k).copied().unwrap_or(0));
@@ -254,6 +242,15 @@ impl Report {
                 let _ = writeln!(s, "  ... and {} more", self.user_errors.len() - 20);
             }
         }
+        if !self.thresholds.is_empty() {
+            let _ = writeln!(s, "\nthresholds:");
+            for v in &self.thresholds {
+                let _ = writeln!(s, "  {v}");
+            }
+        }
+        if let Some(t) = &self.aborted_by {
+            let _ = writeln!(s, "\naborted: threshold {t} failed (abort_on_fail)");
+        }
         if !self.run_errors.is_empty() {
             let _ = writeln!(s, "\nthe run failed:");
             for e in &self.run_errors {
@@ -272,8 +269,9 @@ impl Report {
     }
 
     fn group_json(g: &Group) -> Value {
-        json!({ "requests": g.count, "ok": g.ok, "failed": g.failed, "p50_ms": g.p50_ms, "p90_ms": g.p90_ms,
-                "p99_ms": g.p99_ms, "max_ms": g.max_ms, "bytes_sent": g.bytes_sent, "bytes_received": g.bytes_received })
+        json!({ "requests": g.count, "ok": g.ok, "failed": g.failed, "mean_ms": g.mean_ms, "p50_ms": g.p50_ms,
+                "p90_ms": g.p90_ms, "p95_ms": g.p95_ms, "p99_ms": g.p99_ms, "p99_9_ms": g.p999_ms, "max_ms": g.max_ms,
+                "bytes_sent": g.bytes_sent, "bytes_received": g.bytes_received })
     }
 
     pub fn json(&self) -> Value {
@@ -296,6 +294,10 @@ impl Report {
             "by_tenant": map(&self.by_tenant),
             "by_source": map(&self.by_source),
             "errors": self.errors,
+            "not_sent": self.not_sent,
+            "iterations": self.iterations,
+            "thresholds": self.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr, "observed": v.observed, "ok": v.ok })).collect::<Vec<_>>(),
+            "aborted_by": self.aborted_by,
             "user_errors": self.user_errors.iter().map(|e| json!({ "user": e.user, "tenant": e.tenant, "error": e.error })).collect::<Vec<_>>(),
             "pools": self.pools.iter().map(|p| json!({ "id": p.id, "name": p.name, "total": p.total, "allocated": p.allocated, "available": p.available })).collect::<Vec<_>>(),
             "target_counts": self.target_counts,
@@ -304,7 +306,7 @@ impl Report {
     }
 
     /// Prometheus text format.
-    pub fn metrics(&self, samples: &[Sample]) -> String {
+    pub fn metrics(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -343,17 +345,8 @@ impl Report {
             self.totals.ok
         );
         let _ = writeln!(s, "# TYPE http_requests_total counter");
-        let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-        for x in samples {
-            let status = x
-                .status
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "error".into());
-            *counts
-                .entry((x.action.to_string(), x.tenant.to_string(), status))
-                .or_insert(0) += 1;
-        }
-        for ((a, t, st), n) in &counts {
+        let counts = &self.rec.by_status;
+        for ((a, t, st), n) in counts {
             let _ = writeln!(
                 s,
                 "http_requests_total{{action=\"{a}\",tenant=\"{t}\",status=\"{st}\"}} {n}"
@@ -363,14 +356,10 @@ impl Report {
         let bounds = [
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
-        for action in self.by_action.keys() {
-            let lat: Vec<f64> = samples
-                .iter()
-                .filter(|x| *x.action == **action)
-                .map(|x| x.latency_us as f64 / 1e6)
-                .collect();
+        for (action, g) in &self.rec.by_action {
+            let h = &g.latency;
             for b in bounds {
-                let n = lat.iter().filter(|&&l| l <= b).count();
+                let n = h.count_between(0, (b * 1e6) as u64);
                 let _ = writeln!(
                     s,
                     "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"{b}\"}} {n}"
@@ -379,17 +368,17 @@ impl Report {
             let _ = writeln!(
                 s,
                 "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"+Inf\"}} {}",
-                lat.len()
+                h.len()
             );
             let _ = writeln!(
                 s,
                 "http_requests_duration_seconds_sum{{action=\"{action}\"}} {}",
-                lat.iter().sum::<f64>()
+                h.mean() * h.len() as f64 / 1e6
             );
             let _ = writeln!(
                 s,
                 "http_requests_duration_seconds_count{{action=\"{action}\"}} {}",
-                lat.len()
+                h.len()
             );
         }
         s

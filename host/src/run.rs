@@ -17,6 +17,7 @@ use crate::report::{Collected, PoolState, Report, Sample, UserError};
 use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
 use crate::scenario::{BindStrategy, ExportKind, Mode, NodeKind, ReleaseOn, Scenario};
 use crate::template::{self, Vars};
+use crate::verdict;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -30,6 +31,8 @@ pub struct RunOptions {
 /// Live counters for the progress line.
 #[derive(Default)]
 struct Live {
+    /// Workflow runs completed.
+    iterations: AtomicU64,
     spawned: AtomicU64,
     active: AtomicU64,
     requests: AtomicU64,
@@ -52,6 +55,10 @@ struct Shared {
     stop: Arc<AtomicBool>,
     /// A second Ctrl-C: cut in-flight work off now.
     force: AtomicBool,
+    /// Some threshold aborts the run when it fails (judged every second).
+    watch_thresholds: bool,
+    /// The threshold that aborted the run.
+    aborted_by: Mutex<Option<String>>,
     started: Instant,
 }
 
@@ -201,6 +208,11 @@ async fn run_user(shared: Arc<Shared>, user: User) {
             policy.pin(ip.as_ref().and_then(|ip| ip.parse().ok()));
         }
         run_task(&mut state, &mut inst, &policy, ip.as_deref()).await;
+        shared.live.iterations.fetch_add(1, Ordering::Relaxed);
+        if shared.watch_thresholds {
+            // Thresholds judged while the run goes see each iteration.
+            state.flush();
+        }
         if binding_on && per_task {
             // The address goes back: the instance may no longer bind it, and its kept-alive
             // connections from it are closed (the next holder may be another user).
@@ -290,7 +302,9 @@ impl<'a> UserState<'a> {
 
     fn flush(&mut self) {
         let mut c = self.shared.collected();
-        c.samples.append(&mut self.samples);
+        for s in self.samples.drain(..) {
+            c.rec.add(&s);
+        }
     }
 
     /// The sample's name for the source address the user was given, until the executor
@@ -321,6 +335,7 @@ impl Drop for UserState<'_> {
                 tenant: self.tenant.clone(),
                 user: self.user,
                 source,
+                sent: true,
                 ok: false,
                 status: None,
                 latency_us: start.elapsed().as_micros() as u64,
@@ -446,6 +461,7 @@ async fn run_action(
         tenant: st.tenant.clone(),
         user: st.user,
         source: st.given_source(ip),
+        sent: false,
         ok: false,
         status: None,
         latency_us: 0,
@@ -485,6 +501,7 @@ async fn run_action(
     });
     match result {
         Ok(Ok(o)) => {
+            sample.sent = true;
             sample.ok = o.status < 400;
             sample.status = Some(o.status);
             sample.bytes_sent = o.bytes_sent;
@@ -503,12 +520,22 @@ async fn run_action(
             }
         }
         Ok(Err(e)) => {
+            // Refused before anything went on the wire: an error, not a request.
+            sample.sent = !matches!(
+                e,
+                exec::ActionError::InvalidParams(_)
+                    | exec::ActionError::Pool(_)
+                    | exec::ActionError::AccessDenied(_)
+            );
             sample.error = Some(error_kind(&e));
             if let Some(scope) = scope.as_mut() {
                 scope.insert("error".into(), error_text(&e));
             }
         }
-        Err(trap) => sample.error = Some(format!("trap: {trap}")),
+        Err(trap) => {
+            sample.sent = true;
+            sample.error = Some(format!("trap: {trap}"));
+        }
     }
     if let Some(scope) = scope {
         scope.insert("ok".into(), sample.ok.to_string());
@@ -530,7 +557,7 @@ fn progress_line(shared: &Shared) -> String {
     )
 }
 
-pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sample>), String> {
+pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String> {
     let max = u64::from(scenario.concurrency.max_users).min(scenario.total_users().max(1)) as u32;
     let runtime = Runtime::new(max + 2)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -556,6 +583,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
             .nodes
             .iter()
             .any(|n| n.edges.iter().any(|e| e.condition.is_some()));
+    let watch = scenario.thresholds.iter().any(|t| t.abort_on_fail);
     let shared = Arc::new(Shared {
         static_with,
         uses_vars,
@@ -566,6 +594,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
         live: Live::default(),
         stop,
         force: AtomicBool::new(false),
+        watch_thresholds: watch,
+        aborted_by: Mutex::new(None),
         started: Instant::now(),
     });
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -582,6 +612,34 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
             }
             if tokio::signal::ctrl_c().await.is_ok() {
                 s.force.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    if watch {
+        // abort_on_fail: judged every second, each after its delay; the first to fail stops
+        // the run (exit 99).
+        let s = shared.clone();
+        tokio::spawn(async move {
+            while !s.stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let elapsed = s.started.elapsed();
+                let c = s.collected();
+                let o = verdict::Observed {
+                    rec: &c.rec,
+                    iterations: s.live.iterations.load(Ordering::Relaxed),
+                    elapsed_s: elapsed.as_secs_f64(),
+                };
+                let failed = s
+                    .scenario
+                    .thresholds
+                    .iter()
+                    .find(|t| t.abort_on_fail && elapsed >= t.delay_abort && !t.holds(&o).0);
+                if let Some(t) = failed {
+                    let what = format!("{} {}", t.name, t.expr);
+                    drop(c);
+                    *s.aborted_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+                    s.stop.store(true, Ordering::SeqCst);
+                }
             }
         });
     }
@@ -750,14 +808,29 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<(Report, Vec<Sa
     let elapsed = shared.started.elapsed().as_secs_f64();
     let mut collected = std::mem::take(&mut *shared.collected());
     collected.run_errors = run_errors;
-    let report = Report::new(
+    let iterations = shared.live.iterations.load(Ordering::Relaxed);
+    let mut report = Report::new(
         &sc.name,
         elapsed,
-        &collected,
+        collected,
         pools,
         interrupted.load(Ordering::SeqCst),
     );
-    Ok((report, collected.samples))
+    report.iterations = iterations;
+    report.thresholds = verdict::judge(
+        &sc.thresholds,
+        &verdict::Observed {
+            rec: &report.rec,
+            iterations,
+            elapsed_s: elapsed,
+        },
+    );
+    report.aborted_by = shared
+        .aborted_by
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    Ok(report)
 }
 
 /// Refuse a run whose users could not all be alive at once: each instance holds memory

@@ -154,6 +154,7 @@ pub struct Scenario {
     pub concurrency: Concurrency,
     pub actions: Vec<Action>,
     pub nodes: Vec<Node>,
+    pub thresholds: Vec<crate::verdict::Threshold>,
 }
 
 impl Scenario {
@@ -508,6 +509,96 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     }
 }
 
+/// `thresholds:`: metric (with an optional `{tag:value}` filter) -> a list of expressions,
+/// each a string or `{threshold, abort_on_fail, delay_abort_eval}` (k6's camelCase names too).
+fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::verdict::Threshold> {
+    use crate::verdict;
+    let mut out = Vec::new();
+    let Some(m) = v.and_then(|v| {
+        if v.is_null() {
+            return None;
+        }
+        let m = v.as_mapping();
+        if m.is_none() {
+            w.problem("thresholds", "expected a mapping of metric to expressions");
+        }
+        m
+    }) else {
+        return out;
+    };
+    for (k, exprs) in m {
+        let name = k.as_str().unwrap_or_default().to_string();
+        let path = join("thresholds", &name);
+        let (metric, action, tenant) = match verdict::parse_name(&name) {
+            Ok(x) => x,
+            Err(e) => {
+                w.problem(&path, e);
+                continue;
+            }
+        };
+        let items: Vec<Value> = match exprs {
+            Value::Sequence(s) => s.clone(),
+            other => vec![other.clone()],
+        };
+        for (i, item) in items.iter().enumerate() {
+            let ip = format!("{path}[{i}]");
+            let (expr, abort, delay) = match item {
+                Value::String(e) => (Some(e.clone()), false, Duration::ZERO),
+                Value::Mapping(_) => {
+                    let Some(im) = w.map(
+                        item,
+                        &ip,
+                        &[
+                            "threshold",
+                            "abort_on_fail",
+                            "abortOnFail",
+                            "delay_abort_eval",
+                            "delayAbortEval",
+                        ],
+                    ) else {
+                        continue;
+                    };
+                    let e = w.string(get(im, "threshold"), &join(&ip, "threshold"), true);
+                    let abort = w
+                        .boolean(
+                            get(im, "abort_on_fail").or(get(im, "abortOnFail")),
+                            &join(&ip, "abort_on_fail"),
+                        )
+                        .unwrap_or(false);
+                    let delay = w
+                        .duration(
+                            get(im, "delay_abort_eval").or(get(im, "delayAbortEval")),
+                            &join(&ip, "delay_abort_eval"),
+                        )
+                        .unwrap_or_default();
+                    (e, abort, delay)
+                }
+                _ => {
+                    w.problem(&ip, "expected an expression such as \"p(95)<500\"");
+                    continue;
+                }
+            };
+            let Some(expr) = expr else { continue };
+            match verdict::parse_expr(metric, &expr) {
+                Ok((agg, op, value)) => out.push(verdict::Threshold {
+                    name: name.clone(),
+                    metric,
+                    action: action.clone(),
+                    tenant: tenant.clone(),
+                    expr,
+                    agg,
+                    op,
+                    value,
+                    abort_on_fail: abort,
+                    delay_abort: delay,
+                }),
+                Err(e) => w.problem(&ip, e),
+            }
+        }
+    }
+    out
+}
+
 fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let empty = serde_yaml::Mapping::new();
     let top = w
@@ -521,6 +612,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 "load",
                 "actions",
                 "workflows",
+                "thresholds",
             ],
         )
         .unwrap_or(&empty);
@@ -1072,7 +1164,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     if nodes.is_empty() {
         w.problem("workflows.nodes", "at least one node is required");
     }
+    let thresholds = thresholds(w, get(top, "thresholds"));
     Scenario {
+        thresholds,
         name,
         pools,
         resources,

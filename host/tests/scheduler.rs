@@ -287,7 +287,7 @@ fn exhaustion_fails_or_waits_as_configured() {
     let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), false));
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(97),
         "users that could not run fail the run"
     );
     let errors = r["user_errors"].as_array().unwrap();
@@ -885,7 +885,7 @@ fn a_panicking_user_is_reported_and_fails_the_run() {
         .unwrap();
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(97),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -924,11 +924,13 @@ fn a_binding_in_force_cannot_be_bypassed() {
         let (out, r) = report(&dir, &s);
         assert_eq!(
             out.status.code(),
-            Some(0),
-            "{}",
+            Some(98),
+            "nothing was tested: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(r["totals"]["ok"], 0, "{bind}: {r}");
+        // Refused before sending: errors of their kind, not requests with a latency.
+        assert_eq!(r["totals"]["requests"], 0, "{bind}: {r}");
+        assert_eq!(r["not_sent"]["hit"], 2, "{bind}: {r}");
         let errors = r["errors"].as_object().unwrap();
         assert!(
             errors
@@ -1473,4 +1475,137 @@ fn the_binary_carries_its_artifact() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(log.lock().unwrap().len(), 1);
+}
+
+/// A scenario of 4 users hitting `/ok` and `/missing` (404) in turn, with `thresholds`.
+fn threshold_scenario(port: u16, thresholds: &str, mode: &str) -> String {
+    format!(
+        r#"
+version: "1.0"
+name: thresholds
+workbook:
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 4, tenant_id: a }} ] }}
+  user_lifetime: {mode}
+actions:
+  actions:
+    - {{ id: good, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/ok" }} }}
+    - {{ id: bad, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/missing" }} }}
+workflows:
+  nodes:
+    - {{ id: start, action: good, edges: [ {{ to: b }} ] }}
+    - {{ id: b, action: bad, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+thresholds:
+{thresholds}
+"#
+    )
+}
+
+/// k6's thresholds: each judged and shown; all held: 0; one crossed: 99; tag filters select
+/// an action or a tenant; with abort_on_fail a crossed one stops the run while it goes.
+#[test]
+fn thresholds_gate_the_run() {
+    let (server, log) = recording_target();
+    let port = server.addr.port();
+    let dir = tmp("thresholds");
+    let once = "{ mode: loop, iterations: 3 }";
+    let held = r#"  http_req_duration: ["p(95)<5s", "avg<5000", "max<10s"]
+  "http_req_failed{action:good}": ["rate<0.01"]
+  "http_req_failed{action:bad}": ["rate>0.99"]
+  "http_req_failed{tenant:a}": ["rate==0.5"]
+  http_reqs: ["count==24"]
+  iterations: ["count>=12"]"#;
+    let (out, r) = report(&dir, &threshold_scenario(port, held, once));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let verdicts = r["thresholds"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 8, "{r}");
+    assert!(verdicts.iter().all(|v| v["ok"] == true), "{verdicts:?}");
+    assert_eq!(r["iterations"], 12);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("thresholds:"));
+
+    let crossed = r#"  http_req_failed: ["rate<0.01"]
+  http_req_duration: ["p(99)<10s"]"#;
+    let (out, r) = report(&dir, &threshold_scenario(port, crossed, once));
+    assert_eq!(out.status.code(), Some(99));
+    let v = &r["thresholds"];
+    assert_eq!(v[0]["ok"], false, "{v}");
+    assert_eq!(v[0]["observed"], 0.5, "{v}");
+    assert_eq!(v[1]["ok"], true, "{v}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL http_req_failed rate<0.01"));
+
+    // abort_on_fail: an endless run stops at the first judgement after its delay.
+    let seen = log.lock().unwrap().len();
+    let abort = r#"  http_req_failed: [ { threshold: "rate<0.1", abort_on_fail: true, delay_abort_eval: 1s } ]"#;
+    let start = Instant::now();
+    let (out, r) = report(
+        &dir,
+        &threshold_scenario(
+            port,
+            abort,
+            "{ mode: loop, iterations: 0, think_time: 10ms }",
+        ),
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        r["aborted_by"].as_str().unwrap().contains("rate<0.1"),
+        "{r}"
+    );
+    assert!(log.lock().unwrap().len() > seen);
+
+    // Bad thresholds are refused by validate, with their path.
+    for (t, want) in [
+        (
+            "  http_req_waiting: [\"p(95)<1\"]",
+            "thresholds.http_req_waiting",
+        ),
+        (
+            "  http_req_duration: [\"p(95)\"]",
+            "thresholds.http_req_duration[0]",
+        ),
+        (
+            "  \"http_req_duration{host:x}\": [\"p(95)<1\"]",
+            "unknown tag",
+        ),
+        ("  http_req_failed: [\"p(95)<1\"]", "does not apply"),
+    ] {
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, threshold_scenario(port, t, once)).unwrap();
+        let out = run(&["validate", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
+
+/// A run in which no request succeeded tested nothing: exit 98, whatever else happened.
+#[test]
+fn a_run_that_tested_nothing_says_so() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tmp("nothing");
+    let (out, r) = report(
+        &dir,
+        &threshold_scenario(port, "  http_reqs: [\"count>=0\"]", "{ mode: once }"),
+    );
+    assert_eq!(out.status.code(), Some(98), "{r}");
+    assert_eq!(r["totals"]["ok"], 0);
+    assert_eq!(r["errors"]["connect"], 8, "{r}");
 }

@@ -1,0 +1,184 @@
+//! Recording a run with memory that does not grow with its length: counters and
+//! HdrHistograms of latency per action, tenant, source address and (action, tenant, status),
+//! fed in batches from users' samples.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hdrhistogram::Histogram;
+
+/// One request as a user saw it (kept only until its batch is recorded).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub action: Arc<str>,
+    pub tenant: Arc<str>,
+    pub user: u32,
+    /// The source address the request went out from ("-" when unknown).
+    pub source: Arc<str>,
+    /// Something went on the wire (a connection was tried): a request. An error before that
+    /// (a template, a parameter, the policy, the pool) is an error of its kind, with no latency.
+    pub sent: bool,
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub latency_us: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub error: Option<String>,
+}
+
+/// Latencies, microseconds; auto-resizing, so a histogram is as large as its longest value
+/// needs (about 20 KB up to 10 s at 3 significant figures).
+fn histogram(sigfig: u8) -> Histogram<u64> {
+    // `new` refuses only more than 5 significant figures.
+    let mut h = Histogram::new(sigfig.min(5)).expect("at most 5 significant figures");
+    h.auto(true);
+    h
+}
+
+/// Counters and a latency histogram for one group of requests.
+#[derive(Clone)]
+pub struct Stats {
+    pub count: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub latency: Histogram<u64>,
+}
+
+impl Stats {
+    fn new(sigfig: u8) -> Stats {
+        Stats {
+            count: 0,
+            ok: 0,
+            failed: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            latency: histogram(sigfig),
+        }
+    }
+
+    fn add(&mut self, s: &Sample) {
+        self.count += 1;
+        if s.ok {
+            self.ok += 1;
+        } else {
+            self.failed += 1;
+        }
+        self.bytes_sent += s.bytes_sent;
+        self.bytes_received += s.bytes_received;
+        let _ = self.latency.record(s.latency_us.max(1));
+    }
+
+    /// Quantile `q` of the latencies, in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latency.is_empty() {
+            return 0.0;
+        }
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        if self.latency.is_empty() {
+            0.0
+        } else {
+            self.latency.mean() / 1000.0
+        }
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        if self.latency.is_empty() {
+            0.0
+        } else {
+            self.latency.max() as f64 / 1000.0
+        }
+    }
+
+    pub fn min_ms(&self) -> f64 {
+        if self.latency.is_empty() {
+            0.0
+        } else {
+            self.latency.min() as f64 / 1000.0
+        }
+    }
+}
+
+/// Everything recorded of a run's requests.
+pub struct Recorder {
+    pub totals: Stats,
+    pub by_action: BTreeMap<String, Stats>,
+    pub by_tenant: BTreeMap<String, Stats>,
+    /// Per source address: two significant figures (there may be tens of thousands).
+    pub by_source: HashMap<Arc<str>, Stats>,
+    /// (action, tenant, status or "error"): request counts, for the metrics.
+    pub by_status: BTreeMap<(String, String, String), u64>,
+    /// (action, tenant): the latencies, for tag-filtered thresholds.
+    pub by_action_tenant: BTreeMap<(String, String), Stats>,
+    /// Errors by kind, those before anything was sent included.
+    pub errors: BTreeMap<String, u64>,
+    /// Per action: errors before anything was sent (not requests, no latency).
+    pub not_sent: BTreeMap<String, u64>,
+    /// The source addresses each user sent from, in order of first use.
+    pub user_sources: BTreeMap<u32, Vec<String>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            totals: Stats::new(3),
+            by_action: BTreeMap::new(),
+            by_tenant: BTreeMap::new(),
+            by_source: HashMap::new(),
+            by_status: BTreeMap::new(),
+            by_action_tenant: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            not_sent: BTreeMap::new(),
+            user_sources: BTreeMap::new(),
+        }
+    }
+}
+
+impl Recorder {
+    pub fn add(&mut self, s: &Sample) {
+        if let Some(e) = &s.error {
+            *self.errors.entry(e.clone()).or_insert(0) += 1;
+        }
+        if !s.sent {
+            *self.not_sent.entry(s.action.to_string()).or_insert(0) += 1;
+            return;
+        }
+        self.totals.add(s);
+        let group = |m: &mut BTreeMap<String, Stats>, k: &str, s: &Sample| {
+            match m.get_mut(k) {
+                Some(g) => g.add(s),
+                None => {
+                    let mut g = Stats::new(3);
+                    g.add(s);
+                    m.insert(k.to_string(), g);
+                }
+            };
+        };
+        group(&mut self.by_action, &s.action, s);
+        group(&mut self.by_tenant, &s.tenant, s);
+        self.by_source
+            .entry(s.source.clone())
+            .or_insert_with(|| Stats::new(2))
+            .add(s);
+        let status = s
+            .status
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "error".into());
+        *self
+            .by_status
+            .entry((s.action.to_string(), s.tenant.to_string(), status))
+            .or_insert(0) += 1;
+        self.by_action_tenant
+            .entry((s.action.to_string(), s.tenant.to_string()))
+            .or_insert_with(|| Stats::new(3))
+            .add(s);
+        let v = self.user_sources.entry(s.user).or_default();
+        if !v.iter().any(|x| **x == *s.source) {
+            v.push(s.source.to_string());
+        }
+    }
+}
