@@ -120,6 +120,8 @@ pub struct Recorder {
     pub not_sent: BTreeMap<String, u64>,
     /// The source addresses each user sent from, in order of first use.
     pub user_sources: BTreeMap<u32, Vec<String>>,
+    /// Per check (in scenario order over all actions): [passed, failed].
+    pub checks: Vec<[u64; 2]>,
 }
 
 impl Default for Recorder {
@@ -134,11 +136,23 @@ impl Default for Recorder {
             errors: BTreeMap::new(),
             not_sent: BTreeMap::new(),
             user_sources: BTreeMap::new(),
+            checks: Vec::new(),
         }
     }
 }
 
 impl Recorder {
+    /// Add a user's check counts (indexed as `checks`).
+    pub fn add_checks(&mut self, counts: &[[u64; 2]]) {
+        if self.checks.len() < counts.len() {
+            self.checks.resize(counts.len(), [0, 0]);
+        }
+        for (total, c) in self.checks.iter_mut().zip(counts) {
+            total[0] += c[0];
+            total[1] += c[1];
+        }
+    }
+
     pub fn add(&mut self, s: &Sample) {
         if let Some(e) = &s.error {
             *self.errors.entry(e.clone()).or_insert(0) += 1;

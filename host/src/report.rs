@@ -71,6 +71,15 @@ fn groups(m: &BTreeMap<String, Stats>) -> BTreeMap<String, Group> {
     m.iter().map(|(k, g)| (k.clone(), group(g))).collect()
 }
 
+/// One check's pass count over the run.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub action: String,
+    pub name: String,
+    pub pass: u64,
+    pub fail: u64,
+}
+
 pub struct Report {
     pub scenario: String,
     pub elapsed_s: f64,
@@ -95,6 +104,7 @@ pub struct Report {
     pub rec: Recorder,
     /// Workflow runs completed.
     pub iterations: u64,
+    pub checks: Vec<CheckResult>,
     pub thresholds: Vec<crate::verdict::Verdict>,
     /// The `abort_on_fail` threshold that stopped the run.
     pub aborted_by: Option<String>,
@@ -133,6 +143,7 @@ impl Report {
             run_errors: c.run_errors,
             rec: c.rec,
             iterations: 0,
+            checks: Vec::new(),
             thresholds: Vec::new(),
             aborted_by: None,
         }
@@ -242,6 +253,25 @@ impl Report {
                 let _ = writeln!(s, "  ... and {} more", self.user_errors.len() - 20);
             }
         }
+        if !self.checks.is_empty() {
+            let _ = writeln!(s, "\nchecks:");
+            for c in &self.checks {
+                let n = c.pass + c.fail;
+                let _ = writeln!(
+                    s,
+                    "  {} {}: {:.1}% ({} of {})",
+                    c.action,
+                    c.name,
+                    if n == 0 {
+                        0.0
+                    } else {
+                        100.0 * c.pass as f64 / n as f64
+                    },
+                    c.pass,
+                    n
+                );
+            }
+        }
         if !self.thresholds.is_empty() {
             let _ = writeln!(s, "\nthresholds:");
             for v in &self.thresholds {
@@ -296,6 +326,7 @@ impl Report {
             "errors": self.errors,
             "not_sent": self.not_sent,
             "iterations": self.iterations,
+            "checks": self.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
             "thresholds": self.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr, "observed": v.observed, "ok": v.ok })).collect::<Vec<_>>(),
             "aborted_by": self.aborted_by,
             "user_errors": self.user_errors.iter().map(|e| json!({ "user": e.user, "tenant": e.tenant, "error": e.error })).collect::<Vec<_>>(),

@@ -15,7 +15,9 @@ use tokio::sync::Semaphore;
 use crate::authority::{Authority, owner};
 use crate::report::{Collected, PoolState, Report, Sample, UserError};
 use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
-use crate::scenario::{BindStrategy, ExportKind, Mode, NodeKind, ReleaseOn, Scenario};
+use crate::scenario::{
+    BindStrategy, CheckKind, ExportKind, Match, Mode, NodeKind, ReleaseOn, Scenario,
+};
 use crate::template::{self, Vars};
 use crate::verdict;
 
@@ -55,6 +57,8 @@ struct Shared {
     stop: Arc<AtomicBool>,
     /// A second Ctrl-C: cut in-flight work off now.
     force: AtomicBool,
+    /// Per action (in scenario order): the index of its first check in the run's list.
+    check_base: Vec<usize>,
     /// Some threshold aborts the run when it fails (judged every second).
     watch_thresholds: bool,
     /// The threshold that aborted the run.
@@ -268,6 +272,8 @@ struct UserState<'a> {
     /// The request being executed (its action's index, its source, when it started): if the
     /// user is cut off at the drain, it is counted as interrupted.
     in_flight: Option<(usize, Arc<str>, Instant)>,
+    /// Per check: [passed, failed] since the last flush.
+    checks: Vec<[u64; 2]>,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -290,6 +296,7 @@ impl<'a> UserState<'a> {
             source: (String::new(), "-".into()),
             samples: Vec::new(),
             in_flight: None,
+            checks: vec![[0, 0]; shared.scenario.actions.iter().map(|a| a.checks.len()).sum()],
         }
     }
 
@@ -304,6 +311,10 @@ impl<'a> UserState<'a> {
         let mut c = self.shared.collected();
         for s in self.samples.drain(..) {
             c.rec.add(&s);
+        }
+        if self.checks.iter().any(|c| c != &[0, 0]) {
+            c.rec.add_checks(&self.checks);
+            self.checks.iter_mut().for_each(|c| *c = [0, 0]);
         }
     }
 
@@ -499,6 +510,18 @@ async fn run_action(
         scope.clear();
         scope
     });
+    if !action.checks.is_empty() {
+        let outcome = match &result {
+            Ok(Ok(o)) => Some(o),
+            _ => None,
+        };
+        let base = shared.check_base[index];
+        let ms = sample.latency_us as f64 / 1000.0;
+        for (i, c) in action.checks.iter().enumerate() {
+            let pass = check_holds(&c.kind, outcome, ms);
+            st.checks[base + i][usize::from(!pass)] += 1;
+        }
+    }
     match result {
         Ok(Ok(o)) => {
             sample.sent = true;
@@ -543,6 +566,60 @@ async fn run_action(
     sample
 }
 
+/// Each check of the scenario with its counts (`counts` in the same order).
+fn check_results(sc: &Scenario, counts: &[[u64; 2]]) -> Vec<crate::report::CheckResult> {
+    sc.actions
+        .iter()
+        .flat_map(|a| a.checks.iter().map(move |c| (a.id.clone(), c.name.clone())))
+        .enumerate()
+        .map(|(i, (action, name))| {
+            let [pass, fail] = counts.get(i).copied().unwrap_or([0, 0]);
+            crate::report::CheckResult {
+                action,
+                name,
+                pass,
+                fail,
+            }
+        })
+        .collect()
+}
+
+/// Whether a check holds for an answer (`None`: no answer, which fails every check).
+fn check_holds(kind: &CheckKind, o: Option<&exec::Outcome>, ms: f64) -> bool {
+    let Some(o) = o else { return false };
+    let matches = |m: &Match, v: &str| match m {
+        Match::Exists => true,
+        Match::Equals(x) => v == x,
+        Match::Contains(x) => v.contains(x.as_str()),
+        Match::Matches(r) => r.is_match(v),
+    };
+    match kind {
+        CheckKind::Status(codes) => codes.contains(&o.status),
+        CheckKind::BodyContains(x) => o.body.windows(x.len().max(1)).any(|w| w == x.as_bytes()),
+        CheckKind::BodyMatches(r) => r.is_match(&String::from_utf8_lossy(&o.body)),
+        CheckKind::Header(name, m) => o
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .any(|h| matches(m, &h.value)),
+        CheckKind::Json(pointer, m) => serde_json::from_slice::<serde_json::Value>(&o.body)
+            .ok()
+            .and_then(|v| {
+                v.pointer(pointer).map(|x| match x {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            })
+            .is_some_and(|v| matches(m, &v)),
+        CheckKind::Duration(op, limit) => match *op {
+            "<" => ms < *limit,
+            "<=" => ms <= *limit,
+            ">" => ms > *limit,
+            _ => ms >= *limit,
+        },
+    }
+}
+
 fn progress_line(shared: &Shared) -> String {
     let l = &shared.live;
     let t = shared.started.elapsed().as_secs_f64();
@@ -584,6 +661,15 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             .iter()
             .any(|n| n.edges.iter().any(|e| e.condition.is_some()));
     let watch = scenario.thresholds.iter().any(|t| t.abort_on_fail);
+    let check_base = scenario
+        .actions
+        .iter()
+        .scan(0, |n, a| {
+            let base = *n;
+            *n += a.checks.len();
+            Some(base)
+        })
+        .collect();
     let shared = Arc::new(Shared {
         static_with,
         uses_vars,
@@ -595,6 +681,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         stop,
         force: AtomicBool::new(false),
         watch_thresholds: watch,
+        check_base,
         aborted_by: Mutex::new(None),
         started: Instant::now(),
     });
@@ -624,8 +711,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let elapsed = s.started.elapsed();
                 let c = s.collected();
+                let checks = check_results(&s.scenario, &c.rec.checks);
                 let o = verdict::Observed {
                     rec: &c.rec,
+                    checks: &checks,
                     iterations: s.live.iterations.load(Ordering::Relaxed),
                     elapsed_s: elapsed.as_secs_f64(),
                 };
@@ -817,10 +906,12 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         interrupted.load(Ordering::SeqCst),
     );
     report.iterations = iterations;
+    report.checks = check_results(sc, &report.rec.checks);
     report.thresholds = verdict::judge(
         &sc.thresholds,
         &verdict::Observed {
             rec: &report.rec,
+            checks: &report.checks,
             iterations,
             elapsed_s: elapsed,
         },

@@ -121,6 +121,37 @@ pub struct Action {
     /// The `with` block as JSON, templates not yet rendered.
     pub with: serde_json::Value,
     pub exports: Vec<Export>,
+    /// Assertions on the answer, recorded as pass rates; they do not route the workflow.
+    pub checks: Vec<Check>,
+}
+
+/// One check of an action's answer.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    /// The status is one of these.
+    Status(Vec<u16>),
+    BodyContains(String),
+    BodyMatches(regex::Regex),
+    /// A header: present, equal to, containing, or matching.
+    Header(String, Match),
+    /// A JSON pointer's value in the body (strings as they are, others as JSON text).
+    Json(String, Match),
+    /// The request's duration compared with this many milliseconds (`<500ms`).
+    Duration(&'static str, f64),
+}
+
+#[derive(Debug, Clone)]
+pub enum Match {
+    Exists,
+    Equals(String),
+    Contains(String),
+    Matches(regex::Regex),
 }
 
 #[derive(Debug, Clone)]
@@ -599,6 +630,141 @@ fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::verdict::Threshol
     out
 }
 
+fn regex_at(w: &mut Walker, text: &str, path: &str) -> Option<regex::Regex> {
+    // A size limit keeps a hostile pattern from taking the process's memory.
+    match regex::RegexBuilder::new(text).size_limit(1 << 20).build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            w.problem(path, format!("bad regular expression: {e}"));
+            None
+        }
+    }
+}
+
+/// How a header or JSON value is matched: `equals`, `contains`, `matches` (a regex), or
+/// present when none is given.
+fn matcher(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Option<Match> {
+    if let Some(v) = w.string(get(m, "equals"), &join(path, "equals"), false) {
+        return Some(Match::Equals(v));
+    }
+    if let Some(v) = w.string(get(m, "contains"), &join(path, "contains"), false) {
+        return Some(Match::Contains(v));
+    }
+    if let Some(v) = w.string(get(m, "matches"), &join(path, "matches"), false) {
+        return regex_at(w, &v, &join(path, "matches")).map(Match::Matches);
+    }
+    Some(Match::Exists)
+}
+
+/// One entry of an action's `checks`: exactly one of `status`, `body_contains`,
+/// `body_matches`, `header`, `json`, `duration`, with an optional `name`.
+fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
+    let m = w.map(
+        v,
+        path,
+        &[
+            "name",
+            "status",
+            "body_contains",
+            "body_matches",
+            "header",
+            "json",
+            "duration",
+            "equals",
+            "contains",
+            "matches",
+        ],
+    )?;
+    let kinds = [
+        "status",
+        "body_contains",
+        "body_matches",
+        "header",
+        "json",
+        "duration",
+    ];
+    let given: Vec<&str> = kinds.into_iter().filter(|k| get(m, k).is_some()).collect();
+    if given.len() != 1 {
+        w.problem(
+            path,
+            format!(
+                "give exactly one of {} (got {})",
+                kinds.join(", "),
+                given.len()
+            ),
+        );
+        return None;
+    }
+    let what = given[0];
+    let at = join(path, what);
+    let kind = match what {
+        "status" => {
+            let codes: Vec<Value> = match get(m, "status") {
+                Some(Value::Sequence(s)) => s.clone(),
+                Some(other) => vec![other.clone()],
+                None => vec![],
+            };
+            let mut out = Vec::new();
+            for c in &codes {
+                match c.as_u64().filter(|c| (100..=999).contains(c)) {
+                    Some(c) => out.push(c as u16),
+                    None => w.problem(&at, "expected a status code or a list of them"),
+                }
+            }
+            CheckKind::Status(out)
+        }
+        "body_contains" => CheckKind::BodyContains(w.string(get(m, what), &at, true)?),
+        "body_matches" => {
+            let text = w.string(get(m, what), &at, true)?;
+            CheckKind::BodyMatches(regex_at(w, &text, &at)?)
+        }
+        "header" => {
+            let h = w.string(get(m, what), &at, true)?;
+            CheckKind::Header(h, matcher(w, m, path)?)
+        }
+        "json" => {
+            let p = w.string(get(m, what), &at, true)?;
+            if !p.is_empty() && !p.starts_with('/') {
+                w.problem(&at, format!("a JSON pointer starts with / (got {p:?})"));
+                return None;
+            }
+            CheckKind::Json(p, matcher(w, m, path)?)
+        }
+        _ => {
+            let text = w.string(get(m, what), &at, true)?;
+            let t = text.trim();
+            let op = ["<=", ">=", "<", ">"]
+                .into_iter()
+                .find(|o| t.starts_with(o));
+            let parsed = op.and_then(|op| {
+                let d = parse_duration(t[op.len()..].trim())?;
+                Some((op, d.as_secs_f64() * 1000.0))
+            });
+            match parsed {
+                Some((op, ms)) => CheckKind::Duration(op, ms),
+                None => {
+                    w.problem(&at, format!("expected e.g. \"<500ms\", got {text:?}"));
+                    return None;
+                }
+            }
+        }
+    };
+    let name = w
+        .string(get(m, "name"), &join(path, "name"), false)
+        .unwrap_or_else(|| {
+            let detail = match get(m, what) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => serde_yaml::to_string(v)
+                    .unwrap_or_default()
+                    .trim()
+                    .replace('\n', " "),
+                None => String::new(),
+            };
+            format!("{what} {detail}")
+        });
+    Some(Check { name, kind })
+}
+
 fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let empty = serde_yaml::Mapping::new();
     let top = w
@@ -985,7 +1151,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             .enumerate()
         {
             let path = format!("actions.actions[{i}]");
-            let Some(m) = w.map(a, &path, &["id", "call", "with", "export"]) else {
+            let Some(m) = w.map(a, &path, &["id", "call", "with", "export", "checks"]) else {
                 continue;
             };
             let id = w
@@ -1067,11 +1233,22 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 };
                 exports.push(Export { name, kind });
             }
+            let mut checks = Vec::new();
+            for (j, c) in w
+                .list(get(m, "checks"), &join(&path, "checks"))
+                .iter()
+                .enumerate()
+            {
+                if let Some(c) = check(w, c, &format!("{path}.checks[{j}]")) {
+                    checks.push(c);
+                }
+            }
             actions.push(Action {
                 id,
                 call: call.to_ascii_lowercase(),
                 with,
                 exports,
+                checks,
             });
         }
     }

@@ -17,6 +17,8 @@ pub enum Metric {
     Reqs,
     /// Workflow runs completed: count, rate.
     Iterations,
+    /// Checks that passed: rate.
+    Checks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,9 +65,10 @@ pub fn parse_name(name: &str) -> Result<(Metric, Option<String>, Option<String>)
         "http_req_failed" => Metric::Failed,
         "http_reqs" => Metric::Reqs,
         "iterations" => Metric::Iterations,
+        "checks" => Metric::Checks,
         other => {
             return Err(format!(
-                "unknown metric {other:?} (http_req_duration, http_req_failed, http_reqs, iterations)"
+                "unknown metric {other:?} (http_req_duration, http_req_failed, http_reqs, iterations, checks)"
             ));
         }
     };
@@ -83,6 +86,9 @@ pub fn parse_name(name: &str) -> Result<(Metric, Option<String>, Option<String>)
     }
     if metric == Metric::Iterations && (action.is_some() || tenant.is_some()) {
         return Err("iterations takes no tag filter".into());
+    }
+    if metric == Metric::Checks && tenant.is_some() {
+        return Err("checks take an action filter only".into());
     }
     Ok((metric, action, tenant))
 }
@@ -122,7 +128,7 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Agg, &'static str, f64)
     };
     let allowed = match metric {
         Metric::Duration => matches!(agg, Agg::P(_) | Agg::Avg | Agg::Med | Agg::Min | Agg::Max),
-        Metric::Failed => agg == Agg::Rate,
+        Metric::Failed | Metric::Checks => agg == Agg::Rate,
         Metric::Reqs | Metric::Iterations => matches!(agg, Agg::Count | Agg::Rate),
     };
     if !allowed {
@@ -151,6 +157,7 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Agg, &'static str, f64)
 /// What a threshold is judged on.
 pub struct Observed<'a> {
     pub rec: &'a Recorder,
+    pub checks: &'a [crate::report::CheckResult],
     pub iterations: u64,
     pub elapsed_s: f64,
 }
@@ -179,6 +186,14 @@ impl Threshold {
                 Agg::Count => o.iterations as f64,
                 _ => per_s(o.iterations),
             });
+        }
+        if self.metric == Metric::Checks {
+            let (pass, all) = o
+                .checks
+                .iter()
+                .filter(|c| self.action.as_ref().is_none_or(|a| *a == c.action))
+                .fold((0, 0), |(p, n), c| (p + c.pass, n + c.pass + c.fail));
+            return (all > 0).then(|| pass as f64 / all as f64);
         }
         let s = self.stats(o.rec);
         Some(match (self.metric, self.agg) {

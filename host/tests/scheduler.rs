@@ -1609,3 +1609,86 @@ fn a_run_that_tested_nothing_says_so() {
     assert_eq!(r["totals"]["ok"], 0);
     assert_eq!(r["errors"]["connect"], 8, "{r}");
 }
+
+/// Checks on status, a header, the body (contains, regex), a JSON pointer and the duration:
+/// pass rates per check; they do not route the workflow; `checks` thresholds judge them.
+#[test]
+fn checks_are_recorded_as_pass_rates() {
+    let server = serve("127.0.0.1:0", None, |r| {
+        if r.path == "/json" {
+            Reply::Full(
+                200,
+                vec![("Content-Type".into(), "application/json".into())],
+                br#"{"id": 7, "name": "seven"}"#.to_vec(),
+            )
+        } else {
+            Reply::status(404, &[])
+        }
+    });
+    let dir = tmp("checks");
+    let s = format!(
+        r#"
+version: "1.0"
+name: checks
+workbook:
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 2 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 3 }}
+actions:
+  actions:
+    - id: j
+      call: get
+      with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/json" }}
+      checks:
+        - {{ name: is 200, status: 200 }}
+        - {{ header: content-type, contains: json }}
+        - {{ body_contains: seven }}
+        - {{ body_matches: '"id":\s*\d+' }}
+        - {{ json: /id, equals: "7" }}
+        - {{ json: /missing }}
+        - {{ duration: "<30s" }}
+    - id: m
+      call: get
+      with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/missing" }}
+      checks: [ {{ status: [200, 201] }} ]
+workflows:
+  nodes:
+    - {{ id: start, action: j, edges: [ {{ to: m }} ] }}
+    - {{ id: m, action: m, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+thresholds:
+  "checks{{action:j}}": ["rate>=0.85"]
+  checks: ["rate>0.9"]
+"#,
+        server.addr.port()
+    );
+    let (out, r) = report(&dir, &s);
+    let checks = r["checks"].as_array().unwrap();
+    let rate = |i: usize| {
+        let c = &checks[i];
+        (c["passes"].as_u64().unwrap(), c["fails"].as_u64().unwrap())
+    };
+    assert_eq!(checks.len(), 8, "{r}");
+    assert_eq!(checks[0]["name"], "is 200");
+    for i in [0, 1, 2, 3, 4, 6] {
+        assert_eq!(rate(i), (6, 0), "check {i}: {}", checks[i]);
+    }
+    assert_eq!(rate(5), (0, 6), "a missing pointer fails");
+    assert_eq!(rate(7), (0, 6), "404 is not 200 or 201");
+    // 36 of 42 for j (0.857), 36 of 48 in all (0.75): the first holds, the second not.
+    let t = &r["thresholds"];
+    assert_eq!(t[0]["ok"], true, "{t}");
+    assert_eq!(t[1]["ok"], false, "{t}");
+    assert_eq!(out.status.code(), Some(99));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checks:"));
+    // Checks never route: every iteration ran both actions.
+    assert_eq!(r["by_action"]["m"]["requests"], 6);
+    // A bad check is refused with its path.
+    let bad = s.replace("- { json: /missing }", "- { json: missing }");
+    let path = dir.join("bad.yaml");
+    std::fs::write(&path, bad).unwrap();
+    let out = run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("actions.actions[0].checks[5].json"));
+}
