@@ -336,58 +336,99 @@ impl Report {
         })
     }
 
-    /// Prometheus text format.
+    /// Prometheus text exposition format (0.0.4): every family with HELP and TYPE, label
+    /// values escaped (a tenant or action named with a quote stays valid).
     pub fn metrics(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "# TYPE scheduler_users_spawned_total counter\nscheduler_users_spawned_total {}",
-            self.users_spawned
+        let family = |s: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            &mut s,
+            "scheduler_users_spawned_total",
+            "counter",
+            "Users started by the run.",
+        );
+        let _ = writeln!(s, "scheduler_users_spawned_total {}", self.users_spawned);
+        family(
+            &mut s,
+            "scheduler_users_active",
+            "gauge",
+            "Users running when the metrics were written.",
         );
         let _ = writeln!(
             s,
-            "# TYPE scheduler_users_active gauge\nscheduler_users_active {}",
-            self.users_spawned - self.users_finished
+            "scheduler_users_active {}",
+            self.users_spawned.saturating_sub(self.users_finished)
         );
-        let _ = writeln!(s, "# TYPE scheduler_ip_pool_available gauge");
+        family(
+            &mut s,
+            "scheduler_ip_pool_available",
+            "gauge",
+            "Addresses free in each pool.",
+        );
         for p in &self.pools {
             let _ = writeln!(
                 s,
                 "scheduler_ip_pool_available{{pool=\"{}\"}} {}",
-                p.id, p.available
+                label(&p.id),
+                p.available
             );
         }
-        let _ = writeln!(s, "# TYPE scheduler_ip_pool_allocated gauge");
+        family(
+            &mut s,
+            "scheduler_ip_pool_allocated",
+            "gauge",
+            "Addresses held in each pool.",
+        );
         for p in &self.pools {
             let _ = writeln!(
                 s,
                 "scheduler_ip_pool_allocated{{pool=\"{}\"}} {}",
-                p.id, p.allocated
+                label(&p.id),
+                p.allocated
             );
         }
-        let _ = writeln!(
-            s,
-            "# TYPE executor_tasks_executed_total counter\nexecutor_tasks_executed_total {}",
-            self.totals.count
+        family(
+            &mut s,
+            "executor_tasks_executed_total",
+            "counter",
+            "Requests sent.",
         );
-        let _ = writeln!(
-            s,
-            "# TYPE executor_tasks_success_total counter\nexecutor_tasks_success_total {}",
-            self.totals.ok
+        let _ = writeln!(s, "executor_tasks_executed_total {}", self.totals.count);
+        family(
+            &mut s,
+            "executor_tasks_success_total",
+            "counter",
+            "Requests answered below 400.",
         );
-        let _ = writeln!(s, "# TYPE http_requests_total counter");
-        let counts = &self.rec.by_status;
-        for ((a, t, st), n) in counts {
+        let _ = writeln!(s, "executor_tasks_success_total {}", self.totals.ok);
+        family(
+            &mut s,
+            "http_requests_total",
+            "counter",
+            "Requests by action, tenant and status (error: no answer).",
+        );
+        for ((a, t, st), n) in &self.rec.by_status {
             let _ = writeln!(
                 s,
-                "http_requests_total{{action=\"{a}\",tenant=\"{t}\",status=\"{st}\"}} {n}"
+                "http_requests_total{{action=\"{}\",tenant=\"{}\",status=\"{}\"}} {n}",
+                label(a),
+                label(t),
+                label(st)
             );
         }
-        let _ = writeln!(s, "# TYPE http_requests_duration_seconds histogram");
+        family(
+            &mut s,
+            "http_requests_duration_seconds",
+            "histogram",
+            "Request latency by action.",
+        );
         let bounds = [
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
         for (action, g) in &self.rec.by_action {
+            let action = label(action);
             let h = &g.latency;
             for b in bounds {
                 let n = h.count_between(0, (b * 1e6) as u64);
@@ -414,4 +455,18 @@ impl Report {
         }
         s
     }
+}
+
+/// A label value as the exposition format writes it: `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -1692,3 +1692,69 @@ thresholds:
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("actions.actions[0].checks[5].json"));
 }
+
+/// The metrics file parses with a real Prometheus parser (Python's prometheus_client), with a
+/// tenant whose name holds a quote, a backslash and a newline; every family has HELP and TYPE.
+#[test]
+fn metrics_parse_with_a_real_prometheus_parser() {
+    let have = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var_os("REQUIRE_PROMETHEUS_CLIENT").is_none(),
+            "python3 with prometheus_client is required"
+        );
+        eprintln!("SKIPPED: python3 -m pip install prometheus-client");
+        return;
+    }
+    let (server, _) = recording_target();
+    let dir = tmp("metrics");
+    let s = threshold_scenario(
+        server.addr.port(),
+        "  http_reqs: [\"count>0\"]",
+        "{ mode: once }",
+    )
+    .replace("tenant_id: a", "tenant_id: \"te\\\"n\\\\a\\nnt\"");
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, s).unwrap();
+    let metrics = dir.join("m.prom");
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+text = open(sys.argv[1]).read()
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+for f in fams.values():
+    assert f.documentation, f.name
+tenants = {s.labels.get("tenant") for s in fams["http_requests"].samples}
+assert 'te"n\\a\nnt' in tenants, tenants
+total = sum(s.value for s in fams["http_requests"].samples)
+assert total == 8, total
+h = [s for s in fams["http_requests_duration_seconds"].samples if s.name.endswith("_count")]
+assert sum(s.value for s in h) == 8, h
+print("ok", len(fams))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script, metrics.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&py.stdout),
+        String::from_utf8_lossy(&py.stderr)
+    );
+}
