@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 pub use crate::record::Sample;
+
+/// How many of the busiest, and of the slowest, source addresses the text report shows.
+const SHOWN_SOURCES: usize = 10;
 use crate::record::{Recorder, Stats};
 
 #[derive(Debug, Clone)]
@@ -192,7 +195,7 @@ impl Report {
         );
         let table = |s: &mut String,
                      title: &str,
-                     rows: &BTreeMap<String, Group>,
+                     rows: Vec<(&String, &Group)>,
                      extra: Option<&BTreeMap<String, u64>>| {
             let _ = writeln!(
                 s,
@@ -230,14 +233,21 @@ impl Report {
                 s.push('\n');
             }
         };
-        table(&mut s, "action", &self.by_action, None);
-        table(&mut s, "tenant", &self.by_tenant, None);
+        table(&mut s, "action", self.by_action.iter().collect(), None);
+        table(&mut s, "tenant", self.by_tenant.iter().collect(), None);
+        let (sources, left_out) = self.sources_shown();
         table(
             &mut s,
             "source address",
-            &self.by_source,
+            sources,
             self.target_counts.as_ref(),
         );
+        if left_out > 0 {
+            let _ = writeln!(
+                s,
+                "({SHOWN_SOURCES} busiest and {SHOWN_SOURCES} slowest by p99 shown, in address order; {left_out} more in the JSON report)"
+            );
+        }
         if !self.errors.is_empty() {
             let _ = writeln!(s, "\nerrors:");
             for (k, n) in &self.errors {
@@ -296,6 +306,36 @@ impl Report {
             );
         }
         s
+    }
+
+    /// The source addresses the text shows, in address order: all of them when few, else
+    /// the busiest and the slowest few; and how many are left out.
+    fn sources_shown(&self) -> (Vec<(&String, &Group)>, usize) {
+        let mut all: Vec<(&String, &Group)> = self.by_source.iter().collect();
+        if all.len() > 2 * SHOWN_SOURCES {
+            let mut keep: std::collections::BTreeSet<&String> = std::collections::BTreeSet::new();
+            all.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+            keep.extend(all.iter().take(SHOWN_SOURCES).map(|(k, _)| *k));
+            all.sort_by(|a, b| b.1.p99_ms.total_cmp(&a.1.p99_ms).then(a.0.cmp(b.0)));
+            keep.extend(
+                all.iter()
+                    .filter(|(k, _)| !keep.contains(k))
+                    .take(SHOWN_SOURCES)
+                    .map(|(k, _)| *k)
+                    .collect::<Vec<_>>(),
+            );
+            all.retain(|(k, _)| keep.contains(k));
+        }
+        let left_out = self.by_source.len() - all.len();
+        // Addresses in numeric order (.2 before .10); anything else ("-") after them.
+        all.sort_by_key(|(k, _)| {
+            (
+                k.parse::<std::net::IpAddr>().ok().is_none(),
+                k.parse::<std::net::IpAddr>().ok(),
+                *k,
+            )
+        });
+        (all, left_out)
     }
 
     fn group_json(g: &Group) -> Value {

@@ -620,18 +620,44 @@ fn check_holds(kind: &CheckKind, o: Option<&exec::Outcome>, ms: f64) -> bool {
     }
 }
 
-fn progress_line(shared: &Shared) -> String {
+/// The progress line: the current rate (over the last interval, `last`: when and how many
+/// requests then), and the time left when the run has a duration.
+fn progress_line(shared: &Shared, last: &mut (f64, u64)) -> String {
     let l = &shared.live;
     let t = shared.started.elapsed().as_secs_f64();
     let req = l.requests.load(Ordering::Relaxed);
+    let rate = if t > last.0 {
+        (req - last.1.min(req)) as f64 / (t - last.0)
+    } else {
+        0.0
+    };
+    *last = (t, req);
+    let eta = shared
+        .scenario
+        .lifetime
+        .duration
+        .map(|d| format!(", {:.0}s left", (d.as_secs_f64() - t).max(0.0)))
+        .unwrap_or_default();
     format!(
-        "[{t:6.1}s] users {} active / {} spawned, {} requests, {} errors, {:.1} req/s",
+        "[{t:.1}s] {} users active, {} spawned, {} requests, {} errors, {rate:.0} req/s{eta}",
         l.active.load(Ordering::Relaxed),
         l.spawned.load(Ordering::Relaxed),
         req,
         l.errors.load(Ordering::Relaxed),
-        if t > 0.0 { req as f64 / t } else { 0.0 }
     )
+}
+
+/// Columns of the terminal on stderr, if it is one.
+fn terminal_width() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct given; nothing else is touched.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0).then_some(usize::from(ws.ws_col))
+}
+
+/// At most `width` columns (the line is ASCII but for what the scenario names).
+fn fit(line: &str, width: usize) -> String {
+    line.chars().take(width.saturating_sub(1)).collect()
 }
 
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String> {
@@ -732,13 +758,23 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             }
         });
     }
-    let progress = opts.progress && std::io::stderr().is_terminal();
-    let ticker = progress.then(|| {
+    // On a terminal a line redrawn in place, cut to its width; otherwise (a CI log) a plain
+    // line every 10 s.
+    let terminal = std::io::stderr().is_terminal();
+    let ticker = opts.progress.then(|| {
         let s = shared.clone();
         tokio::spawn(async move {
+            let mut last = (0.0, 0);
+            let every = Duration::from_millis(if terminal { 500 } else { 10_000 });
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                eprint!("\r{}\x1b[K", progress_line(&s));
+                tokio::time::sleep(every).await;
+                let line = progress_line(&s, &mut last);
+                if terminal {
+                    let w = terminal_width().unwrap_or(80);
+                    eprint!("\r{}\x1b[K", fit(&line, w));
+                } else {
+                    eprintln!("{line}");
+                }
             }
         })
     });
@@ -850,7 +886,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     drop(shards);
     if let Some(t) = ticker {
         t.abort();
-        eprintln!("\r{}\x1b[K", progress_line(&shared));
+        if terminal {
+            let line = progress_line(&shared, &mut (0.0, 0));
+            eprintln!("\r{}\x1b[K", fit(&line, terminal_width().unwrap_or(80)));
+        }
     }
     // Whatever users still hold (cut off, or shared per tenant) goes back to the pool. A
     // failure here is the run's error, in the report: nothing collected is lost.
