@@ -211,7 +211,7 @@ async fn run_user(shared: Arc<Shared>, user: User) {
             // The policy follows the binding in force: this address, and no other.
             policy.pin(ip.as_ref().and_then(|ip| ip.parse().ok()));
         }
-        run_task(&mut state, &mut inst, &policy, ip.as_deref()).await;
+        run_task(&mut state, &mut inst, &policy, ip.as_deref(), n).await;
         shared.live.iterations.fetch_add(1, Ordering::Relaxed);
         if shared.watch_thresholds {
             // Thresholds judged while the run goes see each iteration.
@@ -365,7 +365,13 @@ impl Drop for UserState<'_> {
 pub const INTERRUPTED: &str = "interrupted";
 
 /// One pass through the workflow.
-async fn run_task(st: &mut UserState<'_>, inst: &mut Instance, policy: &Policy, ip: Option<&str>) {
+async fn run_task(
+    st: &mut UserState<'_>,
+    inst: &mut Instance,
+    policy: &Policy,
+    ip: Option<&str>,
+    iteration: u32,
+) {
     let shared = st.shared;
     let sc = &shared.scenario;
     let mut vars: Vars = BTreeMap::new();
@@ -377,6 +383,9 @@ async fn run_task(st: &mut UserState<'_>, inst: &mut Instance, policy: &Policy, 
         u.insert("id".into(), st.user.to_string());
         u.insert("tenant".into(), st.tenant.to_string());
         u.insert("allocated_ip".into(), ip.unwrap_or("").to_string());
+        u.insert("iteration".into(), iteration.to_string());
+        let t = vars.entry("tenant".into()).or_default();
+        t.insert("id".into(), st.tenant.to_string());
     }
     let Some(mut node) = sc.start_node() else {
         return;
@@ -436,9 +445,32 @@ async fn prepare(
             policy.allow_target(t);
         }
     }
+    // `with.timeout` (the original's): the whole request's deadline.
+    if let Some(obj) = with.as_object_mut()
+        && let Some(t) = obj.remove("timeout")
+    {
+        let text = match &t {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let d = crate::scenario::parse_duration(&text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("timeout: {text:?} is not a duration"))?;
+        let timeouts = obj
+            .entry("timeouts")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(t) = timeouts.as_object_mut() {
+            t.insert(
+                "total_ms".into(),
+                (d.as_millis().clamp(1, u128::from(u64::MAX)) as u64).into(),
+            );
+        }
+    }
+    // Exports with a default are read here, from the outcome: their failure is no error.
     let exports = action
         .exports
         .iter()
+        .filter(|e| e.default.is_none())
         .map(|e| exec::ExportSpec {
             name: e.name.clone(),
             source: match &e.kind {
@@ -537,6 +569,11 @@ async fn run_action(
             }
             if let Some(scope) = scope.as_mut() {
                 scope.insert("status_code".into(), o.status.to_string());
+                for e in &action.exports {
+                    if let Some(d) = &e.default {
+                        scope.insert(e.name.clone(), export_or(&e.kind, &o).unwrap_or(d.clone()));
+                    }
+                }
                 for e in o.exports {
                     scope.insert(e.name, e.value);
                 }
@@ -553,6 +590,11 @@ async fn run_action(
             sample.error = Some(error_kind(&e));
             if let Some(scope) = scope.as_mut() {
                 scope.insert("error".into(), error_text(&e));
+                for e in &action.exports {
+                    if let Some(d) = &e.default {
+                        scope.insert(e.name.clone(), d.clone());
+                    }
+                }
             }
         }
         Err(trap) => {
@@ -564,6 +606,26 @@ async fn run_action(
         scope.insert("ok".into(), sample.ok.to_string());
     }
     sample
+}
+
+/// An export read from an outcome, as the executor reads it (`None`: not there).
+fn export_or(kind: &ExportKind, o: &exec::Outcome) -> Option<String> {
+    match kind {
+        ExportKind::StatusCode => Some(o.status.to_string()),
+        ExportKind::Body => String::from_utf8(o.body.clone()).ok(),
+        ExportKind::Header(h) => o
+            .headers
+            .iter()
+            .find(|x| x.name.eq_ignore_ascii_case(h))
+            .map(|x| x.value.clone()),
+        ExportKind::JsonPointer(p) => serde_json::from_slice::<serde_json::Value>(&o.body)
+            .ok()?
+            .pointer(p)
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+    }
 }
 
 /// Each check of the scenario with its counts (`counts` in the same order).

@@ -112,6 +112,8 @@ pub enum ExportKind {
 pub struct Export {
     pub name: String,
     pub kind: ExportKind,
+    /// The value when extraction fails (the original's `default`): the action does not fail.
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -765,6 +767,88 @@ fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
     Some(Check { name, kind })
 }
 
+/// Resource properties that name other resources' properties (`url: "{{base.scheme}}://..."`)
+/// are resolved to a fixed point, a bounded number of rounds; what still names one after that
+/// is a cycle, reported with the properties in it. Other templates (`{{user.id}}`) stay for
+/// the run.
+fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) {
+    const ROUNDS: usize = 32;
+    let refers = |text: &str, resources: &[Resource]| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("{{") {
+            let after = &rest[i + 2..];
+            let Some(j) = after.find("}}") else { break };
+            let name = after[..j].trim();
+            if let Some((r, p)) = name.split_once('.')
+                && resources.iter().any(|x| x.id == r)
+            {
+                out.push(format!("{r}.{p}"));
+            }
+            rest = &after[j + 2..];
+        }
+        out
+    };
+    for _ in 0..ROUNDS {
+        let mut changed = false;
+        let snapshot: Vec<Resource> = resources.to_vec();
+        for r in resources.iter_mut() {
+            for value in r.properties.values_mut() {
+                for name in refers(value, &snapshot) {
+                    let (rid, prop) = name.split_once('.').unwrap_or_default();
+                    let target = snapshot
+                        .iter()
+                        .find(|x| x.id == rid)
+                        .and_then(|x| x.properties.get(prop));
+                    // Only a resolved value is put in, so a round never copies a reference.
+                    if let Some(v) = target.filter(|v| refers(v, &snapshot).is_empty()) {
+                        for pattern in [format!("{{{{{name}}}}}"), format!("{{{{ {name} }}}}")] {
+                            if value.contains(&pattern) {
+                                *value = value.replace(&pattern, v);
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let snapshot: Vec<Resource> = resources.to_vec();
+    for (i, r) in snapshot.iter().enumerate() {
+        for (k, v) in &r.properties {
+            let names = refers(v, &snapshot);
+            if names.is_empty() {
+                continue;
+            }
+            let path = format!("workbook.resources[{i}].properties.{k}");
+            let missing: Vec<&String> = names
+                .iter()
+                .filter(|n| {
+                    let (rid, prop) = n.split_once('.').unwrap_or_default();
+                    !snapshot
+                        .iter()
+                        .any(|x| x.id == rid && x.properties.contains_key(prop))
+                })
+                .collect();
+            if let Some(m) = missing.first() {
+                w.problem(&path, format!("{{{{{m}}}}}: no such property"));
+            } else {
+                w.problem(
+                    &path,
+                    format!(
+                        "circular reference: {}.{k} -> {} never resolves",
+                        r.id,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
 fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let empty = serde_yaml::Mapping::new();
     let top = w
@@ -782,13 +866,13 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             ],
         )
         .unwrap_or(&empty);
+    // Any 1.x, as the original reads it ("1", "1.0", "v1").
     if let Some(v) = w.string(get(top, "version"), "version", false)
-        && v != "1.0"
-        && v != "1"
+        && v.trim_start_matches(['v', 'V']).split('.').next() != Some("1")
     {
         w.problem(
             "version",
-            format!("unsupported version {v:?} (expected \"1.0\")"),
+            format!("unsupported version {v:?} (expected 1.x, such as \"1.0\" or \"v1\")"),
         );
     }
     let name = w
@@ -872,8 +956,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             let id = w
                 .string(get(m, "id"), &join(&path, "id"), true)
                 .unwrap_or_default();
-            if id == "user" {
-                w.problem(&join(&path, "id"), "\"user\" is reserved for {{user.*}}");
+            if id == "user" || id == "tenant" {
+                w.problem(
+                    &join(&path, "id"),
+                    format!("\"{id}\" is reserved for {{{{{id}.*}}}}"),
+                );
             }
             w.string(get(m, "type"), &join(&path, "type"), false);
             let mut properties = BTreeMap::new();
@@ -892,6 +979,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             }
             resources.push(Resource { id, properties });
         }
+        resolve_properties(w, &mut resources);
     }
 
     // load
@@ -1038,7 +1126,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .boolean(get(m, "enabled"), &join(p, "enabled"))
                     .unwrap_or(true);
                 ip_binding.pool = w.string(get(m, "pool_id"), &join(p, "pool_id"), false);
+                // The original looks the pool up only when the binding is enabled.
                 if let Some(id) = &ip_binding.pool
+                    && ip_binding.enabled
                     && !pools.iter().any(|x| &x.id == id)
                 {
                     w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
@@ -1180,6 +1270,20 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             for (p, e) in bad {
                 w.problem(&p, e);
             }
+            if let Some(t) = with.get("timeout")
+                && !template::has_template(t)
+            {
+                let text = match t {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if parse_duration(&text).is_none_or(|d| d.is_zero()) {
+                    w.problem(
+                        &join(&path, "with.timeout"),
+                        format!("{text:?} is not a duration (5s, 500ms, 1m)"),
+                    );
+                }
+            }
             match &with {
                 serde_json::Value::Object(o) if o.contains_key("url") => {}
                 serde_json::Value::Object(_) => w.problem(&join(&path, "with.url"), "required"),
@@ -1192,7 +1296,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 .enumerate()
             {
                 let ep = format!("{path}.export[{j}]");
-                let Some(em) = w.map(e, &ep, &["type", "name", "header", "pointer"]) else {
+                let Some(em) = w.map(
+                    e,
+                    &ep,
+                    &["type", "name", "header", "pointer", "scope", "default"],
+                ) else {
                     continue;
                 };
                 let name = w
@@ -1231,7 +1339,18 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                         ExportKind::Body
                     }
                 };
-                exports.push(Export { name, kind });
+                // `scope` is accepted as the original declares it; exports are the user's
+                // (every later action of the user sees them) whatever it says.
+                w.string(get(em, "scope"), &join(&ep, "scope"), false);
+                let default = match get(em, "default") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => w.string(Some(v), &join(&ep, "default"), false),
+                };
+                exports.push(Export {
+                    name,
+                    kind,
+                    default,
+                });
             }
             let mut checks = Vec::new();
             for (j, c) in w
@@ -1302,7 +1421,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .enumerate()
                 {
                     let ep = format!("{path}.edges[{j}]");
-                    let Some(em) = w.map(e, &ep, &["to", "trigger"]) else {
+                    let Some(em) = w.map(e, &ep, &["to", "trigger", "label"]) else {
                         continue;
                     };
                     let to = w
@@ -1318,6 +1437,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     {
                         w.problem(&join(&ep, "trigger.condition"), e);
                     }
+                    w.string(get(em, "label"), &join(&ep, "label"), false);
                     edges.push(Edge { to, condition });
                 }
                 if nodes.iter().any(|x: &Node| x.id == id) {

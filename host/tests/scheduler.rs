@@ -1758,3 +1758,93 @@ print("ok", len(fams))
         String::from_utf8_lossy(&py.stderr)
     );
 }
+
+/// The original scheduler's fields, with its meaning: export `default` (and `scope`), edge
+/// `label`, `{{tenant.id}}` and `{{user.iteration}}`, properties that name properties,
+/// `with.timeout`, `version: v1`, and a disabled binding whose pool does not exist.
+#[test]
+fn the_original_formats_fields_run_with_its_meaning() {
+    let (server, log) = recording_target();
+    let dir = tmp("original");
+    let s = format!(
+        r#"
+version: v1
+name: original
+workbook:
+  ip_pools: [ {{ id: p, name: "P", ranges: ["127.0.54.0/28"] }} ]
+  resources:
+    - id: base
+      type: http_endpoint
+      properties:
+        scheme: "http"
+        host: "127.0.0.1"
+        port: "{}"
+        url: "{{{{base.scheme}}}}://{{{{base.host}}}}:{{{{base.port}}}}"
+    - id: final
+      type: http_endpoint
+      properties:
+        endpoint: "{{{{ base.url }}}}/t"
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 2, tenant_id: acme }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2, think_time: 10ms }}
+  user_resources:
+    ip_binding: {{ enabled: false, pool_id: noop, strategy: per_user, release_on: user_exit }}
+actions:
+  actions:
+    - id: first
+      call: get
+      with: {{ url: "{{{{final.endpoint}}}}/{{{{tenant.id}}}}/{{{{user.iteration}}}}", timeout: 5s }}
+      export:
+        - {{ type: json, name: token, pointer: /token, default: none, scope: user }}
+        - {{ type: content, name: status_code, default: 0 }}
+    - id: second
+      call: get
+      with: {{ url: "{{{{final.endpoint}}}}/second/{{{{first.token}}}}" }}
+workflows:
+  nodes:
+    - {{ id: start, type: action, action: first, edges: [ {{ to: s2, label: next, trigger: {{ condition: "{{{{first.token == 'none'}}}}" }} }} ] }}
+    - {{ id: s2, type: action, action: second, edges: [ {{ to: end, label: done }} ] }}
+    - {{ id: end, type: end }}
+"#,
+        server.addr.port()
+    );
+    let (out, r) = report(&dir, &s);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut paths: Vec<String> = log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/t/acme/0",
+            "/t/acme/0",
+            "/t/acme/1",
+            "/t/acme/1",
+            "/t/second/none",
+            "/t/second/none",
+            "/t/second/none",
+            "/t/second/none",
+        ],
+        "the default stood in for the missing export, and routed"
+    );
+    // A cycle among properties is named; a bad timeout is refused.
+    for (from, to, want) in [
+        (
+            "scheme: \"http\"",
+            "scheme: \"{{final.endpoint}}\"",
+            "circular reference",
+        ),
+        ("timeout: 5s", "timeout: soon", "with.timeout"),
+    ] {
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, s.replace(from, to)).unwrap();
+        let out = run(&["validate", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{want}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
