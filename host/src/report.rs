@@ -107,6 +107,8 @@ pub struct Report {
     pub rec: Recorder,
     /// Workflow runs completed.
     pub iterations: u64,
+    /// Open model: iterations that found no free user.
+    pub dropped_iterations: u64,
     pub checks: Vec<CheckResult>,
     pub thresholds: Vec<crate::verdict::Verdict>,
     /// The `abort_on_fail` threshold that stopped the run.
@@ -146,6 +148,7 @@ impl Report {
             run_errors: c.run_errors,
             rec: c.rec,
             iterations: 0,
+            dropped_iterations: 0,
             checks: Vec::new(),
             thresholds: Vec::new(),
             aborted_by: None,
@@ -190,8 +193,15 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "bytes sent {}, received {}",
-            self.totals.bytes_sent, self.totals.bytes_received
+            "bytes sent {}, received {}; iterations {}{}",
+            self.totals.bytes_sent,
+            self.totals.bytes_received,
+            self.iterations,
+            if self.dropped_iterations > 0 {
+                format!(", {} dropped (no free user)", self.dropped_iterations)
+            } else {
+                String::new()
+            }
         );
         let table = |s: &mut String,
                      title: &str,
@@ -366,6 +376,7 @@ impl Report {
             "errors": self.errors,
             "not_sent": self.not_sent,
             "iterations": self.iterations,
+            "dropped_iterations": self.dropped_iterations,
             "checks": self.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
             "thresholds": self.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr, "observed": v.observed, "ok": v.ok })).collect::<Vec<_>>(),
             "aborted_by": self.aborted_by,

@@ -35,6 +35,8 @@ pub struct RunOptions {
 struct Live {
     /// Workflow runs completed.
     iterations: AtomicU64,
+    /// Open model: iterations due when no user was free and none could be added.
+    dropped: AtomicU64,
     spawned: AtomicU64,
     active: AtomicU64,
     requests: AtomicU64,
@@ -138,9 +140,32 @@ struct User {
     id: u32,
     tenant: String,
     pool: Option<String>,
+    /// The open model: iterations come from the schedule instead of the user's lifetime.
+    jobs: Option<Jobs>,
 }
 
-async fn run_user(shared: Arc<Shared>, user: User) {
+/// A user of the open model: its first iteration's scheduled start, and where it says it is
+/// free (a one-shot sender the schedule uses to give it the next start).
+struct Jobs {
+    first: Option<Instant>,
+    idle: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<Instant>>,
+}
+
+/// The next scheduled start for an open-model user: announce itself free and wait; `None`
+/// when the schedule is over (its sender dropped) or the run stops.
+async fn next_job(shared: &Shared, jobs: &mut Jobs) -> Option<Instant> {
+    if let Some(t) = jobs.first.take() {
+        return Some(t);
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    jobs.idle.send(tx).ok()?;
+    tokio::select! {
+        t = rx => t.ok(),
+        _ = wait_stop(shared) => None,
+    }
+}
+
+async fn run_user(shared: Arc<Shared>, mut user: User) {
     // Fault injection for the tests (debug builds only): this user's task panics.
     #[cfg(debug_assertions)]
     if std::env::var("SCHEDULER_TEST_PANIC_USER").is_ok_and(|v| v == user.id.to_string()) {
@@ -187,15 +212,23 @@ async fn run_user(shared: Arc<Shared>, user: User) {
     let mut error = None;
     let mut state = UserState::new(&shared, &user);
     loop {
-        if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
-            break;
-        }
-        if sc
-            .lifetime
-            .duration
-            .is_some_and(|d| shared.started.elapsed() >= d)
-        {
-            break;
+        if let Some(jobs) = user.jobs.as_mut() {
+            // Open model: one iteration per scheduled start, latency counted from it.
+            match next_job(&shared, jobs).await {
+                Some(t) => state.scheduled = Some(t),
+                None => break,
+            }
+        } else {
+            if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
+                break;
+            }
+            if sc
+                .lifetime
+                .duration
+                .is_some_and(|d| shared.started.elapsed() >= d)
+            {
+                break;
+            }
         }
         if binding_on && per_task {
             match acquire(&shared, &pool_id, &own).await {
@@ -233,7 +266,7 @@ async fn run_user(shared: Arc<Shared>, user: User) {
         }
         n += 1;
         let more = iterations == 0 || n < iterations;
-        if more && !sc.lifetime.think_time.is_zero() {
+        if more && !sc.lifetime.think_time.is_zero() && user.jobs.is_none() {
             let until = Instant::now() + sc.lifetime.think_time;
             while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
                 tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
@@ -274,6 +307,9 @@ struct UserState<'a> {
     in_flight: Option<(usize, Arc<str>, Instant)>,
     /// Per check: [passed, failed] since the last flush.
     checks: Vec<[u64; 2]>,
+    /// Open model: when the current iteration was due; its first request's latency counts
+    /// from then, so time spent waiting for a free user shows (no coordinated omission).
+    scheduled: Option<Instant>,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -296,6 +332,7 @@ impl<'a> UserState<'a> {
             source: (String::new(), "-".into()),
             samples: Vec::new(),
             in_flight: None,
+            scheduled: None,
             checks: vec![[0, 0]; shared.scenario.actions.iter().map(|a| a.checks.len()).sum()],
         }
     }
@@ -531,7 +568,10 @@ async fn run_action(
             }
         },
     };
-    let start = Instant::now();
+    let start = st
+        .scheduled
+        .take()
+        .map_or_else(Instant::now, |t| t.min(Instant::now()));
     st.in_flight = Some((index, sample.source.clone(), start));
     let result = inst.execute(call).await;
     st.in_flight = None;
@@ -698,6 +738,7 @@ fn progress_line(shared: &Shared, last: &mut (f64, u64)) -> String {
         .scenario
         .lifetime
         .duration
+        .or(shared.scenario.arrival.as_ref().map(|a| a.duration()))
         .map(|d| format!(", {:.0}s left", (d.as_secs_f64() - t).max(0.0)))
         .unwrap_or_default();
     format!(
@@ -851,6 +892,53 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     phases.sort_by_key(|p| p.at);
     let mut next_id = 0u32;
     let mut last_spawn: Option<Instant> = None;
+    if let Some(arrival) = &sc.arrival {
+        // The open model: iterations start on schedule, each in a free user; a new user when
+        // none is free, up to max_users; past that the iteration is dropped (counted).
+        phases.clear();
+        let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
+        let tenant = arrival.tenant.clone().unwrap_or_else(|| "default".into());
+        let new_user = |first: Option<Instant>, next_id: &mut u32| {
+            *next_id += 1;
+            User {
+                id: *next_id,
+                tenant: tenant.clone(),
+                pool: sc.ip_binding.pool.clone(),
+                jobs: Some(Jobs {
+                    first,
+                    idle: idle_tx.clone(),
+                }),
+            }
+        };
+        for _ in 0..arrival.pre_allocated_users {
+            let user = new_user(None, &mut next_id);
+            spawn_user(&shared, &mut tasks, &mut users, &shards, user, None);
+        }
+        'schedule: for offset in arrival.schedule() {
+            let due = shared.started + offset;
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = wait_stop(&shared) => break 'schedule,
+            }
+            let mut given = false;
+            while let Ok(free) = idle_rx.try_recv() {
+                if free.send(due).is_ok() {
+                    given = true;
+                    break;
+                }
+            }
+            if !given {
+                if next_id < arrival.max_users {
+                    let user = new_user(Some(due), &mut next_id);
+                    spawn_user(&shared, &mut tasks, &mut users, &shards, user, None);
+                } else {
+                    shared.live.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // The schedule is over: users waiting for an iteration end.
+        drop(idle_rx);
+    }
     'phases: for phase in &phases {
         let at = shared.started + phase.at;
         while Instant::now() < at {
@@ -887,24 +975,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                 id: next_id,
                 tenant: phase.tenant.clone().unwrap_or_else(|| "default".into()),
                 pool: phase.pool.clone().or_else(|| sc.ip_binding.pool.clone()),
+                jobs: None,
             };
-            let who = (user.id, user.tenant.clone());
-            shared.live.spawned.fetch_add(1, Ordering::Relaxed);
-            shared.live.active.fetch_add(1, Ordering::Relaxed);
-            shared.collected().users_spawned += 1;
-            let s = shared.clone();
-            let task = tasks.spawn_on(
-                async move {
-                    run_user(s, user).await;
-                    drop(permit);
-                },
-                shards.next(next_id),
-            );
-            users.insert(task.id(), who);
-            // Reap users as they finish, so the table stays as small as the users alive.
-            while let Some(done) = tasks.try_join_next_with_id() {
-                ended(&shared, &mut users, done);
-            }
+            spawn_user(&shared, &mut tasks, &mut users, &shards, user, Some(permit));
         }
     }
     // A loop with a duration stops spawning and, at the end of the duration, tells users to stop.
@@ -1007,6 +1080,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         interrupted.load(Ordering::SeqCst),
     );
     report.iterations = iterations;
+    report.dropped_iterations = shared.live.dropped.load(Ordering::Relaxed);
     report.checks = check_results(sc, &report.rec.checks);
     report.thresholds = verdict::judge(
         &sc.thresholds,
@@ -1041,6 +1115,35 @@ fn check_mappings(users: u32, per_user: usize, now: usize, limit: usize) -> Resu
          vm.max_map_count={})",
         need.next_power_of_two()
     ))
+}
+
+/// Start a user's task on its shard; `permit` (the concurrency limit) goes with it.
+fn spawn_user(
+    shared: &Arc<Shared>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    users: &mut HashMap<tokio::task::Id, (u32, String)>,
+    shards: &Shards,
+    user: User,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let who = (user.id, user.tenant.clone());
+    shared.live.spawned.fetch_add(1, Ordering::Relaxed);
+    shared.live.active.fetch_add(1, Ordering::Relaxed);
+    shared.collected().users_spawned += 1;
+    let s = shared.clone();
+    let shard = shards.next(user.id);
+    let task = tasks.spawn_on(
+        async move {
+            run_user(s, user).await;
+            drop(permit);
+        },
+        shard,
+    );
+    users.insert(task.id(), who);
+    // Reap users as they finish, so the table stays as small as the users alive.
+    while let Some(done) = tasks.try_join_next_with_id() {
+        ended(shared, users, done);
+    }
 }
 
 /// A user's task ended: count it, and a panic becomes that user's error.

@@ -93,6 +93,84 @@ pub struct IpBinding {
     pub wait_timeout: Duration,
 }
 
+/// The open model: iterations start on a schedule, each in a free user.
+#[derive(Debug, Clone)]
+pub struct ArrivalRate {
+    /// (iterations per second at the stage's end, the stage's length); a constant rate is one
+    /// stage from that rate to itself.
+    pub stages: Vec<(f64, Duration)>,
+    /// The rate at time 0 (the constant rate, or `start_rate` for stages).
+    pub start_rate: f64,
+    pub pre_allocated_users: u32,
+    pub max_users: u32,
+    pub tenant: Option<String>,
+}
+
+impl ArrivalRate {
+    /// The whole schedule's length.
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.1).sum()
+    }
+
+    /// When each iteration starts (offsets from the run's start), one at a time.
+    pub fn schedule(&self) -> Schedule<'_> {
+        Schedule {
+            stages: &self.stages,
+            stage: 0,
+            from: self.start_rate,
+            t0: 0.0,
+            done: 0.0,
+            next: 1.0,
+        }
+    }
+}
+
+/// Iteration start times, the rate ramping linearly within each stage (k6's
+/// ramping-arrival-rate; a constant rate is one flat stage). Iteration `n` starts when the
+/// integral of the rate reaches `n`.
+pub struct Schedule<'a> {
+    stages: &'a [(f64, Duration)],
+    stage: usize,
+    /// The rate at the current stage's start, and that start (seconds).
+    from: f64,
+    t0: f64,
+    /// Iterations due by the current stage's start.
+    done: f64,
+    /// The next iteration's number.
+    next: f64,
+}
+
+impl Iterator for Schedule<'_> {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        loop {
+            let &(to, len) = self.stages.get(self.stage)?;
+            let len = len.as_secs_f64();
+            let total = self.done + (self.from + to) / 2.0 * len;
+            if self.next <= total + 1e-9 {
+                // Solve a*x^2 + b*x = next - done for x in [0, len].
+                let (a, b, c) = (
+                    (to - self.from) / (2.0 * len.max(1e-9)),
+                    self.from,
+                    self.next - self.done,
+                );
+                let x = if a.abs() < 1e-12 {
+                    if b > 0.0 { c / b } else { len }
+                } else {
+                    (-b + (b * b + 4.0 * a * c).max(0.0).sqrt()) / (2.0 * a)
+                };
+                self.next += 1.0;
+                return seconds(self.t0 + x.clamp(0.0, len));
+            }
+            self.done = total;
+            self.t0 += len;
+            self.from = to;
+            self.stage += 1;
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Concurrency {
     pub max_users: u32,
@@ -188,6 +266,8 @@ pub struct Scenario {
     pub actions: Vec<Action>,
     pub nodes: Vec<Node>,
     pub thresholds: Vec<crate::verdict::Threshold>,
+    /// `load.arrival_rate`: the open model, instead of ramp-up phases.
+    pub arrival: Option<ArrivalRate>,
 }
 
 impl Scenario {
@@ -849,6 +929,113 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) {
     }
 }
 
+/// A rate: `50/s`, `600/m`, `1/h`, or a number per second.
+fn rate(w: &mut Walker, v: Option<&Value>, path: &str) -> Option<f64> {
+    let text = w.string(v, path, true)?;
+    let t = text.trim();
+    let (n, per) = match t.split_once('/') {
+        Some((n, "s")) => (n, 1.0),
+        Some((n, "m")) => (n, 60.0),
+        Some((n, "h")) => (n, 3600.0),
+        Some(_) => ("x", 1.0),
+        None => (t, 1.0),
+    };
+    let r = n
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| n / per)
+        .filter(|r| (0.0..=MAX_RATE).contains(r));
+    if r.is_none() {
+        w.problem(
+            path,
+            format!("bad rate {text:?} (e.g. 50/s, 600/m; at most 1000000/s)"),
+        );
+    }
+    r
+}
+
+/// `load.arrival_rate`: `{rate, duration}` or `{stages: [{target, duration}], start_rate}`,
+/// with `pre_allocated_users`, `max_users` and `tenant_id`.
+fn arrival_rate(w: &mut Walker, v: &Value) -> Option<ArrivalRate> {
+    let p = "load.arrival_rate";
+    let m = w.map(
+        v,
+        p,
+        &[
+            "rate",
+            "duration",
+            "stages",
+            "start_rate",
+            "pre_allocated_users",
+            "max_users",
+            "tenant_id",
+        ],
+    )?;
+    let (start_rate, stages) = if get(m, "stages").is_some() {
+        let start = if get(m, "start_rate").is_some() {
+            rate(w, get(m, "start_rate"), &join(p, "start_rate"))?
+        } else {
+            0.0
+        };
+        let mut stages = Vec::new();
+        for (i, st) in w
+            .list(get(m, "stages"), &join(p, "stages"))
+            .iter()
+            .enumerate()
+        {
+            let sp = format!("{p}.stages[{i}]");
+            let Some(sm) = w.map(st, &sp, &["target", "duration"]) else {
+                continue;
+            };
+            let target = rate(w, get(sm, "target"), &join(&sp, "target"));
+            let d = w.duration(get(sm, "duration"), &join(&sp, "duration"));
+            if d.is_none() && get(sm, "duration").is_none() {
+                w.problem(&join(&sp, "duration"), "required");
+            }
+            if let (Some(t), Some(d)) = (target, d) {
+                stages.push((t, d));
+            }
+        }
+        if stages.is_empty() {
+            w.problem(&join(p, "stages"), "at least one stage is required");
+            return None;
+        }
+        (start, stages)
+    } else {
+        let r = rate(w, get(m, "rate"), &join(p, "rate"))?;
+        let Some(d) = w.duration(get(m, "duration"), &join(p, "duration")) else {
+            w.problem(&join(p, "duration"), "required");
+            return None;
+        };
+        (r, vec![(r, d)])
+    };
+    let pre = w
+        .uint(
+            get(m, "pre_allocated_users"),
+            &join(p, "pre_allocated_users"),
+        )
+        .unwrap_or(10);
+    let max = w
+        .uint(get(m, "max_users"), &join(p, "max_users"))
+        .unwrap_or(pre);
+    if pre == 0 || max < pre || max > 100_000 {
+        w.problem(
+            p,
+            "pre_allocated_users from 1, max_users from pre_allocated_users to 100000",
+        );
+        return None;
+    }
+    let tenant = w.string(get(m, "tenant_id"), &join(p, "tenant_id"), false);
+    Some(ArrivalRate {
+        stages,
+        start_rate,
+        pre_allocated_users: pre as u32,
+        max_users: max as u32,
+        tenant,
+    })
+}
+
 fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let empty = serde_yaml::Mapping::new();
     let top = w
@@ -1002,15 +1189,25 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         max_users: 1000,
         spawn_rate: None,
     };
+    let mut arrival = None;
     match get(top, "load").and_then(|v| {
         w.map(
             v,
             "load",
-            &["ramp_up", "user_lifetime", "user_resources", "concurrency"],
+            &[
+                "ramp_up",
+                "user_lifetime",
+                "user_resources",
+                "concurrency",
+                "arrival_rate",
+            ],
         )
     }) {
         None => w.problem("load", "required"),
         Some(load) => {
+            if let Some(a) = get(load, "arrival_rate") {
+                arrival = arrival_rate(w, a);
+            }
             if let Some(ru) =
                 get(load, "ramp_up").and_then(|v| w.map(v, "load.ramp_up", &["phases"]))
             {
@@ -1218,7 +1415,21 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             }
         }
     }
-    if phases.is_empty() {
+    if let Some(a) = &arrival {
+        if !phases.is_empty() {
+            w.problem(
+                "load.arrival_rate",
+                "give ramp_up phases (closed model) or arrival_rate (open model), not both",
+            );
+        }
+        // The users of the open model, as phases: one tenant, spawned as iterations need them.
+        phases.push(Phase {
+            at: Duration::ZERO,
+            users: a.max_users,
+            tenant: a.tenant.clone(),
+            pool: None,
+        });
+    } else if phases.is_empty() {
         w.problem("load.ramp_up.phases", "at least one phase is required");
     }
     let total: u64 = phases.iter().map(|p| u64::from(p.users)).sum();
@@ -1463,6 +1674,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     }
     let thresholds = thresholds(w, get(top, "thresholds"));
     Scenario {
+        arrival,
         thresholds,
         name,
         pools,
@@ -1473,5 +1685,46 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         concurrency,
         actions,
         nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times(stages: Vec<(f64, Duration)>, start: f64) -> Vec<f64> {
+        let a = ArrivalRate {
+            stages,
+            start_rate: start,
+            pre_allocated_users: 1,
+            max_users: 1,
+            tenant: None,
+        };
+        a.schedule().map(|d| d.as_secs_f64()).collect()
+    }
+
+    #[test]
+    fn arrival_schedules_follow_the_rate() {
+        // 10/s for 2 s: 20 iterations, 0.1 s apart.
+        let t = times(vec![(10.0, Duration::from_secs(2))], 10.0);
+        assert_eq!(t.len(), 20);
+        assert!(
+            (t[0] - 0.1).abs() < 1e-9 && (t[19] - 2.0).abs() < 1e-9,
+            "{t:?}"
+        );
+        // 0 -> 20/s over 2 s, then 20/s for 1 s: 20 + 20 iterations, denser as it ramps.
+        let t = times(
+            vec![
+                (20.0, Duration::from_secs(2)),
+                (20.0, Duration::from_secs(1)),
+            ],
+            0.0,
+        );
+        assert_eq!(t.len(), 40);
+        assert!(t.windows(2).all(|w| w[0] <= w[1]));
+        assert!((t[19] - 2.0).abs() < 1e-6, "{}", t[19]);
+        assert!(t[1] - t[0] > t[19] - t[18]);
+        // A stage at rate 0 schedules nothing.
+        assert!(times(vec![(0.0, Duration::from_secs(5))], 0.0).is_empty());
     }
 }

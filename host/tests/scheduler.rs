@@ -1848,3 +1848,82 @@ workflows:
         assert!(err.contains(want), "{want}: {err}");
     }
 }
+
+/// The open model: iterations start on schedule whatever the target does. A target that
+/// stalls 1.5 s once shows in p90 and p99 (latency counts from the scheduled start), where
+/// the closed model's users would simply send less.
+#[test]
+fn arrival_rate_shows_a_stall_in_the_percentiles() {
+    let stall_until: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let started = Instant::now();
+    let su = stall_until.clone();
+    let server = serve("127.0.0.1:0", None, move |_| {
+        let until = {
+            let mut s = su.lock().unwrap();
+            if s.is_none() && started.elapsed() > Duration::from_millis(800) {
+                *s = Some(Instant::now() + Duration::from_millis(1500));
+            }
+            *s
+        };
+        if let Some(u) = until {
+            std::thread::sleep(u.saturating_duration_since(Instant::now()));
+        }
+        Reply::ok("ok")
+    });
+    let dir = tmp("arrival");
+    let s = format!(
+        r#"
+version: "1.0"
+name: arrival
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.55.0/24"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{}" }} }} ]
+load:
+  arrival_rate: {{ rate: 40/s, duration: 3s, pre_allocated_users: 4, max_users: 120 }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p }} }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/x" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+thresholds:
+  http_req_duration: ["p(99)<1000"]
+"#,
+        server.addr.port()
+    );
+    let (out, r) = report(&dir, &s);
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "the stall crosses p(99)<1000: {r}"
+    );
+    assert_eq!(
+        r["iterations"].as_u64().unwrap() + r["dropped_iterations"].as_u64().unwrap(),
+        120,
+        "{r}"
+    );
+    assert_eq!(r["dropped_iterations"], 0, "{r}");
+    let p90 = r["totals"]["p90_ms"].as_f64().unwrap();
+    let p99 = r["totals"]["p99_ms"].as_f64().unwrap();
+    assert!(p99 >= 1000.0, "p99 {p99} ms");
+    assert!(p90 >= 300.0, "p90 {p90} ms");
+    // The users were added as the stall held the first ones: more than pre-allocated.
+    assert!(r["users"]["spawned"].as_u64().unwrap() > 4, "{r}");
+    // Each user kept its own address.
+    let sources = r["by_source"].as_object().unwrap();
+    assert_eq!(
+        sources.len() as u64,
+        r["users"]["spawned"].as_u64().unwrap()
+    );
+
+    // max_users reached: the iterations that find no free user are dropped, and counted.
+    *stall_until.lock().unwrap() = Some(Instant::now() + Duration::from_secs(60));
+    let capped = s
+        .replace("max_users: 120", "max_users: 4")
+        .replace("duration: 3s", "duration: 1s")
+        .replace("/x\" }", "/x\", timeout: 1s }");
+    let (_, r) = report(&dir, &capped.replace("p(99)<1000", "p(99)<100000"));
+    assert_eq!(
+        r["dropped_iterations"], 36,
+        "40 due, 4 users held by the stall: {r}"
+    );
+}
