@@ -6,6 +6,7 @@ mod authority;
 mod fuzz;
 mod record;
 mod report;
+mod results;
 mod run;
 mod runtime;
 mod scenario;
@@ -88,6 +89,18 @@ enum Command {
     Validate { scenario: PathBuf },
     /// Send one request through the executor, as curl does.
     Exec(ExecArgs),
+    /// Merge the result files of several processes (`run --result`) into one exact report,
+    /// its thresholds judged on the sum; exit codes as `run`.
+    Merge {
+        #[arg(required = true, value_name = "RESULT")]
+        files: Vec<PathBuf>,
+        /// Write the merged report as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write the merged Prometheus metrics.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -101,6 +114,9 @@ struct RunArgs {
     /// Keep the pools' state here across runs (one process at a time).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Write a result file (counters and histograms) that `scheduler merge` adds up exactly.
+    #[arg(long, value_name = "FILE")]
+    result: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -243,6 +259,33 @@ fn main() -> ExitCode {
             rt.block_on(finish(run::run(s, opts), &out, Some(&target)))
         }
         Command::Exec(args) => rt.block_on(exec(args)),
+        Command::Merge {
+            files,
+            json,
+            metrics,
+        } => {
+            let mut loaded = Vec::new();
+            for f in &files {
+                let shown = f.display().to_string();
+                match std::fs::read_to_string(f)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                {
+                    Ok(v) => loaded.push((shown, v)),
+                    Err(e) => {
+                        eprintln!("scheduler: {shown}: {e}");
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                }
+            }
+            let out = RunArgs {
+                json,
+                metrics,
+                state_dir: None,
+                result: None,
+            };
+            rt.block_on(finish(async { results::merge(&loaded) }, &out, None))
+        }
     }
 }
 
@@ -295,6 +338,13 @@ async fn finish(
     let mut code = ExitCode::from(exit_code(&report));
     if let Some(p) = &flags.json {
         let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
+        if let Err(e) = std::fs::write(p, text) {
+            eprintln!("scheduler: writing {}: {e}", p.display());
+            code = ExitCode::FAILURE;
+        }
+    }
+    if let Some(p) = &flags.result {
+        let text = serde_json::to_string(&results::to_json(&report)).unwrap_or_default();
         if let Err(e) = std::fs::write(p, text) {
             eprintln!("scheduler: writing {}: {e}", p.display());
             code = ExitCode::FAILURE;

@@ -1927,3 +1927,89 @@ thresholds:
         "40 due, 4 users held by the stall: {r}"
     );
 }
+
+/// Result files merge exactly: counts add up, percentiles are those of the added histograms,
+/// and thresholds are judged again on the sum (each half fails `count==16`, the sum holds).
+#[test]
+fn result_files_merge_exactly() {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::Deserializer;
+    let (server, _) = recording_target();
+    let dir = tmp("merge");
+    let s = threshold_scenario(
+        server.addr.port(),
+        "  http_reqs: [\"count==16\"]\n  \"http_req_failed{action:good}\": [\"rate==0\"]",
+        "{ mode: once }",
+    );
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, s).unwrap();
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let f = dir.join(format!("r{i}.json"));
+        let out = run(&[
+            "run",
+            path.to_str().unwrap(),
+            "--result",
+            f.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(99), "8 requests each, not 16");
+        files.push(f);
+    }
+    let merged = dir.join("merged.json");
+    let out = run(&[
+        "merge",
+        files[0].to_str().unwrap(),
+        files[1].to_str().unwrap(),
+        "--json",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(m["totals"]["requests"], 16);
+    assert_eq!(m["by_action"]["bad"]["failed"], 8);
+    assert_eq!(m["users"]["spawned"], 8);
+    assert!(
+        m["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["ok"] == true),
+        "{m}"
+    );
+    // The percentiles are the added histograms'.
+    let mut sum: Option<hdrhistogram::Histogram<u64>> = None;
+    for f in &files {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v["totals"]["latency"].as_str().unwrap())
+            .unwrap();
+        let mut h: hdrhistogram::Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .unwrap();
+        h.auto(true);
+        match sum.as_mut() {
+            Some(s) => s.add(&h).unwrap(),
+            None => sum = Some(h),
+        }
+    }
+    let sum = sum.unwrap();
+    for (q, key) in [(0.5, "p50_ms"), (0.9, "p90_ms"), (0.99, "p99_ms")] {
+        assert_eq!(
+            m["totals"][key].as_f64().unwrap(),
+            sum.value_at_quantile(q) as f64 / 1000.0,
+            "{key}"
+        );
+    }
+    assert_eq!(
+        m["totals"]["max_ms"].as_f64().unwrap(),
+        sum.max() as f64 / 1000.0
+    );
+    // Not a result file: a clear error.
+    let out = run(&["merge", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,241 @@
+//! Result files (`--result FILE`): what a run recorded, counters and serialized HdrHistograms,
+//! so that the results of several processes merge exactly (`scheduler merge`): histograms are
+//! added, not averaged, and the thresholds are judged again on the sum.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use serde_json::{Value, json};
+
+use crate::record::Stats;
+use crate::report::{CheckResult, Collected, Report, UserError};
+use crate::verdict;
+
+const FORMAT: &str = "scheduler-result/1";
+
+fn stats_json(s: &Stats) -> Value {
+    let mut bytes = Vec::new();
+    let _ = V2Serializer::new().serialize(&s.latency, &mut bytes);
+    json!({
+        "count": s.count, "ok": s.ok, "failed": s.failed,
+        "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received,
+        "latency": base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+fn stats_from(v: &Value, what: &str) -> Result<Stats, String> {
+    let n = |k: &str| {
+        v[k].as_u64()
+            .ok_or_else(|| format!("{what}: {k} is not a count"))
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v["latency"].as_str().unwrap_or_default())
+        .map_err(|e| format!("{what}: latency: {e}"))?;
+    let mut latency: hdrhistogram::Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("{what}: latency histogram: {e:?}"))?;
+    latency.auto(true);
+    Ok(Stats {
+        count: n("count")?,
+        ok: n("ok")?,
+        failed: n("failed")?,
+        bytes_sent: n("bytes_sent")?,
+        bytes_received: n("bytes_received")?,
+        latency,
+    })
+}
+
+/// The result file of a finished run.
+pub fn to_json(r: &Report) -> Value {
+    let groups = |m: &BTreeMap<String, Stats>| -> Value {
+        Value::Object(m.iter().map(|(k, s)| (k.clone(), stats_json(s))).collect())
+    };
+    json!({
+        "format": FORMAT,
+        "scenario": r.scenario,
+        "elapsed_s": r.elapsed_s,
+        "interrupted": r.interrupted,
+        "users": { "spawned": r.users_spawned, "finished": r.users_finished },
+        "iterations": r.iterations,
+        "dropped_iterations": r.dropped_iterations,
+        "user_errors": r.user_errors.iter().map(|e| json!({ "user": e.user, "tenant": e.tenant, "error": e.error })).collect::<Vec<_>>(),
+        "run_errors": r.run_errors,
+        "totals": stats_json(&r.rec.totals),
+        "by_action": groups(&r.rec.by_action),
+        "by_tenant": groups(&r.rec.by_tenant),
+        "by_source": Value::Object(r.rec.by_source.iter().map(|(k, s)| (k.to_string(), stats_json(s))).collect()),
+        "by_action_tenant": r.rec.by_action_tenant.iter().map(|((a, t), s)| json!({ "action": a, "tenant": t, "stats": stats_json(s) })).collect::<Vec<_>>(),
+        "by_status": r.rec.by_status.iter().map(|((a, t, st), n)| json!([a, t, st, n])).collect::<Vec<_>>(),
+        "errors": r.rec.errors,
+        "not_sent": r.rec.not_sent,
+        "user_sources": r.rec.user_sources,
+        "checks": r.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
+        "thresholds": r.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr })).collect::<Vec<_>>(),
+    })
+}
+
+fn add(into: &mut Stats, s: &Stats) -> Result<(), String> {
+    into.count += s.count;
+    into.ok += s.ok;
+    into.failed += s.failed;
+    into.bytes_sent += s.bytes_sent;
+    into.bytes_received += s.bytes_received;
+    into.latency
+        .add(&s.latency)
+        .map_err(|e| format!("adding histograms: {e:?}"))
+}
+
+fn add_to<K: Ord>(m: &mut BTreeMap<K, Stats>, k: K, s: Stats) -> Result<(), String> {
+    match m.get_mut(&k) {
+        Some(g) => add(g, &s),
+        None => {
+            m.insert(k, s);
+            Ok(())
+        }
+    }
+}
+
+/// The report of several result files together, its thresholds judged on the sum.
+pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
+    let mut c = Collected::default();
+    let mut elapsed: f64 = 0.0;
+    let mut interrupted = false;
+    let mut iterations = 0;
+    let mut dropped = 0;
+    let mut name = String::new();
+    let mut checks: Vec<CheckResult> = Vec::new();
+    let mut thresholds: Vec<(String, String)> = Vec::new();
+    for (path, v) in files {
+        if v["format"] != FORMAT {
+            return Err(format!("{path}: not a result file ({FORMAT})"));
+        }
+        let at = |k: &str| format!("{path}: {k}");
+        name = v["scenario"].as_str().unwrap_or_default().to_string();
+        // The processes ran side by side: the run lasted as long as the longest.
+        elapsed = elapsed.max(v["elapsed_s"].as_f64().unwrap_or(0.0));
+        interrupted |= v["interrupted"] == true;
+        iterations += v["iterations"].as_u64().unwrap_or(0);
+        dropped += v["dropped_iterations"].as_u64().unwrap_or(0);
+        c.users_spawned += v["users"]["spawned"].as_u64().unwrap_or(0);
+        c.users_finished += v["users"]["finished"].as_u64().unwrap_or(0);
+        for e in v["user_errors"].as_array().into_iter().flatten() {
+            c.user_errors.push(UserError {
+                user: e["user"].as_u64().unwrap_or(0) as u32,
+                tenant: e["tenant"].as_str().unwrap_or_default().into(),
+                error: e["error"].as_str().unwrap_or_default().into(),
+            });
+        }
+        for e in v["run_errors"].as_array().into_iter().flatten() {
+            c.run_errors
+                .push(format!("{path}: {}", e.as_str().unwrap_or_default()));
+        }
+        let rec = &mut c.rec;
+        add(&mut rec.totals, &stats_from(&v["totals"], &at("totals"))?)?;
+        for (key, m) in [
+            ("by_action", &mut rec.by_action),
+            ("by_tenant", &mut rec.by_tenant),
+        ] {
+            for (k, s) in v[key].as_object().into_iter().flatten() {
+                add_to(m, k.clone(), stats_from(s, &at(key))?)?;
+            }
+        }
+        for (k, s) in v["by_source"].as_object().into_iter().flatten() {
+            let s = stats_from(s, &at("by_source"))?;
+            match rec.by_source.get_mut(k.as_str()) {
+                Some(g) => add(g, &s)?,
+                None => {
+                    rec.by_source.insert(Arc::from(k.as_str()), s);
+                }
+            }
+        }
+        for e in v["by_action_tenant"].as_array().into_iter().flatten() {
+            let key = (
+                e["action"].as_str().unwrap_or_default().to_string(),
+                e["tenant"].as_str().unwrap_or_default().to_string(),
+            );
+            add_to(
+                &mut rec.by_action_tenant,
+                key,
+                stats_from(&e["stats"], &at("by_action_tenant"))?,
+            )?;
+        }
+        for e in v["by_status"].as_array().into_iter().flatten() {
+            let s = |i: usize| e[i].as_str().unwrap_or_default().to_string();
+            *rec.by_status.entry((s(0), s(1), s(2))).or_insert(0) += e[3].as_u64().unwrap_or(0);
+        }
+        for (key, m) in [("errors", &mut rec.errors), ("not_sent", &mut rec.not_sent)] {
+            for (k, n) in v[key].as_object().into_iter().flatten() {
+                *m.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+            }
+        }
+        for (u, list) in v["user_sources"].as_object().into_iter().flatten() {
+            let u: u32 = u.parse().unwrap_or(0);
+            let mine = rec.user_sources.entry(u).or_default();
+            for ip in list.as_array().into_iter().flatten() {
+                let ip = ip.as_str().unwrap_or_default().to_string();
+                if !mine.contains(&ip) {
+                    mine.push(ip);
+                }
+            }
+        }
+        for (i, ch) in v["checks"].as_array().into_iter().flatten().enumerate() {
+            let (p, f) = (
+                ch["passes"].as_u64().unwrap_or(0),
+                ch["fails"].as_u64().unwrap_or(0),
+            );
+            match checks.get_mut(i) {
+                Some(c) => {
+                    c.pass += p;
+                    c.fail += f;
+                }
+                None => checks.push(CheckResult {
+                    action: ch["action"].as_str().unwrap_or_default().into(),
+                    name: ch["name"].as_str().unwrap_or_default().into(),
+                    pass: p,
+                    fail: f,
+                }),
+            }
+        }
+        if thresholds.is_empty() {
+            for t in v["thresholds"].as_array().into_iter().flatten() {
+                thresholds.push((
+                    t["metric"].as_str().unwrap_or_default().into(),
+                    t["threshold"].as_str().unwrap_or_default().into(),
+                ));
+            }
+        }
+    }
+    let mut judged = Vec::new();
+    for (metric, expr) in &thresholds {
+        let (m, action, tenant) = verdict::parse_name(metric)?;
+        let (agg, op, value) = verdict::parse_expr(m, expr)?;
+        judged.push(verdict::Threshold {
+            name: metric.clone(),
+            metric: m,
+            action,
+            tenant,
+            expr: expr.clone(),
+            agg,
+            op,
+            value,
+            abort_on_fail: false,
+            delay_abort: std::time::Duration::ZERO,
+        });
+    }
+    let mut report = Report::new(&name, elapsed, c, Vec::new(), interrupted);
+    report.iterations = iterations;
+    report.dropped_iterations = dropped;
+    report.checks = checks;
+    report.thresholds = verdict::judge(
+        &judged,
+        &verdict::Observed {
+            rec: &report.rec,
+            checks: &report.checks,
+            iterations,
+            elapsed_s: elapsed,
+        },
+    );
+    Ok(report)
+}
