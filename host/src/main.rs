@@ -82,6 +82,11 @@ enum Command {
     /// Run a scenario file.
     Run {
         scenario: PathBuf,
+        /// Run the I-th of N shares of the scenario (k6's execution segments): users striped
+        /// by global id, rates and limits divided, each pool cut into N slices. The N result
+        /// files merge into the whole run (`scheduler merge`).
+        #[arg(long, value_name = "I/N", value_parser = parse_segment)]
+        segment: Option<(u32, u32)>,
         #[command(flatten)]
         out: RunArgs,
     },
@@ -164,6 +169,19 @@ struct ExecArgs {
     json: bool,
 }
 
+/// `I/N` with 0 <= I < N.
+fn parse_segment(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| "I is not a number")?,
+        n.trim().parse().map_err(|_| "N is not a number")?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("{s}: expected 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
 /// curl's plain seconds (`1.5`), or a humantime duration (`2s`, `1m30s`).
 fn parse_cli_duration(s: &str) -> Result<Duration, String> {
     scenario::parse_duration(s)
@@ -211,16 +229,23 @@ fn main() -> ExitCode {
         },
         Command::Run {
             scenario: path,
+            segment,
             out,
         } => {
-            let s = match load(&path) {
+            let mut s = match load(&path) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            if let Some((i, n)) = segment
+                && let Err(e) = s.segment(i, n)
+            {
+                return usage(&e);
+            }
             let opts = RunOptions {
                 state_dir: out.state_dir.clone(),
                 progress: true,
                 drain: None,
+                segment,
             };
             rt.block_on(finish(run::run(s, opts), &out, None))
         }
@@ -255,6 +280,7 @@ fn main() -> ExitCode {
                 state_dir: out.state_dir.clone(),
                 progress: true,
                 drain: None,
+                segment: None,
             };
             rt.block_on(finish(run::run(s, opts), &out, Some(&target)))
         }

@@ -28,6 +28,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// How long in-flight users may take to finish after a stop (Ctrl-C or `duration`).
     pub drain: Option<Duration>,
+    /// `--segment I/N`: this process runs the users whose global id k has (k-1) mod N == I
+    /// (the scenario was cut with `Scenario::segment`).
+    pub segment: Option<(u32, u32)>,
 }
 
 /// Live counters for the progress line.
@@ -898,10 +901,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         phases.clear();
         let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
         let tenant = arrival.tenant.clone().unwrap_or_else(|| "default".into());
-        let new_user = |first: Option<Instant>, next_id: &mut u32| {
-            *next_id += 1;
+        // Open-model users are numbered apart per segment: ids I+1, I+1+N, ...
+        let (seg_i, seg_n) = opts.segment.unwrap_or((0, 1));
+        let mut made = 0u32;
+        let new_user = |first: Option<Instant>, made: &mut u32| {
+            *made += 1;
             User {
-                id: *next_id,
+                id: (*made - 1) * seg_n + seg_i + 1,
                 tenant: tenant.clone(),
                 pool: sc.ip_binding.pool.clone(),
                 jobs: Some(Jobs {
@@ -911,7 +917,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             }
         };
         for _ in 0..arrival.pre_allocated_users {
-            let user = new_user(None, &mut next_id);
+            let user = new_user(None, &mut made);
             spawn_user(&shared, &mut tasks, &mut users, &shards, user, None);
         }
         'schedule: for offset in arrival.schedule() {
@@ -928,8 +934,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                 }
             }
             if !given {
-                if next_id < arrival.max_users {
-                    let user = new_user(Some(due), &mut next_id);
+                if made < arrival.max_users {
+                    let user = new_user(Some(due), &mut made);
                     spawn_user(&shared, &mut tasks, &mut users, &shards, user, None);
                 } else {
                     shared.live.dropped.fetch_add(1, Ordering::Relaxed);
@@ -948,6 +954,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             tokio::time::sleep((at - Instant::now()).min(Duration::from_millis(50))).await;
         }
         for _ in 0..phase.users {
+            // Users are numbered over all segments; another segment runs the others.
+            if let Some((i, n)) = opts.segment
+                && next_id % n != i
+            {
+                next_id += 1;
+                continue;
+            }
             if shared.stop.load(Ordering::SeqCst)
                 || sc
                     .lifetime

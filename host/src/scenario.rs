@@ -285,6 +285,67 @@ impl Scenario {
         self.node("start").or_else(|| self.nodes.first())
     }
 
+    /// Make this scenario the `index`-th of `count` shares (`--segment I/N`), as k6's
+    /// execution segments: users are striped by their global id at run time (user k runs in
+    /// share (k-1) mod N); rates and user limits are divided; and each pool is cut into N
+    /// contiguous slices, this share taking its own, so no address can be held by two
+    /// processes at once without any coordination.
+    pub fn segment(&mut self, index: u32, count: u32) -> Result<(), String> {
+        if count == 0 || index >= count {
+            return Err(format!(
+                "segment {index}/{count}: expected I/N with 0 <= I < N"
+            ));
+        }
+        let n = f64::from(count);
+        let share = |x: u32| x.div_ceil(count).max(1);
+        if let Some(r) = self.concurrency.spawn_rate.as_mut() {
+            *r /= n;
+        }
+        self.concurrency.max_users = share(self.concurrency.max_users);
+        if let Some(a) = self.arrival.as_mut() {
+            a.start_rate /= n;
+            for s in &mut a.stages {
+                s.0 /= n;
+            }
+            a.pre_allocated_users = share(a.pre_allocated_users);
+            a.max_users = share(a.max_users);
+        }
+        for p in &mut self.pools {
+            let mut intervals = Vec::new();
+            for r in &p.ranges {
+                intervals.push(check_cidr(r).map_err(|e| format!("pool {}: {e}", p.id))?);
+            }
+            let total: u128 = intervals.iter().map(|(a, b)| b - a + 1).sum();
+            let (from, to) = (
+                total * u128::from(index) / u128::from(count),
+                total * (u128::from(index) + 1) / u128::from(count),
+            );
+            if from == to {
+                return Err(format!(
+                    "pool {} has {total} addresses, fewer than the {count} segments",
+                    p.id
+                ));
+            }
+            // Walk the intervals in order, keeping the part of each within [from, to).
+            let mut ranges = Vec::new();
+            let mut at = 0u128;
+            for (a, b) in intervals {
+                let len = b - a + 1;
+                let (lo, hi) = (from.max(at), to.min(at + len));
+                if lo < hi {
+                    ranges.push(format!(
+                        "{}-{}",
+                        key_ip(a + (lo - at)),
+                        key_ip(a + (hi - at) - 1)
+                    ));
+                }
+                at += len;
+            }
+            p.ranges = ranges;
+        }
+        Ok(())
+    }
+
     /// Users over every phase (at most `MAX_TOTAL_USERS`, which `parse` checks).
     pub fn total_users(&self) -> u64 {
         self.phases.iter().map(|p| u64::from(p.users)).sum()
@@ -508,6 +569,15 @@ fn check_cidr(text: &str) -> Result<(u128, u128), String> {
     };
     r.map(|i| (key(i.first), key(i.last)))
         .map_err(|e| e.to_string())
+}
+
+/// The address of a key (`key`'s inverse).
+fn key_ip(k: u128) -> std::net::IpAddr {
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => v4.into(),
+        None => v6.into(),
+    }
 }
 
 /// Addresses in one order, IPv4 as IPv4-mapped IPv6.

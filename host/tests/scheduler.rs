@@ -2013,3 +2013,91 @@ fn result_files_merge_exactly() {
     let out = run(&["merge", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--segment I/N`: three processes side by side run the scenario once between them. Every
+/// user (global id) runs in exactly one, each process takes addresses only from its own slice
+/// of the pool (so no address can serve users of two processes), and `merge` gives exactly
+/// the totals of the three.
+#[test]
+fn three_segments_run_the_scenario_once() {
+    let (server, log) = recording_target();
+    let dir = tmp("segments");
+    let s = format!(
+        r#"
+version: "1.0"
+name: segments
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.56.0/28"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 24 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 4, think_time: 5ms }}
+  user_resources:
+    ip_binding: {{ enabled: true, pool_id: p, strategy: per_task, wait_on_exhaustion: true, wait_timeout: 20s }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/{{{{user.id}}}}" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#,
+        server.addr.port()
+    );
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, s).unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let result = dir.join(format!("r{i}.json"));
+            let child = spawn_run(
+                &path,
+                &[
+                    "--segment",
+                    &format!("{i}/3"),
+                    "--result",
+                    result.to_str().unwrap(),
+                ],
+            );
+            (child, result)
+        })
+        .collect();
+    let mut results = Vec::new();
+    for (child, result) in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        results.push(result);
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 96, "24 users x 4 tasks, once");
+    let mut per_user: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut segment_of_ip: BTreeMap<String, u32> = BTreeMap::new();
+    for (path, ip) in log.iter() {
+        let user: u32 = path.trim_start_matches('/').parse().unwrap();
+        *per_user.entry(user).or_default() += 1;
+        let seg = (user - 1) % 3;
+        let prev = segment_of_ip.insert(ip.clone(), seg);
+        assert!(
+            prev.is_none_or(|p| p == seg),
+            "{ip} served users of two segments"
+        );
+        assert!(ip.starts_with("127.0.56."), "{ip}");
+    }
+    assert_eq!(per_user.len(), 24);
+    assert!(per_user.values().all(|&n| n == 4), "{per_user:?}");
+    let merged = dir.join("m.json");
+    let mut args = vec!["merge".to_string()];
+    args.extend(results.iter().map(|r| r.display().to_string()));
+    args.extend(["--json".to_string(), merged.display().to_string()]);
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(m["totals"]["requests"], 96);
+    assert_eq!(m["users"]["spawned"], 24);
+    assert_eq!(m["iterations"], 96);
+    // More segments than addresses: a clear error.
+    let out = run(&["run", path.to_str().unwrap(), "--segment", "0/64"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fewer than the 64 segments"));
+}
