@@ -811,23 +811,7 @@ fn matcher(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Option<Match>
 /// One entry of an action's `checks`: exactly one of `status`, `body_contains`,
 /// `body_matches`, `header`, `json`, `duration`, with an optional `name`.
 fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
-    let m = w.map(
-        v,
-        path,
-        &[
-            "name",
-            "status",
-            "body_contains",
-            "body_matches",
-            "header",
-            "json",
-            "duration",
-            "equals",
-            "contains",
-            "matches",
-        ],
-    )?;
-    let kinds = [
+    const KINDS: [&str; 6] = [
         "status",
         "body_contains",
         "body_matches",
@@ -835,6 +819,10 @@ fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
         "json",
         "duration",
     ];
+    let mut known = vec!["name", "equals", "contains", "matches"];
+    known.extend(KINDS);
+    let m = w.map(v, path, &known)?;
+    let kinds = KINDS;
     let given: Vec<&str> = kinds.into_iter().filter(|k| get(m, k).is_some()).collect();
     if given.len() != 1 {
         w.problem(
