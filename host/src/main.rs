@@ -122,6 +122,10 @@ struct RunArgs {
     /// Write a result file (counters and histograms) that `scheduler merge` adds up exactly.
     #[arg(long, value_name = "FILE")]
     result: Option<PathBuf>,
+    /// Stream the run as it goes: json=FILE (JSON lines: one a second, and each error) or
+    /// csv=FILE (one row a second). Repeatable.
+    #[arg(long = "out", value_name = "json=FILE|csv=FILE")]
+    out: Vec<run::Out>,
 }
 
 #[derive(Args)]
@@ -246,6 +250,7 @@ fn main() -> ExitCode {
                 progress: true,
                 drain: None,
                 segment,
+                out: out.out.clone(),
             };
             rt.block_on(finish(run::run(s, opts), &out, None))
         }
@@ -281,6 +286,7 @@ fn main() -> ExitCode {
                 progress: true,
                 drain: None,
                 segment: None,
+                out: out.out.clone(),
             };
             rt.block_on(finish(run::run(s, opts), &out, Some(&target)))
         }
@@ -309,6 +315,7 @@ fn main() -> ExitCode {
                 metrics,
                 state_dir: None,
                 result: None,
+                out: Vec::new(),
             };
             rt.block_on(finish(async { results::merge(&loaded) }, &out, None))
         }

@@ -122,6 +122,38 @@ pub struct Recorder {
     pub user_sources: BTreeMap<u32, Vec<String>>,
     /// Per check (in scenario order over all actions): [passed, failed].
     pub checks: Vec<[u64; 2]>,
+    /// What came in since the last interval was taken (`take_interval`).
+    pub window: Stats,
+    /// Errors since the last interval, at most `ERRORS_PER_INTERVAL` of them kept.
+    pub window_errors: Vec<ErrorEvent>,
+    pub window_errors_dropped: u64,
+}
+
+/// Errors kept per interval for the event stream; the rest are counted.
+pub const ERRORS_PER_INTERVAL: usize = 100;
+
+/// One error, for the event stream.
+#[derive(Debug, Clone)]
+pub struct ErrorEvent {
+    pub action: Arc<str>,
+    pub tenant: Arc<str>,
+    pub user: u32,
+    pub source: Arc<str>,
+    pub error: String,
+}
+
+/// One second (or so) of the run, for the event stream and the charts.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Seconds since the run started, at the interval's end.
+    pub t: f64,
+    pub requests: u64,
+    pub failed: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub users_active: u64,
 }
 
 impl Default for Recorder {
@@ -137,11 +169,35 @@ impl Default for Recorder {
             not_sent: BTreeMap::new(),
             user_sources: BTreeMap::new(),
             checks: Vec::new(),
+            window: Stats::new(3),
+            window_errors: Vec::new(),
+            window_errors_dropped: 0,
         }
     }
 }
 
 impl Recorder {
+    /// The interval ending now, and its errors; the window starts again.
+    pub fn take_interval(&mut self, t: f64, users_active: u64) -> (Interval, Vec<ErrorEvent>, u64) {
+        let w = std::mem::replace(&mut self.window, Stats::new(3));
+        let errors = std::mem::take(&mut self.window_errors);
+        let dropped = std::mem::take(&mut self.window_errors_dropped);
+        (
+            Interval {
+                t,
+                requests: w.count,
+                failed: w.failed,
+                p50_ms: w.quantile_ms(0.5),
+                p90_ms: w.quantile_ms(0.9),
+                p99_ms: w.quantile_ms(0.99),
+                max_ms: w.max_ms(),
+                users_active,
+            },
+            errors,
+            dropped,
+        )
+    }
+
     /// Add a user's check counts (indexed as `checks`).
     pub fn add_checks(&mut self, counts: &[[u64; 2]]) {
         if self.checks.len() < counts.len() {
@@ -156,12 +212,24 @@ impl Recorder {
     pub fn add(&mut self, s: &Sample) {
         if let Some(e) = &s.error {
             *self.errors.entry(e.clone()).or_insert(0) += 1;
+            if self.window_errors.len() < ERRORS_PER_INTERVAL {
+                self.window_errors.push(ErrorEvent {
+                    action: s.action.clone(),
+                    tenant: s.tenant.clone(),
+                    user: s.user,
+                    source: s.source.clone(),
+                    error: e.clone(),
+                });
+            } else {
+                self.window_errors_dropped += 1;
+            }
         }
         if !s.sent {
             *self.not_sent.entry(s.action.to_string()).or_insert(0) += 1;
             return;
         }
         self.totals.add(s);
+        self.window.add(s);
         let group = |m: &mut BTreeMap<String, Stats>, k: &str, s: &Sample| {
             match m.get_mut(k) {
                 Some(g) => g.add(s),

@@ -109,6 +109,8 @@ pub struct Report {
     pub iterations: u64,
     /// Open model: iterations that found no free user.
     pub dropped_iterations: u64,
+    /// The run second by second.
+    pub series: Vec<crate::record::Interval>,
     pub checks: Vec<CheckResult>,
     pub thresholds: Vec<crate::verdict::Verdict>,
     /// The `abort_on_fail` threshold that stopped the run.
@@ -149,6 +151,7 @@ impl Report {
             rec: c.rec,
             iterations: 0,
             dropped_iterations: 0,
+            series: Vec::new(),
             checks: Vec::new(),
             thresholds: Vec::new(),
             aborted_by: None,
@@ -377,6 +380,7 @@ impl Report {
             "not_sent": self.not_sent,
             "iterations": self.iterations,
             "dropped_iterations": self.dropped_iterations,
+            "series": self.series.iter().map(|i| json!({ "t_s": i.t, "requests": i.requests, "failed": i.failed, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active })).collect::<Vec<_>>(),
             "checks": self.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
             "thresholds": self.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr, "observed": v.observed, "ok": v.ok })).collect::<Vec<_>>(),
             "aborted_by": self.aborted_by,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::authority::{Authority, owner};
+use crate::record::{ErrorEvent, Interval};
 use crate::report::{Collected, PoolState, Report, Sample, UserError};
 use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
 use crate::scenario::{
@@ -31,6 +32,114 @@ pub struct RunOptions {
     /// `--segment I/N`: this process runs the users whose global id k has (k-1) mod N == I
     /// (the scenario was cut with `Scenario::segment`).
     pub segment: Option<(u32, u32)>,
+    /// `--out json=FILE` / `--out csv=FILE`: the run as it goes, one line a second (and each
+    /// error, in JSON).
+    pub out: Vec<Out>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Out {
+    Json(PathBuf),
+    Csv(PathBuf),
+}
+
+impl std::str::FromStr for Out {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Out, String> {
+        match s.split_once('=') {
+            Some(("json", f)) if !f.is_empty() => Ok(Out::Json(f.into())),
+            Some(("csv", f)) if !f.is_empty() => Ok(Out::Csv(f.into())),
+            _ => Err(format!("{s:?}: expected json=FILE or csv=FILE")),
+        }
+    }
+}
+
+/// Writes the intervals (and errors) to the `--out` files.
+struct Streams {
+    files: Vec<(bool, std::io::BufWriter<std::fs::File>)>,
+}
+
+impl Streams {
+    fn open(outs: &[Out]) -> Result<Streams, String> {
+        use std::io::Write;
+        let mut files = Vec::new();
+        for o in outs {
+            let (json, path) = match o {
+                Out::Json(p) => (true, p),
+                Out::Csv(p) => (false, p),
+            };
+            let f = std::fs::File::create(path)
+                .map_err(|e| format!("--out {}: {e}", path.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            if !json {
+                let _ = writeln!(
+                    w,
+                    "t_s,requests,failed,rps,p50_ms,p90_ms,p99_ms,max_ms,users_active"
+                );
+            }
+            files.push((json, w));
+        }
+        Ok(Streams { files })
+    }
+
+    fn write(&mut self, i: &Interval, secs: f64, errors: &[ErrorEvent], dropped: u64) {
+        use std::io::Write;
+        let rps = if secs > 0.0 {
+            i.requests as f64 / secs
+        } else {
+            0.0
+        };
+        for (json, w) in &mut self.files {
+            if *json {
+                let line = serde_json::json!({
+                    "type": "interval", "t_s": i.t, "requests": i.requests, "failed": i.failed,
+                    "rps": rps, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms,
+                    "max_ms": i.max_ms, "users_active": i.users_active,
+                });
+                let _ = writeln!(w, "{line}");
+                for e in errors {
+                    let line = serde_json::json!({
+                        "type": "error", "t_s": i.t, "action": &*e.action, "tenant": &*e.tenant,
+                        "user": e.user, "source": &*e.source, "error": e.error,
+                    });
+                    let _ = writeln!(w, "{line}");
+                }
+                if dropped > 0 {
+                    let line = serde_json::json!({ "type": "errors_not_listed", "t_s": i.t, "count": dropped });
+                    let _ = writeln!(w, "{line}");
+                }
+            } else {
+                let _ = writeln!(
+                    w,
+                    "{:.3},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{}",
+                    i.t,
+                    i.requests,
+                    i.failed,
+                    rps,
+                    i.p50_ms,
+                    i.p90_ms,
+                    i.p99_ms,
+                    i.max_ms,
+                    i.users_active
+                );
+            }
+            let _ = w.flush();
+        }
+    }
+}
+
+/// Take an interval from the collection, keep it for the report and stream it.
+fn tick(shared: &Shared, streams: &mut Streams, last: &mut f64) {
+    let t = shared.started.elapsed().as_secs_f64();
+    let active = shared.live.active.load(Ordering::Relaxed);
+    let (interval, errors, dropped) = shared.collected().rec.take_interval(t, active);
+    streams.write(&interval, t - *last, &errors, dropped);
+    *last = t;
+    shared
+        .series
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(interval);
 }
 
 /// Live counters for the progress line.
@@ -68,6 +177,8 @@ struct Shared {
     watch_thresholds: bool,
     /// The threshold that aborted the run.
     aborted_by: Mutex<Option<String>>,
+    /// The run second by second.
+    series: Mutex<Vec<Interval>>,
     started: Instant,
 }
 
@@ -310,6 +421,9 @@ struct UserState<'a> {
     in_flight: Option<(usize, Arc<str>, Instant)>,
     /// Per check: [passed, failed] since the last flush.
     checks: Vec<[u64; 2]>,
+    /// When the samples were last handed over (they go at least every 250 ms, so the
+    /// intervals see them).
+    last_flush: Instant,
     /// Open model: when the current iteration was due; its first request's latency counts
     /// from then, so time spent waiting for a free user shows (no coordinated omission).
     scheduled: Option<Instant>,
@@ -336,18 +450,22 @@ impl<'a> UserState<'a> {
             samples: Vec::new(),
             in_flight: None,
             scheduled: None,
+            last_flush: Instant::now(),
             checks: vec![[0, 0]; shared.scenario.actions.iter().map(|a| a.checks.len()).sum()],
         }
     }
 
     fn record(&mut self, sample: Sample) {
         self.samples.push(sample);
-        if self.samples.len() >= SAMPLE_BATCH {
+        if self.samples.len() >= SAMPLE_BATCH
+            || self.last_flush.elapsed() >= Duration::from_millis(250)
+        {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
+        self.last_flush = Instant::now();
         let mut c = self.shared.collected();
         for s in self.samples.drain(..) {
             c.rec.add(&s);
@@ -815,6 +933,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         watch_thresholds: watch,
         check_base,
         aborted_by: Mutex::new(None),
+        series: Mutex::new(Vec::new()),
         started: Instant::now(),
     });
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -866,6 +985,24 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     }
     // On a terminal a line redrawn in place, cut to its width; otherwise (a CI log) a plain
     // line every 10 s.
+    // One interval a second: kept for the report and streamed to --out.
+    let mut streams = Streams::open(&opts.out)?;
+    let (interval_stop, mut interval_stopped) = tokio::sync::oneshot::channel::<()>();
+    let intervals = {
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let mut last = 0.0;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => tick(&s, &mut streams, &mut last),
+                    _ = &mut interval_stopped => {
+                        tick(&s, &mut streams, &mut last);
+                        break;
+                    }
+                }
+            }
+        })
+    };
     let terminal = std::io::stderr().is_terminal();
     let ticker = opts.progress.then(|| {
         let s = shared.clone();
@@ -1032,6 +1169,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         }
     }
     drop(shards);
+    // The last interval, up to now.
+    let _ = interval_stop.send(());
+    let _ = intervals.await;
     if let Some(t) = ticker {
         t.abort();
         if terminal {
@@ -1093,6 +1233,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         interrupted.load(Ordering::SeqCst),
     );
     report.iterations = iterations;
+    report.series = std::mem::take(&mut *shared.series.lock().unwrap_or_else(|e| e.into_inner()));
     report.dropped_iterations = shared.live.dropped.load(Ordering::Relaxed);
     report.checks = check_results(sc, &report.rec.checks);
     report.thresholds = verdict::judge(

@@ -2101,3 +2101,78 @@ workflows:
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fewer than the 64 segments"));
 }
+
+/// `--out json=FILE` and `--out csv=FILE`: one interval a second as the run goes (and each
+/// error in JSON); the intervals add up to the report's totals, which keeps them as `series`.
+#[test]
+fn the_run_streams_intervals_and_errors() {
+    let (server, _) = recording_target();
+    let dir = tmp("out");
+    let s = threshold_scenario(
+        server.addr.port(),
+        "  http_reqs: [\"count>0\"]",
+        "{ mode: loop, iterations: 0, duration: 2500ms, think_time: 50ms }",
+    );
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, s).unwrap();
+    let (json, csv, rep) = (dir.join("o.jsonl"), dir.join("o.csv"), dir.join("r.json"));
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        &format!("json={}", json.display()),
+        "--out",
+        &format!("csv={}", csv.display()),
+        "--json",
+        rep.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap()).unwrap();
+    let total = r["totals"]["requests"].as_u64().unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let intervals: Vec<&Value> = lines.iter().filter(|l| l["type"] == "interval").collect();
+    assert!(intervals.len() >= 3, "{}", intervals.len());
+    let sum: u64 = intervals
+        .iter()
+        .map(|l| l["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, total);
+    let errors = lines.iter().filter(|l| l["type"] == "error").count() as u64;
+    assert_eq!(
+        errors,
+        r["errors"]["http 404"].as_u64().unwrap(),
+        "each 404 listed"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["type"] == "error")
+            .all(|l| l["action"] == "bad")
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut rows = text.lines();
+    assert!(rows.next().unwrap().starts_with("t_s,requests,failed"));
+    let sum: u64 = rows
+        .map(|row| row.split(',').nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(sum, total);
+    assert_eq!(r["series"].as_array().unwrap().len(), intervals.len());
+    // A file that cannot be created: an error at the start.
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        "json=/no/such/dir/x",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--out /no/such/dir/x"));
+}
