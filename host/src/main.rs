@@ -4,6 +4,7 @@
 mod authority;
 #[cfg(test)]
 mod fuzz;
+mod html;
 mod record;
 mod report;
 mod results;
@@ -105,6 +106,9 @@ enum Command {
         /// Write the merged Prometheus metrics.
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
+        /// Write the merged HTML report.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
     },
 }
 
@@ -122,6 +126,9 @@ struct RunArgs {
     /// Write a result file (counters and histograms) that `scheduler merge` adds up exactly.
     #[arg(long, value_name = "FILE")]
     result: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts (no network fetches).
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
     /// Stream the run as it goes: json=FILE (JSON lines: one a second, and each error) or
     /// csv=FILE (one row a second). Repeatable.
     #[arg(long = "out", value_name = "json=FILE|csv=FILE")]
@@ -295,6 +302,7 @@ fn main() -> ExitCode {
             files,
             json,
             metrics,
+            report: html_out,
         } => {
             let mut loaded = Vec::new();
             for f in &files {
@@ -316,6 +324,7 @@ fn main() -> ExitCode {
                 state_dir: None,
                 result: None,
                 out: Vec::new(),
+                report: html_out,
             };
             rt.block_on(finish(async { results::merge(&loaded) }, &out, None))
         }
@@ -375,6 +384,12 @@ async fn finish(
             eprintln!("scheduler: writing {}: {e}", p.display());
             code = ExitCode::FAILURE;
         }
+    }
+    if let Some(p) = &flags.report
+        && let Err(e) = std::fs::write(p, html::page(&report))
+    {
+        eprintln!("scheduler: writing {}: {e}", p.display());
+        code = ExitCode::FAILURE;
     }
     if let Some(p) = &flags.result {
         let text = serde_json::to_string(&results::to_json(&report)).unwrap_or_default();

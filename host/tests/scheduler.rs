@@ -2176,3 +2176,90 @@ fn the_run_streams_intervals_and_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--out /no/such/dir/x"));
 }
+
+/// `--report FILE.html`: one self-contained page (no script, nothing fetched) that headless
+/// Chromium renders with no console errors, with the charts, tables, checks and thresholds.
+#[test]
+fn the_html_report_renders_in_chromium() {
+    let (server, _) = recording_target();
+    let dir = tmp("html");
+    let s = threshold_scenario(
+        server.addr.port(),
+        "  http_req_duration: [\"p(95)<5000\"]",
+        "{ mode: loop, iterations: 0, duration: 2200ms, think_time: 50ms }",
+    )
+    .replace("tenant_id: a", "tenant_id: \"<b>&amp;\"");
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, s).unwrap();
+    let page = dir.join("r.html");
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--report",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    for want in [
+        "<svg",
+        "Latency",
+        "Thresholds",
+        "p(95)&lt;5000",
+        "&lt;b&gt;&amp;amp;",
+    ] {
+        assert!(html.contains(want), "{want}");
+    }
+    for banned in ["<script", "http://", "https://", "src="] {
+        let outside_svg_ns = html.replace("http://www.w3.org/2000/svg", "");
+        assert!(!outside_svg_ns.contains(banned), "self-contained: {banned}");
+    }
+    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("REQUIRE_CHROMIUM").is_none(),
+            "chromium is required"
+        );
+        eprintln!("SKIPPED: apt-get install chromium");
+        return;
+    };
+    let shot = dir.join("r.png");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=900,1400",
+            &format!("--user-data-dir={}", dir.join("profile").display()),
+            &format!("--screenshot={}", shot.display()),
+            &format!("file://{}", page.display()),
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        !log.contains("CONSOLE") && !log.contains("Uncaught"),
+        "console errors: {log}"
+    );
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a page was drawn"
+    );
+}
