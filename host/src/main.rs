@@ -126,6 +126,9 @@ struct RunArgs {
     /// Write a result file (counters and histograms) that `scheduler merge` adds up exactly.
     #[arg(long, value_name = "FILE")]
     result: Option<PathBuf>,
+    /// Serve Prometheus metrics live during the run (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Write a self-contained HTML report with charts (no network fetches).
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
@@ -258,6 +261,7 @@ fn main() -> ExitCode {
                 drain: None,
                 segment,
                 out: out.out.clone(),
+                metrics_listen: out.metrics_listen,
             };
             rt.block_on(finish(run::run(s, opts), &out, None))
         }
@@ -294,6 +298,7 @@ fn main() -> ExitCode {
                 drain: None,
                 segment: None,
                 out: out.out.clone(),
+                metrics_listen: out.metrics_listen,
             };
             rt.block_on(finish(run::run(s, opts), &out, Some(&target)))
         }
@@ -325,6 +330,7 @@ fn main() -> ExitCode {
                 result: None,
                 out: Vec::new(),
                 report: html_out,
+                metrics_listen: None,
             };
             rt.block_on(finish(async { results::merge(&loaded) }, &out, None))
         }

@@ -104,6 +104,7 @@ impl Stats {
 }
 
 /// Everything recorded of a run's requests.
+#[derive(Clone)]
 pub struct Recorder {
     pub totals: Stats,
     pub by_action: BTreeMap<String, Stats>,

@@ -35,6 +35,51 @@ pub struct RunOptions {
     /// `--out json=FILE` / `--out csv=FILE`: the run as it goes, one line a second (and each
     /// error, in JSON).
     pub out: Vec<Out>,
+    /// `--metrics-listen ADDR`: Prometheus metrics served live while the run goes.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The metrics of the run so far (what the report's metrics say at the end).
+fn live_metrics(shared: &Shared) -> String {
+    let mut c = Collected {
+        rec: shared.collected().rec.clone(),
+        ..Collected::default()
+    };
+    c.users_spawned = shared.live.spawned.load(Ordering::Relaxed);
+    c.users_finished = c
+        .users_spawned
+        .saturating_sub(shared.live.active.load(Ordering::Relaxed));
+    let elapsed = shared.started.elapsed().as_secs_f64();
+    Report::new(&shared.scenario.name, elapsed, c, Vec::new(), false).metrics()
+}
+
+/// Serve `GET /metrics` (any path) on `listener` until the run ends; one connection at a time,
+/// each answered and closed.
+fn serve_metrics(listener: std::net::TcpListener, shared: Arc<Shared>, done: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
+    let _ = listener.set_nonblocking(true);
+    while !done.load(Ordering::SeqCst) {
+        let Ok((mut conn, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = live_metrics(&shared);
+        let _ = write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -985,6 +1030,16 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     }
     // On a terminal a line redrawn in place, cut to its width; otherwise (a CI log) a plain
     // line every 10 s.
+    let metrics_done = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = opts.metrics_listen {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+        let (s, d) = (shared.clone(), metrics_done.clone());
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || serve_metrics(listener, s, d))
+            .map_err(|e| format!("starting the metrics server: {e}"))?;
+    }
     // One interval a second: kept for the report and streamed to --out.
     let mut streams = Streams::open(&opts.out)?;
     let (interval_stop, mut interval_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1169,6 +1224,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         }
     }
     drop(shards);
+    metrics_done.store(true, Ordering::SeqCst);
     // The last interval, up to now.
     let _ = interval_stop.send(());
     let _ = intervals.await;

@@ -2263,3 +2263,63 @@ fn the_html_report_renders_in_chromium() {
         "a page was drawn"
     );
 }
+
+/// `--metrics-listen`: the metrics served while the run goes (users active, requests so far),
+/// valid for a real Prometheus parser.
+#[test]
+fn metrics_are_served_live() {
+    use std::io::{Read, Write};
+    let (server, log) = recording_target();
+    let dir = tmp("metrics-live");
+    let path = dir.join("s.yaml");
+    std::fs::write(
+        &path,
+        endless_scenario(server.addr.port(), "127.0.57.0/28", ""),
+    )
+    .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let child = spawn_run(&path, &["--metrics-listen", &addr]);
+    wait_for("traffic", || log.lock().unwrap().len() >= 10);
+    // Users hand their samples over every 250 ms at the latest.
+    std::thread::sleep(Duration::from_millis(600));
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    interrupt(&child);
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(130));
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200") && head.contains("version=0.0.4"),
+        "{head}"
+    );
+    assert!(body.contains("scheduler_users_active 3"), "{body}");
+    let requests: u64 = body
+        .lines()
+        .filter(|l| l.starts_with("executor_tasks_executed_total "))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(requests >= 5, "{body}");
+    let parsed = Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from prometheus_client.parser import text_string_to_metric_families as p; print(len(list(p(sys.stdin.read()))))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(body.as_bytes())?;
+            c.wait_with_output()
+        });
+    if let Ok(o) = parsed
+        && std::env::var_os("REQUIRE_PROMETHEUS_CLIENT").is_some()
+    {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
