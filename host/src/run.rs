@@ -301,6 +301,9 @@ struct User {
     pool: Option<String>,
     /// The open model: iterations come from the schedule instead of the user's lifetime.
     jobs: Option<Jobs>,
+    /// Ramping users: set when the user is to leave (after its current iteration); it loops
+    /// until then, whatever the lifetime's iterations.
+    retire: Option<Arc<AtomicBool>>,
 }
 
 /// A user of the open model: its first iteration's scheduled start, and where it says it is
@@ -376,6 +379,10 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
             match next_job(&shared, jobs).await {
                 Some(t) => state.scheduled = Some(t),
                 None => break,
+            }
+        } else if let Some(r) = &user.retire {
+            if r.load(Ordering::SeqCst) || shared.stop.load(Ordering::SeqCst) {
+                break;
             }
         } else {
             if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
@@ -1087,6 +1094,50 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     phases.sort_by_key(|p| p.at);
     let mut next_id = 0u32;
     let mut last_spawn: Option<Instant> = None;
+    if let Some(stages) = &sc.stages {
+        // Ramping users: every 100 ms the running users follow the target, new ones added,
+        // the newest told to leave after their current iteration.
+        phases.clear();
+        let mut alive: Vec<Arc<AtomicBool>> = Vec::new();
+        let (seg_i, seg_n) = opts.segment.unwrap_or((0, 1));
+        let mut made = 0u32;
+        while let Some(target) = stages.target(shared.started.elapsed()) {
+            if shared.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            // This segment's share of the target.
+            let target = (target + seg_n - 1 - seg_i) / seg_n;
+            alive.retain(|r| !r.load(Ordering::SeqCst));
+            while (alive.len() as u32) < target {
+                made += 1;
+                let retire = Arc::new(AtomicBool::new(false));
+                alive.push(retire.clone());
+                let user = User {
+                    id: (made - 1) * seg_n + seg_i + 1,
+                    tenant: stages.tenant.clone().unwrap_or_else(|| "default".into()),
+                    pool: sc.ip_binding.pool.clone(),
+                    jobs: None,
+                    retire: Some(retire),
+                };
+                spawn_user(&shared, &mut tasks, &mut users, &shards, user, None);
+            }
+            while alive.len() as u32 > target {
+                if let Some(r) = alive.pop() {
+                    r.store(true, Ordering::SeqCst);
+                }
+            }
+            while let Some(done) = tasks.try_join_next_with_id() {
+                ended(&shared, &mut users, done);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = wait_stop(&shared) => break,
+            }
+        }
+        for r in alive {
+            r.store(true, Ordering::SeqCst);
+        }
+    }
     if let Some(arrival) = &sc.arrival {
         // The open model: iterations start on schedule, each in a free user; a new user when
         // none is free, up to max_users; past that the iteration is dropped (counted).
@@ -1106,6 +1157,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                     first,
                     idle: idle_tx.clone(),
                 }),
+                retire: None,
             }
         };
         for _ in 0..arrival.pre_allocated_users {
@@ -1181,6 +1233,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                 tenant: phase.tenant.clone().unwrap_or_else(|| "default".into()),
                 pool: phase.pool.clone().or_else(|| sc.ip_binding.pool.clone()),
                 jobs: None,
+                retire: None,
             };
             spawn_user(&shared, &mut tasks, &mut users, &shards, user, Some(permit));
         }

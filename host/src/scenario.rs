@@ -268,6 +268,42 @@ pub struct Scenario {
     pub thresholds: Vec<crate::verdict::Threshold>,
     /// `load.arrival_rate`: the open model, instead of ramp-up phases.
     pub arrival: Option<ArrivalRate>,
+    /// `load.stages`: users ramped up and down (k6's ramping-vus), instead of phases.
+    pub stages: Option<UserStages>,
+}
+
+/// Users ramped linearly to each stage's target over its duration; a user leaves (the newest
+/// first) at the end of its current iteration.
+#[derive(Debug, Clone)]
+pub struct UserStages {
+    pub start_users: u32,
+    pub stages: Vec<(u32, Duration)>,
+    pub tenant: Option<String>,
+}
+
+impl UserStages {
+    /// How many users should be running `t` into the run (`None` after the last stage).
+    pub fn target(&self, t: Duration) -> Option<u32> {
+        let (mut from, mut t0) = (f64::from(self.start_users), Duration::ZERO);
+        for &(to, len) in &self.stages {
+            if t < t0 + len {
+                let x = (t - t0).as_secs_f64() / len.as_secs_f64().max(1e-9);
+                return Some((from + (f64::from(to) - from) * x).round() as u32);
+            }
+            from = f64::from(to);
+            t0 += len;
+        }
+        None
+    }
+
+    pub fn max_users(&self) -> u32 {
+        self.stages
+            .iter()
+            .map(|s| s.0)
+            .chain([self.start_users])
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 impl Scenario {
@@ -1248,6 +1284,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         spawn_rate: None,
     };
     let mut arrival = None;
+    let mut user_stages = None;
     match get(top, "load").and_then(|v| {
         w.map(
             v,
@@ -1258,6 +1295,8 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 "user_resources",
                 "concurrency",
                 "arrival_rate",
+                "stages",
+                "start_users",
             ],
         )
     }) {
@@ -1265,6 +1304,41 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         Some(load) => {
             if let Some(a) = get(load, "arrival_rate") {
                 arrival = arrival_rate(w, a);
+            }
+            if get(load, "stages").is_some() {
+                let mut stages = Vec::new();
+                for (i, st) in w
+                    .list(get(load, "stages"), "load.stages")
+                    .iter()
+                    .enumerate()
+                {
+                    let sp = format!("load.stages[{i}]");
+                    let Some(sm) = w.map(st, &sp, &["target", "duration"]) else {
+                        continue;
+                    };
+                    let target = w.uint(get(sm, "target"), &join(&sp, "target"));
+                    let d = w.duration(get(sm, "duration"), &join(&sp, "duration"));
+                    match (target, d) {
+                        (Some(t), Some(d)) if t <= 100_000 => stages.push((t as u32, d)),
+                        (Some(_), Some(_)) => {
+                            w.problem(&join(&sp, "target"), "at most 100000 users")
+                        }
+                        _ => w.problem(&sp, "target (users) and duration are required"),
+                    }
+                }
+                let start = w
+                    .uint(get(load, "start_users"), "load.start_users")
+                    .unwrap_or(0)
+                    .min(100_000) as u32;
+                if stages.is_empty() {
+                    w.problem("load.stages", "at least one stage is required");
+                } else {
+                    user_stages = Some(UserStages {
+                        start_users: start,
+                        stages,
+                        tenant: None,
+                    });
+                }
             }
             if let Some(ru) =
                 get(load, "ramp_up").and_then(|v| w.map(v, "load.ramp_up", &["phases"]))
@@ -1473,7 +1547,20 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             }
         }
     }
-    if let Some(a) = &arrival {
+    if let Some(st) = &user_stages {
+        if !phases.is_empty() || arrival.is_some() {
+            w.problem(
+                "load.stages",
+                "give one load model: ramp_up phases, stages or arrival_rate",
+            );
+        }
+        phases.push(Phase {
+            at: Duration::ZERO,
+            users: st.max_users(),
+            tenant: None,
+            pool: None,
+        });
+    } else if let Some(a) = &arrival {
         if !phases.is_empty() {
             w.problem(
                 "load.arrival_rate",
@@ -1732,6 +1819,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     }
     let thresholds = thresholds(w, get(top, "thresholds"));
     Scenario {
+        stages: user_stages,
         arrival,
         thresholds,
         name,
@@ -1784,5 +1872,25 @@ mod tests {
         assert!(t[1] - t[0] > t[19] - t[18]);
         // A stage at rate 0 schedules nothing.
         assert!(times(vec![(0.0, Duration::from_secs(5))], 0.0).is_empty());
+    }
+
+    #[test]
+    fn user_stages_ramp_linearly() {
+        let s = UserStages {
+            start_users: 0,
+            stages: vec![
+                (10, Duration::from_secs(10)),
+                (10, Duration::from_secs(5)),
+                (0, Duration::from_secs(5)),
+            ],
+            tenant: None,
+        };
+        let at = |ms: u64| s.target(Duration::from_millis(ms));
+        assert_eq!(at(0), Some(0));
+        assert_eq!(at(5_000), Some(5));
+        assert_eq!(at(12_000), Some(10));
+        assert_eq!(at(17_500), Some(5));
+        assert_eq!(at(20_000), None);
+        assert_eq!(s.max_users(), 10);
     }
 }

@@ -2323,3 +2323,51 @@ fn metrics_are_served_live() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// `load.stages`: users ramped up to a target, held, and down to none (k6's ramping-vus);
+/// each leaves after its current iteration.
+#[test]
+fn users_ramp_up_and_down_by_stages() {
+    let (server, log) = recording_target();
+    let dir = tmp("stages");
+    let s = format!(
+        r#"
+version: "1.0"
+name: stages
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.58.0/28"] }} ]
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{}" }} }} ]
+load:
+  stages: [ {{ target: 6, duration: 1s }}, {{ target: 6, duration: 1s }}, {{ target: 0, duration: 1s }} ]
+  user_lifetime: {{ mode: loop, think_time: 20ms }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p }} }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/{{{{user.id}}}}" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#,
+        server.addr.port()
+    );
+    let start = Instant::now();
+    let (out, r) = report(&dir, &s);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(r["users"]["spawned"], 6, "{r}");
+    assert_eq!(r["users"]["finished"], 6);
+    let active: Vec<u64> = r["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["users_active"].as_u64().unwrap())
+        .collect();
+    assert!(active.contains(&6), "held at 6: {active:?}");
+    assert_eq!(*active.last().unwrap(), 0, "down to none: {active:?}");
+    let users: BTreeSet<String> = log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(users.len(), 6);
+    assert_eq!(r["pools"][0]["allocated"], 0);
+}
