@@ -444,6 +444,83 @@ impl WasmPeer {
     }
 }
 
+/// A scenario file in `dir`: `users` users against nginx on `port`, each looping for `secs`
+/// (or making `iterations` requests when not 0).
+fn load_scenario(
+    dir: &std::path::Path,
+    port: u16,
+    users: u32,
+    iterations: u32,
+    secs: u64,
+) -> PathBuf {
+    let text = format!(
+        "version: \"1.0\"\nname: load\nworkbook:\n  resources: [ {{ id: t, properties: {{ ip: \"127.0.0.1\", port: \"{port}\" }} }} ]\n\
+load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}\n  user_lifetime: {{ mode: loop, iterations: {iterations}, duration: {secs}s }}\n  concurrency: {{ max_concurrent_users: {users} }}\n\
+actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{port}/\", discard_body: true, discard_headers: true }} }} ]\n\
+workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n"
+    );
+    let path = dir.join(format!("load-{users}-{iterations}-{secs}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The scheduler to measure: the optimised build `just bench` makes, or (quick runs only)
+/// the debug one.
+fn scheduler_binary(quick: bool) -> Option<String> {
+    let target = env!("CARGO_MANIFEST_DIR").to_string() + "/../target/";
+    ["host-release/scheduler", "debug/scheduler"]
+        .iter()
+        .map(|p| target.clone() + p)
+        .find(|p| std::path::Path::new(p).exists() && (quick || p.contains("host-release")))
+}
+
+/// Row 4m: the scheduler's peak RSS after N and after 10N requests (64 users): the recording
+/// keeps histograms, not samples, so memory should not grow with the run's length.
+fn memory_with_length(t: &mut Table, quick: bool, ng: &Nginx) {
+    let Some(scheduler) = scheduler_binary(quick) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("bench-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = 64u32;
+    let per_user = if quick { 20 } else { 400 };
+    let peak = |iterations: u32| -> (f64, f64) {
+        let path = load_scenario(&dir, ng.port, users, iterations, 600);
+        let mut child = Command::new(&scheduler)
+            .args(["run", path.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let status = format!("/proc/{}/status", child.id());
+        let mut hwm_kb = 0.0f64;
+        while child.try_wait().unwrap().is_none() {
+            if let Ok(text) = std::fs::read_to_string(&status)
+                && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+            {
+                let kb: f64 = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0);
+                hwm_kb = hwm_kb.max(kb);
+            }
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (hwm_kb / 1024.0, f64::from(users * iterations))
+    };
+    let (small, n) = peak(per_user);
+    let (large, n10) = peak(per_user * 10);
+    t.row(
+        "4m",
+        &format!("scheduler peak RSS, {n:.0} then {n10:.0} requests (64 users)"),
+        format!("{large:.1} MiB after {n10:.0}"),
+        format!("{small:.1} MiB after {n:.0}"),
+        format!("{:.2}x", large / small.max(1e-9)),
+        "<= 1.1x (flat with length)",
+    );
+}
+
 fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
     let Some(wrk) = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
         .into_iter()
@@ -460,13 +537,7 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         return;
     };
     let secs = if quick { 1 } else { 5 };
-    // The optimised build `just bench` makes; the debug one (quick runs only) otherwise.
-    let target = env!("CARGO_MANIFEST_DIR").to_string() + "/../target/";
-    let Some(scheduler) = ["host-release/scheduler", "debug/scheduler"]
-        .iter()
-        .map(|p| target.clone() + p)
-        .find(|p| std::path::Path::new(p).exists() && (quick || p.contains("host-release")))
-    else {
+    let Some(scheduler) = scheduler_binary(quick) else {
         t.row(
             "4",
             "concurrent load vs wrk",
@@ -479,19 +550,8 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
     };
     let dir = std::env::temp_dir().join(format!("bench-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // `users` users, each looping for `secs` (or making `iterations` requests when not 0).
-    let scenario = |users: u32, iterations: u32| {
-        let text = format!(
-            "version: \"1.0\"\nname: load\nworkbook:\n  resources: [ {{ id: t, properties: {{ ip: \"127.0.0.1\", port: \"{}\" }} }} ]\n\
-load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}\n  user_lifetime: {{ mode: loop, iterations: {iterations}, duration: {secs}s }}\n  concurrency: {{ max_concurrent_users: {users} }}\n\
-actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{}/\", discard_body: true, discard_headers: true }} }} ]\n\
-workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n",
-            ng.port, ng.port
-        );
-        let path = dir.join(format!("load-{users}-{iterations}.yaml"));
-        std::fs::write(&path, text).unwrap();
-        path
-    };
+    let scenario =
+        |users: u32, iterations: u32| load_scenario(&dir, ng.port, users, iterations, secs);
     let json = dir.join("r.json");
     // Our artifact, or another drop-in one (the floor).
     let run_ours = |path: &PathBuf, artifact: Option<&PathBuf>| {
@@ -956,7 +1016,8 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only NAME`: one part (bulk, ping-pong, http, http-ours, load, artifact), for profiling.
+    // `--only NAME`: one part (bulk, ping-pong, http, http-ours, load, memory, artifact), for
+    // profiling.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -986,6 +1047,7 @@ fn main() {
                 }
                 if load {
                     concurrent(&mut t, quick, reps, &ng);
+                    memory_with_length(&mut t, quick, &ng);
                 }
             }
             None => t.row(
@@ -997,6 +1059,12 @@ fn main() {
                 "",
             ),
         }
+    }
+    // Row 4m alone: `--only memory`.
+    if only.as_deref() == Some("memory")
+        && let Some(ng) = nginx()
+    {
+        memory_with_length(&mut t, quick, &ng);
     }
     // Our side of row 3 alone, longer, for profiling: `--only http-ours`.
     if only.as_deref() == Some("http-ours")
