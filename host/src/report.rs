@@ -53,6 +53,20 @@ pub struct Group {
     pub bytes_received: u64,
 }
 
+impl Group {
+    /// mean, p50, p90, p95, p99 and max (ms), as the tables show them.
+    pub fn latencies(&self) -> [f64; 6] {
+        [
+            self.mean_ms,
+            self.p50_ms,
+            self.p90_ms,
+            self.p95_ms,
+            self.p99_ms,
+            self.max_ms,
+        ]
+    }
+}
+
 fn group(g: &Stats) -> Group {
     Group {
         count: g.count,
@@ -226,20 +240,10 @@ impl Report {
                 if extra.is_some() { "  target saw" } else { "" }
             );
             for (k, g) in rows {
-                let _ = write!(
-                    s,
-                    "{:<22} {:>8} {:>8} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-                    k,
-                    g.count,
-                    g.ok,
-                    g.failed,
-                    g.mean_ms,
-                    g.p50_ms,
-                    g.p90_ms,
-                    g.p95_ms,
-                    g.p99_ms,
-                    g.max_ms
-                );
+                let _ = write!(s, "{:<22} {:>8} {:>8} {:>8}", k, g.count, g.ok, g.failed);
+                for v in g.latencies() {
+                    let _ = write!(s, " {v:>9.2}");
+                }
                 if let Some(e) = extra {
                     let _ = write!(s, "  {:>10}", e.get(k).copied().unwrap_or(0));
                 }

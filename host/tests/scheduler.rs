@@ -19,6 +19,13 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// The scenario `text` as `dir/s.yaml`.
+fn scenario_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
@@ -966,8 +973,7 @@ workflows:
 "#,
         server.addr.port()
     );
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = scenario_file(&dir, &s);
     let mut child = Command::new(BIN)
         .args(["run", path.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -1252,8 +1258,7 @@ workflows:
 "#,
         server.addr.port()
     );
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = scenario_file(&dir, &s);
     let child = spawn_run(&path, &[]);
     let maps = format!("/proc/{}/maps", child.id());
     let count = || {
@@ -1717,8 +1722,7 @@ fn metrics_parse_with_a_real_prometheus_parser() {
         "{ mode: once }",
     )
     .replace("tenant_id: a", "tenant_id: \"te\\\"n\\\\a\\nnt\"");
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = scenario_file(&dir, &s);
     let metrics = dir.join("m.prom");
     let out = run(&[
         "run",
@@ -1941,8 +1945,7 @@ fn result_files_merge_exactly() {
         "  http_reqs: [\"count==16\"]\n  \"http_req_failed{action:good}\": [\"rate==0\"]",
         "{ mode: once }",
     );
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = scenario_file(&dir, &s);
     let mut files = Vec::new();
     for i in 0..2 {
         let f = dir.join(format!("r{i}.json"));
@@ -2041,8 +2044,7 @@ workflows:
 "#,
         server.addr.port()
     );
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = scenario_file(&dir, &s);
     let children: Vec<_> = (0..3)
         .map(|i| {
             let result = dir.join(format!("r{i}.json"));
@@ -2113,8 +2115,7 @@ fn the_run_streams_intervals_and_errors() {
         "  http_reqs: [\"count>0\"]",
         "{ mode: loop, iterations: 0, duration: 2500ms, think_time: 50ms }",
     );
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = scenario_file(&dir, &s);
     let (json, csv, rep) = (dir.join("o.jsonl"), dir.join("o.csv"), dir.join("r.json"));
     let out = run(&[
         "run",
@@ -2189,8 +2190,7 @@ fn the_html_report_renders_in_chromium() {
         "{ mode: loop, iterations: 0, duration: 2200ms, think_time: 50ms }",
     )
     .replace("tenant_id: a", "tenant_id: \"<b>&amp;\"");
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, s).unwrap();
+    let path = scenario_file(&dir, &s);
     let page = dir.join("r.html");
     let out = run(&[
         "run",
