@@ -115,6 +115,8 @@ pub struct Recorder {
     pub by_status: BTreeMap<(String, String, String), u64>,
     /// (action, tenant): the latencies, for tag-filtered thresholds.
     pub by_action_tenant: BTreeMap<(String, String), Stats>,
+    /// By status class (`2xx` ... `5xx`, `error` for no answer).
+    pub by_status_class: BTreeMap<String, Stats>,
     /// Errors by kind, those before anything was sent included.
     pub errors: BTreeMap<String, u64>,
     /// Per action: errors before anything was sent (not requests, no latency).
@@ -166,6 +168,7 @@ impl Default for Recorder {
             by_source: HashMap::new(),
             by_status: BTreeMap::new(),
             by_action_tenant: BTreeMap::new(),
+            by_status_class: BTreeMap::new(),
             errors: BTreeMap::new(),
             not_sent: BTreeMap::new(),
             user_sources: BTreeMap::new(),
@@ -242,6 +245,11 @@ impl Recorder {
             };
         };
         group(&mut self.by_action, &s.action, s);
+        let class = match s.status {
+            Some(c) => format!("{}xx", c / 100),
+            None => "error".to_string(),
+        };
+        group(&mut self.by_status_class, &class, s);
         group(&mut self.by_tenant, &s.tenant, s);
         self.by_source
             .entry(s.source.clone())

@@ -380,6 +380,7 @@ impl Report {
             "by_action": map(&self.by_action),
             "by_tenant": map(&self.by_tenant),
             "by_source": map(&self.by_source),
+            "by_status_class": map(&groups(&self.rec.by_status_class)),
             "errors": self.errors,
             "not_sent": self.not_sent,
             "iterations": self.iterations,

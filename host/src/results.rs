@@ -65,6 +65,7 @@ pub fn to_json(r: &Report) -> Value {
         "totals": stats_json(&r.rec.totals),
         "by_action": groups(&r.rec.by_action),
         "by_tenant": groups(&r.rec.by_tenant),
+        "by_status_class": groups(&r.rec.by_status_class),
         "by_source": Value::Object(r.rec.by_source.iter().map(|(k, s)| (k.to_string(), stats_json(s))).collect()),
         "by_action_tenant": r.rec.by_action_tenant.iter().map(|((a, t), s)| json!({ "action": a, "tenant": t, "stats": stats_json(s) })).collect::<Vec<_>>(),
         "by_status": r.rec.by_status.iter().map(|((a, t, st), n)| json!([a, t, st, n])).collect::<Vec<_>>(),
@@ -136,6 +137,7 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
         for (key, m) in [
             ("by_action", &mut rec.by_action),
             ("by_tenant", &mut rec.by_tenant),
+            ("by_status_class", &mut rec.by_status_class),
         ] {
             for (k, s) in v[key].as_object().into_iter().flatten() {
                 add_to(m, k.clone(), stats_from(s, &at(key))?)?;

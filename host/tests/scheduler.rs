@@ -1533,6 +1533,8 @@ fn thresholds_gate_the_run() {
     assert_eq!(verdicts.len(), 8, "{r}");
     assert!(verdicts.iter().all(|v| v["ok"] == true), "{verdicts:?}");
     assert_eq!(r["iterations"], 12);
+    assert_eq!(r["by_status_class"]["2xx"]["requests"], 12, "{r}");
+    assert_eq!(r["by_status_class"]["4xx"]["requests"], 12, "{r}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("thresholds:"));
 
     let crossed = r#"  http_req_failed: ["rate<0.01"]
@@ -1975,6 +1977,7 @@ fn result_files_merge_exactly() {
     let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
     assert_eq!(m["totals"]["requests"], 16);
     assert_eq!(m["by_action"]["bad"]["failed"], 8);
+    assert_eq!(m["by_status_class"]["4xx"]["requests"], 8);
     assert_eq!(m["users"]["spawned"], 8);
     assert!(
         m["thresholds"]
