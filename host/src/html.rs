@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::record::Interval;
+use crate::record::{Groups, Interval};
 use crate::report::{Group, Report};
 
 /// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
@@ -91,6 +91,91 @@ fn chart(title: &str, unit: &str, series: &[Interval], lines: &[(&str, &str, Vec
     s
 }
 
+/// Which groups of an interval a chart draws (its actions or its tenants).
+type Pick = fn(&Interval) -> &Groups;
+
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+
+/// Per-interval lines of one group kind (`pick` chooses actions or tenants): requests per
+/// second, or p90, one line per name (the first eight names).
+fn group_lines(
+    series: &[Interval],
+    secs: &[f64],
+    pick: Pick,
+    rate: bool,
+) -> Vec<(String, &'static str, Vec<f64>)> {
+    let mut names: Vec<String> = series
+        .iter()
+        .flat_map(|i| pick(i).iter().map(|g| g.0.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .take(PALETTE.len())
+        .enumerate()
+        .map(|(n, name)| {
+            let values = series
+                .iter()
+                .zip(secs)
+                .map(|(i, d)| {
+                    pick(i)
+                        .iter()
+                        .find(|g| g.0 == name)
+                        .map_or(0.0, |g| if rate { g.1 as f64 / d } else { g.2 })
+                })
+                .collect();
+            (name, PALETTE[n], values)
+        })
+        .collect()
+}
+
+/// Requests per source address, in address order, as bars (the first 400).
+fn sources_chart(r: &Report) -> String {
+    let mut rows: Vec<(&String, u64)> = r.by_source.iter().map(|(k, g)| (k, g.count)).collect();
+    rows.sort_by_key(|(k, _)| {
+        (
+            k.parse::<std::net::IpAddr>().ok().is_none(),
+            k.parse::<std::net::IpAddr>().ok(),
+        )
+    });
+    rows.truncate(400);
+    let mut s = String::from("<h3>Requests per source address</h3>");
+    if rows.is_empty() {
+        return s;
+    }
+    let most = rows.iter().map(|r| r.1).max().unwrap_or(1).max(1) as f64;
+    let bar = (W - 2.0 * PAD) / rows.len() as f64;
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"requests per source address\">"
+    );
+    for (i, (ip, n)) in rows.iter().enumerate() {
+        let h = (H - 2.0 * PAD) * *n as f64 / most;
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{h:.1}\" fill=\"#1f77b4\"><title>{} {n}</title></rect>",
+            PAD + bar * i as f64,
+            H - PAD - h,
+            (bar * 0.9).max(0.5),
+            esc(ip)
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"4\" y=\"{}\" font-size=\"11\">{most:.0}</text><text x=\"{PAD}\" y=\"{}\" font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>",
+        PAD - 6.0,
+        H - PAD + 14.0,
+        esc(rows[0].0),
+        W - PAD,
+        H - PAD + 14.0,
+        esc(rows[rows.len() - 1].0)
+    );
+    s
+}
+
 fn table<'a>(title: &str, rows: impl Iterator<Item = (&'a String, &'a Group)>) -> String {
     let mut s = format!(
         "<h3>{}</h3><table><tr><th>{}</th><th>requests</th><th>ok</th><th>failed</th><th>mean ms</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th></tr>",
@@ -157,8 +242,14 @@ pub fn page(r: &Report) -> String {
         }
         s.push_str("</table>");
     }
-    let secs: Vec<f64> = r
-        .series
+    // The last interval ends when the run does: a sliver of one would chart as a spike.
+    let mut series: &[Interval] = &r.series;
+    if let [.., before, last] = series
+        && last.t - before.t < 0.5
+    {
+        series = &series[..series.len() - 1];
+    }
+    let secs: Vec<f64> = series
         .iter()
         .scan(0.0, |last, i| {
             let d = (i.t - *last).max(1e-9);
@@ -167,7 +258,7 @@ pub fn page(r: &Report) -> String {
         })
         .collect();
     let per_s = |f: fn(&Interval) -> u64| -> Vec<f64> {
-        r.series
+        series
             .iter()
             .zip(&secs)
             .map(|(i, d)| f(i) as f64 / d)
@@ -177,7 +268,7 @@ pub fn page(r: &Report) -> String {
     s.push_str(&chart(
         "Requests and errors per second",
         "/s",
-        &r.series,
+        series,
         &[
             ("requests", "#1f77b4", per_s(|i| i.requests)),
             ("errors", "#d62728", per_s(|i| i.failed)),
@@ -186,38 +277,51 @@ pub fn page(r: &Report) -> String {
     s.push_str(&chart(
         "Latency",
         "ms",
-        &r.series,
+        series,
         &[
-            (
-                "p50",
-                "#2ca02c",
-                r.series.iter().map(|i| i.p50_ms).collect(),
-            ),
-            (
-                "p90",
-                "#ff7f0e",
-                r.series.iter().map(|i| i.p90_ms).collect(),
-            ),
-            (
-                "p99",
-                "#d62728",
-                r.series.iter().map(|i| i.p99_ms).collect(),
-            ),
+            ("p50", "#2ca02c", series.iter().map(|i| i.p50_ms).collect()),
+            ("p90", "#ff7f0e", series.iter().map(|i| i.p90_ms).collect()),
+            ("p99", "#d62728", series.iter().map(|i| i.p99_ms).collect()),
         ],
     ));
+    let charts: [(&str, &str, Pick, bool); 4] = [
+        (
+            "Requests per second by action",
+            "/s",
+            |i| &i.by_action,
+            true,
+        ),
+        ("p90 latency by action", "ms", |i| &i.by_action, false),
+        (
+            "Requests per second by tenant",
+            "/s",
+            |i| &i.by_tenant,
+            true,
+        ),
+        ("p90 latency by tenant", "ms", |i| &i.by_tenant, false),
+    ];
+    for (title, unit, pick, rate) in charts {
+        let lines = group_lines(series, &secs, pick, rate);
+        let lines: Vec<(&str, &str, Vec<f64>)> = lines
+            .iter()
+            .map(|(n, c, v)| (n.as_str(), *c, v.clone()))
+            .collect();
+        s.push_str(&chart(title, unit, series, &lines));
+    }
     s.push_str(&chart(
         "Users active",
         "users",
-        &r.series,
+        series,
         &[(
             "active",
             "#9467bd",
-            r.series.iter().map(|i| i.users_active as f64).collect(),
+            series.iter().map(|i| i.users_active as f64).collect(),
         )],
     ));
     s.push_str("<h2>Requests</h2>");
     s.push_str(&table("action", r.by_action.iter()));
     s.push_str(&table("tenant", r.by_tenant.iter()));
+    s.push_str(&sources_chart(r));
     s.push_str(&table("source address", r.by_source.iter()));
     if !r.checks.is_empty() {
         s.push_str("<h2>Checks</h2><table><tr><th>action</th><th>check</th><th>passed</th><th>of</th><th>rate</th></tr>");

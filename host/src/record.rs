@@ -125,8 +125,11 @@ pub struct Recorder {
     pub user_sources: BTreeMap<u32, Vec<String>>,
     /// Per check (in scenario order over all actions): [passed, failed].
     pub checks: Vec<[u64; 2]>,
-    /// What came in since the last interval was taken (`take_interval`).
+    /// What came in since the last interval was taken (`take_interval`), in all and per
+    /// action and tenant.
     pub window: Stats,
+    pub window_by_action: BTreeMap<String, Stats>,
+    pub window_by_tenant: BTreeMap<String, Stats>,
     /// Errors since the last interval, at most `ERRORS_PER_INTERVAL` of them kept.
     pub window_errors: Vec<ErrorEvent>,
     pub window_errors_dropped: u64,
@@ -157,7 +160,13 @@ pub struct Interval {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub users_active: u64,
+    /// Per action, then per tenant.
+    pub by_action: Groups,
+    pub by_tenant: Groups,
 }
+
+/// (name, requests, p90 ms) of each group in an interval.
+pub type Groups = Vec<(String, u64, f64)>;
 
 impl Default for Recorder {
     fn default() -> Self {
@@ -174,6 +183,8 @@ impl Default for Recorder {
             user_sources: BTreeMap::new(),
             checks: Vec::new(),
             window: Stats::new(3),
+            window_by_action: BTreeMap::new(),
+            window_by_tenant: BTreeMap::new(),
             window_errors: Vec::new(),
             window_errors_dropped: 0,
         }
@@ -184,6 +195,16 @@ impl Recorder {
     /// The interval ending now, and its errors; the window starts again.
     pub fn take_interval(&mut self, t: f64, users_active: u64) -> (Interval, Vec<ErrorEvent>, u64) {
         let w = std::mem::replace(&mut self.window, Stats::new(3));
+        let per = |m: BTreeMap<String, Stats>| -> Groups {
+            m.into_iter()
+                .map(|(k, g)| {
+                    let p90 = g.quantile_ms(0.9);
+                    (k, g.count, p90)
+                })
+                .collect()
+        };
+        let by_action = per(std::mem::take(&mut self.window_by_action));
+        let by_tenant = per(std::mem::take(&mut self.window_by_tenant));
         let errors = std::mem::take(&mut self.window_errors);
         let dropped = std::mem::take(&mut self.window_errors_dropped);
         (
@@ -196,6 +217,8 @@ impl Recorder {
                 p99_ms: w.quantile_ms(0.99),
                 max_ms: w.max_ms(),
                 users_active,
+                by_action,
+                by_tenant,
             },
             errors,
             dropped,
@@ -245,6 +268,8 @@ impl Recorder {
             };
         };
         group(&mut self.by_action, &s.action, s);
+        group(&mut self.window_by_action, &s.action, s);
+        group(&mut self.window_by_tenant, &s.tenant, s);
         let class = match s.status {
             Some(c) => format!("{}xx", c / 100),
             None => "error".to_string(),

@@ -2214,6 +2214,10 @@ fn the_html_report_renders_in_chromium() {
         "Thresholds",
         "p(95)&lt;5000",
         "&lt;b&gt;&amp;amp;",
+        "by action",
+        "by tenant",
+        "Requests per source address",
+        "<rect",
     ] {
         assert!(html.contains(want), "{want}");
     }
