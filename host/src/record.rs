@@ -112,9 +112,9 @@ pub struct Recorder {
     /// Per source address: two significant figures (there may be tens of thousands).
     pub by_source: HashMap<Arc<str>, Stats>,
     /// (action, tenant, status or "error"): request counts, for the metrics.
-    pub by_status: BTreeMap<(String, String, String), u64>,
+    pub by_status: BTreeMap<StatusKey, u64>,
     /// (action, tenant): the latencies, for tag-filtered thresholds.
-    pub by_action_tenant: BTreeMap<(String, String), Stats>,
+    pub by_action_tenant: BTreeMap<(Arc<str>, Arc<str>), Stats>,
     /// By status class (`2xx` ... `5xx`, `error` for no answer).
     pub by_status_class: BTreeMap<String, Stats>,
     /// Errors by kind, those before anything was sent included.
@@ -133,6 +133,27 @@ pub struct Recorder {
     /// Errors since the last interval, at most `ERRORS_PER_INTERVAL` of them kept.
     pub window_errors: Vec<ErrorEvent>,
     pub window_errors_dropped: u64,
+}
+
+/// (action, tenant, status; `None`: no answer).
+pub type StatusKey = (Arc<str>, Arc<str>, Option<u16>);
+
+/// A status's class: `2xx` ... `5xx`, or `error` for no answer.
+fn status_class(status: Option<u16>) -> &'static str {
+    match status.map(|c| c / 100) {
+        None => "error",
+        Some(1) => "1xx",
+        Some(2) => "2xx",
+        Some(3) => "3xx",
+        Some(4) => "4xx",
+        Some(5) => "5xx",
+        Some(_) => "other",
+    }
+}
+
+/// A status as the metrics and result files write it (`error`: no answer).
+pub fn status_text(status: Option<u16>) -> String {
+    status.map_or_else(|| "error".into(), |c| c.to_string())
 }
 
 /// Errors kept per interval for the event stream; the rest are counted.
@@ -270,26 +291,20 @@ impl Recorder {
         group(&mut self.by_action, &s.action, s);
         group(&mut self.window_by_action, &s.action, s);
         group(&mut self.window_by_tenant, &s.tenant, s);
-        let class = match s.status {
-            Some(c) => format!("{}xx", c / 100),
-            None => "error".to_string(),
-        };
-        group(&mut self.by_status_class, &class, s);
+        group(&mut self.by_status_class, status_class(s.status), s);
         group(&mut self.by_tenant, &s.tenant, s);
         self.by_source
             .entry(s.source.clone())
             .or_insert_with(|| Stats::new(2))
             .add(s);
-        let status = s
-            .status
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "error".into());
+        // Keyed by the samples' shared names: no allocation per request (this runs under the
+        // run's lock, for every request).
         *self
             .by_status
-            .entry((s.action.to_string(), s.tenant.to_string(), status))
+            .entry((s.action.clone(), s.tenant.clone(), s.status))
             .or_insert(0) += 1;
         self.by_action_tenant
-            .entry((s.action.to_string(), s.tenant.to_string()))
+            .entry((s.action.clone(), s.tenant.clone()))
             .or_insert_with(|| Stats::new(3))
             .add(s);
         let v = self.user_sources.entry(s.user).or_default();

@@ -475,7 +475,7 @@ impl Report {
                 "http_requests_total{{action=\"{}\",tenant=\"{}\",status=\"{}\"}} {n}",
                 label(a),
                 label(t),
-                label(st)
+                label(&crate::record::status_text(*st))
             );
         }
         family(

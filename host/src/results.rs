@@ -67,8 +67,8 @@ pub fn to_json(r: &Report) -> Value {
         "by_tenant": groups(&r.rec.by_tenant),
         "by_status_class": groups(&r.rec.by_status_class),
         "by_source": Value::Object(r.rec.by_source.iter().map(|(k, s)| (k.to_string(), stats_json(s))).collect()),
-        "by_action_tenant": r.rec.by_action_tenant.iter().map(|((a, t), s)| json!({ "action": a, "tenant": t, "stats": stats_json(s) })).collect::<Vec<_>>(),
-        "by_status": r.rec.by_status.iter().map(|((a, t, st), n)| json!([a, t, st, n])).collect::<Vec<_>>(),
+        "by_action_tenant": r.rec.by_action_tenant.iter().map(|((a, t), s)| json!({ "action": &**a, "tenant": &**t, "stats": stats_json(s) })).collect::<Vec<_>>(),
+        "by_status": r.rec.by_status.iter().map(|((a, t, st), n)| json!([&**a, &**t, crate::record::status_text(*st), n])).collect::<Vec<_>>(),
         "errors": r.rec.errors,
         "not_sent": r.rec.not_sent,
         "user_sources": r.rec.user_sources,
@@ -154,8 +154,8 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
         }
         for e in v["by_action_tenant"].as_array().into_iter().flatten() {
             let key = (
-                e["action"].as_str().unwrap_or_default().to_string(),
-                e["tenant"].as_str().unwrap_or_default().to_string(),
+                Arc::from(e["action"].as_str().unwrap_or_default()),
+                Arc::from(e["tenant"].as_str().unwrap_or_default()),
             );
             add_to(
                 &mut rec.by_action_tenant,
@@ -164,8 +164,10 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
             )?;
         }
         for e in v["by_status"].as_array().into_iter().flatten() {
-            let s = |i: usize| e[i].as_str().unwrap_or_default().to_string();
-            *rec.by_status.entry((s(0), s(1), s(2))).or_insert(0) += e[3].as_u64().unwrap_or(0);
+            let s = |i: usize| Arc::from(e[i].as_str().unwrap_or_default());
+            // "error" (no answer) is the one status that is not a number.
+            let status = e[2].as_str().and_then(|c| c.parse().ok());
+            *rec.by_status.entry((s(0), s(1), status)).or_insert(0) += e[3].as_u64().unwrap_or(0);
         }
         for (key, m) in [("errors", &mut rec.errors), ("not_sent", &mut rec.not_sent)] {
             for (k, n) in v[key].as_object().into_iter().flatten() {

@@ -168,7 +168,10 @@ impl Threshold {
             (None, None) => Some(&rec.totals),
             (Some(a), None) => rec.by_action.get(a),
             (None, Some(t)) => rec.by_tenant.get(t),
-            (Some(a), Some(t)) => rec.by_action_tenant.get(&(a.clone(), t.clone())),
+            (Some(a), Some(t)) => rec.by_action_tenant.get(&(
+                std::sync::Arc::from(a.as_str()),
+                std::sync::Arc::from(t.as_str()),
+            )),
         }
     }
 
