@@ -2,6 +2,7 @@
 //! this crate's build script), and the composition itself.
 
 mod graph;
+pub mod tls;
 
 pub use graph::{EXECUTOR, IP_POOL, SOCKET, compose_executor, strip_custom_sections};
 

@@ -85,7 +85,9 @@ impl Authority {
         state_dir: Option<PathBuf>,
         stop: Arc<AtomicBool>,
     ) -> Result<Authority, String> {
-        let mut inst = runtime.instantiate(Arc::new(Policy::default())).await?;
+        let mut inst = runtime
+            .instantiate(Arc::new(Policy::default()), None)
+            .await?;
         let mut lock = None;
         if let Some(dir) = &state_dir {
             std::fs::create_dir_all(dir)

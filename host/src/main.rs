@@ -181,6 +181,31 @@ struct ExecArgs {
     /// Print the outcome as JSON (text bodies as text, others base64 with `body_base64: true`).
     #[arg(long)]
     json: bool,
+    /// Trust the CA certificates in this PEM file too (repeatable).
+    #[arg(long, value_name = "FILE")]
+    cacert: Vec<PathBuf>,
+    /// Do not verify the server's certificate (https).
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// Client certificate (PEM chain) for mutual TLS; with --key.
+    #[arg(short = 'E', long = "cert", value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// TLS 1.2 at least (curl's --tlsv1.2; the default).
+    #[arg(long = "tlsv1.2")]
+    tls12: bool,
+    /// TLS 1.3 at least.
+    #[arg(long = "tlsv1.3")]
+    tls13: bool,
+    /// TLS version at most: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
+    tls_max: Option<compose::tls::TlsVersion>,
+}
+
+fn parse_tls_version(s: &str) -> Result<compose::tls::TlsVersion, String> {
+    compose::tls::TlsVersion::parse(s).ok_or_else(|| format!("{s}: expected 1.2 or 1.3"))
 }
 
 /// `I/N` with 0 <= I < N.
@@ -283,7 +308,25 @@ fn main() -> ExitCode {
             for r in &mut s.resources {
                 r.properties
                     .insert("port".into(), target.addr.port().to_string());
+                r.properties
+                    .insert("tls_port".into(), target.tls_addr.port().to_string());
             }
+            // The demo trusts its target's CA (a file for the run, as a scenario names one).
+            let ca = match tempfile::Builder::new()
+                .suffix(".pem")
+                .tempfile()
+                .and_then(|mut f| {
+                    use std::io::Write;
+                    f.write_all(target.ca_pem.as_bytes())?;
+                    Ok(f)
+                }) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("scheduler: writing the demo CA: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            s.tls.settings.ca_files = vec![ca.path().to_path_buf()];
             if short {
                 s.phases[0].users = 8;
                 s.phases[1].users = 4;
@@ -291,7 +334,10 @@ fn main() -> ExitCode {
                 s.lifetime.iterations = 2;
                 s.lifetime.think_time = Duration::from_millis(50);
             }
-            println!("demo target listening on {}", target.addr);
+            println!(
+                "demo target listening on {} (http) and {} (https)",
+                target.addr, target.tls_addr
+            );
             let opts = RunOptions {
                 state_dir: out.state_dir.clone(),
                 progress: true,
@@ -358,13 +404,29 @@ fn load(path: &std::path::Path) -> Result<scenario::Scenario, ExitCode> {
         eprintln!("scheduler: {path}: {e}");
         ExitCode::from(2)
     })?;
-    scenario::parse(&text).map_err(|problems| {
+    let dir = std::path::Path::new(path)
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    let mut parsed = scenario::parse(&text).map_err(|problems| {
         eprintln!("{path}: {} problem(s)", problems.len());
         for p in &problems {
             eprintln!("  {p}");
         }
         ExitCode::from(2)
-    })
+    })?;
+    // File names in `tls:` are the scenario file's; the files must load as run loads them.
+    let base = if dir.as_os_str().is_empty() {
+        std::path::PathBuf::from(".")
+    } else {
+        dir
+    };
+    parsed.tls.relative_to(&base);
+    if let Err(e) = runtime::Tls::new(&parsed.tls.settings, &parsed.tls.tenants) {
+        eprintln!("{path}: 1 problem(s)\n  tls: {e}");
+        return Err(ExitCode::from(2));
+    }
+    Ok(parsed)
 }
 
 async fn finish(
@@ -495,7 +557,21 @@ async fn exec(args: ExecArgs) -> ExitCode {
     if let Some(n) = args.retry {
         params["retries"] = n.into();
     }
-    let runtime = match runtime::Runtime::new(2) {
+    let tls = compose::tls::TlsSettings {
+        ca_files: args.cacert.clone(),
+        insecure: args.insecure,
+        client_identity: args.cert.clone().zip(args.key.clone()),
+        min_version: if args.tls13 {
+            Some(compose::tls::TlsVersion::Tls13)
+        } else if args.tls12 {
+            Some(compose::tls::TlsVersion::Tls12)
+        } else {
+            None
+        },
+        max_version: args.tls_max,
+        server_name: None,
+    };
+    let runtime = match runtime::Tls::new(&tls, &[]).and_then(|t| runtime::Runtime::new(2, t)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("scheduler: {e}");
@@ -510,7 +586,7 @@ async fn exec(args: ExecArgs) -> ExitCode {
     if let Some(ip) = args.bind_ip.as_ref().and_then(|ip| ip.parse().ok()) {
         policy.allow_bind(ip);
     }
-    let mut inst = match runtime.instantiate(policy).await {
+    let mut inst = match runtime.instantiate(policy, None).await {
         Ok(i) => i,
         Err(e) => {
             eprintln!("scheduler: {e}");
@@ -542,11 +618,17 @@ async fn exec(args: ExecArgs) -> ExitCode {
                     "headers": pairs(&o.headers),
                     "trailers": pairs(&o.trailers),
                     "body_length": o.body_length,
-                    "timings_us": { "dns": o.timings.dns_us, "connect": o.timings.connect_us, "first_byte": o.timings.first_byte_us, "total": o.timings.total_us },
+                    "timings_us": { "dns": o.timings.dns_us, "connect": o.timings.connect_us, "tls": o.timings.tls_us, "first_byte": o.timings.first_byte_us, "total": o.timings.total_us },
                     "bytes_sent": o.bytes_sent, "bytes_received": o.bytes_received,
                     "source_address": o.source_address, "attempts": o.attempts, "redirects": o.redirects, "final_url": o.final_url,
                     "reused_connection": o.reused_connection,
                 });
+                if let Some(t) = inst.tls_last.lock().ok().and_then(|l| l.clone()) {
+                    v["tls"] = serde_json::json!({
+                        "version": t.version, "cipher_suite": t.cipher_suite, "resumed": t.resumed,
+                        "verified": !args.insecure,
+                    });
+                }
                 if args.output.is_none() {
                     match std::str::from_utf8(&o.body) {
                         Ok(text) => {
@@ -576,6 +658,19 @@ async fn exec(args: ExecArgs) -> ExitCode {
                 }
                 for h in &o.trailers {
                     eprintln!("trailer {}: {}", h.name, h.value);
+                }
+                if let Some(t) = inst.tls_last.lock().ok().and_then(|l| l.clone()) {
+                    eprintln!(
+                        "-- {} {}{}{}",
+                        t.version,
+                        t.cipher_suite,
+                        if t.resumed { ", resumed" } else { "" },
+                        if args.insecure {
+                            ", certificate NOT verified (--insecure)"
+                        } else {
+                            ""
+                        }
+                    );
                 }
                 eprintln!(
                     "-- from {} in {:.2} ms ({} attempt(s){})",

@@ -129,6 +129,10 @@ pub struct Report {
     pub thresholds: Vec<crate::verdict::Verdict>,
     /// The `abort_on_fail` threshold that stopped the run.
     pub aborted_by: Option<String>,
+    /// TLS handshakes by what they negotiated (none for a run without https).
+    pub tls: compose::tls::TlsCounts,
+    /// Whether certificates went unverified (`insecure_skip_verify`).
+    pub tls_insecure: bool,
 }
 
 impl Report {
@@ -169,7 +173,44 @@ impl Report {
             checks: Vec::new(),
             thresholds: Vec::new(),
             aborted_by: None,
+            tls: Default::default(),
+            tls_insecure: false,
         }
+    }
+
+    /// The TLS line of the text report, when there was TLS.
+    fn tls_text(&self) -> Option<String> {
+        let t = &self.tls;
+        let total: u64 = t.negotiated.values().sum();
+        if total == 0 && t.failed == 0 {
+            return None;
+        }
+        let kinds: Vec<String> = t
+            .negotiated
+            .iter()
+            .map(|((v, c), n)| format!("{v} {c}: {n}"))
+            .collect();
+        Some(format!(
+            "TLS handshakes {total} ({}), {} resumed, {} failed{}",
+            kinds.join(", "),
+            t.resumed,
+            t.failed,
+            if self.tls_insecure {
+                "; certificates NOT verified (insecure_skip_verify)"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    fn tls_json(&self) -> Value {
+        json!({
+            "handshakes": self.tls.negotiated.values().sum::<u64>(),
+            "negotiated": self.tls.negotiated.iter().map(|((v, c), n)| json!({"version": v, "cipher_suite": c, "count": n})).collect::<Vec<_>>(),
+            "resumed": self.tls.resumed,
+            "failed": self.tls.failed,
+            "verified": !self.tls_insecure,
+        })
     }
 
     pub fn success_rate(&self) -> f64 {
@@ -220,6 +261,9 @@ impl Report {
                 String::new()
             }
         );
+        if let Some(line) = self.tls_text() {
+            let _ = writeln!(s, "{line}");
+        }
         let table = |s: &mut String,
                      title: &str,
                      rows: Vec<(&String, &Group)>,
@@ -371,6 +415,7 @@ impl Report {
         };
         json!({
             "scenario": self.scenario,
+            "tls": self.tls_json(),
             "interrupted": self.interrupted,
             "run_errors": self.run_errors,
             "elapsed_s": self.elapsed_s,

@@ -250,7 +250,7 @@ fn method(call: &str) -> exec::HttpMethod {
 /// url crate reads it as the client does (any case of scheme, IPv6 literals, default port).
 pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
     let u = url::Url::parse(text).ok()?;
-    if u.scheme() != "http" {
+    if u.scheme() != "http" && u.scheme() != "https" {
         return None;
     }
     let port = u.port_or_known_default()?;
@@ -342,7 +342,11 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
             error: e,
         });
     };
-    let mut inst = match shared.runtime.instantiate(policy.clone()).await {
+    let mut inst = match shared
+        .runtime
+        .instantiate(policy.clone(), Some(user.tenant.as_str()))
+        .await
+    {
         Ok(i) => i,
         Err(e) => return fail(e),
     };
@@ -938,7 +942,8 @@ fn fit(line: &str, width: usize) -> String {
 
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String> {
     let max = u64::from(scenario.concurrency.max_users).min(scenario.total_users().max(1)) as u32;
-    let runtime = Runtime::new(max + 2)?;
+    let tls = runtime::Tls::new(&scenario.tls.settings, &scenario.tls.tenants)?;
+    let runtime = Runtime::new(max + 2, tls)?;
     let stop = Arc::new(AtomicBool::new(false));
     let before = runtime::mappings();
     let authority = Authority::new(&runtime, opts.state_dir.clone(), stop.clone()).await?;
@@ -1342,6 +1347,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         interrupted.load(Ordering::SeqCst),
     );
     report.iterations = iterations;
+    report.tls = shared.runtime.tls().counts();
+    report.tls_insecure = shared.runtime.tls().insecure();
     report.series = std::mem::take(&mut *shared.series.lock().unwrap_or_else(|e| e.into_inner()));
     report.dropped_iterations = shared.live.dropped.load(Ordering::Relaxed);
     report.checks = check_results(sc, &report.rec.checks);

@@ -10,6 +10,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use compose::tls::{
+    Negotiated, TlsClient, TlsCounts, TlsSettings, WasiTlsCtx, WasiTlsCtxView, WasiTlsView,
+};
+
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: ["../wit", "../wit/executor"],
@@ -24,7 +28,17 @@ pub use bindings::exports::scheduler::executor::executor as exec;
 
 pub struct UserCtx {
     wasi: WasiCtx,
+    tls: WasiTlsCtx,
     table: ResourceTable,
+}
+
+impl WasiTlsView for UserCtx {
+    fn tls(&mut self) -> WasiTlsCtxView<'_> {
+        WasiTlsCtxView {
+            ctx: &mut self.tls,
+            table: &mut self.table,
+        }
+    }
 }
 
 impl WasiView for UserCtx {
@@ -110,11 +124,59 @@ const MAX_MEMORY: u64 = 512 << 20;
 pub struct Runtime {
     engine: Engine,
     pre: bindings::SchedulerExecutorPre<UserCtx>,
+    tls: Tls,
+}
+
+/// The run's TLS clients: one for everyone, and one per tenant with a client identity of its own.
+pub struct Tls {
+    default: TlsClient,
+    tenants: std::collections::HashMap<String, TlsClient>,
+}
+
+impl Tls {
+    pub fn new(default: &TlsSettings, tenants: &[(String, TlsSettings)]) -> Result<Tls, String> {
+        let mut by_tenant = std::collections::HashMap::new();
+        for (tenant, settings) in tenants {
+            let client = TlsClient::new(settings).map_err(|e| format!("tenant {tenant}: {e}"))?;
+            by_tenant.insert(tenant.clone(), client);
+        }
+        Ok(Tls {
+            default: TlsClient::new(default)?,
+            tenants: by_tenant,
+        })
+    }
+
+    fn client(&self, tenant: Option<&str>) -> &TlsClient {
+        tenant
+            .and_then(|t| self.tenants.get(t))
+            .unwrap_or(&self.default)
+    }
+
+    /// Handshakes of the whole run, by what they negotiated.
+    pub fn counts(&self) -> TlsCounts {
+        let mut all = self.default.counts();
+        for client in self.tenants.values() {
+            let c = client.counts();
+            for (k, n) in c.negotiated {
+                *all.negotiated.entry(k).or_default() += n;
+            }
+            all.resumed += c.resumed;
+            all.failed += c.failed;
+        }
+        all
+    }
+
+    /// Whether any client skips verifying certificates.
+    pub fn insecure(&self) -> bool {
+        self.default.insecure() || self.tenants.values().any(TlsClient::insecure)
+    }
 }
 
 pub struct Instance {
     pub store: Store<UserCtx>,
     pub bindings: bindings::SchedulerExecutor,
+    /// What this instance's last TLS handshake negotiated.
+    pub tls_last: Arc<Mutex<Option<Negotiated>>>,
 }
 
 fn fail(what: &str) -> impl Fn(wasmtime::Error) -> String + '_ {
@@ -123,7 +185,7 @@ fn fail(what: &str) -> impl Fn(wasmtime::Error) -> String + '_ {
 
 impl Runtime {
     /// `max_instances`: how many instances may be alive at once (pooling allocator slots).
-    pub fn new(max_instances: u32) -> Result<Runtime, String> {
+    pub fn new(max_instances: u32, tls: Tls) -> Result<Runtime, String> {
         let slots = max_instances.max(2);
         let mut config = Config::new();
         // Memories start from their data segments copied in, not from a copy-on-write image:
@@ -159,14 +221,25 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
         compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
+        compose::tls::add_to_linker(&mut linker).map_err(fail("linking wasi:tls"))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(fail("pre-instantiating"))?;
         let pre = bindings::SchedulerExecutorPre::new(pre).map_err(fail("binding the artifact"))?;
-        Ok(Runtime { engine, pre })
+        Ok(Runtime { engine, pre, tls })
     }
 
-    pub async fn instantiate(&self, policy: Arc<Policy>) -> Result<Instance, String> {
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
+
+    /// A user's instance; `tenant` picks its TLS client identity.
+    pub async fn instantiate(
+        &self,
+        policy: Arc<Policy>,
+        tenant: Option<&str>,
+    ) -> Result<Instance, String> {
+        let (tls, tls_last) = self.tls.client(tenant).context();
         let mut b = WasiCtxBuilder::new();
         b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
         b.socket_addr_check(move |addr, usage| {
@@ -177,6 +250,7 @@ impl Runtime {
             &self.engine,
             UserCtx {
                 wasi: b.build(),
+                tls,
                 table: ResourceTable::new(),
             },
         );
@@ -185,7 +259,11 @@ impl Runtime {
             .instantiate_async(&mut store)
             .await
             .map_err(fail("instantiating"))?;
-        Ok(Instance { store, bindings })
+        Ok(Instance {
+            store,
+            bindings,
+            tls_last,
+        })
     }
 }
 
@@ -246,6 +324,7 @@ pub fn error_kind(e: &exec::ActionError) -> String {
         E::TooManyRedirects(_) => "too-many-redirects".into(),
         E::ExportFailed(p) => format!("export-failed({})", p.field),
         E::Io(_) => "io".into(),
+        E::Tls(t) => format!("tls({})", tls_reason_name(t.reason)),
     }
 }
 
@@ -255,6 +334,7 @@ pub fn phase_name(p: exec::TimeoutPhase) -> &'static str {
     match p {
         P::Dns => "dns",
         P::Connect => "connect",
+        P::Tls => "tls",
         P::FirstByte => "first-byte",
         P::BetweenBytes => "between-bytes",
         P::Total => "total",
@@ -298,5 +378,23 @@ pub fn error_text(e: &exec::ActionError) -> String {
         E::Timeout(p) => format!("timed out in phase {}", phase_name(*p)),
         E::Pool(p) => pool_error_text(p),
         E::TooManyRedirects(n) => format!("more than {n} redirects"),
+        E::Tls(t) => format!("TLS {}: {}", tls_reason_name(t.reason), t.message),
+    }
+}
+
+/// The interface's name of a TLS failure's reason (`unknown-issuer`).
+pub fn tls_reason_name(r: exec::TlsReason) -> &'static str {
+    use exec::TlsReason as R;
+    match r {
+        R::UnknownIssuer => "unknown-issuer",
+        R::NameMismatch => "name-mismatch",
+        R::Expired => "expired",
+        R::NotYetValid => "not-yet-valid",
+        R::BadCertificate => "bad-certificate",
+        R::HandshakeFailure => "handshake-failure",
+        R::ProtocolVersion => "protocol-version",
+        R::CertificateRequired => "certificate-required",
+        R::Unsupported => "unsupported",
+        R::Other => "other",
     }
 }

@@ -270,6 +270,36 @@ pub struct Scenario {
     pub arrival: Option<ArrivalRate>,
     /// `load.stages`: users ramped up and down (k6's ramping-vus), instead of phases.
     pub stages: Option<UserStages>,
+    /// `tls:`: trust, client identity and versions for `https` actions.
+    pub tls: ScenarioTls,
+}
+
+/// The scenario's `tls:` block: the run's settings, and per tenant what differs (a client
+/// identity of its own, mostly). Relative file names are the scenario file's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScenarioTls {
+    pub settings: compose::tls::TlsSettings,
+    pub tenants: Vec<(String, compose::tls::TlsSettings)>,
+}
+
+impl ScenarioTls {
+    /// Files named relative to `dir` (the scenario file's directory).
+    pub fn relative_to(&mut self, dir: &std::path::Path) {
+        let fix = |p: &mut std::path::PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        let all =
+            std::iter::once(&mut self.settings).chain(self.tenants.iter_mut().map(|t| &mut t.1));
+        for s in all {
+            s.ca_files.iter_mut().for_each(fix);
+            if let Some((c, k)) = &mut s.client_identity {
+                fix(c);
+                fix(k);
+            }
+        }
+    }
 }
 
 /// Users ramped linearly to each stage's target over its duration; a user leaves (the newest
@@ -728,6 +758,117 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     }
 }
 
+const TLS_FIELDS: &[&str] = &[
+    "ca_file",
+    "insecure_skip_verify",
+    "client_cert",
+    "client_key",
+    "min_version",
+    "max_version",
+    "server_name",
+];
+
+/// One set of TLS settings at `path`, over `base` (a tenant's over the run's).
+fn tls_settings(
+    w: &mut Walker,
+    m: &serde_yaml::Mapping,
+    path: &str,
+    base: &compose::tls::TlsSettings,
+) -> compose::tls::TlsSettings {
+    use compose::tls::TlsVersion;
+    let mut s = base.clone();
+    match get(m, "ca_file") {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(files)) => {
+            for (i, f) in files.iter().enumerate() {
+                if let Some(f) = w.string(Some(f), &format!("{path}.ca_file[{i}]"), true) {
+                    s.ca_files.push(f.into());
+                }
+            }
+        }
+        v => {
+            if let Some(f) = w.string(v, &join(path, "ca_file"), false) {
+                s.ca_files.push(f.into());
+            }
+        }
+    }
+    if let Some(b) = w.boolean(
+        get(m, "insecure_skip_verify"),
+        &join(path, "insecure_skip_verify"),
+    ) {
+        s.insecure = b;
+    }
+    let cert = w.string(get(m, "client_cert"), &join(path, "client_cert"), false);
+    let key = w.string(get(m, "client_key"), &join(path, "client_key"), false);
+    match (cert, key) {
+        (Some(c), Some(k)) => s.client_identity = Some((c.into(), k.into())),
+        (None, None) => {}
+        (Some(_), None) => w.problem(&join(path, "client_key"), "required with client_cert"),
+        (None, Some(_)) => w.problem(&join(path, "client_cert"), "required with client_key"),
+    }
+    for (field, slot) in [
+        ("min_version", &mut s.min_version),
+        ("max_version", &mut s.max_version),
+    ] {
+        if let Some(v) = w.string(get(m, field), &join(path, field), false) {
+            match TlsVersion::parse(&v) {
+                Some(v) => *slot = Some(v),
+                None => w.problem(
+                    &join(path, field),
+                    format!("unknown TLS version {v:?} (expected \"1.2\" or \"1.3\")"),
+                ),
+            }
+        }
+    }
+    if let (Some(min), Some(max)) = (s.min_version, s.max_version)
+        && min > max
+    {
+        w.problem(&join(path, "min_version"), "above max_version");
+    }
+    if let Some(n) = w.string(get(m, "server_name"), &join(path, "server_name"), false) {
+        if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c == '/') {
+            w.problem(
+                &join(path, "server_name"),
+                format!("not a host name: {n:?}"),
+            );
+        } else {
+            s.server_name = Some(n);
+        }
+    }
+    s
+}
+
+/// `tls:`: the run's TLS settings, and `tenants:` with per-tenant ones.
+fn scenario_tls(w: &mut Walker, v: Option<&Value>) -> ScenarioTls {
+    let mut out = ScenarioTls::default();
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return out;
+    };
+    let known: Vec<&str> = TLS_FIELDS.iter().copied().chain(["tenants"]).collect();
+    let Some(m) = w.map(v, "tls", &known) else {
+        return out;
+    };
+    out.settings = tls_settings(w, m, "tls", &compose::tls::TlsSettings::default());
+    if let Some(t) = get(m, "tenants").filter(|t| !t.is_null()) {
+        let Some(tm) = t.as_mapping() else {
+            w.problem(
+                "tls.tenants",
+                "expected a mapping of tenant to TLS settings",
+            );
+            return out;
+        };
+        for (k, v) in tm {
+            let tenant = k.as_str().unwrap_or_default().to_string();
+            let path = join("tls.tenants", &tenant);
+            if let Some(m) = w.map(v, &path, TLS_FIELDS) {
+                let s = tls_settings(w, m, &path, &out.settings);
+                out.tenants.push((tenant, s));
+            }
+        }
+    }
+    out
+}
+
 /// `thresholds:`: metric (with an optional `{tag:value}` filter) -> a list of expressions,
 /// each a string or `{threshold, abort_on_fail, delay_abort_eval}` (k6's camelCase names too).
 fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::verdict::Threshold> {
@@ -1144,6 +1285,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 "actions",
                 "workflows",
                 "thresholds",
+                "tls",
             ],
         )
         .unwrap_or(&empty);
@@ -1818,7 +1960,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         w.problem("workflows.nodes", "at least one node is required");
     }
     let thresholds = thresholds(w, get(top, "thresholds"));
+    let tls = scenario_tls(w, get(top, "tls"));
     Scenario {
+        tls,
         stages: user_stages,
         arrival,
         thresholds,

@@ -1,32 +1,68 @@
 //! The demo's target: a small HTTP/1.1 server on 127.0.0.1 (random port) that answers every
 //! request and counts requests per source address, so the report can show the target's own
-//! counts beside the client's.
+//! counts beside the client's. A second listener speaks HTTPS with a certificate made for
+//! the run by a CA of its own (whose certificate the demo trusts).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 pub struct Target {
     pub addr: SocketAddr,
+    /// The HTTPS listener, and the PEM certificate of the CA that signed its certificate.
+    pub tls_addr: SocketAddr,
+    pub ca_pem: String,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl Target {
-    pub fn start() -> std::io::Result<Target> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
+    pub fn start() -> Result<Target, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let counts = Arc::new(Mutex::new(BTreeMap::new()));
         let c = counts.clone();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let c = c.clone();
-                thread::spawn(move || serve(stream, c));
+                thread::spawn(move || {
+                    if let Ok(peer) = stream.peer_addr() {
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                        serve(stream, peer, c)
+                    }
+                });
             }
         });
-        Ok(Target { addr, counts })
+        let ca = compose::tls::pki::Ca::new("scheduler demo CA")?;
+        let leaf = ca.server(
+            &["localhost", "127.0.0.1"],
+            compose::tls::pki::Validity::Now,
+        )?;
+        let config = server_config(&leaf.cert_pem, &leaf.key_pem)?;
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let tls_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let c = counts.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (c, config) = (c.clone(), config.clone());
+                thread::spawn(move || {
+                    let Ok(peer) = stream.peer_addr() else { return };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                    let Ok(conn) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    serve(rustls::StreamOwned::new(conn, stream), peer, c)
+                });
+            }
+        });
+        Ok(Target {
+            addr,
+            tls_addr,
+            ca_pem: ca.cert_pem,
+            counts,
+        })
     }
 
     pub fn counts(&self) -> BTreeMap<String, u64> {
@@ -34,9 +70,26 @@ impl Target {
     }
 }
 
-fn serve(mut s: TcpStream, counts: Arc<Mutex<BTreeMap<String, u64>>>) {
-    let Ok(peer) = s.peer_addr() else { return };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+/// A TLS server configuration from a PEM certificate chain and key.
+pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(config))
+}
+
+fn serve(mut s: impl Read + Write, peer: SocketAddr, counts: Arc<Mutex<BTreeMap<String, u64>>>) {
     let mut buf = Vec::new();
     loop {
         // One request: head, then Content-Length bytes of body.
@@ -86,7 +139,7 @@ fn serve(mut s: TcpStream, counts: Arc<Mutex<BTreeMap<String, u64>>>) {
         );
         let mut out = head.into_bytes();
         out.extend_from_slice(body);
-        if s.write_all(&out).is_err() || close {
+        if s.write_all(&out).and_then(|()| s.flush()).is_err() || close {
             return;
         }
     }

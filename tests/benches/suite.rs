@@ -969,6 +969,7 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
     let component = Component::new(&engine, &bytes).unwrap();
     let mut linker: Linker<Ctx> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    compose::tls::add_to_linker(&mut linker).unwrap();
     let pre = linker.instantiate_pre(&component).unwrap();
     let rss = || -> f64 {
         std::fs::read_to_string("/proc/self/status")

@@ -2,7 +2,9 @@
 //! socket policy, and call their exports.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use compose::tls::{Negotiated, TlsClient, TlsSettings, WasiTlsCtx, WasiTlsCtxView, WasiTlsView};
 
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
@@ -38,7 +40,14 @@ pub use socket_bindings::exports::scheduler::core_libs::socket::{
 
 pub struct Ctx {
     wasi: WasiCtx,
+    tls: WasiTlsCtx,
     pub table: ResourceTable,
+}
+
+/// The `wasi:tls` context of an instance with `settings` (platform and web roots alone by
+/// default), and the slot its handshakes are recorded in.
+pub fn tls_ctx(settings: &TlsSettings) -> (WasiTlsCtx, Arc<Mutex<Option<Negotiated>>>) {
+    TlsClient::new(settings).expect("TLS settings").context()
 }
 
 impl Ctx {
@@ -47,9 +56,23 @@ impl Ctx {
     }
 
     pub fn with_wasi(wasi: WasiCtx) -> Self {
+        Self::with_tls(wasi, tls_ctx(&TlsSettings::default()).0)
+    }
+
+    pub fn with_tls(wasi: WasiCtx, tls: WasiTlsCtx) -> Self {
         Ctx {
             wasi,
+            tls,
             table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiTlsView for Ctx {
+    fn tls(&mut self) -> WasiTlsCtxView<'_> {
+        WasiTlsCtxView {
+            ctx: &mut self.tls,
+            table: &mut self.table,
         }
     }
 }
@@ -70,6 +93,7 @@ pub fn linker() -> &'static Linker<Ctx> {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
         compose::bound_stream_drops_sync(&mut linker).expect("bounded stream drops");
+        compose::tls::add_to_linker(&mut linker).expect("wasi:tls linker");
         linker
     })
 }
@@ -103,6 +127,7 @@ pub fn test_dns_linker() -> &'static Linker<Ctx> {
         let mut linker: Linker<Ctx> = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
         compose::bound_stream_drops_sync(&mut linker).expect("bounded stream drops");
+        compose::tls::add_to_linker(&mut linker).expect("wasi:tls linker");
         linker.allow_shadowing(true);
         let mut lookup = linker
             .instance("wasi:sockets/ip-name-lookup@0.2.12")
@@ -192,10 +217,7 @@ pub struct PoolGuest {
 
 impl PoolGuest {
     pub fn new() -> Self {
-        let ctx = Ctx {
-            wasi: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
-        };
+        let ctx = Ctx::with_wasi(WasiCtxBuilder::new().build());
         let mut store = Store::new(engine(), ctx);
         let bindings =
             pool_bindings::IpPoolComponent::instantiate(&mut store, pool_component(), linker())
@@ -261,8 +283,20 @@ impl SocketGuest {
         Self::with_linker(loopback_policy(), test_dns_linker())
     }
 
+    /// An executor whose TLS is configured with `settings`; the slot holds what its last
+    /// handshake negotiated.
+    pub fn with_tls(settings: &TlsSettings) -> (Self, Arc<Mutex<Option<Negotiated>>>) {
+        let (tls, last) = tls_ctx(settings);
+        let ctx = Ctx::with_tls(wasi_ctx(loopback_policy()), tls);
+        (Self::with_ctx(ctx, linker()), last)
+    }
+
     fn with_linker(policy: Policy, linker: &Linker<Ctx>) -> Self {
-        let mut store = Store::new(engine(), Ctx::new(policy));
+        Self::with_ctx(Ctx::new(policy), linker)
+    }
+
+    fn with_ctx(ctx: Ctx, linker: &Linker<Ctx>) -> Self {
+        let mut store = Store::new(engine(), ctx);
         let bindings = SocketComponent::instantiate(&mut store, socket_component(), linker)
             .expect("instantiate");
         SocketGuest { store, bindings }
@@ -379,8 +413,20 @@ impl Executor {
         Self::with_linker(loopback_policy(), test_dns_linker())
     }
 
+    /// An executor whose TLS is configured with `settings`; the slot holds what its last
+    /// handshake negotiated.
+    pub fn with_tls(settings: &TlsSettings) -> (Self, Arc<Mutex<Option<Negotiated>>>) {
+        let (tls, last) = tls_ctx(settings);
+        let ctx = Ctx::with_tls(wasi_ctx(loopback_policy()), tls);
+        (Self::with_ctx(ctx, linker()), last)
+    }
+
     fn with_linker(policy: Policy, linker: &Linker<Ctx>) -> Self {
-        let mut store = Store::new(engine(), Ctx::new(policy));
+        Self::with_ctx(Ctx::new(policy), linker)
+    }
+
+    fn with_ctx(ctx: Ctx, linker: &Linker<Ctx>) -> Self {
+        let mut store = Store::new(engine(), ctx);
         let bindings = executor_bindings::SchedulerExecutor::instantiate(
             &mut store,
             executor_component(),

@@ -38,6 +38,16 @@ impl Nginx {
     /// `http` is placed in the `http` block (`{dir}` is replaced by the prefix); the server
     /// answers every request with 200 and `body`.
     pub fn start(bin: &Path, name: &str, http: &str, body: &str) -> Result<Nginx, String> {
+        let server = format!(
+            "server {{ listen 127.0.0.1:{{port}} backlog=4096; location / {{ return 200 \"{}\"; }} }}",
+            body.escape_default()
+        );
+        Self::start_server(bin, name, http, &server)
+    }
+
+    /// `server` is the whole `server` block (`{port}` is replaced by the port, `{dir}` by the
+    /// prefix).
+    pub fn start_server(bin: &Path, name: &str, http: &str, server: &str) -> Result<Nginx, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -49,10 +59,11 @@ impl Nginx {
             "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/logs/error.log warn;\npid {d}/nginx.pid;\n\
 events {{ worker_connections 4096; }}\n\
 http {{\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n\
-    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    {}\n\
-    server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 \"{}\"; }} }}\n}}\n",
+    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    {}\n    {}\n}}\n",
             http.replace("{dir}", &d),
-            body.escape_default()
+            server
+                .replace("{port}", &port.to_string())
+                .replace("{dir}", &d)
         );
         std::fs::write(dir.join("nginx.conf"), conf).map_err(|e| e.to_string())?;
         let child = Command::new(bin)

@@ -292,6 +292,7 @@ impl Guest for Component {
             timings: Timings {
                 dns_us: 0,
                 connect_us: 0,
+                tls_us: 0,
                 first_byte_us: 0,
                 total_us: 0,
             },

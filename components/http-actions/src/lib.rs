@@ -31,7 +31,7 @@ wit_bindgen::generate!({
 
 use exports::scheduler::executor::executor::{
     Action, ActionError, ExportSource, Exported, Guest, Header, HttpMethod, Outcome, ParamError,
-    TimeoutPhase, Timings,
+    TimeoutPhase, Timings, TlsFailure, TlsReason,
 };
 
 static CLIENT: Global<Client<net::SocketNet>> = Global::new(|| Client::new(net::SocketNet));
@@ -110,6 +110,7 @@ fn action_error(e: HttpError) -> ActionError {
         HttpError::Timeout(p) => ActionError::Timeout(match p {
             Phase::Dns => TimeoutPhase::Dns,
             Phase::Connect => TimeoutPhase::Connect,
+            Phase::Tls => TimeoutPhase::Tls,
             Phase::FirstByte => TimeoutPhase::FirstByte,
             Phase::BetweenBytes => TimeoutPhase::BetweenBytes,
             Phase::Total => TimeoutPhase::Total,
@@ -119,6 +120,26 @@ fn action_error(e: HttpError) -> ActionError {
         HttpError::RedirectLoop(m) => ActionError::RedirectLoop(m),
         HttpError::TooManyRedirects(n) => ActionError::TooManyRedirects(n),
         HttpError::Io(m) => ActionError::Io(m),
+        HttpError::Tls(reason, message) => ActionError::Tls(TlsFailure {
+            reason: tls_reason(reason),
+            message,
+        }),
+    }
+}
+
+fn tls_reason(r: http_core::TlsReason) -> TlsReason {
+    use http_core::TlsReason as R;
+    match r {
+        R::UnknownIssuer => TlsReason::UnknownIssuer,
+        R::NameMismatch => TlsReason::NameMismatch,
+        R::Expired => TlsReason::Expired,
+        R::NotYetValid => TlsReason::NotYetValid,
+        R::BadCertificate => TlsReason::BadCertificate,
+        R::HandshakeFailure => TlsReason::HandshakeFailure,
+        R::ProtocolVersion => TlsReason::ProtocolVersion,
+        R::CertificateRequired => TlsReason::CertificateRequired,
+        R::Unsupported => TlsReason::Unsupported,
+        R::Other => TlsReason::Other,
     }
 }
 
@@ -236,6 +257,7 @@ impl Guest for Component {
             timings: Timings {
                 dns_us: resp.timings.dns_us,
                 connect_us: resp.timings.connect_us,
+                tls_us: resp.timings.tls_us,
                 first_byte_us: resp.timings.first_byte_us,
                 total_us: resp.timings.total_us,
             },

@@ -20,7 +20,25 @@ fn net_error(e: SocketError) -> NetError {
             NetError::AddressUnavailable("address not available".into())
         }
         SocketError::InvalidInput(m) => NetError::InvalidInput(m),
+        SocketError::Tls(t) => NetError::Tls(tls_reason(t.reason), t.message),
         other => NetError::Other(socket_api::describe(&other)),
+    }
+}
+
+fn tls_reason(r: socket_api::TlsReason) -> http_core::TlsReason {
+    use http_core::TlsReason as H;
+    use socket_api::TlsReason as S;
+    match r {
+        S::UnknownIssuer => H::UnknownIssuer,
+        S::NameMismatch => H::NameMismatch,
+        S::Expired => H::Expired,
+        S::NotYetValid => H::NotYetValid,
+        S::BadCertificate => H::BadCertificate,
+        S::HandshakeFailure => H::HandshakeFailure,
+        S::ProtocolVersion => H::ProtocolVersion,
+        S::CertificateRequired => H::CertificateRequired,
+        S::Unsupported => H::Unsupported,
+        S::Other => H::Other,
     }
 }
 
@@ -114,6 +132,18 @@ impl Net for SocketNet {
             write_ms: u64::MAX,
             local,
         })
+    }
+
+    fn start_tls(
+        &mut self,
+        conn: &mut SocketConn,
+        server_name: &str,
+        timeout_ms: u64,
+    ) -> Result<(), NetError> {
+        conn.sock
+            .set_connect_timeout_ms(timeout_ms)
+            .map_err(net_error)?;
+        conn.sock.start_tls(server_name).map_err(net_error)
     }
 
     fn now_us(&self) -> u64 {

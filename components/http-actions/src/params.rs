@@ -189,6 +189,21 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             "keep_alive" => req.keep_alive = bool_field(v, k)?,
             "discard_body" => discard_body = bool_field(v, k)?,
             "discard_headers" => discard_headers = bool_field(v, k)?,
+            "tls" => {
+                let Value::Object(o) = v else {
+                    return Err(err(k, "expected an object"));
+                };
+                for (name, value) in o {
+                    let field = format!("tls.{name}");
+                    match (name.as_str(), value) {
+                        ("server_name", Value::String(n)) if !n.is_empty() => {
+                            req.tls_server_name = Some(n.clone())
+                        }
+                        ("server_name", _) => return Err(err(&field, "expected a host name")),
+                        _ => return Err(err(&field, "unknown TLS setting")),
+                    }
+                }
+            }
             _ => return Err(err(k, "unknown parameter")),
         }
     }

@@ -31,12 +31,23 @@ use wasip2::sockets::udp::{
 };
 use wasip2::sockets::{ip_name_lookup, tcp_create_socket, udp_create_socket};
 
-wit_bindgen::generate!({ path: "../../wit", world: "socket-component" });
+wit_bindgen::generate!({
+    path: ["../../wit", "../../wit/socket-impl"],
+    world: "scheduler:socket-impl/socket-component-impl",
+    features: ["tls"],
+    with: {
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:tls/types@0.2.0-draft": generate,
+    },
+});
 
 use exports::scheduler::core_libs::socket::{
     AddressFamily, Guest, GuestSocket, Protocol, ShutdownType, Socket, SocketAddress, SocketError,
-    SocketState, StateError,
+    SocketState, StateError, TlsError, TlsReason,
 };
+use wasi::tls::types::{ClientConnection, ClientHandshake};
 
 use addr::{format_address, parse_ip, to_socket_address, wasi_family};
 use wait::wait_ready;
@@ -109,6 +120,9 @@ struct Tcp {
     /// it reads instead of reading nothing first.
     sent: bool,
     output: Option<OutputStream>,
+    /// After `start-tls`: the TLS connection the streams above belong to (they are its
+    /// children on the host, so they drop first).
+    tls: Option<ClientConnection>,
     sock: TcpSocket,
 }
 
@@ -127,6 +141,7 @@ impl Tcp {
             input: None,
             sent: false,
             output: None,
+            tls: None,
             sock,
         })
     }
@@ -182,6 +197,9 @@ fn stream_error(err: StreamError) -> SocketError {
         StreamError::Closed => SocketError::ConnectionReset,
         StreamError::LastOperationFailed(e) => {
             let text = e.to_debug_string();
+            if let Some(tls) = tls_error(&text) {
+                return SocketError::Tls(tls);
+            }
             let lower = text.to_ascii_lowercase();
             if lower.contains("reset") {
                 SocketError::ConnectionReset
@@ -196,6 +214,40 @@ fn stream_error(err: StreamError) -> SocketError {
             }
         }
     }
+}
+
+/// The reasons the host's TLS provider names, as `[tls:REASON] detail` in its error text.
+const TLS_REASONS: &[(&str, TlsReason)] = &[
+    ("unknown-issuer", TlsReason::UnknownIssuer),
+    ("name-mismatch", TlsReason::NameMismatch),
+    ("expired", TlsReason::Expired),
+    ("not-yet-valid", TlsReason::NotYetValid),
+    ("bad-certificate", TlsReason::BadCertificate),
+    ("handshake-failure", TlsReason::HandshakeFailure),
+    ("protocol-version", TlsReason::ProtocolVersion),
+    ("certificate-required", TlsReason::CertificateRequired),
+    ("unsupported", TlsReason::Unsupported),
+];
+
+/// A TLS error from a `wasi:tls` or stream error's text: the host provider's `[tls:REASON]`
+/// marker gives the reason; the detail is what follows it.
+fn tls_error(text: &str) -> Option<TlsError> {
+    let at = text.find("[tls:")?;
+    let rest = &text[at + 5..];
+    let end = rest.find(']')?;
+    let name = &rest[..end];
+    let reason = TLS_REASONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(TlsReason::Other, |(_, r)| *r);
+    // The text is a Debug rendering: cut its closing quote and brackets.
+    let detail = rest[end + 1..]
+        .trim_start()
+        .trim_end_matches(['"', ')', '}', ' ']);
+    Some(TlsError {
+        reason,
+        message: detail.to_string(),
+    })
 }
 
 /// Resolve a host (name or literal) with `wasi:sockets/ip-name-lookup`, bounded by `timeout_ms`.
@@ -407,6 +459,89 @@ impl Inner {
         }
     }
 
+    /// The TLS handshake over the connected TCP streams (bounded by the connect timeout). On
+    /// failure the connection is gone (its streams went to the handshake): the socket closes.
+    fn start_tls(&mut self, server_name: &str) -> Result<(), SocketError> {
+        let ms = self.connect_ms;
+        let Io::Tcp(t) = &mut self.io else {
+            unreachable_io()
+        };
+        if t.tls.is_some() {
+            return Err(state_error("start-tls (TLS is already on)", self.state));
+        }
+        // The input stream's pollable goes before the stream.
+        t.readable = None;
+        let (Some(input), Some(output)) = (t.input.take(), t.output.take()) else {
+            return Err(state_error("start-tls", self.state));
+        };
+        let future = ClientHandshake::finish(ClientHandshake::new(server_name, input, output));
+        let p = future.subscribe();
+        let mut deadline = wait::Deadline::after(ms);
+        let r = loop {
+            match future.get() {
+                None => {
+                    if let Err(e) = deadline.wait(&p, "tls") {
+                        break Err(match e {
+                            SocketError::WouldBlock => SocketError::Timeout("tls".to_string()),
+                            e => e,
+                        });
+                    }
+                }
+                Some(Ok(Ok(streams))) => break Ok(streams),
+                Some(Ok(Err(e))) => {
+                    let text = e.to_debug_string();
+                    break Err(SocketError::Tls(tls_error(&text).unwrap_or(TlsError {
+                        reason: TlsReason::Other,
+                        message: text,
+                    })));
+                }
+                Some(Err(())) => {
+                    break Err(SocketError::Other("TLS handshake result taken".into()));
+                }
+            }
+        };
+        drop(p);
+        drop(future);
+        match r {
+            Ok((conn, input, output)) => {
+                t.input = Some(input);
+                t.output = Some(output);
+                t.tls = Some(conn);
+                t.sent = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.io = Io::Closed;
+                self.state = SocketState::Closed;
+                Err(e)
+            }
+        }
+    }
+
+    /// TLS: end the sending side with `close_notify` (best effort, bounded by `ms`).
+    fn tls_close_output(&mut self, ms: u64) {
+        let Io::Tcp(Tcp {
+            tls: Some(conn),
+            output: Some(out),
+            ..
+        }) = &self.io
+        else {
+            return;
+        };
+        conn.close_output();
+        let p = out.subscribe();
+        let mut deadline = wait::Deadline::after(ms);
+        while !p.ready() {
+            if deadline.wait(&p, "close").is_err() {
+                break;
+            }
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(&self.io, Io::Tcp(Tcp { tls: Some(_), .. }))
+    }
+
     fn tcp_send(&mut self, data: &[u8]) -> Result<u64, SocketError> {
         let ms = self.write_ms;
         let Io::Tcp(Tcp {
@@ -432,6 +567,12 @@ impl Inner {
             out.write(&data[off..off + n]).map_err(stream_error)?;
             *sent = true;
             off += n;
+        }
+        drop(pollable);
+        // Over TLS the host buffers the records so the handshake's last flight and the first
+        // request leave in one segment: a flush sends them.
+        if self.is_tls() {
+            self.tcp_flush()?;
         }
         Ok(data.len() as u64)
     }
@@ -655,6 +796,7 @@ impl GuestSocket for SocketResource {
             input: Some(input),
             sent: false,
             output: Some(output),
+            tls: None,
             sock,
         };
         let child = SocketResource::with(
@@ -780,6 +922,11 @@ impl GuestSocket for SocketResource {
         s.expect_state("shutdown", &[SocketState::Connected])?;
         if how != ShutdownType::Receive {
             s.tcp_flush()?;
+            if s.is_tls() {
+                // close_notify, then the TCP shutdown below.
+                let ms = s.write_ms;
+                s.tls_close_output(ms);
+            }
         }
         let Io::Tcp(t) = &s.io else { unreachable_io() };
         let how = match how {
@@ -794,13 +941,36 @@ impl GuestSocket for SocketResource {
         let mut s = self.0.borrow_mut();
         s.not_closed("close")?;
         let flushed = if s.protocol == Protocol::Tcp && s.state == SocketState::Connected {
-            s.tcp_flush()
+            let r = s.tcp_flush();
+            if r.is_ok() && s.is_tls() {
+                let ms = s.write_ms.min(1_000);
+                s.tls_close_output(ms);
+            }
+            r
         } else {
             Ok(())
         };
         s.io = Io::Closed;
         s.state = SocketState::Closed;
         flushed
+    }
+
+    fn start_tls(&self, server_name: String) -> Result<(), SocketError> {
+        let mut s = self.0.borrow_mut();
+        if s.protocol == Protocol::Udp {
+            return Err(not_supported("TLS on a UDP socket"));
+        }
+        s.expect_state("start-tls", &[SocketState::Connected])?;
+        if server_name.is_empty() {
+            return Err(SocketError::InvalidInput(
+                "empty TLS server name".to_string(),
+            ));
+        }
+        s.start_tls(&server_name)
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.borrow().is_tls()
     }
 
     fn set_read_timeout(&self, ms: u64) -> Result<(), SocketError> {

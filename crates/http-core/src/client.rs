@@ -9,7 +9,8 @@ use crate::prelude::*;
 use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_head};
 use crate::pool::{ConnPool, PoolKey};
 use crate::{
-    Conn, ExchangeError, HttpError, Method, Net, NetError, Phase, Request, Response, Timings, Url,
+    Conn, ExchangeError, HttpError, Method, Net, NetError, Phase, Request, Response, Timings,
+    TlsReason, Url,
 };
 
 /// Reads ask for what is likely to come: a page for the head (the host allocates and zeroes
@@ -70,7 +71,7 @@ fn retryable(e: &HttpError) -> bool {
         e,
         HttpError::Connect(_)
             | HttpError::Timeout(
-                Phase::Dns | Phase::Connect | Phase::FirstByte | Phase::BetweenBytes
+                Phase::Dns | Phase::Connect | Phase::Tls | Phase::FirstByte | Phase::BetweenBytes
             )
     )
 }
@@ -107,6 +108,7 @@ impl Derived {
                 host: url.host.clone(),
                 port: url.port,
                 source: req.bind_ip,
+                tls: url.tls,
             },
             url,
             wire,
@@ -250,6 +252,7 @@ impl<N: Net> Client<N> {
                         host: url.host.clone(),
                         port: url.port,
                         source: req.bind_ip,
+                        tls: url.tls,
                     };
                     encode_request(method, &url, &headers, body, req.keep_alive).and_then(|wire| {
                         self.exchange(req, method, &url, &key, &wire, now, end, &mut counters)
@@ -304,7 +307,7 @@ impl<N: Net> Client<N> {
                         .to_mut()
                         .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
                 }
-                if next.host != url.host || next.port != url.port {
+                if next.host != url.host || next.port != url.port || next.tls != url.tls {
                     headers.to_mut().retain(|(k, _)| {
                         !(k.eq_ignore_ascii_case("authorization")
                             || k.eq_ignore_ascii_case("cookie")
@@ -430,6 +433,7 @@ impl<N: Net> Client<N> {
             let r = self.net.connect(remote, req.bind_ip, ms);
             timings.connect_us = self.net.now_us().saturating_sub(t);
             match r {
+                Ok(c) if url.tls => return self.start_tls(c, url, req, end, timings),
                 Ok(c) => return Ok(c),
                 Err(NetError::Timeout) => last = timeout(Phase::Connect, clipped),
                 Err(NetError::AccessDenied) => {
@@ -448,6 +452,28 @@ impl<N: Net> Client<N> {
             }
         }
         Err(last)
+    }
+
+    /// The TLS handshake on a connection just made, bounded by the connect timeout.
+    fn start_tls(
+        &mut self,
+        mut conn: N::Conn,
+        url: &Url,
+        req: &Request,
+        end: u64,
+        timings: &mut Timings,
+    ) -> Result<N::Conn, HttpError> {
+        let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end, self.net.now_us())?;
+        let name = req.tls_server_name.as_deref().unwrap_or(&url.host);
+        let t = self.net.now_us();
+        let r = self.net.start_tls(&mut conn, name, ms);
+        timings.tls_us = self.net.now_us().saturating_sub(t);
+        match r {
+            Ok(()) => Ok(conn),
+            Err(NetError::Timeout) => Err(timeout(Phase::Tls, clipped)),
+            Err(NetError::Tls(reason, m)) => Err(HttpError::Tls(reason, m)),
+            Err(e) => Err(HttpError::Tls(TlsReason::Other, format!("{e}"))),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -479,6 +505,9 @@ impl<N: Net> Client<N> {
             Err(ExchangeError::Send(NetError::Timeout)) => {
                 return Err(timeout(Phase::BetweenBytes, write_clipped).into());
             }
+            Err(ExchangeError::Send(NetError::Tls(r, m))) => {
+                return Err(HttpError::Tls(r, m).into());
+            }
             Err(ExchangeError::Send(e)) => {
                 return Err(Failure::Stale(format!("sending the request: {e}")));
             }
@@ -486,6 +515,9 @@ impl<N: Net> Client<N> {
                 counters.sent += wire.len() as u64;
                 return Err(match e {
                     NetError::Timeout => timeout(Phase::FirstByte, read_clipped).into(),
+                    // A fatal alert at the first read (a TLS 1.3 server refusing the client's
+                    // certificate, or its absence): the server's answer, not a stale connection.
+                    NetError::Tls(r, m) => HttpError::Tls(r, m).into(),
                     e => Failure::Stale(format!("no response: {e}")),
                 });
             }

@@ -78,6 +78,8 @@ impl Method {
 pub enum Phase {
     Dns,
     Connect,
+    /// The TLS handshake.
+    Tls,
     FirstByte,
     BetweenBytes,
     Total,
@@ -97,6 +99,40 @@ pub enum HttpError {
     RedirectLoop(String),
     TooManyRedirects(u32),
     Io(String),
+    /// TLS failed: why, and the detail.
+    Tls(TlsReason, String),
+}
+
+/// Why TLS failed (the socket interface's reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsReason {
+    UnknownIssuer,
+    NameMismatch,
+    Expired,
+    NotYetValid,
+    BadCertificate,
+    HandshakeFailure,
+    ProtocolVersion,
+    CertificateRequired,
+    Unsupported,
+    Other,
+}
+
+impl TlsReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsReason::UnknownIssuer => "unknown-issuer",
+            TlsReason::NameMismatch => "name-mismatch",
+            TlsReason::Expired => "expired",
+            TlsReason::NotYetValid => "not-yet-valid",
+            TlsReason::BadCertificate => "bad-certificate",
+            TlsReason::HandshakeFailure => "handshake-failure",
+            TlsReason::ProtocolVersion => "protocol-version",
+            TlsReason::CertificateRequired => "certificate-required",
+            TlsReason::Unsupported => "unsupported",
+            TlsReason::Other => "other",
+        }
+    }
 }
 
 impl fmt::Display for Phase {
@@ -104,6 +140,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Dns => "name resolution",
             Phase::Connect => "connect",
+            Phase::Tls => "TLS handshake",
             Phase::FirstByte => "first byte",
             Phase::BetweenBytes => "between bytes",
             Phase::Total => "total",
@@ -126,6 +163,7 @@ impl fmt::Display for HttpError {
             HttpError::RedirectLoop(m) => ("redirect loop", m.as_str()),
             HttpError::TooManyRedirects(n) => return write!(f, "more than {n} redirects"),
             HttpError::Io(m) => ("I/O error", m.as_str()),
+            HttpError::Tls(r, m) => return write!(f, "TLS {}: {m}", r.name()),
         };
         write!(f, "{what}: {detail}")
     }
@@ -145,6 +183,7 @@ pub enum NetError {
     NameUnresolvable(String),
     AddressUnavailable(String),
     InvalidInput(String),
+    Tls(TlsReason, String),
     Other(String),
 }
 
@@ -160,6 +199,7 @@ impl fmt::Display for NetError {
             NetError::NameUnresolvable(m) => ("name unresolvable", m.as_str()),
             NetError::AddressUnavailable(m) => ("address unavailable", m.as_str()),
             NetError::InvalidInput(m) => ("invalid input", m.as_str()),
+            NetError::Tls(r, m) => return write!(f, "TLS {}: {m}", r.name()),
             NetError::Other(m) => return f.write_str(m),
         };
         f.write_str(what)?;
@@ -211,6 +251,14 @@ pub trait Net {
         local: Option<IpAddr>,
         timeout_ms: u64,
     ) -> Result<Self::Conn, NetError>;
+    /// TLS over a connection just made, checked against `server_name` (bounded by
+    /// `timeout_ms`).
+    fn start_tls(
+        &mut self,
+        conn: &mut Self::Conn,
+        server_name: &str,
+        timeout_ms: u64,
+    ) -> Result<(), NetError>;
     /// Monotonic time in microseconds, from any origin.
     fn now_us(&self) -> u64;
     /// Wall-clock milliseconds since the Unix epoch (for `Retry-After` dates).
@@ -275,6 +323,9 @@ pub struct Request {
     pub max_body: u64,
     pub max_header_bytes: usize,
     pub keep_alive: bool,
+    /// The name an `https` server's certificate is checked against (and the SNI sent), in
+    /// place of the URL's host.
+    pub tls_server_name: Option<String>,
 }
 
 impl Request {
@@ -292,6 +343,7 @@ impl Request {
             max_body: 64 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             keep_alive: true,
+            tls_server_name: None,
         }
     }
 }
@@ -300,6 +352,7 @@ impl Request {
 pub struct Timings {
     pub dns_us: u64,
     pub connect_us: u64,
+    pub tls_us: u64,
     pub first_byte_us: u64,
     pub total_us: u64,
 }

@@ -12,6 +12,8 @@ pub struct PoolKey {
     pub host: String,
     pub port: u16,
     pub source: Option<IpAddr>,
+    /// `https`: a TLS connection is never handed to a plain request, nor the reverse.
+    pub tls: bool,
 }
 
 /// Up to this many keys stay in the map with no idle connection.
@@ -96,6 +98,7 @@ mod tests {
             host: "h".into(),
             port,
             source: Some(ip.parse().unwrap()),
+            tls: false,
         };
         pool.checkin(&from("127.0.10.1", 80), 1, t0);
         pool.checkin(&from("127.0.10.1", 81), 2, t0);
@@ -130,6 +133,7 @@ mod tests {
             host: "h".into(),
             port: p,
             source: None,
+            tls: false,
         }
     }
 

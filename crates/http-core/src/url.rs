@@ -1,4 +1,4 @@
-//! `http://` URLs: host (name, IPv4, or bracketed IPv6), port, path and query.
+//! `http://` and `https://` URLs: host (name, IPv4, or bracketed IPv6), port, path and query.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -13,6 +13,8 @@ pub struct Url {
     /// Starts with `/`; includes the query.
     pub path: String,
     pub ipv6: bool,
+    /// `https`: TLS over the connection.
+    pub tls: bool,
 }
 
 impl Url {
@@ -23,12 +25,17 @@ impl Url {
             return Err(bad("no scheme"));
         }
         let (scheme, rest) = t.split_once(':').unwrap_or((t, ""));
-        if !scheme.eq_ignore_ascii_case("http") {
+        let tls = if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else {
             return Err(HttpError::UnsupportedScheme(scheme.to_string()));
-        }
+        };
+        let default_port = if tls { 443 } else { 80 };
         let rest = rest
             .strip_prefix("//")
-            .ok_or_else(|| bad("no // after http:"))?;
+            .ok_or_else(|| bad("no // after the scheme"))?;
         let (authority, path) = match rest.find(['/', '?', '#']) {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -48,7 +55,7 @@ impl Url {
             let (h, tail) = after.split_once(']').ok_or_else(|| bad("unclosed ["))?;
             net_text::parse_v6(h.as_bytes()).ok_or_else(|| bad("bad IPv6 address"))?;
             let port = match tail {
-                "" => 80,
+                "" => default_port,
                 p => p
                     .strip_prefix(':')
                     .ok_or_else(|| bad("junk after ]"))?
@@ -63,7 +70,7 @@ impl Url {
                     p.parse().map_err(|_| bad("bad port"))?,
                     false,
                 ),
-                None => (authority.to_string(), 80, false),
+                None => (authority.to_string(), default_port, false),
             }
         };
         if host.is_empty() {
@@ -98,7 +105,16 @@ impl Url {
             port,
             path,
             ipv6,
+            tls,
         })
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.tls { 443 } else { 80 }
     }
 
     /// The `Host` header value.
@@ -117,15 +133,16 @@ impl Url {
         } else {
             out.push_str(&self.host);
         }
-        if self.port != 80 {
+        if self.port != self.default_port() {
             out.push(':');
             net_text::push_decimal(out, u64::from(self.port));
         }
     }
 
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(7 + self.host.len() + 8 + self.path.len());
-        out.push_str("http://");
+        let mut out = String::with_capacity(8 + self.host.len() + 8 + self.path.len());
+        out.push_str(self.scheme());
+        out.push_str("://");
         self.push_authority(&mut out);
         out.push_str(&self.path);
         out
@@ -141,7 +158,8 @@ impl Url {
             return Url::parse(loc);
         }
         if let Some(rest) = loc.strip_prefix("//") {
-            let mut target = String::from("http://");
+            let mut target = String::from(self.scheme());
+            target.push_str("://");
             target.push_str(rest);
             return Url::parse(&target);
         }
@@ -163,7 +181,8 @@ impl Url {
             merged.push_str(ref_path);
             (merged, ref_query)
         };
-        let mut target = String::from("http://");
+        let mut target = String::from(self.scheme());
+        target.push_str("://");
         self.push_authority(&mut target);
         target.push_str(&path);
         if let Some(q) = query {
@@ -248,8 +267,39 @@ mod tests {
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         let u = Url::parse("http://127.0.0.1:9?x").unwrap();
         assert_eq!(u.path, "/?x");
+        let u = Url::parse("https://x/").unwrap();
+        assert_eq!(
+            (u.port, u.tls, u.to_text().as_str()),
+            (443, true, "https://x/")
+        );
+        let u = Url::parse("HTTPS://x:8443/a").unwrap();
+        assert_eq!((u.port, u.authority().as_str()), (8443, "x:8443"));
+        assert_eq!(
+            Url::parse("https://x/a/b")
+                .unwrap()
+                .join("//y/z")
+                .unwrap()
+                .to_text(),
+            "https://y/z"
+        );
+        assert_eq!(
+            Url::parse("https://x/a/b")
+                .unwrap()
+                .join("c?d")
+                .unwrap()
+                .to_text(),
+            "https://x/a/c?d"
+        );
+        assert_eq!(
+            Url::parse("http://x/")
+                .unwrap()
+                .join("https://x/")
+                .unwrap()
+                .to_text(),
+            "https://x/"
+        );
         assert!(matches!(
-            Url::parse("https://x/"),
+            Url::parse("ftp://x/"),
             Err(HttpError::UnsupportedScheme(_))
         ));
         for bad in [

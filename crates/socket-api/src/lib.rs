@@ -26,7 +26,9 @@ use net_text::Quoted;
 
 wit_bindgen::generate!({ path: "../../wit", world: "socket-client" });
 
-pub use raw::{AddressFamily, Protocol, ShutdownType, SocketError, SocketState};
+pub use raw::{
+    AddressFamily, Protocol, ShutdownType, SocketError, SocketState, TlsError, TlsReason,
+};
 /// The imported ip-pool interface (its `binding` is what `bind_with_binding` takes).
 pub use scheduler::core_libs::ip_pool;
 /// The raw imported interface, for what this crate does not wrap.
@@ -57,12 +59,31 @@ pub fn describe(e: &SocketError) -> String {
         SocketError::NameUnresolvable(m) => ("name unresolvable:", m.as_str()),
         SocketError::NotSupported(m) => ("not supported:", m.as_str()),
         SocketError::NotIdle(m) => ("not idle:", m.as_str()),
+        SocketError::Tls(t) => {
+            return format!("TLS {}: {}", tls_reason_name(t.reason), t.message);
+        }
         SocketError::Other(m) => return m.clone(),
     };
     if detail.is_empty() {
         what.to_string()
     } else {
         format!("{what} {detail}")
+    }
+}
+
+/// The interface's name of a TLS failure's reason (`unknown-issuer`).
+pub fn tls_reason_name(r: TlsReason) -> &'static str {
+    match r {
+        TlsReason::UnknownIssuer => "unknown-issuer",
+        TlsReason::NameMismatch => "name-mismatch",
+        TlsReason::Expired => "expired",
+        TlsReason::NotYetValid => "not-yet-valid",
+        TlsReason::BadCertificate => "bad-certificate",
+        TlsReason::HandshakeFailure => "handshake-failure",
+        TlsReason::ProtocolVersion => "protocol-version",
+        TlsReason::CertificateRequired => "certificate-required",
+        TlsReason::Unsupported => "unsupported",
+        TlsReason::Other => "other",
     }
 }
 
@@ -239,6 +260,15 @@ impl Socket {
         self.inner.shutdown(how)
     }
 
+    /// TLS over this connected TCP socket (the handshake is bounded by the connect timeout).
+    pub fn start_tls(&self, server_name: &str) -> Result<()> {
+        self.inner.start_tls(server_name)
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+
     /// Close now (flushing pending output); dropping the socket also closes it.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
@@ -345,6 +375,7 @@ mod io_impls {
                 SocketError::InvalidState(_) => io::ErrorKind::NotConnected,
                 SocketError::NameUnresolvable(_)
                 | SocketError::NotIdle(_)
+                | SocketError::Tls(_)
                 | SocketError::Other(_) => io::ErrorKind::Other,
             };
             io::Error::new(kind, e)

@@ -1,0 +1,610 @@
+//! The host's TLS for `wasi:tls` (the 0.2 draft wasmtime-wasi-tls implements): a provider of
+//! the project's own on rustls with ring, because the draft interface carries no configuration.
+//!
+//! - Trust: the platform's roots, the bundled web roots, and CA files; or none checked at all
+//!   (`insecure`, which the report states).
+//! - A client identity (mTLS), TLS 1.2 and 1.3 with a minimum and a maximum, an SNI override.
+//! - Session resumption inside one user's instance: each instance's provider has its own
+//!   session store, so no user resumes another's session.
+//! - Coalesced writes: wasi:sockets has no TCP_NODELAY, so the transport under TLS buffers what
+//!   the handshake writes until it must wait for the peer, and what follows until the guest
+//!   flushes. The client's last handshake flight and the first request leave in one segment
+//!   instead of waiting out the peer's delayed ACK (about 40 ms).
+//! - Errors name their reason as `[tls:REASON] detail`, which the socket component turns into
+//!   its typed `tls-error`.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, HandshakeKind,
+    RootCertStore, SignatureScheme,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wasmtime_wasi_tls::{TlsProvider, TlsStream, TlsTransport};
+
+pub use wasmtime_wasi_tls::{WasiTlsCtx, WasiTlsCtxBuilder, WasiTlsCtxView, WasiTlsView};
+
+/// A TLS protocol version, as scenarios and the command line name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl TlsVersion {
+    /// `1.2`, `1.3`, `TLSv1.2`, `tls1.3`...
+    pub fn parse(text: &str) -> Option<TlsVersion> {
+        let t = text.trim().to_ascii_lowercase();
+        let t = t.trim_start_matches("tls").trim_start_matches('v');
+        match t {
+            "1.2" | "12" => Some(TlsVersion::Tls12),
+            "1.3" | "13" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "TLSv1.2",
+            TlsVersion::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// What a run's TLS is configured with (files are read by [`TlsClient::new`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsSettings {
+    /// PEM files of CA certificates trusted beside the platform's and the web's roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Skip verifying the server's certificate (signatures are still checked).
+    pub insecure: bool,
+    /// PEM certificate chain and private key for client authentication.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    /// The name checked and sent as SNI, whatever host the URL names.
+    pub server_name: Option<String>,
+}
+
+/// Handshakes counted by what they negotiated.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TlsCounts {
+    /// (version, cipher suite) -> handshakes.
+    pub negotiated: BTreeMap<(String, String), u64>,
+    /// Handshakes that resumed a session.
+    pub resumed: u64,
+    pub failed: u64,
+}
+
+/// What one handshake negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub version: String,
+    pub cipher_suite: String,
+    pub resumed: bool,
+}
+
+/// A run's TLS client configuration; [`TlsClient::provider`] makes each instance's provider.
+pub struct TlsClient {
+    config: Arc<ClientConfig>,
+    server_name: Option<String>,
+    insecure: bool,
+    counts: Arc<Mutex<TlsCounts>>,
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))
+}
+
+fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = read(path, what)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{what} {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TlsClient {
+    pub fn new(settings: &TlsSettings) -> Result<TlsClient, String> {
+        let crypto = provider();
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
+            (TlsVersion::Tls12, &rustls::version::TLS12),
+            (TlsVersion::Tls13, &rustls::version::TLS13),
+        ]
+        .into_iter()
+        .filter(|(v, _)| settings.min_version.is_none_or(|min| *v >= min))
+        .filter(|(v, _)| settings.max_version.is_none_or(|max| *v <= max))
+        .map(|(_, v)| v)
+        .collect();
+        if versions.is_empty() {
+            return Err("TLS: min_version is above max_version".into());
+        }
+        let builder = ClientConfig::builder_with_provider(crypto.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("TLS: {e}"))?;
+        let builder = if settings.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(crypto.clone())))
+        } else {
+            let mut roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            // The platform's roots where there are any (a bad file among them is skipped).
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            for file in &settings.ca_files {
+                for cert in certificates(file, "CA file")? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("CA file {}: {e}", file.display()))?;
+                }
+            }
+            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto)
+                .build()
+                .map_err(|e| format!("TLS: {e}"))?;
+            builder.with_webpki_verifier(verifier)
+        };
+        let config = match &settings.client_identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = certificates(cert, "client certificate")?;
+                let pem = read(key, "client key")?;
+                let key = PrivateKeyDer::from_pem_slice(&pem)
+                    .map_err(|e| format!("client key {}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("client certificate: {e}"))?
+            }
+        };
+        Ok(TlsClient {
+            config: Arc::new(config),
+            server_name: settings.server_name.clone(),
+            insecure: settings.insecure,
+            counts: Arc::default(),
+        })
+    }
+
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The handshakes of every instance so far.
+    pub fn counts(&self) -> TlsCounts {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// One instance's provider: the run's configuration with a session store of its own.
+    pub fn provider(&self) -> InstanceTls {
+        let mut config = (*self.config).clone();
+        config.resumption = Resumption::in_memory_sessions(32);
+        InstanceTls {
+            config: Arc::new(config),
+            server_name: self.server_name.clone(),
+            counts: self.counts.clone(),
+            last: Arc::default(),
+        }
+    }
+
+    /// One instance's `wasi:tls` context, and the slot its last handshake is written to.
+    pub fn context(&self) -> (WasiTlsCtx, Arc<Mutex<Option<Negotiated>>>) {
+        let provider = self.provider();
+        let last = provider.last.clone();
+        (
+            WasiTlsCtxBuilder::new()
+                .provider(Box::new(provider))
+                .build(),
+            last,
+        )
+    }
+}
+
+/// The provider of one instance.
+pub struct InstanceTls {
+    config: Arc<ClientConfig>,
+    server_name: Option<String>,
+    counts: Arc<Mutex<TlsCounts>>,
+    last: Arc<Mutex<Option<Negotiated>>>,
+}
+
+impl TlsProvider for InstanceTls {
+    fn connect(
+        &self,
+        server_name: String,
+        transport: Box<dyn TlsTransport>,
+    ) -> Pin<Box<dyn Future<Output = Result<Box<dyn TlsStream>, wasmtime_wasi_tls::Error>> + Send>>
+    {
+        let config = self.config.clone();
+        let counts = self.counts.clone();
+        let last = self.last.clone();
+        let name = self.server_name.clone().unwrap_or(server_name);
+        Box::pin(async move {
+            let domain = ServerName::try_from(name.clone()).map_err(|_| {
+                wasmtime_wasi_tls::Error::msg(format!(
+                    "[tls:other] not a valid server name: {name:?}"
+                ))
+            })?;
+            let handshaking = Arc::new(AtomicBool::new(true));
+            let transport = Coalesce {
+                inner: transport,
+                buf: Vec::new(),
+                handshaking: handshaking.clone(),
+            };
+            let r = tokio_rustls::TlsConnector::from(config)
+                .connect(domain, transport)
+                .await;
+            let stream = match r {
+                Ok(s) => s,
+                Err(e) => {
+                    if let Ok(mut c) = counts.lock() {
+                        c.failed += 1;
+                    }
+                    return Err(wasmtime_wasi_tls::Error::msg(io_text(&e)));
+                }
+            };
+            // From now on a flush sends what is buffered (the guest flushes each request).
+            handshaking.store(false, Ordering::Release);
+            let conn = stream.get_ref().1;
+            let negotiated = Negotiated {
+                version: conn
+                    .protocol_version()
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("unknown")
+                    .replace('_', "."),
+                cipher_suite: conn
+                    .negotiated_cipher_suite()
+                    .and_then(|s| s.suite().as_str())
+                    .unwrap_or("unknown")
+                    .to_string(),
+                resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+            };
+            if let Ok(mut c) = counts.lock() {
+                *c.negotiated
+                    .entry((negotiated.version.clone(), negotiated.cipher_suite.clone()))
+                    .or_default() += 1;
+                c.resumed += u64::from(negotiated.resumed);
+            }
+            if let Ok(mut l) = last.lock() {
+                *l = Some(negotiated);
+            }
+            Ok(Box::new(Typed(stream)) as Box<dyn TlsStream>)
+        })
+    }
+}
+
+/// The reason of a TLS failure as the socket interface names it.
+pub fn reason(e: &rustls::Error) -> &'static str {
+    use rustls::Error as E;
+    match e {
+        E::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => "unknown-issuer",
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "name-mismatch"
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "not-yet-valid"
+            }
+            _ => "bad-certificate",
+        },
+        E::AlertReceived(a) => match a {
+            AlertDescription::CertificateRequired => "certificate-required",
+            AlertDescription::ProtocolVersion => "protocol-version",
+            AlertDescription::UnknownCA => "unknown-issuer",
+            AlertDescription::BadCertificate
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked => "bad-certificate",
+            _ => "handshake-failure",
+        },
+        E::PeerIncompatible(p) => {
+            let text = format!("{p:?}");
+            if text.contains("Tls12") || text.contains("Version") {
+                "protocol-version"
+            } else {
+                "handshake-failure"
+            }
+        }
+        _ => "handshake-failure",
+    }
+}
+
+/// `[tls:REASON] detail` for an I/O error out of tokio-rustls.
+fn io_text(e: &io::Error) -> String {
+    if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return format!("[tls:{}] {t}", reason(t));
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            "[tls:handshake-failure] the server closed the connection during the handshake".into()
+        }
+        io::ErrorKind::ConnectionReset => {
+            "[tls:handshake-failure] the server reset the connection during the handshake".into()
+        }
+        _ => format!("[tls:other] {e}"),
+    }
+}
+
+/// The TLS stream, with rustls's errors (a fatal alert after the handshake, such as a TLS 1.3
+/// server's `certificate_required`) given their `[tls:REASON]` text.
+struct Typed(tokio_rustls::client::TlsStream<Coalesce>);
+
+impl TlsStream for Typed {}
+
+fn typed(e: io::Error) -> io::Error {
+    if e.get_ref()
+        .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+    {
+        io::Error::other(io_text(&e))
+    } else {
+        e
+    }
+}
+
+impl AsyncRead for Typed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf).map_err(typed)
+    }
+}
+
+impl AsyncWrite for Typed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf).map_err(typed)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx).map_err(typed)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx).map_err(typed)
+    }
+}
+
+/// Above this, buffered bytes are written out without waiting for a flush.
+const COALESCE_MAX: usize = 64 * 1024;
+
+/// The transport under TLS: writes are buffered; a flush writes them out, except during the
+/// handshake (whose last flight then leaves with the first request); a read writes them out
+/// first, so nothing waits for an answer to bytes still buffered.
+struct Coalesce {
+    inner: Box<dyn TlsTransport>,
+    buf: Vec<u8>,
+    handshaking: Arc<AtomicBool>,
+}
+
+impl Coalesce {
+    /// Write out the buffer.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.buf.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.buf))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.buf.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Coalesce {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // Best effort: a write that cannot progress must not keep the read from reading.
+        if let Poll::Ready(Err(e)) = self.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Coalesce {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.buf.len() + data.len() > COALESCE_MAX {
+            ready!(self.poll_drain(cx))?;
+        }
+        if data.len() >= COALESCE_MAX {
+            return Pin::new(&mut self.inner).poll_write(cx, data);
+        }
+        self.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.handshaking.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// `insecure`: any certificate is taken; the handshake's signatures are still verified.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Add `wasi:tls` (its unstable `tls` feature on) to a linker.
+pub fn add_to_linker<T: WasiTlsView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    let mut opts = wasmtime_wasi_tls::p2::LinkOptions::default();
+    opts.tls(true);
+    wasmtime_wasi_tls::p2::add_to_linker(linker, &opts)
+}
+
+/// Certificates made on the spot (the demo's HTTPS target, the tests): a CA, and leaves it signs.
+pub mod pki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, date_time_ymd,
+    };
+
+    /// A leaf's certificate and key, PEM.
+    pub struct Leaf {
+        pub cert_pem: String,
+        pub key_pem: String,
+    }
+
+    /// When a leaf is valid.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Validity {
+        Now,
+        Expired,
+        NotYet,
+    }
+
+    pub struct Ca {
+        pub cert_pem: String,
+        pub key_pem: String,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn err(e: rcgen::Error) -> String {
+        format!("making a certificate: {e}")
+    }
+
+    impl Ca {
+        /// A self-signed CA (ECDSA P-256) named `name`.
+        pub fn new(name: &str) -> Result<Ca, String> {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+            let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            let cert = params.self_signed(&key).map_err(err)?;
+            Ok(Ca {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+                issuer: Issuer::new(params, key),
+            })
+        }
+
+        /// A server certificate for `names` (host names and IP literals).
+        pub fn server(&self, names: &[&str], validity: Validity) -> Result<Leaf, String> {
+            self.leaf(names, validity, ExtendedKeyUsagePurpose::ServerAuth)
+        }
+
+        /// A client certificate (mTLS) whose subject is `name`.
+        pub fn client(&self, name: &str) -> Result<Leaf, String> {
+            self.leaf(&[name], Validity::Now, ExtendedKeyUsagePurpose::ClientAuth)
+        }
+
+        fn leaf(
+            &self,
+            names: &[&str],
+            validity: Validity,
+            usage: ExtendedKeyUsagePurpose,
+        ) -> Result<Leaf, String> {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+            let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let mut params = CertificateParams::new(sans).map_err(err)?;
+            params
+                .distinguished_name
+                .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+            params.extended_key_usages = vec![usage];
+            match validity {
+                Validity::Now => {}
+                Validity::Expired => {
+                    params.not_before = date_time_ymd(2001, 1, 1);
+                    params.not_after = date_time_ymd(2002, 1, 1);
+                }
+                Validity::NotYet => {
+                    params.not_before = date_time_ymd(2090, 1, 1);
+                    params.not_after = date_time_ymd(2091, 1, 1);
+                }
+            }
+            let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
+            Ok(Leaf {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+            })
+        }
+    }
+}

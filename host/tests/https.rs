@@ -1,0 +1,239 @@
+//! `scheduler run` and `scheduler exec` over HTTPS against nginx with TLS: a scenario's `tls:`
+//! block (a CA file next to the scenario, a client identity per tenant), each user's source
+//! address from its pool seen by nginx over TLS, and curl's flags for `exec`.
+//!
+//! `.ci/run` installs nginx; where it is missing the tests say so and pass, unless
+//! REQUIRE_NGINX=1 (as in CI), where they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use compose::tls::pki::{Ca, Validity};
+use integration_tests::nginx::{self, Nginx};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scheduler-https-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run scheduler")
+}
+
+fn write(d: &Path, name: &str, text: &str) -> PathBuf {
+    let p = d.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// nginx with TLS; client certificates from `ca` are asked for, not required.
+fn nginx_tls(d: &Path, ca: &Ca) -> Option<Nginx> {
+    let Some(bin) = nginx::binary() else {
+        assert!(
+            std::env::var("REQUIRE_NGINX").is_err(),
+            "REQUIRE_NGINX is set but nginx is not installed"
+        );
+        eprintln!("SKIPPED: nginx is not installed");
+        return None;
+    };
+    let leaf = ca
+        .server(&["localhost", "127.0.0.1"], Validity::Now)
+        .unwrap();
+    let cert = write(d, "server.pem", &leaf.cert_pem);
+    let key = write(d, "server.key", &leaf.key_pem);
+    let ca_file = write(d, "nginx-ca.pem", &ca.cert_pem);
+    let http = "log_format probe '$remote_addr $connection_requests $ssl_protocol $ssl_client_s_dn $request';\n    access_log {dir}/logs/access.log probe;\n    keepalive_requests 1000;";
+    let server = format!(
+        "server {{ listen 127.0.0.1:{{port}} ssl; ssl_protocols TLSv1.2 TLSv1.3; ssl_certificate {}; ssl_certificate_key {}; ssl_client_certificate {}; ssl_verify_client optional; location / {{ return 200 \"ok\\n\"; }} }}",
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    );
+    Some(Nginx::start_server(&bin, "https", http, &server).unwrap())
+}
+
+#[test]
+fn an_https_scenario_runs_with_pool_addresses_and_tenant_identities() {
+    let d = tmp("run");
+    let ca = Ca::new("scenario CA").unwrap();
+    let Some(ng) = nginx_tls(&d, &ca) else { return };
+    // Files next to the scenario, named relative to it.
+    write(&d, "ca.pem", &ca.cert_pem);
+    let client = ca.client("tenant-a").unwrap();
+    write(&d, "a.pem", &client.cert_pem);
+    write(&d, "a.key", &client.key_pem);
+    let scenario = format!(
+        r#"
+version: "1.0"
+name: https
+workbook:
+  ip_pools:
+    - {{ id: pa, ranges: ["127.0.41.0/24"] }}
+    - {{ id: pb, ranges: ["127.0.42.0/24"] }}
+tls:
+  ca_file: ca.pem
+  min_version: "1.2"
+  tenants:
+    tenant-a: {{ client_cert: a.pem, client_key: a.key }}
+load:
+  ramp_up:
+    phases:
+      - {{ at_second: 0, spawn_users: 3, tenant_id: tenant-a, ip_pool_override: pa }}
+      - {{ at_second: 0, spawn_users: 2, tenant_id: tenant-b, ip_pool_override: pb }}
+  user_lifetime: {{ mode: loop, iterations: 3 }}
+  user_resources:
+    ip_binding: {{ enabled: true, pool_id: pa, strategy: per_user, release_on: user_exit }}
+actions:
+  actions:
+    - id: get
+      call: get
+      with: {{ url: "https://127.0.0.1:{}/x", bind_ip: "{{{{user.allocated_ip}}}}" }}
+workflows:
+  nodes:
+    - {{ id: start, type: action, action: get, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#,
+        ng.port
+    );
+    let path = write(&d, "s.yaml", &scenario);
+    let json = d.join("r.json");
+    let out = run(&["validate", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("TLS handshakes 5"), "{text}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["totals"]["requests"], 15);
+    assert_eq!(report["totals"]["ok"], 15);
+    assert_eq!(report["tls"]["handshakes"], 5);
+    assert_eq!(report["tls"]["verified"], true);
+
+    let log = std::fs::read_to_string(ng.dir.join("logs/access.log")).unwrap();
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 15, "{log}");
+    // Each user from its tenant's pool, over TLS 1.3, its three requests on one connection;
+    // tenant-a's users show their client certificate, tenant-b's none.
+    let mut by_ip = std::collections::BTreeMap::<&str, Vec<&Vec<&str>>>::new();
+    for l in &lines {
+        by_ip.entry(l[0]).or_default().push(l);
+    }
+    assert_eq!(by_ip.len(), 5, "{log}");
+    for (ip, ls) in by_ip {
+        assert_eq!(ls.len(), 3, "{ip}: {log}");
+        assert!(ls.iter().all(|l| l[2] == "TLSv1.3"));
+        let counts: Vec<&str> = ls.iter().map(|l| l[1]).collect();
+        assert_eq!(counts, ["1", "2", "3"], "{ip}: keep-alive over TLS");
+        if ip.starts_with("127.0.41.") {
+            assert!(ls.iter().all(|l| l[3].contains("CN=tenant-a")), "{log}");
+        } else {
+            assert!(ip.starts_with("127.0.42."), "{log}");
+            assert!(ls.iter().all(|l| l[3] == "-"), "{log}");
+        }
+    }
+
+    // validate refuses what run would: a CA file that is not there, a bad version.
+    let bad = scenario.replace("ca_file: ca.pem", "ca_file: missing.pem");
+    let path = write(&d, "bad.yaml", &bad);
+    let out = run(&["validate", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing.pem"), "{err}");
+    let bad = scenario.replace("min_version: \"1.2\"", "min_version: \"1.1\"");
+    let path = write(&d, "bad2.yaml", &bad);
+    let out = run(&["validate", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls.min_version"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn exec_takes_curls_tls_flags() {
+    let d = tmp("exec");
+    let ca = Ca::new("exec CA").unwrap();
+    let Some(ng) = nginx_tls(&d, &ca) else { return };
+    let url = format!("https://127.0.0.1:{}/e", ng.port);
+    let ca_file = write(&d, "ca.pem", &ca.cert_pem);
+    // Not trusted: a typed error, exit 1.
+    let out = run(&["exec", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls(unknown-issuer)"), "{err}");
+    // --cacert
+    let out = run(&[
+        "exec",
+        &url,
+        "--cacert",
+        ca_file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["tls"]["version"], "TLSv1.3");
+    assert_eq!(v["tls"]["verified"], true);
+    assert!(v["timings_us"]["tls"].as_u64().unwrap() > 0);
+    // -k, and --tls-max
+    let out = run(&["exec", "-k", "--tls-max", "1.2", &url, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tls"]["version"], "TLSv1.2");
+    assert_eq!(v["tls"]["verified"], false);
+    // --cert / --key: nginx sees the client's name.
+    let client = ca.client("exec-user").unwrap();
+    let cert = write(&d, "c.pem", &client.cert_pem);
+    let key = write(&d, "c.key", &client.key_pem);
+    let out = run(&[
+        "exec",
+        &url,
+        "--cacert",
+        ca_file.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(ng.dir.join("logs/access.log")).unwrap();
+    assert!(
+        log.lines().last().unwrap().contains("CN=exec-user"),
+        "{log}"
+    );
+    // --cert without --key is a usage error.
+    let out = run(&["exec", &url, "--cert", cert.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&d);
+}
