@@ -1075,6 +1075,9 @@ fn main() {
         let rate = executor_gets(&mut Executor::new(), &url, 20_000);
         println!("ours: {rate:.0} req/s");
     }
+    if want("https") {
+        https(&mut t, quick, reps);
+    }
     if want("artifact") {
         artifact(&mut t, quick, reps);
     }
@@ -1125,4 +1128,224 @@ fn main() {
         std::fs::write(&path, out + &tail).unwrap();
         println!("\nwrote {}", path.display());
     }
+}
+
+/// nginx with TLS (a certificate from a CA made here), and the CA's PEM file.
+fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf)> {
+    use compose::tls::pki::{Ca, Validity};
+    let bin = integration_tests::nginx::binary()?;
+    let dir = std::env::temp_dir().join(format!("bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let ca = Ca::new("bench CA").ok()?;
+    let leaf = ca.server(&["127.0.0.1"], Validity::Now).ok()?;
+    let (ca_file, cert, key) = (dir.join("ca.pem"), dir.join("s.pem"), dir.join("s.key"));
+    std::fs::write(&ca_file, &ca.cert_pem).ok()?;
+    std::fs::write(&cert, &leaf.cert_pem).ok()?;
+    std::fs::write(&key, &leaf.key_pem).ok()?;
+    // A 100 MB file for the bulk row.
+    let mut big = std::fs::File::create(dir.join("big")).ok()?;
+    let chunk = vec![7u8; 1 << 20];
+    for _ in 0..100 {
+        big.write_all(&chunk).ok()?;
+    }
+    let server = format!(
+        "server {{ listen 127.0.0.1:{{port}} ssl backlog=4096; ssl_protocols TLSv1.2 TLSv1.3; ssl_certificate {}; ssl_certificate_key {}; ssl_session_cache shared:SSL:10m; location = /big {{ root {}; }} location / {{ return 200 \"hello\\n\"; }} }}",
+        cert.display(),
+        key.display(),
+        dir.display()
+    );
+    let ng = Nginx::start_server(
+        &bin,
+        "bench-tls",
+        "access_log off;\n    keepalive_requests 1000000;",
+        &server,
+    )
+    .ok()?;
+    Some((ng, ca_file, dir))
+}
+
+/// This process's CPU time so far (user + system), in seconds.
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    integration_tests::nginx::cpu_fields(&stat, 11).map_or(0.0, |(u, s)| u + s)
+}
+
+/// A native rustls client on the same crypto (ring), with session resumption as ours has.
+fn native_tls_config(ca_file: &std::path::Path) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca_file).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// One GET over a native rustls connection (new or kept); the body's length.
+fn native_tls_get(
+    s: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    path: &str,
+) -> usize {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed in the response");
+        buf.extend_from_slice(&chunk[..n]);
+        let mut h = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut h);
+        if let Ok(httparse::Status::Complete(at)) = resp.parse(&buf) {
+            let len: usize = resp
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                .unwrap();
+            let mut got = buf.len() - at;
+            while got < len {
+                let n = s.read(&mut chunk).unwrap();
+                assert!(n > 0);
+                got += n;
+            }
+            return len;
+        }
+    }
+}
+
+fn native_tls_connect(
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    port: u16,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = tcp.set_nodelay(true);
+    let conn =
+        rustls::ClientConnection::new(config.clone(), "127.0.0.1".try_into().unwrap()).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Rows 8: HTTPS against nginx with TLS, ours (the artifact, TLS on the host through wasi:tls)
+/// beside a native rustls client with the same crypto in the same process.
+fn https(t: &mut Table, quick: bool, reps: usize) {
+    let Some((ng, ca_file, dir)) = nginx_tls() else {
+        t.row(
+            "7",
+            "HTTPS against nginx",
+            "-".into(),
+            "nginx not installed".into(),
+            "-".into(),
+            "",
+        );
+        return;
+    };
+    let settings = compose::tls::TlsSettings {
+        ca_files: vec![ca_file.clone()],
+        ..Default::default()
+    };
+    let config = native_tls_config(&ca_file);
+    let port = ng.port;
+    let url = format!("https://127.0.0.1:{port}/");
+
+    // 7a: a new connection (and handshake) per request: client CPU per request.
+    let n = if quick { 20 } else { 2_000 };
+    let (mut ex, _) = Executor::with_tls(&settings);
+    let ours = || {
+        let c = own_cpu();
+        for _ in 0..n {
+            let o = ex
+                .run(
+                    HttpMethod::Get,
+                    json!({ "url": url, "keep_alive": false }),
+                    vec![],
+                )
+                .unwrap();
+            assert_eq!(o.status, 200);
+        }
+        (own_cpu() - c) / n as f64 * 1e6
+    };
+    let native = || {
+        let c = own_cpu();
+        for _ in 0..n {
+            let mut s = native_tls_connect(&config, port);
+            native_tls_get(&mut s, "/");
+        }
+        (own_cpu() - c) / n as f64 * 1e6
+    };
+    let mut ours = ours;
+    let mut native = native;
+    let (o, r) = ab(reps, &mut ours, &mut native);
+    t.row(
+        "8a",
+        &format!("HTTPS, a TLS handshake per request (resumed, as both clients do), {n} requests: client CPU per request"),
+        fmt(&o, "us"),
+        format!("native rustls (ring) {}", fmt(&r, "us")),
+        format!("{:.2} x native", o.median / r.median),
+        &t.judged("<= 1.5 x native rustls", o.median <= 1.5 * r.median),
+    );
+
+    // 7b: sequential keep-alive GETs over TLS.
+    let n = if quick { 50 } else { 5_000 };
+    let (mut ex, _) = Executor::with_tls(&settings);
+    let mut ours = || executor_gets(&mut ex, &url, n);
+    let mut native = || {
+        let mut s = native_tls_connect(&config, port);
+        let start = Instant::now();
+        for _ in 0..n {
+            native_tls_get(&mut s, "/");
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let (o, r) = ab(reps, &mut ours, &mut native);
+    t.row(
+        "8b",
+        &format!("HTTPS sequential keep-alive GETs to nginx, {n} requests"),
+        fmt(&o, "req/s"),
+        format!("native rustls {}", fmt(&r, "req/s")),
+        format!("{:.2} x native", o.median / r.median),
+        &t.judged(">= 0.5 x native rustls", o.median >= 0.5 * r.median),
+    );
+
+    // 7c: 100 MB over TLS.
+    let big = format!("https://127.0.0.1:{port}/big");
+    let (mut ex, _) = Executor::with_tls(&settings);
+    let size = 100.0 * 1024.0 * 1024.0;
+    let reps_bulk = if quick { 1 } else { 3 };
+    let mut ours = || {
+        let start = Instant::now();
+        let o = ex
+            .run(
+                HttpMethod::Get,
+                json!({ "url": big, "discard_body": true, "max_response_body": 200u64 << 20 }),
+                vec![],
+            )
+            .unwrap();
+        assert_eq!(o.body_length as f64, size);
+        size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+    };
+    let mut native = || {
+        let mut s = native_tls_connect(&config, port);
+        let start = Instant::now();
+        assert_eq!(native_tls_get(&mut s, "/big") as f64, size);
+        size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+    };
+    let (o, r) = ab(reps_bulk, &mut ours, &mut native);
+    t.row(
+        "8c",
+        "HTTPS download of 100 MB from nginx",
+        fmt(&o, "MiB/s"),
+        format!("native rustls {}", fmt(&r, "MiB/s")),
+        format!("{:.2} x native", o.median / r.median),
+        &t.judged(">= 0.8 x native rustls", o.median >= 0.8 * r.median),
+    );
+    drop(ng);
+    let _ = std::fs::remove_dir_all(dir);
 }
