@@ -364,12 +364,17 @@ fn typed(e: io::Error) -> io::Error {
 }
 
 impl AsyncRead for Typed {
+    /// A peer that closes without `close_notify` (many servers do) ends the stream as any
+    /// close does: HTTP's own framing says whether anything is missing.
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf).map_err(typed)
+        match ready!(Pin::new(&mut self.0).poll_read(cx, buf)) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+            r => Poll::Ready(r.map_err(typed)),
+        }
     }
 }
 

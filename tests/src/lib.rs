@@ -36,6 +36,7 @@ pub mod pool_bindings {
 use socket_bindings::SocketComponent;
 pub use socket_bindings::exports::scheduler::core_libs::socket::{
     AddressFamily, Protocol, ShutdownType, SocketAddress, SocketError, SocketState, StateError,
+    TlsError, TlsReason as SocketTlsReason,
 };
 
 pub struct Ctx {
@@ -283,7 +284,7 @@ impl SocketGuest {
         Self::with_linker(loopback_policy(), test_dns_linker())
     }
 
-    /// An executor whose TLS is configured with `settings`; the slot holds what its last
+    /// A guest whose TLS is configured with `settings`; the slot holds what its last
     /// handshake negotiated.
     pub fn with_tls(settings: &TlsSettings) -> (Self, Arc<Mutex<Option<Negotiated>>>) {
         let (tls, last) = tls_ctx(settings);
@@ -363,6 +364,8 @@ methods! {
     receive_from => call_receive_from(max: u32) -> R<(Vec<u8>, SocketAddress)>;
     shutdown => call_shutdown(how: ShutdownType) -> R<()>;
     close => call_close() -> R<()>;
+    start_tls => call_start_tls(server_name: &str) -> R<()>;
+    is_tls => call_is_tls() -> bool;
     set_read_timeout => call_set_read_timeout(ms: u64) -> R<()>;
     set_write_timeout => call_set_write_timeout(ms: u64) -> R<()>;
     set_connect_timeout => call_set_connect_timeout(ms: u64) -> R<()>;

@@ -689,3 +689,89 @@ fn ten_megabytes_each_way_and_servers_that_close_or_stall() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The socket interface alone: TLS on a connected socket, then send, receive, the idle check,
+/// shutdown and close above it; misuse named by state.
+#[test]
+fn the_socket_component_speaks_tls_after_start_tls() {
+    let ca = Ca::new("test CA").unwrap();
+    let d = dir("socket");
+    let ca_file = write(&d, "ca.pem", &ca.cert_pem);
+    let leaf = ca.server(&["127.0.0.1"], Validity::Now).unwrap();
+    // Echoes lines; a line "bye" ends the connection with close_notify.
+    let port = rustls_server(&leaf, |s| {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if &buf[..n] == b"bye\n" {
+                return;
+            }
+            if s.write_all(&buf[..n]).and_then(|()| s.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    let (mut g, last) = SocketGuest::with_tls(&trusting(&ca_file));
+    let addr = SocketAddress {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    // Not before a connection, not on UDP.
+    let s = g.tcp4();
+    assert!(matches!(
+        g.start_tls(s, "127.0.0.1"),
+        Err(SocketError::InvalidState(_))
+    ));
+    let u = g.udp4();
+    assert!(matches!(
+        g.start_tls(u, "127.0.0.1"),
+        Err(SocketError::NotSupported(_))
+    ));
+    g.connect(s, &addr).unwrap();
+    assert!(!g.is_tls(s));
+    g.start_tls(s, "127.0.0.1").unwrap();
+    assert!(g.is_tls(s));
+    assert!(matches!(
+        g.start_tls(s, "127.0.0.1"),
+        Err(SocketError::InvalidState(_))
+    ));
+    assert_eq!(last.lock().unwrap().as_ref().unwrap().version, "TLSv1.3");
+    assert_eq!(g.send(s, b"one\n").unwrap(), 4);
+    assert_eq!(g.receive(s, 100).unwrap(), b"one\n");
+    // TLS 1.3 session tickets came after the handshake: bytes on the wire, none above TLS;
+    // the connection is idle.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(g.send_receive(s, b"two\n", 100, true).unwrap(), b"two\n");
+    g.set_read_timeout(s, 0).unwrap();
+    assert!(matches!(g.try_receive(s, 10), Err(SocketError::WouldBlock)));
+    g.set_read_timeout(s, 5_000).unwrap();
+    // The server ends the connection: an empty read.
+    g.send(s, b"bye\n").unwrap();
+    assert_eq!(g.receive(s, 100).unwrap(), b"");
+    g.close(s).unwrap();
+    g.drop_socket(s);
+
+    // A name the certificate does not carry: a typed failure, and the socket is closed.
+    let s = g.tcp4();
+    g.connect(s, &addr).unwrap();
+    match g.start_tls(s, "wrong.test") {
+        Err(SocketError::Tls(TlsError { reason, message })) => {
+            assert_eq!(reason, SocketTlsReason::NameMismatch, "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(g.state(s), SocketState::Closed);
+    g.drop_socket(s);
+    // Shutdown over TLS sends close_notify: the server's read ends.
+    let s = g.tcp4();
+    g.connect(s, &addr).unwrap();
+    g.start_tls(s, "127.0.0.1").unwrap();
+    g.shutdown(s, ShutdownType::Send).unwrap();
+    assert_eq!(g.receive(s, 100).unwrap(), b"");
+    g.drop_socket(s);
+    g.drop_socket(u);
+    let _ = std::fs::remove_dir_all(&d);
+}
