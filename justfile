@@ -10,8 +10,9 @@ default:
 # Build every component in release for wasm32-wasip2 and validate each with wasm-tools.
 build-all:
     cargo build --profile wasm --target wasm32-wasip2 --target-dir target/wasm-components \
-        -p socket-component -p ip-pool-component -p http-actions-component
-    for c in socket_component ip_pool_component http_actions_component; do \
+        -p socket-component -p ip-pool-component -p http-actions-component \
+        -p tls-unsupported-component
+    for c in socket_component ip_pool_component http_actions_component tls_unsupported_component; do \
         wasm-tools validate {{wasm}}/$c.wasm; \
         printf '%-28s %8d bytes  valid\n' "$c.wasm" "$(stat -c %s {{wasm}}/$c.wasm)"; \
     done
@@ -21,10 +22,14 @@ compose: build-all
     mkdir -p {{out}}
     cargo run -q --bin compose -- {{out}}/scheduler-executor.wasm
     wasm-tools validate {{out}}/scheduler-executor.wasm
+    cargo run -q --bin compose -- --portable {{out}}/scheduler-executor-portable.wasm
+    wasm-tools validate {{out}}/scheduler-executor-portable.wasm
 
 # Show the artifact's imports and exports.
 validate: compose
     wasm-tools component wit {{out}}/scheduler-executor.wasm | grep -E '^\s*(import|export)'
+    @echo "-- scheduler-executor-portable.wasm (no wasi:tls):"
+    wasm-tools component wit {{out}}/scheduler-executor-portable.wasm | grep -E '^\s*(import|export)'
 
 # The same composition with the wac CLI, from compose/scheduler-executor.wac. (A bare
 # `wac plug` cannot express it: the result must also export the ip-pool instance, whose
@@ -68,7 +73,7 @@ fmt:
 
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p socket-component -p ip-pool-component -p http-actions-component -p ureq-guest -p wasi-http-guest -p bare-guest -- -D warnings
+    cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p socket-component -p ip-pool-component -p http-actions-component -p tls-unsupported-component -p ureq-guest -p wasi-http-guest -p bare-guest -- -D warnings
     cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p bare-guest --features via-socket -- -D warnings
 
 # Fuzz every target for longer than CI does (proptest on the stable toolchain; CI runs the

@@ -23,6 +23,11 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
         "http_actions_component",
         "HTTP_ACTIONS_COMPONENT",
     ),
+    (
+        "tls-unsupported-component",
+        "tls_unsupported_component",
+        "TLS_UNSUPPORTED_COMPONENT",
+    ),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -88,6 +93,16 @@ fn main() {
     let out = target_dir.join("scheduler-executor.wasm");
     std::fs::write(&out, executor).expect("write scheduler-executor.wasm");
     println!("cargo:rustc-env=EXECUTOR_WASM={}", out.display());
+    let portable = graph::compose_portable(
+        &read("socket_component"),
+        &read("ip_pool_component"),
+        &read("http_actions_component"),
+        &read("tls_unsupported_component"),
+    )
+    .unwrap_or_else(|e| panic!("composing scheduler-executor-portable.wasm: {e}"));
+    let out = target_dir.join("scheduler-executor-portable.wasm");
+    std::fs::write(&out, portable).expect("write scheduler-executor-portable.wasm");
+    println!("cargo:rustc-env=EXECUTOR_PORTABLE_WASM={}", out.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     // The lock file (dependency versions) and the workspace manifest (`[profile.wasm]`).
     for file in ["Cargo.lock", "Cargo.toml"] {

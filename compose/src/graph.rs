@@ -8,6 +8,7 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeId};
 pub const SOCKET: &str = "scheduler:core-libs/socket@0.1.0";
 pub const IP_POOL: &str = "scheduler:core-libs/ip-pool@0.1.0";
 pub const EXECUTOR: &str = "scheduler:executor/executor@0.1.0";
+pub const WASI_TLS: &str = "wasi:tls/types@0.2.0-draft";
 
 fn err(what: &str) -> impl Fn(String) -> String + '_ {
     move |e| format!("{what}: {e}")
@@ -38,6 +39,26 @@ pub fn compose_executor(
     ip_pool: &[u8],
     http_actions: &[u8],
 ) -> Result<Vec<u8>, String> {
+    compose(socket, ip_pool, http_actions, None)
+}
+
+/// The portable artifact: the same, with `wasi:tls` satisfied inside by `tls` (a component
+/// that refuses every handshake), for hosts without `wasi:tls`.
+pub fn compose_portable(
+    socket: &[u8],
+    ip_pool: &[u8],
+    http_actions: &[u8],
+    tls: &[u8],
+) -> Result<Vec<u8>, String> {
+    compose(Some(socket), ip_pool, http_actions, Some(tls))
+}
+
+fn compose(
+    socket: Option<&[u8]>,
+    ip_pool: &[u8],
+    http_actions: &[u8],
+    tls: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
     let mut graph = CompositionGraph::new();
     let mut register = |name: &str, bytes: &[u8]| -> Result<_, String> {
         let bytes = strip_custom_sections(bytes).map_err(|e| format!("{name}: {e}"))?;
@@ -50,6 +71,9 @@ pub fn compose_executor(
     let socket = socket
         .map(|s| register("scheduler:socket", s))
         .transpose()?;
+    let tls = tls
+        .map(|t| register("scheduler:tls-unsupported", t))
+        .transpose()?;
     let ip_pool = register("scheduler:ip-pool", ip_pool)?;
     let actions = register("scheduler:http-actions", http_actions)?;
 
@@ -57,6 +81,10 @@ pub fn compose_executor(
     let pool_i = graph.instantiate(ip_pool);
     let actions_i = graph.instantiate(actions);
 
+    if let (Some(tls), Some(socket_i)) = (tls, socket_i) {
+        let tls_i = graph.instantiate(tls);
+        plug(&mut graph, tls_i, socket_i, WASI_TLS, "wasi:tls")?;
+    }
     if let Some(socket_i) = socket_i {
         plug(&mut graph, socket_i, actions_i, SOCKET, "socket")?;
     }

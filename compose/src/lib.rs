@@ -4,7 +4,9 @@
 mod graph;
 pub mod tls;
 
-pub use graph::{EXECUTOR, IP_POOL, SOCKET, compose_executor, strip_custom_sections};
+pub use graph::{
+    EXECUTOR, IP_POOL, SOCKET, WASI_TLS, compose_executor, compose_portable, strip_custom_sections,
+};
 
 /// The socket component (`scheduler:core-libs/socket`), size-tuned release build (`[profile.wasm]`).
 pub const SOCKET_COMPONENT: &str = env!("SOCKET_COMPONENT_WASM");
@@ -15,8 +17,16 @@ pub const IP_POOL_COMPONENT: &str = env!("IP_POOL_COMPONENT_WASM");
 /// The http-actions component (imports socket and ip-pool), size-tuned release build (`[profile.wasm]`).
 pub const HTTP_ACTIONS_COMPONENT: &str = env!("HTTP_ACTIONS_COMPONENT_WASM");
 
-/// The composed executor artifact: exports the executor and ip-pool, imports only WASI.
+/// The stand-in for `wasi:tls` that refuses every handshake (for the portable artifact).
+pub const TLS_UNSUPPORTED_COMPONENT: &str = env!("TLS_UNSUPPORTED_COMPONENT_WASM");
+
+/// The composed executor artifact: exports the executor and ip-pool, imports only WASI (with
+/// `wasi:tls`).
 pub const EXECUTOR_ARTIFACT: &str = env!("EXECUTOR_WASM");
+
+/// The same for hosts without `wasi:tls` (jco on Node): `https://` is refused with
+/// `tls(unsupported)`, everything else works.
+pub const EXECUTOR_PORTABLE_ARTIFACT: &str = env!("EXECUTOR_PORTABLE_WASM");
 
 /// The same artifact's bytes, built into whatever links this crate: a copied or installed
 /// `scheduler` needs no build tree.

@@ -1,20 +1,38 @@
-//! `compose [OUT]`: write `scheduler-executor.wasm` (composed with wac-graph from the three
-//! components this crate's build script built) to OUT, default `./scheduler-executor.wasm`.
+//! `compose [--portable] [OUT]`: write `scheduler-executor.wasm` (composed with wac-graph from
+//! the three components this crate's build script built) to OUT, default
+//! `./scheduler-executor.wasm`; with `--portable`, the build for hosts without `wasi:tls`.
 
 fn main() {
-    let out = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "scheduler-executor.wasm".to_string());
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let portable = args.iter().any(|a| a == "--portable");
+    args.retain(|a| a != "--portable");
+    let out = args.first().cloned().unwrap_or_else(|| {
+        if portable {
+            "scheduler-executor-portable.wasm".to_string()
+        } else {
+            "scheduler-executor.wasm".to_string()
+        }
+    });
     if out == "-h" || out == "--help" {
-        println!("usage: compose [OUT]   (default ./scheduler-executor.wasm)");
+        println!("usage: compose [--portable] [OUT]   (default ./scheduler-executor.wasm)");
         return;
     }
     let read = |p: &str| std::fs::read(p).unwrap_or_else(|e| fail(&format!("reading {p}: {e}")));
-    let bytes = compose::compose_executor(
-        Some(&read(compose::SOCKET_COMPONENT)),
-        &read(compose::IP_POOL_COMPONENT),
-        &read(compose::HTTP_ACTIONS_COMPONENT),
-    )
+    let (socket, pool, actions) = (
+        read(compose::SOCKET_COMPONENT),
+        read(compose::IP_POOL_COMPONENT),
+        read(compose::HTTP_ACTIONS_COMPONENT),
+    );
+    let bytes = if portable {
+        compose::compose_portable(
+            &socket,
+            &pool,
+            &actions,
+            &read(compose::TLS_UNSUPPORTED_COMPONENT),
+        )
+    } else {
+        compose::compose_executor(Some(&socket), &pool, &actions)
+    }
     .unwrap_or_else(|e| fail(&e));
     std::fs::write(&out, &bytes).unwrap_or_else(|e| fail(&format!("writing {out}: {e}")));
     println!("wrote {out} ({} bytes)", bytes.len());

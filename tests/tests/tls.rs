@@ -775,3 +775,42 @@ fn the_socket_component_speaks_tls_after_start_tls() {
     g.drop_socket(u);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `scheduler-executor-portable.wasm` on a host without `wasi:tls`: it instantiates with WASI
+/// alone, `http://` works, and `https://` is the typed `tls(unsupported)`.
+#[test]
+fn the_portable_artifact_runs_without_wasi_tls() {
+    use integration_tests::http_server::{Reply, serve};
+    use wasmtime::Store;
+    use wasmtime::component::{Component, Linker};
+    let server = serve("127.0.0.1:0", None, |_| {
+        Reply::Full(200, vec![], b"plain".to_vec())
+    });
+    let mut linker: Linker<Ctx> = Linker::new(engine());
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    compose::bound_stream_drops_sync(&mut linker).unwrap();
+    let portable = Component::from_file(engine(), compose::EXECUTOR_PORTABLE_ARTIFACT).unwrap();
+    // The main artifact needs wasi:tls; the portable one does not.
+    let main = Component::from_file(engine(), compose::EXECUTOR_ARTIFACT).unwrap();
+    assert!(linker.instantiate_pre(&main).is_err());
+    let mut store = Store::new(engine(), Ctx::new(loopback_policy()));
+    let ex = executor_bindings::SchedulerExecutor::instantiate(&mut store, &portable, &linker)
+        .expect("the portable artifact instantiates without wasi:tls");
+    let run = |store: &mut Store<Ctx>, url: String| {
+        let action = executor_bindings::exports::scheduler::executor::executor::Action {
+            id: "a".into(),
+            call: HttpMethod::Get,
+            with_params: json!({ "url": url }).to_string(),
+            exports: vec![],
+        };
+        ex.scheduler_executor_executor()
+            .call_execute_action(store, &action)
+            .unwrap()
+    };
+    let o = run(&mut store, server.url("/")).unwrap();
+    assert_eq!((o.status, o.body.as_slice()), (200, &b"plain"[..]));
+    let r = run(&mut store, format!("https://{}/", server.addr));
+    assert_eq!(tls_reason(r), TlsReason::Unsupported);
+    // And plain HTTP still works after the refusal.
+    assert_eq!(run(&mut store, server.url("/again")).unwrap().status, 200);
+}

@@ -495,8 +495,13 @@ impl Inner {
                         message: text,
                     })));
                 }
+                // Taken before it was ever given: the host refuses TLS (the portable
+                // artifact's stand-in for wasi:tls does this).
                 Some(Err(())) => {
-                    break Err(SocketError::Other("TLS handshake result taken".into()));
+                    break Err(SocketError::Tls(TlsError {
+                        reason: TlsReason::Unsupported,
+                        message: "this host has no TLS (wasi:tls refused the handshake)".into(),
+                    }));
                 }
             }
         };
