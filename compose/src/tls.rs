@@ -246,11 +246,7 @@ impl TlsProvider for InstanceTls {
                 ))
             })?;
             let handshaking = Arc::new(AtomicBool::new(true));
-            let transport = Coalesce {
-                inner: transport,
-                buf: Vec::new(),
-                handshaking: handshaking.clone(),
-            };
+            let transport = Coalesce::new(transport, handshaking.clone());
             let r = tokio_rustls::TlsConnector::from(config)
                 .connect(domain, transport)
                 .await;
@@ -402,11 +398,34 @@ const COALESCE_MAX: usize = 64 * 1024;
 /// The transport under TLS: writes are buffered; a flush writes them out, except during the
 /// handshake (whose last flight then leaves with the first request); a read writes them out
 /// first, so nothing waits for an answer to bytes still buffered.
+///
+/// Reads are buffered too: rustls asks for 4 KiB at a time, and each ask of the transport is a
+/// read of the guest's TCP stream through WASI; one read of up to 64 KiB serves sixteen asks.
 struct Coalesce {
     inner: Box<dyn TlsTransport>,
     buf: Vec<u8>,
     handshaking: Arc<AtomicBool>,
+    /// Read ahead: `rbuf[rpos..]` is not yet handed on.
+    rbuf: Box<[u8]>,
+    rpos: usize,
+    rlen: usize,
 }
+
+impl Coalesce {
+    fn new(inner: Box<dyn TlsTransport>, handshaking: Arc<AtomicBool>) -> Coalesce {
+        Coalesce {
+            inner,
+            buf: Vec::new(),
+            handshaking,
+            rbuf: vec![0; READ_AHEAD].into_boxed_slice(),
+            rpos: 0,
+            rlen: 0,
+        }
+    }
+}
+
+/// The read-ahead buffer's size.
+const READ_AHEAD: usize = 64 * 1024;
 
 impl Coalesce {
     /// Write out the buffer.
@@ -432,7 +451,21 @@ impl AsyncRead for Coalesce {
         if let Poll::Ready(Err(e)) = self.poll_drain(cx) {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        if self.rpos == self.rlen {
+            let this = &mut *self;
+            let mut ahead = ReadBuf::new(&mut this.rbuf);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut ahead))?;
+            let n = ahead.filled().len();
+            if n == 0 {
+                // The end of the stream.
+                return Poll::Ready(Ok(()));
+            }
+            (this.rpos, this.rlen) = (0, n);
+        }
+        let n = (self.rlen - self.rpos).min(buf.remaining());
+        buf.put_slice(&self.rbuf[self.rpos..self.rpos + n]);
+        self.rpos += n;
+        Poll::Ready(Ok(()))
     }
 }
 

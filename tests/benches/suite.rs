@@ -1253,6 +1253,8 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     };
     let config = native_tls_config(&ca_file);
     let port = ng.port;
+    let plain_ng = nginx();
+    let plain_port = plain_ng.as_ref().map_or(0, |n| n.port);
     let url = format!("https://127.0.0.1:{port}/");
 
     // 7a: a new connection (and handshake) per request: client CPU per request.
@@ -1283,6 +1285,35 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     let mut ours = ours;
     let mut native = native;
     let (o, r) = ab(reps, &mut ours, &mut native);
+    // The same through the artifact over plain HTTP: what is not TLS in the figure above.
+    let plain = format!("http://127.0.0.1:{}/", plain_port);
+    let mut ex_plain = Executor::new();
+    let p = stat(
+        (0..reps)
+            .map(|_| {
+                let c = own_cpu();
+                for _ in 0..n {
+                    let o = ex_plain
+                        .run(
+                            HttpMethod::Get,
+                            json!({ "url": plain, "keep_alive": false }),
+                            vec![],
+                        )
+                        .unwrap();
+                    assert_eq!(o.status, 200);
+                }
+                (own_cpu() - c) / n as f64 * 1e6
+            })
+            .collect(),
+    );
+    t.row(
+        "8a",
+        &format!("plain HTTP through the artifact, a connection per request, {n} requests: client CPU per request"),
+        fmt(&p, "us"),
+        format!("ours over TLS {}", fmt(&o, "us")),
+        format!("TLS adds {:.0} us", o.median - p.median),
+        "reported",
+    );
     t.row(
         "8a",
         &format!("HTTPS, a TLS handshake per request (resumed, as both clients do), {n} requests: client CPU per request"),

@@ -264,12 +264,21 @@ fn nginx_tls(name: &str, cert: &Path, key: &Path, extra: &str) -> Option<nginx::
     Some(nginx::Nginx::start_server(&bin, name, http, &server).unwrap())
 }
 
-fn access_log(ng: &nginx::Nginx) -> Vec<Vec<String>> {
-    std::fs::read_to_string(ng.dir.join("logs/access.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split(' ').map(str::to_string).collect())
-        .collect()
+/// nginx's access log once it has at least `n` lines (it writes a request's line after the
+/// response has gone, so a client can be faster than the log), or after 10 s.
+fn access_log(ng: &nginx::Nginx, n: usize) -> Vec<Vec<String>> {
+    let start = Instant::now();
+    loop {
+        let lines: Vec<Vec<String>> = std::fs::read_to_string(ng.dir.join("logs/access.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').map(str::to_string).collect())
+            .collect();
+        if lines.len() >= n || start.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -367,7 +376,7 @@ fn nginx_sees_pool_addresses_reuse_resumption_and_sni_over_tls() {
         .unwrap();
     assert_eq!(o.status, 200);
 
-    let log = access_log(&ng);
+    let log = access_log(&ng, 13);
     let probes: Vec<_> = log.iter().filter(|l| l[8].starts_with("/probe")).collect();
     assert_eq!(probes.len(), 10, "{log:?}");
     for (user, ip) in used.iter().enumerate() {
@@ -459,7 +468,7 @@ fn verification_failures_are_typed_and_nothing_is_sent() {
                 .status,
             200
         );
-        let log = access_log(&ng);
+        let log = access_log(&ng, 1);
         assert!(
             log.iter().all(|l| !l[8].starts_with("/secret")),
             "{name}: the request reached the server: {log:?}"
@@ -501,7 +510,7 @@ fn nginx_mtls_and_a_redirect_from_http_to_https() {
     ));
     let (mut ex, _) = Executor::with_tls(&settings);
     assert_eq!(ex.get(&url).unwrap().status, 200);
-    let log = access_log(&ng);
+    let log = access_log(&ng, 2);
     assert!(log.last().unwrap()[6].contains("CN=tenant-a"), "{log:?}");
 
     // http -> https: a plain nginx redirects to the TLS one; the Location is followed.
