@@ -392,12 +392,13 @@ impl AsyncWrite for Typed {
     }
 }
 
-/// Above this, buffered bytes are written out without waiting for a flush.
+/// At most this much of the first write after the handshake joins the handshake's last flight.
 const COALESCE_MAX: usize = 64 * 1024;
 
-/// The transport under TLS: writes are buffered; a flush writes them out, except during the
-/// handshake (whose last flight then leaves with the first request); a read writes them out
-/// first, so nothing waits for an answer to bytes still buffered.
+/// The transport under TLS: during the handshake writes are held (a flush does not send them)
+/// until a read must wait for the peer, which sends them first; the handshake's last flight is
+/// still held when it completes, and leaves in one write with the first request. After that,
+/// writes go straight through.
 ///
 /// Reads are buffered too: rustls asks for 4 KiB at a time, and each ask of the transport is a
 /// read of the guest's TCP stream through WASI; one read of up to 64 KiB serves sixteen asks.
@@ -447,8 +448,12 @@ impl AsyncRead for Coalesce {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // Best effort: a write that cannot progress must not keep the read from reading.
-        if let Poll::Ready(Err(e)) = self.poll_drain(cx) {
+        // During the handshake, what is held goes before a read waits for the peer (best
+        // effort: a write that cannot progress must not keep the read from reading). After it,
+        // the last flight waits for the guest's first send (or its flush before a first read).
+        if self.handshaking.load(Ordering::Acquire)
+            && let Poll::Ready(Err(e)) = self.poll_drain(cx)
+        {
             return Poll::Ready(Err(e));
         }
         if self.rpos == self.rlen {
@@ -475,10 +480,21 @@ impl AsyncWrite for Coalesce {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.buf.len() + data.len() > COALESCE_MAX {
+        if !self.handshaking.load(Ordering::Acquire) {
+            // After the handshake: its last flight (if still held) leaves with these bytes, in
+            // one write; then writes go straight through.
+            if self.buf.is_empty() {
+                return Pin::new(&mut self.inner).poll_write(cx, data);
+            }
+            if self.buf.len() < COALESCE_MAX {
+                let take = data.len().min(COALESCE_MAX - self.buf.len());
+                self.buf.extend_from_slice(&data[..take]);
+                // The bytes are ours now; the write of the whole is awaited by the next
+                // write, flush or read.
+                let _ = self.poll_drain(cx)?;
+                return Poll::Ready(Ok(take));
+            }
             ready!(self.poll_drain(cx))?;
-        }
-        if data.len() >= COALESCE_MAX {
             return Pin::new(&mut self.inner).poll_write(cx, data);
         }
         self.buf.extend_from_slice(data);

@@ -781,6 +781,25 @@ fn the_socket_component_speaks_tls_after_start_tls() {
     g.shutdown(s, ShutdownType::Send).unwrap();
     assert_eq!(g.receive(s, 100).unwrap(), b"");
     g.drop_socket(s);
+    // A server that speaks first: a receive before any send finishes the handshake's last
+    // flight (held for the first send) and gets the greeting.
+    let greeter = rustls_server(&leaf, |s| {
+        let _ = s.write_all(b"hi\n").and_then(|()| s.flush());
+        let mut b = [0u8; 16];
+        let _ = s.read(&mut b);
+    });
+    let s = g.tcp4();
+    g.connect(
+        s,
+        &SocketAddress {
+            host: "127.0.0.1".into(),
+            port: greeter,
+        },
+    )
+    .unwrap();
+    g.start_tls(s, "127.0.0.1").unwrap();
+    assert_eq!(g.receive(s, 100).unwrap(), b"hi\n");
+    g.drop_socket(s);
     g.drop_socket(u);
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -123,6 +123,9 @@ struct Tcp {
     /// After `start-tls`: the TLS connection the streams above belong to (they are its
     /// children on the host, so they drop first).
     tls: Option<ClientConnection>,
+    /// TLS is on and nothing has been sent over it yet: the host holds the handshake's last
+    /// flight to send it with the first bytes, and the first send flushes.
+    tls_fresh: bool,
     sock: TcpSocket,
 }
 
@@ -142,6 +145,7 @@ impl Tcp {
             sent: false,
             output: None,
             tls: None,
+            tls_fresh: false,
             sock,
         })
     }
@@ -512,6 +516,7 @@ impl Inner {
                 t.input = Some(input);
                 t.output = Some(output);
                 t.tls = Some(conn);
+                t.tls_fresh = true;
                 t.sent = false;
                 Ok(())
             }
@@ -574,9 +579,9 @@ impl Inner {
             off += n;
         }
         drop(pollable);
-        // Over TLS the host buffers the records so the handshake's last flight and the first
-        // request leave in one segment: a flush sends them.
-        if self.is_tls() {
+        if let Io::Tcp(t) = &mut self.io
+            && core::mem::take(&mut t.tls_fresh)
+        {
             self.tcp_flush()?;
         }
         Ok(data.len() as u64)
@@ -619,6 +624,13 @@ impl Inner {
     }
 
     fn tcp_receive_within(&mut self, max: u64, ms: u64) -> Result<Vec<u8>, SocketError> {
+        // A receive before any send over fresh TLS (a server that speaks first): the
+        // handshake's last flight, which the host holds for the first send, goes now.
+        if let Io::Tcp(t) = &mut self.io
+            && core::mem::take(&mut t.tls_fresh)
+        {
+            self.tcp_flush()?;
+        }
         let Io::Tcp(Tcp {
             readable,
             input: Some(input),
@@ -802,6 +814,7 @@ impl GuestSocket for SocketResource {
             sent: false,
             output: Some(output),
             tls: None,
+            tls_fresh: false,
             sock,
         };
         let child = SocketResource::with(
@@ -946,12 +959,9 @@ impl GuestSocket for SocketResource {
         let mut s = self.0.borrow_mut();
         s.not_closed("close")?;
         let flushed = if s.protocol == Protocol::Tcp && s.state == SocketState::Connected {
-            let r = s.tcp_flush();
-            if r.is_ok() && s.is_tls() {
-                let ms = s.write_ms.min(1_000);
-                s.tls_close_output(ms);
-            }
-            r
+            // Over TLS no close_notify: like most HTTP clients (and curl), the connection just
+            // closes; `shutdown` sends one.
+            s.tcp_flush()
         } else {
             Ok(())
         };
