@@ -3,6 +3,7 @@
 
 mod graph;
 pub mod tls;
+mod tls_host;
 
 pub use graph::{
     EXECUTOR, IP_POOL, SOCKET, WASI_TLS, compose_executor, compose_portable, strip_custom_sections,

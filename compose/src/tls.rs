@@ -1,38 +1,33 @@
-//! The host's TLS for `wasi:tls` (the 0.2 draft wasmtime-wasi-tls implements): a provider of
-//! the project's own on rustls with ring, because the draft interface carries no configuration.
+//! The host's TLS for `wasi:tls` (0.2.0-draft): the configuration of the project's own on
+//! rustls with ring (the draft interface carries none); `crate::tls_host` implements the
+//! interface with it.
 //!
 //! - Trust: the platform's roots, the bundled web roots, and CA files; or none checked at all
 //!   (`insecure`, which the report states).
 //! - A client identity (mTLS), TLS 1.2 and 1.3 with a minimum and a maximum, an SNI override.
 //! - Session resumption inside one user's instance: each instance's provider has its own
 //!   session store, so no user resumes another's session.
-//! - Coalesced writes: wasi:sockets has no TCP_NODELAY, so the transport under TLS buffers what
-//!   the handshake writes until it must wait for the peer, and what follows until the guest
-//!   flushes. The client's last handshake flight and the first request leave in one segment
-//!   instead of waiting out the peer's delayed ACK (about 40 ms).
+//! - Coalesced writes: wasi:sockets has no TCP_NODELAY, so the client's last handshake flight
+//!   is held for the first request, and they leave in one segment instead of waiting out the
+//!   peer's delayed ACK (about 40 ms).
 //! - Errors name their reason as `[tls:REASON] detail`, which the socket component turns into
 //!   its typed `tls-error`.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, HandshakeKind,
-    RootCertStore, SignatureScheme,
+    AlertDescription, CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct,
+    HandshakeKind, RootCertStore, SignatureScheme,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wasmtime_wasi_tls::{TlsProvider, TlsStream, TlsTransport};
 
-pub use wasmtime_wasi_tls::{WasiTlsCtx, WasiTlsCtxBuilder, WasiTlsCtxView, WasiTlsView};
+pub use crate::tls_host::{TlsHostView, TlsView, add_to_linker};
 
 /// A TLS protocol version, as scenarios and the command line name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -207,86 +202,53 @@ impl TlsClient {
         }
     }
 
-    /// One instance's `wasi:tls` context, and the slot its last handshake is written to.
-    pub fn context(&self) -> (WasiTlsCtx, Arc<Mutex<Option<Negotiated>>>) {
+    /// One instance's TLS, and the slot its last handshake is written to.
+    pub fn context(&self) -> (InstanceTls, Arc<Mutex<Option<Negotiated>>>) {
         let provider = self.provider();
         let last = provider.last.clone();
-        (
-            WasiTlsCtxBuilder::new()
-                .provider(Box::new(provider))
-                .build(),
-            last,
-        )
+        (provider, last)
     }
 }
 
-/// The provider of one instance.
+/// The TLS of one instance: the run's configuration with a session store of its own.
 pub struct InstanceTls {
     config: Arc<ClientConfig>,
     server_name: Option<String>,
-    counts: Arc<Mutex<TlsCounts>>,
-    last: Arc<Mutex<Option<Negotiated>>>,
+    pub(crate) counts: Arc<Mutex<TlsCounts>>,
+    pub(crate) last: Arc<Mutex<Option<Negotiated>>>,
 }
 
-impl TlsProvider for InstanceTls {
-    fn connect(
-        &self,
-        server_name: String,
-        transport: Box<dyn TlsTransport>,
-    ) -> Pin<Box<dyn Future<Output = Result<Box<dyn TlsStream>, wasmtime_wasi_tls::Error>> + Send>>
-    {
-        let config = self.config.clone();
-        let counts = self.counts.clone();
-        let last = self.last.clone();
-        let name = self.server_name.clone().unwrap_or(server_name);
-        Box::pin(async move {
-            let domain = ServerName::try_from(name.clone()).map_err(|_| {
-                wasmtime_wasi_tls::Error::msg(format!(
-                    "[tls:other] not a valid server name: {name:?}"
-                ))
-            })?;
-            let handshaking = Arc::new(AtomicBool::new(true));
-            let transport = Coalesce::new(transport, handshaking.clone());
-            let r = tokio_rustls::TlsConnector::from(config)
-                .connect(domain, transport)
-                .await;
-            let stream = match r {
-                Ok(s) => s,
-                Err(e) => {
-                    if let Ok(mut c) = counts.lock() {
-                        c.failed += 1;
-                    }
-                    return Err(wasmtime_wasi_tls::Error::msg(io_text(&e)));
-                }
-            };
-            // From now on a flush sends what is buffered (the guest flushes each request).
-            handshaking.store(false, Ordering::Release);
-            let conn = stream.get_ref().1;
-            let negotiated = Negotiated {
-                version: conn
-                    .protocol_version()
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("unknown")
-                    .replace('_', "."),
-                cipher_suite: conn
-                    .negotiated_cipher_suite()
-                    .and_then(|s| s.suite().as_str())
-                    .unwrap_or("unknown")
-                    .to_string(),
-                resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
-            };
-            if let Ok(mut c) = counts.lock() {
-                *c.negotiated
-                    .entry((negotiated.version.clone(), negotiated.cipher_suite.clone()))
-                    .or_default() += 1;
-                c.resumed += u64::from(negotiated.resumed);
-            }
-            if let Ok(mut l) = last.lock() {
-                *l = Some(negotiated);
-            }
-            Ok(Box::new(Typed(stream)) as Box<dyn TlsStream>)
-        })
+impl InstanceTls {
+    /// A client connection to `server_name` (or the configured override): for a host name it
+    /// is checked and sent as SNI; an IP literal is checked and sends none.
+    pub(crate) fn client_connection(&self, server_name: &str) -> Result<ClientConnection, String> {
+        let name = self.server_name.as_deref().unwrap_or(server_name);
+        let domain = ServerName::try_from(name.to_string())
+            .map_err(|_| format!("[tls:other] not a valid server name: {name:?}"))?;
+        ClientConnection::new(self.config.clone(), domain).map_err(|e| tls_error_text(&e))
     }
+}
+
+/// What a finished handshake negotiated.
+pub(crate) fn negotiated(conn: &ClientConnection) -> Negotiated {
+    Negotiated {
+        version: conn
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .replace('_', "."),
+        cipher_suite: conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown")
+            .to_string(),
+        resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+    }
+}
+
+/// `[tls:REASON] detail` for a rustls error.
+pub(crate) fn tls_error_text(e: &rustls::Error) -> String {
+    format!("[tls:{}] {e}", reason(e))
 }
 
 /// The reason of a TLS failure as the socket interface names it.
@@ -327,8 +289,8 @@ pub fn reason(e: &rustls::Error) -> &'static str {
     }
 }
 
-/// `[tls:REASON] detail` for an I/O error out of tokio-rustls.
-fn io_text(e: &io::Error) -> String {
+/// `[tls:REASON] detail` for an I/O error out of rustls's reader or writer.
+pub(crate) fn io_text(e: &io::Error) -> String {
     if let Some(t) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return format!("[tls:{}] {t}", reason(t));
     }
@@ -340,178 +302,6 @@ fn io_text(e: &io::Error) -> String {
             "[tls:handshake-failure] the server reset the connection during the handshake".into()
         }
         _ => format!("[tls:other] {e}"),
-    }
-}
-
-/// The TLS stream, with rustls's errors (a fatal alert after the handshake, such as a TLS 1.3
-/// server's `certificate_required`) given their `[tls:REASON]` text.
-struct Typed(tokio_rustls::client::TlsStream<Coalesce>);
-
-impl TlsStream for Typed {}
-
-fn typed(e: io::Error) -> io::Error {
-    if e.get_ref()
-        .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
-    {
-        io::Error::other(io_text(&e))
-    } else {
-        e
-    }
-}
-
-impl AsyncRead for Typed {
-    /// A peer that closes without `close_notify` (many servers do) ends the stream as any
-    /// close does: HTTP's own framing says whether anything is missing.
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match ready!(Pin::new(&mut self.0).poll_read(cx, buf)) {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
-            r => Poll::Ready(r.map_err(typed)),
-        }
-    }
-}
-
-impl AsyncWrite for Typed {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf).map_err(typed)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx).map_err(typed)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx).map_err(typed)
-    }
-}
-
-/// At most this much of the first write after the handshake joins the handshake's last flight.
-const COALESCE_MAX: usize = 64 * 1024;
-
-/// The transport under TLS: during the handshake writes are held (a flush does not send them)
-/// until a read must wait for the peer, which sends them first; the handshake's last flight is
-/// still held when it completes, and leaves in one write with the first request. After that,
-/// writes go straight through.
-///
-/// Reads are buffered too: rustls asks for 4 KiB at a time, and each ask of the transport is a
-/// read of the guest's TCP stream through WASI; one read of up to 64 KiB serves sixteen asks.
-struct Coalesce {
-    inner: Box<dyn TlsTransport>,
-    buf: Vec<u8>,
-    handshaking: Arc<AtomicBool>,
-    /// Read ahead: `rbuf[rpos..]` is not yet handed on.
-    rbuf: Box<[u8]>,
-    rpos: usize,
-    rlen: usize,
-}
-
-impl Coalesce {
-    fn new(inner: Box<dyn TlsTransport>, handshaking: Arc<AtomicBool>) -> Coalesce {
-        Coalesce {
-            inner,
-            buf: Vec::new(),
-            handshaking,
-            rbuf: vec![0; READ_AHEAD].into_boxed_slice(),
-            rpos: 0,
-            rlen: 0,
-        }
-    }
-}
-
-/// The read-ahead buffer's size.
-const READ_AHEAD: usize = 64 * 1024;
-
-impl Coalesce {
-    /// Write out the buffer.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.buf.is_empty() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.buf))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.buf.drain(..n);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncRead for Coalesce {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        // During the handshake, what is held goes before a read waits for the peer (best
-        // effort: a write that cannot progress must not keep the read from reading). After it,
-        // the last flight waits for the guest's first send (or its flush before a first read).
-        if self.handshaking.load(Ordering::Acquire)
-            && let Poll::Ready(Err(e)) = self.poll_drain(cx)
-        {
-            return Poll::Ready(Err(e));
-        }
-        if self.rpos == self.rlen {
-            let this = &mut *self;
-            let mut ahead = ReadBuf::new(&mut this.rbuf);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut ahead))?;
-            let n = ahead.filled().len();
-            if n == 0 {
-                // The end of the stream.
-                return Poll::Ready(Ok(()));
-            }
-            (this.rpos, this.rlen) = (0, n);
-        }
-        let n = (self.rlen - self.rpos).min(buf.remaining());
-        buf.put_slice(&self.rbuf[self.rpos..self.rpos + n]);
-        self.rpos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Coalesce {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if !self.handshaking.load(Ordering::Acquire) {
-            // After the handshake: its last flight (if still held) leaves with these bytes, in
-            // one write; then writes go straight through.
-            if self.buf.is_empty() {
-                return Pin::new(&mut self.inner).poll_write(cx, data);
-            }
-            if self.buf.len() < COALESCE_MAX {
-                let take = data.len().min(COALESCE_MAX - self.buf.len());
-                self.buf.extend_from_slice(&data[..take]);
-                // The bytes are ours now; the write of the whole is awaited by the next
-                // write, flush or read.
-                let _ = self.poll_drain(cx)?;
-                return Poll::Ready(Ok(take));
-            }
-            ready!(self.poll_drain(cx))?;
-            return Pin::new(&mut self.inner).poll_write(cx, data);
-        }
-        self.buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.handshaking.load(Ordering::Acquire) {
-            return Poll::Ready(Ok(()));
-        }
-        ready!(self.poll_drain(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_drain(cx))?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -562,15 +352,6 @@ impl ServerCertVerifier for NoVerification {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// Add `wasi:tls` (its unstable `tls` feature on) to a linker.
-pub fn add_to_linker<T: WasiTlsView + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-) -> wasmtime::Result<()> {
-    let mut opts = wasmtime_wasi_tls::p2::LinkOptions::default();
-    opts.tls(true);
-    wasmtime_wasi_tls::p2::add_to_linker(linker, &opts)
 }
 
 /// Certificates made on the spot (the demo's HTTPS target, the tests): a CA, and leaves it signs.

@@ -11,7 +11,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use compose::tls::{
-    Negotiated, TlsClient, TlsCounts, TlsSettings, WasiTlsCtx, WasiTlsCtxView, WasiTlsView,
+    InstanceTls, Negotiated, TlsClient, TlsCounts, TlsHostView, TlsSettings, TlsView,
 };
 
 pub mod bindings {
@@ -28,15 +28,15 @@ pub use bindings::exports::scheduler::executor::executor as exec;
 
 pub struct UserCtx {
     wasi: WasiCtx,
-    tls: WasiTlsCtx,
+    tls: InstanceTls,
     table: ResourceTable,
 }
 
-impl WasiTlsView for UserCtx {
-    fn tls(&mut self) -> WasiTlsCtxView<'_> {
-        WasiTlsCtxView {
-            ctx: &mut self.tls,
+impl TlsHostView for UserCtx {
+    fn tls_view(&mut self) -> TlsView<'_> {
+        TlsView {
             table: &mut self.table,
+            tls: &self.tls,
         }
     }
 }

@@ -1131,7 +1131,8 @@ fn main() {
 }
 
 /// nginx with TLS (a certificate from a CA made here), and the CA's PEM file.
-fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf)> {
+/// Also a plain listener for the same 100 MB file (its port last).
+fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf, u16)> {
     use compose::tls::pki::{Ca, Validity};
     let bin = integration_tests::nginx::binary()?;
     let dir = std::env::temp_dir().join(format!("bench-tls-{}", std::process::id()));
@@ -1148,8 +1149,14 @@ fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf)> {
     for _ in 0..100 {
         big.write_all(&chunk).ok()?;
     }
+    let plain_port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let server = format!(
-        "server {{ listen 127.0.0.1:{{port}} ssl backlog=4096; ssl_protocols TLSv1.2 TLSv1.3; ssl_certificate {}; ssl_certificate_key {}; ssl_session_cache shared:SSL:10m; location = /big {{ root {}; }} location / {{ return 200 \"hello\\n\"; }} }}",
+        "server {{ listen 127.0.0.1:{plain_port}; location = /big {{ root {}; }} }}\n    server {{ listen 127.0.0.1:{{port}} ssl backlog=4096; ssl_protocols TLSv1.2 TLSv1.3; ssl_certificate {}; ssl_certificate_key {}; ssl_session_cache shared:SSL:10m; location = /big {{ root {}; }} location / {{ return 200 \"hello\\n\"; }} }}",
+        dir.display(),
         cert.display(),
         key.display(),
         dir.display()
@@ -1161,7 +1168,7 @@ fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf)> {
         &server,
     )
     .ok()?;
-    Some((ng, ca_file, dir))
+    Some((ng, ca_file, dir, plain_port))
 }
 
 /// This process's CPU time so far (user + system), in seconds.
@@ -1236,7 +1243,7 @@ fn native_tls_connect(
 /// Rows 8: HTTPS against nginx with TLS, ours (the artifact, TLS on the host through wasi:tls)
 /// beside a native rustls client with the same crypto in the same process.
 fn https(t: &mut Table, quick: bool, reps: usize) {
-    let Some((ng, ca_file, dir)) = nginx_tls() else {
+    let Some((ng, ca_file, dir, big_plain_port)) = nginx_tls() else {
         t.row(
             "7",
             "HTTPS against nginx",
@@ -1369,6 +1376,33 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
         size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
     };
     let (o, r) = ab(reps_bulk, &mut ours, &mut native);
+    // The same file over plain HTTP through the artifact: what is not TLS in the figure.
+    let big_plain = format!("http://127.0.0.1:{big_plain_port}/big");
+    let mut ex_plain = Executor::new();
+    let p = stat(
+        (0..reps_bulk)
+            .map(|_| {
+                let start = Instant::now();
+                let o = ex_plain
+                    .run(
+                        HttpMethod::Get,
+                        json!({ "url": big_plain, "discard_body": true, "max_response_body": 200u64 << 20 }),
+                        vec![],
+                    )
+                    .unwrap();
+                assert_eq!(o.body_length as f64, size);
+                size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    t.row(
+        "8c",
+        "plain HTTP download of the same 100 MB through the artifact",
+        fmt(&p, "MiB/s"),
+        format!("ours over TLS {}", fmt(&o, "MiB/s")),
+        format!("{:.2} x plain", o.median / p.median),
+        "reported",
+    );
     t.row(
         "8c",
         "HTTPS download of 100 MB from nginx",

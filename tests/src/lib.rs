@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use compose::tls::{Negotiated, TlsClient, TlsSettings, WasiTlsCtx, WasiTlsCtxView, WasiTlsView};
+use compose::tls::{InstanceTls, Negotiated, TlsClient, TlsHostView, TlsSettings, TlsView};
 
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
@@ -41,13 +41,13 @@ pub use socket_bindings::exports::scheduler::core_libs::socket::{
 
 pub struct Ctx {
     wasi: WasiCtx,
-    tls: WasiTlsCtx,
+    tls: InstanceTls,
     pub table: ResourceTable,
 }
 
 /// The `wasi:tls` context of an instance with `settings` (platform and web roots alone by
 /// default), and the slot its handshakes are recorded in.
-pub fn tls_ctx(settings: &TlsSettings) -> (WasiTlsCtx, Arc<Mutex<Option<Negotiated>>>) {
+pub fn tls_ctx(settings: &TlsSettings) -> (InstanceTls, Arc<Mutex<Option<Negotiated>>>) {
     TlsClient::new(settings).expect("TLS settings").context()
 }
 
@@ -60,7 +60,7 @@ impl Ctx {
         Self::with_tls(wasi, tls_ctx(&TlsSettings::default()).0)
     }
 
-    pub fn with_tls(wasi: WasiCtx, tls: WasiTlsCtx) -> Self {
+    pub fn with_tls(wasi: WasiCtx, tls: InstanceTls) -> Self {
         Ctx {
             wasi,
             tls,
@@ -69,11 +69,11 @@ impl Ctx {
     }
 }
 
-impl WasiTlsView for Ctx {
-    fn tls(&mut self) -> WasiTlsCtxView<'_> {
-        WasiTlsCtxView {
-            ctx: &mut self.tls,
+impl TlsHostView for Ctx {
+    fn tls_view(&mut self) -> TlsView<'_> {
+        TlsView {
             table: &mut self.table,
+            tls: &self.tls,
         }
     }
 }
