@@ -256,7 +256,11 @@ pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
     let port = u.port_or_known_default()?;
     match u.host()? {
         url::Host::Ipv4(ip) => Some(vec![SocketAddr::new(ip.into(), port)]),
-        url::Host::Ipv6(ip) => Some(vec![SocketAddr::new(ip.into(), port)]),
+        // The client connects to an IPv4-mapped address over IPv4.
+        url::Host::Ipv6(ip) => Some(vec![SocketAddr::new(
+            ip.to_ipv4_mapped().map_or(ip.into(), Into::into),
+            port,
+        )]),
         url::Host::Domain(host) => tokio::net::lookup_host((host, port))
             .await
             .ok()

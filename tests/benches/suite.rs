@@ -1077,6 +1077,7 @@ fn main() {
     }
     if want("https") {
         https(&mut t, quick, reps);
+        https_load(&mut t, quick, reps);
     }
     if want("artifact") {
         artifact(&mut t, quick, reps);
@@ -1411,6 +1412,124 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
         format!("{:.2} x native", o.median / r.median),
         &t.judged(">= 0.8 x native rustls", o.median >= 0.8 * r.median),
     );
+    drop(ng);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Row 8d: HTTPS keep-alive load at 64 and 256 users, the scheduler (its own scenario's
+/// `tls:` trusting the bench CA) against wrk (OpenSSL) and oha (rustls) on the same nginx.
+fn https_load(t: &mut Table, quick: bool, reps: usize) {
+    let Some((ng, ca_file, dir, _)) = nginx_tls() else {
+        return;
+    };
+    let Some(scheduler) = scheduler_binary(quick) else {
+        t.row(
+            "8d",
+            "HTTPS load",
+            "-".into(),
+            "build `scheduler` first (just bench does)".into(),
+            "-".into(),
+            "",
+        );
+        return;
+    };
+    let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let oha = oha_binary();
+    let secs = if quick { 1 } else { 5 };
+    let url = format!("https://127.0.0.1:{}/", ng.port);
+    let json = dir.join("r.json");
+    for users in [64u32, 256] {
+        let text = format!(
+            "version: \"1.0\"\nname: load\ntls: {{ ca_file: {} }}\n\
+load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}\n  user_lifetime: {{ mode: loop, iterations: 0, duration: {secs}s }}\n  concurrency: {{ max_concurrent_users: {users} }}\n\
+actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"{url}\", discard_body: true, discard_headers: true }} }} ]\n\
+workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n",
+            ca_file.display()
+        );
+        let path = dir.join(format!("https-{users}.yaml"));
+        std::fs::write(&path, text).unwrap();
+        let ours = || {
+            let out = Command::new(&scheduler)
+                .args([
+                    "run",
+                    path.to_str().unwrap(),
+                    "--json",
+                    json.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            assert_eq!(v["totals"]["failed"].as_f64(), Some(0.0));
+            v["totals"]["requests"].as_f64().unwrap() / v["elapsed_s"].as_f64().unwrap()
+        };
+        let wrk_run = || {
+            let Some(wrk) = wrk else { return 0.0 };
+            let out = Command::new(wrk)
+                .args([
+                    "-t",
+                    "2",
+                    "-c",
+                    &users.to_string(),
+                    "-d",
+                    &format!("{secs}s"),
+                    &url,
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find(|l| l.starts_with("Requests/sec:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let oha_run = || {
+            let Some(oha) = &oha else { return 0.0 };
+            let out = Command::new(oha)
+                .args(["-z", &format!("{secs}s"), "-c", &users.to_string()])
+                .args(["--no-tui", "--insecure", "--output-format", "json", &url])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0)
+        };
+        let (mut xo, mut xw, mut xh) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..reps {
+            xo.push(ours());
+            xw.push(wrk_run());
+            xh.push(oha_run());
+        }
+        let (o, w, h) = (stat(xo), stat(xw), stat(xh));
+        let what = format!("HTTPS keep-alive load on nginx, {users} users, {secs} s");
+        if w.median > 0.0 {
+            t.row(
+                "8d",
+                &what,
+                fmt(&o, "req/s"),
+                format!("wrk (OpenSSL) {}", fmt(&w, "req/s")),
+                format!("{:.2} x wrk", o.median / w.median),
+                &t.judged(">= 0.5 x wrk", o.median >= 0.5 * w.median),
+            );
+        }
+        if h.median > 0.0 {
+            t.row(
+                "8d",
+                &what,
+                fmt(&o, "req/s"),
+                format!("oha (rustls) {}", fmt(&h, "req/s")),
+                format!("{:.2} x oha", o.median / h.median),
+                "reported",
+            );
+        }
+    }
     drop(ng);
     let _ = std::fs::remove_dir_all(dir);
 }

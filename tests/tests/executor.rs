@@ -294,6 +294,8 @@ fn redirects_follow_the_rules() {
         "/307" => Reply::status(307, &[("Location", "/land")]),
         "/308" => Reply::status(308, &[("Location", "land")]),
         "/loop-a" => Reply::status(301, &[("Location", "/loop-b")]),
+        "/to-ftp" => Reply::status(302, &[("Location", "ftp://files.invalid/x")]),
+        "/to-bad" => Reply::status(302, &[("Location", "http://[::1/x")]),
         "/loop-b" => Reply::status(301, &[("Location", "/loop-a")]),
         p if p.starts_with("/chain/") => {
             let n: u32 = p[7..].parse().unwrap();
@@ -329,6 +331,19 @@ fn redirects_follow_the_rules() {
         vec![],
     );
     assert!(matches!(r, Err(ActionError::TooManyRedirects(3))), "{r:?}");
+    // A Location that cannot be followed is the server's: its own kind, naming it.
+    for (path, location) in [
+        ("/to-ftp", "ftp://files.invalid/x"),
+        ("/to-bad", "http://[::1/x"),
+    ] {
+        match ex.get(&server.url(path)) {
+            Err(ActionError::BadRedirect(m)) => assert!(m.contains(location), "{m}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    // An IPv4-mapped IPv6 literal reaches the IPv4 address.
+    let mapped = format!("http://[::ffff:127.0.0.1]:{}/land", server.addr.port());
+    assert_eq!(ex.get(&mapped).unwrap().status, 200);
     let o = ex
         .run(
             HttpMethod::Get,

@@ -290,7 +290,14 @@ impl<N: Net> Client<N> {
                 if redirects >= req.max_redirects {
                     return Err(HttpError::TooManyRedirects(redirects));
                 }
-                let next = url.join(&location)?;
+                // A Location the client cannot follow is the server's fault, not the caller's.
+                let next = url.join(&location).map_err(|e| {
+                    HttpError::BadRedirect(format!(
+                        "{} from {}: {e}",
+                        net_text::Quoted(location.trim()),
+                        url.to_text()
+                    ))
+                })?;
                 if visited.is_empty() {
                     visited.push(url.to_text());
                 }
@@ -394,6 +401,14 @@ impl<N: Net> Client<N> {
         timings: &mut Timings,
     ) -> Result<N::Conn, HttpError> {
         let ips: Vec<IpAddr> = match net_text::parse_ip(&url.host) {
+            // An IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is the IPv4 address: an IPv6
+            // socket cannot reach it on hosts that keep the families apart.
+            Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+                vec![IpAddr::V4(
+                    v6.to_ipv4_mapped()
+                        .unwrap_or(core::net::Ipv4Addr::UNSPECIFIED),
+                )]
+            }
             Some(ip) => vec![ip],
             None => {
                 let (ms, clipped) = phase_ms(req.timeouts.dns_ms, end, self.net.now_us())?;

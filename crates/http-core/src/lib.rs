@@ -101,6 +101,8 @@ pub enum HttpError {
     Io(String),
     /// TLS failed: why, and the detail.
     Tls(TlsReason, String),
+    /// A redirect's `Location` that cannot be followed (scheme, authority): it and why.
+    BadRedirect(String),
 }
 
 /// Why TLS failed (the socket interface's reasons).
@@ -164,6 +166,7 @@ impl fmt::Display for HttpError {
             HttpError::TooManyRedirects(n) => return write!(f, "more than {n} redirects"),
             HttpError::Io(m) => ("I/O error", m.as_str()),
             HttpError::Tls(r, m) => return write!(f, "TLS {}: {m}", r.name()),
+            HttpError::BadRedirect(m) => ("redirect cannot be followed", m.as_str()),
         };
         write!(f, "{what}: {detail}")
     }
