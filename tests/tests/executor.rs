@@ -956,3 +956,74 @@ fn relative_redirects_and_urls_as_the_rfcs_have_them() {
     assert_eq!(folded.map(|h| h.value.as_str()), Some("one two"));
     assert_eq!(o.body, b"ok");
 }
+
+/// RFC 9112 section 9.5: a server that answers an upload early (413 after the head) and reads
+/// no more of the body. The client stops sending, reports the answer, and never reuses the
+/// connection it did not finish a request on.
+#[test]
+fn an_early_final_response_stops_the_upload() {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = connections.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            thread::spawn(move || {
+                let mut s = stream;
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                if head.starts_with(b"POST") {
+                    // The first connection says it will close; the second does not, and keeps
+                    // the connection open, reading nothing more.
+                    let close = if n == 0 { "Connection: close\r\n" } else { "" };
+                    let _ = s.write_all(
+                        format!(
+                            "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\n{close}\r\nbig!"
+                        )
+                        .as_bytes(),
+                    );
+                    thread::sleep(Duration::from_secs(8));
+                } else {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    thread::sleep(Duration::from_millis(500));
+                }
+            });
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/upload");
+    let body = "x".repeat(24 << 20);
+    let mut ex = Executor::new();
+    for round in 0..2 {
+        let start = Instant::now();
+        let o = ex
+            .run(
+                HttpMethod::Post,
+                json!({ "url": url, "body": body, "timeouts": { "between_bytes_ms": 6000 } }),
+                vec![],
+            )
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(
+            (o.status, o.body.as_slice()),
+            (413, &b"big!"[..]),
+            "round {round}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "round {round}: the upload went on for {:?}",
+            start.elapsed()
+        );
+    }
+    // The connection of the unfinished upload is not reused: a GET goes on a new one.
+    let o = ex.get(&url).unwrap();
+    assert_eq!(o.status, 200);
+    assert!(!o.reused_connection);
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

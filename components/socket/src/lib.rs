@@ -126,6 +126,9 @@ struct Tcp {
     /// TLS is on and nothing has been sent over it yet: the host holds the handshake's last
     /// flight to send it with the first bytes, and the first send flushes.
     tls_fresh: bool,
+    /// Sending was shut down after the peer answered before a request was all sent: the
+    /// connection is for closing (an idle check says so).
+    send_closed: bool,
     sock: TcpSocket,
 }
 
@@ -146,6 +149,7 @@ impl Tcp {
             output: None,
             tls: None,
             tls_fresh: false,
+            send_closed: false,
             sock,
         })
     }
@@ -553,10 +557,26 @@ impl Inner {
     }
 
     fn tcp_send(&mut self, data: &[u8]) -> Result<u64, SocketError> {
+        self.tcp_send_watching(data, 0).map(|_| data.len() as u64)
+    }
+
+    /// Send all of `data`. With `answer_max` > 0, while it waits for room it also watches for
+    /// the peer's answer (RFC 9112 section 9.5: a server may answer a request before reading
+    /// all of its body, and not read the rest): if up to `answer_max` bytes of one come, the
+    /// rest is not sent, sending is shut down, and they are returned.
+    fn tcp_send_watching(
+        &mut self,
+        data: &[u8],
+        answer_max: u64,
+    ) -> Result<Option<Vec<u8>>, SocketError> {
         let ms = self.write_ms;
         let Io::Tcp(Tcp {
+            readable,
+            input: Some(input),
             output: Some(out),
             sent,
+            send_closed,
+            sock,
             ..
         }) = &mut self.io
         else {
@@ -564,13 +584,32 @@ impl Inner {
         };
         let mut off = 0usize;
         let mut pollable = None;
+        let mut watch = answer_max > 0;
         // One deadline for the whole send, however many times it waits for room.
         let mut deadline = wait::Deadline::after(ms);
         while off < data.len() {
             let room = out.check_write().map_err(stream_error)?;
             if room == 0 {
                 let p = pollable.get_or_insert_with(|| out.subscribe());
-                deadline.wait(p, "send")?;
+                if !watch {
+                    deadline.wait(p, "send")?;
+                    continue;
+                }
+                let r = readable.get_or_insert_with(|| input.subscribe());
+                if deadline.wait_any(&[p, r], "send")? == 1 {
+                    match input.read(answer_max) {
+                        Ok(answer) if !answer.is_empty() => {
+                            drop(pollable);
+                            let _ = sock.shutdown(WasiShutdown::Send);
+                            *send_closed = true;
+                            *sent = false;
+                            return Ok(Some(answer));
+                        }
+                        Ok(_) => {}
+                        // The peer closed its side: the writes will tell.
+                        Err(_) => watch = false,
+                    }
+                }
                 continue;
             }
             let n = (room.min(MAX_CHUNK) as usize).min(data.len() - off);
@@ -584,7 +623,7 @@ impl Inner {
         {
             self.tcp_flush()?;
         }
-        Ok(data.len() as u64)
+        Ok(None)
     }
 
     /// Wait until everything written has reached the OS (bounded by the write timeout).
@@ -815,6 +854,7 @@ impl GuestSocket for SocketResource {
             output: Some(output),
             tls: None,
             tls_fresh: false,
+            send_closed: false,
             sock,
         };
         let child = SocketResource::with(
@@ -863,6 +903,15 @@ impl GuestSocket for SocketResource {
         match s.protocol {
             Protocol::Tcp => {
                 if idle_check {
+                    if matches!(
+                        &s.io,
+                        Io::Tcp(Tcp {
+                            send_closed: true,
+                            ..
+                        })
+                    ) {
+                        return Err(SocketError::NotIdle("closed for sending".to_string()));
+                    }
                     // One byte without waiting: would-block is the one answer that means idle.
                     let found = match s.tcp_receive_within(1, 0) {
                         Err(SocketError::WouldBlock) => None,
@@ -876,8 +925,10 @@ impl GuestSocket for SocketResource {
                         return Err(SocketError::NotIdle(what));
                     }
                 }
-                s.tcp_send(&data)?;
-                s.tcp_receive(max)
+                match s.tcp_send_watching(&data, max)? {
+                    Some(early) => Ok(early),
+                    None => s.tcp_receive(max),
+                }
             }
             Protocol::Udp => {
                 if idle_check {

@@ -33,12 +33,20 @@ impl Deadline {
 
     /// Wait until `pollable` is ready or the deadline passes (`timeout`, naming `operation`).
     pub fn wait(&mut self, pollable: &Pollable, operation: &str) -> Result<(), SocketError> {
+        self.wait_any(&[pollable], operation).map(|_| ())
+    }
+
+    /// Wait until one of `pollables` (at most two) is ready (its index) or the deadline passes.
+    pub fn wait_any(
+        &mut self,
+        pollables: &[&Pollable],
+        operation: &str,
+    ) -> Result<usize, SocketError> {
         if self.ms == 0 {
-            return if pollable.ready() {
-                Ok(())
-            } else {
-                Err(SocketError::WouldBlock)
-            };
+            return pollables
+                .iter()
+                .position(|p| p.ready())
+                .ok_or(SocketError::WouldBlock);
         }
         let mut now = monotonic_clock::now();
         let ms = self.ms;
@@ -56,8 +64,14 @@ impl Deadline {
                         .0
                 }
             };
-            if poll(&[pollable, clock]).contains(&0) {
-                return Ok(());
+            // One or two pollables and the clock, on the stack (this is every wait's path).
+            let ready = match *pollables {
+                [a] => poll(&[a, clock]),
+                [a, b, ..] => poll(&[a, b, clock]),
+                [] => poll(&[clock]),
+            };
+            if let Some(&i) = ready.iter().find(|&&i| (i as usize) < pollables.len()) {
+                return Ok(i as usize);
             }
             now = monotonic_clock::now();
         }
