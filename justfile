@@ -58,12 +58,13 @@ demo *ARGS:
     cargo run --bin scheduler -- demo {{ARGS}}
 
 # Benchmarks (ratios measured in one run; writes bench/RESULTS.md); `just bench --quick` is
-# the tiny CI variant. Installs nginx and wrk (Debian) if missing, and oha (crates.io, plain
-# HTTP build, a few minutes) for full runs; everything on loopback.
+# the tiny CI variant. Installs nginx and wrk (Debian) if missing, and oha (crates.io, its
+# default rustls build, pinned: 1.15+ no longer builds without it; a few minutes) for full
+# runs; everything on loopback.
 bench *ARGS:
     if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then $( [ "$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq nginx-light; fi
     if ! command -v wrk >/dev/null; then $( [ "$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk || true; fi
-    if [[ " {{ARGS}} " != *" --quick "* ]] && ! command -v oha >/dev/null && [ ! -x "$HOME/.cargo/bin/oha" ]; then cargo install oha --locked --no-default-features; fi
+    if [[ " {{ARGS}} " != *" --quick "* ]] && ! command -v oha >/dev/null && [ ! -x "$HOME/.cargo/bin/oha" ]; then cargo install oha --locked --version 1.16.0; fi
     # --quick reuses the debug build of `cargo test`; a real run builds optimised.
     profile=bench; if [[ " {{ARGS}} " == *" --quick "* ]]; then profile=dev; else cargo build --profile host-release --bin scheduler; fi; \
         cargo bench --profile $profile --bench suite --bench ip_pool -- {{ARGS}}
