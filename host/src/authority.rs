@@ -4,13 +4,21 @@
 //! change is followed by the pool's snapshot, written atomically (a new temp file created
 //! exclusively, mode 0600, fsync, rename, directory fsync). One process at a time holds a state
 //! dir (an exclusive lock on `STATE_DIR/lock`).
+//!
+//! With etcd (`--etcd`), the pools live there and are shared by every process of the run: this
+//! authority claims blocks of a pool (`crate::etcd`), allocates inside them with a local pool
+//! per block (`POOL#INDEX`), and gives a block back when it empties.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use tokio::sync::Mutex;
 
+use crate::etcd::{self, Etcd};
 use crate::runtime::{Instance, Policy, Runtime, pool};
 use crate::scenario::{PoolSpec, Strategy};
 
@@ -22,9 +30,65 @@ pub struct Authority {
     state_dir: Option<PathBuf>,
     /// Held for the authority's life: no other process uses the same state dir.
     _lock: Option<std::fs::File>,
-    /// The first time the state could not be written; the run stops (`stop`) and reports it.
-    fault: std::sync::Mutex<Option<String>>,
+    /// The first time the state could not be written (or etcd was lost); the run stops
+    /// (`stop`) and reports it.
+    fault: Arc<std::sync::Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
+    /// The pools in etcd, when the run shares them with other processes.
+    ipam: Option<EtcdIpam>,
+}
+
+/// `--etcd URL` and `--lease-ttl`.
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    pub url: String,
+    pub lease_ttl: Duration,
+}
+
+/// This process's side of the pools in etcd.
+struct EtcdIpam {
+    etcd: Etcd,
+    lease: i64,
+    /// The value of the block keys this process holds.
+    me: String,
+    /// Ends the keep-alive task.
+    done: Arc<AtomicBool>,
+    /// Touched only under the authority's instance lock.
+    state: std::sync::Mutex<IpamState>,
+}
+
+#[derive(Default)]
+struct IpamState {
+    pools: HashMap<String, PoolBlocks>,
+    /// (pool, tenant, resource) -> the local pool of the block its address is from.
+    owners: HashMap<(String, String, String), String>,
+}
+
+struct PoolBlocks {
+    blocks: Vec<(u128, u128)>,
+    /// Indices of the blocks this process holds, in the order claimed.
+    claimed: Vec<usize>,
+    strategy: pool::Strategy,
+}
+
+fn block_pool(pool: &str, index: usize) -> String {
+    format!("{pool}#{index}")
+}
+
+fn block_key(pool: &str, index: usize) -> String {
+    format!("{}{pool}/{index}", etcd::PREFIX)
+}
+
+fn ip_text(k: u128) -> String {
+    crate::scenario::key_ip(k).to_string()
+}
+
+fn strategy(s: Strategy) -> pool::Strategy {
+    match s {
+        Strategy::Sequential => pool::Strategy::Sequential,
+        Strategy::RoundRobin => pool::Strategy::RoundRobin,
+        Strategy::Random => pool::Strategy::Random,
+    }
 }
 
 fn call<T>(r: wasmtime::Result<T>) -> Result<T, String> {
@@ -108,14 +172,85 @@ impl Authority {
             inst: Mutex::new(inst),
             state_dir,
             _lock: lock,
-            fault: std::sync::Mutex::new(None),
+            fault: Arc::new(std::sync::Mutex::new(None)),
             stop,
+            ipam: None,
         })
     }
 
-    /// Why the state could not be written, if it could not.
+    /// Share the pools through etcd: a lease for this process (kept alive until `close`; its
+    /// loss stops the run with a report), blocks claimed as users need addresses.
+    pub async fn use_etcd(&mut self, o: &EtcdOptions) -> Result<(), String> {
+        let etcd = Etcd::new(&o.url)?;
+        let lease = etcd
+            .grant(o.lease_ttl)
+            .await
+            .map_err(|e| format!("{e} (is etcd running at {}?)", o.url))?;
+        let me = format!(
+            "{}:{}:{lease:x}",
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .unwrap_or_default()
+                .trim(),
+            std::process::id()
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let (e, d, fault, stop) = (
+            etcd.clone(),
+            done.clone(),
+            self.fault.clone(),
+            self.stop.clone(),
+        );
+        let every = (o.lease_ttl / 3).max(Duration::from_millis(200));
+        tokio::spawn(async move {
+            while !d.load(Ordering::SeqCst) {
+                tokio::time::sleep(every).await;
+                if d.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Err(err) = e.keep_alive(lease).await {
+                    fault
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert_with(|| {
+                            format!("etcd lost: {err}; no more addresses are taken")
+                        });
+                    stop.store(true, Ordering::SeqCst);
+                    break;
+                }
+            }
+        });
+        self.ipam = Some(EtcdIpam {
+            etcd,
+            lease,
+            me,
+            done,
+            state: std::sync::Mutex::new(IpamState::default()),
+        });
+        Ok(())
+    }
+
+    /// End the etcd lease (the blocks still held go back at once).
+    pub async fn close(&self) {
+        if let Some(ipam) = &self.ipam {
+            ipam.done.store(true, Ordering::SeqCst);
+            let _ = ipam.etcd.revoke(ipam.lease).await;
+        }
+    }
+
+    /// Why the state could not be written (or etcd was lost), if so.
     pub fn fault(&self) -> Option<String> {
         self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// etcd failed a call: the run stops taking addresses and ends with a report saying so.
+    fn etcd_lost(&self, e: String) -> String {
+        let text = format!("etcd lost: {e}; no more addresses are taken");
+        self.fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| text.clone());
+        self.stop.store(true, Ordering::SeqCst);
+        text
     }
 
     /// Write the snapshot. A failure (disk full, read-only) keeps the last good file, stops the
@@ -140,8 +275,30 @@ impl Authority {
         Ok(())
     }
 
-    /// Create the scenario's pools unless a restored state has them already.
+    /// Create the scenario's pools unless a restored state has them already (with etcd: cut
+    /// them into blocks, claimed later).
     pub async fn setup(&self, pools: &[PoolSpec]) -> Result<(), String> {
+        if let Some(ipam) = &self.ipam {
+            let mut st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+            for p in pools {
+                let mut intervals = Vec::new();
+                for r in &p.ranges {
+                    intervals.push(
+                        crate::scenario::check_cidr(r)
+                            .map_err(|e| format!("pool {} range {r}: {e}", p.id))?,
+                    );
+                }
+                st.pools.insert(
+                    p.id.clone(),
+                    PoolBlocks {
+                        blocks: etcd::blocks(&intervals),
+                        claimed: Vec::new(),
+                        strategy: strategy(p.strategy),
+                    },
+                );
+            }
+            return Ok(());
+        }
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
         let existing = call(f.call_list_pools(&mut inst.store).await)?;
@@ -149,13 +306,8 @@ impl Authority {
             if existing.contains(&p.id) {
                 continue;
             }
-            let strategy = match p.strategy {
-                Strategy::Sequential => pool::Strategy::Sequential,
-                Strategy::RoundRobin => pool::Strategy::RoundRobin,
-                Strategy::Random => pool::Strategy::Random,
-            };
             let cfg = pool::PoolConfig {
-                strategy,
+                strategy: strategy(p.strategy),
                 lease_ttl_ms: None,
                 seed: 0x5eed,
             };
@@ -180,6 +332,9 @@ impl Authority {
         pool_id: &str,
         owner: &pool::Owner,
     ) -> Result<Result<pool::Binding, pool::PoolError>, String> {
+        if let Some(ipam) = &self.ipam {
+            return self.allocate_in_blocks(ipam, pool_id, owner).await;
+        }
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
         let r = call(f.call_allocate(&mut inst.store, pool_id, owner).await)?;
@@ -190,6 +345,9 @@ impl Authority {
     }
 
     pub async fn release(&self, pool_id: &str, owner: &pool::Owner) -> Result<(), String> {
+        if let Some(ipam) = &self.ipam {
+            return self.release_in_blocks(ipam, pool_id, owner).await;
+        }
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
         if call(f.call_release_owner(&mut inst.store, pool_id, owner).await)?.is_ok() {
@@ -198,7 +356,54 @@ impl Authority {
         Ok(())
     }
 
+    /// The local pools a pool's addresses are in: itself, or (etcd) its claimed blocks'.
+    fn local_pools(&self, pool_id: &str) -> Vec<String> {
+        match &self.ipam {
+            None => vec![pool_id.to_string()],
+            Some(ipam) => ipam
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pools
+                .get(pool_id)
+                .map(|p| p.claimed.iter().map(|&i| block_pool(pool_id, i)).collect())
+                .unwrap_or_default(),
+        }
+    }
+
     pub async fn stats(&self, pool_id: &str) -> Result<pool::PoolStats, String> {
+        if self.ipam.is_some() {
+            let mut inst = self.inst.lock().await;
+            let f = inst.pool();
+            let n = |s: &str| s.parse::<u128>().unwrap_or(0);
+            let (mut total, mut reserved, mut available) = (0u128, 0u128, 0u128);
+            let mut all = pool::PoolStats {
+                total: String::new(),
+                allocated: 0,
+                reserved: String::new(),
+                available: String::new(),
+                ranges: 0,
+                free_fragments: 0,
+                tenants: 0,
+            };
+            for local in self.local_pools(pool_id) {
+                let st = call(f.call_stats(&mut inst.store, &local).await)?
+                    .map_err(|e| format!("{e:?}"))?;
+                total += n(&st.total);
+                reserved += n(&st.reserved);
+                available += n(&st.available);
+                all.allocated += st.allocated;
+                all.ranges += st.ranges;
+                all.free_fragments += st.free_fragments;
+                all.tenants = all.tenants.max(st.tenants);
+            }
+            (all.total, all.reserved, all.available) = (
+                total.to_string(),
+                reserved.to_string(),
+                available.to_string(),
+            );
+            return Ok(all);
+        }
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
         call(f.call_stats(&mut inst.store, pool_id).await)?.map_err(|e| format!("{e:?}"))
@@ -209,12 +414,157 @@ impl Authority {
         pool_id: &str,
         tenant: &str,
     ) -> Result<Vec<pool::Binding>, String> {
+        let locals = self.local_pools(pool_id);
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
-        call(
-            f.call_list_by_tenant(&mut inst.store, pool_id, tenant)
-                .await,
-        )?
-        .map_err(|e| format!("{e:?}"))
+        let mut all = Vec::new();
+        for local in locals {
+            all.extend(
+                call(f.call_list_by_tenant(&mut inst.store, &local, tenant).await)?
+                    .map_err(|e| format!("{e:?}"))?,
+            );
+        }
+        Ok(all)
+    }
+
+    /// Allocate from this process's blocks of the pool, claiming one more from etcd when they
+    /// are full; `exhausted` when no block is left to claim.
+    async fn allocate_in_blocks(
+        &self,
+        ipam: &EtcdIpam,
+        pool_id: &str,
+        owner: &pool::Owner,
+    ) -> Result<Result<pool::Binding, pool::PoolError>, String> {
+        if let Some(e) = self.fault() {
+            return Err(e);
+        }
+        let mut inst = self.inst.lock().await;
+        let f = inst.pool();
+        let key = (
+            pool_id.to_string(),
+            owner.tenant.clone(),
+            owner.resource.clone(),
+        );
+        let (held, claimed, count, strategy) = {
+            let st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(p) = st.pools.get(pool_id) else {
+                return Ok(Err(pool::PoolError::UnknownPool(pool_id.to_string())));
+            };
+            (
+                st.owners.get(&key).cloned(),
+                p.claimed.clone(),
+                p.blocks.len(),
+                p.strategy,
+            )
+        };
+        // The owner's binding, or a new one from the blocks held, in the order claimed.
+        let locals: Vec<String> = held
+            .into_iter()
+            .chain(claimed.iter().map(|&i| block_pool(pool_id, i)))
+            .collect();
+        for local in &locals {
+            match call(f.call_allocate(&mut inst.store, local, owner).await)? {
+                Ok(b) => {
+                    let mut st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+                    st.owners.insert(key, local.clone());
+                    return Ok(Ok(b));
+                }
+                Err(pool::PoolError::Exhausted(_)) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        // Claim a block, starting from a place of this process's own so that processes do
+        // not all race for the same first block.
+        let start = (ipam.lease as u64 as usize) % count.max(1);
+        for i in 0..count {
+            let index = (start + i) % count;
+            if claimed.contains(&index) {
+                continue;
+            }
+            if !ipam
+                .etcd
+                .create(&block_key(pool_id, index), &ipam.me, ipam.lease)
+                .await
+                .map_err(|e| self.etcd_lost(e))?
+            {
+                continue;
+            }
+            let (a, b) = {
+                let st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.pools[pool_id].blocks[index]
+            };
+            let local = block_pool(pool_id, index);
+            let cfg = pool::PoolConfig {
+                strategy,
+                lease_ttl_ms: None,
+                seed: 0x5eed,
+            };
+            call(f.call_create_pool(&mut inst.store, &local, cfg).await)?
+                .map_err(|e| format!("block {local}: {e:?}"))?;
+            call(
+                f.call_add_range(&mut inst.store, &local, &ip_text(a), &ip_text(b))
+                    .await,
+            )?
+            .map_err(|e| format!("block {local}: {e:?}"))?;
+            {
+                let mut st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(p) = st.pools.get_mut(pool_id) {
+                    p.claimed.push(index);
+                }
+            }
+            let r = call(f.call_allocate(&mut inst.store, &local, owner).await)?;
+            if r.is_ok() {
+                let mut st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.owners.insert(key, local);
+            }
+            return Ok(r);
+        }
+        Ok(Err(pool::PoolError::Exhausted(pool_id.to_string())))
+    }
+
+    /// Release the owner's address; a block left empty goes back to etcd.
+    async fn release_in_blocks(
+        &self,
+        ipam: &EtcdIpam,
+        pool_id: &str,
+        owner: &pool::Owner,
+    ) -> Result<(), String> {
+        let mut inst = self.inst.lock().await;
+        let f = inst.pool();
+        let key = (
+            pool_id.to_string(),
+            owner.tenant.clone(),
+            owner.resource.clone(),
+        );
+        let Some(local) = ipam
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .owners
+            .remove(&key)
+        else {
+            return Ok(());
+        };
+        let _ = call(f.call_release_owner(&mut inst.store, &local, owner).await)?;
+        let st = call(f.call_stats(&mut inst.store, &local).await)?;
+        if st.is_ok_and(|st| st.allocated == 0) {
+            let index: usize = local
+                .rsplit_once('#')
+                .and_then(|(_, i)| i.parse().ok())
+                .unwrap_or(usize::MAX);
+            let _ = call(f.call_delete_pool(&mut inst.store, &local).await)?;
+            {
+                let mut st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(p) = st.pools.get_mut(pool_id) {
+                    p.claimed.retain(|&i| i != index);
+                }
+            }
+            // Only if it is still ours (a lost lease may have let another process take it).
+            ipam.etcd
+                .delete_if(&block_key(pool_id, index), &ipam.me)
+                .await
+                .map_err(|e| self.etcd_lost(e))?;
+        }
+        Ok(())
     }
 }

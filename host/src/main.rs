@@ -2,6 +2,7 @@
 //! runs YAML scenarios through it, one isolated instance per user.
 
 mod authority;
+mod etcd;
 #[cfg(test)]
 mod fuzz;
 mod html;
@@ -88,6 +89,15 @@ enum Command {
         /// files merge into the whole run (`scheduler merge`).
         #[arg(long, value_name = "I/N", value_parser = parse_segment)]
         segment: Option<(u32, u32)>,
+        /// Share the scenario's pools with every process of the run through etcd (v3, its
+        /// JSON gateway, e.g. http://127.0.0.1:2379): blocks of addresses are claimed under
+        /// this process's lease. With --segment, pools are not cut: etcd shares them.
+        #[arg(long, value_name = "URL")]
+        etcd: Option<String>,
+        /// The etcd lease's time to live: a process killed without a goodbye gives its
+        /// blocks back this long after (1s, 10s).
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
+        lease_ttl: Duration,
         #[command(flatten)]
         out: RunArgs,
     },
@@ -269,18 +279,26 @@ fn main() -> ExitCode {
         Command::Run {
             scenario: path,
             segment,
+            etcd,
+            lease_ttl,
             out,
         } => {
             let mut s = match load(&path) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            let pools = s.pools.clone();
             if let Some((i, n)) = segment
                 && let Err(e) = s.segment(i, n)
             {
                 return usage(&e);
             }
+            // Pools in etcd are shared, not cut.
+            if etcd.is_some() {
+                s.pools = pools;
+            }
             let opts = RunOptions {
+                etcd: etcd.map(|url| authority::EtcdOptions { url, lease_ttl }),
                 state_dir: out.state_dir.clone(),
                 progress: true,
                 drain: None,
@@ -345,6 +363,7 @@ fn main() -> ExitCode {
                 segment: None,
                 out: out.out.clone(),
                 metrics_listen: out.metrics_listen,
+                etcd: None,
             };
             rt.block_on(finish(run::run(s, opts), &out, Some(&target)))
         }

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub out: Vec<Out>,
     /// `--metrics-listen ADDR`: Prometheus metrics served live while the run goes.
     pub metrics_listen: Option<SocketAddr>,
+    /// `--etcd URL`: the pools are shared with the run's other processes through etcd.
+    pub etcd: Option<crate::authority::EtcdOptions>,
 }
 
 /// The metrics of the run so far (what the report's metrics say at the end).
@@ -950,7 +952,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let runtime = Runtime::new(max + 2, tls)?;
     let stop = Arc::new(AtomicBool::new(false));
     let before = runtime::mappings();
-    let authority = Authority::new(&runtime, opts.state_dir.clone(), stop.clone()).await?;
+    let mut authority = Authority::new(&runtime, opts.state_dir.clone(), stop.clone()).await?;
+    if let Some(o) = &opts.etcd {
+        authority.use_etcd(o).await?;
+    }
     authority.setup(&scenario.pools).await?;
     if let Some(e) = authority.fault() {
         return Err(e);
@@ -1335,6 +1340,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             Err(e) => run_errors.push(format!("pool {}: {e}", p.id)),
         }
     }
+    // The etcd lease ends: blocks still held go back at once.
+    shared.authority.close().await;
     if let Some(e) = shared.authority.fault() {
         run_errors.insert(0, e);
     }

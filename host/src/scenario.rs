@@ -624,7 +624,7 @@ fn yaml_to_json(v: &Value) -> serde_json::Value {
 
 /// The first and last address of a range as the pool reads it (the pool has the last word when
 /// the scenario runs).
-fn check_cidr(text: &str) -> Result<(u128, u128), String> {
+pub(crate) fn check_cidr(text: &str) -> Result<(u128, u128), String> {
     let mut pools = ip_pool::IpPools::new();
     pools
         .create_pool("check", Default::default())
@@ -638,7 +638,7 @@ fn check_cidr(text: &str) -> Result<(u128, u128), String> {
 }
 
 /// The address of a key (`key`'s inverse).
-fn key_ip(k: u128) -> std::net::IpAddr {
+pub(crate) fn key_ip(k: u128) -> std::net::IpAddr {
     let v6 = std::net::Ipv6Addr::from(k);
     match v6.to_ipv4_mapped() {
         Some(v4) => v4.into(),

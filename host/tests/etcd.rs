@@ -1,0 +1,432 @@
+//! Several `scheduler run` processes sharing their pools through etcd (`--etcd`): segments
+//! that run every user once, no address held by two users at once in any process, a kill -9
+//! whose blocks come back when its lease expires, a race for the last block, and etcd lost
+//! mid-run. etcd (Debian's etcd-server) is started here on loopback with its own data dir.
+//!
+//! `.ci/run` installs etcd. Where it is missing the tests say so and pass, unless
+//! REQUIRE_ETCD=1 (as in CI), where they fail.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use integration_tests::http_server::{Reply, TestServer, serve};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scheduler-etcd-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// etcd on two free loopback ports with a data dir of its own; killed on drop.
+struct EtcdServer {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn etcd(name: &str) -> Option<EtcdServer> {
+    let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(bin) = bin else {
+        assert!(
+            std::env::var("REQUIRE_ETCD").is_err(),
+            "REQUIRE_ETCD is set but etcd is not installed"
+        );
+        eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server)");
+        return None;
+    };
+    let dir = tmp(&format!("etcd-{name}"));
+    let (client, peer) = (free_port(), free_port());
+    let url = format!("http://127.0.0.1:{client}");
+    let child = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("default=http://127.0.0.1:{peer}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start etcd");
+    let server = EtcdServer { child, url, dir };
+    let start = Instant::now();
+    while keys(&server.url).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "etcd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(server)
+}
+
+/// How many of the IPAM's block keys etcd holds (through its JSON gateway).
+fn keys(url: &str) -> Result<usize, String> {
+    // The prefix "/scheduler/ipam/v1/" and its range end, base64.
+    let body = r#"{"key":"L3NjaGVkdWxlci9pcGFtL3YxLw==","range_end":"L3NjaGVkdWxlci9pcGFtL3YxMA==","count_only":true}"#;
+    let text = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .post(&format!("{url}/v3/kv/range"))
+        .send_string(body)
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    if v.get("header").is_none() {
+        return Err(format!("{v}"));
+    }
+    Ok(v["count"]
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
+
+/// (source address, user, start, end) of each request, as the server saw it.
+type Seen = Arc<Mutex<Vec<(String, String, Instant, Instant)>>>;
+
+/// A target that holds each request `hold` and records who sent it, from where, when.
+fn target(hold: Duration) -> (TestServer, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let server = serve("127.0.0.1:0", None, move |r| {
+        let start = Instant::now();
+        std::thread::sleep(hold);
+        s.lock().unwrap().push((
+            r.peer.ip().to_string(),
+            r.header("x-user").unwrap_or("").to_string(),
+            start,
+            Instant::now(),
+        ));
+        Reply::ok("ok")
+    });
+    (server, seen)
+}
+
+fn scenario(port: u16, pool: &str, users: u32, tasks: u32, strategy: &str, extra: &str) -> String {
+    format!(
+        r#"
+version: "1.0"
+name: shared
+workbook:
+  ip_pools:
+    - {{ id: p, ranges: ["{pool}"] }}
+load:
+  ramp_up:
+    phases:
+      - {{ at_second: 0, spawn_users: {users}, ip_pool_override: p }}
+  user_lifetime: {{ mode: loop, iterations: {tasks}{extra} }}
+  user_resources:
+    ip_binding: {{ enabled: true, pool_id: p, strategy: {strategy}, release_on: {release}, wait_on_exhaustion: true, wait_timeout: 30s }}
+actions:
+  actions:
+    - id: get
+      call: get
+      with: {{ url: "http://127.0.0.1:{port}/x", bind_ip: "{{{{user.allocated_ip}}}}", headers: {{ x-user: "{{{{user.id}}}}" }} }}
+workflows:
+  nodes:
+    - {{ id: start, type: action, action: get, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#,
+        release = if strategy == "per_task" {
+            "task_end"
+        } else {
+            "user_exit"
+        }
+    )
+}
+
+fn spawn(path: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .arg("run")
+        .arg(path)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// No address served two users at overlapping times.
+fn assert_no_overlap(seen: &[(String, String, Instant, Instant)]) {
+    for (i, a) in seen.iter().enumerate() {
+        for b in &seen[i + 1..] {
+            if a.0 == b.0 && a.1 != b.1 {
+                assert!(
+                    a.3 <= b.2 || b.3 <= a.2,
+                    "{} served users {} and {} at once",
+                    a.0,
+                    a.1,
+                    b.1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn three_segments_share_one_pool_and_merge_exactly() {
+    let Some(etcd) = etcd("segments") else { return };
+    let d = tmp("segments");
+    let (server, seen) = target(Duration::from_millis(30));
+    // 24 users of 4 tasks each, an address per task from 16 (fewer than the users).
+    let path = d.join("s.yaml");
+    std::fs::write(
+        &path,
+        scenario(server.addr.port(), "127.0.70.0/28", 24, 4, "per_task", ""),
+    )
+    .unwrap();
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            let result = d.join(format!("r{i}.json"));
+            spawn(
+                &path,
+                &[
+                    "--segment",
+                    &format!("{i}/3"),
+                    "--etcd",
+                    &etcd.url,
+                    "--result",
+                    result.to_str().unwrap(),
+                ],
+            )
+        })
+        .collect();
+    for c in children {
+        let (code, out) = finish(c);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 96);
+    // Every user exactly once over the processes: four requests each.
+    let mut per_user = std::collections::BTreeMap::<String, usize>::new();
+    for s in &seen {
+        *per_user.entry(s.1.clone()).or_default() += 1;
+        assert!(s.0.starts_with("127.0.70."), "{}", s.0);
+    }
+    assert_eq!(per_user.len(), 24, "{per_user:?}");
+    assert!(per_user.values().all(|&n| n == 4), "{per_user:?}");
+    assert_no_overlap(&seen);
+    // The three result files merge into the whole run.
+    let merged = d.join("merged.json");
+    let out = Command::new(BIN)
+        .arg("merge")
+        .args((0..3).map(|i| d.join(format!("r{i}.json"))))
+        .arg("--json")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(v["totals"]["requests"], 96);
+    assert_eq!(v["totals"]["ok"], 96);
+    // Every block went back.
+    assert_eq!(keys(&etcd.url), Ok(0));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_killed_process_gives_its_blocks_back_when_its_lease_expires() {
+    let Some(etcd) = etcd("kill") else { return };
+    let d = tmp("kill");
+    let (server, seen) = target(Duration::from_millis(1));
+    // The first process's 8 users hold all 8 addresses, for a long time.
+    let holder = d.join("holder.yaml");
+    std::fs::write(
+        &holder,
+        scenario(
+            server.addr.port(),
+            "127.0.71.0/29",
+            8,
+            1000,
+            "per_user",
+            ", think_time: 1s",
+        ),
+    )
+    .unwrap();
+    let mut a = spawn(&holder, &["--etcd", &etcd.url, "--lease-ttl", "2s"]);
+    let start = Instant::now();
+    while seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| &s.0)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        < 8
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the holder did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(keys(&etcd.url).unwrap() >= 1);
+    a.kill().unwrap();
+    let _ = a.wait();
+    // A second process needs all 8: it waits for the lease to expire, then gets them.
+    seen.lock().unwrap().clear();
+    let taker = d.join("taker.yaml");
+    std::fs::write(
+        &taker,
+        // Each user holds its address a while: all 8 are needed at once.
+        scenario(server.addr.port(), "127.0.71.0/29", 8, 2, "per_user", ", think_time: 500ms"),
+    )
+    .unwrap();
+    let (code, out) = finish(spawn(&taker, &["--etcd", &etcd.url]));
+    assert_eq!(code, Some(0), "{out}");
+    let seen = seen.lock().unwrap().clone();
+    let addresses: std::collections::BTreeSet<_> = seen.iter().map(|s| s.0.clone()).collect();
+    assert_eq!(addresses.len(), 8, "{addresses:?}");
+    assert_eq!(seen.len(), 16);
+    assert_eq!(keys(&etcd.url), Ok(0));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn two_processes_race_for_the_last_block_and_lose_nothing() {
+    let Some(etcd) = etcd("race") else { return };
+    let d = tmp("race");
+    let (server, seen) = target(Duration::from_millis(20));
+    // One block of 4 addresses; each process's 2 users want one each, three times over.
+    let path = d.join("s.yaml");
+    std::fs::write(
+        &path,
+        scenario(
+            server.addr.port(),
+            "127.0.72.0/30",
+            4,
+            3,
+            "per_user",
+            ", think_time: 100ms",
+        ),
+    )
+    .unwrap();
+    let a = spawn(&path, &["--segment", "0/2", "--etcd", &etcd.url]);
+    let b = spawn(&path, &["--segment", "1/2", "--etcd", &etcd.url]);
+    for c in [a, b] {
+        let (code, out) = finish(c);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 12, "every request of both processes was made");
+    assert_no_overlap(&seen);
+    assert_eq!(keys(&etcd.url), Ok(0));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn etcd_lost_mid_run_ends_the_run_with_a_report() {
+    let Some(mut etcd) = etcd("lost") else { return };
+    let d = tmp("lost");
+    let (server, seen) = target(Duration::from_millis(1));
+    let path = d.join("s.yaml");
+    std::fs::write(
+        &path,
+        scenario(
+            server.addr.port(),
+            "127.0.73.0/28",
+            4,
+            0,
+            "per_task",
+            ", duration: 60s, think_time: 50ms",
+        ),
+    )
+    .unwrap();
+    let json = d.join("r.json");
+    let child = spawn(
+        &path,
+        &[
+            "--etcd",
+            &etcd.url,
+            "--lease-ttl",
+            "1s",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let start = Instant::now();
+    while seen.lock().unwrap().len() < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = etcd.child.kill();
+    let _ = etcd.child.wait();
+    let stopped = Instant::now();
+    let (code, out) = finish(child);
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("etcd lost"), "{out}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(40),
+        "the run went on"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["totals"]["requests"].as_u64().unwrap() >= 5);
+
+    // Unreachable at the start: a clear error.
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&path)
+        .args(["--etcd", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is etcd running"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
