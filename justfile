@@ -69,6 +69,12 @@ bench *ARGS:
     profile=bench; if [[ " {{ARGS}} " == *" --quick "* ]]; then profile=dev; else cargo build --profile host-release --bin scheduler; fi; \
         cargo bench --profile $profile --bench suite --bench ip_pool -- {{ARGS}}
 
+# The Kubernetes manifests against the Kubernetes API schemas (offline: kubernetes-validate
+# carries them; pip install kubernetes-validate).
+k8s-validate:
+    kubernetes-validate --strict -k 1.30.0 deploy/kubernetes/etcd.yaml deploy/kubernetes/scenario.yaml \
+        deploy/kubernetes/results.yaml deploy/kubernetes/job.yaml deploy/kubernetes/merge.yaml
+
 fmt:
     cargo fmt --all
 
