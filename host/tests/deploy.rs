@@ -25,7 +25,11 @@ fn the_kubernetes_manifests_run_what_the_scheduler_has() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("scenario.yaml");
     std::fs::write(&path, scenario).unwrap();
-    let out = Command::new(BIN).arg("validate").arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -36,14 +40,20 @@ fn the_kubernetes_manifests_run_what_the_scheduler_has() {
     assert_eq!(job["spec"]["completionMode"].as_str(), Some("Indexed"));
     let n = job["spec"]["completions"].as_u64().unwrap();
     let run = command_line(&job);
-    assert!(run.contains(&format!("--segment \"${{JOB_COMPLETION_INDEX}}/{n}\"")), "{run}");
+    assert!(
+        run.contains(&format!("--segment \"${{JOB_COMPLETION_INDEX}}/{n}\"")),
+        "{run}"
+    );
     let help = Command::new(BIN).args(["run", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     for flag in run.split_whitespace().filter(|w| w.starts_with("--")) {
         assert!(help.contains(flag), "run has no {flag}");
     }
     let merge = command_line(&manifest("merge.yaml"));
-    let help = Command::new(BIN).args(["merge", "--help"]).output().unwrap();
+    let help = Command::new(BIN)
+        .args(["merge", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
     for flag in merge.split_whitespace().filter(|w| w.starts_with("--")) {
         assert!(help.contains(flag), "merge has no {flag}");

@@ -322,7 +322,14 @@ fn a_killed_process_gives_its_blocks_back_when_its_lease_expires() {
     std::fs::write(
         &taker,
         // Each user holds its address a while: all 8 are needed at once.
-        scenario(server.addr.port(), "127.0.71.0/29", 8, 2, "per_user", ", think_time: 500ms"),
+        scenario(
+            server.addr.port(),
+            "127.0.71.0/29",
+            8,
+            2,
+            "per_user",
+            ", think_time: 500ms",
+        ),
     )
     .unwrap();
     let (code, out) = finish(spawn(&taker, &["--etcd", &etcd.url]));

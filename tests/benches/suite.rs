@@ -1079,6 +1079,11 @@ fn main() {
         https(&mut t, quick, reps);
         https_load(&mut t, quick, reps);
     }
+    if want("etcd")
+        && let Some(ng) = nginx()
+    {
+        etcd_rows(&mut t, quick, &ng);
+    }
     if want("artifact") {
         artifact(&mut t, quick, reps);
     }
@@ -1532,4 +1537,192 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
     }
     drop(ng);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// etcd on free loopback ports with a data dir of its own (the bench's rows 9).
+struct BenchEtcd(std::process::Child, String, PathBuf);
+
+impl Drop for BenchEtcd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.2);
+    }
+}
+
+fn bench_etcd() -> Option<BenchEtcd> {
+    let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()
+            .map(|a| a.port())
+    };
+    let (client, peer) = (port()?, port()?);
+    let dir = std::env::temp_dir().join(format!("bench-etcd-{}", std::process::id()));
+    let url = format!("http://127.0.0.1:{client}");
+    let child = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("default=http://127.0.0.1:{peer}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let e = BenchEtcd(child, url, dir);
+    let start = Instant::now();
+    while etcd_post(&e.1, "/v3/maintenance/status", "{}").is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            return None;
+        }
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Some(e)
+}
+
+fn etcd_post(url: &str, path: &str, body: &str) -> Option<serde_json::Value> {
+    let text = ureq::post(&format!("{url}{path}"))
+        .send_string(body)
+        .ok()?
+        .into_string()
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Rows 9: etcd as the address authority. Block claims per second (the scheduler's claim: a
+/// create-if-absent transaction under a lease, through the JSON gateway), and three segments
+/// sharing a pool through etcd against one process running the whole scenario.
+fn etcd_rows(t: &mut Table, quick: bool, ng: &Nginx) {
+    use base64::Engine as _;
+    let Some(etcd) = bench_etcd() else {
+        t.row(
+            "9",
+            "etcd",
+            "-".into(),
+            "etcd not installed".into(),
+            "-".into(),
+            "",
+        );
+        return;
+    };
+    let url = etcd.1.clone();
+    let lease = etcd_post(&url, "/v3/lease/grant", r#"{"TTL": 60}"#).unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let n = if quick { 50 } else { 2_000 };
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let start = Instant::now();
+    for i in 0..n {
+        let key = b64(&format!("/scheduler/ipam/v1/bench/{i}"));
+        let body = json!({
+            "compare": [{ "key": key, "result": "EQUAL", "target": "CREATE", "create_revision": "0" }],
+            "success": [{ "request_put": { "key": key, "value": b64("bench"), "lease": lease } }],
+        });
+        let v = etcd_post(&url, "/v3/kv/txn", &body.to_string()).unwrap();
+        assert_eq!(v["succeeded"], true);
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    t.row(
+        "9a",
+        &format!("etcd block claims (create-if-absent under a lease), {n} sequential"),
+        format!("{rate:.0} claims/s"),
+        "-".into(),
+        "-".into(),
+        "reported",
+    );
+    // 9b: 3 segments with --etcd against one process, the same scenario and nginx.
+    let Some(scheduler) = scheduler_binary(quick) else {
+        return;
+    };
+    let secs = if quick { 1 } else { 5 };
+    let dir = std::env::temp_dir().join(format!("bench-etcd-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: \"1.0\"\nname: shared\nworkbook:\n  ip_pools: [ {{ id: p, ranges: [\"127.0.90.0/24\"] }} ]\n\
+load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 96, ip_pool_override: p }} ] }}\n  user_lifetime: {{ mode: loop, iterations: 0, duration: {secs}s }}\n  user_resources:\n    ip_binding: {{ enabled: true, pool_id: p, strategy: per_user, release_on: user_exit }}\n\
+actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{}/\", bind_ip: \"{{{{user.allocated_ip}}}}\", discard_body: true }} }} ]\n\
+workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n",
+            ng.port
+        ),
+    )
+    .unwrap();
+    let rate_of = |json: &PathBuf| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        v["totals"]["requests"].as_f64().unwrap() / v["elapsed_s"].as_f64().unwrap()
+    };
+    let one = dir.join("one.json");
+    let out = Command::new(&scheduler)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--json",
+            one.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let json = dir.join(format!("seg{i}.json"));
+            let child = Command::new(&scheduler)
+                .args([
+                    "run",
+                    path.to_str().unwrap(),
+                    "--segment",
+                    &format!("{i}/3"),
+                ])
+                .args(["--etcd", &url, "--json", json.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, json)
+        })
+        .collect();
+    let mut total = 0.0;
+    for (child, json) in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        total += rate_of(&json);
+    }
+    let single = rate_of(&one);
+    t.row(
+        "9b",
+        &format!("96 users with pool addresses, {secs} s: three segments sharing the pool through etcd, aggregate"),
+        format!("{total:.0} req/s"),
+        format!("one process {single:.0} req/s"),
+        format!("{:.2} x one process", total / single),
+        "reported (2 cores: the three share them)",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
