@@ -293,9 +293,16 @@ fn main() -> ExitCode {
             {
                 return usage(&e);
             }
-            // Pools in etcd are shared, not cut.
+            // Pools in etcd are shared, not cut (but one bound to a segment is that one's).
             if etcd.is_some() {
                 s.pools = pools;
+                if let Some((i, _)) = segment {
+                    for p in &mut s.pools {
+                        if p.segment.is_some_and(|b| b != i) {
+                            p.ranges.clear();
+                        }
+                    }
+                }
             }
             let opts = RunOptions {
                 etcd: etcd.map(|url| authority::EtcdOptions { url, lease_ttl }),

@@ -346,6 +346,12 @@ pub fn phase_name(p: exec::TimeoutPhase) -> &'static str {
 pub fn pool_error_text(e: &pool::PoolError) -> String {
     // The Debug text is `Case("detail")`; the WIT name is the case in kebab-case.
     let debug = format!("{e:?}");
+    // `PoolError::Exhausted("p")` (the bindings' Debug): the case after the type's path.
+    let at = debug.find('(').unwrap_or(debug.len());
+    let debug = match debug[..at].rfind("::") {
+        Some(i) => &debug[i + 2..],
+        None => &debug[..],
+    };
     let (case, rest) = debug.split_at(debug.find('(').unwrap_or(debug.len()));
     let mut name = String::new();
     for (i, c) in case.chars().enumerate() {
@@ -398,5 +404,20 @@ pub fn tls_reason_name(r: exec::TlsReason) -> &'static str {
         R::CertificateRequired => "certificate-required",
         R::Unsupported => "unsupported",
         R::Other => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_errors_read_as_the_interface_names_them() {
+        let text = |e| pool_error_text(&e);
+        assert_eq!(text(pool::PoolError::Exhausted("p".into())), "exhausted: p");
+        assert_eq!(
+            text(pool::PoolError::UnknownPool("x".into())),
+            "unknown-pool: x"
+        );
     }
 }

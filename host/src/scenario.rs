@@ -39,6 +39,9 @@ pub struct PoolSpec {
     pub name: String,
     pub ranges: Vec<String>,
     pub strategy: Strategy,
+    /// `segment: I`: the pool's addresses exist only where segment I runs (one host's
+    /// interfaces): that segment's process has all of it, the others none.
+    pub segment: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -377,6 +380,19 @@ impl Scenario {
             a.max_users = share(a.max_users);
         }
         for p in &mut self.pools {
+            if let Some(s) = p.segment {
+                if s >= count {
+                    return Err(format!(
+                        "pool {} is bound to segment {s}, but there are {count} segments",
+                        p.id
+                    ));
+                }
+                // Bound to one segment: whole there, nothing elsewhere.
+                if s != index {
+                    p.ranges.clear();
+                }
+                continue;
+            }
             let mut intervals = Vec::new();
             for r in &p.ranges {
                 intervals.push(check_cidr(r).map_err(|e| format!("pool {}: {e}", p.id))?);
@@ -1315,7 +1331,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             .enumerate()
         {
             let path = format!("workbook.ip_pools[{i}]");
-            let Some(m) = w.map(p, &path, &["id", "name", "ranges", "allocation_strategy"]) else {
+            let Some(m) = w.map(
+                p,
+                &path,
+                &["id", "name", "ranges", "allocation_strategy", "segment"],
+            ) else {
                 continue;
             };
             let id = w
@@ -1359,11 +1379,15 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             if pools.iter().any(|p: &PoolSpec| p.id == id) {
                 w.problem(&join(&path, "id"), format!("duplicate pool id {id:?}"));
             }
+            let segment = w
+                .uint(get(m, "segment"), &join(&path, "segment"))
+                .map(|n| n.min(u64::from(u32::MAX)) as u32);
             pools.push(PoolSpec {
                 id,
                 name: pname,
                 ranges,
                 strategy,
+                segment,
             });
         }
         check_overlaps(w, &mut all_ranges);

@@ -437,3 +437,48 @@ fn etcd_lost_mid_run_ends_the_run_with_a_report() {
     assert!(err.contains("is etcd running"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A pool bound to a segment (addresses on one host only): that segment's process has all of
+/// it, the other none, with etcd and without.
+#[test]
+fn a_pool_bound_to_a_segment_is_that_segments_alone() {
+    let d = tmp("bound");
+    let (server, seen) = target(Duration::from_millis(1));
+    let text = scenario(server.addr.port(), "127.0.74.0/29", 4, 2, "per_user", "")
+        .replace(
+            "ranges: [\"127.0.74.0/29\"] }",
+            "ranges: [\"127.0.74.0/29\"], segment: 1 }",
+        )
+        .replace("wait_on_exhaustion: true", "wait_on_exhaustion: false");
+    let path = d.join("s.yaml");
+    std::fs::write(&path, text).unwrap();
+    let etcd = etcd("bound");
+    let mut modes: Vec<Vec<String>> = vec![vec![]];
+    if let Some(e) = &etcd {
+        modes.push(vec!["--etcd".into(), e.url.clone()]);
+    }
+    for extra in modes {
+        seen.lock().unwrap().clear();
+        let run = |i: u32| {
+            let mut args = vec!["--segment".to_string(), format!("{i}/2")];
+            args.extend(extra.iter().cloned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            finish(spawn(&path, &args))
+        };
+        let (code, out) = run(0);
+        // Nothing could be tested there (98, before 97: its users failed).
+        assert_eq!(code, Some(98), "segment 0 has no address: {out}");
+        assert!(
+            out.contains("no address from pool p: exhausted: p"),
+            "{out}"
+        );
+        let (code, out) = run(1);
+        assert_eq!(code, Some(0), "{out}");
+        let seen = seen.lock().unwrap().clone();
+        // Users 2 and 4 (segment 1), two requests each, from the bound pool.
+        assert_eq!(seen.len(), 4, "{extra:?}");
+        assert!(seen.iter().all(|s| s.0.starts_with("127.0.74.")));
+        assert!(seen.iter().all(|s| s.1 == "2" || s.1 == "4"), "{seen:?}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
