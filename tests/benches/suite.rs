@@ -1084,6 +1084,12 @@ fn main() {
     {
         etcd_rows(&mut t, quick, &ng);
     }
+    // The soak takes ten minutes: `--only soak` (SOAK_MINUTES=N for another length).
+    if only.as_deref() == Some("soak")
+        && let Some(ng) = nginx()
+    {
+        soak(&mut t, quick, &ng);
+    }
     if want("artifact") {
         artifact(&mut t, quick, reps);
     }
@@ -1723,6 +1729,88 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
         format!("one process {single:.0} req/s"),
         format!("{:.2} x one process", total / single),
         "reported (2 cores: the three share them)",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Row 10: a soak. 50 users of `per_task` addresses (a new address, and connection, every
+/// task) against nginx for `minutes`; the scheduler's open fds and RSS sampled as it runs.
+/// Flat figures mean releasing an address closes its connections and nothing else leaks.
+fn soak(t: &mut Table, quick: bool, ng: &Nginx) {
+    let Some(scheduler) = scheduler_binary(quick) else {
+        return;
+    };
+    let minutes: u64 = std::env::var("SOAK_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(if quick { 1 } else { 10 });
+    let secs = minutes * 60;
+    let dir = std::env::temp_dir().join(format!("bench-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("soak.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: \"1.0\"\nname: soak\nworkbook:\n  ip_pools: [ {{ id: p, ranges: [\"127.0.96.0/22\"] }} ]\n\
+load:\n  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 50, ip_pool_override: p }} ] }}\n  user_lifetime: {{ mode: loop, iterations: 0, duration: {secs}s, think_time: 10ms }}\n  user_resources:\n    ip_binding: {{ enabled: true, pool_id: p, strategy: per_task, release_on: task_end }}\n\
+actions:\n  actions: [ {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{}/\", bind_ip: \"{{{{user.allocated_ip}}}}\", discard_body: true }} }} ]\n\
+workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]\n",
+            ng.port
+        ),
+    )
+    .unwrap();
+    let json = dir.join("soak.json");
+    let mut child = Command::new(&scheduler)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let sample = || {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        let rss_kib: f64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        (fds, rss_kib / 1024.0)
+    };
+    // The first sample a tenth of the way in (warmed up), then every tenth.
+    let mut samples = Vec::new();
+    for i in 1..=9u64 {
+        thread::sleep(
+            std::time::Duration::from_secs(secs * i / 10)
+                - std::time::Duration::from_secs(secs * (i - 1) / 10),
+        );
+        samples.push(sample());
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the soak run failed");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    let max_fds = samples.iter().map(|s| s.0).max().unwrap_or(0);
+    t.row(
+        "10",
+        &format!(
+            "soak: 50 users, per_task addresses (a new connection each task), {minutes} min: {} requests, {} failed",
+            v["totals"]["requests"], v["totals"]["failed"]
+        ),
+        format!(
+            "fds {} -> {} (max {max_fds}), RSS {:.1} -> {:.1} MiB",
+            first.0, last.0, first.1, last.1
+        ),
+        "-".into(),
+        format!("RSS {:.2} x", last.1 / first.1.max(1.0)),
+        &t.judged("flat: RSS <= 1.1 x, fds <= 2 x", last.1 <= 1.1 * first.1 && last.0 <= 2 * first.0.max(1)),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
