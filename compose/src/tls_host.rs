@@ -340,7 +340,13 @@ impl InputStream for TlsInput {
             if s.inbuf.is_empty() && !s.eof {
                 return Ok(Bytes::new());
             }
+            let (before, eof) = (s.inbuf.len(), s.eof);
             s.process().map_err(failed)?;
+            // rustls took nothing (it wants no more input now): nothing to read yet, rather
+            // than going round again.
+            if !eof && s.inbuf.len() == before {
+                return Ok(Bytes::new());
+            }
         }
     }
 }
