@@ -367,6 +367,26 @@ pub mod pki {
         pub key_pem: String,
     }
 
+    impl Leaf {
+        /// A rustls server configuration (ring, TLS 1.2 and 1.3) serving this certificate.
+        pub fn server_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+            use rustls::pki_types::pem::PemObject;
+            use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+            let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+                .map_err(|e| e.to_string())?;
+            let config = rustls::ServerConfig::builder_with_provider(super::provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .map_err(|e| e.to_string())?;
+            Ok(std::sync::Arc::new(config))
+        }
+    }
+
     /// When a leaf is valid.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Validity {

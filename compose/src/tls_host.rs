@@ -183,8 +183,8 @@ enum FutureState {
 }
 
 impl FutureStreams {
-    /// One step without waiting: `Some(true)` done, `Some(false)` failed (state set), `None`
-    /// must wait for the TCP stream.
+    /// The handshake as far as it goes without waiting: `true` when it has ended (finished
+    /// or failed: the state says which), `false` when it must wait for the TCP stream.
     fn step(&mut self) -> bool {
         let FutureState::Running {
             session,

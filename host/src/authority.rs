@@ -71,6 +71,15 @@ struct PoolBlocks {
     strategy: pool::Strategy,
 }
 
+/// Who holds what in the blocks: (pool, tenant, resource).
+fn owner_key(pool_id: &str, owner: &pool::Owner) -> (String, String, String) {
+    (
+        pool_id.to_string(),
+        owner.tenant.clone(),
+        owner.resource.clone(),
+    )
+}
+
 fn block_pool(pool: &str, index: usize) -> String {
     format!("{pool}#{index}")
 }
@@ -440,11 +449,7 @@ impl Authority {
         }
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
-        let key = (
-            pool_id.to_string(),
-            owner.tenant.clone(),
-            owner.resource.clone(),
-        );
+        let key = owner_key(pool_id, owner);
         let (held, claimed, count, strategy) = {
             let st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
             let Some(p) = st.pools.get(pool_id) else {
@@ -531,11 +536,7 @@ impl Authority {
     ) -> Result<(), String> {
         let mut inst = self.inst.lock().await;
         let f = inst.pool();
-        let key = (
-            pool_id.to_string(),
-            owner.tenant.clone(),
-            owner.resource.clone(),
-        );
+        let key = owner_key(pool_id, owner);
         let Some(local) = ipam
             .state
             .lock()

@@ -40,7 +40,7 @@ impl Target {
             &["localhost", "127.0.0.1"],
             compose::tls::pki::Validity::Now,
         )?;
-        let config = server_config(&leaf.cert_pem, &leaf.key_pem)?;
+        let config = leaf.server_config()?;
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let tls_addr = listener.local_addr().map_err(|e| e.to_string())?;
         let c = counts.clone();
@@ -68,25 +68,6 @@ impl Target {
     pub fn counts(&self) -> BTreeMap<String, u64> {
         self.counts.lock().unwrap().clone()
     }
-}
-
-/// A TLS server configuration from a PEM certificate chain and key.
-pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| e.to_string())?;
-    Ok(Arc::new(config))
 }
 
 fn serve(mut s: impl Read + Write, peer: SocketAddr, counts: Arc<Mutex<BTreeMap<String, u64>>>) {

@@ -6,7 +6,6 @@
 //! `.ci/run` installs etcd. Where it is missing the tests say so and pass, unless
 //! REQUIRE_ETCD=1 (as in CI), where they fail.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -24,34 +23,8 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// etcd on two free loopback ports with a data dir of its own; killed on drop.
-struct EtcdServer {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl Drop for EtcdServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn etcd(name: &str) -> Option<EtcdServer> {
-    let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let Some(bin) = bin else {
+fn etcd(name: &str) -> Option<integration_tests::etcd::Etcd> {
+    let Some(bin) = integration_tests::etcd::binary() else {
         assert!(
             std::env::var("REQUIRE_ETCD").is_err(),
             "REQUIRE_ETCD is set but etcd is not installed"
@@ -59,59 +32,15 @@ fn etcd(name: &str) -> Option<EtcdServer> {
         eprintln!("SKIPPED: etcd is not installed (apt-get install etcd-server)");
         return None;
     };
-    let dir = tmp(&format!("etcd-{name}"));
-    let (client, peer) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{client}");
-    let child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args([
-            "--initial-advertise-peer-urls",
-            &format!("http://127.0.0.1:{peer}"),
-        ])
-        .args([
-            "--initial-cluster",
-            &format!("default=http://127.0.0.1:{peer}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start etcd");
-    let server = EtcdServer { child, url, dir };
-    let start = Instant::now();
-    while keys(&server.url).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "etcd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(server)
+    Some(integration_tests::etcd::Etcd::start(&bin, name).unwrap())
 }
 
 /// How many of the IPAM's block keys etcd holds (through its JSON gateway).
 fn keys(url: &str) -> Result<usize, String> {
     // The prefix "/scheduler/ipam/v1/" and its range end, base64.
     let body = r#"{"key":"L3NjaGVkdWxlci9pcGFtL3YxLw==","range_end":"L3NjaGVkdWxlci9pcGFtL3YxMA==","count_only":true}"#;
-    let text = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .post(&format!("{url}/v3/kv/range"))
-        .send_string(body)
-        .map_err(|e| e.to_string())?
-        .into_string()
-        .map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    if v.get("header").is_none() {
-        return Err(format!("{v}"));
-    }
+    let v = integration_tests::etcd::post(url, "/v3/kv/range", body)
+        .ok_or_else(|| format!("etcd at {url} did not answer"))?;
     Ok(v["count"]
         .as_str()
         .and_then(|c| c.parse().ok())

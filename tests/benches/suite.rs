@@ -476,6 +476,22 @@ fn scheduler_binary(quick: bool) -> Option<String> {
 
 /// Row 4m: the scheduler's peak RSS after N and after 10N requests (64 users): the recording
 /// keeps histograms, not samples, so memory should not grow with the run's length.
+/// Run the scheduler (`cmd`, its arguments given) with `--json FILE`, and read its report.
+fn scheduler_report(mut cmd: Command, json: &std::path::Path) -> serde_json::Value {
+    let out = cmd.arg("--json").arg(json).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+/// Requests per second of a report.
+fn report_rate(v: &serde_json::Value) -> f64 {
+    v["totals"]["requests"].as_f64().unwrap() / v["elapsed_s"].as_f64().unwrap()
+}
+
 fn memory_with_length(t: &mut Table, quick: bool, ng: &Nginx) {
     let Some(scheduler) = scheduler_binary(quick) else {
         return;
@@ -559,22 +575,8 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         if let Some(a) = artifact {
             cmd.env("SCHEDULER_EXECUTOR", a);
         }
-        let out = cmd
-            .args([
-                "run",
-                path.to_str().unwrap(),
-                "--json",
-                json.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        cmd.args(["run", path.to_str().unwrap()]);
+        let v = scheduler_report(cmd, &json);
         let requests = v["totals"]["requests"].as_f64().unwrap();
         // A rate of failures would be no figure at all.
         assert_eq!(
@@ -1462,24 +1464,11 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
         let path = dir.join(format!("https-{users}.yaml"));
         std::fs::write(&path, text).unwrap();
         let ours = || {
-            let out = Command::new(&scheduler)
-                .args([
-                    "run",
-                    path.to_str().unwrap(),
-                    "--json",
-                    json.to_str().unwrap(),
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+            let mut cmd = Command::new(&scheduler);
+            cmd.args(["run", path.to_str().unwrap()]);
+            let v = scheduler_report(cmd, &json);
             assert_eq!(v["totals"]["failed"].as_f64(), Some(0.0));
-            v["totals"]["requests"].as_f64().unwrap() / v["elapsed_s"].as_f64().unwrap()
+            report_rate(&v)
         };
         let wrk_run = || {
             let Some(wrk) = wrk else { return 0.0 };
@@ -1545,79 +1534,14 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// etcd on free loopback ports with a data dir of its own (the bench's rows 9).
-struct BenchEtcd(std::process::Child, String, PathBuf);
-
-impl Drop for BenchEtcd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.2);
-    }
-}
-
-fn bench_etcd() -> Option<BenchEtcd> {
-    let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())?;
-    let port = || {
-        TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()
-            .map(|a| a.port())
-    };
-    let (client, peer) = (port()?, port()?);
-    let dir = std::env::temp_dir().join(format!("bench-etcd-{}", std::process::id()));
-    let url = format!("http://127.0.0.1:{client}");
-    let child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args([
-            "--initial-advertise-peer-urls",
-            &format!("http://127.0.0.1:{peer}"),
-        ])
-        .args([
-            "--initial-cluster",
-            &format!("default=http://127.0.0.1:{peer}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let e = BenchEtcd(child, url, dir);
-    let start = Instant::now();
-    while etcd_post(&e.1, "/v3/maintenance/status", "{}").is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(20) {
-            return None;
-        }
-        thread::sleep(std::time::Duration::from_millis(100));
-    }
-    Some(e)
-}
-
-fn etcd_post(url: &str, path: &str, body: &str) -> Option<serde_json::Value> {
-    let text = ureq::post(&format!("{url}{path}"))
-        .send_string(body)
-        .ok()?
-        .into_string()
-        .ok()?;
-    serde_json::from_str(&text).ok()
-}
-
 /// Rows 9: etcd as the address authority. Block claims per second (the scheduler's claim: a
 /// create-if-absent transaction under a lease, through the JSON gateway), and three segments
 /// sharing a pool through etcd against one process running the whole scenario.
 fn etcd_rows(t: &mut Table, quick: bool, ng: &Nginx) {
     use base64::Engine as _;
-    let Some(etcd) = bench_etcd() else {
+    let etcd = integration_tests::etcd::binary()
+        .and_then(|bin| integration_tests::etcd::Etcd::start(&bin, "bench").ok());
+    let Some(etcd) = etcd else {
         t.row(
             "9",
             "etcd",
@@ -1628,11 +1552,12 @@ fn etcd_rows(t: &mut Table, quick: bool, ng: &Nginx) {
         );
         return;
     };
-    let url = etcd.1.clone();
-    let lease = etcd_post(&url, "/v3/lease/grant", r#"{"TTL": 60}"#).unwrap()["ID"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let url = etcd.url.clone();
+    let lease =
+        integration_tests::etcd::post(&url, "/v3/lease/grant", r#"{"TTL": 60}"#).unwrap()["ID"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let n = if quick { 50 } else { 2_000 };
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let start = Instant::now();
@@ -1642,7 +1567,7 @@ fn etcd_rows(t: &mut Table, quick: bool, ng: &Nginx) {
             "compare": [{ "key": key, "result": "EQUAL", "target": "CREATE", "create_revision": "0" }],
             "success": [{ "request_put": { "key": key, "value": b64("bench"), "lease": lease } }],
         });
-        let v = etcd_post(&url, "/v3/kv/txn", &body.to_string()).unwrap();
+        let v = integration_tests::etcd::post(&url, "/v3/kv/txn", &body.to_string()).unwrap();
         assert_eq!(v["succeeded"], true);
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -1674,25 +1599,11 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
     )
     .unwrap();
     let rate_of = |json: &PathBuf| {
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-        v["totals"]["requests"].as_f64().unwrap() / v["elapsed_s"].as_f64().unwrap()
+        report_rate(&serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap())
     };
-    let one = dir.join("one.json");
-    let out = Command::new(&scheduler)
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--json",
-            one.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut one = Command::new(&scheduler);
+    one.args(["run", path.to_str().unwrap()]);
+    let single = report_rate(&scheduler_report(one, &dir.join("one.json")));
     let children: Vec<_> = (0..3)
         .map(|i| {
             let json = dir.join(format!("seg{i}.json"));
@@ -1721,7 +1632,6 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
         );
         total += rate_of(&json);
     }
-    let single = rate_of(&one);
     t.row(
         "9b",
         &format!("96 users with pool addresses, {secs} s: three segments sharing the pool through etcd, aggregate"),

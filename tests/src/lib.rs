@@ -15,6 +15,7 @@ pub mod socket_bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "socket-component" });
 }
 
+pub mod etcd;
 pub mod http_server;
 pub mod nginx;
 

@@ -1,0 +1,85 @@
+//! Debian's etcd, started on two free loopback ports with a data dir of its own (no cluster
+//! but itself). Stopped and cleaned up on drop.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn binary() -> Option<PathBuf> {
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+pub struct Etcd {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`, its client URL (and JSON gateway).
+    pub url: String,
+    dir: PathBuf,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One call of the JSON gateway: the answer, if there was one.
+pub fn post(url: &str, path: &str, body: &str) -> Option<serde_json::Value> {
+    let text = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .post(&format!("{url}{path}"))
+        .send_string(body)
+        .ok()?
+        .into_string()
+        .ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+impl Etcd {
+    /// Start `bin` (named `name` in its data dir) and wait until it answers.
+    pub fn start(bin: &Path, name: &str) -> Result<Etcd, String> {
+        let dir = std::env::temp_dir().join(format!("etcd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (client, peer) = (
+            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| e.to_string())?,
+        );
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(bin)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting etcd: {e}"))?;
+        let etcd = Etcd { child, url, dir };
+        let start = Instant::now();
+        while post(&etcd.url, "/v3/maintenance/status", "{}").is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err("etcd did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(etcd)
+    }
+}
