@@ -1185,6 +1185,23 @@ fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf, u16)> {
     Some((ng, ca_file, dir, plain_port))
 }
 
+/// `n` GETs of `url` through `ex`, each on a new connection: this process's CPU per request,
+/// in microseconds.
+fn cpu_per_new_connection(ex: &mut Executor, url: &str, n: usize) -> f64 {
+    let c = own_cpu();
+    for _ in 0..n {
+        let o = ex
+            .run(
+                HttpMethod::Get,
+                json!({ "url": url, "keep_alive": false }),
+                vec![],
+            )
+            .unwrap();
+        assert_eq!(o.status, 200);
+    }
+    (own_cpu() - c) / n as f64 * 1e6
+}
+
 /// This process's CPU time so far (user + system), in seconds.
 fn own_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -1281,20 +1298,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     // 7a: a new connection (and handshake) per request: client CPU per request.
     let n = if quick { 20 } else { 2_000 };
     let (mut ex, _) = Executor::with_tls(&settings);
-    let ours = || {
-        let c = own_cpu();
-        for _ in 0..n {
-            let o = ex
-                .run(
-                    HttpMethod::Get,
-                    json!({ "url": url, "keep_alive": false }),
-                    vec![],
-                )
-                .unwrap();
-            assert_eq!(o.status, 200);
-        }
-        (own_cpu() - c) / n as f64 * 1e6
-    };
+    let ours = || cpu_per_new_connection(&mut ex, &url, n);
     let native = || {
         let c = own_cpu();
         for _ in 0..n {
@@ -1311,20 +1315,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     let mut ex_plain = Executor::new();
     let p = stat(
         (0..reps)
-            .map(|_| {
-                let c = own_cpu();
-                for _ in 0..n {
-                    let o = ex_plain
-                        .run(
-                            HttpMethod::Get,
-                            json!({ "url": plain, "keep_alive": false }),
-                            vec![],
-                        )
-                        .unwrap();
-                    assert_eq!(o.status, 200);
-                }
-                (own_cpu() - c) / n as f64 * 1e6
-            })
+            .map(|_| cpu_per_new_connection(&mut ex_plain, &plain, n))
             .collect(),
     );
     t.row(

@@ -466,6 +466,41 @@ impl Executor {
     pub fn pool(&self) -> &executor_bindings::exports::scheduler::core_libs::ip_pool::Guest {
         self.bindings.scheduler_core_libs_ip_pool()
     }
+
+    /// A round-robin pool `name` over `cidr` in the artifact's own ip-pool.
+    pub fn create_pool(&mut self, name: &str, cidr: &str) {
+        use executor_bindings::exports::scheduler::core_libs::ip_pool as pool;
+        let f = self.pool().clone();
+        let cfg = pool::PoolConfig {
+            strategy: pool::Strategy::RoundRobin,
+            lease_ttl_ms: None,
+            seed: 1,
+        };
+        f.call_create_pool(&mut self.store, name, cfg)
+            .unwrap()
+            .unwrap();
+        f.call_add_cidr(&mut self.store, name, cidr, true)
+            .unwrap()
+            .unwrap();
+    }
+
+    /// An address from pool `name` for the resource `resource` of tenant `t`.
+    pub fn allocate(
+        &mut self,
+        name: &str,
+        resource: &str,
+    ) -> executor_bindings::exports::scheduler::core_libs::ip_pool::Binding {
+        use executor_bindings::exports::scheduler::core_libs::ip_pool as pool;
+        let owner = pool::Owner {
+            tenant: "t".into(),
+            resource: resource.into(),
+            resource_type: pool::ResourceType::Vm,
+        };
+        let f = self.pool().clone();
+        f.call_allocate(&mut self.store, name, &owner)
+            .unwrap()
+            .unwrap()
+    }
 }
 
 impl Default for Executor {

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::executor_bindings::exports::scheduler::core_libs::ip_pool as pool;
 use integration_tests::*;
 use serde_json::json;
 
@@ -31,31 +30,12 @@ fn nginx_sees_pool_addresses_and_keep_alive() {
     let url = format!("http://127.0.0.1:{}/probe", nginx.port);
 
     let mut ex = Executor::new();
-    let f = ex.pool().clone();
-    let cfg = pool::PoolConfig {
-        strategy: pool::Strategy::RoundRobin,
-        lease_ttl_ms: None,
-        seed: 1,
-    };
-    f.call_create_pool(&mut ex.store, "nginx-pool", cfg)
-        .unwrap()
-        .unwrap();
-    f.call_add_cidr(&mut ex.store, "nginx-pool", "127.0.20.0/24", true)
-        .unwrap()
-        .unwrap();
+    ex.create_pool("nginx-pool", "127.0.20.0/24");
 
     // Three users, each with its own pool address, five keep-alive GETs each.
     let mut used = Vec::new();
     for user in 0..3 {
-        let owner = pool::Owner {
-            tenant: "t".into(),
-            resource: format!("user-{user}"),
-            resource_type: pool::ResourceType::Vm,
-        };
-        let b = f
-            .call_allocate(&mut ex.store, "nginx-pool", &owner)
-            .unwrap()
-            .unwrap();
+        let b = ex.allocate("nginx-pool", &format!("user-{user}"));
         for i in 0..5 {
             let o = ex
                 .run(

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use compose::tls::pki::{Ca, Validity};
 use compose::tls::{TlsSettings, TlsVersion};
-use integration_tests::executor_bindings::exports::scheduler::core_libs::ip_pool as pool;
 use integration_tests::executor_bindings::exports::scheduler::executor::executor::TlsReason;
 use integration_tests::*;
 use serde_json::json;
@@ -298,29 +297,10 @@ fn nginx_sees_pool_addresses_reuse_resumption_and_sni_over_tls() {
     let url = format!("https://127.0.0.1:{}/probe", ng.port);
 
     let (mut ex, last) = Executor::with_tls(&trusting(&ca_file));
-    let f = ex.pool().clone();
-    let cfg = pool::PoolConfig {
-        strategy: pool::Strategy::RoundRobin,
-        lease_ttl_ms: None,
-        seed: 1,
-    };
-    f.call_create_pool(&mut ex.store, "p", cfg)
-        .unwrap()
-        .unwrap();
-    f.call_add_cidr(&mut ex.store, "p", "127.0.21.0/24", true)
-        .unwrap()
-        .unwrap();
+    ex.create_pool("p", "127.0.21.0/24");
     let mut used = Vec::new();
     for user in 0..2 {
-        let owner = pool::Owner {
-            tenant: "t".into(),
-            resource: format!("user-{user}"),
-            resource_type: pool::ResourceType::Vm,
-        };
-        let b = f
-            .call_allocate(&mut ex.store, "p", &owner)
-            .unwrap()
-            .unwrap();
+        let b = ex.allocate("p", &format!("user-{user}"));
         for i in 0..4 {
             let o = ex
                 .run(
