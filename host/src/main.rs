@@ -102,7 +102,13 @@ enum Command {
         out: RunArgs,
     },
     /// Check a scenario file without running it.
-    Validate { scenario: PathBuf },
+    Validate {
+        scenario: PathBuf,
+        /// Refuse fields the format does not know (by default they are ignored, with a
+        /// warning, as the original scheduler ignores them).
+        #[arg(long)]
+        strict: bool,
+    },
     /// Send one request through the executor, as curl does.
     Exec(ExecArgs),
     /// Merge the result files of several processes (`run --result`) into one exact report,
@@ -262,7 +268,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Validate { scenario: path } => match load(&path) {
+        Command::Validate {
+            scenario: path,
+            strict,
+        } => match load_checked(&path, strict) {
             Ok(s) => {
                 println!(
                     "{}: ok ({} pools, {} actions, {} nodes, {} users)",
@@ -414,8 +423,13 @@ fn usage(msg: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-/// Load and check a scenario, printing every problem.
+/// Load and check a scenario, printing every problem (and every warning).
 fn load(path: &std::path::Path) -> Result<scenario::Scenario, ExitCode> {
+    load_checked(path, false)
+}
+
+/// `load`; with `strict`, unknown fields are problems.
+fn load_checked(path: &std::path::Path, strict: bool) -> Result<scenario::Scenario, ExitCode> {
     let shown = path.display().to_string();
     let path = shown.as_str();
     let too_big = std::fs::metadata(path).is_ok_and(|m| m.len() > scenario::MAX_INPUT as u64);
@@ -434,13 +448,16 @@ fn load(path: &std::path::Path) -> Result<scenario::Scenario, ExitCode> {
         .parent()
         .unwrap_or(std::path::Path::new("."))
         .to_path_buf();
-    let mut parsed = scenario::parse(&text).map_err(|problems| {
+    let (mut parsed, warnings) = scenario::parse_checked(&text, strict).map_err(|problems| {
         eprintln!("{path}: {} problem(s)", problems.len());
         for p in &problems {
             eprintln!("  {p}");
         }
         ExitCode::from(2)
     })?;
+    for w in &warnings {
+        eprintln!("{path}: warning: {w}");
+    }
     // File names in `tls:` are the scenario file's; the files must load as run loads them.
     let base = if dir.as_os_str().is_empty() {
         std::path::PathBuf::from(".")

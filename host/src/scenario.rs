@@ -488,6 +488,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 struct Walker {
     problems: Vec<Problem>,
+    /// What is accepted but worth saying: fields this format does not use (ignored, as the
+    /// original scheduler ignores what it does not know).
+    warnings: Vec<Problem>,
+    /// `validate --strict`: unknown fields are problems.
+    strict: bool,
 }
 
 impl Walker {
@@ -513,10 +518,18 @@ impl Walker {
         for k in m.keys() {
             match k.as_str() {
                 Some(k) if known.contains(&k) => {}
-                Some(k) => self.problem(
+                Some(k) if self.strict => self.problem(
                     &join(path, k),
                     format!("unknown field (expected one of: {})", known.join(", ")),
                 ),
+                Some(k) => self.warnings.push(Problem {
+                    path: join(path, k),
+                    message: format!(
+                        "unknown field, ignored (expected one of: {})",
+                        known.join(", ")
+                    ),
+                    line: None,
+                }),
                 None => self.problem(path, "keys must be strings"),
             }
         }
@@ -735,7 +748,14 @@ fn flow_depth(text: &str) -> (usize, usize) {
     (max, at_line)
 }
 
+/// Read a scenario, ignoring fields it does not know.
 pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
+    parse_checked(text, false).map(|(s, _)| s)
+}
+
+/// Read a scenario: it and the warnings (unknown fields, ignored), or every problem (with the
+/// warnings after them). With `strict`, unknown fields are problems.
+pub fn parse_checked(text: &str, strict: bool) -> Result<(Scenario, Vec<Problem>), Vec<Problem>> {
     let doc = |message: String, line: Option<usize>| {
         vec![Problem {
             path: "(document)".into(),
@@ -765,11 +785,14 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     })?;
     let mut w = Walker {
         problems: Vec::new(),
+        warnings: Vec::new(),
+        strict,
     };
     let scenario = walk(&mut w, &root);
     if w.problems.is_empty() {
-        Ok(scenario)
+        Ok((scenario, w.warnings))
     } else {
+        w.problems.append(&mut w.warnings);
         Err(w.problems)
     }
 }

@@ -426,6 +426,56 @@ workflows:
     assert!(run(&["validate", "scenarios/demo.yaml"]).status.success());
 }
 
+/// Fields the format does not know (the original's `monitoring`, a typo) are ignored with a
+/// warning, as the original scheduler ignores them; `validate --strict` refuses them.
+#[test]
+fn unknown_fields_warn_and_strict_refuses_them() {
+    let (server, log) = recording_target();
+    let dir = tmp("strict");
+    let path = scenario_file(
+        &dir,
+        &format!(
+            r#"
+version: "1.0"
+name: strict
+monitoring: {{ enabled: true, interval: 5s }}
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 1 }} ] }}
+  user_lifetime: {{ mode: once, colour: blue }}
+actions:
+  actions: [ {{ id: a, call: get, with: {{ url: "http://127.0.0.1:{}/ok" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: a, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#,
+            server.addr.port()
+        ),
+    );
+    let out = run(&["validate", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: monitoring: unknown field, ignored"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: load.user_lifetime.colour: unknown field, ignored"),
+        "{err}"
+    );
+    let out = run(&["validate", "--strict", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("2 problem(s)"), "{err}");
+    assert!(err.contains("monitoring: unknown field"), "{err}");
+    // run takes it as validate does, and runs it.
+    let out = run(&["run", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(log.lock().unwrap().len(), 1);
+}
+
 #[test]
 fn exec_runs_one_action() {
     let (server, _) = recording_target();
