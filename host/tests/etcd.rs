@@ -411,3 +411,33 @@ fn a_pool_bound_to_a_segment_is_that_segments_alone() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A run longer than its lease: the keep-alives hold it (no "etcd lost"), and the blocks go
+/// back at the end.
+#[test]
+fn keep_alives_hold_a_run_longer_than_its_lease() {
+    let Some(etcd) = etcd("keepalive") else {
+        return;
+    };
+    let d = tmp("keepalive");
+    let (server, seen) = target(Duration::from_millis(1));
+    let path = d.join("s.yaml");
+    std::fs::write(
+        &path,
+        scenario(
+            server.addr.port(),
+            "127.0.75.0/29",
+            2,
+            0,
+            "per_user",
+            ", duration: 3s, think_time: 100ms",
+        ),
+    )
+    .unwrap();
+    let (code, out) = finish(spawn(&path, &["--etcd", &etcd.url, "--lease-ttl", "1s"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("etcd lost"), "{out}");
+    assert!(seen.lock().unwrap().len() >= 20);
+    assert_eq!(keys(&etcd.url), Ok(0));
+    let _ = std::fs::remove_dir_all(&d);
+}
