@@ -1202,6 +1202,20 @@ fn cpu_per_new_connection(ex: &mut Executor, url: &str, n: usize) -> f64 {
     (own_cpu() - c) / n as f64 * 1e6
 }
 
+/// One GET of `url` (a body of `size` bytes, discarded) through `ex`: MiB per second.
+fn download_rate(ex: &mut Executor, url: &str, size: f64) -> f64 {
+    let start = Instant::now();
+    let o = ex
+        .run(
+            HttpMethod::Get,
+            json!({ "url": url, "discard_body": true, "max_response_body": 200u64 << 20 }),
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(o.body_length as f64, size);
+    size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+}
+
 /// This process's CPU time so far (user + system), in seconds.
 fn own_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -1362,18 +1376,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     let (mut ex, _) = Executor::with_tls(&settings);
     let size = 100.0 * 1024.0 * 1024.0;
     let reps_bulk = if quick { 1 } else { 3 };
-    let mut ours = || {
-        let start = Instant::now();
-        let o = ex
-            .run(
-                HttpMethod::Get,
-                json!({ "url": big, "discard_body": true, "max_response_body": 200u64 << 20 }),
-                vec![],
-            )
-            .unwrap();
-        assert_eq!(o.body_length as f64, size);
-        size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
-    };
+    let mut ours = || download_rate(&mut ex, &big, size);
     let mut native = || {
         let mut s = native_tls_connect(&config, port);
         let start = Instant::now();
@@ -1386,18 +1389,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     let mut ex_plain = Executor::new();
     let p = stat(
         (0..reps_bulk)
-            .map(|_| {
-                let start = Instant::now();
-                let o = ex_plain
-                    .run(
-                        HttpMethod::Get,
-                        json!({ "url": big_plain, "discard_body": true, "max_response_body": 200u64 << 20 }),
-                        vec![],
-                    )
-                    .unwrap();
-                assert_eq!(o.body_length as f64, size);
-                size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
-            })
+            .map(|_| download_rate(&mut ex_plain, &big_plain, size))
             .collect(),
     );
     t.row(
