@@ -194,6 +194,9 @@ struct ExecArgs {
     /// Retry a failed request up to N times (idempotent methods; connect failures and 5xx).
     #[arg(long, value_name = "N")]
     retry: Option<u32>,
+    /// Ask for a gzip or deflate body and print it decoded (curl's --compressed).
+    #[arg(long)]
+    compressed: bool,
     /// Print the outcome as JSON (text bodies as text, others base64 with `body_base64: true`).
     #[arg(long)]
     json: bool,
@@ -599,6 +602,9 @@ async fn exec(args: ExecArgs) -> ExitCode {
     }
     if let Some(n) = args.retry {
         params["retries"] = n.into();
+    }
+    if args.compressed {
+        params["decompress"] = true.into();
     }
     let tls = compose::tls::TlsSettings {
         ca_files: args.cacert.clone(),

@@ -1428,6 +1428,42 @@ fn exec_handles_bytes_files_and_curl_flags() {
         ("POST".into(), "héllo".as_bytes().to_vec(), None)
     );
 
+    // --compressed: gzip asked for and decoded; without it, the bytes as served.
+    let gz = {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&binary_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let asked: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let a = asked.clone();
+    let zipped = serve("127.0.0.1:0", None, move |r| {
+        a.lock()
+            .unwrap()
+            .push(r.header("accept-encoding").map(str::to_string));
+        Reply::Full(
+            200,
+            vec![("Content-Encoding".into(), "gzip".into())],
+            gz.clone(),
+        )
+    });
+    let zurl = format!("http://127.0.0.1:{}/z", zipped.addr.port());
+    let file = dir.join("z.bin");
+    let out = run(&["exec", &zurl, "--compressed", "-o", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), binary_bytes());
+    let out = run(&["exec", &zurl, "-o", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(&std::fs::read(&file).unwrap()[..2], b"\x1f\x8b");
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [Some("gzip, deflate".to_string()), None]
+    );
+
     // --max-time against a server that never answers: the interface's name of the phase.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();

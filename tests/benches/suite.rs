@@ -1092,6 +1092,9 @@ fn main() {
     {
         soak(&mut t, quick, &ng);
     }
+    if want("gzip") {
+        gzip(&mut t, quick, reps);
+    }
     if want("artifact") {
         artifact(&mut t, quick, reps);
     }
@@ -1706,4 +1709,103 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
         &t.judged("flat: RSS <= 1.1 x, fds <= 2 x", last.1 <= 1.1 * first.1 && last.0 <= 2 * first.0.max(1)),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Row 11: `decompress`. The inflater (puff, a bit at a time, chosen for size) against flate2
+/// natively, and what decoding adds to a GET of the same gzip body through the artifact.
+fn gzip(t: &mut Table, quick: bool, reps: usize) {
+    let size = if quick { 1 << 20 } else { 8 << 20 };
+    // JSON records with varied words and numbers: about 5x compressible, as API bodies are.
+    let words = [
+        "id", "name", "alpha", "beta", "status", "ok", "pending", "items", "value",
+    ];
+    let mut page = Vec::with_capacity(size + 64);
+    let mut x = 0x2545_f491_u64;
+    while page.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let w = words[(x % 9) as usize];
+        page.extend(format!("{{\"{w}\": {}, \"k\": \"{w}{}\"}},\n", x % 100_000, x >> 50).bytes());
+    }
+    page.truncate(size);
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&page).unwrap();
+        e.finish().unwrap()
+    };
+    let mb = size as f64 / (1 << 20) as f64;
+    let (ours, theirs) = ab(
+        reps,
+        || {
+            let s = Instant::now();
+            let out = http_core::encoding::decode("gzip", gz.clone(), u64::MAX).unwrap();
+            assert_eq!(out.len(), size);
+            mb / s.elapsed().as_secs_f64()
+        },
+        || {
+            let s = Instant::now();
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out.len(), size);
+            mb / s.elapsed().as_secs_f64()
+        },
+    );
+    t.row(
+        "11",
+        &format!(
+            "gzip decode, native, {} MiB text ({:.1}x compressed)",
+            size >> 20,
+            size as f64 / gz.len() as f64
+        ),
+        fmt(&ours, "MiB/s"),
+        format!("flate2 (miniz_oxide) {}", fmt(&theirs, "MiB/s")),
+        format!("{:.2} x flate2", ours.median / theirs.median),
+        "reported (size before speed: 5 KB of artifact)",
+    );
+    let body = gz.clone();
+    let server = integration_tests::http_server::serve("127.0.0.1:0", None, move |_| {
+        integration_tests::http_server::Reply::Full(
+            200,
+            vec![("Content-Encoding".into(), "gzip".into())],
+            body.clone(),
+        )
+    });
+    let url = server.url("/page");
+    let mut ex = Executor::new();
+    let mut get = |decompress: bool| {
+        let s = Instant::now();
+        let o = ex
+            .run(
+                HttpMethod::Get,
+                json!({ "url": url, "decompress": decompress, "max_response_body": 1u64 << 30 }),
+                vec![],
+            )
+            .unwrap();
+        assert_eq!(o.body.len(), if decompress { size } else { gz.len() });
+        s.elapsed().as_secs_f64() * 1000.0
+    };
+    let (mut plain, mut decoded) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        plain.push(get(false));
+        decoded.push(get(true));
+    }
+    let (plain, decoded) = (stat(plain), stat(decoded));
+    t.row(
+        "11",
+        &format!(
+            "GET of the same {} KiB gzip body through the artifact, decompress on",
+            gz.len() >> 10
+        ),
+        format!(
+            "{} ({:.0} MiB/s decoded)",
+            fmt(&decoded, "ms"),
+            mb / (decoded.median - plain.median).max(0.001) * 1000.0
+        ),
+        format!("decompress off {}", fmt(&plain, "ms")),
+        format!("{:.2} x off", decoded.median / plain.median),
+        "reported",
+    );
 }

@@ -187,6 +187,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                 req.max_header_bytes = u64_field(v, k)?.clamp(64, 1 << 20) as usize
             }
             "keep_alive" => req.keep_alive = bool_field(v, k)?,
+            "decompress" => req.decompress = bool_field(v, k)?,
             "discard_body" => discard_body = bool_field(v, k)?,
             "discard_headers" => discard_headers = bool_field(v, k)?,
             "tls" => {
@@ -215,6 +216,16 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
     {
         req.headers
             .push(("content-type".into(), "application/json".into()));
+    }
+    // Asks for what it can decode, unless the caller asked for something else.
+    if req.decompress
+        && !req
+            .headers
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case("accept-encoding"))
+    {
+        req.headers
+            .push(("accept-encoding".into(), http_core::encoding::ACCEPT.into()));
     }
     let pool = match pool {
         Some(pool) if req.bind_ip.is_none() => Some(PoolSource {

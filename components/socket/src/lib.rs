@@ -209,19 +209,28 @@ fn stream_error(err: StreamError) -> SocketError {
                 return SocketError::Tls(tls);
             }
             let lower = text.to_ascii_lowercase();
-            if lower.contains("reset") {
+            let says = |word: &str| find(&lower, word).is_some();
+            if says("reset") {
                 SocketError::ConnectionReset
-            } else if lower.contains("broken pipe") || lower.contains("aborted") {
+            } else if says("broken pipe") || says("aborted") {
                 SocketError::ConnectionAborted
-            } else if lower.contains("refused") {
+            } else if says("refused") {
                 SocketError::ConnectionRefused
-            } else if lower.contains("timed out") {
+            } else if says("timed out") {
                 SocketError::Timeout(text)
             } else {
                 SocketError::Other(text)
             }
         }
     }
+}
+
+/// Where `word` first occurs in `text`: a plain scan, for a few short texts, rather than `str`'s
+/// two-way searcher (2 KB of the component).
+fn find(text: &str, word: &str) -> Option<usize> {
+    text.as_bytes()
+        .windows(word.len())
+        .position(|w| w == word.as_bytes())
 }
 
 /// The reasons the host's TLS provider names, as `[tls:REASON] detail` in its error text.
@@ -240,7 +249,7 @@ const TLS_REASONS: &[(&str, TlsReason)] = &[
 /// A TLS error from a `wasi:tls` or stream error's text: the host provider's `[tls:REASON]`
 /// marker gives the reason; the detail is what follows it.
 fn tls_error(text: &str) -> Option<TlsError> {
-    let at = text.find("[tls:")?;
+    let at = find(text, "[tls:")?;
     let rest = &text[at + 5..];
     let end = rest.find(']')?;
     let name = &rest[..end];

@@ -324,6 +324,13 @@ impl<N: Net> Client<N> {
                 url = Cow::Owned(next);
                 continue;
             }
+            if req.decompress
+                && !resp.body.is_empty()
+                && let Some(coding) = codec::header(&resp.headers, "content-encoding")
+            {
+                let body = core::mem::take(&mut resp.body);
+                resp.body = crate::encoding::decode(coding, body, req.max_body)?;
+            }
             resp.attempts = attempts;
             resp.redirects = redirects;
             resp.final_url = if redirects == 0 {

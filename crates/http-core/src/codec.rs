@@ -221,10 +221,14 @@ pub fn keep_alive(head: &Head, framing: Framing) -> bool {
     if framing == Framing::UntilClose {
         return false;
     }
-    let conn = header(&head.headers, "connection").map(|v| v.to_ascii_lowercase());
+    // Connection options are case-insensitive tokens in a list (RFC 9110 §7.6.1).
+    let has = |option: &str| {
+        header(&head.headers, "connection")
+            .is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case(option)))
+    };
     match head.version {
-        0 => conn.is_some_and(|c| c.contains("keep-alive")),
-        _ => !conn.is_some_and(|c| c.contains("close")),
+        0 => has("keep-alive"),
+        _ => !has("close"),
     }
 }
 

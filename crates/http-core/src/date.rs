@@ -13,7 +13,8 @@ const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 /// `Sun Nov  6 08:49:37 1994`, as seconds since the Unix epoch; `None` for anything else.
 pub fn parse_http_date(text: &str) -> Option<u64> {
     let t = text.trim();
-    let (day, month, year, time) = if let Some((_, rest)) = t.split_once(", ") {
+    let (day, month, year, time) = if let Some((_, rest)) = t.split_once(',') {
+        let rest = rest.strip_prefix(' ')?;
         let rest = rest.strip_suffix(" GMT")?;
         if let Some((date, time)) = rest.split_once(' ')
             && date.len() == 9

@@ -82,7 +82,23 @@ impl Value {
         let rest = pointer.strip_prefix('/')?;
         let mut at = self;
         for token in rest.split('/') {
-            let token = token.replace("~1", "/").replace("~0", "~");
+            // RFC 6901 §4: `~1` is `/`, then `~0` is `~`.
+            let mut unescaped = String::with_capacity(token.len());
+            let mut chars = token.chars();
+            while let Some(c) = chars.next() {
+                unescaped.push(match (c, chars.clone().next()) {
+                    ('~', Some('1')) => {
+                        chars.next();
+                        '/'
+                    }
+                    ('~', Some('0')) => {
+                        chars.next();
+                        '~'
+                    }
+                    _ => c,
+                });
+            }
+            let token = unescaped;
             at = match at {
                 Value::Object(m) => m.iter().find(|(k, _)| *k == token).map(|(_, v)| v)?,
                 Value::Array(a) => {

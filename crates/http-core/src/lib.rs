@@ -17,6 +17,7 @@ mod prelude {
 pub mod client;
 pub mod codec;
 pub mod date;
+pub mod encoding;
 pub mod json;
 pub mod pool;
 pub mod url;
@@ -329,6 +330,8 @@ pub struct Request {
     /// The name an `https` server's certificate is checked against (and the SNI sent), in
     /// place of the URL's host.
     pub tls_server_name: Option<String>,
+    /// Decode a `gzip` or `deflate` body (`Content-Encoding`); bounded by `max_body` decoded.
+    pub decompress: bool,
 }
 
 impl Request {
@@ -347,6 +350,7 @@ impl Request {
             max_header_bytes: 64 * 1024,
             keep_alive: true,
             tls_server_name: None,
+            decompress: false,
         }
     }
 }

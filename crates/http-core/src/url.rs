@@ -91,13 +91,13 @@ impl Url {
         }
         let path = percent_encode_non_ascii(&path);
         let path = match path.split_once('?') {
-            Some((p, q)) if p.contains("/.") => {
+            Some((p, q)) if has_dot_segment(p) => {
                 let mut clean = remove_dot_segments(p);
                 clean.push('?');
                 clean.push_str(q);
                 clean
             }
-            None if path.contains("/.") => remove_dot_segments(&path),
+            None if has_dot_segment(&path) => remove_dot_segments(&path),
             _ => path,
         };
         Ok(Url {
@@ -210,6 +210,10 @@ fn has_scheme(reference: &str) -> bool {
 }
 
 /// RFC 3986 section 5.2.4: `.` and `..` segments removed from an absolute path.
+fn has_dot_segment(path: &str) -> bool {
+    path.as_bytes().windows(2).any(|w| w == b"/.")
+}
+
 pub fn remove_dot_segments(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     let mut segments = path.split('/').skip(1).peekable();
