@@ -52,6 +52,15 @@ const JSON: &[&[u8]] = &[
     b"\"\\uD800\"",
 ];
 
+/// "hello hello hello" as gzip (fixed Huffman), zlib, a stored block, and a dynamic-Huffman
+/// gzip of a longer text.
+const CODED: &[&[u8]] = &[
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xcbH\xcd\xc9\xc9W\xc8@\x90\x00\x80\x88\xf9\xe5\x11\x00\x00\x00",
+    b"x\x9c\xcbH\xcd\xc9\xc9W\xc8@\x90\x00:.\x06}",
+    b"\x01\x05\x00\xfa\xffhello",
+    b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x02\xfff\x00E\x90A\x0e\xc3 \x0c\x04\xbf\xc2\x07\"\xb1\xc6\x18\xfc\x1c\xaaF\xed!\x91z\xe8\xff\xd5\xa8a\xcd\x111Z\xef\xec8>\xef\xb1\xe5\xf4\xd8\xbfcCz\x8d\xf3\x1c\x9b\xa6\xe7~\\oO\xe3\xff\x0d\xbb\xff\xa5N\xa0\xd8$\x94\x88\xe9\x8dtf \xe7\xc9@\xc0\x1c\x9d\x14\xcc\x899\xa3\xe4J\xbf1\xa9\xbc\xd7\x89\x15a\xa7bL\xd3<k\xabF\xf1N\xac\x0a\x9b\xd56\xd3,\xea[\xe3\xd1\x16X\xeb4\x884\x0f\x05\x8f\xa3\xc8B\x87\x1c\xed\x80j!\x1b\x1a\x10\x9f\x97Q\x96\xaf*+\xa2\xaea\x8c.\xb0\xb5`\xb3@{\x0c\x0d/\\'\x87\x90\x00k\xc6\xec?\xe1\x0e\x97\xdf\xd5\x01\x00\x00",
+];
+
 const URLS: &[&[u8]] = &[
     b"http://127.0.0.1:8080/a/b?c=d#e",
     b"http://[::1]:80/",
@@ -105,7 +114,22 @@ fn check_json(bytes: &[u8]) {
     }
 }
 
+fn check_coded(bytes: &[u8]) {
+    for coding in ["gzip", "deflate", "gzip, deflate"] {
+        match http_core::encoding::decode(coding, bytes.to_vec(), 4096) {
+            Ok(out) => assert!(out.len() <= 4096, "decoded within its bound"),
+            Err(http_core::HttpError::Protocol(_) | http_core::HttpError::TooLarge(_)) => {}
+            Err(e) => panic!("{coding}: {e:?}"),
+        }
+    }
+}
+
 proptest! {
+    #[test]
+    fn content_codings(bytes in prop_oneof![mutated(CODED), proptest::collection::vec(any::<u8>(), 0..512)]) {
+        check_coded(&bytes);
+    }
+
     #[test]
     fn response_heads(bytes in prop_oneof![mutated(HEADS), proptest::collection::vec(any::<u8>(), 0..512)]) {
         check_head(&bytes);
@@ -128,6 +152,25 @@ proptest! {
 }
 
 /// Deep nesting must be a typed error, not a stack overflow.
+#[test]
+fn content_coding_seeds_decode() {
+    let hello = b"hello hello hello";
+    assert_eq!(
+        http_core::encoding::decode("gzip", CODED[0].to_vec(), 100).unwrap(),
+        hello
+    );
+    assert_eq!(
+        http_core::encoding::decode("deflate", CODED[1].to_vec(), 100).unwrap(),
+        hello
+    );
+    assert_eq!(
+        http_core::encoding::decode("deflate", CODED[2].to_vec(), 100).unwrap(),
+        b"hello"
+    );
+    let long = http_core::encoding::decode("gzip", CODED[3].to_vec(), 1000).unwrap();
+    assert!(long.starts_with(b"alpha-0 beta-1 gamma-4"));
+}
+
 #[test]
 fn deeply_nested_json_is_refused_or_read() {
     for depth in [1_000, 100_000] {
