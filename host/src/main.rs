@@ -12,6 +12,7 @@ mod results;
 mod run;
 mod runtime;
 mod scenario;
+mod schema;
 mod target;
 mod template;
 mod verdict;
@@ -111,6 +112,9 @@ enum Command {
     },
     /// Send one request through the executor, as curl does.
     Exec(ExecArgs),
+    /// Print the scenario format's JSON Schema (for editors: `# yaml-language-server:
+    /// $schema=...`); host/scenario.schema.json is a copy.
+    Schema,
     /// Merge the result files of several processes (`run --result`) into one exact report,
     /// its thresholds judged on the sum; exit codes as `run`.
     Merge {
@@ -271,6 +275,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Schema => {
+            print!("{}", schema::json());
+            ExitCode::SUCCESS
+        }
         Command::Validate {
             scenario: path,
             strict,

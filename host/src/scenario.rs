@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
+use crate::schema;
 use crate::template;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -797,16 +798,6 @@ pub fn parse_checked(text: &str, strict: bool) -> Result<(Scenario, Vec<Problem>
     }
 }
 
-const TLS_FIELDS: &[&str] = &[
-    "ca_file",
-    "insecure_skip_verify",
-    "client_cert",
-    "client_key",
-    "min_version",
-    "max_version",
-    "server_name",
-];
-
 /// One set of TLS settings at `path`, over `base` (a tenant's over the run's).
 fn tls_settings(
     w: &mut Walker,
@@ -883,8 +874,7 @@ fn scenario_tls(w: &mut Walker, v: Option<&Value>) -> ScenarioTls {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return out;
     };
-    let known: Vec<&str> = TLS_FIELDS.iter().copied().chain(["tenants"]).collect();
-    let Some(m) = w.map(v, "tls", &known) else {
+    let Some(m) = w.map(v, "tls", schema::fields::<schema::Tls>()) else {
         return out;
     };
     out.settings = tls_settings(w, m, "tls", &compose::tls::TlsSettings::default());
@@ -899,7 +889,7 @@ fn scenario_tls(w: &mut Walker, v: Option<&Value>) -> ScenarioTls {
         for (k, v) in tm {
             let tenant = k.as_str().unwrap_or_default().to_string();
             let path = join("tls.tenants", &tenant);
-            if let Some(m) = w.map(v, &path, TLS_FIELDS) {
+            if let Some(m) = w.map(v, &path, schema::fields::<schema::TlsSettings>()) {
                 let s = tls_settings(w, m, &path, &out.settings);
                 out.tenants.push((tenant, s));
             }
@@ -944,17 +934,7 @@ fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::verdict::Threshol
             let (expr, abort, delay) = match item {
                 Value::String(e) => (Some(e.clone()), false, Duration::ZERO),
                 Value::Mapping(_) => {
-                    let Some(im) = w.map(
-                        item,
-                        &ip,
-                        &[
-                            "threshold",
-                            "abort_on_fail",
-                            "abortOnFail",
-                            "delay_abort_eval",
-                            "delayAbortEval",
-                        ],
-                    ) else {
+                    let Some(im) = w.map(item, &ip, schema::fields::<schema::Threshold>()) else {
                         continue;
                     };
                     let e = w.string(get(im, "threshold"), &join(&ip, "threshold"), true);
@@ -1035,9 +1015,7 @@ fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
         "json",
         "duration",
     ];
-    let mut known = vec!["name", "equals", "contains", "matches"];
-    known.extend(KINDS);
-    let m = w.map(v, path, &known)?;
+    let m = w.map(v, path, schema::fields::<schema::Check>())?;
     let kinds = KINDS;
     let given: Vec<&str> = kinds.into_iter().filter(|k| get(m, k).is_some()).collect();
     if given.len() != 1 {
@@ -1203,6 +1181,153 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) {
     }
 }
 
+/// An action's `with` checked by the executor's own parameter rules (`http_core::params`, the
+/// code the http-actions component runs), as far as it is known before the run: templates over
+/// resources are rendered; the rest (`{{user.allocated_ip}}`, exports) stand in as `1`, and a
+/// `url`, `bind_ip` or `release` that is a template from its start is left to the run.
+fn check_with(
+    w: &mut Walker,
+    path: &str,
+    id: &str,
+    call: &str,
+    with: &serde_json::Value,
+    vars: &template::Vars,
+) {
+    use http_core::Method;
+    let method = match call.to_ascii_lowercase().as_str() {
+        "get" => Method::Get,
+        "post" => Method::Post,
+        "put" => Method::Put,
+        "delete" => Method::Delete,
+        "patch" => Method::Patch,
+        "head" => Method::Head,
+        "options" => Method::Options,
+        _ => return,
+    };
+    fn known(v: &serde_json::Value, vars: &template::Vars) -> serde_json::Value {
+        match v {
+            serde_json::Value::String(s) if s.contains("{{") => {
+                serde_json::Value::String(template::render(s, vars).unwrap_or_else(|_| {
+                    let mut out = String::new();
+                    let mut rest = s.as_str();
+                    while let Some(i) = rest.find("{{") {
+                        out.push_str(&rest[..i]);
+                        out.push('1');
+                        rest = rest[i..].find("}}").map_or("", |j| &rest[i + j + 2..]);
+                    }
+                    out + rest
+                }))
+            }
+            serde_json::Value::Array(a) => a.iter().map(|x| known(x, vars)).collect(),
+            serde_json::Value::Object(o) => {
+                o.iter().map(|(k, x)| (k.clone(), known(x, vars))).collect()
+            }
+            other => other.clone(),
+        }
+    }
+    let Some(o) = with.as_object() else { return };
+    let mut checked = serde_json::Map::new();
+    for (k, v) in o {
+        // `timeout` is the host's (checked above); it becomes `timeouts.total_ms`.
+        if k == "timeout" {
+            continue;
+        }
+        let dynamic = v.as_str().is_some_and(|s| {
+            s.trim_start().starts_with("{{") && template::render(s, vars).is_err()
+        });
+        match k.as_str() {
+            "url" if dynamic => {
+                checked.insert(k.clone(), "http://127.0.0.1/".into());
+            }
+            "bind_ip" | "release" if dynamic => {}
+            _ => {
+                checked.insert(k.clone(), known(v, vars));
+            }
+        }
+    }
+    let text = serde_json::Value::Object(checked).to_string();
+    if let Err(e) = http_core::params::parse(id, method, &text) {
+        let field = if e.field == "with-params" {
+            join(path, "with")
+        } else {
+            format!("{path}.with.{}", e.field)
+        };
+        w.problem(&field, e.message);
+    }
+}
+
+/// Every name a template or condition reads must be something the run can have: a resource's
+/// property, `user.{id,tenant,allocated_ip,iteration}`, `tenant.id`, or an action's
+/// `status_code`, `ok`, `error` or export. A resource nothing reads is a warning.
+fn check_references(w: &mut Walker, resources: &[Resource], actions: &[Action], nodes: &[Node]) {
+    let mut scopes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    scopes.insert("user", ["id", "tenant", "allocated_ip", "iteration"].into());
+    scopes.insert("tenant", ["id"].into());
+    for r in resources {
+        scopes.insert(&r.id, r.properties.keys().map(String::as_str).collect());
+    }
+    for a in actions {
+        let mut names: BTreeSet<&str> = ["status_code", "ok", "error"].into();
+        names.extend(a.exports.iter().map(|e| e.name.as_str()));
+        scopes.insert(&a.id, names);
+    }
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut check = |w: &mut Walker, path: &str, names: Vec<String>| {
+        for n in names {
+            let (scope, name) = n.split_once('.').unwrap_or((&n, ""));
+            used.insert(scope.to_string());
+            let problem = match scopes.get(scope) {
+                None => format!("{n:?}: no resource, action, user or tenant {scope:?}"),
+                Some(known) if !known.contains(name) => format!(
+                    "{n:?}: {scope:?} has no {name:?} (it has: {})",
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+                Some(_) => continue,
+            };
+            w.problem(path, problem);
+        }
+    };
+    for (i, a) in actions.iter().enumerate() {
+        let mut strings = Vec::new();
+        template::strings(&a.with, &format!("actions.actions[{i}].with"), &mut strings);
+        for (path, text) in strings {
+            if let Ok(names) = template::names(text) {
+                check(w, &path, names);
+            }
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        for (j, e) in n.edges.iter().enumerate() {
+            if let Some(c) = &e.condition
+                && let Ok(names) = template::condition_names(c)
+            {
+                check(
+                    w,
+                    &format!("workflows.nodes[{i}].edges[{j}].trigger.condition"),
+                    names,
+                );
+            }
+        }
+    }
+    // Properties read by other properties count as read.
+    for r in resources {
+        for v in r.properties.values() {
+            for n in template::names(v).unwrap_or_default() {
+                used.insert(n.split_once('.').map_or(n.clone(), |(s, _)| s.to_string()));
+            }
+        }
+    }
+    for (i, r) in resources.iter().enumerate() {
+        if !used.contains(&r.id) {
+            w.warnings.push(Problem {
+                path: format!("workbook.resources[{i}]"),
+                message: format!("resource {:?} is not used by any template", r.id),
+                line: None,
+            });
+        }
+    }
+}
+
 /// A rate: `50/s`, `600/m`, `1/h`, or a number per second.
 fn rate(w: &mut Walker, v: Option<&Value>, path: &str) -> Option<f64> {
     let text = w.string(v, path, true)?;
@@ -1233,19 +1358,7 @@ fn rate(w: &mut Walker, v: Option<&Value>, path: &str) -> Option<f64> {
 /// with `pre_allocated_users`, `max_users` and `tenant_id`.
 fn arrival_rate(w: &mut Walker, v: &Value) -> Option<ArrivalRate> {
     let p = "load.arrival_rate";
-    let m = w.map(
-        v,
-        p,
-        &[
-            "rate",
-            "duration",
-            "stages",
-            "start_rate",
-            "pre_allocated_users",
-            "max_users",
-            "tenant_id",
-        ],
-    )?;
+    let m = w.map(v, p, schema::fields::<schema::ArrivalRate>())?;
     let (start_rate, stages) = if get(m, "stages").is_some() {
         let start = if get(m, "start_rate").is_some() {
             rate(w, get(m, "start_rate"), &join(p, "start_rate"))?
@@ -1259,7 +1372,7 @@ fn arrival_rate(w: &mut Walker, v: &Value) -> Option<ArrivalRate> {
             .enumerate()
         {
             let sp = format!("{p}.stages[{i}]");
-            let Some(sm) = w.map(st, &sp, &["target", "duration"]) else {
+            let Some(sm) = w.map(st, &sp, schema::fields::<schema::RateStage>()) else {
                 continue;
             };
             let target = rate(w, get(sm, "target"), &join(&sp, "target"));
@@ -1313,20 +1426,7 @@ fn arrival_rate(w: &mut Walker, v: &Value) -> Option<ArrivalRate> {
 fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let empty = serde_yaml::Mapping::new();
     let top = w
-        .map(
-            root,
-            "",
-            &[
-                "version",
-                "name",
-                "workbook",
-                "load",
-                "actions",
-                "workflows",
-                "thresholds",
-                "tls",
-            ],
-        )
+        .map(root, "", schema::fields::<schema::Scenario>())
         .unwrap_or(&empty);
     // Any 1.x, as the original reads it ("1", "1.0", "v1").
     if let Some(v) = w.string(get(top, "version"), "version", false)
@@ -1345,8 +1445,8 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let mut pools = Vec::new();
     let mut resources = Vec::new();
     let mut all_ranges = Vec::new();
-    if let Some(wb) =
-        get(top, "workbook").and_then(|v| w.map(v, "workbook", &["ip_pools", "resources"]))
+    if let Some(wb) = get(top, "workbook")
+        .and_then(|v| w.map(v, "workbook", schema::fields::<schema::Workbook>()))
     {
         for (i, p) in w
             .list(get(wb, "ip_pools"), "workbook.ip_pools")
@@ -1354,11 +1454,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             .enumerate()
         {
             let path = format!("workbook.ip_pools[{i}]");
-            let Some(m) = w.map(
-                p,
-                &path,
-                &["id", "name", "ranges", "allocation_strategy", "segment"],
-            ) else {
+            let Some(m) = w.map(p, &path, schema::fields::<schema::IpPool>()) else {
                 continue;
             };
             let id = w
@@ -1420,7 +1516,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             .enumerate()
         {
             let path = format!("workbook.resources[{i}]");
-            let Some(m) = w.map(r, &path, &["id", "type", "properties"]) else {
+            let Some(m) = w.map(r, &path, schema::fields::<schema::Resource>()) else {
                 continue;
             };
             let id = w
@@ -1474,21 +1570,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     };
     let mut arrival = None;
     let mut user_stages = None;
-    match get(top, "load").and_then(|v| {
-        w.map(
-            v,
-            "load",
-            &[
-                "ramp_up",
-                "user_lifetime",
-                "user_resources",
-                "concurrency",
-                "arrival_rate",
-                "stages",
-                "start_users",
-            ],
-        )
-    }) {
+    match get(top, "load").and_then(|v| w.map(v, "load", schema::fields::<schema::Load>())) {
         None => w.problem("load", "required"),
         Some(load) => {
             if let Some(a) = get(load, "arrival_rate") {
@@ -1502,7 +1584,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .enumerate()
                 {
                     let sp = format!("load.stages[{i}]");
-                    let Some(sm) = w.map(st, &sp, &["target", "duration"]) else {
+                    let Some(sm) = w.map(st, &sp, schema::fields::<schema::Stage>()) else {
                         continue;
                     };
                     let target = w.uint(get(sm, "target"), &join(&sp, "target"));
@@ -1529,8 +1611,8 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     });
                 }
             }
-            if let Some(ru) =
-                get(load, "ramp_up").and_then(|v| w.map(v, "load.ramp_up", &["phases"]))
+            if let Some(ru) = get(load, "ramp_up")
+                .and_then(|v| w.map(v, "load.ramp_up", schema::fields::<schema::RampUp>()))
             {
                 for (i, p) in w
                     .list(get(ru, "phases"), "load.ramp_up.phases")
@@ -1538,11 +1620,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .enumerate()
                 {
                     let path = format!("load.ramp_up.phases[{i}]");
-                    let Some(m) = w.map(
-                        p,
-                        &path,
-                        &["at_second", "spawn_users", "tenant_id", "ip_pool_override"],
-                    ) else {
+                    let Some(m) = w.map(p, &path, schema::fields::<schema::Phase>()) else {
                         continue;
                     };
                     let at = match get(m, "at_second") {
@@ -1593,7 +1671,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 w.map(
                     v,
                     "load.user_lifetime",
-                    &["mode", "iterations", "think_time", "duration"],
+                    schema::fields::<schema::UserLifetime>(),
                 )
             }) {
                 lifetime.mode = match w
@@ -1622,23 +1700,19 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     lifetime.iterations = 1;
                 }
             }
-            if let Some(ur) = get(load, "user_resources")
-                .and_then(|v| w.map(v, "load.user_resources", &["ip_binding"]))
-                && let Some(m) = get(ur, "ip_binding").and_then(|v| {
-                    w.map(
-                        v,
-                        "load.user_resources.ip_binding",
-                        &[
-                            "enabled",
-                            "pool_id",
-                            "strategy",
-                            "release_on",
-                            "wait_on_exhaustion",
-                            "wait_timeout",
-                        ],
-                    )
-                })
-            {
+            if let Some(ur) = get(load, "user_resources").and_then(|v| {
+                w.map(
+                    v,
+                    "load.user_resources",
+                    schema::fields::<schema::UserResources>(),
+                )
+            }) && let Some(m) = get(ur, "ip_binding").and_then(|v| {
+                w.map(
+                    v,
+                    "load.user_resources.ip_binding",
+                    schema::fields::<schema::IpBinding>(),
+                )
+            }) {
                 let p = "load.user_resources.ip_binding";
                 ip_binding.enabled = w
                     .boolean(get(m, "enabled"), &join(p, "enabled"))
@@ -1697,7 +1771,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 w.map(
                     v,
                     "load.concurrency",
-                    &["max_concurrent_users", "spawn_rate_limit"],
+                    schema::fields::<schema::Concurrency>(),
                 )
             }) {
                 if let Some(n) = w.uint(
@@ -1779,14 +1853,21 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
 
     // actions
     let mut actions = Vec::new();
-    if let Some(am) = get(top, "actions").and_then(|v| w.map(v, "actions", &["actions"])) {
+    // What templates can know before the run: the resources' properties.
+    let static_vars: template::Vars = resources
+        .iter()
+        .map(|r| (r.id.clone(), r.properties.clone()))
+        .collect();
+    if let Some(am) =
+        get(top, "actions").and_then(|v| w.map(v, "actions", schema::fields::<schema::Actions>()))
+    {
         for (i, a) in w
             .list(get(am, "actions"), "actions.actions")
             .iter()
             .enumerate()
         {
             let path = format!("actions.actions[{i}]");
-            let Some(m) = w.map(a, &path, &["id", "call", "with", "export", "checks"]) else {
+            let Some(m) = w.map(a, &path, schema::fields::<schema::Action>()) else {
                 continue;
             };
             let id = w
@@ -1830,7 +1911,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 }
             }
             match &with {
-                serde_json::Value::Object(o) if o.contains_key("url") => {}
+                serde_json::Value::Object(o) if o.contains_key("url") => {
+                    check_with(w, &path, &id, &call, &with, &static_vars)
+                }
                 serde_json::Value::Object(_) => w.problem(&join(&path, "with.url"), "required"),
                 _ => w.problem(&join(&path, "with"), "expected a mapping with at least url"),
             }
@@ -1841,11 +1924,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 .enumerate()
             {
                 let ep = format!("{path}.export[{j}]");
-                let Some(em) = w.map(
-                    e,
-                    &ep,
-                    &["type", "name", "header", "pointer", "scope", "default"],
-                ) else {
+                let Some(em) = w.map(e, &ep, schema::fields::<schema::Export>()) else {
                     continue;
                 };
                 let name = w
@@ -1922,7 +2001,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
 
     // workflows
     let mut nodes = Vec::new();
-    match get(top, "workflows").and_then(|v| w.map(v, "workflows", &["nodes"])) {
+    match get(top, "workflows")
+        .and_then(|v| w.map(v, "workflows", schema::fields::<schema::Workflows>()))
+    {
         None => w.problem("workflows", "required"),
         Some(wf) => {
             for (i, n) in w
@@ -1931,7 +2012,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 .enumerate()
             {
                 let path = format!("workflows.nodes[{i}]");
-                let Some(m) = w.map(n, &path, &["id", "type", "action", "edges"]) else {
+                let Some(m) = w.map(n, &path, schema::fields::<schema::Node>()) else {
                     continue;
                 };
                 let id = w
@@ -1966,14 +2047,20 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .enumerate()
                 {
                     let ep = format!("{path}.edges[{j}]");
-                    let Some(em) = w.map(e, &ep, &["to", "trigger", "label"]) else {
+                    let Some(em) = w.map(e, &ep, schema::fields::<schema::Edge>()) else {
                         continue;
                     };
                     let to = w
                         .string(get(em, "to"), &join(&ep, "to"), true)
                         .unwrap_or_default();
                     let condition = get(em, "trigger")
-                        .and_then(|t| w.map(t, &join(&ep, "trigger"), &["condition"]))
+                        .and_then(|t| {
+                            w.map(
+                                t,
+                                &join(&ep, "trigger"),
+                                schema::fields::<schema::Trigger>(),
+                            )
+                        })
                         .and_then(|t| {
                             w.string(get(t, "condition"), &join(&ep, "trigger.condition"), false)
                         });
@@ -2006,6 +2093,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     if nodes.is_empty() {
         w.problem("workflows.nodes", "at least one node is required");
     }
+    check_references(w, &resources, &actions, &nodes);
     let thresholds = thresholds(w, get(top, "thresholds"));
     let tls = scenario_tls(w, get(top, "tls"));
     Scenario {
@@ -2038,6 +2126,132 @@ mod tests {
             tenant: None,
         };
         a.schedule().map(|d| d.as_secs_f64()).collect()
+    }
+
+    /// A scenario with one action whose `with` is `with` and one edge condition.
+    fn one_action(with: &str, condition: &str) -> String {
+        format!(
+            r#"
+workbook:
+  resources:
+    - {{ id: base, properties: {{ scheme: http, host: "127.0.0.1", url: "{{{{base.scheme}}}}://{{{{base.host}}}}:8080" }} }}
+    - {{ id: spare, properties: {{ x: "1" }} }}
+load: {{ ramp_up: {{ phases: [ {{ spawn_users: 1 }} ] }} }}
+actions:
+  actions:
+    - id: a
+      call: get
+      with: {with}
+      export: [ {{ type: json, name: token, pointer: /t }} ]
+workflows:
+  nodes:
+    - {{ id: n, action: a, edges: [ {{ to: end, trigger: {{ condition: "{condition}" }} }} ] }}
+    - {{ id: end, type: end }}
+"#
+        )
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse_checked(text, false) {
+            Ok(_) => Vec::new(),
+            Err(p) => p
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+        }
+    }
+
+    /// `validate` refuses what the executor would refuse on every request, with the field's
+    /// path, by the executor's own rules; and every template name must be something the run
+    /// has.
+    #[test]
+    fn validate_checks_with_and_template_references() {
+        let ok = one_action(
+            r#"{ url: "{{base.url}}/x?u={{user.id}}&t={{a.token}}", bind_ip: "{{user.allocated_ip}}", timeouts: { total_ms: 100 } }"#,
+            "{{a.status_code == 200 && a.ok && tenant.id != user.tenant}}",
+        );
+        assert_eq!(problems(&ok), Vec::<String>::new());
+        let (_, warnings) = parse_checked(&ok, false).unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.path == "workbook.resources[1]" && w.message.contains("not used")),
+            "{warnings:?}"
+        );
+        for (with, want) in [
+            (
+                r#"{ url: "ftp://127.0.0.1/" }"#,
+                "actions.actions[0].with.url: ",
+            ),
+            (r#"{ url: "{{base.scheme}}s://{{base.host}}:0/" }"#, ""),
+            (
+                r#"{ url: "http://x/", timeouts: { total: 5 } }"#,
+                "with.timeouts.total: unknown timeout",
+            ),
+            (
+                r#"{ url: "http://x/", timeouts: { total_ms: 0 } }"#,
+                "with.timeouts.total_ms: must be at least 1 ms",
+            ),
+            (
+                r#"{ url: "http://x/", retries: "3" }"#,
+                "with.retries: expected a number or an object",
+            ),
+            (
+                r#"{ url: "http://x/", keep_alive: "{{user.id}}" }"#,
+                "with.keep_alive: expected true or false",
+            ),
+            (
+                r#"{ url: "http://x/", bind_ip: "10.0.0.300" }"#,
+                "with.bind_ip: not an IP address",
+            ),
+            (
+                r#"{ url: "http://x/", release: never }"#,
+                "with.release: expected after_action or keep",
+            ),
+            (
+                r#"{ url: "http://x/", color: red }"#,
+                "with.color: unknown parameter",
+            ),
+            (
+                r#"{ url: "http://x/", headers: { a: [1] } }"#,
+                "with.headers.a: expected a string",
+            ),
+            (
+                r#"{ url: "http://x/{{base.prot}}" }"#,
+                r#"with.url: "base.prot": "base" has no "prot""#,
+            ),
+            (
+                r#"{ url: "http://x/{{b.url}}" }"#,
+                r#"with.url: "b.url": no resource, action, user or tenant "b""#,
+            ),
+            (
+                r#"{ url: "http://x/{{a.tokn}}" }"#,
+                r#""a" has no "tokn" (it has: error, ok, status_code, token)"#,
+            ),
+            (
+                r#"{ url: "http://x/{{user.name}}" }"#,
+                r#""user" has no "name""#,
+            ),
+        ] {
+            let p = problems(&one_action(with, "true"));
+            assert!(
+                p.iter().any(|p| p.contains(want)) && !p.is_empty(),
+                "{with}: {p:?}"
+            );
+        }
+        // A url whose start is a template of the run (an export) is left to the run.
+        assert_eq!(
+            problems(&one_action(r#"{ url: "{{a.token}}" }"#, "true")),
+            Vec::<String>::new()
+        );
+        let p = problems(&one_action(r#"{ url: "http://x/" }"#, "{{a.code == 200}}"));
+        assert!(
+            p.iter().any(
+                |p| p.starts_with("workflows.nodes[0].edges[0].trigger.condition: ")
+                    && p.contains(r#""a" has no "code""#)
+            ),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -82,6 +82,64 @@ pub fn check_json(v: &serde_json::Value, path: &str, out: &mut Vec<(String, Stri
     }
 }
 
+/// The names a text's templates read (`{{a.b}}`, and the names inside `{{a.b == 1}}`), or why
+/// a template does not parse.
+pub fn names(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let j = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+        let expr = after[..j].trim();
+        if is_name(expr) {
+            out.push(expr.to_string());
+        } else {
+            expr_names(&parse_condition(expr)?, &mut out);
+        }
+        rest = &after[j + 2..];
+    }
+    Ok(out)
+}
+
+/// The names a condition reads.
+pub fn condition_names(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    expr_names(&parse_condition(text)?, &mut out);
+    Ok(out)
+}
+
+fn expr_names(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Name(n) => out.push(n.clone()),
+        Expr::Not(x) => expr_names(x, out),
+        Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) => {
+            expr_names(a, out);
+            expr_names(b, out);
+        }
+        Expr::Num(_) | Expr::Str(_) | Expr::Bool(_) => {}
+    }
+}
+
+/// Each string inside a JSON value, with its path.
+pub fn strings<'a>(v: &'a serde_json::Value, path: &str, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        serde_json::Value::String(s) => out.push((path.to_string(), s)),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                strings(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                strings(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()

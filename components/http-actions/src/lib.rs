@@ -7,7 +7,7 @@
 extern crate alloc;
 
 mod net;
-mod params;
+use http_core::params;
 
 use alloc::format;
 use alloc::string::{String, ToString};

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod date;
 pub mod encoding;
 pub mod json;
+pub mod params;
 pub mod pool;
 pub mod url;
 

@@ -1,12 +1,14 @@
-//! `with-params` JSON, checked field by field so every problem names its field.
+//! An action's `with-params` JSON, checked field by field so every problem names its field.
+//! The http-actions component reads its parameters with it, and the scheduler host's
+//! `validate` checks scenarios with the same code: one set of rules.
 
-use alloc::format;
-use alloc::string::{String, ToString};
+#[allow(unused_imports)]
+use crate::prelude::*;
 
 use net_text::Quoted;
 
-use http_core::json::{self, Value};
-use http_core::{Method, Request};
+use crate::json::{self, Value};
+use crate::{Method, Request};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamError {
@@ -65,7 +67,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
     let map = object(&root, "with-params")?;
     let url = root.get("url").ok_or_else(|| err("url", "required"))?;
     let mut req = Request::new(method, str_field(url, "url")?);
-    http_core::Url::parse(&req.url).map_err(|e| err("url", e.to_string()))?;
+    crate::Url::parse(&req.url).map_err(|e| err("url", e.to_string()))?;
     let mut discard_body = false;
     let mut discard_headers = false;
     let mut json_body = false;
@@ -121,7 +123,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             },
             // Bytes that are not text (curl's --data-binary @FILE).
             "body_base64" => {
-                req.body = http_core::codec::decode_base64(str_field(v, k)?)
+                req.body = crate::codec::decode_base64(str_field(v, k)?)
                     .ok_or_else(|| err(k, "not standard base64"))?
             }
             "timeouts" => {
@@ -225,7 +227,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             .any(|(h, _)| h.eq_ignore_ascii_case("accept-encoding"))
     {
         req.headers
-            .push(("accept-encoding".into(), http_core::encoding::ACCEPT.into()));
+            .push(("accept-encoding".into(), crate::encoding::ACCEPT.into()));
     }
     let pool = match pool {
         Some(pool) if req.bind_ip.is_none() => Some(PoolSource {

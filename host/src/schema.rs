@@ -1,0 +1,470 @@
+//! The scenario format as types, for its JSON Schema (schemars): `scheduler schema` prints it,
+//! `host/scenario.schema.json` is the copy editors point at (`# yaml-language-server:
+//! $schema=...`), and a test keeps that copy equal to what these types generate.
+//!
+//! The scenario walker (`scenario.rs`) reads the YAML by hand, to report every problem with its
+//! field path; it takes the names of the fields it knows from these types (`fields`), so the
+//! schema and what `validate` accepts name the same fields. Types here are never built: they
+//! exist for their shape.
+//!
+//! Fields the format does not know are refused here (`additionalProperties: false`), as
+//! `validate --strict` refuses them; plain `validate` only warns.
+
+#![allow(dead_code)]
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+
+use schemars::JsonSchema;
+use serde_json::Value;
+
+/// A string; a number or true/false is read as its text.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Text {
+    String(String),
+    Number(f64),
+    Bool(bool),
+}
+
+/// A duration: `500ms`, `1s`, `2m`, `1h`, `1m30s`, `1h 5m`, or seconds as a number; at most a
+/// year.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Duration {
+    Text(String),
+    Seconds(f64),
+}
+
+/// A rate: `50/s`, `600/m`, `1/h`, or a number per second; at most 1,000,000/s.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Rate {
+    Text(String),
+    PerSecond(f64),
+}
+
+/// A scenario: pools and resources, the load, the actions and the workflow that runs them.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "scheduler scenario")]
+pub struct Scenario {
+    /// Any 1.x: "1.0", "1", "v1".
+    pub version: Option<Text>,
+    pub name: Option<Text>,
+    pub workbook: Option<Workbook>,
+    pub load: Load,
+    pub actions: Actions,
+    pub workflows: Workflows,
+    /// k6's thresholds: metric (with tag filters, `http_req_duration{action:login}`) to
+    /// expressions.
+    pub thresholds: Option<BTreeMap<String, Thresholds>>,
+    pub tls: Option<Tls>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workbook {
+    pub ip_pools: Option<Vec<IpPool>>,
+    pub resources: Option<Vec<Resource>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpPool {
+    pub id: Text,
+    pub name: Option<Text>,
+    /// CIDRs (`127.0.10.0/24`) or `FIRST-LAST` ranges; ranges of two pools may not overlap.
+    pub ranges: Vec<Text>,
+    /// sequential, round_robin or random.
+    pub allocation_strategy: Option<Text>,
+    /// For `run --segment I/N`: the segment that holds this pool whole.
+    pub segment: Option<u64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    pub id: Text,
+    #[serde(rename = "type")]
+    pub kind: Option<Text>,
+    /// Values for `{{RESOURCE_ID.PROPERTY}}`; they may name other properties.
+    pub properties: Option<BTreeMap<String, Text>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    pub ramp_up: Option<RampUp>,
+    pub user_lifetime: Option<UserLifetime>,
+    pub user_resources: Option<UserResources>,
+    pub concurrency: Option<Concurrency>,
+    /// The open model (k6's constant- and ramping-arrival-rate), in place of ramp_up.
+    pub arrival_rate: Option<ArrivalRate>,
+    /// Ramping users (k6's ramping-vus), in place of ramp_up.
+    pub stages: Option<Vec<Stage>>,
+    pub start_users: Option<u64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub target: u64,
+    pub duration: Duration,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RampUp {
+    pub phases: Vec<Phase>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    /// Seconds from the start.
+    pub at_second: Option<f64>,
+    pub spawn_users: u64,
+    /// The phase's users' tenant (`{{tenant.id}}`).
+    pub tenant_id: Option<Text>,
+    /// Their addresses from this pool instead of the binding's.
+    pub ip_pool_override: Option<Text>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserLifetime {
+    /// once or loop.
+    pub mode: Option<Text>,
+    /// Passes through the workflow; 0 = until stopped.
+    pub iterations: Option<u64>,
+    pub think_time: Option<Duration>,
+    pub duration: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserResources {
+    pub ip_binding: Option<IpBinding>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpBinding {
+    pub enabled: Option<bool>,
+    /// Looked up only when enabled.
+    pub pool_id: Option<Text>,
+    /// per_user, shared or per_task.
+    pub strategy: Option<Text>,
+    /// task_end or user_exit.
+    pub release_on: Option<Text>,
+    pub wait_on_exhaustion: Option<bool>,
+    pub wait_timeout: Option<Duration>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    pub max_concurrent_users: Option<u64>,
+    pub spawn_rate_limit: Option<Rate>,
+}
+
+/// `{rate, duration}` (constant) or `{stages, start_rate}` (ramping).
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalRate {
+    pub rate: Option<Rate>,
+    pub duration: Option<Duration>,
+    pub stages: Option<Vec<RateStage>>,
+    pub start_rate: Option<Rate>,
+    pub pre_allocated_users: Option<u64>,
+    pub max_users: Option<u64>,
+    pub tenant_id: Option<Text>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateStage {
+    pub target: Rate,
+    pub duration: Duration,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Actions {
+    pub actions: Vec<Action>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub id: Text,
+    /// get, post, put, delete, patch, head or options (any case).
+    pub call: Text,
+    pub with: With,
+    pub export: Option<Vec<Export>>,
+    pub checks: Option<Vec<Check>>,
+}
+
+/// The executor's `with-params`; strings may hold templates (`{{base.url}}/items`).
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct With {
+    pub url: String,
+    /// Send from this address (a pool's, when a binding is in force).
+    pub bind_ip: Option<String>,
+    pub pool: Option<String>,
+    pub tenant: Option<String>,
+    pub resource: Option<String>,
+    pub resource_type: Option<String>,
+    /// after_action or keep.
+    pub release: Option<String>,
+    pub headers: Option<BTreeMap<String, Text>>,
+    /// Text, or JSON (sent compact, typed application/json).
+    pub body: Option<Value>,
+    /// Bytes that are not text.
+    pub body_base64: Option<String>,
+    pub timeouts: Option<Timeouts>,
+    /// The whole request's deadline (the original's).
+    pub timeout: Option<Duration>,
+    pub timeout_ms: Option<u64>,
+    pub retries: Option<Retries>,
+    pub redirects: Option<Redirects>,
+    pub max_response_body: Option<u64>,
+    pub response_body_limit: Option<u64>,
+    pub max_header_bytes: Option<u64>,
+    pub keep_alive: Option<bool>,
+    /// Ask for gzip, deflate and decode the body (curl's --compressed).
+    pub decompress: Option<bool>,
+    pub discard_body: Option<bool>,
+    pub discard_headers: Option<bool>,
+    pub tls: Option<ActionTls>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    pub dns_ms: Option<u64>,
+    pub connect_ms: Option<u64>,
+    pub first_byte_ms: Option<u64>,
+    pub between_bytes_ms: Option<u64>,
+    pub total_ms: Option<u64>,
+}
+
+/// How many retries, or the policy.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Retries {
+    Count(u64),
+    Policy(RetryPolicy),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub max: Option<u64>,
+    pub base_ms: Option<u64>,
+    pub max_backoff_ms: Option<u64>,
+    pub non_idempotent: Option<bool>,
+}
+
+/// Follow or not, at most N, or both.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Redirects {
+    Follow(bool),
+    Max(u64),
+    Policy(RedirectPolicy),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectPolicy {
+    pub follow: Option<bool>,
+    pub max: Option<u64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionTls {
+    pub server_name: Option<String>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    /// content (the body), status_code, header or json.
+    #[serde(rename = "type")]
+    pub kind: Option<Text>,
+    /// `{{ACTION_ID.NAME}}` in later templates.
+    pub name: Text,
+    pub header: Option<Text>,
+    /// An RFC 6901 pointer, for json.
+    pub pointer: Option<Text>,
+    pub scope: Option<Text>,
+    /// The value when extraction fails (the action does not fail then).
+    pub default: Option<Text>,
+}
+
+/// Exactly one of status, body_contains, body_matches, header, json, duration; header and json
+/// take equals, contains or matches.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: Option<Text>,
+    pub status: Option<Text>,
+    pub body_contains: Option<Text>,
+    pub body_matches: Option<Text>,
+    pub header: Option<Text>,
+    /// An RFC 6901 pointer: present, or with equals/contains/matches.
+    pub json: Option<Text>,
+    /// `<500ms`, `<=1s`.
+    pub duration: Option<Text>,
+    pub equals: Option<Text>,
+    pub contains: Option<Text>,
+    pub matches: Option<Text>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workflows {
+    pub nodes: Vec<Node>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub id: Text,
+    /// action or end.
+    #[serde(rename = "type")]
+    pub kind: Option<Text>,
+    pub action: Option<Text>,
+    pub edges: Option<Vec<Edge>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    pub to: Text,
+    pub trigger: Option<Trigger>,
+    pub label: Option<Text>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// `{{login.status_code == 200}}`, `{{a.ok && !b.ok}}`.
+    pub condition: Option<Text>,
+}
+
+/// One expression, or several.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Thresholds {
+    One(String),
+    Many(Vec<ThresholdItem>),
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum ThresholdItem {
+    Expression(String),
+    Full(Threshold),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub threshold: String,
+    pub abort_on_fail: Option<bool>,
+    #[serde(rename = "abortOnFail")]
+    pub abort_on_fail_k6: Option<bool>,
+    pub delay_abort_eval: Option<Duration>,
+    #[serde(rename = "delayAbortEval")]
+    pub delay_abort_eval_k6: Option<Duration>,
+}
+
+/// TLS for https actions; files are relative to the scenario.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    #[serde(flatten)]
+    pub settings: TlsSettings,
+    /// Per tenant, over the run's.
+    pub tenants: Option<BTreeMap<String, TlsSettings>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// A PEM file of CA certificates, or several.
+    pub ca_file: Option<Files>,
+    pub insecure_skip_verify: Option<bool>,
+    pub client_cert: Option<Text>,
+    pub client_key: Option<Text>,
+    /// "1.2" or "1.3".
+    pub min_version: Option<Text>,
+    pub max_version: Option<Text>,
+    pub server_name: Option<Text>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Files {
+    One(Text),
+    Many(Vec<Text>),
+}
+
+/// The schema, as `scheduler schema` prints it.
+pub fn json() -> String {
+    let mut s = schemars::schema_for!(Scenario);
+    s.insert(
+        "$id".into(),
+        "https://scheduler.invalid/scenario.schema.json".into(),
+    );
+    serde_json::to_string_pretty(&s).expect("a schema is JSON") + "\n"
+}
+
+/// The fields of `T`'s mapping, as the schema names them (the walker's list of known keys).
+pub fn fields<T: JsonSchema + 'static>() -> &'static [&'static str] {
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static [&'static str]>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache.entry(TypeId::of::<T>()).or_insert_with(|| {
+        let schema = schemars::schema_for!(T);
+        let names: Vec<&'static str> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|p| p.keys())
+            .map(|k| &*Box::leak(k.clone().into_boxed_str()))
+            .collect();
+        Box::leak(names.into_boxed_slice())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_the_mappings_keys() {
+        let mut edge = fields::<Edge>().to_vec();
+        edge.sort();
+        assert_eq!(edge, ["label", "to", "trigger"]);
+        assert!(fields::<Tls>().contains(&"tenants"));
+        assert!(fields::<Tls>().contains(&"ca_file"), "flattened settings");
+        assert!(fields::<Threshold>().contains(&"abortOnFail"));
+    }
+
+    /// The copy editors use is what the types generate (`just schema` writes it).
+    #[test]
+    fn checked_in_schema_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenario.schema.json");
+        let file = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(file == json(), "{path} is stale: run `just schema`");
+    }
+}
