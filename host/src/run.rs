@@ -2,7 +2,7 @@
 //! instance of the artifact, addresses come from the one pool authority, and samples go to
 //! the report.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -204,6 +204,8 @@ struct Live {
 
 struct Shared {
     scenario: Scenario,
+    /// `action_rate_limit`: the next free start time for an action, over all users.
+    action_slot: Mutex<Option<Instant>>,
     /// Per action (in scenario order): its `with` has no template, so it renders the same
     /// every time.
     static_with: Vec<bool>,
@@ -230,6 +232,25 @@ struct Shared {
 }
 
 impl Shared {
+    /// Wait for this action's turn under `action_rate_limit` (starts spaced 1/rate apart over
+    /// all users, as a token bucket of one); at once without a limit, or when the run stops.
+    async fn action_turn(&self) {
+        let Some(rate) = self.scenario.concurrency.action_rate else {
+            return;
+        };
+        let gap = Duration::from_secs_f64(1.0 / rate);
+        let at = {
+            let mut slot = self.action_slot.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let at = slot.map_or(now, |s| s.max(now));
+            *slot = Some(at + gap);
+            at
+        };
+        while Instant::now() < at && !self.stop.load(Ordering::SeqCst) {
+            tokio::time::sleep((at - Instant::now()).min(Duration::from_millis(50))).await;
+        }
+    }
+
     /// The collection, even if a user panicked while holding it.
     fn collected(&self) -> std::sync::MutexGuard<'_, Collected> {
         self.collected.lock().unwrap_or_else(|e| e.into_inner())
@@ -270,13 +291,26 @@ pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
     }
 }
 
-/// A user's source address, from the authority, waiting on exhaustion if so configured.
-async fn acquire(shared: &Shared, pool_id: &str, o: &pool::Owner) -> Result<pool::Binding, String> {
+/// A user's source address, from the authority: from `pool_id`, or when it has none from the
+/// fallback pool (`capacity_management.fallback_pool`), waiting on exhaustion if so configured.
+/// With the binding, the scenario pool it came from (the one to release it to).
+async fn acquire(
+    shared: &Shared,
+    pool_id: &str,
+    o: &pool::Owner,
+) -> Result<(pool::Binding, String), String> {
     let b = &shared.scenario.ip_binding;
     let deadline = Instant::now() + b.wait_timeout;
+    let fallback = b.fallback_pool.as_deref().filter(|f| *f != pool_id);
     loop {
-        match shared.authority.allocate(pool_id, o).await? {
-            Ok(binding) => return Ok(binding),
+        let mut from = pool_id;
+        let mut r = shared.authority.allocate(pool_id, o).await?;
+        if let (Err(pool::PoolError::Exhausted(_)), Some(f)) = (&r, fallback) {
+            from = f;
+            r = shared.authority.allocate(f, o).await?;
+        }
+        match r {
+            Ok(binding) => return Ok((binding, from.to_string())),
             Err(pool::PoolError::Exhausted(_))
                 if b.wait_on_exhaustion && Instant::now() < deadline =>
             {
@@ -365,7 +399,8 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
     let own = owner(&user.tenant, &resource);
     let per_task = sc.ip_binding.strategy == BindStrategy::PerTask
         || sc.ip_binding.release_on == ReleaseOn::TaskEnd;
-    let mut held: Option<pool::Binding> = None;
+    // The address in force, and the pool it goes back to.
+    let mut held: Option<(pool::Binding, String)> = None;
     if binding_on {
         // Nothing to bind until the pool gives an address.
         policy.pin(None);
@@ -415,7 +450,7 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
                 }
             }
         }
-        let ip = held.as_ref().map(|b| b.ip.clone());
+        let ip = held.as_ref().map(|(b, _)| b.ip.clone());
         if binding_on {
             // The policy follows the binding in force: this address, and no other.
             policy.pin(ip.as_ref().and_then(|ip| ip.parse().ok()));
@@ -434,11 +469,11 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
                 error = Some(e);
                 break;
             }
-            if let Err(e) = shared.authority.release(&pool_id, &own).await {
+            let from = held.take().map_or(pool_id.clone(), |(_, from)| from);
+            if let Err(e) = shared.authority.release(&from, &own).await {
                 error = Some(e);
                 break;
             }
-            held = None;
         }
         n += 1;
         let more = iterations == 0 || n < iterations;
@@ -450,9 +485,9 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
         }
     }
     // A shared address belongs to the tenant; it is released at the end of the run.
-    if held.is_some()
+    if let Some((_, from)) = &held
         && sc.ip_binding.strategy != BindStrategy::Shared
-        && let Err(e) = shared.authority.release(&pool_id, &own).await
+        && let Err(e) = shared.authority.release(from, &own).await
     {
         error.get_or_insert(e);
     }
@@ -489,6 +524,8 @@ struct UserState<'a> {
     /// Open model: when the current iteration was due; its first request's latency counts
     /// from then, so time spent waiting for a free user shows (no coordinated omission).
     scheduled: Option<Instant>,
+    /// Ids of the dynamic tasks this user has run (each runs once).
+    dynamic_seen: HashSet<String>,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -514,6 +551,7 @@ impl<'a> UserState<'a> {
             scheduled: None,
             last_flush: Instant::now(),
             checks: vec![[0, 0]; shared.scenario.actions.iter().map(|a| a.checks.len()).sum()],
+            dynamic_seen: HashSet::new(),
         }
     }
 
@@ -606,23 +644,51 @@ async fn run_task(
         u.insert("iteration".into(), iteration.to_string());
         let t = vars.entry("tenant".into()).or_default();
         t.insert("id".into(), st.tenant.to_string());
+        if !sc.undeclared.is_empty() {
+            vars.insert(
+                template::UNDECLARED.into(),
+                sc.undeclared
+                    .iter()
+                    .map(|n| (n.clone(), String::new()))
+                    .collect(),
+            );
+        }
     }
     let Some(mut node) = sc.start_node() else {
         return;
     };
-    for _ in 0..1000 {
+    // Actions run in this pass, the dynamic tasks' included: bounded, as a cycle may loop.
+    let mut steps = 0;
+    let mut queue = std::collections::VecDeque::new();
+    while steps < 1000 {
         let NodeKind::Action(action_id) = &node.kind else {
             break;
         };
         let Some(index) = sc.action_index(action_id) else {
             break;
         };
-        let sample = run_action(st, inst, policy, ip, index, &mut vars).await;
-        shared.live.requests.fetch_add(1, Ordering::Relaxed);
-        if !sample.ok {
-            shared.live.errors.fetch_add(1, Ordering::Relaxed);
+        queue.push_back(index);
+        // The node's action, then the dynamic tasks its success adds (and theirs), in order.
+        while let Some(index) = queue.pop_front() {
+            steps += 1;
+            let sample = run_action(st, inst, policy, ip, index, &mut vars).await;
+            shared.live.requests.fetch_add(1, Ordering::Relaxed);
+            if !sample.ok {
+                shared.live.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let ok = sample.ok;
+            st.record(sample);
+            if ok && steps < 1000 && !shared.stop.load(Ordering::SeqCst) {
+                for t in &sc.actions[index].dynamic {
+                    let id = template::render(&t.id, &vars).unwrap_or_else(|_| t.id.clone());
+                    if st.dynamic_seen.insert(id)
+                        && let Some(i) = t.action.as_deref().and_then(|a| sc.action_index(a))
+                    {
+                        queue.push_back(i);
+                    }
+                }
+            }
         }
-        st.record(sample);
         let next = node.edges.iter().find(|e| match &e.condition {
             None => true,
             Some(c) => template::eval_condition(c, &vars).unwrap_or(false),
@@ -637,6 +703,11 @@ async fn run_task(
     }
 }
 
+/// An action whose URL keeps a template nothing declares (`{{undefined.endpoint}}`) is not
+/// sent and counts as done, as the original's actions-http does (its way of a dry run): it is
+/// in `not_sent` with no error, and `ACTION.ok` is true.
+const SKIPPED: &str = "skipped";
+
 /// The call for `action`: its `with` rendered (the source address put in as `bind_ip` unless
 /// it names one), and its targets allowed by the user's policy.
 async fn prepare(
@@ -647,6 +718,13 @@ async fn prepare(
 ) -> Result<exec::Action, String> {
     let mut with =
         template::render_json(&action.with, vars).map_err(|e| format!("template: {e}"))?;
+    if with
+        .get("url")
+        .and_then(|u| u.as_str())
+        .is_some_and(|u| u.contains("{{"))
+    {
+        return Err(SKIPPED.into());
+    }
     if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
         match obj.get("bind_ip") {
             None | Some(serde_json::Value::Null) => {}
@@ -745,12 +823,22 @@ async fn run_action(
                 fresh = call;
                 &fresh
             }
+            Err(e) if e == SKIPPED => {
+                sample.ok = true;
+                if shared.uses_vars {
+                    let scope = vars.entry(action.id.clone()).or_default();
+                    scope.clear();
+                    scope.insert("ok".into(), "true".into());
+                }
+                return sample;
+            }
             Err(e) => {
                 sample.error = Some(e);
                 return sample;
             }
         },
     };
+    shared.action_turn().await;
     let start = st
         .scheduled
         .take()
@@ -975,7 +1063,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         || scenario
             .nodes
             .iter()
-            .any(|n| n.edges.iter().any(|e| e.condition.is_some()));
+            .any(|n| n.edges.iter().any(|e| e.condition.is_some()))
+        || scenario
+            .actions
+            .iter()
+            .any(|a| a.dynamic.iter().any(|t| t.id.contains("{{")));
     let watch = scenario.thresholds.iter().any(|t| t.abort_on_fail);
     let check_base = scenario
         .actions
@@ -987,6 +1079,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         })
         .collect();
     let shared = Arc::new(Shared {
+        action_slot: Mutex::new(None),
         static_with,
         uses_vars,
         scenario,

@@ -95,6 +95,9 @@ pub struct IpBinding {
     pub release_on: ReleaseOn,
     pub wait_on_exhaustion: bool,
     pub wait_timeout: Duration,
+    /// `capacity_management.fallback_pool`: where an address comes from when the user's pool
+    /// has none.
+    pub fallback_pool: Option<String>,
 }
 
 /// The open model: iterations start on a schedule, each in a free user.
@@ -180,6 +183,8 @@ pub struct Concurrency {
     pub max_users: u32,
     /// Users per second; `None` for no limit.
     pub spawn_rate: Option<f64>,
+    /// `action_rate_limit`: actions started per second, over all users; `None` for no limit.
+    pub action_rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +212,24 @@ pub struct Action {
     pub exports: Vec<Export>,
     /// Assertions on the answer, recorded as pass rates; they do not route the workflow.
     pub checks: Vec<Check>,
+    /// `with.dynamic_tasks`: follow-up tasks added when the action succeeds.
+    pub dynamic: Vec<DynamicTask>,
 }
+
+/// A follow-up task an action adds when it succeeds (the original's `with.dynamic_tasks`,
+/// its `docs/HTTP_DYNAMIC_TASKS.md`): it runs right after the action, before the workflow
+/// goes on (its `outgoing` targets come after it, as the original's edges say). At most
+/// `MAX_DYNAMIC` an action; a task id (rendered: `dyn-{{user.id}}-{{user.iteration}}`) runs
+/// once per user.
+#[derive(Debug, Clone)]
+pub struct DynamicTask {
+    pub id: String,
+    /// The action it runs; `None` for `kind: end` (nothing to run).
+    pub action: Option<String>,
+}
+
+/// Dynamic tasks taken from one action's success, as the original drains at most 8.
+pub const MAX_DYNAMIC: usize = 8;
 
 /// One check of an action's answer.
 #[derive(Debug, Clone)]
@@ -276,6 +298,9 @@ pub struct Scenario {
     pub stages: Option<UserStages>,
     /// `tls:`: trust, client identity and versions for `https` actions.
     pub tls: ScenarioTls,
+    /// Template names nothing in the scenario declares (`{{tenant.token}}`): left as written
+    /// when rendered, as the original scheduler leaves them (`validate` warns).
+    pub undeclared: BTreeSet<String>,
 }
 
 /// The scenario's `tls:` block: the run's settings, and per tenant what differs (a client
@@ -369,6 +394,9 @@ impl Scenario {
         let n = f64::from(count);
         let share = |x: u32| x.div_ceil(count).max(1);
         if let Some(r) = self.concurrency.spawn_rate.as_mut() {
+            *r /= n;
+        }
+        if let Some(r) = self.concurrency.action_rate.as_mut() {
             *r /= n;
         }
         self.concurrency.max_users = share(self.concurrency.max_users);
@@ -1181,6 +1209,68 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) {
     }
 }
 
+/// `with.dynamic_tasks`: `[{id, action_id, kind: action|end, outgoing: [{target, label}]}]`.
+fn dynamic_tasks(w: &mut Walker, v: Option<&Value>, path: &str) -> Vec<DynamicTask> {
+    let mut out = Vec::new();
+    let items = w.list(v, path);
+    if items.len() > MAX_DYNAMIC {
+        w.warnings.push(Problem {
+            path: path.to_string(),
+            message: format!(
+                "{} tasks; the first {MAX_DYNAMIC} run (as the original drains at most {MAX_DYNAMIC})",
+                items.len()
+            ),
+            line: None,
+        });
+    }
+    for (i, t) in items.iter().enumerate() {
+        let tp = format!("{path}[{i}]");
+        let Some(m) = w.map(t, &tp, schema::fields::<schema::DynamicTask>()) else {
+            continue;
+        };
+        let id = w
+            .string(get(m, "id"), &join(&tp, "id"), true)
+            .unwrap_or_default();
+        if let Err(e) = template::check(&id) {
+            w.problem(&join(&tp, "id"), e);
+        }
+        let action = w.string(get(m, "action_id"), &join(&tp, "action_id"), false);
+        let action = match w
+            .string(get(m, "kind"), &join(&tp, "kind"), false)
+            .as_deref()
+        {
+            None | Some("action") => {
+                if action.is_none() {
+                    w.problem(&join(&tp, "action_id"), "required (kind action)");
+                }
+                action
+            }
+            Some("end") => None,
+            Some(other) => {
+                w.problem(
+                    &join(&tp, "kind"),
+                    format!("unknown kind {other:?} (action, end)"),
+                );
+                None
+            }
+        };
+        for (j, o) in w
+            .list(get(m, "outgoing"), &join(&tp, "outgoing"))
+            .iter()
+            .enumerate()
+        {
+            let op = format!("{tp}.outgoing[{j}]");
+            if let Some(om) = w.map(o, &op, schema::fields::<schema::Outgoing>()) {
+                w.string(get(om, "target"), &join(&op, "target"), true);
+                w.string(get(om, "label"), &join(&op, "label"), false);
+            }
+        }
+        out.push(DynamicTask { id, action });
+    }
+    out.truncate(MAX_DYNAMIC);
+    out
+}
+
 /// An action's `with` checked by the executor's own parameter rules (`http_core::params`, the
 /// code the http-actions component runs), as far as it is known before the run: templates over
 /// resources are rendered; the rest (`{{user.allocated_ip}}`, exports) stand in as `1`, and a
@@ -1256,10 +1346,18 @@ fn check_with(
     }
 }
 
-/// Every name a template or condition reads must be something the run can have: a resource's
-/// property, `user.{id,tenant,allocated_ip,iteration}`, `tenant.id`, or an action's
-/// `status_code`, `ok`, `error` or export. A resource nothing reads is a warning.
-fn check_references(w: &mut Walker, resources: &[Resource], actions: &[Action], nodes: &[Node]) {
+/// Every name a template or condition reads should be something the run can have: a
+/// resource's property, `user.{id,tenant,allocated_ip,iteration}`, `tenant.id`, or an action's
+/// `status_code`, `ok`, `error` or export. One that nothing declares is a warning, and is left
+/// as written when rendered, as the original scheduler does (an action whose URL keeps one is
+/// skipped, the original's dry run); the names are returned. A resource nothing reads is a
+/// warning too.
+fn check_references(
+    w: &mut Walker,
+    resources: &[Resource],
+    actions: &[Action],
+    nodes: &[Node],
+) -> BTreeSet<String> {
     let mut scopes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     scopes.insert("user", ["id", "tenant", "allocated_ip", "iteration"].into());
     scopes.insert("tenant", ["id"].into());
@@ -1272,19 +1370,25 @@ fn check_references(w: &mut Walker, resources: &[Resource], actions: &[Action], 
         scopes.insert(&a.id, names);
     }
     let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut undeclared = BTreeSet::new();
     let mut check = |w: &mut Walker, path: &str, names: Vec<String>| {
         for n in names {
             let (scope, name) = n.split_once('.').unwrap_or((&n, ""));
             used.insert(scope.to_string());
-            let problem = match scopes.get(scope) {
-                None => format!("{n:?}: no resource, action, user or tenant {scope:?}"),
+            let why = match scopes.get(scope) {
+                None => format!("no resource, action, user or tenant {scope:?}"),
                 Some(known) if !known.contains(name) => format!(
-                    "{n:?}: {scope:?} has no {name:?} (it has: {})",
+                    "{scope:?} has no {name:?} (it has: {})",
                     known.iter().copied().collect::<Vec<_>>().join(", ")
                 ),
                 Some(_) => continue,
             };
-            w.problem(path, problem);
+            w.warnings.push(Problem {
+                path: path.to_string(),
+                message: format!("{n:?}: {why}; left as written, as the original does"),
+                line: None,
+            });
+            undeclared.insert(n);
         }
     };
     for (i, a) in actions.iter().enumerate() {
@@ -1326,6 +1430,7 @@ fn check_references(w: &mut Walker, resources: &[Resource], actions: &[Action], 
             });
         }
     }
+    undeclared
 }
 
 /// A rate: `50/s`, `600/m`, `1/h`, or a number per second.
@@ -1563,10 +1668,12 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         release_on: ReleaseOn::UserExit,
         wait_on_exhaustion: false,
         wait_timeout: Duration::from_secs(30),
+        fallback_pool: None,
     };
     let mut concurrency = Concurrency {
         max_users: 1000,
         spawn_rate: None,
+        action_rate: None,
     };
     let mut arrival = None;
     let mut user_stages = None;
@@ -1807,6 +1914,44 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     }
                     concurrency.spawn_rate = rate;
                 }
+                if get(m, "action_rate_limit").is_some_and(|v| !v.is_null()) {
+                    let p = "load.concurrency.action_rate_limit";
+                    concurrency.action_rate = rate(w, get(m, "action_rate_limit"), p);
+                    if concurrency.action_rate.is_some_and(|r| r < MIN_RATE) {
+                        w.problem(p, "at least one a day (0.0000116/s)");
+                    }
+                }
+            }
+            // The original's `capacity_management`, beside ip_binding: the same waiting (it
+            // wins where both say), and a fallback pool.
+            if let Some(m) = get(load, "user_resources")
+                .and_then(Value::as_mapping)
+                .and_then(|ur| get(ur, "capacity_management"))
+                .and_then(|v| {
+                    w.map(
+                        v,
+                        "load.user_resources.capacity_management",
+                        schema::fields::<schema::CapacityManagement>(),
+                    )
+                })
+            {
+                let p = "load.user_resources.capacity_management";
+                if let Some(b) =
+                    w.boolean(get(m, "wait_on_exhaustion"), &join(p, "wait_on_exhaustion"))
+                {
+                    ip_binding.wait_on_exhaustion = b;
+                }
+                if let Some(d) = w.duration(get(m, "wait_timeout"), &join(p, "wait_timeout")) {
+                    ip_binding.wait_timeout = d;
+                }
+                ip_binding.fallback_pool =
+                    w.string(get(m, "fallback_pool"), &join(p, "fallback_pool"), false);
+                if let Some(id) = &ip_binding.fallback_pool
+                    && ip_binding.enabled
+                    && !pools.iter().any(|x| &x.id == id)
+                {
+                    w.problem(&join(p, "fallback_pool"), format!("no ip pool {id:?}"));
+                }
             }
         }
     }
@@ -1888,9 +2033,20 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     format!("unknown call {call:?} (get, post, put, delete, patch, head, options)"),
                 );
             }
-            let with = get(m, "with")
+            let mut with = get(m, "with")
                 .map(yaml_to_json)
                 .unwrap_or(serde_json::Value::Null);
+            // `dynamic_tasks` is the host's (the executor never sees it).
+            let dynamic = dynamic_tasks(
+                w,
+                get(m, "with")
+                    .and_then(Value::as_mapping)
+                    .and_then(|wm| get(wm, "dynamic_tasks")),
+                &join(&path, "with.dynamic_tasks"),
+            );
+            if let Some(o) = with.as_object_mut() {
+                o.remove("dynamic_tasks");
+            }
             let mut bad = Vec::new();
             template::check_json(&with, &join(&path, "with"), &mut bad);
             for (p, e) in bad {
@@ -1992,6 +2148,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 with,
                 exports,
                 checks,
+                dynamic,
             });
         }
     }
@@ -2093,7 +2250,19 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     if nodes.is_empty() {
         w.problem("workflows.nodes", "at least one node is required");
     }
-    check_references(w, &resources, &actions, &nodes);
+    for (i, a) in actions.iter().enumerate() {
+        for (j, t) in a.dynamic.iter().enumerate() {
+            if let Some(id) = &t.action
+                && !actions.iter().any(|x| x.id == *id)
+            {
+                w.problem(
+                    &format!("actions.actions[{i}].with.dynamic_tasks[{j}].action_id"),
+                    format!("unknown action {id:?}"),
+                );
+            }
+        }
+    }
+    let undeclared = check_references(w, &resources, &actions, &nodes);
     let thresholds = thresholds(w, get(top, "thresholds"));
     let tls = scenario_tls(w, get(top, "tls"));
     Scenario {
@@ -2110,6 +2279,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         concurrency,
         actions,
         nodes,
+        undeclared,
     }
 }
 
@@ -2216,22 +2386,6 @@ workflows:
                 r#"{ url: "http://x/", headers: { a: [1] } }"#,
                 "with.headers.a: expected a string",
             ),
-            (
-                r#"{ url: "http://x/{{base.prot}}" }"#,
-                r#"with.url: "base.prot": "base" has no "prot""#,
-            ),
-            (
-                r#"{ url: "http://x/{{b.url}}" }"#,
-                r#"with.url: "b.url": no resource, action, user or tenant "b""#,
-            ),
-            (
-                r#"{ url: "http://x/{{a.tokn}}" }"#,
-                r#""a" has no "tokn" (it has: error, ok, status_code, token)"#,
-            ),
-            (
-                r#"{ url: "http://x/{{user.name}}" }"#,
-                r#""user" has no "name""#,
-            ),
         ] {
             let p = problems(&one_action(with, "true"));
             assert!(
@@ -2244,14 +2398,48 @@ workflows:
             problems(&one_action(r#"{ url: "{{a.token}}" }"#, "true")),
             Vec::<String>::new()
         );
-        let p = problems(&one_action(r#"{ url: "http://x/" }"#, "{{a.code == 200}}"));
-        assert!(
-            p.iter().any(
-                |p| p.starts_with("workflows.nodes[0].edges[0].trigger.condition: ")
-                    && p.contains(r#""a" has no "code""#)
+        // Names nothing declares: warnings naming what the scope has; the run leaves them as
+        // written (as the original does).
+        for (with, condition, want) in [
+            (
+                r#"{ url: "http://x/{{base.prot}}" }"#,
+                "true",
+                r#"with.url: "base.prot": "base" has no "prot""#,
             ),
-            "{p:?}"
-        );
+            (
+                r#"{ url: "http://x/{{b.url}}" }"#,
+                "true",
+                r#"with.url: "b.url": no resource, action, user or tenant "b""#,
+            ),
+            (
+                r#"{ url: "http://x/{{a.tokn}}" }"#,
+                "true",
+                r#""a" has no "tokn" (it has: error, ok, status_code, token)"#,
+            ),
+            (
+                r#"{ url: "http://x/", headers: { a: "{{user.name}}" } }"#,
+                "true",
+                r#"with.headers.a: "user.name": "user" has no "name""#,
+            ),
+            (
+                r#"{ url: "http://x/" }"#,
+                "{{a.code == 200}}",
+                r#"workflows.nodes[0].edges[0].trigger.condition: "a.code": "a" has no "code""#,
+            ),
+        ] {
+            let text = one_action(with, condition);
+            let (s, warnings) =
+                parse_checked(&text, false).unwrap_or_else(|p| panic!("{with}: {p:?}"));
+            let warnings: Vec<String> = warnings
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect();
+            assert!(
+                warnings.iter().any(|w| w.contains(want)),
+                "{with}: {warnings:?}"
+            );
+            assert_eq!(s.undeclared.len(), 1, "{with}");
+        }
     }
 
     #[test]

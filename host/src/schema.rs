@@ -147,6 +147,17 @@ pub struct UserLifetime {
 #[serde(deny_unknown_fields)]
 pub struct UserResources {
     pub ip_binding: Option<IpBinding>,
+    pub capacity_management: Option<CapacityManagement>,
+}
+
+/// The original's: waiting when the pool has no address (as ip_binding's, which it overrides),
+/// and a pool to take one from instead.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityManagement {
+    pub wait_on_exhaustion: Option<bool>,
+    pub wait_timeout: Option<Duration>,
+    pub fallback_pool: Option<Text>,
 }
 
 #[derive(JsonSchema)]
@@ -168,6 +179,8 @@ pub struct IpBinding {
 pub struct Concurrency {
     pub max_concurrent_users: Option<u64>,
     pub spawn_rate_limit: Option<Rate>,
+    /// Actions started per second, over all users (`1000/s`).
+    pub action_rate_limit: Option<Rate>,
 }
 
 /// `{rate, duration}` (constant) or `{stages, start_rate}` (ramping).
@@ -240,6 +253,28 @@ pub struct With {
     pub discard_body: Option<bool>,
     pub discard_headers: Option<bool>,
     pub tls: Option<ActionTls>,
+    /// Follow-up tasks added when the action succeeds (the original's).
+    pub dynamic_tasks: Option<Vec<DynamicTask>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicTask {
+    /// Runs once per user: put `{{user.iteration}}` in it to run it every iteration.
+    pub id: Text,
+    /// The action to run (kind action).
+    pub action_id: Option<Text>,
+    /// action or end.
+    pub kind: Option<Text>,
+    /// Where the original's graph goes after the task (it runs before them).
+    pub outgoing: Option<Vec<Outgoing>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outgoing {
+    pub target: Text,
+    pub label: Option<Text>,
 }
 
 #[derive(JsonSchema)]

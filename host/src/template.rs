@@ -16,8 +16,13 @@ fn lookup<'a>(vars: &'a Vars, path: &str) -> Option<&'a str> {
     vars.get(scope)?.get(name).map(String::as_str)
 }
 
+/// The scope holding the names nothing in the scenario declares (`Scenario::undeclared`):
+/// those are left as written, as the original scheduler leaves them.
+pub const UNDECLARED: &str = "\u{0}undeclared";
+
 /// Replace each `{{name}}` with its value; a whole-string `{{expression}}` with an operator is
-/// evaluated as a condition (`true`/`false`). Unknown names are an error.
+/// evaluated as a condition (`true`/`false`). A name in the `UNDECLARED` scope stays as
+/// written; other unknown names (an export of an action that has not run) are an error.
 pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
@@ -30,6 +35,9 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
         let expr = after[..j].trim();
         match lookup(vars, expr) {
             Some(v) => out.push_str(v),
+            None if vars.get(UNDECLARED).is_some_and(|u| u.contains_key(expr)) => {
+                out.push_str(&rest[i..i + 2 + j + 2]);
+            }
             None if is_name(expr) => return Err(format!("unknown template variable {expr:?}")),
             None => out.push_str(&eval_condition(expr, vars)?.to_string()),
         }

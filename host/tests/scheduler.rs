@@ -2464,3 +2464,200 @@ workflows:
     assert_eq!(users.len(), 6);
     assert_eq!(r["pools"][0]["allocated"], 0);
 }
+
+/// The original's `with.dynamic_tasks` (its docs/HTTP_DYNAMIC_TASKS.md): a successful action
+/// adds follow-up tasks that run right after it, each id once per user; a failed one adds
+/// none. And its dry run: a URL that keeps a template nothing declares is skipped (not sent,
+/// counted done), as the original's `{{undefined.endpoint}}` example relies on.
+#[test]
+fn dynamic_tasks_and_undeclared_templates_as_the_original() {
+    let (server, log) = recording_target();
+    let dir = tmp("dynamic");
+    let s = format!(
+        r#"
+version: "1.0"
+name: http_dynamic_tasks
+workbook:
+  resources:
+    - {{ id: resource, type: http_endpoint, properties: {{ ip: "127.0.0.1", port: "{}" }} }}
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 2 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2, think_time: 0s }}
+  user_resources:
+    ip_binding: {{ enabled: false, pool_id: noop, strategy: per_user, release_on: user_exit }}
+actions:
+  actions:
+    - id: seed-dynamic
+      call: get
+      with:
+        url: "http://{{{{resource.ip}}}}:{{{{resource.port}}}}/seed/{{{{user.id}}}}"
+        dynamic_tasks:
+          - id: "dyn-followup-{{{{user.id}}}}-{{{{user.iteration}}}}"
+            action_id: follow-up
+            kind: action
+            outgoing: [ {{ target: dyn-end, label: done }} ]
+          - {{ id: "once-{{{{user.id}}}}", action_id: extra }}
+          - {{ id: closing, kind: end }}
+    - id: follow-up
+      call: get
+      with:
+        url: "http://{{{{resource.ip}}}}:{{{{resource.port}}}}/follow/{{{{user.id}}}}/{{{{user.iteration}}}}"
+    - id: extra
+      call: get
+      with: {{ url: "http://{{{{resource.ip}}}}:{{{{resource.port}}}}/extra/{{{{user.id}}}}" }}
+    - id: failing
+      call: get
+      with:
+        url: "http://{{{{resource.ip}}}}:{{{{resource.port}}}}/missing/{{{{user.id}}}}"
+        dynamic_tasks: [ {{ id: "never-{{{{user.id}}}}", action_id: extra }} ]
+    - id: dry
+      call: get
+      with:
+        url: "http://{{{{resource.ip}}}}:{{{{resource.port}}}}/{{{{undefined.endpoint}}}}"
+        headers: {{ authorization: "Bearer {{{{tenant.token}}}}" }}
+workflows:
+  nodes:
+    - {{ id: seed-node, type: action, action: seed-dynamic, edges: [ {{ to: fail-node }} ] }}
+    - {{ id: fail-node, type: action, action: failing, edges: [ {{ to: dry-node }} ] }}
+    - {{ id: dry-node, type: action, action: dry, edges: [ {{ to: dyn-end }} ] }}
+    - {{ id: dyn-end, type: end }}
+"#,
+        server.addr.port()
+    );
+    let path = scenario_file(&dir, &s);
+    let out = run(&["validate", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for name in ["undefined.endpoint", "tenant.token"] {
+        assert!(
+            err.contains(&format!("\"{name}\"")) && err.contains("left as written"),
+            "{name}: {err}"
+        );
+    }
+    let (out, r) = report(&dir, &s);
+    assert!(
+        out.status.success(),
+        "{}{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut paths: Vec<String> = log.lock().unwrap().iter().map(|(p, _)| p.clone()).collect();
+    paths.sort();
+    let mut want = Vec::new();
+    // User ids count from 1.
+    for u in 1..=2 {
+        want.push(format!("/extra/{u}"));
+        for i in 0..2 {
+            want.push(format!("/follow/{u}/{i}"));
+            want.push(format!("/missing/{u}"));
+            want.push(format!("/seed/{u}"));
+        }
+    }
+    want.sort();
+    assert_eq!(
+        paths, want,
+        "follow-ups each iteration, extra once, none after a 404"
+    );
+    // The dry action: never sent, no error, counted as not sent.
+    assert_eq!(r["not_sent"]["dry"], 4, "{r}");
+    assert!(r["by_action"].get("dry").is_none(), "{r}");
+    assert_eq!(r["by_action"]["follow-up"]["requests"], 4, "{r}");
+}
+
+/// The original's `capacity_management` (its fallback pool takes over when the binding's pool
+/// has no address left) and `concurrency.action_rate_limit` (action starts spaced 1/rate over
+/// all users), checked server-side.
+#[test]
+fn capacity_management_and_action_rate_limit() {
+    let seen: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let s2 = seen.clone();
+    let server = serve("127.0.0.1:0", None, move |r| {
+        s2.lock()
+            .unwrap()
+            .push((Instant::now(), r.peer.ip().to_string()));
+        Reply::ok("ok")
+    });
+    let dir = tmp("capacity");
+    let s = format!(
+        r#"
+version: "1.0"
+name: capacity
+workbook:
+  ip_pools:
+    - {{ id: small, ranges: ["127.0.61.1-127.0.61.2"] }}
+    - {{ id: spare, ranges: ["127.0.62.0/29"] }}
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 5 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 6, think_time: 0s }}
+  user_resources:
+    ip_binding: {{ enabled: true, pool_id: small, strategy: per_user, release_on: user_exit }}
+    capacity_management: {{ wait_on_exhaustion: false, wait_timeout: 1s, fallback_pool: spare }}
+  concurrency: {{ max_concurrent_users: 5, spawn_rate_limit: 100/s, action_rate_limit: 40/s }}
+actions:
+  actions:
+    - {{ id: hit, call: get, with: {{ url: "http://127.0.0.1:{}/x" }} }}
+workflows:
+  nodes:
+    - {{ id: start, action: hit, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#,
+        server.addr.port()
+    );
+    let (out, r) = report(&dir, &s);
+    assert!(
+        out.status.success(),
+        "{}{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 30, "every user ran");
+    let sources: BTreeSet<&str> = seen.iter().map(|(_, ip)| ip.as_str()).collect();
+    let small = sources
+        .iter()
+        .filter(|ip| ip.starts_with("127.0.61."))
+        .count();
+    let spare = sources
+        .iter()
+        .filter(|ip| ip.starts_with("127.0.62."))
+        .count();
+    assert_eq!((small, spare), (2, 3), "{sources:?}");
+    // 30 starts at 40/s: the last at least 29/40 s after the first, however the machine runs.
+    let span = seen.last().unwrap().0 - seen.first().unwrap().0;
+    assert!(span >= Duration::from_millis(700), "{span:?}");
+    drop(seen);
+    // Without the fallback, the third user finds no address.
+    let path = scenario_file(&dir, &s.replace(", fallback_pool: spare", ""));
+    let json = dir.join("nofallback.json");
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(97),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A fallback that names no pool, and a zero rate, are refused.
+    for (from, to, want) in [
+        (
+            "fallback_pool: spare",
+            "fallback_pool: nope",
+            "capacity_management.fallback_pool: no ip pool",
+        ),
+        (
+            "action_rate_limit: 40/s",
+            "action_rate_limit: 0/s",
+            "action_rate_limit: at least one a day",
+        ),
+    ] {
+        let path = scenario_file(&dir, &s.replace(from, to));
+        let out = run(&["validate", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(2) && err.contains(want),
+            "{want}: {err}"
+        );
+    }
+}

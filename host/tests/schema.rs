@@ -76,7 +76,8 @@ load:
   user_resources:
     ip_binding: { enabled: true, pool_id: p1, strategy: per_task, release_on: task_end,
                   wait_on_exhaustion: true, wait_timeout: 1s }
-  concurrency: { max_concurrent_users: 10, spawn_rate_limit: 100/s }
+    capacity_management: { wait_on_exhaustion: true, wait_timeout: 2s, fallback_pool: p2 }
+  concurrency: { max_concurrent_users: 10, spawn_rate_limit: 100/s, action_rate_limit: 50/s }
 actions:
   actions:
     - id: login
@@ -95,6 +96,12 @@ actions:
         decompress: true
         discard_headers: false
         tls: { server_name: api.example }
+        dynamic_tasks:
+          - id: "again-{{user.id}}-{{user.iteration}}"
+            action_id: legacy
+            kind: action
+            outgoing: [ { target: end, label: done } ]
+          - { id: stop, kind: end }
       export:
         - { type: json, name: token, pointer: /token, scope: user, default: none }
         - { type: header, name: ct, header: content-type }
@@ -193,6 +200,8 @@ fn the_schema_and_validate_agree() {
         ("  insecure_skip_verify: true\n", "ciphers"),
         ("    t1: { server_name: t1.example,", "alpn"),
         ("        tls: {", "sni"),
+        ("    capacity_management: {", "spill"),
+        ("            outgoing: [ {", "weight2"),
     ];
     for (anchor, field) in unknown {
         let at = EVERYTHING
