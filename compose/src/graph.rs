@@ -1,5 +1,5 @@
 //! The composition, with `wac-graph`: socket and ip-pool plugged into http-actions; the
-//! result exports the executor and the very ip-pool instance the actions allocate from.
+//! result exports the executor, and the very ip-pool and socket instances the actions use.
 //! Shared by the build script (which writes the artifact) and the `compose` binary.
 
 use wac_graph::types::Package;
@@ -85,9 +85,9 @@ fn compose(
         let tls_i = graph.instantiate(tls);
         plug(&mut graph, tls_i, socket_i, WASI_TLS, "wasi:tls")?;
     }
-    if let Some(socket_i) = socket_i {
-        plug(&mut graph, socket_i, actions_i, SOCKET, "socket")?;
-    }
+    let socket = socket_i
+        .map(|socket_i| plug(&mut graph, socket_i, actions_i, SOCKET, "socket"))
+        .transpose()?;
     let pool = plug(&mut graph, pool_i, actions_i, IP_POOL, "ip-pool")?;
     let exec = graph
         .alias_instance_export(actions_i, EXECUTOR)
@@ -99,6 +99,12 @@ fn compose(
     graph
         .export(exec, EXECUTOR)
         .map_err(|e| err("export executor")(e.to_string()))?;
+    // The very socket instance the actions use: the host sends UDP actions through it.
+    if let Some(socket) = socket {
+        graph
+            .export(socket, SOCKET)
+            .map_err(|e| err("export socket")(e.to_string()))?;
+    }
     graph.encode(EncodeOptions::default()).map_err(|e| {
         let mut msg = format!("encode: {e}");
         let mut source = std::error::Error::source(&e);

@@ -291,7 +291,12 @@ impl Recorder {
         group(&mut self.by_action, &s.action, s);
         group(&mut self.window_by_action, &s.action, s);
         group(&mut self.window_by_tenant, &s.tenant, s);
-        group(&mut self.by_status_class, status_class(s.status), s);
+        // A UDP exchange has no status: its class is `udp` (failures stay `error`).
+        let class = match s.status {
+            None if s.ok => "udp",
+            status => status_class(status),
+        };
+        group(&mut self.by_status_class, class, s);
         group(&mut self.by_tenant, &s.tenant, s);
         self.by_source
             .entry(s.source.clone())

@@ -526,6 +526,8 @@ struct UserState<'a> {
     scheduled: Option<Instant>,
     /// Ids of the dynamic tasks this user has run (each runs once).
     dynamic_seen: HashSet<String>,
+    /// Per action: its last UDP reply in this pass (what wait nodes look at).
+    last_reply: Vec<Option<Vec<u8>>>,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -552,6 +554,7 @@ impl<'a> UserState<'a> {
             last_flush: Instant::now(),
             checks: vec![[0, 0]; shared.scenario.actions.iter().map(|a| a.checks.len()).sum()],
             dynamic_seen: HashSet::new(),
+            last_reply: vec![None; shared.scenario.actions.len()],
         }
     }
 
@@ -660,13 +663,35 @@ async fn run_task(
     // Actions run in this pass, the dynamic tasks' included: bounded, as a cycle may loop.
     let mut steps = 0;
     let mut queue = std::collections::VecDeque::new();
+    let mut last_action = None;
+    st.last_reply.iter_mut().for_each(|r| *r = None);
     while steps < 1000 {
-        let NodeKind::Action(action_id) = &node.kind else {
-            break;
+        let index = match &node.kind {
+            NodeKind::Action(action_id) => match sc.action_index(action_id) {
+                Some(i) => i,
+                None => break,
+            },
+            // The original's wait for a packet: the UDP action's reply, as it matched.
+            NodeKind::Wait(w) => {
+                steps += 1;
+                let on = w
+                    .action
+                    .as_deref()
+                    .and_then(|a| sc.action_index(a))
+                    .or(last_action);
+                let got = on.and_then(|i| st.last_reply[i].as_deref());
+                if !got.is_some_and(|r| w.expect.holds(r)) {
+                    break;
+                }
+                match next_node(sc, node, &vars) {
+                    Some(n) => node = n,
+                    None => break,
+                }
+                continue;
+            }
+            NodeKind::End => break,
         };
-        let Some(index) = sc.action_index(action_id) else {
-            break;
-        };
+        last_action = Some(index);
         queue.push_back(index);
         // The node's action, then the dynamic tasks its success adds (and theirs), in order.
         while let Some(index) = queue.pop_front() {
@@ -689,11 +714,7 @@ async fn run_task(
                 }
             }
         }
-        let next = node.edges.iter().find(|e| match &e.condition {
-            None => true,
-            Some(c) => template::eval_condition(c, &vars).unwrap_or(false),
-        });
-        match next.and_then(|e| sc.node(&e.to)) {
+        match next_node(sc, node, &vars) {
             Some(n) => node = n,
             None => break,
         }
@@ -701,6 +722,193 @@ async fn run_task(
             break;
         }
     }
+}
+
+/// A UDP action: its target and payload rendered, one exchange through the user's own socket
+/// component from the user's address, the reply checked. Recorded as HTTP's are (latency,
+/// bytes, errors by kind); `ACTION.ok`, `ACTION.error` and `content` exports (the reply as
+/// text) for later templates; the reply kept for wait nodes.
+async fn run_udp(
+    st: &mut UserState<'_>,
+    inst: &mut Instance,
+    policy: &Policy,
+    ip: Option<&str>,
+    index: usize,
+    udp: &crate::scenario::Udp,
+    vars: &mut Vars,
+) -> Sample {
+    use crate::scenario::{UdpPayload, UdpTarget};
+    let shared = st.shared;
+    let action = &shared.scenario.actions[index];
+    let mut sample = Sample {
+        action: st.action_ids[index].clone(),
+        tenant: st.tenant.clone(),
+        user: st.user,
+        source: st.given_source(ip),
+        sent: false,
+        ok: false,
+        status: None,
+        latency_us: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        error: None,
+    };
+    let render = |t: &str| template::render(t, vars).map_err(|e| format!("template: {e}"));
+    let prepared = (|| -> Result<(SocketAddr, Vec<u8>, Option<std::net::IpAddr>), String> {
+        let target = match &udp.target {
+            UdpTarget::Addr(t) => {
+                let t = render(t)?;
+                t.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| format!("udp target {t:?}: not host:port with an IP literal"))?
+            }
+            UdpTarget::Parts(host, port) => {
+                let (host, port) = (render(host)?, render(port)?);
+                let ip = host
+                    .trim()
+                    .trim_matches(['[', ']'])
+                    .parse()
+                    .map_err(|_| format!("udp peer_ip {host:?}: not an IP address"))?;
+                let port = port
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("udp peer_port {port:?}: not a port"))?;
+                SocketAddr::new(ip, port)
+            }
+        };
+        let payload = match &udp.payload {
+            UdpPayload::Text(t) => render(t)?.into_bytes(),
+            UdpPayload::Bytes(b) => b.clone(),
+        };
+        let given = match &udp.bind_ip {
+            Some(t) => {
+                let t = render(t)?;
+                (!t.trim().is_empty())
+                    .then(|| {
+                        t.trim()
+                            .parse()
+                            .map_err(|_| format!("bind_ip {t:?}: not an IP"))
+                    })
+                    .transpose()?
+            }
+            None => None,
+        };
+        let bind = match (ip.and_then(|ip| ip.parse().ok()), given) {
+            (Some(mine), Some(other)) if other != mine => {
+                return Err(format!(
+                    "bind_ip: {other} is not the user's address from the pool ({mine})"
+                ));
+            }
+            (Some(mine), _) => Some(mine),
+            (None, given) => given,
+        };
+        Ok((target, payload, bind))
+    })();
+    let (target, payload, bind) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            sample.error = Some(e);
+            return sample;
+        }
+    };
+    policy.allow_target(target);
+    shared.action_turn().await;
+    let start = Instant::now();
+    st.in_flight = Some((index, sample.source.clone(), start));
+    let result = inst
+        .udp(&crate::runtime::UdpExchange {
+            target,
+            bind,
+            payload: &payload,
+            reply: udp.reply,
+            timeout_ms: udp.timeout_ms,
+            retries: udp.retries,
+            backoff_ms: udp.backoff_ms,
+            max_reply: udp.max_reply,
+        })
+        .await;
+    st.in_flight = None;
+    sample.latency_us = start.elapsed().as_micros() as u64;
+    let mut reply_text = None;
+    let mut error_text = None;
+    match result {
+        Ok(Ok(o)) => {
+            sample.sent = true;
+            sample.bytes_sent = o.bytes_sent;
+            sample.bytes_received = o.bytes_received;
+            // The last try's send to its reply.
+            sample.latency_us = o.latency_us;
+            if let Some(src) = o.local.as_deref().and_then(|s| st.source_of(s)) {
+                sample.source = src;
+            }
+            sample.ok = o.reply.as_deref().is_none_or(|r| udp.expect.holds(r));
+            if !sample.ok {
+                sample.error = Some("udp-reply-mismatch".into());
+                error_text = Some("the reply did not match expect".to_string());
+            }
+            reply_text = o
+                .reply
+                .as_deref()
+                .map(|r| String::from_utf8_lossy(r).into_owned());
+            st.last_reply[index] = o.reply;
+        }
+        Ok(Err(f)) => {
+            sample.sent = f.kind != "udp-socket" && f.kind != "udp-bind";
+            sample.error = Some(f.kind.to_string());
+            error_text = Some(f.detail);
+        }
+        Err(trap) => {
+            sample.sent = true;
+            sample.error = Some(format!("trap: {trap}"));
+        }
+    }
+    if !action.checks.is_empty() {
+        let ms = sample.latency_us as f64 / 1000.0;
+        let base = shared.check_base[index];
+        for (i, c) in action.checks.iter().enumerate() {
+            let pass = match (&c.kind, &reply_text) {
+                (CheckKind::Duration(..), _) if sample.sent => check_duration(&c.kind, ms),
+                (CheckKind::BodyContains(x), Some(r)) => r.contains(x.as_str()),
+                (CheckKind::BodyMatches(re), Some(r)) => re.is_match(r),
+                _ => false,
+            };
+            st.checks[base + i][usize::from(!pass)] += 1;
+        }
+    }
+    if shared.uses_vars {
+        let scope = vars.entry(action.id.clone()).or_default();
+        scope.clear();
+        scope.insert("ok".into(), sample.ok.to_string());
+        if let Some(e) = error_text {
+            scope.insert("error".into(), e);
+        }
+        for e in &action.exports {
+            match (&e.kind, &reply_text) {
+                (ExportKind::Body, Some(r)) => {
+                    scope.insert(e.name.clone(), r.clone());
+                }
+                _ => {
+                    if let Some(d) = &e.default {
+                        scope.insert(e.name.clone(), d.clone());
+                    }
+                }
+            }
+        }
+    }
+    sample
+}
+
+/// Where a node goes: its first edge whose condition holds.
+fn next_node<'a>(
+    sc: &'a Scenario,
+    node: &crate::scenario::Node,
+    vars: &Vars,
+) -> Option<&'a crate::scenario::Node> {
+    let next = node.edges.iter().find(|e| match &e.condition {
+        None => true,
+        Some(c) => template::eval_condition(c, vars).unwrap_or(false),
+    });
+    next.and_then(|e| sc.node(&e.to))
 }
 
 /// An action whose URL keeps a template nothing declares (`{{undefined.endpoint}}`) is not
@@ -797,6 +1005,9 @@ async fn run_action(
 ) -> Sample {
     let shared = st.shared;
     let action = &shared.scenario.actions[index];
+    if let Some(udp) = &action.udp {
+        return run_udp(st, inst, policy, ip, index, udp, vars).await;
+    }
     let mut sample = Sample {
         action: st.action_ids[index].clone(),
         tenant: st.tenant.clone(),
@@ -984,12 +1195,20 @@ fn check_holds(kind: &CheckKind, o: Option<&exec::Outcome>, ms: f64) -> bool {
                 })
             })
             .is_some_and(|v| matches(m, &v)),
+        CheckKind::Duration(..) => check_duration(kind, ms),
+    }
+}
+
+/// A `duration` check on a latency in ms (false for any other kind).
+fn check_duration(kind: &CheckKind, ms: f64) -> bool {
+    match kind {
         CheckKind::Duration(op, limit) => match *op {
             "<" => ms < *limit,
             "<=" => ms <= *limit,
             ">" => ms > *limit,
             _ => ms >= *limit,
         },
+        _ => false,
     }
 }
 
@@ -1067,7 +1286,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         || scenario
             .actions
             .iter()
-            .any(|a| a.dynamic.iter().any(|t| t.id.contains("{{")));
+            .any(|a| a.udp.is_some() || a.dynamic.iter().any(|t| t.id.contains("{{")));
     let watch = scenario.thresholds.iter().any(|t| t.abort_on_fail);
     let check_base = scenario
         .actions

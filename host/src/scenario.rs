@@ -48,6 +48,9 @@ pub struct PoolSpec {
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub id: String,
+    /// `type` (`http_endpoint`, `udp-endpoint`): a UDP action without a target sends to the
+    /// one `udp-endpoint` resource's `peer_ip`:`peer_port`.
+    pub kind: Option<String>,
     pub properties: BTreeMap<String, String>,
 }
 
@@ -214,6 +217,8 @@ pub struct Action {
     pub checks: Vec<Check>,
     /// `with.dynamic_tasks`: follow-up tasks added when the action succeeds.
     pub dynamic: Vec<DynamicTask>,
+    /// A UDP action (`with` is then the UDP one, not the executor's).
+    pub udp: Option<Udp>,
 }
 
 /// A follow-up task an action adds when it succeeds (the original's `with.dynamic_tasks`,
@@ -270,7 +275,73 @@ pub struct Edge {
 #[derive(Debug, Clone)]
 pub enum NodeKind {
     Action(String),
+    /// The original's `wait` node (`on: {event: packet-rx, match: {action_id, ...}}`): goes on
+    /// when that UDP action's last reply matches, else the pass ends here.
+    Wait(Wait),
     End,
+}
+
+#[derive(Debug, Clone)]
+pub struct Wait {
+    /// The UDP action whose reply it waits on (`match.action_id`; the node's previous action
+    /// without one).
+    pub action: Option<String>,
+    pub expect: UdpExpect,
+}
+
+/// A UDP action (`call: udp.send` or `udp.send-reply`, the original's `udp-send-reply`):
+/// one datagram from the user's address, and for send-reply a reply from the target within
+/// the timeout, with retries; through the user's own socket component.
+#[derive(Debug, Clone)]
+pub struct Udp {
+    pub reply: bool,
+    pub target: UdpTarget,
+    /// Text (templates rendered per user), or bytes.
+    pub payload: UdpPayload,
+    /// A template: the address to send from when no pool binding is in force.
+    pub bind_ip: Option<String>,
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub backoff_ms: u64,
+    pub expect: UdpExpect,
+    pub max_reply: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum UdpTarget {
+    /// `host:port` (`[::1]:7`), templates rendered.
+    Addr(String),
+    /// `peer_ip` and `peer_port`, templates rendered.
+    Parts(String, String),
+}
+
+#[derive(Debug, Clone)]
+pub enum UdpPayload {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// What a reply must be: text (`equals`, `contains`, `matches`), bytes (`payload_hex`), a
+/// length; all that are given.
+#[derive(Debug, Clone, Default)]
+pub struct UdpExpect {
+    pub text: Option<Match>,
+    pub bytes: Option<Vec<u8>>,
+    pub len: Option<usize>,
+}
+
+impl UdpExpect {
+    pub fn holds(&self, reply: &[u8]) -> bool {
+        let text = || String::from_utf8_lossy(reply);
+        self.len.is_none_or(|n| n == reply.len())
+            && self.bytes.as_deref().is_none_or(|b| b == reply)
+            && self.text.as_ref().is_none_or(|m| match m {
+                Match::Exists => true,
+                Match::Equals(x) => text() == x.as_str(),
+                Match::Contains(x) => reply.windows(x.len().max(1)).any(|w| w == x.as_bytes()),
+                Match::Matches(r) => r.is_match(&text()),
+            })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1209,6 +1280,187 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) {
     }
 }
 
+/// A UDP action's `with`: `target` (`host:port`) or `peer_ip` and `peer_port` (else the one
+/// `udp-endpoint` resource's), `payload` or `payload_hex`, `bind_ip`, `timeout_ms` (the
+/// original's `timeout-ms` too, or `timeout` as a duration; 3 s by default), `retry: {max,
+/// backoff_ms}` (or `retries`), `expect: {equals, contains, matches, payload_hex, len}`,
+/// `max_reply`.
+fn udp_with(
+    w: &mut Walker,
+    v: Option<&Value>,
+    path: &str,
+    reply: bool,
+    resources: &[Resource],
+) -> Option<Udp> {
+    let Some(v) = v else {
+        w.problem(path, "required (a target and a payload)");
+        return None;
+    };
+    let m = w.map(v, path, schema::fields::<schema::UdpWith>())?;
+    let at = |k: &str| join(path, k);
+    let target = match (
+        w.string(get(m, "target"), &at("target"), false),
+        w.string(get(m, "peer_ip"), &at("peer_ip"), false),
+        w.string(get(m, "peer_port"), &at("peer_port"), false),
+    ) {
+        (Some(t), None, None) => UdpTarget::Addr(t),
+        (None, Some(ip), Some(port)) => UdpTarget::Parts(ip, port),
+        (None, None, None) => {
+            let eps: Vec<&Resource> = resources
+                .iter()
+                .filter(|r| r.kind.as_deref() == Some("udp-endpoint"))
+                .collect();
+            match eps[..] {
+                [r] => UdpTarget::Parts(
+                    format!("{{{{{}.peer_ip}}}}", r.id),
+                    format!("{{{{{}.peer_port}}}}", r.id),
+                ),
+                _ => {
+                    w.problem(
+                        &at("target"),
+                        format!(
+                            "required: host:port, or peer_ip and peer_port ({} udp-endpoint \
+                             resources to take it from; one is needed)",
+                            eps.len()
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        _ => {
+            w.problem(&at("target"), "either target, or peer_ip and peer_port");
+            return None;
+        }
+    };
+    // A target without templates is checked now.
+    let fixed = match &target {
+        UdpTarget::Addr(t) if !t.contains("{{") => Some(t.parse::<std::net::SocketAddr>().is_ok()),
+        UdpTarget::Parts(ip, port) if !ip.contains("{{") && !port.contains("{{") => Some(
+            ip.trim().parse::<std::net::IpAddr>().is_ok() && port.trim().parse::<u16>().is_ok(),
+        ),
+        _ => None,
+    };
+    if fixed == Some(false) {
+        w.problem(
+            &at("target"),
+            "not an address: host:port with an IP literal ([::1]:7 for IPv6), port 0-65535",
+        );
+    }
+    let payload = match (
+        w.string(get(m, "payload"), &at("payload"), false),
+        w.string(get(m, "payload_hex"), &at("payload_hex"), false),
+    ) {
+        (Some(t), None) => UdpPayload::Text(t),
+        (None, Some(h)) => UdpPayload::Bytes(hex_at(w, &h, &at("payload_hex"))?),
+        (None, None) => UdpPayload::Bytes(Vec::new()),
+        (Some(_), Some(_)) => {
+            w.problem(&at("payload"), "either payload or payload_hex");
+            return None;
+        }
+    };
+    let bind_ip = w.string(get(m, "bind_ip"), &at("bind_ip"), false);
+    let mut timeout_ms = 3000;
+    for key in ["timeout_ms", "timeout-ms"] {
+        if let Some(ms) = w.uint(get(m, key), &at(key)) {
+            timeout_ms = ms;
+        }
+    }
+    if let Some(d) = w.duration(get(m, "timeout"), &at("timeout")) {
+        timeout_ms = d.as_millis() as u64;
+    }
+    if timeout_ms == 0 || timeout_ms > 3_600_000 {
+        w.problem(&at("timeout_ms"), "from 1 ms to an hour");
+    }
+    let (mut retries, mut backoff_ms) = (0u64, 0u64);
+    if let Some(n) = w.uint(get(m, "retries"), &at("retries")) {
+        retries = n;
+    }
+    if let Some(r) =
+        get(m, "retry").and_then(|r| w.map(r, &at("retry"), schema::fields::<schema::UdpRetry>()))
+    {
+        // The original's max may be negative (none).
+        if let Some(Value::Number(n)) = get(r, "max") {
+            retries = n.as_i64().unwrap_or(0).max(0) as u64;
+        } else if get(r, "max").is_some() {
+            w.problem(&at("retry.max"), "expected a number");
+        }
+        backoff_ms = w
+            .uint(get(r, "backoff_ms"), &at("retry.backoff_ms"))
+            .unwrap_or(0);
+    }
+    if retries > 100 || backoff_ms > 600_000 {
+        w.problem(&at("retry"), "at most 100 retries and 10 minutes between");
+    }
+    let expect = match get(m, "expect") {
+        None | Some(Value::Null) => UdpExpect::default(),
+        Some(e) => {
+            let em = w.map(e, &at("expect"), schema::fields::<schema::UdpExpect>())?;
+            udp_expect(w, em, &at("expect"))?
+        }
+    };
+    if !reply && (expect.text.is_some() || expect.bytes.is_some() || expect.len.is_some()) {
+        w.problem(
+            &at("expect"),
+            "udp.send waits for no reply (use udp.send-reply)",
+        );
+    }
+    let max_reply = w
+        .uint(get(m, "max_reply"), &at("max_reply"))
+        .unwrap_or(65_535)
+        .clamp(1, 65_535) as u32;
+    Some(Udp {
+        reply,
+        target,
+        payload,
+        bind_ip,
+        timeout_ms: timeout_ms.clamp(1, 3_600_000),
+        retries: retries.min(100) as u32,
+        backoff_ms: backoff_ms.min(600_000),
+        expect,
+        max_reply,
+    })
+}
+
+/// `{equals | contains | matches, payload_hex, len}` of a reply.
+fn udp_expect(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Option<UdpExpect> {
+    let text = match matcher(w, m, path)? {
+        Match::Exists => None,
+        other => Some(other),
+    };
+    let bytes = match w.string(get(m, "payload_hex"), &join(path, "payload_hex"), false) {
+        Some(h) => Some(hex_at(w, &h, &join(path, "payload_hex"))?),
+        None => None,
+    };
+    let len = w
+        .uint(get(m, "len"), &join(path, "len"))
+        .map(|n| n as usize);
+    Some(UdpExpect { text, bytes, len })
+}
+
+/// Hex digits (spaces and `:` between bytes allowed) as bytes.
+fn hex_at(w: &mut Walker, text: &str, path: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b':' | b'-'))
+        .collect();
+    let value = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let bytes: Option<Vec<u8>> = digits
+        .len()
+        .is_multiple_of(2)
+        .then(|| {
+            digits
+                .chunks(2)
+                .map(|p| Some(value(p[0])? << 4 | value(p[1])?))
+                .collect()
+        })
+        .flatten();
+    if bytes.is_none() {
+        w.problem(path, format!("not hex bytes: {text:?}"));
+    }
+    bytes
+}
+
 /// `with.dynamic_tasks`: `[{id, action_id, kind: action|end, outgoing: [{target, label}]}]`.
 fn dynamic_tasks(w: &mut Walker, v: Option<&Value>, path: &str) -> Vec<DynamicTask> {
     let mut out = Vec::new();
@@ -1633,7 +1885,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     format!("\"{id}\" is reserved for {{{{{id}.*}}}}"),
                 );
             }
-            w.string(get(m, "type"), &join(&path, "type"), false);
+            let kind = w.string(get(m, "type"), &join(&path, "type"), false);
             let mut properties = BTreeMap::new();
             if let Some(pm) = get(m, "properties") {
                 let ppath = join(&path, "properties");
@@ -1648,7 +1900,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     w.problem(&ppath, "expected a mapping");
                 }
             }
-            resources.push(Resource { id, properties });
+            resources.push(Resource {
+                id,
+                kind,
+                properties,
+            });
         }
         resolve_properties(w, &mut resources);
     }
@@ -1803,24 +2059,44 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .duration(get(m, "think_time"), "load.user_lifetime.think_time")
                     .unwrap_or_default();
                 lifetime.duration = w.duration(get(m, "duration"), "load.user_lifetime.duration");
+                if w.uint(
+                    get(m, "max_concurrency"),
+                    "load.user_lifetime.max_concurrency",
+                )
+                .is_some_and(|n| n > 1)
+                {
+                    w.warnings.push(Problem {
+                        path: "load.user_lifetime.max_concurrency".into(),
+                        message: "each user runs one task at a time here".into(),
+                        line: None,
+                    });
+                }
                 if lifetime.mode == Mode::Once {
                     lifetime.iterations = 1;
                 }
             }
-            if let Some(ur) = get(load, "user_resources").and_then(|v| {
-                w.map(
-                    v,
-                    "load.user_resources",
-                    schema::fields::<schema::UserResources>(),
-                )
-            }) && let Some(m) = get(ur, "ip_binding").and_then(|v| {
-                w.map(
-                    v,
-                    "load.user_resources.ip_binding",
-                    schema::fields::<schema::IpBinding>(),
-                )
-            }) {
-                let p = "load.user_resources.ip_binding";
+            // The original's UDP scenarios put user_resources at the top.
+            let (ur_path, ur_value) =
+                match (get(load, "user_resources"), get(top, "user_resources")) {
+                    (Some(v), None) => ("load.user_resources", Some(v)),
+                    (None, Some(v)) => ("user_resources", Some(v)),
+                    (None, None) => ("load.user_resources", None),
+                    (Some(v), Some(_)) => {
+                        w.problem("user_resources", "given twice: here and in load");
+                        ("load.user_resources", Some(v))
+                    }
+                };
+            if let Some(ur) =
+                ur_value.and_then(|v| w.map(v, ur_path, schema::fields::<schema::UserResources>()))
+                && let Some(m) = get(ur, "ip_binding").and_then(|v| {
+                    w.map(
+                        v,
+                        &join(ur_path, "ip_binding"),
+                        schema::fields::<schema::IpBinding>(),
+                    )
+                })
+            {
+                let p = &join(ur_path, "ip_binding");
                 ip_binding.enabled = w
                     .boolean(get(m, "enabled"), &join(p, "enabled"))
                     .unwrap_or(true);
@@ -1924,18 +2200,18 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             }
             // The original's `capacity_management`, beside ip_binding: the same waiting (it
             // wins where both say), and a fallback pool.
-            if let Some(m) = get(load, "user_resources")
+            if let Some(m) = ur_value
                 .and_then(Value::as_mapping)
                 .and_then(|ur| get(ur, "capacity_management"))
                 .and_then(|v| {
                     w.map(
                         v,
-                        "load.user_resources.capacity_management",
+                        &join(ur_path, "capacity_management"),
                         schema::fields::<schema::CapacityManagement>(),
                     )
                 })
             {
-                let p = "load.user_resources.capacity_management";
+                let p = &join(ur_path, "capacity_management");
                 if let Some(b) =
                     w.boolean(get(m, "wait_on_exhaustion"), &join(p, "wait_on_exhaustion"))
                 {
@@ -2024,13 +2300,22 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             let call = w
                 .string(get(m, "call"), &join(&path, "call"), true)
                 .unwrap_or_default();
+            let udp_reply = match call.to_ascii_lowercase().as_str() {
+                "udp.send-reply" | "udp-send-reply" => Some(true),
+                "udp.send" | "udp-send" => Some(false),
+                _ => None,
+            };
             if !call.is_empty()
+                && udp_reply.is_none()
                 && !["get", "post", "put", "delete", "patch", "head", "options"]
                     .contains(&call.to_ascii_lowercase().as_str())
             {
                 w.problem(
                     &join(&path, "call"),
-                    format!("unknown call {call:?} (get, post, put, delete, patch, head, options)"),
+                    format!(
+                        "unknown call {call:?} (get, post, put, delete, patch, head, options, \
+                         udp.send, udp.send-reply)"
+                    ),
                 );
             }
             let mut with = get(m, "with")
@@ -2066,7 +2351,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     );
                 }
             }
+            let udp = udp_reply.and_then(|reply| {
+                udp_with(w, get(m, "with"), &join(&path, "with"), reply, &resources)
+            });
             match &with {
+                _ if udp_reply.is_some() => {}
                 serde_json::Value::Object(o) if o.contains_key("url") => {
                     check_with(w, &path, &id, &call, &with, &static_vars)
                 }
@@ -2142,6 +2431,28 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     checks.push(c);
                 }
             }
+            if udp_reply.is_some() {
+                // A UDP reply has a body and a time, nothing else.
+                for (j, c) in checks.iter().enumerate() {
+                    if matches!(
+                        c.kind,
+                        CheckKind::Status(_) | CheckKind::Header(..) | CheckKind::Json(..)
+                    ) {
+                        w.problem(
+                            &format!("{path}.checks[{j}]"),
+                            "a UDP action takes body_contains, body_matches and duration checks",
+                        );
+                    }
+                }
+                for (j, e) in exports.iter().enumerate() {
+                    if e.kind != ExportKind::Body {
+                        w.problem(
+                            &format!("{path}.export[{j}].type"),
+                            "a UDP action exports its reply (type content)",
+                        );
+                    }
+                }
+            }
             actions.push(Action {
                 id,
                 call: call.to_ascii_lowercase(),
@@ -2149,6 +2460,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 exports,
                 checks,
                 dynamic,
+                udp,
             });
         }
     }
@@ -2172,6 +2484,14 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 let Some(m) = w.map(n, &path, schema::fields::<schema::Node>()) else {
                     continue;
                 };
+                // The original's scheduling priority: one node runs at a time per user here,
+                // so it orders nothing; read for its type.
+                if let Some(p) = get(m, "priority")
+                    && !p.is_null()
+                    && p.as_i64().is_none()
+                {
+                    w.problem(&join(&path, "priority"), "expected an integer");
+                }
                 let id = w
                     .string(get(m, "id"), &join(&path, "id"), true)
                     .unwrap_or_default();
@@ -2180,6 +2500,61 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .as_deref()
                 {
                     Some("end") => NodeKind::End,
+                    Some("wait") => {
+                        let on = get(m, "on").and_then(|v| {
+                            w.map(v, &join(&path, "on"), schema::fields::<schema::WaitOn>())
+                        });
+                        let mut wait = Wait {
+                            action: None,
+                            expect: UdpExpect::default(),
+                        };
+                        match on {
+                            None => w.problem(&join(&path, "on"), "required (event and match)"),
+                            Some(on) => {
+                                let ev = w.string(get(on, "event"), &join(&path, "on.event"), true);
+                                if let Some(ev) = ev
+                                    && ev != "packet-rx"
+                                    && ev != "packet.rx"
+                                {
+                                    w.problem(
+                                        &join(&path, "on.event"),
+                                        format!("unknown event {ev:?} (packet-rx)"),
+                                    );
+                                }
+                                if let Some(mm) = get(on, "match").and_then(|v| {
+                                    w.map(
+                                        v,
+                                        &join(&path, "on.match"),
+                                        schema::fields::<schema::WaitMatch>(),
+                                    )
+                                }) {
+                                    let mp = join(&path, "on.match");
+                                    wait.action = w.string(
+                                        get(mm, "action_id"),
+                                        &join(&mp, "action_id"),
+                                        false,
+                                    );
+                                    // The original's task and socket ids name its own objects.
+                                    w.string(get(mm, "task_id"), &join(&mp, "task_id"), false);
+                                    w.uint(get(mm, "sock_id"), &join(&mp, "sock_id"));
+                                    if let Some(e) = udp_expect(w, mm, &mp) {
+                                        wait.expect = e;
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(a) = &wait.action
+                            && !actions
+                                .iter()
+                                .any(|x| x.id == *a && x.udp.as_ref().is_some_and(|u| u.reply))
+                        {
+                            w.problem(
+                                &join(&path, "on.match.action_id"),
+                                format!("no udp.send-reply action {a:?}"),
+                            );
+                        }
+                        NodeKind::Wait(wait)
+                    }
                     None | Some("action") => {
                         let a = w
                             .string(get(m, "action"), &join(&path, "action"), true)
@@ -2192,7 +2567,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     Some(other) => {
                         w.problem(
                             &join(&path, "type"),
-                            format!("unknown node type {other:?} (action, end)"),
+                            format!("unknown node type {other:?} (action, wait, end)"),
                         );
                         NodeKind::End
                     }

@@ -61,6 +61,8 @@ pub struct Scenario {
     /// expressions.
     pub thresholds: Option<BTreeMap<String, Thresholds>>,
     pub tls: Option<Tls>,
+    /// The original UDP scenarios' place for `load.user_resources`.
+    pub user_resources: Option<UserResources>,
 }
 
 #[derive(JsonSchema)]
@@ -141,6 +143,8 @@ pub struct UserLifetime {
     pub iterations: Option<u64>,
     pub think_time: Option<Duration>,
     pub duration: Option<Duration>,
+    /// The original's tasks running at once per user: one here.
+    pub max_concurrency: Option<u64>,
 }
 
 #[derive(JsonSchema)]
@@ -215,9 +219,61 @@ pub struct Action {
     pub id: Text,
     /// get, post, put, delete, patch, head or options (any case).
     pub call: Text,
-    pub with: With,
+    pub with: ActionWith,
     pub export: Option<Vec<Export>>,
     pub checks: Option<Vec<Check>>,
+}
+
+/// An HTTP action's `with` (the executor's parameters), or a UDP action's.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum ActionWith {
+    Http(With),
+    Udp(UdpWith),
+}
+
+/// A UDP action's `with` (`call: udp.send` or `udp.send-reply`).
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UdpWith {
+    /// `host:port` with an IP literal (`[::1]:7` for IPv6).
+    pub target: Option<String>,
+    pub peer_ip: Option<Text>,
+    pub peer_port: Option<Text>,
+    /// Text (templates rendered).
+    pub payload: Option<String>,
+    /// Bytes, as hex digits.
+    pub payload_hex: Option<String>,
+    pub bind_ip: Option<String>,
+    /// The wait for a reply, each try (3000 by default).
+    pub timeout_ms: Option<u64>,
+    #[serde(rename = "timeout-ms")]
+    pub timeout_ms_original: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub retry: Option<UdpRetry>,
+    pub retries: Option<u64>,
+    /// What the reply must be.
+    pub expect: Option<UdpExpect>,
+    /// The longest reply read (65535).
+    pub max_reply: Option<u64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UdpRetry {
+    pub max: Option<i64>,
+    pub backoff_ms: Option<u64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UdpExpect {
+    pub equals: Option<Text>,
+    pub contains: Option<Text>,
+    /// A regular expression.
+    pub matches: Option<Text>,
+    pub payload_hex: Option<String>,
+    pub len: Option<u64>,
 }
 
 /// The executor's `with-params`; strings may hold templates (`{{base.url}}/items`).
@@ -371,11 +427,38 @@ pub struct Workflows {
 #[serde(deny_unknown_fields)]
 pub struct Node {
     pub id: Text,
-    /// action or end.
+    /// action, wait or end.
     #[serde(rename = "type")]
     pub kind: Option<Text>,
     pub action: Option<Text>,
+    /// The original's scheduling priority (one node runs at a time per user here).
+    pub priority: Option<i64>,
+    /// A wait node's event.
+    pub on: Option<WaitOn>,
     pub edges: Option<Vec<Edge>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitOn {
+    /// packet-rx (packet.rx).
+    pub event: Text,
+    #[serde(rename = "match")]
+    pub matching: Option<WaitMatch>,
+}
+
+/// The reply of a udp.send-reply action that lets a wait node go on.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitMatch {
+    pub action_id: Option<Text>,
+    pub task_id: Option<Text>,
+    pub sock_id: Option<u64>,
+    pub len: Option<u64>,
+    pub payload_hex: Option<String>,
+    pub equals: Option<Text>,
+    pub contains: Option<Text>,
+    pub matches: Option<Text>,
 }
 
 #[derive(JsonSchema)]

@@ -2661,3 +2661,239 @@ workflows:
         );
     }
 }
+
+/// (source, payload) of each datagram a UDP server got.
+type Datagrams = Arc<Mutex<Vec<(std::net::SocketAddr, Vec<u8>)>>>;
+
+/// A UDP server on loopback that records (source, payload) and answers as `answer` says
+/// (`None`: no answer).
+fn udp_server(answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static) -> (u16, Datagrams) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let seen: Datagrams = Arc::default();
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            s.lock().unwrap().push((from, buf[..n].to_vec()));
+            if let Some(reply) = answer(&buf[..n]) {
+                let _ = sock.send_to(&reply, from);
+            }
+        }
+    });
+    (port, seen)
+}
+
+/// UDP actions through the socket component (the original's `udp.send-reply`, `wait` nodes):
+/// each user sends from its own pool address, the echo server sees the payloads, a reply is
+/// matched, exported and waited on, a silent peer is retried then a timeout, a wrong reply a
+/// mismatch; each per action in the report like HTTP's.
+#[test]
+fn udp_actions_send_from_pool_addresses_and_match_replies() {
+    let (echo, echo_seen) = udp_server(|p| Some(p.to_vec()));
+    let (sink, sink_seen) = udp_server(|_| None);
+    let dir = tmp("udp");
+    let s = format!(
+        r#"
+version: v1
+name: udp
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.70.0/24"] }} ]
+  resources:
+    - {{ id: udp-target, type: udp-endpoint, properties: {{ peer_ip: "127.0.0.1", peer_port: {echo}, peer_mac: "02:00:00:00:00:a2", pool: default }} }}
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 3 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2, think_time: 0s, max_concurrency: 1 }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
+actions:
+  actions:
+    - id: echo
+      call: udp.send-reply
+      with: {{ payload: "hello-{{{{user.id}}}}-{{{{user.iteration}}}}", timeout_ms: 2000,
+              retry: {{ max: 1, backoff_ms: 10 }}, expect: {{ contains: "hello-" }} }}
+      export: [ {{ type: content, name: reply }} ]
+      checks: [ {{ body_matches: "^hello-[0-9]+-[0-9]+$" }}, {{ duration: "<2s" }} ]
+    - id: again
+      call: udp-send-reply
+      with: {{ target: "127.0.0.1:{echo}", payload: "{{{{echo.reply}}}}!", expect: {{ len: 10, matches: "!$" }} }}
+    - id: fire
+      call: udp.send
+      with: {{ peer_ip: "127.0.0.1", peer_port: "{sink}", payload_hex: "00ff10" }}
+    - id: silent
+      call: udp.send-reply
+      with: {{ target: "127.0.0.1:{sink}", payload: x, timeout_ms: 100, retry: {{ max: 2, backoff_ms: 5 }} }}
+    - id: wrong
+      call: udp.send-reply
+      with: {{ payload: abc, expect: {{ equals: "abd" }} }}
+workflows:
+  nodes:
+    - {{ id: start, action: echo, priority: 10, edges: [ {{ to: wait-echo, label: sent }} ] }}
+    - id: wait-echo
+      type: wait
+      on: {{ event: packet-rx, match: {{ action_id: echo, contains: "hello" }} }}
+      edges: [ {{ to: again-node }} ]
+    - {{ id: again-node, action: again, edges: [ {{ to: fire-node }} ] }}
+    - {{ id: fire-node, action: fire, edges: [ {{ to: silent-node }} ] }}
+    - {{ id: silent-node, action: silent, edges: [ {{ to: wrong-node }} ] }}
+    - {{ id: wrong-node, action: wrong, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#
+    );
+    let (out, r) = report(&dir, &s);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Server-side: each user's datagrams from one pool address, its own.
+    let echo_seen = echo_seen.lock().unwrap();
+    let mut by_user: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (from, p) in echo_seen.iter() {
+        assert!(from.ip().to_string().starts_with("127.0.70."), "{from}");
+        let text = String::from_utf8_lossy(p).to_string();
+        if let Some(rest) = text.strip_prefix("hello-") {
+            let user = rest.split('-').next().unwrap().to_string();
+            by_user
+                .entry(user)
+                .or_default()
+                .insert(from.ip().to_string());
+        }
+    }
+    assert_eq!(by_user.len(), 3, "{echo_seen:?}");
+    let addrs: BTreeSet<&String> = by_user.values().flatten().collect();
+    assert!(
+        by_user.values().all(|a| a.len() == 1) && addrs.len() == 3,
+        "{by_user:?}"
+    );
+    let payloads: BTreeSet<String> = echo_seen
+        .iter()
+        .map(|(_, p)| String::from_utf8_lossy(p).to_string())
+        .collect();
+    for u in 1..=3 {
+        for i in 0..2 {
+            assert!(payloads.contains(&format!("hello-{u}-{i}")), "{payloads:?}");
+            // The export went into the next action's payload.
+            assert!(
+                payloads.contains(&format!("hello-{u}-{i}!")),
+                "{payloads:?}"
+            );
+        }
+    }
+    assert!(payloads.contains("abc"));
+    // The sink: the hex payload 6 times, the silent action 3 tries x 6.
+    let sink_seen = sink_seen.lock().unwrap();
+    let hex = sink_seen
+        .iter()
+        .filter(|(_, p)| p == &[0, 0xff, 0x10])
+        .count();
+    let tries = sink_seen.iter().filter(|(_, p)| p == b"x").count();
+    assert_eq!((hex, tries), (6, 18), "{sink_seen:?}");
+    // The report, per action.
+    let by = &r["by_action"];
+    assert_eq!(by["echo"]["requests"], 6, "{r}");
+    assert_eq!(by["echo"]["ok"], 6, "{r}");
+    assert_eq!(by["again"]["ok"], 6, "{r}");
+    assert_eq!(by["fire"]["ok"], 6, "{r}");
+    assert_eq!(by["silent"]["ok"], 0, "{r}");
+    assert_eq!(r["errors"]["timeout(udp-reply)"], 6, "{r}");
+    assert_eq!(r["errors"]["udp-reply-mismatch"], 6, "{r}");
+    assert!(
+        by["echo"]["bytes_received"].as_u64().unwrap() >= 6 * 9,
+        "{r}"
+    );
+}
+
+/// The original's UDP scenario file (component/conf/udp-echo-minimal), with the peer moved to
+/// loopback and a pool named as its ip_binding says: top-level user_resources, `timeout-ms`,
+/// `retry.max: 0`, a `wait` node on `packet.rx`, `priority`, `max_concurrency`.
+#[test]
+fn the_original_udp_scenario_runs() {
+    let (echo, seen) = udp_server(|p| Some(p.to_vec()));
+    let dir = tmp("udp-original");
+    let s = format!(
+        r#"version: "v1"
+name: "udp-echo-minimal"
+
+workbook:
+  ip_pools: [ {{ id: default, ranges: ["127.0.71.0/30"] }} ]
+  resources:
+    - id: "udp-target"
+      type: "udp-endpoint"
+      properties:
+        peer_ip: "127.0.0.1"
+        peer_port: {echo}
+        peer_mac: "02:00:00:00:00:a2"
+        pool: "default"
+
+actions:
+  actions:
+    - id: "udp-send-reply"
+      call: "udp.send-reply"
+      with:
+        payload: "hello-ntx"
+        timeout-ms: 3000
+        retry:
+          max: 0
+          backoff_ms: 500
+
+workflows:
+  nodes:
+    - id: "start"
+      type: "action"
+      priority: 10
+      action: "udp-send-reply"
+      edges:
+        - to: "wait-echo"
+          label: "sent"
+
+    - id: "wait-echo"
+      type: "wait"
+      on:
+        event: "packet.rx"
+        match:
+          action_id: "udp-send-reply"
+      edges:
+        - to: "end"
+          label: "echo-ok"
+
+    - id: "end"
+      type: "end"
+
+load:
+  ramp_up:
+    phases:
+      - at_second: 0
+        spawn_users: 1
+  user_lifetime:
+    mode: "once"
+    max_concurrency: 1
+
+user_resources:
+  ip_binding:
+    enabled: true
+    pool_id: "default"
+"#
+    );
+    let path = scenario_file(&dir, &s);
+    let out = run(&["validate", "--strict", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (out, r) = report(&dir, &s);
+    assert!(
+        out.status.success(),
+        "{}{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].1, b"hello-ntx");
+    assert!(
+        seen[0].0.ip().to_string().starts_with("127.0.71."),
+        "{seen:?}"
+    );
+    assert_eq!(r["by_action"]["udp-send-reply"]["ok"], 1, "{r}");
+}

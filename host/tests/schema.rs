@@ -72,7 +72,7 @@ load:
     phases:
       - { at_second: 0, spawn_users: 2, tenant_id: t1, ip_pool_override: p2 }
       - { at_second: 0.5, spawn_users: 1 }
-  user_lifetime: { mode: loop, iterations: 2, think_time: 10ms, duration: 1m30s }
+  user_lifetime: { mode: loop, iterations: 2, think_time: 10ms, duration: 1m30s, max_concurrency: 1 }
   user_resources:
     ip_binding: { enabled: true, pool_id: p1, strategy: per_task, release_on: task_end,
                   wait_on_exhaustion: true, wait_timeout: 1s }
@@ -131,6 +131,21 @@ actions:
         resource_type: vm
         release: keep
     - { id: legacy, call: head, with: { url: "http://127.0.0.1:8080/", timeout_ms: 100, redirects: 2 } }
+    - id: ping
+      call: udp.send-reply
+      with:
+        target: "127.0.0.1:7"
+        payload: "hi {{user.id}}"
+        bind_ip: "{{user.allocated_ip}}"
+        timeout_ms: 500
+        timeout-ms: 500
+        timeout: 1s
+        retry: { max: 1, backoff_ms: 10 }
+        expect: { contains: hi, len: 4 }
+        max_reply: 1500
+      export: [ { type: content, name: pong } ]
+      checks: [ { body_contains: hi }, { duration: "<1s" } ]
+    - { id: blip, call: udp.send, with: { peer_ip: "127.0.0.1", peer_port: 9, payload_hex: "00ff", retries: 0 } }
 workflows:
   nodes:
     - id: start
@@ -140,7 +155,13 @@ workflows:
         - { to: next, label: logged in, trigger: { condition: "{{login.code == 200 && !fetch.ok}}" } }
         - { to: end }
     - { id: next, type: action, action: fetch, edges: [ { to: last } ] }
-    - { id: last, type: action, action: legacy, edges: [ { to: end } ] }
+    - { id: last, type: action, action: legacy, edges: [ { to: udp } ] }
+    - { id: udp, action: ping, priority: 5, edges: [ { to: wait } ] }
+    - id: wait
+      type: wait
+      on: { event: packet-rx, match: { action_id: ping, task_id: t, sock_id: 1, len: 4, payload_hex: "68692031", equals: "hi 1", contains: hi, matches: "^hi" } }
+      edges: [ { to: blip-node } ]
+    - { id: blip-node, action: blip, edges: [ { to: end } ] }
     - { id: end, type: end }
 thresholds:
   http_req_duration: ["p(95)<500", { threshold: "avg<200", abort_on_fail: true, delay_abort_eval: 1s }]
@@ -202,6 +223,8 @@ fn the_schema_and_validate_agree() {
         ("        tls: {", "sni"),
         ("    capacity_management: {", "spill"),
         ("            outgoing: [ {", "weight2"),
+        ("        expect: {", "near"),
+        ("      on: {", "after"),
     ];
     for (anchor, field) in unknown {
         let at = EVERYTHING
