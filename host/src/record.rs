@@ -121,6 +121,9 @@ pub struct Recorder {
     pub errors: BTreeMap<String, u64>,
     /// Per action: errors before anything was sent (not requests, no latency).
     pub not_sent: BTreeMap<String, u64>,
+    /// Per action: actions skipped, not sent and not failed (a URL keeping a template nothing
+    /// declares: the original's dry run).
+    pub skipped: BTreeMap<String, u64>,
     /// The source addresses each user sent from, in order of first use.
     pub user_sources: BTreeMap<u32, Vec<String>>,
     /// Per check (in scenario order over all actions): [passed, failed].
@@ -201,6 +204,7 @@ impl Default for Recorder {
             by_status_class: BTreeMap::new(),
             errors: BTreeMap::new(),
             not_sent: BTreeMap::new(),
+            skipped: BTreeMap::new(),
             user_sources: BTreeMap::new(),
             checks: Vec::new(),
             window: Stats::new(3),
@@ -273,7 +277,12 @@ impl Recorder {
             }
         }
         if !s.sent {
-            *self.not_sent.entry(s.action.to_string()).or_insert(0) += 1;
+            let m = if s.ok && s.error.is_none() {
+                &mut self.skipped
+            } else {
+                &mut self.not_sent
+            };
+            *m.entry(s.action.to_string()).or_insert(0) += 1;
             return;
         }
         self.totals.add(s);

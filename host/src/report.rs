@@ -109,6 +109,7 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Per action: errors before anything was sent (not counted as requests).
     pub not_sent: BTreeMap<String, u64>,
+    pub skipped: BTreeMap<String, u64>,
     pub user_errors: Vec<UserError>,
     pub pools: Vec<PoolState>,
     /// The demo target's own count of requests per source address.
@@ -161,6 +162,7 @@ impl Report {
             by_source,
             errors: c.rec.errors.clone(),
             not_sent: c.rec.not_sent.clone(),
+            skipped: c.rec.skipped.clone(),
             user_errors: c.user_errors,
             pools,
             target_counts: None,
@@ -315,6 +317,15 @@ impl Report {
                 let _ = writeln!(s, "  {k}: {n}");
             }
         }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nskipped, not sent (the URL keeps a template nothing declares, the original's dry run):"
+            );
+            for (k, n) in &self.skipped {
+                let _ = writeln!(s, "  {k}: {n}");
+            }
+        }
         if !self.user_errors.is_empty() {
             let _ = writeln!(s, "\nusers that could not run or failed:");
             for e in self.user_errors.iter().take(20) {
@@ -428,6 +439,7 @@ impl Report {
             "by_status_class": map(&groups(&self.rec.by_status_class)),
             "errors": self.errors,
             "not_sent": self.not_sent,
+            "skipped": self.skipped,
             "iterations": self.iterations,
             "dropped_iterations": self.dropped_iterations,
             "series": self.series.iter().map(|i| json!({ "t_s": i.t, "requests": i.requests, "failed": i.failed, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active })).collect::<Vec<_>>(),

@@ -71,6 +71,7 @@ pub fn to_json(r: &Report) -> Value {
         "by_status": r.rec.by_status.iter().map(|((a, t, st), n)| json!([&**a, &**t, crate::record::status_text(*st), n])).collect::<Vec<_>>(),
         "errors": r.rec.errors,
         "not_sent": r.rec.not_sent,
+        "skipped": r.rec.skipped,
         "user_sources": r.rec.user_sources,
         "checks": r.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
         "thresholds": r.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr })).collect::<Vec<_>>(),
@@ -169,7 +170,11 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
             let status = e[2].as_str().and_then(|c| c.parse().ok());
             *rec.by_status.entry((s(0), s(1), status)).or_insert(0) += e[3].as_u64().unwrap_or(0);
         }
-        for (key, m) in [("errors", &mut rec.errors), ("not_sent", &mut rec.not_sent)] {
+        for (key, m) in [
+            ("errors", &mut rec.errors),
+            ("not_sent", &mut rec.not_sent),
+            ("skipped", &mut rec.skipped),
+        ] {
             for (k, n) in v[key].as_object().into_iter().flatten() {
                 *m.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
             }

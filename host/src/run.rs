@@ -913,7 +913,7 @@ fn next_node<'a>(
 
 /// An action whose URL keeps a template nothing declares (`{{undefined.endpoint}}`) is not
 /// sent and counts as done, as the original's actions-http does (its way of a dry run): it is
-/// in `not_sent` with no error, and `ACTION.ok` is true.
+/// counted in `skipped`, with no error, and `ACTION.ok` is true.
 const SKIPPED: &str = "skipped";
 
 /// The call for `action`: its `with` rendered (the source address put in as `bind_ip` unless

@@ -2557,8 +2557,9 @@ workflows:
         paths, want,
         "follow-ups each iteration, extra once, none after a 404"
     );
-    // The dry action: never sent, no error, counted as not sent.
-    assert_eq!(r["not_sent"]["dry"], 4, "{r}");
+    // The dry action: never sent, no error, counted as skipped.
+    assert_eq!(r["skipped"]["dry"], 4, "{r}");
+    assert!(r["not_sent"].get("dry").is_none(), "{r}");
     assert!(r["by_action"].get("dry").is_none(), "{r}");
     assert_eq!(r["by_action"]["follow-up"]["requests"], 4, "{r}");
 }
