@@ -588,6 +588,23 @@ impl<'a> UserState<'a> {
         self.given.1.clone()
     }
 
+    /// A sample of action `index` from `ip`, not yet sent.
+    fn sample(&mut self, index: usize, ip: Option<&str>) -> Sample {
+        Sample {
+            action: self.action_ids[index].clone(),
+            tenant: self.tenant.clone(),
+            user: self.user,
+            source: self.given_source(ip),
+            sent: false,
+            ok: false,
+            status: None,
+            latency_us: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            error: None,
+        }
+    }
+
     /// The sample's name for the source address the executor reports (`ip:port`).
     fn source_of(&mut self, reported: &str) -> Option<Arc<str>> {
         if self.source.0 != reported {
@@ -740,19 +757,7 @@ async fn run_udp(
     use crate::scenario::{UdpPayload, UdpTarget};
     let shared = st.shared;
     let action = &shared.scenario.actions[index];
-    let mut sample = Sample {
-        action: st.action_ids[index].clone(),
-        tenant: st.tenant.clone(),
-        user: st.user,
-        source: st.given_source(ip),
-        sent: false,
-        ok: false,
-        status: None,
-        latency_us: 0,
-        bytes_sent: 0,
-        bytes_received: 0,
-        error: None,
-    };
+    let mut sample = st.sample(index, ip);
     let render = |t: &str| template::render(t, vars).map_err(|e| format!("template: {e}"));
     let prepared = (|| -> Result<(SocketAddr, Vec<u8>, Option<std::net::IpAddr>), String> {
         let target = match &udp.target {
@@ -1008,19 +1013,7 @@ async fn run_action(
     if let Some(udp) = &action.udp {
         return run_udp(st, inst, policy, ip, index, udp, vars).await;
     }
-    let mut sample = Sample {
-        action: st.action_ids[index].clone(),
-        tenant: st.tenant.clone(),
-        user: st.user,
-        source: st.given_source(ip),
-        sent: false,
-        ok: false,
-        status: None,
-        latency_us: 0,
-        bytes_sent: 0,
-        bytes_received: 0,
-        error: None,
-    };
+    let mut sample = st.sample(index, ip);
     // An action without templates renders the same for the same source address: once.
     let fresh;
     let call = match &st.prepared[index] {
@@ -1704,7 +1697,8 @@ fn check_mappings(users: u32, per_user: usize, now: usize, limit: usize) -> Resu
     Err(format!(
         "{users} concurrent users need about {need} memory mappings ({per_user} per user), and \
          vm.max_map_count is {limit}: about {fit} users fit. Lower \
-         load.concurrency.max_concurrent_users, or raise the limit (sysctl -w \
+         load.concurrency.max_concurrent_users, spread the users over processes (run \
+         --segment I/N, one process a share), or raise the limit (sysctl -w \
          vm.max_map_count={})",
         need.next_power_of_two()
     ))

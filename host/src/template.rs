@@ -70,23 +70,12 @@ pub fn check(text: &str) -> Result<(), String> {
 
 /// Every template inside a JSON value, with the path of the string holding it.
 pub fn check_json(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
-    match v {
-        serde_json::Value::String(s) => {
-            if let Err(e) = check(s) {
-                out.push((path.to_string(), e));
-            }
+    let mut all = Vec::new();
+    strings(v, path, &mut all);
+    for (p, text) in all {
+        if let Err(e) = check(text) {
+            out.push((p, e));
         }
-        serde_json::Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                check_json(x, &format!("{path}[{i}]"), out);
-            }
-        }
-        serde_json::Value::Object(o) => {
-            for (k, x) in o {
-                check_json(x, &format!("{path}.{k}"), out);
-            }
-        }
-        _ => {}
     }
 }
 

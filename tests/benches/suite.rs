@@ -973,15 +973,7 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
     compose::tls::add_to_linker(&mut linker).unwrap();
     let pre = linker.instantiate_pre(&component).unwrap();
-    let rss = || -> f64 {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
+    let rss = || rss_kib(std::process::id());
     let mut per_user = Vec::new();
     let mut rss_per_user = Vec::new();
     for _ in 0..reps.min(3) {
@@ -1091,6 +1083,10 @@ fn main() {
         && let Some(ng) = nginx()
     {
         soak(&mut t, quick, &ng);
+    }
+    // 50,000 users alive at once (about 80 s): `--only users` (USERS=N for another count).
+    if only.as_deref() == Some("users") {
+        users_at_once(&mut t, quick);
     }
     if want("gzip") {
         gzip(&mut t, quick, reps);
@@ -1670,14 +1666,7 @@ workflows:\n  nodes: [ {{ id: start, action: get, edges: [ {{ to: end }} ] }}, {
     let pid = child.id();
     let sample = || {
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-        let rss_kib: f64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        (fds, rss_kib / 1024.0)
+        (fds, rss_kib(pid) / 1024.0)
     };
     // The first sample a tenth of the way in (warmed up), then every tenth.
     let mut samples = Vec::new();
@@ -1808,4 +1797,215 @@ fn gzip(t: &mut Table, quick: bool, reps: usize) {
         format!("{:.2} x off", decoded.median / plain.median),
         "reported",
     );
+}
+
+/// Row 12: 50,000 users alive at once on this machine, each with its own address from a /16
+/// and its own kept-alive connection to nginx, every request ok. A process may hold 20,000
+/// fds here (the hard limit), and `vm.max_map_count` mappings (8 a user instance): so the
+/// users are spread over `scheduler run --segment I/N` processes of 5,000 (each takes its
+/// slice of the pool). Users are held by a 40 s think time between their two GETs; the figures
+/// are sampled when every process has all its users active.
+fn users_at_once(t: &mut Table, quick: bool) {
+    let Some(scheduler) = scheduler_binary(quick) else {
+        t.row(
+            "12",
+            "users at once",
+            "-".into(),
+            "build `scheduler` first".into(),
+            "-".into(),
+            "",
+        );
+        return;
+    };
+    let Some(bin) = integration_tests::nginx::binary() else {
+        t.row(
+            "12",
+            "users at once",
+            "-".into(),
+            "nginx not installed".into(),
+            "-".into(),
+            "",
+        );
+        return;
+    };
+    let total: u32 = std::env::var("USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 2_000 } else { 50_000 });
+    let per = 5_000.min(total);
+    let n = total.div_ceil(per);
+    let think = if quick { 8 } else { 40 };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("bench-users-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let d = dir.display();
+    // Four workers sharing the port (reuseport): one worker may hold 20,000 fds.
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process on;\nworker_processes 4;\nworker_rlimit_nofile 20000;\n\
+             error_log {d}/logs/error.log warn;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 18000; }}\nhttp {{\n    client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n\
+             scgi_temp_path {d}/scgi;\n    access_log off;\n    keepalive_timeout 300s;\n\
+             keepalive_requests 1000000;\n    server {{ listen 127.0.0.1:{port} reuseport backlog=65535; \
+             location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut nginx = Command::new(&bin)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .spawn()
+        .unwrap();
+    let up = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() && up.elapsed().as_secs() < 10 {
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let scenario = dir.join("users.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"version: "1.0"
+name: users-at-once
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.1.0.0/16"] }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {total} }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2, think_time: {think}s }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
+  concurrency: {{ max_concurrent_users: {total}, spawn_rate_limit: {rate}/s }}
+actions:
+  actions:
+    - {{ id: hello, call: get, with: {{ url: "http://127.0.0.1:{port}/", timeouts: {{ connect_ms: 30000, first_byte_ms: 60000 }} }} }}
+workflows:
+  nodes:
+    - {{ id: start, action: hello, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#,
+            rate = 200 * n
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|i| {
+            Command::new(&scheduler)
+                .args([
+                    "run",
+                    scenario.to_str().unwrap(),
+                    "--segment",
+                    &format!("{i}/{n}"),
+                ])
+                .arg("--result")
+                .arg(dir.join(format!("r{i}.result")))
+                .arg("--out")
+                .arg(format!(
+                    "json={}",
+                    dir.join(format!("o{i}.jsonl")).display()
+                ))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Each process's users active, from the last interval it wrote.
+    let active = |i: u32| -> u64 {
+        std::fs::read_to_string(dir.join(format!("o{i}.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["type"] == "interval").then(|| v["users_active"].as_u64().unwrap_or(0))
+            })
+            .unwrap_or(0)
+    };
+    let proc_figures = |pid: u32| -> (f64, usize) {
+        let maps = std::fs::read(format!("/proc/{pid}/maps"))
+            .map_or(0, |m| m.iter().filter(|&&b| b == b'\n').count());
+        (rss_kib(pid), maps)
+    };
+    // Sample until every process has all its users active (or the think time is over).
+    let mut peak = (0u64, 0.0f64, 0usize, 0.0f64);
+    while started.elapsed().as_secs() < think + 60 {
+        thread::sleep(std::time::Duration::from_millis(500));
+        let held: u64 = (0..n).map(active).sum();
+        if held > peak.0 {
+            let (rss, maps) = children
+                .iter()
+                .map(|c| proc_figures(c.id()))
+                .fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            peak = (held, rss, maps, started.elapsed().as_secs_f64());
+        }
+        if held >= u64::from(total) {
+            break;
+        }
+    }
+    let mut ok = true;
+    for mut c in children {
+        ok &= c.wait().map(|s| s.success()).unwrap_or(false);
+    }
+    // The master stops its workers (a killed master would leave them running).
+    let _ = Command::new(&bin)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .args(["-s", "stop"])
+        .status();
+    let _ = nginx.wait();
+    // One exact report from the processes' result files.
+    let merged = dir.join("merged.json");
+    let mut merge = Command::new(&scheduler);
+    merge.arg("merge");
+    for i in 0..n {
+        merge.arg(dir.join(format!("r{i}.result")));
+    }
+    let out = merge.arg("--json").arg(&merged).output().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap_or_default())
+            .unwrap_or_default();
+    let requests = v["totals"]["requests"].as_u64().unwrap_or(0);
+    let failed = v["totals"]["failed"].as_u64().unwrap_or(u64::MAX);
+    let sources = v["by_source"].as_object().map_or(0, |m| m.len());
+    let (held, rss_kib, maps, at) = peak;
+    t.row(
+        "12",
+        &format!(
+            "users alive at once: {total} users in {n} `scheduler run --segment` processes, own address (/16) and connection each; {requests} requests, {failed} failed, {sources} source addresses"
+        ),
+        format!(
+            "{held} held at {at:.0} s; RSS {:.0} KiB a user ({:.2} GiB in all), {:.1} mappings a user",
+            rss_kib / held.max(1) as f64,
+            rss_kib / 1024.0 / 1024.0,
+            maps as f64 / held.max(1) as f64
+        ),
+        "k6: about 3 MB a VU".into(),
+        format!("{:.3} x k6's memory a user", rss_kib / held.max(1) as f64 / 3072.0),
+        &t.judged(
+            "all held at once, every request ok",
+            ok && held >= u64::from(total) && failed == 0 && requests == 2 * u64::from(total) && out.status.success(),
+        ),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A process's resident memory in KiB (`/proc/PID/status`), 0 if it is gone.
+fn rss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
