@@ -2380,7 +2380,8 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .as_deref()
                 {
                     None | Some("content") if name == "status_code" => ExportKind::StatusCode,
-                    None | Some("content") | Some("body") => ExportKind::Body,
+                    // `assert`: the original declares it and never runs it; read as content.
+                    None | Some("content") | Some("body") | Some("assert") => ExportKind::Body,
                     Some("status_code") | Some("status") => ExportKind::StatusCode,
                     Some("header") => ExportKind::Header(
                         w.string(get(em, "header"), &join(&ep, "header"), false)
@@ -2402,7 +2403,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                         w.problem(
                             &join(&ep, "type"),
                             format!(
-                                "unknown export type {other:?} (content, status_code, header, json)"
+                                "unknown export type {other:?} (content, status_code, header, json, assert)"
                             ),
                         );
                         ExportKind::Body

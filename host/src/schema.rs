@@ -385,7 +385,7 @@ pub struct ActionTls {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
-    /// content (the body), status_code, header or json.
+    /// content (the body), status_code, header, json, or assert (read as content).
     #[serde(rename = "type")]
     pub kind: Option<Text>,
     /// `{{ACTION_ID.NAME}}` in later templates.

@@ -107,6 +107,7 @@ actions:
         - { type: header, name: ct, header: content-type }
         - { type: status_code, name: code }
         - { name: body }
+        - { type: assert, name: result.json, default: "{}" }
       checks:
         - { status: 200, name: ok }
         - { header: content-type, contains: json }
