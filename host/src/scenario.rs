@@ -1646,6 +1646,14 @@ fn check_references(
     for (i, a) in actions.iter().enumerate() {
         let mut strings = Vec::new();
         template::strings(&a.with, &format!("actions.actions[{i}].with"), &mut strings);
+        // A UDP action's target taken from a udp-endpoint resource is a template too.
+        let target = match a.udp.as_ref().map(|u| &u.target) {
+            Some(UdpTarget::Parts(ip, port)) => vec![ip.as_str(), port.as_str()],
+            Some(UdpTarget::Addr(t)) => vec![t.as_str()],
+            None => vec![],
+        };
+        let at = format!("actions.actions[{i}].with.target");
+        strings.extend(target.into_iter().map(|t| (at.clone(), t)));
         for (path, text) in strings {
             if let Ok(names) = template::names(text) {
                 check(w, &path, names);
