@@ -720,7 +720,10 @@ async fn run_task(
             }
             let ok = sample.ok;
             st.record(sample);
-            if ok && steps < 1000 && !shared.stop.load(Ordering::SeqCst) {
+            if shared.stop.load(Ordering::SeqCst) {
+                // Stopping: the tasks not yet started are dropped.
+                queue.clear();
+            } else if ok && steps < 1000 {
                 for t in &sc.actions[index].dynamic {
                     let id = template::render(&t.id, &vars).unwrap_or_else(|_| t.id.clone());
                     if st.dynamic_seen.insert(id)

@@ -136,6 +136,8 @@ const MAX_MEMORY: u64 = 512 << 20;
 pub struct Runtime {
     engine: Engine,
     pre: bindings::SchedulerExecutorPre<UserCtx>,
+    /// Where the executor and ip-pool exports are in an instance (found once).
+    indices: bindings::SchedulerExecutorIndices,
     /// Where the socket interface is in an instance; `None` for an artifact without it (a
     /// drop-in build that does not export it: no UDP actions).
     sockets: Option<socket_bindings::SchedulerExecutorSocketsIndices>,
@@ -243,10 +245,13 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(fail("pre-instantiating"))?;
         let sockets = socket_bindings::SchedulerExecutorSocketsIndices::new(&pre).ok();
+        let indices =
+            bindings::SchedulerExecutorIndices::new(&pre).map_err(fail("binding the artifact"))?;
         let pre = bindings::SchedulerExecutorPre::new(pre).map_err(fail("binding the artifact"))?;
         Ok(Runtime {
             engine,
             pre,
+            indices,
             sockets,
             tls,
         })
@@ -283,8 +288,9 @@ impl Runtime {
             .instantiate_async(&mut store)
             .await
             .map_err(fail("instantiating"))?;
-        let bindings = bindings::SchedulerExecutorIndices::new(self.pre.instance_pre())
-            .and_then(|i| i.load(&mut store, &instance))
+        let bindings = self
+            .indices
+            .load(&mut store, &instance)
             .map_err(fail("binding the instance"))?;
         let sockets = match &self.sockets {
             Some(i) => Some(
