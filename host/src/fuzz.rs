@@ -27,6 +27,31 @@ workflows:
     - { id: start, action: a-1, edges: [ { to: end, trigger: { condition: "{{a-1.status_code == 200 && !(a-1.n != 'x')}}" } } ] }
     - { id: end, type: end }
 "#,
+    // The original's UDP and HTTP extensions: udp actions, wait nodes, dynamic tasks,
+    // capacity management, a rate limit, top-level user_resources.
+    r#"
+version: v1
+workbook:
+  ip_pools: [ { id: p, ranges: ["127.0.0.0/29"] }, { id: q, ranges: ["127.0.1.0/29"] } ]
+  resources: [ { id: u, type: udp-endpoint, properties: { peer_ip: "127.0.0.1", peer_port: 7 } } ]
+load:
+  ramp_up: { phases: [ { at_second: 0, spawn_users: 2 } ] }
+  user_lifetime: { mode: once, max_concurrency: 1 }
+  user_resources:
+    capacity_management: { wait_on_exhaustion: true, wait_timeout: 1s, fallback_pool: q }
+  concurrency: { action_rate_limit: 10/s }
+user_resources: { ip_binding: { enabled: true, pool_id: p } }
+actions:
+  actions:
+    - { id: e, call: udp.send-reply, with: { payload_hex: "00ff", timeout-ms: 100, retry: { max: 1, backoff_ms: 5 }, expect: { contains: "x", len: 2 } } }
+    - { id: h, call: get, with: { url: "http://127.0.0.1:1/{{e.ok}}", decompress: true, dynamic_tasks: [ { id: "d-{{user.id}}", action_id: e, outgoing: [ { target: end } ] } ] }, export: [ { type: assert, name: r } ] }
+workflows:
+  nodes:
+    - { id: start, action: e, priority: 1, edges: [ { to: w } ] }
+    - { id: w, type: wait, on: { event: packet-rx, match: { action_id: e, payload_hex: "00ff" } }, edges: [ { to: n } ] }
+    - { id: n, action: h, edges: [ { to: end } ] }
+    - { id: end, type: end }
+"#,
 ];
 
 fn mutated() -> impl Strategy<Value = String> {
