@@ -49,14 +49,7 @@ fn write(d: &Path, name: &str, text: &str) -> PathBuf {
 
 /// nginx with TLS; client certificates from `ca` are asked for, not required.
 fn nginx_tls(d: &Path, ca: &Ca) -> Option<Nginx> {
-    let Some(bin) = nginx::binary() else {
-        assert!(
-            std::env::var("REQUIRE_NGINX").is_err(),
-            "REQUIRE_NGINX is set but nginx is not installed"
-        );
-        eprintln!("SKIPPED: nginx is not installed");
-        return None;
-    };
+    let bin = nginx::binary_or_skip()?;
     let leaf = ca
         .server(&["localhost", "127.0.0.1"], Validity::Now)
         .unwrap();

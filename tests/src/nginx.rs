@@ -13,6 +13,20 @@ pub fn binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// nginx for a test: its binary, or `None` with a SKIPPED line, unless REQUIRE_NGINX is set
+/// (as in CI), where a missing nginx fails the test.
+pub fn binary_or_skip() -> Option<PathBuf> {
+    let bin = binary();
+    if bin.is_none() {
+        assert!(
+            std::env::var("REQUIRE_NGINX").is_err(),
+            "REQUIRE_NGINX is set but nginx is not installed"
+        );
+        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
+    }
+    bin
+}
+
 pub struct Nginx {
     child: Child,
     pub dir: PathBuf,

@@ -27,12 +27,7 @@ fn too_large(e: ActionError) -> String {
 
 #[test]
 fn nginx_gzip_is_decoded_only_when_asked() {
-    let Some(bin) = integration_tests::nginx::binary() else {
-        assert!(
-            std::env::var("REQUIRE_NGINX").is_err(),
-            "REQUIRE_NGINX is set but nginx is not installed"
-        );
-        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
+    let Some(bin) = integration_tests::nginx::binary_or_skip() else {
         return;
     };
     let nginx = integration_tests::nginx::Nginx::start_server(

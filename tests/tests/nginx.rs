@@ -12,12 +12,7 @@ use serde_json::json;
 
 #[test]
 fn nginx_sees_pool_addresses_and_keep_alive() {
-    let Some(bin) = integration_tests::nginx::binary() else {
-        assert!(
-            std::env::var("REQUIRE_NGINX").is_err(),
-            "REQUIRE_NGINX is set but nginx is not installed"
-        );
-        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx-light)");
+    let Some(bin) = integration_tests::nginx::binary_or_skip() else {
         return;
     };
     let nginx = integration_tests::nginx::Nginx::start(
