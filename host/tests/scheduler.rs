@@ -2626,14 +2626,7 @@ workflows:
     assert!(span >= Duration::from_millis(700), "{span:?}");
     drop(seen);
     // Without the fallback, the third user finds no address.
-    let path = scenario_file(&dir, &s.replace(", fallback_pool: spare", ""));
-    let json = dir.join("nofallback.json");
-    let out = run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let (out, _) = report(&dir, &s.replace(", fallback_pool: spare", ""));
     assert_eq!(
         out.status.code(),
         Some(97),
