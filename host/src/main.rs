@@ -1,6 +1,7 @@
 //! `scheduler`: the reference scheduler host. Loads scheduler-executor.wasm into wasmtime and
 //! runs YAML scenarios through it, one isolated instance per user.
 
+mod arena;
 mod authority;
 mod etcd;
 #[cfg(test)]

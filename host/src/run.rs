@@ -1254,7 +1254,6 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let tls = runtime::Tls::new(&scenario.tls.settings, &scenario.tls.tenants)?;
     let runtime = Runtime::new(max + 2, tls)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let before = runtime::mappings();
     let mut authority = Authority::new(&runtime, opts.state_dir.clone(), stop.clone()).await?;
     if let Some(o) = &opts.etcd {
         authority.use_etcd(o).await?;
@@ -1263,12 +1262,19 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     if let Some(e) = authority.fault() {
         return Err(e);
     }
-    // The authority is an instance like each user's: what it took is what a user takes.
+    // What a user's instance takes, measured on one made for that (with the first
+    // instance's one-time costs already paid by the authority's).
+    let before = runtime::mappings();
+    let probe = runtime
+        .instantiate(Arc::new(Policy::default()), None)
+        .await?;
     if let (Some(before), Some(after), Some(limit)) =
         (before, runtime::mappings(), runtime::max_mappings())
     {
         check_mappings(max, after.saturating_sub(before) + 1, after, limit)?;
     }
+    drop(probe);
+    check_fds(max)?;
     let static_with: Vec<bool> = scenario
         .actions
         .iter()
@@ -1686,6 +1692,43 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     Ok(report)
+}
+
+/// Refuse a run whose users could not all hold a connection at once: a user alive keeps one
+/// socket (more while it reconnects), and past the process's fd limit connects fail with
+/// EMFILE in the middle of the run. The soft limit is raised to the hard one first.
+fn check_fds(users: u32) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit on a local struct.
+    let limit = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Ok(());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
+    };
+    // The process's own: the artifact, the state file, the target's listeners, stdio.
+    let need = u64::from(users) + 256;
+    if need <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "{users} concurrent users need about {need} file descriptors (a connection each), and \
+         this process may open {limit}. Lower load.concurrency.max_concurrent_users, spread the \
+         users over processes (run --segment I/N, one process a share), or raise the limit \
+         (ulimit -n)"
+    ))
 }
 
 /// Refuse a run whose users could not all be alive at once: each instance holds memory

@@ -215,15 +215,34 @@ impl Runtime {
         // the MMU): four memories a user, 24 GiB of address space, so past a few thousand users
         // the pool no longer fits in the 128 TiB of a process. Larger runs reserve each memory's
         // limit (512 MiB) instead, with bounds checks in the code.
-        if u64::from(slots) * MEMORY_SLOT_DEFAULT > ADDRESS_BUDGET {
+        //
+        // Those runs take their memories from one arena instead (`crate::arena`: one mapping
+        // for all, bounds checks in the code), on the on-demand allocator: the pool's slots
+        // cost two memory mappings a memory, six a user, and a process holds
+        // `vm.max_map_count` of them. A user then holds two (its fiber stack and its guard
+        // page). `SCHEDULER_MEMORY=arena` (or `pool`) picks either for any run.
+        let arena = match std::env::var("SCHEDULER_MEMORY").as_deref() {
+            Ok("arena") => true,
+            Ok("pool") => false,
+            _ => u64::from(slots) * MEMORY_SLOT_DEFAULT > ADDRESS_BUDGET,
+        };
+        if arena {
+            // Four memories a user (three components' and room), each at most 512 MiB, within
+            // the address budget.
+            let memories = u64::from(slots) * 4 + 16;
+            let slot = MAX_MEMORY.min(ADDRESS_BUDGET / memories);
+            let arena = crate::arena::Arena::new(memories as usize, slot as usize)?;
             config
-                .memory_reservation(MAX_MEMORY)
-                .memory_guard_size(64 << 10)
-                .memory_reservation_for_growth(0);
+                .memory_reservation(0)
+                .memory_guard_size(0)
+                .memory_reservation_for_growth(0)
+                .with_host_memory(Arc::new(crate::arena::ArenaCreator(arena)));
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        } else {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+                compose::pooling_config(slots),
+            ));
         }
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(
-            compose::pooling_config(slots),
-        ));
         let engine = Engine::new(&config).map_err(fail("engine"))?;
         // The artifact built into this binary, or another one (a drop-in build to compare).
         let component = match std::env::var_os("SCHEDULER_EXECUTOR") {

@@ -1801,10 +1801,11 @@ fn gzip(t: &mut Table, quick: bool, reps: usize) {
 
 /// Row 12: 50,000 users alive at once on this machine, each with its own address from a /16
 /// and its own kept-alive connection to nginx, every request ok. A process may hold 20,000
-/// fds here (the hard limit), and `vm.max_map_count` mappings (8 a user instance): so the
-/// users are spread over `scheduler run --segment I/N` processes of 5,000 (each takes its
-/// slice of the pool). Users are held by a 40 s think time between their two GETs; the figures
-/// are sampled when every process has all its users active.
+/// fds here (the hard limit; a user keeps a connection), so the users are spread over
+/// `scheduler run --segment I/N` processes of at most 17,000 (each takes its slice of the
+/// pool; their memories come from the arena, about 2 mappings a user). Users are held by a
+/// think time between their two GETs; the figures are sampled when every process has all its
+/// users active.
 fn users_at_once(t: &mut Table, quick: bool) {
     let Some(scheduler) = scheduler_binary(quick) else {
         t.row(
@@ -1832,9 +1833,9 @@ fn users_at_once(t: &mut Table, quick: bool) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 2_000 } else { 50_000 });
-    let per = 5_000.min(total);
+    let per = 17_000.min(total);
     let n = total.div_ceil(per);
-    let think = if quick { 8 } else { 40 };
+    let think = if quick { 8 } else { 60 };
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1890,7 +1891,7 @@ workflows:
     - {{ id: start, action: hello, edges: [ {{ to: end }} ] }}
     - {{ id: end, type: end }}
 "#,
-            rate = 200 * n
+            rate = 1500
         ),
     )
     .unwrap();
