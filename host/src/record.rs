@@ -141,9 +141,11 @@ pub struct Recorder {
 /// (action, tenant, status; `None`: no answer).
 pub type StatusKey = (Arc<str>, Arc<str>, Option<u16>);
 
-/// A status's class: `2xx` ... `5xx`, or `error` for no answer.
-fn status_class(status: Option<u16>) -> &'static str {
-    match status.map(|c| c / 100) {
+/// A sample's status class: `2xx` ... `5xx`; `udp` for a UDP exchange that went well (it has
+/// no status); `error` for no answer.
+fn status_class(s: &Sample) -> &'static str {
+    match s.status.map(|c| c / 100) {
+        None if s.ok => "udp",
         None => "error",
         Some(1) => "1xx",
         Some(2) => "2xx",
@@ -300,12 +302,7 @@ impl Recorder {
         group(&mut self.by_action, &s.action, s);
         group(&mut self.window_by_action, &s.action, s);
         group(&mut self.window_by_tenant, &s.tenant, s);
-        // A UDP exchange has no status: its class is `udp` (failures stay `error`).
-        let class = match s.status {
-            None if s.ok => "udp",
-            status => status_class(status),
-        };
-        group(&mut self.by_status_class, class, s);
+        group(&mut self.by_status_class, status_class(s), s);
         group(&mut self.by_tenant, &s.tenant, s);
         self.by_source
             .entry(s.source.clone())

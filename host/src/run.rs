@@ -919,19 +919,17 @@ fn next_node<'a>(
     next.and_then(|e| sc.node(&e.to))
 }
 
-/// An action whose URL keeps a template nothing declares (`{{undefined.endpoint}}`) is not
-/// sent and counts as done, as the original's actions-http does (its way of a dry run): it is
-/// counted in `skipped`, with no error, and `ACTION.ok` is true.
-const SKIPPED: &str = "skipped";
-
 /// The call for `action`: its `with` rendered (the source address put in as `bind_ip` unless
-/// it names one), and its targets allowed by the user's policy.
+/// it names one), and its targets allowed by the user's policy. `None` when the URL keeps a
+/// template nothing declares (`{{undefined.endpoint}}`): the action is not sent and counts as
+/// done, as the original's actions-http does (its way of a dry run), in `skipped`, with no
+/// error, and `ACTION.ok` true.
 async fn prepare(
     action: &crate::scenario::Action,
     policy: &Policy,
     ip: Option<&str>,
     vars: &Vars,
-) -> Result<exec::Action, String> {
+) -> Result<Option<exec::Action>, String> {
     let mut with =
         template::render_json(&action.with, vars).map_err(|e| format!("template: {e}"))?;
     if with
@@ -939,7 +937,7 @@ async fn prepare(
         .and_then(|u| u.as_str())
         .is_some_and(|u| u.contains("{{"))
     {
-        return Err(SKIPPED.into());
+        return Ok(None);
     }
     if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
         match obj.get("bind_ip") {
@@ -995,12 +993,12 @@ async fn prepare(
             },
         })
         .collect();
-    Ok(exec::Action {
+    Ok(Some(exec::Action {
         id: action.id.clone(),
         call: method(&action.call),
         with_params: with.to_string(),
         exports,
-    })
+    }))
 }
 
 async fn run_action(
@@ -1022,15 +1020,15 @@ async fn run_action(
     let call = match &st.prepared[index] {
         Some((for_ip, call)) if for_ip.as_deref() == ip => call,
         _ => match prepare(action, policy, ip, vars).await {
-            Ok(call) if shared.static_with[index] => {
+            Ok(Some(call)) if shared.static_with[index] => {
                 let slot = &mut st.prepared[index];
                 &slot.insert((ip.map(str::to_string), call)).1
             }
-            Ok(call) => {
+            Ok(Some(call)) => {
                 fresh = call;
                 &fresh
             }
-            Err(e) if e == SKIPPED => {
+            Ok(None) => {
                 sample.ok = true;
                 if shared.uses_vars {
                     let scope = vars.entry(action.id.clone()).or_default();

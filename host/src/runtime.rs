@@ -135,7 +135,7 @@ const MAX_MEMORY: u64 = 512 << 20;
 
 pub struct Runtime {
     engine: Engine,
-    pre: bindings::SchedulerExecutorPre<UserCtx>,
+    pre: wasmtime::component::InstancePre<UserCtx>,
     /// Where the executor and ip-pool exports are in an instance (found once).
     indices: bindings::SchedulerExecutorIndices,
     /// Where the socket interface is in an instance; `None` for an artifact without it (a
@@ -266,7 +266,6 @@ impl Runtime {
         let sockets = socket_bindings::SchedulerExecutorSocketsIndices::new(&pre).ok();
         let indices =
             bindings::SchedulerExecutorIndices::new(&pre).map_err(fail("binding the artifact"))?;
-        let pre = bindings::SchedulerExecutorPre::new(pre).map_err(fail("binding the artifact"))?;
         Ok(Runtime {
             engine,
             pre,
@@ -303,7 +302,6 @@ impl Runtime {
         );
         let instance = self
             .pre
-            .instance_pre()
             .instantiate_async(&mut store)
             .await
             .map_err(fail("instantiating"))?;
