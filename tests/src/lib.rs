@@ -16,6 +16,7 @@ pub mod socket_bindings {
 }
 
 pub mod etcd;
+pub mod gunicorn;
 pub mod http_server;
 pub mod nginx;
 
@@ -36,8 +37,8 @@ pub mod pool_bindings {
 
 use socket_bindings::SocketComponent;
 pub use socket_bindings::exports::scheduler::core_libs::socket::{
-    AddressFamily, Protocol, ShutdownType, SocketAddress, SocketError, SocketState, StateError,
-    TlsError, TlsReason as SocketTlsReason,
+    AddressFamily, Exchange, Protocol, ShutdownType, SocketAddress, SocketError, SocketState,
+    StateError, TlsError, TlsReason as SocketTlsReason,
 };
 
 pub struct Ctx {
@@ -338,6 +339,22 @@ impl SocketGuest {
     }
 }
 
+impl SocketGuest {
+    /// `send-receive` when the whole of `data` is sent: the answer.
+    pub fn send_receive(
+        &mut self,
+        s: ResourceAny,
+        data: &[u8],
+        max: u32,
+        idle: bool,
+    ) -> R<Vec<u8>> {
+        self.exchange(s, data, max, idle).map(|e| {
+            assert_eq!(e.unsent, 0, "an answer came before the data was all sent");
+            e.answer
+        })
+    }
+}
+
 /// One host-side wrapper per exported method: `guest.connect(s, &addr)` and so on.
 macro_rules! methods {
     ($($name:ident => $call:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty;)*) => {
@@ -360,7 +377,7 @@ methods! {
     send => call_send(data: &[u8]) -> R<u64>;
     receive => call_receive(max: u32) -> R<Vec<u8>>;
     try_receive => call_try_receive(max: u32) -> R<Vec<u8>>;
-    send_receive => call_send_receive(data: &[u8], max: u32, idle_check: bool) -> R<Vec<u8>>;
+    exchange => call_send_receive(data: &[u8], max: u32, idle_check: bool) -> R<Exchange>;
     send_to => call_send_to(data: &[u8], remote: &SocketAddress) -> R<u64>;
     receive_from => call_receive_from(max: u32) -> R<(Vec<u8>, SocketAddress)>;
     shutdown => call_shutdown(how: ShutdownType) -> R<()>;

@@ -957,6 +957,91 @@ fn relative_redirects_and_urls_as_the_rfcs_have_them() {
     assert_eq!(o.body, b"ok");
 }
 
+/// A bare socket server for `Expect: 100-continue`: it answers `100 Continue` right after the
+/// head (so the interim answer reaches the client while the body is still being written),
+/// then reads the whole Content-Length body slowly, and answers with the count it got.
+fn continue_server(interims: usize) -> (u16, thread::JoinHandle<Vec<u64>>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut counts = Vec::new();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut b).unwrap_or(0) == 0 {
+                return counts;
+            }
+            head.push(b[0]);
+        }
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let len: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap();
+        for _ in 0..interims {
+            s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").unwrap();
+        }
+        // Slowly at first, so the client's send waits for room while the 100s are there.
+        thread::sleep(Duration::from_millis(300));
+        let mut got = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        while got < len {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n as u64,
+            }
+        }
+        counts.push(got);
+        let body = got.to_string();
+        let _ = s.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        thread::sleep(Duration::from_millis(200));
+        counts
+    });
+    (port, server)
+}
+
+/// RFC 9110 section 10.1.1: an interim `100 Continue` that comes while the body is still being
+/// written never ends the send; only a final response may. The peer gets every byte, and
+/// `bytes-sent` is what it got (head and body).
+#[test]
+fn a_100_continue_mid_upload_never_ends_the_send() {
+    for interims in [1, 3] {
+        let (port, server) = continue_server(interims);
+        let body = "y".repeat(10 << 20);
+        let mut ex = Executor::new();
+        let o = ex
+            .run(
+                HttpMethod::Post,
+                json!({
+                    "url": format!("http://127.0.0.1:{port}/upload"),
+                    "body": body,
+                    "headers": { "expect": "100-continue" },
+                }),
+                vec![],
+            )
+            .unwrap_or_else(|e| panic!("{interims} interim answers: {e:?}"));
+        let counts = server.join().unwrap();
+        assert_eq!(counts, vec![10u64 << 20], "what the server received");
+        assert_eq!(o.status, 200);
+        assert_eq!(o.body, (10u64 << 20).to_string().as_bytes());
+        assert!(
+            o.bytes_sent > 10 << 20 && o.bytes_sent < (10 << 20) + 512,
+            "bytes-sent {} is the head and the whole body",
+            o.bytes_sent
+        );
+    }
+}
+
 /// RFC 9112 section 9.5: a server that answers an upload early (413 after the head) and reads
 /// no more of the body. The client stops sending, reports the answer, and never reuses the
 /// connection it did not finish a request on.

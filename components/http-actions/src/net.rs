@@ -3,8 +3,8 @@
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
-use http_core::{Conn, ExchangeError, Net, NetError};
-use socket_api::{Socket, SocketError};
+use http_core::{Conn, ExchangeError, Exchanged, Net, NetError};
+use socket_api::{ShutdownType, Socket, SocketError};
 
 fn net_error(e: SocketError) -> NetError {
     match e {
@@ -76,7 +76,7 @@ impl Conn for SocketConn {
         write_ms: u64,
         read_ms: u64,
         idle_check: bool,
-    ) -> Result<Vec<u8>, ExchangeError> {
+    ) -> Result<Exchanged, ExchangeError> {
         self.timeouts(Some(read_ms), Some(write_ms))
             .map_err(ExchangeError::Send)?;
         // One call to the socket component: its error names a timeout's operation; any
@@ -85,7 +85,10 @@ impl Conn for SocketConn {
             .sock
             .send_receive(data, max.min(u32::MAX as usize) as u32, idle_check)
         {
-            Ok(bytes) => Ok(bytes),
+            Ok(ex) => Ok(Exchanged {
+                answer: ex.answer,
+                unsent: (ex.unsent as usize).min(data.len()),
+            }),
             Err(SocketError::NotIdle(_)) => Err(ExchangeError::NotIdle),
             Err(SocketError::Timeout(op)) if op == "send" => {
                 Err(ExchangeError::Send(NetError::Timeout))
@@ -103,6 +106,13 @@ impl Conn for SocketConn {
 
     fn local_addr(&self) -> Option<SocketAddr> {
         self.local
+    }
+
+    fn shutdown_send(&mut self) {
+        // A write timeout of 0: what the peer has not taken is not waited for.
+        if self.timeouts(None, Some(0)).is_ok() {
+            let _ = self.sock.shutdown(ShutdownType::Send);
+        }
     }
 }
 

@@ -44,8 +44,8 @@ wit_bindgen::generate!({
 });
 
 use exports::scheduler::core_libs::socket::{
-    AddressFamily, Guest, GuestSocket, Protocol, ShutdownType, Socket, SocketAddress, SocketError,
-    SocketState, StateError, TlsError, TlsReason,
+    AddressFamily, Exchange, Guest, GuestSocket, Protocol, ShutdownType, Socket, SocketAddress,
+    SocketError, SocketState, StateError, TlsError, TlsReason,
 };
 use wasi::tls::types::{ClientConnection, ClientHandshake};
 
@@ -571,21 +571,21 @@ impl Inner {
 
     /// Send all of `data`. With `answer_max` > 0, while it waits for room it also watches for
     /// the peer's answer (RFC 9112 section 9.5: a server may answer a request before reading
-    /// all of its body, and not read the rest): if up to `answer_max` bytes of one come, the
-    /// rest is not sent, sending is shut down, and they are returned.
+    /// all of its body; and an interim `100 Continue` may come at any time): if up to
+    /// `answer_max` bytes of one come, the rest is not sent and they are returned with the
+    /// count of bytes left unsent. Sending stays open: whether to send the rest is the
+    /// caller's to decide from what the answer says.
     fn tcp_send_watching(
         &mut self,
         data: &[u8],
         answer_max: u64,
-    ) -> Result<Option<Vec<u8>>, SocketError> {
+    ) -> Result<Option<Exchange>, SocketError> {
         let ms = self.write_ms;
         let Io::Tcp(Tcp {
             readable,
             input: Some(input),
             output: Some(out),
             sent,
-            send_closed,
-            sock,
             ..
         }) = &mut self.io
         else {
@@ -609,10 +609,9 @@ impl Inner {
                     match input.read(answer_max) {
                         Ok(answer) if !answer.is_empty() => {
                             drop(pollable);
-                            let _ = sock.shutdown(WasiShutdown::Send);
-                            *send_closed = true;
                             *sent = false;
-                            return Ok(Some(answer));
+                            let unsent = (data.len() - off) as u64;
+                            return Ok(Some(Exchange { answer, unsent }));
                         }
                         Ok(_) => {}
                         // The peer closed its side: the writes will tell.
@@ -905,7 +904,7 @@ impl GuestSocket for SocketResource {
         data: Vec<u8>,
         max_bytes: u32,
         idle_check: bool,
-    ) -> Result<Vec<u8>, SocketError> {
+    ) -> Result<Exchange, SocketError> {
         let mut s = self.0.borrow_mut();
         s.expect_state("send-receive", &[SocketState::Connected])?;
         let max = check_max(max_bytes)?;
@@ -936,7 +935,9 @@ impl GuestSocket for SocketResource {
                 }
                 match s.tcp_send_watching(&data, max)? {
                     Some(early) => Ok(early),
-                    None => s.tcp_receive(max),
+                    None => s
+                        .tcp_receive(max)
+                        .map(|answer| Exchange { answer, unsent: 0 }),
                 }
             }
             Protocol::Udp => {
@@ -944,7 +945,8 @@ impl GuestSocket for SocketResource {
                     return Err(not_supported("idle-check on a UDP socket"));
                 }
                 s.udp_send(data, None)?;
-                s.udp_receive(max).map(|(d, _)| d)
+                s.udp_receive(max)
+                    .map(|(answer, _)| Exchange { answer, unsent: 0 })
             }
         }
     }
@@ -998,21 +1000,33 @@ impl GuestSocket for SocketResource {
             return Err(not_supported("shutdown on a UDP socket"));
         }
         s.expect_state("shutdown", &[SocketState::Connected])?;
+        // What was written is flushed within the write timeout (0: not waited for); sending
+        // is shut down either way, and a flush that did not finish is then told.
+        let mut flushed = Ok(());
         if how != ShutdownType::Receive {
-            s.tcp_flush()?;
+            flushed = match s.tcp_flush() {
+                Err(SocketError::WouldBlock) => Ok(()),
+                other => other,
+            };
             if s.is_tls() {
                 // close_notify, then the TCP shutdown below.
                 let ms = s.write_ms;
                 s.tls_close_output(ms);
             }
         }
-        let Io::Tcp(t) = &s.io else { unreachable_io() };
-        let how = match how {
+        let Io::Tcp(t) = &mut s.io else {
+            unreachable_io()
+        };
+        let wasi_how = match how {
             ShutdownType::Receive => WasiShutdown::Receive,
             ShutdownType::Send => WasiShutdown::Send,
             ShutdownType::Both => WasiShutdown::Both,
         };
-        t.sock.shutdown(how).map_err(net_error)
+        t.sock.shutdown(wasi_how).map_err(net_error)?;
+        if how != ShutdownType::Receive {
+            t.send_closed = true;
+        }
+        flushed
     }
 
     fn close(&self) -> Result<(), SocketError> {

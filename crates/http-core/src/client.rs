@@ -9,8 +9,8 @@ use crate::prelude::*;
 use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_head};
 use crate::pool::{ConnPool, PoolKey};
 use crate::{
-    Conn, ExchangeError, HttpError, Method, Net, NetError, Phase, Request, Response, Timings,
-    TlsReason, Url,
+    Conn, ExchangeError, Exchanged, HttpError, Method, Net, NetError, Phase, Request, Response,
+    Timings, TlsReason, Url,
 };
 
 /// Reads ask for what is likely to come: a page for the head (the host allocates and zeroes
@@ -74,6 +74,54 @@ fn retryable(e: &HttpError) -> bool {
                 Phase::Dns | Phase::Connect | Phase::Tls | Phase::FirstByte | Phase::BetweenBytes
             )
     )
+}
+
+/// The first head of `buf`: all of one interim head (its length), a final head, or not yet
+/// complete.
+enum HeadScan {
+    Interim(usize),
+    Final,
+    Partial,
+}
+
+fn first_final_head(buf: &[u8], max_header_bytes: usize) -> Result<HeadScan, HttpError> {
+    Ok(match parse_head(buf, max_header_bytes)? {
+        Some(h) if (100..200).contains(&h.status) && h.status != 101 => HeadScan::Interim(h.len),
+        Some(_) => HeadScan::Final,
+        None => HeadScan::Partial,
+    })
+}
+
+/// One `Conn::exchange` of `len` bytes, its failure placed: `counters.sent` gets the bytes of
+/// a send that completed before the receive failed.
+fn exchanged(
+    r: Result<Exchanged, ExchangeError>,
+    len: usize,
+    (write_clipped, read_clipped): (bool, bool),
+    counters: &mut Counters,
+) -> Result<Exchanged, Failure> {
+    match r {
+        Ok(ex) => {
+            counters.sent += (len - ex.unsent) as u64;
+            Ok(ex)
+        }
+        Err(ExchangeError::NotIdle) => Err(Failure::NotIdle),
+        Err(ExchangeError::Send(NetError::Timeout)) => {
+            Err(timeout(Phase::BetweenBytes, write_clipped).into())
+        }
+        Err(ExchangeError::Send(NetError::Tls(r, m))) => Err(HttpError::Tls(r, m).into()),
+        Err(ExchangeError::Send(e)) => Err(Failure::Stale(format!("sending the request: {e}"))),
+        Err(ExchangeError::Receive(e)) => {
+            counters.sent += len as u64;
+            Err(match e {
+                NetError::Timeout => timeout(Phase::FirstByte, read_clipped).into(),
+                // A fatal alert at the first read (a TLS 1.3 server refusing the client's
+                // certificate, or its absence): the server's answer, not a stale connection.
+                NetError::Tls(r, m) => HttpError::Tls(r, m).into(),
+                e => Failure::Stale(format!("no response: {e}")),
+            })
+        }
+    }
 }
 
 /// `Retry-After` as milliseconds to wait: delay-seconds, or an HTTP-date (a date already
@@ -498,6 +546,71 @@ impl<N: Net> Client<N> {
         }
     }
 
+    /// Send the request and read the first of its answer (a reused connection is checked
+    /// first). An answer that comes while the request is still being written is read to its
+    /// first complete head: interim heads (`100 Continue`, RFC 9110 section 15.2) mean the
+    /// rest is sent; a final one (RFC 9112 section 9.5) means the rest is not, and sending is
+    /// shut down. The answer's bytes so far, and whether the send ended early (such a
+    /// connection is not reused). `counters.sent` gets what was actually written.
+    #[allow(clippy::too_many_arguments)]
+    fn send_request(
+        &mut self,
+        conn: &mut N::Conn,
+        wire: &[u8],
+        req: &Request,
+        now: u64,
+        end: u64,
+        idle_check: bool,
+        counters: &mut Counters,
+    ) -> Result<(Vec<u8>, bool), Failure> {
+        let (write_ms, write_clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
+        let (read_ms, read_clipped) = phase_ms(req.timeouts.first_byte_ms, end, now)?;
+        let clipped = (write_clipped, read_clipped);
+        let mut off = 0usize;
+        let mut idle = idle_check;
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let r = conn.exchange(&wire[off..], HEAD_CHUNK, write_ms, read_ms, idle);
+            let ex = exchanged(r, wire.len() - off, clipped, counters)?;
+            off = wire.len() - ex.unsent;
+            buf.extend_from_slice(&ex.answer);
+            if ex.unsent == 0 || ex.answer.is_empty() {
+                return Ok((buf, false));
+            }
+            idle = false;
+            // The peer answered mid-send: read to its first non-interim head, or its end.
+            let mut looked = 0usize;
+            loop {
+                match first_final_head(&buf[looked..], req.max_header_bytes)? {
+                    HeadScan::Interim(n) if looked + n == buf.len() => break,
+                    HeadScan::Interim(n) => looked += n,
+                    HeadScan::Final => {
+                        conn.shutdown_send();
+                        return Ok((buf, true));
+                    }
+                    HeadScan::Partial => {
+                        let (ms, c) =
+                            phase_ms(req.timeouts.between_bytes_ms, end, self.net.now_us())?;
+                        match conn.read(HEAD_CHUNK, ms) {
+                            Ok(more) if more.is_empty() => return Ok((buf, true)),
+                            Ok(more) => buf.extend_from_slice(&more),
+                            Err(NetError::Timeout) => {
+                                return Err(timeout(Phase::BetweenBytes, c).into());
+                            }
+                            Err(e) => {
+                                return Err(HttpError::Io(format!(
+                                    "reading the response head: {e}"
+                                ))
+                                .into());
+                            }
+                        }
+                    }
+                }
+            }
+            // Only interim heads so far: they are kept for the head loop, and the rest goes.
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn send_and_read(
         &mut self,
@@ -513,37 +626,9 @@ impl<N: Net> Client<N> {
         counters: &mut Counters,
     ) -> Result<Response, Failure> {
         let source = conn.local_addr();
-        let (write_ms, write_clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
-        let (read_ms, read_clipped) = phase_ms(req.timeouts.first_byte_ms, end, now)?;
-        // The request and the first of the answer in one call; a reused connection is checked
-        // first. The first byte is timed from the start of the send.
         let sent_at = now;
-        let mut chunk = match conn.exchange(wire, HEAD_CHUNK, write_ms, read_ms, idle_check) {
-            Ok(c) => {
-                counters.sent += wire.len() as u64;
-                c
-            }
-            Err(ExchangeError::NotIdle) => return Err(Failure::NotIdle),
-            Err(ExchangeError::Send(NetError::Timeout)) => {
-                return Err(timeout(Phase::BetweenBytes, write_clipped).into());
-            }
-            Err(ExchangeError::Send(NetError::Tls(r, m))) => {
-                return Err(HttpError::Tls(r, m).into());
-            }
-            Err(ExchangeError::Send(e)) => {
-                return Err(Failure::Stale(format!("sending the request: {e}")));
-            }
-            Err(ExchangeError::Receive(e)) => {
-                counters.sent += wire.len() as u64;
-                return Err(match e {
-                    NetError::Timeout => timeout(Phase::FirstByte, read_clipped).into(),
-                    // A fatal alert at the first read (a TLS 1.3 server refusing the client's
-                    // certificate, or its absence): the server's answer, not a stale connection.
-                    NetError::Tls(r, m) => HttpError::Tls(r, m).into(),
-                    e => Failure::Stale(format!("no response: {e}")),
-                });
-            }
-        };
+        let (mut chunk, early) =
+            self.send_request(&mut conn, wire, req, now, end, idle_check, counters)?;
         if chunk.is_empty() {
             return Err(Failure::Stale("connection closed before a response".into()));
         }
@@ -672,7 +757,7 @@ impl<N: Net> Client<N> {
             },
         }
         self.done_us = now;
-        if clean && req.keep_alive && codec::keep_alive(&head, framing) {
+        if clean && !early && req.keep_alive && codec::keep_alive(&head, framing) {
             self.pool.checkin(key, conn, now);
         }
         Ok(Response {

@@ -221,7 +221,9 @@ pub trait Conn {
     /// `write_ms` for progress), then read up to `max` bytes (waiting at most `read_ms`;
     /// empty means the peer closed). With `idle_check`, first check without waiting that the
     /// connection is idle (nothing to read, not closed), as a kept-alive connection must be
-    /// before it carries a new request; if it is not, nothing is sent.
+    /// before it carries a new request; if it is not, nothing is sent. An answer that comes
+    /// while the write waits for room ends the write early (`Exchanged::unsent` > 0), with
+    /// sending still open.
     fn exchange(
         &mut self,
         data: &[u8],
@@ -229,10 +231,21 @@ pub trait Conn {
         write_ms: u64,
         read_ms: u64,
         idle_check: bool,
-    ) -> Result<Vec<u8>, ExchangeError>;
+    ) -> Result<Exchanged, ExchangeError>;
     /// Up to `max` bytes; empty means the peer closed. Waits at most `timeout_ms`.
     fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError>;
+    /// Shut down sending at once, dropping what the peer has not taken (it answered already
+    /// and will not read the rest).
+    fn shutdown_send(&mut self);
     fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+/// What [`Conn::exchange`] did: the first bytes of the answer, and how many bytes at the end
+/// of the data were left unsent because the answer came first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Exchanged {
+    pub answer: Vec<u8>,
+    pub unsent: usize,
 }
 
 /// How [`Conn::exchange`] failed.

@@ -27,7 +27,7 @@ use net_text::Quoted;
 wit_bindgen::generate!({ path: "../../wit", world: "socket-client" });
 
 pub use raw::{
-    AddressFamily, Protocol, ShutdownType, SocketError, SocketState, TlsError, TlsReason,
+    AddressFamily, Exchange, Protocol, ShutdownType, SocketError, SocketState, TlsError, TlsReason,
 };
 /// The imported ip-pool interface (its `binding` is what `bind_with_binding` takes).
 pub use scheduler::core_libs::ip_pool;
@@ -236,8 +236,9 @@ impl Socket {
 
     /// Send `data`, then receive up to `max` bytes of the answer, in one call. With
     /// `idle_check`, nothing is sent (`not-idle`) unless the connection is idle: nothing
-    /// waiting to be read, not closed by the peer.
-    pub fn send_receive(&self, data: &[u8], max: u32, idle_check: bool) -> Result<Vec<u8>> {
+    /// waiting to be read, not closed by the peer. An answer that comes before `data` is all
+    /// sent ends the send early: `unsent` counts the bytes left, and sending stays open.
+    pub fn send_receive(&self, data: &[u8], max: u32, idle_check: bool) -> Result<Exchange> {
         self.inner.send_receive(data, max, idle_check)
     }
 
