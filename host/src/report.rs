@@ -134,6 +134,16 @@ pub struct Report {
     pub tls: compose::tls::TlsCounts,
     /// Whether certificates went unverified (`insecure_skip_verify`).
     pub tls_insecure: bool,
+    /// Every action the scenario declares, in its order (set by `declare`).
+    pub actions: Vec<DeclaredAction>,
+}
+
+/// An action of the scenario, and why it is skipped when it is (the original's dry run: its
+/// URL keeps a template nothing declares).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredAction {
+    pub id: String,
+    pub skip_reason: Option<String>,
 }
 
 impl Report {
@@ -177,7 +187,36 @@ impl Report {
             aborted_by: None,
             tls: Default::default(),
             tls_insecure: false,
+            actions: Vec::new(),
         }
+    }
+
+    /// Every declared action gets its row (0 requests when it never ran).
+    pub fn declare(&mut self, actions: Vec<DeclaredAction>) {
+        for a in &actions {
+            self.by_action.entry(a.id.clone()).or_default();
+        }
+        self.actions = actions;
+    }
+
+    /// The declared actions that never ran: no request, not skipped, nothing failed before
+    /// sending.
+    pub fn never_ran(&self) -> Vec<&str> {
+        self.actions
+            .iter()
+            .filter(|a| {
+                self.by_action.get(&a.id).is_none_or(|g| g.count == 0)
+                    && !self.skipped.contains_key(&a.id)
+                    && !self.not_sent.contains_key(&a.id)
+            })
+            .map(|a| a.id.as_str())
+            .collect()
+    }
+
+    /// Why each skipped action was skipped.
+    fn skip_reason(&self, id: &str) -> Option<&str> {
+        let a = self.actions.iter().find(|a| a.id == id)?;
+        a.skip_reason.as_deref()
     }
 
     /// The TLS line of the text report, when there was TLS.
@@ -323,8 +362,19 @@ impl Report {
                 "\nskipped, not sent (the URL keeps a template nothing declares, the original's dry run):"
             );
             for (k, n) in &self.skipped {
-                let _ = writeln!(s, "  {k}: {n}");
+                match self.skip_reason(k) {
+                    Some(why) => {
+                        let _ = writeln!(s, "  {k}: {n} ({why})");
+                    }
+                    None => {
+                        let _ = writeln!(s, "  {k}: {n}");
+                    }
+                }
             }
+        }
+        let never = self.never_ran();
+        if !never.is_empty() {
+            let _ = writeln!(s, "\nactions that never ran: {}", never.join(", "));
         }
         if !self.user_errors.is_empty() {
             let _ = writeln!(s, "\nusers that could not run or failed:");
@@ -440,6 +490,8 @@ impl Report {
             "errors": self.errors,
             "not_sent": self.not_sent,
             "skipped": self.skipped,
+            "skipped_reasons": self.actions.iter().filter(|a| self.skipped.contains_key(&a.id)).filter_map(|a| Some((a.id.clone(), Value::from(a.skip_reason.clone()?)))).collect::<serde_json::Map<_, _>>(),
+            "never_ran": self.never_ran(),
             "iterations": self.iterations,
             "dropped_iterations": self.dropped_iterations,
             "series": self.series.iter().map(|i| json!({ "t_s": i.t, "requests": i.requests, "failed": i.failed, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active })).collect::<Vec<_>>(),

@@ -10,7 +10,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde_json::{Value, json};
 
 use crate::record::Stats;
-use crate::report::{CheckResult, Collected, Report, UserError};
+use crate::report::{CheckResult, Collected, DeclaredAction, Report, UserError};
 use crate::verdict;
 
 const FORMAT: &str = "scheduler-result/1";
@@ -72,6 +72,7 @@ pub fn to_json(r: &Report) -> Value {
         "errors": r.rec.errors,
         "not_sent": r.rec.not_sent,
         "skipped": r.rec.skipped,
+        "actions": r.actions.iter().map(|a| json!({ "id": a.id, "skip_reason": a.skip_reason })).collect::<Vec<_>>(),
         "user_sources": r.rec.user_sources,
         "checks": r.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
         "thresholds": r.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr })).collect::<Vec<_>>(),
@@ -109,6 +110,7 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
     let mut name = String::new();
     let mut checks: Vec<CheckResult> = Vec::new();
     let mut thresholds: Vec<(String, String)> = Vec::new();
+    let mut declared: Vec<DeclaredAction> = Vec::new();
     for (path, v) in files {
         if v["format"] != FORMAT {
             return Err(format!("{path}: not a result file ({FORMAT})"));
@@ -207,6 +209,13 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
                 }),
             }
         }
+        for a in v["actions"].as_array().into_iter().flatten() {
+            let id = a["id"].as_str().unwrap_or_default().to_string();
+            if !declared.iter().any(|d: &DeclaredAction| d.id == id) {
+                let skip_reason = a["skip_reason"].as_str().map(str::to_string);
+                declared.push(DeclaredAction { id, skip_reason });
+            }
+        }
         if thresholds.is_empty() {
             for t in v["thresholds"].as_array().into_iter().flatten() {
                 thresholds.push((
@@ -234,6 +243,7 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
         });
     }
     let mut report = Report::new(&name, elapsed, c, Vec::new(), interrupted);
+    report.declare(declared);
     report.iterations = iterations;
     report.dropped_iterations = dropped;
     report.checks = checks;

@@ -2,7 +2,7 @@
 //! instance of the artifact, addresses come from the one pool authority, and samples go to
 //! the report.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,10 +17,12 @@ use crate::record::{ErrorEvent, Interval};
 use crate::report::{Collected, PoolState, Report, Sample, UserError};
 use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
 use crate::scenario::{
-    BindStrategy, CheckKind, ExportKind, Match, Mode, NodeKind, ReleaseOn, Scenario,
+    BindStrategy, CheckKind, ExportKind, Match, Mode, ReleaseOn, Scenario,
 };
 use crate::template::{self, Vars};
 use crate::verdict;
+
+mod pass;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -420,7 +422,9 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
     let mut state = UserState::new(&shared, &user);
     loop {
         if let Some(jobs) = user.jobs.as_mut() {
-            // Open model: one iteration per scheduled start, latency counted from it.
+            // Open model: one iteration per scheduled start, latency counted from it. What
+            // the last one recorded goes to the run before the user waits.
+            state.flush();
             match next_job(&shared, jobs).await {
                 Some(t) => state.scheduled = Some(t),
                 None => break,
@@ -441,44 +445,44 @@ async fn run_user(shared: Arc<Shared>, mut user: User) {
                 break;
             }
         }
-        if binding_on && per_task {
-            match acquire(&shared, &pool_id, &own).await {
-                Ok(b) => held = Some(b),
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
         let ip = held.as_ref().map(|(b, _)| b.ip.clone());
-        if binding_on {
+        if binding_on && !per_task {
             // The policy follows the binding in force: this address, and no other.
             policy.pin(ip.as_ref().and_then(|ip| ip.parse().ok()));
         }
-        run_task(&mut state, &mut inst, &policy, ip.as_deref(), n).await;
+        // `per_task`: a task is a workflow node, with an address of its own (as the original).
+        let task_binding = (binding_on && per_task).then(|| pass::TaskBinding {
+            pool_id: &pool_id,
+            own: &own,
+        });
+        let pass = pass::run_task(
+            &mut state,
+            &mut inst,
+            &policy,
+            ip.as_deref(),
+            n,
+            task_binding.as_ref(),
+        )
+        .await;
         shared.live.iterations.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = pass {
+            error = Some(e);
+            break;
+        }
         if shared.watch_thresholds {
             // Thresholds judged while the run goes see each iteration.
             state.flush();
         }
-        if binding_on && per_task {
-            // The address goes back: the instance may no longer bind it, and its kept-alive
-            // connections from it are closed (the next holder may be another user).
-            policy.pin(None);
-            if let Err(e) = inst.close_idle().await {
-                error = Some(e);
-                break;
-            }
-            let from = held.take().map_or(pool_id.clone(), |(_, from)| from);
-            if let Err(e) = shared.authority.release(&from, &own).await {
-                error = Some(e);
-                break;
-            }
-        }
         n += 1;
-        let more = iterations == 0 || n < iterations;
+        // Ramping users loop until told to leave, whatever the lifetime's count.
+        let more = user.retire.is_some() || iterations == 0 || n < iterations;
         if more && !sc.lifetime.think_time.is_zero() && user.jobs.is_none() {
-            let until = Instant::now() + sc.lifetime.think_time;
+            // What happened before the pause goes to the run now, in its own interval.
+            state.flush();
+            let mut until = Instant::now() + sc.lifetime.think_time;
+            if let Some(d) = sc.lifetime.duration {
+                until = until.min(shared.started + d);
+            }
             while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
                 tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
             }
@@ -569,6 +573,9 @@ impl<'a> UserState<'a> {
 
     fn flush(&mut self) {
         self.last_flush = Instant::now();
+        if self.samples.is_empty() && self.checks.iter().all(|c| c == &[0, 0]) {
+            return;
+        }
         let mut c = self.shared.collected();
         for s in self.samples.drain(..) {
             c.rec.add(&s);
@@ -641,108 +648,6 @@ impl Drop for UserState<'_> {
 
 /// The error of a request cut off when the run stopped.
 pub const INTERRUPTED: &str = "interrupted";
-
-/// One pass through the workflow.
-async fn run_task(
-    st: &mut UserState<'_>,
-    inst: &mut Instance,
-    policy: &Policy,
-    ip: Option<&str>,
-    iteration: u32,
-) {
-    let shared = st.shared;
-    let sc = &shared.scenario;
-    let mut vars: Vars = BTreeMap::new();
-    if shared.uses_vars {
-        for r in &sc.resources {
-            vars.insert(r.id.clone(), r.properties.clone().into_iter().collect());
-        }
-        let u = vars.entry("user".into()).or_default();
-        u.insert("id".into(), st.user.to_string());
-        u.insert("tenant".into(), st.tenant.to_string());
-        u.insert("allocated_ip".into(), ip.unwrap_or("").to_string());
-        u.insert("iteration".into(), iteration.to_string());
-        let t = vars.entry("tenant".into()).or_default();
-        t.insert("id".into(), st.tenant.to_string());
-        if !sc.undeclared.is_empty() {
-            vars.insert(
-                template::UNDECLARED.into(),
-                sc.undeclared
-                    .iter()
-                    .map(|n| (n.clone(), String::new()))
-                    .collect(),
-            );
-        }
-    }
-    let Some(mut node) = sc.start_node() else {
-        return;
-    };
-    // Actions run in this pass, the dynamic tasks' included: bounded, as a cycle may loop.
-    let mut steps = 0;
-    let mut queue = std::collections::VecDeque::new();
-    let mut last_action = None;
-    st.last_reply.iter_mut().for_each(|r| *r = None);
-    while steps < 1000 {
-        let index = match &node.kind {
-            NodeKind::Action(action_id) => match sc.action_index(action_id) {
-                Some(i) => i,
-                None => break,
-            },
-            // The original's wait for a packet: the UDP action's reply, as it matched.
-            NodeKind::Wait(w) => {
-                steps += 1;
-                let on = w
-                    .action
-                    .as_deref()
-                    .and_then(|a| sc.action_index(a))
-                    .or(last_action);
-                let got = on.and_then(|i| st.last_reply[i].as_deref());
-                if !got.is_some_and(|r| w.expect.holds(r)) {
-                    break;
-                }
-                match next_node(sc, node, &vars) {
-                    Some(n) => node = n,
-                    None => break,
-                }
-                continue;
-            }
-            NodeKind::End => break,
-        };
-        last_action = Some(index);
-        queue.push_back(index);
-        // The node's action, then the dynamic tasks its success adds (and theirs), in order.
-        while let Some(index) = queue.pop_front() {
-            steps += 1;
-            let sample = run_action(st, inst, policy, ip, index, &mut vars).await;
-            shared.live.requests.fetch_add(1, Ordering::Relaxed);
-            if !sample.ok {
-                shared.live.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            let ok = sample.ok;
-            st.record(sample);
-            if shared.stop.load(Ordering::SeqCst) {
-                // Stopping: the tasks not yet started are dropped.
-                queue.clear();
-            } else if ok && steps < 1000 {
-                for t in &sc.actions[index].dynamic {
-                    let id = template::render(&t.id, &vars).unwrap_or_else(|_| t.id.clone());
-                    if st.dynamic_seen.insert(id)
-                        && let Some(i) = t.action.as_deref().and_then(|a| sc.action_index(a))
-                    {
-                        queue.push_back(i);
-                    }
-                }
-            }
-        }
-        match next_node(sc, node, &vars) {
-            Some(n) => node = n,
-            None => break,
-        }
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-    }
-}
 
 /// A UDP action: its target and payload rendered, one exchange through the user's own socket
 /// component from the user's address, the reply checked. Recorded as HTTP's are (latency,
@@ -904,19 +809,6 @@ async fn run_udp(
         }
     }
     sample
-}
-
-/// Where a node goes: its first edge whose condition holds.
-fn next_node<'a>(
-    sc: &'a Scenario,
-    node: &crate::scenario::Node,
-    vars: &Vars,
-) -> Option<&'a crate::scenario::Node> {
-    let next = node.edges.iter().find(|e| match &e.condition {
-        None => true,
-        Some(c) => template::eval_condition(c, vars).unwrap_or(false),
-    });
-    next.and_then(|e| sc.node(&e.to))
 }
 
 /// The call for `action`: its `with` rendered (the source address put in as `bind_ip` unless
@@ -1248,7 +1140,14 @@ fn fit(line: &str, width: usize) -> String {
 }
 
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String> {
-    let max = u64::from(scenario.concurrency.max_users).min(scenario.total_users().max(1)) as u32;
+    let cap = scenario.concurrency.max_users.unwrap_or(u32::MAX);
+    let max = u64::from(cap).min(scenario.total_users().max(1)) as u32;
+    if u64::from(cap) < scenario.total_users() {
+        eprintln!(
+            "at most {cap} users at once (load.concurrency.max_concurrent_users); {} in all",
+            scenario.total_users()
+        );
+    }
     let tls = runtime::Tls::new(&scenario.tls.settings, &scenario.tls.tenants)?;
     let runtime = Runtime::new(max + 2, tls)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -1282,7 +1181,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         || scenario
             .nodes
             .iter()
-            .any(|n| n.edges.iter().any(|e| e.condition.is_some()))
+            .any(|n| n.edges.iter().any(|e| e.condition().is_some()))
         || scenario
             .actions
             .iter()
@@ -1411,8 +1310,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     });
 
     let sc = &shared.scenario;
-    let limit = Arc::new(Semaphore::new(sc.concurrency.max_users as usize));
-    let shards = Shards::start(sc.concurrency.max_users as usize)?;
+    let cap = sc.concurrency.max_users.map_or(Semaphore::MAX_PERMITS, |n| n as usize);
+    let limit = Arc::new(Semaphore::new(cap));
+    let shards = Shards::start(cap.min(sc.total_users().max(1) as usize))?;
     let mut tasks = tokio::task::JoinSet::new();
     // Which user each task runs, to name the one whose task panicked.
     let mut users: HashMap<tokio::task::Id, (u32, String)> = HashMap::new();
@@ -1440,7 +1340,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                 alive.push(retire.clone());
                 let user = User {
                     id: (made - 1) * seg_n + seg_i + 1,
-                    tenant: stages.tenant.clone().unwrap_or_else(|| "default".into()),
+                    tenant: stages.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
                     pool: sc.ip_binding.pool.clone(),
                     jobs: None,
                     retire: Some(retire),
@@ -1469,7 +1369,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         // none is free, up to max_users; past that the iteration is dropped (counted).
         phases.clear();
         let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
-        let tenant = arrival.tenant.clone().unwrap_or_else(|| "default".into());
+        let tenant = arrival.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into());
         // Open-model users are numbered apart per segment: ids I+1, I+1+N, ...
         let (seg_i, seg_n) = opts.segment.unwrap_or((0, 1));
         let mut made = 0u32;
@@ -1556,7 +1456,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             next_id += 1;
             let user = User {
                 id: next_id,
-                tenant: phase.tenant.clone().unwrap_or_else(|| "default".into()),
+                tenant: phase.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
                 pool: phase.pool.clone().or_else(|| sc.ip_binding.pool.clone()),
                 jobs: None,
                 retire: None,
@@ -1621,7 +1521,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let tenants: BTreeSet<String> = sc
         .phases
         .iter()
-        .map(|ph| ph.tenant.clone().unwrap_or_else(|| "default".into()))
+        .map(|ph| ph.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()))
         .collect();
     for p in &sc.pools {
         for tenant in &tenants {
@@ -1669,6 +1569,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         pools,
         interrupted.load(Ordering::SeqCst),
     );
+    report.declare(declared_actions(sc));
     report.iterations = iterations;
     report.tls = shared.runtime.tls().counts();
     report.tls_insecure = shared.runtime.tls().insecure();
@@ -1690,6 +1591,27 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     Ok(report)
+}
+
+/// The scenario's actions for the report, each skipped one with the names that make it so.
+fn declared_actions(sc: &Scenario) -> Vec<crate::report::DeclaredAction> {
+    sc.actions
+        .iter()
+        .map(|a| {
+            let url = a.with.get("url").and_then(|u| u.as_str()).unwrap_or("");
+            let names = template::names(url).unwrap_or_default();
+            let missing: Vec<String> = names
+                .into_iter()
+                .filter(|n| sc.undeclared.contains(n))
+                .map(|n| format!("{{{{{n}}}}}"))
+                .collect();
+            crate::report::DeclaredAction {
+                id: a.id.clone(),
+                skip_reason: (!missing.is_empty())
+                    .then(|| format!("its URL keeps {}, which nothing declares", missing.join(", "))),
+            }
+        })
+        .collect()
 }
 
 /// Refuse a run whose users could not all hold a connection at once: a user alive keeps one

@@ -183,7 +183,9 @@ impl Iterator for Schedule<'_> {
 
 #[derive(Debug, Clone)]
 pub struct Concurrency {
-    pub max_users: u32,
+    /// `max_concurrent_users`: users alive at once; `None` (the default) for no cap beyond
+    /// what the machine allows (the run's up-front check refuses what cannot fit).
+    pub max_users: Option<u32>,
     /// Users per second; `None` for no limit.
     pub spawn_rate: Option<f64>,
     /// `action_rate_limit`: actions started per second, over all users; `None` for no limit.
@@ -236,6 +238,14 @@ pub struct DynamicTask {
 /// Dynamic tasks taken from one action's success, as the original drains at most 8.
 pub const MAX_DYNAMIC: usize = 8;
 
+/// The most workflow nodes a scenario may have, and the most one pass may run: a pass
+/// without a cycle runs each node at most once, so only a cycle reaches it (and a pass that
+/// does ends its user with an error saying so).
+pub const MAX_NODES: usize = 10_000;
+
+/// The tenant of users whose phase (or load model) names none, as in the original.
+pub const DEFAULT_TENANT: &str = "default-tenant";
+
 /// One check of an action's answer.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -268,8 +278,48 @@ pub enum Match {
 #[derive(Debug, Clone)]
 pub struct Edge {
     pub to: String,
-    /// `None`: always taken.
+    /// `None` (no `trigger:`): always taken. A trigger with neither a condition nor an
+    /// outcome (`trigger: {}`) is never taken, as the original skips it.
+    pub trigger: Option<Trigger>,
+}
+
+impl Edge {
+    pub fn condition(&self) -> Option<&str> {
+        self.trigger.as_ref()?.condition.as_deref()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Trigger {
     pub condition: Option<String>,
+    /// `on:` (or the later generation's `event:`/`status:`): the action's outcome it follows.
+    pub on: Option<Outcome>,
+}
+
+/// How a node's action ended, as edges route on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its answer was a success (HTTP < 400, a matching UDP reply), or it was skipped as a dry
+    /// run.
+    Success,
+    /// It failed, other than by a timeout.
+    Failed,
+    /// It timed out.
+    Timeout,
+}
+
+impl Outcome {
+    /// `success`, `failed` (`failure`), `timeout`, with the later generation's `action.`
+    /// prefix, `_` and `-` as `.`; `packet.rx` (a UDP reply came) is a success.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        let t = text.trim().to_ascii_lowercase().replace(['_', '-'], ".");
+        match t.strip_prefix("action.").unwrap_or(&t) {
+            "success" | "packet.rx" => Some(Outcome::Success),
+            "failed" | "failure" => Some(Outcome::Failed),
+            "timeout" => Some(Outcome::Timeout),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -470,7 +520,7 @@ impl Scenario {
         if let Some(r) = self.concurrency.action_rate.as_mut() {
             *r /= n;
         }
-        self.concurrency.max_users = share(self.concurrency.max_users);
+        self.concurrency.max_users = self.concurrency.max_users.map(share);
         if let Some(a) = self.arrival.as_mut() {
             a.start_rate /= n;
             for s in &mut a.stages {
@@ -854,7 +904,7 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
 }
 
 /// Read a scenario: it and the warnings (unknown fields, ignored), or every problem (with the
-/// warnings after them). With `strict`, unknown fields are problems.
+/// warnings after them). With `strict`, every warning is a problem.
 pub fn parse_checked(text: &str, strict: bool) -> Result<(Scenario, Vec<Problem>), Vec<Problem>> {
     let doc = |message: String, line: Option<usize>| {
         vec![Problem {
@@ -889,6 +939,10 @@ pub fn parse_checked(text: &str, strict: bool) -> Result<(Scenario, Vec<Problem>
         strict,
     };
     let scenario = walk(&mut w, &root);
+    if strict {
+        // `--strict`: whatever is worth a warning is a problem.
+        w.problems.append(&mut w.warnings);
+    }
     if w.problems.is_empty() {
         Ok((scenario, w.warnings))
     } else {
@@ -1662,7 +1716,7 @@ fn check_references(
     }
     for (i, n) in nodes.iter().enumerate() {
         for (j, e) in n.edges.iter().enumerate() {
-            if let Some(c) = &e.condition
+            if let Some(c) = e.condition()
                 && let Ok(names) = template::condition_names(c)
             {
                 check(
@@ -1935,7 +1989,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         fallback_pool: None,
     };
     let mut concurrency = Concurrency {
-        max_users: 1000,
+        max_users: None,
         spawn_rate: None,
         action_rate: None,
     };
@@ -2059,14 +2113,30 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                         Mode::Once
                     }
                 };
-                lifetime.iterations = w
+                let iterations = w
                     .uint(get(m, "iterations"), "load.user_lifetime.iterations")
-                    .map(|n| n.min(u32::MAX as u64) as u32)
-                    .unwrap_or(1);
+                    .map(|n| n.min(u32::MAX as u64) as u32);
                 lifetime.think_time = w
                     .duration(get(m, "think_time"), "load.user_lifetime.think_time")
                     .unwrap_or_default();
                 lifetime.duration = w.duration(get(m, "duration"), "load.user_lifetime.duration");
+                // Without a count, a loop with a duration loops until it ends.
+                lifetime.iterations = match (iterations, lifetime.duration) {
+                    (Some(n), _) => n,
+                    (None, Some(_)) => 0,
+                    (None, None) => {
+                        if lifetime.mode == Mode::Loop && get(load, "stages").is_none() {
+                            w.warnings.push(Problem {
+                                path: "load.user_lifetime".into(),
+                                message: "mode loop with neither iterations nor duration: each \
+                                          user runs once (give iterations, or a duration)"
+                                    .into(),
+                                line: None,
+                            });
+                        }
+                        1
+                    }
+                };
                 if w.uint(
                     get(m, "max_concurrency"),
                     "load.user_lifetime.max_concurrency",
@@ -2175,7 +2245,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                             "between 1 and 100000",
                         );
                     }
-                    concurrency.max_users = n.clamp(1, 100_000) as u32;
+                    concurrency.max_users = Some(n.clamp(1, 100_000) as u32);
                 }
                 if let Some(s) = w.string(
                     get(m, "spawn_rate_limit"),
@@ -2594,24 +2664,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     let to = w
                         .string(get(em, "to"), &join(&ep, "to"), true)
                         .unwrap_or_default();
-                    let condition = get(em, "trigger")
-                        .and_then(|t| {
-                            w.map(
-                                t,
-                                &join(&ep, "trigger"),
-                                schema::fields::<schema::Trigger>(),
-                            )
-                        })
-                        .and_then(|t| {
-                            w.string(get(t, "condition"), &join(&ep, "trigger.condition"), false)
-                        });
-                    if let Some(c) = &condition
-                        && let Err(e) = template::parse_condition(c)
-                    {
-                        w.problem(&join(&ep, "trigger.condition"), e);
-                    }
+                    let trigger = get(em, "trigger").map(|t| trigger(w, t, &ep));
                     w.string(get(em, "label"), &join(&ep, "label"), false);
-                    edges.push(Edge { to, condition });
+                    edges.push(Edge { to, trigger });
                 }
                 if nodes.iter().any(|x: &Node| x.id == id) {
                     w.problem(&join(&path, "id"), format!("duplicate node id {id:?}"));
@@ -2634,6 +2689,12 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     if nodes.is_empty() {
         w.problem("workflows.nodes", "at least one node is required");
     }
+    if nodes.len() > MAX_NODES {
+        w.problem(
+            "workflows.nodes",
+            format!("{} nodes; at most {MAX_NODES}", nodes.len()),
+        );
+    }
     for (i, a) in actions.iter().enumerate() {
         for (j, t) in a.dynamic.iter().enumerate() {
             if let Some(id) = &t.action
@@ -2649,7 +2710,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let undeclared = check_references(w, &resources, &actions, &nodes);
     let thresholds = thresholds(w, get(top, "thresholds"));
     let tls = scenario_tls(w, get(top, "tls"));
-    Scenario {
+    let sc = Scenario {
         tls,
         stages: user_stages,
         arrival,
@@ -2664,6 +2725,82 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         actions,
         nodes,
         undeclared,
+    };
+    check_threshold_filters(w, &sc);
+    sc
+}
+
+/// An edge's `trigger:` at `ep`: a condition, an outcome, both (both must hold), or neither
+/// (never taken, as in the original; worth a warning).
+fn trigger(w: &mut Walker, t: &Value, ep: &str) -> Trigger {
+    let path = join(ep, "trigger");
+    let mut out = Trigger::default();
+    if t.is_null() {
+        return out;
+    }
+    let Some(m) = w.map(t, &path, schema::fields::<schema::Trigger>()) else {
+        return out;
+    };
+    out.condition = w.string(get(m, "condition"), &join(&path, "condition"), false);
+    if let Some(c) = &out.condition
+        && let Err(e) = template::parse_condition(c)
+    {
+        w.problem(&join(&path, "condition"), e);
+    }
+    for key in ["on", "event", "status"] {
+        let at = join(&path, key);
+        if let Some(text) = w.string(get(m, key), &at, false) {
+            match Outcome::parse(&text) {
+                Some(o) => out.on = Some(o),
+                None => w.problem(&at, format!("{text:?}: expected success, failed or timeout")),
+            }
+        }
+    }
+    if out.condition.is_none() && out.on.is_none() {
+        w.warnings.push(Problem {
+            path,
+            message: "a trigger with neither condition nor on: the edge is never taken (as in \
+                      the original; leave trigger out for an edge always taken)"
+                .into(),
+            line: None,
+        });
+    }
+    out
+}
+
+/// The tenants users of this scenario can have.
+fn tenants(sc: &Scenario) -> BTreeSet<&str> {
+    let named = sc.phases.iter().map(|p| p.tenant.as_deref());
+    let named = named
+        .chain(sc.arrival.iter().map(|a| a.tenant.as_deref()))
+        .chain(sc.stages.iter().map(|s| s.tenant.as_deref()));
+    named.map(|t| t.unwrap_or(DEFAULT_TENANT)).collect()
+}
+
+/// A threshold whose tag filter names no action or tenant of the scenario can see no sample:
+/// a typo that would pass (or fail) silently.
+fn check_threshold_filters(w: &mut Walker, sc: &Scenario) {
+    let tenants = tenants(sc);
+    for t in &sc.thresholds {
+        let path = join("thresholds", &t.name);
+        if let Some(a) = &t.action
+            && sc.action_index(a).is_none()
+        {
+            let known: Vec<&str> = sc.actions.iter().map(|a| a.id.as_str()).collect();
+            w.problem(
+                &path,
+                format!("no action {a:?} (actions: {})", known.join(", ")),
+            );
+        }
+        if let Some(x) = &t.tenant
+            && !tenants.contains(x.as_str())
+        {
+            let known: Vec<&str> = tenants.iter().copied().collect();
+            w.problem(
+                &path,
+                format!("no tenant {x:?} (tenants: {})", known.join(", ")),
+            );
+        }
     }
 }
 

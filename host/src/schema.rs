@@ -472,8 +472,17 @@ pub struct Edge {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Trigger {
-    /// `{{login.status_code == 200}}`, `{{a.ok && !b.ok}}`.
+    /// `{{login.status_code == 200}}`, `{{a.ok && !b.ok}}`, or the original's forms:
+    /// `"{{tenant.id}} == tb"` (templates inside, bare-word literals), `a.body contains ok`.
     pub condition: Option<Text>,
+    /// The outcome of the node's action this edge follows: `success` (an answer under 400, a
+    /// matching UDP reply, or a skipped dry run), `failed` (`failure`) or `timeout`. With a
+    /// condition, both must hold. A trigger with neither is never taken, as in the original.
+    pub on: Option<Text>,
+    /// The later generation's spelling of `on`.
+    pub event: Option<Text>,
+    /// The later generation's spelling of `on`.
+    pub status: Option<Text>,
 }
 
 /// One expression, or several.

@@ -88,15 +88,26 @@ pub fn names(text: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The names a condition reads.
+/// The names a condition reads (those of templates inside it too).
 pub fn condition_names(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    expr_names(&parse_condition(text)?, &mut out);
+    let inner = unwrap_condition(text, |expr| {
+        out.extend(names(&format!("{{{{{expr}}}}}"))?);
+        Ok("\"\"".into())
+    })?;
+    expr_names(&parse_inner(&inner)?, &mut out);
     Ok(out)
+}
+
+/// A name is `scope.name`; a bare word without a dot (`tb`, `tenant-a`) is a literal, as in
+/// the original's conditions.
+fn is_bare_word(n: &str) -> bool {
+    !n.contains('.')
 }
 
 fn expr_names(e: &Expr, out: &mut Vec<String>) {
     match e {
+        Expr::Name(n) if is_bare_word(n) => {}
         Expr::Name(n) => out.push(n.clone()),
         Expr::Not(x) => expr_names(x, out),
         Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) => {
@@ -313,6 +324,15 @@ impl Parser {
             self.pos += 1;
             return Ok(Expr::Cmp(op, Box::new(left), Box::new(self.atom()?)));
         }
+        // The original's `contains`: the left side's text holds the right side's.
+        if matches!(self.peek(), Some(Tok::Name(n)) if n == "contains") {
+            self.pos += 1;
+            return Ok(Expr::Cmp(
+                "contains",
+                Box::new(left),
+                Box::new(self.atom()?),
+            ));
+        }
         Ok(left)
     }
     fn atom(&mut self) -> Result<Expr, String> {
@@ -337,16 +357,59 @@ impl Parser {
     }
 }
 
-/// Parse a condition, written bare or inside `{{ }}`.
-pub fn parse_condition(text: &str) -> Result<Expr, String> {
+/// A condition's text as the grammar reads it: a whole `{{ expr }}` unwrapped, and templates
+/// inside a longer text (the original's `"{{tenant.id}} == tb"`) replaced by `value(expr)`, a
+/// literal of the grammar.
+fn unwrap_condition(
+    text: &str,
+    mut value: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
     let t = text.trim();
     if t.len() > MAX_LEN {
         return Err(format!("condition longer than {MAX_LEN} bytes"));
     }
-    let inner = t
-        .strip_prefix("{{")
-        .and_then(|x| x.strip_suffix("}}"))
-        .unwrap_or(t);
+    if let Some(inner) = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}"))
+        && !inner.contains("{{")
+        && !inner.contains("}}")
+    {
+        return Ok(inner.to_string());
+    }
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let j = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+        out.push(' ');
+        out.push_str(&value(after[..j].trim())?);
+        out.push(' ');
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A value as a string literal of the grammar.
+fn quoted(v: &str) -> Result<String, String> {
+    match (v.contains('"'), v.contains('\'')) {
+        (false, _) => Ok(format!("\"{v}\"")),
+        (true, false) => Ok(format!("'{v}'")),
+        (true, true) => Err(format!("{v:?}: a value with both kinds of quote in a condition")),
+    }
+}
+
+/// Parse a condition, written bare or inside `{{ }}`, or with templates inside it.
+pub fn parse_condition(text: &str) -> Result<Expr, String> {
+    let inner = unwrap_condition(text, |expr| {
+        names(&format!("{{{{{expr}}}}}"))?;
+        Ok("\"\"".into())
+    })?;
+    parse_inner(&inner)
+}
+
+fn parse_inner(inner: &str) -> Result<Expr, String> {
     let mut p = Parser {
         toks: tokenize(inner)?,
         pos: 0,
@@ -395,6 +458,7 @@ impl Val {
 
 fn eval(e: &Expr, vars: &Vars) -> Val {
     match e {
+        Expr::Name(n) if is_bare_word(n) => Val::Str(n.clone()),
         Expr::Name(n) => lookup(vars, n)
             .map(|s| Val::Str(s.to_string()))
             .unwrap_or(Val::Null),
@@ -408,6 +472,9 @@ fn eval(e: &Expr, vars: &Vars) -> Val {
             let (a, b) = (eval(a, vars), eval(b, vars));
             if a == Val::Null || b == Val::Null {
                 return Val::Bool(*op == "!=" && a != b);
+            }
+            if *op == "contains" {
+                return Val::Bool(a.text().contains(&b.text()));
             }
             let ord = match (a.num(), b.num()) {
                 (Some(x), Some(y)) => x.partial_cmp(&y),
@@ -430,7 +497,8 @@ fn eval(e: &Expr, vars: &Vars) -> Val {
 }
 
 pub fn eval_condition(text: &str, vars: &Vars) -> Result<bool, String> {
-    Ok(eval(&parse_condition(text)?, vars).truthy())
+    let inner = unwrap_condition(text, |expr| quoted(&render(&format!("{{{{{expr}}}}}"), vars)?))?;
+    Ok(eval(&parse_inner(&inner)?, vars).truthy())
 }
 
 #[cfg(test)]
@@ -459,6 +527,31 @@ mod tests {
         );
         assert!(render("{{resource.nope}}", &vars()).is_err());
         assert!(render("{{resource.ip", &vars()).is_err());
+    }
+
+    /// The original's forms: templates inside the text, bare words, `contains`.
+    #[test]
+    fn the_originals_conditions() {
+        let v = vars();
+        for (c, want) in [
+            ("{{user.tenant}} == tenant-a", true),
+            ("{{user.tenant}} == tb", false),
+            ("{{user.tenant}} != tb", true),
+            ("{{probe-get.status_code}} == 200", true),
+            ("{{probe-get.status_code}} == {{probe-get.status_code}}", true),
+            ("user.tenant == tenant-a", true),
+            ("user.tenant contains tenant", true),
+            ("user.tenant contains \"b\"", false),
+            ("{{user.tenant}} contains nt-a && probe-get.status_code == 200", true),
+        ] {
+            assert_eq!(eval_condition(c, &v), Ok(want), "{c}");
+        }
+        // Bare words are literals, not names; names inside templates are names.
+        assert_eq!(
+            condition_names("{{user.tenant}} == tb && probe-get.ok").unwrap(),
+            vec!["user.tenant".to_string(), "probe-get.ok".to_string()]
+        );
+        assert!(parse_condition("{{user.tenant == tb").is_err());
     }
 
     #[test]

@@ -1926,10 +1926,10 @@ workflows:
     assert_eq!(
         paths,
         [
-            "/t/acme/0",
-            "/t/acme/0",
             "/t/acme/1",
             "/t/acme/1",
+            "/t/acme/2",
+            "/t/acme/2",
             "/t/second/none",
             "/t/second/none",
             "/t/second/none",
@@ -2560,7 +2560,8 @@ workflows:
     // User ids count from 1.
     for u in 1..=2 {
         want.push(format!("/extra/{u}"));
-        for i in 0..2 {
+        // `user.iteration` counts from 1, as the original's.
+        for i in 1..=2 {
             want.push(format!("/follow/{u}/{i}"));
             want.push(format!("/missing/{u}"));
             want.push(format!("/seed/{u}"));
@@ -2779,7 +2780,7 @@ workflows:
         .map(|(_, p)| String::from_utf8_lossy(p).to_string())
         .collect();
     for u in 1..=3 {
-        for i in 0..2 {
+        for i in 1..=2 {
             assert!(payloads.contains(&format!("hello-{u}-{i}")), "{payloads:?}");
             // The export went into the next action's payload.
             assert!(
