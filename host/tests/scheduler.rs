@@ -2575,7 +2575,15 @@ workflows:
     // The dry action: never sent, no error, counted as skipped.
     assert_eq!(r["skipped"]["dry"], 4, "{r}");
     assert!(r["not_sent"].get("dry").is_none(), "{r}");
-    assert!(r["by_action"].get("dry").is_none(), "{r}");
+    // Every declared action has its row; the skipped one says why.
+    assert_eq!(r["by_action"]["dry"]["requests"], 0, "{r}");
+    assert!(
+        r["skipped_reasons"]["dry"]
+            .as_str()
+            .is_some_and(|w| w.contains("{{undefined.endpoint}}")),
+        "{r}"
+    );
+    assert_eq!(r["never_ran"], serde_json::json!([]), "{r}");
     assert_eq!(r["by_action"]["follow-up"]["requests"], 4, "{r}");
 }
 
