@@ -293,7 +293,7 @@ impl Authority {
                 let mut intervals = Vec::new();
                 for r in &p.ranges {
                     intervals.push(
-                        crate::scenario::check_cidr(r)
+                        crate::scenario::check_cidr(r, p.reserve_network_broadcast)
                             .map_err(|e| format!("pool {} range {r}: {e}", p.id))?,
                     );
                 }
@@ -323,14 +323,13 @@ impl Authority {
             call(f.call_create_pool(&mut inst.store, &p.id, cfg).await)?
                 .map_err(|e| format!("pool {}: {e:?}", p.id))?;
             for r in &p.ranges {
-                let added = match r.split_once('-') {
-                    Some((a, b)) if !r.contains('/') => call(
-                        f.call_add_range(&mut inst.store, &p.id, a.trim(), b.trim())
-                            .await,
-                    )?,
-                    _ => call(f.call_add_cidr(&mut inst.store, &p.id, r, true).await)?,
-                };
-                added.map_err(|e| format!("pool {} range {r}: {e:?}", p.id))?;
+                // The same addresses in every mode: the range's first to last as
+                // `check_cidr` gives them.
+                let (a, b) = crate::scenario::check_cidr(r, p.reserve_network_broadcast)
+                    .map_err(|e| format!("pool {} range {r}: {e}", p.id))?;
+                let (a, b) = (ip_text(a), ip_text(b));
+                call(f.call_add_range(&mut inst.store, &p.id, &a, &b).await)?
+                    .map_err(|e| format!("pool {} range {r}: {e:?}", p.id))?;
             }
         }
         self.persist(&mut inst).await

@@ -16,9 +16,7 @@ use crate::authority::{Authority, owner};
 use crate::record::{ErrorEvent, Interval};
 use crate::report::{Collected, PoolState, Report, Sample, UserError};
 use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
-use crate::scenario::{
-    BindStrategy, CheckKind, ExportKind, Match, Mode, ReleaseOn, Scenario,
-};
+use crate::scenario::{BindStrategy, CheckKind, ExportKind, Match, Mode, ReleaseOn, Scenario};
 use crate::template::{self, Vars};
 use crate::verdict;
 
@@ -1310,7 +1308,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     });
 
     let sc = &shared.scenario;
-    let cap = sc.concurrency.max_users.map_or(Semaphore::MAX_PERMITS, |n| n as usize);
+    let cap = sc
+        .concurrency
+        .max_users
+        .map_or(Semaphore::MAX_PERMITS, |n| n as usize);
     let limit = Arc::new(Semaphore::new(cap));
     let shards = Shards::start(cap.min(sc.total_users().max(1) as usize))?;
     let mut tasks = tokio::task::JoinSet::new();
@@ -1340,7 +1341,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                 alive.push(retire.clone());
                 let user = User {
                     id: (made - 1) * seg_n + seg_i + 1,
-                    tenant: stages.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
+                    tenant: stages
+                        .tenant
+                        .clone()
+                        .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
                     pool: sc.ip_binding.pool.clone(),
                     jobs: None,
                     retire: Some(retire),
@@ -1369,7 +1373,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         // none is free, up to max_users; past that the iteration is dropped (counted).
         phases.clear();
         let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
-        let tenant = arrival.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into());
+        let tenant = arrival
+            .tenant
+            .clone()
+            .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into());
         // Open-model users are numbered apart per segment: ids I+1, I+1+N, ...
         let (seg_i, seg_n) = opts.segment.unwrap_or((0, 1));
         let mut made = 0u32;
@@ -1456,7 +1463,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             next_id += 1;
             let user = User {
                 id: next_id,
-                tenant: phase.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
+                tenant: phase
+                    .tenant
+                    .clone()
+                    .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
                 pool: phase.pool.clone().or_else(|| sc.ip_binding.pool.clone()),
                 jobs: None,
                 retire: None,
@@ -1521,7 +1531,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let tenants: BTreeSet<String> = sc
         .phases
         .iter()
-        .map(|ph| ph.tenant.clone().unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()))
+        .map(|ph| {
+            ph.tenant
+                .clone()
+                .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into())
+        })
         .collect();
     for p in &sc.pools {
         for tenant in &tenants {
@@ -1607,8 +1621,12 @@ fn declared_actions(sc: &Scenario) -> Vec<crate::report::DeclaredAction> {
                 .collect();
             crate::report::DeclaredAction {
                 id: a.id.clone(),
-                skip_reason: (!missing.is_empty())
-                    .then(|| format!("its URL keeps {}, which nothing declares", missing.join(", "))),
+                skip_reason: (!missing.is_empty()).then(|| {
+                    format!(
+                        "its URL keeps {}, which nothing declares",
+                        missing.join(", ")
+                    )
+                }),
             }
         })
         .collect()

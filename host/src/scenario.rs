@@ -40,6 +40,9 @@ pub struct PoolSpec {
     pub name: String,
     pub ranges: Vec<String>,
     pub strategy: Strategy,
+    /// Keep the network and broadcast addresses of IPv4 CIDRs (/30 and wider) out; by
+    /// default every address is given, as the original gives them.
+    pub reserve_network_broadcast: bool,
     /// `segment: I`: the pool's addresses exist only where segment I runs (one host's
     /// interfaces): that segment's process has all of it, the others none.
     pub segment: Option<u32>,
@@ -242,6 +245,10 @@ pub const MAX_DYNAMIC: usize = 8;
 /// without a cycle runs each node at most once, so only a cycle reaches it (and a pass that
 /// does ends its user with an error saying so).
 pub const MAX_NODES: usize = 10_000;
+
+/// The pool the original's UDP scenarios bind to without declaring it: its host's resources
+/// pool, the host's own addresses. Undeclared here, it means no binding.
+pub const HOST_POOL: &str = "default";
 
 /// The tenant of users whose phase (or load model) names none, as in the original.
 pub const DEFAULT_TENANT: &str = "default-tenant";
@@ -545,7 +552,10 @@ impl Scenario {
             }
             let mut intervals = Vec::new();
             for r in &p.ranges {
-                intervals.push(check_cidr(r).map_err(|e| format!("pool {}: {e}", p.id))?);
+                intervals.push(
+                    check_cidr(r, p.reserve_network_broadcast)
+                        .map_err(|e| format!("pool {}: {e}", p.id))?,
+                );
             }
             let total: u128 = intervals.iter().map(|(a, b)| b - a + 1).sum();
             let (from, to) = (
@@ -803,17 +813,33 @@ fn yaml_to_json(v: &Value) -> serde_json::Value {
 
 /// The first and last address of a range as the pool reads it (the pool has the last word when
 /// the scenario runs).
-pub(crate) fn check_cidr(text: &str) -> Result<(u128, u128), String> {
+/// The addresses a range gives, first and last: every address of a CIDR, as the original
+/// gives them (a /30 serves 4 users), unless `reserve` keeps an IPv4 CIDR's network and
+/// broadcast addresses out (/30 and wider). Every mode (one process, segments, etcd) takes
+/// its addresses from here.
+pub(crate) fn check_cidr(text: &str, reserve: bool) -> Result<(u128, u128), String> {
     let mut pools = ip_pool::IpPools::new();
     pools
         .create_pool("check", Default::default())
         .map_err(|e| e.to_string())?;
     let r = match text.split_once('-') {
         Some((a, b)) if !text.contains('/') => pools.add_range("check", a.trim(), b.trim()),
-        _ => pools.add_cidr("check", text, true),
+        _ => pools.add_cidr("check", text, false),
     };
-    r.map(|i| (key(i.first), key(i.last)))
-        .map_err(|e| e.to_string())
+    let (first, last) = r
+        .map(|i| (key(i.first), key(i.last)))
+        .map_err(|e| e.to_string())?;
+    let v4_wide = text.contains('/')
+        && key_ip(first).is_ipv4()
+        && text
+            .rsplit_once('/')
+            .and_then(|(_, n)| n.trim().parse::<u8>().ok())
+            .is_some_and(|n| n <= 30);
+    Ok(if reserve && v4_wide {
+        (first + 1, last - 1)
+    } else {
+        (first, last)
+    })
 }
 
 /// The address of a key (`key`'s inverse).
@@ -1256,7 +1282,8 @@ fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
 /// are resolved to a fixed point, a bounded number of rounds; what still names one after that
 /// is a cycle, reported with the properties in it. Other templates (`{{user.id}}`) stay for
 /// the run.
-fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) {
+fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) -> Vec<Cycle> {
+    let mut cycles = Vec::new();
     const ROUNDS: usize = 32;
     let refers = |text: &str, resources: &[Resource]| -> Vec<String> {
         let mut out = Vec::new();
@@ -1321,15 +1348,43 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) {
             if let Some(m) = missing.first() {
                 w.problem(&path, format!("{{{{{m}}}}}: no such property"));
             } else {
-                w.problem(
-                    &path,
-                    format!(
+                cycles.push(Cycle {
+                    path,
+                    property: format!("{}.{k}", r.id),
+                    message: format!(
                         "circular reference: {}.{k} -> {} never resolves",
                         r.id,
                         names.join(", ")
                     ),
-                );
+                });
             }
+        }
+    }
+    cycles
+}
+
+/// A property whose references never resolve: a problem when a template of an action or an
+/// edge reads it, a warning otherwise (the original runs such a file: its
+/// `http_circular_ref` scenario reads none of them).
+struct Cycle {
+    path: String,
+    property: String,
+    message: String,
+}
+
+fn judge_cycles(w: &mut Walker, cycles: Vec<Cycle>, read: &BTreeSet<String>) {
+    for c in cycles {
+        if read.contains(&c.property) {
+            w.problem(&c.path, format!("{}, and a template reads it", c.message));
+        } else {
+            w.warnings.push(Problem {
+                path: c.path,
+                message: format!(
+                    "{}; no template reads it, so it is left as it is",
+                    c.message
+                ),
+                line: None,
+            });
         }
     }
 }
@@ -1494,7 +1549,13 @@ fn udp_expect(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Option<Udp
 
 /// Hex digits (spaces and `:` between bytes allowed) as bytes.
 fn hex_at(w: &mut Walker, text: &str, path: &str) -> Option<Vec<u8>> {
-    let digits: Vec<u8> = text
+    // `0x` before the digits, in either case, as the original's matcher trims it.
+    let t = text.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let digits: Vec<u8> = t
         .bytes()
         .filter(|b| !matches!(b, b' ' | b':' | b'-'))
         .collect();
@@ -1663,7 +1724,7 @@ fn check_references(
     resources: &[Resource],
     actions: &[Action],
     nodes: &[Node],
-) -> BTreeSet<String> {
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut scopes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     scopes.insert("user", ["id", "tenant", "allocated_ip", "iteration"].into());
     scopes.insert("tenant", ["id"].into());
@@ -1676,11 +1737,14 @@ fn check_references(
         scopes.insert(&a.id, names);
     }
     let mut used: BTreeSet<String> = BTreeSet::new();
+    // Every name an action or an edge reads.
+    let mut read: BTreeSet<String> = BTreeSet::new();
     let mut undeclared = BTreeSet::new();
     let mut check = |w: &mut Walker, path: &str, names: Vec<String>| {
         for n in names {
             let (scope, name) = n.split_once('.').unwrap_or((&n, ""));
             used.insert(scope.to_string());
+            read.insert(n.clone());
             let why = match scopes.get(scope) {
                 None => format!("no resource, action, user or tenant {scope:?}"),
                 Some(known) if !known.contains(name) => format!(
@@ -1744,7 +1808,7 @@ fn check_references(
             });
         }
     }
-    undeclared
+    (undeclared, read)
 }
 
 /// A rate: `50/s`, `600/m`, `1/h`, or a number per second.
@@ -1862,6 +1926,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
 
     // workbook
     let mut pools = Vec::new();
+    let mut cycles = Vec::new();
     let mut resources = Vec::new();
     let mut all_ranges = Vec::new();
     if let Some(wb) = get(top, "workbook")
@@ -1882,6 +1947,12 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             let pname = w
                 .string(get(m, "name"), &join(&path, "name"), false)
                 .unwrap_or_else(|| id.clone());
+            let reserve = w
+                .boolean(
+                    get(m, "reserve_network_broadcast"),
+                    &join(&path, "reserve_network_broadcast"),
+                )
+                .unwrap_or(false);
             let mut ranges = Vec::new();
             let rpath = join(&path, "ranges");
             let items = w.list(get(m, "ranges"), &rpath);
@@ -1891,7 +1962,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             for (j, r) in items.iter().enumerate() {
                 let rp = format!("{rpath}[{j}]");
                 if let Some(text) = w.string(Some(r), &rp, true) {
-                    match check_cidr(&text) {
+                    match check_cidr(&text, reserve) {
                         Ok((first, last)) => all_ranges.push((first, last, i, rp, text.clone())),
                         Err(e) => w.problem(&rp, e),
                     }
@@ -1926,6 +1997,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 ranges,
                 strategy,
                 segment,
+                reserve_network_broadcast: reserve,
             });
         }
         check_overlaps(w, &mut all_ranges);
@@ -1968,7 +2040,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                 properties,
             });
         }
-        resolve_properties(w, &mut resources);
+        cycles = resolve_properties(w, &mut resources);
     }
 
     // load
@@ -2180,11 +2252,25 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     .unwrap_or(true);
                 ip_binding.pool = w.string(get(m, "pool_id"), &join(p, "pool_id"), false);
                 // The original looks the pool up only when the binding is enabled.
-                if let Some(id) = &ip_binding.pool
+                if let Some(id) = ip_binding.pool.clone()
                     && ip_binding.enabled
-                    && !pools.iter().any(|x| &x.id == id)
+                    && !pools.iter().any(|x| x.id == id)
                 {
-                    w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
+                    if id == HOST_POOL {
+                        // The original's host resources pool: the host's own address.
+                        w.warnings.push(Problem {
+                            path: join(p, "pool_id"),
+                            message: format!(
+                                "{HOST_POOL:?} is not declared: users send from the host's own \
+                                 address (the original's host resources pool)"
+                            ),
+                            line: None,
+                        });
+                        ip_binding.enabled = false;
+                        ip_binding.pool = None;
+                    } else {
+                        w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
+                    }
                 }
                 ip_binding.strategy = match w
                     .string(get(m, "strategy"), &join(p, "strategy"), false)
@@ -2707,7 +2793,8 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             }
         }
     }
-    let undeclared = check_references(w, &resources, &actions, &nodes);
+    let (undeclared, read) = check_references(w, &resources, &actions, &nodes);
+    judge_cycles(w, cycles, &read);
     let thresholds = thresholds(w, get(top, "thresholds"));
     let tls = scenario_tls(w, get(top, "tls"));
     let sc = Scenario {
@@ -2752,7 +2839,10 @@ fn trigger(w: &mut Walker, t: &Value, ep: &str) -> Trigger {
         if let Some(text) = w.string(get(m, key), &at, false) {
             match Outcome::parse(&text) {
                 Some(o) => out.on = Some(o),
-                None => w.problem(&at, format!("{text:?}: expected success, failed or timeout")),
+                None => w.problem(
+                    &at,
+                    format!("{text:?}: expected success, failed or timeout"),
+                ),
             }
         }
     }

@@ -83,6 +83,10 @@ pub struct IpPool {
     pub allocation_strategy: Option<Text>,
     /// For `run --segment I/N`: the segment that holds this pool whole.
     pub segment: Option<u64>,
+    /// Default false: every address of a CIDR is given, as the original gives them (a /30
+    /// serves 4 users). True keeps an IPv4 CIDR's network and broadcast addresses out (/30
+    /// and wider), in every mode.
+    pub reserve_network_broadcast: Option<bool>,
 }
 
 #[derive(JsonSchema)]

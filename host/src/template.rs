@@ -396,7 +396,9 @@ fn quoted(v: &str) -> Result<String, String> {
     match (v.contains('"'), v.contains('\'')) {
         (false, _) => Ok(format!("\"{v}\"")),
         (true, false) => Ok(format!("'{v}'")),
-        (true, true) => Err(format!("{v:?}: a value with both kinds of quote in a condition")),
+        (true, true) => Err(format!(
+            "{v:?}: a value with both kinds of quote in a condition"
+        )),
     }
 }
 
@@ -497,7 +499,9 @@ fn eval(e: &Expr, vars: &Vars) -> Val {
 }
 
 pub fn eval_condition(text: &str, vars: &Vars) -> Result<bool, String> {
-    let inner = unwrap_condition(text, |expr| quoted(&render(&format!("{{{{{expr}}}}}"), vars)?))?;
+    let inner = unwrap_condition(text, |expr| {
+        quoted(&render(&format!("{{{{{expr}}}}}"), vars)?)
+    })?;
     Ok(eval(&parse_inner(&inner)?, vars).truthy())
 }
 
@@ -538,11 +542,17 @@ mod tests {
             ("{{user.tenant}} == tb", false),
             ("{{user.tenant}} != tb", true),
             ("{{probe-get.status_code}} == 200", true),
-            ("{{probe-get.status_code}} == {{probe-get.status_code}}", true),
+            (
+                "{{probe-get.status_code}} == {{probe-get.status_code}}",
+                true,
+            ),
             ("user.tenant == tenant-a", true),
             ("user.tenant contains tenant", true),
             ("user.tenant contains \"b\"", false),
-            ("{{user.tenant}} contains nt-a && probe-get.status_code == 200", true),
+            (
+                "{{user.tenant}} contains nt-a && probe-get.status_code == 200",
+                true,
+            ),
         ] {
             assert_eq!(eval_condition(c, &v), Ok(want), "{c}");
         }

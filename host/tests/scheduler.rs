@@ -265,13 +265,13 @@ fn tenants_use_their_own_pools_per_user_and_per_task() {
     );
 }
 
-fn exhaustion_scenario(port: u16, wait: bool) -> String {
+fn exhaustion_scenario(port: u16, wait: bool, reserve: bool) -> String {
     format!(
         r#"
 version: "1.0"
 name: exhaustion
 workbook:
-  ip_pools: [ {{ id: tiny, ranges: ["127.0.42.0/30"] }} ]
+  ip_pools: [ {{ id: tiny, ranges: ["127.0.42.0/30"], reserve_network_broadcast: {reserve} }} ]
   resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{port}" }} }} ]
 load:
   ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 5, tenant_id: x }} ] }}
@@ -290,13 +290,26 @@ workflows:
 fn exhaustion_fails_or_waits_as_configured() {
     let (server, _) = recording_target();
     let dir = tmp("exhaust");
-    // A /30 has two usable addresses; five users.
-    let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), false));
+    // A /30 gives its four addresses, as the original's pool does; five users.
+    let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), false, false));
     assert_eq!(
         out.status.code(),
         Some(97),
         "users that could not run fail the run"
     );
+    let errors = r["user_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{r}");
+    let sources: BTreeSet<&str> = r["by_source"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|s| s.as_str())
+        .collect();
+    let all4 = ["127.0.42.0", "127.0.42.1", "127.0.42.2", "127.0.42.3"];
+    assert_eq!(sources, BTreeSet::from(all4));
+    // Reserving the network and broadcast addresses leaves two.
+    let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), false, true));
+    assert_eq!(out.status.code(), Some(97));
     let errors = r["user_errors"].as_array().unwrap();
     assert_eq!(errors.len(), 3, "{r}");
     assert!(
@@ -307,7 +320,7 @@ fn exhaustion_fails_or_waits_as_configured() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("users that could not run"));
 
-    let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), true));
+    let (out, r) = report(&dir, &exhaustion_scenario(server.addr.port(), true, true));
     assert!(out.status.success());
     assert_eq!(r["user_errors"].as_array().unwrap().len(), 0, "{r}");
     assert_eq!(r["totals"]["requests"], 10, "all five users ran");
