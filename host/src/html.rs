@@ -234,8 +234,7 @@ pub fn page(r: &Report) -> String {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
                 esc(&v.name),
                 esc(&v.expr),
-                v.observed
-                    .map_or("nothing recorded".into(), |o| format!("{o:.4}")),
+                v.observed.map_or("no data".into(), |o| format!("{o:.4}")),
                 if v.ok { "ok" } else { "fail" },
                 if v.ok { "ok" } else { "FAILED" }
             );

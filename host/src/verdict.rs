@@ -250,7 +250,7 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seen = match self.observed {
             Some(v) => format!("{v:.4}"),
-            None => "nothing recorded".into(),
+            None => "no data".into(),
         };
         write!(
             f,

@@ -441,3 +441,21 @@ fn keep_alives_hold_a_run_longer_than_its_lease() {
     assert_eq!(keys(&etcd.url), Ok(0));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A /30 gives its four addresses through etcd too, as in one process (the original's pool).
+#[test]
+fn a_cidr_gives_every_address_through_etcd() {
+    let Some(e) = etcd("cidr") else { return };
+    let (server, seen) = target(Duration::from_millis(300));
+    let dir = tmp("cidr");
+    let path = dir.join("s.yaml");
+    let s = scenario(server.addr.port(), "127.0.96.0/30", 4, 1, "per_user", "");
+    std::fs::write(&path, s).unwrap();
+    let (code, out) = finish(spawn(&path, &["--etcd", &e.url]));
+    assert_eq!(code, Some(0), "{out}");
+    let sources: std::collections::BTreeSet<String> =
+        seen.lock().unwrap().iter().map(|s| s.0.clone()).collect();
+    let want: std::collections::BTreeSet<String> =
+        (0..4).map(|i| format!("127.0.96.{i}")).collect();
+    assert_eq!(sources, want);
+}

@@ -2,72 +2,16 @@
 //! validation, and a kill -9 with --state-dir. Targets are in-process servers on loopback.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use integration_tests::http_server::{Reply, TestServer, serve};
+use integration_tests::http_server::{Reply, serve};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scheduler-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// The scenario `text` as `dir/s.yaml`.
-fn scenario_file(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run scheduler")
-}
-
-fn report(dir: &Path, scenario: &str) -> (Output, Value) {
-    let path = dir.join("scenario.yaml");
-    std::fs::write(&path, scenario).unwrap();
-    let json = dir.join("report.json");
-    let out = run(&[
-        "run",
-        path.to_str().unwrap(),
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let v = std::fs::read_to_string(&json)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(Value::Null);
-    (out, v)
-}
-
-/// (path, source address) of every request the target saw.
-type Log = Arc<Mutex<Vec<(String, String)>>>;
-
-/// A target that records every request; `/missing/...` is a 404.
-fn recording_target() -> (TestServer, Log) {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    let server = serve("127.0.0.1:0", None, move |r| {
-        l.lock()
-            .unwrap()
-            .push((r.path.clone(), r.peer.ip().to_string()));
-        if r.path.starts_with("/missing") {
-            Reply::status(404, &[])
-        } else {
-            Reply::ok("{}")
-        }
-    });
-    (server, log)
-}
+mod common;
+use common::*;
 
 fn in_cidr24(ip: &str, prefix: &str) -> bool {
     ip.starts_with(prefix)
@@ -2693,26 +2637,6 @@ workflows:
 }
 
 /// (source, payload) of each datagram a UDP server got.
-type Datagrams = Arc<Mutex<Vec<(std::net::SocketAddr, Vec<u8>)>>>;
-
-/// A UDP server on loopback that records (source, payload) and answers as `answer` says
-/// (`None`: no answer).
-fn udp_server(answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static) -> (u16, Datagrams) {
-    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = sock.local_addr().unwrap().port();
-    let seen: Datagrams = Arc::default();
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 65536];
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            s.lock().unwrap().push((from, buf[..n].to_vec()));
-            if let Some(reply) = answer(&buf[..n]) {
-                let _ = sock.send_to(&reply, from);
-            }
-        }
-    });
-    (port, seen)
-}
 
 /// UDP actions through the socket component (the original's `udp.send-reply`, `wait` nodes):
 /// each user sends from its own pool address, the echo server sees the payloads, a reply is
