@@ -79,9 +79,10 @@ pub struct IpPool {
     pub name: Option<Text>,
     /// CIDRs (`127.0.10.0/24`) or `FIRST-LAST` ranges; ranges of two pools may not overlap.
     pub ranges: Vec<Text>,
-    /// sequential, round_robin or random.
+    /// sequential (the default), round_robin or random.
     pub allocation_strategy: Option<Text>,
-    /// For `run --segment I/N`: the segment that holds this pool whole.
+    /// For `run --segment I/N`: the segment that holds this pool whole (default: every
+    /// segment takes a slice).
     pub segment: Option<u64>,
     /// Default false: every address of a CIDR is given, as the original gives them (a /30
     /// serves 4 users). True keeps an IPv4 CIDR's network and broadcast addresses out (/30
@@ -129,10 +130,11 @@ pub struct RampUp {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
-    /// Seconds from the start.
+    /// Seconds from the start (default 0).
     pub at_second: Option<f64>,
     pub spawn_users: u64,
-    /// The phase's users' tenant (`{{tenant.id}}`).
+    /// The phase's users' tenant (`{{tenant.id}}`); default `default-tenant`, as the
+    /// original's.
     pub tenant_id: Option<Text>,
     /// Their addresses from this pool instead of the binding's.
     pub ip_pool_override: Option<Text>,
@@ -141,11 +143,14 @@ pub struct Phase {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserLifetime {
-    /// once or loop.
+    /// once (the default) or loop.
     pub mode: Option<Text>,
-    /// Passes through the workflow; 0 = until stopped.
+    /// Passes through the workflow; 0 = until stopped or until `duration`. Default 1, or
+    /// with a `duration` and no count, until the duration ends.
     pub iterations: Option<u64>,
+    /// The pause between a user's passes (default 0); ramping users (`stages`) keep it too.
     pub think_time: Option<Duration>,
+    /// No new pass starts after this long into the run (default: no limit).
     pub duration: Option<Duration>,
     /// The original's tasks running at once per user: one here.
     pub max_concurrency: Option<u64>,
@@ -163,7 +168,9 @@ pub struct UserResources {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityManagement {
+    /// Default false.
     pub wait_on_exhaustion: Option<bool>,
+    /// Default 30s.
     pub wait_timeout: Option<Duration>,
     pub fallback_pool: Option<Text>,
 }
@@ -171,23 +178,31 @@ pub struct CapacityManagement {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IpBinding {
+    /// Default true when `ip_binding` is given.
     pub enabled: Option<bool>,
-    /// Looked up only when enabled.
+    /// Looked up only when enabled. `default`, undeclared, is the host's own address (the
+    /// original's host resources pool).
     pub pool_id: Option<Text>,
-    /// per_user, shared or per_task.
+    /// per_user (the default): an address for the user's life; shared: one per tenant;
+    /// per_task: one per workflow node, given back when the node is done.
     pub strategy: Option<Text>,
-    /// task_end or user_exit.
+    /// user_exit (the default) or task_end (an address per workflow node).
     pub release_on: Option<Text>,
+    /// Default false: a user with no address left fails.
     pub wait_on_exhaustion: Option<bool>,
+    /// Default 30s.
     pub wait_timeout: Option<Duration>,
 }
 
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Concurrency {
+    /// Users alive at once (1 to 100000). Default: no cap but what the machine allows (the
+    /// run refuses up front what cannot fit); a cap that applies is printed.
     pub max_concurrent_users: Option<u64>,
+    /// Users started per second (`200/s`); default no limit.
     pub spawn_rate_limit: Option<Rate>,
-    /// Actions started per second, over all users (`1000/s`).
+    /// Actions started per second, over all users (`1000/s`); default no limit.
     pub action_rate_limit: Option<Rate>,
 }
 
@@ -198,9 +213,13 @@ pub struct ArrivalRate {
     pub rate: Option<Rate>,
     pub duration: Option<Duration>,
     pub stages: Option<Vec<RateStage>>,
+    /// The rate at the start of the first stage (default 0/s).
     pub start_rate: Option<Rate>,
+    /// Users made before the start (default 10).
     pub pre_allocated_users: Option<u64>,
+    /// Users at most (default pre_allocated_users); past that an iteration is dropped.
     pub max_users: Option<u64>,
+    /// Default `default-tenant`.
     pub tenant_id: Option<Text>,
 }
 
@@ -304,9 +323,12 @@ pub struct With {
     pub timeout_ms: Option<u64>,
     pub retries: Option<Retries>,
     pub redirects: Option<Redirects>,
+    /// Default 67108864 (64 MiB).
     pub max_response_body: Option<u64>,
     pub response_body_limit: Option<u64>,
+    /// Default 65536.
     pub max_header_bytes: Option<u64>,
+    /// Default true.
     pub keep_alive: Option<bool>,
     /// Ask for gzip, deflate and decode the body (curl's --compressed).
     pub decompress: Option<bool>,
@@ -340,10 +362,15 @@ pub struct Outgoing {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
+    /// Default 5000.
     pub dns_ms: Option<u64>,
+    /// Default 10000 (the TLS handshake too).
     pub connect_ms: Option<u64>,
+    /// Default 30000.
     pub first_byte_ms: Option<u64>,
+    /// Default 30000.
     pub between_bytes_ms: Option<u64>,
+    /// The whole request, retries and redirects included; default 120000.
     pub total_ms: Option<u64>,
 }
 
