@@ -1,12 +1,43 @@
 //! `scheduler`: the reference scheduler host. Loads scheduler-executor.wasm into wasmtime and
 //! runs YAML scenarios through it, one isolated instance per user.
 
+// The standard print macros panic when their stream is closed (`scheduler run ... | head -1`
+// closes both): these shadow them and drop what cannot be shown, so a closed stdout or stderr
+// never costs a run its output files.
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! print {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = write!(out, $($t)*);
+        let _ = out.flush();
+    }};
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! eprint {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod arena;
 mod authority;
 mod etcd;
 #[cfg(test)]
 mod fuzz;
 mod html;
+mod output;
 mod record;
 mod report;
 mod results;
@@ -27,7 +58,8 @@ use clap::{Args, Parser, Subcommand};
 
 use run::RunOptions;
 
-/// A run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+/// A run stopped by Ctrl-C (128 + SIGINT, as shells report it; SIGTERM gives 143, SIGHUP
+/// 129).
 const EXIT_INTERRUPTED: u8 = 130;
 /// A bad scenario, or bad usage.
 const EXIT_USAGE: u8 = 2;
@@ -42,7 +74,8 @@ const EXIT_THRESHOLD: u8 = 99;
 /// threshold crossed 99, nothing succeeded 98, users failed 97, else 0.
 fn exit_code(r: &report::Report) -> u8 {
     if r.interrupted {
-        EXIT_INTERRUPTED
+        // 128 + the signal, as shells report it: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
+        r.signal.map_or(EXIT_INTERRUPTED, |n| 128 + n)
     } else if !r.run_errors.is_empty() {
         1
     } else if r.aborted_by.is_some() || r.thresholds.iter().any(|t| !t.ok) {
@@ -308,6 +341,9 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            if let Err(code) = check_outputs(&out) {
+                return code;
+            }
             let pools = s.pools.clone();
             if let Some((i, n)) = segment
                 && let Err(e) = s.segment(i, n)
@@ -337,6 +373,9 @@ fn main() -> ExitCode {
             rt.block_on(finish(run::run(s, opts), &out, None))
         }
         Command::Demo { short, out } => {
+            if let Err(code) = check_outputs(&out) {
+                return code;
+            }
             let target = match target::Target::start() {
                 Ok(t) => t,
                 Err(e) => {
@@ -425,6 +464,9 @@ fn main() -> ExitCode {
                 report: html_out,
                 metrics_listen: None,
             };
+            if let Err(code) = check_outputs(&out) {
+                return code;
+            }
             rt.block_on(finish(async { results::merge(&loaded) }, &out, None))
         }
     }
@@ -499,35 +541,54 @@ async fn finish(
     if let Some(t) = target {
         report.target_counts = Some(t.counts());
     }
-    print!("{}", report.text());
+    // The files first: a closed stdout must not cost them, nor a slow terminal delay them.
     let mut code = ExitCode::from(exit_code(&report));
-    if let Some(p) = &flags.json {
-        let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
-        if let Err(e) = std::fs::write(p, text) {
+    let files: [(&Option<PathBuf>, &dyn Fn() -> String); 4] = [
+        (&flags.json, &|| {
+            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
+        }),
+        (&flags.report, &|| html::page(&report)),
+        (&flags.result, &|| {
+            serde_json::to_string(&results::to_json(&report)).unwrap_or_default()
+        }),
+        (&flags.metrics, &|| report.metrics()),
+    ];
+    for (path, text) in files {
+        if let Some(p) = path
+            && let Err(e) = output::write_file(p, text().as_bytes())
+        {
             eprintln!("scheduler: writing {}: {e}", p.display());
             code = ExitCode::FAILURE;
         }
     }
-    if let Some(p) = &flags.report
-        && let Err(e) = std::fs::write(p, html::page(&report))
-    {
-        eprintln!("scheduler: writing {}: {e}", p.display());
-        code = ExitCode::FAILURE;
-    }
-    if let Some(p) = &flags.result {
-        let text = serde_json::to_string(&results::to_json(&report)).unwrap_or_default();
-        if let Err(e) = std::fs::write(p, text) {
-            eprintln!("scheduler: writing {}: {e}", p.display());
-            code = ExitCode::FAILURE;
-        }
-    }
-    if let Some(p) = &flags.metrics
-        && let Err(e) = std::fs::write(p, report.metrics())
-    {
-        eprintln!("scheduler: writing {}: {e}", p.display());
-        code = ExitCode::FAILURE;
-    }
+    print!("{}", report.text());
     code
+}
+
+/// Every output path of a run, checked before it sends anything: a file that cannot be
+/// written is found now, not after the run.
+fn check_outputs(flags: &RunArgs) -> Result<(), ExitCode> {
+    let mut paths: Vec<(&str, &std::path::Path)> = Vec::new();
+    for (flag, p) in [
+        ("--json", &flags.json),
+        ("--report", &flags.report),
+        ("--result", &flags.result),
+        ("--metrics", &flags.metrics),
+    ] {
+        if let Some(p) = p {
+            paths.push((flag, p));
+        }
+    }
+    for o in &flags.out {
+        paths.push(("--out", o.path()));
+    }
+    for (flag, p) in paths {
+        if let Err(e) = output::check_writable(flag, p) {
+            eprintln!("scheduler: {e}");
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    }
+    Ok(())
 }
 
 fn is_method(s: &str) -> bool {
@@ -660,7 +721,7 @@ async fn exec(args: ExecArgs) -> ExitCode {
     match inst.execute(&action).await {
         Ok(Ok(o)) => {
             if let Some(path) = &args.output
-                && let Err(e) = std::fs::write(path, &o.body)
+                && let Err(e) = output::write_file(path, &o.body)
             {
                 eprintln!("scheduler: writing {}: {e}", path.display());
                 return ExitCode::FAILURE;

@@ -136,6 +136,8 @@ pub struct Report {
     pub tls_insecure: bool,
     /// Every action the scenario declares, in its order (set by `declare`).
     pub actions: Vec<DeclaredAction>,
+    /// The signal that stopped the run (2 SIGINT, 15 SIGTERM, 1 SIGHUP).
+    pub signal: Option<u8>,
 }
 
 /// An action of the scenario, and why it is skipped when it is (the original's dry run: its
@@ -188,6 +190,7 @@ impl Report {
             tls: Default::default(),
             tls_insecure: false,
             actions: Vec::new(),
+            signal: None,
         }
     }
 

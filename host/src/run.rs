@@ -21,6 +21,7 @@ use crate::template::{self, Vars};
 use crate::verdict;
 
 mod pass;
+mod signals;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -102,8 +103,18 @@ impl std::str::FromStr for Out {
 }
 
 /// Writes the intervals (and errors) to the `--out` files.
+/// Each goes to a hidden temporary file beside its path while the run goes, renamed over the
+/// path when the run ends (`finish`): a reader never sees a torn file.
 struct Streams {
-    files: Vec<(bool, std::io::BufWriter<std::fs::File>)>,
+    files: Vec<(bool, std::io::BufWriter<tempfile::NamedTempFile>, PathBuf)>,
+}
+
+impl Out {
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Out::Json(p) | Out::Csv(p) => p,
+        }
+    }
 }
 
 impl Streams {
@@ -111,11 +122,9 @@ impl Streams {
         use std::io::Write;
         let mut files = Vec::new();
         for o in outs {
-            let (json, path) = match o {
-                Out::Json(p) => (true, p),
-                Out::Csv(p) => (false, p),
-            };
-            let f = std::fs::File::create(path)
+            let json = matches!(o, Out::Json(_));
+            let path = o.path();
+            let f = crate::output::temp_beside(path)
                 .map_err(|e| format!("--out {}: {e}", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
             if !json {
@@ -124,9 +133,21 @@ impl Streams {
                     "t_s,requests,failed,rps,p50_ms,p90_ms,p99_ms,max_ms,users_active"
                 );
             }
-            files.push((json, w));
+            files.push((json, w, path.to_path_buf()));
         }
         Ok(Streams { files })
+    }
+
+    /// Each stream's file, whole, at its path.
+    fn finish(self) -> Result<(), String> {
+        for (_, w, path) in self.files {
+            let f = w
+                .into_inner()
+                .map_err(|e| format!("--out {}: {}", path.display(), e.error()))?;
+            crate::output::persist(f, &path)
+                .map_err(|e| format!("--out {}: {e}", path.display()))?;
+        }
+        Ok(())
     }
 
     fn write(&mut self, i: &Interval, secs: f64, errors: &[ErrorEvent], dropped: u64) {
@@ -136,7 +157,7 @@ impl Streams {
         } else {
             0.0
         };
-        for (json, w) in &mut self.files {
+        for (json, w, _) in &mut self.files {
             if *json {
                 let line = serde_json::json!({
                     "type": "interval", "t_s": i.t, "requests": i.requests, "failed": i.failed,
@@ -1138,6 +1159,9 @@ fn fit(line: &str, width: usize) -> String {
 }
 
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String> {
+    // Listening from the start: a signal during the set-up stops the run as soon as it can,
+    // with its report, instead of killing the process.
+    let mut signals = signals::Signals::listen()?;
     let cap = scenario.concurrency.max_users.unwrap_or(u32::MAX);
     let max = u64::from(cap).min(scenario.total_users().max(1)) as u32;
     if u64::from(cap) < scenario.total_users() {
@@ -1211,21 +1235,21 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         series: Mutex::new(Vec::new()),
         started: Instant::now(),
     });
-    let interrupted = Arc::new(AtomicBool::new(false));
+    // The first SIGINT, SIGTERM or SIGHUP stops spawning and lets in-flight work drain; a
+    // second cuts it off.
+    let interrupted = Arc::new(std::sync::atomic::AtomicU8::new(0));
     {
-        // The first Ctrl-C stops spawning and lets in-flight work drain; a second cuts it off.
         let (s, i) = (shared.clone(), interrupted.clone());
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                i.store(true, Ordering::SeqCst);
-                s.stop.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "\nscheduler: stopping (in-flight requests get the drain; Ctrl-C again to cut them off)"
-                );
-            }
-            if tokio::signal::ctrl_c().await.is_ok() {
-                s.force.store(true, Ordering::SeqCst);
-            }
+            let first = signals.next().await;
+            i.store(first, Ordering::SeqCst);
+            s.stop.store(true, Ordering::SeqCst);
+            eprintln!(
+                "\nscheduler: stopping on {} (in-flight requests get the drain; a second signal cuts them off)",
+                signals::name(first)
+            );
+            signals.next().await;
+            s.force.store(true, Ordering::SeqCst);
         });
     }
     if watch {
@@ -1286,6 +1310,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                     }
                 }
             }
+            streams.finish()
         })
     };
     let terminal = std::io::stderr().is_terminal();
@@ -1516,7 +1541,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     metrics_done.store(true, Ordering::SeqCst);
     // The last interval, up to now.
     let _ = interval_stop.send(());
-    let _ = intervals.await;
+    let streamed = intervals
+        .await
+        .unwrap_or_else(|e| Err(format!("--out: the writer failed: {e}")));
     if let Some(t) = ticker {
         t.abort();
         if terminal {
@@ -1527,6 +1554,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     // Whatever users still hold (cut off, or shared per tenant) goes back to the pool. A
     // failure here is the run's error, in the report: nothing collected is lost.
     let mut run_errors = Vec::new();
+    if let Err(e) = streamed {
+        run_errors.push(e);
+    }
     let mut pools = Vec::new();
     let tenants: BTreeSet<String> = sc
         .phases
@@ -1581,8 +1611,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         elapsed,
         collected,
         pools,
-        interrupted.load(Ordering::SeqCst),
+        interrupted.load(Ordering::SeqCst) != 0,
     );
+    report.signal = Some(interrupted.load(Ordering::SeqCst)).filter(|n| *n != 0);
     report.declare(declared_actions(sc));
     report.iterations = iterations;
     report.tls = shared.runtime.tls().counts();

@@ -702,8 +702,10 @@ fn two_thousand_cycles_leak_nothing() {
     let table_after = g.table_len();
     let fds_after = open_fds();
     assert_eq!(table_after, table_before, "host resource table");
+    // The count is the process's, and the other tests of this binary run beside this one: a
+    // few of theirs may be open at either count. A leak here would be 2000 or 1000.
     assert!(
-        fds_after <= fds_before,
+        fds_after <= fds_before + 8,
         "open fds {fds_before} -> {fds_after}"
     );
 }

@@ -1,0 +1,68 @@
+//! Output files and standard streams that lose nothing: every file is written to a temporary
+//! file in its own directory, synced and renamed over the target (a reader sees the old file
+//! or the whole new one, never a torn one: not on SIGKILL, not on a full disk), every output
+//! path is checked before the first request, and a closed stdout or stderr costs nothing but
+//! the text that could not be shown (the crate's print macros, in `main.rs`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The directory a path's file goes in (`.` for a bare name).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A new hidden file beside `path` that becomes `path` when persisted (readable as output
+/// files usually are: 0644).
+pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(dir_of(path))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    Ok(tmp)
+}
+
+/// Make a temporary file `path`: synced, renamed over it, and its directory synced. On any
+/// failure the temporary file is removed and `path` is as it was.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir_of(path))?.sync_all()
+}
+
+/// Write `bytes` to `path` whole, or not at all.
+pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes)?;
+    tmp.flush()?;
+    persist(tmp, path)
+}
+
+/// Whether `path` can take an output file: its directory exists and takes a new file, and
+/// it is not a directory itself. Checked before a run sends anything.
+pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(format!("{flag} {shown}: is a directory"));
+    }
+    let dir = dir_of(path);
+    if !dir.is_dir() {
+        return Err(format!(
+            "{flag} {shown}: no directory {}",
+            dir.display()
+        ));
+    }
+    temp_beside(path)
+        .map(drop)
+        .map_err(|e| format!("{flag} {shown}: cannot write in {}: {e}", dir.display()))
+}
