@@ -57,10 +57,7 @@ pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
     }
     let dir = dir_of(path);
     if !dir.is_dir() {
-        return Err(format!(
-            "{flag} {shown}: no directory {}",
-            dir.display()
-        ));
+        return Err(format!("{flag} {shown}: no directory {}", dir.display()));
     }
     temp_beside(path)
         .map(drop)

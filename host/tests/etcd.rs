@@ -459,3 +459,47 @@ fn a_cidr_gives_every_address_through_etcd() {
         (0..4).map(|i| format!("127.0.96.{i}")).collect();
     assert_eq!(sources, want);
 }
+
+/// SIGTERM (what Kubernetes sends a pod) ends a run through etcd with its report, and its
+/// blocks go back at once, not when the lease expires.
+#[test]
+fn sigterm_gives_the_blocks_back_at_once() {
+    let Some(e) = etcd("sigterm") else { return };
+    let (server, _seen) = target(Duration::from_millis(100));
+    let dir = tmp("sigterm");
+    let path = dir.join("s.yaml");
+    let s = scenario(server.addr.port(), "127.0.88.0/26", 6, 0, "per_user", "");
+    std::fs::write(&path, s).unwrap();
+    let json = dir.join("r.json");
+    let child = spawn(
+        &path,
+        &[
+            "--etcd",
+            &e.url,
+            "--lease-ttl",
+            "60s",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let start = Instant::now();
+    while keys(&e.url).unwrap() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no block claimed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let (code, out) = finish(child);
+    assert_eq!(code, Some(143), "{out}");
+    assert_eq!(keys(&e.url).unwrap(), 0, "blocks still held after SIGTERM");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true);
+}
