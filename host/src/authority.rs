@@ -36,6 +36,9 @@ pub struct Authority {
     stop: Arc<AtomicBool>,
     /// The pools in etcd, when the run shares them with other processes.
     ipam: Option<EtcdIpam>,
+    /// Set when the etcd lease may have expired (no keep-alive acknowledged in time): the
+    /// addresses may be another process's now, so in-flight requests are cut at once.
+    expired: Arc<AtomicBool>,
 }
 
 /// `--etcd URL` and `--lease-ttl`.
@@ -127,6 +130,70 @@ pub fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Where a lost lease is told: the run's fault, its stop, and `expired` when the addresses
+/// may already be another process's.
+struct Lost {
+    fault: Arc<std::sync::Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Lost {
+    fn tell(&self, why: String, expired: bool) {
+        self.fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+        if expired {
+            self.expired.store(true, Ordering::SeqCst);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Keep the lease alive every third of its TTL. etcd counts the TTL from when it handles a
+/// keep-alive, which is after this process sent it: so the lease is surely alive until the
+/// last acknowledged keep-alive's send time plus the TTL. A margin before that, with no
+/// newer acknowledgement (etcd paused, the network cut), the addresses are given up: the run
+/// stops and in-flight requests are cut, so no address is ever used by two processes at
+/// once, whatever etcd does.
+async fn keep_lease(e: Etcd, lease: i64, ttl: Duration, done: Arc<AtomicBool>, lost: Lost) {
+    let every = (ttl / 3).max(Duration::from_millis(200));
+    let margin = (ttl / 4).min(Duration::from_secs(2));
+    let mut alive_until = tokio::time::Instant::now() + ttl;
+    loop {
+        let give_up = alive_until - margin;
+        tokio::time::sleep_until(give_up.min(tokio::time::Instant::now() + every)).await;
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= give_up {
+            let why = format!(
+                "etcd lease {lease:x}: no keep-alive acknowledged for {:?}; its addresses are \
+                 given up before it can expire",
+                ttl - margin
+            );
+            return lost.tell(why, true);
+        }
+        match tokio::time::timeout(give_up - now, e.keep_alive(lease)).await {
+            Ok(Ok(true)) => alive_until = now + ttl,
+            Ok(Ok(false)) => {
+                let why = format!("etcd lease {lease:x} expired; its addresses are given up");
+                return lost.tell(why, true);
+            }
+            // etcd unreachable: no more addresses are taken and the run stops, and the lease
+            // is still watched while it drains (the next turns may renew it, or give it up).
+            Ok(Err(err)) => lost.tell(
+                format!("etcd lost: {err}; no more addresses are taken"),
+                false,
+            ),
+            // No answer before the margin: the next turn gives up.
+            Err(_) => {}
+        }
+    }
+}
+
 /// Lock `dir` for this process, or say which process-wide problem stops it.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, String> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -184,6 +251,7 @@ impl Authority {
             fault: Arc::new(std::sync::Mutex::new(None)),
             stop,
             ipam: None,
+            expired: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -203,31 +271,18 @@ impl Authority {
             std::process::id()
         );
         let done = Arc::new(AtomicBool::new(false));
-        let (e, d, fault, stop) = (
+        let lost = Lost {
+            fault: self.fault.clone(),
+            stop: self.stop.clone(),
+            expired: self.expired.clone(),
+        };
+        tokio::spawn(keep_lease(
             etcd.clone(),
+            lease,
+            o.lease_ttl,
             done.clone(),
-            self.fault.clone(),
-            self.stop.clone(),
-        );
-        let every = (o.lease_ttl / 3).max(Duration::from_millis(200));
-        tokio::spawn(async move {
-            while !d.load(Ordering::SeqCst) {
-                tokio::time::sleep(every).await;
-                if d.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Err(err) = e.keep_alive(lease).await {
-                    fault
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert_with(|| {
-                            format!("etcd lost: {err}; no more addresses are taken")
-                        });
-                    stop.store(true, Ordering::SeqCst);
-                    break;
-                }
-            }
-        });
+            lost,
+        ));
         self.ipam = Some(EtcdIpam {
             etcd,
             lease,
@@ -236,6 +291,11 @@ impl Authority {
             state: std::sync::Mutex::new(IpamState::default()),
         });
         Ok(())
+    }
+
+    /// Whether the etcd lease may have expired: the addresses are no longer this process's.
+    pub fn expired(&self) -> bool {
+        self.expired.load(Ordering::SeqCst)
     }
 
     /// End the etcd lease (the blocks still held go back at once).
@@ -313,6 +373,10 @@ impl Authority {
         let existing = call(f.call_list_pools(&mut inst.store).await)?;
         for p in pools {
             if existing.contains(&p.id) {
+                // Restored from the state dir: it must be the scenario's pool still.
+                let had = call(f.call_list_ranges(&mut inst.store, &p.id).await)?
+                    .map_err(|e| format!("pool {}: {e:?}", p.id))?;
+                self.check_restored(p, &had)?;
                 continue;
             }
             let cfg = pool::PoolConfig {
@@ -333,6 +397,38 @@ impl Authority {
             }
         }
         self.persist(&mut inst).await
+    }
+
+    /// A pool restored from the state dir with other addresses than the scenario gives it is
+    /// refused: its bindings would hand out addresses the scenario no longer names.
+    fn check_restored(&self, p: &PoolSpec, had: &[pool::RangeInfo]) -> Result<(), String> {
+        let mut want = Vec::new();
+        for r in &p.ranges {
+            let (a, b) = crate::scenario::check_cidr(r, p.reserve_network_broadcast)
+                .map_err(|e| format!("pool {} range {r}: {e}", p.id))?;
+            want.push(format!("{}-{}", ip_text(a), ip_text(b)));
+        }
+        let mut got: Vec<String> = had
+            .iter()
+            .map(|r| format!("{}-{}", r.first, r.last))
+            .collect();
+        want.sort();
+        got.sort();
+        if want == got {
+            return Ok(());
+        }
+        let dir = self
+            .state_dir
+            .as_deref()
+            .map_or_else(String::new, |d| d.display().to_string());
+        Err(format!(
+            "pool {}: the state in {dir} has its addresses as {} and the scenario gives {}; \
+             use another --state-dir for this scenario, or remove {dir}/{STATE_FILE} to start \
+             afresh",
+            p.id,
+            got.join(", "),
+            want.join(", ")
+        ))
     }
 
     pub async fn allocate(

@@ -94,15 +94,12 @@ impl Etcd {
     }
 
     /// Keep the lease alive; an error when it has expired or etcd cannot be reached.
-    pub async fn keep_alive(&self, lease: i64) -> Result<(), String> {
+    /// Renew the lease: whether it was still alive (false: it expired, and its keys are gone).
+    pub async fn keep_alive(&self, lease: i64) -> Result<bool, String> {
         let v = self
             .call_async("/v3/lease/keepalive", json!({ "ID": lease.to_string() }))
             .await?;
-        if int(&v["result"]["TTL"]) > 0 {
-            Ok(())
-        } else {
-            Err(format!("etcd lease {lease:x} expired ({v})"))
-        }
+        Ok(int(&v["result"]["TTL"]) > 0)
     }
 
     pub async fn revoke(&self, lease: i64) -> Result<(), String> {

@@ -37,6 +37,7 @@ mod etcd;
 #[cfg(test)]
 mod fuzz;
 mod html;
+mod lookup;
 mod output;
 mod record;
 mod report;
@@ -699,9 +700,7 @@ async fn exec(args: ExecArgs) -> ExitCode {
     };
     // Only what the command names is reachable.
     let policy = Arc::new(runtime::Policy::default());
-    for t in run::target_of_url(&url).await.unwrap_or_default() {
-        policy.allow_target(t);
-    }
+    run::allow_url(&policy, &url).await;
     if let Some(ip) = args.bind_ip.as_ref().and_then(|ip| ip.parse().ok()) {
         policy.allow_bind(ip);
     }

@@ -20,6 +20,7 @@ use crate::scenario::{BindStrategy, CheckKind, ExportKind, Match, Mode, ReleaseO
 use crate::template::{self, Vars};
 use crate::verdict;
 
+mod metrics_http;
 mod pass;
 mod signals;
 
@@ -58,33 +59,6 @@ fn live_metrics(shared: &Shared) -> String {
 
 /// Serve `GET /metrics` (any path) on `listener` until the run ends; one connection at a time,
 /// each answered and closed.
-fn serve_metrics(listener: std::net::TcpListener, shared: Arc<Shared>, done: Arc<AtomicBool>) {
-    use std::io::{Read, Write};
-    let _ = listener.set_nonblocking(true);
-    while !done.load(Ordering::SeqCst) {
-        let Ok((mut conn, _)) = listener.accept() else {
-            std::thread::sleep(Duration::from_millis(20));
-            continue;
-        };
-        let _ = conn.set_nonblocking(false);
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-            match conn.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-        let body = live_metrics(&shared);
-        let _ = write!(
-            conn,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum Out {
     Json(PathBuf),
@@ -292,6 +266,19 @@ fn method(call: &str) -> exec::HttpMethod {
 
 /// Where a rendered URL points, resolved natively so the policy can allow exactly that. The
 /// url crate reads it as the client does (any case of scheme, IPv6 literals, default port).
+/// Let `policy` reach what `url` names: its host name may be looked up, and its addresses
+/// connected to.
+pub async fn allow_url(policy: &Policy, url: &str) {
+    if let Ok(u) = url::Url::parse(url)
+        && let Some(url::Host::Domain(name)) = u.host()
+    {
+        policy.allow_name(name);
+    }
+    for t in target_of_url(url).await.unwrap_or_default() {
+        policy.allow_target(t);
+    }
+}
+
 pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
     let u = url::Url::parse(text).ok()?;
     if u.scheme() != "http" && u.scheme() != "https" {
@@ -864,9 +851,7 @@ async fn prepare(
         obj.insert("bind_ip".into(), ip.into());
     }
     if let Some(url) = with.get("url").and_then(|u| u.as_str()) {
-        for t in target_of_url(url).await.unwrap_or_default() {
-            policy.allow_target(t);
-        }
+        allow_url(policy, url).await;
     }
     // `with.timeout` (the original's): the whole request's deadline.
     if let Some(obj) = with.as_object_mut()
@@ -1291,7 +1276,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         let (s, d) = (shared.clone(), metrics_done.clone());
         std::thread::Builder::new()
             .name("metrics".into())
-            .spawn(move || serve_metrics(listener, s, d))
+            .spawn(move || metrics_http::serve(listener, s, d))
             .map_err(|e| format!("starting the metrics server: {e}"))?;
     }
     // One interval a second: kept for the report and streamed to --out.
@@ -1851,8 +1836,10 @@ async fn wait_stop(shared: &Shared) {
     }
 }
 
+/// A second signal, or an etcd lease that may have expired (the addresses may be another
+/// process's now): in-flight work is cut off.
 async fn wait_force(shared: &Shared) {
-    while !shared.force.load(Ordering::SeqCst) {
+    while !shared.force.load(Ordering::SeqCst) && !shared.authority.expired() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -42,6 +42,21 @@ pub struct UserCtx {
     wasi: WasiCtx,
     tls: InstanceTls,
     table: ResourceTable,
+    /// What the instance may reach (the socket check has it too).
+    policy: Arc<Policy>,
+}
+
+impl UserCtx {
+    /// The sockets view and the policy at once (the policed resolver needs both).
+    pub fn sockets_and_policy(
+        &mut self,
+    ) -> (wasmtime_wasi::sockets::WasiSocketsCtxView<'_>, &Policy) {
+        let view = wasmtime_wasi::sockets::WasiSocketsCtxView {
+            ctx: self.wasi.sockets(),
+            table: &mut self.table,
+        };
+        (view, &self.policy)
+    }
 }
 
 impl TlsHostView for UserCtx {
@@ -67,6 +82,8 @@ impl WasiView for UserCtx {
 #[derive(Default)]
 pub struct Policy {
     targets: Mutex<HashSet<SocketAddr>>,
+    /// Host names that may be looked up: those of the actions' URLs as rendered (normalised).
+    names: Mutex<HashSet<String>>,
     binds: Mutex<Binds>,
     /// Addresses allowed one by one (`exec --bind-ip`), while no pool binding is in force.
     allowed: Mutex<HashSet<IpAddr>>,
@@ -92,6 +109,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Policy {
     pub fn allow_target(&self, addr: SocketAddr) {
         lock(&self.targets).insert(addr);
+    }
+
+    /// Allow a host name to be looked up (an action's URL names it).
+    pub fn allow_name(&self, name: &str) {
+        lock(&self.names).insert(crate::lookup::normalize(name));
+    }
+
+    /// Whether `name` may be looked up: an IP literal, or a name allowed.
+    pub fn may_resolve(&self, name: &str) -> bool {
+        crate::lookup::is_literal(name)
+            || lock(&self.names).contains(&crate::lookup::normalize(name))
     }
 
     /// Allow one more local address (no pool binding in force).
@@ -260,6 +288,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
         compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
         compose::tls::add_to_linker(&mut linker).map_err(fail("linking wasi:tls"))?;
+        crate::lookup::add_to_linker(&mut linker).map_err(fail("linking the name lookup"))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(fail("pre-instantiating"))?;
@@ -288,8 +317,9 @@ impl Runtime {
         let (tls, tls_last) = self.tls.client(tenant).context();
         let mut b = WasiCtxBuilder::new();
         b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
+        let check = policy.clone();
         b.socket_addr_check(move |addr, usage| {
-            let ok = policy.check(addr, usage);
+            let ok = check.check(addr, usage);
             Box::pin(async move { ok })
         });
         let mut store = Store::new(
@@ -298,6 +328,7 @@ impl Runtime {
                 wasi: b.build(),
                 tls,
                 table: ResourceTable::new(),
+                policy,
             },
         );
         let instance = self

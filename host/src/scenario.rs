@@ -2,7 +2,7 @@
 //! model by a walker that collects every problem with its field path (and the line, where the
 //! YAML parser gives one) instead of stopping at the first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -429,6 +429,28 @@ pub struct Scenario {
     /// Template names nothing in the scenario declares (`{{tenant.token}}`): left as written
     /// when rendered, as the original scheduler leaves them (`validate` warns).
     pub undeclared: BTreeSet<String>,
+    /// Where each action and node is, by id (the first of a duplicated id).
+    pub index: Index,
+}
+
+/// Actions and nodes by id: a pass looks one up at every step.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    actions: HashMap<String, usize>,
+    nodes: HashMap<String, usize>,
+}
+
+impl Index {
+    fn of(actions: &[Action], nodes: &[Node]) -> Index {
+        let mut index = Index::default();
+        for (i, a) in actions.iter().enumerate() {
+            index.actions.entry(a.id.clone()).or_insert(i);
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            index.nodes.entry(n.id.clone()).or_insert(i);
+        }
+        index
+    }
 }
 
 /// The scenario's `tls:` block: the run's settings, and per tenant what differs (a client
@@ -496,11 +518,11 @@ impl UserStages {
 impl Scenario {
     /// Where the action `id` is in `actions`.
     pub fn action_index(&self, id: &str) -> Option<usize> {
-        self.actions.iter().position(|a| a.id == id)
+        self.index.actions.get(id).copied()
     }
 
     pub fn node(&self, id: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.id == id)
+        self.index.nodes.get(id).map(|&i| &self.nodes[i])
     }
 
     /// The workflow starts at the node called `start`, else at the first node.
@@ -1301,11 +1323,17 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) -> Vec<Cycle> 
         }
         out
     };
+    // A property may expand to at most a template's length: references that multiply (a
+    // thousand of one that holds a thousand of another) stop there, refused with the path.
+    let mut too_big: BTreeSet<(usize, String)> = BTreeSet::new();
     for _ in 0..ROUNDS {
         let mut changed = false;
         let snapshot: Vec<Resource> = resources.to_vec();
-        for r in resources.iter_mut() {
-            for value in r.properties.values_mut() {
+        for (i, r) in resources.iter_mut().enumerate() {
+            for (k, value) in r.properties.iter_mut() {
+                if too_big.contains(&(i, k.clone())) {
+                    continue;
+                }
                 for name in refers(value, &snapshot) {
                     let (rid, prop) = name.split_once('.').unwrap_or_default();
                     let target = snapshot
@@ -1313,13 +1341,25 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) -> Vec<Cycle> 
                         .find(|x| x.id == rid)
                         .and_then(|x| x.properties.get(prop));
                     // Only a resolved value is put in, so a round never copies a reference.
-                    if let Some(v) = target.filter(|v| refers(v, &snapshot).is_empty()) {
-                        for pattern in [format!("{{{{{name}}}}}"), format!("{{{{ {name} }}}}")] {
-                            if value.contains(&pattern) {
-                                *value = value.replace(&pattern, v);
-                                changed = true;
-                            }
+                    let Some(v) = target.filter(|v| refers(v, &snapshot).is_empty()) else {
+                        continue;
+                    };
+                    for pattern in [format!("{{{{{name}}}}}"), format!("{{{{ {name} }}}}")] {
+                        let n = value.matches(&pattern).count();
+                        if n == 0 {
+                            continue;
                         }
+                        let grown = (value.len() - n * pattern.len())
+                            .saturating_add(n.saturating_mul(v.len()));
+                        if grown > template::MAX_LEN {
+                            too_big.insert((i, k.clone()));
+                            break;
+                        }
+                        *value = value.replace(&pattern, v);
+                        changed = true;
+                    }
+                    if too_big.contains(&(i, k.clone())) {
+                        break;
                     }
                 }
             }
@@ -1328,10 +1368,48 @@ fn resolve_properties(w: &mut Walker, resources: &mut [Resource]) -> Vec<Cycle> 
             break;
         }
     }
+    for (i, k) in &too_big {
+        w.problem(
+            &format!("workbook.resources[{i}].properties.{k}"),
+            format!(
+                "expands to more than {} bytes (its references multiply)",
+                template::MAX_LEN
+            ),
+        );
+    }
     let snapshot: Vec<Resource> = resources.to_vec();
+    // What reads, at any depth, a property too big to expand is told once, there.
+    let reads = |set: &BTreeSet<(usize, String)>, names: &[String]| {
+        names.iter().any(|n| {
+            let (rid, prop) = n.split_once('.').unwrap_or_default();
+            snapshot
+                .iter()
+                .position(|x| x.id == rid)
+                .is_some_and(|j| set.contains(&(j, prop.to_string())))
+        })
+    };
+    let mut blocked = too_big.clone();
+    loop {
+        let before = blocked.len();
+        for (i, r) in snapshot.iter().enumerate() {
+            for (k, v) in &r.properties {
+                if reads(&blocked, &refers(v, &snapshot)) {
+                    blocked.insert((i, k.clone()));
+                }
+            }
+        }
+        if blocked.len() == before {
+            break;
+        }
+    }
     for (i, r) in snapshot.iter().enumerate() {
         for (k, v) in &r.properties {
-            let names = refers(v, &snapshot);
+            if blocked.contains(&(i, k.clone())) {
+                continue;
+            }
+            let mut names = refers(v, &snapshot);
+            names.sort();
+            names.dedup();
             if names.is_empty() {
                 continue;
             }
@@ -2635,16 +2713,23 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
 
     // workflows
     let mut nodes = Vec::new();
+    let mut truncated = false;
     match get(top, "workflows")
         .and_then(|v| w.map(v, "workflows", schema::fields::<schema::Workflows>()))
     {
         None => w.problem("workflows", "required"),
         Some(wf) => {
-            for (i, n) in w
-                .list(get(wf, "nodes"), "workflows.nodes")
-                .iter()
-                .enumerate()
-            {
+            let items = w.list(get(wf, "nodes"), "workflows.nodes");
+            truncated = items.len() > MAX_NODES;
+            if truncated {
+                // Refused before each node is read: the limit bounds the work too.
+                w.problem(
+                    "workflows.nodes",
+                    format!("{} nodes; at most {MAX_NODES}", items.len()),
+                );
+            }
+            let mut seen: HashSet<String> = HashSet::new();
+            for (i, n) in items.iter().take(MAX_NODES).enumerate() {
                 let path = format!("workflows.nodes[{i}]");
                 let Some(m) = w.map(n, &path, schema::fields::<schema::Node>()) else {
                     continue;
@@ -2754,7 +2839,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
                     w.string(get(em, "label"), &join(&ep, "label"), false);
                     edges.push(Edge { to, trigger });
                 }
-                if nodes.iter().any(|x: &Node| x.id == id) {
+                if !seen.insert(id.clone()) {
                     w.problem(&join(&path, "id"), format!("duplicate node id {id:?}"));
                 }
                 nodes.push(Node { id, kind, edges });
@@ -2762,7 +2847,9 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         }
     }
     let ids: BTreeSet<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
-    for (i, n) in nodes.iter().enumerate() {
+    // Past the limit the rest was not read: edges into it are not problems of their own.
+    let read_all = !truncated;
+    for (i, n) in nodes.iter().enumerate().filter(|_| read_all) {
         for (j, e) in n.edges.iter().enumerate() {
             if !e.to.is_empty() && !ids.contains(e.to.as_str()) {
                 w.problem(
@@ -2774,12 +2861,6 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     }
     if nodes.is_empty() {
         w.problem("workflows.nodes", "at least one node is required");
-    }
-    if nodes.len() > MAX_NODES {
-        w.problem(
-            "workflows.nodes",
-            format!("{} nodes; at most {MAX_NODES}", nodes.len()),
-        );
     }
     for (i, a) in actions.iter().enumerate() {
         for (j, t) in a.dynamic.iter().enumerate() {
@@ -2793,6 +2874,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
             }
         }
     }
+    let index = Index::of(&actions, &nodes);
     let (undeclared, read) = check_references(w, &resources, &actions, &nodes);
     judge_cycles(w, cycles, &read);
     let thresholds = thresholds(w, get(top, "thresholds"));
@@ -2810,6 +2892,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         ip_binding,
         concurrency,
         actions,
+        index,
         nodes,
         undeclared,
     };

@@ -503,3 +503,118 @@ fn sigterm_gives_the_blocks_back_at_once() {
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["interrupted"], true);
 }
+
+/// A server that holds each request up to `hold`, watching its connection: it records (source
+/// address, process tag, when the connection opened, when it closed or was answered). What
+/// the client's address was used for, as the network saw it.
+fn watching_target(hold: Duration) -> (u16, Seen) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let start = Instant::now();
+                let peer = conn.peer_addr().unwrap().ip().to_string();
+                let mut head = Vec::new();
+                let mut b = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&b[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let tag = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("x-user: "))
+                    .unwrap_or("?")
+                    .to_string();
+                conn.set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                while start.elapsed() < hold {
+                    match conn.read(&mut b) {
+                        Ok(0) => break,
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        _ => break,
+                    }
+                }
+                s.lock().unwrap().push((peer, tag, start, Instant::now()));
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// etcd paused (SIGSTOP) past the lease while a process holds every address of a pool with
+/// long requests: the process gives the addresses up before its lease can have expired (it
+/// cuts its requests and stops with exit 1), and a second process that takes them after the
+/// lease expired never overlaps it on any address, as the server sees it.
+#[test]
+fn etcd_paused_past_the_lease_never_shares_an_address() {
+    let Some(e) = etcd("paused") else { return };
+    let (port, seen) = watching_target(Duration::from_secs(9));
+    let dir = tmp("paused");
+    let path = dir.join("s.yaml");
+    let s = scenario(port, "127.0.89.0/30", 4, 1, "per_user", "").replace(
+        "x-user: \"{{user.id}}\"",
+        "x-user: \"{{user.id}}-{{user.tenant}}\"",
+    );
+    std::fs::write(&path, &s).unwrap();
+    let first = spawn(&path, &["--etcd", &e.url, "--lease-ttl", "2s"]);
+    let start = Instant::now();
+    while keys(&e.url).unwrap() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no block claimed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = e.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let second_path = dir.join("s2.yaml");
+    std::fs::write(&second_path, s.replace("name: shared", "name: second")).unwrap();
+    let second = spawn(&second_path, &["--etcd", &e.url, "--lease-ttl", "2s"]);
+    let (code, out) = finish(first);
+    assert_eq!(code, Some(1), "the first gave its addresses up: {out}");
+    assert!(out.contains("given up"), "{out}");
+    let (code2, out2) = finish(second);
+    assert_eq!(code2, Some(0), "{out2}");
+    let seen = seen.lock().unwrap().clone();
+    // Tag each request with its process: the second's came after it started.
+    let tagged: Vec<(String, String, Instant, Instant)> = seen
+        .into_iter()
+        .map(|(ip, user, a, b)| {
+            (
+                ip,
+                format!("{user}@{}", a > start + Duration::from_millis(4700)),
+                a,
+                b,
+            )
+        })
+        .collect();
+    assert!(tagged.iter().any(|t| t.1.ends_with("@true")), "{tagged:?}");
+    assert_no_overlap(&tagged);
+}
