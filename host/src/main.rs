@@ -92,7 +92,7 @@ fn exit_code(r: &report::Report) -> u8 {
 
 const DEMO: &str = include_str!("../scenarios/demo.yaml");
 
-const EXIT_CODES: &str = "Exit codes (the first that applies): 130 interrupted (Ctrl-C); 1 the \
+const EXIT_CODES: &str = "Exit codes (the first that applies): 130 interrupted by Ctrl-C (143 SIGTERM, 129 SIGHUP); 1 the \
 run itself failed (the pool state could not be written), or exec's request failed; 2 a bad \
 scenario or bad usage; 99 a threshold was crossed; 98 nothing was tested (no request \
 succeeded); 97 users could not run or their task failed; 0 otherwise.";

@@ -2636,8 +2636,6 @@ workflows:
     }
 }
 
-/// (source, payload) of each datagram a UDP server got.
-
 /// UDP actions through the socket component (the original's `udp.send-reply`, `wait` nodes):
 /// each user sends from its own pool address, the echo server sees the payloads, a reply is
 /// matched, exported and waited on, a silent peer is retried then a timeout, a wrong reply a
