@@ -20,31 +20,51 @@ fn lookup<'a>(vars: &'a Vars, path: &str) -> Option<&'a str> {
 /// those are left as written, as the original scheduler leaves them.
 pub const UNDECLARED: &str = "\u{0}undeclared";
 
-/// Replace each `{{name}}` with its value; a whole-string `{{expression}}` with an operator is
-/// evaluated as a condition (`true`/`false`). A name in the `UNDECLARED` scope stays as
-/// written; other unknown names (an export of an action that has not run) are an error.
-pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
-    let mut out = String::new();
+/// Walk a text's templates: `text(literal)` for what is between them, `template(expr, raw)`
+/// for each (`expr` trimmed, `raw` with its braces). An unclosed `{{` is an error.
+fn scan(
+    text: &str,
+    mut literal: impl FnMut(&str),
+    mut template: impl FnMut(&str, &str) -> Result<(), String>,
+) -> Result<(), String> {
     let mut rest = text;
     while let Some(i) = rest.find("{{") {
-        out.push_str(&rest[..i]);
+        literal(&rest[..i]);
         let after = &rest[i + 2..];
         let j = after
             .find("}}")
             .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
-        let expr = after[..j].trim();
-        match lookup(vars, expr) {
-            Some(v) => out.push_str(v),
-            None if vars.get(UNDECLARED).is_some_and(|u| u.contains_key(expr)) => {
-                out.push_str(&rest[i..i + 2 + j + 2]);
-            }
-            None if is_name(expr) => return Err(format!("unknown template variable {expr:?}")),
-            None => out.push_str(&eval_condition(expr, vars)?.to_string()),
-        }
+        template(after[..j].trim(), &rest[i..i + 2 + j + 2])?;
         rest = &after[j + 2..];
     }
-    out.push_str(rest);
-    Ok(out)
+    literal(rest);
+    Ok(())
+}
+
+/// Replace each `{{name}}` with its value; a whole-string `{{expression}}` with an operator is
+/// evaluated as a condition (`true`/`false`). A name in the `UNDECLARED` scope stays as
+/// written; other unknown names (an export of an action that has not run) are an error.
+pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
+    let out = std::cell::RefCell::new(String::new());
+    scan(
+        text,
+        |lit| out.borrow_mut().push_str(lit),
+        |expr, raw| {
+            let mut out = out.borrow_mut();
+            match lookup(vars, expr) {
+                Some(v) => out.push_str(v),
+                None if vars.get(UNDECLARED).is_some_and(|u| u.contains_key(expr)) => {
+                    out.push_str(raw);
+                }
+                None if is_name(expr) => {
+                    return Err(format!("unknown template variable {expr:?}"));
+                }
+                None => out.push_str(&eval_condition(expr, vars)?.to_string()),
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out.into_inner())
 }
 
 /// Check a text's templates without values: every `{{` is closed, and each expression is a
@@ -71,20 +91,18 @@ pub fn check_json(v: &serde_json::Value, path: &str, out: &mut Vec<(String, Stri
 /// a template does not parse.
 pub fn names(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("{{") {
-        let after = &rest[i + 2..];
-        let j = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
-        let expr = after[..j].trim();
-        if is_name(expr) {
-            out.push(expr.to_string());
-        } else {
-            expr_names(&parse_condition(expr)?, &mut out);
-        }
-        rest = &after[j + 2..];
-    }
+    scan(
+        text,
+        |_| {},
+        |expr, _| {
+            if is_name(expr) {
+                out.push(expr.to_string());
+            } else {
+                expr_names(&parse_condition(expr)?, &mut out);
+            }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
@@ -374,21 +392,20 @@ fn unwrap_condition(
     {
         return Ok(inner.to_string());
     }
-    let mut out = String::new();
-    let mut rest = t;
-    while let Some(i) = rest.find("{{") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 2..];
-        let j = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
-        out.push(' ');
-        out.push_str(&value(after[..j].trim())?);
-        out.push(' ');
-        rest = &after[j + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    let out = std::cell::RefCell::new(String::new());
+    scan(
+        t,
+        |lit| out.borrow_mut().push_str(lit),
+        |expr, _| {
+            let v = value(expr)?;
+            let mut out = out.borrow_mut();
+            out.push(' ');
+            out.push_str(&v);
+            out.push(' ');
+            Ok(())
+        },
+    )?;
+    Ok(out.into_inner())
 }
 
 /// A value as a string literal of the grammar.

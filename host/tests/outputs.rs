@@ -95,12 +95,8 @@ fn sigterm_and_sighup_end_a_run_with_everything_written() {
         assert_eq!(r["pools"][0]["allocated"], 0, "released: {r}");
         assert_eq!(read_json(&result)["format"], "scheduler-result/1");
         assert!(std::fs::read_to_string(&html).unwrap().contains("</html>"));
-        let mut pools = ip_pool::IpPools::new();
-        pools
-            .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
-            .unwrap();
         assert_eq!(
-            pools.stats("p").unwrap().allocated,
+            persisted_pools(&state).stats("p").unwrap().allocated,
             0,
             "persisted as released"
         );

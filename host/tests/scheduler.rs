@@ -575,10 +575,7 @@ workflows:
     };
 
     // The persisted state holds every binding, each address once.
-    let mut pools = ip_pool::IpPools::new();
-    pools
-        .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
-        .unwrap();
+    let mut pools = persisted_pools(&state);
     let held = pools.list_by_tenant("p", "k").unwrap();
     assert_eq!(held.len(), 5, "{held:?}");
     let ips: BTreeSet<String> = held.iter().map(|b| b.ip.to_string()).collect();
@@ -616,12 +613,8 @@ workflows:
             "user {p} kept its address after the restart"
         );
     }
-    let mut pools = ip_pool::IpPools::new();
-    pools
-        .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
-        .unwrap();
     assert_eq!(
-        pools.stats("p").unwrap().allocated,
+        persisted_pools(&state).stats("p").unwrap().allocated,
         0,
         "released at the end of the clean run"
     );
@@ -703,12 +696,8 @@ workflows:
         "the second phase was never spawned"
     );
     assert_eq!(r["pools"][0]["allocated"], 0, "addresses released");
-    let mut pools = ip_pool::IpPools::new();
-    pools
-        .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
-        .unwrap();
     assert_eq!(
-        pools.stats("p").unwrap().allocated,
+        persisted_pools(&state).stats("p").unwrap().allocated,
         0,
         "and persisted as released"
     );

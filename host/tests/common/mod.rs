@@ -89,3 +89,12 @@ pub fn udp_server(answer: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static) ->
     });
     (port, seen)
 }
+
+/// The pools as a state dir keeps them.
+pub fn persisted_pools(state: &Path) -> ip_pool::IpPools {
+    let mut pools = ip_pool::IpPools::new();
+    pools
+        .restore(&std::fs::read(state.join("pool-state.bin")).unwrap())
+        .unwrap();
+    pools
+}
