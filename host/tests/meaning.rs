@@ -423,7 +423,8 @@ fn dynamic_tasks_queue_behind_nodes() {
     );
 }
 
-/// A /30 gives its four addresses in every mode: one process, and two segments together.
+/// A /30 gives its four addresses in every mode: one process, and two segments together
+/// (four users alive at once, so each holds its own).
 #[test]
 fn a_cidr_gives_the_same_addresses_in_every_mode() {
     let (server, log) = recording_target();
@@ -436,6 +437,7 @@ workbook:
   ip_pools: [ {{ id: p, ranges: ["127.0.94.0/30"] }} ]
 load:
   ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 4 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2, think_time: 500ms }}
   user_resources: {{ ip_binding: {{ enabled: true, pool_id: p }} }}
 actions:
   actions: [ {{ id: a, call: get, with: {{ url: "http://127.0.0.1:{}/x" }} }} ]
