@@ -140,8 +140,9 @@ enum Command {
     /// Check a scenario file without running it.
     Validate {
         scenario: PathBuf,
-        /// Refuse fields the format does not know (by default they are ignored, with a
-        /// warning, as the original scheduler ignores them).
+        /// Make every warning a problem (exit 2): fields the format does not know, names
+        /// nothing declares, unused resources, a trigger never taken. By default they are
+        /// warnings, as the original scheduler is lenient with its own files.
         #[arg(long)]
         strict: bool,
     },
