@@ -90,6 +90,6 @@ fuzz CASES="100000":
     PROPTEST_CASES={{CASES}} cargo test --release -p ip-pool --test fuzz
     PROPTEST_CASES={{CASES}} cargo test --release -p scheduler-host --bin scheduler fuzz
 
-# Write the scenario format's JSON Schema (host/scenario.schema.json) from host/src/schema.rs.
+# Write the scenario format's JSON Schema (host/scenario.schema.json) from host/src/format/schema.rs.
 schema:
     cargo run -q --bin scheduler -- schema > host/scenario.schema.json

@@ -31,24 +31,20 @@ macro_rules! eprint {
     }};
 }
 
-mod arena;
+// The rooms, by concern: `cli` (this file and the demo target), `format` (the scenario file),
+// `engine` (load models, users, workflows), `authority` (addresses: local, etcd), `results`
+// (recording, verdicts, reports, outputs), `runtime` (wasmtime, the arena, the policy).
 mod authority;
-mod etcd;
-#[cfg(test)]
-mod fuzz;
-mod html;
-mod lookup;
-mod output;
-mod record;
-mod report;
+mod cli;
+mod engine;
+mod format;
 mod results;
-mod run;
 mod runtime;
-mod scenario;
-mod schema;
-mod target;
-mod template;
-mod verdict;
+
+use cli::target;
+use engine as run;
+use format::{scenario, schema};
+use results::{html, merge as results_file, output, report};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -469,7 +465,7 @@ fn main() -> ExitCode {
             if let Err(code) = check_outputs(&out) {
                 return code;
             }
-            rt.block_on(finish(async { results::merge(&loaded) }, &out, None))
+            rt.block_on(finish(async { results_file::merge(&loaded) }, &out, None))
         }
     }
 }
@@ -551,7 +547,7 @@ async fn finish(
         }),
         (&flags.report, &|| html::page(&report)),
         (&flags.result, &|| {
-            serde_json::to_string(&results::to_json(&report)).unwrap_or_default()
+            serde_json::to_string(&results_file::to_json(&report)).unwrap_or_default()
         }),
         (&flags.metrics, &|| report.metrics()),
     ];

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-pub use crate::record::Sample;
+pub use crate::results::record::Sample;
+use crate::results::record::{CheckResult, Recorder, Stats};
 
 /// How many of the busiest, and of the slowest, source addresses the text report shows.
 const SHOWN_SOURCES: usize = 10;
-use crate::record::{Recorder, Stats};
 
 #[derive(Debug, Clone)]
 pub struct UserError {
@@ -88,15 +88,6 @@ fn groups(m: &BTreeMap<String, Stats>) -> BTreeMap<String, Group> {
     m.iter().map(|(k, g)| (k.clone(), group(g))).collect()
 }
 
-/// One check's pass count over the run.
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    pub action: String,
-    pub name: String,
-    pub pass: u64,
-    pub fail: u64,
-}
-
 pub struct Report {
     pub scenario: String,
     pub elapsed_s: f64,
@@ -125,9 +116,9 @@ pub struct Report {
     /// Open model: iterations that found no free user.
     pub dropped_iterations: u64,
     /// The run second by second.
-    pub series: Vec<crate::record::Interval>,
+    pub series: Vec<crate::results::record::Interval>,
     pub checks: Vec<CheckResult>,
-    pub thresholds: Vec<crate::verdict::Verdict>,
+    pub thresholds: Vec<crate::results::verdict::Verdict>,
     /// The `abort_on_fail` threshold that stopped the run.
     pub aborted_by: Option<String>,
     /// TLS handshakes by what they negotiated (none for a run without https).
@@ -587,7 +578,7 @@ impl Report {
                 "http_requests_total{{action=\"{}\",tenant=\"{}\",status=\"{}\"}} {n}",
                 label(a),
                 label(t),
-                label(&crate::record::status_text(*st))
+                label(&crate::results::record::status_text(*st))
             );
         }
         family(

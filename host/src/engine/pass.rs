@@ -13,9 +13,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use super::{Shared, UserState, acquire, run_action};
+use crate::format::scenario::{MAX_NODES, Node, NodeKind, Outcome, Scenario};
+use crate::format::template::{self, Vars};
 use crate::runtime::{Instance, Policy, pool};
-use crate::scenario::{MAX_NODES, Node, NodeKind, Outcome, Scenario};
-use crate::template::{self, Vars};
 
 /// What a pass needs to give each node's action an address of its own (`per_task`).
 pub struct TaskBinding<'a> {
@@ -239,7 +239,7 @@ async fn bind(
     Ok(held)
 }
 
-fn outcome_of(sample: &crate::report::Sample) -> Outcome {
+fn outcome_of(sample: &crate::results::report::Sample) -> Outcome {
     match &sample.error {
         None if sample.ok => Outcome::Success,
         Some(e) if e.starts_with("timeout") => Outcome::Timeout,

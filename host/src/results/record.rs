@@ -324,3 +324,12 @@ impl Recorder {
         }
     }
 }
+
+/// One check's pass count over the run.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub action: String,
+    pub name: String,
+    pub pass: u64,
+    pub fail: u64,
+}

@@ -4,11 +4,11 @@
 
 use proptest::prelude::*;
 
-use crate::scenario;
-use crate::template::{self, Vars};
+use crate::format::scenario;
+use crate::format::template::{self, Vars};
 
 const SEEDS: &[&str] = &[
-    include_str!("../scenarios/demo.yaml"),
+    include_str!("../../scenarios/demo.yaml"),
     r#"
 version: "1.0"
 workbook:

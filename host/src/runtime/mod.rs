@@ -1,6 +1,9 @@
 //! The wasmtime side: the artifact compiled once, pre-instantiated, instances from the pooling
 //! allocator (one per user), and a socket policy per instance.
 
+pub mod arena;
+pub mod lookup;
+
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -113,13 +116,13 @@ impl Policy {
 
     /// Allow a host name to be looked up (an action's URL names it).
     pub fn allow_name(&self, name: &str) {
-        lock(&self.names).insert(crate::lookup::normalize(name));
+        lock(&self.names).insert(crate::runtime::lookup::normalize(name));
     }
 
     /// Whether `name` may be looked up: an IP literal, or a name allowed.
     pub fn may_resolve(&self, name: &str) -> bool {
-        crate::lookup::is_literal(name)
-            || lock(&self.names).contains(&crate::lookup::normalize(name))
+        crate::runtime::lookup::is_literal(name)
+            || lock(&self.names).contains(&crate::runtime::lookup::normalize(name))
     }
 
     /// Allow one more local address (no pool binding in force).
@@ -244,7 +247,7 @@ impl Runtime {
         // the pool no longer fits in the 128 TiB of a process. Larger runs reserve each memory's
         // limit (512 MiB) instead, with bounds checks in the code.
         //
-        // Those runs take their memories from one arena instead (`crate::arena`: one mapping
+        // Those runs take their memories from one arena instead (`crate::runtime::arena`: one mapping
         // for all, bounds checks in the code), on the on-demand allocator: the pool's slots
         // cost two memory mappings a memory, six a user, and a process holds
         // `vm.max_map_count` of them. A user then holds two (its fiber stack and its guard
@@ -259,12 +262,12 @@ impl Runtime {
             // the address budget.
             let memories = u64::from(slots) * 4 + 16;
             let slot = MAX_MEMORY.min(ADDRESS_BUDGET / memories);
-            let arena = crate::arena::Arena::new(memories as usize, slot as usize)?;
+            let arena = crate::runtime::arena::Arena::new(memories as usize, slot as usize)?;
             config
                 .memory_reservation(0)
                 .memory_guard_size(0)
                 .memory_reservation_for_growth(0)
-                .with_host_memory(Arc::new(crate::arena::ArenaCreator(arena)));
+                .with_host_memory(Arc::new(crate::runtime::arena::ArenaCreator(arena)));
             config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
         } else {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(
@@ -288,7 +291,8 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
         compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
         compose::tls::add_to_linker(&mut linker).map_err(fail("linking wasi:tls"))?;
-        crate::lookup::add_to_linker(&mut linker).map_err(fail("linking the name lookup"))?;
+        crate::runtime::lookup::add_to_linker(&mut linker)
+            .map_err(fail("linking the name lookup"))?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(fail("pre-instantiating"))?;

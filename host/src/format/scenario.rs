@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use crate::schema;
-use crate::template;
+use crate::format::schema;
+use crate::format::template;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -419,7 +419,7 @@ pub struct Scenario {
     pub concurrency: Concurrency,
     pub actions: Vec<Action>,
     pub nodes: Vec<Node>,
-    pub thresholds: Vec<crate::verdict::Threshold>,
+    pub thresholds: Vec<crate::format::threshold::Threshold>,
     /// `load.arrival_rate`: the open model, instead of ramp-up phases.
     pub arrival: Option<ArrivalRate>,
     /// `load.stages`: users ramped up and down (k6's ramping-vus), instead of phases.
@@ -1101,8 +1101,7 @@ fn scenario_tls(w: &mut Walker, v: Option<&Value>) -> ScenarioTls {
 
 /// `thresholds:`: metric (with an optional `{tag:value}` filter) -> a list of expressions,
 /// each a string or `{threshold, abort_on_fail, delay_abort_eval}` (k6's camelCase names too).
-fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::verdict::Threshold> {
-    use crate::verdict;
+fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::format::threshold::Threshold> {
     let mut out = Vec::new();
     let Some(m) = v.and_then(|v| {
         if v.is_null() {
@@ -1119,7 +1118,7 @@ fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::verdict::Threshol
     for (k, exprs) in m {
         let name = k.as_str().unwrap_or_default().to_string();
         let path = join("thresholds", &name);
-        let (metric, action, tenant) = match verdict::parse_name(&name) {
+        let (metric, action, tenant) = match crate::format::threshold::parse_name(&name) {
             Ok(x) => x,
             Err(e) => {
                 w.problem(&path, e);
@@ -1159,8 +1158,8 @@ fn thresholds(w: &mut Walker, v: Option<&Value>) -> Vec<crate::verdict::Threshol
                 }
             };
             let Some(expr) = expr else { continue };
-            match verdict::parse_expr(metric, &expr) {
-                Ok((agg, op, value)) => out.push(verdict::Threshold {
+            match crate::format::threshold::parse_expr(metric, &expr) {
+                Ok((agg, op, value)) => out.push(crate::format::threshold::Threshold {
                     name: name.clone(),
                     metric,
                     action: action.clone(),

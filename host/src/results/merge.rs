@@ -9,9 +9,10 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde_json::{Value, json};
 
-use crate::record::Stats;
-use crate::report::{CheckResult, Collected, DeclaredAction, Report, UserError};
-use crate::verdict;
+use crate::results::record::CheckResult;
+use crate::results::record::Stats;
+use crate::results::report::{Collected, DeclaredAction, Report, UserError};
+use crate::results::verdict;
 
 const FORMAT: &str = "scheduler-result/1";
 
@@ -68,7 +69,7 @@ pub fn to_json(r: &Report) -> Value {
         "by_status_class": groups(&r.rec.by_status_class),
         "by_source": Value::Object(r.rec.by_source.iter().map(|(k, s)| (k.to_string(), stats_json(s))).collect()),
         "by_action_tenant": r.rec.by_action_tenant.iter().map(|((a, t), s)| json!({ "action": &**a, "tenant": &**t, "stats": stats_json(s) })).collect::<Vec<_>>(),
-        "by_status": r.rec.by_status.iter().map(|((a, t, st), n)| json!([&**a, &**t, crate::record::status_text(*st), n])).collect::<Vec<_>>(),
+        "by_status": r.rec.by_status.iter().map(|((a, t, st), n)| json!([&**a, &**t, crate::results::record::status_text(*st), n])).collect::<Vec<_>>(),
         "errors": r.rec.errors,
         "not_sent": r.rec.not_sent,
         "skipped": r.rec.skipped,
@@ -227,9 +228,9 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
     }
     let mut judged = Vec::new();
     for (metric, expr) in &thresholds {
-        let (m, action, tenant) = verdict::parse_name(metric)?;
-        let (agg, op, value) = verdict::parse_expr(m, expr)?;
-        judged.push(verdict::Threshold {
+        let (m, action, tenant) = crate::format::threshold::parse_name(metric)?;
+        let (agg, op, value) = crate::format::threshold::parse_expr(m, expr)?;
+        judged.push(crate::format::threshold::Threshold {
             name: metric.clone(),
             metric: m,
             action,

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::record::{Groups, Interval};
-use crate::report::{Group, Report};
+use crate::results::record::{Groups, Interval};
+use crate::results::report::{Group, Report};
 
 /// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
 fn esc(s: &str) -> String {

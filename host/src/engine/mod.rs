@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::authority::{Authority, owner};
-use crate::record::{ErrorEvent, Interval};
-use crate::report::{Collected, PoolState, Report, Sample, UserError};
+use crate::format::scenario::{
+    BindStrategy, CheckKind, ExportKind, Match, Mode, ReleaseOn, Scenario,
+};
+use crate::format::template::{self, Vars};
+use crate::results::record::{ErrorEvent, Interval};
+use crate::results::report::{Collected, PoolState, Report, Sample, UserError};
+use crate::results::verdict;
 use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
-use crate::scenario::{BindStrategy, CheckKind, ExportKind, Match, Mode, ReleaseOn, Scenario};
-use crate::template::{self, Vars};
-use crate::verdict;
 
 mod metrics_http;
 mod pass;
@@ -98,7 +100,7 @@ impl Streams {
         for o in outs {
             let json = matches!(o, Out::Json(_));
             let path = o.path();
-            let f = crate::output::temp_beside(path)
+            let f = crate::results::output::temp_beside(path)
                 .map_err(|e| format!("--out {}: {e}", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
             if !json {
@@ -118,7 +120,7 @@ impl Streams {
             let f = w
                 .into_inner()
                 .map_err(|e| format!("--out {}: {}", path.display(), e.error()))?;
-            crate::output::persist(f, &path)
+            crate::results::output::persist(f, &path)
                 .map_err(|e| format!("--out {}: {e}", path.display()))?;
         }
         Ok(())
@@ -665,10 +667,10 @@ async fn run_udp(
     policy: &Policy,
     ip: Option<&str>,
     index: usize,
-    udp: &crate::scenario::Udp,
+    udp: &crate::format::scenario::Udp,
     vars: &mut Vars,
 ) -> Sample {
-    use crate::scenario::{UdpPayload, UdpTarget};
+    use crate::format::scenario::{UdpPayload, UdpTarget};
     let shared = st.shared;
     let action = &shared.scenario.actions[index];
     let mut sample = st.sample(index, ip);
@@ -823,7 +825,7 @@ async fn run_udp(
 /// done, as the original's actions-http does (its way of a dry run), in `skipped`, with no
 /// error, and `ACTION.ok` true.
 async fn prepare(
-    action: &crate::scenario::Action,
+    action: &crate::format::scenario::Action,
     policy: &Policy,
     ip: Option<&str>,
     vars: &Vars,
@@ -861,7 +863,7 @@ async fn prepare(
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let d = crate::scenario::parse_duration(&text)
+        let d = crate::format::scenario::parse_duration(&text)
             .filter(|d| !d.is_zero())
             .ok_or_else(|| format!("timeout: {text:?} is not a duration"))?;
         let timeouts = obj
@@ -1041,14 +1043,14 @@ fn export_or(kind: &ExportKind, o: &exec::Outcome) -> Option<String> {
 }
 
 /// Each check of the scenario with its counts (`counts` in the same order).
-fn check_results(sc: &Scenario, counts: &[[u64; 2]]) -> Vec<crate::report::CheckResult> {
+fn check_results(sc: &Scenario, counts: &[[u64; 2]]) -> Vec<crate::results::record::CheckResult> {
     sc.actions
         .iter()
         .flat_map(|a| a.checks.iter().map(move |c| (a.id.clone(), c.name.clone())))
         .enumerate()
         .map(|(i, (action, name))| {
             let [pass, fail] = counts.get(i).copied().unwrap_or([0, 0]);
-            crate::report::CheckResult {
+            crate::results::record::CheckResult {
                 action,
                 name,
                 pass,
@@ -1354,7 +1356,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                     tenant: stages
                         .tenant
                         .clone()
-                        .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
+                        .unwrap_or_else(|| crate::format::scenario::DEFAULT_TENANT.into()),
                     pool: sc.ip_binding.pool.clone(),
                     jobs: None,
                     retire: Some(retire),
@@ -1386,7 +1388,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         let tenant = arrival
             .tenant
             .clone()
-            .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into());
+            .unwrap_or_else(|| crate::format::scenario::DEFAULT_TENANT.into());
         // Open-model users are numbered apart per segment: ids I+1, I+1+N, ...
         let (seg_i, seg_n) = opts.segment.unwrap_or((0, 1));
         let mut made = 0u32;
@@ -1476,7 +1478,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
                 tenant: phase
                     .tenant
                     .clone()
-                    .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into()),
+                    .unwrap_or_else(|| crate::format::scenario::DEFAULT_TENANT.into()),
                 pool: phase.pool.clone().or_else(|| sc.ip_binding.pool.clone()),
                 jobs: None,
                 retire: None,
@@ -1549,7 +1551,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         .map(|ph| {
             ph.tenant
                 .clone()
-                .unwrap_or_else(|| crate::scenario::DEFAULT_TENANT.into())
+                .unwrap_or_else(|| crate::format::scenario::DEFAULT_TENANT.into())
         })
         .collect();
     for p in &sc.pools {
@@ -1624,7 +1626,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
 }
 
 /// The scenario's actions for the report, each skipped one with the names that make it so.
-fn declared_actions(sc: &Scenario) -> Vec<crate::report::DeclaredAction> {
+fn declared_actions(sc: &Scenario) -> Vec<crate::results::report::DeclaredAction> {
     sc.actions
         .iter()
         .map(|a| {
@@ -1635,7 +1637,7 @@ fn declared_actions(sc: &Scenario) -> Vec<crate::report::DeclaredAction> {
                 .filter(|n| sc.undeclared.contains(n))
                 .map(|n| format!("{{{{{n}}}}}"))
                 .collect();
-            crate::report::DeclaredAction {
+            crate::results::report::DeclaredAction {
                 id: a.id.clone(),
                 skip_reason: (!missing.is_empty()).then(|| {
                     format!(

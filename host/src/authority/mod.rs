@@ -6,8 +6,10 @@
 //! dir (an exclusive lock on `STATE_DIR/lock`).
 //!
 //! With etcd (`--etcd`), the pools live there and are shared by every process of the run: this
-//! authority claims blocks of a pool (`crate::etcd`), allocates inside them with a local pool
+//! authority claims blocks of a pool (`crate::authority::etcd`), allocates inside them with a local pool
 //! per block (`POOL#INDEX`), and gives a block back when it empties.
+
+pub mod etcd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,9 +20,9 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use crate::etcd::{self, Etcd};
+use crate::format::scenario::{PoolSpec, Strategy};
 use crate::runtime::{Instance, Policy, Runtime, pool};
-use crate::scenario::{PoolSpec, Strategy};
+use etcd::Etcd;
 
 pub const STATE_FILE: &str = "pool-state.bin";
 pub const LOCK_FILE: &str = "lock";
@@ -92,7 +94,7 @@ fn block_key(pool: &str, index: usize) -> String {
 }
 
 fn ip_text(k: u128) -> String {
-    crate::scenario::key_ip(k).to_string()
+    crate::format::scenario::key_ip(k).to_string()
 }
 
 fn strategy(s: Strategy) -> pool::Strategy {
@@ -353,7 +355,7 @@ impl Authority {
                 let mut intervals = Vec::new();
                 for r in &p.ranges {
                     intervals.push(
-                        crate::scenario::check_cidr(r, p.reserve_network_broadcast)
+                        crate::format::scenario::check_cidr(r, p.reserve_network_broadcast)
                             .map_err(|e| format!("pool {} range {r}: {e}", p.id))?,
                     );
                 }
@@ -389,7 +391,7 @@ impl Authority {
             for r in &p.ranges {
                 // The same addresses in every mode: the range's first to last as
                 // `check_cidr` gives them.
-                let (a, b) = crate::scenario::check_cidr(r, p.reserve_network_broadcast)
+                let (a, b) = crate::format::scenario::check_cidr(r, p.reserve_network_broadcast)
                     .map_err(|e| format!("pool {} range {r}: {e}", p.id))?;
                 let (a, b) = (ip_text(a), ip_text(b));
                 call(f.call_add_range(&mut inst.store, &p.id, &a, &b).await)?
@@ -404,7 +406,7 @@ impl Authority {
     fn check_restored(&self, p: &PoolSpec, had: &[pool::RangeInfo]) -> Result<(), String> {
         let mut want = Vec::new();
         for r in &p.ranges {
-            let (a, b) = crate::scenario::check_cidr(r, p.reserve_network_broadcast)
+            let (a, b) = crate::format::scenario::check_cidr(r, p.reserve_network_broadcast)
                 .map_err(|e| format!("pool {} range {r}: {e}", p.id))?;
             want.push(format!("{}-{}", ip_text(a), ip_text(b)));
         }

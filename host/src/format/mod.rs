@@ -1,0 +1,9 @@
+//! The scenario format: the file's model and parser (`scenario`), its JSON Schema
+//! (`schema`), and templates and conditions (`template`).
+
+#[cfg(test)]
+mod fuzz;
+pub mod scenario;
+pub mod schema;
+pub mod template;
+pub mod threshold;

@@ -1,0 +1,10 @@
+//! What a run records and tells: samples into histograms (`record`), the report and its
+//! metrics (`report`), thresholds judged (`verdict`), the HTML page (`html`), result files and
+//! their merge (`merge`), and output files written whole (`output`).
+
+pub mod html;
+pub mod merge;
+pub mod output;
+pub mod record;
+pub mod report;
+pub mod verdict;
