@@ -1,0 +1,204 @@
+//! The command line: commands and their flags (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine;
+use crate::format::scenario;
+
+const EXIT_CODES: &str = "Exit codes (the first that applies): 130 interrupted by Ctrl-C (143 SIGTERM, 129 SIGHUP); 1 the \
+run itself failed (the pool state could not be written), or exec's request failed; 2 a bad \
+scenario or bad usage; 99 a threshold was crossed; 98 nothing was tested (no request \
+succeeded); 97 users could not run or their task failed; 0 otherwise.";
+
+/// Runs YAML scenarios through scheduler-executor.wasm: many isolated users, each sending from
+/// its own source address taken from a pool.
+#[derive(Parser)]
+#[command(name = "scheduler", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the bundled scenario against a target started on 127.0.0.1, with source
+    /// addresses from a pool in 127.0.0.0/8.
+    Demo {
+        /// A few users and iterations (seconds instead of a minute).
+        #[arg(long)]
+        short: bool,
+        #[command(flatten)]
+        out: RunArgs,
+    },
+    /// Run a scenario file.
+    Run {
+        scenario: PathBuf,
+        /// Run the I-th of N shares of the scenario (k6's execution segments): users striped
+        /// by global id, rates and limits divided, each pool cut into N slices. The N result
+        /// files merge into the whole run (`scheduler merge`).
+        #[arg(long, value_name = "I/N", value_parser = parse_segment)]
+        segment: Option<(u32, u32)>,
+        /// Share the scenario's pools with every process of the run through etcd (v3, its
+        /// JSON gateway, e.g. http://127.0.0.1:2379): blocks of addresses are claimed under
+        /// this process's lease. With --segment, pools are not cut: etcd shares them.
+        #[arg(long, value_name = "URL")]
+        etcd: Option<String>,
+        /// The etcd lease's time to live: a process killed without a goodbye gives its
+        /// blocks back this long after (1s, 10s).
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
+        lease_ttl: Duration,
+        #[command(flatten)]
+        out: RunArgs,
+    },
+    /// Check a scenario file without running it.
+    Validate {
+        scenario: PathBuf,
+        /// Make every warning a problem (exit 2): fields the format does not know, names
+        /// nothing declares, unused resources, a trigger never taken. By default they are
+        /// warnings, as the original scheduler is lenient with its own files.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Send one request through the executor, as curl does.
+    Exec(ExecArgs),
+    /// Print the scenario format's JSON Schema (for editors: `# yaml-language-server:
+    /// $schema=...`); host/scenario.schema.json is a copy.
+    Schema,
+    /// Merge the result files of several processes (`run --result`) into one exact report,
+    /// its thresholds judged on the sum; exit codes as `run`.
+    Merge {
+        #[arg(required = true, value_name = "RESULT")]
+        files: Vec<PathBuf>,
+        /// Write the merged report as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write the merged Prometheus metrics.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+        /// Write the merged HTML report.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Write the report as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write Prometheus metrics (text exposition format).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// Keep the pools' state here across runs (one process at a time).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Write a result file (counters and histograms) that `scheduler merge` adds up exactly.
+    #[arg(long, value_name = "FILE")]
+    pub result: Option<PathBuf>,
+    /// Serve Prometheus metrics live during the run (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Write a self-contained HTML report with charts (no network fetches).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Stream the run as it goes: json=FILE (JSON lines: one a second, and each error) or
+    /// csv=FILE (one row a second). Repeatable.
+    #[arg(long = "out", value_name = "json=FILE|csv=FILE")]
+    pub out: Vec<engine::Out>,
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// GET, POST, PUT, DELETE, PATCH, HEAD or OPTIONS (any case); with -X, the URL alone.
+    #[arg(value_name = "METHOD|URL")]
+    pub first: String,
+    /// The URL, when the method comes first.
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+    /// The method (curl's -X); GET, or POST when a body is given.
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The body as text; `@FILE` reads it from a file (UTF-8).
+    #[arg(
+        short = 'd',
+        long = "data",
+        visible_alias = "body",
+        value_name = "DATA"
+    )]
+    pub data: Option<String>,
+    /// The body as bytes, exactly; `@FILE` reads it from a file.
+    #[arg(long = "data-binary", value_name = "DATA", conflicts_with = "data")]
+    pub data_binary: Option<String>,
+    /// Send from this local address.
+    #[arg(long, value_name = "IP")]
+    pub bind_ip: Option<String>,
+    /// Write the body, byte for byte, to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The whole request's deadline (1.5, 2s, 500ms, 1m30s).
+    #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_cli_duration)]
+    pub max_time: Option<Duration>,
+    /// The connection's deadline.
+    #[arg(long, value_name = "DURATION", value_parser = parse_cli_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Retry a failed request up to N times (idempotent methods; connect failures and 5xx).
+    #[arg(long, value_name = "N")]
+    pub retry: Option<u32>,
+    /// Ask for a gzip or deflate body and print it decoded (curl's --compressed).
+    #[arg(long)]
+    pub compressed: bool,
+    /// Print the outcome as JSON (text bodies as text, others base64 with `body_base64: true`).
+    #[arg(long)]
+    pub json: bool,
+    /// Trust the CA certificates in this PEM file too (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Vec<PathBuf>,
+    /// Do not verify the server's certificate (https).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// Client certificate (PEM chain) for mutual TLS; with --key.
+    #[arg(short = 'E', long = "cert", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// TLS 1.2 at least (curl's --tlsv1.2; the default).
+    #[arg(long = "tlsv1.2")]
+    pub tls12: bool,
+    /// TLS 1.3 at least.
+    #[arg(long = "tlsv1.3")]
+    pub tls13: bool,
+    /// TLS version at most: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
+    pub tls_max: Option<compose::tls::TlsVersion>,
+}
+
+pub fn parse_tls_version(s: &str) -> Result<compose::tls::TlsVersion, String> {
+    compose::tls::TlsVersion::parse(s).ok_or_else(|| format!("{s}: expected 1.2 or 1.3"))
+}
+
+/// `I/N` with 0 <= I < N.
+pub fn parse_segment(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| "I is not a number")?,
+        n.trim().parse().map_err(|_| "N is not a number")?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("{s}: expected 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
+/// curl's plain seconds (`1.5`), or a humantime duration (`2s`, `1m30s`).
+pub fn parse_cli_duration(s: &str) -> Result<Duration, String> {
+    scenario::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a duration (1.5, 2s, 500ms, 1m30s)"))
+}

@@ -1,0 +1,179 @@
+//! The commands that run scenarios: `validate`, `run`, `demo` and `merge`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::args::RunArgs;
+use super::finish::{EXIT_USAGE, check_outputs, finish, load, load_checked, usage};
+use super::target;
+use crate::authority;
+use crate::engine::{self, RunOptions};
+use crate::format::scenario;
+use crate::results::merge as results_file;
+
+const DEMO: &str = include_str!("../../scenarios/demo.yaml");
+
+pub fn validate(path: &Path, strict: bool) -> ExitCode {
+    match load_checked(path, strict) {
+        Ok(s) => {
+            println!(
+                "{}: ok ({} pools, {} actions, {} nodes, {} users)",
+                path.display(),
+                s.pools.len(),
+                s.actions.len(),
+                s.nodes.len(),
+                s.total_users()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub fn run(
+    rt: &tokio::runtime::Runtime,
+    path: &Path,
+    segment: Option<(u32, u32)>,
+    etcd: Option<String>,
+    lease_ttl: Duration,
+    out: &RunArgs,
+) -> ExitCode {
+    let mut s = match load(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Err(code) = check_outputs(out) {
+        return code;
+    }
+    let pools = s.pools.clone();
+    if let Some((i, n)) = segment
+        && let Err(e) = s.segment(i, n)
+    {
+        return usage(&e);
+    }
+    // Pools in etcd are shared, not cut (but one bound to a segment is that one's).
+    if etcd.is_some() {
+        s.pools = pools;
+        if let Some((i, _)) = segment {
+            for p in &mut s.pools {
+                if p.segment.is_some_and(|b| b != i) {
+                    p.ranges.clear();
+                }
+            }
+        }
+    }
+    let opts = RunOptions {
+        etcd: etcd.map(|url| authority::EtcdOptions { url, lease_ttl }),
+        segment,
+        ..options(out)
+    };
+    rt.block_on(finish(engine::run(s, opts), out, None))
+}
+
+/// What every run takes from its output flags.
+fn options(out: &RunArgs) -> RunOptions {
+    RunOptions {
+        state_dir: out.state_dir.clone(),
+        progress: true,
+        drain: None,
+        segment: None,
+        out: out.out.clone(),
+        metrics_listen: out.metrics_listen,
+        etcd: None,
+    }
+}
+
+pub fn demo(rt: &tokio::runtime::Runtime, short: bool, out: &RunArgs) -> ExitCode {
+    if let Err(code) = check_outputs(out) {
+        return code;
+    }
+    let target = match target::Target::start() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("scheduler: starting the demo target: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (s, _ca) = match demo_scenario(&target, short) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("scheduler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "demo target listening on {} (http) and {} (https)",
+        target.addr, target.tls_addr
+    );
+    rt.block_on(finish(engine::run(s, options(out)), out, Some(&target)))
+}
+
+/// The bundled scenario pointed at the demo's target, trusting its CA (a file for the run,
+/// kept as long as the returned handle).
+fn demo_scenario(
+    target: &target::Target,
+    short: bool,
+) -> Result<(scenario::Scenario, tempfile::NamedTempFile), String> {
+    let mut s = scenario::parse(DEMO).map_err(|p| format!("the bundled demo is invalid: {p:?}"))?;
+    for r in &mut s.resources {
+        r.properties
+            .insert("port".into(), target.addr.port().to_string());
+        r.properties
+            .insert("tls_port".into(), target.tls_addr.port().to_string());
+    }
+    let ca = tempfile::Builder::new()
+        .suffix(".pem")
+        .tempfile()
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(target.ca_pem.as_bytes())?;
+            Ok(f)
+        })
+        .map_err(|e| format!("writing the demo CA: {e}"))?;
+    s.tls.settings.ca_files = vec![ca.path().to_path_buf()];
+    if short {
+        s.phases[0].users = 8;
+        s.phases[1].users = 4;
+        s.phases[1].at = Duration::from_millis(300);
+        s.lifetime.iterations = 2;
+        s.lifetime.think_time = Duration::from_millis(50);
+    }
+    Ok((s, ca))
+}
+
+pub fn merge(
+    rt: &tokio::runtime::Runtime,
+    files: &[PathBuf],
+    json: Option<PathBuf>,
+    metrics: Option<PathBuf>,
+    report: Option<PathBuf>,
+) -> ExitCode {
+    let mut loaded = Vec::new();
+    for f in files {
+        let shown = f.display().to_string();
+        match std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(v) => loaded.push((shown, v)),
+            Err(e) => {
+                eprintln!("scheduler: {shown}: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let out = RunArgs {
+        json,
+        metrics,
+        state_dir: None,
+        result: None,
+        out: Vec::new(),
+        report,
+        metrics_listen: None,
+    };
+    if let Err(code) = check_outputs(&out) {
+        return code;
+    }
+    rt.block_on(finish(async { results_file::merge(&loaded) }, &out, None))
+}
