@@ -1,0 +1,501 @@
+//! One action of a user: an HTTP action rendered, checked against the policy and executed
+//! in the user's instance, or a UDP exchange; its checks and exports.
+
+use super::*;
+
+pub(super) fn method(call: &str) -> exec::HttpMethod {
+    match call {
+        "post" => exec::HttpMethod::Post,
+        "put" => exec::HttpMethod::Put,
+        "delete" => exec::HttpMethod::Delete,
+        "patch" => exec::HttpMethod::Patch,
+        "head" => exec::HttpMethod::Head,
+        "options" => exec::HttpMethod::Options,
+        _ => exec::HttpMethod::Get,
+    }
+}
+
+/// Where a rendered URL points, resolved natively so the policy can allow exactly that. The
+/// url crate reads it as the client does (any case of scheme, IPv6 literals, default port).
+/// Let `policy` reach what `url` names: its host name may be looked up, and its addresses
+/// connected to.
+pub async fn allow_url(policy: &Policy, url: &str) {
+    if let Ok(u) = url::Url::parse(url)
+        && let Some(url::Host::Domain(name)) = u.host()
+    {
+        policy.allow_name(name);
+    }
+    for t in target_of_url(url).await.unwrap_or_default() {
+        policy.allow_target(t);
+    }
+}
+
+pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
+    let u = url::Url::parse(text).ok()?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return None;
+    }
+    let port = u.port_or_known_default()?;
+    match u.host()? {
+        url::Host::Ipv4(ip) => Some(vec![SocketAddr::new(ip.into(), port)]),
+        // The client connects to an IPv4-mapped address over IPv4.
+        url::Host::Ipv6(ip) => Some(vec![SocketAddr::new(
+            ip.to_ipv4_mapped().map_or(ip.into(), Into::into),
+            port,
+        )]),
+        url::Host::Domain(host) => tokio::net::lookup_host((host, port))
+            .await
+            .ok()
+            .map(|a| a.collect()),
+    }
+}
+
+/// A UDP action: its target and payload rendered, one exchange through the user's own socket
+/// component from the user's address, the reply checked. Recorded as HTTP's are (latency,
+/// bytes, errors by kind); `ACTION.ok`, `ACTION.error` and `content` exports (the reply as
+/// text) for later templates; the reply kept for wait nodes.
+pub(super) async fn run_udp(
+    st: &mut UserState<'_>,
+    inst: &mut Instance,
+    policy: &Policy,
+    ip: Option<&str>,
+    index: usize,
+    udp: &crate::format::scenario::Udp,
+    vars: &mut Vars,
+) -> Sample {
+    use crate::format::scenario::{UdpPayload, UdpTarget};
+    let shared = st.shared;
+    let action = &shared.scenario.actions[index];
+    let mut sample = st.sample(index, ip);
+    let render = |t: &str| template::render(t, vars).map_err(|e| format!("template: {e}"));
+    let prepared = (|| -> Result<(SocketAddr, Vec<u8>, Option<std::net::IpAddr>), String> {
+        let target = match &udp.target {
+            UdpTarget::Addr(t) => {
+                let t = render(t)?;
+                t.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| format!("udp target {t:?}: not host:port with an IP literal"))?
+            }
+            UdpTarget::Parts(host, port) => {
+                let (host, port) = (render(host)?, render(port)?);
+                let ip = host
+                    .trim()
+                    .trim_matches(['[', ']'])
+                    .parse()
+                    .map_err(|_| format!("udp peer_ip {host:?}: not an IP address"))?;
+                let port = port
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("udp peer_port {port:?}: not a port"))?;
+                SocketAddr::new(ip, port)
+            }
+        };
+        let payload = match &udp.payload {
+            UdpPayload::Text(t) => render(t)?.into_bytes(),
+            UdpPayload::Bytes(b) => b.clone(),
+        };
+        let given = match &udp.bind_ip {
+            Some(t) => {
+                let t = render(t)?;
+                (!t.trim().is_empty())
+                    .then(|| {
+                        t.trim()
+                            .parse()
+                            .map_err(|_| format!("bind_ip {t:?}: not an IP"))
+                    })
+                    .transpose()?
+            }
+            None => None,
+        };
+        let bind = match (ip.and_then(|ip| ip.parse().ok()), given) {
+            (Some(mine), Some(other)) if other != mine => {
+                return Err(format!(
+                    "bind_ip: {other} is not the user's address from the pool ({mine})"
+                ));
+            }
+            (Some(mine), _) => Some(mine),
+            (None, given) => given,
+        };
+        Ok((target, payload, bind))
+    })();
+    let (target, payload, bind) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            sample.error = Some(e);
+            return sample;
+        }
+    };
+    policy.allow_target(target);
+    shared.action_turn().await;
+    let start = Instant::now();
+    st.in_flight = Some((index, sample.source.clone(), start));
+    let result = inst
+        .udp(&crate::runtime::UdpExchange {
+            target,
+            bind,
+            payload: &payload,
+            reply: udp.reply,
+            timeout_ms: udp.timeout_ms,
+            retries: udp.retries,
+            backoff_ms: udp.backoff_ms,
+            max_reply: udp.max_reply,
+        })
+        .await;
+    st.in_flight = None;
+    sample.latency_us = start.elapsed().as_micros() as u64;
+    let mut reply_text = None;
+    let mut error_text = None;
+    match result {
+        Ok(Ok(o)) => {
+            sample.sent = true;
+            sample.bytes_sent = o.bytes_sent;
+            sample.bytes_received = o.bytes_received;
+            // The last try's send to its reply.
+            sample.latency_us = o.latency_us;
+            if let Some(src) = o.local.as_deref().and_then(|s| st.source_of(s)) {
+                sample.source = src;
+            }
+            sample.ok = o.reply.as_deref().is_none_or(|r| udp.expect.holds(r));
+            if !sample.ok {
+                sample.error = Some("udp-reply-mismatch".into());
+                error_text = Some("the reply did not match expect".to_string());
+            }
+            reply_text = o
+                .reply
+                .as_deref()
+                .map(|r| String::from_utf8_lossy(r).into_owned());
+            st.last_reply[index] = o.reply;
+        }
+        Ok(Err(f)) => {
+            sample.sent = f.kind != "udp-socket" && f.kind != "udp-bind";
+            sample.error = Some(f.kind.to_string());
+            error_text = Some(f.detail);
+        }
+        Err(trap) => {
+            sample.sent = true;
+            sample.error = Some(format!("trap: {trap}"));
+        }
+    }
+    if !action.checks.is_empty() {
+        let ms = sample.latency_us as f64 / 1000.0;
+        let base = shared.check_base[index];
+        for (i, c) in action.checks.iter().enumerate() {
+            let pass = match (&c.kind, &reply_text) {
+                (CheckKind::Duration(..), _) if sample.sent => check_duration(&c.kind, ms),
+                (CheckKind::BodyContains(x), Some(r)) => r.contains(x.as_str()),
+                (CheckKind::BodyMatches(re), Some(r)) => re.is_match(r),
+                _ => false,
+            };
+            st.checks[base + i][usize::from(!pass)] += 1;
+        }
+    }
+    if shared.uses_vars {
+        let scope = vars.entry(action.id.clone()).or_default();
+        scope.clear();
+        scope.insert("ok".into(), sample.ok.to_string());
+        if let Some(e) = error_text {
+            scope.insert("error".into(), e);
+        }
+        for e in &action.exports {
+            match (&e.kind, &reply_text) {
+                (ExportKind::Body, Some(r)) => {
+                    scope.insert(e.name.clone(), r.clone());
+                }
+                _ => {
+                    if let Some(d) = &e.default {
+                        scope.insert(e.name.clone(), d.clone());
+                    }
+                }
+            }
+        }
+    }
+    sample
+}
+
+/// The call for `action`: its `with` rendered (the source address put in as `bind_ip` unless
+/// it names one), and its targets allowed by the user's policy. `None` when the URL keeps a
+/// template nothing declares (`{{undefined.endpoint}}`): the action is not sent and counts as
+/// done, as the original's actions-http does (its way of a dry run), in `skipped`, with no
+/// error, and `ACTION.ok` true.
+pub(super) async fn prepare(
+    action: &crate::format::scenario::Action,
+    policy: &Policy,
+    ip: Option<&str>,
+    vars: &Vars,
+) -> Result<Option<exec::Action>, String> {
+    let mut with =
+        template::render_json(&action.with, vars).map_err(|e| format!("template: {e}"))?;
+    if with
+        .get("url")
+        .and_then(|u| u.as_str())
+        .is_some_and(|u| u.contains("{{"))
+    {
+        return Ok(None);
+    }
+    if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
+        match obj.get("bind_ip") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(s)) if s.is_empty() || s == ip => {}
+            Some(other) => {
+                // The pool's address is in force: no other (the wildcard included).
+                return Err(format!(
+                    "bind_ip: {other} is not the user's address from the pool ({ip})"
+                ));
+            }
+        }
+        obj.insert("bind_ip".into(), ip.into());
+    }
+    if let Some(url) = with.get("url").and_then(|u| u.as_str()) {
+        allow_url(policy, url).await;
+    }
+    // `with.timeout` (the original's): the whole request's deadline.
+    if let Some(obj) = with.as_object_mut()
+        && let Some(t) = obj.remove("timeout")
+    {
+        let text = match &t {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let d = crate::format::scenario::parse_duration(&text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("timeout: {text:?} is not a duration"))?;
+        let timeouts = obj
+            .entry("timeouts")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(t) = timeouts.as_object_mut() {
+            t.insert(
+                "total_ms".into(),
+                (d.as_millis().clamp(1, u128::from(u64::MAX)) as u64).into(),
+            );
+        }
+    }
+    // Exports with a default are read here, from the outcome: their failure is no error.
+    let exports = action
+        .exports
+        .iter()
+        .filter(|e| e.default.is_none())
+        .map(|e| exec::ExportSpec {
+            name: e.name.clone(),
+            source: match &e.kind {
+                ExportKind::StatusCode => exec::ExportSource::StatusCode,
+                ExportKind::Body => exec::ExportSource::Body,
+                ExportKind::Header(h) => exec::ExportSource::Header(h.clone()),
+                ExportKind::JsonPointer(p) => exec::ExportSource::JsonPointer(p.clone()),
+            },
+        })
+        .collect();
+    Ok(Some(exec::Action {
+        id: action.id.clone(),
+        call: method(&action.call),
+        with_params: with.to_string(),
+        exports,
+    }))
+}
+
+pub(super) async fn run_action(
+    st: &mut UserState<'_>,
+    inst: &mut Instance,
+    policy: &Policy,
+    ip: Option<&str>,
+    index: usize,
+    vars: &mut Vars,
+) -> Sample {
+    let shared = st.shared;
+    let action = &shared.scenario.actions[index];
+    if let Some(udp) = &action.udp {
+        return run_udp(st, inst, policy, ip, index, udp, vars).await;
+    }
+    let mut sample = st.sample(index, ip);
+    // An action without templates renders the same for the same source address: once.
+    let fresh;
+    let call = match &st.prepared[index] {
+        Some((for_ip, call)) if for_ip.as_deref() == ip => call,
+        _ => match prepare(action, policy, ip, vars).await {
+            Ok(Some(call)) if shared.static_with[index] => {
+                let slot = &mut st.prepared[index];
+                &slot.insert((ip.map(str::to_string), call)).1
+            }
+            Ok(Some(call)) => {
+                fresh = call;
+                &fresh
+            }
+            Ok(None) => {
+                sample.ok = true;
+                if shared.uses_vars {
+                    let scope = vars.entry(action.id.clone()).or_default();
+                    scope.clear();
+                    scope.insert("ok".into(), "true".into());
+                }
+                return sample;
+            }
+            Err(e) => {
+                sample.error = Some(e);
+                return sample;
+            }
+        },
+    };
+    shared.action_turn().await;
+    let start = st
+        .scheduled
+        .take()
+        .map_or_else(Instant::now, |t| t.min(Instant::now()));
+    st.in_flight = Some((index, sample.source.clone(), start));
+    let result = inst.execute(call).await;
+    st.in_flight = None;
+    sample.latency_us = start.elapsed().as_micros() as u64;
+    // What later templates and conditions can read of this action (when any reads).
+    let mut scope = shared.uses_vars.then(|| {
+        let scope = vars.entry(action.id.clone()).or_default();
+        scope.clear();
+        scope
+    });
+    if !action.checks.is_empty() {
+        let outcome = match &result {
+            Ok(Ok(o)) => Some(o),
+            _ => None,
+        };
+        let base = shared.check_base[index];
+        let ms = sample.latency_us as f64 / 1000.0;
+        for (i, c) in action.checks.iter().enumerate() {
+            let pass = check_holds(&c.kind, outcome, ms);
+            st.checks[base + i][usize::from(!pass)] += 1;
+        }
+    }
+    match result {
+        Ok(Ok(o)) => {
+            sample.sent = true;
+            sample.ok = o.status < 400;
+            sample.status = Some(o.status);
+            sample.bytes_sent = o.bytes_sent;
+            sample.bytes_received = o.bytes_received;
+            if let Some(src) = o.source_address.as_deref().and_then(|s| st.source_of(s)) {
+                sample.source = src;
+            }
+            if !sample.ok {
+                sample.error = Some(format!("http {}", o.status));
+            }
+            if let Some(scope) = scope.as_mut() {
+                scope.insert("status_code".into(), o.status.to_string());
+                for e in &action.exports {
+                    if let Some(d) = &e.default {
+                        scope.insert(e.name.clone(), export_or(&e.kind, &o).unwrap_or(d.clone()));
+                    }
+                }
+                for e in o.exports {
+                    scope.insert(e.name, e.value);
+                }
+            }
+        }
+        Ok(Err(e)) => {
+            // Refused before anything went on the wire: an error, not a request.
+            sample.sent = !matches!(
+                e,
+                exec::ActionError::InvalidParams(_)
+                    | exec::ActionError::Pool(_)
+                    | exec::ActionError::AccessDenied(_)
+            );
+            sample.error = Some(error_kind(&e));
+            if let Some(scope) = scope.as_mut() {
+                scope.insert("error".into(), error_text(&e));
+                for e in &action.exports {
+                    if let Some(d) = &e.default {
+                        scope.insert(e.name.clone(), d.clone());
+                    }
+                }
+            }
+        }
+        Err(trap) => {
+            sample.sent = true;
+            sample.error = Some(format!("trap: {trap}"));
+        }
+    }
+    if let Some(scope) = scope {
+        scope.insert("ok".into(), sample.ok.to_string());
+    }
+    sample
+}
+
+/// An export read from an outcome, as the executor reads it (`None`: not there).
+pub(super) fn export_or(kind: &ExportKind, o: &exec::Outcome) -> Option<String> {
+    match kind {
+        ExportKind::StatusCode => Some(o.status.to_string()),
+        ExportKind::Body => String::from_utf8(o.body.clone()).ok(),
+        ExportKind::Header(h) => o
+            .headers
+            .iter()
+            .find(|x| x.name.eq_ignore_ascii_case(h))
+            .map(|x| x.value.clone()),
+        ExportKind::JsonPointer(p) => serde_json::from_slice::<serde_json::Value>(&o.body)
+            .ok()?
+            .pointer(p)
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+    }
+}
+
+/// Each check of the scenario with its counts (`counts` in the same order).
+pub(super) fn check_results(
+    sc: &Scenario,
+    counts: &[[u64; 2]],
+) -> Vec<crate::results::record::CheckResult> {
+    sc.actions
+        .iter()
+        .flat_map(|a| a.checks.iter().map(move |c| (a.id.clone(), c.name.clone())))
+        .enumerate()
+        .map(|(i, (action, name))| {
+            let [pass, fail] = counts.get(i).copied().unwrap_or([0, 0]);
+            crate::results::record::CheckResult {
+                action,
+                name,
+                pass,
+                fail,
+            }
+        })
+        .collect()
+}
+
+/// Whether a check holds for an answer (`None`: no answer, which fails every check).
+pub(super) fn check_holds(kind: &CheckKind, o: Option<&exec::Outcome>, ms: f64) -> bool {
+    let Some(o) = o else { return false };
+    let matches = |m: &Match, v: &str| match m {
+        Match::Exists => true,
+        Match::Equals(x) => v == x,
+        Match::Contains(x) => v.contains(x.as_str()),
+        Match::Matches(r) => r.is_match(v),
+    };
+    match kind {
+        CheckKind::Status(codes) => codes.contains(&o.status),
+        CheckKind::BodyContains(x) => o.body.windows(x.len().max(1)).any(|w| w == x.as_bytes()),
+        CheckKind::BodyMatches(r) => r.is_match(&String::from_utf8_lossy(&o.body)),
+        CheckKind::Header(name, m) => o
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .any(|h| matches(m, &h.value)),
+        CheckKind::Json(pointer, m) => serde_json::from_slice::<serde_json::Value>(&o.body)
+            .ok()
+            .and_then(|v| {
+                v.pointer(pointer).map(|x| match x {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            })
+            .is_some_and(|v| matches(m, &v)),
+        CheckKind::Duration(..) => check_duration(kind, ms),
+    }
+}
+
+/// A `duration` check on a latency in ms (false for any other kind).
+pub(super) fn check_duration(kind: &CheckKind, ms: f64) -> bool {
+    match kind {
+        CheckKind::Duration(op, limit) => match *op {
+            "<" => ms < *limit,
+            "<=" => ms <= *limit,
+            ">" => ms > *limit,
+            _ => ms >= *limit,
+        },
+        _ => false,
+    }
+}

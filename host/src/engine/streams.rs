@@ -1,0 +1,145 @@
+//! The run as it goes: one interval a second kept for the report and streamed to `--out`
+//! files, and the live metrics.
+
+use super::*;
+
+/// The metrics of the run so far (what the report's metrics say at the end).
+pub(super) fn live_metrics(shared: &Shared) -> String {
+    let mut c = Collected {
+        rec: shared.collected().rec.clone(),
+        ..Collected::default()
+    };
+    c.users_spawned = shared.live.spawned.load(Ordering::Relaxed);
+    c.users_finished = c
+        .users_spawned
+        .saturating_sub(shared.live.active.load(Ordering::Relaxed));
+    let elapsed = shared.started.elapsed().as_secs_f64();
+    Report::new(&shared.scenario.name, elapsed, c, Vec::new(), false).metrics()
+}
+
+/// Serve `GET /metrics` (any path) on `listener` until the run ends; one connection at a time,
+/// each answered and closed.
+#[derive(Debug, Clone)]
+pub enum Out {
+    Json(PathBuf),
+    Csv(PathBuf),
+}
+
+impl std::str::FromStr for Out {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Out, String> {
+        match s.split_once('=') {
+            Some(("json", f)) if !f.is_empty() => Ok(Out::Json(f.into())),
+            Some(("csv", f)) if !f.is_empty() => Ok(Out::Csv(f.into())),
+            _ => Err(format!("{s:?}: expected json=FILE or csv=FILE")),
+        }
+    }
+}
+
+/// Writes the intervals (and errors) to the `--out` files.
+/// Each goes to a hidden temporary file beside its path while the run goes, renamed over the
+/// path when the run ends (`finish`): a reader never sees a torn file.
+pub(super) struct Streams {
+    pub(super) files: Vec<(bool, std::io::BufWriter<tempfile::NamedTempFile>, PathBuf)>,
+}
+
+impl Out {
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Out::Json(p) | Out::Csv(p) => p,
+        }
+    }
+}
+
+impl Streams {
+    pub(super) fn open(outs: &[Out]) -> Result<Streams, String> {
+        use std::io::Write;
+        let mut files = Vec::new();
+        for o in outs {
+            let json = matches!(o, Out::Json(_));
+            let path = o.path();
+            let f = crate::results::output::temp_beside(path)
+                .map_err(|e| format!("--out {}: {e}", path.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            if !json {
+                let _ = writeln!(
+                    w,
+                    "t_s,requests,failed,rps,p50_ms,p90_ms,p99_ms,max_ms,users_active"
+                );
+            }
+            files.push((json, w, path.to_path_buf()));
+        }
+        Ok(Streams { files })
+    }
+
+    /// Each stream's file, whole, at its path.
+    pub(super) fn finish(self) -> Result<(), String> {
+        for (_, w, path) in self.files {
+            let f = w
+                .into_inner()
+                .map_err(|e| format!("--out {}: {}", path.display(), e.error()))?;
+            crate::results::output::persist(f, &path)
+                .map_err(|e| format!("--out {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write(&mut self, i: &Interval, secs: f64, errors: &[ErrorEvent], dropped: u64) {
+        use std::io::Write;
+        let rps = if secs > 0.0 {
+            i.requests as f64 / secs
+        } else {
+            0.0
+        };
+        for (json, w, _) in &mut self.files {
+            if *json {
+                let line = serde_json::json!({
+                    "type": "interval", "t_s": i.t, "requests": i.requests, "failed": i.failed,
+                    "rps": rps, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms,
+                    "max_ms": i.max_ms, "users_active": i.users_active,
+                });
+                let _ = writeln!(w, "{line}");
+                for e in errors {
+                    let line = serde_json::json!({
+                        "type": "error", "t_s": i.t, "action": &*e.action, "tenant": &*e.tenant,
+                        "user": e.user, "source": &*e.source, "error": e.error,
+                    });
+                    let _ = writeln!(w, "{line}");
+                }
+                if dropped > 0 {
+                    let line = serde_json::json!({ "type": "errors_not_listed", "t_s": i.t, "count": dropped });
+                    let _ = writeln!(w, "{line}");
+                }
+            } else {
+                let _ = writeln!(
+                    w,
+                    "{:.3},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{}",
+                    i.t,
+                    i.requests,
+                    i.failed,
+                    rps,
+                    i.p50_ms,
+                    i.p90_ms,
+                    i.p99_ms,
+                    i.max_ms,
+                    i.users_active
+                );
+            }
+            let _ = w.flush();
+        }
+    }
+}
+
+/// Take an interval from the collection, keep it for the report and stream it.
+pub(super) fn tick(shared: &Shared, streams: &mut Streams, last: &mut f64) {
+    let t = shared.started.elapsed().as_secs_f64();
+    let active = shared.live.active.load(Ordering::Relaxed);
+    let (interval, errors, dropped) = shared.collected().rec.take_interval(t, active);
+    streams.write(&interval, t - *last, &errors, dropped);
+    *last = t;
+    shared
+        .series
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(interval);
+}
