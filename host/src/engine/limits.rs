@@ -1,7 +1,5 @@
 //! What the machine allows, checked before a run: file descriptors and memory mappings.
 
-use super::*;
-
 /// Refuse a run whose users could not all hold a connection at once: a user alive keeps one
 /// socket (more while it reconnects), and past the process's fd limit connects fail with
 /// EMFILE in the middle of the run. The soft limit is raised to the hard one first.

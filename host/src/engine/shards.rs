@@ -1,7 +1,5 @@
 //! Users run on one single-threaded runtime per core.
 
-use super::*;
-
 /// Users run on one single-threaded runtime per core, each with its own event loop (as wrk
 /// runs one per thread): a user's socket events wake the thread that runs it, instead of
 /// waking and handing work between the threads of one shared runtime, which cost more than
