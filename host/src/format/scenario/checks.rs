@@ -1,0 +1,206 @@
+//! `thresholds:` and an action's `checks:`.
+
+use super::*;
+
+/// `thresholds:`: metric (with an optional `{tag:value}` filter) -> a list of expressions,
+/// each a string or `{threshold, abort_on_fail, delay_abort_eval}` (k6's camelCase names too).
+pub(super) fn thresholds(
+    w: &mut Walker,
+    v: Option<&Value>,
+) -> Vec<crate::format::threshold::Threshold> {
+    let mut out = Vec::new();
+    let Some(m) = v.and_then(|v| {
+        if v.is_null() {
+            return None;
+        }
+        let m = v.as_mapping();
+        if m.is_none() {
+            w.problem("thresholds", "expected a mapping of metric to expressions");
+        }
+        m
+    }) else {
+        return out;
+    };
+    for (k, exprs) in m {
+        let name = k.as_str().unwrap_or_default().to_string();
+        let path = join("thresholds", &name);
+        let (metric, action, tenant) = match crate::format::threshold::parse_name(&name) {
+            Ok(x) => x,
+            Err(e) => {
+                w.problem(&path, e);
+                continue;
+            }
+        };
+        let items: Vec<Value> = match exprs {
+            Value::Sequence(s) => s.clone(),
+            other => vec![other.clone()],
+        };
+        for (i, item) in items.iter().enumerate() {
+            let ip = format!("{path}[{i}]");
+            let (expr, abort, delay) = match item {
+                Value::String(e) => (Some(e.clone()), false, Duration::ZERO),
+                Value::Mapping(_) => {
+                    let Some(im) = w.map(item, &ip, schema::fields::<schema::Threshold>()) else {
+                        continue;
+                    };
+                    let e = w.string(get(im, "threshold"), &join(&ip, "threshold"), true);
+                    let abort = w
+                        .boolean(
+                            get(im, "abort_on_fail").or(get(im, "abortOnFail")),
+                            &join(&ip, "abort_on_fail"),
+                        )
+                        .unwrap_or(false);
+                    let delay = w
+                        .duration(
+                            get(im, "delay_abort_eval").or(get(im, "delayAbortEval")),
+                            &join(&ip, "delay_abort_eval"),
+                        )
+                        .unwrap_or_default();
+                    (e, abort, delay)
+                }
+                _ => {
+                    w.problem(&ip, "expected an expression such as \"p(95)<500\"");
+                    continue;
+                }
+            };
+            let Some(expr) = expr else { continue };
+            match crate::format::threshold::parse_expr(metric, &expr) {
+                Ok((agg, op, value)) => out.push(crate::format::threshold::Threshold {
+                    name: name.clone(),
+                    metric,
+                    action: action.clone(),
+                    tenant: tenant.clone(),
+                    expr,
+                    agg,
+                    op,
+                    value,
+                    abort_on_fail: abort,
+                    delay_abort: delay,
+                }),
+                Err(e) => w.problem(&ip, e),
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn regex_at(w: &mut Walker, text: &str, path: &str) -> Option<regex::Regex> {
+    // A size limit keeps a hostile pattern from taking the process's memory.
+    match regex::RegexBuilder::new(text).size_limit(1 << 20).build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            w.problem(path, format!("bad regular expression: {e}"));
+            None
+        }
+    }
+}
+
+/// How a header or JSON value is matched: `equals`, `contains`, `matches` (a regex), or
+/// present when none is given.
+pub(super) fn matcher(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Option<Match> {
+    if let Some(v) = w.string(get(m, "equals"), &join(path, "equals"), false) {
+        return Some(Match::Equals(v));
+    }
+    if let Some(v) = w.string(get(m, "contains"), &join(path, "contains"), false) {
+        return Some(Match::Contains(v));
+    }
+    if let Some(v) = w.string(get(m, "matches"), &join(path, "matches"), false) {
+        return regex_at(w, &v, &join(path, "matches")).map(Match::Matches);
+    }
+    Some(Match::Exists)
+}
+
+/// One entry of an action's `checks`: exactly one of `status`, `body_contains`,
+/// `body_matches`, `header`, `json`, `duration`, with an optional `name`.
+pub(super) fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
+    const KINDS: [&str; 6] = [
+        "status",
+        "body_contains",
+        "body_matches",
+        "header",
+        "json",
+        "duration",
+    ];
+    let m = w.map(v, path, schema::fields::<schema::Check>())?;
+    let kinds = KINDS;
+    let given: Vec<&str> = kinds.into_iter().filter(|k| get(m, k).is_some()).collect();
+    if given.len() != 1 {
+        w.problem(
+            path,
+            format!(
+                "give exactly one of {} (got {})",
+                kinds.join(", "),
+                given.len()
+            ),
+        );
+        return None;
+    }
+    let what = given[0];
+    let at = join(path, what);
+    let kind = match what {
+        "status" => {
+            let codes: Vec<Value> = match get(m, "status") {
+                Some(Value::Sequence(s)) => s.clone(),
+                Some(other) => vec![other.clone()],
+                None => vec![],
+            };
+            let mut out = Vec::new();
+            for c in &codes {
+                match c.as_u64().filter(|c| (100..=999).contains(c)) {
+                    Some(c) => out.push(c as u16),
+                    None => w.problem(&at, "expected a status code or a list of them"),
+                }
+            }
+            CheckKind::Status(out)
+        }
+        "body_contains" => CheckKind::BodyContains(w.string(get(m, what), &at, true)?),
+        "body_matches" => {
+            let text = w.string(get(m, what), &at, true)?;
+            CheckKind::BodyMatches(regex_at(w, &text, &at)?)
+        }
+        "header" => {
+            let h = w.string(get(m, what), &at, true)?;
+            CheckKind::Header(h, matcher(w, m, path)?)
+        }
+        "json" => {
+            let p = w.string(get(m, what), &at, true)?;
+            if !p.is_empty() && !p.starts_with('/') {
+                w.problem(&at, format!("a JSON pointer starts with / (got {p:?})"));
+                return None;
+            }
+            CheckKind::Json(p, matcher(w, m, path)?)
+        }
+        _ => {
+            let text = w.string(get(m, what), &at, true)?;
+            let t = text.trim();
+            let op = ["<=", ">=", "<", ">"]
+                .into_iter()
+                .find(|o| t.starts_with(o));
+            let parsed = op.and_then(|op| {
+                let d = parse_duration(t[op.len()..].trim())?;
+                Some((op, d.as_secs_f64() * 1000.0))
+            });
+            match parsed {
+                Some((op, ms)) => CheckKind::Duration(op, ms),
+                None => {
+                    w.problem(&at, format!("expected e.g. \"<500ms\", got {text:?}"));
+                    return None;
+                }
+            }
+        }
+    };
+    let name = w
+        .string(get(m, "name"), &join(path, "name"), false)
+        .unwrap_or_else(|| {
+            let detail = match get(m, what) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => serde_yaml::to_string(v)
+                    .unwrap_or_default()
+                    .trim()
+                    .replace('\n', " "),
+                None => String::new(),
+            };
+            format!("{what} {detail}")
+        });
+    Some(Check { name, kind })
+}

@@ -1,0 +1,476 @@
+//! The scenario file's sections, each read by the walker into the model.
+
+use super::*;
+
+/// `workbook:`: the pools (their ranges checked for overlaps) and the resources (their
+/// properties resolved).
+pub(super) fn workbook(
+    w: &mut Walker,
+    top: &serde_yaml::Mapping,
+) -> (Vec<PoolSpec>, Vec<Resource>, Vec<Cycle>) {
+    let mut pools = Vec::new();
+    let mut cycles = Vec::new();
+    let mut resources = Vec::new();
+    let mut all_ranges = Vec::new();
+    if let Some(wb) = get(top, "workbook")
+        .and_then(|v| w.map(v, "workbook", schema::fields::<schema::Workbook>()))
+    {
+        for (i, p) in w
+            .list(get(wb, "ip_pools"), "workbook.ip_pools")
+            .iter()
+            .enumerate()
+        {
+            let path = format!("workbook.ip_pools[{i}]");
+            let Some(m) = w.map(p, &path, schema::fields::<schema::IpPool>()) else {
+                continue;
+            };
+            let id = w
+                .string(get(m, "id"), &join(&path, "id"), true)
+                .unwrap_or_default();
+            let pname = w
+                .string(get(m, "name"), &join(&path, "name"), false)
+                .unwrap_or_else(|| id.clone());
+            let reserve = w
+                .boolean(
+                    get(m, "reserve_network_broadcast"),
+                    &join(&path, "reserve_network_broadcast"),
+                )
+                .unwrap_or(false);
+            let mut ranges = Vec::new();
+            let rpath = join(&path, "ranges");
+            let items = w.list(get(m, "ranges"), &rpath);
+            if items.is_empty() {
+                w.problem(&rpath, "at least one range is required");
+            }
+            for (j, r) in items.iter().enumerate() {
+                let rp = format!("{rpath}[{j}]");
+                if let Some(text) = w.string(Some(r), &rp, true) {
+                    match check_cidr(&text, reserve) {
+                        Ok((first, last)) => all_ranges.push((first, last, i, rp, text.clone())),
+                        Err(e) => w.problem(&rp, e),
+                    }
+                    ranges.push(text);
+                }
+            }
+            let spath = join(&path, "allocation_strategy");
+            let strategy = match w
+                .string(get(m, "allocation_strategy"), &spath, false)
+                .as_deref()
+            {
+                None | Some("sequential") => Strategy::Sequential,
+                Some("round_robin") => Strategy::RoundRobin,
+                Some("random") => Strategy::Random,
+                Some(other) => {
+                    w.problem(
+                        &spath,
+                        format!("unknown strategy {other:?} (sequential, round_robin, random)"),
+                    );
+                    Strategy::Sequential
+                }
+            };
+            if pools.iter().any(|p: &PoolSpec| p.id == id) {
+                w.problem(&join(&path, "id"), format!("duplicate pool id {id:?}"));
+            }
+            let segment = w
+                .uint(get(m, "segment"), &join(&path, "segment"))
+                .map(|n| n.min(u64::from(u32::MAX)) as u32);
+            pools.push(PoolSpec {
+                id,
+                name: pname,
+                ranges,
+                strategy,
+                segment,
+                reserve_network_broadcast: reserve,
+            });
+        }
+        check_overlaps(w, &mut all_ranges);
+        for (i, r) in w
+            .list(get(wb, "resources"), "workbook.resources")
+            .iter()
+            .enumerate()
+        {
+            let path = format!("workbook.resources[{i}]");
+            let Some(m) = w.map(r, &path, schema::fields::<schema::Resource>()) else {
+                continue;
+            };
+            let id = w
+                .string(get(m, "id"), &join(&path, "id"), true)
+                .unwrap_or_default();
+            if id == "user" || id == "tenant" {
+                w.problem(
+                    &join(&path, "id"),
+                    format!("\"{id}\" is reserved for {{{{{id}.*}}}}"),
+                );
+            }
+            let kind = w.string(get(m, "type"), &join(&path, "type"), false);
+            let mut properties = BTreeMap::new();
+            if let Some(pm) = get(m, "properties") {
+                let ppath = join(&path, "properties");
+                if let Some(pm) = pm.as_mapping() {
+                    for (k, v) in pm {
+                        let key = k.as_str().unwrap_or_default().to_string();
+                        if let Some(val) = w.string(Some(v), &join(&ppath, &key), true) {
+                            properties.insert(key, val);
+                        }
+                    }
+                } else {
+                    w.problem(&ppath, "expected a mapping");
+                }
+            }
+            resources.push(Resource {
+                id,
+                kind,
+                properties,
+            });
+        }
+        cycles = resolve_properties(w, &mut resources);
+    }
+    (pools, resources, cycles)
+}
+
+/// `actions.actions:`.
+pub(super) fn actions(
+    w: &mut Walker,
+    top: &serde_yaml::Mapping,
+    resources: &[Resource],
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    // What templates can know before the run: the resources' properties.
+    let static_vars: template::Vars = resources
+        .iter()
+        .map(|r| (r.id.clone(), r.properties.clone()))
+        .collect();
+    if let Some(am) =
+        get(top, "actions").and_then(|v| w.map(v, "actions", schema::fields::<schema::Actions>()))
+    {
+        for (i, a) in w
+            .list(get(am, "actions"), "actions.actions")
+            .iter()
+            .enumerate()
+        {
+            let path = format!("actions.actions[{i}]");
+            let Some(m) = w.map(a, &path, schema::fields::<schema::Action>()) else {
+                continue;
+            };
+            let id = w
+                .string(get(m, "id"), &join(&path, "id"), true)
+                .unwrap_or_default();
+            if actions.iter().any(|x: &Action| x.id == id) {
+                w.problem(&join(&path, "id"), format!("duplicate action id {id:?}"));
+            }
+            let call = w
+                .string(get(m, "call"), &join(&path, "call"), true)
+                .unwrap_or_default();
+            let udp_reply = match call.to_ascii_lowercase().as_str() {
+                "udp.send-reply" | "udp-send-reply" => Some(true),
+                "udp.send" | "udp-send" => Some(false),
+                _ => None,
+            };
+            if !call.is_empty()
+                && udp_reply.is_none()
+                && !["get", "post", "put", "delete", "patch", "head", "options"]
+                    .contains(&call.to_ascii_lowercase().as_str())
+            {
+                w.problem(
+                    &join(&path, "call"),
+                    format!(
+                        "unknown call {call:?} (get, post, put, delete, patch, head, options, \
+                         udp.send, udp.send-reply)"
+                    ),
+                );
+            }
+            let mut with = get(m, "with")
+                .map(yaml_to_json)
+                .unwrap_or(serde_json::Value::Null);
+            // `dynamic_tasks` is the host's (the executor never sees it).
+            let dynamic = dynamic_tasks(
+                w,
+                get(m, "with")
+                    .and_then(Value::as_mapping)
+                    .and_then(|wm| get(wm, "dynamic_tasks")),
+                &join(&path, "with.dynamic_tasks"),
+            );
+            if let Some(o) = with.as_object_mut() {
+                o.remove("dynamic_tasks");
+            }
+            let mut bad = Vec::new();
+            template::check_json(&with, &join(&path, "with"), &mut bad);
+            for (p, e) in bad {
+                w.problem(&p, e);
+            }
+            if let Some(t) = with.get("timeout")
+                && !template::has_template(t)
+            {
+                let text = match t {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if parse_duration(&text).is_none_or(|d| d.is_zero()) {
+                    w.problem(
+                        &join(&path, "with.timeout"),
+                        format!("{text:?} is not a duration (5s, 500ms, 1m)"),
+                    );
+                }
+            }
+            let udp = udp_reply.and_then(|reply| {
+                udp_with(w, get(m, "with"), &join(&path, "with"), reply, resources)
+            });
+            match &with {
+                _ if udp_reply.is_some() => {}
+                serde_json::Value::Object(o) if o.contains_key("url") => {
+                    check_with(w, &path, &id, &call, &with, &static_vars)
+                }
+                serde_json::Value::Object(_) => w.problem(&join(&path, "with.url"), "required"),
+                _ => w.problem(&join(&path, "with"), "expected a mapping with at least url"),
+            }
+            let mut exports = Vec::new();
+            for (j, e) in w
+                .list(get(m, "export"), &join(&path, "export"))
+                .iter()
+                .enumerate()
+            {
+                let ep = format!("{path}.export[{j}]");
+                let Some(em) = w.map(e, &ep, schema::fields::<schema::Export>()) else {
+                    continue;
+                };
+                let name = w
+                    .string(get(em, "name"), &join(&ep, "name"), true)
+                    .unwrap_or_default();
+                let kind = match w
+                    .string(get(em, "type"), &join(&ep, "type"), false)
+                    .as_deref()
+                {
+                    None | Some("content") if name == "status_code" => ExportKind::StatusCode,
+                    // `assert`: the original declares it and never runs it; read as content.
+                    None | Some("content") | Some("body") | Some("assert") => ExportKind::Body,
+                    Some("status_code") | Some("status") => ExportKind::StatusCode,
+                    Some("header") => ExportKind::Header(
+                        w.string(get(em, "header"), &join(&ep, "header"), false)
+                            .unwrap_or_else(|| name.clone()),
+                    ),
+                    Some("json") => match w.string(get(em, "pointer"), &join(&ep, "pointer"), true)
+                    {
+                        Some(p) if p.is_empty() || p.starts_with('/') => ExportKind::JsonPointer(p),
+                        Some(p) => {
+                            w.problem(
+                                &join(&ep, "pointer"),
+                                format!("a JSON pointer starts with / (got {p:?})"),
+                            );
+                            ExportKind::Body
+                        }
+                        None => ExportKind::Body,
+                    },
+                    Some(other) => {
+                        w.problem(
+                            &join(&ep, "type"),
+                            format!(
+                                "unknown export type {other:?} (content, status_code, header, json, assert)"
+                            ),
+                        );
+                        ExportKind::Body
+                    }
+                };
+                // `scope` is accepted as the original declares it; exports are the user's
+                // (every later action of the user sees them) whatever it says.
+                w.string(get(em, "scope"), &join(&ep, "scope"), false);
+                let default = match get(em, "default") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => w.string(Some(v), &join(&ep, "default"), false),
+                };
+                exports.push(Export {
+                    name,
+                    kind,
+                    default,
+                });
+            }
+            let mut checks = Vec::new();
+            for (j, c) in w
+                .list(get(m, "checks"), &join(&path, "checks"))
+                .iter()
+                .enumerate()
+            {
+                if let Some(c) = check(w, c, &format!("{path}.checks[{j}]")) {
+                    checks.push(c);
+                }
+            }
+            if udp_reply.is_some() {
+                // A UDP reply has a body and a time, nothing else.
+                for (j, c) in checks.iter().enumerate() {
+                    if matches!(
+                        c.kind,
+                        CheckKind::Status(_) | CheckKind::Header(..) | CheckKind::Json(..)
+                    ) {
+                        w.problem(
+                            &format!("{path}.checks[{j}]"),
+                            "a UDP action takes body_contains, body_matches and duration checks",
+                        );
+                    }
+                }
+                for (j, e) in exports.iter().enumerate() {
+                    if e.kind != ExportKind::Body {
+                        w.problem(
+                            &format!("{path}.export[{j}].type"),
+                            "a UDP action exports its reply (type content)",
+                        );
+                    }
+                }
+            }
+            actions.push(Action {
+                id,
+                call: call.to_ascii_lowercase(),
+                with,
+                exports,
+                checks,
+                dynamic,
+                udp,
+            });
+        }
+    }
+    if actions.is_empty() {
+        w.problem("actions.actions", "at least one action is required");
+    }
+    actions
+}
+
+/// `workflows.nodes:`, and whether the list was cut at the limit.
+pub(super) fn workflows(
+    w: &mut Walker,
+    top: &serde_yaml::Mapping,
+    actions: &[Action],
+) -> (Vec<Node>, bool) {
+    let mut nodes = Vec::new();
+    let mut truncated = false;
+    match get(top, "workflows")
+        .and_then(|v| w.map(v, "workflows", schema::fields::<schema::Workflows>()))
+    {
+        None => w.problem("workflows", "required"),
+        Some(wf) => {
+            let items = w.list(get(wf, "nodes"), "workflows.nodes");
+            truncated = items.len() > MAX_NODES;
+            if truncated {
+                // Refused before each node is read: the limit bounds the work too.
+                w.problem(
+                    "workflows.nodes",
+                    format!("{} nodes; at most {MAX_NODES}", items.len()),
+                );
+            }
+            let mut seen: HashSet<String> = HashSet::new();
+            for (i, n) in items.iter().take(MAX_NODES).enumerate() {
+                let path = format!("workflows.nodes[{i}]");
+                let Some(m) = w.map(n, &path, schema::fields::<schema::Node>()) else {
+                    continue;
+                };
+                // The original's scheduling priority: one node runs at a time per user here,
+                // so it orders nothing; read for its type.
+                if let Some(p) = get(m, "priority")
+                    && !p.is_null()
+                    && p.as_i64().is_none()
+                {
+                    w.problem(&join(&path, "priority"), "expected an integer");
+                }
+                let id = w
+                    .string(get(m, "id"), &join(&path, "id"), true)
+                    .unwrap_or_default();
+                let kind = match w
+                    .string(get(m, "type"), &join(&path, "type"), false)
+                    .as_deref()
+                {
+                    Some("end") => NodeKind::End,
+                    Some("wait") => {
+                        let on = get(m, "on").and_then(|v| {
+                            w.map(v, &join(&path, "on"), schema::fields::<schema::WaitOn>())
+                        });
+                        let mut wait = Wait {
+                            action: None,
+                            expect: UdpExpect::default(),
+                        };
+                        match on {
+                            None => w.problem(&join(&path, "on"), "required (event and match)"),
+                            Some(on) => {
+                                let ev = w.string(get(on, "event"), &join(&path, "on.event"), true);
+                                if let Some(ev) = ev
+                                    && ev != "packet-rx"
+                                    && ev != "packet.rx"
+                                {
+                                    w.problem(
+                                        &join(&path, "on.event"),
+                                        format!("unknown event {ev:?} (packet-rx)"),
+                                    );
+                                }
+                                if let Some(mm) = get(on, "match").and_then(|v| {
+                                    w.map(
+                                        v,
+                                        &join(&path, "on.match"),
+                                        schema::fields::<schema::WaitMatch>(),
+                                    )
+                                }) {
+                                    let mp = join(&path, "on.match");
+                                    wait.action = w.string(
+                                        get(mm, "action_id"),
+                                        &join(&mp, "action_id"),
+                                        false,
+                                    );
+                                    // The original's task and socket ids name its own objects.
+                                    w.string(get(mm, "task_id"), &join(&mp, "task_id"), false);
+                                    w.uint(get(mm, "sock_id"), &join(&mp, "sock_id"));
+                                    if let Some(e) = udp_expect(w, mm, &mp) {
+                                        wait.expect = e;
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(a) = &wait.action
+                            && !actions
+                                .iter()
+                                .any(|x| x.id == *a && x.udp.as_ref().is_some_and(|u| u.reply))
+                        {
+                            w.problem(
+                                &join(&path, "on.match.action_id"),
+                                format!("no udp.send-reply action {a:?}"),
+                            );
+                        }
+                        NodeKind::Wait(wait)
+                    }
+                    None | Some("action") => {
+                        let a = w
+                            .string(get(m, "action"), &join(&path, "action"), true)
+                            .unwrap_or_default();
+                        if !a.is_empty() && !actions.iter().any(|x| x.id == a) {
+                            w.problem(&join(&path, "action"), format!("unknown action {a:?}"));
+                        }
+                        NodeKind::Action(a)
+                    }
+                    Some(other) => {
+                        w.problem(
+                            &join(&path, "type"),
+                            format!("unknown node type {other:?} (action, wait, end)"),
+                        );
+                        NodeKind::End
+                    }
+                };
+                let mut edges = Vec::new();
+                for (j, e) in w
+                    .list(get(m, "edges"), &join(&path, "edges"))
+                    .iter()
+                    .enumerate()
+                {
+                    let ep = format!("{path}.edges[{j}]");
+                    let Some(em) = w.map(e, &ep, schema::fields::<schema::Edge>()) else {
+                        continue;
+                    };
+                    let to = w
+                        .string(get(em, "to"), &join(&ep, "to"), true)
+                        .unwrap_or_default();
+                    let trigger = get(em, "trigger").map(|t| trigger(w, t, &ep));
+                    w.string(get(em, "label"), &join(&ep, "label"), false);
+                    edges.push(Edge { to, trigger });
+                }
+                if !seen.insert(id.clone()) {
+                    w.problem(&join(&path, "id"), format!("duplicate node id {id:?}"));
+                }
+                nodes.push(Node { id, kind, edges });
+            }
+        }
+    }
+    (nodes, truncated)
+}
