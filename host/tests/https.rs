@@ -181,9 +181,9 @@ fn exec_takes_curls_tls_flags() {
     let Some(ng) = nginx_tls(&d, &ca) else { return };
     let url = format!("https://127.0.0.1:{}/e", ng.port);
     let ca_file = write(&d, "ca.pem", &ca.cert_pem);
-    // Not trusted: a typed error, exit 1.
+    // Not trusted: a typed error, curl's exit code 60.
     let out = run(&["exec", &url]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(60));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls(unknown-issuer)"), "{err}");
     // --cacert

@@ -462,14 +462,16 @@ fn exec_runs_one_action() {
             .unwrap()
             .starts_with("127.0.43.9:")
     );
-    // Anything the command does not name is out of reach: here a redirect elsewhere.
-    let other = serve("127.0.0.1:0", None, |_| Reply::ok("secret"));
+    // Anything the command does not name is out of reach, even with -L: here a redirect
+    // to another host (with -L, another port of the same host is followed, as curl).
+    let other = serve("127.0.0.2:0", None, |_| Reply::ok("secret"));
+    let to = format!("http://127.0.0.2:{}/", other.addr.port());
     let hop = serve("127.0.0.1:0", None, move |_| {
-        Reply::status(302, &[("Location", "http://127.0.0.1:1/")])
+        Reply::status(302, &[("Location", to.as_str())])
     });
-    let _ = other;
     let out = run(&[
         "exec",
+        "-L",
         "GET",
         &format!("http://127.0.0.1:{}/", hop.addr.port()),
     ]);
@@ -1436,9 +1438,11 @@ fn exec_handles_bytes_files_and_curl_flags() {
         "--json",
     ]);
     assert!(start.elapsed() < Duration::from_secs(5));
-    assert_eq!(out.status.code(), Some(1));
+    // curl's code for a timeout.
+    assert_eq!(out.status.code(), Some(28));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"], "timeout(total)", "{v}");
+    assert_eq!(v["exit_code"], 28, "{v}");
     assert!(v["message"].as_str().unwrap().contains("total"), "{v}");
     drop(silent);
 }

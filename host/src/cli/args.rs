@@ -9,9 +9,11 @@ use crate::engine;
 use crate::format::scenario;
 
 const EXIT_CODES: &str = "Exit codes (the first that applies): 130 interrupted by Ctrl-C (143 SIGTERM, 129 SIGHUP); 1 the \
-run itself failed (the pool state could not be written), or exec's request failed; 2 a bad \
-scenario or bad usage; 99 a threshold was crossed; 98 nothing was tested (no request \
-succeeded); 97 users could not run or their task failed; 0 otherwise.";
+run itself failed (the pool state or an output could not be written); 2 a bad scenario or bad \
+usage; 99 a threshold was crossed; 98 nothing was tested (no request succeeded); 97 users \
+could not run or their task failed; 0 otherwise. exec exits with curl's codes (6 resolve, \
+7 connect, 22 -f, 28 timeout, 35 TLS, 47 redirects, 52 empty reply, 56 receive, 60 \
+certificate).";
 
 /// Runs YAML scenarios through scheduler-executor.wasm: many isolated users, each sending from
 /// its own source address taken from a pool.
@@ -124,7 +126,8 @@ pub struct ExecArgs {
     /// A request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-    /// The body as text; `@FILE` reads it from a file (UTF-8).
+    /// The body as text, sent as application/x-www-form-urlencoded unless -H names a type;
+    /// `@FILE` reads it from a file without its carriage returns and newlines (as curl).
     #[arg(
         short = 'd',
         long = "data",
@@ -135,6 +138,44 @@ pub struct ExecArgs {
     /// The body as bytes, exactly; `@FILE` reads it from a file.
     #[arg(long = "data-binary", value_name = "DATA", conflicts_with = "data")]
     pub data_binary: Option<String>,
+    /// Put the response head before the body on standard output.
+    #[arg(short = 'i', long = "include")]
+    pub include: bool,
+    /// A HEAD request; its response head goes to standard output.
+    #[arg(short = 'I', long = "head")]
+    pub head: bool,
+    /// The request's and the response's heads on standard error (`>` and `<`), and what
+    /// the connection was (`*`).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// No error messages (the exit code tells).
+    #[arg(short = 's', long)]
+    pub silent: bool,
+    /// With -s, still show an error.
+    #[arg(short = 'S', long = "show-error")]
+    pub show_error: bool,
+    /// Follow redirects (by default they are not, as curl).
+    #[arg(short = 'L', long = "location")]
+    pub location: bool,
+    /// Redirects followed at most, with -L (curl's default 50; at most 100 here).
+    #[arg(long = "max-redirs", value_name = "N")]
+    pub max_redirs: Option<u32>,
+    /// An HTTP status of 400 or more is an error: exit 22, no body.
+    #[arg(short = 'f', long)]
+    pub fail: bool,
+    /// Print this after the transfer: %{http_code}, %{time_total}, %{size_download},
+    /// %{url_effective}, %{remote_ip}, %{local_ip}, and \n.
+    #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
+    pub write_out: Option<String>,
+    /// The User-Agent header.
+    #[arg(short = 'A', long = "user-agent", value_name = "NAME")]
+    pub user_agent: Option<String>,
+    /// The Referer header.
+    #[arg(short = 'e', long = "referer", value_name = "URL")]
+    pub referer: Option<String>,
+    /// Basic authentication, `user:password`.
+    #[arg(short = 'u', long = "user", value_name = "USER:PASSWORD")]
+    pub user: Option<String>,
     /// Send from this local address.
     #[arg(long, value_name = "IP")]
     pub bind_ip: Option<String>,

@@ -32,8 +32,8 @@ mod signals;
 mod streams;
 mod user;
 
-pub use action::allow_url;
 use action::*;
+pub use action::{allow_url, target_of_url};
 use limits::*;
 use progress::*;
 use shards::*;

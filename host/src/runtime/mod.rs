@@ -85,6 +85,9 @@ impl WasiView for UserCtx {
 #[derive(Default)]
 pub struct Policy {
     targets: Mutex<HashSet<SocketAddr>>,
+    /// Addresses reachable on any port (`exec -L`: a redirect to another port or scheme of
+    /// the same host).
+    hosts: Mutex<HashSet<IpAddr>>,
     /// Host names that may be looked up: those of the actions' URLs as rendered (normalised).
     names: Mutex<HashSet<String>>,
     binds: Mutex<Binds>,
@@ -112,6 +115,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Policy {
     pub fn allow_target(&self, addr: SocketAddr) {
         lock(&self.targets).insert(addr);
+    }
+
+    /// Allow every port of `ip` (`exec -L`).
+    pub fn allow_host(&self, ip: IpAddr) {
+        lock(&self.hosts).insert(ip);
     }
 
     /// Allow a host name to be looked up (an action's URL names it).
@@ -149,7 +157,7 @@ impl Policy {
                 Binds::Withdrawn => false,
             },
             SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
-                lock(&self.targets).contains(&addr)
+                lock(&self.targets).contains(&addr) || lock(&self.hosts).contains(&addr.ip())
             }
             // Actions are clients: no listening sockets.
             SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
