@@ -159,10 +159,14 @@ impl Lost {
 /// newer acknowledgement (etcd paused, the network cut), the addresses are given up: the run
 /// stops and in-flight requests are cut, so no address is ever used by two processes at
 /// once, whatever etcd does.
-async fn keep_lease(e: Etcd, lease: i64, ttl: Duration, done: Arc<AtomicBool>, lost: Lost) {
+async fn keep_lease(
+    e: Etcd,
+    (lease, ttl, mut alive_until): (i64, Duration, tokio::time::Instant),
+    done: Arc<AtomicBool>,
+    lost: Lost,
+) {
     let every = (ttl / 3).max(Duration::from_millis(200));
     let margin = (ttl / 4).min(Duration::from_secs(2));
-    let mut alive_until = tokio::time::Instant::now() + ttl;
     loop {
         let give_up = alive_until - margin;
         tokio::time::sleep_until(give_up.min(tokio::time::Instant::now() + every)).await;
@@ -261,6 +265,8 @@ impl Authority {
     /// loss stops the run with a report), blocks claimed as users need addresses.
     pub async fn use_etcd(&mut self, o: &EtcdOptions) -> Result<(), String> {
         let etcd = Etcd::new(&o.url)?;
+        // The lease's TTL counts from when etcd grants it, which is after this.
+        let asked = tokio::time::Instant::now();
         let lease = etcd
             .grant(o.lease_ttl)
             .await
@@ -278,10 +284,10 @@ impl Authority {
             stop: self.stop.clone(),
             expired: self.expired.clone(),
         };
+        let alive_until = asked + o.lease_ttl;
         tokio::spawn(keep_lease(
             etcd.clone(),
-            lease,
-            o.lease_ttl,
+            (lease, o.lease_ttl, alive_until),
             done.clone(),
             lost,
         ));

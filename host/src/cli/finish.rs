@@ -30,6 +30,9 @@ pub fn exit_code(r: &report::Report) -> u8 {
         r.signal.map_or(EXIT_INTERRUPTED, |n| 128 + n)
     } else if !r.run_errors.is_empty() {
         1
+    } else if r.empty_segment {
+        // The merge of all segments judges the run.
+        0
     } else if r.aborted_by.is_some() || r.thresholds.iter().any(|t| !t.ok) {
         EXIT_THRESHOLD
     } else if r.totals.ok == 0 {

@@ -587,6 +587,12 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         interrupted.load(Ordering::SeqCst) != 0,
     );
     report.signal = Some(interrupted.load(Ordering::SeqCst)).filter(|n| *n != 0);
+    // A segment whose share holds no user (2 users over 3 segments) had nothing to run.
+    report.empty_segment = opts.segment.is_some()
+        && report.users_spawned == 0
+        && report.dropped_iterations == 0
+        && report.run_errors.is_empty()
+        && !report.interrupted;
     report.declare(declared_actions(sc));
     report.iterations = iterations;
     report.tls = shared.runtime.tls().counts();

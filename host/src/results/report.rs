@@ -129,6 +129,8 @@ pub struct Report {
     pub actions: Vec<DeclaredAction>,
     /// The signal that stopped the run (2 SIGINT, 15 SIGTERM, 1 SIGHUP).
     pub signal: Option<u8>,
+    /// `--segment I/N` whose share held no user: nothing to run, which is no failure.
+    pub empty_segment: bool,
 }
 
 /// An action of the scenario, and why it is skipped when it is (the original's dry run: its
@@ -182,6 +184,7 @@ impl Report {
             tls_insecure: false,
             actions: Vec::new(),
             signal: None,
+            empty_segment: false,
         }
     }
 
@@ -264,6 +267,8 @@ impl Report {
             self.scenario,
             if self.interrupted {
                 " (interrupted)"
+            } else if self.empty_segment {
+                " (nothing to run in this segment)"
             } else {
                 ""
             }
@@ -472,6 +477,7 @@ impl Report {
             "scenario": self.scenario,
             "tls": self.tls_json(),
             "interrupted": self.interrupted,
+            "empty_segment": self.empty_segment,
             "run_errors": self.run_errors,
             "elapsed_s": self.elapsed_s,
             "users": { "spawned": self.users_spawned, "finished": self.users_finished },
