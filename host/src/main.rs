@@ -86,8 +86,9 @@ fn main() -> ExitCode {
             segment,
             etcd,
             lease_ttl,
+            etcd_wait,
             out,
-        } => cli::commands::run(&rt, &path, segment, etcd, lease_ttl, &out),
+        } => cli::commands::run(&rt, &path, segment, (etcd, lease_ttl, etcd_wait), &out),
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
         Command::Exec(args) => rt.block_on(cli::exec::exec(args)),
         Command::Merge {

@@ -358,7 +358,7 @@ fn etcd_lost_mid_run_ends_the_run_with_a_report() {
     let out = Command::new(BIN)
         .arg("run")
         .arg(&path)
-        .args(["--etcd", "http://127.0.0.1:9"])
+        .args(["--etcd", "http://127.0.0.1:9", "--etcd-wait", "1s"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -617,4 +617,38 @@ fn etcd_paused_past_the_lease_never_shares_an_address() {
         .collect();
     assert!(tagged.iter().any(|t| t.1.ends_with("@true")), "{tagged:?}");
     assert_no_overlap(&tagged);
+}
+
+/// Segments that start before etcd is ready wait for it (with backoff, up to --etcd-wait)
+/// instead of failing at once.
+#[test]
+fn a_run_waits_for_etcd_at_the_start() {
+    let Some(bin) = integration_tests::etcd::binary() else {
+        assert!(
+            std::env::var("REQUIRE_ETCD").is_err(),
+            "REQUIRE_ETCD is set but etcd is not installed"
+        );
+        eprintln!("SKIPPED: etcd is not installed");
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (server, _seen) = target(Duration::from_millis(10));
+    let dir = tmp("late-etcd");
+    let path = dir.join("s.yaml");
+    std::fs::write(
+        &path,
+        scenario(server.addr.port(), "127.0.87.0/28", 3, 1, "per_user", ""),
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = spawn(&path, &["--etcd", &url, "--etcd-wait", "30s"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let _etcd = integration_tests::etcd::Etcd::start_on(&bin, "late", port).unwrap();
+    let (code, out) = finish(child);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("not ready"), "{out}");
 }

@@ -48,12 +48,15 @@ pub fn post(url: &str, path: &str, body: &str) -> Option<serde_json::Value> {
 impl Etcd {
     /// Start `bin` (named `name` in its data dir) and wait until it answers.
     pub fn start(bin: &Path, name: &str) -> Result<Etcd, String> {
+        Self::start_on(bin, name, free_port().map_err(|e| e.to_string())?)
+    }
+
+    /// `start`, its clients served on `client` (a port chosen before, for a process that is
+    /// to find etcd there later).
+    pub fn start_on(bin: &Path, name: &str, client: u16) -> Result<Etcd, String> {
         let dir = std::env::temp_dir().join(format!("etcd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (client, peer) = (
-            free_port().map_err(|e| e.to_string())?,
-            free_port().map_err(|e| e.to_string())?,
-        );
+        let peer = free_port().map_err(|e| e.to_string())?;
         let url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let child = Command::new(bin)

@@ -48,6 +48,8 @@ pub struct Authority {
 pub struct EtcdOptions {
     pub url: String,
     pub lease_ttl: Duration,
+    /// How long to retry etcd at the start.
+    pub wait: Duration,
 }
 
 /// This process's side of the pools in etcd.
@@ -130,6 +132,38 @@ pub fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(dir.join(STATE_FILE)).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A lease from etcd, retried with backoff (0.1 s doubling to 2 s) for up to `o.wait`: pods
+/// of a Job may start before etcd is ready. With it, when it was asked for (its TTL counts
+/// from when etcd granted it, which is after).
+async fn grant(etcd: &Etcd, o: &EtcdOptions) -> Result<(i64, tokio::time::Instant), String> {
+    let give_up = tokio::time::Instant::now() + o.wait;
+    let mut backoff = Duration::from_millis(100);
+    let mut told = false;
+    loop {
+        let asked = tokio::time::Instant::now();
+        match etcd.grant(o.lease_ttl).await {
+            Ok(lease) => return Ok((lease, asked)),
+            Err(e) if asked + backoff < give_up => {
+                if !told {
+                    eprintln!(
+                        "scheduler: etcd at {} not ready ({e}); retrying for up to {:?}",
+                        o.url, o.wait
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{e} (is etcd running at {}? tried for {:?})",
+                    o.url, o.wait
+                ));
+            }
+        }
+    }
 }
 
 /// Where a lost lease is told: the run's fault, its stop, and `expired` when the addresses
@@ -265,12 +299,7 @@ impl Authority {
     /// loss stops the run with a report), blocks claimed as users need addresses.
     pub async fn use_etcd(&mut self, o: &EtcdOptions) -> Result<(), String> {
         let etcd = Etcd::new(&o.url)?;
-        // The lease's TTL counts from when etcd grants it, which is after this.
-        let asked = tokio::time::Instant::now();
-        let lease = etcd
-            .grant(o.lease_ttl)
-            .await
-            .map_err(|e| format!("{e} (is etcd running at {}?)", o.url))?;
+        let (lease, asked) = grant(&etcd, o).await?;
         let me = format!(
             "{}:{}:{lease:x}",
             std::fs::read_to_string("/proc/sys/kernel/hostname")

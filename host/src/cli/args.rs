@@ -52,6 +52,10 @@ pub enum Command {
         /// blocks back this long after (1s, 10s).
         #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
         lease_ttl: Duration,
+        /// How long to wait for etcd at the start (retried with backoff): segments may start
+        /// before etcd is ready.
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_cli_duration)]
+        etcd_wait: Duration,
         #[command(flatten)]
         out: RunArgs,
     },

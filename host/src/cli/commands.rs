@@ -35,8 +35,7 @@ pub fn run(
     rt: &tokio::runtime::Runtime,
     path: &Path,
     segment: Option<(u32, u32)>,
-    etcd: Option<String>,
-    lease_ttl: Duration,
+    (etcd, lease_ttl, wait): (Option<String>, Duration, Duration),
     out: &RunArgs,
 ) -> ExitCode {
     let mut s = match load(path) {
@@ -64,7 +63,11 @@ pub fn run(
         }
     }
     let opts = RunOptions {
-        etcd: etcd.map(|url| authority::EtcdOptions { url, lease_ttl }),
+        etcd: etcd.map(|url| authority::EtcdOptions {
+            url,
+            lease_ttl,
+            wait,
+        }),
         segment,
         ..options(out)
     };
