@@ -87,8 +87,15 @@ fn main() -> ExitCode {
             etcd,
             lease_ttl,
             etcd_wait,
+            run_id,
             out,
-        } => cli::commands::run(&rt, &path, segment, (etcd, lease_ttl, etcd_wait), &out),
+        } => cli::commands::run(
+            &rt,
+            &path,
+            (segment, run_id),
+            (etcd, lease_ttl, etcd_wait),
+            &out,
+        ),
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
         Command::Exec(args) => rt.block_on(cli::exec::exec(args)),
         Command::Merge {
@@ -96,6 +103,7 @@ fn main() -> ExitCode {
             json,
             metrics,
             report,
-        } => cli::commands::merge(&rt, &files, json, metrics, report),
+            partial,
+        } => cli::commands::merge(&rt, &files, (json, metrics, report), partial),
     }
 }

@@ -52,6 +52,10 @@ pub enum Command {
         /// blocks back this long after (1s, 10s).
         #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
         lease_ttl: Duration,
+        /// An id for the run, recorded in its result file: `merge` refuses files of
+        /// different runs (give every segment of one run the same id).
+        #[arg(long, value_name = "ID")]
+        run_id: Option<String>,
         /// How long to wait for etcd at the start (retried with backoff): segments may start
         /// before etcd is ready.
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_cli_duration)]
@@ -87,6 +91,10 @@ pub enum Command {
         /// Write the merged HTML report.
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
+        /// Merge the segments there are, saying which are missing (by default a missing
+        /// segment is refused).
+        #[arg(long)]
+        partial: bool,
     },
 }
 

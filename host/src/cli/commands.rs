@@ -10,6 +10,7 @@ use super::target;
 use crate::authority;
 use crate::engine::{self, RunOptions};
 use crate::format::scenario;
+use crate::results::identity::{self, Identity};
 use crate::results::merge as results_file;
 
 const DEMO: &str = include_str!("../../scenarios/demo.yaml");
@@ -34,13 +35,20 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
 pub fn run(
     rt: &tokio::runtime::Runtime,
     path: &Path,
-    segment: Option<(u32, u32)>,
+    (segment, run_id): (Option<(u32, u32)>, Option<String>),
     (etcd, lease_ttl, wait): (Option<String>, Duration, Duration),
     out: &RunArgs,
 ) -> ExitCode {
     let mut s = match load(path) {
         Ok(s) => s,
         Err(code) => return code,
+    };
+    let identity = Identity {
+        scenario: std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| identity::digest(&t)),
+        segment,
+        run_id,
     };
     if let Err(code) = check_outputs(out) {
         return code;
@@ -71,7 +79,12 @@ pub fn run(
         segment,
         ..options(out)
     };
-    rt.block_on(finish(engine::run(s, opts), out, None))
+    let run = async {
+        let mut r = engine::run(s, opts).await?;
+        r.identity = identity;
+        Ok(r)
+    };
+    rt.block_on(finish(run, out, None))
 }
 
 /// What every run takes from its output flags.
@@ -148,9 +161,8 @@ fn demo_scenario(
 pub fn merge(
     rt: &tokio::runtime::Runtime,
     files: &[PathBuf],
-    json: Option<PathBuf>,
-    metrics: Option<PathBuf>,
-    report: Option<PathBuf>,
+    (json, metrics, report): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>),
+    partial: bool,
 ) -> ExitCode {
     let mut loaded = Vec::new();
     for f in files {
@@ -177,6 +189,20 @@ pub fn merge(
     };
     if let Err(code) = check_outputs(&out) {
         return code;
+    }
+    match identity::check_set(&loaded, partial) {
+        Ok(missing) if !missing.is_empty() => {
+            let list: Vec<String> = missing.iter().map(u32::to_string).collect();
+            eprintln!(
+                "scheduler: merging without segment(s) {} (--partial)",
+                list.join(", ")
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("scheduler: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
     }
     rt.block_on(finish(async { results_file::merge(&loaded) }, &out, None))
 }

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde_json::{Value, json};
 
-use crate::results::record::CheckResult;
 use crate::results::record::Stats;
+use crate::results::record::{CheckResult, Interval};
 use crate::results::report::{Collected, DeclaredAction, Report, UserError};
 use crate::results::verdict;
 
@@ -77,7 +77,49 @@ pub fn to_json(r: &Report) -> Value {
         "user_sources": r.rec.user_sources,
         "checks": r.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
         "thresholds": r.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr })).collect::<Vec<_>>(),
+        "identity": r.identity.json(),
+        "series": r.series.iter().map(interval_json).collect::<Vec<_>>(),
     })
+}
+
+fn interval_json(i: &Interval) -> Value {
+    json!({
+        "t_s": i.t, "requests": i.requests, "failed": i.failed, "p50_ms": i.p50_ms,
+        "p90_ms": i.p90_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active,
+    })
+}
+
+/// The processes' intervals side by side, second by second: counts and users added; the
+/// percentiles are one process's own, or with several the highest of theirs (an upper bound:
+/// intervals keep no histograms).
+fn add_series(into: &mut Vec<Interval>, v: &Value) {
+    for (k, x) in v["series"].as_array().into_iter().flatten().enumerate() {
+        let f = |key: &str| x[key].as_f64().unwrap_or(0.0);
+        let n = |key: &str| x[key].as_u64().unwrap_or(0);
+        if k == into.len() {
+            into.push(Interval {
+                t: f("t_s"),
+                requests: 0,
+                failed: 0,
+                p50_ms: 0.0,
+                p90_ms: 0.0,
+                p99_ms: 0.0,
+                max_ms: 0.0,
+                users_active: 0,
+                by_action: Default::default(),
+                by_tenant: Default::default(),
+            });
+        }
+        let i = &mut into[k];
+        i.t = i.t.max(f("t_s"));
+        i.requests += n("requests");
+        i.failed += n("failed");
+        i.users_active += n("users_active");
+        i.p50_ms = i.p50_ms.max(f("p50_ms"));
+        i.p90_ms = i.p90_ms.max(f("p90_ms"));
+        i.p99_ms = i.p99_ms.max(f("p99_ms"));
+        i.max_ms = i.max_ms.max(f("max_ms"));
+    }
 }
 
 fn add(into: &mut Stats, s: &Stats) -> Result<(), String> {
@@ -112,7 +154,9 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
     let mut checks: Vec<CheckResult> = Vec::new();
     let mut thresholds: Vec<(String, String)> = Vec::new();
     let mut declared: Vec<DeclaredAction> = Vec::new();
+    let mut series: Vec<Interval> = Vec::new();
     for (path, v) in files {
+        add_series(&mut series, v);
         if v["format"] != FORMAT {
             return Err(format!("{path}: not a result file ({FORMAT})"));
         }
@@ -245,6 +289,7 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
     }
     let mut report = Report::new(&name, elapsed, c, Vec::new(), interrupted);
     report.declare(declared);
+    report.series = series;
     report.iterations = iterations;
     report.dropped_iterations = dropped;
     report.checks = checks;

@@ -3,6 +3,7 @@
 //! their merge (`merge`), and output files written whole (`output`).
 
 pub mod html;
+pub mod identity;
 pub mod merge;
 pub mod output;
 pub mod record;

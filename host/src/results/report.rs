@@ -131,6 +131,8 @@ pub struct Report {
     pub signal: Option<u8>,
     /// `--segment I/N` whose share held no user: nothing to run, which is no failure.
     pub empty_segment: bool,
+    /// What run this is a part of (for result files and their merge).
+    pub identity: crate::results::identity::Identity,
 }
 
 /// An action of the scenario, and why it is skipped when it is (the original's dry run: its
@@ -185,6 +187,7 @@ impl Report {
             actions: Vec::new(),
             signal: None,
             empty_segment: false,
+            identity: Default::default(),
         }
     }
 
