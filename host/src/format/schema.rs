@@ -321,7 +321,9 @@ pub struct With {
     /// The whole request's deadline (the original's).
     pub timeout: Option<Duration>,
     pub timeout_ms: Option<u64>,
+    /// Retries after the first attempt (default 0), or the policy.
     pub retries: Option<Retries>,
+    /// Default: followed, at most 10.
     pub redirects: Option<Redirects>,
     /// Default 67108864 (64 MiB).
     pub max_response_body: Option<u64>,
@@ -385,9 +387,13 @@ pub enum Retries {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
+    /// Default 0.
     pub max: Option<u64>,
+    /// The first backoff (default 100), doubled each retry, with jitter.
     pub base_ms: Option<u64>,
+    /// Default 5000.
     pub max_backoff_ms: Option<u64>,
+    /// Retry POST and PATCH too (default false).
     pub non_idempotent: Option<bool>,
 }
 
@@ -403,7 +409,9 @@ pub enum Redirects {
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedirectPolicy {
+    /// Default true.
     pub follow: Option<bool>,
+    /// Default 10 (at most 100).
     pub max: Option<u64>,
 }
 
