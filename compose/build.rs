@@ -67,7 +67,10 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // Its standard input is nothing: cargo probes rustc with `rustc -`, which reads it, and
+    // a build script's inherited fd 0 may be anything (or closed, and then reused by a pipe).
     let status = cmd
+        .stdin(std::process::Stdio::null())
         .status()
         .expect("run nested cargo build for the components");
     assert!(
