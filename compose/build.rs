@@ -64,6 +64,10 @@ fn main() {
         "CARGO_BUILD_RUSTFLAGS",
         "CARGO_PROFILE_RELEASE_DEBUG",
         "RUSTC_WORKSPACE_WRAPPER",
+        // Its own jobserver: the outer one's pipes are not the nested build's to share.
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
     ] {
         cmd.env_remove(var);
     }
