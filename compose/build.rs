@@ -64,33 +64,17 @@ fn main() {
         "CARGO_BUILD_RUSTFLAGS",
         "CARGO_PROFILE_RELEASE_DEBUG",
         "RUSTC_WORKSPACE_WRAPPER",
-        // Its own jobserver: the outer one's pipes are not the nested build's to share.
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
     ] {
         cmd.env_remove(var);
     }
-    // Its standard input is nothing: cargo probes rustc with `rustc -`, which reads it.
-    cmd.stdin(std::process::Stdio::null());
-    // On a clean machine that probe has been seen to fail now and then while the outer build
-    // runs many build scripts at once (it read another rustc's error text as its program),
-    // and cargo caches the failed probe: the cache goes, and the build is tried again.
-    let mut ok = false;
-    for attempt in 0..3 {
-        if attempt > 0 {
-            println!("cargo:warning=the nested build failed; trying it again ({attempt})");
-            let _ = std::fs::remove_file(target_dir.join(".rustc_info.json"));
-        }
-        let status = cmd
-            .status()
-            .expect("run nested cargo build for the components");
-        if status.success() {
-            ok = true;
-            break;
-        }
-    }
-    assert!(ok, "building the wasm32-wasip2 components failed");
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("run nested cargo build for the components");
+    assert!(
+        status.success(),
+        "building the wasm32-wasip2 components failed"
+    );
 
     let release = target_dir.join(TARGET).join(PROFILE);
     for (_, stem, constant) in COMPONENTS {

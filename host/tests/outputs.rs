@@ -332,3 +332,56 @@ fn a_closed_stdout_costs_no_output() {
     assert_eq!(read_json(&json)["totals"]["requests"], 16);
     assert_eq!(read_json(&result)["format"], "scheduler-result/1");
 }
+
+/// `/dev/null`, a link and a FIFO are written in place, never replaced by a rename.
+#[test]
+fn devices_and_links_are_written_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let (server, _log) = recording_target();
+    let dir = tmp("in-place");
+    let s = endless(server.addr.port(), "127.0.53.0/29")
+        .replace("iterations: 0", "iterations: 1")
+        .replace(
+            "at_second: 60, spawn_users: 4",
+            "at_second: 0, spawn_users: 4",
+        );
+    let path = scenario_file(&dir, &s);
+    let real = dir.join("real.json");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        link.to_str().unwrap(),
+        "--result",
+        "/dev/null",
+        "--out",
+        "json=/dev/null",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("http://127.0.0.1:{}/", server.addr.port());
+    let out = run(&["exec", &url, "-o", "/dev/null"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let null = std::fs::metadata("/dev/null").unwrap();
+    assert!(
+        null.file_type().is_char_device(),
+        "/dev/null is still a device"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(read_json(&real)["totals"]["requests"], 8);
+}

@@ -40,7 +40,11 @@ impl std::str::FromStr for Out {
 /// Each goes to a hidden temporary file beside its path while the run goes, renamed over the
 /// path when the run ends (`finish`): a reader never sees a torn file.
 pub(super) struct Streams {
-    pub(super) files: Vec<(bool, std::io::BufWriter<tempfile::NamedTempFile>, PathBuf)>,
+    pub(super) files: Vec<(
+        bool,
+        std::io::BufWriter<crate::results::output::Sink>,
+        PathBuf,
+    )>,
 }
 
 impl Out {
@@ -58,7 +62,7 @@ impl Streams {
         for o in outs {
             let json = matches!(o, Out::Json(_));
             let path = o.path();
-            let f = crate::results::output::temp_beside(path)
+            let f = crate::results::output::Sink::open(path)
                 .map_err(|e| format!("--out {}: {e}", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
             if !json {
@@ -78,7 +82,7 @@ impl Streams {
             let f = w
                 .into_inner()
                 .map_err(|e| format!("--out {}: {}", path.display(), e.error()))?;
-            crate::results::output::persist(f, &path)
+            f.finish()
                 .map_err(|e| format!("--out {}: {e}", path.display()))?;
         }
         Ok(())

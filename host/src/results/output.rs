@@ -40,8 +40,62 @@ pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()>
     std::fs::File::open(dir_of(path))?.sync_all()
 }
 
-/// Write `bytes` to `path` whole, or not at all.
+/// Whether `path` is something other than a regular file (`/dev/null`, `/dev/stdout`, a
+/// FIFO, a terminal) or a link to one: written in place, through the link, never replaced by
+/// a rename.
+fn is_special(path: &Path) -> bool {
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    link || std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Where a stream goes as the run goes: a temporary file beside its path, renamed over it at
+/// the end; or, for a device, FIFO or link, the path itself.
+pub enum Sink {
+    Temp(tempfile::NamedTempFile, PathBuf),
+    Direct(std::fs::File),
+}
+
+impl Sink {
+    pub fn open(path: &Path) -> std::io::Result<Sink> {
+        if is_special(path) {
+            let f = std::fs::OpenOptions::new().write(true).open(path)?;
+            return Ok(Sink::Direct(f));
+        }
+        Ok(Sink::Temp(temp_beside(path)?, path.to_path_buf()))
+    }
+
+    /// The stream whole at its path.
+    pub fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Temp(tmp, path) => persist(tmp, &path),
+            Sink::Direct(mut f) => f.flush(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Temp(t, _) => t.write(buf),
+            Sink::Direct(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Temp(t, _) => t.flush(),
+            Sink::Direct(f) => f.flush(),
+        }
+    }
+}
+
+/// Write `bytes` to `path` whole, or not at all (a regular file); a device or FIFO is written
+/// in place.
 pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if is_special(path) {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        return f.write_all(bytes);
+    }
     let mut tmp = temp_beside(path)?;
     tmp.write_all(bytes)?;
     tmp.flush()?;
@@ -52,6 +106,13 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// it is not a directory itself. Checked before a run sends anything.
 pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
     let shown = path.display();
+    if is_special(path) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("{flag} {shown}: {e}"));
+    }
     if path.is_dir() {
         return Err(format!("{flag} {shown}: is a directory"));
     }
