@@ -119,19 +119,10 @@ pub fn owner(tenant: &str, resource: &str) -> pool::Owner {
     }
 }
 
-/// A new file in `dir` (created exclusively: no link is followed, nothing existing is
-/// overwritten; mode 0600), synced, then renamed over the state file, and the dir synced. On
-/// failure the temp file is removed and the last good state stays.
+/// The state file replaced whole, as every output file is (`output::replace_whole`), readable
+/// by this user only (0600). On failure the last good state stays.
 pub fn write_atomically(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{STATE_FILE}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(dir.join(STATE_FILE)).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::results::output::replace_whole(&dir.join(STATE_FILE), bytes, 0o600)
 }
 
 /// A lease from etcd, retried with backoff (0.1 s doubling to 2 s) for up to `o.wait`: pods

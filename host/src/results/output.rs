@@ -15,9 +15,13 @@ fn dir_of(path: &Path) -> PathBuf {
     }
 }
 
-/// A new hidden file beside `path` that becomes `path` when persisted (readable as output
-/// files usually are: 0644).
+/// A new hidden file beside `path` (created exclusively: no link is followed) that becomes
+/// `path` when persisted, readable as output files usually are (0644).
 pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    temp_with_mode(path, 0o644)
+}
+
+fn temp_with_mode(path: &Path, mode: u32) -> std::io::Result<tempfile::NamedTempFile> {
     use std::os::unix::fs::PermissionsExt;
     let name = path
         .file_name()
@@ -28,7 +32,7 @@ pub fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
         .suffix(".partial")
         .tempfile_in(dir_of(path))?;
     tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     Ok(tmp)
 }
 
@@ -96,7 +100,13 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
         return f.write_all(bytes);
     }
-    let mut tmp = temp_beside(path)?;
+    replace_whole(path, bytes, 0o644)
+}
+
+/// `path` replaced by `bytes` whole (a temporary file beside it with `mode`, synced, renamed,
+/// the directory synced); on failure the temporary file goes and `path` is as it was.
+pub fn replace_whole(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut tmp = temp_with_mode(path, mode)?;
     tmp.write_all(bytes)?;
     tmp.flush()?;
     persist(tmp, path)
