@@ -61,25 +61,19 @@ fn sigterm_and_sighup_end_a_run_with_everything_written() {
         let path = scenario_file(&dir, &endless(server.addr.port(), pool));
         let (json, result, html) = (dir.join("r.json"), dir.join("r.result"), dir.join("r.html"));
         let state = dir.join("state");
-        let child = Command::new(BIN)
-            .arg("run")
-            .arg(&path)
-            .args([
+        let child = spawn_run(
+            &path,
+            &[
                 "--json",
                 json.to_str().unwrap(),
                 "--result",
                 result.to_str().unwrap(),
-            ])
-            .args([
                 "--report",
                 html.to_str().unwrap(),
                 "--state-dir",
                 state.to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            ],
+        );
         std::thread::sleep(Duration::from_secs(2));
         kill(child.id(), signal);
         let sent = Instant::now();
@@ -114,14 +108,7 @@ fn a_second_signal_cuts_the_drain() {
     let dir = tmp("second-signal");
     let path = scenario_file(&dir, &endless(server.addr.port(), "127.0.48.0/29"));
     let json = dir.join("r.json");
-    let child = Command::new(BIN)
-        .arg("run")
-        .arg(&path)
-        .args(["--json", json.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&path, &["--json", json.to_str().unwrap()]);
     std::thread::sleep(Duration::from_millis(1500));
     kill(child.id(), "TERM");
     std::thread::sleep(Duration::from_millis(300));

@@ -1028,17 +1028,6 @@ workflows:
     )
 }
 
-fn spawn_run(path: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(BIN)
-        .arg("run")
-        .arg(path)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn interrupt(child: &std::process::Child) {
     let pid = child.id().to_string();
     assert!(

@@ -98,3 +98,15 @@ pub fn persisted_pools(state: &Path) -> ip_pool::IpPools {
         .unwrap();
     pools
 }
+
+/// `scheduler run PATH EXTRA...` in the background, its output piped.
+pub fn spawn_run(path: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .arg("run")
+        .arg(path)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}

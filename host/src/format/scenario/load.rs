@@ -403,9 +403,6 @@ pub(super) fn load(w: &mut Walker, top: &serde_yaml::Mapping, pools: &[PoolSpec]
             format!("{total} users in all; at most {MAX_TOTAL_USERS}"),
         );
     }
-    if lifetime.mode == Mode::Loop && lifetime.iterations == 0 && lifetime.duration.is_none() {
-        // Allowed: runs until Ctrl-C. Nothing to report.
-    }
     Load {
         phases,
         lifetime,
