@@ -97,7 +97,7 @@ fn main() -> ExitCode {
             &out,
         ),
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
-        Command::Exec(args) => rt.block_on(cli::exec::exec(args)),
+        Command::Exec(args) => rt.block_on(cli::exec::exec(*args)),
         Command::Merge {
             files,
             json,

@@ -19,6 +19,7 @@ pub mod etcd;
 pub mod gunicorn;
 pub mod http_server;
 pub mod nginx;
+pub mod proxy_py;
 
 pub mod executor_bindings {
     wasmtime::component::bindgen!({

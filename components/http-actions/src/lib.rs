@@ -120,6 +120,7 @@ fn action_error(e: HttpError) -> ActionError {
         HttpError::RedirectLoop(m) => ActionError::RedirectLoop(m),
         HttpError::TooManyRedirects(n) => ActionError::TooManyRedirects(n),
         HttpError::BadRedirect(m) => ActionError::BadRedirect(m),
+        HttpError::Proxy(m) => ActionError::Proxy(m),
         HttpError::Io(m) => ActionError::Io(m),
         HttpError::Tls(reason, message) => ActionError::Tls(TlsFailure {
             reason: tls_reason(reason),

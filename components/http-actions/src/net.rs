@@ -127,11 +127,17 @@ impl Net for SocketNet {
         &mut self,
         remote: SocketAddr,
         local: Option<IpAddr>,
+        local_port: u16,
         timeout_ms: u64,
     ) -> Result<SocketConn, NetError> {
         let sock = Socket::tcp_for(remote.ip()).map_err(net_error)?;
-        if let Some(ip) = local {
-            sock.bind_to_ip(ip, 0).map_err(net_error)?;
+        let any = |ip: IpAddr| match ip {
+            IpAddr::V4(_) => IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED),
+        };
+        if local.is_some() || local_port != 0 {
+            let ip = local.unwrap_or_else(|| any(remote.ip()));
+            sock.bind_to_ip(ip, local_port).map_err(net_error)?;
         }
         sock.set_connect_timeout_ms(timeout_ms).map_err(net_error)?;
         sock.connect(remote).map_err(net_error)?;

@@ -149,18 +149,31 @@ struct Derived {
 impl Derived {
     fn of(req: &Request) -> Result<Derived, HttpError> {
         let url = Url::parse(&req.url)?;
-        let wire = encode_request(req.method, &url, &req.headers, &req.body, req.keep_alive)?;
+        let wire = encode_request(
+            req.method,
+            &url,
+            &req.headers,
+            &req.body,
+            req.keep_alive,
+            req.proxy.as_ref(),
+        )?;
         Ok(Derived {
             url_text: url.to_text(),
-            key: PoolKey {
-                host: url.host.clone(),
-                port: url.port,
-                source: req.bind_ip,
-                tls: url.tls,
-            },
+            key: pool_key(&url, req),
             url,
             wire,
         })
+    }
+}
+
+/// Where a request's keep-alive connections are pooled: its origin, source and proxy.
+fn pool_key(url: &Url, req: &Request) -> PoolKey {
+    PoolKey {
+        host: url.host.clone(),
+        port: url.port,
+        source: req.bind_ip,
+        tls: url.tls,
+        proxy: req.proxy.clone(),
     }
 }
 
@@ -227,12 +240,24 @@ impl<N: Net> Client<N> {
 
     /// Exponential backoff with jitter: a random delay in [d/2, d], d = base * 2^retry.
     fn backoff_ms(&mut self, req: &Request, retry: u32) -> u64 {
+        if let Some(ms) = req.retry.delay_ms {
+            return ms;
+        }
         let d = req
             .retry
             .base_ms
             .saturating_mul(1u64 << retry.min(20))
             .min(req.retry.max_backoff_ms);
         d / 2 + self.random() % (d / 2 + 1)
+    }
+
+    /// Wait until `received` bytes since `since` (µs) are within `rate` bytes a second.
+    fn throttle(&self, rate: u64, received: u64, since: u64, now: &mut u64) {
+        let due = since.saturating_add(received.saturating_mul(1_000_000) / rate);
+        if due > *now + 1000 {
+            self.net.sleep_ms((due - *now) / 1000);
+            *now = self.net.now_us();
+        }
     }
 
     /// Sleep unless that would pass the deadline; false if there is not enough time.
@@ -296,15 +321,13 @@ impl<N: Net> Client<N> {
                         &mut counters,
                     )
                 } else {
-                    let key = PoolKey {
-                        host: url.host.clone(),
-                        port: url.port,
-                        source: req.bind_ip,
-                        tls: url.tls,
-                    };
-                    encode_request(method, &url, &headers, body, req.keep_alive).and_then(|wire| {
-                        self.exchange(req, method, &url, &key, &wire, now, end, &mut counters)
-                    })
+                    let key = pool_key(&url, req);
+                    let proxy = req.proxy.as_ref();
+                    encode_request(method, &url, &headers, body, req.keep_alive, proxy).and_then(
+                        |wire| {
+                            self.exchange(req, method, &url, &key, &wire, now, end, &mut counters)
+                        },
+                    )
                 };
                 let may_retry = retries < req.retry.max_retries
                     && (method.idempotent() || req.retry.non_idempotent);
@@ -448,6 +471,8 @@ impl<N: Net> Client<N> {
         }
     }
 
+    /// A connection for `url`: to its host, or to the proxy (through a `CONNECT` tunnel for
+    /// `https`), TLS started for `https`.
     fn connect(
         &mut self,
         url: &Url,
@@ -455,7 +480,42 @@ impl<N: Net> Client<N> {
         end: u64,
         timings: &mut Timings,
     ) -> Result<N::Conn, HttpError> {
-        let ips: Vec<IpAddr> = match net_text::parse_ip(&url.host) {
+        let (host, port, what) = match &req.proxy {
+            Some(p) => (p.host.as_str(), p.port, "proxy "),
+            None => (url.host.as_str(), url.port, ""),
+        };
+        let ips = self.addresses(host, port, what, req, end, timings)?;
+        let mut conn = self.dial(&ips, port, what, req, end, timings)?;
+        if !url.tls {
+            return Ok(conn);
+        }
+        if let Some(proxy) = &req.proxy {
+            let t = self.net.now_us();
+            let r = self.tunnel(&mut conn, proxy, url, req, end);
+            timings.connect_us += self.net.now_us().saturating_sub(t);
+            r?;
+        }
+        self.start_tls(conn, url, req, end, timings)
+    }
+
+    /// The addresses of `host` (an address literal is itself), of the source address's family
+    /// when one is bound.
+    #[allow(clippy::too_many_arguments)]
+    fn addresses(
+        &mut self,
+        host: &str,
+        port: u16,
+        what: &str,
+        req: &Request,
+        end: u64,
+        timings: &mut Timings,
+    ) -> Result<Vec<IpAddr>, HttpError> {
+        let given = req
+            .resolve
+            .iter()
+            .find(|(h, p, _)| *p == port && h.eq_ignore_ascii_case(host));
+        let ips: Vec<IpAddr> = match net_text::parse_ip(host) {
+            _ if given.is_some() => given.map(|g| g.2.clone()).unwrap_or_default(),
             // An IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is the IPv4 address: an IPv6
             // socket cannot reach it on hosts that keep the families apart.
             Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
@@ -468,60 +528,148 @@ impl<N: Net> Client<N> {
             None => {
                 let (ms, clipped) = phase_ms(req.timeouts.dns_ms, end, self.net.now_us())?;
                 let t = self.net.now_us();
-                let r = self.net.resolve(&url.host, ms);
+                let r = self.net.resolve(host, ms);
                 timings.dns_us = self.net.now_us().saturating_sub(t);
                 match r {
                     Ok(ips) => ips,
                     Err(NetError::Timeout) => return Err(timeout(Phase::Dns, clipped)),
                     Err(NetError::AccessDenied) => {
-                        return Err(HttpError::AccessDenied(format!("resolving {}", url.host)));
+                        return Err(HttpError::AccessDenied(format!("resolving {what}{host}")));
                     }
-                    Err(e) => return Err(HttpError::Dns(format!("{}: {e}", url.host))),
+                    Err(e) => return Err(HttpError::Dns(format!("{what}{host}: {e}"))),
                 }
             }
         };
-        // A bound source address fixes the family.
-        let ips: Vec<IpAddr> = match req.bind_ip {
-            Some(b) => ips
-                .into_iter()
-                .filter(|ip| ip.is_ipv4() == b.is_ipv4())
-                .collect(),
+        // A bound source address fixes the family, as `ip_version` does.
+        let v4 = match (req.bind_ip, req.ip_version) {
+            (Some(b), _) => Some(b.is_ipv4()),
+            (None, Some(v)) => Some(v == 4),
+            (None, None) => None,
+        };
+        let ips: Vec<IpAddr> = match v4 {
+            Some(v4) => ips.into_iter().filter(|ip| ip.is_ipv4() == v4).collect(),
             None => ips,
         };
         if ips.is_empty() {
+            let family = match (req.bind_ip, req.ip_version) {
+                (None, Some(4)) => "IPv4",
+                (None, Some(_)) => "IPv6",
+                _ => "the source address's family",
+            };
             return Err(HttpError::Dns(format!(
-                "{} has no address of the source address's family",
-                url.host
+                "{what}{host} has no address of {family}"
             )));
         }
+        Ok(ips)
+    }
+
+    /// A TCP connection to the first of `ips` that answers, from the bound source address.
+    fn dial(
+        &mut self,
+        ips: &[IpAddr],
+        port: u16,
+        what: &str,
+        req: &Request,
+        end: u64,
+        timings: &mut Timings,
+    ) -> Result<N::Conn, HttpError> {
         let mut last = HttpError::Connect("no address".into());
-        for ip in ips {
+        let (first, last_port) = req.local_ports.unwrap_or((0, 0));
+        for (ip, local_port) in ips
+            .iter()
+            .flat_map(|ip| (first..=last_port).map(move |p| (ip, p)))
+        {
             let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end, self.net.now_us())?;
-            let remote = SocketAddr::new(ip, url.port);
+            let remote = SocketAddr::new(*ip, port);
             let shown = net_text::format_socket_addr(remote);
             let t = self.net.now_us();
-            let r = self.net.connect(remote, req.bind_ip, ms);
+            let r = self.net.connect(remote, req.bind_ip, local_port, ms);
             timings.connect_us = self.net.now_us().saturating_sub(t);
             match r {
-                Ok(c) if url.tls => return self.start_tls(c, url, req, end, timings),
+                // That local port is taken: the next one of the range.
+                Err(NetError::AddressUnavailable(m)) if local_port < last_port => {
+                    last = HttpError::Connect(format!("source address: {m}"));
+                }
                 Ok(c) => return Ok(c),
                 Err(NetError::Timeout) => last = timeout(Phase::Connect, clipped),
                 Err(NetError::AccessDenied) => {
-                    return Err(HttpError::AccessDenied(shown));
+                    return Err(HttpError::AccessDenied(format!("{what}{shown}")));
                 }
                 Err(NetError::Refused) => {
-                    last = HttpError::Connect(format!("{shown}: connection refused"))
+                    last = HttpError::Connect(format!("{what}{shown}: connection refused"))
                 }
                 Err(NetError::Unreachable) => {
-                    last = HttpError::Connect(format!("{shown}: unreachable"))
+                    last = HttpError::Connect(format!("{what}{shown}: unreachable"))
                 }
                 Err(NetError::AddressUnavailable(m)) | Err(NetError::InvalidInput(m)) => {
                     return Err(HttpError::Connect(format!("source address: {m}")));
                 }
-                Err(e) => last = HttpError::Connect(format!("{shown}: {e}")),
+                Err(e) => last = HttpError::Connect(format!("{what}{shown}: {e}")),
             }
         }
         Err(last)
+    }
+
+    /// A `CONNECT` tunnel through the proxy to `url`'s host and port (RFC 9110 section
+    /// 9.3.6), bounded by the connect timeout: any 2xx opens it; anything else is the
+    /// proxy's refusal, with its status.
+    fn tunnel(
+        &mut self,
+        conn: &mut N::Conn,
+        proxy: &crate::Proxy,
+        url: &Url,
+        req: &Request,
+        end: u64,
+    ) -> Result<(), HttpError> {
+        let mut authority = String::new();
+        if url.ipv6 {
+            authority = format!("[{}]:{}", url.host, url.port);
+        } else {
+            authority.push_str(&url.host);
+            authority.push(':');
+            net_text::push_decimal(&mut authority, u64::from(url.port));
+        }
+        let refused = |why: &str| HttpError::Proxy(format!("CONNECT {authority}: {why}"));
+        let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end, self.net.now_us())?;
+        let mut buf = match conn.exchange(
+            &proxy.connect_request(&authority),
+            HEAD_CHUNK,
+            ms,
+            ms,
+            false,
+        ) {
+            Ok(ex) => ex.answer,
+            Err(
+                ExchangeError::Send(NetError::Timeout) | ExchangeError::Receive(NetError::Timeout),
+            ) => {
+                return Err(timeout(Phase::Connect, clipped));
+            }
+            Err(ExchangeError::Send(e) | ExchangeError::Receive(e)) => {
+                return Err(refused(&format!("{e}")));
+            }
+            Err(ExchangeError::NotIdle) => return Err(refused("the connection closed")),
+        };
+        loop {
+            if buf.is_empty() {
+                return Err(refused("the proxy closed the connection without an answer"));
+            }
+            if let Some(head) = parse_head(&buf, req.max_header_bytes)? {
+                return match head.status {
+                    200..=299 if head.len == buf.len() => Ok(()),
+                    200..=299 => Err(refused("bytes after the proxy's answer")),
+                    s => Err(refused(&format!("the proxy answered {s} {}", head.reason))),
+                };
+            }
+            let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end, self.net.now_us())?;
+            match conn.read(HEAD_CHUNK, ms) {
+                Ok(more) if more.is_empty() => {
+                    return Err(refused("the proxy closed the connection mid-answer"));
+                }
+                Ok(more) => buf.extend_from_slice(&more),
+                Err(NetError::Timeout) => return Err(timeout(Phase::Connect, clipped)),
+                Err(e) => return Err(refused(&format!("{e}"))),
+            }
+        }
     }
 
     /// The TLS handshake on a connection just made, bounded by the connect timeout.
@@ -682,8 +830,15 @@ impl<N: Net> Client<N> {
                          now: &mut u64,
                          want: usize|
          -> Result<Vec<u8>, HttpError> {
+            let want = match req.limit_rate {
+                0 => want.clamp(1, READ_CHUNK),
+                rate => {
+                    self.throttle(rate, counters.received, sent_at, now);
+                    want.clamp(1, (rate as usize / 8).clamp(1, READ_CHUNK))
+                }
+            };
             let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, *now)?;
-            let r = conn.read(want.clamp(1, READ_CHUNK), ms);
+            let r = conn.read(want, ms);
             *now = self.net.now_us();
             match r {
                 Ok(c) => {

@@ -5,7 +5,7 @@
 use crate::prelude::*;
 
 use crate::url::Url;
-use crate::{HttpError, Method};
+use crate::{HttpError, Method, Proxy};
 
 pub type Headers = Vec<(String, String)>;
 
@@ -27,20 +27,35 @@ fn valid_value(s: &str) -> bool {
 }
 
 /// The request head and body in one buffer, so a small request goes out in one write. Built
-/// by hand, without `core::fmt`: it runs for every request.
+/// by hand, without `core::fmt`: it runs for every request. Through a proxy, a plain `http`
+/// request names its whole URL (absolute form) and carries the proxy's credentials; an
+/// `https` one goes through a tunnel and is as sent directly.
 pub fn encode_request(
     method: Method,
     url: &Url,
     headers: &Headers,
     body: &[u8],
     keep_alive: bool,
+    proxy: Option<&Proxy>,
 ) -> Result<Vec<u8>, HttpError> {
     let mut out = String::with_capacity(256);
     out.push_str(method.as_str());
     out.push(' ');
-    out.push_str(&url.path);
+    let proxy = proxy.filter(|_| !url.tls);
+    if proxy.is_some() {
+        out.push_str(&url.to_text());
+    } else {
+        out.push_str(&url.path);
+    }
     out.push_str(" HTTP/1.1\r\n");
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
+    if let Some(a) = proxy.and_then(|p| p.authorization.as_deref())
+        && !has("proxy-authorization")
+    {
+        out.push_str("Proxy-Authorization: ");
+        out.push_str(a);
+        out.push_str("\r\n");
+    }
     if !has("host") {
         out.push_str("Host: ");
         url.push_authority(&mut out);
@@ -501,7 +516,7 @@ mod tests {
     fn request_is_one_buffer_with_framing() {
         let h = vec![("content-type".to_string(), "application/json".to_string())];
         let url = Url::parse("http://h:81/x").unwrap();
-        let r = encode_request(Method::Post, &url, &h, b"{}", true).unwrap();
+        let r = encode_request(Method::Post, &url, &h, b"{}", true, None).unwrap();
         let text = String::from_utf8(r).unwrap();
         assert!(
             text.starts_with(
@@ -510,9 +525,9 @@ mod tests {
         );
         assert!(text.ends_with("Content-Length: 2\r\n\r\n{}"));
         let bad = vec![("bad name".to_string(), "v".to_string())];
-        assert!(encode_request(Method::Get, &url, &bad, b"", true).is_err());
+        assert!(encode_request(Method::Get, &url, &bad, b"", true, None).is_err());
         let bad = vec![("x".to_string(), "a\r\nInjected: 1".to_string())];
-        assert!(encode_request(Method::Get, &url, &bad, b"", true).is_err());
+        assert!(encode_request(Method::Get, &url, &bad, b"", true, None).is_err());
     }
 
     #[test]

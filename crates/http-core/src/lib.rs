@@ -21,6 +21,7 @@ pub mod encoding;
 pub mod json;
 pub mod params;
 pub mod pool;
+pub mod proxy;
 pub mod url;
 
 use core::fmt;
@@ -31,6 +32,7 @@ use crate::prelude::*;
 
 pub use client::{Client, Prepared};
 pub use codec::Headers;
+pub use proxy::Proxy;
 pub use url::Url;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +107,8 @@ pub enum HttpError {
     Tls(TlsReason, String),
     /// A redirect's `Location` that cannot be followed (scheme, authority): it and why.
     BadRedirect(String),
+    /// The proxy refused the tunnel or the request (its answer), or could not be reached.
+    Proxy(String),
 }
 
 /// Why TLS failed (the socket interface's reasons).
@@ -169,6 +173,7 @@ impl fmt::Display for HttpError {
             HttpError::Io(m) => ("I/O error", m.as_str()),
             HttpError::Tls(r, m) => return write!(f, "TLS {}: {m}", r.name()),
             HttpError::BadRedirect(m) => ("redirect cannot be followed", m.as_str()),
+            HttpError::Proxy(m) => ("proxy", m.as_str()),
         };
         write!(f, "{what}: {detail}")
     }
@@ -263,10 +268,12 @@ pub enum ExchangeError {
 pub trait Net {
     type Conn: Conn;
     fn resolve(&mut self, host: &str, timeout_ms: u64) -> Result<Vec<IpAddr>, NetError>;
+    /// A connection to `remote`, bound to `local` and `local_port` when given (port 0: any).
     fn connect(
         &mut self,
         remote: SocketAddr,
         local: Option<IpAddr>,
+        local_port: u16,
         timeout_ms: u64,
     ) -> Result<Self::Conn, NetError>;
     /// TLS over a connection just made, checked against `server_name` (bounded by
@@ -314,6 +321,8 @@ pub struct RetryPolicy {
     pub max_backoff_ms: u64,
     /// Retry POST and PATCH too.
     pub non_idempotent: bool,
+    /// Wait this long between tries instead of the backoff (curl's `--retry-delay`).
+    pub delay_ms: Option<u64>,
 }
 
 impl Default for RetryPolicy {
@@ -323,6 +332,7 @@ impl Default for RetryPolicy {
             base_ms: 100,
             max_backoff_ms: 5_000,
             non_idempotent: false,
+            delay_ms: None,
         }
     }
 }
@@ -346,6 +356,16 @@ pub struct Request {
     pub tls_server_name: Option<String>,
     /// Decode a `gzip` or `deflate` body (`Content-Encoding`); bounded by `max_body` decoded.
     pub decompress: bool,
+    /// An HTTP proxy to go through; the connection to it leaves from `bind_ip`.
+    pub proxy: Option<Proxy>,
+    /// Addresses for `host:port` in place of resolving the host (curl's `--resolve`).
+    pub resolve: Vec<(String, u16, Vec<IpAddr>)>,
+    /// Connect over IPv4 only (4) or IPv6 only (6).
+    pub ip_version: Option<u8>,
+    /// The first and last local port to bind (curl's `--local-port`), tried in order.
+    pub local_ports: Option<(u16, u16)>,
+    /// Bytes per second the body is read at most (0: no limit; curl's `--limit-rate`).
+    pub limit_rate: u64,
 }
 
 impl Request {
@@ -365,6 +385,11 @@ impl Request {
             keep_alive: true,
             tls_server_name: None,
             decompress: false,
+            proxy: None,
+            resolve: Vec::new(),
+            ip_version: None,
+            local_ports: None,
+            limit_rate: 0,
         }
     }
 }

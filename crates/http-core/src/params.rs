@@ -9,6 +9,7 @@ use net_text::Quoted;
 
 use crate::json::{self, Value};
 use crate::{Method, Request};
+use core::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamError {
@@ -60,6 +61,50 @@ fn bool_field(v: &Value, field: &str) -> Result<bool, ParamError> {
 fn object<'a>(v: &'a Value, field: &str) -> Result<&'a [(String, Value)], ParamError> {
     v.as_object()
         .ok_or_else(|| err(field, "expected an object"))
+}
+
+/// `["host:port:address[,address...]", ...]` (curl's `--resolve`; IPv6 in brackets).
+fn resolve_field(v: &Value, field: &str) -> Result<Vec<(String, u16, Vec<IpAddr>)>, ParamError> {
+    let Value::Array(items) = v else {
+        return Err(err(field, "expected a list of \"host:port:address\""));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let text = str_field(item, &f)?;
+        let bad = || err(&f, format!("{} is not host:port:address", Quoted(text)));
+        let (host, rest) = text.split_once(':').ok_or_else(bad)?;
+        let (port, addrs) = rest.split_once(':').ok_or_else(bad)?;
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        let mut ips = Vec::new();
+        for a in addrs.split(',') {
+            ips.push(net_text::parse_ip(a.trim().trim_matches(['[', ']'])).ok_or_else(bad)?);
+        }
+        if host.is_empty() {
+            return Err(bad());
+        }
+        out.push((host.to_ascii_lowercase(), port, ips));
+    }
+    Ok(out)
+}
+
+/// A port (`8000`) or a range of them (`"8000-8010"`), none of them 0.
+fn port_range(v: &Value, field: &str) -> Result<(u16, u16), ParamError> {
+    let bad = || err(field, "expected a port or a range of ports (\"8000-8010\")");
+    let (a, b) = match v {
+        Value::String(t) => match t.split_once('-') {
+            Some((a, b)) => (a.trim().parse().ok(), b.trim().parse().ok()),
+            None => (t.trim().parse().ok(), t.trim().parse().ok()),
+        },
+        _ => {
+            let n = v.as_u64().and_then(|n| u16::try_from(n).ok());
+            (n, n)
+        }
+    };
+    match (a, b) {
+        (Some(a), Some(b)) if a > 0 && a <= b => Ok((a, b)),
+        _ => Err(bad()),
+    }
 }
 
 pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, ParamError> {
@@ -157,6 +202,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
                                 req.retry.max_retries = u64_field(value, &field)?.min(100) as u32
                             }
                             "base_ms" => req.retry.base_ms = u64_field(value, &field)?,
+                            "delay_ms" => req.retry.delay_ms = Some(u64_field(value, &field)?),
                             "max_backoff_ms" => {
                                 req.retry.max_backoff_ms = u64_field(value, &field)?
                             }
@@ -192,6 +238,30 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             "decompress" => req.decompress = bool_field(v, k)?,
             "discard_body" => discard_body = bool_field(v, k)?,
             "discard_headers" => discard_headers = bool_field(v, k)?,
+            "resolve" => req.resolve = resolve_field(v, k)?,
+            "ip_version" => {
+                req.ip_version = match v.as_u64() {
+                    Some(n @ (4 | 6)) => Some(n as u8),
+                    _ => return Err(err(k, "expected 4 or 6")),
+                }
+            }
+            "local_port" => req.local_ports = Some(port_range(v, k)?),
+            "limit_rate" => req.limit_rate = u64_field(v, k)?,
+            "proxy" => {
+                req.proxy = match v {
+                    Value::Null | Value::Bool(false) => None,
+                    Value::String(t) if t.is_empty() => None,
+                    Value::String(t) => {
+                        Some(crate::Proxy::parse(t).map_err(|e| err(k, e.to_string()))?)
+                    }
+                    _ => {
+                        return Err(err(
+                            k,
+                            "expected a proxy URL (http://[user:password@]host:port)",
+                        ));
+                    }
+                }
+            }
             "tls" => {
                 let Value::Object(o) = v else {
                     return Err(err(k, "expected an object"));

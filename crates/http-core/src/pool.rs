@@ -14,6 +14,8 @@ pub struct PoolKey {
     pub source: Option<IpAddr>,
     /// `https`: a TLS connection is never handed to a plain request, nor the reverse.
     pub tls: bool,
+    /// The proxy the connection goes through (for `https`, a tunnel to `host:port`).
+    pub proxy: Option<crate::Proxy>,
 }
 
 /// Up to this many keys stay in the map with no idle connection.
@@ -99,6 +101,7 @@ mod tests {
             port,
             source: Some(ip.parse().unwrap()),
             tls: false,
+            proxy: None,
         };
         pool.checkin(&from("127.0.10.1", 80), 1, t0);
         pool.checkin(&from("127.0.10.1", 81), 2, t0);
@@ -134,6 +137,7 @@ mod tests {
             port: p,
             source: None,
             tls: false,
+            proxy: None,
         }
     }
 

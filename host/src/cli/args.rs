@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::exec::ExecArgs;
 use crate::engine;
 use crate::format::scenario;
 
@@ -73,7 +74,7 @@ pub enum Command {
         strict: bool,
     },
     /// Send one request through the executor, as curl does.
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Print the scenario format's JSON Schema (for editors: `# yaml-language-server:
     /// $schema=...`); host/scenario.schema.json is a copy.
     Schema,
@@ -122,114 +123,6 @@ pub struct RunArgs {
     /// csv=FILE (one row a second). Repeatable.
     #[arg(long = "out", value_name = "json=FILE|csv=FILE")]
     pub out: Vec<engine::Out>,
-}
-
-#[derive(Args)]
-pub struct ExecArgs {
-    /// GET, POST, PUT, DELETE, PATCH, HEAD or OPTIONS (any case); with -X, the URL alone.
-    #[arg(value_name = "METHOD|URL")]
-    pub first: String,
-    /// The URL, when the method comes first.
-    #[arg(value_name = "URL")]
-    pub url: Option<String>,
-    /// The method (curl's -X); GET, or POST when a body is given.
-    #[arg(short = 'X', long = "request", value_name = "METHOD")]
-    pub method: Option<String>,
-    /// A request header, `Name: value` (repeatable).
-    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-    pub headers: Vec<String>,
-    /// The body as text, sent as application/x-www-form-urlencoded unless -H names a type;
-    /// `@FILE` reads it from a file without its carriage returns and newlines (as curl).
-    #[arg(
-        short = 'd',
-        long = "data",
-        visible_alias = "body",
-        value_name = "DATA"
-    )]
-    pub data: Option<String>,
-    /// The body as bytes, exactly; `@FILE` reads it from a file.
-    #[arg(long = "data-binary", value_name = "DATA", conflicts_with = "data")]
-    pub data_binary: Option<String>,
-    /// Put the response head before the body on standard output.
-    #[arg(short = 'i', long = "include")]
-    pub include: bool,
-    /// A HEAD request; its response head goes to standard output.
-    #[arg(short = 'I', long = "head")]
-    pub head: bool,
-    /// The request's and the response's heads on standard error (`>` and `<`), and what
-    /// the connection was (`*`).
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
-    /// No error messages (the exit code tells).
-    #[arg(short = 's', long)]
-    pub silent: bool,
-    /// With -s, still show an error.
-    #[arg(short = 'S', long = "show-error")]
-    pub show_error: bool,
-    /// Follow redirects (by default they are not, as curl).
-    #[arg(short = 'L', long = "location")]
-    pub location: bool,
-    /// Redirects followed at most, with -L (curl's default 50; at most 100 here).
-    #[arg(long = "max-redirs", value_name = "N")]
-    pub max_redirs: Option<u32>,
-    /// An HTTP status of 400 or more is an error: exit 22, no body.
-    #[arg(short = 'f', long)]
-    pub fail: bool,
-    /// Print this after the transfer: %{http_code}, %{time_total}, %{size_download},
-    /// %{url_effective}, %{remote_ip}, %{local_ip}, and \n.
-    #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
-    pub write_out: Option<String>,
-    /// The User-Agent header.
-    #[arg(short = 'A', long = "user-agent", value_name = "NAME")]
-    pub user_agent: Option<String>,
-    /// The Referer header.
-    #[arg(short = 'e', long = "referer", value_name = "URL")]
-    pub referer: Option<String>,
-    /// Basic authentication, `user:password`.
-    #[arg(short = 'u', long = "user", value_name = "USER:PASSWORD")]
-    pub user: Option<String>,
-    /// Send from this local address.
-    #[arg(long, value_name = "IP")]
-    pub bind_ip: Option<String>,
-    /// Write the body, byte for byte, to FILE instead of standard output.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// The whole request's deadline (1.5, 2s, 500ms, 1m30s).
-    #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_cli_duration)]
-    pub max_time: Option<Duration>,
-    /// The connection's deadline.
-    #[arg(long, value_name = "DURATION", value_parser = parse_cli_duration)]
-    pub connect_timeout: Option<Duration>,
-    /// Retry a failed request up to N times (idempotent methods; connect failures and 5xx).
-    #[arg(long, value_name = "N")]
-    pub retry: Option<u32>,
-    /// Ask for a gzip or deflate body and print it decoded (curl's --compressed).
-    #[arg(long)]
-    pub compressed: bool,
-    /// Print the outcome as JSON (text bodies as text, others base64 with `body_base64: true`).
-    #[arg(long)]
-    pub json: bool,
-    /// Trust the CA certificates in this PEM file too (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Vec<PathBuf>,
-    /// Do not verify the server's certificate (https).
-    #[arg(short = 'k', long)]
-    pub insecure: bool,
-    /// Client certificate (PEM chain) for mutual TLS; with --key.
-    #[arg(short = 'E', long = "cert", value_name = "FILE", requires = "key")]
-    pub cert: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// TLS 1.2 at least (curl's --tlsv1.2; the default).
-    #[arg(long = "tlsv1.2")]
-    pub tls12: bool,
-    /// TLS 1.3 at least.
-    #[arg(long = "tlsv1.3")]
-    pub tls13: bool,
-    /// TLS version at most: 1.2 or 1.3.
-    #[arg(long, value_name = "VERSION", value_parser = parse_tls_version)]
-    pub tls_max: Option<compose::tls::TlsVersion>,
 }
 
 pub fn parse_tls_version(s: &str) -> Result<compose::tls::TlsVersion, String> {

@@ -30,6 +30,75 @@ pub async fn allow_url(policy: &Policy, url: &str) {
     }
 }
 
+/// Which way a request goes: through its own `proxy`, the tenant's or the run's (unless
+/// `no_proxy` lists its host), or straight; the instance may reach that way only.
+async fn route(
+    with: &mut serde_json::Value,
+    policy: &Policy,
+    proxies: (&crate::format::scenario::ScenarioProxy, &str),
+) -> Result<(), String> {
+    let Some(url) = with.get("url").and_then(|u| u.as_str()).map(str::to_string) else {
+        return Ok(());
+    };
+    let host = url::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    if let Some(obj) = with.as_object_mut()
+        && !obj.contains_key("proxy")
+        && let Some(p) = proxies.0.for_request(proxies.1, &host)
+    {
+        obj.insert("proxy".into(), p.into());
+    }
+    match with.get("proxy") {
+        Some(serde_json::Value::String(p)) if !p.is_empty() => {
+            let p = crate::format::proxy::parse(p, None).map_err(|e| format!("proxy: {e}"))?;
+            allow_proxy(policy, &p).await;
+        }
+        _ => allow_url(policy, &url).await,
+    }
+    for r in with["resolve"].as_array().into_iter().flatten() {
+        allow_resolved(policy, r.as_str().unwrap_or_default(), false);
+    }
+    Ok(())
+}
+
+/// `--resolve`'s `HOST:PORT:ADDRESS[,ADDRESS]`: its addresses at its port (at any port with
+/// `any_port`, for `exec -L`).
+pub fn allow_resolved(policy: &Policy, r: &str, any_port: bool) {
+    let mut it = r.splitn(3, ':');
+    let (_, port, addrs) = (it.next(), it.next(), it.next());
+    let Some(port) = port.and_then(|p| p.parse::<u16>().ok()) else {
+        return;
+    };
+    for a in addrs.unwrap_or_default().split(',') {
+        if let Ok(ip) = a
+            .trim()
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+        {
+            policy.allow_target(SocketAddr::new(ip, port));
+            if any_port {
+                policy.allow_host(ip);
+            }
+        }
+    }
+}
+
+/// Let the instance reach an HTTP proxy (its name looked up, its port).
+pub async fn allow_proxy(policy: &Policy, proxy: &crate::format::proxy::ProxyUrl) {
+    match proxy.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => policy.allow_target(SocketAddr::new(ip, proxy.port)),
+        Err(_) => {
+            policy.allow_name(&proxy.host);
+            let found = tokio::net::lookup_host((proxy.host.as_str(), proxy.port)).await;
+            for t in found.into_iter().flatten() {
+                policy.allow_target(t);
+            }
+        }
+    }
+}
+
 pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
     let u = url::Url::parse(text).ok()?;
     if u.scheme() != "http" && u.scheme() != "https" {
@@ -222,6 +291,8 @@ pub(super) async fn prepare(
     policy: &Policy,
     ip: Option<&str>,
     vars: &Vars,
+    proxy: &crate::format::scenario::ScenarioProxy,
+    tenant: &str,
 ) -> Result<Option<exec::Action>, String> {
     let mut with =
         template::render_json(&action.with, vars).map_err(|e| format!("template: {e}"))?;
@@ -245,9 +316,7 @@ pub(super) async fn prepare(
         }
         obj.insert("bind_ip".into(), ip.into());
     }
-    if let Some(url) = with.get("url").and_then(|u| u.as_str()) {
-        allow_url(policy, url).await;
-    }
+    route(&mut with, policy, (proxy, tenant)).await?;
     // `with.timeout` (the original's): the whole request's deadline.
     if let Some(obj) = with.as_object_mut()
         && let Some(t) = obj.remove("timeout")
@@ -310,7 +379,7 @@ pub(super) async fn run_action(
     let fresh;
     let call = match &st.prepared[index] {
         Some((for_ip, call)) if for_ip.as_deref() == ip => call,
-        _ => match prepare(action, policy, ip, vars).await {
+        _ => match prepare(action, policy, ip, vars, &shared.scenario.proxy, &st.tenant).await {
             Ok(Some(call)) if shared.static_with[index] => {
                 let slot = &mut st.prepared[index];
                 &slot.insert((ip.map(str::to_string), call)).1

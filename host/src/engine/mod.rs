@@ -33,7 +33,7 @@ mod streams;
 mod user;
 
 use action::*;
-pub use action::{allow_url, target_of_url};
+pub use action::{allow_proxy, allow_resolved, allow_url, target_of_url};
 use limits::*;
 use progress::*;
 use shards::*;

@@ -3,6 +3,7 @@
 
 #[cfg(test)]
 mod fuzz;
+pub mod proxy;
 pub mod scenario;
 pub mod schema;
 pub mod template;

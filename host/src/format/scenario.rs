@@ -16,6 +16,7 @@ mod load;
 mod model;
 mod pools;
 mod properties;
+mod proxy;
 mod rates;
 mod references;
 mod sections;
@@ -29,6 +30,8 @@ pub use model::*;
 use pools::*;
 pub(crate) use pools::{check_cidr, key_ip};
 use properties::*;
+pub use proxy::ScenarioProxy;
+use proxy::scenario_proxy;
 use rates::*;
 use references::*;
 use sections::{actions, workbook, workflows};
@@ -194,8 +197,10 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     judge_cycles(w, cycles, &read);
     let thresholds = thresholds(w, get(top, "thresholds"));
     let tls = scenario_tls(w, get(top, "tls"));
+    let proxy = scenario_proxy(w, get(top, "proxy"));
     let sc = Scenario {
         tls,
+        proxy,
         stages: user_stages,
         arrival,
         thresholds,

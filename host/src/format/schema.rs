@@ -61,6 +61,10 @@ pub struct Scenario {
     /// expressions.
     pub thresholds: Option<BTreeMap<String, Thresholds>>,
     pub tls: Option<Tls>,
+    /// An HTTP proxy for every request (`http://[user:password@]host[:port]`, port 1080 by
+    /// default), or its settings; an action's `with.proxy` overrides it. The connection to
+    /// the proxy leaves from the user's own address.
+    pub proxy: Option<Proxy>,
     /// The original UDP scenarios' place for `load.user_resources`.
     pub user_resources: Option<UserResources>,
 }
@@ -251,8 +255,8 @@ pub struct Action {
 #[derive(JsonSchema)]
 #[serde(untagged)]
 pub enum ActionWith {
-    Http(With),
-    Udp(UdpWith),
+    Http(Box<With>),
+    Udp(Box<UdpWith>),
 }
 
 /// A UDP action's `with` (`call: udp.send` or `udp.send-reply`).
@@ -337,6 +341,17 @@ pub struct With {
     pub discard_body: Option<bool>,
     pub discard_headers: Option<bool>,
     pub tls: Option<ActionTls>,
+    /// An HTTP proxy for this action (`""` or false for none), over the scenario's.
+    pub proxy: Option<Value>,
+    /// Addresses for `host:port` in place of resolving it: `["host:port:address[,address]"]`
+    /// (curl's --resolve).
+    pub resolve: Option<Vec<Text>>,
+    /// 4 or 6: connect over that family only.
+    pub ip_version: Option<u64>,
+    /// The local port, or the first free one of a range (`"8000-8010"`).
+    pub local_port: Option<Value>,
+    /// Read the body at most this many bytes a second.
+    pub limit_rate: Option<u64>,
     /// Follow-up tasks added when the action succeeds (the original's).
     pub dynamic_tasks: Option<Vec<DynamicTask>>,
 }
@@ -393,6 +408,8 @@ pub struct RetryPolicy {
     pub base_ms: Option<u64>,
     /// Default 5000.
     pub max_backoff_ms: Option<u64>,
+    /// A fixed wait between tries in place of the backoff (curl's --retry-delay).
+    pub delay_ms: Option<u64>,
     /// Retry POST and PATCH too (default false).
     pub non_idempotent: Option<bool>,
 }
@@ -559,6 +576,25 @@ pub struct Tls {
     pub settings: TlsSettings,
     /// Per tenant, over the run's.
     pub tenants: Option<BTreeMap<String, TlsSettings>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum Proxy {
+    Url(Text),
+    Settings(ProxySettings),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySettings {
+    /// The proxy URL; `""` for none.
+    pub url: Option<Text>,
+    /// Hosts reached without the proxy, as curl's `no_proxy`: commas, `*` for all, domains
+    /// (and their subdomains), addresses and CIDR blocks.
+    pub no_proxy: Option<Text>,
+    /// Per tenant: its proxy URL, `""` for none.
+    pub tenants: Option<BTreeMap<String, Text>>,
 }
 
 #[derive(JsonSchema)]

@@ -614,6 +614,7 @@ pub fn error_kind(e: &exec::ActionError) -> String {
         E::RedirectLoop(_) => "redirect-loop".into(),
         E::TooManyRedirects(_) => "too-many-redirects".into(),
         E::BadRedirect(_) => "bad-redirect".into(),
+        E::Proxy(_) => "proxy".into(),
         E::ExportFailed(p) => format!("export-failed({})", p.field),
         E::Io(_) => "io".into(),
         E::Tls(t) => format!("tls({})", tls_reason_name(t.reason)),
@@ -673,6 +674,7 @@ pub fn error_text(e: &exec::ActionError) -> String {
         | E::AccessDenied(m)
         | E::RedirectLoop(m)
         | E::BadRedirect(m)
+        | E::Proxy(m)
         | E::Io(m) => m.clone(),
         E::Timeout(p) => format!("timed out in phase {}", phase_name(*p)),
         E::Pool(p) => pool_error_text(p),

@@ -417,6 +417,8 @@ pub struct Scenario {
     pub stages: Option<UserStages>,
     /// `tls:`: trust, client identity and versions for `https` actions.
     pub tls: ScenarioTls,
+    /// `proxy:`: the HTTP proxy the run's requests go through, per tenant where it differs.
+    pub proxy: super::ScenarioProxy,
     /// Template names nothing in the scenario declares (`{{tenant.token}}`): left as written
     /// when rendered, as the original scheduler leaves them (`validate` warns).
     pub undeclared: BTreeSet<String>,

@@ -1,0 +1,66 @@
+//! `scheduler exec`: one request, as curl sends it, through a user's instance.
+
+use std::process::ExitCode;
+
+mod answer;
+mod body;
+mod flags;
+mod interface;
+mod request;
+mod route;
+
+pub use flags::ExecArgs;
+
+use crate::runtime;
+use crate::runtime::exec as x;
+use answer::{answered, failed};
+use request::{request_of, tls_of};
+
+pub async fn exec(args: ExecArgs) -> ExitCode {
+    let request::Req { call, url, params } = match request_of(&args) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let runtime =
+        match runtime::Tls::new(&tls_of(&args), &[]).and_then(|t| runtime::Runtime::new(2, t)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("scheduler: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let proxy = match route::proxy_for(&args, &url, &|n| std::env::var(n).ok()) {
+        Ok(p) => p,
+        Err(e) => return super::finish::usage(&e),
+    };
+    let mut params = params;
+    if let Some(p) = &proxy {
+        params["proxy"] = p.url.clone().into();
+    }
+    // Only what the command names is reachable (with -L, any port of its host too).
+    let policy = route::policy_for(&args, &url, proxy.as_ref(), &params).await;
+    let mut inst = match runtime.instantiate(policy, None).await {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("scheduler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let action = x::Action {
+        id: "exec".into(),
+        call,
+        with_params: params.to_string(),
+        exports: vec![],
+    };
+    match inst.execute(&action).await {
+        Ok(Ok(o)) => {
+            let tls = inst.tls_last.lock().ok().and_then(|l| l.clone());
+            answered(&args, &params, &o, tls)
+        }
+        Ok(Err(e)) => failed(&args, &e),
+        Err(e) => {
+            eprintln!("scheduler: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

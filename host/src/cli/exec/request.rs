@@ -1,0 +1,218 @@
+//! The request the flags ask for: method, URL, headers, body and the executor's parameters.
+
+use std::process::ExitCode;
+
+use super::{ExecArgs, body};
+use crate::cli::finish::usage;
+use crate::runtime::exec as x;
+use base64::Engine as _;
+
+/// What `exec` sends: the method, the URL as sent (with `-G`'s query) and the executor's
+/// parameters.
+pub(super) struct Req {
+    pub call: x::HttpMethod,
+    pub url: String,
+    pub params: serde_json::Value,
+}
+
+/// The method the flags ask for: `-X`, or as curl picks it (`-I` HEAD, `-T` PUT, `-G` GET, a
+/// body POST).
+fn method_of(args: &ExecArgs) -> Result<(String, String), ExitCode> {
+    Ok(match (&args.url, &args.method) {
+        (Some(url), None) => (args.first.clone(), url.clone()),
+        (None, Some(m)) => (m.clone(), args.first.clone()),
+        (None, None) if is_method(&args.first) => {
+            return Err(usage(
+                "exec takes METHOD URL (or a URL alone, or -X METHOD URL)",
+            ));
+        }
+        (None, None) => {
+            let has_data = !(args.data.is_empty()
+                && args.data_binary.is_empty()
+                && args.data_urlencode.is_empty());
+            let m = if args.head {
+                "head"
+            } else if args.upload_file.is_some() {
+                "put"
+            } else if args.get {
+                "get"
+            } else if has_data || args.data_json.is_some() || !args.form.is_empty() {
+                "post"
+            } else {
+                "get"
+            };
+            (m.to_string(), args.first.clone())
+        }
+        (Some(_), Some(_)) => {
+            return Err(usage("give the method once: METHOD URL, or -X METHOD URL"));
+        }
+    })
+}
+
+/// The URL as sent: `-G`'s data as its query, `-T`'s file name after a trailing `/`.
+fn url_of(args: &ExecArgs, url: &str) -> Result<String, String> {
+    let mut url = url.to_string();
+    if let Some(path) = &args.upload_file
+        && url.ends_with('/')
+        && let Some(name) = path.file_name()
+    {
+        url.push_str(&body::urlencode(name.to_string_lossy().as_bytes()));
+    }
+    if args.get
+        && let Some(query) = body::data(args)?
+    {
+        let query = String::from_utf8_lossy(&query);
+        let (base, fragment) = match url.split_once('#') {
+            Some((b, f)) => (b.to_string(), Some(f.to_string())),
+            None => (url.clone(), None),
+        };
+        let sep = if base.contains('?') { '&' } else { '?' };
+        url = format!("{base}{sep}{query}");
+        if let Some(f) = fragment {
+            url = format!("{url}#{f}");
+        }
+    }
+    Ok(url)
+}
+
+fn call_of(method: &str) -> Result<x::HttpMethod, ExitCode> {
+    Ok(match method.to_ascii_lowercase().as_str() {
+        "get" => x::HttpMethod::Get,
+        "post" => x::HttpMethod::Post,
+        "put" => x::HttpMethod::Put,
+        "delete" => x::HttpMethod::Delete,
+        "patch" => x::HttpMethod::Patch,
+        "head" => x::HttpMethod::Head,
+        "options" => x::HttpMethod::Options,
+        other => return Err(usage(&format!("unknown method {other:?}"))),
+    })
+}
+
+/// The method, the URL and the executor's parameters the flags ask for.
+pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
+    let (method, url) = method_of(args)?;
+    let call = call_of(&method)?;
+    let url = url_of(args, &url).map_err(|e| usage(&e))?;
+    let mut headers = serde_json::Map::new();
+    for h in &args.headers {
+        let Some((k, v)) = h.split_once(':') else {
+            return Err(usage(&format!("--header wants \"Name: value\", got {h:?}")));
+        };
+        headers.insert(k.trim().to_string(), v.trim().into());
+    }
+    let body = body::body(args, &body::boundary()).map_err(|e| usage(&e))?;
+    curl_headers(args, body.as_ref(), &mut headers);
+    let mut params = serde_json::json!({ "url": url, "headers": headers });
+    // Redirects are followed with -L only, as curl follows them.
+    params["redirects"] = if args.location {
+        serde_json::json!({ "follow": true, "max": args.max_redirs.unwrap_or(50).min(100) })
+    } else {
+        false.into()
+    };
+    if let Some(b) = body {
+        params["body_base64"] = base64::engine::general_purpose::STANDARD
+            .encode(b.bytes)
+            .into();
+    }
+    connection_params(args, &mut params).map_err(|e| usage(&e))?;
+    Ok(Req { call, url, params })
+}
+
+/// Where and how the connection is made, and how long it may take: the source address and
+/// port, the family, `--resolve`, the deadlines, retries and the read rate.
+fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<(), String> {
+    if let Some(ip) = &args.bind_ip {
+        params["bind_ip"] = ip.clone().into();
+    }
+    if let Some(i) = &args.interface {
+        params["bind_ip"] = super::interface::address_of(i, args.ipv6)?
+            .to_string()
+            .into();
+    }
+    if let Some(p) = &args.local_port {
+        params["local_port"] = p.clone().into();
+    }
+    if args.ipv4 || args.ipv6 {
+        params["ip_version"] = if args.ipv4 { 4 } else { 6 }.into();
+    }
+    if !args.resolve.is_empty() {
+        params["resolve"] = args.resolve.clone().into();
+    }
+    let mut timeouts = serde_json::Map::new();
+    if let Some(d) = args.max_time {
+        timeouts.insert("total_ms".into(), (d.as_millis().max(1) as u64).into());
+    }
+    if let Some(d) = args.connect_timeout {
+        timeouts.insert("connect_ms".into(), (d.as_millis().max(1) as u64).into());
+    }
+    if !timeouts.is_empty() {
+        params["timeouts"] = timeouts.into();
+    }
+    match (args.retry, args.retry_delay) {
+        (Some(n), Some(d)) => {
+            let ms = d.as_millis().max(1) as u64;
+            params["retries"] = serde_json::json!({ "max": n, "delay_ms": ms });
+        }
+        (Some(n), None) => params["retries"] = n.into(),
+        (None, _) => {}
+    }
+    if args.compressed {
+        params["decompress"] = true.into();
+    }
+    if let Some(r) = args.limit_rate {
+        params["limit_rate"] = r.into();
+    }
+    Ok(())
+}
+
+/// The headers curl's flags add, unless `-H` gave them: `-A`, `-e`, `-u` (Basic), the body's
+/// type, and `--data-json`'s Accept.
+fn curl_headers(
+    args: &ExecArgs,
+    body: Option<&body::Body>,
+    headers: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let mut add = |name: &str, value: String| {
+        if !headers.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+            headers.insert(name.to_string(), value.into());
+        }
+    };
+    if let Some(a) = &args.user_agent {
+        add("User-Agent", a.clone());
+    }
+    if let Some(r) = &args.referer {
+        add("Referer", r.clone());
+    }
+    if let Some(u) = &args.user {
+        let token = base64::engine::general_purpose::STANDARD.encode(u.as_bytes());
+        add("Authorization", format!("Basic {token}"));
+    }
+    if let Some(t) = body.and_then(|b| b.content_type.clone()) {
+        add("Content-Type", t);
+    }
+    if args.data_json.is_some() {
+        add("Accept", "application/json".into());
+    }
+}
+
+pub(super) fn tls_of(args: &ExecArgs) -> compose::tls::TlsSettings {
+    compose::tls::TlsSettings {
+        ca_files: args.cacert.clone(),
+        insecure: args.insecure,
+        client_identity: args.cert.clone().zip(args.key.clone()),
+        min_version: if args.tls13 {
+            Some(compose::tls::TlsVersion::Tls13)
+        } else if args.tls12 {
+            Some(compose::tls::TlsVersion::Tls12)
+        } else {
+            None
+        },
+        max_version: args.tls_max,
+        server_name: None,
+    }
+}
+
+fn is_method(s: &str) -> bool {
+    ["get", "post", "put", "delete", "patch", "head", "options"]
+        .contains(&s.to_ascii_lowercase().as_str())
+}
