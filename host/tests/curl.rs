@@ -13,6 +13,19 @@ use common::*;
 /// body. `/missing` is a 404, `/hop/N` redirects N more times before `/text`.
 fn echo_server() -> TestServer {
     serve("127.0.0.1:0", None, |r| {
+        if r.path == "/login" {
+            return Reply::status(
+                302,
+                &[
+                    ("Location", "/echo"),
+                    ("Set-Cookie", "sid=abc; Path=/; HttpOnly"),
+                    ("Set-Cookie", "theme=dark; Max-Age=3600; Path=/echo"),
+                ],
+            );
+        }
+        if r.path.starts_with("/form") {
+            return Reply::ok(form_parts(r));
+        }
         if let Some(n) = r.path.strip_prefix("/hop/") {
             let n: u32 = n.parse().unwrap_or(0);
             let to = if n <= 1 {
@@ -28,13 +41,15 @@ fn echo_server() -> TestServer {
             _ => {
                 let h = |n: &str| r.header(n).unwrap_or("-").to_string();
                 let mut body = format!(
-                    "{} {}\ncontent-type: {}\nauthorization: {}\nuser-agent-set: {}\nreferer: {}\n",
+                    "{} {}\ncontent-type: {}\nauthorization: {}\nuser-agent-set: {}\nreferer: {}\naccept: {}\ncookie: {}\n",
                     r.method,
                     r.path,
                     h("content-type"),
                     h("authorization"),
                     r.header("user-agent").is_some_and(|a| a == "probe/1"),
                     h("referer"),
+                    h("accept"),
+                    h("cookie"),
                 )
                 .into_bytes();
                 body.extend_from_slice(&r.body);
@@ -42,6 +57,49 @@ fn echo_server() -> TestServer {
             }
         }
     })
+}
+
+/// A multipart/form-data body's parts as the server reads them (the boundary, which each
+/// client picks at random, left out).
+fn form_parts(r: &integration_tests::http_server::Req) -> String {
+    let ctype = r.header("content-type").unwrap_or_default().to_string();
+    let Some((kind, boundary)) = ctype.split_once("; boundary=") else {
+        return format!("not multipart: {ctype}\n");
+    };
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    let mut out = format!("{} {kind}\n", r.method);
+    for part in body.split(&format!("--{boundary}")).skip(1) {
+        if part.starts_with("--") {
+            out.push_str("end\n");
+            break;
+        }
+        out.push_str(&format!(
+            "part [{}]\n",
+            part.trim_start_matches("\r\n").trim_end_matches("\r\n")
+        ));
+    }
+    out
+}
+
+/// The cookie lines of a Netscape cookie file, sorted (each client orders and heads the file
+/// its own way), each with its expiry apart (computed from Max-Age, it may differ by the
+/// second the two clients ran in).
+fn cookie_lines(path: &Path) -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<(String, u64)> = text
+        .lines()
+        .filter(|l| !l.is_empty() && (!l.starts_with('#') || l.starts_with("#HttpOnly_")))
+        .map(|l| {
+            let mut f: Vec<&str> = l.split('\t').collect();
+            let expires = f.get(4).and_then(|e| e.parse().ok()).unwrap_or(0);
+            if f.len() > 4 {
+                f[4] = "-";
+            }
+            (f.join("\t"), expires)
+        })
+        .collect();
+    lines.sort();
+    lines
 }
 
 fn curl_installed() -> bool {
@@ -83,6 +141,13 @@ fn exec_answers_as_curl_does() {
     let bin = dir.join("bin.dat");
     std::fs::write(&bin, b"x\r\ny\n\0z").unwrap();
     let at = |p: &Path| format!("@{}", p.display());
+    let port = server.addr.port();
+    let jar = dir.join("jar.txt");
+    std::fs::write(
+        &jar,
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tkept\tyes\n#HttpOnly_127.0.0.1\tFALSE\t/echo\tFALSE\t4102444800\tdeep\t1\n127.0.0.1\tFALSE\t/\tFALSE\t1000\tstale\tno\n",
+    )
+    .unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -130,6 +195,72 @@ fn exec_answers_as_curl_does() {
         ],
         vec!["-o".into(), "OUT".into(), format!("{base}/text")],
         vec!["-s".into(), format!("http://127.0.0.1:{closed}/")],
+        vec![
+            "-G".into(),
+            "-d".into(),
+            "a=1".into(),
+            "--data-urlencode".into(),
+            "q=hello world&more".into(),
+            format!("{base}/echo?x=0"),
+        ],
+        vec![
+            "--data-urlencode".into(),
+            "name@".to_string() + &form.display().to_string(),
+            format!("{base}/echo"),
+        ],
+        vec![
+            "-T".into(),
+            bin.display().to_string(),
+            format!("{base}/echo/"),
+        ],
+        vec![
+            "-F".into(),
+            "title=a report".into(),
+            "-F".into(),
+            format!("doc=@{};type=text/x-notes", form.display()),
+            "-F".into(),
+            format!("raw=@{}", bin.display()),
+            format!("{base}/form"),
+        ],
+        vec!["-b".into(), "a=1; b=2".into(), format!("{base}/echo")],
+        vec![
+            "-L".into(),
+            "-c".into(),
+            "OUT".into(),
+            format!("{base}/login"),
+        ],
+        vec![
+            "-b".into(),
+            jar.display().to_string(),
+            format!("{base}/echo"),
+        ],
+        vec![
+            "--resolve".into(),
+            format!("example.test:{port}:127.0.0.1"),
+            format!("http://example.test:{port}/text"),
+        ],
+        vec![
+            "--interface".into(),
+            "127.0.0.5".into(),
+            "-w".into(),
+            "%{local_ip} %{remote_port}".into(),
+            format!("{base}/text"),
+        ],
+        vec![
+            "-4".into(),
+            "--http1.1".into(),
+            "--limit-rate".into(),
+            "1M".into(),
+            format!("http://localhost:{port}/text"),
+        ],
+        vec![
+            "--retry".into(),
+            "1".into(),
+            "--retry-delay".into(),
+            "1".into(),
+            "-s".into(),
+            format!("http://127.0.0.1:{closed}/"),
+        ],
     ];
     for case in cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();
@@ -146,7 +277,22 @@ fn exec_answers_as_curl_does() {
             String::from_utf8_lossy(&c.stdout),
             "{args:?}: standard output"
         );
-        if args.contains(&"OUT") {
+        if args.contains(&"-c") {
+            let (e, c) = (
+                cookie_lines(&dir.join("exec.out")),
+                cookie_lines(&dir.join("curl.out")),
+            );
+            let text = |v: &[(String, u64)]| v.iter().map(|l| l.0.clone()).collect::<Vec<_>>();
+            assert_eq!(text(&e), text(&c), "{args:?}: the cookie jar");
+            for (a, b) in e.iter().zip(&c) {
+                assert!(
+                    a.1.abs_diff(b.1) <= 5,
+                    "{args:?}: expiries {} and {}",
+                    a.1,
+                    b.1
+                );
+            }
+        } else if args.contains(&"OUT") {
             assert_eq!(
                 std::fs::read(dir.join("exec.out")).unwrap(),
                 std::fs::read(dir.join("curl.out")).unwrap(),

@@ -315,4 +315,11 @@ impl Guest for Component {
     fn close_idle() {
         CONN.get().take();
     }
+
+    /// The floor keeps no cookies: its requests are fixed.
+    fn cookies() -> Vec<exports::scheduler::executor::executor::Cookie> {
+        Vec::new()
+    }
+
+    fn add_cookies(_: Vec<exports::scheduler::executor::executor::Cookie>) {}
 }

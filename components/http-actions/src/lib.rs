@@ -30,8 +30,8 @@ wit_bindgen::generate!({
 });
 
 use exports::scheduler::executor::executor::{
-    Action, ActionError, ExportSource, Exported, Guest, Header, HttpMethod, Outcome, ParamError,
-    TimeoutPhase, Timings, TlsFailure, TlsReason,
+    Action, ActionError, Cookie, ExportSource, Exported, Guest, Header, HttpMethod, Outcome,
+    ParamError, TimeoutPhase, Timings, TlsFailure, TlsReason,
 };
 
 static CLIENT: Global<Client<net::SocketNet>> = Global::new(|| Client::new(net::SocketNet));
@@ -184,6 +184,36 @@ fn export_value(
     }
 }
 
+fn cookie_out(c: &http_core::cookies::Cookie) -> Cookie {
+    Cookie {
+        name: c.name.clone(),
+        value: c.value.clone(),
+        domain: c.domain.clone(),
+        host_only: c.host_only,
+        path: c.path.clone(),
+        secure: c.secure,
+        http_only: c.http_only,
+        expires: c.expires,
+    }
+}
+
+fn cookie_in(c: Cookie) -> http_core::cookies::Cookie {
+    http_core::cookies::Cookie {
+        name: c.name,
+        value: c.value,
+        domain: c.domain.trim_start_matches('.').to_ascii_lowercase(),
+        host_only: c.host_only,
+        path: if c.path.starts_with('/') {
+            c.path
+        } else {
+            "/".into()
+        },
+        secure: c.secure,
+        http_only: c.http_only,
+        expires: c.expires,
+    }
+}
+
 struct Component;
 export!(Component);
 
@@ -276,5 +306,20 @@ impl Guest for Component {
 
     fn close_idle() {
         CLIENT.get().close_idle();
+    }
+
+    fn cookies() -> Vec<Cookie> {
+        CLIENT.get().jar.cookies().iter().map(cookie_out).collect()
+    }
+
+    fn add_cookies(cookies: Vec<Cookie>) {
+        let mut client = CLIENT.get();
+        let now = {
+            use http_core::Net as _;
+            client.net.wall_ms() / 1000
+        };
+        for c in cookies {
+            client.jar.add(cookie_in(c), now);
+        }
     }
 }

@@ -25,6 +25,8 @@ pub struct Client<N: Net> {
     rng: u64,
     /// When the last response was complete (µs, `Net::now_us`): the end of an action's total.
     done_us: u64,
+    /// The cookies of requests with `cookies` on.
+    pub jar: crate::cookies::Jar,
 }
 
 /// Why one exchange failed: `NotIdle` means a pooled connection was found busy or closed
@@ -166,6 +168,25 @@ impl Derived {
     }
 }
 
+/// The request's headers with the jar's cookies added to its own `Cookie` (or as one).
+fn with_cookie<'a>(headers: &'a crate::Headers, cookie: Option<String>) -> Cow<'a, crate::Headers> {
+    let Some(jar) = cookie else {
+        return Cow::Borrowed(headers);
+    };
+    let mut hs = headers.clone();
+    match hs
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+    {
+        Some((_, v)) => {
+            v.push_str("; ");
+            v.push_str(&jar);
+        }
+        None => hs.push(("Cookie".into(), jar)),
+    }
+    Cow::Owned(hs)
+}
+
 /// Where a request's keep-alive connections are pooled: its origin, source and proxy.
 fn pool_key(url: &Url, req: &Request) -> PoolKey {
     PoolKey {
@@ -214,6 +235,7 @@ impl<N: Net> Client<N> {
             pool: ConnPool::new(max_idle_per_key, idle_timeout_ms.saturating_mul(1000)),
             rng: seed | 1,
             done_us: 0,
+            jar: crate::cookies::Jar::default(),
         }
     }
 
@@ -307,8 +329,13 @@ impl<N: Net> Client<N> {
                     self.net.now_us()
                 };
                 attempts += 1;
-                // Until a redirect, the request is the one derived beforehand.
-                let r = if redirects == 0 {
+                let cookie = match req.cookies && !self.jar.is_empty() {
+                    true => self.jar.header(&url, self.net.wall_ms() / 1000),
+                    false => None,
+                };
+                // Until a redirect, the request is the one derived beforehand (unless the jar
+                // adds a cookie).
+                let r = if redirects == 0 && cookie.is_none() {
                     let wire = &derived.wire;
                     self.exchange(
                         req,
@@ -323,6 +350,7 @@ impl<N: Net> Client<N> {
                 } else {
                     let key = pool_key(&url, req);
                     let proxy = req.proxy.as_ref();
+                    let headers = with_cookie(&headers, cookie);
                     encode_request(method, &url, &headers, body, req.keep_alive, proxy).and_then(
                         |wire| {
                             self.exchange(req, method, &url, &key, &wire, now, end, &mut counters)
@@ -353,6 +381,16 @@ impl<N: Net> Client<N> {
                     Err(e) => return Err(e),
                 }
             };
+            if req.cookies {
+                let now = self.net.wall_ms() / 1000;
+                for (_, v) in resp
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+                {
+                    self.jar.store(&url, v, now);
+                }
+            }
             let location = resp.header("location").map(str::to_string);
             if req.follow_redirects
                 && matches!(resp.status, 301 | 302 | 303 | 307 | 308)

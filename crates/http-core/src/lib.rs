@@ -16,6 +16,7 @@ mod prelude {
 
 pub mod client;
 pub mod codec;
+pub mod cookies;
 pub mod date;
 pub mod encoding;
 pub mod json;
@@ -366,6 +367,9 @@ pub struct Request {
     pub local_ports: Option<(u16, u16)>,
     /// Bytes per second the body is read at most (0: no limit; curl's `--limit-rate`).
     pub limit_rate: u64,
+    /// Send the client's cookies that match, and keep those the answers set (redirects
+    /// included).
+    pub cookies: bool,
 }
 
 impl Request {
@@ -390,6 +394,7 @@ impl Request {
             ip_version: None,
             local_ports: None,
             limit_rate: 0,
+            cookies: false,
         }
     }
 }

@@ -247,6 +247,7 @@ pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, Para
             }
             "local_port" => req.local_ports = Some(port_range(v, k)?),
             "limit_rate" => req.limit_rate = u64_field(v, k)?,
+            "cookies" => req.cookies = bool_field(v, k)?,
             "proxy" => {
                 req.proxy = match v {
                     Value::Null | Value::Bool(false) => None,

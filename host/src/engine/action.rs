@@ -317,6 +317,20 @@ pub(super) async fn prepare(
         obj.insert("bind_ip".into(), ip.into());
     }
     route(&mut with, policy, (proxy, tenant)).await?;
+    if action.redirect_any_port
+        && with
+            .get("proxy")
+            .is_none_or(|p| p.as_str().is_none_or(str::is_empty))
+        && let Some(url) = with.get("url").and_then(|u| u.as_str())
+    {
+        for t in target_of_url(url).await.unwrap_or_default() {
+            policy.allow_host(t.ip());
+        }
+    }
+    // Each user keeps its cookies, as k6's users do, unless the action says `cookies: false`.
+    if let Some(obj) = with.as_object_mut() {
+        obj.entry("cookies").or_insert(true.into());
+    }
     // `with.timeout` (the original's): the whole request's deadline.
     if let Some(obj) = with.as_object_mut()
         && let Some(t) = obj.remove("timeout")

@@ -352,6 +352,9 @@ pub struct With {
     pub local_port: Option<Value>,
     /// Read the body at most this many bytes a second.
     pub limit_rate: Option<u64>,
+    /// Send the user's cookies and keep those the answers set (RFC 6265; default true,
+    /// each user its own jar, as k6).
+    pub cookies: Option<bool>,
     /// Follow-up tasks added when the action succeeds (the original's).
     pub dynamic_tasks: Option<Vec<DynamicTask>>,
 }
@@ -430,6 +433,9 @@ pub struct RedirectPolicy {
     pub follow: Option<bool>,
     /// Default 10 (at most 100).
     pub max: Option<u64>,
+    /// Allow a redirect to another port or scheme of the URL's host (`http` -> `https`);
+    /// by default the user may reach only the ports its actions name. Default false.
+    pub any_port: Option<bool>,
 }
 
 #[derive(JsonSchema)]

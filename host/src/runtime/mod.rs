@@ -389,6 +389,24 @@ impl Instance {
             .map_err(fail("close-idle trapped"))
     }
 
+    /// The cookies in the instance's jar.
+    pub async fn cookies(&mut self) -> Result<Vec<exec::Cookie>, String> {
+        self.bindings
+            .scheduler_executor_executor()
+            .call_cookies(&mut self.store)
+            .await
+            .map_err(fail("cookies trapped"))
+    }
+
+    /// Put cookies in the instance's jar.
+    pub async fn add_cookies(&mut self, cookies: &[exec::Cookie]) -> Result<(), String> {
+        self.bindings
+            .scheduler_executor_executor()
+            .call_add_cookies(&mut self.store, cookies)
+            .await
+            .map_err(fail("add-cookies trapped"))
+    }
+
     /// One UDP exchange through the instance's socket component: bind `bind` (the user's
     /// address) if given, send `payload` to `target`, and with `reply` wait up to `timeout_ms`
     /// for a datagram from the target (others are dropped), trying `1 + retries` times with

@@ -33,11 +33,14 @@ fn body_arg(arg: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Percent-encoding as curl's `--data-urlencode` does it: all but letters, digits and `-._~`.
+/// Form encoding as curl's `--data-urlencode` does it: a space is `+`, all else but letters,
+/// digits and `-._~` percent-encoded.
 pub fn urlencode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
     for b in bytes {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(b) {
+        if *b == b' ' {
+            out.push('+');
+        } else if b.is_ascii_alphanumeric() || b"-._~".contains(b) {
             out.push(*b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -211,13 +214,10 @@ mod tests {
 
     #[test]
     fn urlencoded_as_curl() {
-        assert_eq!(
-            urlencode("a b&c=d/é~".as_bytes()),
-            "a%20b%26c%3Dd%2F%C3%A9~"
-        );
-        assert_eq!(urlencode_arg("name=a b").unwrap(), b"name=a%20b");
+        assert_eq!(urlencode("a b&c=d/é~".as_bytes()), "a+b%26c%3Dd%2F%C3%A9~");
+        assert_eq!(urlencode_arg("name=a b").unwrap(), b"name=a+b");
         assert_eq!(urlencode_arg("=a=b").unwrap(), b"a%3Db");
-        assert_eq!(urlencode_arg("plain text").unwrap(), b"plain%20text");
+        assert_eq!(urlencode_arg("plain text").unwrap(), b"plain+text");
     }
 
     #[test]

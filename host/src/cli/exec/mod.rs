@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod answer;
 mod body;
+mod cookies;
 mod flags;
 mod interface;
 mod request;
@@ -24,10 +25,7 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     let runtime =
         match runtime::Tls::new(&tls_of(&args), &[]).and_then(|t| runtime::Runtime::new(2, t)) {
             Ok(r) => r,
-            Err(e) => {
-                eprintln!("scheduler: {e}");
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return fatal(&e),
         };
     let proxy = match route::proxy_for(&args, &url, &|n| std::env::var(n).ok()) {
         Ok(p) => p,
@@ -41,10 +39,7 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     let policy = route::policy_for(&args, &url, proxy.as_ref(), &params).await;
     let mut inst = match runtime.instantiate(policy, None).await {
         Ok(i) => i,
-        Err(e) => {
-            eprintln!("scheduler: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fatal(&e),
     };
     let action = x::Action {
         id: "exec".into(),
@@ -52,15 +47,36 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
         with_params: params.to_string(),
         exports: vec![],
     };
-    match inst.execute(&action).await {
+    let jar = cookies::files(&args);
+    if !jar.is_empty()
+        && let Err(e) = inst.add_cookies(&jar).await
+    {
+        return fatal(&e);
+    }
+    let result = inst.execute(&action).await;
+    let code = match result {
         Ok(Ok(o)) => {
             let tls = inst.tls_last.lock().ok().and_then(|l| l.clone());
             answered(&args, &params, &o, tls)
         }
         Ok(Err(e)) => failed(&args, &e),
-        Err(e) => {
-            eprintln!("scheduler: {e}");
-            ExitCode::FAILURE
+        Err(e) => return fatal(&e),
+    };
+    // The jar is written last, as curl writes it (`-c -` after the body).
+    if let Some(path) = &args.cookie_jar {
+        let written = match inst.cookies().await {
+            Ok(all) => cookies::write_jar(path, &all),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            eprintln!("scheduler: (23) {e}");
+            return ExitCode::from(23);
         }
     }
+    code
+}
+
+fn fatal(e: &str) -> ExitCode {
+    eprintln!("scheduler: {e}");
+    ExitCode::FAILURE
 }

@@ -56,7 +56,7 @@ fn url_of(args: &ExecArgs, url: &str) -> Result<String, String> {
         && url.ends_with('/')
         && let Some(name) = path.file_name()
     {
-        url.push_str(&body::urlencode(name.to_string_lossy().as_bytes()));
+        url.push_str(&body::urlencode(name.to_string_lossy().as_bytes()).replace('+', "%20"));
     }
     if args.get
         && let Some(query) = body::data(args)?
@@ -162,11 +162,14 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
     if let Some(r) = args.limit_rate {
         params["limit_rate"] = r.into();
     }
+    if super::cookies::engine_on(args) {
+        params["cookies"] = true.into();
+    }
     Ok(())
 }
 
 /// The headers curl's flags add, unless `-H` gave them: `-A`, `-e`, `-u` (Basic), the body's
-/// type, and `--data-json`'s Accept.
+/// type, `--data-json`'s Accept (else curl's `*/*`) and `-b`'s cookie strings.
 fn curl_headers(
     args: &ExecArgs,
     body: Option<&body::Body>,
@@ -192,6 +195,10 @@ fn curl_headers(
     }
     if args.data_json.is_some() {
         add("Accept", "application/json".into());
+    }
+    add("Accept", "*/*".into());
+    if let Some(c) = super::cookies::header(args) {
+        add("Cookie", c);
     }
 }
 

@@ -215,6 +215,9 @@ pub struct Action {
     pub dynamic: Vec<DynamicTask>,
     /// A UDP action (`with` is then the UDP one, not the executor's).
     pub udp: Option<Udp>,
+    /// `with.redirects.any_port`: the user may reach any port of the URL's host, so a
+    /// redirect to another port or scheme of it is followed.
+    pub redirect_any_port: bool,
 }
 
 /// A follow-up task an action adds when it succeeds (the original's `with.dynamic_tasks`,

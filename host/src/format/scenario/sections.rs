@@ -193,6 +193,7 @@ pub(super) fn actions(
             if let Some(o) = with.as_object_mut() {
                 o.remove("dynamic_tasks");
             }
+            let redirect_any_port = any_port(w, &mut with, &path);
             let mut bad = Vec::new();
             template::check_json(&with, &join(&path, "with"), &mut bad);
             for (p, e) in bad {
@@ -323,6 +324,7 @@ pub(super) fn actions(
                 checks,
                 dynamic,
                 udp,
+                redirect_any_port,
             });
         }
     }
@@ -473,4 +475,22 @@ pub(super) fn workflows(
         }
     }
     (nodes, truncated)
+}
+
+/// `with.redirects.any_port` (the host's policy: the executor never sees it).
+fn any_port(w: &mut Walker, with: &mut serde_json::Value, path: &str) -> bool {
+    let Some(r) = with.get_mut("redirects").and_then(|r| r.as_object_mut()) else {
+        return false;
+    };
+    match r.remove("any_port") {
+        None | Some(serde_json::Value::Bool(false)) => false,
+        Some(serde_json::Value::Bool(true)) => true,
+        Some(_) => {
+            w.problem(
+                &join(path, "with.redirects.any_port"),
+                "expected true or false",
+            );
+            false
+        }
+    }
 }
