@@ -123,6 +123,31 @@ fn exec_goes_through_a_forward_proxy_from_its_own_address() {
     let out = exec(&["--bind-ip", "127.0.0.8", "-o", "/dev/null", &url], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(log.lock().unwrap().last().unwrap().1, "127.0.0.8");
+    // curl through the same proxy prints the same and exits the same.
+    for args in [
+        vec!["-s", "-x", with_auth.as_str(), url.as_str()],
+        vec!["-s", "-f", "-x", bare.as_str(), url.as_str()],
+        vec![
+            "-s",
+            "-x",
+            bare.as_str(),
+            "-w",
+            "%{http_code}",
+            "-o",
+            "/dev/null",
+            url.as_str(),
+        ],
+    ] {
+        let Ok(c) = Command::new("curl").args(&args).output() else {
+            break;
+        };
+        let e = exec(&args, &[]);
+        assert_eq!(
+            (e.status.code(), text(&e.stdout)),
+            (c.status.code(), text(&c.stdout)),
+            "{args:?}"
+        );
+    }
     // A proxy that does not listen: curl's 7.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -183,7 +183,15 @@ impl Jar {
         if hits.is_empty() {
             return None;
         }
-        hits.sort_by(|(i, a), (j, b)| b.path.len().cmp(&a.path.len()).then(i.cmp(j)));
+        // Longer paths first, creation order kept (an insertion sort: a few cookies, and no
+        // sort routine in the component).
+        for k in 1..hits.len() {
+            let mut j = k;
+            while j > 0 && hits[j - 1].1.path.len() < hits[j].1.path.len() {
+                hits.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         let mut out = String::new();
         for (_, c) in hits {
             if !out.is_empty() {

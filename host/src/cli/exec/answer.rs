@@ -14,6 +14,7 @@ use base64::Engine as _;
 /// it; `-f` makes a status of 400 or more exit 22.
 pub(super) fn answered(
     args: &ExecArgs,
+    method: &str,
     params: &serde_json::Value,
     o: &x::Outcome,
     tls: Option<compose::tls::Negotiated>,
@@ -24,7 +25,7 @@ pub(super) fn answered(
         return ExitCode::SUCCESS;
     }
     if args.verbose {
-        print_verbose(args, params, o, tls);
+        print_verbose(args, method, params, o, tls);
     }
     if args.fail && o.status >= 400 {
         if !args.silent || args.show_error {
@@ -191,6 +192,7 @@ fn write_out_vars(o: &x::Outcome) -> Vec<(&'static str, String)> {
 /// `-v`: what the connection was, the request's head as sent (`>`) and the response's (`<`).
 fn print_verbose(
     args: &ExecArgs,
+    method: &str,
     params: &serde_json::Value,
     o: &x::Outcome,
     tls: Option<compose::tls::Negotiated>,
@@ -221,9 +223,22 @@ fn print_verbose(
         u.query()
             .map_or(u.path().to_string(), |q| format!("{}?{q}", u.path()))
     });
-    let method = if args.head { "HEAD" } else { "GET" };
-    let method = args.method.as_deref().unwrap_or(method);
-    eprintln!("> {} {path} HTTP/1.1", method.to_ascii_uppercase());
+    let proxy = params["proxy"]
+        .as_str()
+        .and_then(|p| url::Url::parse(p).ok());
+    if let Some(p) = &proxy {
+        let port = p.port().unwrap_or(1080);
+        eprintln!(
+            "* through the proxy {}:{port}",
+            p.host_str().unwrap_or_default()
+        );
+    }
+    // Through a proxy, a plain http request names its whole URL.
+    let target_text = match (&proxy, &target) {
+        (Some(_), Some(u)) if u.scheme() == "http" => u.as_str().to_string(),
+        _ => path,
+    };
+    eprintln!("> {method} {target_text} HTTP/1.1");
     if let Some(host) = target.as_ref().and_then(|u| u.host_str()) {
         eprintln!("> Host: {host}");
     }

@@ -57,7 +57,8 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     let code = match result {
         Ok(Ok(o)) => {
             let tls = inst.tls_last.lock().ok().and_then(|l| l.clone());
-            answered(&args, &params, &o, tls)
+            let method = method_name(call);
+            answered(&args, method, &params, &o, tls)
         }
         Ok(Err(e)) => failed(&args, &e),
         Err(e) => return fatal(&e),
@@ -74,6 +75,19 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
         }
     }
     code
+}
+
+fn method_name(m: x::HttpMethod) -> &'static str {
+    use x::HttpMethod as M;
+    match m {
+        M::Get => "GET",
+        M::Post => "POST",
+        M::Put => "PUT",
+        M::Delete => "DELETE",
+        M::Patch => "PATCH",
+        M::Head => "HEAD",
+        M::Options => "OPTIONS",
+    }
 }
 
 fn fatal(e: &str) -> ExitCode {
