@@ -652,3 +652,63 @@ fn a_run_waits_for_etcd_at_the_start() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("not ready"), "{out}");
 }
+
+/// The most requests of `seen` in progress at one moment.
+fn max_at_once(seen: &[&(String, String, Instant, Instant)]) -> usize {
+    seen.iter()
+        .map(|a| seen.iter().filter(|b| b.2 <= a.2 && a.2 < b.3).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn pools_that_share_addresses_share_one_authority() {
+    let Some(etcd) = etcd("overlap") else { return };
+    let d = tmp("overlap");
+    let (server, seen) = target(Duration::from_millis(300));
+    let port = server.addr.port();
+    let a = scenario(port, "127.0.93.0/29", 8, 2, "per_user", "");
+    // Another id over the same addresses, its ranges in another order.
+    let b = a
+        .replace(
+            r#"- { id: p, ranges: ["127.0.93.0/29"] }"#,
+            r#"- { id: other, ranges: ["127.0.93.4/30", "127.0.93.0/30"] }"#,
+        )
+        .replace("pool_id: p", "pool_id: other")
+        .replace("ip_pool_override: p", "ip_pool_override: other")
+        .replace(r#"x-user: "{{user.id}}""#, r#"x-user: "b{{user.id}}""#);
+    // The same id over other addresses: nothing to share.
+    let c = scenario(port, "127.0.94.0/29", 8, 2, "per_user", "")
+        .replace(r#"x-user: "{{user.id}}""#, r#"x-user: "c{{user.id}}""#);
+    assert!(b.contains("other") && b.contains("b{{user.id}}") && c.contains("c{{user.id}}"));
+    let children: Vec<Child> = [("a", &a), ("b", &b), ("c", &c)]
+        .into_iter()
+        .map(|(name, text)| {
+            let path = d.join(format!("{name}.yaml"));
+            std::fs::write(&path, text).unwrap();
+            spawn(&path, &["--etcd", &etcd.url])
+        })
+        .collect();
+    for c in children {
+        let (code, out) = finish(c);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 48, "every request of the three runs was made");
+    // No address of the shared range served two users of either scenario at once.
+    assert_no_overlap(&seen);
+    let shared: Vec<_> = seen
+        .iter()
+        .filter(|s| s.0.starts_with("127.0.93."))
+        .collect();
+    let own: Vec<_> = seen
+        .iter()
+        .filter(|s| s.0.starts_with("127.0.94."))
+        .collect();
+    assert_eq!((shared.len(), own.len()), (32, 16));
+    assert!(own.iter().all(|s| s.1.starts_with('c')));
+    // The third run's pool shares an id, not an address: all its users ran at once.
+    assert_eq!(max_at_once(&own), 8);
+    assert_eq!(keys(&etcd.url), Ok(0));
+    let _ = std::fs::remove_dir_all(&d);
+}

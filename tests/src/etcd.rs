@@ -48,12 +48,31 @@ pub fn post(url: &str, path: &str, body: &str) -> Option<serde_json::Value> {
 impl Etcd {
     /// Start `bin` (named `name` in its data dir) and wait until it answers.
     pub fn start(bin: &Path, name: &str) -> Result<Etcd, String> {
-        Self::start_on(bin, name, free_port().map_err(|e| e.to_string())?)
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start_on(bin, name, free_port().map_err(|e| e.to_string())?) {
+                Ok(e) => return Ok(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// `start`, its clients served on `client` (a port chosen before, for a process that is
-    /// to find etcd there later).
+    /// to find etcd there later). An etcd that exits at once (its peer port taken by a test
+    /// running beside it between choosing and binding) is started again on another.
     pub fn start_on(bin: &Path, name: &str, client: u16) -> Result<Etcd, String> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start_on(bin, name, client) {
+                Ok(e) => return Ok(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn try_start_on(bin: &Path, name: &str, client: u16) -> Result<Etcd, String> {
         let dir = std::env::temp_dir().join(format!("etcd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let peer = free_port().map_err(|e| e.to_string())?;
@@ -75,11 +94,14 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting etcd: {e}"))?;
-        let etcd = Etcd { child, url, dir };
+        let mut etcd = Etcd { child, url, dir };
         let start = Instant::now();
         while post(&etcd.url, "/v3/maintenance/status", "{}").is_none() {
             if start.elapsed() > Duration::from_secs(20) {
                 return Err("etcd did not start".into());
+            }
+            if let Ok(Some(status)) = etcd.child.try_wait() {
+                return Err(format!("etcd exited at the start: {status}"));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

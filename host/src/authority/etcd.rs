@@ -1,9 +1,14 @@
 //! One address authority for many processes: the scenario's pools in etcd (v3 API, through its
 //! JSON gateway, so a build needs no protoc), the way Calico's IPAM does it.
 //!
-//! A pool is cut into blocks (4 to 64 addresses, at least 8 blocks where the pool allows).
-//! A process claims a block with a transaction that creates the block's key only if it does
-//! not exist (compare create_revision = 0), attached to the process's lease; it then allocates
+//! Blocks belong to the address space, not to a pool: a block is an aligned CIDR of 4 to 64
+//! addresses (a power of two, so at least 8 blocks where the pool allows), keyed by its first
+//! address and size, as Calico's are. A pool's blocks are the aligned cells its ranges touch,
+//! each usable where it meets the ranges. A process claims a block with one transaction that
+//! creates its key only if no key exists in the block's own key range (itself and any smaller
+//! block inside it: the keys sort by address) nor for any larger block around it, attached to
+//! the process's lease. So any two pools of any scenarios that share an address share its
+//! authority, whatever their ids, sizes or the order of their ranges. It then allocates
 //! inside its blocks with its own ip-pool, and gives a block back (deletes its key, if still
 //! its own) when the block empties. The lease is kept alive while the process lives
 //! (`--lease-ttl`, a keep-alive every third of it), so the blocks of a process killed with
@@ -108,14 +113,29 @@ impl Etcd {
             .map(|_| ())
     }
 
-    /// Create `key` = `value` under `lease` if the key does not exist; whether it was created.
-    pub async fn create(&self, key: &str, value: &str, lease: i64) -> Result<bool, String> {
+    /// Claim `block` for `value` under `lease`: create its key if no block that overlaps it
+    /// is claimed (none inside it, itself included, and none of the larger sizes around it);
+    /// whether it was claimed.
+    pub async fn claim(&self, block: &Block, value: &str, lease: i64) -> Result<bool, String> {
+        let absent = |key: &str, end: Option<&str>| {
+            let mut c = json!({ "key": b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": "0" });
+            if let Some(end) = end {
+                c["range_end"] = b64(end).into();
+            }
+            c
+        };
+        let end = cell_prefix(block.start.saturating_add(block.size));
+        let mut compare = vec![absent(&cell_prefix(block.start), Some(&end))];
+        for size in SIZES.iter().filter(|s| **s > block.size) {
+            compare.push(absent(&cell_key(block.start & !(size - 1), *size), None));
+        }
+        let key = cell_key(block.start, block.size);
         let v = self
             .call_async(
                 "/v3/kv/txn",
                 json!({
-                    "compare": [{ "key": b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": "0" }],
-                    "success": [{ "request_put": { "key": b64(key), "value": b64(value), "lease": lease.to_string() } }],
+                    "compare": compare,
+                    "success": [{ "request_put": { "key": b64(&key), "value": b64(value), "lease": lease.to_string() } }],
                 }),
             )
             .await?;
@@ -137,18 +157,56 @@ impl Etcd {
     }
 }
 
-/// The blocks of a pool of `intervals` (address keys, inclusive): consecutive runs of a size
-/// between 4 and 64 that gives the pool at least 8 blocks where it can.
-pub fn blocks(intervals: &[(u128, u128)]) -> Vec<(u128, u128)> {
+/// The sizes a block may have: aligned CIDRs of 4 to 64 addresses.
+const SIZES: [u128; 5] = [4, 8, 16, 32, 64];
+
+/// A block of the address space: `size` addresses from `start` (aligned to `size`), and the
+/// pool's ranges within it (address keys, inclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub start: u128,
+    pub size: u128,
+    pub ranges: Vec<(u128, u128)>,
+}
+
+/// Where a block's key and those of the blocks inside it begin: keys sort by address.
+fn cell_prefix(start: u128) -> String {
+    format!("{PREFIX}cells/{start:032x}/")
+}
+
+/// The key of the block of `size` addresses at `start`.
+pub fn cell_key(start: u128, size: u128) -> String {
+    format!("{}{:02}", cell_prefix(start), size.trailing_zeros())
+}
+
+/// The blocks of a pool of `intervals` (address keys, inclusive, not overlapping): the
+/// aligned cells they touch, of the size that gives the pool at least 8 blocks where it can.
+pub fn blocks(intervals: &[(u128, u128)]) -> Vec<Block> {
     let total: u128 = intervals.iter().map(|(a, b)| b - a + 1).sum();
-    let size = (total / 8).clamp(4, 64);
-    let mut out = Vec::new();
-    for &(a, b) in intervals {
+    let want = (total / 8).clamp(4, 64);
+    let size = SIZES
+        .iter()
+        .rev()
+        .copied()
+        .find(|s| *s <= want)
+        .unwrap_or(4);
+    let mut sorted = intervals.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<Block> = Vec::new();
+    for (a, b) in sorted {
         let mut at = a;
-        while at <= b {
-            let end = (at + size - 1).min(b);
-            out.push((at, end));
-            if end == u128::MAX {
+        loop {
+            let start = at & !(size - 1);
+            let end = (start | (size - 1)).min(b);
+            match out.last_mut() {
+                Some(last) if last.start == start => last.ranges.push((at, end)),
+                _ => out.push(Block {
+                    start,
+                    size,
+                    ranges: vec![(at, end)],
+                }),
+            }
+            if end >= b {
                 break;
             }
             at = end + 1;
@@ -162,16 +220,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_cover_the_pool_once() {
+    fn blocks_are_aligned_cells_that_cover_the_pool_once() {
         // A /24 (256 addresses): blocks of 32; a /28 of 16: blocks of 4; a /16: blocks of 64.
         let v4 = |a: u32| 0xffff_0000_0000u128 | u128::from(a);
-        for (len, size) in [(256u128, 32u128), (16, 4), (65_536, 64), (6, 4)] {
+        for (len, size) in [(256u128, 32u128), (16, 4), (65_536, 64), (6, 4), (100, 8)] {
             let (a, b) = (v4(0x7f00_0000), v4(0x7f00_0000) + len - 1);
             let bs = blocks(&[(a, b)]);
-            assert_eq!(bs[0], (a, a + size - 1), "{len}");
-            assert_eq!(bs.last().unwrap().1, b);
-            assert!(bs.windows(2).all(|w| w[1].0 == w[0].1 + 1));
-            assert_eq!(bs.iter().map(|(x, y)| y - x + 1).sum::<u128>(), len);
+            assert!(
+                bs.iter().all(|k| k.size == size && k.start % size == 0),
+                "{len}"
+            );
+            assert_eq!(bs[0].ranges[0].0, a);
+            assert_eq!(bs.last().unwrap().ranges.last().unwrap().1, b);
+            let covered: u128 = bs
+                .iter()
+                .flat_map(|k| &k.ranges)
+                .map(|(x, y)| y - x + 1)
+                .sum();
+            assert_eq!(covered, len);
         }
+        // Two ranges in one cell, listed in either order, give one block with both.
+        let (r1, r2) = (
+            (v4(0x7f00_0001), v4(0x7f00_0001)),
+            (v4(0x7f00_0003), v4(0x7f00_0006)),
+        );
+        let one = blocks(&[r2, r1]);
+        assert_eq!(one, blocks(&[r1, r2]));
+        assert_eq!(one[0].ranges, vec![r1, (v4(0x7f00_0003), v4(0x7f00_0003))]);
+        assert_eq!(one[1].start, v4(0x7f00_0004));
+    }
+
+    #[test]
+    fn keys_sort_by_address_and_name_their_size() {
+        let k = cell_key(0xffff_7f00_0040, 64);
+        assert!(
+            k.ends_with("cells/00000000000000000000ffff7f000040/06"),
+            "{k}"
+        );
+        assert!(cell_prefix(0x40) < cell_key(0x44, 4) && cell_key(0x44, 4) < cell_prefix(0x80));
     }
 }

@@ -6,8 +6,9 @@
 //! dir (an exclusive lock on `STATE_DIR/lock`).
 //!
 //! With etcd (`--etcd`), the pools live there and are shared by every process of the run: this
-//! authority claims blocks of a pool (`crate::authority::etcd`), allocates inside them with a local pool
-//! per block (`POOL#INDEX`), and gives a block back when it empties.
+//! authority claims blocks of the address space that a pool's ranges touch
+//! (`crate::authority::etcd`), allocates inside them with a local pool per block
+//! (`POOL#INDEX`), and gives a block back when it empties.
 
 pub mod etcd;
 
@@ -72,7 +73,7 @@ struct IpamState {
 }
 
 struct PoolBlocks {
-    blocks: Vec<(u128, u128)>,
+    blocks: Vec<etcd::Block>,
     /// Indices of the blocks this process holds, in the order claimed.
     claimed: Vec<usize>,
     strategy: pool::Strategy,
@@ -89,10 +90,6 @@ fn owner_key(pool_id: &str, owner: &pool::Owner) -> (String, String, String) {
 
 fn block_pool(pool: &str, index: usize) -> String {
     format!("{pool}#{index}")
-}
-
-fn block_key(pool: &str, index: usize) -> String {
-    format!("{}{pool}/{index}", etcd::PREFIX)
 }
 
 fn ip_text(k: u128) -> String {
@@ -609,18 +606,18 @@ impl Authority {
             if claimed.contains(&index) {
                 continue;
             }
+            let block = {
+                let st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.pools[pool_id].blocks[index].clone()
+            };
             if !ipam
                 .etcd
-                .create(&block_key(pool_id, index), &ipam.me, ipam.lease)
+                .claim(&block, &ipam.me, ipam.lease)
                 .await
                 .map_err(|e| self.etcd_lost(e))?
             {
                 continue;
             }
-            let (a, b) = {
-                let st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.pools[pool_id].blocks[index]
-            };
             let local = block_pool(pool_id, index);
             let cfg = pool::PoolConfig {
                 strategy,
@@ -629,11 +626,13 @@ impl Authority {
             };
             call(f.call_create_pool(&mut inst.store, &local, cfg).await)?
                 .map_err(|e| format!("block {local}: {e:?}"))?;
-            call(
-                f.call_add_range(&mut inst.store, &local, &ip_text(a), &ip_text(b))
-                    .await,
-            )?
-            .map_err(|e| format!("block {local}: {e:?}"))?;
+            for &(a, b) in &block.ranges {
+                call(
+                    f.call_add_range(&mut inst.store, &local, &ip_text(a), &ip_text(b))
+                        .await,
+                )?
+                .map_err(|e| format!("block {local}: {e:?}"))?;
+            }
             {
                 let mut st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(p) = st.pools.get_mut(pool_id) {
@@ -677,15 +676,19 @@ impl Authority {
                 .and_then(|(_, i)| i.parse().ok())
                 .unwrap_or(usize::MAX);
             let _ = call(f.call_delete_pool(&mut inst.store, &local).await)?;
-            {
+            let key = {
                 let mut st = ipam.state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(p) = st.pools.get_mut(pool_id) {
+                st.pools.get_mut(pool_id).and_then(|p| {
                     p.claimed.retain(|&i| i != index);
-                }
-            }
+                    p.blocks.get(index).map(|b| etcd::cell_key(b.start, b.size))
+                })
+            };
+            let Some(key) = key else {
+                return Ok(());
+            };
             // Only if it is still ours (a lost lease may have let another process take it).
             ipam.etcd
-                .delete_if(&block_key(pool_id, index), &ipam.me)
+                .delete_if(&key, &ipam.me)
                 .await
                 .map_err(|e| self.etcd_lost(e))?;
         }
