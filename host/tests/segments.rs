@@ -131,3 +131,160 @@ workflows:
     assert_eq!(code, Some(2));
     assert!(err.contains("add up"), "{err}");
 }
+
+/// Requests in progress at once at a target that holds each for `hold`.
+fn holding_target(
+    hold: std::time::Duration,
+) -> (
+    integration_tests::http_server::TestServer,
+    std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, std::time::Instant)>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let server = integration_tests::http_server::serve("127.0.0.1:0", None, move |_| {
+        let start = std::time::Instant::now();
+        std::thread::sleep(hold);
+        s.lock().unwrap().push((start, std::time::Instant::now()));
+        integration_tests::http_server::Reply::ok("ok")
+    });
+    (server, seen)
+}
+
+fn run_segments(path: &std::path::Path, n: u32) -> Vec<std::process::Output> {
+    let children: Vec<_> = (0..n)
+        .map(|i| spawn_run(path, &["--segment", &format!("{i}/{n}")]))
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+/// k6's rules: an arrival schedule is striped over the segments (their union is one run's
+/// schedule) and a cap on users alive at once is split so the shares add up to it.
+#[test]
+fn rates_and_caps_split_exactly() {
+    let (server, log) = recording_target();
+    let dir = tmp("exact-rate");
+    let s = format!(
+        r#"
+version: "1.0"
+name: rate
+load: {{ arrival_rate: {{ rate: 50/s, duration: 2s, pre_allocated_users: 6, max_users: 30 }} }}
+actions:
+  actions: [ {{ id: a, call: get, with: {{ url: "http://127.0.0.1:{}/" }} }} ]
+workflows:
+  nodes: [ {{ id: n, action: a }} ]
+"#,
+        server.addr.port()
+    );
+    let path = scenario_file(&dir, &s);
+    for out in run_segments(&path, 3) {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(
+        log.lock().unwrap().len(),
+        100,
+        "50/s for 2 s over three segments"
+    );
+
+    let (server, seen) = holding_target(std::time::Duration::from_millis(250));
+    let capped = |cap: u32| {
+        format!(
+            r#"
+version: "1.0"
+name: capped
+load:
+  ramp_up: {{ phases: [ {{ spawn_users: 9 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2 }}
+  concurrency: {{ max_concurrent_users: {cap} }}
+actions:
+  actions: [ {{ id: a, call: get, with: {{ url: "http://127.0.0.1:{}/" }} }} ]
+workflows:
+  nodes: [ {{ id: n, action: a }} ]
+"#,
+            server.addr.port()
+        )
+    };
+    let path = scenario_file(&dir, &capped(5));
+    for out in run_segments(&path, 3) {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 18);
+    let most = seen
+        .iter()
+        .map(|a| seen.iter().filter(|b| b.0 <= a.0 && a.0 < b.1).count())
+        .max()
+        .unwrap();
+    assert!(most <= 5, "{most} users at once over a cap of 5");
+    // A cap smaller than the segments leaves one with none: refused, not overshot.
+    let path = scenario_file(&dir, &capped(2));
+    let out = run(&["run", path.to_str().unwrap(), "--segment", "0/3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fewer than the 3 segments"));
+}
+
+/// A segment records its share's thresholds and leaves the verdict to the merge.
+#[test]
+fn thresholds_are_judged_by_the_merge() {
+    let (server, _log) = recording_target();
+    let dir = tmp("segment-thresholds");
+    let s = format!(
+        r#"
+version: "1.0"
+name: judged
+load: {{ ramp_up: {{ phases: [ {{ spawn_users: 4 }} ] }} }}
+thresholds: {{ http_req_duration: ["p(95)<0"] }}
+actions:
+  actions: [ {{ id: a, call: get, with: {{ url: "http://127.0.0.1:{}/" }} }} ]
+workflows:
+  nodes: [ {{ id: n, action: a }} ]
+"#,
+        server.addr.port()
+    );
+    let path = scenario_file(&dir, &s);
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let result = dir.join(format!("r{i}.json"));
+        let seg = format!("{i}/2");
+        let out = run(&[
+            "run",
+            path.to_str().unwrap(),
+            "--segment",
+            &seg,
+            "--result",
+            result.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("merge` judges the whole run"));
+        files.push(result.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["merge"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The whole run judges its own.
+    let out = run(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(99));
+}

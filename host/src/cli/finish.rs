@@ -23,7 +23,8 @@ pub const EXIT_NOTHING_TESTED: u8 = 98;
 pub const EXIT_THRESHOLD: u8 = 99;
 
 /// The run's exit code, the first that applies: interrupted 130, the run itself failed 1, a
-/// threshold crossed 99, nothing succeeded 98, users failed 97, else 0.
+/// threshold crossed 99 (for a segment, only one that aborted it: the merge judges the
+/// others on the whole run), nothing succeeded 98, users failed 97, else 0.
 pub fn exit_code(r: &report::Report) -> u8 {
     if r.interrupted {
         // 128 + the signal, as shells report it: 130 SIGINT, 143 SIGTERM, 129 SIGHUP.
@@ -33,7 +34,10 @@ pub fn exit_code(r: &report::Report) -> u8 {
     } else if r.empty_segment {
         // The merge of all segments judges the run.
         0
-    } else if r.aborted_by.is_some() || r.thresholds.iter().any(|t| !t.ok) {
+    } else if r.aborted_by.is_some() {
+        EXIT_THRESHOLD
+    } else if r.identity.segment.is_none_or(|(_, n)| n == 1) && r.thresholds.iter().any(|t| !t.ok) {
+        // A segment's thresholds are its share's: the merge of all segments judges the run.
         EXIT_THRESHOLD
     } else if r.totals.ok == 0 {
         EXIT_NOTHING_TESTED

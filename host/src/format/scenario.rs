@@ -308,8 +308,32 @@ mod tests {
             pre_allocated_users: 1,
             max_users: 1,
             tenant: None,
+            stride: (0, 1),
         };
         a.schedule().map(|d| d.as_secs_f64()).collect()
+    }
+
+    #[test]
+    fn segments_split_an_arrival_schedule_exactly() {
+        // 50/s for 4 s: 200 iterations; three segments take every third, 67 + 67 + 66.
+        let whole = ArrivalRate {
+            stages: vec![(50.0, Duration::from_secs(4))],
+            start_rate: 50.0,
+            pre_allocated_users: 5,
+            max_users: 5,
+            tenant: None,
+            stride: (0, 1),
+        };
+        let all: Vec<Duration> = whole.schedule().collect();
+        assert_eq!(all.len(), 200);
+        let mut union = Vec::new();
+        for i in 0..3 {
+            let mut part = whole.clone();
+            part.stride = (i, 3);
+            union.extend(part.schedule());
+        }
+        union.sort();
+        assert_eq!(union, all);
     }
 
     /// A scenario with one action whose `with` is `with` and one edge condition.

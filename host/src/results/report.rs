@@ -407,7 +407,13 @@ impl Report {
             }
         }
         if !self.thresholds.is_empty() {
-            let _ = writeln!(s, "\nthresholds:");
+            let heading = match self.identity.segment {
+                Some((i, n)) => format!(
+                    "\nthresholds (segment {i}/{n}'s share, not a verdict: `scheduler merge` judges the whole run):"
+                ),
+                None => "\nthresholds:".to_string(),
+            };
+            let _ = writeln!(s, "{heading}");
             for v in &self.thresholds {
                 let _ = writeln!(s, "  {v}");
             }

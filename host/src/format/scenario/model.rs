@@ -108,6 +108,9 @@ pub struct ArrivalRate {
     pub pre_allocated_users: u32,
     pub max_users: u32,
     pub tenant: Option<String>,
+    /// `--segment I/N`: this process starts the whole schedule's iterations k with
+    /// k mod N = I (k6's striping), so the segments' union is exactly one run's schedule.
+    pub stride: (u32, u32),
 }
 
 impl ArrivalRate {
@@ -125,6 +128,8 @@ impl ArrivalRate {
             t0: 0.0,
             done: 0.0,
             next: 1.0,
+            stride: (u64::from(self.stride.0), u64::from(self.stride.1.max(1))),
+            k: 0,
         }
     }
 }
@@ -142,12 +147,29 @@ pub struct Schedule<'a> {
     done: f64,
     /// The next iteration's number.
     next: f64,
+    /// (I, N): the iterations of this segment; `k` the whole schedule's next iteration.
+    stride: (u64, u64),
+    k: u64,
 }
 
 impl Iterator for Schedule<'_> {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        loop {
+            let t = self.whole_next()?;
+            let k = self.k;
+            self.k += 1;
+            if k % self.stride.1 == self.stride.0 {
+                return Some(t);
+            }
+        }
+    }
+}
+
+impl Schedule<'_> {
+    /// The whole schedule's next iteration start.
+    fn whole_next(&mut self) -> Option<Duration> {
         loop {
             let &(to, len) = self.stages.get(self.stage)?;
             let len = len.as_secs_f64();
@@ -538,18 +560,34 @@ impl Scenario {
             ));
         }
         let n = f64::from(count);
-        let share = |x: u32| x.div_ceil(count).max(1);
+        // k6's split of a count: segment I of N takes floor((I+1)x/N) - floor(Ix/N), so the
+        // shares add up to x exactly.
+        let share = |x: u32| {
+            let (x, i, c) = (u64::from(x), u64::from(index), u64::from(count));
+            ((i + 1) * x / c - i * x / c) as u32
+        };
+        let none_left = |what: &str, x: u32| {
+            format!(
+                "{what} {x} is fewer than the {count} segments: segment {index} would have none \
+                 (give at least one per segment, or fewer segments)"
+            )
+        };
         if let Some(r) = self.concurrency.spawn_rate.as_mut() {
             *r /= n;
         }
         if let Some(r) = self.concurrency.action_rate.as_mut() {
             *r /= n;
         }
-        self.concurrency.max_users = self.concurrency.max_users.map(share);
+        if let Some(cap) = self.concurrency.max_users {
+            if share(cap) == 0 {
+                return Err(none_left("max_concurrent_users", cap));
+            }
+            self.concurrency.max_users = Some(share(cap));
+        }
         if let Some(a) = self.arrival.as_mut() {
-            a.start_rate /= n;
-            for s in &mut a.stages {
-                s.0 /= n;
+            a.stride = (index, count);
+            if share(a.max_users) == 0 {
+                return Err(none_left("arrival_rate max_users", a.max_users));
             }
             a.pre_allocated_users = share(a.pre_allocated_users);
             a.max_users = share(a.max_users);

@@ -94,5 +94,6 @@ pub(super) fn arrival_rate(w: &mut Walker, v: &Value) -> Option<ArrivalRate> {
         pre_allocated_users: pre as u32,
         max_users: max as u32,
         tenant,
+        stride: (0, 1),
     })
 }
