@@ -132,13 +132,13 @@ workflows:
     assert!(err.contains("add up"), "{err}");
 }
 
-/// Requests in progress at once at a target that holds each for `hold`.
+/// When each request a target served started and ended.
+type Spans = std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, std::time::Instant)>>>;
+
+/// A target that holds each request for `hold`, recording its span.
 fn holding_target(
     hold: std::time::Duration,
-) -> (
-    integration_tests::http_server::TestServer,
-    std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, std::time::Instant)>>>,
-) {
+) -> (integration_tests::http_server::TestServer, Spans) {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = seen.clone();
     let server = integration_tests::http_server::serve("127.0.0.1:0", None, move |_| {
