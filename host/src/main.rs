@@ -88,14 +88,26 @@ fn main() -> ExitCode {
             lease_ttl,
             etcd_wait,
             run_id,
+            workers,
             out,
-        } => cli::commands::run(
-            &rt,
-            &path,
-            (segment, run_id),
-            (etcd, lease_ttl, etcd_wait),
-            &out,
-        ),
+        } => match workers.and_then(|w| {
+            let shared = cli::workers::Shared {
+                etcd: etcd.clone(),
+                lease_ttl,
+                etcd_wait,
+                run_id: run_id.clone(),
+            };
+            cli::workers::run(&rt, &path, w, shared, &out)
+        }) {
+            Some(code) => code,
+            None => cli::commands::run(
+                &rt,
+                &path,
+                (segment, run_id),
+                (etcd, lease_ttl, etcd_wait),
+                &out,
+            ),
+        },
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
         Command::Exec(args) => rt.block_on(cli::exec::exec(*args)),
         Command::Merge {

@@ -288,3 +288,72 @@ workflows:
     let out = run(&["run", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(99));
 }
+
+/// `run --workers N`: N segment processes, one merged report and exit code; a signal to the
+/// command reaches every worker, and the merged report still comes out.
+#[test]
+fn workers_run_the_segments_and_merge_them() {
+    let (server, log) = recording_target();
+    let dir = tmp("workers");
+    let s = |iterations: &str| {
+        format!(
+            r#"
+version: "1.0"
+name: workers
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.81.0/28"] }} ]
+load:
+  ramp_up: {{ phases: [ {{ spawn_users: 9 }} ] }}
+  user_lifetime: {{ mode: loop, {iterations}, think_time: 50ms }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
+actions:
+  actions: [ {{ id: a, call: get, with: {{ url: "http://127.0.0.1:{}/" }} }} ]
+workflows:
+  nodes: [ {{ id: n, action: a }} ]
+"#,
+            server.addr.port()
+        )
+    };
+    let path = scenario_file(&dir, &s("iterations: 2"));
+    let json = dir.join("merged.json");
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--workers",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["totals"]["ok"], 18, "{r}");
+    let seen = log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 18);
+    let sources: std::collections::BTreeSet<&str> =
+        seen.iter().map(|(_, ip)| ip.as_str()).collect();
+    assert_eq!(sources.len(), 9, "each user its own address: {sources:?}");
+    assert!(sources.iter().all(|ip| ip.starts_with("127.0.81.")));
+    // A long run stopped by SIGTERM: every worker drains, and the merge says so (143).
+    let path = scenario_file(&dir, &s("duration: 60s"));
+    let child = spawn_run(&path, &["--workers", "2", "--json", json.to_str().unwrap()]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: kill(2) on the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true, "{r}");
+    assert!(r["totals"]["ok"].as_u64().unwrap() > 9, "{r}");
+}

@@ -61,6 +61,11 @@ pub enum Command {
         /// before etcd is ready.
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_cli_duration)]
         etcd_wait: Duration,
+        /// Run the scenario in N local processes (segments 0/N..N-1/N, the pools cut among
+        /// them or shared through --etcd) and write one merged report with one exit code;
+        /// signals reach every worker. `auto`: as many as the users need for descriptors.
+        #[arg(long, value_name = "N|auto", value_parser = crate::cli::workers::parse_workers, conflicts_with = "segment")]
+        workers: Option<crate::cli::workers::Workers>,
         #[command(flatten)]
         out: RunArgs,
     },

@@ -6,3 +6,4 @@ pub mod commands;
 pub mod exec;
 pub mod finish;
 pub mod target;
+pub mod workers;
