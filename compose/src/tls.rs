@@ -185,6 +185,11 @@ impl TlsClient {
         self.insecure
     }
 
+    /// The rustls configuration (for the host's own clients, e.g. of etcd).
+    pub fn config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+
     /// The handshakes of every instance so far.
     pub fn counts(&self) -> TlsCounts {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
@@ -423,19 +428,26 @@ pub mod pki {
 
         /// A server certificate for `names` (host names and IP literals).
         pub fn server(&self, names: &[&str], validity: Validity) -> Result<Leaf, String> {
-            self.leaf(names, validity, ExtendedKeyUsagePurpose::ServerAuth)
+            self.leaf(names, validity, &[ExtendedKeyUsagePurpose::ServerAuth])
+        }
+
+        /// A certificate for a server that is its own client too (etcd's JSON gateway calls
+        /// its gRPC side with the server's certificate when clients must present one).
+        pub fn peer(&self, names: &[&str]) -> Result<Leaf, String> {
+            use ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+            self.leaf(names, Validity::Now, &[ServerAuth, ClientAuth])
         }
 
         /// A client certificate (mTLS) whose subject is `name`.
         pub fn client(&self, name: &str) -> Result<Leaf, String> {
-            self.leaf(&[name], Validity::Now, ExtendedKeyUsagePurpose::ClientAuth)
+            self.leaf(&[name], Validity::Now, &[ExtendedKeyUsagePurpose::ClientAuth])
         }
 
         fn leaf(
             &self,
             names: &[&str],
             validity: Validity,
-            usage: ExtendedKeyUsagePurpose,
+            usages: &[ExtendedKeyUsagePurpose],
         ) -> Result<Leaf, String> {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
             let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
@@ -443,7 +455,7 @@ pub mod pki {
             params
                 .distinguished_name
                 .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
-            params.extended_key_usages = vec![usage];
+            params.extended_key_usages = usages.to_vec();
             match validity {
                 Validity::Now => {}
                 Validity::Expired => {

@@ -85,29 +85,21 @@ fn main() -> ExitCode {
             scenario: path,
             segment,
             etcd,
-            lease_ttl,
-            etcd_wait,
             run_id,
             workers,
             out,
-        } => match workers.and_then(|w| {
-            let shared = cli::workers::Shared {
-                etcd: etcd.clone(),
-                lease_ttl,
-                etcd_wait,
-                run_id: run_id.clone(),
-            };
-            cli::workers::run(&rt, &path, w, shared, &out)
-        }) {
-            Some(code) => code,
-            None => cli::commands::run(
-                &rt,
-                &path,
-                (segment, run_id),
-                (etcd, lease_ttl, etcd_wait),
-                &out,
-            ),
-        },
+        } => {
+            let fanned = workers.and_then(|w| {
+                let shared = cli::workers::Shared {
+                    etcd: etcd.clone(),
+                    run_id: run_id.clone(),
+                };
+                cli::workers::run(&rt, &path, w, shared, &out)
+            });
+            fanned.unwrap_or_else(|| {
+                cli::commands::run(&rt, &path, (segment, run_id), etcd.options(), &out)
+            })
+        }
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
         Command::Exec(args) => rt.block_on(cli::exec::exec(*args)),
         Command::Merge {

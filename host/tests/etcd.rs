@@ -712,3 +712,72 @@ fn pools_that_share_addresses_share_one_authority() {
     assert_eq!(keys(&etcd.url), Ok(0));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A cluster's etcd speaks TLS and asks for a client certificate: `--etcd https://` with
+/// `--etcd-cacert`, `--etcd-cert` and `--etcd-key` (certificates made here).
+#[test]
+fn etcd_over_tls_with_a_client_certificate() {
+    use compose::tls::pki::Ca;
+    let Some(bin) = integration_tests::etcd::binary() else {
+        assert!(
+            std::env::var("REQUIRE_ETCD").is_err(),
+            "REQUIRE_ETCD is set but etcd is not installed"
+        );
+        return;
+    };
+    let d = tmp("etcd-tls");
+    let ca = Ca::new("etcd test CA").unwrap();
+    let server = ca.peer(&["localhost", "127.0.0.1"]).unwrap();
+    let client = ca.client("scheduler").unwrap();
+    let file = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (ca_pem, s_cert, s_key) = (
+        file("ca.pem", &ca.cert_pem),
+        file("s.pem", &server.cert_pem),
+        file("s.key", &server.key_pem),
+    );
+    let (c_cert, c_key) = (
+        file("c.pem", &client.cert_pem),
+        file("c.key", &client.key_pem),
+    );
+    let etcd =
+        integration_tests::etcd::Etcd::start_tls(&bin, "tls", &s_cert, &s_key, &ca_pem).unwrap();
+    let (target, seen) = target(Duration::from_millis(1));
+    let path = d.join("s.yaml");
+    std::fs::write(
+        &path,
+        scenario(target.addr.port(), "127.0.95.0/29", 4, 2, "per_user", ""),
+    )
+    .unwrap();
+    let tls = [
+        "--etcd-cacert",
+        ca_pem.to_str().unwrap(),
+        "--etcd-cert",
+        c_cert.to_str().unwrap(),
+        "--etcd-key",
+        c_key.to_str().unwrap(),
+    ];
+    let mut args = vec!["--etcd", etcd.url.as_str(), "--etcd-wait", "20s"];
+    args.extend(tls);
+    let (code, out) = finish(spawn(&path, &args));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 8);
+    // Without its certificate the process cannot use etcd: an error, not a run.
+    let (code, out) = finish(spawn(
+        &path,
+        &[
+            "--etcd",
+            &etcd.url,
+            "--etcd-cacert",
+            ca_pem.to_str().unwrap(),
+            "--etcd-wait",
+            "2s",
+        ],
+    ));
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(seen.lock().unwrap().len(), 8);
+    let _ = std::fs::remove_dir_all(&d);
+}

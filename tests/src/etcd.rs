@@ -72,6 +72,60 @@ impl Etcd {
         Err(last)
     }
 
+    /// etcd serving its clients over TLS on a free port (`https://127.0.0.1:PORT`), its
+    /// certificate and key the given files, asking every client for a certificate signed by
+    /// `ca`. Ready when its port accepts connections (a client without a certificate cannot
+    /// ask it more).
+    pub fn start_tls(
+        bin: &Path,
+        name: &str,
+        cert: &Path,
+        key: &Path,
+        ca: &Path,
+    ) -> Result<Etcd, String> {
+        let client = free_port().map_err(|e| e.to_string())?;
+        let dir = std::env::temp_dir().join(format!("etcd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let peer = free_port().map_err(|e| e.to_string())?;
+        let url = format!("https://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(bin)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .arg("--cert-file")
+            .arg(cert)
+            .arg("--key-file")
+            .arg(key)
+            .arg("--trusted-ca-file")
+            .arg(ca)
+            .arg("--client-cert-auth")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting etcd: {e}"))?;
+        let mut etcd = Etcd { child, url, dir };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err("etcd did not start".into());
+            }
+            if let Ok(Some(status)) = etcd.child.try_wait() {
+                return Err(format!("etcd exited at the start: {status}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(etcd)
+    }
+
     fn try_start_on(bin: &Path, name: &str, client: u16) -> Result<Etcd, String> {
         let dir = std::env::temp_dir().join(format!("etcd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -43,18 +43,27 @@ fn int(v: &Value) -> i64 {
 }
 
 impl Etcd {
-    /// `url`: `http://HOST:PORT` of an etcd member.
-    pub fn new(url: &str) -> Result<Etcd, String> {
+    /// `url`: `http://HOST:PORT` or `https://HOST:PORT` of an etcd member; for https, `tls`
+    /// says whom to trust and the client's certificate (a cluster's etcd asks for one).
+    pub fn new(url: &str, tls: &compose::tls::TlsSettings) -> Result<Etcd, String> {
         let u = url::Url::parse(url).map_err(|e| format!("--etcd {url}: {e}"))?;
-        if u.scheme() != "http" {
-            return Err(format!(
-                "--etcd {url}: only http:// (etcd's JSON gateway) is supported"
-            ));
-        }
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .build();
+            .timeout(Duration::from_secs(5));
+        match u.scheme() {
+            "http" => {}
+            "https" => {
+                let client =
+                    compose::tls::TlsClient::new(tls).map_err(|e| format!("--etcd {url}: {e}"))?;
+                agent = agent.tls_config(client.config());
+            }
+            other => {
+                return Err(format!(
+                    "--etcd {url}: {other}:// is not etcd's (http:// or https://, its JSON gateway)"
+                ));
+            }
+        }
+        let agent = agent.build();
         Ok(Etcd {
             base: url.trim_end_matches('/').to_string(),
             agent,

@@ -51,6 +51,8 @@ pub struct EtcdOptions {
     pub lease_ttl: Duration,
     /// How long to retry etcd at the start.
     pub wait: Duration,
+    /// For `https://`: the CA to trust and the client's certificate.
+    pub tls: compose::tls::TlsSettings,
 }
 
 /// This process's side of the pools in etcd.
@@ -286,7 +288,7 @@ impl Authority {
     /// Share the pools through etcd: a lease for this process (kept alive until `close`; its
     /// loss stops the run with a report), blocks claimed as users need addresses.
     pub async fn use_etcd(&mut self, o: &EtcdOptions) -> Result<(), String> {
-        let etcd = Etcd::new(&o.url)?;
+        let etcd = Etcd::new(&o.url, &o.tls)?;
         let (lease, asked) = grant(&etcd, o).await?;
         let me = format!(
             "{}:{}:{lease:x}",

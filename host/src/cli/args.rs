@@ -44,23 +44,12 @@ pub enum Command {
         /// files merge into the whole run (`scheduler merge`).
         #[arg(long, value_name = "I/N", value_parser = parse_segment)]
         segment: Option<(u32, u32)>,
-        /// Share the scenario's pools with every process of the run through etcd (v3, its
-        /// JSON gateway, e.g. http://127.0.0.1:2379): blocks of addresses are claimed under
-        /// this process's lease. With --segment, pools are not cut: etcd shares them.
-        #[arg(long, value_name = "URL")]
-        etcd: Option<String>,
-        /// The etcd lease's time to live: a process killed without a goodbye gives its
-        /// blocks back this long after (1s, 10s).
-        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
-        lease_ttl: Duration,
+        #[command(flatten)]
+        etcd: EtcdArgs,
         /// An id for the run, recorded in its result file: `merge` refuses files of
         /// different runs (give every segment of one run the same id).
         #[arg(long, value_name = "ID")]
         run_id: Option<String>,
-        /// How long to wait for etcd at the start (retried with backoff): segments may start
-        /// before etcd is ready.
-        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_cli_duration)]
-        etcd_wait: Duration,
         /// Run the scenario in N local processes (segments 0/N..N-1/N, the pools cut among
         /// them or shared through --etcd) and write one merged report with one exit code;
         /// signals reach every worker. `auto`: as many as the users need for descriptors.
@@ -102,6 +91,50 @@ pub enum Command {
         #[arg(long)]
         partial: bool,
     },
+}
+
+/// `--etcd` and what goes with it.
+#[derive(Args, Clone)]
+pub struct EtcdArgs {
+    /// Share the scenario's pools with every process of the run through etcd (v3, its
+    /// JSON gateway, e.g. http://127.0.0.1:2379): blocks of addresses are claimed under
+    /// this process's lease. With --segment, pools are not cut: etcd shares them.
+    #[arg(long, value_name = "URL")]
+    pub etcd: Option<String>,
+    /// The etcd lease's time to live: a process killed without a goodbye gives its
+    /// blocks back this long after (1s, 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
+    pub lease_ttl: Duration,
+    /// How long to wait for etcd at the start (retried with backoff): segments may start
+    /// before etcd is ready.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_cli_duration)]
+    pub etcd_wait: Duration,
+    /// The CA certificates (PEM) that sign an `https://` etcd's certificate.
+    #[arg(long = "etcd-cacert", value_name = "FILE", requires = "etcd")]
+    pub etcd_cacert: Option<PathBuf>,
+    /// This process's client certificate (PEM) for an etcd that asks for one (mTLS).
+    #[arg(long = "etcd-cert", value_name = "FILE", requires_all = ["etcd", "etcd_key"])]
+    pub etcd_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long = "etcd-key", value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+}
+
+impl EtcdArgs {
+    /// The authority's options, when `--etcd` is given.
+    pub fn options(&self) -> Option<crate::authority::EtcdOptions> {
+        let url = self.etcd.clone()?;
+        Some(crate::authority::EtcdOptions {
+            url,
+            lease_ttl: self.lease_ttl,
+            wait: self.etcd_wait,
+            tls: compose::tls::TlsSettings {
+                ca_files: self.etcd_cacert.iter().cloned().collect(),
+                client_identity: self.etcd_cert.clone().zip(self.etcd_key.clone()),
+                ..Default::default()
+            },
+        })
+    }
 }
 
 #[derive(Args)]

@@ -36,7 +36,7 @@ pub fn run(
     rt: &tokio::runtime::Runtime,
     path: &Path,
     (segment, run_id): (Option<(u32, u32)>, Option<String>),
-    (etcd, lease_ttl, wait): (Option<String>, Duration, Duration),
+    etcd: Option<authority::EtcdOptions>,
     out: &RunArgs,
 ) -> ExitCode {
     let mut s = match load(path) {
@@ -71,11 +71,7 @@ pub fn run(
         }
     }
     let opts = RunOptions {
-        etcd: etcd.map(|url| authority::EtcdOptions {
-            url,
-            lease_ttl,
-            wait,
-        }),
+        etcd,
         segment,
         ..options(out)
     };

@@ -27,11 +27,9 @@ pub fn parse_workers(s: &str) -> Result<Workers, String> {
     }
 }
 
-/// What the workers share with the parent's `run`: etcd and its timings, the run id.
+/// What the workers share with the parent's `run`: etcd and its flags, the run id.
 pub struct Shared {
-    pub etcd: Option<String>,
-    pub lease_ttl: Duration,
-    pub etcd_wait: Duration,
+    pub etcd: super::args::EtcdArgs,
     pub run_id: Option<String>,
 }
 
@@ -72,10 +70,20 @@ fn worker(
             "--result",
         ])
         .arg(dir.join(format!("w{i}.result")));
-    if let Some(url) = &shared.etcd {
+    let e = &shared.etcd;
+    if let Some(url) = &e.etcd {
         cmd.args(["--etcd", url])
-            .arg(format!("--lease-ttl={}s", shared.lease_ttl.as_secs_f64()))
-            .arg(format!("--etcd-wait={}s", shared.etcd_wait.as_secs_f64()));
+            .arg(format!("--lease-ttl={}s", e.lease_ttl.as_secs_f64()))
+            .arg(format!("--etcd-wait={}s", e.etcd_wait.as_secs_f64()));
+        for (flag, file) in [
+            ("--etcd-cacert", &e.etcd_cacert),
+            ("--etcd-cert", &e.etcd_cert),
+            ("--etcd-key", &e.etcd_key),
+        ] {
+            if let Some(f) = file {
+                cmd.arg(flag).arg(f);
+            }
+        }
     }
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join(format!("w{i}.out")))?)
