@@ -72,8 +72,9 @@ bench *ARGS:
 # The Kubernetes manifests against the Kubernetes API schemas (offline: kubernetes-validate
 # carries them; pip install kubernetes-validate).
 k8s-validate:
-    kubernetes-validate --strict -k 1.30.0 deploy/kubernetes/etcd.yaml deploy/kubernetes/scenario.yaml \
-        deploy/kubernetes/results.yaml deploy/kubernetes/job.yaml deploy/kubernetes/merge.yaml
+    kubernetes-validate --strict -k 1.30.0 deploy/kubernetes/etcd/etcd.yaml \
+        deploy/kubernetes/run/scenario.yaml deploy/kubernetes/run/run.yaml \
+        deploy/kubernetes/run/job.yaml deploy/kubernetes/run/merge.yaml
 
 fmt:
     cargo fmt --all

@@ -440,7 +440,11 @@ pub mod pki {
 
         /// A client certificate (mTLS) whose subject is `name`.
         pub fn client(&self, name: &str) -> Result<Leaf, String> {
-            self.leaf(&[name], Validity::Now, &[ExtendedKeyUsagePurpose::ClientAuth])
+            self.leaf(
+                &[name],
+                Validity::Now,
+                &[ExtendedKeyUsagePurpose::ClientAuth],
+            )
         }
 
         fn leaf(

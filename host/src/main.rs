@@ -96,18 +96,29 @@ fn main() -> ExitCode {
                 };
                 cli::workers::run(&rt, &path, w, shared, &out)
             });
-            fanned.unwrap_or_else(|| {
-                cli::commands::run(&rt, &path, (segment, run_id), etcd.options(), &out)
-            })
+            fanned.unwrap_or_else(|| cli::commands::run(&rt, &path, (segment, run_id), &etcd, &out))
         }
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
         Command::Exec(args) => rt.block_on(cli::exec::exec(*args)),
         Command::Merge {
             files,
+            etcd,
+            run_id,
+            wait,
             json,
             metrics,
             report,
             partial,
-        } => cli::commands::merge(&rt, &files, (json, metrics, report), partial),
+        } => cli::commands::merge(
+            &rt,
+            cli::commands::MergeFrom {
+                files,
+                etcd,
+                run_id,
+                wait,
+            },
+            (json, metrics, report),
+            partial,
+        ),
     }
 }

@@ -781,3 +781,72 @@ fn etcd_over_tls_with_a_client_certificate() {
     assert_eq!(seen.lock().unwrap().len(), 8);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// No shared volume: each segment puts its result in etcd, and a merge started before them
+/// waits for all and merges them (then removes them).
+#[test]
+fn segments_publish_results_to_etcd_and_the_merge_waits_for_them() {
+    let Some(etcd) = etcd("published") else {
+        return;
+    };
+    let d = tmp("published");
+    let (server, seen) = target(Duration::from_millis(1));
+    let path = d.join("s.yaml");
+    std::fs::write(
+        &path,
+        scenario(server.addr.port(), "127.0.97.0/29", 6, 2, "per_user", ""),
+    )
+    .unwrap();
+    let merged = d.join("merged.json");
+    let merge = Command::new(BIN)
+        .args([
+            "merge", "--etcd", &etcd.url, "--run-id", "r-42", "--wait", "60s", "--json",
+        ])
+        .arg(&merged)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let runs: Vec<Child> = ["0/2", "1/2"]
+        .iter()
+        .map(|seg| {
+            spawn(
+                &path,
+                &[
+                    "--segment",
+                    seg,
+                    "--etcd",
+                    &etcd.url,
+                    "--run-id",
+                    "r-42",
+                    "--publish-result",
+                ],
+            )
+        })
+        .collect();
+    for c in runs {
+        let (code, out) = finish(c);
+        assert_eq!(code, Some(0), "{out}");
+    }
+    let (code, out) = finish(merge);
+    assert_eq!(code, Some(0), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(v["totals"]["ok"], 12, "{v}");
+    assert_eq!(seen.lock().unwrap().len(), 12);
+    // The results are gone from etcd once merged; a second merge finds none.
+    let out = Command::new(BIN)
+        .args([
+            "merge", "--etcd", &etcd.url, "--run-id", "r-42", "--wait", "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

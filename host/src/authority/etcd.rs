@@ -89,7 +89,11 @@ impl Etcd {
         serde_json::from_str(&text).map_err(|e| format!("etcd {url}: {e}: {text}"))
     }
 
-    async fn call_async(&self, path: &'static str, body: Value) -> Result<Value, String> {
+    pub(crate) async fn call_async(
+        &self,
+        path: &'static str,
+        body: Value,
+    ) -> Result<Value, String> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.call(path, body))
             .await
@@ -151,6 +155,48 @@ impl Etcd {
         Ok(v["succeeded"].as_bool().unwrap_or(false))
     }
 
+    /// Put `key` = `value` (no lease: it outlives this process).
+    pub async fn put(&self, key: &str, value: &str) -> Result<(), String> {
+        self.call_async(
+            "/v3/kv/put",
+            json!({ "key": b64(key), "value": b64(value) }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Every key under `prefix` with its value, in key order.
+    pub async fn get_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, String> {
+        let v = self
+            .call_async(
+                "/v3/kv/range",
+                json!({ "key": b64(prefix), "range_end": b64(&prefix_end(prefix)) }),
+            )
+            .await?;
+        let text = |x: &Value| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(x.as_str().unwrap_or_default())
+                .unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        Ok(v["kvs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|kv| (text(&kv["key"]), text(&kv["value"])))
+            .collect())
+    }
+
+    /// Delete every key under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), String> {
+        self.call_async(
+            "/v3/kv/deleterange",
+            json!({ "key": b64(prefix), "range_end": b64(&prefix_end(prefix)) }),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Delete `key` if its value is still `value`; whether it was.
     pub async fn delete_if(&self, key: &str, value: &str) -> Result<bool, String> {
         let v = self
@@ -164,6 +210,15 @@ impl Etcd {
             .await?;
         Ok(v["succeeded"].as_bool().unwrap_or(false))
     }
+}
+
+/// The end of the key range of every key that starts with `prefix` (its last byte plus one).
+fn prefix_end(prefix: &str) -> String {
+    let mut b = prefix.as_bytes().to_vec();
+    if let Some(last) = b.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// The sizes a block may have: aligned CIDRs of 4 to 64 addresses.

@@ -75,8 +75,17 @@ pub enum Command {
     /// Merge the result files of several processes (`run --result`) into one exact report,
     /// its thresholds judged on the sum; exit codes as `run`.
     Merge {
-        #[arg(required = true, value_name = "RESULT")]
+        #[arg(required_unless_present = "etcd", value_name = "RESULT")]
         files: Vec<PathBuf>,
+        /// Read the results from etcd (`run --publish-result`), waiting for every segment.
+        #[command(flatten)]
+        etcd: EtcdConn,
+        /// The run whose results to read from etcd.
+        #[arg(long, value_name = "ID", requires = "etcd")]
+        run_id: Option<String>,
+        /// How long to wait for every segment's result in etcd.
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_cli_duration, requires = "etcd")]
+        wait: Duration,
         /// Write the merged report as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
@@ -93,22 +102,15 @@ pub enum Command {
     },
 }
 
-/// `--etcd` and what goes with it.
+/// Where etcd is and how to reach it.
 #[derive(Args, Clone)]
-pub struct EtcdArgs {
+pub struct EtcdConn {
     /// Share the scenario's pools with every process of the run through etcd (v3, its
-    /// JSON gateway, e.g. http://127.0.0.1:2379): blocks of addresses are claimed under
-    /// this process's lease. With --segment, pools are not cut: etcd shares them.
+    /// JSON gateway, e.g. http://127.0.0.1:2379 or https://...): blocks of addresses are
+    /// claimed under this process's lease. With --segment, pools are not cut: etcd shares
+    /// them.
     #[arg(long, value_name = "URL")]
     pub etcd: Option<String>,
-    /// The etcd lease's time to live: a process killed without a goodbye gives its
-    /// blocks back this long after (1s, 10s).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
-    pub lease_ttl: Duration,
-    /// How long to wait for etcd at the start (retried with backoff): segments may start
-    /// before etcd is ready.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_cli_duration)]
-    pub etcd_wait: Duration,
     /// The CA certificates (PEM) that sign an `https://` etcd's certificate.
     #[arg(long = "etcd-cacert", value_name = "FILE", requires = "etcd")]
     pub etcd_cacert: Option<PathBuf>,
@@ -120,19 +122,50 @@ pub struct EtcdArgs {
     pub etcd_key: Option<PathBuf>,
 }
 
+impl EtcdConn {
+    pub fn tls(&self) -> compose::tls::TlsSettings {
+        compose::tls::TlsSettings {
+            ca_files: self.etcd_cacert.iter().cloned().collect(),
+            client_identity: self.etcd_cert.clone().zip(self.etcd_key.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// A client of etcd, when `--etcd` is given.
+    pub fn client(&self) -> Option<Result<crate::authority::etcd::Etcd, String>> {
+        let url = self.etcd.as_deref()?;
+        Some(crate::authority::etcd::Etcd::new(url, &self.tls()))
+    }
+}
+
+/// `--etcd` and what goes with it for a run.
+#[derive(Args, Clone)]
+pub struct EtcdArgs {
+    #[command(flatten)]
+    pub conn: EtcdConn,
+    /// The etcd lease's time to live: a process killed without a goodbye gives its
+    /// blocks back this long after (1s, 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_cli_duration)]
+    pub lease_ttl: Duration,
+    /// How long to wait for etcd at the start (retried with backoff): segments may start
+    /// before etcd is ready.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_cli_duration)]
+    pub etcd_wait: Duration,
+    /// Put this process's result in etcd under --run-id (in place of a shared volume), for
+    /// `scheduler merge --etcd URL --run-id ID`.
+    #[arg(long, requires_all = ["etcd", "run_id"])]
+    pub publish_result: bool,
+}
+
 impl EtcdArgs {
     /// The authority's options, when `--etcd` is given.
     pub fn options(&self) -> Option<crate::authority::EtcdOptions> {
-        let url = self.etcd.clone()?;
+        let url = self.conn.etcd.clone()?;
         Some(crate::authority::EtcdOptions {
             url,
             lease_ttl: self.lease_ttl,
             wait: self.etcd_wait,
-            tls: compose::tls::TlsSettings {
-                ca_files: self.etcd_cacert.iter().cloned().collect(),
-                client_identity: self.etcd_cert.clone().zip(self.etcd_key.clone()),
-                ..Default::default()
-            },
+            tls: self.conn.tls(),
         })
     }
 }

@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::args::RunArgs;
+use super::args::{EtcdArgs, EtcdConn, RunArgs};
 use super::finish::{EXIT_USAGE, check_outputs, finish, load, load_checked, usage};
 use super::target;
-use crate::authority;
 use crate::engine::{self, RunOptions};
 use crate::format::scenario;
 use crate::results::identity::{self, Identity};
 use crate::results::merge as results_file;
+use crate::results::published;
 
 const DEMO: &str = include_str!("../../scenarios/demo.yaml");
 
@@ -36,9 +36,10 @@ pub fn run(
     rt: &tokio::runtime::Runtime,
     path: &Path,
     (segment, run_id): (Option<(u32, u32)>, Option<String>),
-    etcd: Option<authority::EtcdOptions>,
+    etcd_args: &EtcdArgs,
     out: &RunArgs,
 ) -> ExitCode {
+    let etcd = etcd_args.options();
     let mut s = match load(path) {
         Ok(s) => s,
         Err(code) => return code,
@@ -48,7 +49,7 @@ pub fn run(
             .ok()
             .and_then(|t| identity::digest(&t)),
         segment,
-        run_id,
+        run_id: run_id.clone(),
     };
     if let Err(code) = check_outputs(out) {
         return code;
@@ -75,9 +76,25 @@ pub fn run(
         segment,
         ..options(out)
     };
+    let publish = etcd_args
+        .publish_result
+        .then(|| etcd_args.conn.client())
+        .flatten();
     let run = async {
         let mut r = engine::run(s, opts).await?;
         r.identity = identity;
+        if let (Some(client), Some(id)) = (publish, &run_id) {
+            // The result goes to etcd for `merge --etcd`; not there, the run lost it.
+            let text = serde_json::to_string(&results_file::to_json(&r)).unwrap_or_default();
+            let put = match client {
+                Ok(etcd) => published::publish(&etcd, id, segment.unwrap_or((0, 1)), &text).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = put {
+                r.run_errors
+                    .push(format!("publishing the result to etcd: {e}"));
+            }
+        }
         Ok(r)
     };
     rt.block_on(finish(run, out, None))
@@ -154,19 +171,58 @@ fn demo_scenario(
     Ok((s, ca))
 }
 
+/// Where `merge` reads the results: files, or a run's in etcd.
+pub struct MergeFrom {
+    pub files: Vec<PathBuf>,
+    pub etcd: EtcdConn,
+    pub run_id: Option<String>,
+    pub wait: Duration,
+}
+
+/// The result texts to merge, with their names.
+fn merge_inputs(
+    rt: &tokio::runtime::Runtime,
+    from: &MergeFrom,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(client) = from.etcd.client() else {
+        return from
+            .files
+            .iter()
+            .map(|f| {
+                let shown = f.display().to_string();
+                std::fs::read_to_string(f)
+                    .map(|t| (shown.clone(), t))
+                    .map_err(|e| format!("{shown}: {e}"))
+            })
+            .collect();
+    };
+    let id = from
+        .run_id
+        .as_deref()
+        .ok_or("--etcd needs --run-id: the run whose results to merge")?;
+    if !from.files.is_empty() {
+        return Err("give result files or --etcd, not both".into());
+    }
+    let etcd = client?;
+    rt.block_on(published::collect(&etcd, id, from.wait))
+}
+
 pub fn merge(
     rt: &tokio::runtime::Runtime,
-    files: &[PathBuf],
+    from: MergeFrom,
     (json, metrics, report): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>),
     partial: bool,
 ) -> ExitCode {
+    let texts = match merge_inputs(rt, &from) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("scheduler: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let mut loaded = Vec::new();
-    for f in files {
-        let shown = f.display().to_string();
-        match std::fs::read_to_string(f)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-        {
+    for (shown, text) in texts {
+        match serde_json::from_str(&text) {
             Ok(v) => loaded.push((shown, v)),
             Err(e) => {
                 eprintln!("scheduler: {shown}: {e}");
@@ -200,5 +256,13 @@ pub fn merge(
             return ExitCode::from(EXIT_USAGE);
         }
     }
-    rt.block_on(finish(async { results_file::merge(&loaded) }, &out, None))
+    let code = rt.block_on(finish(async { results_file::merge(&loaded) }, &out, None));
+    // A run's results in etcd go once the merge has written its outputs.
+    if let (Some(Ok(etcd)), Some(id)) = (from.etcd.client(), &from.run_id)
+        && code != ExitCode::FAILURE
+        && let Err(e) = rt.block_on(published::remove(&etcd, id))
+    {
+        eprintln!("scheduler: removing run {id}'s results from etcd: {e}");
+    }
+    code
 }

@@ -71,14 +71,15 @@ fn worker(
         ])
         .arg(dir.join(format!("w{i}.result")));
     let e = &shared.etcd;
-    if let Some(url) = &e.etcd {
+    let c = &e.conn;
+    if let Some(url) = &c.etcd {
         cmd.args(["--etcd", url])
             .arg(format!("--lease-ttl={}s", e.lease_ttl.as_secs_f64()))
             .arg(format!("--etcd-wait={}s", e.etcd_wait.as_secs_f64()));
         for (flag, file) in [
-            ("--etcd-cacert", &e.etcd_cacert),
-            ("--etcd-cert", &e.etcd_cert),
-            ("--etcd-key", &e.etcd_key),
+            ("--etcd-cacert", &c.etcd_cacert),
+            ("--etcd-cert", &c.etcd_cert),
+            ("--etcd-key", &c.etcd_key),
         ] {
             if let Some(f) = file {
                 cmd.arg(flag).arg(f);

@@ -6,6 +6,7 @@ pub mod html;
 pub mod identity;
 pub mod merge;
 pub mod output;
+pub mod published;
 pub mod record;
 pub mod report;
 pub mod verdict;
