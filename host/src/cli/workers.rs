@@ -50,14 +50,24 @@ fn auto_count(users: u64) -> u32 {
     users.div_ceil(per_process).clamp(1, 256) as u32
 }
 
+/// `--out` for worker `i`: the same kind of stream to `FILE.I` (each worker streams its own
+/// share as it goes; the merged report comes at the end).
+fn worker_out(out: &crate::engine::Out, i: u32) -> String {
+    let (kind, f) = match out {
+        crate::engine::Out::Json(f) => ("json", f),
+        crate::engine::Out::Csv(f) => ("csv", f),
+    };
+    format!("{kind}={}.{i}", f.display())
+}
+
+/// Start worker `i` of `n`: its segment, the run id, its result in `dir`, its streams.
 fn worker(
     exe: &Path,
     path: &Path,
-    i: u32,
-    n: u32,
+    (i, n): (u32, u32),
     dir: &Path,
-    shared: &Shared,
-    run_id: &str,
+    (shared, run_id): (&Shared, &str),
+    outs: &[crate::engine::Out],
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(exe);
     cmd.arg("run")
@@ -70,6 +80,9 @@ fn worker(
             "--result",
         ])
         .arg(dir.join(format!("w{i}.result")));
+    for o in outs {
+        cmd.arg("--out").arg(worker_out(o, i));
+    }
     let e = &shared.etcd;
     let c = &e.conn;
     if let Some(url) = &c.etcd {
@@ -214,7 +227,7 @@ async fn supervise(path: &Path, n: u32, shared: Shared, out: &RunArgs) -> ExitCo
         .unwrap_or_else(|| format!("workers-{}", std::process::id()));
     let mut children = Vec::new();
     for i in 0..n {
-        match worker(&exe, path, i, n, dir.path(), &shared, &run_id) {
+        match worker(&exe, path, (i, n), dir.path(), (&shared, &run_id), &out.out) {
             Ok(c) => children.push(c),
             Err(e) => {
                 eprintln!("scheduler: starting worker {i}/{n}: {e}");
