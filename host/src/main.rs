@@ -80,23 +80,34 @@ fn main() -> ExitCode {
         Command::Validate {
             scenario: path,
             strict,
-        } => cli::commands::validate(&path, strict),
+            env,
+        } => {
+            format::env::set_given(env);
+            cli::commands::validate(&path, strict)
+        }
         Command::Run {
             scenario: path,
             segment,
             etcd,
             run_id,
             workers,
+            load,
+            env,
             out,
         } => {
+            format::env::set_given(env.clone());
             let fanned = workers.and_then(|w| {
                 let shared = cli::workers::Shared {
                     etcd: etcd.clone(),
                     run_id: run_id.clone(),
+                    env,
+                    load: load.clone(),
                 };
                 cli::workers::run(&rt, &path, w, shared, &out)
             });
-            fanned.unwrap_or_else(|| cli::commands::run(&rt, &path, (segment, run_id), &etcd, &out))
+            fanned.unwrap_or_else(|| {
+                cli::commands::run(&rt, &path, (segment, run_id, &load), &etcd, &out)
+            })
         }
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
         Command::Exec(args) => rt.block_on(cli::exec::exec(*args)),

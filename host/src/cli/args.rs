@@ -25,6 +25,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the bundled scenario against a target started on 127.0.0.1, with source
@@ -56,6 +58,12 @@ pub enum Command {
         #[arg(long, value_name = "N|auto", value_parser = crate::cli::workers::parse_workers, conflicts_with = "segment")]
         workers: Option<crate::cli::workers::Workers>,
         #[command(flatten)]
+        load: LoadArgs,
+        /// A value for `{{env.NAME}}` in the scenario (repeatable; over the process
+        /// environment), as k6's -e.
+        #[arg(short = 'e', long = "env", value_name = "NAME=VALUE", value_parser = crate::format::env::parse_pair)]
+        env: Vec<(String, String)>,
+        #[command(flatten)]
         out: RunArgs,
     },
     /// Check a scenario file without running it.
@@ -66,6 +74,9 @@ pub enum Command {
         /// warnings, as the original scheduler is lenient with its own files.
         #[arg(long)]
         strict: bool,
+        /// A value for `{{env.NAME}}` in the scenario (repeatable).
+        #[arg(short = 'e', long = "env", value_name = "NAME=VALUE", value_parser = crate::format::env::parse_pair)]
+        env: Vec<(String, String)>,
     },
     /// Send one request through the executor, as curl does.
     Exec(Box<ExecArgs>),
@@ -100,6 +111,38 @@ pub enum Command {
         #[arg(long)]
         partial: bool,
     },
+}
+
+/// k6's `--vus`, `--duration` and `--iterations`, over the file's load model.
+#[derive(Args, Clone, Default)]
+pub struct LoadArgs {
+    /// N users from the start, in place of the file's phases, stages or arrival rate (the
+    /// first phase's tenant and pool).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub users: Option<u32>,
+    /// The users loop for this long (1m, 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_cli_duration)]
+    pub duration: Option<Duration>,
+    /// N iterations in all, shared by the users (k6's shared-iterations).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub iterations: Option<u64>,
+}
+
+impl LoadArgs {
+    /// The flags again, for a worker's command line.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(n) = self.users {
+            out.push(format!("--users={n}"));
+        }
+        if let Some(d) = self.duration {
+            out.push(format!("--duration={}s", d.as_secs_f64()));
+        }
+        if let Some(n) = self.iterations {
+            out.push(format!("--iterations={n}"));
+        }
+        out
+    }
 }
 
 /// Where etcd is and how to reach it.

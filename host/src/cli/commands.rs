@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::args::{EtcdArgs, EtcdConn, RunArgs};
+use super::args::{EtcdArgs, EtcdConn, LoadArgs, RunArgs};
 use super::finish::{EXIT_USAGE, check_outputs, finish, load, load_checked, usage};
 use super::target;
 use crate::engine::{self, RunOptions};
@@ -35,7 +35,7 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
 pub fn run(
     rt: &tokio::runtime::Runtime,
     path: &Path,
-    (segment, run_id): (Option<(u32, u32)>, Option<String>),
+    (segment, run_id, load_args): (Option<(u32, u32)>, Option<String>, &LoadArgs),
     etcd_args: &EtcdArgs,
     out: &RunArgs,
 ) -> ExitCode {
@@ -44,9 +44,12 @@ pub fn run(
         Ok(s) => s,
         Err(code) => return code,
     };
+    s.override_load(load_args.users, load_args.duration, load_args.iterations);
     let identity = Identity {
+        // The scenario as run: its `{{env.NAME}}` given.
         scenario: std::fs::read_to_string(path)
             .ok()
+            .and_then(|t| crate::format::env::substitute(&t).ok())
             .and_then(|t| identity::digest(&t)),
         segment,
         run_id: run_id.clone(),
@@ -166,7 +169,7 @@ fn demo_scenario(
         s.phases[1].users = 4;
         s.phases[1].at = Duration::from_millis(300);
         s.lifetime.iterations = 2;
-        s.lifetime.think_time = Duration::from_millis(50);
+        s.lifetime.think_time = scenario::Think::Fixed(Duration::from_millis(50));
     }
     Ok((s, ca))
 }

@@ -74,6 +74,13 @@ pub fn load_checked(path: &std::path::Path, strict: bool) -> Result<scenario::Sc
         eprintln!("scheduler: {path}: {e}");
         ExitCode::from(2)
     })?;
+    let text = crate::format::env::substitute(&text).map_err(|unset| {
+        eprintln!(
+            "{path}: {{{{env.NAME}}}} with no value and no default (give --env NAME=VALUE, set it, or write {{{{env.NAME:-default}}}}): {}",
+            unset.join(", ")
+        );
+        ExitCode::from(2)
+    })?;
     let dir = std::path::Path::new(path)
         .parent()
         .unwrap_or(std::path::Path::new("."))

@@ -31,6 +31,10 @@ pub fn parse_workers(s: &str) -> Result<Workers, String> {
 pub struct Shared {
     pub etcd: super::args::EtcdArgs,
     pub run_id: Option<String>,
+    /// `--env` pairs, passed on.
+    pub env: Vec<(String, String)>,
+    /// `--users`, `--duration`, `--iterations`, passed on.
+    pub load: super::args::LoadArgs,
 }
 
 /// How many processes `auto` takes: enough that each one's users fit its descriptors.
@@ -82,6 +86,10 @@ fn worker(
         .arg(dir.join(format!("w{i}.result")));
     for o in outs {
         cmd.arg("--out").arg(worker_out(o, i));
+    }
+    cmd.args(shared.load.to_args());
+    for (name, value) in &shared.env {
+        cmd.arg("--env").arg(format!("{name}={value}"));
     }
     let e = &shared.etcd;
     let c = &e.conn;
@@ -186,10 +194,12 @@ pub fn run(
     shared: Shared,
     out: &RunArgs,
 ) -> Option<ExitCode> {
-    let sc = match load(path) {
+    let mut sc = match load(path) {
         Ok(s) => s,
         Err(code) => return Some(code),
     };
+    let l = &shared.load;
+    sc.override_load(l.users, l.duration, l.iterations);
     let users = sc
         .concurrency
         .max_users

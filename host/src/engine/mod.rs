@@ -100,6 +100,8 @@ struct Shared {
     /// The run second by second.
     series: Mutex<Vec<Interval>>,
     started: Instant,
+    /// Iterations taken so far of `lifetime.shared_iterations`.
+    claimed: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -207,6 +209,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         aborted_by: Mutex::new(None),
         series: Mutex::new(Vec::new()),
         started: Instant::now(),
+        claimed: std::sync::atomic::AtomicU64::new(0),
     });
     // The first SIGINT, SIGTERM or SIGHUP stops spawning and lets in-flight work drain; a
     // second cuts it off.

@@ -88,8 +88,19 @@ pub async fn run_task(
                     continue;
                 };
                 last_action = Some(index);
+                // A `once` node ran in the first pass: the others go on as it ended.
+                if let (true, Some(outcome)) = (node.once, st.once.get(&index).copied()) {
+                    queue_next(sc, node, &vars, outcome, &mut queue)?;
+                    continue;
+                }
                 let task = Task { ip, per_task };
                 let outcome = task.run(st, inst, policy, index, &mut vars).await?;
+                if node.once {
+                    st.once.insert(index, outcome);
+                    if let Some(scope) = vars.get(action_id) {
+                        st.kept.insert(action_id.clone(), scope.clone());
+                    }
+                }
                 queue_next(sc, node, &vars, outcome, &mut queue)?;
                 if outcome == Outcome::Success {
                     queue_dynamic(st, sc, index, &vars, &mut queue);
@@ -119,6 +130,10 @@ fn pass_vars(st: &UserState<'_>, ip: Option<&str>, iteration: u32) -> Vars {
     u.insert("iteration".into(), (u64::from(iteration) + 1).to_string());
     let t = vars.entry("tenant".into()).or_default();
     t.insert("id".into(), st.tenant.to_string());
+    // What the user's `once` actions exported in its first pass.
+    for (scope, values) in &st.kept {
+        vars.insert(scope.clone(), values.clone());
+    }
     if !sc.undeclared.is_empty() {
         vars.insert(
             template::UNDECLARED.into(),

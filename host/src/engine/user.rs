@@ -147,6 +147,12 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
             if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
                 break;
             }
+            // Shared iterations: the next of the run's, while there are any left.
+            if let Some(total) = sc.lifetime.shared_iterations
+                && shared.claimed.fetch_add(1, Ordering::SeqCst) >= total
+            {
+                break;
+            }
             if sc
                 .lifetime
                 .duration
@@ -189,7 +195,11 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
         if more && !sc.lifetime.think_time.is_zero() && user.jobs.is_none() {
             // What happened before the pause goes to the run now, in its own interval.
             state.flush();
-            let mut until = Instant::now() + sc.lifetime.think_time;
+            let pause = sc
+                .lifetime
+                .think_time
+                .sample(state.random(), state.random());
+            let mut until = Instant::now() + pause;
             if let Some(d) = sc.lifetime.duration {
                 until = until.min(shared.started + d);
             }
@@ -242,6 +252,12 @@ pub(super) struct UserState<'a> {
     pub(super) dynamic_seen: HashSet<String>,
     /// Per action: its last UDP reply in this pass (what wait nodes look at).
     pub(super) last_reply: Vec<Option<Vec<u8>>>,
+    /// The user's own random sequence (think times).
+    rng: u64,
+    /// `once` nodes' actions run in the first pass: how each ended (by action index).
+    pub(super) once: std::collections::HashMap<usize, crate::format::scenario::Outcome>,
+    /// Their variables (exports, `ok`, `status_code`), seen by every later pass.
+    pub(super) kept: crate::format::template::Vars,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -269,7 +285,21 @@ impl<'a> UserState<'a> {
             checks: vec![[0, 0]; shared.scenario.actions.iter().map(|a| a.checks.len()).sum()],
             dynamic_seen: HashSet::new(),
             last_reply: vec![None; shared.scenario.actions.len()],
+            once: Default::default(),
+            kept: Default::default(),
+            rng: (u64::from(user.id) << 32 | u64::from(std::process::id()))
+                ^ shared.started.elapsed().as_nanos() as u64
+                | 1,
         }
+    }
+
+    /// A draw uniform in [0, 1) (xorshift64*).
+    pub(super) fn random(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
     pub(super) fn record(&mut self, sample: Sample) {

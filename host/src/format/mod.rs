@@ -1,6 +1,7 @@
 //! The scenario format: the file's model and parser (`scenario`), its JSON Schema
 //! (`schema`), and templates and conditions (`template`).
 
+pub mod env;
 #[cfg(test)]
 mod fuzz;
 pub mod proxy;

@@ -37,6 +37,24 @@ pub enum Duration {
     Seconds(f64),
 }
 
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum ThinkTime {
+    Fixed(Duration),
+    Drawn(ThinkDistribution),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThinkDistribution {
+    /// uniform (the default, with min and max), normal (mean, stddev) or exponential (mean).
+    pub distribution: Option<Text>,
+    pub min: Option<Duration>,
+    pub max: Option<Duration>,
+    pub mean: Option<Duration>,
+    pub stddev: Option<Duration>,
+}
+
 /// A rate: `50/s`, `600/m`, `1/h`, or a number per second; at most 1,000,000/s.
 #[derive(JsonSchema)]
 #[serde(untagged)]
@@ -153,7 +171,9 @@ pub struct UserLifetime {
     /// with a `duration` and no count, until the duration ends.
     pub iterations: Option<u64>,
     /// The pause between a user's passes (default 0); ramping users (`stages`) keep it too.
-    pub think_time: Option<Duration>,
+    /// A duration, or drawn each time: `{min, max}` (uniform), `{distribution: normal, mean,
+    /// stddev}`, `{distribution: exponential, mean}`.
+    pub think_time: Option<ThinkTime>,
     /// No new pass starts after this long into the run (default: no limit).
     pub duration: Option<Duration>,
     /// The original's tasks running at once per user: one here.
@@ -498,6 +518,9 @@ pub struct Node {
     /// A wait node's event.
     pub on: Option<WaitOn>,
     pub edges: Option<Vec<Edge>>,
+    /// Run this action in each user's first pass only (log in once, then loop); later
+    /// passes follow its edges as that run ended, its exports kept. Default false.
+    pub once: Option<bool>,
 }
 
 #[derive(JsonSchema)]

@@ -19,8 +19,9 @@ pub(super) fn load(w: &mut Walker, top: &serde_yaml::Mapping, pools: &[PoolSpec]
     let mut lifetime = Lifetime {
         mode: Mode::Once,
         iterations: 1,
-        think_time: Duration::ZERO,
+        think_time: Think::None,
         duration: None,
+        shared_iterations: None,
     };
     let mut ip_binding = IpBinding {
         enabled: false,
@@ -159,9 +160,8 @@ pub(super) fn load(w: &mut Walker, top: &serde_yaml::Mapping, pools: &[PoolSpec]
                 let iterations = w
                     .uint(get(m, "iterations"), "load.user_lifetime.iterations")
                     .map(|n| n.min(u32::MAX as u64) as u32);
-                lifetime.think_time = w
-                    .duration(get(m, "think_time"), "load.user_lifetime.think_time")
-                    .unwrap_or_default();
+                lifetime.think_time =
+                    super::think::think(w, get(m, "think_time"), "load.user_lifetime.think_time");
                 lifetime.duration = w.duration(get(m, "duration"), "load.user_lifetime.duration");
                 // Without a count, a loop with a duration loops until it ends.
                 lifetime.iterations = match (iterations, lifetime.duration) {

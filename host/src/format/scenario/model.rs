@@ -67,8 +67,11 @@ pub struct Lifetime {
     pub mode: Mode,
     /// 0 with loop: until `duration` or Ctrl-C.
     pub iterations: u32,
-    pub think_time: Duration,
+    pub think_time: super::think::Think,
     pub duration: Option<Duration>,
+    /// k6's shared iterations (`run --iterations N`): the run's users take N iterations in
+    /// all, each the next one free, instead of a count each.
+    pub shared_iterations: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -422,6 +425,9 @@ pub struct Node {
     pub id: String,
     pub kind: NodeKind,
     pub edges: Vec<Edge>,
+    /// Run in the user's first pass only (log in once, then loop): later passes go on
+    /// through its edges as that run ended, with its exports.
+    pub once: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -553,6 +559,34 @@ impl Scenario {
     /// share (k-1) mod N); rates and user limits are divided; and each pool is cut into N
     /// contiguous slices, this share taking its own, so no address can be held by two
     /// processes at once without any coordination.
+    /// k6's `--vus`, `--duration` and `--iterations` over the file's load: `users` users
+    /// from the start (the first phase's tenant and pool), looping for `duration`, or taking
+    /// `iterations` in all between them.
+    pub fn override_load(
+        &mut self,
+        users: Option<u32>,
+        duration: Option<Duration>,
+        iterations: Option<u64>,
+    ) {
+        if let Some(n) = users {
+            let first = self.phases.first().cloned();
+            self.phases = vec![Phase {
+                at: Duration::ZERO,
+                users: n,
+                tenant: first.as_ref().and_then(|p| p.tenant.clone()),
+                pool: first.and_then(|p| p.pool),
+            }];
+            self.arrival = None;
+            self.stages = None;
+        }
+        if duration.is_some() || iterations.is_some() {
+            self.lifetime.mode = Mode::Loop;
+            self.lifetime.iterations = 0;
+            self.lifetime.duration = duration;
+            self.lifetime.shared_iterations = iterations;
+        }
+    }
+
     pub fn segment(&mut self, index: u32, count: u32) -> Result<(), String> {
         if count == 0 || index >= count {
             return Err(format!(
@@ -577,6 +611,10 @@ impl Scenario {
         }
         if let Some(r) = self.concurrency.action_rate.as_mut() {
             *r /= n;
+        }
+        if let Some(total) = self.lifetime.shared_iterations.as_mut() {
+            let (i, c) = (u64::from(index), u64::from(count));
+            *total = (i + 1) * *total / c - i * *total / c;
         }
         if let Some(cap) = self.concurrency.max_users {
             if share(cap) == 0 {

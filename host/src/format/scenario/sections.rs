@@ -470,7 +470,15 @@ pub(super) fn workflows(
                 if !seen.insert(id.clone()) {
                     w.problem(&join(&path, "id"), format!("duplicate node id {id:?}"));
                 }
-                nodes.push(Node { id, kind, edges });
+                let once = w
+                    .boolean(get(m, "once"), &join(&path, "once"))
+                    .unwrap_or(false);
+                nodes.push(Node {
+                    id,
+                    kind,
+                    edges,
+                    once,
+                });
             }
         }
     }

@@ -1,0 +1,154 @@
+//! What a k6 user reaches for: parameters from outside the file (`{{env.NAME}}`, `--env`),
+//! `--users`/`--duration`/`--iterations` over the file's load, random think times, and a
+//! login that runs once per user before the loop. Checked at the target.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use integration_tests::http_server::{Reply, serve};
+
+mod common;
+use common::*;
+
+/// (path, source address, cookie-less token header, when) of every request.
+type Seen = Arc<Mutex<Vec<(String, String, String, Instant)>>>;
+
+fn login_target() -> (integration_tests::http_server::TestServer, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let server = serve("127.0.0.1:0", None, move |r| {
+        let peer = r.peer.ip().to_string();
+        let token = r.header("x-token").unwrap_or("-").to_string();
+        s.lock()
+            .unwrap()
+            .push((r.path.clone(), peer.clone(), token.clone(), Instant::now()));
+        match r.path.as_str() {
+            "/login" => Reply::ok(format!("{{\"token\":\"t-{peer}\"}}")),
+            "/me" if token == format!("t-{peer}") => Reply::ok("me"),
+            "/me" => Reply::status(401, &[]),
+            _ => Reply::ok("ok"),
+        }
+    });
+    (server, seen)
+}
+
+const SCENARIO: &str = r#"
+version: "1.0"
+name: k6-user
+workbook:
+  ip_pools: [ { id: p, ranges: ["127.0.99.0/29"] } ]
+load:
+  ramp_up: { phases: [ { spawn_users: {{env.USERS:-2}} } ] }
+  user_lifetime: { mode: loop, iterations: 3, think_time: { min: 100ms, max: 200ms } }
+  user_resources: { ip_binding: { enabled: true, pool_id: p, strategy: per_user } }
+actions:
+  actions:
+    - id: login
+      call: post
+      with: { url: "{{env.BASE}}/login", body: "u=1" }
+      export: [ { name: token, type: json, pointer: "/token" } ]
+    - id: me
+      call: get
+      with: { url: "{{env.BASE}}/me", headers: { x-token: "{{login.token}}" } }
+workflows:
+  nodes:
+    - { id: a, type: action, action: login, once: true, edges: [ { to: b } ] }
+    - { id: b, type: action, action: me, edges: [ { to: end } ] }
+    - { id: end, type: end }
+"#;
+
+fn per_source(seen: &Seen, path: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for (p, ip, _, _) in seen.lock().unwrap().iter().filter(|s| s.0 == path) {
+        let _ = p;
+        *m.entry(ip.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn env_once_and_random_think_times() {
+    let (server, seen) = login_target();
+    let dir = tmp("k6-user");
+    let path = scenario_file(&dir, SCENARIO);
+    let p = path.to_str().unwrap();
+    // BASE has no default: without it the file is refused, naming it.
+    let out = run(&["validate", p]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BASE"));
+    let base = format!("BASE={}", server.url(""));
+    let out = run(&["run", p, "--env", &base, "-e", "USERS=3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Three users (from --env), each logged in once from its address, then 3 authorised GETs.
+    let logins = per_source(&seen, "/login");
+    let mes = per_source(&seen, "/me");
+    assert_eq!(logins.len(), 3, "{logins:?}");
+    assert!(logins.values().all(|n| *n == 1), "{logins:?}");
+    assert_eq!(
+        mes.keys().collect::<Vec<_>>(),
+        logins.keys().collect::<Vec<_>>()
+    );
+    assert!(mes.values().all(|n| *n == 3), "{mes:?}");
+    // Think times drawn between 100 and 200 ms: a user's GETs are that far apart (and not
+    // all the same).
+    let seen = seen.lock().unwrap().clone();
+    let mut gaps = Vec::new();
+    for ip in mes.keys() {
+        let times: Vec<Instant> = seen
+            .iter()
+            .filter(|s| s.0 == "/me" && &s.1 == ip)
+            .map(|s| s.3)
+            .collect();
+        gaps.extend(times.windows(2).map(|w| (w[1] - w[0]).as_millis()));
+    }
+    assert_eq!(gaps.len(), 6);
+    assert!(gaps.iter().all(|g| (95..400).contains(g)), "{gaps:?}");
+    assert!(gaps.iter().any(|g| *g != gaps[0]), "{gaps:?}");
+    // The process environment works too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scheduler"))
+        .args(["validate", p])
+        .env("BASE", server.url(""))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn users_duration_and_shared_iterations_from_the_command_line() {
+    let (server, seen) = login_target();
+    let dir = tmp("k6-flags");
+    let path = scenario_file(&dir, SCENARIO);
+    let p = path.to_str().unwrap();
+    let base = format!("BASE={}", server.url(""));
+    // --users 4 --iterations 10: ten passes in all over four users (each logs in once).
+    let out = run(&["run", p, "-e", &base, "--users", "4", "--iterations", "10"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(per_source(&seen, "/me").values().sum::<usize>(), 10);
+    assert_eq!(per_source(&seen, "/login").len(), 4);
+    seen.lock().unwrap().clear();
+    // --users 2 --duration 1s: two users looping (think 100-200 ms) for a second.
+    let started = Instant::now();
+    let out = run(&["run", p, "-e", &base, "--users", "2", "--duration", "1s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    let mes = per_source(&seen, "/me");
+    assert_eq!(mes.len(), 2);
+    assert!(mes.values().all(|n| (4..=11).contains(n)), "{mes:?}");
+}
