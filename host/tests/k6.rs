@@ -152,3 +152,68 @@ fn users_duration_and_shared_iterations_from_the_command_line() {
     assert_eq!(mes.len(), 2);
     assert!(mes.values().all(|n| (4..=11).contains(n)), "{mes:?}");
 }
+
+/// Wall-clock times: the JSON report's `started_at`/`ended_at`, each `--out json` line's
+/// `time` (RFC 3339, UTC), within the run as the test saw it; the merge keeps the whole span.
+#[test]
+fn reports_and_streams_say_when() {
+    let (server, _seen) = login_target();
+    let dir = tmp("k6-time");
+    let path = scenario_file(&dir, SCENARIO);
+    let base = format!("BASE={}", server.url(""));
+    let (json, stream, result) = (
+        dir.join("r.json"),
+        dir.join("o.jsonl"),
+        dir.join("r.result"),
+    );
+    let before = std::time::SystemTime::now();
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "-e",
+        &base,
+        "--json",
+        json.to_str().unwrap(),
+        "--out",
+        &format!("json={}", stream.display()),
+        "--result",
+        result.to_str().unwrap(),
+    ]);
+    let after = std::time::SystemTime::now();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let t = |v: &serde_json::Value| humantime::parse_rfc3339(v.as_str().unwrap()).unwrap();
+    let (start, end) = (t(&r["started_at"]), t(&r["ended_at"]));
+    let ms = std::time::Duration::from_millis(1);
+    assert!(
+        before - ms <= start && start <= end && end <= after + ms,
+        "{r}"
+    );
+    for line in std::fs::read_to_string(&stream).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let at = t(&v["time"]);
+        assert!(
+            start <= at && at <= end + std::time::Duration::from_secs(1),
+            "{line}"
+        );
+    }
+    let merged = dir.join("m.json");
+    let out = run(&[
+        "merge",
+        result.to_str().unwrap(),
+        "--json",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(
+        (&m["started_at"], &m["ended_at"]),
+        (&r["started_at"], &r["ended_at"])
+    );
+}

@@ -100,6 +100,8 @@ struct Shared {
     /// The run second by second.
     series: Mutex<Vec<Interval>>,
     started: Instant,
+    /// The wall clock at `started`.
+    started_wall: std::time::SystemTime,
     /// Iterations taken so far of `lifetime.shared_iterations`.
     claimed: std::sync::atomic::AtomicU64,
 }
@@ -209,6 +211,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         aborted_by: Mutex::new(None),
         series: Mutex::new(Vec::new()),
         started: Instant::now(),
+        started_wall: std::time::SystemTime::now(),
         claimed: std::sync::atomic::AtomicU64::new(0),
     });
     // The first SIGINT, SIGTERM or SIGHUP stops spawning and lets in-flight work drain; a
@@ -271,7 +274,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             .map_err(|e| format!("starting the metrics server: {e}"))?;
     }
     // One interval a second: kept for the report and streamed to --out.
-    let mut streams = Streams::open(&opts.out)?;
+    let mut streams = Streams::open(&opts.out, shared.started_wall)?;
     let (interval_stop, mut interval_stopped) = tokio::sync::oneshot::channel::<()>();
     let intervals = {
         let s = shared.clone();
@@ -590,6 +593,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         interrupted.load(Ordering::SeqCst) != 0,
     );
     report.signal = Some(interrupted.load(Ordering::SeqCst)).filter(|n| *n != 0);
+    report.started_at = Some(shared.started_wall);
+    report.ended_at = Some(shared.started_wall + Duration::from_secs_f64(elapsed));
     // A segment whose share holds no user (2 users over 3 segments) had nothing to run.
     report.empty_segment = opts.segment.is_some()
         && report.users_spawned == 0

@@ -45,6 +45,8 @@ pub(super) struct Streams {
         std::io::BufWriter<crate::results::output::Sink>,
         PathBuf,
     )>,
+    /// The run's start on the wall clock: each line says when it was (`time`).
+    started: std::time::SystemTime,
 }
 
 impl Out {
@@ -56,7 +58,7 @@ impl Out {
 }
 
 impl Streams {
-    pub(super) fn open(outs: &[Out]) -> Result<Streams, String> {
+    pub(super) fn open(outs: &[Out], started: std::time::SystemTime) -> Result<Streams, String> {
         use std::io::Write;
         let mut files = Vec::new();
         for o in outs {
@@ -73,7 +75,7 @@ impl Streams {
             }
             files.push((json, w, path.to_path_buf()));
         }
-        Ok(Streams { files })
+        Ok(Streams { files, started })
     }
 
     /// Each stream's file, whole, at its path.
@@ -95,23 +97,25 @@ impl Streams {
         } else {
             0.0
         };
+        let time =
+            crate::results::report::rfc3339(self.started + Duration::from_secs_f64(i.t.max(0.0)));
         for (json, w, _) in &mut self.files {
             if *json {
                 let line = serde_json::json!({
-                    "type": "interval", "t_s": i.t, "requests": i.requests, "failed": i.failed,
+                    "type": "interval", "time": time, "t_s": i.t, "requests": i.requests, "failed": i.failed,
                     "rps": rps, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms,
                     "max_ms": i.max_ms, "users_active": i.users_active,
                 });
                 let _ = writeln!(w, "{line}");
                 for e in errors {
                     let line = serde_json::json!({
-                        "type": "error", "t_s": i.t, "action": &*e.action, "tenant": &*e.tenant,
+                        "type": "error", "time": time, "t_s": i.t, "action": &*e.action, "tenant": &*e.tenant,
                         "user": e.user, "source": &*e.source, "error": e.error,
                     });
                     let _ = writeln!(w, "{line}");
                 }
                 if dropped > 0 {
-                    let line = serde_json::json!({ "type": "errors_not_listed", "t_s": i.t, "count": dropped });
+                    let line = serde_json::json!({ "type": "errors_not_listed", "time": time, "t_s": i.t, "count": dropped });
                     let _ = writeln!(w, "{line}");
                 }
             } else {

@@ -209,8 +209,16 @@ pub fn page(r: &Report) -> String {
     );
     let _ = write!(
         s,
-        "<h1>{}</h1><p>{:.1} s; users {} spawned, {} finished; {} requests, {} ok, {} failed ({:.1}% success); {} iterations{}{}</p>",
+        "<h1>{}</h1><p>{}{:.1} s; users {} spawned, {} finished; {} requests, {} ok, {} failed ({:.1}% success); {} iterations{}{}</p>",
         esc(&r.scenario),
+        match (r.started_at, r.ended_at) {
+            (Some(a), Some(b)) => format!(
+                "<time datetime=\"{0}\">{0}</time> to <time datetime=\"{1}\">{1}</time>; ",
+                crate::results::report::rfc3339(a),
+                crate::results::report::rfc3339(b)
+            ),
+            _ => String::new(),
+        },
         r.elapsed_s,
         r.users_spawned,
         r.users_finished,

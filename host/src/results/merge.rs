@@ -48,6 +48,15 @@ fn stats_from(v: &Value, what: &str) -> Result<Stats, String> {
     })
 }
 
+fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_unix_ms(ms: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+}
+
 /// The result file of a finished run.
 pub fn to_json(r: &Report) -> Value {
     let groups = |m: &BTreeMap<String, Stats>| -> Value {
@@ -57,6 +66,8 @@ pub fn to_json(r: &Report) -> Value {
         "format": FORMAT,
         "scenario": r.scenario,
         "elapsed_s": r.elapsed_s,
+        "started_at_ms": r.started_at.map(unix_ms),
+        "ended_at_ms": r.ended_at.map(unix_ms),
         "interrupted": r.interrupted,
         "users": { "spawned": r.users_spawned, "finished": r.users_finished },
         "iterations": r.iterations,
@@ -288,6 +299,10 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
         });
     }
     let mut report = Report::new(&name, elapsed, c, Vec::new(), interrupted);
+    // The whole run: from the first process's start to the last one's end.
+    let at = |key: &'static str| files.iter().filter_map(move |(_, v)| v[key].as_u64());
+    report.started_at = at("started_at_ms").min().map(from_unix_ms);
+    report.ended_at = at("ended_at_ms").max().map(from_unix_ms);
     report.declare(declared);
     report.series = series;
     report.iterations = iterations;

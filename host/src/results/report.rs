@@ -131,6 +131,9 @@ pub struct Report {
     pub signal: Option<u8>,
     /// `--segment I/N` whose share held no user: nothing to run, which is no failure.
     pub empty_segment: bool,
+    /// When the run started and ended (wall clock), to line up with the target's dashboards.
+    pub started_at: Option<std::time::SystemTime>,
+    pub ended_at: Option<std::time::SystemTime>,
     /// What run this is a part of (for result files and their merge).
     pub identity: crate::results::identity::Identity,
 }
@@ -187,6 +190,8 @@ impl Report {
             actions: Vec::new(),
             signal: None,
             empty_segment: false,
+            started_at: None,
+            ended_at: None,
             identity: Default::default(),
         }
     }
@@ -264,6 +269,9 @@ impl Report {
 
     pub fn text(&self) -> String {
         let mut s = String::new();
+        if let (Some(a), Some(b)) = (self.started_at, self.ended_at) {
+            let _ = write!(s, "\n{} to {}", rfc3339(a), rfc3339(b));
+        }
         let _ = writeln!(
             s,
             "\nscenario {}{}",
@@ -489,6 +497,8 @@ impl Report {
             "empty_segment": self.empty_segment,
             "run_errors": self.run_errors,
             "elapsed_s": self.elapsed_s,
+            "started_at": self.started_at.map(rfc3339),
+            "ended_at": self.ended_at.map(rfc3339),
             "users": { "spawned": self.users_spawned, "finished": self.users_finished },
             "totals": Self::group_json(&self.totals),
             "success_rate": self.success_rate(),
@@ -647,4 +657,9 @@ fn label(v: &str) -> String {
         }
     }
     out
+}
+
+/// A wall-clock time as RFC 3339, in UTC to the millisecond (`2026-12-04T10:40:00.123Z`).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
