@@ -217,3 +217,69 @@ fn reports_and_streams_say_when() {
         (&r["started_at"], &r["ended_at"])
     );
 }
+
+/// `setup:` runs once before any user (its exports every user's), `teardown:` once after the
+/// last; a setup that fails stops the run before any user starts.
+#[test]
+fn setup_and_teardown_run_once_around_the_users() {
+    let (server, log) = login_target();
+    let dir = tmp("k6-setup");
+    let text = |setup_path: &str| {
+        format!(
+            r#"
+version: "1.0"
+name: setup
+load:
+  ramp_up: {{ phases: [ {{ spawn_users: 3 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 2 }}
+setup: [ admin ]
+teardown: [ cleanup ]
+actions:
+  actions:
+    - id: admin
+      call: post
+      with: {{ url: "{base}{setup_path}", body: "admin" }}
+      export: [ {{ name: token, type: json, pointer: "/token" }} ]
+    - id: work
+      call: get
+      with: {{ url: "{base}/work", headers: {{ x-token: "{{{{admin.token}}}}" }} }}
+    - id: cleanup
+      call: delete
+      with: {{ url: "{base}/cleanup", headers: {{ x-token: "{{{{admin.token}}}}" }} }}
+workflows:
+  nodes:
+    - {{ id: a, type: action, action: work, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#,
+            base = server.url("")
+        )
+    };
+    let path = scenario_file(&dir, &text("/login"));
+    let out = run(&["run", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let seen = log.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(paths.first(), Some(&"/login"), "{paths:?}");
+    assert_eq!(paths.last(), Some(&"/cleanup"), "{paths:?}");
+    assert_eq!(paths.iter().filter(|p| **p == "/work").count(), 6);
+    // Every user's requests and the teardown carry setup's token.
+    let token = format!("t-{}", seen[0].1);
+    assert!(seen[1..].iter().all(|s| s.2 == token), "{seen:?}");
+    // A setup that fails (401 from /me): no user runs, exit 1, the report says why.
+    let before = paths.len();
+    let path = scenario_file(&dir, &text("/me"));
+    let out = run(&["run", path.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("setup action \"admin\" failed"));
+    let after: Vec<String> = log.lock().unwrap()[before..].iter().map(|s| s.0.clone()).collect();
+    assert_eq!(after, ["/me"], "only the setup's request was sent");
+}

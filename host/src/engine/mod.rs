@@ -27,6 +27,7 @@ mod limits;
 mod metrics_http;
 mod pass;
 mod progress;
+mod setup;
 mod shards;
 mod signals;
 mod streams;
@@ -102,6 +103,8 @@ struct Shared {
     started: Instant,
     /// The wall clock at `started`.
     started_wall: std::time::SystemTime,
+    /// What `setup:` exported, for every user (set before the first user starts).
+    setup_vars: std::sync::OnceLock<template::Vars>,
     /// Iterations taken so far of `lifetime.shared_iterations`.
     claimed: std::sync::atomic::AtomicU64,
 }
@@ -213,6 +216,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         started: Instant::now(),
         started_wall: std::time::SystemTime::now(),
         claimed: std::sync::atomic::AtomicU64::new(0),
+        setup_vars: std::sync::OnceLock::new(),
     });
     // The first SIGINT, SIGTERM or SIGHUP stops spawning and lets in-flight work drain; a
     // second cuts it off.
@@ -312,6 +316,19 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     });
 
     let sc = &shared.scenario;
+    // setup: before any user; a failure stops the run before it starts.
+    let mut once_errors = Vec::new();
+    if !sc.setup.is_empty() {
+        match setup::run_once(&shared, &sc.setup, "setup", &template::Vars::new()).await {
+            Ok(v) => {
+                let _ = shared.setup_vars.set(v);
+            }
+            Err(e) => {
+                once_errors.push(e);
+                shared.stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
     let cap = sc
         .concurrency
         .max_users
@@ -517,6 +534,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         }
     }
     drop(shards);
+    // teardown: after the last user, unless setup failed or a second signal cut the run.
+    if !sc.teardown.is_empty() && once_errors.is_empty() && !shared.force.load(Ordering::SeqCst) {
+        let given = shared.setup_vars.get().cloned().unwrap_or_default();
+        if let Err(e) = setup::run_once(&shared, &sc.teardown, "teardown", &given).await {
+            once_errors.push(e);
+        }
+    }
     metrics_done.store(true, Ordering::SeqCst);
     // The last interval, up to now.
     let _ = interval_stop.send(());
@@ -532,7 +556,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     }
     // Whatever users still hold (cut off, or shared per tenant) goes back to the pool. A
     // failure here is the run's error, in the report: nothing collected is lost.
-    let mut run_errors = Vec::new();
+    let mut run_errors = once_errors;
     if let Err(e) = streamed {
         run_errors.push(e);
     }

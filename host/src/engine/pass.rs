@@ -113,7 +113,7 @@ pub async fn run_task(
 
 /// What templates and conditions read in a pass: the resources' properties, the user and its
 /// tenant (`user.iteration` counts from 1, as the original's), and the names nothing declares.
-fn pass_vars(st: &UserState<'_>, ip: Option<&str>, iteration: u32) -> Vars {
+pub(super) fn pass_vars(st: &UserState<'_>, ip: Option<&str>, iteration: u32) -> Vars {
     let shared = st.shared;
     let sc = &shared.scenario;
     let mut vars: Vars = Vars::new();
@@ -130,8 +130,9 @@ fn pass_vars(st: &UserState<'_>, ip: Option<&str>, iteration: u32) -> Vars {
     u.insert("iteration".into(), (u64::from(iteration) + 1).to_string());
     let t = vars.entry("tenant".into()).or_default();
     t.insert("id".into(), st.tenant.to_string());
-    // What the user's `once` actions exported in its first pass.
-    for (scope, values) in &st.kept {
+    // What setup exported, and the user's `once` actions in its first pass.
+    let setup = shared.setup_vars.get().into_iter().flatten();
+    for (scope, values) in setup.chain(&st.kept) {
         vars.insert(scope.clone(), values.clone());
     }
     if !sc.undeclared.is_empty() {

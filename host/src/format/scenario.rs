@@ -200,7 +200,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let thresholds = thresholds(w, get(top, "thresholds"));
     let tls = scenario_tls(w, get(top, "tls"));
     let proxy = scenario_proxy(w, get(top, "proxy"));
+    let setup = once_actions(w, get(top, "setup"), "setup", &actions);
+    let teardown = once_actions(w, get(top, "teardown"), "teardown", &actions);
     let sc = Scenario {
+        setup,
+        teardown,
         tls,
         proxy,
         stages: user_stages,
@@ -297,6 +301,26 @@ fn check_threshold_filters(w: &mut Walker, sc: &Scenario) {
             );
         }
     }
+}
+
+/// `setup:` or `teardown:`: ids of actions (HTTP ones) run once for the whole run.
+fn once_actions(w: &mut Walker, v: Option<&Value>, path: &str, actions: &[Action]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, item) in w.list(v, path).iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let Some(id) = w.string(Some(item), &p, false) else {
+            continue;
+        };
+        match actions.iter().find(|a| a.id == id) {
+            Some(a) if a.udp.is_some() => w.problem(
+                &p,
+                format!("{id:?} is a UDP action; setup and teardown run HTTP actions"),
+            ),
+            Some(_) => out.push(id),
+            None => w.problem(&p, format!("no action {id:?}")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

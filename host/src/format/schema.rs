@@ -83,6 +83,11 @@ pub struct Scenario {
     /// default), or its settings; an action's `with.proxy` overrides it. The connection to
     /// the proxy leaves from the user's own address.
     pub proxy: Option<Proxy>,
+    /// Actions run once, in order, before any user starts (k6's setup()); their exports are
+    /// readable by every user (`{{ACTION_ID.NAME}}`); one that fails stops the run (exit 1).
+    pub setup: Option<Vec<Text>>,
+    /// Actions run once after the last user ends (k6's teardown()), seeing setup's exports.
+    pub teardown: Option<Vec<Text>>,
     /// The original UDP scenarios' place for `load.user_resources`.
     pub user_resources: Option<UserResources>,
 }

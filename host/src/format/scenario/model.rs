@@ -453,6 +453,11 @@ pub struct Scenario {
     /// Template names nothing in the scenario declares (`{{tenant.token}}`): left as written
     /// when rendered, as the original scheduler leaves them (`validate` warns).
     pub undeclared: BTreeSet<String>,
+    /// `setup:`: actions run once, in order, before any user starts (k6's setup()); their
+    /// exports are every user's (`{{ACTION.NAME}}`). A failure ends the run before it starts.
+    pub setup: Vec<String>,
+    /// `teardown:`: actions run once after the last user ends (k6's teardown()).
+    pub teardown: Vec<String>,
     /// Where each action and node is, by id (the first of a duplicated id).
     pub index: Index,
 }
