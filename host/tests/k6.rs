@@ -280,6 +280,121 @@ workflows:
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("setup action \"admin\" failed"));
-    let after: Vec<String> = log.lock().unwrap()[before..].iter().map(|s| s.0.clone()).collect();
+    let after: Vec<String> = log.lock().unwrap()[before..]
+        .iter()
+        .map(|s| s.0.clone())
+        .collect();
     assert_eq!(after, ["/me"], "only the setup's request was sent");
+}
+
+/// `workbook.data`: rows from CSV, JSON and JSON-lines files, by user, in sequence, once
+/// each (then the users stop, and the report says so); a column no file has is a problem.
+#[test]
+fn data_files_give_each_pass_its_row() {
+    let bodies: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let b = bodies.clone();
+    let server = serve("127.0.0.1:0", None, move |r| {
+        let user = r.header("x-user").unwrap_or("-").to_string();
+        b.lock()
+            .unwrap()
+            .push((user, String::from_utf8_lossy(&r.body).into_owned()));
+        Reply::ok("ok")
+    });
+    let dir = tmp("k6-data");
+    std::fs::write(
+        dir.join("creds.csv"),
+        "username,password\nann,a1\nbob,\"b,2\"\ncid,c3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("items.json"),
+        r#"[{"sku":"s0"},{"sku":"s1"},{"sku":"s2"},{"sku":"s3"}]"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("codes.jsonl"), "{\"code\":\"k0\"}\n{\"code\":\"k1\"}\n{\"code\":\"k2\"}\n{\"code\":\"k3\"}\n{\"code\":\"k4\"}\n").unwrap();
+    let scenario = |body: &str, users: u32, iterations: u32| {
+        format!(
+            r#"
+version: "1.0"
+name: data
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.100.0/29"] }} ]
+  data:
+    - {{ id: creds, file: creds.csv }}
+    - {{ id: items, file: items.json, mode: sequential }}
+    - {{ id: codes, file: codes.jsonl, mode: unique }}
+load:
+  ramp_up: {{ phases: [ {{ spawn_users: {users} }} ] }}
+  user_lifetime: {{ mode: loop, iterations: {iterations} }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
+actions:
+  actions:
+    - {{ id: a, call: post, with: {{ url: "{}", body: "{body}", headers: {{ x-user: "{{{{user.id}}}}" }} }} }}
+workflows:
+  nodes: [ {{ id: n, action: a }} ]
+"#,
+            server.url("/")
+        )
+    };
+    // per_user: user k has row k-1, every pass.
+    let path = scenario_file(
+        &dir,
+        &scenario("{{creds.username}}:{{creds.password}}", 3, 2),
+    );
+    let out = run(&["run", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (user, body) in bodies.lock().unwrap().drain(..) {
+        by_user.entry(user).or_default().push(body);
+    }
+    assert_eq!(by_user.len(), 3, "{by_user:?}");
+    let mut rows: Vec<&String> = by_user
+        .values()
+        .map(|v| {
+            assert_eq!(v[0], v[1], "a user keeps its row");
+            &v[0]
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows, ["ann:a1", "bob:b,2", "cid:c3"]);
+    // sequential: 2 users x 3 passes over 4 rows: s0..s3, then s0, s1 again.
+    let path = scenario_file(&dir, &scenario("{{items.sku}}", 2, 3));
+    assert!(run(&["run", path.to_str().unwrap()]).status.success());
+    let mut got: Vec<String> = bodies.lock().unwrap().drain(..).map(|b| b.1).collect();
+    got.sort();
+    assert_eq!(got, ["s0", "s0", "s1", "s1", "s2", "s3"]);
+    // unique: 5 rows for 2 users x 10 passes: each row once, then the run stops.
+    let json = dir.join("r.json");
+    let path = scenario_file(&dir, &scenario("{{codes.code}}", 2, 10));
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut got: Vec<String> = bodies.lock().unwrap().drain(..).map(|b| b.1).collect();
+    got.sort();
+    assert_eq!(got, ["k0", "k1", "k2", "k3", "k4"]);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["data_exhausted"], serde_json::json!(["codes"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every row used"));
+    // A column the file does not have.
+    let path = scenario_file(&dir, &scenario("{{creds.email}}", 1, 1));
+    let out = run(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no column \"email\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

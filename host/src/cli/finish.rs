@@ -102,6 +102,14 @@ pub fn load_checked(path: &std::path::Path, strict: bool) -> Result<scenario::Sc
         dir
     };
     parsed.tls.relative_to(&base);
+    let problems = parsed.load_data(&base);
+    if !problems.is_empty() {
+        eprintln!("{path}: {} problem(s)", problems.len());
+        for p in &problems {
+            eprintln!("  {p}");
+        }
+        return Err(ExitCode::from(2));
+    }
     if let Err(e) = runtime::Tls::new(&parsed.tls.settings, &parsed.tls.tenants) {
         eprintln!("{path}: 1 problem(s)\n  tls: {e}");
         return Err(ExitCode::from(2));

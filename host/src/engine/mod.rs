@@ -103,6 +103,10 @@ struct Shared {
     started: Instant,
     /// The wall clock at `started`.
     started_wall: std::time::SystemTime,
+    /// Per data source: the next shared position (sequential and unique modes).
+    data_next: Vec<std::sync::atomic::AtomicU64>,
+    /// Data sources whose unique rows ran out (users stopped for it).
+    data_out: Mutex<BTreeSet<String>>,
     /// What `setup:` exported, for every user (set before the first user starts).
     setup_vars: std::sync::OnceLock<template::Vars>,
     /// Iterations taken so far of `lifetime.shared_iterations`.
@@ -198,6 +202,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             Some(base)
         })
         .collect();
+    let data_next = scenario.data.iter().map(|_| Default::default()).collect();
     let shared = Arc::new(Shared {
         action_slot: Mutex::new(None),
         static_with,
@@ -217,6 +222,8 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         started_wall: std::time::SystemTime::now(),
         claimed: std::sync::atomic::AtomicU64::new(0),
         setup_vars: std::sync::OnceLock::new(),
+        data_next,
+        data_out: Mutex::new(BTreeSet::new()),
     });
     // The first SIGINT, SIGTERM or SIGHUP stops spawning and lets in-flight work drain; a
     // second cuts it off.
@@ -618,6 +625,13 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     );
     report.signal = Some(interrupted.load(Ordering::SeqCst)).filter(|n| *n != 0);
     report.started_at = Some(shared.started_wall);
+    report.data_exhausted = shared
+        .data_out
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
     report.ended_at = Some(shared.started_wall + Duration::from_secs_f64(elapsed));
     // A segment whose share holds no user (2 users over 3 segments) had nothing to run.
     report.empty_segment = opts.segment.is_some()

@@ -130,6 +130,16 @@ pub(super) fn pass_vars(st: &UserState<'_>, ip: Option<&str>, iteration: u32) ->
     u.insert("iteration".into(), (u64::from(iteration) + 1).to_string());
     let t = vars.entry("tenant".into()).or_default();
     t.insert("id".into(), st.tenant.to_string());
+    // This pass's data rows.
+    for (d, &row) in sc.data.iter().zip(&st.rows).filter(|(d, _)| d.read) {
+        let values = d
+            .table
+            .columns
+            .iter()
+            .cloned()
+            .zip(d.table.rows[row].iter().cloned());
+        vars.insert(d.id.clone(), values.collect());
+    }
     // What setup exported, and the user's `once` actions in its first pass.
     let setup = shared.setup_vars.get().into_iter().flatten();
     for (scope, values) in setup.chain(&st.kept) {

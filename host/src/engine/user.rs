@@ -161,6 +161,10 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
                 break;
             }
         }
+        // This pass's data rows; unique rows run out: the user stops.
+        if !state.pick_rows() {
+            break;
+        }
         let ip = held.as_ref().map(|(b, _)| b.ip.clone());
         if binding_on && !per_task {
             // The policy follows the binding in force: this address, and no other.
@@ -252,8 +256,10 @@ pub(super) struct UserState<'a> {
     pub(super) dynamic_seen: HashSet<String>,
     /// Per action: its last UDP reply in this pass (what wait nodes look at).
     pub(super) last_reply: Vec<Option<Vec<u8>>>,
-    /// The user's own random sequence (think times).
+    /// The user's own random sequence (think times, random data rows).
     rng: u64,
+    /// Per data source, the row of this pass.
+    pub(super) rows: Vec<usize>,
     /// `once` nodes' actions run in the first pass: how each ended (by action index).
     pub(super) once: std::collections::HashMap<usize, crate::format::scenario::Outcome>,
     /// Their variables (exports, `ok`, `status_code`), seen by every later pass.
@@ -286,11 +292,46 @@ impl<'a> UserState<'a> {
             dynamic_seen: HashSet::new(),
             last_reply: vec![None; shared.scenario.actions.len()],
             once: Default::default(),
+            rows: vec![0; shared.scenario.data.len()],
             kept: Default::default(),
             rng: (u64::from(user.id) << 32 | u64::from(std::process::id()))
                 ^ shared.started.elapsed().as_nanos() as u64
                 | 1,
         }
+    }
+
+    /// Take this pass's row of each data source; false when a unique source ran out (it
+    /// is noted for the report).
+    pub(super) fn pick_rows(&mut self) -> bool {
+        let shared = self.shared;
+        for (i, d) in shared
+            .scenario
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.read)
+        {
+            let next = match d.mode {
+                crate::format::scenario::DataMode::Sequential
+                | crate::format::scenario::DataMode::Unique => {
+                    shared.data_next[i].fetch_add(1, Ordering::SeqCst)
+                }
+                _ => 0,
+            };
+            let draw = self.random();
+            match d.row(next, self.user, draw) {
+                Some(r) => self.rows[i] = r,
+                None => {
+                    shared
+                        .data_out
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(d.id.clone());
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// A draw uniform in [0, 1) (xorshift64*).

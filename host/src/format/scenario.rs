@@ -12,6 +12,7 @@ use crate::format::schema;
 use crate::format::template;
 
 mod checks;
+mod data;
 mod load;
 mod model;
 mod pools;
@@ -26,6 +27,7 @@ mod udp;
 mod walker;
 
 use checks::*;
+pub use data::{DataMode, DataSource};
 use load::{Load, load};
 pub use model::*;
 use pools::*;
@@ -195,7 +197,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         }
     }
     let index = Index::of(&actions, &nodes);
-    let (undeclared, read) = check_references(w, &resources, &actions, &nodes);
+    let data = get(top, "workbook")
+        .and_then(Value::as_mapping)
+        .map(|wb| data::data_sources(w, wb))
+        .unwrap_or_default();
+    let (undeclared, read) = check_references(w, (&resources, &data), &actions, &nodes);
     judge_cycles(w, cycles, &read);
     let thresholds = thresholds(w, get(top, "thresholds"));
     let tls = scenario_tls(w, get(top, "tls"));
@@ -203,6 +209,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let setup = once_actions(w, get(top, "setup"), "setup", &actions);
     let teardown = once_actions(w, get(top, "teardown"), "teardown", &actions);
     let sc = Scenario {
+        data,
         setup,
         teardown,
         tls,

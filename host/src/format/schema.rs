@@ -97,6 +97,21 @@ pub struct Scenario {
 pub struct Workbook {
     pub ip_pools: Option<Vec<IpPool>>,
     pub resources: Option<Vec<Resource>>,
+    /// Rows from files, read once and shared by every user: `{{DATA_ID.COLUMN}}`.
+    pub data: Option<Vec<DataFile>>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    pub id: Text,
+    /// A CSV file with a header row, a JSON array of objects, or JSON lines (.csv, .json,
+    /// .jsonl), relative to the scenario; at most 256 MiB.
+    pub file: Text,
+    /// per_user (the default: user k takes row (k-1) mod rows), sequential (the next row
+    /// each pass, over all users), random (each pass), unique (each row once; when they run
+    /// out, users stop and the report says so).
+    pub mode: Option<Text>,
 }
 
 #[derive(JsonSchema)]

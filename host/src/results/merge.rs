@@ -67,6 +67,7 @@ pub fn to_json(r: &Report) -> Value {
         "scenario": r.scenario,
         "elapsed_s": r.elapsed_s,
         "started_at_ms": r.started_at.map(unix_ms),
+        "data_exhausted": r.data_exhausted,
         "ended_at_ms": r.ended_at.map(unix_ms),
         "interrupted": r.interrupted,
         "users": { "spawned": r.users_spawned, "finished": r.users_finished },
@@ -303,6 +304,14 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
     let at = |key: &'static str| files.iter().filter_map(move |(_, v)| v[key].as_u64());
     report.started_at = at("started_at_ms").min().map(from_unix_ms);
     report.ended_at = at("ended_at_ms").max().map(from_unix_ms);
+    let mut out: Vec<String> = files
+        .iter()
+        .flat_map(|(_, v)| v["data_exhausted"].as_array().cloned().unwrap_or_default())
+        .filter_map(|d| d.as_str().map(str::to_string))
+        .collect();
+    out.sort();
+    out.dedup();
+    report.data_exhausted = out;
     report.declare(declared);
     report.series = series;
     report.iterations = iterations;

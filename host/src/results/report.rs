@@ -131,6 +131,8 @@ pub struct Report {
     pub signal: Option<u8>,
     /// `--segment I/N` whose share held no user: nothing to run, which is no failure.
     pub empty_segment: bool,
+    /// Data sources whose unique rows ran out (the run stopped when they did).
+    pub data_exhausted: Vec<String>,
     /// When the run started and ended (wall clock), to line up with the target's dashboards.
     pub started_at: Option<std::time::SystemTime>,
     pub ended_at: Option<std::time::SystemTime>,
@@ -192,6 +194,7 @@ impl Report {
             empty_segment: false,
             started_at: None,
             ended_at: None,
+            data_exhausted: Vec::new(),
             identity: Default::default(),
         }
     }
@@ -429,6 +432,12 @@ impl Report {
         if let Some(t) = &self.aborted_by {
             let _ = writeln!(s, "\naborted: threshold {t} failed (abort_on_fail)");
         }
+        for d in &self.data_exhausted {
+            let _ = writeln!(
+                s,
+                "\ndata {d:?}: every row used (mode unique); the users stopped"
+            );
+        }
         if !self.run_errors.is_empty() {
             let _ = writeln!(s, "\nthe run failed:");
             for e in &self.run_errors {
@@ -497,6 +506,7 @@ impl Report {
             "empty_segment": self.empty_segment,
             "run_errors": self.run_errors,
             "elapsed_s": self.elapsed_s,
+            "data_exhausted": self.data_exhausted,
             "started_at": self.started_at.map(rfc3339),
             "ended_at": self.ended_at.map(rfc3339),
             "users": { "spawned": self.users_spawned, "finished": self.users_finished },

@@ -453,6 +453,8 @@ pub struct Scenario {
     /// Template names nothing in the scenario declares (`{{tenant.token}}`): left as written
     /// when rendered, as the original scheduler leaves them (`validate` warns).
     pub undeclared: BTreeSet<String>,
+    /// `workbook.data`: rows from files (filled by `load_data`).
+    pub data: Vec<super::DataSource>,
     /// `setup:`: actions run once, in order, before any user starts (k6's setup()); their
     /// exports are every user's (`{{ACTION.NAME}}`). A failure ends the run before it starts.
     pub setup: Vec<String>,
@@ -616,6 +618,9 @@ impl Scenario {
         }
         if let Some(r) = self.concurrency.action_rate.as_mut() {
             *r /= n;
+        }
+        for d in &mut self.data {
+            d.stride = (index, count);
         }
         if let Some(total) = self.lifetime.shared_iterations.as_mut() {
             let (i, c) = (u64::from(index), u64::from(count));

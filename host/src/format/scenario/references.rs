@@ -147,7 +147,7 @@ pub(super) fn check_with(
 /// warning too.
 pub(super) fn check_references(
     w: &mut Walker,
-    resources: &[Resource],
+    (resources, data): (&[Resource], &[super::DataSource]),
     actions: &[Action],
     nodes: &[Node],
 ) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -156,6 +156,10 @@ pub(super) fn check_references(
     scopes.insert("tenant", ["id"].into());
     for r in resources {
         scopes.insert(&r.id, r.properties.keys().map(String::as_str).collect());
+    }
+    // A data file's columns are known once it is read (`Scenario::load_data` checks them).
+    for d in data {
+        scopes.insert(&d.id, ["*"].into());
     }
     for a in actions {
         let mut names: BTreeSet<&str> = ["status_code", "ok", "error"].into();
@@ -173,7 +177,7 @@ pub(super) fn check_references(
             read.insert(n.clone());
             let why = match scopes.get(scope) {
                 None => format!("no resource, action, user or tenant {scope:?}"),
-                Some(known) if !known.contains(name) => format!(
+                Some(known) if !known.contains(name) && !known.contains("*") => format!(
                     "{scope:?} has no {name:?} (it has: {})",
                     known.iter().copied().collect::<Vec<_>>().join(", ")
                 ),
