@@ -188,7 +188,7 @@ fn bundled_scenarios_and_every_field_satisfy_the_schema() {
     );
     // The scenario the Kubernetes manifests carry (a ConfigMap's data).
     let cm: serde_json::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(root.join("deploy/kubernetes/scenario.yaml")).unwrap(),
+        &std::fs::read_to_string(root.join("deploy/kubernetes/run/scenario.yaml")).unwrap(),
     )
     .unwrap();
     let k8s = cm["data"]["scenario.yaml"].as_str().unwrap().to_string();
