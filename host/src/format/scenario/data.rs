@@ -313,7 +313,8 @@ mod tests {
         assert_eq!(t.rows[0], ["ann", "a,b"]);
         let json = dir.path().join("j.json");
         std::fs::write(&json, r#"[{"u":"ann","n":1},{"u":"bob","n":2}]"#).unwrap();
-        assert_eq!(read_table(&json).unwrap().rows[1], ["bob", "2"]);
+        // Columns in key order.
+        assert_eq!(read_table(&json).unwrap().rows[1], ["2", "bob"]);
         let jsonl = dir.path().join("l.jsonl");
         std::fs::write(&jsonl, "{\"u\":\"ann\"}\n\n{\"u\":\"bob\"}\n").unwrap();
         assert_eq!(read_table(&jsonl).unwrap().rows.len(), 2);
