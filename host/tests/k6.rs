@@ -398,3 +398,92 @@ workflows:
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Tags on actions: the report's `by_tag`, labels on the metrics, threshold filters, and
+/// kept through result files and merges.
+#[test]
+fn tags_group_requests_in_reports_metrics_and_thresholds() {
+    let (server, _seen) = login_target();
+    let dir = tmp("k6-tags");
+    let s = format!(
+        r#"
+version: "1.0"
+name: tags
+load: {{ ramp_up: {{ phases: [ {{ spawn_users: 2 }} ] }} }}
+thresholds:
+  "http_req_duration{{group:api}}": ["p(95)<60000"]
+  "http_reqs{{group:static}}": ["count==2"]
+actions:
+  actions:
+    - {{ id: one, call: get, with: {{ url: "{base}/one" }}, tags: {{ group: api, kind: read }} }}
+    - {{ id: two, call: get, with: {{ url: "{base}/two" }}, tags: {{ group: api }} }}
+    - {{ id: page, call: get, with: {{ url: "{base}/page" }}, tags: {{ group: static }} }}
+workflows:
+  nodes:
+    - {{ id: a, action: one, edges: [ {{ to: b }} ] }}
+    - {{ id: b, action: two, edges: [ {{ to: c }} ] }}
+    - {{ id: c, action: page }}
+"#,
+        base = server.url("")
+    );
+    let path = scenario_file(&dir, &s);
+    let (json, metrics, result) = (dir.join("r.json"), dir.join("m.txt"), dir.join("r.result"));
+    let out = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+        "--result",
+        result.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["by_tag"]["group:api"]["requests"], 4, "{}", r["by_tag"]);
+    assert_eq!(r["by_tag"]["group:static"]["requests"], 2);
+    assert_eq!(r["by_tag"]["kind:read"]["requests"], 2);
+    assert!(
+        r["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["ok"] == true),
+        "{}",
+        r["thresholds"]
+    );
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        m.contains("action=\"one\",group=\"api\",kind=\"read\""),
+        "{m}"
+    );
+    assert!(m.contains("http_requests_total{action=\"page\",tenant=\"default-tenant\",status=\"200\",group=\"static\"} 2"), "{m}");
+    // The merge keeps the tags: its by_tag and its threshold verdicts are the same.
+    let merged = dir.join("merged.json");
+    let out = run(&[
+        "merge",
+        result.to_str().unwrap(),
+        "--json",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(v["by_tag"], r["by_tag"]);
+    // A threshold on a tag that crosses: 99.
+    let crossed = s.replace("count==2", "count==3");
+    let path = scenario_file(&dir, &crossed);
+    assert_eq!(
+        run(&["run", path.to_str().unwrap()]).status.code(),
+        Some(99)
+    );
+}

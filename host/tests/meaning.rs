@@ -76,6 +76,7 @@ fn a_threshold_filter_must_name_an_action_or_tenant() {
     for (filter, want) in [
         ("action:nosuch", "no action \"nosuch\""),
         ("tenant:nobody", "no tenant \"nobody\""),
+        ("group:none", "no action has the tag group:none"),
     ] {
         let s =
             scenario(

@@ -677,6 +677,7 @@ fn declared_actions(sc: &Scenario) -> Vec<crate::results::report::DeclaredAction
                 .collect();
             crate::results::report::DeclaredAction {
                 id: a.id.clone(),
+                tags: a.tags.clone(),
                 skip_reason: (!missing.is_empty()).then(|| {
                     format!(
                         "its URL keeps {}, which nothing declares",

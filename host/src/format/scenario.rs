@@ -203,7 +203,23 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         .unwrap_or_default();
     let (undeclared, read) = check_references(w, (&resources, &data), &actions, &nodes);
     judge_cycles(w, cycles, &read);
-    let thresholds = thresholds(w, get(top, "thresholds"));
+    let mut thresholds = thresholds(w, get(top, "thresholds"));
+    // A tag filter names the actions that carry the tag.
+    for t in &mut thresholds {
+        if let Some((k, v)) = &t.tag {
+            t.tagged = actions
+                .iter()
+                .filter(|a| a.tags.iter().any(|(n, x)| n == k && x == v))
+                .map(|a| a.id.clone())
+                .collect();
+            if t.tagged.is_empty() {
+                w.problem(
+                    &join("thresholds", &t.name),
+                    format!("no action has the tag {k}:{v} (give actions `tags: {{{k}: {v}}}`)"),
+                );
+            }
+        }
+    }
     let tls = scenario_tls(w, get(top, "tls"));
     let proxy = scenario_proxy(w, get(top, "proxy"));
     let setup = once_actions(w, get(top, "setup"), "setup", &actions);

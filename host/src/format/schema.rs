@@ -289,6 +289,10 @@ pub struct Action {
     pub with: ActionWith,
     pub export: Option<Vec<Export>>,
     pub checks: Option<Vec<Check>>,
+    /// Tags (`{group: api}`): the report's `by_tag`, the metrics' labels, and threshold
+    /// filters (`http_req_duration{group:api}`). Names of letters, digits and `_`, not
+    /// action, name, tenant or status.
+    pub tags: Option<BTreeMap<String, Text>>,
 }
 
 /// An HTTP action's `with` (the executor's parameters), or a UDP action's.

@@ -35,6 +35,9 @@ pub struct Threshold {
     pub metric: Metric,
     pub action: Option<String>,
     pub tenant: Option<String>,
+    /// A tag filter (`{group:api}`): the actions that carry the tag.
+    pub tag: Option<(String, String)>,
+    pub tagged: Vec<String>,
     /// As written: `p(95)<500`.
     pub expr: String,
     pub agg: Agg,
@@ -44,8 +47,17 @@ pub struct Threshold {
     pub delay_abort: Duration,
 }
 
-/// `http_req_duration{action:login,tenant:a}` into the metric and its filter.
-pub fn parse_name(name: &str) -> Result<(Metric, Option<String>, Option<String>), String> {
+/// A threshold's filter: by action, tenant, and one tag of the actions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub action: Option<String>,
+    pub tenant: Option<String>,
+    pub tag: Option<(String, String)>,
+}
+
+/// `http_req_duration{action:login,tenant:a}` (or `{group:api}`, an action tag) into the
+/// metric and its filter.
+pub fn parse_name(name: &str) -> Result<(Metric, Filter), String> {
     let (base, tags) = match name.split_once('{') {
         Some((b, rest)) => (
             b.trim(),
@@ -68,25 +80,36 @@ pub fn parse_name(name: &str) -> Result<(Metric, Option<String>, Option<String>)
             ));
         }
     };
-    let (mut action, mut tenant) = (None, None);
-    for tag in tags.into_iter().flat_map(|t| t.split(',')) {
-        let (k, v) = tag
+    let (mut action, mut tenant, mut tag) = (None, None, None);
+    for item in tags.into_iter().flat_map(|t| t.split(',')) {
+        let (k, v) = item
             .split_once(':')
-            .ok_or_else(|| format!("tag {tag:?}: expected key:value"))?;
+            .ok_or_else(|| format!("tag {item:?}: expected key:value"))?;
         let v = v.trim().trim_matches(['"', '\'']).to_string();
         match k.trim() {
             "action" | "name" => action = Some(v),
             "tenant" => tenant = Some(v),
-            other => return Err(format!("unknown tag {other:?} (action, tenant)")),
+            other if tag.is_none() => tag = Some((other.to_string(), v)),
+            _ => return Err("one tag filter at most (beside action and tenant)".into()),
         }
     }
-    if metric == Metric::Iterations && (action.is_some() || tenant.is_some()) {
+    if action.is_some() && tag.is_some() {
+        return Err("an action filter and a tag filter: give one".into());
+    }
+    if metric == Metric::Iterations && (action.is_some() || tenant.is_some() || tag.is_some()) {
         return Err("iterations takes no tag filter".into());
     }
-    if metric == Metric::Checks && tenant.is_some() {
+    if metric == Metric::Checks && (tenant.is_some() || tag.is_some()) {
         return Err("checks take an action filter only".into());
     }
-    Ok((metric, action, tenant))
+    Ok((
+        metric,
+        Filter {
+            action,
+            tenant,
+            tag,
+        },
+    ))
 }
 
 /// `p(95)<500`, `avg<=200ms`, `rate<0.01`, `count>100`: aggregation, operator, value (a
@@ -158,10 +181,23 @@ mod tests {
     fn names_and_expressions() {
         assert_eq!(
             parse_name("http_req_duration{action:login, tenant:'a'}").unwrap(),
-            (Metric::Duration, Some("login".into()), Some("a".into()))
+            (
+                Metric::Duration,
+                Filter {
+                    action: Some("login".into()),
+                    tenant: Some("a".into()),
+                    tag: None
+                }
+            )
         );
         assert!(parse_name("http_req_waiting").is_err());
-        assert!(parse_name("http_req_duration{host:x}").is_err());
+        // Another key is an action tag; one at most, and not with an action filter.
+        assert_eq!(
+            parse_name("http_req_duration{group:api}").unwrap().1.tag,
+            Some(("group".into(), "api".into()))
+        );
+        assert!(parse_name("http_req_duration{group:api,kind:x}").is_err());
+        assert!(parse_name("http_req_duration{group:api,action:a}").is_err());
         assert_eq!(
             parse_expr(Metric::Duration, "p(95)<500").unwrap(),
             (Agg::P(95.0), "<", 500.0)

@@ -48,6 +48,15 @@ fn stats_from(v: &Value, what: &str) -> Result<Stats, String> {
     })
 }
 
+/// The actions that carry tag `(name, value)`.
+fn tagged_with(declared: &[DeclaredAction], (name, value): &(String, String)) -> Vec<String> {
+    declared
+        .iter()
+        .filter(|a| a.tags.iter().any(|(k, v)| k == name && v == value))
+        .map(|a| a.id.clone())
+        .collect()
+}
+
 fn unix_ms(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -85,7 +94,7 @@ pub fn to_json(r: &Report) -> Value {
         "errors": r.rec.errors,
         "not_sent": r.rec.not_sent,
         "skipped": r.rec.skipped,
-        "actions": r.actions.iter().map(|a| json!({ "id": a.id, "skip_reason": a.skip_reason })).collect::<Vec<_>>(),
+        "actions": r.actions.iter().map(|a| json!({ "id": a.id, "skip_reason": a.skip_reason, "tags": a.tags.iter().cloned().collect::<BTreeMap<_, _>>() })).collect::<Vec<_>>(),
         "user_sources": r.rec.user_sources,
         "checks": r.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
         "thresholds": r.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr })).collect::<Vec<_>>(),
@@ -270,7 +279,17 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
             let id = a["id"].as_str().unwrap_or_default().to_string();
             if !declared.iter().any(|d: &DeclaredAction| d.id == id) {
                 let skip_reason = a["skip_reason"].as_str().map(str::to_string);
-                declared.push(DeclaredAction { id, skip_reason });
+                let tags = a["tags"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                declared.push(DeclaredAction {
+                    id,
+                    skip_reason,
+                    tags,
+                });
             }
         }
         if thresholds.is_empty() {
@@ -284,13 +303,19 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
     }
     let mut judged = Vec::new();
     for (metric, expr) in &thresholds {
-        let (m, action, tenant) = crate::format::threshold::parse_name(metric)?;
+        let (m, filter) = crate::format::threshold::parse_name(metric)?;
         let (agg, op, value) = crate::format::threshold::parse_expr(m, expr)?;
         judged.push(crate::format::threshold::Threshold {
             name: metric.clone(),
             metric: m,
-            action,
-            tenant,
+            tagged: filter
+                .tag
+                .as_ref()
+                .map(|t| tagged_with(&declared, t))
+                .unwrap_or_default(),
+            action: filter.action,
+            tenant: filter.tenant,
+            tag: filter.tag,
             expr: expr.clone(),
             agg,
             op,

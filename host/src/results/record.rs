@@ -70,6 +70,21 @@ impl Stats {
         let _ = self.latency.record(s.latency_us.max(1));
     }
 
+    /// Several groups' requests as one (their histograms added); `None` for none.
+    pub fn sum(parts: &[&Stats]) -> Option<Stats> {
+        let (first, rest) = parts.split_first()?;
+        let mut out = (*first).clone();
+        for p in rest {
+            out.count += p.count;
+            out.ok += p.ok;
+            out.failed += p.failed;
+            out.bytes_sent += p.bytes_sent;
+            out.bytes_received += p.bytes_received;
+            let _ = out.latency.add(&p.latency);
+        }
+        Some(out)
+    }
+
     /// Quantile `q` of the latencies, in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.latency.is_empty() {

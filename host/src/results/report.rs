@@ -146,6 +146,8 @@ pub struct Report {
 pub struct DeclaredAction {
     pub id: String,
     pub skip_reason: Option<String>,
+    /// Its `tags:`.
+    pub tags: Vec<(String, String)>,
 }
 
 impl Report {
@@ -205,6 +207,21 @@ impl Report {
             self.by_action.entry(a.id.clone()).or_default();
         }
         self.actions = actions;
+    }
+
+    /// Per tag (`name:value`), the requests of the actions that carry it, together.
+    pub fn by_tag(&self) -> BTreeMap<String, Group> {
+        let mut tagged: BTreeMap<String, Vec<&Stats>> = BTreeMap::new();
+        for a in &self.actions {
+            for (k, v) in &a.tags {
+                let list = tagged.entry(format!("{k}:{v}")).or_default();
+                list.extend(self.rec.by_action.get(&a.id));
+            }
+        }
+        tagged
+            .into_iter()
+            .filter_map(|(tag, parts)| Stats::sum(&parts).map(|s| (tag, group(&s))))
+            .collect()
     }
 
     /// The declared actions that never ran: no request, not skipped, nothing failed before
@@ -514,6 +531,7 @@ impl Report {
             "success_rate": self.success_rate(),
             "by_action": map(&self.by_action),
             "by_tenant": map(&self.by_tenant),
+            "by_tag": map(&self.by_tag()),
             "by_source": map(&self.by_source),
             "by_status_class": map(&groups(&self.rec.by_status_class)),
             "errors": self.errors,
@@ -607,13 +625,28 @@ impl Report {
             "counter",
             "Requests by action, tenant and status (error: no answer).",
         );
+        // An action's tags go on its series as labels of their own.
+        let tags: BTreeMap<&str, String> = self
+            .actions
+            .iter()
+            .map(|a| {
+                let extra: String = a
+                    .tags
+                    .iter()
+                    .map(|(k, v)| format!(",{k}=\"{}\"", label(v)))
+                    .collect();
+                (a.id.as_str(), extra)
+            })
+            .collect();
+        let tags_of = |a: &str| tags.get(a).map_or("", String::as_str);
         for ((a, t, st), n) in &self.rec.by_status {
             let _ = writeln!(
                 s,
-                "http_requests_total{{action=\"{}\",tenant=\"{}\",status=\"{}\"}} {n}",
+                "http_requests_total{{action=\"{}\",tenant=\"{}\",status=\"{}\"{}}} {n}",
                 label(a),
                 label(t),
-                label(&crate::results::record::status_text(*st))
+                label(&crate::results::record::status_text(*st)),
+                tags_of(a)
             );
         }
         family(
@@ -626,28 +659,28 @@ impl Report {
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
         for (action, g) in &self.rec.by_action {
-            let action = label(action);
+            let labels = format!("action=\"{}\"{}", label(action), tags_of(action));
             let h = &g.latency;
             for b in bounds {
                 let n = h.count_between(0, (b * 1e6) as u64);
                 let _ = writeln!(
                     s,
-                    "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"{b}\"}} {n}"
+                    "http_requests_duration_seconds_bucket{{{labels},le=\"{b}\"}} {n}"
                 );
             }
             let _ = writeln!(
                 s,
-                "http_requests_duration_seconds_bucket{{action=\"{action}\",le=\"+Inf\"}} {}",
+                "http_requests_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.len()
             );
             let _ = writeln!(
                 s,
-                "http_requests_duration_seconds_sum{{action=\"{action}\"}} {}",
+                "http_requests_duration_seconds_sum{{{labels}}} {}",
                 h.mean() * h.len() as f64 / 1e6
             );
             let _ = writeln!(
                 s,
-                "http_requests_duration_seconds_count{{action=\"{action}\"}} {}",
+                "http_requests_duration_seconds_count{{{labels}}} {}",
                 h.len()
             );
         }

@@ -16,8 +16,24 @@ pub struct Observed<'a> {
 }
 
 impl Threshold {
-    fn stats<'a>(&self, rec: &'a Recorder) -> Option<&'a Stats> {
-        match (&self.action, &self.tenant) {
+    fn stats<'a>(&self, rec: &'a Recorder) -> Option<std::borrow::Cow<'a, Stats>> {
+        use std::borrow::Cow;
+        if self.tag.is_some() {
+            // The tagged actions' requests together (of the tenant, with a tenant filter).
+            let parts: Vec<&Stats> = self
+                .tagged
+                .iter()
+                .filter_map(|a| match &self.tenant {
+                    None => rec.by_action.get(a),
+                    Some(t) => rec.by_action_tenant.get(&(
+                        std::sync::Arc::from(a.as_str()),
+                        std::sync::Arc::from(t.as_str()),
+                    )),
+                })
+                .collect();
+            return crate::results::record::Stats::sum(&parts).map(Cow::Owned);
+        }
+        let found = match (&self.action, &self.tenant) {
             (None, None) => Some(&rec.totals),
             (Some(a), None) => rec.by_action.get(a),
             (None, Some(t)) => rec.by_tenant.get(t),
@@ -25,7 +41,8 @@ impl Threshold {
                 std::sync::Arc::from(a.as_str()),
                 std::sync::Arc::from(t.as_str()),
             )),
-        }
+        };
+        found.map(Cow::Borrowed)
     }
 
     /// The observed value, or None when nothing was recorded for it.

@@ -24,7 +24,7 @@ pub(super) fn thresholds(
     for (k, exprs) in m {
         let name = k.as_str().unwrap_or_default().to_string();
         let path = join("thresholds", &name);
-        let (metric, action, tenant) = match crate::format::threshold::parse_name(&name) {
+        let (metric, filter) = match crate::format::threshold::parse_name(&name) {
             Ok(x) => x,
             Err(e) => {
                 w.problem(&path, e);
@@ -68,8 +68,10 @@ pub(super) fn thresholds(
                 Ok((agg, op, value)) => out.push(crate::format::threshold::Threshold {
                     name: name.clone(),
                     metric,
-                    action: action.clone(),
-                    tenant: tenant.clone(),
+                    action: filter.action.clone(),
+                    tenant: filter.tenant.clone(),
+                    tag: filter.tag.clone(),
+                    tagged: Vec::new(),
                     expr,
                     agg,
                     op,

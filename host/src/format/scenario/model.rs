@@ -243,6 +243,8 @@ pub struct Action {
     /// `with.redirects.any_port`: the user may reach any port of the URL's host, so a
     /// redirect to another port or scheme of it is followed.
     pub redirect_any_port: bool,
+    /// `tags:`, in name order.
+    pub tags: Vec<(String, String)>,
 }
 
 /// A follow-up task an action adds when it succeeds (the original's `with.dynamic_tasks`,

@@ -325,6 +325,7 @@ pub(super) fn actions(
                 dynamic,
                 udp,
                 redirect_any_port,
+                tags: action_tags(w, get(m, "tags"), &join(&path, "tags")),
             });
         }
     }
@@ -501,4 +502,36 @@ fn any_port(w: &mut Walker, with: &mut serde_json::Value, path: &str) -> bool {
             false
         }
     }
+}
+
+/// An action's `tags:`: names usable as metric labels and threshold filters.
+fn action_tags(w: &mut Walker, v: Option<&Value>, path: &str) -> Vec<(String, String)> {
+    let Some(m) = v.filter(|v| !v.is_null()).and_then(|v| {
+        let m = v.as_mapping();
+        if m.is_none() {
+            w.problem(path, "expected a mapping of tag name to value");
+        }
+        m
+    }) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, v) in m {
+        let name = k.as_str().unwrap_or_default().to_string();
+        let p = join(path, &name);
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid || ["action", "name", "tenant", "status"].contains(&name.as_str()) {
+            w.problem(&p, format!("{name:?} cannot be a tag name (letters, digits and _; not action, name, tenant or status)"));
+            continue;
+        }
+        if let Some(value) = w.string(Some(v), &p, false) {
+            out.push((name, value));
+        }
+    }
+    out.sort();
+    out
 }
