@@ -2345,6 +2345,18 @@ fn metrics_are_served_live() {
         "{head}"
     );
     assert!(body.contains("scheduler_users_active 3"), "{body}");
+    // The pool gauges have samples while the run goes (3 users hold 3 of its 16), and the
+    // iterations and the latency by tenant are there.
+    assert!(
+        body.contains("scheduler_ip_pool_allocated{pool=\"p\"} 3"),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("scheduler_iterations_total ")),
+        "{body}"
+    );
+    assert!(body.contains("tenant=\"default-tenant\",le="), "{body}");
     let requests: u64 = body
         .lines()
         .filter(|l| l.starts_with("executor_tasks_executed_total "))

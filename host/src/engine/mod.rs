@@ -107,6 +107,8 @@ struct Shared {
     data_next: Vec<std::sync::atomic::AtomicU64>,
     /// Data sources whose unique rows ran out (users stopped for it).
     data_out: Mutex<BTreeSet<String>>,
+    /// The pools' state as last taken (every 250 ms while live metrics are served).
+    live_pools: Mutex<Vec<crate::results::report::PoolState>>,
     /// What `setup:` exported, for every user (set before the first user starts).
     setup_vars: std::sync::OnceLock<template::Vars>,
     /// Iterations taken so far of `lifetime.shared_iterations`.
@@ -222,6 +224,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         started_wall: std::time::SystemTime::now(),
         claimed: std::sync::atomic::AtomicU64::new(0),
         setup_vars: std::sync::OnceLock::new(),
+        live_pools: Mutex::new(Vec::new()),
         data_next,
         data_out: Mutex::new(BTreeSet::new()),
     });
@@ -283,6 +286,26 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             .name("metrics".into())
             .spawn(move || metrics_http::serve(listener, s, d))
             .map_err(|e| format!("starting the metrics server: {e}"))?;
+        // The pool gauges: the pools' state, taken four times a second.
+        let (s, d) = (shared.clone(), metrics_done.clone());
+        tokio::spawn(async move {
+            while !d.load(Ordering::SeqCst) {
+                let mut now = Vec::new();
+                for p in &s.scenario.pools {
+                    if let Ok(st) = s.authority.stats(&p.id).await {
+                        now.push(crate::results::report::PoolState {
+                            id: p.id.clone(),
+                            name: p.name.clone(),
+                            total: st.total,
+                            allocated: st.allocated,
+                            available: st.available,
+                        });
+                    }
+                }
+                *s.live_pools.lock().unwrap_or_else(|e| e.into_inner()) = now;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
     }
     // One interval a second: kept for the report and streamed to --out.
     let mut streams = Streams::open(&opts.out, shared.started_wall)?;

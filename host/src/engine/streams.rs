@@ -14,7 +14,18 @@ pub(super) fn live_metrics(shared: &Shared) -> String {
         .users_spawned
         .saturating_sub(shared.live.active.load(Ordering::Relaxed));
     let elapsed = shared.started.elapsed().as_secs_f64();
-    Report::new(&shared.scenario.name, elapsed, c, Vec::new(), false).metrics()
+    let pools = shared
+        .live_pools
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let checks = check_results(&shared.scenario, &c.rec.checks);
+    let mut r = Report::new(&shared.scenario.name, elapsed, c, pools, false);
+    r.iterations = shared.live.iterations.load(Ordering::Relaxed);
+    r.dropped_iterations = shared.live.dropped.load(Ordering::Relaxed);
+    r.checks = checks;
+    r.declare(declared_actions(&shared.scenario));
+    r.metrics()
 }
 
 /// Serve `GET /metrics` (any path) on `listener` until the run ends; one connection at a time,

@@ -607,6 +607,40 @@ impl Report {
         }
         family(
             &mut s,
+            "scheduler_iterations_total",
+            "counter",
+            "Workflow passes completed.",
+        );
+        let _ = writeln!(s, "scheduler_iterations_total {}", self.iterations);
+        family(
+            &mut s,
+            "scheduler_dropped_iterations_total",
+            "counter",
+            "Arrival-rate iterations not started (no user free).",
+        );
+        let _ = writeln!(
+            s,
+            "scheduler_dropped_iterations_total {}",
+            self.dropped_iterations
+        );
+        family(
+            &mut s,
+            "scheduler_checks_total",
+            "counter",
+            "Check results by action, check and result.",
+        );
+        for c in &self.checks {
+            for (result, n) in [("pass", c.pass), ("fail", c.fail)] {
+                let _ = writeln!(
+                    s,
+                    "scheduler_checks_total{{action=\"{}\",check=\"{}\",result=\"{result}\"}} {n}",
+                    label(&c.action),
+                    label(&c.name)
+                );
+            }
+        }
+        family(
+            &mut s,
             "executor_tasks_executed_total",
             "counter",
             "Requests sent.",
@@ -653,13 +687,18 @@ impl Report {
             &mut s,
             "http_requests_duration_seconds",
             "histogram",
-            "Request latency by action.",
+            "Request latency by action and tenant.",
         );
         let bounds = [
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
-        for (action, g) in &self.rec.by_action {
-            let labels = format!("action=\"{}\"{}", label(action), tags_of(action));
+        for ((action, tenant), g) in &self.rec.by_action_tenant {
+            let labels = format!(
+                "action=\"{}\",tenant=\"{}\"{}",
+                label(action),
+                label(tenant),
+                tags_of(action)
+            );
             let h = &g.latency;
             for b in bounds {
                 let n = h.count_between(0, (b * 1e6) as u64);
