@@ -1924,10 +1924,14 @@ workflows:
     // written to `.FILE.I.*.partial` beside it until the run ends).
     let stream_of = |i: u32| -> String {
         let name = format!("o.jsonl.{i}");
-        let partial = std::fs::read_dir(&dir).into_iter().flatten().flatten().find(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with(&format!(".{name}.")) && n.ends_with(".partial")
-        });
+        let partial = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&format!(".{name}.")) && n.ends_with(".partial")
+            });
         let path = partial.map_or(dir.join(&name), |e| e.path());
         std::fs::read_to_string(path).unwrap_or_default()
     };
