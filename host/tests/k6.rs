@@ -459,7 +459,7 @@ workflows:
     );
     let m = std::fs::read_to_string(&metrics).unwrap();
     assert!(
-        m.contains("action=\"one\",group=\"api\",kind=\"read\""),
+        m.contains("action=\"one\",tenant=\"default-tenant\",group=\"api\",kind=\"read\""),
         "{m}"
     );
     assert!(m.contains("http_requests_total{action=\"page\",tenant=\"default-tenant\",status=\"200\",group=\"static\"} 2"), "{m}");
