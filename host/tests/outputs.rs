@@ -101,7 +101,10 @@ fn sigterm_and_sighup_end_a_run_with_everything_written() {
 /// counted as interrupted.
 #[test]
 fn a_second_signal_cuts_the_drain() {
-    let server = serve("127.0.0.1:0", None, |_| {
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a = arrived.clone();
+    let server = serve("127.0.0.1:0", None, move |_| {
+        a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::thread::sleep(Duration::from_secs(30));
         Reply::ok("late")
     });
@@ -109,7 +112,13 @@ fn a_second_signal_cuts_the_drain() {
     let path = scenario_file(&dir, &endless(server.addr.port(), "127.0.48.0/29"));
     let json = dir.join("r.json");
     let child = spawn_run(&path, &["--json", json.to_str().unwrap()]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Every user's request is held by the server (however loaded the machine is).
+    let waited = Instant::now();
+    while arrived.load(std::sync::atomic::Ordering::SeqCst) < 4
+        && waited.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     kill(child.id(), "TERM");
     std::thread::sleep(Duration::from_millis(300));
     kill(child.id(), "TERM");
