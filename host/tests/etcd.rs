@@ -850,3 +850,51 @@ fn segments_publish_results_to_etcd_and_the_merge_waits_for_them() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// With etcd and a run id, a threshold with `abort_on_fail` that one segment crosses stops
+/// every segment of the run (the others' shares cross nothing).
+#[test]
+fn an_abort_threshold_stops_every_segment_through_etcd() {
+    let Some(etcd) = etcd("abort") else { return };
+    let d = tmp("abort");
+    // Odd users (segment 0 of 2) fail; even ones (segment 1) succeed.
+    let server = serve("127.0.0.1:0", None, |r| {
+        let user: u32 = r.header("x-user").and_then(|u| u.parse().ok()).unwrap_or(0);
+        if user % 2 == 1 {
+            Reply::status(500, &[])
+        } else {
+            Reply::ok("ok")
+        }
+    });
+    let text = scenario(
+        server.addr.port(),
+        "127.0.101.0/29",
+        4,
+        0,
+        "per_user",
+        ", think_time: 50ms, duration: 60s",
+    ) + "thresholds:\n  http_req_failed: [ { threshold: \"rate<0.5\", abort_on_fail: true } ]\n";
+    let path = d.join("s.yaml");
+    std::fs::write(&path, text).unwrap();
+    let started = Instant::now();
+    let runs: Vec<Child> = ["0/2", "1/2"]
+        .iter()
+        .map(|seg| {
+            spawn(
+                &path,
+                &["--segment", seg, "--etcd", &etcd.url, "--run-id", "abort-1"],
+            )
+        })
+        .collect();
+    let outs: Vec<(Option<i32>, String)> = runs.into_iter().map(finish).collect();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    for (code, out) in &outs {
+        assert_eq!(*code, Some(99), "{out}");
+    }
+    assert!(outs[1].1.contains("(in segment 0/2)"), "{}", outs[1].1);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -94,6 +94,11 @@ fn block_pool(pool: &str, index: usize) -> String {
     format!("{pool}#{index}")
 }
 
+/// Where a run's processes say that a threshold stopped it.
+fn abort_key(run_id: &str) -> String {
+    format!("/scheduler/runs/v1/{run_id}/abort")
+}
+
 fn ip_text(k: u128) -> String {
     crate::format::scenario::key_ip(k).to_string()
 }
@@ -321,6 +326,22 @@ impl Authority {
     }
 
     /// Whether the etcd lease may have expired: the addresses are no longer this process's.
+    /// Tell every process of run `run_id` to stop: a threshold with `abort_on_fail` was
+    /// crossed here (best effort: etcd unreachable is the run's problem elsewhere).
+    pub async fn say_abort(&self, run_id: &str, why: &str) {
+        if let Some(ipam) = &self.ipam {
+            let _ = ipam.etcd.put(&abort_key(run_id), why).await;
+        }
+    }
+
+    /// Whether a process of run `run_id` said to stop, and why.
+    pub async fn abort_said(&self, run_id: &str) -> Option<String> {
+        let ipam = self.ipam.as_ref()?;
+        let key = abort_key(run_id);
+        let kvs = ipam.etcd.get_prefix(&key).await.ok()?;
+        kvs.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
     pub fn expired(&self) -> bool {
         self.expired.load(Ordering::SeqCst)
     }

@@ -77,6 +77,7 @@ pub fn run(
     let opts = RunOptions {
         etcd,
         segment,
+        run_id: run_id.clone(),
         ..options(out)
     };
     let publish = etcd_args
@@ -113,6 +114,7 @@ fn options(out: &RunArgs) -> RunOptions {
         out: out.out.clone(),
         metrics_listen: out.metrics_listen,
         etcd: None,
+        run_id: None,
     }
 }
 

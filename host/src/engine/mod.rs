@@ -63,6 +63,9 @@ pub struct RunOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// `--etcd URL`: the pools are shared with the run's other processes through etcd.
     pub etcd: Option<crate::authority::EtcdOptions>,
+    /// `--run-id`: with etcd, a threshold with `abort_on_fail` that one process crosses stops
+    /// every process of the run.
+    pub run_id: Option<String>,
 }
 
 /// Live counters for the progress line.
@@ -152,7 +155,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let (shared, signals) = start::start(scenario, &opts).await?;
     let interrupted = tasks::watch_signals(&shared, signals);
     if shared.watch_thresholds {
-        tasks::watch_thresholds(&shared);
+        tasks::watch_thresholds(&shared, &opts);
     }
     let metrics_done = Arc::new(AtomicBool::new(false));
     if let Some(addr) = opts.metrics_listen {

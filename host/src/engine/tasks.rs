@@ -26,29 +26,47 @@ pub(super) fn watch_signals(
 }
 
 /// `abort_on_fail`: thresholds judged every second, each after its delay; the first to fail
-/// stops the run (exit 99).
-pub(super) fn watch_thresholds(shared: &Arc<Shared>) {
+/// stops the run (exit 99). With etcd and a run id, it stops every process of the run: the
+/// process that crosses it says so in etcd, and each looks every second.
+pub(super) fn watch_thresholds(shared: &Arc<Shared>, opts: &RunOptions) {
     let s = shared.clone();
+    let run_id = opts.run_id.clone().filter(|_| opts.etcd.is_some());
+    let me = opts.segment.map_or("this process".to_string(), |(i, n)| {
+        format!("segment {i}/{n}")
+    });
     tokio::spawn(async move {
         while !s.stop.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let elapsed = s.started.elapsed();
-            let c = s.collected();
-            let checks = check_results(&s.scenario, &c.rec.checks);
-            let o = verdict::Observed {
-                rec: &c.rec,
-                checks: &checks,
-                iterations: s.live.iterations.load(Ordering::Relaxed),
-                elapsed_s: elapsed.as_secs_f64(),
+            if let Some(id) = &run_id
+                && let Some(why) = s.authority.abort_said(id).await
+            {
+                *s.aborted_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                s.stop.store(true, Ordering::SeqCst);
+                break;
+            }
+            // Judged with the collection locked; nothing held past it.
+            let failed = {
+                let elapsed = s.started.elapsed();
+                let c = s.collected();
+                let checks = check_results(&s.scenario, &c.rec.checks);
+                let o = verdict::Observed {
+                    rec: &c.rec,
+                    checks: &checks,
+                    iterations: s.live.iterations.load(Ordering::Relaxed),
+                    elapsed_s: elapsed.as_secs_f64(),
+                };
+                s.scenario
+                    .thresholds
+                    .iter()
+                    .find(|t| t.abort_on_fail && elapsed >= t.delay_abort && !t.holds(&o).0)
+                    .map(|t| format!("{} {}", t.name, t.expr))
             };
-            let failed = s
-                .scenario
-                .thresholds
-                .iter()
-                .find(|t| t.abort_on_fail && elapsed >= t.delay_abort && !t.holds(&o).0);
-            if let Some(t) = failed {
-                let what = format!("{} {}", t.name, t.expr);
-                drop(c);
+            if let Some(what) = failed {
+                if let Some(id) = &run_id {
+                    s.authority
+                        .say_abort(id, &format!("{what} (in {me})"))
+                        .await;
+                }
                 *s.aborted_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
                 s.stop.store(true, Ordering::SeqCst);
             }
