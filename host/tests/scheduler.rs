@@ -1627,7 +1627,7 @@ fn thresholds_gate_the_run() {
         ),
         (
             "  \"http_req_duration{host:x}\": [\"p(95)<1\"]",
-            "unknown tag",
+            "no action has the tag host:x",
         ),
         ("  http_req_failed: [\"p(95)<1\"]", "does not apply"),
     ] {
