@@ -357,3 +357,63 @@ workflows:
     assert_eq!(r["interrupted"], true, "{r}");
     assert!(r["totals"]["ok"].as_u64().unwrap() > 9, "{r}");
 }
+
+/// Ctrl-C at a terminal reaches the whole foreground group: the workers, in groups of their
+/// own, get it once (from the command), so in-flight requests drain instead of being cut.
+#[test]
+fn a_terminal_ctrl_c_drains_the_workers() {
+    use std::os::unix::process::CommandExt;
+    let server = integration_tests::http_server::serve("127.0.0.1:0", None, |_| {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        integration_tests::http_server::Reply::ok("ok")
+    });
+    let dir = tmp("workers-ctrl-c");
+    let s = format!(
+        r#"
+version: "1.0"
+name: drain
+load:
+  ramp_up: {{ phases: [ {{ spawn_users: 4 }} ] }}
+  user_lifetime: {{ mode: loop, duration: 60s }}
+actions:
+  actions: [ {{ id: a, call: get, with: {{ url: "http://127.0.0.1:{}/" }} }} ]
+workflows:
+  nodes: [ {{ id: n, action: a }} ]
+"#,
+        server.addr.port()
+    );
+    let path = scenario_file(&dir, &s);
+    let json = dir.join("r.json");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_scheduler"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: kill(2) on the group of the command this test started (its own group).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        r["errors"]["interrupted"],
+        serde_json::Value::Null,
+        "drained, not cut: {r}"
+    );
+    assert!(r["totals"]["ok"].as_u64().unwrap() >= 4, "{r}");
+}

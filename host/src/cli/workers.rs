@@ -107,6 +107,18 @@ fn worker(
             }
         }
     }
+    // A process group of its own: a terminal's Ctrl-C reaches the command alone, which
+    // passes it on once (twice would cut the workers' drain).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // A command killed outright (SIGKILL) takes its workers with it: each gets SIGTERM, and
+    // drains and writes its result as for any SIGTERM.
+    // SAFETY: prctl(2) only, between fork and exec; it allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.join(format!("w{i}.out")))?)
         .stderr(std::fs::File::create(dir.join(format!("w{i}.err")))?)
