@@ -487,3 +487,30 @@ workflows:
         Some(99)
     );
 }
+
+/// `--iterations N` over an arrival rate: the schedule's first N iterations, no more.
+#[test]
+fn iterations_bound_an_arrival_rate() {
+    let (server, seen) = login_target();
+    let dir = tmp("k6-arrival-iterations");
+    let s = format!(
+        r#"
+version: "1.0"
+name: arrival
+load: {{ arrival_rate: {{ rate: 50/s, duration: 2s, pre_allocated_users: 4, max_users: 10 }} }}
+actions:
+  actions: [ {{ id: a, call: get, with: {{ url: "{}" }} }} ]
+workflows:
+  nodes: [ {{ id: n, action: a }} ]
+"#,
+        server.url("/x")
+    );
+    let path = scenario_file(&dir, &s);
+    let out = run(&["run", path.to_str().unwrap(), "--iterations", "10"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(seen.lock().unwrap().len(), 10);
+}

@@ -116,7 +116,12 @@ pub(super) async fn by_arrival(
             None,
         );
     }
-    'schedule: for offset in arrival.schedule() {
+    // `--iterations N`: the schedule's first N iterations (this segment's share of them).
+    let total = sc
+        .lifetime
+        .shared_iterations
+        .map_or(usize::MAX, |n| n as usize);
+    'schedule: for offset in arrival.schedule().take(total) {
         let due = shared.started + offset;
         tokio::select! {
             _ = tokio::time::sleep_until(due.into()) => {}
