@@ -75,7 +75,7 @@ impl Etcd {
     /// etcd serving its clients over TLS on a free port (`https://127.0.0.1:PORT`), its
     /// certificate and key the given files, asking every client for a certificate signed by
     /// `ca`. Ready when its port accepts connections (a client without a certificate cannot
-    /// ask it more).
+    /// ask it more). Started again on other ports if it exits at once, as `start_on`.
     pub fn start_tls(
         bin: &Path,
         name: &str,
@@ -83,57 +83,37 @@ impl Etcd {
         key: &Path,
         ca: &Path,
     ) -> Result<Etcd, String> {
-        let client = free_port().map_err(|e| e.to_string())?;
-        let dir = std::env::temp_dir().join(format!("etcd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let peer = free_port().map_err(|e| e.to_string())?;
-        let url = format!("https://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new(bin)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("default={peer_url}")])
-            .arg("--cert-file")
-            .arg(cert)
-            .arg("--key-file")
-            .arg(key)
-            .arg("--trusted-ca-file")
-            .arg(ca)
-            .arg("--client-cert-auth")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting etcd: {e}"))?;
-        let mut etcd = Etcd { child, url, dir };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            if start.elapsed() > Duration::from_secs(20) {
-                return Err("etcd did not start".into());
+        let mut last = String::new();
+        for _ in 0..3 {
+            let client = free_port().map_err(|e| e.to_string())?;
+            match Self::launch(bin, name, client, Some((cert, key, ca))) {
+                Ok(e) => return Ok(e),
+                Err(e) => last = e,
             }
-            if let Ok(Some(status)) = etcd.child.try_wait() {
-                return Err(format!("etcd exited at the start: {status}"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(etcd)
+        Err(last)
     }
 
     fn try_start_on(bin: &Path, name: &str, client: u16) -> Result<Etcd, String> {
+        Self::launch(bin, name, client, None)
+    }
+
+    /// One etcd on `client` (over TLS with `tls`: certificate, key, CA of its clients), and
+    /// the wait until it answers (for TLS, until its port accepts connections).
+    fn launch(
+        bin: &Path,
+        name: &str,
+        client: u16,
+        tls: Option<(&Path, &Path, &Path)>,
+    ) -> Result<Etcd, String> {
         let dir = std::env::temp_dir().join(format!("etcd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let peer = free_port().map_err(|e| e.to_string())?;
-        let url = format!("http://127.0.0.1:{client}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new(bin)
-            .arg("--data-dir")
+        let mut cmd = Command::new(bin);
+        cmd.arg("--data-dir")
             .arg(dir.join("data"))
             .args([
                 "--listen-client-urls",
@@ -143,14 +123,28 @@ impl Etcd {
             ])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .args(["--initial-cluster", &format!("default={peer_url}")]);
+        if let Some((cert, key, ca)) = tls {
+            cmd.arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key)
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting etcd: {e}"))?;
         let mut etcd = Etcd { child, url, dir };
+        let ready = |e: &Etcd| match tls {
+            Some(_) => std::net::TcpStream::connect(("127.0.0.1", client)).is_ok(),
+            None => post(&e.url, "/v3/maintenance/status", "{}").is_some(),
+        };
         let start = Instant::now();
-        while post(&etcd.url, "/v3/maintenance/status", "{}").is_none() {
+        while !ready(&etcd) {
             if start.elapsed() > Duration::from_secs(20) {
                 return Err("etcd did not start".into());
             }

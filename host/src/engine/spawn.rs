@@ -11,6 +11,32 @@ pub(super) struct Crowd {
     pub(super) shards: Shards,
 }
 
+impl Crowd {
+    /// Start `user` on its shard (with its place under the concurrency cap, if any).
+    pub(super) fn spawn(
+        &mut self,
+        shared: &Arc<Shared>,
+        user: User,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) {
+        spawn_user(
+            shared,
+            &mut self.tasks,
+            &mut self.users,
+            &self.shards,
+            user,
+            permit,
+        );
+    }
+
+    /// Account for the users whose tasks ended, without waiting.
+    pub(super) fn reap(&mut self, shared: &Shared) {
+        while let Some(done) = self.tasks.try_join_next_with_id() {
+            ended(shared, &mut self.users, done);
+        }
+    }
+}
+
 /// Ramping users: every 100 ms the running users follow the target, new ones added, the
 /// newest told to leave after their current iteration.
 pub(super) async fn by_stages(
@@ -20,8 +46,6 @@ pub(super) async fn by_stages(
     segment: Option<(u32, u32)>,
 ) {
     let sc = &shared.scenario;
-    // Ramping users: every 100 ms the running users follow the target, new ones added,
-    // the newest told to leave after their current iteration.
     let mut alive: Vec<Arc<AtomicBool>> = Vec::new();
     let (seg_i, seg_n) = segment.unwrap_or((0, 1));
     let mut made = 0u32;
@@ -46,23 +70,14 @@ pub(super) async fn by_stages(
                 jobs: None,
                 retire: Some(retire),
             };
-            spawn_user(
-                shared,
-                &mut crowd.tasks,
-                &mut crowd.users,
-                &crowd.shards,
-                user,
-                None,
-            );
+            crowd.spawn(shared, user, None);
         }
         while alive.len() as u32 > target {
             if let Some(r) = alive.pop() {
                 r.store(true, Ordering::SeqCst);
             }
         }
-        while let Some(done) = crowd.tasks.try_join_next_with_id() {
-            ended(shared, &mut crowd.users, done);
-        }
+        crowd.reap(shared);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             _ = wait_stop(shared) => break,
@@ -82,8 +97,6 @@ pub(super) async fn by_arrival(
     segment: Option<(u32, u32)>,
 ) {
     let sc = &shared.scenario;
-    // The open model: iterations start on schedule, each in a free user; a new user when
-    // none is free, up to max_users; past that the iteration is dropped (counted).
     let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel();
     let tenant = arrival
         .tenant
@@ -107,14 +120,7 @@ pub(super) async fn by_arrival(
     };
     for _ in 0..arrival.pre_allocated_users {
         let user = new_user(None, &mut made);
-        spawn_user(
-            shared,
-            &mut crowd.tasks,
-            &mut crowd.users,
-            &crowd.shards,
-            user,
-            None,
-        );
+        crowd.spawn(shared, user, None);
     }
     // `--iterations N`: the schedule's first N iterations (this segment's share of them).
     let total = sc
@@ -137,14 +143,7 @@ pub(super) async fn by_arrival(
         if !given {
             if made < arrival.max_users {
                 let user = new_user(Some(due), &mut made);
-                spawn_user(
-                    shared,
-                    &mut crowd.tasks,
-                    &mut crowd.users,
-                    &crowd.shards,
-                    user,
-                    None,
-                );
+                crowd.spawn(shared, user, None);
             } else {
                 shared.live.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -215,14 +214,7 @@ pub(super) async fn by_phases(
                 jobs: None,
                 retire: None,
             };
-            spawn_user(
-                shared,
-                &mut crowd.tasks,
-                &mut crowd.users,
-                &crowd.shards,
-                user,
-                Some(permit),
-            );
+            crowd.spawn(shared, user, Some(permit));
         }
     }
     Ok(())

@@ -318,7 +318,10 @@ impl<'a> UserState<'a> {
                 }
                 _ => 0,
             };
-            let draw = self.random();
+            let draw = match d.mode {
+                crate::format::scenario::DataMode::Random => self.random(),
+                _ => 0.0,
+            };
             match d.row(next, self.user, draw) {
                 Some(r) => self.rows[i] = r,
                 None => {
