@@ -25,6 +25,7 @@ pub mod executor_bindings {
     wasmtime::component::bindgen!({
         path: ["../wit", "../wit/executor"],
         world: "scheduler:executor/scheduler-executor",
+        with: { "wasi:io": wasmtime_wasi::p2::bindings::sync::io },
     });
 }
 

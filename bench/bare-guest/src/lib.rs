@@ -312,6 +312,20 @@ impl Guest for Component {
         })
     }
 
+    /// The floor's requests are fixed: it streams no bodies.
+    fn execute_action_with_body(
+        _: Action,
+        _: wasi::io::streams::InputStream,
+        _: u64,
+    ) -> Result<Outcome, ActionError> {
+        Err(ActionError::InvalidParams(
+            exports::scheduler::executor::executor::ParamError {
+                field: "body".to_string(),
+                message: "the floor sends no streamed bodies".to_string(),
+            },
+        ))
+    }
+
     fn close_idle() {
         CONN.get().take();
     }

@@ -26,6 +26,9 @@ wit_bindgen::generate!({
     with: {
         "scheduler:core-libs/socket@0.1.0": socket_api::raw,
         "scheduler:core-libs/ip-pool@0.1.0": socket_api::ip_pool,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
     },
 });
 
@@ -217,6 +220,142 @@ fn cookie_in(c: Cookie) -> http_core::cookies::Cookie {
 struct Component;
 export!(Component);
 
+/// A body the caller streams: read as it is sent.
+struct StreamBody(wasip2::io::streams::InputStream);
+
+impl http_core::BodySource for StreamBody {
+    fn read(&mut self, max: usize) -> Result<Vec<u8>, String> {
+        use wasip2::io::streams::StreamError;
+        match self.0.blocking_read(max as u64) {
+            Ok(bytes) => Ok(bytes),
+            Err(StreamError::Closed) => Ok(Vec::new()),
+            Err(StreamError::LastOperationFailed(e)) => Err(e.to_debug_string()),
+        }
+    }
+}
+
+/// The parameters of an action whose body is streamed: never cached (the length may differ).
+fn ready_streamed(action: &Action, m: Method, len: u64) -> Result<Ready, ActionError> {
+    let p = params::parse(&action.id, m, &action.with_params).map_err(|e| {
+        ActionError::InvalidParams(ParamError {
+            field: e.field,
+            message: e.message,
+        })
+    })?;
+    if !p.request.body.is_empty() {
+        return Err(ActionError::InvalidParams(ParamError {
+            field: "body".into(),
+            message: "an action with a streamed body has no body of its own".into(),
+        }));
+    }
+    let mut request = p.request;
+    request.streamed_len = len;
+    Ok(Ready {
+        prepared: Prepared::new(request).map_err(action_error)?,
+        pool: p.pool,
+        discard_body: p.discard_body,
+        discard_headers: p.discard_headers,
+    })
+}
+
+/// An address from the action's pool for the request, if it names one: bound, and returned
+/// with what releasing it needs when it goes back after the action.
+type Lease = (String, String, u64, core::net::IpAddr);
+
+fn lease(params: &mut Ready) -> Result<Option<Lease>, ActionError> {
+    let Some(src) = &params.pool else {
+        return Ok(None);
+    };
+    let owner = ip_pool::Owner {
+        tenant: src.tenant.clone(),
+        resource: src.resource.clone(),
+        resource_type: resource_type(&src.resource_type),
+    };
+    let binding = ip_pool::allocate(&src.pool, &owner).map_err(ActionError::Pool)?;
+    let ip = net_text::parse_ip(&binding.ip)
+        .ok_or_else(|| ActionError::Io(format!("pool returned {}", Quoted(&binding.ip))))?;
+    params.prepared.set_bind_ip(Some(ip));
+    Ok(src
+        .release_after
+        .then(|| (src.pool.clone(), binding.ip, binding.generation, ip)))
+}
+
+/// Run a ready action (its body streamed from `body` if given) and report its outcome.
+fn run(
+    action: &Action,
+    params: &mut Ready,
+    body: Option<StreamBody>,
+) -> Result<Outcome, ActionError> {
+    let lease = lease(params)?;
+    let result = match body {
+        None => CLIENT.get().execute_prepared(&params.prepared),
+        Some(b) => CLIENT
+            .get()
+            .execute_with_body(&params.prepared, alloc::boxed::Box::new(b)),
+    };
+    if let Some((pool, text, generation, ip)) = lease {
+        // The address goes back to the pool; so do the connections bound to it (and only
+        // those: other sources keep their keep-alive connections).
+        CLIENT.get().close_idle_from(ip);
+        let _ = ip_pool::release(&pool, &text, generation);
+    }
+    outcome(action, params, result.map_err(action_error)?)
+}
+
+fn outcome(
+    action: &Action,
+    params: &Ready,
+    resp: http_core::Response,
+) -> Result<Outcome, ActionError> {
+    let exports = action
+        .exports
+        .iter()
+        .map(|spec| {
+            export_value(&resp, &spec.name, &spec.source).map(|value| Exported {
+                name: spec.name.clone(),
+                value,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let headers = |list: Vec<(String, String)>| {
+        if params.discard_headers {
+            Vec::new()
+        } else {
+            list.into_iter()
+                .map(|(name, value)| Header { name, value })
+                .collect()
+        }
+    };
+    let body_length = resp.body.len() as u64;
+    Ok(Outcome {
+        status: resp.status,
+        reason: resp.reason,
+        headers: headers(resp.headers),
+        trailers: headers(resp.trailers),
+        body: if params.discard_body {
+            Vec::new()
+        } else {
+            resp.body
+        },
+        body_length,
+        timings: Timings {
+            dns_us: resp.timings.dns_us,
+            connect_us: resp.timings.connect_us,
+            tls_us: resp.timings.tls_us,
+            first_byte_us: resp.timings.first_byte_us,
+            total_us: resp.timings.total_us,
+        },
+        bytes_sent: resp.bytes_sent,
+        bytes_received: resp.bytes_received,
+        source_address: resp.source.map(source_text),
+        attempts: resp.attempts,
+        redirects: resp.redirects,
+        final_url: resp.final_url,
+        reused_connection: resp.reused,
+        exports,
+    })
+}
+
 impl Guest for Component {
     fn execute_action(action: Action) -> Result<Outcome, ActionError> {
         let m = method(action.call);
@@ -229,79 +368,21 @@ impl Guest for Component {
             }
             slot => {
                 let r = ready(&action.id, m, &action.with_params)?;
-                &mut slot.insert((m, action.id, action.with_params, r)).3
+                &mut slot
+                    .insert((m, action.id.clone(), action.with_params.clone(), r))
+                    .3
             }
         };
-        let mut lease = None;
-        if let Some(src) = &params.pool {
-            let owner = ip_pool::Owner {
-                tenant: src.tenant.clone(),
-                resource: src.resource.clone(),
-                resource_type: resource_type(&src.resource_type),
-            };
-            let binding = ip_pool::allocate(&src.pool, &owner).map_err(ActionError::Pool)?;
-            let ip = net_text::parse_ip(&binding.ip)
-                .ok_or_else(|| ActionError::Io(format!("pool returned {}", Quoted(&binding.ip))))?;
-            params.prepared.set_bind_ip(Some(ip));
-            if src.release_after {
-                lease = Some((src.pool.clone(), binding.ip.clone(), binding.generation, ip));
-            }
-        }
-        let result = CLIENT.get().execute_prepared(&params.prepared);
-        if let Some((pool, text, generation, ip)) = lease {
-            // The address goes back to the pool; so do the connections bound to it (and only
-            // those: other sources keep their keep-alive connections).
-            CLIENT.get().close_idle_from(ip);
-            let _ = ip_pool::release(&pool, &text, generation);
-        }
-        let resp = result.map_err(action_error)?;
-        let exports = action
-            .exports
-            .iter()
-            .map(|spec| {
-                export_value(&resp, &spec.name, &spec.source).map(|value| Exported {
-                    name: spec.name.clone(),
-                    value,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let headers = |list: Vec<(String, String)>| {
-            if params.discard_headers {
-                Vec::new()
-            } else {
-                list.into_iter()
-                    .map(|(name, value)| Header { name, value })
-                    .collect()
-            }
-        };
-        let body_length = resp.body.len() as u64;
-        Ok(Outcome {
-            status: resp.status,
-            reason: resp.reason,
-            headers: headers(resp.headers),
-            trailers: headers(resp.trailers),
-            body: if params.discard_body {
-                Vec::new()
-            } else {
-                resp.body
-            },
-            body_length,
-            timings: Timings {
-                dns_us: resp.timings.dns_us,
-                connect_us: resp.timings.connect_us,
-                tls_us: resp.timings.tls_us,
-                first_byte_us: resp.timings.first_byte_us,
-                total_us: resp.timings.total_us,
-            },
-            bytes_sent: resp.bytes_sent,
-            bytes_received: resp.bytes_received,
-            source_address: resp.source.map(source_text),
-            attempts: resp.attempts,
-            redirects: resp.redirects,
-            final_url: resp.final_url,
-            reused_connection: resp.reused,
-            exports,
-        })
+        run(&action, params, None)
+    }
+
+    fn execute_action_with_body(
+        action: Action,
+        body: wasip2::io::streams::InputStream,
+        body_length: u64,
+    ) -> Result<Outcome, ActionError> {
+        let mut params = ready_streamed(&action, method(action.call), body_length)?;
+        run(&action, &mut params, Some(StreamBody(body)))
     }
 
     fn close_idle() {

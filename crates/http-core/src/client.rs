@@ -6,7 +6,7 @@ use core::net::{IpAddr, SocketAddr};
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_request, parse_head};
+use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_with_stream, parse_head};
 use crate::pool::{ConnPool, PoolKey};
 use crate::{
     Conn, ExchangeError, Exchanged, HttpError, Method, Net, NetError, Phase, Request, Response,
@@ -27,13 +27,17 @@ pub struct Client<N: Net> {
     done_us: u64,
     /// The cookies of requests with `cookies` on.
     pub jar: crate::cookies::Jar,
+    /// The body the current action streams, if any.
+    pub(crate) upload: Option<crate::upload::Upload>,
+    /// Bytes of it the current exchange sends after its head (0 once a redirect drops it).
+    streaming: u64,
 }
 
 /// Why one exchange failed: `NotIdle` means a pooled connection was found busy or closed
 /// before anything was sent (any method may then go on another connection); `Stale` means the
 /// connection died before any response byte, which on a reused connection calls for one fresh
 /// try (idempotent methods only).
-enum Failure {
+pub(crate) enum Failure {
     NotIdle,
     Stale(String),
     Http(HttpError),
@@ -46,9 +50,9 @@ impl From<HttpError> for Failure {
 }
 
 #[derive(Default)]
-struct Counters {
-    sent: u64,
-    received: u64,
+pub(crate) struct Counters {
+    pub sent: u64,
+    pub received: u64,
 }
 
 /// A phase's timeout clipped by the total deadline; the flag says the total was the limit.
@@ -92,6 +96,18 @@ fn first_final_head(buf: &[u8], max_header_bytes: usize) -> Result<HeadScan, Htt
         Some(_) => HeadScan::Final,
         None => HeadScan::Partial,
     })
+}
+
+/// Whether `buf` holds a final (non-interim) head, or the start of one past the interim ones.
+pub(crate) fn has_final_head(buf: &[u8], max_header_bytes: usize) -> Result<bool, HttpError> {
+    let mut looked = 0;
+    loop {
+        match first_final_head(&buf[looked..], max_header_bytes)? {
+            HeadScan::Interim(n) => looked += n,
+            HeadScan::Final => return Ok(true),
+            HeadScan::Partial => return Ok(false),
+        }
+    }
 }
 
 /// One `Conn::exchange` of `len` bytes, its failure placed: `counters.sent` gets the bytes of
@@ -151,11 +167,12 @@ struct Derived {
 impl Derived {
     fn of(req: &Request) -> Result<Derived, HttpError> {
         let url = Url::parse(&req.url)?;
-        let wire = encode_request(
+        let wire = encode_with_stream(
             req.method,
             &url,
             &req.headers,
             &req.body,
+            req.streamed_len,
             req.keep_alive,
             req.proxy.as_ref(),
         )?;
@@ -236,6 +253,8 @@ impl<N: Net> Client<N> {
             rng: seed | 1,
             done_us: 0,
             jar: crate::cookies::Jar::default(),
+            upload: None,
+            streaming: 0,
         }
     }
 
@@ -313,6 +332,7 @@ impl<N: Net> Client<N> {
         let mut url = Cow::Borrowed(&derived.url);
         let mut method = req.method;
         let mut body: &[u8] = &req.body;
+        let mut streamed = req.streamed_len;
         let mut headers = Cow::Borrowed(&req.headers);
         let mut attempts = 0u32;
         let mut redirects = 0u32;
@@ -329,6 +349,7 @@ impl<N: Net> Client<N> {
                     self.net.now_us()
                 };
                 attempts += 1;
+                self.streaming = streamed;
                 let cookie = match req.cookies && !self.jar.is_empty() {
                     true => self.jar.header(&url, self.net.wall_ms() / 1000),
                     false => None,
@@ -351,14 +372,16 @@ impl<N: Net> Client<N> {
                     let key = pool_key(&url, req);
                     let proxy = req.proxy.as_ref();
                     let headers = with_cookie(&headers, cookie);
-                    encode_request(method, &url, &headers, body, req.keep_alive, proxy).and_then(
+                    let ka = req.keep_alive;
+                    encode_with_stream(method, &url, &headers, body, streamed, ka, proxy).and_then(
                         |wire| {
                             self.exchange(req, method, &url, &key, &wire, now, end, &mut counters)
                         },
                     )
                 };
                 let may_retry = retries < req.retry.max_retries
-                    && (method.idempotent() || req.retry.non_idempotent);
+                    && (method.idempotent() || req.retry.non_idempotent)
+                    && !self.upload_touched();
                 match r {
                     Ok(resp) if may_retry && (resp.status == 429 || resp.status == 503) => {
                         let wait = match retry_after(&resp, self.net.wall_ms()) {
@@ -392,8 +415,11 @@ impl<N: Net> Client<N> {
                 }
             }
             let location = resp.header("location").map(str::to_string);
+            // A streamed body cannot be sent again: a 307 or 308 is the answer then.
+            let resend = matches!(resp.status, 307 | 308) && streamed > 0;
             if req.follow_redirects
                 && matches!(resp.status, 301 | 302 | 303 | 307 | 308)
+                && !resend
                 && let Some(location) = location
             {
                 if redirects >= req.max_redirects {
@@ -419,6 +445,7 @@ impl<N: Net> Client<N> {
                 if resp.status <= 303 && method != Method::Head {
                     method = Method::Get;
                     body = &[];
+                    streamed = 0;
                     headers
                         .to_mut()
                         .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
@@ -502,7 +529,8 @@ impl<N: Net> Client<N> {
                     return Ok(resp);
                 }
                 Err(Failure::NotIdle) => pooled = self.pool.checkout(key, now),
-                Err(Failure::Stale(_)) if reused && method.idempotent() => {}
+                Err(Failure::Stale(_))
+                    if reused && method.idempotent() && !self.upload_touched() => {}
                 Err(Failure::Stale(why)) => return Err(HttpError::Io(why)),
                 Err(Failure::Http(e)) => return Err(e),
             }
@@ -739,24 +767,35 @@ impl<N: Net> Client<N> {
     /// shut down. The answer's bytes so far, and whether the send ended early (such a
     /// connection is not reused). `counters.sent` gets what was actually written.
     #[allow(clippy::too_many_arguments)]
-    fn send_request(
+    pub(crate) fn send_piece<C: Conn>(
         &mut self,
-        conn: &mut N::Conn,
+        conn: &mut C,
         wire: &[u8],
         req: &Request,
         now: u64,
         end: u64,
         idle_check: bool,
+        last: bool,
         counters: &mut Counters,
     ) -> Result<(Vec<u8>, bool), Failure> {
         let (write_ms, write_clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
-        let (read_ms, read_clipped) = phase_ms(req.timeouts.first_byte_ms, end, now)?;
+        let (read_ms, read_clipped) = match last {
+            true => phase_ms(req.timeouts.first_byte_ms, end, now)?,
+            // More of the request follows: an answer already there is read, none waited for.
+            false => (0, false),
+        };
         let clipped = (write_clipped, read_clipped);
         let mut off = 0usize;
         let mut idle = idle_check;
         let mut buf: Vec<u8> = Vec::new();
         loop {
-            let r = conn.exchange(&wire[off..], HEAD_CHUNK, write_ms, read_ms, idle);
+            let r = match conn.exchange(&wire[off..], HEAD_CHUNK, write_ms, read_ms, idle) {
+                Err(ExchangeError::Receive(NetError::WouldBlock)) if !last => Ok(Exchanged {
+                    answer: Vec::new(),
+                    unsent: 0,
+                }),
+                r => r,
+            };
             let ex = exchanged(r, wire.len() - off, clipped, counters)?;
             off = wire.len() - ex.unsent;
             buf.extend_from_slice(&ex.answer);
@@ -813,8 +852,16 @@ impl<N: Net> Client<N> {
     ) -> Result<Response, Failure> {
         let source = conn.local_addr();
         let sent_at = now;
-        let (mut chunk, early) =
-            self.send_request(&mut conn, wire, req, now, end, idle_check, counters)?;
+        let (mut chunk, early) = self.send_request(
+            &mut conn,
+            wire,
+            self.streaming,
+            req,
+            now,
+            end,
+            idle_check,
+            counters,
+        )?;
         if chunk.is_empty() {
             return Err(Failure::Stale("connection closed before a response".into()));
         }

@@ -38,6 +38,20 @@ pub fn encode_request(
     keep_alive: bool,
     proxy: Option<&Proxy>,
 ) -> Result<Vec<u8>, HttpError> {
+    encode_with_stream(method, url, headers, body, 0, keep_alive, proxy)
+}
+
+/// `encode_request` for a body of `body` and then `streamed` bytes sent after the returned
+/// bytes (`Content-Length` counts both).
+pub fn encode_with_stream(
+    method: Method,
+    url: &Url,
+    headers: &Headers,
+    body: &[u8],
+    streamed: u64,
+    keep_alive: bool,
+    proxy: Option<&Proxy>,
+) -> Result<Vec<u8>, HttpError> {
     let mut out = String::with_capacity(256);
     out.push_str(method.as_str());
     out.push(' ');
@@ -87,9 +101,10 @@ pub fn encode_request(
     if !keep_alive && !has("connection") {
         out.push_str("Connection: close\r\n");
     }
-    if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
+    let len = body.len() as u64 + streamed;
+    if len > 0 || matches!(method, Method::Post | Method::Put | Method::Patch) {
         out.push_str("Content-Length: ");
-        net_text::push_decimal(&mut out, body.len() as u64);
+        net_text::push_decimal(&mut out, len);
         out.push_str("\r\n");
     }
     out.push_str("\r\n");

@@ -23,6 +23,7 @@ pub mod json;
 pub mod params;
 pub mod pool;
 pub mod proxy;
+pub mod upload;
 pub mod url;
 
 use core::fmt;
@@ -34,6 +35,7 @@ use crate::prelude::*;
 pub use client::{Client, Prepared};
 pub use codec::Headers;
 pub use proxy::Proxy;
+pub use upload::BodySource;
 pub use url::Url;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -344,6 +346,8 @@ pub struct Request {
     pub url: String,
     pub headers: Headers,
     pub body: Vec<u8>,
+    /// Bytes of body streamed after `body` (`Client::execute_with_body`); 0 for none.
+    pub streamed_len: u64,
     pub bind_ip: Option<IpAddr>,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
@@ -379,6 +383,7 @@ impl Request {
             url: url.into(),
             headers: Vec::new(),
             body: Vec::new(),
+            streamed_len: 0,
             bind_ip: None,
             timeouts: Timeouts::default(),
             retry: RetryPolicy::default(),

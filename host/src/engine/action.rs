@@ -291,11 +291,13 @@ pub(super) async fn prepare(
     policy: &Policy,
     ip: Option<&str>,
     vars: &Vars,
-    proxy: &crate::format::scenario::ScenarioProxy,
+    scenario: &crate::format::scenario::Scenario,
     tenant: &str,
-) -> Result<Option<exec::Action>, String> {
+) -> Result<Option<Call>, String> {
+    let proxy = &scenario.proxy;
     let mut with =
         template::render_json(&action.with, vars).map_err(|e| format!("template: {e}"))?;
+    let upload = super::upload::take(&mut with, &scenario.dir)?;
     if with
         .get("url")
         .and_then(|u| u.as_str())
@@ -367,12 +369,48 @@ pub(super) async fn prepare(
             },
         })
         .collect();
-    Ok(Some(exec::Action {
-        id: action.id.clone(),
-        call: method(&action.call),
-        with_params: with.to_string(),
-        exports,
+    Ok(Some(Call {
+        action: exec::Action {
+            id: action.id.clone(),
+            call: method(&action.call),
+            with_params: with.to_string(),
+            exports,
+        },
+        upload,
     }))
+}
+
+/// An action as the instance is called with it: its parameters, and the body the host
+/// streams (`body_file`, `form`) if it has one.
+#[derive(Clone)]
+pub(super) struct Call {
+    pub action: exec::Action,
+    pub upload: Option<crate::runtime::body::Plan>,
+}
+
+impl Call {
+    /// Run it in `inst`: with its body streamed from the files, opened now.
+    async fn run(
+        &self,
+        inst: &mut Instance,
+    ) -> Result<Result<exec::Outcome, exec::ActionError>, String> {
+        match &self.upload {
+            None => inst.execute(&self.action).await,
+            Some(plan) => {
+                let body = match plan.open() {
+                    Ok(b) => b,
+                    // Nothing was sent: the file went away, or is not one.
+                    Err(message) => {
+                        return Ok(Err(exec::ActionError::InvalidParams(exec::ParamError {
+                            field: "body_file".into(),
+                            message,
+                        })));
+                    }
+                };
+                inst.execute_with_body(&self.action, body).await
+            }
+        }
+    }
 }
 
 pub(super) async fn run_action(
@@ -393,7 +431,7 @@ pub(super) async fn run_action(
     let fresh;
     let call = match &st.prepared[index] {
         Some((for_ip, call)) if for_ip.as_deref() == ip => call,
-        _ => match prepare(action, policy, ip, vars, &shared.scenario.proxy, &st.tenant).await {
+        _ => match prepare(action, policy, ip, vars, &shared.scenario, &st.tenant).await {
             Ok(Some(call)) if shared.static_with[index] => {
                 let slot = &mut st.prepared[index];
                 &slot.insert((ip.map(str::to_string), call)).1
@@ -423,7 +461,7 @@ pub(super) async fn run_action(
         .take()
         .map_or_else(Instant::now, |t| t.min(Instant::now()));
     st.in_flight = Some((index, sample.source.clone(), start));
-    let result = inst.execute(call).await;
+    let result = call.run(inst).await;
     st.in_flight = None;
     sample.latency_us = start.elapsed().as_micros() as u64;
     // What later templates and conditions can read of this action (when any reads).

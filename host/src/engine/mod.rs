@@ -35,6 +35,7 @@ mod spawn;
 mod start;
 mod streams;
 mod tasks;
+mod upload;
 mod user;
 
 use action::*;

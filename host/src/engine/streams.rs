@@ -81,7 +81,7 @@ impl Streams {
             if !json {
                 let _ = writeln!(
                     w,
-                    "t_s,requests,failed,rps,p50_ms,p90_ms,p99_ms,max_ms,users_active"
+                    "t_s,requests,failed,rps,p50_ms,p90_ms,p95_ms,p99_ms,max_ms,users_active"
                 );
             }
             files.push((json, w, path.to_path_buf()));
@@ -114,7 +114,7 @@ impl Streams {
             if *json {
                 let line = serde_json::json!({
                     "type": "interval", "time": time, "t_s": i.t, "requests": i.requests, "failed": i.failed,
-                    "rps": rps, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms,
+                    "rps": rps, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p95_ms": i.p95_ms, "p99_ms": i.p99_ms,
                     "max_ms": i.max_ms, "users_active": i.users_active,
                 });
                 let _ = writeln!(w, "{line}");
@@ -132,13 +132,14 @@ impl Streams {
             } else {
                 let _ = writeln!(
                     w,
-                    "{:.3},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{}",
+                    "{:.3},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{}",
                     i.t,
                     i.requests,
                     i.failed,
                     rps,
                     i.p50_ms,
                     i.p90_ms,
+                    i.p95_ms,
                     i.p99_ms,
                     i.max_ms,
                     i.users_active

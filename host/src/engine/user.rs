@@ -231,7 +231,7 @@ pub(super) struct UserState<'a> {
     pub(super) tenant: Arc<str>,
     /// Per action (in scenario order), for actions without templates: the call as rendered,
     /// and the source address it was rendered with.
-    pub(super) prepared: Vec<Option<(Option<String>, exec::Action)>>,
+    pub(super) prepared: Vec<Option<(Option<String>, super::action::Call)>>,
     /// Per action (in scenario order): its id, as shown in samples.
     pub(super) action_ids: Vec<Arc<str>>,
     /// The last source address the user was given (None: none), as shown in samples ("-").

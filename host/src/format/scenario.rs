@@ -24,6 +24,7 @@ mod sections;
 mod think;
 mod tls;
 mod udp;
+mod upload;
 mod walker;
 
 use checks::*;
@@ -41,6 +42,7 @@ use sections::{actions, workbook, workflows};
 pub use think::Think;
 use tls::*;
 use udp::*;
+pub use upload::UPLOAD_KEYS;
 use walker::*;
 
 /// How deeply flow collections nest, outside quoted scalars and comments, and the line of the
@@ -225,6 +227,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     let setup = once_actions(w, get(top, "setup"), "setup", &actions);
     let teardown = once_actions(w, get(top, "teardown"), "teardown", &actions);
     let sc = Scenario {
+        dir: std::path::PathBuf::from("."),
         data,
         setup,
         teardown,

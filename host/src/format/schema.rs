@@ -365,6 +365,14 @@ pub struct With {
     pub body: Option<Value>,
     /// Bytes that are not text.
     pub body_base64: Option<String>,
+    /// A file's exact bytes as the body (relative to the scenario; any size: the host streams
+    /// it as it is sent, never held whole). An action has one of body, body_base64,
+    /// body_file and form.
+    pub body_file: Option<String>,
+    /// A multipart/form-data body (RFC 7578), fields in name order: text, or a file
+    /// part `{file, filename, content_type}` streamed from the file. Content-Type is set
+    /// with its boundary unless `headers` names one.
+    pub form: Option<BTreeMap<String, FormField>>,
     pub timeouts: Option<Timeouts>,
     /// The whole request's deadline (the original's).
     pub timeout: Option<Duration>,
@@ -401,6 +409,25 @@ pub struct With {
     pub cookies: Option<bool>,
     /// Follow-up tasks added when the action succeeds (the original's).
     pub dynamic_tasks: Option<Vec<DynamicTask>>,
+}
+
+/// A form field: text (templated), or a file part.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum FormField {
+    Text(Text),
+    File(FormFile),
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormFile {
+    /// The file to send (relative to the scenario).
+    pub file: String,
+    /// The file name sent. Default: the file's own name.
+    pub filename: Option<String>,
+    /// Default: guessed from the file name as curl does (else application/octet-stream).
+    pub content_type: Option<String>,
 }
 
 #[derive(JsonSchema)]

@@ -106,7 +106,7 @@ pub fn to_json(r: &Report) -> Value {
 fn interval_json(i: &Interval) -> Value {
     json!({
         "t_s": i.t, "requests": i.requests, "failed": i.failed, "p50_ms": i.p50_ms,
-        "p90_ms": i.p90_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active,
+        "p90_ms": i.p90_ms, "p95_ms": i.p95_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active,
     })
 }
 
@@ -124,6 +124,7 @@ fn add_series(into: &mut Vec<Interval>, v: &Value) {
                 failed: 0,
                 p50_ms: 0.0,
                 p90_ms: 0.0,
+                p95_ms: 0.0,
                 p99_ms: 0.0,
                 max_ms: 0.0,
                 users_active: 0,
@@ -138,6 +139,7 @@ fn add_series(into: &mut Vec<Interval>, v: &Value) {
         i.users_active += n("users_active");
         i.p50_ms = i.p50_ms.max(f("p50_ms"));
         i.p90_ms = i.p90_ms.max(f("p90_ms"));
+        i.p95_ms = i.p95_ms.max(f("p95_ms"));
         i.p99_ms = i.p99_ms.max(f("p99_ms"));
         i.max_ms = i.max_ms.max(f("max_ms"));
     }

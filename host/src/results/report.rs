@@ -541,7 +541,7 @@ impl Report {
             "never_ran": self.never_ran(),
             "iterations": self.iterations,
             "dropped_iterations": self.dropped_iterations,
-            "series": self.series.iter().map(|i| json!({ "t_s": i.t, "requests": i.requests, "failed": i.failed, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active })).collect::<Vec<_>>(),
+            "series": self.series.iter().map(|i| json!({ "t_s": i.t, "requests": i.requests, "failed": i.failed, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p95_ms": i.p95_ms, "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active })).collect::<Vec<_>>(),
             "checks": self.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
             "thresholds": self.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr, "observed": v.observed, "ok": v.ok })).collect::<Vec<_>>(),
             "aborted_by": self.aborted_by,

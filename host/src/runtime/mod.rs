@@ -2,6 +2,7 @@
 //! allocator (one per user), and a socket policy per instance.
 
 pub mod arena;
+pub mod body;
 pub mod lookup;
 
 use std::collections::HashSet;
@@ -24,6 +25,7 @@ pub mod bindings {
         world: "scheduler:executor/scheduler-executor",
         imports: { default: async },
         exports: { default: async },
+        with: { "wasi:io": wasmtime_wasi::p2::bindings::io },
     });
 }
 
@@ -34,6 +36,7 @@ pub mod socket_bindings {
         world: "scheduler:executor/scheduler-executor-sockets",
         imports: { default: async },
         exports: { default: async },
+        with: { "wasi:io": wasmtime_wasi::p2::bindings::io },
     });
 }
 
@@ -378,6 +381,28 @@ impl Instance {
             .call_execute_action(&mut self.store, action)
             .await
             .map_err(fail("execute-action trapped"))
+    }
+
+    /// `execute` with a body streamed from the host's files (`body`'s pieces read as they
+    /// are sent).
+    pub async fn execute_with_body(
+        &mut self,
+        action: &exec::Action,
+        body: body::Opened,
+    ) -> Result<Result<exec::Outcome, exec::ActionError>, String> {
+        let len = body.length();
+        let stream: wasmtime_wasi::p2::DynInputStream = Box::new(body);
+        let stream = self
+            .store
+            .data_mut()
+            .table
+            .push(stream)
+            .map_err(|e| format!("the body stream: {e}"))?;
+        self.bindings
+            .scheduler_executor_executor()
+            .call_execute_action_with_body(&mut self.store, action, stream, len)
+            .await
+            .map_err(fail("execute-action-with-body trapped"))
     }
 
     /// Close the instance's idle keep-alive connections (its source address was released).

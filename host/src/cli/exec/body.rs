@@ -2,12 +2,7 @@
 //! `-F` (multipart/form-data) and `-T`.
 
 use super::ExecArgs;
-
-/// A request body and the Content-Type it goes with (unless `-H` names one).
-pub struct Body {
-    pub bytes: Vec<u8>,
-    pub content_type: Option<String>,
-}
+use crate::runtime::body::{FormPart, Piece, Plan, type_of};
 
 /// `-d`'s argument: the text, or `@FILE`'s bytes without carriage returns and newlines, as
 /// curl reads them.
@@ -83,59 +78,44 @@ pub fn data(args: &ExecArgs) -> Result<Option<Vec<u8>>, String> {
     Ok((!parts.is_empty()).then(|| parts.join(&b'&')))
 }
 
-/// The body the flags give, if any (`-G` sends the data in the URL instead).
-pub fn body(args: &ExecArgs, boundary: &str) -> Result<Option<Body>, String> {
+/// Bytes the host holds as a body of the given type.
+fn bytes(bytes: Vec<u8>, content_type: Option<&str>) -> Plan {
+    Plan {
+        pieces: vec![Piece::Bytes(bytes)],
+        content_type: content_type.map(str::to_string),
+    }
+}
+
+/// The body the flags give, if any (`-G` sends the data in the URL instead). Files of `-T`
+/// and `-F name=@file` are streamed as they are sent (as curl reads them), not read here.
+pub fn body(args: &ExecArgs, boundary: &str) -> Result<Option<Plan>, String> {
     if let Some(j) = &args.data_json {
-        let bytes = body_arg(j)?;
-        return Ok(Some(Body {
-            bytes,
-            content_type: Some("application/json".into()),
-        }));
+        return Ok(Some(bytes(body_arg(j)?, Some("application/json"))));
     }
     if !args.form.is_empty() {
-        return multipart(&args.form, boundary).map(Some);
+        let parts = args
+            .form
+            .iter()
+            .map(|f| part(f))
+            .collect::<Result<_, _>>()?;
+        return Ok(Some(Plan::multipart(parts, boundary)));
     }
     if let Some(path) = &args.upload_file {
-        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        return Ok(Some(Body {
-            bytes,
-            content_type: None,
-        }));
+        return Ok(Some(Plan::file(path.clone())));
     }
     if args.get {
         return Ok(None);
     }
-    Ok(data(args)?.map(|bytes| Body {
-        bytes,
-        content_type: Some("application/x-www-form-urlencoded".into()),
-    }))
+    Ok(data(args)?.map(|b| bytes(b, Some("application/x-www-form-urlencoded"))))
 }
 
-/// curl's guess of a file part's type from its extension.
-fn type_of(filename: &str) -> &'static str {
-    let ext = filename
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("gif") => "image/gif",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("png") => "image/png",
-        Some("svg") => "image/svg+xml",
-        Some("txt") => "text/plain",
-        Some("htm" | "html") => "text/html",
-        Some("pdf") => "application/pdf",
-        Some("xml") => "application/xml",
-        _ => "application/octet-stream",
-    }
-}
-
-/// One `-F` part: its headers and content.
-fn part(arg: &str) -> Result<(String, Vec<u8>), String> {
+/// One `-F` part (RFC 7578): `name=text[;type=T]`, `name=<file` (its text), or
+/// `name=@file[;type=T][;filename=N]` (a file part, streamed).
+fn part(arg: &str) -> Result<FormPart, String> {
     let (name, spec) = arg
         .split_once('=')
         .ok_or_else(|| format!("-F wants name=content, got {arg:?}"))?;
-    let quoted = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut head = format!("Content-Disposition: form-data; name=\"{}\"", quoted(name));
+    let name = name.to_string();
     if let Some(rest) = spec.strip_prefix('@') {
         let mut fields = rest.split(';');
         let path = fields.next().unwrap_or_default();
@@ -155,57 +135,28 @@ fn part(arg: &str) -> Result<(String, Vec<u8>), String> {
                 }
             }
         }
-        let bytes = std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?;
-        head.push_str(&format!(
-            "; filename=\"{}\"\r\nContent-Type: {ctype}",
-            quoted(&filename)
-        ));
-        return Ok((head, bytes));
+        std::fs::File::open(path).map_err(|e| format!("reading {path}: {e}"))?;
+        return Ok(FormPart {
+            name,
+            content: Piece::File(path.into()),
+            file: Some((filename, ctype)),
+            content_type: None,
+        });
     }
     let (value, ctype) = match spec.split_once(";type=") {
-        Some((v, t)) => (v, Some(t)),
+        Some((v, t)) => (v, Some(t.to_string())),
         None => (spec, None),
     };
     let bytes = match value.strip_prefix('<') {
         Some(path) => std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?,
         None => value.as_bytes().to_vec(),
     };
-    if let Some(t) = ctype {
-        head.push_str(&format!("\r\nContent-Type: {t}"));
-    }
-    Ok((head, bytes))
-}
-
-/// `-F` fields as a multipart/form-data body (RFC 7578).
-fn multipart(fields: &[String], boundary: &str) -> Result<Body, String> {
-    let mut bytes = Vec::new();
-    for f in fields {
-        let (head, content) = part(f)?;
-        bytes.extend_from_slice(format!("--{boundary}\r\n{head}\r\n\r\n").as_bytes());
-        bytes.extend_from_slice(&content);
-        bytes.extend_from_slice(b"\r\n");
-    }
-    bytes.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    Ok(Body {
-        bytes,
-        content_type: Some(format!("multipart/form-data; boundary={boundary}")),
+    Ok(FormPart {
+        name,
+        content: Piece::Bytes(bytes),
+        file: None,
+        content_type: ctype,
     })
-}
-
-/// A boundary no part is likely to hold: curl's shape, 24 dashes and 22 random characters.
-pub fn boundary() -> String {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()).rotate_left(32);
-    let mut out = "-".repeat(24);
-    for _ in 0..22 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        out.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(seed % 36) as usize] as char);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -225,18 +176,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("r.txt");
         std::fs::write(&f, b"hello").unwrap();
-        let (head, body) = part(&format!("doc=@{}", f.display())).unwrap();
-        assert_eq!(
-            head,
-            "Content-Disposition: form-data; name=\"doc\"; filename=\"r.txt\"\r\nContent-Type: text/plain"
-        );
-        assert_eq!(body, b"hello");
-        let (head, _) = part(&format!("doc=@{};type=a/b;filename=x.bin", f.display())).unwrap();
-        assert!(
-            head.ends_with("filename=\"x.bin\"\r\nContent-Type: a/b"),
-            "{head}"
-        );
-        assert_eq!(part(&format!("t=<{}", f.display())).unwrap().1, b"hello");
+        let p = part(&format!("doc=@{}", f.display())).unwrap();
+        assert_eq!(p.file, Some(("r.txt".into(), "text/plain".into())));
+        assert_eq!(p.content, Piece::File(f.clone()));
+        let p = part(&format!("doc=@{};type=a/b;filename=x.bin", f.display())).unwrap();
+        assert_eq!(p.file, Some(("x.bin".into(), "a/b".into())));
+        let p = part(&format!("t=<{}", f.display())).unwrap();
+        assert_eq!(p.content, Piece::Bytes(b"hello".to_vec()));
         assert!(part("novalue").is_err());
         assert!(part("f=@/nonexistent/file").is_err());
     }

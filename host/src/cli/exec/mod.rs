@@ -18,7 +18,12 @@ use answer::{answered, failed};
 use request::{request_of, tls_of};
 
 pub async fn exec(args: ExecArgs) -> ExitCode {
-    let request::Req { call, url, params } = match request_of(&args) {
+    let request::Req {
+        call,
+        url,
+        params,
+        upload,
+    } = match request_of(&args) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -53,7 +58,10 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     {
         return fatal(&e);
     }
-    let result = inst.execute(&action).await;
+    let result = match upload {
+        Some(body) => inst.execute_with_body(&action, body).await,
+        None => inst.execute(&action).await,
+    };
     let code = match result {
         Ok(Ok(o)) => {
             let tls = inst.tls_last.lock().ok().and_then(|l| l.clone());

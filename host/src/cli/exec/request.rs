@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
-use super::{ExecArgs, body};
+use super::ExecArgs;
+use super::body as flags_body;
 use crate::cli::finish::usage;
+use crate::runtime::body;
 use crate::runtime::exec as x;
 use base64::Engine as _;
 
@@ -13,6 +15,8 @@ pub(super) struct Req {
     pub call: x::HttpMethod,
     pub url: String,
     pub params: serde_json::Value,
+    /// A body with files in it, streamed as it is sent.
+    pub upload: Option<crate::runtime::body::Opened>,
 }
 
 /// The method the flags ask for: `-X`, or as curl picks it (`-I` HEAD, `-T` PUT, `-G` GET, a
@@ -56,10 +60,10 @@ fn url_of(args: &ExecArgs, url: &str) -> Result<String, String> {
         && url.ends_with('/')
         && let Some(name) = path.file_name()
     {
-        url.push_str(&body::urlencode(name.to_string_lossy().as_bytes()).replace('+', "%20"));
+        url.push_str(&flags_body::urlencode(name.to_string_lossy().as_bytes()).replace('+', "%20"));
     }
     if args.get
-        && let Some(query) = body::data(args)?
+        && let Some(query) = flags_body::data(args)?
     {
         let query = String::from_utf8_lossy(&query);
         let (base, fragment) = match url.split_once('#') {
@@ -100,7 +104,7 @@ pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
         };
         headers.insert(k.trim().to_string(), v.trim().into());
     }
-    let body = body::body(args, &body::boundary()).map_err(|e| usage(&e))?;
+    let body = flags_body::body(args, &body::boundary()).map_err(|e| usage(&e))?;
     curl_headers(args, body.as_ref(), &mut headers);
     let mut params = serde_json::json!({ "url": url, "headers": headers });
     // Redirects are followed with -L only, as curl follows them.
@@ -109,13 +113,41 @@ pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
     } else {
         false.into()
     };
-    if let Some(b) = body {
-        params["body_base64"] = base64::engine::general_purpose::STANDARD
-            .encode(b.bytes)
-            .into();
-    }
+    let upload = match body.map(in_memory) {
+        Some(Ok(bytes)) => {
+            params["body_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(bytes)
+                .into();
+            None
+        }
+        // curl's 26: a file to send that cannot be read.
+        Some(Err(plan)) => Some(plan.open().map_err(|e| fail(26, &e))?),
+        None => None,
+    };
     connection_params(args, &mut params).map_err(|e| usage(&e))?;
-    Ok(Req { call, url, params })
+    Ok(Req {
+        call,
+        url,
+        params,
+        upload,
+    })
+}
+
+/// A body of bytes alone, joined; or the plan back when it has files.
+fn in_memory(plan: body::Plan) -> Result<Vec<u8>, body::Plan> {
+    let mut out = Vec::new();
+    for p in &plan.pieces {
+        match p {
+            body::Piece::Bytes(b) => out.extend_from_slice(b),
+            body::Piece::File(_) => return Err(plan),
+        }
+    }
+    Ok(out)
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("scheduler: ({code}) {message}");
+    ExitCode::from(code)
 }
 
 /// Where and how the connection is made, and how long it may take: the source address and
@@ -172,7 +204,7 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
 /// type, `--data-json`'s Accept (else curl's `*/*`) and `-b`'s cookie strings.
 fn curl_headers(
     args: &ExecArgs,
-    body: Option<&body::Body>,
+    body: Option<&body::Plan>,
     headers: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     let mut add = |name: &str, value: String| {

@@ -182,7 +182,8 @@ impl Scenario {
     /// Read the data files (relative to `dir`, the scenario's directory) and check that every
     /// `{{DATA_ID.COLUMN}}` the actions and edges read names a column; the problems.
     pub fn load_data(&mut self, dir: &Path) -> Vec<String> {
-        let mut problems = Vec::new();
+        self.dir = dir.to_path_buf();
+        let mut problems = self.check_upload_files(dir);
         let mut texts: Vec<String> = self.actions.iter().map(|a| a.with.to_string()).collect();
         for n in &self.nodes {
             for e in &n.edges {

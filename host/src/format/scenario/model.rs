@@ -464,6 +464,9 @@ pub struct Scenario {
     pub teardown: Vec<String>,
     /// Where each action and node is, by id (the first of a duplicated id).
     pub index: Index,
+    /// The scenario file's directory: where `body_file` and a form's files are (set by
+    /// `load_data`).
+    pub dir: std::path::PathBuf,
 }
 
 /// Actions and nodes by id: a pass looks one up at every step.

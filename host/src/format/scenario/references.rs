@@ -112,7 +112,7 @@ pub(super) fn check_with(
     let mut checked = serde_json::Map::new();
     for (k, v) in o {
         // `timeout` is the host's (checked above); it becomes `timeouts.total_ms`.
-        if k == "timeout" {
+        if k == "timeout" || super::UPLOAD_KEYS.contains(&k.as_str()) {
             continue;
         }
         let dynamic = v.as_str().is_some_and(|s| {

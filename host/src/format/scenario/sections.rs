@@ -194,6 +194,7 @@ pub(super) fn actions(
                 o.remove("dynamic_tasks");
             }
             let redirect_any_port = any_port(w, &mut with, &path);
+            upload::check_upload(w, &with, &path);
             let mut bad = Vec::new();
             template::check_json(&with, &join(&path, "with"), &mut bad);
             for (p, e) in bad {
