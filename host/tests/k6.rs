@@ -428,6 +428,7 @@ workflows:
     );
     let path = scenario_file(&dir, &s);
     let (json, metrics, result) = (dir.join("r.json"), dir.join("m.txt"), dir.join("r.result"));
+    let (csv, lines) = (dir.join("s.csv"), dir.join("s.jsonl"));
     let out = run(&[
         "run",
         path.to_str().unwrap(),
@@ -437,6 +438,10 @@ workflows:
         metrics.to_str().unwrap(),
         "--result",
         result.to_str().unwrap(),
+        "--out",
+        &format!("csv={}", csv.display()),
+        "--out",
+        &format!("json={}", lines.display()),
     ]);
     assert!(
         out.status.success(),
@@ -457,6 +462,28 @@ workflows:
         "{}",
         r["thresholds"]
     );
+    // The streams carry the tags: a CSV row per tag each second (its name in `tag`), and
+    // `tags` in each JSON interval; over the run they add up to by_tag.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut rows = text.lines();
+    assert!(rows.next().unwrap().ends_with(",users_active,tag"));
+    let mut by_tag: std::collections::BTreeMap<String, u64> = Default::default();
+    for row in rows {
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(cols.len(), 11, "{row}");
+        *by_tag.entry(cols[10].to_string()).or_default() += cols[1].parse::<u64>().unwrap();
+    }
+    assert_eq!(by_tag["group:api"], 4, "{text}");
+    assert_eq!(
+        (by_tag["group:static"], by_tag["kind:read"], by_tag[""]),
+        (2, 2, 6)
+    );
+    let mut api = 0;
+    for l in std::fs::read_to_string(&lines).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        api += v["tags"]["group:api"]["requests"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(api, 4);
     let m = std::fs::read_to_string(&metrics).unwrap();
     assert!(
         m.contains("action=\"one\",tenant=\"default-tenant\",group=\"api\",kind=\"read\""),

@@ -2247,22 +2247,21 @@ fn the_html_report_renders_in_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     let html = std::fs::read_to_string(&page).unwrap();
+    // The data inline (nothing can close its script element), uPlot and the drawing inline.
     for want in [
-        "<svg",
-        "Latency",
-        "Thresholds",
-        "p(95)&lt;5000",
-        "&lt;b&gt;&amp;amp;",
-        "by action",
-        "by tenant",
-        "Requests per source address",
-        "<rect",
+        "<script type=\"application/json\" id=\"data\">",
+        "p(95)\\u003c5000",
+        "\\u003cb\\u003e\\u0026amp;",
+        "uPlot v1.6.32",
+        "showReport()",
     ] {
         assert!(html.contains(want), "{want}");
     }
-    for banned in ["<script", "http://", "https://", "src="] {
-        let outside_svg_ns = html.replace("http://www.w3.org/2000/svg", "");
-        assert!(!outside_svg_ns.contains(banned), "self-contained: {banned}");
+    for banned in ["http://", "https://", "src=", "<b>&amp;"] {
+        assert!(
+            !html.contains(banned),
+            "self-contained and escaped: {banned}"
+        );
     }
     let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
         Command::new(c)
@@ -2279,25 +2278,28 @@ fn the_html_report_renders_in_chromium() {
         return;
     };
     let shot = dir.join("r.png");
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=900,1400",
-            &format!("--user-data-dir={}", dir.join("profile").display()),
-            &format!("--screenshot={}", shot.display()),
-            &format!("file://{}", page.display()),
-        ])
-        .output()
-        .unwrap();
+    let browse = |what: &str| {
+        Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--window-size=1100,3000",
+                &format!("--user-data-dir={}", dir.join("profile").display()),
+                what,
+                &format!("file://{}", page.display()),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = browse(&format!("--screenshot={}", shot.display()));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(
@@ -2308,6 +2310,25 @@ fn the_html_report_renders_in_chromium() {
         std::fs::metadata(&shot).unwrap().len() > 10_000,
         "a page was drawn"
     );
+    // What the script drew: the charts (canvas), with titles and legends, and the tables.
+    let out = browse("--dump-dom");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "Thresholds",
+        "p(95)&lt;5000",
+        "&lt;b&gt;&amp;amp;",
+        "by action",
+        "by tenant",
+        "Requests per source address",
+        "u-title\">Latency<",
+        "Latency histogram",
+        "Status codes",
+        "Configuration",
+        "<time",
+    ] {
+        assert!(dom.contains(want), "{want}: {dom}");
+    }
+    assert!(dom.matches("<canvas").count() >= 7, "charts: {dom}");
 }
 
 /// `--metrics-listen`: the metrics served while the run goes (users active, requests so far),

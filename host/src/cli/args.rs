@@ -230,6 +230,10 @@ pub struct RunArgs {
     /// Serve Prometheus metrics live during the run (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve a live dashboard during the run (k6's is at 127.0.0.1:5665): request rate,
+    /// errors, latency percentiles, users, per tenant and per source, each second.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<std::net::SocketAddr>,
     /// Write a self-contained HTML report with charts (no network fetches).
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,

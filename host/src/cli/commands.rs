@@ -113,6 +113,7 @@ fn options(out: &RunArgs) -> RunOptions {
         segment: None,
         out: out.out.clone(),
         metrics_listen: out.metrics_listen,
+        dashboard: out.dashboard,
         etcd: None,
         run_id: None,
     }
@@ -243,6 +244,7 @@ pub fn merge(
         out: Vec::new(),
         report,
         metrics_listen: None,
+        dashboard: None,
     };
     if let Err(code) = check_outputs(&out) {
         return code;

@@ -229,6 +229,12 @@ pub fn run(
             "--state-dir keeps one process's pools: with --workers, use --etcd (or neither)",
         ));
     }
+    if out.dashboard.is_some() || out.metrics_listen.is_some() {
+        return Some(usage(
+            "--dashboard and --metrics-listen show one process's figures: with --workers, \
+             each worker is a process (run one --segment per process to watch each)",
+        ));
+    }
     if let Err(code) = check_outputs(out) {
         return Some(code);
     }

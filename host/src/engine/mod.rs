@@ -23,9 +23,9 @@ use crate::results::verdict;
 use crate::runtime::{self, Instance, Policy, Runtime, error_kind, error_text, exec, pool};
 
 mod action;
+mod dashboard;
 mod finish;
 mod limits;
-mod metrics_http;
 mod pass;
 mod progress;
 mod setup;
@@ -37,6 +37,7 @@ mod streams;
 mod tasks;
 mod upload;
 mod user;
+mod web;
 
 use action::*;
 pub use action::{allow_proxy, allow_resolved, allow_url, target_of_url};
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub out: Vec<Out>,
     /// `--metrics-listen ADDR`: Prometheus metrics served live while the run goes.
     pub metrics_listen: Option<SocketAddr>,
+    /// `--dashboard ADDR`: the live dashboard served while the run goes.
+    pub dashboard: Option<SocketAddr>,
     /// `--etcd URL`: the pools are shared with the run's other processes through etcd.
     pub etcd: Option<crate::authority::EtcdOptions>,
     /// `--run-id`: with etcd, a threshold with `abort_on_fail` that one process crosses stops
@@ -121,6 +124,8 @@ struct Shared {
     setup_vars: std::sync::OnceLock<template::Vars>,
     /// Iterations taken so far of `lifetime.shared_iterations`.
     claimed: std::sync::atomic::AtomicU64,
+    /// `--dashboard`: what its page shows, fed each second.
+    board: Option<Arc<dashboard::Board>>,
 }
 
 impl Shared {
@@ -161,6 +166,10 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let metrics_done = Arc::new(AtomicBool::new(false));
     if let Some(addr) = opts.metrics_listen {
         tasks::serve_metrics(&shared, addr, &metrics_done)?;
+    }
+    if let (Some(addr), Some(board)) = (opts.dashboard, &shared.board) {
+        let bound = dashboard::serve(board.clone(), addr, metrics_done.clone())?;
+        eprintln!("dashboard: http://{bound}/");
     }
     let streams = Streams::open(&opts.out, shared.started_wall)?;
     let (interval_stop, intervals) = tasks::stream_intervals(&shared, streams);
@@ -253,6 +262,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let streamed = intervals
         .await
         .unwrap_or_else(|e| Err(format!("--out: the writer failed: {e}")));
+    if let Some(board) = &shared.board {
+        board.end();
+    }
     if let Some(t) = ticker {
         t.abort();
         if terminal {

@@ -91,6 +91,7 @@ pub(super) async fn start(
         live_pools: Mutex::new(Vec::new()),
         data_next,
         data_out: Mutex::new(BTreeSet::new()),
+        board: opts.dashboard.map(|_| Default::default()),
     });
     Ok((shared, signals))
 }

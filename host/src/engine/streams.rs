@@ -5,6 +5,11 @@ use super::*;
 
 /// The metrics of the run so far (what the report's metrics say at the end).
 pub(super) fn live_metrics(shared: &Shared) -> String {
+    live_report(shared).metrics()
+}
+
+/// The run so far as a report (its series aside).
+pub(super) fn live_report(shared: &Shared) -> Report {
     let mut c = Collected {
         rec: shared.collected().rec.clone(),
         ..Collected::default()
@@ -25,7 +30,8 @@ pub(super) fn live_metrics(shared: &Shared) -> String {
     r.dropped_iterations = shared.live.dropped.load(Ordering::Relaxed);
     r.checks = checks;
     r.declare(declared_actions(&shared.scenario));
-    r.metrics()
+    r.started_at = Some(shared.started_wall);
+    r
 }
 
 /// Serve `GET /metrics` (any path) on `listener` until the run ends; one connection at a time,
@@ -79,10 +85,7 @@ impl Streams {
                 .map_err(|e| format!("--out {}: {e}", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
             if !json {
-                let _ = writeln!(
-                    w,
-                    "t_s,requests,failed,rps,p50_ms,p90_ms,p95_ms,p99_ms,max_ms,users_active"
-                );
+                let _ = writeln!(w, "{CSV_HEADER}");
             }
             files.push((json, w, path.to_path_buf()));
         }
@@ -103,59 +106,128 @@ impl Streams {
 
     pub(super) fn write(&mut self, i: &Interval, secs: f64, errors: &[ErrorEvent], dropped: u64) {
         use std::io::Write;
-        let rps = if secs > 0.0 {
-            i.requests as f64 / secs
-        } else {
-            0.0
-        };
         let time =
             crate::results::report::rfc3339(self.started + Duration::from_secs_f64(i.t.max(0.0)));
         for (json, w, _) in &mut self.files {
-            if *json {
-                let line = serde_json::json!({
-                    "type": "interval", "time": time, "t_s": i.t, "requests": i.requests, "failed": i.failed,
-                    "rps": rps, "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p95_ms": i.p95_ms, "p99_ms": i.p99_ms,
-                    "max_ms": i.max_ms, "users_active": i.users_active,
-                });
-                let _ = writeln!(w, "{line}");
-                for e in errors {
-                    let line = serde_json::json!({
-                        "type": "error", "time": time, "t_s": i.t, "action": &*e.action, "tenant": &*e.tenant,
-                        "user": e.user, "source": &*e.source, "error": e.error,
-                    });
-                    let _ = writeln!(w, "{line}");
-                }
-                if dropped > 0 {
-                    let line = serde_json::json!({ "type": "errors_not_listed", "time": time, "t_s": i.t, "count": dropped });
-                    let _ = writeln!(w, "{line}");
-                }
+            let text = if *json {
+                json_lines(i, secs, &time, errors, dropped)
             } else {
-                let _ = writeln!(
-                    w,
-                    "{:.3},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{}",
-                    i.t,
-                    i.requests,
-                    i.failed,
-                    rps,
-                    i.p50_ms,
-                    i.p90_ms,
-                    i.p95_ms,
-                    i.p99_ms,
-                    i.max_ms,
-                    i.users_active
-                );
-            }
+                csv_rows(i, secs)
+            };
+            let _ = w.write_all(text.as_bytes());
             let _ = w.flush();
         }
     }
+}
+
+fn per_s(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+/// An interval's JSON lines: the interval (its tags' figures in `tags`), its errors.
+fn json_lines(i: &Interval, secs: f64, time: &str, errors: &[ErrorEvent], dropped: u64) -> String {
+    let tags: serde_json::Map<String, serde_json::Value> = i
+        .by_tag
+        .iter()
+        .map(|r| {
+            let v = serde_json::json!({
+                "requests": r.requests, "failed": r.failed, "rps": per_s(r.requests, secs),
+                "p50_ms": r.ms[0], "p90_ms": r.ms[1], "p95_ms": r.ms[2], "p99_ms": r.ms[3], "max_ms": r.ms[4],
+            });
+            (r.tag.clone(), v)
+        })
+        .collect();
+    let mut line = serde_json::json!({
+        "type": "interval", "time": time, "t_s": i.t, "requests": i.requests, "failed": i.failed,
+        "rps": per_s(i.requests, secs), "p50_ms": i.p50_ms, "p90_ms": i.p90_ms, "p95_ms": i.p95_ms,
+        "p99_ms": i.p99_ms, "max_ms": i.max_ms, "users_active": i.users_active,
+    });
+    if !tags.is_empty() {
+        line["tags"] = tags.into();
+    }
+    let mut out = format!("{line}\n");
+    for e in errors {
+        let line = serde_json::json!({
+            "type": "error", "time": time, "t_s": i.t, "action": &*e.action, "tenant": &*e.tenant,
+            "user": e.user, "source": &*e.source, "error": e.error,
+        });
+        out.push_str(&format!("{line}\n"));
+    }
+    if dropped > 0 {
+        let line = serde_json::json!({ "type": "errors_not_listed", "time": time, "t_s": i.t, "count": dropped });
+        out.push_str(&format!("{line}\n"));
+    }
+    out
+}
+
+/// The CSV header: an interval's row has an empty `tag`; each tag's row names it.
+pub(super) const CSV_HEADER: &str =
+    "t_s,requests,failed,rps,p50_ms,p90_ms,p95_ms,p99_ms,max_ms,users_active,tag";
+
+/// A CSV field, quoted when it must be (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// An interval's CSV rows: the whole, then a row per tag (`users_active` empty).
+fn csv_rows(i: &Interval, secs: f64) -> String {
+    let mut out = format!(
+        "{:.3},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},{},\n",
+        i.t,
+        i.requests,
+        i.failed,
+        per_s(i.requests, secs),
+        i.p50_ms,
+        i.p90_ms,
+        i.p95_ms,
+        i.p99_ms,
+        i.max_ms,
+        i.users_active
+    );
+    for r in &i.by_tag {
+        out.push_str(&format!(
+            "{:.3},{},{},{:.1},{:.3},{:.3},{:.3},{:.3},{:.3},,{}\n",
+            i.t,
+            r.requests,
+            r.failed,
+            per_s(r.requests, secs),
+            r.ms[0],
+            r.ms[1],
+            r.ms[2],
+            r.ms[3],
+            r.ms[4],
+            csv_field(&r.tag)
+        ));
+    }
+    out
+}
+
+/// Each tag of the scenario's actions and the actions that carry it.
+fn tag_index(sc: &crate::format::scenario::Scenario) -> crate::results::record::TagIndex {
+    let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for a in &sc.actions {
+        for (k, v) in &a.tags {
+            m.entry(format!("{k}:{v}")).or_default().push(a.id.clone());
+        }
+    }
+    m.into_iter().collect()
 }
 
 /// Take an interval from the collection, keep it for the report and stream it.
 pub(super) fn tick(shared: &Shared, streams: &mut Streams, last: &mut f64) {
     let t = shared.started.elapsed().as_secs_f64();
     let active = shared.live.active.load(Ordering::Relaxed);
-    let (interval, errors, dropped) = shared.collected().rec.take_interval(t, active);
+    let tags = tag_index(&shared.scenario);
+    let (interval, errors, dropped) = shared.collected().rec.take_interval(t, active, &tags);
     streams.write(&interval, t - *last, &errors, dropped);
+    if let Some(board) = &shared.board {
+        let points = crate::results::charts::points(std::slice::from_ref(&interval), *last);
+        board.push(points, crate::results::charts::data(&live_report(shared)));
+    }
     *last = t;
     shared
         .series

@@ -86,7 +86,14 @@ pub(super) fn serve_metrics(
     let (s, d) = (shared.clone(), done.clone());
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || metrics_http::serve(listener, s, d))
+        .spawn(move || {
+            let handler: super::web::Handler = Arc::new(move |mut conn, _, _| {
+                let body = super::streams::live_metrics(&s);
+                let ctype = "text/plain; version=0.0.4";
+                super::web::respond(&mut conn, "200 OK", ctype, body.as_bytes());
+            });
+            super::web::serve(listener, d, handler)
+        })
         .map_err(|e| format!("starting the metrics server: {e}"))?;
     let (s, d) = (shared.clone(), done.clone());
     tokio::spawn(async move {

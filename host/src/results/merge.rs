@@ -96,6 +96,7 @@ pub fn to_json(r: &Report) -> Value {
         "skipped": r.rec.skipped,
         "actions": r.actions.iter().map(|a| json!({ "id": a.id, "skip_reason": a.skip_reason, "tags": a.tags.iter().cloned().collect::<BTreeMap<_, _>>() })).collect::<Vec<_>>(),
         "user_sources": r.rec.user_sources,
+        "source_tenants": r.rec.source_tenants.iter().map(|(k, ts)| (k.to_string(), json!(ts.iter().map(|t| t.to_string()).collect::<Vec<_>>()))).collect::<serde_json::Map<_, _>>(),
         "checks": r.checks.iter().map(|c| json!({ "action": c.action, "name": c.name, "passes": c.pass, "fails": c.fail })).collect::<Vec<_>>(),
         "thresholds": r.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr })).collect::<Vec<_>>(),
         "identity": r.identity.json(),
@@ -130,6 +131,7 @@ fn add_series(into: &mut Vec<Interval>, v: &Value) {
                 users_active: 0,
                 by_action: Default::default(),
                 by_tenant: Default::default(),
+                by_tag: Default::default(),
             });
         }
         let i = &mut into[k];
@@ -256,6 +258,22 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
                 let ip = ip.as_str().unwrap_or_default().to_string();
                 if !mine.contains(&ip) {
                     mine.push(ip);
+                }
+            }
+        }
+        for (src, list) in v["source_tenants"].as_object().into_iter().flatten() {
+            let mine = rec
+                .source_tenants
+                .entry(Arc::from(src.as_str()))
+                .or_default();
+            for t in list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if !mine.iter().any(|m| &**m == t) {
+                    mine.push(Arc::from(t));
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! metrics (`report`), thresholds judged (`verdict`), the HTML page (`html`), result files and
 //! their merge (`merge`), and output files written whole (`output`).
 
+pub mod charts;
 pub mod html;
 pub mod identity;
 pub mod merge;

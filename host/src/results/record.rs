@@ -141,6 +141,8 @@ pub struct Recorder {
     pub skipped: BTreeMap<String, u64>,
     /// The source addresses each user sent from, in order of first use.
     pub user_sources: BTreeMap<u32, Vec<String>>,
+    /// The tenants each source address sent for (usually one; in order of first use).
+    pub source_tenants: HashMap<Arc<str>, Vec<Arc<str>>>,
     /// Per check (in scenario order over all actions): [passed, failed].
     pub checks: Vec<[u64; 2]>,
     /// What came in since the last interval was taken (`take_interval`), in all and per
@@ -205,7 +207,22 @@ pub struct Interval {
     /// Per action, then per tenant.
     pub by_action: Groups,
     pub by_tenant: Groups,
+    /// Per tag (`name:value`): the requests of the actions that carry it.
+    pub by_tag: Vec<TagRow>,
 }
+
+/// One tag's requests in an interval.
+#[derive(Debug, Clone)]
+pub struct TagRow {
+    pub tag: String,
+    pub requests: u64,
+    pub failed: u64,
+    /// p50, p90, p95, p99 and max (ms).
+    pub ms: [f64; 5],
+}
+
+/// Each tag (`name:value`) and the actions that carry it.
+pub type TagIndex = Vec<(String, Vec<String>)>;
 
 /// (name, requests, p90 ms) of each group in an interval.
 pub type Groups = Vec<(String, u64, f64)>;
@@ -224,6 +241,7 @@ impl Default for Recorder {
             not_sent: BTreeMap::new(),
             skipped: BTreeMap::new(),
             user_sources: BTreeMap::new(),
+            source_tenants: HashMap::new(),
             checks: Vec::new(),
             window: Stats::new(3),
             window_by_action: BTreeMap::new(),
@@ -236,8 +254,34 @@ impl Default for Recorder {
 
 impl Recorder {
     /// The interval ending now, and its errors; the window starts again.
-    pub fn take_interval(&mut self, t: f64, users_active: u64) -> (Interval, Vec<ErrorEvent>, u64) {
+    pub fn take_interval(
+        &mut self,
+        t: f64,
+        users_active: u64,
+        tags: &TagIndex,
+    ) -> (Interval, Vec<ErrorEvent>, u64) {
         let w = std::mem::replace(&mut self.window, Stats::new(3));
+        let by_tag = tags
+            .iter()
+            .filter_map(|(tag, actions)| {
+                let parts: Vec<&Stats> = actions
+                    .iter()
+                    .filter_map(|a| self.window_by_action.get(a))
+                    .collect();
+                Stats::sum(&parts).map(|s| TagRow {
+                    tag: tag.clone(),
+                    requests: s.count,
+                    failed: s.failed,
+                    ms: [0.5, 0.9, 0.95, 0.99]
+                        .map(|q| s.quantile_ms(q))
+                        .into_iter()
+                        .chain([s.max_ms()])
+                        .collect::<Vec<_>>()
+                        .try_into()
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
         let per = |m: BTreeMap<String, Stats>| -> Groups {
             m.into_iter()
                 .map(|(k, g)| {
@@ -263,6 +307,7 @@ impl Recorder {
                 users_active,
                 by_action,
                 by_tenant,
+                by_tag,
             },
             errors,
             dropped,
@@ -335,6 +380,14 @@ impl Recorder {
             .entry((s.action.clone(), s.tenant.clone()))
             .or_insert_with(|| Stats::new(3))
             .add(s);
+        match self.source_tenants.get_mut(&s.source) {
+            Some(ts) if ts.contains(&s.tenant) => {}
+            Some(ts) => ts.push(s.tenant.clone()),
+            None => {
+                self.source_tenants
+                    .insert(s.source.clone(), vec![s.tenant.clone()]);
+            }
+        }
         let v = self.user_sources.entry(s.user).or_default();
         if !v.iter().any(|x| **x == *s.source) {
             v.push(s.source.to_string());
