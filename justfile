@@ -11,8 +11,8 @@ default:
 build-all:
     cargo build --profile wasm --target wasm32-wasip2 --target-dir target/wasm-components \
         -p socket-component -p ip-pool-component -p http-actions-component \
-        -p tls-unsupported-component
-    for c in socket_component ip_pool_component http_actions_component tls_unsupported_component; do \
+        -p tls-unsupported-component -p http-server-component
+    for c in socket_component ip_pool_component http_actions_component tls_unsupported_component http_server_component; do \
         wasm-tools validate {{wasm}}/$c.wasm; \
         printf '%-28s %8d bytes  valid\n' "$c.wasm" "$(stat -c %s {{wasm}}/$c.wasm)"; \
     done
@@ -81,7 +81,7 @@ fmt:
 
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p socket-component -p ip-pool-component -p http-actions-component -p tls-unsupported-component -p ureq-guest -p wasi-http-guest -p bare-guest -- -D warnings
+    cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p socket-component -p ip-pool-component -p http-actions-component -p tls-unsupported-component -p http-server-component -p ureq-guest -p wasi-http-guest -p bare-guest -- -D warnings
     cargo clippy --target wasm32-wasip2 --target-dir target/wasm-components -p bare-guest --features via-socket -- -D warnings
 
 # Fuzz every target for longer than CI does (proptest on the stable toolchain; CI runs the

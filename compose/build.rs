@@ -28,6 +28,11 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
         "tls_unsupported_component",
         "TLS_UNSUPPORTED_COMPONENT",
     ),
+    (
+        "http-server-component",
+        "http_server_component",
+        "HTTP_SERVER_COMPONENT",
+    ),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -104,6 +109,11 @@ fn main() {
     let out = target_dir.join("scheduler-executor-portable.wasm");
     std::fs::write(&out, portable).expect("write scheduler-executor-portable.wasm");
     println!("cargo:rustc-env=EXECUTOR_PORTABLE_WASM={}", out.display());
+    let server = graph::compose_server(&read("socket_component"), &read("http_server_component"))
+        .unwrap_or_else(|e| panic!("composing scheduler-server.wasm: {e}"));
+    let out = target_dir.join("scheduler-server.wasm");
+    std::fs::write(&out, server).expect("write scheduler-server.wasm");
+    println!("cargo:rustc-env=SERVER_WASM={}", out.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     // The lock file (dependency versions) and the workspace manifest (`[profile.wasm]`).
     for file in ["Cargo.lock", "Cargo.toml"] {

@@ -116,6 +116,36 @@ fn compose(
     })
 }
 
+pub const HTTP_SERVER: &str = "scheduler:server/http-server@0.1.0";
+
+/// The server artifact: the http-server component with its own socket component inside;
+/// exports the server, imports only WASI.
+pub fn compose_server(socket: &[u8], http_server: &[u8]) -> Result<Vec<u8>, String> {
+    let mut graph = CompositionGraph::new();
+    let mut register = |name: &str, bytes: &[u8]| -> Result<_, String> {
+        let bytes = strip_custom_sections(bytes).map_err(|e| format!("{name}: {e}"))?;
+        let package = Package::from_bytes(name, None, bytes, graph.types_mut())
+            .map_err(|e| format!("{name}: {e:#}"))?;
+        graph
+            .register_package(package)
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let socket = register("scheduler:socket", socket)?;
+    let server = register("scheduler:http-server", http_server)?;
+    let socket_i = graph.instantiate(socket);
+    let server_i = graph.instantiate(server);
+    plug(&mut graph, socket_i, server_i, SOCKET, "socket")?;
+    let exported = graph
+        .alias_instance_export(server_i, HTTP_SERVER)
+        .map_err(|e| err("http-server export")(e.to_string()))?;
+    graph
+        .export(exported, HTTP_SERVER)
+        .map_err(|e| err("export http-server")(e.to_string()))?;
+    graph
+        .encode(EncodeOptions::default())
+        .map_err(|e| format!("encode: {e}"))
+}
+
 /// A component without its top-level custom sections (`component-name`, `producers`): names
 /// for debugging, a tenth of the artifact, and nothing the runtime needs. Sections are walked
 /// by their headers only (id, LEB128 size); everything else is copied byte for byte.

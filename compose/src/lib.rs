@@ -6,7 +6,8 @@ pub mod tls;
 mod tls_host;
 
 pub use graph::{
-    EXECUTOR, IP_POOL, SOCKET, WASI_TLS, compose_executor, compose_portable, strip_custom_sections,
+    EXECUTOR, HTTP_SERVER, IP_POOL, SOCKET, WASI_TLS, compose_executor, compose_portable,
+    compose_server, strip_custom_sections,
 };
 
 /// The socket component (`scheduler:core-libs/socket`), size-tuned release build (`[profile.wasm]`).
@@ -28,6 +29,16 @@ pub const EXECUTOR_ARTIFACT: &str = env!("EXECUTOR_WASM");
 /// The same for hosts without `wasi:tls` (jco on Node): `https://` is refused with
 /// `tls(unsupported)`, everything else works.
 pub const EXECUTOR_PORTABLE_ARTIFACT: &str = env!("EXECUTOR_PORTABLE_WASM");
+
+/// The http-server component (imports socket), size-tuned release build.
+pub const HTTP_SERVER_COMPONENT: &str = env!("HTTP_SERVER_COMPONENT_WASM");
+
+/// The composed server artifact: exports `scheduler:server/http-server`, imports only WASI
+/// (with `wasi:tls`, unused by a server).
+pub const SERVER_ARTIFACT: &str = env!("SERVER_WASM");
+
+/// The server artifact's bytes, built in.
+pub static SERVER_BYTES: &[u8] = include_bytes!(env!("SERVER_WASM"));
 
 /// The same artifact's bytes, built into whatever links this crate: a copied or installed
 /// `scheduler` needs no build tree.

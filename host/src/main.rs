@@ -110,6 +110,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Demo { short, out } => cli::commands::demo(&rt, short, &out),
+        Command::Serve { scenario, duration } => cli::serve::serve(&rt, &scenario, duration),
         Command::Exec(args) => rt.block_on(cli::exec::exec(*args)),
         Command::Merge {
             files,

@@ -45,7 +45,7 @@ wit_bindgen::generate!({
 
 use exports::scheduler::core_libs::socket::{
     AddressFamily, Exchange, Guest, GuestSocket, Protocol, ShutdownType, Socket, SocketAddress,
-    SocketError, SocketState, StateError, TlsError, TlsReason,
+    SocketBorrow, SocketError, SocketState, StateError, TlsError, TlsReason,
 };
 use wasi::tls::types::{ClientConnection, ClientHandshake};
 
@@ -85,6 +85,25 @@ impl Guest for Component {
             .iter()
             .map(|&ip| net_text::format_ip(ip))
             .collect())
+    }
+
+    fn wait_readable(
+        sockets: Vec<SocketBorrow<'_>>,
+        timeout_ms: u64,
+    ) -> Result<Vec<u32>, SocketError> {
+        let mut held = Vec::with_capacity(sockets.len());
+        for s in &sockets {
+            let r = s.get::<SocketResource>().0.try_borrow_mut().map_err(|_| {
+                SocketError::InvalidInput("wait-readable: a socket is listed twice".to_string())
+            })?;
+            held.push(r);
+        }
+        // Pollables are made for this wait and dropped before it returns (before any socket).
+        let mut pollables = Vec::with_capacity(held.len());
+        for s in held.iter_mut() {
+            pollables.push(s.readable_pollable()?);
+        }
+        wait::wait_any_of(&pollables, timeout_ms)
     }
 }
 
@@ -325,6 +344,21 @@ impl SocketResource {
 }
 
 impl Inner {
+    /// A pollable ready when the socket has something to read (or accept).
+    fn readable_pollable(&mut self) -> Result<Pollable, SocketError> {
+        match &mut self.io {
+            Io::Tcp(t) if self.state == SocketState::Listening => Ok(t.sock.subscribe()),
+            Io::Tcp(Tcp {
+                input: Some(input), ..
+            }) => Ok(input.subscribe()),
+            Io::Udp(Udp {
+                incoming: Some(inc),
+                ..
+            }) => Ok(inc.subscribe()),
+            _ => Err(state_error("wait-readable", self.state)),
+        }
+    }
+
     fn expect_state(&self, operation: &str, allowed: &[SocketState]) -> Result<(), SocketError> {
         if allowed.contains(&self.state) {
             Ok(())

@@ -96,3 +96,25 @@ pub fn wait_ready<T>(
         }
     }
 }
+
+/// Wait up to `ms` (0: no wait) for any of `pollables`: the indices of those ready.
+pub fn wait_any_of(pollables: &[Pollable], ms: u64) -> Result<alloc::vec::Vec<u32>, SocketError> {
+    let ready = |ps: &[Pollable]| -> alloc::vec::Vec<u32> {
+        ps.iter()
+            .enumerate()
+            .filter(|(_, p)| p.ready())
+            .map(|(i, _)| i as u32)
+            .collect()
+    };
+    let now = ready(pollables);
+    if !now.is_empty() || ms == 0 {
+        return Ok(now);
+    }
+    let timer = monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000));
+    let mut all: alloc::vec::Vec<&Pollable> = pollables.iter().collect();
+    all.push(&timer);
+    let _ = poll(&all);
+    drop(all);
+    drop(timer);
+    Ok(ready(pollables))
+}

@@ -66,6 +66,14 @@ pub enum Command {
         #[command(flatten)]
         out: RunArgs,
     },
+    /// Run a scenario's `servers:` (HTTP servers, each instance on its own address) until
+    /// Ctrl-C or SIGTERM; a file may hold servers alone.
+    Serve {
+        scenario: PathBuf,
+        /// Stop after this long (e.g. 30s) instead of waiting for a signal.
+        #[arg(long, value_name = "D", value_parser = parse_cli_duration)]
+        duration: Option<std::time::Duration>,
+    },
     /// Check a scenario file without running it.
     Validate {
         scenario: PathBuf,

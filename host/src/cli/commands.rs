@@ -19,12 +19,16 @@ pub fn validate(path: &Path, strict: bool) -> ExitCode {
     match load_checked(path, strict) {
         Ok(s) => {
             println!(
-                "{}: ok ({} pools, {} actions, {} nodes, {} users)",
+                "{}: ok ({} pools, {} actions, {} nodes, {} users{})",
                 path.display(),
                 s.pools.len(),
                 s.actions.len(),
                 s.nodes.len(),
-                s.total_users()
+                s.total_users(),
+                match s.servers.iter().map(|x| x.addresses.len()).sum::<usize>() {
+                    0 => String::new(),
+                    n => format!(", {n} server instances"),
+                }
             );
             ExitCode::SUCCESS
         }

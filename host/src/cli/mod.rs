@@ -5,5 +5,6 @@ pub mod args;
 pub mod commands;
 pub mod exec;
 pub mod finish;
+pub mod serve;
 pub mod target;
 pub mod workers;

@@ -229,13 +229,19 @@ impl Task<'_, '_> {
         };
         let ip = held.as_ref().map(|(b, _)| b.ip.as_str()).or(self.ip);
         let sample = run_action(st, inst, policy, ip, index, vars).await;
-        if let (Some(b), Some((_, from))) = (self.per_task, &held) {
-            // The address goes back: the instance may no longer bind it, and its kept-alive
-            // connections from it are closed (the next holder may be another user).
-            policy.pin(None);
-            inst.close_idle().await?;
-            shared.authority.release(from, b.own).await?;
-        }
+        // The address goes back: the instance may no longer bind it, and its kept-alive
+        // connections from it are closed (the next holder may be another user). A failure
+        // to give it back ends the user, after the request is recorded: it was made.
+        let released = match (self.per_task, &held) {
+            (Some(b), Some((_, from))) => {
+                policy.pin(None);
+                match inst.close_idle().await {
+                    Ok(()) => shared.authority.release(from, b.own).await,
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(()),
+        };
         shared.live.requests.fetch_add(1, Ordering::Relaxed);
         if !sample.ok {
             shared.live.errors.fetch_add(1, Ordering::Relaxed);
@@ -250,6 +256,7 @@ impl Task<'_, '_> {
             _ => None,
         };
         st.record(sample);
+        released?;
         unsendable.map_or(Ok(outcome), Err)
     }
 }

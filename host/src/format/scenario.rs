@@ -21,6 +21,7 @@ mod proxy;
 mod rates;
 mod references;
 mod sections;
+mod servers;
 mod think;
 mod tls;
 mod udp;
@@ -39,6 +40,7 @@ use proxy::scenario_proxy;
 use rates::*;
 use references::*;
 use sections::{actions, workbook, workflows};
+pub use servers::ServerSpec;
 pub use think::Think;
 use tls::*;
 use udp::*;
@@ -93,9 +95,8 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     parse_checked(text, false).map(|(s, _)| s)
 }
 
-/// Read a scenario: it and the warnings (unknown fields, ignored), or every problem (with the
-/// warnings after them). With `strict`, every warning is a problem.
-pub fn parse_checked(text: &str, strict: bool) -> Result<(Scenario, Vec<Problem>), Vec<Problem>> {
+/// The YAML of a scenario file, within the size and nesting limits.
+fn decode(text: &str) -> Result<Value, Vec<Problem>> {
     let doc = |message: String, line: Option<usize>| {
         vec![Problem {
             path: "(document)".into(),
@@ -116,29 +117,62 @@ pub fn parse_checked(text: &str, strict: bool) -> Result<(Scenario, Vec<Problem>
             Some(line),
         ));
     }
-    let root: Value = serde_yaml::from_str(text).map_err(|e| {
+    serde_yaml::from_str(text).map_err(|e| {
         vec![Problem {
             path: "(document)".into(),
             message: e.to_string(),
             line: e.location().map(|l| l.line()),
         }]
-    })?;
+    })
+}
+
+/// Walk `text` with `f`: what it read and the warnings, or every problem (with the warnings
+/// after them). With `strict`, every warning is a problem.
+fn checked<T>(
+    text: &str,
+    strict: bool,
+    f: impl FnOnce(&mut Walker, &Value) -> T,
+) -> Result<(T, Vec<Problem>), Vec<Problem>> {
+    let root = decode(text)?;
     let mut w = Walker {
         problems: Vec::new(),
         warnings: Vec::new(),
         strict,
     };
-    let scenario = walk(&mut w, &root);
+    let out = f(&mut w, &root);
     if strict {
         // `--strict`: whatever is worth a warning is a problem.
         w.problems.append(&mut w.warnings);
     }
     if w.problems.is_empty() {
-        Ok((scenario, w.warnings))
+        Ok((out, w.warnings))
     } else {
         w.problems.append(&mut w.warnings);
         Err(w.problems)
     }
+}
+
+/// Read a scenario: it and the warnings (unknown fields, ignored), or every problem (with the
+/// warnings after them). With `strict`, every warning is a problem.
+pub fn parse_checked(text: &str, strict: bool) -> Result<(Scenario, Vec<Problem>), Vec<Problem>> {
+    checked(text, strict, walk)
+}
+
+/// Read only a scenario's `servers` (and the pools they take addresses from), for `serve`: a
+/// file may hold servers alone.
+pub fn parse_servers(text: &str) -> Result<(Vec<ServerSpec>, Vec<Problem>), Vec<Problem>> {
+    checked(text, false, |w, root| {
+        let empty = serde_yaml::Mapping::new();
+        let top = w
+            .map(root, "", schema::fields::<schema::Scenario>())
+            .unwrap_or(&empty);
+        let (pools, _, _) = workbook(w, top);
+        let servers = servers::scenario_servers(w, get(top, "servers"), &pools);
+        if servers.is_empty() {
+            w.problem("servers", "no servers to serve");
+        }
+        servers
+    })
 }
 
 fn walk(w: &mut Walker, root: &Value) -> Scenario {
@@ -224,9 +258,11 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     }
     let tls = scenario_tls(w, get(top, "tls"));
     let proxy = scenario_proxy(w, get(top, "proxy"));
+    let servers = servers::scenario_servers(w, get(top, "servers"), &pools);
     let setup = once_actions(w, get(top, "setup"), "setup", &actions);
     let teardown = once_actions(w, get(top, "teardown"), "teardown", &actions);
     let sc = Scenario {
+        servers,
         dir: std::path::PathBuf::from("."),
         data,
         setup,

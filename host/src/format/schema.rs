@@ -90,6 +90,90 @@ pub struct Scenario {
     pub teardown: Option<Vec<Text>>,
     /// The original UDP scenarios' place for `load.user_resources`.
     pub user_resources: Option<UserResources>,
+    /// HTTP servers (the http-server component), each instance on its own address from a
+    /// pool: `scheduler serve` runs them.
+    pub servers: Option<Vec<Server>>,
+}
+
+/// An HTTP server: `instances` of it, each on the next address of `pool` (or on `address`).
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub id: String,
+    /// A pool of `workbook.ip_pools`: the instances take its first addresses.
+    pub pool: Option<String>,
+    /// One instance's address (in place of a pool).
+    pub address: Option<String>,
+    /// Default 1 (at most 1024).
+    pub instances: Option<u64>,
+    pub port: u64,
+    /// Tried in order; the first whose method and path match answers. None: 404 (405 when
+    /// the path has routes for other methods).
+    pub routes: Option<Vec<ServerRoute>>,
+    /// Applied to every answer, in order.
+    pub middleware: Option<Vec<ServerMiddleware>>,
+    pub limits: Option<ServerLimits>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerRoute {
+    /// GET, POST, ... (HEAD is answered by a GET route). Default: any.
+    pub method: Option<String>,
+    /// `/users/{id}` (a segment read as `{{path.id}}`), `/static/*` (the rest: `{{path.rest}}`).
+    pub path: String,
+    /// Default 200.
+    pub status: Option<u64>,
+    /// Templated as the body is.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Text with `{{path.NAME}}`, `{{query.NAME}}`, `{{header.NAME}}`, `{{server.address}}`,
+    /// `{{server.id}}`, `{{request.method}}`, `{{request.path}}`.
+    pub body: Option<Value>,
+    /// Answer with the request's own body and Content-Type.
+    pub echo: Option<bool>,
+    /// Answer this many milliseconds late (answers behind it on the connection wait too).
+    pub delay_ms: Option<u64>,
+}
+
+/// `{access_log: true}`, `{headers: {..}}` or `{fault: {latency_ms, error_share, status,
+/// reset_share}}`.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerMiddleware {
+    /// A line per request in `serve`'s output.
+    pub access_log: Option<bool>,
+    /// Added to every answer (templated).
+    pub headers: Option<BTreeMap<String, String>>,
+    pub fault: Option<ServerFault>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFault {
+    /// Added to every answer. Default 0.
+    pub latency_ms: Option<u64>,
+    /// The share (0 to 1) of answers replaced by `status`. Default 0.
+    pub error_share: Option<f64>,
+    /// Default 503.
+    pub status: Option<u64>,
+    /// The share of requests whose connection is dropped without an answer. Default 0.
+    pub reset_share: Option<f64>,
+}
+
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerLimits {
+    /// The request head at most, in bytes (more: 431). Default 16384.
+    pub max_head: Option<u64>,
+    /// A request body at most (more: 413). Default 16777216.
+    pub max_body: Option<u64>,
+    /// A request must be whole this long after its first byte (slow clients: 408). Default
+    /// 10000.
+    pub head_timeout_ms: Option<u64>,
+    /// An idle connection is closed after this long. Default 60000.
+    pub idle_timeout_ms: Option<u64>,
+    /// Connections at once; past it a new one is closed at once. Default 1024.
+    pub max_connections: Option<u64>,
 }
 
 #[derive(JsonSchema)]

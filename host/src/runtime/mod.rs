@@ -4,6 +4,7 @@
 pub mod arena;
 pub mod body;
 pub mod lookup;
+pub mod server;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -96,6 +97,8 @@ pub struct Policy {
     binds: Mutex<Binds>,
     /// Addresses allowed one by one (`exec --bind-ip`), while no pool binding is in force.
     allowed: Mutex<HashSet<IpAddr>>,
+    /// A server's: it may listen (on its pinned address) and accept.
+    listens: bool,
 }
 
 /// Which local addresses an instance may bind.
@@ -150,6 +153,15 @@ impl Policy {
         };
     }
 
+    /// A server's policy: it binds and listens on `ip` only, and connects nowhere.
+    pub fn server(ip: IpAddr) -> Policy {
+        Policy {
+            binds: Mutex::new(Binds::Pinned(ip)),
+            listens: true,
+            ..Policy::default()
+        }
+    }
+
     fn check(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
         match usage {
             SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => match &*lock(&self.binds) {
@@ -162,8 +174,11 @@ impl Policy {
             SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend | SocketAddrUse::UdpReceive => {
                 lock(&self.targets).contains(&addr) || lock(&self.hosts).contains(&addr.ip())
             }
-            // Actions are clients: no listening sockets.
-            SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+            // Actions are clients: no listening sockets; a server listens on its address.
+            SocketAddrUse::TcpListen => {
+                self.listens && matches!(&*lock(&self.binds), Binds::Pinned(ip) if *ip == addr.ip())
+            }
+            SocketAddrUse::TcpAccept => self.listens,
         }
     }
 }
@@ -174,6 +189,37 @@ const MEMORY_SLOT_DEFAULT: u64 = 4 * (6 << 30);
 const ADDRESS_BUDGET: u64 = 64 << 40;
 /// A memory's largest size (`compose::pooling_config`'s `max_memory_size`).
 const MAX_MEMORY: u64 = 512 << 20;
+
+/// WASI (its output streams' drops bounded), the host's `wasi:tls` and the policed name
+/// lookup: what every instance links.
+fn linker(engine: &Engine) -> Result<Linker<UserCtx>, String> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
+    compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
+    compose::tls::add_to_linker(&mut linker).map_err(fail("linking wasi:tls"))?;
+    crate::runtime::lookup::add_to_linker(&mut linker).map_err(fail("linking the name lookup"))?;
+    Ok(linker)
+}
+
+/// An instance's store: sockets checked against `policy`, TLS from `tls`.
+fn store(engine: &Engine, policy: Arc<Policy>, tls: InstanceTls) -> Store<UserCtx> {
+    let mut b = WasiCtxBuilder::new();
+    b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
+    let check = policy.clone();
+    b.socket_addr_check(move |addr, usage| {
+        let ok = check.check(addr, usage);
+        Box::pin(async move { ok })
+    });
+    Store::new(
+        engine,
+        UserCtx {
+            wasi: b.build(),
+            tls,
+            table: ResourceTable::new(),
+            policy,
+        },
+    )
+}
 
 pub struct Runtime {
     engine: Engine,
@@ -298,12 +344,7 @@ impl Runtime {
             None => Component::new(&engine, compose::EXECUTOR_BYTES)
                 .map_err(fail("loading the built-in artifact"))?,
         };
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
-        compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
-        compose::tls::add_to_linker(&mut linker).map_err(fail("linking wasi:tls"))?;
-        crate::runtime::lookup::add_to_linker(&mut linker)
-            .map_err(fail("linking the name lookup"))?;
+        let linker = linker(&engine)?;
         let pre = linker
             .instantiate_pre(&component)
             .map_err(fail("pre-instantiating"))?;
@@ -330,22 +371,7 @@ impl Runtime {
         tenant: Option<&str>,
     ) -> Result<Instance, String> {
         let (tls, tls_last) = self.tls.client(tenant).context();
-        let mut b = WasiCtxBuilder::new();
-        b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
-        let check = policy.clone();
-        b.socket_addr_check(move |addr, usage| {
-            let ok = check.check(addr, usage);
-            Box::pin(async move { ok })
-        });
-        let mut store = Store::new(
-            &self.engine,
-            UserCtx {
-                wasi: b.build(),
-                tls,
-                table: ResourceTable::new(),
-                policy,
-            },
-        );
+        let mut store = store(&self.engine, policy, tls);
         let instance = self
             .pre
             .instantiate_async(&mut store)

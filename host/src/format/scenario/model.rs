@@ -467,6 +467,8 @@ pub struct Scenario {
     /// The scenario file's directory: where `body_file` and a form's files are (set by
     /// `load_data`).
     pub dir: std::path::PathBuf,
+    /// `servers:`: HTTP servers (the http-server component), each instance on its own address.
+    pub servers: Vec<super::ServerSpec>,
 }
 
 /// Actions and nodes by id: a pass looks one up at every step.

@@ -1,0 +1,160 @@
+//! `servers:`: HTTP servers of the http-server component, each instance on its own address
+//! (`scheduler serve`): `[{id, pool | address, instances, port, routes, middleware, limits}]`.
+//! A server's routes, middleware and limits are checked as the component reads them.
+
+use super::*;
+
+/// One server: its id, its instances' addresses, its port, and the rest of its configuration
+/// as the component reads it (without `address`).
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    pub id: String,
+    pub addresses: Vec<std::net::IpAddr>,
+    /// `{id, port, routes, middleware, limits}`; `address` is put in per instance.
+    pub config: serde_json::Value,
+}
+
+impl ServerSpec {
+    /// The component's configuration for instance `i`.
+    pub fn config_for(&self, i: usize) -> String {
+        let mut c = self.config.clone();
+        c["address"] = self.addresses[i].to_string().into();
+        c.to_string()
+    }
+}
+
+/// The first `n` addresses of `pool`'s ranges.
+fn pool_addresses(pool: &PoolSpec, n: usize) -> Result<Vec<std::net::IpAddr>, String> {
+    let mut out = Vec::with_capacity(n);
+    for r in &pool.ranges {
+        let (first, last) = pools::check_cidr(r, pool.reserve_network_broadcast)?;
+        let mut k = first;
+        while k <= last && out.len() < n {
+            out.push(pools::key_ip(k));
+            k += 1;
+        }
+    }
+    if out.len() < n {
+        return Err(format!(
+            "pool {:?} has {} addresses, {n} instances asked for",
+            pool.id,
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+const FIELDS: &[&str] = &[
+    "id",
+    "pool",
+    "address",
+    "instances",
+    "port",
+    "routes",
+    "middleware",
+    "limits",
+];
+
+/// One server at `path`.
+fn server(w: &mut Walker, v: &Value, path: &str, pools: &[PoolSpec]) -> Option<ServerSpec> {
+    let m = w.map(v, path, FIELDS)?;
+    let id = w.string(get(m, "id"), &join(path, "id"), true)?;
+    let instances = match get(m, "instances").map(yaml_to_json) {
+        None => 1,
+        Some(n) => match n.as_u64().filter(|n| (1..=1024).contains(n)) {
+            Some(n) => n as usize,
+            None => {
+                w.problem(&join(path, "instances"), "a count from 1 to 1024");
+                return None;
+            }
+        },
+    };
+    let addresses = match (get(m, "pool"), get(m, "address")) {
+        (Some(p), None) => {
+            let p = w.string(Some(p), &join(path, "pool"), true)?;
+            let Some(pool) = pools.iter().find(|x| x.id == p) else {
+                w.problem(
+                    &join(path, "pool"),
+                    format!("no pool {p:?} in workbook.ip_pools"),
+                );
+                return None;
+            };
+            match pool_addresses(pool, instances) {
+                Ok(a) => a,
+                Err(e) => {
+                    w.problem(&join(path, "instances"), e);
+                    return None;
+                }
+            }
+        }
+        (None, Some(a)) => {
+            let a = w.string(Some(a), &join(path, "address"), true)?;
+            match a.parse::<std::net::IpAddr>() {
+                Ok(ip) if instances == 1 => vec![ip],
+                Ok(_) => {
+                    w.problem(
+                        &join(path, "instances"),
+                        "one address serves one instance: give a pool",
+                    );
+                    return None;
+                }
+                Err(_) => {
+                    w.problem(
+                        &join(path, "address"),
+                        format!("{a:?} is not an IP address"),
+                    );
+                    return None;
+                }
+            }
+        }
+        _ => {
+            w.problem(path, "give a pool (its first addresses) or an address");
+            return None;
+        }
+    };
+    let port = match get(m, "port").map(yaml_to_json).and_then(|p| p.as_u64()) {
+        Some(p) if (1..=65535).contains(&p) => p as u16,
+        _ => {
+            w.problem(&join(path, "port"), "required: a port from 1 to 65535");
+            return None;
+        }
+    };
+    let mut config = serde_json::json!({ "id": id, "port": port });
+    for k in ["routes", "middleware", "limits"] {
+        if let Some(x) = get(m, k) {
+            config[k] = yaml_to_json(x);
+        }
+    }
+    let spec = ServerSpec {
+        id,
+        addresses,
+        config,
+    };
+    if let Err(e) = http_server_core::Config::parse(&spec.config_for(0)) {
+        w.problem(path, e);
+        return None;
+    }
+    Some(spec)
+}
+
+/// `servers: [...]`.
+pub(super) fn scenario_servers(
+    w: &mut Walker,
+    v: Option<&Value>,
+    pools: &[PoolSpec],
+) -> Vec<ServerSpec> {
+    let mut out: Vec<ServerSpec> = Vec::new();
+    for (i, s) in w.list(v, "servers").iter().enumerate() {
+        let path = format!("servers[{i}]");
+        if let Some(spec) = server(w, s, &path, pools) {
+            if out.iter().any(|o| o.id == spec.id) {
+                w.problem(
+                    &join(&path, "id"),
+                    format!("duplicate server id {:?}", spec.id),
+                );
+            }
+            out.push(spec);
+        }
+    }
+    out
+}

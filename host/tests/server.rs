@@ -1,0 +1,343 @@
+//! `scheduler serve`: the http-server component's instances, each on its own address, against
+//! real clients (curl, Python's http.client and requests, wrk, the project's own executor
+//! through `exec`) and hostile ones (malformed heads, request smuggling shapes, a slowloris
+//! client), with the counts each instance prints checked against what was sent.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn servers(port: u16, pool: &str, extra: &str) -> String {
+    format!(
+        r#"
+workbook:
+  ip_pools: [ {{ id: backends, ranges: ["{pool}"] }} ]
+servers:
+  - id: api
+    pool: backends
+    instances: 2
+    port: {port}
+    routes:
+      - {{ method: GET, path: "/users/{{id}}", body: '{{"id": "{{{{path.id}}}}", "q": "{{{{query.q}}}}", "at": "{{{{server.address}}}}"}}', headers: {{ Content-Type: application/json }} }}
+      - {{ method: POST, path: /echo, echo: true }}
+      - {{ path: "/files/*", body: "rest={{{{path.rest}}}}" }}
+      - {{ path: /slow, delay_ms: 400 }}
+    middleware:
+      - {{ access_log: true }}
+      - {{ headers: {{ X-Served-By: "{{{{server.id}}}}" }} }}
+    limits: {{ head_timeout_ms: 1000, max_body: 100000 }}
+{extra}
+"#
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `serve` started, and the URLs it printed (in instance order).
+fn start(dir: &std::path::Path, text: &str, secs: u32) -> (Child, Vec<String>) {
+    let path = scenario_file(dir, text);
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            path.to_str().unwrap(),
+            "--duration",
+            &format!("{secs}s"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 256];
+    while seen.lines().filter(|l| l.contains(" http://")).count() < 2 {
+        assert!(Instant::now() < deadline, "no URLs: {seen}");
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "serve ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    child.stdout = Some(out);
+    let mut urls: Vec<(String, String)> = seen
+        .lines()
+        .filter_map(|l| l.split_once(" http://"))
+        .map(|(n, u)| (n.to_string(), format!("http://{u}")))
+        .collect();
+    urls.sort();
+    (child, urls.into_iter().map(|(_, u)| u).collect())
+}
+
+/// One raw exchange: `bytes` sent, everything read until the server closes or 5 s pass.
+fn raw(addr: &str, bytes: &[u8]) -> String {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(bytes).unwrap();
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn host_port(url: &str) -> &str {
+    url.trim_start_matches("http://")
+}
+
+fn require(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() || !o.stdout.is_empty() || !o.stderr.is_empty());
+    if !ok {
+        assert!(
+            std::env::var_os("REQUIRE_CLIENTS").is_none(),
+            "{tool} is required"
+        );
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    ok
+}
+
+#[test]
+fn instances_answer_real_clients_from_their_own_addresses() {
+    let dir = tmp("serve-clients");
+    let port = free_port();
+    let (child, urls) = start(&dir, &servers(port, "127.0.91.0/30", ""), 8);
+    assert_eq!(
+        urls,
+        [
+            format!("http://127.0.91.0:{port}"),
+            format!("http://127.0.91.1:{port}")
+        ]
+    );
+    let a = host_port(&urls[0]).to_string();
+    let mut sent = 0;
+    // Pipelined on one connection: each in order, HEAD without a body, then close.
+    let text = raw(
+        &a,
+        b"GET /users/7?q=a+b HTTP/1.1\r\nHost: x\r\n\r\nHEAD /users/8 HTTP/1.1\r\nHost: x\r\n\r\nGET /files/a/b.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    sent += 3;
+    let parts: Vec<&str> = text.split("HTTP/1.1 200 OK").collect();
+    assert_eq!(parts.len(), 4, "{text}");
+    assert!(parts[1].contains(&format!(
+        r#"{{"id": "7", "q": "a b", "at": "127.0.91.0:{port}"}}"#
+    )));
+    assert!(parts[1].contains("X-Served-By: api\r\n") && parts[1].contains("Date: "));
+    assert!(
+        parts[2].ends_with("\r\n\r\n"),
+        "HEAD has no body: {:?}",
+        parts[2]
+    );
+    assert!(parts[3].contains("Connection: close") && parts[3].ends_with("rest=a/b.css"));
+    // Python's http.client: keep-alive, a chunked upload echoed, 404 and 405.
+    let py = format!(
+        r#"
+import http.client
+c = http.client.HTTPConnection("127.0.91.1", {port})
+c.request("POST", "/echo", body=iter([b"he", b"llo"]), headers={{"Content-Type": "text/x"}}, encode_chunked=True)
+r = c.getresponse(); b = r.read(); assert (r.status, b, r.getheader("Content-Type")) == (200, b"hello", "text/x"), (r.status, b)
+c.request("GET", "/nope"); r = c.getresponse(); r.read(); assert r.status == 404
+c.request("DELETE", "/users/1"); r = c.getresponse(); r.read(); assert r.status == 405 and r.getheader("Allow") == "GET"
+import requests
+s = requests.Session()
+for i in range(5):
+    r = s.get("http://127.0.91.1:{port}/users/%d" % i); assert r.json()["id"] == str(i), r.text
+print("ok")
+"#
+    );
+    let out = Command::new("python3").args(["-c", &py]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sent += 8;
+    // curl, and the project's own executor.
+    if require("curl") {
+        let out = Command::new("curl")
+            .args(["-s", "-d", "x=1", &format!("{}/echo", urls[0])])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"x=1");
+        sent += 1;
+    }
+    let out = run(&[
+        "exec",
+        &format!("{}/users/99", urls[1]),
+        "--bind-ip",
+        "127.0.91.3",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(r#""id": "99""#),
+        "{out:?}"
+    );
+    sent += 1;
+    // wrk: keep-alive load, every answer a 200.
+    let mut wrk_requests = 0;
+    if require("wrk") {
+        let out = Command::new("wrk")
+            .args(["-t1", "-c4", "-d1s", &format!("{}/users/1", urls[0])])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("Non-2xx"), "{text}");
+        wrk_requests = text
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap();
+        assert!(wrk_requests > 50, "{text}");
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The access log names each client's address; the counts add up to what was sent.
+    assert!(
+        text.contains("api[1] 127.0.91.3:"),
+        "the executor's source address: {text}"
+    );
+    let total: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("api[") && l.contains(" http://"))
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    // wrk counts answers it got; the server may have answered a few more as wrk stopped.
+    assert!(
+        total >= sent + wrk_requests && total <= sent + wrk_requests + 8,
+        "{total} vs {sent}+{wrk_requests}: {text}"
+    );
+}
+
+#[test]
+fn hostile_clients_are_refused_and_slow_ones_cut_off() {
+    let dir = tmp("serve-hostile");
+    let port = free_port();
+    let (child, urls) = start(&dir, &servers(port, "127.0.92.0/30", ""), 8);
+    let a = host_port(&urls[0]).to_string();
+    let refused = |req: &[u8], status: &str| {
+        let text = raw(&a, req);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{status}: {text}"
+        );
+        assert!(text.contains("Connection: close"), "{text}");
+    };
+    // Request smuggling shapes: the request is refused and the connection closed, so nothing
+    // after it is read as a request.
+    refused(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /users/1 HTTP/1.1\r\nHost: x\r\n\r\n", "400");
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        "400",
+    );
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "501",
+    );
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n",
+        "400",
+    );
+    // Malformed heads, a missing Host, an absolute target, limits.
+    refused(b"GET /users/1 HTTP/1.1\r\nBad Header\r\n\r\n", "400");
+    refused(b"GET /users/1 HTTP/1.1\r\n\r\n", "400");
+    refused(b"\x00\x01\x02 / HTTP/1.1\r\n\r\n", "400");
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 20_000));
+    refused(&big, "431");
+    refused(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n",
+        "413",
+    );
+    // A slowloris client: a byte every 200 ms never finishes its head; it gets 408 after
+    // the 1 s limit, and another client is served meanwhile.
+    let start = Instant::now();
+    let mut slow = TcpStream::connect(&a).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut got = Vec::new();
+    for b in b"GET /users/1 HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa" {
+        if slow.write_all(&[*b]).is_err() {
+            break;
+        }
+        let served = raw(
+            &a,
+            b"GET /users/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+        let mut buf = [0u8; 512];
+        if let Ok(n) = slow.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+            if n == 0 || got.ends_with(b"too long\n") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the slow client was not cut off"
+        );
+    }
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for status in ["400: 6", "408: 1", "413: 1", "431: 1", "501: 1"] {
+        assert!(text.contains(status), "{status}: {text}");
+    }
+}
+
+#[test]
+fn bad_server_configs_are_problems() {
+    let dir = tmp("serve-bad");
+    let check = |extra: &str, replace: (&str, &str), want: &str| {
+        let text = servers(1, "127.0.93.0/30", extra).replace(replace.0, replace.1);
+        let path = scenario_file(&dir, &text);
+        let out = run(&["serve", path.to_str().unwrap(), "--duration", "1s"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+    };
+    check(
+        "",
+        ("instances: 2", "instances: 9"),
+        "servers[0].instances: pool \"backends\" has 4 addresses, 9 instances asked for",
+    );
+    check("", ("path: /echo", "path: echo"), "routes[1].path");
+    check(
+        "",
+        ("pool: backends", "pool: other"),
+        "servers[0].pool: no pool \"other\"",
+    );
+    check(
+        "",
+        ("{ access_log: true }", "{ logs: true }"),
+        "middleware[0]: expected access_log, headers or fault",
+    );
+    check(
+        "  - { id: api, address: 127.0.93.9, port: 1 }",
+        ("", ""),
+        "duplicate server id \"api\"",
+    );
+}
