@@ -341,3 +341,70 @@ fn bad_server_configs_are_problems() {
         "duplicate server id \"api\"",
     );
 }
+
+/// `servers:` in a run: the instances listen before the users start and stop after them;
+/// `{{api.url}}` takes each user to an instance in turn, and the report's counts per
+/// instance are the users' requests.
+#[test]
+fn a_run_starts_its_servers_and_users_reach_them_in_turn() {
+    let dir = tmp("serve-run");
+    let port = free_port();
+    let text = format!(
+        r#"
+version: "1.0"
+name: with-servers
+workbook:
+  ip_pools:
+    - {{ id: users, ranges: ["127.0.96.0/29"] }}
+    - {{ id: backends, ranges: ["127.0.97.0/30"] }}
+servers:
+  - id: api
+    pool: backends
+    instances: 2
+    port: {port}
+    routes:
+      - {{ method: GET, path: "/hello/{{name}}", body: "hi {{{{path.name}}}} from {{{{server.address}}}}" }}
+load:
+  ramp_up: {{ phases: [ {{ spawn_users: 4 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 3 }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: users }} }}
+actions:
+  actions:
+    - id: hello
+      call: get
+      with: {{ url: "{{{{api.url}}}}/hello/u{{{{user.id}}}}" }}
+      export: [ {{ name: said, type: content }} ]
+      checks: [ {{ name: from-server, body_contains: "hi u" }} ]
+workflows:
+  nodes:
+    - {{ id: a, action: hello, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#
+    );
+    let (out, r) = report(&dir, &text);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["totals"]["requests"], 12, "{r}");
+    assert_eq!(r["checks"][0]["passes"], 12, "{}", r["checks"]);
+    let s = &r["servers"];
+    for (i, name) in ["api[0]", "api[1]"].iter().enumerate() {
+        assert_eq!(s[name]["url"], format!("http://127.0.97.{i}:{port}"), "{s}");
+        assert_eq!(
+            s[name]["requests"], 6,
+            "users 1 and 3 on api[0], 2 and 4 on api[1]: {s}"
+        );
+        assert_eq!(s[name]["statuses"]["200"], 6);
+    }
+    // An undeclared server field is a problem; a template naming no server's field a warning.
+    let bad = text.replace("{{api.url}}/hello", "{{api.nope}}/hello");
+    let path = scenario_file(&dir, &bad);
+    let out = run(&["validate", path.to_str().unwrap(), "--strict"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("\"api\" has no \"nope\" (it has: address, port, url)"),
+        "{out:?}"
+    );
+}

@@ -28,6 +28,7 @@ mod finish;
 mod limits;
 mod pass;
 mod progress;
+pub mod servers;
 mod setup;
 mod shards;
 mod signals;
@@ -177,6 +178,12 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     let ticker = opts.progress.then(|| tasks::progress(&shared, terminal));
 
     let sc = &shared.scenario;
+    // The scenario's servers listen before anything is sent to them (in segment 0 only: the
+    // other segments' users reach them there).
+    let mut running = match sc.servers.is_empty() || opts.segment.is_some_and(|(i, _)| i != 0) {
+        true => None,
+        false => Some(servers::start(&sc.servers, |s| eprintln!("server {s}"), |_, _| {}).await?),
+    };
     // setup: before any user; a failure stops the run before it starts.
     let mut once_errors = Vec::new();
     if !sc.setup.is_empty() {
@@ -256,6 +263,11 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
             once_errors.push(e);
         }
     }
+    // The servers stop after the last request to them.
+    let served = match running.as_mut() {
+        Some(r) => r.finish().await.iter().map(|e| e.served()).collect(),
+        None => Vec::new(),
+    };
     metrics_done.store(true, Ordering::SeqCst);
     // The last interval, up to now.
     let _ = interval_stop.send(());
@@ -273,7 +285,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         }
     }
     let interrupted = interrupted.load(Ordering::SeqCst);
-    finish::report(&shared, &opts, (once_errors, streamed), interrupted).await
+    let mut report = finish::report(&shared, &opts, (once_errors, streamed), interrupted).await?;
+    report.servers = served;
+    Ok(report)
 }
 
 /// The scenario's actions for the report, each skipped one with the names that make it so.

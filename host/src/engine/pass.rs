@@ -123,6 +123,9 @@ pub(super) fn pass_vars(st: &UserState<'_>, ip: Option<&str>, iteration: u32) ->
     for r in &sc.resources {
         vars.insert(r.id.clone(), r.properties.clone().into_iter().collect());
     }
+    for s in &sc.servers {
+        vars.insert(s.id.clone(), s.vars_for(st.user).into_iter().collect());
+    }
     let u = vars.entry("user".into()).or_default();
     u.insert("id".into(), st.user.to_string());
     u.insert("tenant".into(), st.tenant.to_string());

@@ -237,7 +237,8 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         .and_then(Value::as_mapping)
         .map(|wb| data::data_sources(w, wb))
         .unwrap_or_default();
-    let (undeclared, read) = check_references(w, (&resources, &data), &actions, &nodes);
+    let servers = servers::scenario_servers(w, get(top, "servers"), &pools);
+    let (undeclared, read) = check_references(w, (&resources, &data, &servers), &actions, &nodes);
     judge_cycles(w, cycles, &read);
     let mut thresholds = thresholds(w, get(top, "thresholds"));
     // A tag filter names the actions that carry the tag.
@@ -258,7 +259,6 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     }
     let tls = scenario_tls(w, get(top, "tls"));
     let proxy = scenario_proxy(w, get(top, "proxy"));
-    let servers = servers::scenario_servers(w, get(top, "servers"), &pools);
     let setup = once_actions(w, get(top, "setup"), "setup", &actions);
     let teardown = once_actions(w, get(top, "teardown"), "teardown", &actions);
     let sc = Scenario {

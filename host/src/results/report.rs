@@ -27,6 +27,19 @@ pub struct PoolState {
     pub available: String,
 }
 
+/// What a server instance of the run (`servers:`) answered.
+#[derive(Debug, Clone, Default)]
+pub struct ServerServed {
+    pub name: String,
+    pub url: String,
+    pub connections: u64,
+    pub requests: u64,
+    pub statuses: Vec<(u16, u64)>,
+    pub resets: u64,
+    /// Why it stopped serving, if it failed.
+    pub error: Option<String>,
+}
+
 #[derive(Default)]
 pub struct Collected {
     pub rec: Recorder,
@@ -105,6 +118,8 @@ pub struct Report {
     pub pools: Vec<PoolState>,
     /// The demo target's own count of requests per source address.
     pub target_counts: Option<BTreeMap<String, u64>>,
+    /// The run's server instances (`servers:`), by name.
+    pub servers: Vec<ServerServed>,
     pub interrupted: bool,
     pub run_errors: Vec<String>,
     /// The source addresses each user sent from, in order of first use.
@@ -180,6 +195,7 @@ impl Report {
             user_errors: c.user_errors,
             pools,
             target_counts: None,
+            servers: Vec::new(),
             interrupted,
             run_errors: c.run_errors,
             rec: c.rec,
@@ -380,6 +396,33 @@ impl Report {
                 "({SHOWN_SOURCES} busiest and {SHOWN_SOURCES} slowest by p99 shown, in address order; {left_out} more in the JSON report)"
             );
         }
+        if !self.servers.is_empty() {
+            let _ = writeln!(s, "\nservers (what each instance answered):");
+            for x in &self.servers {
+                let statuses: Vec<String> = x
+                    .statuses
+                    .iter()
+                    .map(|(c, n)| format!("{c}: {n}"))
+                    .collect();
+                let _ = match &x.error {
+                    Some(e) => writeln!(s, "  {} {}: failed: {e}", x.name, x.url),
+                    None => writeln!(
+                        s,
+                        "  {} {}: {} requests on {} connections ({}){}",
+                        x.name,
+                        x.url,
+                        x.requests,
+                        x.connections,
+                        statuses.join(", "),
+                        if x.resets > 0 {
+                            format!(", {} reset", x.resets)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                };
+            }
+        }
         if !self.errors.is_empty() {
             let _ = writeln!(s, "\nerrors:");
             for (k, n) in &self.errors {
@@ -548,6 +591,11 @@ impl Report {
             "user_errors": self.user_errors.iter().map(|e| json!({ "user": e.user, "tenant": e.tenant, "error": e.error })).collect::<Vec<_>>(),
             "pools": self.pools.iter().map(|p| json!({ "id": p.id, "name": p.name, "total": p.total, "allocated": p.allocated, "available": p.available })).collect::<Vec<_>>(),
             "target_counts": self.target_counts,
+            "servers": self.servers.iter().map(|s| (s.name.clone(), json!({
+                "url": s.url, "connections": s.connections, "requests": s.requests,
+                "statuses": s.statuses.iter().map(|(c, n)| (c.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                "resets": s.resets, "error": s.error,
+            }))).collect::<serde_json::Map<_, _>>(),
             "user_sources": self.user_sources,
         })
     }

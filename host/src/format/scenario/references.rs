@@ -147,7 +147,7 @@ pub(super) fn check_with(
 /// warning too.
 pub(super) fn check_references(
     w: &mut Walker,
-    (resources, data): (&[Resource], &[super::DataSource]),
+    (resources, data, servers): (&[Resource], &[super::DataSource], &[super::ServerSpec]),
     actions: &[Action],
     nodes: &[Node],
 ) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -156,6 +156,10 @@ pub(super) fn check_references(
     scopes.insert("tenant", ["id"].into());
     for r in resources {
         scopes.insert(&r.id, r.properties.keys().map(String::as_str).collect());
+    }
+    // A server: one of its instances' URL, address and port (`{{api.url}}`).
+    for s in servers {
+        scopes.insert(&s.id, ["url", "address", "port"].into());
     }
     // A data file's columns are known once it is read (`Scenario::load_data` checks them).
     for d in data {

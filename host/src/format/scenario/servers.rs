@@ -15,6 +15,28 @@ pub struct ServerSpec {
 }
 
 impl ServerSpec {
+    /// The port every instance listens on.
+    pub fn port(&self) -> u16 {
+        self.config["port"].as_u64().unwrap_or(0) as u16
+    }
+
+    /// What `{{ID.url}}`, `{{ID.address}}` and `{{ID.port}}` give user `user` (from 1): the
+    /// instances taken in turn.
+    pub fn vars_for(&self, user: u32) -> std::collections::HashMap<String, String> {
+        let ip = self.addresses[(user.saturating_sub(1) as usize) % self.addresses.len()];
+        let port = self.port();
+        let url = match ip {
+            std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+            std::net::IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+        };
+        [
+            ("url".to_string(), url),
+            ("address".to_string(), ip.to_string()),
+            ("port".to_string(), port.to_string()),
+        ]
+        .into()
+    }
+
     /// The component's configuration for instance `i`.
     pub fn config_for(&self, i: usize) -> String {
         let mut c = self.config.clone();
