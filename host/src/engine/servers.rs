@@ -46,6 +46,13 @@ pub struct Running {
     tasks: tokio::task::JoinSet<ServerEnd>,
 }
 
+/// Where an instance says it listens (its name and URL), or why it cannot; and what prints an
+/// access-log line (the instance's name, the line).
+type Reports = (
+    tokio::sync::mpsc::Sender<Result<String, String>>,
+    fn(&str, &str),
+);
+
 /// Run instance `i` of `spec` until `stop`; `started` gets its URL once it listens, or the
 /// error that kept it from it; `line` each access-log line.
 async fn instance(
@@ -53,10 +60,7 @@ async fn instance(
     spec: Arc<ServerSpec>,
     i: usize,
     stop: Arc<AtomicBool>,
-    (started, line): (
-        tokio::sync::mpsc::Sender<Result<String, String>>,
-        fn(&str, &str),
-    ),
+    (started, line): Reports,
 ) -> ServerEnd {
     let name = format!("{}[{i}]", spec.id);
     let end = |url: &str, served| ServerEnd {
