@@ -24,6 +24,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+#[path = "rows/server_row.rs"]
+mod server_row;
+
 struct Stat {
     median: f64,
     min: f64,
@@ -1096,6 +1099,11 @@ fn main() {
     }
     if want("gzip") {
         gzip(&mut t, quick, reps);
+    }
+    if want("server")
+        && let Some(ng) = nginx()
+    {
+        server_row::server(&mut t, quick, reps, &ng);
     }
     if want("artifact") {
         artifact(&mut t, quick, reps);
