@@ -158,32 +158,48 @@ impl Shared {
 /// The error of a request cut off when the run stopped.
 pub const INTERRUPTED: &str = "interrupted";
 
+/// `--metrics-listen` and `--dashboard`, served until the flag returned is set.
+fn serve_live(shared: &Arc<Shared>, opts: &RunOptions) -> Result<Arc<AtomicBool>, String> {
+    let done = Arc::new(AtomicBool::new(false));
+    if let Some(addr) = opts.metrics_listen {
+        tasks::serve_metrics(shared, addr, &done)?;
+    }
+    if let (Some(addr), Some(board)) = (opts.dashboard, &shared.board) {
+        let bound = dashboard::serve(board.clone(), addr, done.clone())?;
+        eprintln!("dashboard: http://{bound}/");
+    }
+    Ok(done)
+}
+
+/// The scenario's servers, listening before anything is sent to them (in segment 0 only: the
+/// other segments' users reach them there).
+async fn start_servers(
+    sc: &Scenario,
+    opts: &RunOptions,
+) -> Result<Option<servers::Running>, String> {
+    if sc.servers.is_empty() || opts.segment.is_some_and(|(i, _)| i != 0) {
+        return Ok(None);
+    }
+    let announce = |s: &str| eprintln!("server {s}");
+    servers::start(&sc.servers, announce, |_, _| {})
+        .await
+        .map(Some)
+}
+
 pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String> {
     let (shared, signals) = start::start(scenario, &opts).await?;
     let interrupted = tasks::watch_signals(&shared, signals);
     if shared.watch_thresholds {
         tasks::watch_thresholds(&shared, &opts);
     }
-    let metrics_done = Arc::new(AtomicBool::new(false));
-    if let Some(addr) = opts.metrics_listen {
-        tasks::serve_metrics(&shared, addr, &metrics_done)?;
-    }
-    if let (Some(addr), Some(board)) = (opts.dashboard, &shared.board) {
-        let bound = dashboard::serve(board.clone(), addr, metrics_done.clone())?;
-        eprintln!("dashboard: http://{bound}/");
-    }
+    let metrics_done = serve_live(&shared, &opts)?;
     let streams = Streams::open(&opts.out, shared.started_wall)?;
     let (interval_stop, intervals) = tasks::stream_intervals(&shared, streams);
     let terminal = std::io::stderr().is_terminal();
     let ticker = opts.progress.then(|| tasks::progress(&shared, terminal));
 
     let sc = &shared.scenario;
-    // The scenario's servers listen before anything is sent to them (in segment 0 only: the
-    // other segments' users reach them there).
-    let mut running = match sc.servers.is_empty() || opts.segment.is_some_and(|(i, _)| i != 0) {
-        true => None,
-        false => Some(servers::start(&sc.servers, |s| eprintln!("server {s}"), |_, _| {}).await?),
-    };
+    let mut running = start_servers(sc, &opts).await?;
     // setup: before any user; a failure stops the run before it starts.
     let mut once_errors = Vec::new();
     if !sc.setup.is_empty() {
