@@ -408,3 +408,78 @@ workflows:
         "{out:?}"
     );
 }
+
+/// Routes with a `dir`: files from a directory preopened read-only for each instance, by
+/// extension, with Last-Modified and 304, one byte range (206, 416), index.html; nothing
+/// outside the directory (`..` is 404, a symbolic link out of it 403).
+#[test]
+fn static_files_from_a_preopened_directory() {
+    let dir = tmp("serve-static");
+    std::fs::create_dir_all(dir.join("public/css")).unwrap();
+    std::fs::write(dir.join("public/css/site.css"), "body { margin: 0 }\n").unwrap();
+    std::fs::write(dir.join("public/index.html"), "<h1>home</h1>\n").unwrap();
+    std::fs::write(dir.join("secret.txt"), "outside\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.txt"), dir.join("public/escape")).unwrap();
+    let port = free_port();
+    let text = format!(
+        "workbook:\n  ip_pools: [ {{ id: b, ranges: [\"127.0.93.0/30\"] }} ]\nservers:\n  - {{ id: web, pool: b, instances: 2, port: {port}, routes: [ {{ method: GET, path: \"/static/*\", dir: public }} ] }}\n"
+    );
+    let (child, urls) = start(&dir, &text, 5);
+    let a = host_port(&urls[0]).to_string();
+    let get = |path: &str, extra: &str| {
+        raw(
+            &a,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    let css = get("/static/css/site.css", "");
+    assert!(
+        css.starts_with("HTTP/1.1 200") && css.contains("Content-Type: text/css"),
+        "{css}"
+    );
+    assert!(css.ends_with("body { margin: 0 }\n"), "{css}");
+    let modified = css
+        .lines()
+        .find_map(|l| l.strip_prefix("Last-Modified: "))
+        .unwrap()
+        .to_string();
+    assert!(
+        get(
+            "/static/css/site.css",
+            &format!("If-Modified-Since: {modified}\r\n")
+        )
+        .starts_with("HTTP/1.1 304")
+    );
+    let part = get("/static/css/site.css", "Range: bytes=0-3\r\n");
+    assert!(
+        part.starts_with("HTTP/1.1 206")
+            && part.contains("Content-Range: bytes 0-3/19")
+            && part.ends_with("body"),
+        "{part}"
+    );
+    assert!(get("/static/css/site.css", "Range: bytes=99-\r\n").starts_with("HTTP/1.1 416"));
+    assert!(get("/static/", "").ends_with("<h1>home</h1>\n"));
+    assert!(get("/static/../secret.txt", "").starts_with("HTTP/1.1 404"));
+    assert!(get("/static/%2e%2e/secret.txt", "").starts_with("HTTP/1.1 404"));
+    assert!(get("/static/escape", "").starts_with("HTTP/1.1 403"));
+    let head = raw(
+        &a,
+        b"HEAD /static/css/site.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        head.contains("Content-Length: 19") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A directory that is not there is a problem before anything listens.
+    let path = scenario_file(&dir, &text.replace("dir: public", "dir: nowhere"));
+    let out = run(&["serve", path.to_str().unwrap(), "--duration", "1s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dir \"nowhere\""));
+}

@@ -8,6 +8,8 @@
 
 extern crate alloc;
 
+mod disk;
+
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -238,9 +240,11 @@ fn start(config: &str) -> Result<String, String> {
         core::net::IpAddr::V4(_) => format!("{}:{}", local.host, local.port),
     };
     let seed = wasip2::clocks::monotonic_clock::now() ^ u64::from(local.port) << 32;
+    let mut server = Server::new(config, bound.clone(), seed);
+    server.files = alloc::boxed::Box::new(disk::Disk::default());
     let state = State {
         listener,
-        server: Server::new(config, bound.clone(), seed),
+        server,
         clients: Vec::new(),
         counts: Counts::default(),
         date: (0, String::new()),

@@ -30,6 +30,8 @@ pub enum Output {
 /// What answering needs from the server: its config, its address and id, a random source.
 pub struct Server {
     pub config: Config,
+    /// Where routes with a `dir` read their files.
+    pub files: alloc::boxed::Box<dyn crate::files::Files + Send>,
     /// `address:port` as bound.
     pub bound: String,
     rng: u64,
@@ -39,6 +41,7 @@ impl Server {
     pub fn new(config: Config, bound: String, seed: u64) -> Server {
         Server {
             config,
+            files: alloc::boxed::Box::new(crate::files::NoFiles),
             bound,
             rng: seed | 1,
         }
@@ -62,7 +65,13 @@ impl Server {
                     params: &params,
                     server: (&self.bound, &self.config.id),
                 };
-                let mut a = if r.echo {
+                let mut a = if let Some(dir) = &r.dir {
+                    let rest = params
+                        .iter()
+                        .find(|(k, _)| k == "rest")
+                        .map_or("", |p| p.1.as_str());
+                    crate::files::answer(req, dir, rest, self.files.as_mut())
+                } else if r.echo {
                     let mut a = Answer::new(r.status, req.body.clone());
                     if let Some(t) = req.header("content-type") {
                         a.headers.push(("Content-Type".into(), t.to_string()));

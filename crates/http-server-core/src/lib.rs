@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod conn;
+pub mod files;
 pub mod request;
 pub mod response;
 pub mod route;

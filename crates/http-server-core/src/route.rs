@@ -27,6 +27,8 @@ pub struct Route {
     /// Answer with the request's body (and its Content-Type).
     pub echo: bool,
     pub delay_ms: u64,
+    /// Files from this directory (the host's preopened name) for the path's `*`.
+    pub dir: Option<String>,
 }
 
 /// Parse `/users/{id}/*` into segments.
@@ -76,9 +78,16 @@ impl Route {
                 .ok_or_else(|| alloc::format!("{}: a status from 200 to 599", at("status")))?
                 as u16,
         };
+        let pattern = pattern(path).map_err(|e| alloc::format!("{}: {e}", at("path")))?;
+        if v.get("dir").is_some() && pattern.last() != Some(&Segment::Rest) {
+            return Err(alloc::format!(
+                "{}: a route with dir ends with /*",
+                at("path")
+            ));
+        }
         Ok(Route {
             method,
-            pattern: pattern(path).map_err(|e| alloc::format!("{}: {e}", at("path")))?,
+            pattern,
             status,
             headers: header_pairs(v.get("headers"), &at("headers"))?,
             body: match v.get("body") {
@@ -88,6 +97,7 @@ impl Route {
             },
             echo: v.get("echo").and_then(Value::as_bool).unwrap_or(false),
             delay_ms: v.get("delay_ms").and_then(Value::as_u64).unwrap_or(0),
+            dir: v.get("dir").and_then(Value::as_str).map(str::to_string),
         })
     }
 
@@ -183,6 +193,7 @@ mod tests {
             body: String::new(),
             echo: false,
             delay_ms: 0,
+            dir: None,
         }
     }
 

@@ -76,6 +76,10 @@ pub fn serve(
         Ok(t) => t,
         Err(e) => return super::finish::usage(&format!("{}: {e}", path.display())),
     };
+    let base = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
     let specs = match parse_servers(&text) {
         Ok((s, _)) => s,
         Err(problems) => {
@@ -86,10 +90,18 @@ pub fn serve(
             return ExitCode::from(2);
         }
     };
+    let problems: Vec<String> = specs.iter().flat_map(|s| s.check_dirs(&base)).collect();
+    if !problems.is_empty() {
+        eprintln!("{}: {} problem(s)", path.display(), problems.len());
+        for p in &problems {
+            eprintln!("  {p}");
+        }
+        return ExitCode::from(2);
+    }
     rt.block_on(async move {
         let announce = |s: &str| println!("{s}");
         let line = |name: &str, l: &str| println!("{name} {l}");
-        let mut running = match servers::start(&specs, announce, line).await {
+        let mut running = match servers::start(&specs, &base, announce, line).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("scheduler: {e}");

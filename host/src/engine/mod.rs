@@ -181,7 +181,7 @@ async fn start_servers(
         return Ok(None);
     }
     let announce = |s: &str| eprintln!("server {s}");
-    servers::start(&sc.servers, announce, |_, _| {})
+    servers::start(&sc.servers, &sc.dir, announce, |_, _| {})
         .await
         .map(Some)
 }

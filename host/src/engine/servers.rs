@@ -53,11 +53,11 @@ type Reports = (
     fn(&str, &str),
 );
 
-/// Run instance `i` of `spec` until `stop`; `started` gets its URL once it listens, or the
+/// Run instance `i` of `spec` (its directories under `base`) until `stop`; `started` gets its URL once it listens, or the
 /// error that kept it from it; `line` each access-log line.
 async fn instance(
     rt: Arc<ServerRuntime>,
-    spec: Arc<ServerSpec>,
+    (spec, base): (Arc<ServerSpec>, Arc<std::path::PathBuf>),
     i: usize,
     stop: Arc<AtomicBool>,
     (started, line): Reports,
@@ -68,7 +68,10 @@ async fn instance(
         url: url.to_string(),
         served,
     };
-    let listening = match rt.instantiate(spec.addresses[i]).await {
+    let listening = match rt
+        .instantiate(spec.addresses[i], &spec.preopens(&base))
+        .await
+    {
         Ok(mut inst) => match inst.start(&spec.config_for(i)).await {
             Ok(Ok(bound)) => Ok((inst, format!("http://{bound}"))),
             Ok(Err(e)) | Err(e) => Err(e),
@@ -106,10 +109,12 @@ async fn instance(
 /// name and URL). Fails (after stopping what started) if one cannot listen.
 pub async fn start(
     specs: &[ServerSpec],
+    base: &std::path::Path,
     announce: fn(&str),
     line: fn(&str, &str),
 ) -> Result<Running, String> {
     let rt = Arc::new(ServerRuntime::new()?);
+    let base = Arc::new(base.to_path_buf());
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = tokio::task::JoinSet::new();
     let count: usize = specs.iter().map(|s| s.addresses.len()).sum();
@@ -117,8 +122,9 @@ pub async fn start(
     for spec in specs {
         let spec = Arc::new(spec.clone());
         for i in 0..spec.addresses.len() {
-            let (rt, spec, stop, tx) = (rt.clone(), spec.clone(), stop.clone(), tx.clone());
-            tasks.spawn(async move { instance(rt, spec, i, stop, (tx, line)).await });
+            let (rt, stop, tx) = (rt.clone(), stop.clone(), tx.clone());
+            let at = (spec.clone(), base.clone());
+            tasks.spawn(async move { instance(rt, at, i, stop, (tx, line)).await });
         }
     }
     drop(tx);

@@ -133,6 +133,9 @@ pub struct ServerRoute {
     pub echo: Option<bool>,
     /// Answer this many milliseconds late (answers behind it on the connection wait too).
     pub delay_ms: Option<u64>,
+    /// Files from this directory (relative to the scenario, read-only) for the path's `*`:
+    /// Content-Type by extension, Last-Modified and 304, one byte range, index.html.
+    pub dir: Option<String>,
 }
 
 /// `{access_log: true}`, `{headers: {..}}` or `{fault: {latency_ms, error_share, status,

@@ -201,16 +201,26 @@ fn linker(engine: &Engine) -> Result<Linker<UserCtx>, String> {
     Ok(linker)
 }
 
-/// An instance's store: sockets checked against `policy`, TLS from `tls`.
-fn store(engine: &Engine, policy: Arc<Policy>, tls: InstanceTls) -> Store<UserCtx> {
+/// An instance's store: sockets checked against `policy`, TLS from `tls`, and `dirs` (host
+/// path, name) preopened read-only.
+fn store(
+    engine: &Engine,
+    policy: Arc<Policy>,
+    tls: InstanceTls,
+    dirs: &[(std::path::PathBuf, String)],
+) -> Result<Store<UserCtx>, String> {
     let mut b = WasiCtxBuilder::new();
+    for (host, name) in dirs {
+        b.preopened_dir(host, name, wasmtime_wasi::FsPerms::ReadOnly)
+            .map_err(|e| format!("{}: {e}", host.display()))?;
+    }
     b.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
     let check = policy.clone();
     b.socket_addr_check(move |addr, usage| {
         let ok = check.check(addr, usage);
         Box::pin(async move { ok })
     });
-    Store::new(
+    Ok(Store::new(
         engine,
         UserCtx {
             wasi: b.build(),
@@ -218,7 +228,7 @@ fn store(engine: &Engine, policy: Arc<Policy>, tls: InstanceTls) -> Store<UserCt
             table: ResourceTable::new(),
             policy,
         },
-    )
+    ))
 }
 
 pub struct Runtime {
@@ -371,7 +381,7 @@ impl Runtime {
         tenant: Option<&str>,
     ) -> Result<Instance, String> {
         let (tls, tls_last) = self.tls.client(tenant).context();
-        let mut store = store(&self.engine, policy, tls);
+        let mut store = store(&self.engine, policy, tls, &[])?;
         let instance = self
             .pre
             .instantiate_async(&mut store)

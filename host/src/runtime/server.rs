@@ -54,10 +54,14 @@ impl ServerRuntime {
         })
     }
 
-    /// An instance that may bind and listen on `ip` only.
-    pub async fn instantiate(&self, ip: IpAddr) -> Result<ServerInstance, String> {
+    /// An instance that may bind and listen on `ip` only, and read `dirs` (host path, name).
+    pub async fn instantiate(
+        &self,
+        ip: IpAddr,
+        dirs: &[(std::path::PathBuf, String)],
+    ) -> Result<ServerInstance, String> {
         let (tls, _) = self.tls.client(None).context();
-        let mut store = store(&self.engine, Arc::new(Policy::server(ip)), tls);
+        let mut store = store(&self.engine, Arc::new(Policy::server(ip)), tls, dirs)?;
         let instance = self
             .pre
             .instantiate_async(&mut store)

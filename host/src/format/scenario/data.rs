@@ -184,6 +184,9 @@ impl Scenario {
     pub fn load_data(&mut self, dir: &Path) -> Vec<String> {
         self.dir = dir.to_path_buf();
         let mut problems = self.check_upload_files(dir);
+        for s in &self.servers {
+            problems.extend(s.check_dirs(dir));
+        }
         let mut texts: Vec<String> = self.actions.iter().map(|a| a.with.to_string()).collect();
         for n in &self.nodes {
             for e in &n.edges {

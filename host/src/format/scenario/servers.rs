@@ -10,11 +10,40 @@ use super::*;
 pub struct ServerSpec {
     pub id: String,
     pub addresses: Vec<std::net::IpAddr>,
-    /// `{id, port, routes, middleware, limits}`; `address` is put in per instance.
+    /// `{id, port, routes, middleware, limits}`; `address` is put in per instance, and each
+    /// route's `dir` is the name of its preopened directory.
     pub config: serde_json::Value,
+    /// The routes' directories as written (relative to the scenario), each preopened for the
+    /// instances as `dirN`.
+    pub dirs: Vec<String>,
 }
 
 impl ServerSpec {
+    /// The directories to preopen (host path under `base`, name) for every instance.
+    pub fn preopens(&self, base: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+        self.dirs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (base.join(d), format!("dir{i}")))
+            .collect()
+    }
+
+    /// Problems with the directories under `base`: those that are not directories.
+    pub fn check_dirs(&self, base: &std::path::Path) -> Vec<String> {
+        self.preopens(base)
+            .iter()
+            .zip(&self.dirs)
+            .filter(|((p, _), _)| !p.is_dir())
+            .map(|((p, _), d)| {
+                format!(
+                    "servers {:?}: dir {d:?}: {} is not a directory",
+                    self.id,
+                    p.display()
+                )
+            })
+            .collect()
+    }
+
     /// The port every instance listens on.
     pub fn port(&self) -> u16 {
         self.config["port"].as_u64().unwrap_or(0) as u16
@@ -147,10 +176,22 @@ fn server(w: &mut Walker, v: &Value, path: &str, pools: &[PoolSpec]) -> Option<S
             config[k] = yaml_to_json(x);
         }
     }
+    // Each route's dir becomes the name of its preopened directory.
+    let mut dirs: Vec<String> = Vec::new();
+    for r in config["routes"].as_array_mut().into_iter().flatten() {
+        if let Some(d) = r.get("dir").and_then(|d| d.as_str()).map(str::to_string) {
+            let n = dirs.iter().position(|x| *x == d).unwrap_or_else(|| {
+                dirs.push(d.clone());
+                dirs.len() - 1
+            });
+            r["dir"] = format!("dir{n}").into();
+        }
+    }
     let spec = ServerSpec {
         id,
         addresses,
         config,
+        dirs,
     };
     if let Err(e) = http_server_core::Config::parse(&spec.config_for(0)) {
         w.problem(path, e);
