@@ -62,6 +62,9 @@ pub struct Config {
     pub limits: Limits,
 }
 
+/// Any delay or timeout at most a day (no clock arithmetic can overflow).
+pub const MAX_MS: u64 = 86_400_000;
+
 fn bad(field: &str, why: &str) -> String {
     alloc::format!("{field}: {why}")
 }
@@ -122,7 +125,7 @@ fn middleware(v: &Value, i: usize) -> Result<Middleware, String> {
     }
     if let Some(f) = v.get("fault") {
         return Ok(Middleware::Fault {
-            latency_ms: num(f.get("latency_ms"), &at, 0)?,
+            latency_ms: num(f.get("latency_ms"), &at, 0)?.min(MAX_MS),
             error_share: share(f.get("error_share"), &at)?,
             status: num(f.get("status"), &at, 503)?.clamp(100, 599) as u16,
             reset_share: share(f.get("reset_share"), &at)?,
@@ -140,8 +143,8 @@ impl Config {
         let limits = Limits {
             max_head: lim("max_head", defaults.max_head as u64)?.clamp(1024, 1 << 20) as usize,
             max_body: lim("max_body", defaults.max_body)?,
-            head_timeout_ms: lim("head_timeout_ms", defaults.head_timeout_ms)?.max(1),
-            idle_timeout_ms: lim("idle_timeout_ms", defaults.idle_timeout_ms)?.max(1),
+            head_timeout_ms: lim("head_timeout_ms", defaults.head_timeout_ms)?.clamp(1, MAX_MS),
+            idle_timeout_ms: lim("idle_timeout_ms", defaults.idle_timeout_ms)?.clamp(1, MAX_MS),
             max_connections: lim("max_connections", defaults.max_connections as u64)?
                 .clamp(1, 100_000) as usize,
         };

@@ -202,7 +202,7 @@ impl Conn {
                         return out;
                     }
                     let close = !req.keep_alive();
-                    let at = now_ms + delay;
+                    let at = now_ms.saturating_add(delay);
                     out.push(self.send(answer, at, date, (req.method == "HEAD", close)));
                     if close {
                         self.closing = true;

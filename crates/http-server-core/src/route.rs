@@ -96,7 +96,11 @@ impl Route {
                 Some(other) => other.to_string(),
             },
             echo: v.get("echo").and_then(Value::as_bool).unwrap_or(false),
-            delay_ms: v.get("delay_ms").and_then(Value::as_u64).unwrap_or(0),
+            delay_ms: v
+                .get("delay_ms")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .min(crate::config::MAX_MS),
             dir: v.get("dir").and_then(Value::as_str).map(str::to_string),
         })
     }
