@@ -24,12 +24,16 @@ compose: build-all
     wasm-tools validate {{out}}/scheduler-executor.wasm
     cargo run -q --bin compose -- --portable {{out}}/scheduler-executor-portable.wasm
     wasm-tools validate {{out}}/scheduler-executor-portable.wasm
+    cargo run -q --bin compose -- --server {{out}}/scheduler-server.wasm
+    wasm-tools validate {{out}}/scheduler-server.wasm
 
 # Show the artifact's imports and exports.
 validate: compose
     wasm-tools component wit {{out}}/scheduler-executor.wasm | grep -E '^\s*(import|export)'
     @echo "-- scheduler-executor-portable.wasm (no wasi:tls):"
     wasm-tools component wit {{out}}/scheduler-executor-portable.wasm | grep -E '^\s*(import|export)'
+    @echo "-- scheduler-server.wasm:"
+    wasm-tools component wit {{out}}/scheduler-server.wasm | grep -E '^\s*(import|export)'
 
 # The same composition with the wac CLI, from compose/scheduler-executor.wac. (A bare
 # `wac plug` cannot express it: the result must also export the ip-pool instance, whose
@@ -42,11 +46,18 @@ plug: build-all
         --dep scheduler:http-actions={{wasm}}/http_actions_component.wasm \
         -o {{out}}/scheduler-executor.wac.wasm
     wasm-tools validate {{out}}/scheduler-executor.wac.wasm
+    wac compose compose/scheduler-server.wac \
+        --dep scheduler:socket={{wasm}}/socket_component.wasm \
+        --dep scheduler:http-server={{wasm}}/http_server_component.wasm \
+        -o {{out}}/scheduler-server.wac.wasm
+    wasm-tools validate {{out}}/scheduler-server.wac.wasm
 
 # wac-graph and wac CLI compositions must have the same imports and exports.
 check-wac: compose plug
     diff <(wasm-tools component wit {{out}}/scheduler-executor.wasm | grep -E '^\s*(import|export)') \
          <(wasm-tools component wit {{out}}/scheduler-executor.wac.wasm | grep -E '^\s*(import|export)')
+    diff <(wasm-tools component wit {{out}}/scheduler-server.wasm | grep -E '^\s*(import|export)') \
+         <(wasm-tools component wit {{out}}/scheduler-server.wac.wasm | grep -E '^\s*(import|export)')
     @echo "wac-graph and wac compose agree on imports and exports"
 
 # The README's test command.
