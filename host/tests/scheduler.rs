@@ -67,6 +67,14 @@ fn demo_runs_and_target_counts_match_the_report() {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("target saw") && text.contains("p99 ms"));
+    // The GETs' target is a server of the http-server component: it answered each of them.
+    let gets = &r["by_action"]["probe-get"]["requests"];
+    assert_eq!(
+        &r["servers"]["target[0]"]["requests"], gets,
+        "{}",
+        r["servers"]
+    );
+    assert_eq!(&r["servers"]["target[0]"]["statuses"]["200"], gets);
 }
 
 /// The tenant and user in the path by templates, or one fixed URL (`fixed`: the action renders

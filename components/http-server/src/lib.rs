@@ -38,6 +38,8 @@ const READ_CHUNK: u32 = 64 * 1024;
 struct Client {
     sock: Socket,
     peer: String,
+    /// The client's address without its port (for the counts by client).
+    peer_ip: String,
     conn: Conn,
     /// Answers not yet sent: (due, bytes, close after, status).
     queue: VecDeque<(u64, Vec<u8>, bool, Option<u16>)>,
@@ -57,6 +59,7 @@ struct Counts {
     bytes_in: u64,
     bytes_out: u64,
     log: Vec<String>,
+    peers: BTreeMap<String, u64>,
 }
 
 struct State {
@@ -98,6 +101,7 @@ impl State {
             self.clients.push(Client {
                 sock,
                 peer: net_text::format_socket_addr(peer),
+                peer_ip: net_text::format_ip(peer.ip()),
                 conn: Conn::default(),
                 queue: VecDeque::new(),
                 last_ms: now,
@@ -208,6 +212,12 @@ fn flush(c: &mut Client, now: u64, counts: &mut Counts) {
         if let Some(s) = status {
             counts.requests += 1;
             *counts.statuses.entry(s).or_default() += 1;
+            match counts.peers.get_mut(&c.peer_ip) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.peers.insert(c.peer_ip.clone(), 1);
+                }
+            }
         }
         match c.sock.send(&bytes) {
             Ok(n) => counts.bytes_out += n as u64,
@@ -284,6 +294,7 @@ fn serve(st: &mut State, ms: u64) -> Result<Served, String> {
         bytes_in: c.bytes_in,
         bytes_out: c.bytes_out,
         log: core::mem::take(&mut c.log),
+        peers: c.peers.iter().map(|(k, v)| (k.clone(), *v)).collect(),
     })
 }
 

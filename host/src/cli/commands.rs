@@ -142,8 +142,8 @@ pub fn demo(rt: &tokio::runtime::Runtime, short: bool, out: &RunArgs) -> ExitCod
         }
     };
     println!(
-        "demo target listening on {} (http) and {} (https)",
-        target.addr, target.tls_addr
+        "demo HTTPS target listening on {} (the GETs go to the demo's server)",
+        target.tls_addr
     );
     rt.block_on(finish(engine::run(s, options(out)), out, Some(&target)))
 }
@@ -160,6 +160,14 @@ fn demo_scenario(
             .insert("port".into(), target.addr.port().to_string());
         r.properties
             .insert("tls_port".into(), target.tls_addr.port().to_string());
+    }
+    // The GETs' server: on a port free on loopback now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("a port for the demo's server: {e}"))?
+        .port();
+    for sv in &mut s.servers {
+        sv.config["port"] = port.into();
     }
     let ca = tempfile::Builder::new()
         .suffix(".pem")

@@ -130,7 +130,11 @@ pub async fn finish(
         }
     };
     if let Some(t) = target {
-        report.target_counts = Some(t.counts());
+        // Added to what the run's own servers saw (the demo's GETs go to one of them).
+        let counts = report.target_counts.get_or_insert_with(Default::default);
+        for (ip, n) in t.counts() {
+            *counts.entry(ip).or_insert(0) += n;
+        }
     }
     // The files first: a closed stdout must not cost them, nor a slow terminal delay them.
     let mut code = ExitCode::from(exit_code(&report));

@@ -302,6 +302,14 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     }
     let interrupted = interrupted.load(Ordering::SeqCst);
     let mut report = finish::report(&shared, &opts, (once_errors, streamed), interrupted).await?;
+    // What the servers saw from each source address, beside what the users sent.
+    if !served.is_empty() {
+        let mut seen = std::collections::BTreeMap::new();
+        for (ip, n) in served.iter().flat_map(|s| &s.peers) {
+            *seen.entry(ip.clone()).or_insert(0) += n;
+        }
+        report.target_counts = Some(seen);
+    }
     report.servers = served;
     Ok(report)
 }

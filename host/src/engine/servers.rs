@@ -33,6 +33,7 @@ impl ServerEnd {
                 s.requests = x.requests;
                 s.statuses = x.statuses.clone();
                 s.resets = x.resets;
+                s.peers = x.peers.clone();
             }
             Err(e) => s.error = Some(e.clone()),
         }

@@ -36,6 +36,8 @@ pub struct ServerServed {
     pub requests: u64,
     pub statuses: Vec<(u16, u64)>,
     pub resets: u64,
+    /// Answers by client address.
+    pub peers: Vec<(String, u64)>,
     /// Why it stopped serving, if it failed.
     pub error: Option<String>,
 }
