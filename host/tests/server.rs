@@ -483,3 +483,51 @@ fn static_files_from_a_preopened_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("dir \"nowhere\""));
 }
+
+/// Without `--duration`, `serve` runs until SIGTERM (or Ctrl-C), then prints what each
+/// instance answered and exits 0.
+#[test]
+fn serve_runs_until_sigterm() {
+    let dir = tmp("serve-sigterm");
+    let port = free_port();
+    let path = scenario_file(&dir, &servers(port, "127.0.94.0/30", ""));
+    let mut child = Command::new(BIN)
+        .args(["serve", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let a = format!("127.0.94.0:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&a).is_err() {
+        assert!(Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        raw(
+            &a,
+            b"GET /users/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .starts_with("HTTP/1.1 200")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "still serving");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("api[0]") && l.contains(" 1 ") && l.contains("200: 1")),
+        "{text}"
+    );
+}
