@@ -413,6 +413,16 @@ impl Call {
     }
 }
 
+/// Count action `index`'s checks against its outcome (`None`: no answer).
+fn count_checks(st: &mut UserState<'_>, index: usize, outcome: Option<&exec::Outcome>, us: u64) {
+    let checks = &st.shared.scenario.actions[index].checks;
+    let base = st.shared.check_base[index];
+    for (i, c) in checks.iter().enumerate() {
+        let pass = check_holds(&c.kind, outcome, us as f64 / 1000.0);
+        st.checks[base + i][usize::from(!pass)] += 1;
+    }
+}
+
 pub(super) async fn run_action(
     st: &mut UserState<'_>,
     inst: &mut Instance,
@@ -470,18 +480,11 @@ pub(super) async fn run_action(
         scope.clear();
         scope
     });
-    if !action.checks.is_empty() {
-        let outcome = match &result {
-            Ok(Ok(o)) => Some(o),
-            _ => None,
-        };
-        let base = shared.check_base[index];
-        let ms = sample.latency_us as f64 / 1000.0;
-        for (i, c) in action.checks.iter().enumerate() {
-            let pass = check_holds(&c.kind, outcome, ms);
-            st.checks[base + i][usize::from(!pass)] += 1;
-        }
-    }
+    let outcome = match &result {
+        Ok(Ok(o)) => Some(o),
+        _ => None,
+    };
+    count_checks(st, index, outcome, sample.latency_us);
     match result {
         Ok(Ok(o)) => {
             sample.sent = true;

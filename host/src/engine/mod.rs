@@ -280,10 +280,7 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         }
     }
     // The servers stop after the last request to them.
-    let served = match running.as_mut() {
-        Some(r) => r.finish().await.iter().map(|e| e.served()).collect(),
-        None => Vec::new(),
-    };
+    let served = stop_servers(running.as_mut()).await;
     metrics_done.store(true, Ordering::SeqCst);
     // The last interval, up to now.
     let _ = interval_stop.send(());
@@ -302,16 +299,18 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
     }
     let interrupted = interrupted.load(Ordering::SeqCst);
     let mut report = finish::report(&shared, &opts, (once_errors, streamed), interrupted).await?;
-    // What the servers saw from each source address, beside what the users sent.
-    if !served.is_empty() {
-        let mut seen = std::collections::BTreeMap::new();
-        for (ip, n) in served.iter().flat_map(|s| &s.peers) {
-            *seen.entry(ip.clone()).or_insert(0) += n;
-        }
-        report.target_counts = Some(seen);
-    }
-    report.servers = served;
+    report.add_servers(served);
     Ok(report)
+}
+
+/// Stop the run's servers: what each answered.
+async fn stop_servers(
+    running: Option<&mut servers::Running>,
+) -> Vec<crate::results::report::ServerServed> {
+    match running {
+        Some(r) => r.finish().await.iter().map(|e| e.served()).collect(),
+        None => Vec::new(),
+    }
 }
 
 /// The scenario's actions for the report, each skipped one with the names that make it so.

@@ -227,6 +227,19 @@ impl Report {
         self.actions = actions;
     }
 
+    /// The run's servers, and what they saw from each source address (beside what the users
+    /// sent).
+    pub fn add_servers(&mut self, served: Vec<ServerServed>) {
+        if !served.is_empty() {
+            let mut seen = BTreeMap::new();
+            for (ip, n) in served.iter().flat_map(|s| &s.peers) {
+                *seen.entry(ip.clone()).or_insert(0) += n;
+            }
+            self.target_counts = Some(seen);
+        }
+        self.servers = served;
+    }
+
     /// Per tag (`name:value`), the requests of the actions that carry it, together.
     pub fn by_tag(&self) -> BTreeMap<String, Group> {
         let mut tagged: BTreeMap<String, Vec<&Stats>> = BTreeMap::new();
