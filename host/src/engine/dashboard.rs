@@ -28,14 +28,31 @@ struct State {
     points: Vec<Value>,
     latest: Value,
     ended: bool,
+    /// When the totals were last made.
+    made: Option<std::time::Instant>,
+    /// Pushes so far: a stream sends what it has not seen.
+    version: u64,
 }
 
 impl Board {
-    /// A second more: its points (usually one) and the totals as they are now.
-    pub fn push(&self, points: Vec<Value>, latest: Value) {
+    /// Whether the totals are to be made again now: each second, or for a run of many source
+    /// addresses (whose tables cost more to make) every `sources / 2,000` seconds, at most 30.
+    pub fn totals_due(&self, sources: usize) -> bool {
+        let every = Duration::from_secs((sources as u64 / 2_000).clamp(1, 30));
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.made
+            .is_none_or(|m| m.elapsed() + Duration::from_millis(100) >= every)
+    }
+
+    /// A second more: its points (usually one) and, when made again, the totals.
+    pub fn push(&self, points: Vec<Value>, latest: Option<Value>) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.points.extend(points);
-        s.latest = latest;
+        if let Some(l) = latest {
+            s.latest = l;
+            s.made = Some(std::time::Instant::now());
+        }
+        s.version += 1;
         self.changed.notify_all();
     }
 
@@ -45,20 +62,20 @@ impl Board {
         self.changed.notify_all();
     }
 
-    /// The totals with the points from `from` on; how many points there are; whether the run
-    /// ended. Waits up to `wait` for a point past `from` (none: at once).
-    fn since(&self, from: usize, wait: Duration) -> (Value, usize, bool) {
+    /// The totals with the points from `from` on; how many points there are, the version,
+    /// and whether the run ended. Waits up to `wait` for a push after `version`.
+    fn since(&self, from: usize, version: u64, wait: Duration) -> (Value, usize, u64, bool) {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (s, _) = self
             .changed
-            .wait_timeout_while(s, wait, |s| s.points.len() <= from && !s.ended)
+            .wait_timeout_while(s, wait, |s| s.version <= version && !s.ended)
             .unwrap_or_else(|e| e.into_inner());
         // Null until the first second: nothing to show yet.
         let mut msg = s.latest.clone();
         if let Some(o) = msg.as_object_mut() {
             o.insert("points".into(), s.points[from.min(s.points.len())..].into());
         }
-        (msg, s.points.len(), s.ended)
+        (msg, s.points.len(), s.version, s.ended)
     }
 
     /// Answer one request.
@@ -79,7 +96,7 @@ impl Board {
                 page().as_bytes(),
             ),
             "/data" => {
-                let (msg, _, _) = self.since(0, Duration::ZERO);
+                let (msg, ..) = self.since(0, 0, Duration::ZERO);
                 respond(
                     &mut conn,
                     "200 OK",
@@ -101,14 +118,13 @@ impl Board {
         if conn.write_all(head.as_bytes()).is_err() {
             return;
         }
-        // Points sent so far; the first message has the run so far (once it has a second).
-        let mut have = 0;
-        let mut first = true;
+        // Points and pushes sent so far; the first message has the run so far (once it has a
+        // second), each later one what a push added.
+        let (mut have, mut seen) = (0, 0);
         loop {
-            let (msg, n, ended) = self.since(have, KEEPALIVE);
-            let sent = if msg.is_object() && (first || n > have) {
-                first = false;
-                have = n;
+            let (msg, n, version, ended) = self.since(have, seen, KEEPALIVE);
+            let sent = if msg.is_object() && version > seen {
+                (have, seen) = (n, version);
                 writeln!(conn, "data: {msg}\n")
             } else {
                 writeln!(conn, ": still running\n")

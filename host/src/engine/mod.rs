@@ -288,6 +288,9 @@ pub async fn run(scenario: Scenario, opts: RunOptions) -> Result<Report, String>
         .await
         .unwrap_or_else(|e| Err(format!("--out: the writer failed: {e}")));
     if let Some(board) = &shared.board {
+        // The last totals whatever their pace: the page ends on the report's figures.
+        let totals = crate::results::charts::data(&streams::live_report(&shared));
+        board.push(Vec::new(), Some(totals));
         board.end();
     }
     if let Some(t) = ticker {

@@ -226,7 +226,11 @@ pub(super) fn tick(shared: &Shared, streams: &mut Streams, last: &mut f64) {
     streams.write(&interval, t - *last, &errors, dropped);
     if let Some(board) = &shared.board {
         let points = crate::results::charts::points(std::slice::from_ref(&interval), *last);
-        board.push(points, crate::results::charts::data(&live_report(shared)));
+        let sources = shared.collected().rec.by_source.len();
+        let totals = board
+            .totals_due(sources)
+            .then(|| crate::results::charts::data(&live_report(shared)));
+        board.push(points, totals);
     }
     *last = t;
     shared
