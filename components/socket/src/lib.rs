@@ -98,12 +98,20 @@ impl Guest for Component {
             })?;
             held.push(r);
         }
-        // Pollables are made for this wait and dropped before it returns (before any socket).
-        let mut pollables = Vec::with_capacity(held.len());
-        for s in held.iter_mut() {
-            pollables.push(s.readable_pollable()?);
+        // UDP sockets' pollables are made for this wait and dropped before it returns (before
+        // any socket); TCP sockets keep theirs.
+        let mut made = Vec::new();
+        for s in held.iter() {
+            made.push(s.udp_pollable()?);
         }
-        wait::wait_any_of(&pollables, timeout_ms)
+        let mut all: Vec<&Pollable> = Vec::with_capacity(held.len());
+        for (s, m) in held.iter_mut().zip(&made) {
+            all.push(match m {
+                Some(p) => p,
+                None => s.tcp_pollable()?,
+            });
+        }
+        wait::wait_any_of(&all, timeout_ms)
     }
 }
 
@@ -344,19 +352,42 @@ impl SocketResource {
 }
 
 impl Inner {
-    /// A pollable ready when the socket has something to read (or accept).
-    fn readable_pollable(&mut self) -> Result<Pollable, SocketError> {
-        match &mut self.io {
-            Io::Tcp(t) if self.state == SocketState::Listening => Ok(t.sock.subscribe()),
-            Io::Tcp(Tcp {
-                input: Some(input), ..
-            }) => Ok(input.subscribe()),
+    /// A UDP socket's pollable for a datagram to read, made for one wait; `None` for TCP.
+    fn udp_pollable(&self) -> Result<Option<Pollable>, SocketError> {
+        match &self.io {
             Io::Udp(Udp {
                 incoming: Some(inc),
                 ..
-            }) => Ok(inc.subscribe()),
-            _ => Err(state_error("wait-readable", self.state)),
+            }) => Ok(Some(inc.subscribe())),
+            Io::Udp(_) => Err(state_error("wait-readable", self.state)),
+            _ => Ok(None),
         }
+    }
+
+    /// A TCP socket's pollable for something to read (or accept), made once and kept with
+    /// what it belongs to (the input stream; a listener's socket), so waiting again costs no
+    /// new one.
+    fn tcp_pollable(&mut self) -> Result<&Pollable, SocketError> {
+        let state = self.state;
+        let Io::Tcp(Tcp {
+            readable,
+            input,
+            sock,
+            ..
+        }) = &mut self.io
+        else {
+            return Err(state_error("wait-readable", state));
+        };
+        if readable.is_none() {
+            *readable = match (state, input) {
+                (SocketState::Listening, _) => Some(sock.subscribe()),
+                (_, Some(input)) => Some(input.subscribe()),
+                _ => return Err(state_error("wait-readable", state)),
+            };
+        }
+        readable
+            .as_ref()
+            .ok_or_else(|| state_error("wait-readable", state))
     }
 
     fn expect_state(&self, operation: &str, allowed: &[SocketState]) -> Result<(), SocketError> {

@@ -97,24 +97,16 @@ pub fn wait_ready<T>(
     }
 }
 
-/// Wait up to `ms` (0: no wait) for any of `pollables`: the indices of those ready.
-pub fn wait_any_of(pollables: &[Pollable], ms: u64) -> Result<alloc::vec::Vec<u32>, SocketError> {
-    let ready = |ps: &[Pollable]| -> alloc::vec::Vec<u32> {
-        ps.iter()
-            .enumerate()
-            .filter(|(_, p)| p.ready())
-            .map(|(i, _)| i as u32)
-            .collect()
-    };
-    let now = ready(pollables);
-    if !now.is_empty() || ms == 0 {
-        return Ok(now);
-    }
+/// Wait up to `ms` (0: no wait) for any of `pollables`: the indices of those ready. One
+/// `poll` with a timer of `ms` beside them: it gives the ready ones itself.
+pub fn wait_any_of(pollables: &[&Pollable], ms: u64) -> Result<alloc::vec::Vec<u32>, SocketError> {
     let timer = monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000));
-    let mut all: alloc::vec::Vec<&Pollable> = pollables.iter().collect();
+    let mut all: alloc::vec::Vec<&Pollable> = pollables.to_vec();
     all.push(&timer);
-    let _ = poll(&all);
+    let n = pollables.len() as u32;
+    let mut ready = poll(&all);
     drop(all);
     drop(timer);
-    Ok(ready(pollables))
+    ready.retain(|&i| i < n);
+    Ok(ready)
 }
