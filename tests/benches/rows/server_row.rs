@@ -65,6 +65,33 @@ fn rss_kib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Instances of row 10n: one a core.
+const INSTANCES: u32 = 2;
+
+/// `INSTANCES` instances in one `serve`, each under a wrk of its own at once: the aggregate.
+fn instances_together((scheduler, dir): (&str, &Path), wrk: &str, secs: u32, reps: usize) -> Stat {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (mut child, urls) = serve(scheduler, dir, "127.0.98.4/30", INSTANCES, port);
+    let mut runs = Vec::new();
+    for _ in 0..reps {
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|u| {
+                let (wrk, url) = (wrk.to_string(), format!("{u}/"));
+                thread::spawn(move || wrk_rps(&wrk, &url, secs))
+            })
+            .collect();
+        runs.push(handles.into_iter().map(|h| h.join().unwrap_or(0.0)).sum());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    stat(runs)
+}
+
 pub fn server(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
     let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
         .into_iter()
@@ -98,6 +125,7 @@ pub fn server(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
     );
     let _ = child.kill();
     let _ = child.wait();
+    let many = instances_together((&scheduler, &dir), wrk, secs, reps);
     t.row(
         "10",
         "HTTP server, wrk -t1 -c16 keep-alive GET: one http-server instance vs one nginx worker",
@@ -105,6 +133,16 @@ pub fn server(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         fmt(&theirs, "req/s"),
         format!("{:.2} x nginx", ours.median / theirs.median),
         &t.judged(">= 0.5 x nginx", ours.median >= 0.5 * theirs.median),
+    );
+    t.row(
+        "10n",
+        &format!(
+            "the same, {INSTANCES} instances on their own addresses, a wrk each at once (aggregate)"
+        ),
+        fmt(&many, "req/s"),
+        fmt(&ours, "req/s (one)"),
+        format!("{:.2} x one instance", many.median / ours.median),
+        "reported",
     );
     // Idle instances: the resident memory of 101 against 1, per instance.
     let n = 100;
