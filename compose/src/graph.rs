@@ -60,22 +60,14 @@ fn compose(
     tls: Option<&[u8]>,
 ) -> Result<Vec<u8>, String> {
     let mut graph = CompositionGraph::new();
-    let mut register = |name: &str, bytes: &[u8]| -> Result<_, String> {
-        let bytes = strip_custom_sections(bytes).map_err(|e| format!("{name}: {e}"))?;
-        let package = Package::from_bytes(name, None, bytes, graph.types_mut())
-            .map_err(|e| format!("{name}: {e:#}"))?;
-        graph
-            .register_package(package)
-            .map_err(|e| format!("{name}: {e}"))
-    };
     let socket = socket
-        .map(|s| register("scheduler:socket", s))
+        .map(|s| register(&mut graph, "scheduler:socket", s))
         .transpose()?;
     let tls = tls
-        .map(|t| register("scheduler:tls-unsupported", t))
+        .map(|t| register(&mut graph, "scheduler:tls-unsupported", t))
         .transpose()?;
-    let ip_pool = register("scheduler:ip-pool", ip_pool)?;
-    let actions = register("scheduler:http-actions", http_actions)?;
+    let ip_pool = register(&mut graph, "scheduler:ip-pool", ip_pool)?;
+    let actions = register(&mut graph, "scheduler:http-actions", http_actions)?;
 
     let socket_i = socket.map(|s| graph.instantiate(s));
     let pool_i = graph.instantiate(ip_pool);
@@ -105,6 +97,25 @@ fn compose(
             .export(socket, SOCKET)
             .map_err(|e| err("export socket")(e.to_string()))?;
     }
+    encode(&graph)
+}
+
+/// Register a component (its custom sections stripped) under `name`.
+fn register(
+    graph: &mut CompositionGraph,
+    name: &str,
+    bytes: &[u8],
+) -> Result<wac_graph::PackageId, String> {
+    let bytes = strip_custom_sections(bytes).map_err(|e| format!("{name}: {e}"))?;
+    let package = Package::from_bytes(name, None, bytes, graph.types_mut())
+        .map_err(|e| format!("{name}: {e:#}"))?;
+    graph
+        .register_package(package)
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+/// The composition's bytes; an error names each cause in its chain.
+fn encode(graph: &CompositionGraph) -> Result<Vec<u8>, String> {
     graph.encode(EncodeOptions::default()).map_err(|e| {
         let mut msg = format!("encode: {e}");
         let mut source = std::error::Error::source(&e);
@@ -122,16 +133,8 @@ pub const HTTP_SERVER: &str = "scheduler:server/http-server@0.1.0";
 /// exports the server, imports only WASI.
 pub fn compose_server(socket: &[u8], http_server: &[u8]) -> Result<Vec<u8>, String> {
     let mut graph = CompositionGraph::new();
-    let mut register = |name: &str, bytes: &[u8]| -> Result<_, String> {
-        let bytes = strip_custom_sections(bytes).map_err(|e| format!("{name}: {e}"))?;
-        let package = Package::from_bytes(name, None, bytes, graph.types_mut())
-            .map_err(|e| format!("{name}: {e:#}"))?;
-        graph
-            .register_package(package)
-            .map_err(|e| format!("{name}: {e}"))
-    };
-    let socket = register("scheduler:socket", socket)?;
-    let server = register("scheduler:http-server", http_server)?;
+    let socket = register(&mut graph, "scheduler:socket", socket)?;
+    let server = register(&mut graph, "scheduler:http-server", http_server)?;
     let socket_i = graph.instantiate(socket);
     let server_i = graph.instantiate(server);
     plug(&mut graph, socket_i, server_i, SOCKET, "socket")?;
@@ -141,9 +144,7 @@ pub fn compose_server(socket: &[u8], http_server: &[u8]) -> Result<Vec<u8>, Stri
     graph
         .export(exported, HTTP_SERVER)
         .map_err(|e| err("export http-server")(e.to_string()))?;
-    graph
-        .encode(EncodeOptions::default())
-        .map_err(|e| format!("encode: {e}"))
+    encode(&graph)
 }
 
 /// A component without its top-level custom sections (`component-name`, `producers`): names

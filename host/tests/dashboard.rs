@@ -31,14 +31,6 @@ workflows:
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn get(addr: &str, path: &str) -> Option<(String, String)> {
     let mut c = TcpStream::connect(addr).ok()?;
     write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;

@@ -36,14 +36,6 @@ servers:
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `serve` started, and the URLs it printed (in instance order).
 fn start(dir: &std::path::Path, text: &str, secs: u32) -> (Child, Vec<String>) {
     let path = scenario_file(dir, text);

@@ -99,6 +99,15 @@ pub fn persisted_pools(state: &Path) -> ip_pool::IpPools {
     pools
 }
 
+/// A port free on loopback now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `scheduler run PATH EXTRA...` in the background, its output piped.
 pub fn spawn_run(path: &Path, extra: &[&str]) -> std::process::Child {
     Command::new(BIN)
