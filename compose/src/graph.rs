@@ -8,6 +8,7 @@ use wac_graph::{CompositionGraph, EncodeOptions, NodeId};
 pub const SOCKET: &str = "scheduler:core-libs/socket@0.1.0";
 pub const IP_POOL: &str = "scheduler:core-libs/ip-pool@0.1.0";
 pub const EXECUTOR: &str = "scheduler:executor/executor@0.1.0";
+pub const WEBSOCKET: &str = "scheduler:executor/websocket@0.1.0";
 pub const WASI_TLS: &str = "wasi:tls/types@0.2.0-draft";
 
 fn err(what: &str) -> impl Fn(String) -> String + '_ {
@@ -91,6 +92,13 @@ fn compose(
     graph
         .export(exec, EXECUTOR)
         .map_err(|e| err("export executor")(e.to_string()))?;
+    // WebSocket sessions, when the actions component has them (after the executor: its
+    // types refer to the executor's).
+    if let Ok(ws) = graph.alias_instance_export(actions_i, WEBSOCKET) {
+        graph
+            .export(ws, WEBSOCKET)
+            .map_err(|e| err("export websocket")(e.to_string()))?;
+    }
     // The very socket instance the actions use: the host sends UDP actions through it.
     if let Some(socket) = socket {
         graph

@@ -7,6 +7,7 @@
 extern crate alloc;
 
 mod net;
+mod ws;
 use http_core::params;
 
 use alloc::format;
@@ -22,7 +23,7 @@ use socket_api::ip_pool;
 
 wit_bindgen::generate!({
     path: ["../../wit", "../../wit/executor"],
-    world: "scheduler:executor/http-actions",
+    world: "scheduler:executor/http-actions-websocket",
     with: {
         "scheduler:core-libs/socket@0.1.0": socket_api::raw,
         "scheduler:core-libs/ip-pool@0.1.0": socket_api::ip_pool,
@@ -71,7 +72,7 @@ fn ready(id: &str, m: Method, with: &str) -> Result<Ready, ActionError> {
 /// leave from the same one.
 static SOURCE: Global<Option<(SocketAddr, String)>> = Global::new(|| None);
 
-fn source_text(addr: SocketAddr) -> String {
+pub(crate) fn source_text(addr: SocketAddr) -> String {
     let mut last = SOURCE.get();
     match &*last {
         Some((a, text)) if *a == addr => text.clone(),
@@ -95,7 +96,7 @@ fn method(m: HttpMethod) -> Method {
     }
 }
 
-fn action_error(e: HttpError) -> ActionError {
+pub(crate) fn action_error(e: HttpError) -> ActionError {
     match e {
         HttpError::InvalidUrl(m) | HttpError::UnsupportedScheme(m) => {
             ActionError::InvalidParams(ParamError {
@@ -217,7 +218,7 @@ fn cookie_in(c: Cookie) -> http_core::cookies::Cookie {
     }
 }
 
-struct Component;
+pub(crate) struct Component;
 export!(Component);
 
 /// A body the caller streams: read as it is sent.

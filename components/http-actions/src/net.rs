@@ -104,6 +104,11 @@ impl Conn for SocketConn {
             .map_err(net_error)
     }
 
+    fn write(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError> {
+        self.timeouts(None, Some(timeout_ms))?;
+        self.sock.send(data).map(|_| ()).map_err(net_error)
+    }
+
     fn local_addr(&self) -> Option<SocketAddr> {
         self.local
     }
@@ -169,6 +174,10 @@ impl Net for SocketNet {
     fn wall_ms(&self) -> u64 {
         let t = wasip2::clocks::wall_clock::now();
         t.seconds * 1000 + u64::from(t.nanoseconds / 1_000_000)
+    }
+
+    fn seed(&self) -> u64 {
+        wasip2::random::random::get_random_u64()
     }
 
     fn sleep_ms(&self, ms: u64) {

@@ -56,7 +56,7 @@ pub(crate) struct Counters {
 }
 
 /// A phase's timeout clipped by the total deadline; the flag says the total was the limit.
-fn phase_ms(phase_ms: u64, end: u64, now: u64) -> Result<(u64, bool), HttpError> {
+pub(crate) fn phase_ms(phase_ms: u64, end: u64, now: u64) -> Result<(u64, bool), HttpError> {
     let left = end.saturating_sub(now) / 1000;
     if left == 0 {
         return Err(HttpError::Timeout(Phase::Total));
@@ -246,7 +246,7 @@ impl<N: Net> Client<N> {
     }
 
     pub fn with_pool(net: N, max_idle_per_key: usize, idle_timeout_ms: u64) -> Self {
-        let seed = net.wall_ms() ^ net.now_us().rotate_left(32) ^ 0x1234_5678;
+        let seed = net.seed() ^ 0x1234_5678;
         Client {
             net,
             pool: ConnPool::new(max_idle_per_key, idle_timeout_ms.saturating_mul(1000)),
@@ -272,7 +272,7 @@ impl<N: Net> Client<N> {
         self.pool.close_from(source);
     }
 
-    fn random(&mut self) -> u64 {
+    pub(crate) fn random(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
@@ -539,7 +539,7 @@ impl<N: Net> Client<N> {
 
     /// A connection for `url`: to its host, or to the proxy (through a `CONNECT` tunnel for
     /// `https`), TLS started for `https`.
-    fn connect(
+    pub(crate) fn connect(
         &mut self,
         url: &Url,
         req: &Request,

@@ -25,6 +25,7 @@ pub mod pool;
 pub mod proxy;
 pub mod upload;
 pub mod url;
+pub mod ws;
 
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
@@ -242,6 +243,8 @@ pub trait Conn {
     ) -> Result<Exchanged, ExchangeError>;
     /// Up to `max` bytes; empty means the peer closed. Waits at most `timeout_ms`.
     fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError>;
+    /// Write all of `data`, waiting at most `timeout_ms` for room.
+    fn write(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError>;
     /// Shut down sending at once, dropping what the peer has not taken (it answered already
     /// and will not read the rest).
     fn shutdown_send(&mut self);
@@ -293,6 +296,11 @@ pub trait Net {
     fn wall_ms(&self) -> u64;
     /// Wait `ms` milliseconds (a retry's backoff).
     fn sleep_ms(&self, ms: u64);
+    /// A seed for the client's random numbers (backoff jitter, WebSocket keys and masks):
+    /// from the platform's random source where there is one.
+    fn seed(&self) -> u64 {
+        self.wall_ms() ^ self.now_us().rotate_left(32)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ pub struct ParamError {
     pub message: String,
 }
 
-fn err(field: &str, message: impl Into<String>) -> ParamError {
+pub(crate) fn err(field: &str, message: impl Into<String>) -> ParamError {
     ParamError {
         field: field.to_string(),
         message: message.into(),
@@ -109,7 +109,12 @@ fn port_range(v: &Value, field: &str) -> Result<(u16, u16), ParamError> {
 
 pub fn parse(action_id: &str, method: Method, json: &str) -> Result<Params, ParamError> {
     let root = json::parse(json).map_err(|e| err("with-params", format!("not valid JSON: {e}")))?;
-    let map = object(&root, "with-params")?;
+    parse_value(action_id, method, &root)
+}
+
+/// [`parse`] of JSON already read.
+pub fn parse_value(action_id: &str, method: Method, root: &Value) -> Result<Params, ParamError> {
+    let map = object(root, "with-params")?;
     let url = root.get("url").ok_or_else(|| err("url", "required"))?;
     let mut req = Request::new(method, str_field(url, "url")?);
     crate::Url::parse(&req.url).map_err(|e| err("url", e.to_string()))?;

@@ -305,19 +305,7 @@ pub(super) async fn prepare(
     {
         return Ok(None);
     }
-    if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
-        match obj.get("bind_ip") {
-            None | Some(serde_json::Value::Null) => {}
-            Some(serde_json::Value::String(s)) if s.is_empty() || s == ip => {}
-            Some(other) => {
-                // The pool's address is in force: no other (the wildcard included).
-                return Err(format!(
-                    "bind_ip: {other} is not the user's address from the pool ({ip})"
-                ));
-            }
-        }
-        obj.insert("bind_ip".into(), ip.into());
-    }
+    put_bind_ip(&mut with, ip)?;
     route(&mut with, policy, (proxy, tenant)).await?;
     if action.redirect_any_port
         && with
@@ -380,6 +368,25 @@ pub(super) async fn prepare(
     }))
 }
 
+/// The user's address as `with.bind_ip` (unless it names that one already; another one is
+/// an error while the pool's address is in force).
+pub(super) fn put_bind_ip(with: &mut serde_json::Value, ip: Option<&str>) -> Result<(), String> {
+    if let (Some(obj), Some(ip)) = (with.as_object_mut(), ip) {
+        match obj.get("bind_ip") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(s)) if s.is_empty() || s == ip => {}
+            Some(other) => {
+                // The pool's address is in force: no other (the wildcard included).
+                return Err(format!(
+                    "bind_ip: {other} is not the user's address from the pool ({ip})"
+                ));
+            }
+        }
+        obj.insert("bind_ip".into(), ip.into());
+    }
+    Ok(())
+}
+
 /// An action as the instance is called with it: its parameters, and the body the host
 /// streams (`body_file`, `form`) if it has one.
 #[derive(Clone)]
@@ -414,7 +421,12 @@ impl Call {
 }
 
 /// Count action `index`'s checks against its outcome (`None`: no answer).
-fn count_checks(st: &mut UserState<'_>, index: usize, outcome: Option<&exec::Outcome>, us: u64) {
+pub(super) fn count_checks(
+    st: &mut UserState<'_>,
+    index: usize,
+    outcome: Option<&exec::Outcome>,
+    us: u64,
+) {
     let checks = &st.shared.scenario.actions[index].checks;
     let base = st.shared.check_base[index];
     for (i, c) in checks.iter().enumerate() {
@@ -435,6 +447,9 @@ pub(super) async fn run_action(
     let action = &shared.scenario.actions[index];
     if let Some(udp) = &action.udp {
         return run_udp(st, inst, policy, ip, index, udp, vars).await;
+    }
+    if let Some(spec) = &action.websocket {
+        return super::websocket::run_websocket(st, inst, policy, ip, index, spec, vars).await;
     }
     let mut sample = st.sample(index, ip);
     // An action without templates renders the same for the same source address: once.

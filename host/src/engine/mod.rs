@@ -39,6 +39,8 @@ mod tasks;
 mod upload;
 mod user;
 mod web;
+mod websocket;
+mod ws_receive;
 
 use action::*;
 pub use action::{allow_proxy, allow_resolved, allow_url, target_of_url};

@@ -212,6 +212,7 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
             }
         }
     }
+    super::websocket::close_kept(&mut state, &mut inst).await;
     // A shared address belongs to the tenant; it is released at the end of the run.
     if let Some((_, from)) = &held
         && sc.ip_binding.strategy != BindStrategy::Shared
@@ -264,6 +265,8 @@ pub(super) struct UserState<'a> {
     pub(super) once: std::collections::HashMap<usize, crate::format::scenario::Outcome>,
     /// Their variables (exports, `ok`, `status_code`), seen by every later pass.
     pub(super) kept: crate::format::template::Vars,
+    /// WebSocket sessions kept open (`keep_open`), by name.
+    pub(super) ws_sessions: HashMap<String, super::websocket::Kept>,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -294,6 +297,7 @@ impl<'a> UserState<'a> {
             once: Default::default(),
             rows: vec![0; shared.scenario.data.len()],
             kept: Default::default(),
+            ws_sessions: HashMap::new(),
             rng: (u64::from(user.id) << 32 | u64::from(std::process::id()))
                 ^ shared.started.elapsed().as_nanos() as u64
                 | 1,
@@ -393,6 +397,7 @@ impl<'a> UserState<'a> {
             bytes_sent: 0,
             bytes_received: 0,
             error: None,
+            ws: None,
         }
     }
 
@@ -422,6 +427,7 @@ impl Drop for UserState<'_> {
                 bytes_sent: 0,
                 bytes_received: 0,
                 error: Some(INTERRUPTED.into()),
+                ws: None,
             });
             self.shared.live.requests.fetch_add(1, Ordering::Relaxed);
             self.shared.live.errors.fetch_add(1, Ordering::Relaxed);

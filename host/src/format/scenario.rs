@@ -27,6 +27,7 @@ mod tls;
 mod udp;
 mod upload;
 mod walker;
+mod websocket;
 
 use checks::*;
 pub use data::{DataMode, DataSource};
@@ -46,6 +47,8 @@ use tls::*;
 use udp::*;
 pub use upload::UPLOAD_KEYS;
 use walker::*;
+use websocket::ws_with;
+pub use websocket::{WebSocket, WsReceive, WsStep};
 
 /// How deeply flow collections nest, outside quoted scalars and comments, and the line of the
 /// deepest. An over-estimate at worst (a plain scalar holding brackets counts them).

@@ -15,6 +15,38 @@ pub enum Metric {
     Iterations,
     /// Checks that passed: rate.
     Checks,
+    /// WebSocket openings that reached a server (ms): p(N), avg, med, min, max.
+    WsConnecting,
+    /// WebSocket sessions the servers upgraded: count, rate.
+    WsSessions,
+    /// WebSocket messages sent: count, rate.
+    WsMsgsSent,
+    /// WebSocket messages received: count, rate.
+    WsMsgsReceived,
+    /// WebSocket ping round trips (ms): p(N), avg, med, min, max.
+    WsPing,
+}
+
+impl Metric {
+    /// Whether it is a latency (aggregated by percentiles, in milliseconds).
+    pub fn is_trend(self) -> bool {
+        matches!(
+            self,
+            Metric::Duration | Metric::WsConnecting | Metric::WsPing
+        )
+    }
+
+    /// Whether it is one of the WebSocket metrics (which take no filter).
+    pub fn is_ws(self) -> bool {
+        matches!(
+            self,
+            Metric::WsConnecting
+                | Metric::WsSessions
+                | Metric::WsMsgsSent
+                | Metric::WsMsgsReceived
+                | Metric::WsPing
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,9 +106,15 @@ pub fn parse_name(name: &str) -> Result<(Metric, Filter), String> {
         "http_reqs" => Metric::Reqs,
         "iterations" => Metric::Iterations,
         "checks" => Metric::Checks,
+        "ws_connecting" => Metric::WsConnecting,
+        "ws_sessions" => Metric::WsSessions,
+        "ws_msgs_sent" => Metric::WsMsgsSent,
+        "ws_msgs_received" => Metric::WsMsgsReceived,
+        "ws_ping" => Metric::WsPing,
         other => {
             return Err(format!(
-                "unknown metric {other:?} (http_req_duration, http_req_failed, http_reqs, iterations, checks)"
+                "unknown metric {other:?} (http_req_duration, http_req_failed, http_reqs, iterations, checks, \
+                 ws_connecting, ws_sessions, ws_msgs_sent, ws_msgs_received, ws_ping)"
             ));
         }
     };
@@ -96,8 +134,10 @@ pub fn parse_name(name: &str) -> Result<(Metric, Filter), String> {
     if action.is_some() && tag.is_some() {
         return Err("an action filter and a tag filter: give one".into());
     }
-    if metric == Metric::Iterations && (action.is_some() || tenant.is_some() || tag.is_some()) {
-        return Err("iterations takes no tag filter".into());
+    if (metric == Metric::Iterations || metric.is_ws())
+        && (action.is_some() || tenant.is_some() || tag.is_some())
+    {
+        return Err(format!("{base} takes no tag filter"));
     }
     if metric == Metric::Checks && (tenant.is_some() || tag.is_some()) {
         return Err("checks take an action filter only".into());
@@ -146,14 +186,14 @@ pub fn parse_expr(metric: Metric, expr: &str) -> Result<(Agg, &'static str, f64)
         other => return Err(format!("{expr:?}: unknown aggregation {other:?}")),
     };
     let allowed = match metric {
-        Metric::Duration => matches!(agg, Agg::P(_) | Agg::Avg | Agg::Med | Agg::Min | Agg::Max),
+        m if m.is_trend() => matches!(agg, Agg::P(_) | Agg::Avg | Agg::Med | Agg::Min | Agg::Max),
         Metric::Failed | Metric::Checks => agg == Agg::Rate,
-        Metric::Reqs | Metric::Iterations => matches!(agg, Agg::Count | Agg::Rate),
+        _ => matches!(agg, Agg::Count | Agg::Rate),
     };
     if !allowed {
         return Err(format!("{expr:?}: {lhs} does not apply to this metric"));
     }
-    let value = if metric == Metric::Duration {
+    let value = if metric.is_trend() {
         let (num, scale) = if let Some(n) = rhs.strip_suffix("ms") {
             (n, 1.0)
         } else if let Some(n) = rhs.strip_suffix('s') {

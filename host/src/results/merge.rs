@@ -101,7 +101,34 @@ pub fn to_json(r: &Report) -> Value {
         "thresholds": r.thresholds.iter().map(|v| json!({ "metric": v.name, "threshold": v.expr })).collect::<Vec<_>>(),
         "identity": r.identity.json(),
         "series": r.series.iter().map(interval_json).collect::<Vec<_>>(),
+        "websocket": ws_json(&r.rec.ws),
     })
+}
+
+fn ws_json(w: &crate::results::ws::WsStats) -> Value {
+    json!({
+        "connecting": stats_json(&w.connecting),
+        "ping": stats_json(&w.ping),
+        "msgs_sent": w.msgs_sent,
+        "msgs_received": w.msgs_received,
+        "steps": Value::Object(w.steps.iter().map(|(k, s)| (k.clone(), stats_json(s))).collect()),
+    })
+}
+
+/// A result file's WebSocket figures (none in files of runs without them, or older ones).
+fn ws_from(v: &Value, what: &str) -> Result<crate::results::ws::WsStats, String> {
+    let mut w = crate::results::ws::WsStats::default();
+    if v.is_null() {
+        return Ok(w);
+    }
+    w.connecting = stats_from(&v["connecting"], what)?;
+    w.ping = stats_from(&v["ping"], what)?;
+    w.msgs_sent = v["msgs_sent"].as_u64().unwrap_or(0);
+    w.msgs_received = v["msgs_received"].as_u64().unwrap_or(0);
+    for (k, s) in v["steps"].as_object().into_iter().flatten() {
+        w.steps.insert(k.clone(), stats_from(s, what)?);
+    }
+    Ok(w)
 }
 
 fn interval_json(i: &Interval) -> Value {
@@ -207,6 +234,7 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
         }
         let rec = &mut c.rec;
         add(&mut rec.totals, &stats_from(&v["totals"], &at("totals"))?)?;
+        rec.ws.merge(&ws_from(&v["websocket"], &at("websocket"))?);
         for (key, m) in [
             ("by_action", &mut rec.by_action),
             ("by_tenant", &mut rec.by_tenant),

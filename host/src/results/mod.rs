@@ -11,3 +11,4 @@ pub mod published;
 pub mod record;
 pub mod report;
 pub mod verdict;
+pub mod ws;

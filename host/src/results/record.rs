@@ -24,6 +24,8 @@ pub struct Sample {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub error: Option<String>,
+    /// A WebSocket action's own figures (its opening, steps and messages).
+    pub ws: Option<Box<crate::results::ws::WsRecord>>,
 }
 
 /// Latencies, microseconds; auto-resizing, so a histogram is as large as its longest value
@@ -47,7 +49,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn new(sigfig: u8) -> Stats {
+    pub fn new(sigfig: u8) -> Stats {
         Stats {
             count: 0,
             ok: 0,
@@ -59,15 +61,20 @@ impl Stats {
     }
 
     fn add(&mut self, s: &Sample) {
+        self.add_one(s.latency_us, s.ok);
+        self.bytes_sent += s.bytes_sent;
+        self.bytes_received += s.bytes_received;
+    }
+
+    /// One event of `latency_us`, which went well or not.
+    pub fn add_one(&mut self, latency_us: u64, ok: bool) {
         self.count += 1;
-        if s.ok {
+        if ok {
             self.ok += 1;
         } else {
             self.failed += 1;
         }
-        self.bytes_sent += s.bytes_sent;
-        self.bytes_received += s.bytes_received;
-        let _ = self.latency.record(s.latency_us.max(1));
+        let _ = self.latency.record(latency_us.max(1));
     }
 
     /// Several groups' requests as one (their histograms added); `None` for none.
@@ -153,6 +160,8 @@ pub struct Recorder {
     /// Errors since the last interval, at most `ERRORS_PER_INTERVAL` of them kept.
     pub window_errors: Vec<ErrorEvent>,
     pub window_errors_dropped: u64,
+    /// WebSocket sessions, steps and messages.
+    pub ws: crate::results::ws::WsStats,
 }
 
 /// (action, tenant, status; `None`: no answer).
@@ -248,6 +257,7 @@ impl Default for Recorder {
             window_by_tenant: BTreeMap::new(),
             window_errors: Vec::new(),
             window_errors_dropped: 0,
+            ws: Default::default(),
         }
     }
 }
@@ -326,6 +336,9 @@ impl Recorder {
     }
 
     pub fn add(&mut self, s: &Sample) {
+        if let Some(ws) = &s.ws {
+            self.ws.add(&s.action, ws);
+        }
         if let Some(e) = &s.error {
             *self.errors.entry(e.clone()).or_insert(0) += 1;
             if self.window_errors.len() < ERRORS_PER_INTERVAL {

@@ -438,6 +438,7 @@ impl Report {
                 };
             }
         }
+        s.push_str(&self.rec.ws.text());
         if !self.errors.is_empty() {
             let _ = writeln!(s, "\nerrors:");
             for (k, n) in &self.errors {
@@ -593,6 +594,7 @@ impl Report {
             "by_source": map(&self.by_source),
             "by_status_class": map(&groups(&self.rec.by_status_class)),
             "errors": self.errors,
+            "websocket": (!self.rec.ws.is_empty()).then(|| self.rec.ws.json()),
             "not_sent": self.not_sent,
             "skipped": self.skipped,
             "skipped_reasons": self.actions.iter().filter(|a| self.skipped.contains_key(&a.id)).filter_map(|a| Some((a.id.clone(), Value::from(a.skip_reason.clone()?)))).collect::<serde_json::Map<_, _>>(),

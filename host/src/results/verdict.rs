@@ -68,6 +68,9 @@ impl Threshold {
                 .fold((0, 0), |(p, n), c| (p + c.pass, n + c.pass + c.fail));
             return (all > 0).then(|| pass as f64 / all as f64);
         }
+        if self.metric.is_ws() {
+            return self.observe_ws(o);
+        }
         let s = self.stats(o.rec);
         Some(match (self.metric, self.agg) {
             (Metric::Reqs, Agg::Count) => s.map_or(0, |s| s.count) as f64,
@@ -76,17 +79,32 @@ impl Threshold {
                 let s = s.filter(|s| s.count > 0)?;
                 s.failed as f64 / s.count as f64
             }
-            (_, agg) => {
-                let s = s.filter(|s| s.count > 0)?;
-                match agg {
-                    Agg::P(q) => s.quantile_ms(q / 100.0),
-                    Agg::Med => s.quantile_ms(0.5),
-                    Agg::Avg => s.mean_ms(),
-                    Agg::Min => s.min_ms(),
-                    _ => s.max_ms(),
-                }
-            }
+            (_, agg) => trend(s.filter(|s| s.count > 0)?.as_ref(), agg),
         })
+    }
+
+    /// A WebSocket metric's value (k6's names): counts and rates of sessions and messages,
+    /// latencies of openings and pings.
+    fn observe_ws(&self, o: &Observed) -> Option<f64> {
+        let ws = &o.rec.ws;
+        let count = match self.metric {
+            Metric::WsSessions => Some(ws.sessions()),
+            Metric::WsMsgsSent => Some(ws.msgs_sent),
+            Metric::WsMsgsReceived => Some(ws.msgs_received),
+            _ => None,
+        };
+        if let Some(n) = count {
+            return Some(match self.agg {
+                Agg::Count => n as f64,
+                _ if o.elapsed_s > 0.0 => n as f64 / o.elapsed_s,
+                _ => 0.0,
+            });
+        }
+        let s = match self.metric {
+            Metric::WsPing => &ws.ping,
+            _ => &ws.connecting,
+        };
+        (s.count > 0).then(|| trend(s, self.agg))
     }
 
     /// Whether it holds. Nothing recorded for a latency or failure threshold fails it: a
@@ -104,6 +122,17 @@ impl Threshold {
             _ => v != self.value,
         };
         (ok, Some(v))
+    }
+}
+
+/// A latency aggregate, in milliseconds.
+fn trend(s: &Stats, agg: Agg) -> f64 {
+    match agg {
+        Agg::P(q) => s.quantile_ms(q / 100.0),
+        Agg::Med => s.quantile_ms(0.5),
+        Agg::Avg => s.mean_ms(),
+        Agg::Min => s.min_ms(),
+        _ => s.max_ms(),
     }
 }
 

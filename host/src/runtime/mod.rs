@@ -5,6 +5,7 @@ pub mod arena;
 pub mod body;
 pub mod lookup;
 pub mod server;
+pub mod websocket;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -239,6 +240,8 @@ pub struct Runtime {
     /// Where the socket interface is in an instance; `None` for an artifact without it (a
     /// drop-in build that does not export it: no UDP actions).
     sockets: Option<socket_bindings::SchedulerExecutorSocketsIndices>,
+    /// Where the WebSocket interface is; `None` for an artifact without it.
+    websocket: Option<websocket::bindings::SchedulerExecutorWebsocketIndices>,
     tls: Tls,
 }
 
@@ -292,6 +295,8 @@ pub struct Instance {
     pub bindings: bindings::SchedulerExecutor,
     /// The instance's socket interface, when the artifact exports it.
     sockets: Option<socket_bindings::SchedulerExecutorSockets>,
+    /// The instance's WebSocket sessions, when the artifact exports them.
+    websocket: Option<websocket::bindings::SchedulerExecutorWebsocket>,
     /// What this instance's last TLS handshake negotiated.
     pub tls_last: Arc<Mutex<Option<Negotiated>>>,
 }
@@ -359,6 +364,7 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(fail("pre-instantiating"))?;
         let sockets = socket_bindings::SchedulerExecutorSocketsIndices::new(&pre).ok();
+        let websocket = websocket::bindings::SchedulerExecutorWebsocketIndices::new(&pre).ok();
         let indices =
             bindings::SchedulerExecutorIndices::new(&pre).map_err(fail("binding the artifact"))?;
         Ok(Runtime {
@@ -366,6 +372,7 @@ impl Runtime {
             pre,
             indices,
             sockets,
+            websocket,
             tls,
         })
     }
@@ -398,10 +405,18 @@ impl Runtime {
             ),
             None => None,
         };
+        let websocket = match &self.websocket {
+            Some(i) => Some(
+                i.load(&mut store, &instance)
+                    .map_err(fail("binding the WebSocket interface"))?,
+            ),
+            None => None,
+        };
         Ok(Instance {
             store,
             bindings,
             sockets,
+            websocket,
             tls_last,
         })
     }

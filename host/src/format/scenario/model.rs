@@ -100,6 +100,14 @@ pub struct IpBinding {
     pub fallback_pool: Option<String>,
 }
 
+impl IpBinding {
+    /// Whether each task (workflow node) takes an address of its own and gives it back.
+    pub fn per_task(&self) -> bool {
+        self.enabled
+            && (self.strategy == BindStrategy::PerTask || self.release_on == ReleaseOn::TaskEnd)
+    }
+}
+
 /// The open model: iterations start on a schedule, each in a free user.
 #[derive(Debug, Clone)]
 pub struct ArrivalRate {
@@ -240,6 +248,8 @@ pub struct Action {
     pub dynamic: Vec<DynamicTask>,
     /// A UDP action (`with` is then the UDP one, not the executor's).
     pub udp: Option<Udp>,
+    /// A WebSocket action (`call: websocket`).
+    pub websocket: Option<WebSocket>,
     /// `with.redirects.any_port`: the user may reach any port of the URL's host, so a
     /// redirect to another port or scheme of it is followed.
     pub redirect_any_port: bool,

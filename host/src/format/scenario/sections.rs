@@ -166,8 +166,10 @@ pub(super) fn actions(
                 "udp.send" | "udp-send" => Some(false),
                 _ => None,
             };
+            let is_ws = call.eq_ignore_ascii_case("websocket");
             if !call.is_empty()
                 && udp_reply.is_none()
+                && !is_ws
                 && !["get", "post", "put", "delete", "patch", "head", "options"]
                     .contains(&call.to_ascii_lowercase().as_str())
             {
@@ -175,7 +177,7 @@ pub(super) fn actions(
                     &join(&path, "call"),
                     format!(
                         "unknown call {call:?} (get, post, put, delete, patch, head, options, \
-                         udp.send, udp.send-reply)"
+                         udp.send, udp.send-reply, websocket)"
                     ),
                 );
             }
@@ -217,8 +219,11 @@ pub(super) fn actions(
             let udp = udp_reply.and_then(|reply| {
                 udp_with(w, get(m, "with"), &join(&path, "with"), reply, resources)
             });
+            let websocket = is_ws
+                .then(|| ws_with(w, get(m, "with"), &join(&path, "with"), &id))
+                .flatten();
             match &with {
-                _ if udp_reply.is_some() => {}
+                _ if udp_reply.is_some() || is_ws => {}
                 serde_json::Value::Object(o) if o.contains_key("url") => {
                     check_with(w, &path, &id, &call, &with, &static_vars)
                 }
@@ -295,6 +300,33 @@ pub(super) fn actions(
                     checks.push(c);
                 }
             }
+            if is_ws {
+                // The handshake's answer has a status, headers and a time; messages are
+                // checked by the receive steps.
+                for (j, c) in checks.iter().enumerate() {
+                    if matches!(
+                        c.kind,
+                        CheckKind::BodyContains(_)
+                            | CheckKind::BodyMatches(_)
+                            | CheckKind::Json(..)
+                    ) {
+                        w.problem(
+                            &format!("{path}.checks[{j}]"),
+                            "a WebSocket action takes status, header and duration checks \
+                             (messages are checked by its receive steps)",
+                        );
+                    }
+                }
+                for (j, e) in exports.iter().enumerate() {
+                    if !matches!(e.kind, ExportKind::StatusCode | ExportKind::Header(_)) {
+                        w.problem(
+                            &format!("{path}.export[{j}].type"),
+                            "a WebSocket action exports its handshake's status_code or a header \
+                             (messages are exported by its receive steps)",
+                        );
+                    }
+                }
+            }
             if udp_reply.is_some() {
                 // A UDP reply has a body and a time, nothing else.
                 for (j, c) in checks.iter().enumerate() {
@@ -325,6 +357,7 @@ pub(super) fn actions(
                 checks,
                 dynamic,
                 udp,
+                websocket,
                 redirect_any_port,
                 tags: action_tags(w, get(m, "tags"), &join(&path, "tags")),
             });
