@@ -20,6 +20,7 @@ pub mod gunicorn;
 pub mod http_server;
 pub mod nginx;
 pub mod proxy_py;
+pub mod ws_servers;
 
 pub mod executor_bindings {
     wasmtime::component::bindgen!({
