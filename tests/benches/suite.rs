@@ -26,6 +26,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 #[path = "rows/server_row.rs"]
 mod server_row;
+#[path = "rows/ws_row.rs"]
+mod ws_row;
 
 struct Stat {
     median: f64,
@@ -1104,6 +1106,9 @@ fn main() {
         && let Some(ng) = nginx()
     {
         server_row::server(&mut t, quick, reps, &ng);
+    }
+    if want("websocket") {
+        ws_row::websocket(&mut t, quick, reps);
     }
     if want("artifact") {
         artifact(&mut t, quick, reps);
