@@ -24,13 +24,15 @@ pub struct Client<N: Net> {
     pool: ConnPool<N::Conn>,
     rng: u64,
     /// When the last response was complete (µs, `Net::now_us`): the end of an action's total.
-    done_us: u64,
+    pub(crate) done_us: u64,
     /// The cookies of requests with `cookies` on.
     pub jar: crate::cookies::Jar,
     /// The body the current action streams, if any.
     pub(crate) upload: Option<crate::upload::Upload>,
     /// Bytes of it the current exchange sends after its head (0 once a redirect drops it).
     streaming: u64,
+    /// HTTP/2 connections kept for the next request, one per origin and source.
+    pub(crate) h2: alloc::collections::BTreeMap<PoolKey, crate::h2::conn::H2Conn<N::Conn>>,
 }
 
 /// Why one exchange failed: `NotIdle` means a pooled connection was found busy or closed
@@ -205,7 +207,7 @@ fn with_cookie<'a>(headers: &'a crate::Headers, cookie: Option<String>) -> Cow<'
 }
 
 /// Where a request's keep-alive connections are pooled: its origin, source and proxy.
-fn pool_key(url: &Url, req: &Request) -> PoolKey {
+pub(crate) fn pool_key(url: &Url, req: &Request) -> PoolKey {
     PoolKey {
         host: url.host.clone(),
         port: url.port,
@@ -255,6 +257,7 @@ impl<N: Net> Client<N> {
             jar: crate::cookies::Jar::default(),
             upload: None,
             streaming: 0,
+            h2: Default::default(),
         }
     }
 
@@ -265,11 +268,13 @@ impl<N: Net> Client<N> {
     /// Close every idle connection.
     pub fn close_idle(&mut self) {
         self.pool.clear();
+        self.h2.clear();
     }
 
     /// Close the idle connections bound to `source` (its address is going back to a pool).
     pub fn close_idle_from(&mut self, source: IpAddr) {
         self.pool.close_from(source);
+        self.h2.retain(|k, _| k.source != Some(source));
     }
 
     pub(crate) fn random(&mut self) -> u64 {
@@ -356,7 +361,10 @@ impl<N: Net> Client<N> {
                 };
                 // Until a redirect, the request is the one derived beforehand (unless the jar
                 // adds a cookie).
-                let r = if redirects == 0 && cookie.is_none() {
+                let r = if req.http2 && !url.tls {
+                    let headers = with_cookie(&headers, cookie);
+                    self.h2_exchange(req, method, &url, &headers, body, end, &mut counters)
+                } else if redirects == 0 && cookie.is_none() {
                     let wire = &derived.wire;
                     self.exchange(
                         req,

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod cookies;
 pub mod date;
 pub mod encoding;
+pub mod h2;
 pub mod json;
 pub mod params;
 pub mod pool;
@@ -382,6 +383,8 @@ pub struct Request {
     /// Send the client's cookies that match, and keep those the answers set (redirects
     /// included).
     pub cookies: bool,
+    /// HTTP/2: with prior knowledge over plain TCP (h2c).
+    pub http2: bool,
 }
 
 impl Request {
@@ -408,6 +411,7 @@ impl Request {
             local_ports: None,
             limit_rate: 0,
             cookies: false,
+            http2: false,
         }
     }
 }

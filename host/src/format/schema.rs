@@ -592,6 +592,9 @@ pub struct With {
     /// Send the user's cookies and keep those the answers set (RFC 6265; default true,
     /// each user its own jar, as k6).
     pub cookies: Option<bool>,
+    /// "1.1" (default), "2" (HTTP/2 with prior knowledge over http://, h2c: one connection
+    /// per user and origin, kept), or "auto" (HTTP/1.1 until ALPN can offer h2).
+    pub http_version: Option<Text>,
     /// Follow-up tasks added when the action succeeds (the original's).
     pub dynamic_tasks: Option<Vec<DynamicTask>>,
 }

@@ -44,7 +44,7 @@ pub(super) fn answered(
     }
     let mut out = std::io::stdout().lock();
     if args.include || args.head {
-        let _ = out.write_all(head_text(o).as_bytes());
+        let _ = out.write_all(head_text(o, version(args, o)).as_bytes());
     }
     if args.output.is_none() && !args.head {
         let _ = out.write_all(&o.body);
@@ -106,9 +106,17 @@ pub fn curl_code(e: &x::ActionError) -> u8 {
     }
 }
 
+/// The protocol the answer came over: HTTP/2 with prior knowledge to an http:// URL.
+fn version(args: &ExecArgs, o: &x::Outcome) -> &'static str {
+    match args.http2_prior_knowledge && o.final_url.starts_with("http:") {
+        true => "HTTP/2",
+        false => "HTTP/1.1",
+    }
+}
+
 /// The response head as it came: the status line and each header, CRLF-ended.
-fn head_text(o: &x::Outcome) -> String {
-    let mut t = format!("HTTP/1.1 {} {}\r\n", o.status, o.reason);
+fn head_text(o: &x::Outcome, version: &str) -> String {
+    let mut t = format!("{version} {} {}\r\n", o.status, o.reason);
     for h in &o.headers {
         t.push_str(&format!("{}: {}\r\n", h.name, h.value));
     }
@@ -238,7 +246,8 @@ fn print_verbose(
         (Some(_), Some(u)) if u.scheme() == "http" => u.as_str().to_string(),
         _ => path,
     };
-    eprintln!("> {method} {target_text} HTTP/1.1");
+    let version = version(args, o);
+    eprintln!("> {method} {target_text} {version}");
     if let Some(host) = target.as_ref().and_then(|u| u.host_str()) {
         eprintln!("> Host: {host}");
     }
@@ -246,7 +255,7 @@ fn print_verbose(
         eprintln!("> {k}: {}", v.as_str().unwrap_or_default());
     }
     eprintln!(">");
-    eprintln!("< HTTP/1.1 {} {}", o.status, o.reason);
+    eprintln!("< {version} {} {}", o.status, o.reason);
     for h in &o.headers {
         eprintln!("< {}: {}", h.name, h.value);
     }

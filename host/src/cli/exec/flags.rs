@@ -175,9 +175,17 @@ pub struct ExecArgs {
     /// not limited).
     #[arg(long = "limit-rate", value_name = "SPEED", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
-    /// HTTP/1.1 (the only version `exec` speaks; accepted for curl's command lines).
-    #[arg(long = "http1.1")]
+    /// HTTP/1.1 (the default).
+    #[arg(long = "http1.1", conflicts_with_all = ["http2", "http2_prior_knowledge"])]
     pub http11: bool,
+    /// HTTP/2 where it can be had: over https it needs ALPN, which wasi:tls 0.2.0-draft does
+    /// not have, so HTTP/1.1 is spoken there (as curl does when the server offers no h2);
+    /// over http, HTTP/1.1 (no h2c upgrade).
+    #[arg(long = "http2")]
+    pub http2: bool,
+    /// HTTP/2 with prior knowledge over http:// (h2c), as curl's flag.
+    #[arg(long = "http2-prior-knowledge", conflicts_with = "http2")]
+    pub http2_prior_knowledge: bool,
 }
 
 /// curl's speeds: bytes a second, with a K, M or G suffix (powers of 1024).

@@ -191,6 +191,9 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
     if args.compressed {
         params["decompress"] = true.into();
     }
+    if args.http2_prior_knowledge {
+        params["http_version"] = "2".into();
+    }
     if let Some(r) = args.limit_rate {
         params["limit_rate"] = r.into();
     }

@@ -1,0 +1,173 @@
+//! A request over HTTP/2 for the client: a connection of the user's per origin (kept for the
+//! next request), the request's fields made from the HTTP/1.1 ones, the answer as a
+//! `Response`.
+
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use super::conn::{H2Conn, H2Failure, Limits};
+use crate::client::{Counters, phase_ms, pool_key};
+use crate::{Client, Headers, HttpError, Method, Net, Phase, Request, Response, Timings, Url};
+
+/// Headers HTTP/2 does not carry (RFC 9113 section 8.2.2), and Host (`:authority` instead).
+const DROPPED: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// The request's fields: pseudo-headers, then the headers with lower-case names.
+fn fields(method: Method, url: &Url, headers: &Headers, body: &[u8]) -> Vec<(String, String)> {
+    let authority =
+        crate::codec::header(headers, "host").map_or_else(|| url.authority(), str::to_string);
+    let mut f = vec![
+        (":method".to_string(), method.as_str().to_string()),
+        (":scheme".to_string(), url.scheme().to_string()),
+        (":authority".to_string(), authority),
+        (":path".to_string(), url.path.clone()),
+    ];
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        let te_ok = k != "te" || v.eq_ignore_ascii_case("trailers");
+        if !DROPPED.contains(&k.as_str()) && te_ok && k != "content-length" {
+            f.push((k, v.clone()));
+        }
+    }
+    if !f.iter().any(|(k, _)| k == "user-agent") {
+        f.push(("user-agent".into(), "scheduler-executor/0.1".into()));
+    }
+    if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
+        f.push(("content-length".into(), body.len().to_string()));
+    }
+    f
+}
+
+fn failure(f: H2Failure, reused: bool) -> Result<HttpError, String> {
+    Ok(match f {
+        H2Failure::Unprocessed(why) => return Err(why),
+        H2Failure::Stale(why) if reused => return Err(why),
+        H2Failure::Stale(why) | H2Failure::Io(why) => HttpError::Io(why),
+        H2Failure::Timeout(first) => HttpError::Timeout(if first {
+            Phase::FirstByte
+        } else {
+            Phase::BetweenBytes
+        }),
+        H2Failure::Protocol(m) => HttpError::Protocol(format!("HTTP/2: {m}")),
+        H2Failure::TooLarge(m) => HttpError::TooLarge(m),
+    })
+}
+
+impl<N: Net> Client<N> {
+    /// One request over HTTP/2 with prior knowledge (h2c). A request the server did not
+    /// process (REFUSED_STREAM, a GOAWAY below it) or a kept connection found closed goes
+    /// again on a new connection, once.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn h2_exchange(
+        &mut self,
+        req: &Request,
+        method: Method,
+        url: &Url,
+        headers: &Headers,
+        body: &[u8],
+        end: u64,
+        counters: &mut crate::client::Counters,
+    ) -> Result<Response, HttpError> {
+        if req.streamed_len > 0 {
+            return Err(HttpError::Io(
+                "a streamed body over HTTP/2 is not supported yet".into(),
+            ));
+        }
+        let key = pool_key(url, req);
+        let fields = fields(method, url, headers, body);
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut timings = Timings::default();
+            let (mut conn, reused) = match self.h2.remove(&key).filter(H2Conn::usable) {
+                Some(c) => (c, true),
+                None => (self.h2_connect(url, req, end, &mut timings)?, false),
+            };
+            let r = self.h2_request(&mut conn, &refs, body, req, end, &mut timings, counters);
+            let usable = conn.usable();
+            if usable && req.keep_alive {
+                self.h2.insert(key.clone(), conn);
+            }
+            match r {
+                Ok(mut resp) => {
+                    resp.reused = reused;
+                    return Ok(resp);
+                }
+                Err(f) => match failure(f, reused) {
+                    Ok(e) => return Err(e),
+                    Err(why) if tries >= 2 => return Err(HttpError::Io(why)),
+                    Err(_) => {}
+                },
+            }
+        }
+    }
+
+    fn h2_connect(
+        &mut self,
+        url: &Url,
+        req: &Request,
+        end: u64,
+        timings: &mut Timings,
+    ) -> Result<H2Conn<N::Conn>, HttpError> {
+        let conn = self.connect(url, req, end, timings)?;
+        let (ms, _) = phase_ms(req.timeouts.between_bytes_ms, end, self.net.now_us())?;
+        H2Conn::open(conn, ms)
+            .map_err(|e| HttpError::Io(format!("sending the HTTP/2 preface: {e}")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn h2_request(
+        &mut self,
+        conn: &mut H2Conn<N::Conn>,
+        fields: &[(&str, &str)],
+        body: &[u8],
+        req: &Request,
+        end: u64,
+        timings: &mut Timings,
+        counters: &mut Counters,
+    ) -> Result<Response, H2Failure> {
+        let (sent0, received0) = (conn.sent, conn.received);
+        let net = &self.net;
+        let now = || net.now_us();
+        let start = now();
+        let limits = Limits {
+            now: &now,
+            end,
+            first_byte_ms: req.timeouts.first_byte_ms,
+            between_bytes_ms: req.timeouts.between_bytes_ms,
+            max_body: req.max_body,
+        };
+        let r = conn.request(fields, body, &limits);
+        counters.sent += conn.sent - sent0;
+        counters.received += conn.received - received0;
+        let h = r?;
+        self.done_us = self.net.now_us();
+        timings.first_byte_us = h.first_byte_at.saturating_sub(start);
+        Ok(Response {
+            status: h.status,
+            reason: String::new(),
+            headers: h.headers,
+            trailers: h.trailers,
+            body: h.body,
+            timings: *timings,
+            bytes_sent: 0,
+            bytes_received: 0,
+            source: conn.local_addr(),
+            attempts: 0,
+            redirects: 0,
+            final_url: String::new(),
+            reused: false,
+        })
+    }
+}

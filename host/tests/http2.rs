@@ -1,0 +1,328 @@
+//! HTTP/2 with prior knowledge over plain TCP (h2c, `http_version: "2"`) against nginx and
+//! hypercorn: each user's requests on one connection of its own, from its pool address; the
+//! report's counts equal the servers' logs; bodies both ways past the flow-control windows.
+//!
+//! `.ci/run` installs nginx and hypercorn; where one is missing the tests say so and pass,
+//! unless REQUIRE_NGINX / REQUIRE_HYPERCORN are set (as in CI).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, tmp};
+use integration_tests::nginx::{self, Nginx};
+use serde_json::Value;
+
+fn run(dir: &Path, scenario: &str) -> (std::process::Output, Value) {
+    let path = dir.join("s.yaml");
+    std::fs::write(&path, scenario).unwrap();
+    let json = dir.join("r.json");
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let v = std::fs::read_to_string(&json)
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or(Value::Null);
+    (out, v)
+}
+
+fn scenario(net: u8, users: u32, iterations: u32, actions: &str, nodes: &str) -> String {
+    format!(
+        r#"version: "1.0"
+name: h2
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.{net}.0/29"] }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}
+  user_lifetime: {{ mode: loop, iterations: {iterations} }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
+actions:
+  actions:
+{actions}
+workflows:
+  nodes:
+{nodes}
+    - {{ id: end, type: end }}
+"#
+    )
+}
+
+fn in_pool(src: &str, net: u8) -> bool {
+    src.strip_prefix(&format!("127.0.{net}."))
+        .and_then(|h| h.parse::<u8>().ok())
+        .is_some_and(|h| h < 8)
+}
+
+#[test]
+fn users_speak_h2c_to_nginx_on_one_connection_each() {
+    let Some(bin) = nginx::binary_or_skip() else {
+        return;
+    };
+    let d = tmp("h2-nginx");
+    std::fs::write(d.join("big.bin"), vec![7u8; 3_000_000]).unwrap();
+    let http = "log_format h2 '$remote_addr $server_protocol $connection $request_method $request_uri $status $body_bytes_sent';\n    access_log {dir}/logs/access.log h2;";
+    let server = format!(
+        "server {{ listen 127.0.0.1:{{port}} http2; location / {{ return 200 \"hello h2\\n\"; }} location /big {{ alias {}; }} }}",
+        d.join("big.bin").display()
+    );
+    let ng = Nginx::start_server(&bin, "h2c", http, &server).unwrap();
+    let actions = format!(
+        "    - {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{p}/a?b=1\", http_version: \"2\" }}, checks: [ {{ body_contains: hello }} ] }}\n    - {{ id: big, call: get, with: {{ url: \"http://127.0.0.1:{p}/big\", http_version: \"2\" }} }}",
+        p = ng.port
+    );
+    let nodes = "    - { id: a, type: action, action: get, edges: [ { to: b } ] }\n    - { id: b, type: action, action: big, edges: [ { to: end } ] }";
+    let (out, r) = run(&d, &scenario(160, 3, 4, &actions, nodes));
+    assert!(
+        out.status.success(),
+        "{}\n{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["totals"]["requests"], 24, "{r}");
+    assert_eq!(r["totals"]["failed"], 0, "{r}");
+    assert_eq!(r["checks"][0]["passes"], 12, "{r}");
+    assert!(
+        r["by_action"]["big"]["bytes_received"].as_u64().unwrap() >= 12 * 3_000_000,
+        "{r}"
+    );
+    let log = std::fs::read_to_string(ng.dir.join("logs/access.log")).unwrap();
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 24, "{log}");
+    // Every request over HTTP/2 from the pool; each source on one connection.
+    let mut conns: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for l in &lines {
+        assert!(
+            in_pool(l[0], 160) && l[1] == "HTTP/2.0" && l[5] == "200",
+            "{l:?}"
+        );
+        conns.entry(l[0]).or_default().insert(l[2]);
+    }
+    assert_eq!(conns.len(), 3, "{conns:?}");
+    assert!(conns.values().all(|c| c.len() == 1), "{conns:?}");
+    assert!(lines.iter().any(|l| l[4] == "/a?b=1"), "{log}");
+}
+
+/// An ASGI app: logs each request (source, port, HTTP version, method, body length) and
+/// answers it as JSON.
+const APP: &str = r#"
+import json, os
+LOG = os.environ["H2_LOG"]
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    n = 0
+    while True:
+        m = await receive()
+        n += len(m.get("body", b""))
+        if not m.get("more_body"):
+            break
+    rec = {"src": scope["client"][0], "port": scope["client"][1], "v": scope["http_version"],
+           "method": scope["method"], "path": scope["path"], "len": n}
+    with open(LOG, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    out = json.dumps(rec).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"set-cookie", b"s=1")]})
+    await send({"type": "http.response.body", "body": out})
+"#;
+
+struct Hypercorn(Child);
+
+impl Drop for Hypercorn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn hypercorn(dir: &Path) -> Option<(Hypercorn, u16)> {
+    let installed = Command::new("hypercorn")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(
+            std::env::var("REQUIRE_HYPERCORN").is_err(),
+            "REQUIRE_HYPERCORN is set but hypercorn is not installed"
+        );
+        eprintln!("SKIPPED: hypercorn is not installed (pip install hypercorn)");
+        return None;
+    }
+    std::fs::write(dir.join("h2app.py"), APP).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("hypercorn")
+        .current_dir(dir)
+        .env("H2_LOG", dir.join("seen.log"))
+        .args(["--bind", &format!("127.0.0.1:{port}"), "h2app:app"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("hypercorn.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let h = Hypercorn(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "hypercorn did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((h, port))
+}
+
+#[test]
+fn bodies_past_the_windows_reach_hypercorn_over_h2c() {
+    let d = tmp("h2-hypercorn");
+    let Some((_h, port)) = hypercorn(&d) else {
+        return;
+    };
+    // 200 KB: past the server's initial 64 KiB window, so the upload waits for WINDOW_UPDATEs.
+    let body = "x".repeat(200_000);
+    let actions = format!(
+        "    - {{ id: up, call: post, with: {{ url: \"http://127.0.0.1:{port}/up\", http_version: \"2\", body: \"{body}\" }}, checks: [ {{ json: /len, equals: \"200000\" }}, {{ json: /v, equals: \"2\" }} ] }}\n    - {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{port}/get\", http_version: \"2\" }}, export: [ {{ name: v, type: json, pointer: /v }} ] }}"
+    );
+    let nodes = "    - { id: a, type: action, action: up, edges: [ { to: b } ] }\n    - { id: b, type: action, action: get, edges: [ { to: end } ] }";
+    let (out, r) = run(&d, &scenario(161, 2, 3, &actions, nodes));
+    assert!(
+        out.status.success(),
+        "{}\n{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["totals"]["requests"], 12, "{r}");
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["fails"] == 0),
+        "{}",
+        r["checks"]
+    );
+    let seen: Vec<Value> = std::fs::read_to_string(d.join("seen.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(seen.len(), 12, "{seen:?}");
+    let mut ports: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for s in &seen {
+        let src = s["src"].as_str().unwrap();
+        assert!(in_pool(src, 161) && s["v"] == "2", "{s}");
+        if s["method"] == "POST" {
+            assert_eq!(s["len"], 200_000, "{s}");
+        }
+        ports
+            .entry(src.to_string())
+            .or_default()
+            .insert(s["port"].as_u64().unwrap());
+    }
+    // One connection (one client port) a user.
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert!(ports.values().all(|p| p.len() == 1), "{ports:?}");
+}
+
+#[test]
+fn http2_over_tls_is_a_validate_problem_with_the_reason() {
+    let d = tmp("h2-tls");
+    let actions = "    - { id: get, call: get, with: { url: \"https://127.0.0.1:9/\", http_version: \"2\" } }";
+    let nodes = "    - { id: a, type: action, action: get, edges: [ { to: end } ] }";
+    let (out, _) = run(&d, &scenario(162, 1, 1, actions, nodes));
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("with.http_version: HTTP/2 over TLS needs ALPN"),
+        "{text}"
+    );
+}
+
+/// A server of the test's own: reads the client's preface and first frames, then sends its
+/// SETTINGS and `then`; what the client sent after, as (type, flags, stream, payload) frames.
+/// A frame the client sent: (type, flags, stream, payload).
+type Sent = (u8, u8, u32, Vec<u8>);
+
+fn hostile_h2(then: Vec<u8>) -> (u16, std::thread::JoinHandle<Vec<Sent>>) {
+    use std::io::{Read, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else {
+            return Vec::new();
+        };
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        // The preface, SETTINGS, WINDOW_UPDATE and the request's HEADERS come at once or so.
+        std::thread::sleep(Duration::from_millis(200));
+        if let Ok(n) = s.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        let _ = s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let _ = s.write_all(&then);
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let mut frames = Vec::new();
+        let mut at = 24;
+        while at + 9 <= got.len() {
+            let len = (usize::from(got[at]) << 16)
+                | (usize::from(got[at + 1]) << 8)
+                | usize::from(got[at + 2]);
+            let stream = u32::from_be_bytes([got[at + 5], got[at + 6], got[at + 7], got[at + 8]]);
+            let end = (at + 9 + len).min(got.len());
+            frames.push((got[at + 3], got[at + 4], stream, got[at + 9..end].to_vec()));
+            at = end;
+        }
+        frames
+    });
+    (port, h)
+}
+
+#[test]
+fn a_server_breaking_http2_gets_a_goaway_and_a_typed_error() {
+    let bad_hpack = vec![0, 0, 1, 1, 0x5, 0, 0, 0, 1, 0xbf]; // HEADERS: index 0x3f+..: past the end
+    let reset = vec![0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 2]; // RST_STREAM INTERNAL_ERROR
+    let huge = vec![0, 0x40, 1, 0, 0, 0, 0, 0, 1]; // a frame of 16,385 bytes: over the limit
+    let cases: [(Vec<u8>, Option<u32>, &str); 3] = [
+        (bad_hpack, Some(0x9), "protocol"),
+        (reset, None, "protocol"),
+        (huge, Some(0x6), "protocol"),
+    ];
+    for (i, (then, goaway, kind)) in cases.into_iter().enumerate() {
+        let (port, server) = hostile_h2(then);
+        let d = tmp(&format!("h2-hostile-{i}"));
+        let actions = format!(
+            "    - {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{port}/\", http_version: \"2\", timeout: 3s }} }}"
+        );
+        let nodes = "    - { id: a, type: action, action: get, edges: [ { to: end } ] }";
+        let (_, r) = run(&d, &scenario(163, 1, 1, &actions, nodes));
+        assert_eq!(r["errors"][kind], 1, "case {i}: {r}");
+        let frames = server.join().unwrap();
+        let sent_goaway = frames
+            .iter()
+            .find(|f| f.0 == 7)
+            .map(|f| u32::from_be_bytes([f.3[4], f.3[5], f.3[6], f.3[7]]));
+        assert_eq!(sent_goaway, goaway, "case {i}: {frames:?}");
+        // The request went as HEADERS on stream 1 with END_STREAM and END_HEADERS.
+        assert!(
+            frames.iter().any(|f| f.0 == 1 && f.2 == 1 && f.1 == 5),
+            "case {i}: {frames:?}"
+        );
+    }
+}
