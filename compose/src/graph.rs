@@ -10,6 +10,7 @@ pub const IP_POOL: &str = "scheduler:core-libs/ip-pool@0.1.0";
 pub const EXECUTOR: &str = "scheduler:executor/executor@0.1.0";
 pub const WEBSOCKET: &str = "scheduler:executor/websocket@0.1.0";
 pub const WASI_TLS: &str = "wasi:tls/types@0.2.0-draft";
+pub const TLS_ALPN: &str = "scheduler:tls-alpn/alpn@0.1.0";
 
 fn err(what: &str) -> impl Fn(String) -> String + '_ {
     move |e| format!("{what}: {e}")
@@ -77,6 +78,7 @@ fn compose(
     if let (Some(tls), Some(socket_i)) = (tls, socket_i) {
         let tls_i = graph.instantiate(tls);
         plug(&mut graph, tls_i, socket_i, WASI_TLS, "wasi:tls")?;
+        plug(&mut graph, tls_i, socket_i, TLS_ALPN, "ALPN")?;
     }
     let socket = socket_i
         .map(|socket_i| plug(&mut graph, socket_i, actions_i, SOCKET, "socket"))

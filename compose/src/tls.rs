@@ -201,6 +201,7 @@ impl TlsClient {
         config.resumption = Resumption::in_memory_sessions(32);
         InstanceTls {
             config: Arc::new(config),
+            alpn: Mutex::new(None),
             server_name: self.server_name.clone(),
             counts: self.counts.clone(),
             last: Arc::default(),
@@ -218,6 +219,8 @@ impl TlsClient {
 /// The TLS of one instance: the run's configuration with a session store of its own.
 pub struct InstanceTls {
     config: Arc<ClientConfig>,
+    /// The configuration with the ALPN list last offered.
+    alpn: Mutex<Option<(Vec<String>, Arc<ClientConfig>)>>,
     server_name: Option<String>,
     pub(crate) counts: Arc<Mutex<TlsCounts>>,
     pub(crate) last: Arc<Mutex<Option<Negotiated>>>,
@@ -226,11 +229,34 @@ pub struct InstanceTls {
 impl InstanceTls {
     /// A client connection to `server_name` (or the configured override): for a host name it
     /// is checked and sent as SNI; an IP literal is checked and sends none.
-    pub(crate) fn client_connection(&self, server_name: &str) -> Result<ClientConnection, String> {
+    pub(crate) fn client_connection(
+        &self,
+        server_name: &str,
+        alpn: &[String],
+    ) -> Result<ClientConnection, String> {
         let name = self.server_name.as_deref().unwrap_or(server_name);
         let domain = ServerName::try_from(name.to_string())
             .map_err(|_| format!("[tls:other] not a valid server name: {name:?}"))?;
-        ClientConnection::new(self.config.clone(), domain).map_err(|e| tls_error_text(&e))
+        ClientConnection::new(self.config_offering(alpn), domain).map_err(|e| tls_error_text(&e))
+    }
+
+    /// The configuration offering `alpn` (the same session store): made once for the last
+    /// list asked for, which is nearly always the only one.
+    fn config_offering(&self, alpn: &[String]) -> Arc<ClientConfig> {
+        if alpn.is_empty() {
+            return self.config.clone();
+        }
+        let mut cached = self.alpn.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cached {
+            Some((list, config)) if list == alpn => config.clone(),
+            _ => {
+                let mut config = (*self.config).clone();
+                config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+                let config = Arc::new(config);
+                *cached = Some((alpn.to_vec(), config.clone()));
+                config
+            }
+        }
     }
 }
 

@@ -27,8 +27,8 @@ use crate::tls::{InstanceTls, Negotiated, io_text, negotiated, tls_error_text};
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: ["../wit/deps/io", "../wit/deps/tls"],
-        world: "wasi:tls/imports@0.2.0-draft",
+        path: ["../wit/deps/io", "../wit/deps/tls", "../wit/tls-alpn"],
+        world: "scheduler:tls-alpn/imports",
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:tls/types.client-connection": super::Connection,
@@ -62,7 +62,8 @@ pub fn add_to_linker<T: TlsHostView + 'static>(
 ) -> wasmtime::Result<()> {
     let mut opts = bindings::wasi::tls::types::LinkOptions::default();
     opts.tls(true);
-    bindings::wasi::tls::types::add_to_linker::<_, HasTls>(linker, &opts, T::tls_view)
+    bindings::wasi::tls::types::add_to_linker::<_, HasTls>(linker, &opts, T::tls_view)?;
+    bindings::scheduler::tls_alpn::alpn::add_to_linker::<_, HasTls>(linker, T::tls_view)
 }
 
 /// Most ciphertext read from the TCP stream at once.
@@ -163,6 +164,8 @@ pub struct Handshake {
     server_name: String,
     input: DynInputStream,
     output: DynOutputStream,
+    /// The protocols offered by ALPN (none: no offer).
+    alpn: Vec<String>,
 }
 
 /// The handshake in progress, driven by its pollable.
@@ -448,12 +451,13 @@ impl HostClientHandshake for TlsView<'_> {
             server_name,
             input,
             output,
+            alpn: Vec::new(),
         })?)
     }
 
     fn finish(&mut self, this: Resource<Handshake>) -> wasmtime::Result<Resource<FutureStreams>> {
         let h = self.table.delete(this)?;
-        let state = match self.tls.client_connection(&h.server_name) {
+        let state = match self.tls.client_connection(&h.server_name, &h.alpn) {
             Ok(tls) => FutureState::Running {
                 session: Arc::new(Mutex::new(Session {
                     tls,
@@ -554,5 +558,24 @@ impl HostClientConnection for TlsView<'_> {
     fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
+    }
+}
+
+impl bindings::scheduler::tls_alpn::alpn::Host for TlsView<'_> {
+    fn offer(
+        &mut self,
+        handshake: Resource<Handshake>,
+        protocols: Vec<String>,
+    ) -> wasmtime::Result<bool> {
+        self.table.get_mut(&handshake)?.alpn = protocols;
+        Ok(true)
+    }
+
+    fn chosen(&mut self, connection: Resource<Connection>) -> wasmtime::Result<Option<String>> {
+        let conn = self.table.get(&connection)?;
+        let s = lock(&conn.0);
+        Ok(s.tls
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()))
     }
 }

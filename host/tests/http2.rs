@@ -1,5 +1,5 @@
-//! HTTP/2 with prior knowledge over plain TCP (h2c, `http_version: "2"`) against nginx and
-//! hypercorn: each user's requests on one connection of its own, from its pool address; the
+//! HTTP/2 against nginx and hypercorn, over TLS chosen by ALPN (`http_version: "2"` or
+//! `auto`) and over plain TCP with prior knowledge (h2c, `"2"`): each user's requests on one connection of its own, from its pool address; the
 //! report's counts equal the servers' logs; bodies both ways past the flow-control windows.
 //!
 //! `.ci/run` installs nginx and hypercorn; where one is missing the tests say so and pass,
@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BIN, tmp};
+use compose::tls::pki::{Ca, Validity};
 use integration_tests::nginx::{self, Nginx};
 use serde_json::Value;
 
@@ -144,7 +145,7 @@ impl Drop for Hypercorn {
     }
 }
 
-fn hypercorn(dir: &Path) -> Option<(Hypercorn, u16)> {
+fn hypercorn(dir: &Path, extra: &[&str]) -> Option<(Hypercorn, u16)> {
     let installed = Command::new("hypercorn")
         .arg("--version")
         .stdout(Stdio::null())
@@ -169,6 +170,7 @@ fn hypercorn(dir: &Path) -> Option<(Hypercorn, u16)> {
         .current_dir(dir)
         .env("H2_LOG", dir.join("seen.log"))
         .args(["--bind", &format!("127.0.0.1:{port}"), "h2app:app"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("hypercorn.err")).unwrap())
         .spawn()
@@ -185,7 +187,7 @@ fn hypercorn(dir: &Path) -> Option<(Hypercorn, u16)> {
 #[test]
 fn bodies_past_the_windows_reach_hypercorn_over_h2c() {
     let d = tmp("h2-hypercorn");
-    let Some((_h, port)) = hypercorn(&d) else {
+    let Some((_h, port)) = hypercorn(&d, &[]) else {
         return;
     };
     // 200 KB: past the server's initial 64 KiB window, so the upload waits for WINDOW_UPDATEs.
@@ -233,18 +235,141 @@ fn bodies_past_the_windows_reach_hypercorn_over_h2c() {
     assert!(ports.values().all(|p| p.len() == 1), "{ports:?}");
 }
 
+/// nginx over TLS with a certificate of `ca`; HTTP/2 offered by ALPN when `h2`.
+fn nginx_tls(d: &Path, ca: &Ca, h2: bool) -> Option<Nginx> {
+    let bin = nginx::binary_or_skip()?;
+    let leaf = ca
+        .server(&["localhost", "127.0.0.1"], Validity::Now)
+        .unwrap();
+    let (cert, key) = (
+        d.join(format!("cert{h2}.pem")),
+        d.join(format!("key{h2}.pem")),
+    );
+    std::fs::write(&cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    let http = "log_format h2 '$remote_addr $server_protocol $connection $request_method $request_uri $status $body_bytes_sent';\n    access_log {dir}/logs/access.log h2;";
+    let server = format!(
+        "server {{ listen 127.0.0.1:{{port}} ssl{}; ssl_certificate {}; ssl_certificate_key {}; location / {{ return 200 \"hello tls\\n\"; }} }}",
+        if h2 { " http2" } else { "" },
+        cert.display(),
+        key.display()
+    );
+    Some(Nginx::start_server(&bin, &format!("tls{h2}"), http, &server).unwrap())
+}
+
+fn log_lines(ng: &Nginx) -> Vec<Vec<String>> {
+    let log = std::fs::read_to_string(ng.dir.join("logs/access.log")).unwrap_or_default();
+    log.lines()
+        .map(|l| l.split(' ').map(str::to_string).collect())
+        .collect()
+}
+
 #[test]
-fn http2_over_tls_is_a_validate_problem_with_the_reason() {
+fn h2_over_tls_is_chosen_by_alpn_and_auto_falls_back_to_http1() {
     let d = tmp("h2-tls");
-    let actions = "    - { id: get, call: get, with: { url: \"https://127.0.0.1:9/\", http_version: \"2\" } }";
-    let nodes = "    - { id: a, type: action, action: get, edges: [ { to: end } ] }";
-    let (out, _) = run(&d, &scenario(162, 1, 1, actions, nodes));
-    assert!(!out.status.success());
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let ca = Ca::new("h2 CA").unwrap();
+    std::fs::write(d.join("ca.pem"), &ca.cert_pem).unwrap();
+    let Some(h2) = nginx_tls(&d, &ca, true) else {
+        return;
+    };
+    let Some(h1) = nginx_tls(&d, &ca, false) else {
+        return;
+    };
+    let actions = format!(
+        "    - {{ id: two, call: get, with: {{ url: \"https://localhost:{a}/two\", http_version: \"2\" }} }}\n    - {{ id: auto, call: get, with: {{ url: \"https://localhost:{a}/auto\", http_version: auto }} }}\n    - {{ id: old, call: get, with: {{ url: \"https://localhost:{b}/old\", http_version: auto }} }}",
+        a = h2.port,
+        b = h1.port
+    );
+    let nodes = "    - { id: a, type: action, action: two, edges: [ { to: b } ] }\n    - { id: b, type: action, action: auto, edges: [ { to: c } ] }\n    - { id: c, type: action, action: old, edges: [ { to: end } ] }";
+    let text = scenario(164, 2, 3, &actions, nodes)
+        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let (out, r) = run(&d, &text);
     assert!(
-        text.contains("with.http_version: HTTP/2 over TLS needs ALPN"),
-        "{text}"
+        out.status.success(),
+        "{}\n{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["totals"]["requests"], 18, "{r}");
+    // The h2 server: every request over HTTP/2 (`2` and `auto` alike), one connection a user.
+    let lines = log_lines(&h2);
+    assert_eq!(lines.len(), 12, "{lines:?}");
+    let mut conns: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for l in &lines {
+        assert!(
+            in_pool(&l[0], 164) && l[1] == "HTTP/2.0" && l[5] == "200",
+            "{l:?}"
+        );
+        conns.entry(l[0].clone()).or_default().insert(l[2].clone());
+    }
+    assert!(
+        conns.len() == 2 && conns.values().all(|c| c.len() == 1),
+        "{conns:?}"
+    );
+    // The server without h2: `auto` spoke HTTP/1.1 to it, kept alive.
+    let lines = log_lines(&h1);
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l[1] == "HTTP/1.1" && in_pool(&l[0], 164)),
+        "{lines:?}"
+    );
+    // `2` to a server that does not speak h2: nginx ends the handshake with
+    // no_application_protocol (RFC 7301 section 3.2); a typed error, nothing sent over HTTP/1.1.
+    let only = format!(
+        "    - {{ id: two, call: get, with: {{ url: \"https://localhost:{}/x\", http_version: \"2\" }} }}",
+        h1.port
+    );
+    let one = "    - { id: a, type: action, action: two, edges: [ { to: end } ] }";
+    let text = scenario(165, 1, 1, &only, one)
+        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let (_, r) = run(&d, &text);
+    assert_eq!(r["errors"]["tls(handshake-failure)"], 1, "{r}");
+    assert_eq!(log_lines(&h1).len(), 6);
+}
+
+#[test]
+fn hypercorn_over_tls_takes_bodies_on_h2() {
+    let d = tmp("h2-hypercorn-tls");
+    let ca = Ca::new("h2 CA").unwrap();
+    let leaf = ca
+        .server(&["localhost", "127.0.0.1"], Validity::Now)
+        .unwrap();
+    std::fs::write(d.join("ca.pem"), &ca.cert_pem).unwrap();
+    std::fs::write(d.join("cert.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(d.join("key.pem"), &leaf.key_pem).unwrap();
+    let tls = ["--certfile", "cert.pem", "--keyfile", "key.pem"];
+    let Some((_h, port)) = hypercorn(&d, &tls) else {
+        return;
+    };
+    let body = "y".repeat(150_000);
+    let actions = format!(
+        "    - {{ id: up, call: put, with: {{ url: \"https://localhost:{port}/up\", http_version: auto, body: \"{body}\" }}, checks: [ {{ json: /len, equals: \"150000\" }}, {{ json: /v, equals: \"2\" }} ] }}"
+    );
+    let nodes = "    - { id: a, type: action, action: up, edges: [ { to: end } ] }";
+    let text = scenario(166, 2, 2, &actions, nodes)
+        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let (out, r) = run(&d, &text);
+    assert!(
+        out.status.success(),
+        "{}\n{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["fails"] == 0 && c["passes"] == 4),
+        "{}",
+        r["checks"]
+    );
+    let seen = std::fs::read_to_string(d.join("seen.log")).unwrap();
+    assert_eq!(seen.lines().count(), 4, "{seen}");
+    assert!(
+        seen.lines()
+            .all(|l| l.contains("\"v\": \"2\"") && l.contains("127.0.166.")),
+        "{seen}"
     );
 }
 

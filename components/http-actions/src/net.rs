@@ -1,5 +1,6 @@
 //! `http_core::Net` over the socket component (through `socket-api`).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
@@ -160,11 +161,16 @@ impl Net for SocketNet {
         conn: &mut SocketConn,
         server_name: &str,
         timeout_ms: u64,
-    ) -> Result<(), NetError> {
+        alpn: &[String],
+    ) -> Result<Option<String>, NetError> {
         conn.sock
             .set_connect_timeout_ms(timeout_ms)
             .map_err(net_error)?;
-        conn.sock.start_tls(server_name).map_err(net_error)
+        match alpn.is_empty() {
+            true => conn.sock.start_tls(server_name).map(|()| None),
+            false => conn.sock.start_tls_alpn(server_name, alpn),
+        }
+        .map_err(net_error)
     }
 
     fn now_us(&self) -> u64 {

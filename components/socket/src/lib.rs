@@ -32,7 +32,7 @@ use wasip2::sockets::udp::{
 use wasip2::sockets::{ip_name_lookup, tcp_create_socket, udp_create_socket};
 
 wit_bindgen::generate!({
-    path: ["../../wit", "../../wit/socket-impl"],
+    path: ["../../wit", "../../wit/tls-alpn", "../../wit/socket-impl"],
     world: "scheduler:socket-impl/socket-component-impl",
     features: ["tls"],
     with: {
@@ -40,6 +40,7 @@ wit_bindgen::generate!({
         "wasi:io/poll@0.2.12": wasip2::io::poll,
         "wasi:io/error@0.2.12": wasip2::io::error,
         "wasi:tls/types@0.2.0-draft": generate,
+        "scheduler:tls-alpn/alpn@0.1.0": generate,
     },
 });
 
@@ -543,7 +544,12 @@ impl Inner {
 
     /// The TLS handshake over the connected TCP streams (bounded by the connect timeout). On
     /// failure the connection is gone (its streams went to the handshake): the socket closes.
-    fn start_tls(&mut self, server_name: &str) -> Result<(), SocketError> {
+    /// Offering `alpn` (none when empty); the protocol the server chose.
+    fn start_tls_offering(
+        &mut self,
+        server_name: &str,
+        alpn: &[String],
+    ) -> Result<Option<String>, SocketError> {
         let ms = self.connect_ms;
         let Io::Tcp(t) = &mut self.io else {
             unreachable_io()
@@ -556,7 +562,12 @@ impl Inner {
         let (Some(input), Some(output)) = (t.input.take(), t.output.take()) else {
             return Err(state_error("start-tls", self.state));
         };
-        let future = ClientHandshake::finish(ClientHandshake::new(server_name, input, output));
+        let handshake = ClientHandshake::new(server_name, input, output);
+        if !alpn.is_empty() {
+            // A host without ALPN says so: the handshake goes on without an offer.
+            let _ = scheduler::tls_alpn::alpn::offer(&handshake, alpn);
+        }
+        let future = ClientHandshake::finish(handshake);
         let p = future.subscribe();
         let mut deadline = wait::Deadline::after(ms);
         let r = loop {
@@ -591,12 +602,16 @@ impl Inner {
         drop(future);
         match r {
             Ok((conn, input, output)) => {
+                let chosen = match alpn.is_empty() {
+                    true => None,
+                    false => scheduler::tls_alpn::alpn::chosen(&conn),
+                };
                 t.input = Some(input);
                 t.output = Some(output);
                 t.tls = Some(conn);
                 t.tls_fresh = true;
                 t.sent = false;
-                Ok(())
+                Ok(chosen)
             }
             Err(e) => {
                 self.io = Io::Closed;
@@ -1110,6 +1125,14 @@ impl GuestSocket for SocketResource {
     }
 
     fn start_tls(&self, server_name: String) -> Result<(), SocketError> {
+        self.start_tls_alpn(server_name, Vec::new()).map(|_| ())
+    }
+
+    fn start_tls_alpn(
+        &self,
+        server_name: String,
+        protocols: Vec<String>,
+    ) -> Result<Option<String>, SocketError> {
         let mut s = self.0.borrow_mut();
         if s.protocol == Protocol::Udp {
             return Err(not_supported("TLS on a UDP socket"));
@@ -1120,7 +1143,7 @@ impl GuestSocket for SocketResource {
                 "empty TLS server name".to_string(),
             ));
         }
-        s.start_tls(&server_name)
+        s.start_tls_offering(&server_name, &protocols)
     }
 
     fn is_tls(&self) -> bool {

@@ -11,7 +11,7 @@ extern crate alloc;
 use guest_rt as _;
 
 wit_bindgen::generate!({
-    path: ["../../wit", "../../wit/tls-unsupported"],
+    path: ["../../wit", "../../wit/tls-alpn", "../../wit/tls-unsupported"],
     world: "scheduler:tls-unsupported/tls-unsupported",
     features: ["tls"],
     with: {
@@ -28,6 +28,22 @@ use exports::wasi::tls::types::{
 
 struct Component;
 export!(Component);
+
+/// No ALPN here either.
+impl exports::scheduler::tls_alpn::alpn::Guest for Component {
+    fn offer(
+        _handshake: exports::scheduler::tls_alpn::alpn::ClientHandshakeBorrow<'_>,
+        _protocols: alloc::vec::Vec<alloc::string::String>,
+    ) -> bool {
+        false
+    }
+
+    fn chosen(
+        _connection: exports::scheduler::tls_alpn::alpn::ClientConnectionBorrow<'_>,
+    ) -> Option<alloc::string::String> {
+        None
+    }
+}
 
 impl Guest for Component {
     type ClientHandshake = Handshake;

@@ -21,7 +21,7 @@ const READ_CHUNK: usize = 64 * 1024;
 
 pub struct Client<N: Net> {
     pub net: N,
-    pool: ConnPool<N::Conn>,
+    pub(crate) pool: ConnPool<N::Conn>,
     rng: u64,
     /// When the last response was complete (µs, `Net::now_us`): the end of an action's total.
     pub(crate) done_us: u64,
@@ -33,6 +33,8 @@ pub struct Client<N: Net> {
     streaming: u64,
     /// HTTP/2 connections kept for the next request, one per origin and source.
     pub(crate) h2: alloc::collections::BTreeMap<PoolKey, crate::h2::conn::H2Conn<N::Conn>>,
+    /// Origins whose server chose HTTP/1.1 over h2 by ALPN (`H2Mode::Auto` asks once).
+    pub(crate) h1_only: alloc::collections::BTreeSet<PoolKey>,
 }
 
 /// Why one exchange failed: `NotIdle` means a pooled connection was found busy or closed
@@ -258,6 +260,7 @@ impl<N: Net> Client<N> {
             upload: None,
             streaming: 0,
             h2: Default::default(),
+            h1_only: Default::default(),
         }
     }
 
@@ -361,9 +364,15 @@ impl<N: Net> Client<N> {
                 };
                 // Until a redirect, the request is the one derived beforehand (unless the jar
                 // adds a cookie).
-                let r = if req.http2 && !url.tls {
-                    let headers = with_cookie(&headers, cookie);
-                    self.h2_exchange(req, method, &url, &headers, body, end, &mut counters)
+                let h2 = match req.h2 {
+                    crate::H2Mode::Off => None,
+                    _ => {
+                        let headers = with_cookie(&headers, cookie.clone());
+                        self.h2_exchange(req, method, &url, &headers, body, end, &mut counters)
+                    }
+                };
+                let r = if let Some(r) = h2 {
+                    r
                 } else if redirects == 0 && cookie.is_none() {
                     let wire = &derived.wire;
                     self.exchange(
@@ -554,6 +563,19 @@ impl<N: Net> Client<N> {
         end: u64,
         timings: &mut Timings,
     ) -> Result<N::Conn, HttpError> {
+        self.connect_offering(url, req, end, timings, &[])
+            .map(|(c, _)| c)
+    }
+
+    /// `connect`, offering `alpn` on TLS; the protocol the server chose.
+    pub(crate) fn connect_offering(
+        &mut self,
+        url: &Url,
+        req: &Request,
+        end: u64,
+        timings: &mut Timings,
+        alpn: &[String],
+    ) -> Result<(N::Conn, Option<String>), HttpError> {
         let (host, port, what) = match &req.proxy {
             Some(p) => (p.host.as_str(), p.port, "proxy "),
             None => (url.host.as_str(), url.port, ""),
@@ -561,7 +583,7 @@ impl<N: Net> Client<N> {
         let ips = self.addresses(host, port, what, req, end, timings)?;
         let mut conn = self.dial(&ips, port, what, req, end, timings)?;
         if !url.tls {
-            return Ok(conn);
+            return Ok((conn, None));
         }
         if let Some(proxy) = &req.proxy {
             let t = self.net.now_us();
@@ -569,7 +591,7 @@ impl<N: Net> Client<N> {
             timings.connect_us += self.net.now_us().saturating_sub(t);
             r?;
         }
-        self.start_tls(conn, url, req, end, timings)
+        self.start_tls(conn, url, req, end, timings, alpn)
     }
 
     /// The addresses of `host` (an address literal is itself), of the source address's family
@@ -754,14 +776,15 @@ impl<N: Net> Client<N> {
         req: &Request,
         end: u64,
         timings: &mut Timings,
-    ) -> Result<N::Conn, HttpError> {
+        alpn: &[String],
+    ) -> Result<(N::Conn, Option<String>), HttpError> {
         let (ms, clipped) = phase_ms(req.timeouts.connect_ms, end, self.net.now_us())?;
         let name = req.tls_server_name.as_deref().unwrap_or(&url.host);
         let t = self.net.now_us();
-        let r = self.net.start_tls(&mut conn, name, ms);
+        let r = self.net.start_tls(&mut conn, name, ms, alpn);
         timings.tls_us = self.net.now_us().saturating_sub(t);
         match r {
-            Ok(()) => Ok(conn),
+            Ok(chosen) => Ok((conn, chosen)),
             Err(NetError::Timeout) => Err(timeout(Phase::Tls, clipped)),
             Err(NetError::Tls(reason, m)) => Err(HttpError::Tls(reason, m)),
             Err(e) => Err(HttpError::Tls(TlsReason::Other, format!("{e}"))),

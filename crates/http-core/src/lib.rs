@@ -284,13 +284,14 @@ pub trait Net {
         timeout_ms: u64,
     ) -> Result<Self::Conn, NetError>;
     /// TLS over a connection just made, checked against `server_name` (bounded by
-    /// `timeout_ms`).
+    /// `timeout_ms`), offering `alpn` (none when empty); the protocol the server chose.
     fn start_tls(
         &mut self,
         conn: &mut Self::Conn,
         server_name: &str,
         timeout_ms: u64,
-    ) -> Result<(), NetError>;
+        alpn: &[String],
+    ) -> Result<Option<String>, NetError>;
     /// Monotonic time in microseconds, from any origin.
     fn now_us(&self) -> u64;
     /// Wall-clock milliseconds since the Unix epoch (for `Retry-After` dates).
@@ -383,8 +384,22 @@ pub struct Request {
     /// Send the client's cookies that match, and keep those the answers set (redirects
     /// included).
     pub cookies: bool,
-    /// HTTP/2: with prior knowledge over plain TCP (h2c).
-    pub http2: bool,
+    /// Which HTTP version to speak.
+    pub h2: H2Mode,
+}
+
+/// When HTTP/2 is spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum H2Mode {
+    /// HTTP/1.1.
+    #[default]
+    Off,
+    /// Over TLS, HTTP/2 when the server chooses it by ALPN (else HTTP/1.1); over plain TCP,
+    /// HTTP/1.1.
+    Auto,
+    /// HTTP/2 only: over TLS by ALPN (a server that does not choose it is an error), over
+    /// plain TCP with prior knowledge (h2c).
+    On,
 }
 
 impl Request {
@@ -411,7 +426,7 @@ impl Request {
             local_ports: None,
             limit_rate: 0,
             cookies: false,
-            http2: false,
+            h2: H2Mode::Off,
         }
     }
 }

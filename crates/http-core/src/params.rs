@@ -107,28 +107,18 @@ fn port_range(v: &Value, field: &str) -> Result<(u16, u16), ParamError> {
     }
 }
 
-/// `http_version`: "1.1", "auto" (HTTP/1.1 until ALPN is there to offer h2), or "2" (h2c:
-/// HTTP/2 with prior knowledge over plain TCP).
-fn http_version(v: &Value, url: &str) -> Result<bool, ParamError> {
+/// `http_version`: "1.1" (the default), "2" (HTTP/2 only: by ALPN over TLS, with prior
+/// knowledge over plain TCP), or "auto" (HTTP/2 over TLS when the server chooses it).
+fn http_version(v: &Value) -> Result<crate::H2Mode, ParamError> {
     let text = match v {
         Value::String(s) => s.as_str(),
         Value::Number(n) => n.as_str(),
         _ => "",
     };
     match text {
-        "1.1" | "1" | "auto" => Ok(false),
-        "2" | "2.0"
-            if url
-                .get(..6)
-                .is_some_and(|s| s.eq_ignore_ascii_case("https:")) =>
-        {
-            Err(err(
-                "http_version",
-                "HTTP/2 over TLS needs ALPN, which wasi:tls 0.2.0-draft does not have yet; \
-             http:// URLs speak h2c",
-            ))
-        }
-        "2" | "2.0" => Ok(true),
+        "1.1" | "1" => Ok(crate::H2Mode::Off),
+        "auto" => Ok(crate::H2Mode::Auto),
+        "2" | "2.0" => Ok(crate::H2Mode::On),
         other => Err(err(
             "http_version",
             format!("expected \"1.1\", \"2\" or \"auto\", got {}", Quoted(other)),
@@ -282,7 +272,7 @@ pub fn parse_value(action_id: &str, method: Method, root: &Value) -> Result<Para
             "local_port" => req.local_ports = Some(port_range(v, k)?),
             "limit_rate" => req.limit_rate = u64_field(v, k)?,
             "cookies" => req.cookies = bool_field(v, k)?,
-            "http_version" => req.http2 = http_version(v, &req.url)?,
+            "http_version" => req.h2 = http_version(v)?,
             "proxy" => {
                 req.proxy = match v {
                     Value::Null | Value::Bool(false) => None,

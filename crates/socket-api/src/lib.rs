@@ -266,6 +266,15 @@ impl Socket {
         self.inner.start_tls(server_name)
     }
 
+    /// `start_tls` offering `protocols` by ALPN; the one the server chose.
+    pub fn start_tls_alpn(
+        &self,
+        server_name: &str,
+        protocols: &[String],
+    ) -> Result<Option<String>> {
+        self.inner.start_tls_alpn(server_name, protocols)
+    }
+
     pub fn is_tls(&self) -> bool {
         self.inner.is_tls()
     }

@@ -592,8 +592,9 @@ pub struct With {
     /// Send the user's cookies and keep those the answers set (RFC 6265; default true,
     /// each user its own jar, as k6).
     pub cookies: Option<bool>,
-    /// "1.1" (default), "2" (HTTP/2 with prior knowledge over http://, h2c: one connection
-    /// per user and origin, kept), or "auto" (HTTP/1.1 until ALPN can offer h2).
+    /// "1.1" (default); "2": HTTP/2 only (over https chosen by ALPN, over http with prior
+    /// knowledge, h2c); "auto": HTTP/2 over https when the server chooses it by ALPN, else
+    /// HTTP/1.1. One HTTP/2 connection per user and origin, kept across requests.
     pub http_version: Option<Text>,
     /// Follow-up tasks added when the action succeeds (the original's).
     pub dynamic_tasks: Option<Vec<DynamicTask>>,

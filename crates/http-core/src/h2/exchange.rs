@@ -1,5 +1,5 @@
 //! A request over HTTP/2 for the client: a connection of the user's per origin (kept for the
-//! next request), the request's fields made from the HTTP/1.1 ones, the answer as a
+//! next request; over TLS when the server chose h2 by ALPN), the request's fields made from the HTTP/1.1 ones, the answer as a
 //! `Response`.
 
 #[allow(unused_imports)]
@@ -7,7 +7,9 @@ use crate::prelude::*;
 
 use super::conn::{H2Conn, H2Failure, Limits};
 use crate::client::{Counters, phase_ms, pool_key};
-use crate::{Client, Headers, HttpError, Method, Net, Phase, Request, Response, Timings, Url};
+use crate::{
+    Client, H2Mode, Headers, HttpError, Method, Net, Phase, Request, Response, Timings, Url,
+};
 
 /// Headers HTTP/2 does not carry (RFC 9113 section 8.2.2), and Host (`:authority` instead).
 const DROPPED: [&str; 6] = [
@@ -60,10 +62,20 @@ fn failure(f: H2Failure, reused: bool) -> Result<HttpError, String> {
     })
 }
 
+/// What a new connection for an HTTP/2 request turned out to be.
+enum Opened<C: crate::Conn> {
+    H2(H2Conn<C>),
+    /// The server chose HTTP/1.1 by ALPN (`H2Mode::Auto`): the request goes that way.
+    Http1,
+}
+
 impl<N: Net> Client<N> {
-    /// One request over HTTP/2 with prior knowledge (h2c). A request the server did not
-    /// process (REFUSED_STREAM, a GOAWAY below it) or a kept connection found closed goes
-    /// again on a new connection, once.
+    /// One request over HTTP/2: over TLS when the server chooses h2 by ALPN, over plain TCP
+    /// with prior knowledge (h2c) when HTTP/2 is required. `None`: the request goes over
+    /// HTTP/1.1 (plain TCP with `H2Mode::Auto`, or a server that chose HTTP/1.1; the fresh
+    /// connection is then in the HTTP/1.1 pool). A request the server did not process
+    /// (REFUSED_STREAM, a GOAWAY below it) or a kept connection found closed goes again on a
+    /// new connection, once.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn h2_exchange(
         &mut self,
@@ -74,13 +86,20 @@ impl<N: Net> Client<N> {
         body: &[u8],
         end: u64,
         counters: &mut crate::client::Counters,
-    ) -> Result<Response, HttpError> {
-        if req.streamed_len > 0 {
-            return Err(HttpError::Io(
-                "a streamed body over HTTP/2 is not supported yet".into(),
-            ));
-        }
+    ) -> Option<Result<Response, HttpError>> {
         let key = pool_key(url, req);
+        let auto = req.h2 == H2Mode::Auto;
+        if auto && (!url.tls || self.h1_only.contains(&key)) {
+            return None;
+        }
+        if req.streamed_len > 0 {
+            return match auto {
+                true => None,
+                false => Some(Err(HttpError::Io(
+                    "a streamed body over HTTP/2 is not supported yet".into(),
+                ))),
+            };
+        }
         let fields = fields(method, url, headers, body);
         let refs: Vec<(&str, &str)> = fields
             .iter()
@@ -92,37 +111,63 @@ impl<N: Net> Client<N> {
             let mut timings = Timings::default();
             let (mut conn, reused) = match self.h2.remove(&key).filter(H2Conn::usable) {
                 Some(c) => (c, true),
-                None => (self.h2_connect(url, req, end, &mut timings)?, false),
+                None => match self.h2_connect(url, req, end, &mut timings) {
+                    Ok(Opened::H2(c)) => (c, false),
+                    Ok(Opened::Http1) => return None,
+                    Err(e) => return Some(Err(e)),
+                },
             };
             let r = self.h2_request(&mut conn, &refs, body, req, end, &mut timings, counters);
-            let usable = conn.usable();
-            if usable && req.keep_alive {
+            if conn.usable() && req.keep_alive {
                 self.h2.insert(key.clone(), conn);
             }
             match r {
                 Ok(mut resp) => {
                     resp.reused = reused;
-                    return Ok(resp);
+                    return Some(Ok(resp));
                 }
                 Err(f) => match failure(f, reused) {
-                    Ok(e) => return Err(e),
-                    Err(why) if tries >= 2 => return Err(HttpError::Io(why)),
+                    Ok(e) => return Some(Err(e)),
+                    Err(why) if tries >= 2 => return Some(Err(HttpError::Io(why))),
                     Err(_) => {}
                 },
             }
         }
     }
 
+    /// A new connection: h2c over plain TCP; over TLS, h2 if the server chooses it.
     fn h2_connect(
         &mut self,
         url: &Url,
         req: &Request,
         end: u64,
         timings: &mut Timings,
-    ) -> Result<H2Conn<N::Conn>, HttpError> {
-        let conn = self.connect(url, req, end, timings)?;
+    ) -> Result<Opened<N::Conn>, HttpError> {
+        let offer: Vec<String> = match (url.tls, req.h2) {
+            (false, _) => Vec::new(),
+            (true, H2Mode::On) => vec!["h2".into()],
+            (true, _) => vec!["h2".into(), "http/1.1".into()],
+        };
+        let (conn, chosen) = self.connect_offering(url, req, end, timings, &offer)?;
+        if url.tls && chosen.as_deref() != Some("h2") {
+            if req.h2 == H2Mode::On {
+                let said = chosen.map_or(
+                    "no protocol (or this host's TLS has no ALPN)".to_string(),
+                    |p| format!("{p:?}"),
+                );
+                return Err(HttpError::Protocol(format!(
+                    "HTTP/2 required, and the server chose {said} by ALPN"
+                )));
+            }
+            let key = pool_key(url, req);
+            let now = self.net.now_us();
+            self.pool.checkin(&key, conn, now);
+            self.h1_only.insert(key);
+            return Ok(Opened::Http1);
+        }
         let (ms, _) = phase_ms(req.timeouts.between_bytes_ms, end, self.net.now_us())?;
         H2Conn::open(conn, ms)
+            .map(Opened::H2)
             .map_err(|e| HttpError::Io(format!("sending the HTTP/2 preface: {e}")))
     }
 
