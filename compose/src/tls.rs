@@ -87,6 +87,8 @@ pub struct Negotiated {
     pub version: String,
     pub cipher_suite: String,
     pub resumed: bool,
+    /// The protocol the server chose by ALPN (`h2`), if any.
+    pub alpn: Option<String>,
 }
 
 /// A run's TLS client configuration; [`TlsClient::provider`] makes each instance's provider.
@@ -274,6 +276,9 @@ pub(crate) fn negotiated(conn: &ClientConnection) -> Negotiated {
             .unwrap_or("unknown")
             .to_string(),
         resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+        alpn: conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
     }
 }
 

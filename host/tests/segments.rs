@@ -342,7 +342,12 @@ workflows:
     // A long run stopped by SIGTERM: every worker drains, and the merge says so (143).
     let path = scenario_file(&dir, &s("duration: 60s"));
     let child = spawn_run(&path, &["--workers", "2", "--json", json.to_str().unwrap()]);
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Signalled once the workers are sending (their start takes longer on a loaded machine).
+    let sent = || log.lock().unwrap().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sent() < 18 + 12 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     // SAFETY: kill(2) on the child this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -363,7 +368,10 @@ workflows:
 #[test]
 fn a_terminal_ctrl_c_drains_the_workers() {
     use std::os::unix::process::CommandExt;
-    let server = integration_tests::http_server::serve("127.0.0.1:0", None, |_| {
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = started.clone();
+    let server = integration_tests::http_server::serve("127.0.0.1:0", None, move |_| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::thread::sleep(std::time::Duration::from_millis(700));
         integration_tests::http_server::Reply::ok("ok")
     });
@@ -398,7 +406,15 @@ workflows:
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Signalled while every user has a request in flight (however long the workers took to
+    // start on a loaded machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while started.load(std::sync::atomic::Ordering::SeqCst) < 4
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
     // SAFETY: kill(2) on the group of the command this test started (its own group).
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

@@ -24,6 +24,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+#[path = "rows/h2_row.rs"]
+mod h2_row;
 #[path = "rows/server_row.rs"]
 mod server_row;
 #[path = "rows/ws_row.rs"]
@@ -1109,6 +1111,9 @@ fn main() {
     }
     if want("websocket") {
         ws_row::websocket(&mut t, quick, reps);
+    }
+    if want("http2") {
+        h2_row::http2(&mut t, quick, reps);
     }
     if want("artifact") {
         artifact(&mut t, quick, reps);

@@ -19,6 +19,7 @@ pub(super) fn answered(
     o: &x::Outcome,
     tls: Option<compose::tls::Negotiated>,
 ) -> ExitCode {
+    let version = version(args, o, tls.as_ref());
     if args.json {
         let v = outcome_json(args, o, tls);
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -44,7 +45,7 @@ pub(super) fn answered(
     }
     let mut out = std::io::stdout().lock();
     if args.include || args.head {
-        let _ = out.write_all(head_text(o, version(args, o)).as_bytes());
+        let _ = out.write_all(head_text(o, version).as_bytes());
     }
     if args.output.is_none() && !args.head {
         let _ = out.write_all(&o.body);
@@ -106,9 +107,18 @@ pub fn curl_code(e: &x::ActionError) -> u8 {
     }
 }
 
-/// The protocol the answer came over: HTTP/2 with prior knowledge to an http:// URL.
-fn version(args: &ExecArgs, o: &x::Outcome) -> &'static str {
-    match args.http2_prior_knowledge && o.final_url.starts_with("http:") {
+/// The protocol the answer came over: HTTP/2 with prior knowledge to an http:// URL, or
+/// where the TLS handshake chose h2 by ALPN.
+fn version(
+    args: &ExecArgs,
+    o: &x::Outcome,
+    tls: Option<&compose::tls::Negotiated>,
+) -> &'static str {
+    let h2c = args.http2_prior_knowledge && o.final_url.starts_with("http:");
+    let alpn = (args.http2 || args.http2_prior_knowledge)
+        && o.final_url.starts_with("https:")
+        && tls.is_some_and(|t| t.alpn.as_deref() == Some("h2"));
+    match h2c || alpn {
         true => "HTTP/2",
         false => "HTTP/1.1",
     }
@@ -217,14 +227,22 @@ fn print_verbose(
             ""
         }
     );
-    if let Some(t) = tls {
+    if let Some(t) = &tls {
         let unverified = if args.insecure {
             ", certificate NOT verified"
         } else {
             ""
         };
         let resumed = if t.resumed { ", resumed" } else { "" };
-        eprintln!("* {} {}{resumed}{unverified}", t.version, t.cipher_suite);
+        let alpn = t
+            .alpn
+            .as_deref()
+            .map(|p| format!(", ALPN {p}"))
+            .unwrap_or_default();
+        eprintln!(
+            "* {} {}{resumed}{alpn}{unverified}",
+            t.version, t.cipher_suite
+        );
     }
     let target = url::Url::parse(&o.final_url).ok();
     let path = target.as_ref().map_or("/".to_string(), |u| {
@@ -246,7 +264,7 @@ fn print_verbose(
         (Some(_), Some(u)) if u.scheme() == "http" => u.as_str().to_string(),
         _ => path,
     };
-    let version = version(args, o);
+    let version = version(args, o, tls.as_ref());
     eprintln!("> {method} {target_text} {version}");
     if let Some(host) = target.as_ref().and_then(|u| u.host_str()) {
         eprintln!("> Host: {host}");

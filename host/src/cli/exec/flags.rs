@@ -178,12 +178,12 @@ pub struct ExecArgs {
     /// HTTP/1.1 (the default).
     #[arg(long = "http1.1", conflicts_with_all = ["http2", "http2_prior_knowledge"])]
     pub http11: bool,
-    /// HTTP/2 where it can be had: over https it needs ALPN, which wasi:tls 0.2.0-draft does
-    /// not have, so HTTP/1.1 is spoken there (as curl does when the server offers no h2);
-    /// over http, HTTP/1.1 (no h2c upgrade).
+    /// HTTP/2 where the server chooses it: over https offered by ALPN (else HTTP/1.1, as
+    /// curl); over http, HTTP/1.1 (no h2c upgrade: use --http2-prior-knowledge).
     #[arg(long = "http2")]
     pub http2: bool,
-    /// HTTP/2 with prior knowledge over http:// (h2c), as curl's flag.
+    /// HTTP/2 only: over http with prior knowledge (h2c), over https by ALPN (an error if the
+    /// server does not choose it).
     #[arg(long = "http2-prior-knowledge", conflicts_with = "http2")]
     pub http2_prior_knowledge: bool,
 }

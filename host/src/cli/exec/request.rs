@@ -193,6 +193,8 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
     }
     if args.http2_prior_knowledge {
         params["http_version"] = "2".into();
+    } else if args.http2 {
+        params["http_version"] = "auto".into();
     }
     if let Some(r) = args.limit_rate {
         params["limit_rate"] = r.into();
