@@ -393,3 +393,90 @@ fn validate_names_each_bad_step() {
         assert!(text.contains(want), "{want}\n{text}");
     }
 }
+
+/// Two segments' result files merge into the sums of their WebSocket figures, and the merged
+/// metrics carry them (parsed by Prometheus's own Python parser where it is installed).
+#[test]
+fn segments_merge_their_websocket_figures_into_the_metrics() {
+    let Some(server) = WsServer::start_or_skip(Kind::Websockets, "merge", None) else {
+        return;
+    };
+    let d = tmp("ws-merge");
+    let url = format!("ws://127.0.0.1:{}/echo", server.port);
+    let path = d.join("s.yaml");
+    std::fs::write(&path, scenario(170, 4, 1, &echo_action(&url), "")).unwrap();
+    for i in 0..2 {
+        let result = d.join(format!("r{i}.json"));
+        let out = std::process::Command::new(BIN)
+            .args([
+                "run",
+                path.to_str().unwrap(),
+                "--segment",
+                &format!("{i}/2"),
+                "--result",
+                result.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (json, prom) = (d.join("m.json"), d.join("m.prom"));
+    let out = std::process::Command::new(BIN)
+        .args([
+            "merge",
+            d.join("r0.json").to_str().unwrap(),
+            d.join("r1.json").to_str().unwrap(),
+        ])
+        .args([
+            "--json",
+            json.to_str().unwrap(),
+            "--metrics",
+            prom.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["websocket"]["sessions"], 4, "{r}");
+    assert_eq!(r["websocket"]["msgs_received"], 12, "{r}");
+    assert_eq!(
+        r["websocket"]["steps"]["chat #2 receive"]["count"], 4,
+        "{r}"
+    );
+    assert_eq!(server.sessions(4).len(), 4);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("scheduler_ws_sessions_total 4"), "{text}");
+    assert!(
+        text.contains("scheduler_ws_messages_received_total 12"),
+        "{text}"
+    );
+    assert!(
+        text.contains("scheduler_ws_connecting_seconds_count 4"),
+        "{text}"
+    );
+    let parsed = std::process::Command::new("python3")
+        .args(["-c", "import sys; from prometheus_client.parser import text_string_to_metric_families as f; print(sum(1 for _ in f(open(sys.argv[1]).read())))"])
+        .arg(&prom)
+        .output();
+    match parsed {
+        Ok(o) if o.status.success() => assert!(
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+                > 4
+        ),
+        _ => assert!(
+            std::env::var_os("REQUIRE_PROMETHEUS_CLIENT").is_none(),
+            "prometheus_client is required"
+        ),
+    }
+}

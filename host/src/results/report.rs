@@ -788,6 +788,7 @@ impl Report {
                 h.len()
             );
         }
+        self.rec.ws.metrics(&mut s);
         s
     }
 }

@@ -139,6 +139,51 @@ impl WsStats {
         s
     }
 
+    /// The Prometheus families (none without WebSocket actions): sessions, messages each way,
+    /// and the openings' time as a histogram.
+    pub fn metrics(&self, s: &mut String) {
+        if self.is_empty() {
+            return;
+        }
+        for (name, help, n) in [
+            (
+                "scheduler_ws_sessions_total",
+                "WebSocket sessions the servers upgraded.",
+                self.sessions(),
+            ),
+            (
+                "scheduler_ws_messages_sent_total",
+                "WebSocket data messages sent.",
+                self.msgs_sent,
+            ),
+            (
+                "scheduler_ws_messages_received_total",
+                "WebSocket data messages received.",
+                self.msgs_received,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {n}");
+        }
+        let name = "scheduler_ws_connecting_seconds";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Time to open a WebSocket session.\n# TYPE {name} histogram"
+        );
+        let h = &self.connecting.latency;
+        for b in [
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ] {
+            let _ = writeln!(
+                s,
+                "{name}_bucket{{le=\"{b}\"}} {}",
+                h.count_between(0, (b * 1e6) as u64)
+            );
+        }
+        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
+        let _ = writeln!(s, "{name}_sum {}", h.mean() * h.len() as f64 / 1e6);
+        let _ = writeln!(s, "{name}_count {}", h.len());
+    }
+
     /// The report's JSON (`websocket`).
     pub fn json(&self) -> serde_json::Value {
         let lat = |st: &Stats| {
