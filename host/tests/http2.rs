@@ -451,3 +451,124 @@ fn a_server_breaking_http2_gets_a_goaway_and_a_typed_error() {
         );
     }
 }
+
+struct Caddy(Child);
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Caddy serving `https://localhost:TLS` (a certificate of `ca`, h2 by ALPN) and
+/// `http://127.0.0.1:PLAIN` (h2c), each logging its requests as JSON lines.
+fn caddy(d: &Path, ca: &Ca) -> Option<(Caddy, u16, u16)> {
+    let ok = Command::new("caddy")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("REQUIRE_CADDY").is_err(),
+            "REQUIRE_CADDY is set but caddy is not installed"
+        );
+        eprintln!("SKIPPED: caddy is not installed (apt install caddy)");
+        return None;
+    }
+    let leaf = ca
+        .server(&["localhost", "127.0.0.1"], Validity::Now)
+        .unwrap();
+    std::fs::write(d.join("cert.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(d.join("key.pem"), &leaf.key_pem).unwrap();
+    let free = || {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (tls, plain) = (free(), free());
+    let dir = d.display();
+    let conf = format!(
+        "{{\n admin off\n auto_https off\n servers {{\n  protocols h1 h2 h2c\n }}\n}}\n\
+https://localhost:{tls} {{\n tls {dir}/cert.pem {dir}/key.pem\n log {{\n  output file {dir}/tls.log\n  format json\n }}\n respond \"hello {{http.request.proto}}\" 200\n}}\n\
+http://127.0.0.1:{plain} {{\n log {{\n  output file {dir}/h2c.log\n  format json\n }}\n respond \"hello {{http.request.proto}}\" 200\n}}\n"
+    );
+    std::fs::write(d.join("Caddyfile"), conf).unwrap();
+    let child = Command::new("caddy")
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(d.join("Caddyfile"))
+        .env("HOME", d)
+        .env("XDG_DATA_HOME", d)
+        .env("XDG_CONFIG_HOME", d)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("caddy.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let c = Caddy(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", tls)).is_err()
+        || TcpStream::connect(("127.0.0.1", plain)).is_err()
+    {
+        assert!(Instant::now() < deadline, "caddy did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((c, tls, plain))
+}
+
+#[test]
+fn caddy_sees_h2_over_tls_and_h2c_from_each_users_address() {
+    let d = tmp("h2-caddy");
+    let ca = Ca::new("caddy CA").unwrap();
+    std::fs::write(d.join("ca.pem"), &ca.cert_pem).unwrap();
+    let Some((_c, tls, plain)) = caddy(&d, &ca) else {
+        return;
+    };
+    let actions = format!(
+        "    - {{ id: tls, call: get, with: {{ url: \"https://localhost:{tls}/t\", http_version: auto }}, checks: [ {{ body_contains: HTTP/2.0 }} ] }}\n    - {{ id: h2c, call: get, with: {{ url: \"http://127.0.0.1:{plain}/p\", http_version: \"2\" }}, checks: [ {{ body_contains: HTTP/2.0 }} ] }}"
+    );
+    let nodes = "    - { id: a, type: action, action: tls, edges: [ { to: b } ] }\n    - { id: b, type: action, action: h2c, edges: [ { to: end } ] }";
+    let text = scenario(167, 3, 2, &actions, nodes)
+        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let (out, r) = run(&d, &text);
+    assert!(
+        out.status.success(),
+        "{}\n{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["passes"] == 6),
+        "{}",
+        r["checks"]
+    );
+    for (log, alpn) in [("tls.log", Some("h2")), ("h2c.log", None)] {
+        let text = std::fs::read_to_string(d.join(log)).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        assert_eq!(lines.len(), 6, "{log}: {text}");
+        let mut ports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for l in &lines {
+            let q = &l["request"];
+            assert_eq!(q["proto"], "HTTP/2.0", "{l}");
+            assert!(in_pool(q["remote_ip"].as_str().unwrap(), 167), "{l}");
+            assert_eq!(q["tls"]["proto"].as_str(), alpn, "{l}");
+            ports
+                .entry(q["remote_ip"].as_str().unwrap().into())
+                .or_default()
+                .insert(q["remote_port"].as_str().unwrap().into());
+        }
+        assert!(
+            ports.len() == 3 && ports.values().all(|p| p.len() == 1),
+            "{log}: {ports:?}"
+        );
+    }
+}
