@@ -146,8 +146,9 @@ impl Drop for Hypercorn {
 }
 
 fn hypercorn(dir: &Path, extra: &[&str]) -> Option<(Hypercorn, u16)> {
-    let installed = Command::new("hypercorn")
-        .arg("--version")
+    // `hypercorn --version` is not a flag of it: the module is looked for.
+    let installed = Command::new("python3")
+        .args(["-c", "import hypercorn"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -190,19 +191,21 @@ fn bodies_past_the_windows_reach_hypercorn_over_h2c() {
     let Some((_h, port)) = hypercorn(&d, &[]) else {
         return;
     };
-    // 200 KB: past the server's initial 64 KiB window, so the upload waits for WINDOW_UPDATEs.
-    let body = "x".repeat(200_000);
+    // A body in the scenario (under its 64 KiB template limit), and a file streamed as DATA
+    // frames past every window, so the upload waits for the server's WINDOW_UPDATEs.
+    let body = "x".repeat(60_000);
+    std::fs::write(d.join("big.bin"), vec![9u8; 3 << 20]).unwrap();
     let actions = format!(
-        "    - {{ id: up, call: post, with: {{ url: \"http://127.0.0.1:{port}/up\", http_version: \"2\", body: \"{body}\" }}, checks: [ {{ json: /len, equals: \"200000\" }}, {{ json: /v, equals: \"2\" }} ] }}\n    - {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{port}/get\", http_version: \"2\" }}, export: [ {{ name: v, type: json, pointer: /v }} ] }}"
+        "    - {{ id: up, call: post, with: {{ url: \"http://127.0.0.1:{port}/up\", http_version: \"2\", body: \"{body}\" }}, checks: [ {{ json: /len, equals: \"60000\" }}, {{ json: /v, equals: \"2\" }} ] }}\n    - {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{port}/get\", http_version: \"2\" }}, export: [ {{ name: v, type: json, pointer: /v }} ] }}\n    - {{ id: file, call: put, with: {{ url: \"http://127.0.0.1:{port}/file\", http_version: \"2\", body_file: big.bin }}, checks: [ {{ json: /len, equals: \"3145728\" }} ] }}"
     );
-    let nodes = "    - { id: a, type: action, action: up, edges: [ { to: b } ] }\n    - { id: b, type: action, action: get, edges: [ { to: end } ] }";
+    let nodes = "    - { id: a, type: action, action: up, edges: [ { to: b } ] }\n    - { id: b, type: action, action: get, edges: [ { to: c } ] }\n    - { id: c, type: action, action: file, edges: [ { to: end } ] }";
     let (out, r) = run(&d, &scenario(161, 2, 3, &actions, nodes));
     assert!(
         out.status.success(),
         "{}\n{r}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(r["totals"]["requests"], 12, "{r}");
+    assert_eq!(r["totals"]["requests"], 18, "{r}");
     assert!(
         r["checks"]
             .as_array()
@@ -217,13 +220,15 @@ fn bodies_past_the_windows_reach_hypercorn_over_h2c() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(seen.len(), 12, "{seen:?}");
+    assert_eq!(seen.len(), 18, "{seen:?}");
     let mut ports: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
     for s in &seen {
         let src = s["src"].as_str().unwrap();
         assert!(in_pool(src, 161) && s["v"] == "2", "{s}");
-        if s["method"] == "POST" {
-            assert_eq!(s["len"], 200_000, "{s}");
+        match s["method"].as_str() {
+            Some("POST") => assert_eq!(s["len"], 60_000, "{s}"),
+            Some("PUT") => assert_eq!(s["len"], 3 << 20, "{s}"),
+            _ => {}
         }
         ports
             .entry(src.to_string())
@@ -342,9 +347,9 @@ fn hypercorn_over_tls_takes_bodies_on_h2() {
     let Some((_h, port)) = hypercorn(&d, &tls) else {
         return;
     };
-    let body = "y".repeat(150_000);
+    std::fs::write(d.join("up.bin"), vec![b'y'; 150_000]).unwrap();
     let actions = format!(
-        "    - {{ id: up, call: put, with: {{ url: \"https://localhost:{port}/up\", http_version: auto, body: \"{body}\" }}, checks: [ {{ json: /len, equals: \"150000\" }}, {{ json: /v, equals: \"2\" }} ] }}"
+        "    - {{ id: up, call: put, with: {{ url: \"https://localhost:{port}/up\", http_version: auto, body_file: up.bin }}, checks: [ {{ json: /len, equals: \"150000\" }}, {{ json: /v, equals: \"2\" }} ] }}"
     );
     let nodes = "    - { id: a, type: action, action: up, edges: [ { to: end } ] }";
     let text = scenario(166, 2, 2, &actions, nodes)

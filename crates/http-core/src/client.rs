@@ -30,7 +30,7 @@ pub struct Client<N: Net> {
     /// The body the current action streams, if any.
     pub(crate) upload: Option<crate::upload::Upload>,
     /// Bytes of it the current exchange sends after its head (0 once a redirect drops it).
-    streaming: u64,
+    pub(crate) streaming: u64,
     /// HTTP/2 connections kept for the next request, one per origin and source.
     pub(crate) h2: alloc::collections::BTreeMap<PoolKey, crate::h2::conn::H2Conn<N::Conn>>,
     /// Origins whose server chose HTTP/1.1 over h2 by ALPN (`H2Mode::Auto` asks once).

@@ -45,6 +45,26 @@ impl<N: Net> Client<N> {
         r
     }
 
+    /// Up to `want` bytes of the current action's streamed body, for HTTP/2's DATA frames.
+    pub(crate) fn upload_piece(
+        upload: &mut Option<Upload>,
+        want: usize,
+    ) -> Result<Vec<u8>, String> {
+        let Some(up) = upload.as_mut() else {
+            return Err("no body to stream".into());
+        };
+        up.touched = true;
+        let piece = up
+            .source
+            .read(want)
+            .map_err(|e| format!("reading the body: {e}"))?;
+        match piece.len() {
+            0 => Err("the body ended before its length".into()),
+            n if n > want => Err("the body source gave more than asked".into()),
+            _ => Ok(piece),
+        }
+    }
+
     /// Whether the current action's streamed body was read from (so cannot be sent again).
     pub(crate) fn upload_touched(&self) -> bool {
         self.upload.as_ref().is_some_and(|u| u.touched)

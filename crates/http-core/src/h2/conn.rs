@@ -40,6 +40,20 @@ pub struct H2Response {
     pub first_byte_at: u64,
 }
 
+/// A request's body: bytes in memory, then `streamed` more read through `more` (at most the
+/// count asked for each call) as they are sent.
+pub struct Body<'a> {
+    pub fixed: &'a [u8],
+    pub streamed: u64,
+    pub more: Option<&'a mut dyn FnMut(usize) -> Result<Vec<u8>, String>>,
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        self.fixed.len() as u64 + self.streamed
+    }
+}
+
 /// What the caller's clock and limits are for one request.
 pub struct Limits<'a> {
     pub now: &'a dyn Fn() -> u64,
@@ -138,46 +152,79 @@ impl<C: Conn> H2Conn<C> {
     pub fn request(
         &mut self,
         fields: &[(&str, &str)],
-        body: &[u8],
+        mut body: Body,
         l: &Limits,
     ) -> Result<H2Response, H2Failure> {
         let id = self.next_stream;
         self.next_stream += 2;
-        self.send_head(id, fields, body.is_empty(), l)?;
+        let total = body.len();
+        self.send_head(id, fields, total == 0, l)?;
         let mut window = self.peer_initial_window;
         let mut resp = H2Response::default();
-        let mut off = 0;
-        while off < body.len() {
+        let (mut off, mut piece, mut at) = (0u64, Vec::new(), 0usize);
+        while off < total {
             let room = self
                 .send_window
                 .min(window)
                 .min(self.peer_max_frame as i64)
                 .max(0) as usize;
             if room == 0 {
-                let (done, got) = self.step(id, &mut resp, &mut window, l)?;
-                if done {
+                if self.step(id, &mut resp, &mut window, l)?.0 {
                     return Ok(resp);
                 }
-                let _ = got;
                 continue;
             }
-            let n = room.min(body.len() - off);
-            let last = off + n == body.len();
+            let chunk = match (off as usize) < body.fixed.len() {
+                true => &body.fixed[off as usize..body.fixed.len().min(off as usize + room)],
+                false => {
+                    if at == piece.len() {
+                        let want = (total - off).min(64 * 1024) as usize;
+                        piece = self.next_piece(&mut body, want)?;
+                        at = 0;
+                    }
+                    &piece[at..piece.len().min(at + room)]
+                }
+            };
+            let n = chunk.len();
+            let last = off + n as u64 == total;
             let mut out = Vec::with_capacity(n + 9);
             frame::push(
                 &mut out,
                 frame::DATA,
                 if last { frame::END_STREAM } else { 0 },
                 id,
-                &body[off..off + n],
+                chunk,
             );
             self.write(&out, l.between_bytes_ms)?;
-            (self.send_window, window, off) =
-                (self.send_window - n as i64, window - n as i64, off + n);
+            if (off as usize) >= body.fixed.len() {
+                at += n;
+            }
+            (self.send_window, window, off) = (
+                self.send_window - n as i64,
+                window - n as i64,
+                off + n as u64,
+            );
         }
         loop {
             if self.step(id, &mut resp, &mut window, l)?.0 {
                 return Ok(resp);
+            }
+        }
+    }
+
+    /// The next piece of a streamed body; one that fails or ends early cancels the stream.
+    fn next_piece(&mut self, body: &mut Body, want: usize) -> Result<Vec<u8>, H2Failure> {
+        let got = match body.more.as_mut() {
+            Some(more) => more(want),
+            None => Err("no body to stream".into()),
+        };
+        match got {
+            Ok(p) if !p.is_empty() && p.len() <= want => Ok(p),
+            Ok(_) | Err(_) => {
+                self.broken = true;
+                Err(H2Failure::Io(
+                    got.err().unwrap_or_else(|| "the body ended early".into()),
+                ))
             }
         }
     }

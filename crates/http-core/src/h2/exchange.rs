@@ -5,7 +5,7 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use super::conn::{H2Conn, H2Failure, Limits};
+use super::conn::{Body, H2Conn, H2Failure, Limits};
 use crate::client::{Counters, phase_ms, pool_key};
 use crate::{
     Client, H2Mode, Headers, HttpError, Method, Net, Phase, Request, Response, Timings, Url,
@@ -22,7 +22,7 @@ const DROPPED: [&str; 6] = [
 ];
 
 /// The request's fields: pseudo-headers, then the headers with lower-case names.
-fn fields(method: Method, url: &Url, headers: &Headers, body: &[u8]) -> Vec<(String, String)> {
+fn fields(method: Method, url: &Url, headers: &Headers, body_len: u64) -> Vec<(String, String)> {
     let authority =
         crate::codec::header(headers, "host").map_or_else(|| url.authority(), str::to_string);
     let mut f = vec![
@@ -41,8 +41,8 @@ fn fields(method: Method, url: &Url, headers: &Headers, body: &[u8]) -> Vec<(Str
     if !f.iter().any(|(k, _)| k == "user-agent") {
         f.push(("user-agent".into(), "scheduler-executor/0.1".into()));
     }
-    if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
-        f.push(("content-length".into(), body.len().to_string()));
+    if body_len > 0 || matches!(method, Method::Post | Method::Put | Method::Patch) {
+        f.push(("content-length".into(), body_len.to_string()));
     }
     f
 }
@@ -92,15 +92,7 @@ impl<N: Net> Client<N> {
         if auto && (!url.tls || self.h1_only.contains(&key)) {
             return None;
         }
-        if req.streamed_len > 0 {
-            return match auto {
-                true => None,
-                false => Some(Err(HttpError::Io(
-                    "a streamed body over HTTP/2 is not supported yet".into(),
-                ))),
-            };
-        }
-        let fields = fields(method, url, headers, body);
+        let fields = fields(method, url, headers, body.len() as u64 + self.streaming);
         let refs: Vec<(&str, &str)> = fields
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -128,7 +120,10 @@ impl<N: Net> Client<N> {
                 }
                 Err(f) => match failure(f, reused) {
                     Ok(e) => return Some(Err(e)),
-                    Err(why) if tries >= 2 => return Some(Err(HttpError::Io(why))),
+                    // A streamed body read from cannot go again.
+                    Err(why) if tries >= 2 || self.upload_touched() => {
+                        return Some(Err(HttpError::Io(why)));
+                    }
                     Err(_) => {}
                 },
             }
@@ -183,8 +178,16 @@ impl<N: Net> Client<N> {
         counters: &mut Counters,
     ) -> Result<Response, H2Failure> {
         let (sent0, received0) = (conn.sent, conn.received);
-        let net = &self.net;
+        let streamed = self.streaming;
+        let Client { net, upload, .. } = self;
         let now = || net.now_us();
+        let mut more = |want: usize| Client::<N>::upload_piece(upload, want);
+        let body = Body {
+            fixed: body,
+            streamed,
+            more: (streamed > 0)
+                .then_some(&mut more as &mut dyn FnMut(usize) -> Result<Vec<u8>, String>),
+        };
         let start = now();
         let limits = Limits {
             now: &now,
