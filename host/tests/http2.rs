@@ -13,29 +13,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, tmp};
+use common::{report, succeeded, tmp};
 use compose::tls::pki::{Ca, Validity};
 use integration_tests::nginx::{self, Nginx};
 use serde_json::Value;
-
-fn run(dir: &Path, scenario: &str) -> (std::process::Output, Value) {
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, scenario).unwrap();
-    let json = dir.join("r.json");
-    let out = Command::new(BIN)
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let v = std::fs::read_to_string(&json)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(Value::Null);
-    (out, v)
-}
 
 fn scenario(net: u8, users: u32, iterations: u32, actions: &str, nodes: &str) -> String {
     format!(
@@ -82,12 +63,8 @@ fn users_speak_h2c_to_nginx_on_one_connection_each() {
         p = ng.port
     );
     let nodes = "    - { id: a, type: action, action: get, edges: [ { to: b } ] }\n    - { id: b, type: action, action: big, edges: [ { to: end } ] }";
-    let (out, r) = run(&d, &scenario(160, 3, 4, &actions, nodes));
-    assert!(
-        out.status.success(),
-        "{}\n{r}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, r) = report(&d, &scenario(160, 3, 4, &actions, nodes));
+    succeeded(&out, &r);
     assert_eq!(r["totals"]["requests"], 24, "{r}");
     assert_eq!(r["totals"]["failed"], 0, "{r}");
     assert_eq!(r["checks"][0]["passes"], 12, "{r}");
@@ -199,12 +176,8 @@ fn bodies_past_the_windows_reach_hypercorn_over_h2c() {
         "    - {{ id: up, call: post, with: {{ url: \"http://127.0.0.1:{port}/up\", http_version: \"2\", body: \"{body}\" }}, checks: [ {{ json: /len, equals: \"60000\" }}, {{ json: /v, equals: \"2\" }} ] }}\n    - {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{port}/get\", http_version: \"2\" }}, export: [ {{ name: v, type: json, pointer: /v }} ] }}\n    - {{ id: file, call: put, with: {{ url: \"http://127.0.0.1:{port}/file\", http_version: \"2\", body_file: big.bin }}, checks: [ {{ json: /len, equals: \"3145728\" }} ] }}"
     );
     let nodes = "    - { id: a, type: action, action: up, edges: [ { to: b } ] }\n    - { id: b, type: action, action: get, edges: [ { to: c } ] }\n    - { id: c, type: action, action: file, edges: [ { to: end } ] }";
-    let (out, r) = run(&d, &scenario(161, 2, 3, &actions, nodes));
-    assert!(
-        out.status.success(),
-        "{}\n{r}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, r) = report(&d, &scenario(161, 2, 3, &actions, nodes));
+    succeeded(&out, &r);
     assert_eq!(r["totals"]["requests"], 18, "{r}");
     assert!(
         r["checks"]
@@ -288,12 +261,8 @@ fn h2_over_tls_is_chosen_by_alpn_and_auto_falls_back_to_http1() {
     let nodes = "    - { id: a, type: action, action: two, edges: [ { to: b } ] }\n    - { id: b, type: action, action: auto, edges: [ { to: c } ] }\n    - { id: c, type: action, action: old, edges: [ { to: end } ] }";
     let text = scenario(164, 2, 3, &actions, nodes)
         .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
-    let (out, r) = run(&d, &text);
-    assert!(
-        out.status.success(),
-        "{}\n{r}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, r) = report(&d, &text);
+    succeeded(&out, &r);
     assert_eq!(r["totals"]["requests"], 18, "{r}");
     // The h2 server: every request over HTTP/2 (`2` and `auto` alike), one connection a user.
     let lines = log_lines(&h2);
@@ -328,7 +297,7 @@ fn h2_over_tls_is_chosen_by_alpn_and_auto_falls_back_to_http1() {
     let one = "    - { id: a, type: action, action: two, edges: [ { to: end } ] }";
     let text = scenario(165, 1, 1, &only, one)
         .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
-    let (_, r) = run(&d, &text);
+    let (_, r) = report(&d, &text);
     assert_eq!(r["errors"]["tls(handshake-failure)"], 1, "{r}");
     assert_eq!(log_lines(&h1).len(), 6);
 }
@@ -354,12 +323,8 @@ fn hypercorn_over_tls_takes_bodies_on_h2() {
     let nodes = "    - { id: a, type: action, action: up, edges: [ { to: end } ] }";
     let text = scenario(166, 2, 2, &actions, nodes)
         .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
-    let (out, r) = run(&d, &text);
-    assert!(
-        out.status.success(),
-        "{}\n{r}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, r) = report(&d, &text);
+    succeeded(&out, &r);
     assert!(
         r["checks"]
             .as_array()
@@ -441,7 +406,7 @@ fn a_server_breaking_http2_gets_a_goaway_and_a_typed_error() {
             "    - {{ id: get, call: get, with: {{ url: \"http://127.0.0.1:{port}/\", http_version: \"2\", timeout: 3s }} }}"
         );
         let nodes = "    - { id: a, type: action, action: get, edges: [ { to: end } ] }";
-        let (_, r) = run(&d, &scenario(163, 1, 1, &actions, nodes));
+        let (_, r) = report(&d, &scenario(163, 1, 1, &actions, nodes));
         assert_eq!(r["errors"][kind], 1, "case {i}: {r}");
         let frames = server.join().unwrap();
         let sent_goaway = frames
@@ -538,12 +503,8 @@ fn caddy_sees_h2_over_tls_and_h2c_from_each_users_address() {
     let nodes = "    - { id: a, type: action, action: tls, edges: [ { to: b } ] }\n    - { id: b, type: action, action: h2c, edges: [ { to: end } ] }";
     let text = scenario(167, 3, 2, &actions, nodes)
         .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
-    let (out, r) = run(&d, &text);
-    assert!(
-        out.status.success(),
-        "{}\n{r}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, r) = report(&d, &text);
+    succeeded(&out, &r);
     assert!(
         r["checks"]
             .as_array()

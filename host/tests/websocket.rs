@@ -11,33 +11,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
 
-use common::{BIN, tmp};
+use common::{BIN, report_with, succeeded, tmp};
 use compose::tls::pki::{Ca, Validity};
 use integration_tests::ws_servers::{Kind, WsServer};
 use serde_json::Value;
-
-fn run(dir: &Path, scenario: &str, extra: &[&str]) -> (std::process::Output, Value) {
-    let path = dir.join("s.yaml");
-    std::fs::write(&path, scenario).unwrap();
-    let json = dir.join("r.json");
-    let _ = std::fs::remove_file(&json);
-    let out = std::process::Command::new(BIN)
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    let v = std::fs::read_to_string(&json)
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or(Value::Null);
-    (out, v)
-}
 
 /// A scenario of `users` users, `iterations` each, running `action` (YAML of one action with
 /// id `chat`), from pool 127.0.`net`.0/29; `extra` goes at the top level.
@@ -130,7 +108,7 @@ fn sessions_come_from_pool_addresses_against_three_servers() {
         let net = 120 + i as u8;
         let url = format!("ws://127.0.0.1:{}/echo", server.port);
         let thresholds = "thresholds:\n  ws_connecting: [\"p(95)<5000\"]\n  ws_msgs_received: [\"count==24\"]\n  ws_sessions: [\"count==8\"]";
-        let (out, r) = run(
+        let (out, r) = report_with(
             &d,
             &scenario(net, 4, 2, &echo_action(&url), thresholds),
             &[],
@@ -154,7 +132,7 @@ fn a_threshold_on_sessions_fails_the_run() {
     };
     let d = tmp("ws-thr");
     let url = format!("ws://127.0.0.1:{}/echo", server.port);
-    let (out, r) = run(
+    let (out, r) = report_with(
         &d,
         &scenario(
             126,
@@ -190,7 +168,7 @@ fn wss_sessions_check_the_servers_certificate() {
         let url = format!("wss://localhost:{}/echo", server.port);
         let net = 130 + i as u8;
         let with_ca = scenario(net, 2, 1, &echo_action(&url), "tls: { ca_file: ca.pem }");
-        let (out, r) = run(&d, &with_ca, &[]);
+        let (out, r) = report_with(&d, &with_ca, &[]);
         assert!(
             out.status.success(),
             "{kind:?}: {}\n{r}",
@@ -203,7 +181,7 @@ fn wss_sessions_check_the_servers_certificate() {
             r["tls"]
         );
         // Without the CA the server is not trusted: no session, a typed error.
-        let (_, r) = run(&d, &scenario(net, 1, 1, &echo_action(&url), ""), &[]);
+        let (_, r) = report_with(&d, &scenario(net, 1, 1, &echo_action(&url), ""), &[]);
         assert_eq!(r["errors"]["tls(unknown-issuer)"], 1, "{kind:?}: {r}");
         assert_eq!(server.sessions(2).len(), 2);
     }
@@ -226,12 +204,8 @@ fn kept_sessions_span_iterations_and_close_when_the_user_ends() {
           - receive: {{ contains: iteration }}"#,
         server.port
     );
-    let (out, r) = run(&d, &scenario(140, 2, 3, &action, ""), &[]);
-    assert!(
-        out.status.success(),
-        "{}\n{r}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (out, r) = report_with(&d, &scenario(140, 2, 3, &action, ""), &[]);
+    succeeded(&out, &r);
     // One connection per user, carrying its three iterations, closed with 1001 at its end.
     let seen = server.sessions(2);
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -289,7 +263,7 @@ workflows:
     - {{ id: end, type: end }}
 "#
     );
-    let (_, r) = run(&d, &text, &[]);
+    let (_, r) = report_with(&d, &text, &[]);
     let errors = &r["errors"];
     assert_eq!(errors["ws-handshake(403)"], 1, "{r}");
     assert_eq!(errors["ws-closed(1011)"], 1, "{r}");
@@ -354,7 +328,7 @@ fn a_server_breaking_the_protocol_fails_the_session_with_its_code() {
         let action = format!(
             "    - id: chat\n      call: websocket\n      with:\n        url: ws://127.0.0.1:{port}/\n        max_message: 1048576\n        steps: [ {{ receive: {{}}, timeout: 5s }} ]"
         );
-        let (_, r) = run(&d, &scenario(150, 1, 1, &action, ""), &[]);
+        let (_, r) = report_with(&d, &scenario(150, 1, 1, &action, ""), &[]);
         assert_eq!(r["errors"][kind], 1, "case {i}: {r}");
         assert_eq!(server.join().unwrap(), Some(code), "case {i}");
     }

@@ -33,19 +33,37 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 pub fn report(dir: &Path, scenario: &str) -> (Output, Value) {
+    report_with(dir, scenario, &[])
+}
+
+/// `run` of `scenario` (as `dir/scenario.yaml`) with `extra` arguments: its output and its
+/// JSON report (`Null` when none was written).
+pub fn report_with(dir: &Path, scenario: &str, extra: &[&str]) -> (Output, Value) {
     let path = dir.join("scenario.yaml");
     std::fs::write(&path, scenario).unwrap();
     let json = dir.join("report.json");
-    let out = run(&[
+    let _ = std::fs::remove_file(&json);
+    let mut args = vec![
         "run",
         path.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
     let v = std::fs::read_to_string(&json)
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap_or(Value::Null);
     (out, v)
+}
+
+/// The run went well: its exit code 0 (else its standard error and report).
+pub fn succeeded(out: &Output, r: &Value) {
+    assert!(
+        out.status.success(),
+        "{}\n{r}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// (path, source address) of every request the target saw.
