@@ -64,16 +64,12 @@ pub(super) async fn run_websocket(
     let (failure, handshake) =
         match session(st, inst, policy, ip, spec, vars, &mut sample, &mut rec).await {
             Ok((kept, opened)) => {
-                let r = steps(
-                    inst,
-                    kept.id,
-                    spec,
-                    &action.id,
-                    vars,
-                    shared.uses_vars,
-                    &mut rec,
-                )
-                .await;
+                let ctx = StepCtx {
+                    action_id: &action.id,
+                    uses_vars: shared.uses_vars,
+                    stop: &shared.stop,
+                };
+                let r = steps(inst, kept.id, spec, &ctx, vars, &mut rec).await;
                 let ended = match &r {
                     Ok(closed) => *closed,
                     Err(f) => f.ended,
@@ -266,19 +262,26 @@ async fn params(
     Ok(with.to_string())
 }
 
+/// What the steps need of their action and run.
+struct StepCtx<'a> {
+    action_id: &'a str,
+    uses_vars: bool,
+    /// The run's stop: a sleep step ends early when it is set.
+    stop: &'a AtomicBool,
+}
+
 /// The steps in order, until one fails. `true` when a close step ended the session.
 async fn steps(
     inst: &mut Instance,
     id: u32,
     spec: &WebSocket,
-    action_id: &str,
+    ctx: &StepCtx<'_>,
     vars: &mut Vars,
-    uses_vars: bool,
     rec: &mut WsRecord,
 ) -> Result<bool, Failure> {
     for (i, step) in spec.steps.iter().enumerate() {
         let t = Instant::now();
-        let r = step_run(inst, id, step, action_id, vars, uses_vars).await;
+        let r = step_run(inst, id, step, ctx, vars).await;
         rec.steps
             .push((i, step.kind(), t.elapsed().as_micros() as u64, r.is_ok()));
         r?;
@@ -293,9 +296,8 @@ async fn step_run(
     inst: &mut Instance,
     id: u32,
     step: &WsStep,
-    action_id: &str,
+    ctx: &StepCtx<'_>,
     vars: &mut Vars,
-    uses_vars: bool,
 ) -> Result<(), Failure> {
     let called = |r: Result<Result<(), ws::WsError>, String>| match r {
         Ok(Ok(())) => Ok(()),
@@ -317,7 +319,11 @@ async fn step_run(
             timeout_ms,
         } => called(inst.ws_ping(id, payload.as_bytes(), *timeout_ms).await),
         WsStep::Sleep(d) => {
-            tokio::time::sleep(*d).await;
+            // In slices, so a stopping run does not wait out a long sleep.
+            let until = Instant::now() + *d;
+            while Instant::now() < until && !ctx.stop.load(Ordering::SeqCst) {
+                tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
+            }
             Ok(())
         }
         WsStep::Close {
@@ -335,13 +341,13 @@ async fn step_run(
                 Ok(Err(e)) => return Err(ws_failure(&e)),
                 Err(t) => return Err(trapped(t)),
             };
-            super::ws_receive::check(r, &m, action_id, vars, uses_vars).map_err(|(kind, text)| {
-                Failure {
+            super::ws_receive::check(r, &m, ctx.action_id, vars, ctx.uses_vars).map_err(
+                |(kind, text)| Failure {
                     kind,
                     text,
                     ended: false,
-                }
-            })
+                },
+            )
         }
     }
 }

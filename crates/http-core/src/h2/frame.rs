@@ -110,8 +110,10 @@ impl Reader {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.used == self.buf.len() {
-            self.buf.clear();
+        // What was taken goes before more comes: the buffer holds at most the frame being
+        // read and what came after it, however long the stream.
+        if self.used > 0 {
+            self.buf.drain(..self.used);
             self.used = 0;
         }
         self.buf.extend_from_slice(bytes);
