@@ -300,55 +300,7 @@ pub(super) fn actions(
                     checks.push(c);
                 }
             }
-            if is_ws {
-                // The handshake's answer has a status, headers and a time; messages are
-                // checked by the receive steps.
-                for (j, c) in checks.iter().enumerate() {
-                    if matches!(
-                        c.kind,
-                        CheckKind::BodyContains(_)
-                            | CheckKind::BodyMatches(_)
-                            | CheckKind::Json(..)
-                    ) {
-                        w.problem(
-                            &format!("{path}.checks[{j}]"),
-                            "a WebSocket action takes status, header and duration checks \
-                             (messages are checked by its receive steps)",
-                        );
-                    }
-                }
-                for (j, e) in exports.iter().enumerate() {
-                    if !matches!(e.kind, ExportKind::StatusCode | ExportKind::Header(_)) {
-                        w.problem(
-                            &format!("{path}.export[{j}].type"),
-                            "a WebSocket action exports its handshake's status_code or a header \
-                             (messages are exported by its receive steps)",
-                        );
-                    }
-                }
-            }
-            if udp_reply.is_some() {
-                // A UDP reply has a body and a time, nothing else.
-                for (j, c) in checks.iter().enumerate() {
-                    if matches!(
-                        c.kind,
-                        CheckKind::Status(_) | CheckKind::Header(..) | CheckKind::Json(..)
-                    ) {
-                        w.problem(
-                            &format!("{path}.checks[{j}]"),
-                            "a UDP action takes body_contains, body_matches and duration checks",
-                        );
-                    }
-                }
-                for (j, e) in exports.iter().enumerate() {
-                    if e.kind != ExportKind::Body {
-                        w.problem(
-                            &format!("{path}.export[{j}].type"),
-                            "a UDP action exports its reply (type content)",
-                        );
-                    }
-                }
-            }
+            answer_limits(w, &path, udp_reply.is_some(), is_ws, &checks, &exports);
             actions.push(Action {
                 id,
                 call: call.to_ascii_lowercase(),
@@ -367,6 +319,66 @@ pub(super) fn actions(
         w.problem("actions.actions", "at least one action is required");
     }
     actions
+}
+
+/// What a check or export may read of an action's answer.
+type Reads<T> = fn(&T) -> bool;
+
+/// A UDP action's reply has a body and a time; a WebSocket action's handshake a status,
+/// headers and a time (its messages are checked and exported by its receive steps): their
+/// checks and exports may read only those.
+fn answer_limits(
+    w: &mut Walker,
+    path: &str,
+    udp: bool,
+    ws: bool,
+    checks: &[Check],
+    exports: &[Export],
+) {
+    let (check_ok, check_says, export_ok, export_says): (
+        Reads<CheckKind>,
+        &str,
+        Reads<ExportKind>,
+        &str,
+    ) = match (udp, ws) {
+        (true, _) => (
+            |k| {
+                !matches!(
+                    k,
+                    CheckKind::Status(_) | CheckKind::Header(..) | CheckKind::Json(..)
+                )
+            },
+            "a UDP action takes body_contains, body_matches and duration checks",
+            |e| *e == ExportKind::Body,
+            "a UDP action exports its reply (type content)",
+        ),
+        (_, true) => (
+            |k| {
+                !matches!(
+                    k,
+                    CheckKind::BodyContains(_) | CheckKind::BodyMatches(_) | CheckKind::Json(..)
+                )
+            },
+            "a WebSocket action takes status, header and duration checks (messages are checked by its receive steps)",
+            |e| matches!(e, ExportKind::StatusCode | ExportKind::Header(_)),
+            "a WebSocket action exports its handshake's status_code or a header (messages are exported by its receive steps)",
+        ),
+        _ => return,
+    };
+    for (j, _) in checks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !check_ok(&c.kind))
+    {
+        w.problem(&format!("{path}.checks[{j}]"), check_says);
+    }
+    for (j, _) in exports
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !export_ok(&e.kind))
+    {
+        w.problem(&format!("{path}.export[{j}].type"), export_says);
+    }
 }
 
 /// `workflows.nodes:`, and whether the list was cut at the limit.
