@@ -346,7 +346,9 @@ fn validate_names_each_bad_step() {
           - { close: 999 }
           - { send: a, timeout: 1s }
           - { shout: a }
-          - { receive: { json: { pointer: id } } }"#;
+          - { receive: { json: { pointer: id } } }
+      checks: [ { status: 101 }, { body_contains: x } ]
+      export: [ { name: b, type: content } ]"#;
     let path = d.join("s.yaml");
     std::fs::write(&path, scenario(151, 1, 1, action, "")).unwrap();
     let out = std::process::Command::new(BIN)
@@ -363,6 +365,8 @@ fn validate_names_each_bad_step() {
         "actions.actions[0].with.steps[2].timeout",
         "actions.actions[0].with.steps[3].shout",
         "actions.actions[0].with.steps[4].receive.json.pointer",
+        "actions.actions[0].checks[1]: a WebSocket action takes status, header and duration checks",
+        "actions.actions[0].export[0].type: a WebSocket action exports its handshake's",
     ] {
         assert!(text.contains(want), "{want}\n{text}");
     }
