@@ -169,7 +169,9 @@ async fn session(
     rec: &mut WsRecord,
 ) -> Result<(Kept, Option<ws::Opened>), Failure> {
     if let Some(kept) = st.ws_sessions.remove(&spec.session) {
+        // Still the connection the server switched (101): the status classes say so.
         sample.sent = true;
+        sample.status = Some(101);
         return Ok((kept, None));
     }
     let Some(open) = &spec.open else {
