@@ -6,7 +6,7 @@ use crate::prelude::*;
 
 use super::frame::{self, Frame, Reader};
 use super::hpack;
-use crate::{Conn, NetError};
+use crate::{Conn, ExchangeError, NetError};
 
 /// The window we give the server, per stream and for the connection.
 const OUR_WINDOW: u32 = 1 << 20;
@@ -257,7 +257,45 @@ impl<C: Conn> H2Conn<C> {
             frame::push(&mut out, kind, flags, id, c);
             kind = frame::CONTINUATION;
         }
-        self.write(&out, l.between_bytes_ms)
+        match end {
+            // Nothing follows: sent and the answer's first bytes read in one call.
+            true => self.exchange(&out, l),
+            false => self.write(&out, l.between_bytes_ms),
+        }
+    }
+
+    /// Write `out` and read what comes first of the answer, in one `Conn::exchange`.
+    fn exchange(&mut self, out: &[u8], l: &Limits) -> Result<(), H2Failure> {
+        let left = l.end.saturating_sub((l.now)()) / 1000;
+        if left == 0 {
+            return Err(H2Failure::Timeout(true));
+        }
+        let read_ms = l.first_byte_ms.min(left).max(1);
+        let r = self
+            .conn
+            .exchange(out, READ_CHUNK, l.between_bytes_ms, read_ms, false);
+        let ex = r.map_err(|e| {
+            self.broken = true;
+            match e {
+                ExchangeError::Send(NetError::Timeout) => H2Failure::Timeout(false),
+                ExchangeError::Receive(NetError::Timeout) => H2Failure::Timeout(true),
+                ExchangeError::Send(e) => H2Failure::Io(format!("sending: {e}")),
+                ExchangeError::Receive(e) => H2Failure::Stale(format!("receiving: {e}")),
+                ExchangeError::NotIdle => H2Failure::Stale("the connection was not idle".into()),
+            }
+        })?;
+        let unsent = ex.unsent.min(out.len());
+        self.sent += (out.len() - unsent) as u64;
+        if ex.answer.is_empty() {
+            self.broken = true;
+            return Err(H2Failure::Stale("the connection was closed".into()));
+        }
+        self.received += ex.answer.len() as u64;
+        self.reader.push(&ex.answer);
+        match unsent {
+            0 => Ok(()),
+            n => self.write(&out[out.len() - n..], l.between_bytes_ms),
+        }
     }
 
     /// Read and handle one frame; `(true, _)` once stream `id` has ended.
