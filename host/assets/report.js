@@ -216,6 +216,13 @@ class Page {
     if ((this.data.errors || []).length) {
       this.rest.append(el("h2", {}, "Errors"), table(["error", "count"], this.data.errors));
     }
+    const ws = this.data.websocket;
+    if (ws) {
+      this.rest.append(el("h2", {}, "WebSocket"), el("p", { class: "summary" },
+        `${num(ws.sessions)} sessions (${num(ws.failed_openings)} openings refused), connecting p50 ${num(ws.connecting_p50_ms, 2)} ms, ` +
+        `p95 ${num(ws.connecting_p95_ms, 2)} ms; messages sent ${num(ws.msgs_sent)}, received ${num(ws.msgs_received)}`),
+        table(["step", "count", "failed", "p50 ms", "p95 ms", "p99 ms"], ws.steps));
+    }
   }
 
   // The dashboard: new points and the latest totals.

@@ -108,10 +108,11 @@ fn sessions_come_from_pool_addresses_against_three_servers() {
         let net = 120 + i as u8;
         let url = format!("ws://127.0.0.1:{}/echo", server.port);
         let thresholds = "thresholds:\n  ws_connecting: [\"p(95)<5000\"]\n  ws_msgs_received: [\"count==24\"]\n  ws_sessions: [\"count==8\"]";
+        let html = d.join("r.html");
         let (out, r) = report_with(
             &d,
             &scenario(net, 4, 2, &echo_action(&url), thresholds),
-            &[],
+            &["--report", html.to_str().unwrap()],
         );
         assert!(
             out.status.success(),
@@ -122,7 +123,59 @@ fn sessions_come_from_pool_addresses_against_three_servers() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("websocket: 8 sessions"), "{stdout}");
         assert!(stdout.contains("chat #2 receive"), "{stdout}");
+        // The HTML report's data carries the section its page draws; headless Chromium draws
+        // it without console errors.
+        let page = std::fs::read_to_string(&html).unwrap();
+        assert!(
+            page.contains("\"websocket\":{") && page.contains("chat #2 receive"),
+            "no WebSocket data in the page"
+        );
+        if let Some((dom, log)) = rendered(&html, &d).filter(|_| i == 0) {
+            assert!(
+                !log.contains("Uncaught") && !log.contains("CONSOLE"),
+                "console errors: {log}"
+            );
+            assert!(
+                dom.contains("<h2>WebSocket</h2>") && dom.contains("<td>chat #2 receive</td>"),
+                "{dom}"
+            );
+        }
     }
+}
+
+/// The page's DOM after its script ran, and Chromium's log (none where Chromium is missing,
+/// unless REQUIRE_CHROMIUM says it must be there).
+fn rendered(page: &std::path::Path, dir: &std::path::Path) -> Option<(String, String)> {
+    let found = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        std::process::Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(chromium) = found else {
+        assert!(
+            std::env::var_os("REQUIRE_CHROMIUM").is_none(),
+            "chromium is required"
+        );
+        return None;
+    };
+    let out = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .args(["--dump-dom", &format!("file://{}", page.display())])
+        .output()
+        .unwrap();
+    Some((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
 }
 
 #[test]

@@ -35,7 +35,25 @@ pub fn data(r: &Report) -> Value {
             "action": c.action, "name": c.name, "passed": c.pass, "of": c.pass + c.fail,
         })).collect::<Vec<_>>(),
         "errors": r.errors.iter().map(|(k, n)| json!([k, n])).collect::<Vec<_>>(),
+        "websocket": websocket(&r.rec.ws),
         "points": points(&trimmed(&r.series), 0.0),
+    })
+}
+
+/// The WebSocket section (none without WebSocket actions): its figures, and a row a step.
+fn websocket(w: &crate::results::ws::WsStats) -> Value {
+    if w.is_empty() {
+        return Value::Null;
+    }
+    let ms = |s: &crate::results::record::Stats, q: f64| (s.quantile_ms(q) * 100.0).round() / 100.0;
+    json!({
+        "sessions": w.sessions(),
+        "failed_openings": w.connecting.failed,
+        "connecting_p50_ms": ms(&w.connecting, 0.5),
+        "connecting_p95_ms": ms(&w.connecting, 0.95),
+        "msgs_sent": w.msgs_sent,
+        "msgs_received": w.msgs_received,
+        "steps": w.steps.iter().map(|(k, s)| json!([k, s.count, s.failed, ms(s, 0.5), ms(s, 0.95), ms(s, 0.99)])).collect::<Vec<_>>(),
     })
 }
 
