@@ -7,5 +7,6 @@ mod fuzz;
 pub mod proxy;
 pub mod scenario;
 pub mod schema;
+mod schema_kinds;
 pub mod template;
 pub mod threshold;

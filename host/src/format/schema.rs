@@ -19,6 +19,8 @@ use std::sync::{Mutex, OnceLock};
 use schemars::JsonSchema;
 use serde_json::Value;
 
+pub use crate::format::schema_kinds::*;
+
 /// A string; a number or true/false is read as its text.
 #[derive(JsonSchema)]
 #[serde(untagged)]
@@ -392,146 +394,6 @@ pub enum ActionWith {
     WebSocket(Box<WebSocketWith>),
 }
 
-/// A UDP action's `with` (`call: udp.send` or `udp.send-reply`).
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UdpWith {
-    /// `host:port` with an IP literal (`[::1]:7` for IPv6).
-    pub target: Option<String>,
-    pub peer_ip: Option<Text>,
-    pub peer_port: Option<Text>,
-    /// Text (templates rendered).
-    pub payload: Option<String>,
-    /// Bytes, as hex digits.
-    pub payload_hex: Option<String>,
-    pub bind_ip: Option<String>,
-    /// The wait for a reply, each try (3000 by default).
-    pub timeout_ms: Option<u64>,
-    #[serde(rename = "timeout-ms")]
-    pub timeout_ms_original: Option<u64>,
-    pub timeout: Option<Duration>,
-    pub retry: Option<UdpRetry>,
-    pub retries: Option<u64>,
-    /// What the reply must be.
-    pub expect: Option<UdpExpect>,
-    /// The longest reply read (65535).
-    pub max_reply: Option<u64>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UdpRetry {
-    pub max: Option<i64>,
-    pub backoff_ms: Option<u64>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UdpExpect {
-    pub equals: Option<Text>,
-    pub contains: Option<Text>,
-    /// A regular expression.
-    pub matches: Option<Text>,
-    pub payload_hex: Option<String>,
-    pub len: Option<u64>,
-}
-
-/// A WebSocket action's `with` (`call: websocket`, RFC 6455): the session it opens (or
-/// continues, when one of its name is open), then its steps in order.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WebSocketWith {
-    /// `ws://` or `wss://`; templates allowed. Without it the action continues the open
-    /// session of its name.
-    pub url: Option<String>,
-    /// The session's name, for later actions to continue it (default: the action's id).
-    pub session: Option<Text>,
-    /// Keep the session open after the steps, across the user's later actions and iterations
-    /// (closed with 1001 when the user ends). Default false: closed with 1000 after the steps.
-    pub keep_open: Option<bool>,
-    pub steps: Option<Vec<WsStep>>,
-    pub headers: Option<BTreeMap<String, Text>>,
-    /// Offered in order of preference (Sec-WebSocket-Protocol).
-    pub subprotocols: Option<Vec<Text>>,
-    /// The largest message received, in bytes (16 MiB by default); a larger one fails the
-    /// session with 1009.
-    pub max_message: Option<u64>,
-    /// The opening's deadline (connect, TLS, handshake).
-    pub timeout: Option<Duration>,
-    pub timeouts: Option<Timeouts>,
-    pub bind_ip: Option<String>,
-    pub tls: Option<ActionTls>,
-    pub resolve: Option<Vec<Text>>,
-    pub ip_version: Option<u64>,
-    pub local_port: Option<Value>,
-    /// Send the user's cookies with the handshake and keep those it sets (default true).
-    pub cookies: Option<bool>,
-}
-
-/// One step of a WebSocket action: exactly one of `send`, `send_hex`, `receive`, `ping`,
-/// `sleep`, `close`.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WsStep {
-    /// A text message (templates rendered).
-    pub send: Option<Text>,
-    /// A binary message, as hex digits.
-    pub send_hex: Option<String>,
-    /// Wait for the next message (pings are answered meanwhile) and check it.
-    pub receive: Option<WsReceive>,
-    /// Ping with this payload (at most 125 bytes) and wait for the pong.
-    pub ping: Option<Text>,
-    pub sleep: Option<Duration>,
-    /// The closing handshake: a code (1000 by default), or `{code, reason}`.
-    pub close: Option<Value>,
-    /// How long a receive, ping or close waits (10s by default).
-    pub timeout: Option<Duration>,
-}
-
-/// What a received message must be (all that are given), and its exports.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WsReceive {
-    /// The text (templates rendered).
-    pub equals: Option<Text>,
-    pub contains: Option<Text>,
-    /// A regular expression on the text.
-    pub matches: Option<Text>,
-    /// A value of the message as JSON.
-    pub json: Option<WsJson>,
-    /// The exact bytes, as hex digits.
-    pub hex: Option<String>,
-    /// `ACTION.NAME` from the message: a name (its text), `{name, pointer}`, or a list.
-    pub export: Option<Value>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WsJson {
-    /// RFC 6901, e.g. `/data/id`.
-    pub pointer: String,
-    pub equals: Option<Text>,
-    pub contains: Option<Text>,
-    pub matches: Option<Text>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WsExport {
-    pub name: String,
-    /// A JSON pointer into the message (default: the whole text).
-    pub pointer: Option<String>,
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WsClose {
-    /// 1000-1003, 1007-1014 or 3000-4999 (default 1000).
-    pub code: Option<u64>,
-    /// At most 123 bytes.
-    pub reason: Option<String>,
-}
-
 /// The executor's `with-params`; strings may hold templates (`{{base.url}}/items`).
 #[derive(JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -598,25 +460,6 @@ pub struct With {
     pub http_version: Option<Text>,
     /// Follow-up tasks added when the action succeeds (the original's).
     pub dynamic_tasks: Option<Vec<DynamicTask>>,
-}
-
-/// A form field: text (templated), or a file part.
-#[derive(JsonSchema)]
-#[serde(untagged)]
-pub enum FormField {
-    Text(Text),
-    File(FormFile),
-}
-
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FormFile {
-    /// The file to send (relative to the scenario).
-    pub file: String,
-    /// The file name sent. Default: the file's own name.
-    pub filename: Option<String>,
-    /// Default: guessed from the file name as curl does (else application/octet-stream).
-    pub content_type: Option<String>,
 }
 
 #[derive(JsonSchema)]

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod html;
 pub mod identity;
 pub mod merge;
+pub mod metrics;
 pub mod output;
 pub mod published;
 pub mod record;
