@@ -11,18 +11,23 @@ impl Report {
     /// values escaped (a tenant or action named with a quote stays valid).
     pub fn metrics(&self) -> String {
         let mut s = String::new();
-        let family = |s: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
+        self.run_families(&mut s);
+        self.request_families(&mut s);
+        self.rec.ws.metrics(&mut s);
+        s
+    }
+
+    /// Users, pools, iterations and checks.
+    fn run_families(&self, s: &mut String) {
         family(
-            &mut s,
+            s,
             "scheduler_users_spawned_total",
             "counter",
             "Users started by the run.",
         );
         let _ = writeln!(s, "scheduler_users_spawned_total {}", self.users_spawned);
         family(
-            &mut s,
+            s,
             "scheduler_users_active",
             "gauge",
             "Users running when the metrics were written.",
@@ -33,7 +38,7 @@ impl Report {
             self.users_spawned.saturating_sub(self.users_finished)
         );
         family(
-            &mut s,
+            s,
             "scheduler_ip_pool_available",
             "gauge",
             "Addresses free in each pool.",
@@ -47,7 +52,7 @@ impl Report {
             );
         }
         family(
-            &mut s,
+            s,
             "scheduler_ip_pool_allocated",
             "gauge",
             "Addresses held in each pool.",
@@ -61,14 +66,14 @@ impl Report {
             );
         }
         family(
-            &mut s,
+            s,
             "scheduler_iterations_total",
             "counter",
             "Workflow passes completed.",
         );
         let _ = writeln!(s, "scheduler_iterations_total {}", self.iterations);
         family(
-            &mut s,
+            s,
             "scheduler_dropped_iterations_total",
             "counter",
             "Arrival-rate iterations not started (no user free).",
@@ -79,7 +84,7 @@ impl Report {
             self.dropped_iterations
         );
         family(
-            &mut s,
+            s,
             "scheduler_checks_total",
             "counter",
             "Check results by action, check and result.",
@@ -94,22 +99,27 @@ impl Report {
                 );
             }
         }
+    }
+
+    /// Requests: counts by action, tenant and status (with the actions' tags as labels), and
+    /// latency histograms.
+    fn request_families(&self, s: &mut String) {
         family(
-            &mut s,
+            s,
             "executor_tasks_executed_total",
             "counter",
             "Requests sent.",
         );
         let _ = writeln!(s, "executor_tasks_executed_total {}", self.totals.count);
         family(
-            &mut s,
+            s,
             "executor_tasks_success_total",
             "counter",
             "Requests answered below 400.",
         );
         let _ = writeln!(s, "executor_tasks_success_total {}", self.totals.ok);
         family(
-            &mut s,
+            s,
             "http_requests_total",
             "counter",
             "Requests by action, tenant and status (error: no answer).",
@@ -139,7 +149,7 @@ impl Report {
             );
         }
         family(
-            &mut s,
+            s,
             "http_requests_duration_seconds",
             "histogram",
             "Request latency by action and tenant.",
@@ -178,9 +188,12 @@ impl Report {
                 h.len()
             );
         }
-        self.rec.ws.metrics(&mut s);
-        s
     }
+}
+
+/// A family's HELP and TYPE lines.
+fn family(s: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// A label value as the exposition format writes it: `\`, `"` and newlines escaped.

@@ -11,5 +11,6 @@ pub mod output;
 pub mod published;
 pub mod record;
 pub mod report;
+pub mod text;
 pub mod verdict;
 pub mod ws;
