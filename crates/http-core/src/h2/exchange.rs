@@ -47,10 +47,13 @@ fn fields(method: Method, url: &Url, headers: &Headers, body_len: u64) -> Vec<(S
     f
 }
 
-fn failure(f: H2Failure, reused: bool) -> Result<HttpError, String> {
+/// A failure as the request's error, or (`Err`) why it may go again on a new connection: the
+/// server said it did not process it, or a kept connection ended before any of the answer and
+/// the method is idempotent (as HTTP/1.1's stale connections).
+fn failure(f: H2Failure, reused: bool, idempotent: bool) -> Result<HttpError, String> {
     Ok(match f {
         H2Failure::Unprocessed(why) => return Err(why),
-        H2Failure::Stale(why) if reused => return Err(why),
+        H2Failure::Stale(why) if reused && idempotent => return Err(why),
         H2Failure::Stale(why) | H2Failure::Io(why) => HttpError::Io(why),
         H2Failure::Timeout(first) => HttpError::Timeout(if first {
             Phase::FirstByte
@@ -118,7 +121,7 @@ impl<N: Net> Client<N> {
                     resp.reused = reused;
                     return Some(Ok(resp));
                 }
-                Err(f) => match failure(f, reused) {
+                Err(f) => match failure(f, reused, method.idempotent()) {
                     Ok(e) => return Some(Err(e)),
                     // A streamed body read from cannot go again.
                     Err(why) if tries >= 2 || self.upload_touched() => {
