@@ -20,6 +20,7 @@ pub mod cookies;
 pub mod date;
 pub mod encoding;
 pub mod h2;
+mod inbox;
 pub mod json;
 pub mod params;
 pub mod pool;

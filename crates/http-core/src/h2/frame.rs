@@ -4,6 +4,8 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+use crate::inbox::Inbox;
+
 pub const DATA: u8 = 0x0;
 pub const HEADERS: u8 = 0x1;
 pub const PRIORITY: u8 = 0x2;
@@ -94,8 +96,7 @@ pub fn unpadded(f: &Frame) -> Option<&[u8]> {
 
 /// Bytes received, taken apart into frames.
 pub struct Reader {
-    buf: Vec<u8>,
-    used: usize,
+    inbox: Inbox,
     /// The largest payload accepted (our SETTINGS_MAX_FRAME_SIZE).
     pub max_payload: usize,
 }
@@ -103,25 +104,18 @@ pub struct Reader {
 impl Reader {
     pub fn new(max_payload: usize) -> Reader {
         Reader {
-            buf: Vec::new(),
-            used: 0,
+            inbox: Inbox::default(),
             max_payload,
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        // What was taken goes before more comes: the buffer holds at most the frame being
-        // read and what came after it, however long the stream.
-        if self.used > 0 {
-            self.buf.drain(..self.used);
-            self.used = 0;
-        }
-        self.buf.extend_from_slice(bytes);
+        self.inbox.push(bytes);
     }
 
     /// The next whole frame; `Err` for one over the size limit (FRAME_SIZE_ERROR).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, usize> {
-        let b = &self.buf[self.used..];
+        let b = self.inbox.pending();
         if b.len() < 9 {
             return Ok(None);
         }
@@ -138,7 +132,7 @@ impl Reader {
             stream: u31(b, 5).unwrap_or(0),
             payload: b[9..9 + len].to_vec(),
         };
-        self.used += 9 + len;
+        self.inbox.take(9 + len);
         Ok(Some(f))
     }
 }

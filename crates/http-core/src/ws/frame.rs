@@ -4,6 +4,8 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+use crate::inbox::Inbox;
+
 use super::WsError;
 
 pub const CONTINUATION: u8 = 0x0;
@@ -49,9 +51,7 @@ pub fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
 
 /// Bytes from the server, taken apart into frames as they come.
 pub struct Decoder {
-    buf: Vec<u8>,
-    /// Bytes of `buf` already returned in frames.
-    used: usize,
+    inbox: Inbox,
     /// The largest payload a frame may carry.
     pub max_payload: u64,
 }
@@ -59,31 +59,24 @@ pub struct Decoder {
 impl Decoder {
     pub fn new(max_payload: u64) -> Decoder {
         Decoder {
-            buf: Vec::new(),
-            used: 0,
+            inbox: Inbox::default(),
             max_payload,
         }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
-        // What was taken goes before more comes: the buffer holds at most the frame being
-        // read and what came after it, however long the stream.
-        if self.used > 0 {
-            self.buf.drain(..self.used);
-            self.used = 0;
-        }
-        self.buf.extend_from_slice(bytes);
+        self.inbox.push(bytes);
     }
 
     /// Bytes received and not yet taken in a frame.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.used
+        self.inbox.pending().len()
     }
 
     /// The next whole frame, `None` until one is there. A frame that breaks section 5 is an
     /// error (the connection is then to be failed).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, WsError> {
-        let b = &self.buf[self.used..];
+        let b = self.inbox.pending();
         if b.len() < 2 {
             return Ok(None);
         }
@@ -115,7 +108,7 @@ impl Decoder {
             return Ok(None);
         }
         let payload = b[head..head + len as usize].to_vec();
-        self.used += head + len as usize;
+        self.inbox.take(head + len as usize);
         Ok(Some(Frame {
             fin,
             opcode,
