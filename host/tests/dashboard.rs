@@ -72,23 +72,6 @@ fn events(addr: &str) -> (Vec<Value>, bool) {
     (out, ended)
 }
 
-fn chromium() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("REQUIRE_CHROMIUM").is_none(),
-            "chromium is required"
-        );
-        eprintln!("SKIPPED: apt-get install chromium");
-    }
-    found
-}
-
 #[test]
 fn the_dashboard_streams_the_run_and_draws_it() {
     let (server, _) = recording_target();

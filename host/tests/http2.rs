@@ -13,37 +13,26 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{report, succeeded, tmp};
+use common::{in_pool, pool_scenario, report, succeeded, tmp};
 use compose::tls::pki::{Ca, Validity};
-use integration_tests::nginx::{self, Nginx};
-use serde_json::Value;
 
 fn scenario(net: u8, users: u32, iterations: u32, actions: &str, nodes: &str) -> String {
-    format!(
-        r#"version: "1.0"
-name: h2
-workbook:
-  ip_pools: [ {{ id: p, ranges: ["127.0.{net}.0/29"] }} ]
-load:
-  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}
-  user_lifetime: {{ mode: loop, iterations: {iterations} }}
-  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
-actions:
-  actions:
-{actions}
-workflows:
-  nodes:
-{nodes}
-    - {{ id: end, type: end }}
-"#
-    )
+    pool_scenario(net, users, iterations, "", actions, nodes)
 }
 
-fn in_pool(src: &str, net: u8) -> bool {
-    src.strip_prefix(&format!("127.0.{net}."))
-        .and_then(|h| h.parse::<u8>().ok())
-        .is_some_and(|h| h < 8)
+/// The same, trusting `ca.pem` next to it.
+fn tls_scenario(net: u8, users: u32, iterations: u32, actions: &str, nodes: &str) -> String {
+    pool_scenario(
+        net,
+        users,
+        iterations,
+        "tls: { ca_file: ca.pem }",
+        actions,
+        nodes,
+    )
 }
+use integration_tests::nginx::{self, Nginx};
+use serde_json::Value;
 
 #[test]
 fn users_speak_h2c_to_nginx_on_one_connection_each() {
@@ -259,8 +248,7 @@ fn h2_over_tls_is_chosen_by_alpn_and_auto_falls_back_to_http1() {
         b = h1.port
     );
     let nodes = "    - { id: a, type: action, action: two, edges: [ { to: b } ] }\n    - { id: b, type: action, action: auto, edges: [ { to: c } ] }\n    - { id: c, type: action, action: old, edges: [ { to: end } ] }";
-    let text = scenario(164, 2, 3, &actions, nodes)
-        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let text = tls_scenario(164, 2, 3, &actions, nodes);
     let (out, r) = report(&d, &text);
     succeeded(&out, &r);
     assert_eq!(r["totals"]["requests"], 18, "{r}");
@@ -295,8 +283,7 @@ fn h2_over_tls_is_chosen_by_alpn_and_auto_falls_back_to_http1() {
         h1.port
     );
     let one = "    - { id: a, type: action, action: two, edges: [ { to: end } ] }";
-    let text = scenario(165, 1, 1, &only, one)
-        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let text = tls_scenario(165, 1, 1, &only, one);
     let (_, r) = report(&d, &text);
     assert_eq!(r["errors"]["tls(handshake-failure)"], 1, "{r}");
     assert_eq!(log_lines(&h1).len(), 6);
@@ -321,8 +308,7 @@ fn hypercorn_over_tls_takes_bodies_on_h2() {
         "    - {{ id: up, call: put, with: {{ url: \"https://localhost:{port}/up\", http_version: auto, body_file: up.bin }}, checks: [ {{ json: /len, equals: \"150000\" }}, {{ json: /v, equals: \"2\" }} ] }}"
     );
     let nodes = "    - { id: a, type: action, action: up, edges: [ { to: end } ] }";
-    let text = scenario(166, 2, 2, &actions, nodes)
-        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let text = tls_scenario(166, 2, 2, &actions, nodes);
     let (out, r) = report(&d, &text);
     succeeded(&out, &r);
     assert!(
@@ -501,8 +487,7 @@ fn caddy_sees_h2_over_tls_and_h2c_from_each_users_address() {
         "    - {{ id: tls, call: get, with: {{ url: \"https://localhost:{tls}/t\", http_version: auto }}, checks: [ {{ body_contains: HTTP/2.0 }} ] }}\n    - {{ id: h2c, call: get, with: {{ url: \"http://127.0.0.1:{plain}/p\", http_version: \"2\" }}, checks: [ {{ body_contains: HTTP/2.0 }} ] }}"
     );
     let nodes = "    - { id: a, type: action, action: tls, edges: [ { to: b } ] }\n    - { id: b, type: action, action: h2c, edges: [ { to: end } ] }";
-    let text = scenario(167, 3, 2, &actions, nodes)
-        .replace("name: h2\n", "name: h2\ntls: { ca_file: ca.pem }\n");
+    let text = tls_scenario(167, 3, 2, &actions, nodes);
     let (out, r) = report(&d, &text);
     succeeded(&out, &r);
     assert!(

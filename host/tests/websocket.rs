@@ -12,33 +12,15 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{BIN, report_with, succeeded, tmp};
+use common::{BIN, in_pool, pool_scenario, report_with, succeeded, tmp};
 use compose::tls::pki::{Ca, Validity};
 use integration_tests::ws_servers::{Kind, WsServer};
 use serde_json::Value;
 
-/// A scenario of `users` users, `iterations` each, running `action` (YAML of one action with
-/// id `chat`), from pool 127.0.`net`.0/29; `extra` goes at the top level.
+/// `pool_scenario` of one action with id `chat`.
 fn scenario(net: u8, users: u32, iterations: u32, action: &str, extra: &str) -> String {
-    format!(
-        r#"version: "1.0"
-name: websocket
-{extra}
-workbook:
-  ip_pools: [ {{ id: p, ranges: ["127.0.{net}.0/29"] }} ]
-load:
-  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}
-  user_lifetime: {{ mode: loop, iterations: {iterations} }}
-  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
-actions:
-  actions:
-{action}
-workflows:
-  nodes:
-    - {{ id: a, type: action, action: chat, edges: [ {{ to: end }} ] }}
-    - {{ id: end, type: end }}
-"#
-    )
+    let node = "    - { id: a, type: action, action: chat, edges: [ { to: end } ] }";
+    pool_scenario(net, users, iterations, extra, action, node)
 }
 
 /// Text, binary, ping, JSON with an export used in the next message, a closing handshake:
@@ -60,12 +42,6 @@ fn echo_action(url: &str) -> String {
           - receive: {{ json: {{ pointer: /id, equals: "7" }}, export: {{ name: id, pointer: /id }} }}
           - close: {{ code: 1000, reason: done }}"#
     )
-}
-
-fn in_pool(src: &str, net: u8) -> bool {
-    src.strip_prefix(&format!("127.0.{net}."))
-        .and_then(|h| h.parse::<u8>().ok())
-        .is_some_and(|h| h < 8)
 }
 
 /// Every session from the pool, three messages each, closed with 1000; the report's counts
@@ -146,19 +122,7 @@ fn sessions_come_from_pool_addresses_against_three_servers() {
 /// The page's DOM after its script ran, and Chromium's log (none where Chromium is missing,
 /// unless REQUIRE_CHROMIUM says it must be there).
 fn rendered(page: &std::path::Path, dir: &std::path::Path) -> Option<(String, String)> {
-    let found = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        std::process::Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(chromium) = found else {
-        assert!(
-            std::env::var_os("REQUIRE_CHROMIUM").is_none(),
-            "chromium is required"
-        );
-        return None;
-    };
+    let chromium = common::chromium()?;
     let out = std::process::Command::new(chromium)
         .args([
             "--headless",

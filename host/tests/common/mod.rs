@@ -137,3 +137,61 @@ pub fn spawn_run(path: &Path, extra: &[&str]) -> std::process::Child {
         .spawn()
         .unwrap()
 }
+
+/// A scenario of `users` users, `iterations` passes each, each user with its own address from
+/// pool 127.0.`net`.0/29, running `actions` along `nodes` (YAML list items indented four
+/// spaces; an `end` node is added); `extra` goes at the top level.
+pub fn pool_scenario(
+    net: u8,
+    users: u32,
+    iterations: u32,
+    extra: &str,
+    actions: &str,
+    nodes: &str,
+) -> String {
+    format!(
+        r#"version: "1.0"
+name: pool
+{extra}
+workbook:
+  ip_pools: [ {{ id: p, ranges: ["127.0.{net}.0/29"] }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: {users} }} ] }}
+  user_lifetime: {{ mode: loop, iterations: {iterations} }}
+  user_resources: {{ ip_binding: {{ enabled: true, pool_id: p, strategy: per_user }} }}
+actions:
+  actions:
+{actions}
+workflows:
+  nodes:
+{nodes}
+    - {{ id: end, type: end }}
+"#
+    )
+}
+
+/// Whether `src` is one of `pool_scenario`'s addresses for `net`.
+pub fn in_pool(src: &str, net: u8) -> bool {
+    src.strip_prefix(&format!("127.0.{net}."))
+        .and_then(|h| h.parse::<u8>().ok())
+        .is_some_and(|h| h < 8)
+}
+
+/// Headless Chromium's command, or `None` with a SKIPPED line, unless REQUIRE_CHROMIUM is set
+/// (as in CI), where a missing Chromium fails the test.
+pub fn chromium() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("REQUIRE_CHROMIUM").is_none(),
+            "chromium is required"
+        );
+        eprintln!("SKIPPED: apt-get install chromium");
+    }
+    found
+}
