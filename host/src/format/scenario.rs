@@ -13,6 +13,7 @@ use crate::format::template;
 
 mod checks;
 mod data;
+mod lines;
 mod load;
 mod model;
 mod pools;
@@ -143,6 +144,10 @@ fn checked<T>(
         strict,
     };
     let out = f(&mut w, &root);
+    let lines = lines::Lines::of(text);
+    for p in w.problems.iter_mut().chain(w.warnings.iter_mut()) {
+        p.line = p.line.or_else(|| lines.line(&p.path));
+    }
     if strict {
         // `--strict`: whatever is worth a warning is a problem.
         w.problems.append(&mut w.warnings);

@@ -17,37 +17,63 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_yaml::Number;
 
 pub use crate::format::schema_kinds::*;
 
 /// A string; a number or true/false is read as its text.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a string")]
 pub enum Text {
     String(String),
-    Number(f64),
+    Number(#[schemars(with = "f64")] Number),
     Bool(bool),
+}
+
+impl Text {
+    /// The text as written (a number's or true/false's, too).
+    pub fn text(&self) -> String {
+        match self {
+            Text::String(s) => s.clone(),
+            Text::Number(n) => n.to_string(),
+            Text::Bool(b) => b.to_string(),
+        }
+    }
 }
 
 /// A duration: `500ms`, `1s`, `2m`, `1h`, `1m30s`, `1h 5m`, or seconds as a number; at most a
 /// year.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a duration such as 1s or 500ms")]
 pub enum Duration {
     Text(String),
-    Seconds(f64),
+    Seconds(#[schemars(with = "f64")] Number),
 }
 
-#[derive(JsonSchema)]
-#[serde(untagged)]
+impl Duration {
+    /// The duration as written (seconds as their number's text).
+    pub fn text(&self) -> String {
+        match self {
+            Duration::Text(s) => s.clone(),
+            Duration::Seconds(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(JsonSchema, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a duration such as 1s, or {min, max}, or {distribution, mean, stddev}"
+)]
 pub enum ThinkTime {
     Fixed(Duration),
     Drawn(ThinkDistribution),
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ThinkDistribution {
     /// uniform (the default, with min and max), normal (mean, stddev) or exponential (mean).
     pub distribution: Option<Text>,
@@ -58,16 +84,26 @@ pub struct ThinkDistribution {
 }
 
 /// A rate: `50/s`, `600/m`, `1/h`, or a number per second; at most 1,000,000/s.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a rate such as 50/s")]
 pub enum Rate {
     Text(String),
-    PerSecond(f64),
+    PerSecond(#[schemars(with = "f64")] Number),
+}
+
+impl Rate {
+    /// The rate as written (a number per second as its text).
+    pub fn text(&self) -> String {
+        match self {
+            Rate::Text(s) => s.clone(),
+            Rate::PerSecond(n) => n.to_string(),
+        }
+    }
 }
 
 /// A scenario: pools and resources, the load, the actions and the workflow that runs them.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 #[schemars(title = "scheduler scenario")]
 pub struct Scenario {
     /// Any 1.x: "1.0", "1", "v1".
@@ -98,8 +134,8 @@ pub struct Scenario {
 }
 
 /// An HTTP server: `instances` of it, each on the next address of `pool` (or on `address`).
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Server {
     pub id: String,
     /// A pool of `workbook.ip_pools`: the instances take its first addresses.
@@ -117,8 +153,8 @@ pub struct Server {
     pub limits: Option<ServerLimits>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ServerRoute {
     /// GET, POST, ... (HEAD is answered by a GET route). Default: any.
     pub method: Option<String>,
@@ -142,8 +178,8 @@ pub struct ServerRoute {
 
 /// `{access_log: true}`, `{headers: {..}}` or `{fault: {latency_ms, error_share, status,
 /// reset_share}}`.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ServerMiddleware {
     /// A line per request in `serve`'s output.
     pub access_log: Option<bool>,
@@ -152,8 +188,8 @@ pub struct ServerMiddleware {
     pub fault: Option<ServerFault>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ServerFault {
     /// Added to every answer. Default 0.
     pub latency_ms: Option<u64>,
@@ -165,8 +201,8 @@ pub struct ServerFault {
     pub reset_share: Option<f64>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ServerLimits {
     /// The request head at most, in bytes (more: 431). Default 16384.
     pub max_head: Option<u64>,
@@ -181,8 +217,8 @@ pub struct ServerLimits {
     pub max_connections: Option<u64>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Workbook {
     pub ip_pools: Option<Vec<IpPool>>,
     pub resources: Option<Vec<Resource>>,
@@ -190,8 +226,8 @@ pub struct Workbook {
     pub data: Option<Vec<DataFile>>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct DataFile {
     pub id: Text,
     /// A CSV file with a header row, a JSON array of objects, or JSON lines (.csv, .json,
@@ -203,8 +239,8 @@ pub struct DataFile {
     pub mode: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct IpPool {
     pub id: Text,
     pub name: Option<Text>,
@@ -221,8 +257,8 @@ pub struct IpPool {
     pub reserve_network_broadcast: Option<bool>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Resource {
     pub id: Text,
     #[serde(rename = "type")]
@@ -231,8 +267,8 @@ pub struct Resource {
     pub properties: Option<BTreeMap<String, Text>>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Load {
     pub ramp_up: Option<RampUp>,
     pub user_lifetime: Option<UserLifetime>,
@@ -245,21 +281,21 @@ pub struct Load {
     pub start_users: Option<u64>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Stage {
     pub target: u64,
     pub duration: Duration,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct RampUp {
     pub phases: Vec<Phase>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Phase {
     /// Seconds from the start (default 0).
     pub at_second: Option<f64>,
@@ -271,8 +307,8 @@ pub struct Phase {
     pub ip_pool_override: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct UserLifetime {
     /// once (the default) or loop.
     pub mode: Option<Text>,
@@ -289,8 +325,8 @@ pub struct UserLifetime {
     pub max_concurrency: Option<u64>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct UserResources {
     pub ip_binding: Option<IpBinding>,
     pub capacity_management: Option<CapacityManagement>,
@@ -298,8 +334,8 @@ pub struct UserResources {
 
 /// The original's: waiting when the pool has no address (as ip_binding's, which it overrides),
 /// and a pool to take one from instead.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct CapacityManagement {
     /// Default false.
     pub wait_on_exhaustion: Option<bool>,
@@ -308,8 +344,8 @@ pub struct CapacityManagement {
     pub fallback_pool: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct IpBinding {
     /// Default true when `ip_binding` is given.
     pub enabled: Option<bool>,
@@ -327,8 +363,8 @@ pub struct IpBinding {
     pub wait_timeout: Option<Duration>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Concurrency {
     /// Users alive at once (1 to 100000). Default: no cap but what the machine allows (the
     /// run refuses up front what cannot fit); a cap that applies is printed.
@@ -340,8 +376,8 @@ pub struct Concurrency {
 }
 
 /// `{rate, duration}` (constant) or `{stages, start_rate}` (ramping).
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ArrivalRate {
     pub rate: Option<Rate>,
     pub duration: Option<Duration>,
@@ -356,21 +392,21 @@ pub struct ArrivalRate {
     pub tenant_id: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct RateStage {
     pub target: Rate,
     pub duration: Duration,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Actions {
     pub actions: Vec<Action>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Action {
     pub id: Text,
     /// get, post, put, delete, patch, head or options (any case).
@@ -386,8 +422,8 @@ pub struct Action {
 
 /// An HTTP action's `with` (the executor's parameters), a UDP action's, or a WebSocket
 /// action's.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "the parameters of the action's call")]
 pub enum ActionWith {
     Http(Box<With>),
     Udp(Box<UdpWith>),
@@ -395,8 +431,8 @@ pub enum ActionWith {
 }
 
 /// The executor's `with-params`; strings may hold templates (`{{base.url}}/items`).
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct With {
     pub url: String,
     /// Send from this address (a pool's, when a binding is in force).
@@ -462,8 +498,8 @@ pub struct With {
     pub dynamic_tasks: Option<Vec<DynamicTask>>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct DynamicTask {
     /// Runs once per user: put `{{user.iteration}}` in it to run it every iteration.
     pub id: Text,
@@ -475,15 +511,15 @@ pub struct DynamicTask {
     pub outgoing: Option<Vec<Outgoing>>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Outgoing {
     pub target: Text,
     pub label: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Timeouts {
     /// Default 5000.
     pub dns_ms: Option<u64>,
@@ -498,15 +534,15 @@ pub struct Timeouts {
 }
 
 /// How many retries, or the policy.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a number or an object")]
 pub enum Retries {
     Count(u64),
     Policy(RetryPolicy),
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Default 0.
     pub max: Option<u64>,
@@ -521,16 +557,16 @@ pub struct RetryPolicy {
 }
 
 /// Follow or not, at most N, or both.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "true, false or an object")]
 pub enum Redirects {
     Follow(bool),
     Max(u64),
     Policy(RedirectPolicy),
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct RedirectPolicy {
     /// Default true.
     pub follow: Option<bool>,
@@ -541,14 +577,14 @@ pub struct RedirectPolicy {
     pub any_port: Option<bool>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ActionTls {
     pub server_name: Option<String>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Export {
     /// content (the body), status_code, header, json, or assert (read as content).
     #[serde(rename = "type")]
@@ -565,8 +601,8 @@ pub struct Export {
 
 /// Exactly one of status, body_contains, body_matches, header, json, duration; header and json
 /// take equals, contains or matches.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Check {
     pub name: Option<Text>,
     pub status: Option<Text>,
@@ -582,14 +618,14 @@ pub struct Check {
     pub matches: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Workflows {
     pub nodes: Vec<Node>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Node {
     pub id: Text,
     /// action, wait or end.
@@ -606,8 +642,8 @@ pub struct Node {
     pub once: Option<bool>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WaitOn {
     /// packet-rx (packet.rx).
     pub event: Text,
@@ -616,8 +652,8 @@ pub struct WaitOn {
 }
 
 /// The reply of a udp.send-reply action that lets a wait node go on.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WaitMatch {
     pub action_id: Option<Text>,
     pub task_id: Option<Text>,
@@ -629,16 +665,16 @@ pub struct WaitMatch {
     pub matches: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Edge {
     pub to: Text,
     pub trigger: Option<Trigger>,
     pub label: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Trigger {
     /// `{{login.status_code == 200}}`, `{{a.ok && !b.ok}}`, or the original's forms:
     /// `"{{tenant.id}} == tb"` (templates inside, bare-word literals), `a.body contains ok`.
@@ -654,22 +690,22 @@ pub struct Trigger {
 }
 
 /// One expression, or several.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "an expression or a list of them")]
 pub enum Thresholds {
     One(String),
     Many(Vec<ThresholdItem>),
 }
 
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "an expression or {threshold, abortOnFail}")]
 pub enum ThresholdItem {
     Expression(String),
     Full(Threshold),
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Threshold {
     pub threshold: String,
     pub abort_on_fail: Option<bool>,
@@ -681,8 +717,8 @@ pub struct Threshold {
 }
 
 /// TLS for https actions; files are relative to the scenario.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct Tls {
     #[serde(flatten)]
     pub settings: TlsSettings,
@@ -690,15 +726,15 @@ pub struct Tls {
     pub tenants: Option<BTreeMap<String, TlsSettings>>,
 }
 
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a proxy URL or its settings")]
 pub enum Proxy {
     Url(Text),
     Settings(ProxySettings),
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct ProxySettings {
     /// The proxy URL; `""` for none.
     pub url: Option<Text>,
@@ -709,8 +745,8 @@ pub struct ProxySettings {
     pub tenants: Option<BTreeMap<String, Text>>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct TlsSettings {
     /// A PEM file of CA certificates, or several.
     pub ca_file: Option<Files>,
@@ -723,8 +759,8 @@ pub struct TlsSettings {
     pub server_name: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a file name or a list of them")]
 pub enum Files {
     One(Text),
     Many(Vec<Text>),
@@ -738,6 +774,113 @@ pub fn json() -> String {
         "https://scheduler.invalid/scenario.schema.json".into(),
     );
     serde_json::to_string_pretty(&s).expect("a schema is JSON") + "\n"
+}
+
+/// `T`'s JSON Schema, made once.
+fn schema_of<T: JsonSchema + 'static>() -> &'static Value {
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static Value>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(TypeId::of::<T>())
+        .or_insert_with(|| Box::leak(Box::new(schemars::schema_for!(T).to_value())))
+}
+
+/// The fields of `v` (read as `T`, at `path`) that `T`'s schema does not have, anywhere
+/// below: each field's path and the names its mapping has.
+pub fn unknown_fields<T: JsonSchema + 'static>(
+    v: &serde_yaml::Value,
+    path: &str,
+) -> Vec<(String, Vec<String>)> {
+    let root = schema_of::<T>();
+    let mut out = Vec::new();
+    unknown_below(root, root, v, path, &mut out);
+    out
+}
+
+fn unknown_below(
+    root: &Value,
+    node: &Value,
+    v: &serde_yaml::Value,
+    path: &str,
+    out: &mut Vec<(String, Vec<String>)>,
+) {
+    let shapes = shapes(root, node);
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            let objects: Vec<&Value> = shapes.iter().copied().filter(|s| is_object(s)).collect();
+            let Some(closed) = objects.iter().find(|s| s.get("properties").is_some()) else {
+                // A map of names (`additionalProperties: <schema>`): each value below it.
+                let values = objects.iter().find_map(|s| s.get("additionalProperties"));
+                for (k, item) in m {
+                    if let (Some(k), Some(vs)) = (k.as_str(), values.filter(|x| x.is_object())) {
+                        unknown_below(root, vs, item, &join_path(path, k), out);
+                    }
+                }
+                return;
+            };
+            let known: Vec<String> = closed["properties"]
+                .as_object()
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            for (k, item) in m {
+                let Some(k) = k.as_str() else { continue };
+                match closed["properties"].get(k) {
+                    Some(field) => unknown_below(root, field, item, &join_path(path, k), out),
+                    None if closed.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        out.push((join_path(path, k), known.clone()))
+                    }
+                    None => {}
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(items) => {
+            if let Some(item) = shapes.iter().find_map(|s| s.get("items")) {
+                for (i, x) in items.iter().enumerate() {
+                    unknown_below(root, item, x, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        serde_yaml::Value::Tagged(t) => unknown_below(root, node, &t.value, path, out),
+        _ => {}
+    }
+}
+
+/// `node` and the shapes it may take: references followed, `anyOf`/`oneOf`/`allOf` opened.
+fn shapes<'a>(root: &'a Value, node: &'a Value) -> Vec<&'a Value> {
+    let node = match node.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .strip_prefix("#/$defs/")
+            .and_then(|name| root.get("$defs")?.get(name))
+            .unwrap_or(&Value::Null),
+        None => node,
+    };
+    let mut out = vec![node];
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for branch in node
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.extend(shapes(root, branch));
+        }
+    }
+    out
+}
+
+fn is_object(s: &Value) -> bool {
+    s.get("type") == Some(&Value::from("object")) || s.get("properties").is_some()
+}
+
+fn join_path(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// The fields of `T`'s mapping, as the schema names them (the walker's list of known keys).

@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::format::schema::{ActionTls, Duration, Text, Timeouts};
 
 /// A UDP action's `with` (`call: udp.send` or `udp.send-reply`).
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct UdpWith {
     /// `host:port` with an IP literal (`[::1]:7` for IPv6).
     pub target: Option<String>,
@@ -37,15 +38,15 @@ pub struct UdpWith {
     pub max_reply: Option<u64>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct UdpRetry {
     pub max: Option<i64>,
     pub backoff_ms: Option<u64>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct UdpExpect {
     pub equals: Option<Text>,
     pub contains: Option<Text>,
@@ -57,8 +58,8 @@ pub struct UdpExpect {
 
 /// A WebSocket action's `with` (`call: websocket`, RFC 6455): the session it opens (or
 /// continues, when one of its name is open), then its steps in order.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WebSocketWith {
     /// `ws://` or `wss://`; templates allowed. Without it the action continues the open
     /// session of its name.
@@ -89,8 +90,8 @@ pub struct WebSocketWith {
 
 /// One step of a WebSocket action: exactly one of `send`, `send_hex`, `receive`, `ping`,
 /// `sleep`, `close`.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WsStep {
     /// A text message (templates rendered).
     pub send: Option<Text>,
@@ -108,8 +109,8 @@ pub struct WsStep {
 }
 
 /// What a received message must be (all that are given), and its exports.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WsReceive {
     /// The text (templates rendered).
     pub equals: Option<Text>,
@@ -124,8 +125,8 @@ pub struct WsReceive {
     pub export: Option<Value>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WsJson {
     /// RFC 6901, e.g. `/data/id`.
     pub pointer: String,
@@ -134,16 +135,16 @@ pub struct WsJson {
     pub matches: Option<Text>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WsExport {
     pub name: String,
     /// A JSON pointer into the message (default: the whole text).
     pub pointer: Option<String>,
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct WsClose {
     /// 1000-1003, 1007-1014 or 3000-4999 (default 1000).
     pub code: Option<u64>,
@@ -152,15 +153,15 @@ pub struct WsClose {
 }
 
 /// A form field: text (templated), or a file part.
-#[derive(JsonSchema)]
-#[serde(untagged)]
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a string or {file, filename, content_type}")]
 pub enum FormField {
     Text(Text),
     File(FormFile),
 }
 
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
 pub struct FormFile {
     /// The file to send (relative to the scenario).
     pub file: String,

@@ -12,7 +12,7 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(l) => write!(f, "{} (line {l}): {}", self.path, self.message),
+            Some(l) => write!(f, "{}: {} (line {l})", self.path, self.message),
             None => write!(f, "{}: {}", self.path, self.message),
         }
     }

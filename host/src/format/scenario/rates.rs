@@ -3,8 +3,8 @@
 use super::*;
 
 /// A rate: `50/s`, `600/m`, `1/h`, or a number per second.
-pub(super) fn rate(w: &mut Walker, v: Option<&Value>, path: &str) -> Option<f64> {
-    let text = w.string(v, path, true)?;
+pub(super) fn rate(w: &mut Walker, r: &schema::Rate, path: &str) -> Option<f64> {
+    let text = r.text();
     let t = text.trim();
     let (n, per) = match t.split_once('/') {
         Some((n, "s")) => (n, 1.0),
@@ -30,56 +30,27 @@ pub(super) fn rate(w: &mut Walker, v: Option<&Value>, path: &str) -> Option<f64>
 
 /// `load.arrival_rate`: `{rate, duration}` or `{stages: [{target, duration}], start_rate}`,
 /// with `pre_allocated_users`, `max_users` and `tenant_id`.
-pub(super) fn arrival_rate(w: &mut Walker, v: &Value) -> Option<ArrivalRate> {
+pub(super) fn arrival_rate(w: &mut Walker, m: &schema::ArrivalRate) -> Option<ArrivalRate> {
     let p = "load.arrival_rate";
-    let m = w.map(v, p, schema::fields::<schema::ArrivalRate>())?;
-    let (start_rate, stages) = if get(m, "stages").is_some() {
-        let start = if get(m, "start_rate").is_some() {
-            rate(w, get(m, "start_rate"), &join(p, "start_rate"))?
-        } else {
-            0.0
-        };
-        let mut stages = Vec::new();
-        for (i, st) in w
-            .list(get(m, "stages"), &join(p, "stages"))
-            .iter()
-            .enumerate()
-        {
-            let sp = format!("{p}.stages[{i}]");
-            let Some(sm) = w.map(st, &sp, schema::fields::<schema::RateStage>()) else {
-                continue;
+    let (start_rate, stages) = match &m.stages {
+        Some(stages) => rate_stages(w, m, stages)?,
+        None => {
+            let Some(r) = &m.rate else {
+                w.problem(&join(p, "rate"), "required");
+                return None;
             };
-            let target = rate(w, get(sm, "target"), &join(&sp, "target"));
-            let d = w.duration(get(sm, "duration"), &join(&sp, "duration"));
-            if d.is_none() && get(sm, "duration").is_none() {
-                w.problem(&join(&sp, "duration"), "required");
-            }
-            if let (Some(t), Some(d)) = (target, d) {
-                stages.push((t, d));
-            }
+            let r = rate(w, r, &join(p, "rate"))?;
+            let Some(d) = w.dur(m.duration.as_ref(), &join(p, "duration")) else {
+                if m.duration.is_none() {
+                    w.problem(&join(p, "duration"), "required");
+                }
+                return None;
+            };
+            (r, vec![(r, d)])
         }
-        if stages.is_empty() {
-            w.problem(&join(p, "stages"), "at least one stage is required");
-            return None;
-        }
-        (start, stages)
-    } else {
-        let r = rate(w, get(m, "rate"), &join(p, "rate"))?;
-        let Some(d) = w.duration(get(m, "duration"), &join(p, "duration")) else {
-            w.problem(&join(p, "duration"), "required");
-            return None;
-        };
-        (r, vec![(r, d)])
     };
-    let pre = w
-        .uint(
-            get(m, "pre_allocated_users"),
-            &join(p, "pre_allocated_users"),
-        )
-        .unwrap_or(10);
-    let max = w
-        .uint(get(m, "max_users"), &join(p, "max_users"))
-        .unwrap_or(pre);
+    let pre = m.pre_allocated_users.unwrap_or(10);
+    let max = m.max_users.unwrap_or(pre);
     if pre == 0 || max < pre || max > 100_000 {
         w.problem(
             p,
@@ -87,13 +58,39 @@ pub(super) fn arrival_rate(w: &mut Walker, v: &Value) -> Option<ArrivalRate> {
         );
         return None;
     }
-    let tenant = w.string(get(m, "tenant_id"), &join(p, "tenant_id"), false);
     Some(ArrivalRate {
         stages,
         start_rate,
         pre_allocated_users: pre as u32,
         max_users: max as u32,
-        tenant,
+        tenant: m.tenant_id.as_ref().map(schema::Text::text),
         stride: (0, 1),
     })
+}
+
+/// The ramping arrival rate's start and stages.
+fn rate_stages(
+    w: &mut Walker,
+    m: &schema::ArrivalRate,
+    stages: &[schema::RateStage],
+) -> Option<(f64, Vec<(f64, Duration)>)> {
+    let p = "load.arrival_rate";
+    let start = match &m.start_rate {
+        Some(r) => rate(w, r, &join(p, "start_rate"))?,
+        None => 0.0,
+    };
+    let mut out = Vec::new();
+    for (i, st) in stages.iter().enumerate() {
+        let sp = format!("{p}.stages[{i}]");
+        let target = rate(w, &st.target, &join(&sp, "target"));
+        let d = w.dur(Some(&st.duration), &join(&sp, "duration"));
+        if let (Some(t), Some(d)) = (target, d) {
+            out.push((t, d));
+        }
+    }
+    if stages.is_empty() {
+        w.problem(&join(p, "stages"), "at least one stage is required");
+        return None;
+    }
+    Some((start, out))
 }

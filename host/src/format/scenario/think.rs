@@ -43,18 +43,18 @@ impl Think {
 
 /// `think_time: 1s`, `{min, max}`, `{distribution: normal, mean, stddev}` or
 /// `{distribution: exponential, mean}`.
-pub(super) fn think(w: &mut Walker, v: Option<&Value>, path: &str) -> Think {
-    let Some(v) = v.filter(|v| v.is_mapping()) else {
-        return w.duration(v, path).map_or(Think::None, Think::Fixed);
+pub(super) fn think(w: &mut Walker, t: &schema::ThinkTime, path: &str) -> Think {
+    let m = match t {
+        schema::ThinkTime::Fixed(d) => {
+            return w.dur(Some(d), path).map_or(Think::None, Think::Fixed);
+        }
+        schema::ThinkTime::Drawn(m) => m,
     };
-    let known = schema::fields::<schema::ThinkDistribution>();
-    let Some(m) = w.map(v, path, known).cloned() else {
-        return Think::None;
-    };
-    let d = |w: &mut Walker, k: &str| w.duration(get(&m, k), &join(path, k));
-    let kind = w.string(get(&m, "distribution"), &join(path, "distribution"), false);
-    match kind.as_deref() {
-        None | Some("uniform") => match (d(w, "min"), d(w, "max")) {
+    let mut d = |k: &str, v: &Option<schema::Duration>| w.dur(v.as_ref(), &join(path, k));
+    let (min, max) = (d("min", &m.min), d("max", &m.max));
+    let (mean, stddev) = (d("mean", &m.mean), d("stddev", &m.stddev));
+    match m.distribution.as_ref().map(schema::Text::text).as_deref() {
+        None | Some("uniform") => match (min, max) {
             (Some(a), Some(b)) if a <= b => Think::Uniform(a, b),
             (Some(_), Some(_)) => {
                 w.problem(&join(path, "min"), "above max");
@@ -65,14 +65,14 @@ pub(super) fn think(w: &mut Walker, v: Option<&Value>, path: &str) -> Think {
                 Think::None
             }
         },
-        Some("normal") => match (d(w, "mean"), d(w, "stddev")) {
+        Some("normal") => match (mean, stddev) {
             (Some(m), Some(sd)) => Think::Normal(m, sd),
             _ => {
                 w.problem(path, "a normal think time needs mean and stddev");
                 Think::None
             }
         },
-        Some("exponential") => match d(w, "mean") {
+        Some("exponential") => match mean {
             Some(m) => Think::Exponential(m),
             None => {
                 w.problem(path, "an exponential think time needs a mean");

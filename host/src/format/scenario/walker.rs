@@ -34,22 +34,45 @@ impl Walker {
         for k in m.keys() {
             match k.as_str() {
                 Some(k) if known.contains(&k) => {}
-                Some(k) if self.strict => self.problem(
-                    &join(path, k),
-                    format!("unknown field (expected one of: {})", known.join(", ")),
-                ),
-                Some(k) => self.warnings.push(Problem {
-                    path: join(path, k),
-                    message: format!(
-                        "unknown field, ignored (expected one of: {})",
-                        known.join(", ")
-                    ),
-                    line: None,
-                }),
+                Some(k) => self.unknown(join(path, k), known),
                 None => self.problem(path, "keys must be strings"),
             }
         }
         Some(m)
+    }
+
+    /// `v` as the schema's type `T`, filled by serde: a value of the wrong type (or a required
+    /// field missing) is a problem at its field's path; fields `T`'s schema does not have are
+    /// warnings (problems under `--strict`), as `map` says them.
+    pub(super) fn typed<T>(&mut self, v: &Value, path: &str) -> Option<T>
+    where
+        T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static,
+    {
+        for (field, known) in schema::unknown_fields::<T>(v, path) {
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            self.unknown(field, &known);
+        }
+        serde_path_to_error::deserialize(v)
+            .map_err(|e| {
+                let at = error_path(path, e.path());
+                let (at, message) = serde_message(at, &e.inner().to_string());
+                self.problem(&at, message);
+            })
+            .ok()
+    }
+
+    /// A field the format does not know: a warning, or under `--strict` a problem.
+    fn unknown(&mut self, path: String, known: &[&str]) {
+        let also = format!(" (expected one of: {})", known.join(", "));
+        if self.strict {
+            self.problem(&path, format!("unknown field{also}"));
+        } else {
+            self.warnings.push(Problem {
+                path,
+                message: format!("unknown field, ignored{also}"),
+                line: None,
+            });
+        }
     }
 
     pub(super) fn string(
@@ -107,7 +130,16 @@ impl Walker {
                 return None;
             }
         };
-        let d = parse_duration(&s);
+        self.duration_text(&s, path)
+    }
+
+    /// A typed duration (`1s`, `500ms`, seconds), within a year.
+    pub(super) fn dur(&mut self, d: Option<&schema::Duration>, path: &str) -> Option<Duration> {
+        self.duration_text(&d?.text(), path)
+    }
+
+    fn duration_text(&mut self, s: &str, path: &str) -> Option<Duration> {
+        let d = parse_duration(s);
         if d.is_none() {
             self.problem(
                 path,
@@ -115,6 +147,15 @@ impl Walker {
             );
         }
         d
+    }
+
+    /// What is accepted but worth saying at `path`.
+    pub(super) fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            path: path.to_string(),
+            message: message.into(),
+            line: None,
+        });
     }
 
     pub(super) fn list<'a>(&mut self, v: Option<&'a Value>, path: &str) -> &'a [Value] {
@@ -127,6 +168,41 @@ impl Walker {
             }
         }
     }
+}
+
+/// The path of the field where serde stopped, under `base`.
+fn error_path(base: &str, p: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment as S;
+    p.iter().fold(base.to_string(), |at, seg| match seg {
+        S::Seq { index } => format!("{at}[{index}]"),
+        S::Map { key } => join(&at, key),
+        S::Enum { .. } | S::Unknown => at,
+    })
+}
+
+/// serde's error at `at` in the walker's words: a missing field is `required` at its own
+/// path, a wrong type says what was expected.
+fn serde_message(at: String, message: &str) -> (String, String) {
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+    {
+        return (join(&at, field), "required".into());
+    }
+    let expected = match message.rsplit_once(", expected ") {
+        Some((_, e)) => e,
+        None if message.starts_with("a ") || message.starts_with("an ") => message,
+        None => return (at, message.to_string()),
+    };
+    let words = match expected {
+        "u64" | "u32" | "u16" | "u8" => "a non-negative integer",
+        "f64" | "f32" => "a number",
+        "a boolean" => "true or false",
+        "a sequence" => "a list",
+        e if e.starts_with("struct ") || e == "a map" => "a mapping",
+        e => e,
+    };
+    (at, format!("expected {words}"))
 }
 
 pub(super) fn join(path: &str, key: &str) -> String {
