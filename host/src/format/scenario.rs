@@ -29,6 +29,7 @@ mod udp;
 mod upload;
 mod walker;
 mod websocket;
+mod workbook;
 
 use checks::*;
 pub use data::{DataMode, DataSource};
@@ -41,7 +42,7 @@ pub use proxy::ScenarioProxy;
 use proxy::scenario_proxy;
 use rates::*;
 use references::*;
-use sections::{actions, workbook, workflows};
+use sections::{actions, workflows};
 pub use servers::ServerSpec;
 pub use think::Think;
 use tls::*;
@@ -50,6 +51,7 @@ pub use upload::UPLOAD_KEYS;
 use walker::*;
 use websocket::ws_with;
 pub use websocket::{WebSocket, WsReceive, WsStep};
+use workbook::workbook;
 
 /// How deeply flow collections nest, outside quoted scalars and comments, and the line of the
 /// deepest. An over-estimate at worst (a plain scalar holding brackets counts them).
@@ -174,7 +176,7 @@ pub fn parse_servers(text: &str) -> Result<(Vec<ServerSpec>, Vec<Problem>), Vec<
         let top = w
             .map(root, "", schema::fields::<schema::Scenario>())
             .unwrap_or(&empty);
-        let (pools, _, _) = workbook(w, top);
+        let pools = workbook(w, top).pools;
         let servers = servers::scenario_servers(w, get(top, "servers"), &pools);
         if servers.is_empty() {
             w.problem("servers", "no servers to serve");
@@ -201,7 +203,12 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         .string(get(top, "name"), "name", false)
         .unwrap_or_else(|| "scenario".into());
 
-    let (pools, resources, cycles) = workbook(w, top);
+    let workbook::Book {
+        pools,
+        resources,
+        cycles,
+        data,
+    } = workbook(w, top);
     let Load {
         phases,
         lifetime,
@@ -241,10 +248,6 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         }
     }
     let index = Index::of(&actions, &nodes);
-    let data = get(top, "workbook")
-        .and_then(Value::as_mapping)
-        .map(|wb| data::data_sources(w, wb))
-        .unwrap_or_default();
     let servers = servers::scenario_servers(w, get(top, "servers"), &pools);
     let (undeclared, read) = check_references(w, (&resources, &data, &servers), &actions, &nodes);
     judge_cycles(w, cycles, &read);

@@ -46,23 +46,15 @@ pub struct DataSource {
 }
 
 /// `workbook.data: [{id, file, mode}]`.
-pub(super) fn data_sources(w: &mut Walker, wb: &serde_yaml::Mapping) -> Vec<DataSource> {
+pub(super) fn data_sources(
+    w: &mut Walker,
+    files: Vec<(usize, schema::DataFile)>,
+) -> Vec<DataSource> {
     let mut out = Vec::new();
-    for (i, d) in w.list(get(wb, "data"), "workbook.data").iter().enumerate() {
+    for (i, m) in files {
         let path = format!("workbook.data[{i}]");
-        let Some(m) = w.map(d, &path, schema::fields::<schema::DataFile>()) else {
-            continue;
-        };
-        let id = w
-            .string(get(m, "id"), &join(&path, "id"), true)
-            .unwrap_or_default();
-        let file = w
-            .string(get(m, "file"), &join(&path, "file"), true)
-            .unwrap_or_default();
-        let mode = match w
-            .string(get(m, "mode"), &join(&path, "mode"), false)
-            .as_deref()
-        {
+        let (id, file) = (m.id.text(), m.file.text());
+        let mode = match m.mode.as_ref().map(schema::Text::text).as_deref() {
             None | Some("per_user") => DataMode::PerUser,
             Some("sequential") => DataMode::Sequential,
             Some("random") => DataMode::Random,

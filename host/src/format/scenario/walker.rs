@@ -61,6 +61,19 @@ impl Walker {
             .ok()
     }
 
+    /// The list at `path`, each item read as `T` on its own (with its index): a bad item is a
+    /// problem and is left out, the others are read.
+    pub(super) fn items<T>(&mut self, v: Option<&Value>, path: &str) -> Vec<(usize, T)>
+    where
+        T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static,
+    {
+        let list = self.list(v, path);
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, item)| Some((i, self.typed::<T>(item, &format!("{path}[{i}]"))?)))
+            .collect()
+    }
+
     /// A field the format does not know: a warning, or under `--strict` a problem.
     fn unknown(&mut self, path: String, known: &[&str]) {
         let also = format!(" (expected one of: {})", known.join(", "));
