@@ -11,6 +11,7 @@ use serde_yaml::Value;
 use crate::format::schema;
 use crate::format::template;
 
+mod actions;
 mod checks;
 mod data;
 mod lines;
@@ -21,7 +22,6 @@ mod properties;
 mod proxy;
 mod rates;
 mod references;
-mod sections;
 mod servers;
 mod think;
 mod tls;
@@ -30,7 +30,9 @@ mod upload;
 mod walker;
 mod websocket;
 mod workbook;
+mod workflows;
 
+use actions::actions;
 use checks::*;
 pub use data::{DataMode, DataSource};
 use load::{Load, load};
@@ -42,7 +44,6 @@ pub use proxy::ScenarioProxy;
 use proxy::scenario_proxy;
 use rates::*;
 use references::*;
-use sections::{actions, workflows};
 pub use servers::ServerSpec;
 pub use think::Think;
 use tls::*;
@@ -52,6 +53,7 @@ use walker::*;
 use websocket::ws_with;
 pub use websocket::{WebSocket, WsReceive, WsStep};
 use workbook::workbook;
+use workflows::workflows;
 
 /// How deeply flow collections nest, outside quoted scalars and comments, and the line of the
 /// deepest. An over-estimate at worst (a plain scalar holding brackets counts them).

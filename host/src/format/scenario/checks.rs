@@ -114,95 +114,95 @@ pub(super) fn matcher(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Op
 
 /// One entry of an action's `checks`: exactly one of `status`, `body_contains`,
 /// `body_matches`, `header`, `json`, `duration`, with an optional `name`.
-pub(super) fn check(w: &mut Walker, v: &Value, path: &str) -> Option<Check> {
-    const KINDS: [&str; 6] = [
-        "status",
-        "body_contains",
-        "body_matches",
-        "header",
-        "json",
-        "duration",
-    ];
-    let m = w.map(v, path, schema::fields::<schema::Check>())?;
-    let kinds = KINDS;
-    let given: Vec<&str> = kinds.into_iter().filter(|k| get(m, k).is_some()).collect();
-    if given.len() != 1 {
+pub(super) fn check(w: &mut Walker, c: schema::Check, path: &str) -> Option<Check> {
+    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
+    let status = c.status.as_ref().map(|codes| match codes {
+        schema::Codes::One(n) => (vec![*n], n.to_string()),
+        // The name a list had as YAML: `- 200 - 201`.
+        schema::Codes::Many(v) => (
+            v.clone(),
+            v.iter()
+                .map(|n| format!("- {n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    });
+    let given: Vec<(&str, String)> = [
+        ("status", status.as_ref().map(|s| s.1.clone())),
+        ("body_contains", text(&c.body_contains)),
+        ("body_matches", text(&c.body_matches)),
+        ("header", text(&c.header)),
+        ("json", text(&c.json)),
+        ("duration", text(&c.duration)),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    let [(what, detail)] = &given[..] else {
         w.problem(
             path,
             format!(
-                "give exactly one of {} (got {})",
-                kinds.join(", "),
+                "give exactly one of status, body_contains, body_matches, header, json, \
+                 duration (got {})",
                 given.len()
             ),
         );
         return None;
-    }
-    let what = given[0];
+    };
     let at = join(path, what);
-    let kind = match what {
+    let matcher = || match (text(&c.equals), text(&c.contains), text(&c.matches)) {
+        (Some(v), ..) => Some(Ok(Match::Equals(v))),
+        (_, Some(v), _) => Some(Ok(Match::Contains(v))),
+        (.., Some(v)) => Some(Err(v)),
+        _ => None,
+    };
+    let matcher = |w: &mut Walker| match matcher() {
+        Some(Ok(m)) => Some(m),
+        Some(Err(re)) => regex_at(w, &re, &join(path, "matches")).map(Match::Matches),
+        None => Some(Match::Exists),
+    };
+    let kind = match *what {
         "status" => {
-            let codes: Vec<Value> = match get(m, "status") {
-                Some(Value::Sequence(s)) => s.clone(),
-                Some(other) => vec![other.clone()],
-                None => vec![],
-            };
-            let mut out = Vec::new();
-            for c in &codes {
-                match c.as_u64().filter(|c| (100..=999).contains(c)) {
-                    Some(c) => out.push(c as u16),
-                    None => w.problem(&at, "expected a status code or a list of them"),
-                }
+            let codes = status.map(|s| s.0).unwrap_or_default();
+            if codes.iter().any(|c| !(100..=999).contains(c)) {
+                w.problem(&at, "expected a status code or a list of them");
             }
-            CheckKind::Status(out)
+            CheckKind::Status(codes.iter().map(|c| *c as u16).collect())
         }
-        "body_contains" => CheckKind::BodyContains(w.string(get(m, what), &at, true)?),
-        "body_matches" => {
-            let text = w.string(get(m, what), &at, true)?;
-            CheckKind::BodyMatches(regex_at(w, &text, &at)?)
-        }
-        "header" => {
-            let h = w.string(get(m, what), &at, true)?;
-            CheckKind::Header(h, matcher(w, m, path)?)
-        }
+        "body_contains" => CheckKind::BodyContains(detail.clone()),
+        "body_matches" => CheckKind::BodyMatches(regex_at(w, detail, &at)?),
+        "header" => CheckKind::Header(detail.clone(), matcher(w)?),
         "json" => {
-            let p = w.string(get(m, what), &at, true)?;
-            if !p.is_empty() && !p.starts_with('/') {
-                w.problem(&at, format!("a JSON pointer starts with / (got {p:?})"));
+            if !detail.is_empty() && !detail.starts_with('/') {
+                w.problem(
+                    &at,
+                    format!("a JSON pointer starts with / (got {detail:?})"),
+                );
                 return None;
             }
-            CheckKind::Json(p, matcher(w, m, path)?)
+            CheckKind::Json(detail.clone(), matcher(w)?)
         }
-        _ => {
-            let text = w.string(get(m, what), &at, true)?;
-            let t = text.trim();
-            let op = ["<=", ">=", "<", ">"]
-                .into_iter()
-                .find(|o| t.starts_with(o));
-            let parsed = op.and_then(|op| {
-                let d = parse_duration(t[op.len()..].trim())?;
-                Some((op, d.as_secs_f64() * 1000.0))
-            });
-            match parsed {
-                Some((op, ms)) => CheckKind::Duration(op, ms),
-                None => {
-                    w.problem(&at, format!("expected e.g. \"<500ms\", got {text:?}"));
-                    return None;
-                }
-            }
-        }
+        _ => duration_check(w, detail, &at)?,
     };
-    let name = w
-        .string(get(m, "name"), &join(path, "name"), false)
-        .unwrap_or_else(|| {
-            let detail = match get(m, what) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v) => serde_yaml::to_string(v)
-                    .unwrap_or_default()
-                    .trim()
-                    .replace('\n', " "),
-                None => String::new(),
-            };
-            format!("{what} {detail}")
-        });
+    let name = text(&c.name).unwrap_or_else(|| format!("{what} {detail}"));
     Some(Check { name, kind })
+}
+
+/// `duration: "<500ms"`.
+fn duration_check(w: &mut Walker, text: &str, at: &str) -> Option<CheckKind> {
+    let t = text.trim();
+    let op = ["<=", ">=", "<", ">"]
+        .into_iter()
+        .find(|o| t.starts_with(o));
+    let parsed = op.and_then(|op| {
+        let d = parse_duration(t[op.len()..].trim())?;
+        Some((op, d.as_secs_f64() * 1000.0))
+    });
+    match parsed {
+        Some((op, ms)) => Some(CheckKind::Duration(op, ms)),
+        None => {
+            w.problem(at, format!("expected e.g. \"<500ms\", got {text:?}"));
+            None
+        }
+    }
 }
