@@ -2,7 +2,7 @@
 //! model by a walker that collects every problem with its field path (and the line, where the
 //! YAML parser gives one) instead of stopping at the first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -299,47 +299,6 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
     };
     check_threshold_filters(w, &sc);
     sc
-}
-
-/// An edge's `trigger:` at `ep`: a condition, an outcome, both (both must hold), or neither
-/// (never taken, as in the original; worth a warning).
-fn trigger(w: &mut Walker, t: &Value, ep: &str) -> Trigger {
-    let path = join(ep, "trigger");
-    let mut out = Trigger::default();
-    if t.is_null() {
-        return out;
-    }
-    let Some(m) = w.map(t, &path, schema::fields::<schema::Trigger>()) else {
-        return out;
-    };
-    out.condition = w.string(get(m, "condition"), &join(&path, "condition"), false);
-    if let Some(c) = &out.condition
-        && let Err(e) = template::parse_condition(c)
-    {
-        w.problem(&join(&path, "condition"), e);
-    }
-    for key in ["on", "event", "status"] {
-        let at = join(&path, key);
-        if let Some(text) = w.string(get(m, key), &at, false) {
-            match Outcome::parse(&text) {
-                Some(o) => out.on = Some(o),
-                None => w.problem(
-                    &at,
-                    format!("{text:?}: expected success, failed or timeout"),
-                ),
-            }
-        }
-    }
-    if out.condition.is_none() && out.on.is_none() {
-        w.warnings.push(Problem {
-            path,
-            message: "a trigger with neither condition nor on: the edge is never taken (as in \
-                      the original; leave trigger out for an edge always taken)"
-                .into(),
-            line: None,
-        });
-    }
-    out
 }
 
 /// The tenants users of this scenario can have.

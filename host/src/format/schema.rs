@@ -668,11 +668,8 @@ pub struct WaitMatch {
     pub action_id: Option<Text>,
     pub task_id: Option<Text>,
     pub sock_id: Option<u64>,
-    pub len: Option<u64>,
-    pub payload_hex: Option<String>,
-    pub equals: Option<Text>,
-    pub contains: Option<Text>,
-    pub matches: Option<Text>,
+    #[serde(flatten)]
+    pub expect: UdpExpect,
 }
 
 #[derive(JsonSchema, Deserialize)]

@@ -17,14 +17,14 @@ use crate::format::schema::{ActionTls, Duration, Text, Timeouts};
 #[schemars(deny_unknown_fields)]
 pub struct UdpWith {
     /// `host:port` with an IP literal (`[::1]:7` for IPv6).
-    pub target: Option<String>,
+    pub target: Option<Text>,
     pub peer_ip: Option<Text>,
     pub peer_port: Option<Text>,
     /// Text (templates rendered).
-    pub payload: Option<String>,
+    pub payload: Option<Text>,
     /// Bytes, as hex digits.
-    pub payload_hex: Option<String>,
-    pub bind_ip: Option<String>,
+    pub payload_hex: Option<Text>,
+    pub bind_ip: Option<Text>,
     /// The wait for a reply, each try (3000 by default).
     pub timeout_ms: Option<u64>,
     #[serde(rename = "timeout-ms")]
@@ -52,7 +52,7 @@ pub struct UdpExpect {
     pub contains: Option<Text>,
     /// A regular expression.
     pub matches: Option<Text>,
-    pub payload_hex: Option<String>,
+    pub payload_hex: Option<Text>,
     pub len: Option<u64>,
 }
 
@@ -96,14 +96,14 @@ pub struct WsStep {
     /// A text message (templates rendered).
     pub send: Option<Text>,
     /// A binary message, as hex digits.
-    pub send_hex: Option<String>,
+    pub send_hex: Option<Text>,
     /// Wait for the next message (pings are answered meanwhile) and check it.
     pub receive: Option<WsReceive>,
     /// Ping with this payload (at most 125 bytes) and wait for the pong.
     pub ping: Option<Text>,
     pub sleep: Option<Duration>,
     /// The closing handshake: a code (1000 by default), or `{code, reason}`.
-    pub close: Option<Value>,
+    pub close: Option<WsCloseStep>,
     /// How long a receive, ping or close waits (10s by default).
     pub timeout: Option<Duration>,
 }
@@ -120,19 +120,40 @@ pub struct WsReceive {
     /// A value of the message as JSON.
     pub json: Option<WsJson>,
     /// The exact bytes, as hex digits.
-    pub hex: Option<String>,
+    pub hex: Option<Text>,
     /// `ACTION.NAME` from the message: a name (its text), `{name, pointer}`, or a list.
-    pub export: Option<Value>,
+    pub export: Option<WsExports>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct WsJson {
     /// RFC 6901, e.g. `/data/id`.
-    pub pointer: String,
+    pub pointer: Text,
     pub equals: Option<Text>,
     pub contains: Option<Text>,
     pub matches: Option<Text>,
+}
+
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a name, or {name, pointer}, or a list of them")]
+pub enum WsExports {
+    One(WsExportItem),
+    Many(Vec<WsExportItem>),
+}
+
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a name, or {name, pointer}")]
+pub enum WsExportItem {
+    Name(String),
+    Full(WsExport),
+}
+
+#[derive(JsonSchema, Deserialize)]
+#[serde(untagged, expecting = "a close code, or {code, reason}")]
+pub enum WsCloseStep {
+    Code(u64),
+    Full(WsClose),
 }
 
 #[derive(JsonSchema, Deserialize)]

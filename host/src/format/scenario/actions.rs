@@ -94,8 +94,8 @@ fn action(
     common_with(w, &with, path);
     let wp = join(path, "with");
     let (udp, websocket) = match family {
-        Family::Udp(reply) => (udp_with(w, Some(&a.with), &wp, reply, resources), None),
-        Family::WebSocket => (None, ws_with(w, Some(&a.with), &wp, &id)),
+        Family::Udp(reply) => (udp_with(w, &a.with, &wp, reply, resources), None),
+        Family::WebSocket => (None, ws_with(w, &a.with, &wp, &id)),
         Family::Http => {
             match &with {
                 serde_json::Value::Object(o) if o.contains_key("url") => {

@@ -99,17 +99,18 @@ pub(super) fn regex_at(w: &mut Walker, text: &str, path: &str) -> Option<regex::
 
 /// How a header or JSON value is matched: `equals`, `contains`, `matches` (a regex), or
 /// present when none is given.
-pub(super) fn matcher(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Option<Match> {
-    if let Some(v) = w.string(get(m, "equals"), &join(path, "equals"), false) {
-        return Some(Match::Equals(v));
+pub(super) fn matcher(
+    w: &mut Walker,
+    [equals, contains, matches]: [&Option<schema::Text>; 3],
+    path: &str,
+) -> Option<Match> {
+    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
+    match (text(equals), text(contains), text(matches)) {
+        (Some(v), ..) => Some(Match::Equals(v)),
+        (_, Some(v), _) => Some(Match::Contains(v)),
+        (.., Some(v)) => regex_at(w, &v, &join(path, "matches")).map(Match::Matches),
+        _ => Some(Match::Exists),
     }
-    if let Some(v) = w.string(get(m, "contains"), &join(path, "contains"), false) {
-        return Some(Match::Contains(v));
-    }
-    if let Some(v) = w.string(get(m, "matches"), &join(path, "matches"), false) {
-        return regex_at(w, &v, &join(path, "matches")).map(Match::Matches);
-    }
-    Some(Match::Exists)
 }
 
 /// One entry of an action's `checks`: exactly one of `status`, `body_contains`,
@@ -150,17 +151,7 @@ pub(super) fn check(w: &mut Walker, c: schema::Check, path: &str) -> Option<Chec
         return None;
     };
     let at = join(path, what);
-    let matcher = || match (text(&c.equals), text(&c.contains), text(&c.matches)) {
-        (Some(v), ..) => Some(Ok(Match::Equals(v))),
-        (_, Some(v), _) => Some(Ok(Match::Contains(v))),
-        (.., Some(v)) => Some(Err(v)),
-        _ => None,
-    };
-    let matcher = |w: &mut Walker| match matcher() {
-        Some(Ok(m)) => Some(m),
-        Some(Err(re)) => regex_at(w, &re, &join(path, "matches")).map(Match::Matches),
-        None => Some(Match::Exists),
-    };
+    let matches = [&c.equals, &c.contains, &c.matches];
     let kind = match *what {
         "status" => {
             let codes = status.map(|s| s.0).unwrap_or_default();
@@ -171,7 +162,7 @@ pub(super) fn check(w: &mut Walker, c: schema::Check, path: &str) -> Option<Chec
         }
         "body_contains" => CheckKind::BodyContains(detail.clone()),
         "body_matches" => CheckKind::BodyMatches(regex_at(w, detail, &at)?),
-        "header" => CheckKind::Header(detail.clone(), matcher(w)?),
+        "header" => CheckKind::Header(detail.clone(), matcher(w, matches, path)?),
         "json" => {
             if !detail.is_empty() && !detail.starts_with('/') {
                 w.problem(
@@ -180,7 +171,7 @@ pub(super) fn check(w: &mut Walker, c: schema::Check, path: &str) -> Option<Chec
                 );
                 return None;
             }
-            CheckKind::Json(detail.clone(), matcher(w)?)
+            CheckKind::Json(detail.clone(), matcher(w, matches, path)?)
         }
         _ => duration_check(w, detail, &at)?,
     };

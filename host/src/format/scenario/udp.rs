@@ -9,22 +9,80 @@ use super::*;
 /// `max_reply`.
 pub(super) fn udp_with(
     w: &mut Walker,
-    v: Option<&Value>,
+    v: &Value,
     path: &str,
     reply: bool,
     resources: &[Resource],
 ) -> Option<Udp> {
-    let Some(v) = v else {
+    if v.is_null() {
         w.problem(path, "required (a target and a payload)");
         return None;
-    };
-    let m = w.map(v, path, schema::fields::<schema::UdpWith>())?;
+    }
+    let m = w.typed::<schema::UdpWith>(v, path)?;
     let at = |k: &str| join(path, k);
-    let target = match (
-        w.string(get(m, "target"), &at("target"), false),
-        w.string(get(m, "peer_ip"), &at("peer_ip"), false),
-        w.string(get(m, "peer_port"), &at("peer_port"), false),
-    ) {
+    let target = udp_target(w, &m, path, resources)?;
+    let payload = match (text(&m.payload), text(&m.payload_hex)) {
+        (Some(t), None) => UdpPayload::Text(t),
+        (None, Some(h)) => UdpPayload::Bytes(hex_at(w, &h, &at("payload_hex"))?),
+        (None, None) => UdpPayload::Bytes(Vec::new()),
+        (Some(_), Some(_)) => {
+            w.problem(&at("payload"), "either payload or payload_hex");
+            return None;
+        }
+    };
+    let mut timeout_ms = m.timeout_ms_original.or(m.timeout_ms).unwrap_or(3000);
+    if let Some(d) = w.dur(m.timeout.as_ref(), &at("timeout")) {
+        timeout_ms = d.as_millis() as u64;
+    }
+    if timeout_ms == 0 || timeout_ms > 3_600_000 {
+        w.problem(&at("timeout_ms"), "from 1 ms to an hour");
+    }
+    // The original's max may be negative (none).
+    let retries = match &m.retry {
+        Some(schema::UdpRetry { max: Some(n), .. }) => (*n).max(0) as u64,
+        _ => m.retries.unwrap_or(0),
+    };
+    let backoff_ms = m.retry.as_ref().and_then(|r| r.backoff_ms).unwrap_or(0);
+    if retries > 100 || backoff_ms > 600_000 {
+        w.problem(&at("retry"), "at most 100 retries and 10 minutes between");
+    }
+    let expect = match &m.expect {
+        None => UdpExpect::default(),
+        Some(e) => udp_expect(w, e, &at("expect"))?,
+    };
+    if !reply && (expect.text.is_some() || expect.bytes.is_some() || expect.len.is_some()) {
+        w.problem(
+            &at("expect"),
+            "udp.send waits for no reply (use udp.send-reply)",
+        );
+    }
+    Some(Udp {
+        reply,
+        target,
+        payload,
+        bind_ip: text(&m.bind_ip),
+        timeout_ms: timeout_ms.clamp(1, 3_600_000),
+        retries: retries.min(100) as u32,
+        backoff_ms: backoff_ms.min(600_000),
+        expect,
+        max_reply: m.max_reply.unwrap_or(65_535).clamp(1, 65_535) as u32,
+    })
+}
+
+fn text(t: &Option<schema::Text>) -> Option<String> {
+    t.as_ref().map(schema::Text::text)
+}
+
+/// `target`, or `peer_ip` and `peer_port`, or the one `udp-endpoint` resource's; one without
+/// templates is checked now.
+fn udp_target(
+    w: &mut Walker,
+    m: &schema::UdpWith,
+    path: &str,
+    resources: &[Resource],
+) -> Option<UdpTarget> {
+    let at = join(path, "target");
+    let target = match (text(&m.target), text(&m.peer_ip), text(&m.peer_port)) {
         (Some(t), None, None) => UdpTarget::Addr(t),
         (None, Some(ip), Some(port)) => UdpTarget::Parts(ip, port),
         (None, None, None) => {
@@ -32,30 +90,27 @@ pub(super) fn udp_with(
                 .iter()
                 .filter(|r| r.kind.as_deref() == Some("udp-endpoint"))
                 .collect();
-            match eps[..] {
-                [r] => UdpTarget::Parts(
-                    format!("{{{{{}.peer_ip}}}}", r.id),
-                    format!("{{{{{}.peer_port}}}}", r.id),
-                ),
-                _ => {
-                    w.problem(
-                        &at("target"),
-                        format!(
-                            "required: host:port, or peer_ip and peer_port ({} udp-endpoint \
-                             resources to take it from; one is needed)",
-                            eps.len()
-                        ),
-                    );
-                    return None;
-                }
-            }
+            let [r] = eps[..] else {
+                w.problem(
+                    &at,
+                    format!(
+                        "required: host:port, or peer_ip and peer_port ({} udp-endpoint \
+                         resources to take it from; one is needed)",
+                        eps.len()
+                    ),
+                );
+                return None;
+            };
+            UdpTarget::Parts(
+                format!("{{{{{}.peer_ip}}}}", r.id),
+                format!("{{{{{}.peer_port}}}}", r.id),
+            )
         }
         _ => {
-            w.problem(&at("target"), "either target, or peer_ip and peer_port");
+            w.problem(&at, "either target, or peer_ip and peer_port");
             return None;
         }
     };
-    // A target without templates is checked now.
     let fixed = match &target {
         UdpTarget::Addr(t) if !t.contains("{{") => Some(t.parse::<std::net::SocketAddr>().is_ok()),
         UdpTarget::Parts(ip, port) if !ip.contains("{{") && !port.contains("{{") => Some(
@@ -65,99 +120,29 @@ pub(super) fn udp_with(
     };
     if fixed == Some(false) {
         w.problem(
-            &at("target"),
+            &at,
             "not an address: host:port with an IP literal ([::1]:7 for IPv6), port 0-65535",
         );
     }
-    let payload = match (
-        w.string(get(m, "payload"), &at("payload"), false),
-        w.string(get(m, "payload_hex"), &at("payload_hex"), false),
-    ) {
-        (Some(t), None) => UdpPayload::Text(t),
-        (None, Some(h)) => UdpPayload::Bytes(hex_at(w, &h, &at("payload_hex"))?),
-        (None, None) => UdpPayload::Bytes(Vec::new()),
-        (Some(_), Some(_)) => {
-            w.problem(&at("payload"), "either payload or payload_hex");
-            return None;
-        }
-    };
-    let bind_ip = w.string(get(m, "bind_ip"), &at("bind_ip"), false);
-    let mut timeout_ms = 3000;
-    for key in ["timeout_ms", "timeout-ms"] {
-        if let Some(ms) = w.uint(get(m, key), &at(key)) {
-            timeout_ms = ms;
-        }
-    }
-    if let Some(d) = w.duration(get(m, "timeout"), &at("timeout")) {
-        timeout_ms = d.as_millis() as u64;
-    }
-    if timeout_ms == 0 || timeout_ms > 3_600_000 {
-        w.problem(&at("timeout_ms"), "from 1 ms to an hour");
-    }
-    let (mut retries, mut backoff_ms) = (0u64, 0u64);
-    if let Some(n) = w.uint(get(m, "retries"), &at("retries")) {
-        retries = n;
-    }
-    if let Some(r) =
-        get(m, "retry").and_then(|r| w.map(r, &at("retry"), schema::fields::<schema::UdpRetry>()))
-    {
-        // The original's max may be negative (none).
-        if let Some(Value::Number(n)) = get(r, "max") {
-            retries = n.as_i64().unwrap_or(0).max(0) as u64;
-        } else if get(r, "max").is_some() {
-            w.problem(&at("retry.max"), "expected a number");
-        }
-        backoff_ms = w
-            .uint(get(r, "backoff_ms"), &at("retry.backoff_ms"))
-            .unwrap_or(0);
-    }
-    if retries > 100 || backoff_ms > 600_000 {
-        w.problem(&at("retry"), "at most 100 retries and 10 minutes between");
-    }
-    let expect = match get(m, "expect") {
-        None | Some(Value::Null) => UdpExpect::default(),
-        Some(e) => {
-            let em = w.map(e, &at("expect"), schema::fields::<schema::UdpExpect>())?;
-            udp_expect(w, em, &at("expect"))?
-        }
-    };
-    if !reply && (expect.text.is_some() || expect.bytes.is_some() || expect.len.is_some()) {
-        w.problem(
-            &at("expect"),
-            "udp.send waits for no reply (use udp.send-reply)",
-        );
-    }
-    let max_reply = w
-        .uint(get(m, "max_reply"), &at("max_reply"))
-        .unwrap_or(65_535)
-        .clamp(1, 65_535) as u32;
-    Some(Udp {
-        reply,
-        target,
-        payload,
-        bind_ip,
-        timeout_ms: timeout_ms.clamp(1, 3_600_000),
-        retries: retries.min(100) as u32,
-        backoff_ms: backoff_ms.min(600_000),
-        expect,
-        max_reply,
-    })
+    Some(target)
 }
 
-/// `{equals | contains | matches, payload_hex, len}` of a reply.
-pub(super) fn udp_expect(w: &mut Walker, m: &serde_yaml::Mapping, path: &str) -> Option<UdpExpect> {
-    let text = match matcher(w, m, path)? {
+/// `{equals | contains | matches, payload_hex, len}` of a reply (a UDP action's `expect`, a
+/// wait node's `match`).
+pub(super) fn udp_expect(w: &mut Walker, e: &schema::UdpExpect, path: &str) -> Option<UdpExpect> {
+    let matched = match matcher(w, [&e.equals, &e.contains, &e.matches], path)? {
         Match::Exists => None,
         other => Some(other),
     };
-    let bytes = match w.string(get(m, "payload_hex"), &join(path, "payload_hex"), false) {
+    let bytes = match text(&e.payload_hex) {
         Some(h) => Some(hex_at(w, &h, &join(path, "payload_hex"))?),
         None => None,
     };
-    let len = w
-        .uint(get(m, "len"), &join(path, "len"))
-        .map(|n| n as usize);
-    Some(UdpExpect { text, bytes, len })
+    Some(UdpExpect {
+        text: matched,
+        bytes,
+        len: e.len.map(|n| n as usize),
+    })
 }
 
 /// Hex digits (spaces and `:` between bytes allowed) as bytes.

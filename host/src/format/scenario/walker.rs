@@ -111,17 +111,6 @@ impl Walker {
         }
     }
 
-    pub(super) fn uint(&mut self, v: Option<&Value>, path: &str) -> Option<u64> {
-        match v {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(_) => {
-                self.problem(path, "expected a non-negative integer");
-                None
-            }
-        }
-    }
-
     pub(super) fn boolean(&mut self, v: Option<&Value>, path: &str) -> Option<bool> {
         match v {
             None | Some(Value::Null) => None,
@@ -210,6 +199,7 @@ fn serde_message(at: String, message: &str) -> (String, String) {
     let words = match expected {
         "u64" | "u32" | "u16" | "u8" => "a non-negative integer",
         "f64" | "f32" => "a number",
+        "i64" | "i32" => "an integer",
         "a boolean" => "true or false",
         "a sequence" => "a list",
         e if e.starts_with("struct ") || e == "a map" => "a mapping",

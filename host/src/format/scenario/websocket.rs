@@ -63,42 +63,29 @@ pub struct WsReceive {
     pub export: Vec<(String, Option<String>)>,
 }
 
-const STEP_KINDS: [&str; 6] = ["send", "send_hex", "receive", "ping", "sleep", "close"];
-
 /// Keys of `with` that are the host's, not the executor's.
 const HOST_KEYS: [&str; 4] = ["session", "keep_open", "steps", "timeout"];
 
 /// What a receive, ping or close waits unless its step says.
 const STEP_TIMEOUT_MS: u64 = 10_000;
 
-pub(super) fn ws_with(
-    w: &mut Walker,
-    v: Option<&Value>,
-    path: &str,
-    id: &str,
-) -> Option<WebSocket> {
-    let Some(v) = v else {
+pub(super) fn ws_with(w: &mut Walker, v: &Value, path: &str, id: &str) -> Option<WebSocket> {
+    if v.is_null() {
         w.problem(path, "required (a url and steps)");
         return None;
-    };
-    let m = w.map(v, path, schema::fields::<schema::WebSocketWith>())?;
+    }
+    let m = w.typed::<schema::WebSocketWith>(v, path)?;
     let at = |k: &str| join(path, k);
-    let session = w
-        .string(get(m, "session"), &at("session"), false)
-        .unwrap_or_else(|| id.to_string());
-    let keep_open = w
-        .boolean(get(m, "keep_open"), &at("keep_open"))
-        .unwrap_or(false);
     let mut open = yaml_to_json(v);
     if let Some(o) = open.as_object_mut() {
         HOST_KEYS.iter().for_each(|k| {
             o.remove(*k);
         });
     }
-    if let Some(d) = w.duration(get(m, "timeout"), &at("timeout")) {
+    if let Some(d) = w.dur(m.timeout.as_ref(), &at("timeout")) {
         open["timeouts"]["total_ms"] = (d.as_millis().max(1) as u64).into();
     }
-    match open.get("url").and_then(|u| u.as_str()) {
+    match m.url.as_deref() {
         Some(u) if !template::has_template(&serde_json::Value::String(u.into())) => {
             let lower = u.to_ascii_lowercase();
             if !lower.starts_with("ws://") && !lower.starts_with("wss://") {
@@ -106,7 +93,7 @@ pub(super) fn ws_with(
             }
         }
         Some(_) => {}
-        None if open.as_object().is_some_and(|o| o.len() > 1) => {
+        None if open.as_object().is_some_and(|o| !o.is_empty()) => {
             w.problem(
                 &at("url"),
                 "required to open a session (parameters were given)",
@@ -114,67 +101,70 @@ pub(super) fn ws_with(
         }
         None => {}
     }
-    let open = open.get("url").is_some().then_some(open);
-    let mut steps = Vec::new();
-    for (i, s) in w.list(get(m, "steps"), &at("steps")).iter().enumerate() {
-        if let Some(step) = step(w, s, &format!("{path}.steps[{i}]")) {
-            steps.push(step);
-        }
-    }
+    let steps = m
+        .steps
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| step(w, s, &format!("{path}.steps[{i}]")))
+        .collect();
     Some(WebSocket {
-        session,
-        keep_open,
-        open,
+        session: m.session.map_or_else(|| id.to_string(), |s| s.text()),
+        keep_open: m.keep_open.unwrap_or(false),
+        open: m.url.is_some().then_some(open),
         steps,
     })
 }
 
-fn step(w: &mut Walker, v: &Value, path: &str) -> Option<WsStep> {
-    let m = w.map(v, path, schema::fields::<schema::WsStep>())?;
-    let given: Vec<&str> = STEP_KINDS
-        .into_iter()
-        .filter(|k| get(m, k).is_some())
-        .collect();
-    let [kind] = given[..] else {
+fn step(w: &mut Walker, s: schema::WsStep, path: &str) -> Option<WsStep> {
+    let given = [
+        ("send", s.send.is_some()),
+        ("send_hex", s.send_hex.is_some()),
+        ("receive", s.receive.is_some()),
+        ("ping", s.ping.is_some()),
+        ("sleep", s.sleep.is_some()),
+        ("close", s.close.is_some()),
+    ];
+    let kinds: Vec<&str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
+    let [kind] = kinds[..] else {
+        let all: Vec<&str> = given.iter().map(|g| g.0).collect();
         w.problem(
             path,
             format!(
                 "give exactly one of {} (got {})",
-                STEP_KINDS.join(", "),
-                given.len()
+                all.join(", "),
+                kinds.len()
             ),
         );
         return None;
     };
     let at = join(path, kind);
     let timeout_ms = w
-        .duration(get(m, "timeout"), &join(path, "timeout"))
+        .dur(s.timeout.as_ref(), &join(path, "timeout"))
         .map_or(STEP_TIMEOUT_MS, |d| {
             d.as_millis().clamp(1, 3_600_000) as u64
         });
-    if get(m, "timeout").is_some() && !matches!(kind, "receive" | "ping" | "close") {
+    if s.timeout.is_some() && !matches!(kind, "receive" | "ping" | "close") {
         w.problem(
             &join(path, "timeout"),
             "only a receive, ping or close waits",
         );
     }
+    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
     Some(match kind {
-        "send" => WsStep::Send(w.string(get(m, kind), &at, true)?),
-        "send_hex" => {
-            let hex = w.string(get(m, kind), &at, true)?;
-            WsStep::SendHex(hex_at(w, &hex, &at)?)
-        }
-        "receive" => WsStep::Receive(receive(w, get(m, kind), &at, timeout_ms)?),
+        "send" => WsStep::Send(text(&s.send)?),
+        "send_hex" => WsStep::SendHex(hex_at(w, &text(&s.send_hex)?, &at)?),
+        "receive" => WsStep::Receive(receive(w, s.receive?, &at, timeout_ms)?),
         "ping" => WsStep::Ping {
-            payload: w.string(get(m, kind), &at, false).unwrap_or_default(),
+            payload: text(&s.ping).unwrap_or_default(),
             timeout_ms,
         },
-        "sleep" => WsStep::Sleep(w.duration(get(m, kind), &at)?),
-        _ => close(w, get(m, kind), &at, timeout_ms)?,
+        "sleep" => WsStep::Sleep(w.dur(s.sleep.as_ref(), &at)?),
+        _ => close(w, s.close?, &at, timeout_ms)?,
     })
 }
 
-fn receive(w: &mut Walker, v: Option<&Value>, path: &str, timeout_ms: u64) -> Option<WsReceive> {
+fn receive(w: &mut Walker, m: schema::WsReceive, path: &str, timeout_ms: u64) -> Option<WsReceive> {
     let mut r = WsReceive {
         timeout_ms,
         text: None,
@@ -182,80 +172,50 @@ fn receive(w: &mut Walker, v: Option<&Value>, path: &str, timeout_ms: u64) -> Op
         bytes: None,
         export: Vec::new(),
     };
-    let Some(m) = v
-        .filter(|v| !v.is_null())
-        .and_then(|v| w.map(v, path, schema::fields::<schema::WsReceive>()))
-    else {
-        return Some(r);
-    };
-    if ["equals", "contains", "matches"]
-        .iter()
-        .any(|k| get(m, k).is_some())
-    {
-        r.text = matcher(w, m, path);
+    if m.equals.is_some() || m.contains.is_some() || m.matches.is_some() {
+        r.text = matcher(w, [&m.equals, &m.contains, &m.matches], path);
     }
-    if let Some(j) = get(m, "json") {
+    if let Some(j) = &m.json {
         let jp = join(path, "json");
-        let jm = w.map(j, &jp, schema::fields::<schema::WsJson>())?;
-        let pointer = w.string(get(jm, "pointer"), &join(&jp, "pointer"), true)?;
+        let pointer = j.pointer.text();
         if !pointer.is_empty() && !pointer.starts_with('/') {
             w.problem(
                 &join(&jp, "pointer"),
                 format!("a JSON pointer starts with / (got {pointer:?})"),
             );
         }
-        r.json = Some((pointer, matcher(w, jm, &jp)?));
+        r.json = Some((
+            pointer,
+            matcher(w, [&j.equals, &j.contains, &j.matches], &jp)?,
+        ));
     }
-    if let Some(h) = w.string(get(m, "hex"), &join(path, "hex"), false) {
-        r.bytes = Some(hex_at(w, &h, &join(path, "hex"))?);
+    if let Some(h) = &m.hex {
+        r.bytes = Some(hex_at(w, &h.text(), &join(path, "hex"))?);
     }
-    r.export = exports(w, get(m, "export"), &join(path, "export"));
+    r.export = match m.export {
+        None => Vec::new(),
+        Some(schema::WsExports::One(x)) => vec![export(x)],
+        Some(schema::WsExports::Many(xs)) => xs.into_iter().map(export).collect(),
+    };
     Some(r)
 }
 
-/// `export: NAME` (the message's text), or `{name, pointer}`, or a list of those.
-fn exports(w: &mut Walker, v: Option<&Value>, path: &str) -> Vec<(String, Option<String>)> {
-    let items: Vec<Value> = match v {
-        None | Some(Value::Null) => return Vec::new(),
-        Some(Value::Sequence(s)) => s.clone(),
-        Some(one) => vec![one.clone()],
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let p = format!("{path}[{i}]");
-        match item {
-            Value::String(name) => out.push((name.clone(), None)),
-            Value::Mapping(_) => {
-                let Some(m) = w.map(item, &p, schema::fields::<schema::WsExport>()) else {
-                    continue;
-                };
-                let name = w.string(get(m, "name"), &join(&p, "name"), true);
-                let pointer = w.string(get(m, "pointer"), &join(&p, "pointer"), false);
-                if let Some(name) = name {
-                    out.push((name, pointer));
-                }
-            }
-            _ => w.problem(&p, "expected a name, or {name, pointer}"),
-        }
+/// `export: NAME` (the message's text), or `{name, pointer}`.
+fn export(x: schema::WsExportItem) -> (String, Option<String>) {
+    match x {
+        schema::WsExportItem::Name(name) => (name, None),
+        schema::WsExportItem::Full(e) => (e.name, e.pointer),
     }
-    out
 }
 
 /// `close: 1000` or `close: {code, reason}` (1000 and no reason by default).
-fn close(w: &mut Walker, v: Option<&Value>, path: &str, timeout_ms: u64) -> Option<WsStep> {
-    let (code, reason) = match v {
-        None | Some(Value::Null) => (Some(1000), None),
-        Some(Value::Mapping(_)) => {
-            let m = w.map(v?, path, schema::fields::<schema::WsClose>())?;
-            (
-                w.uint(get(m, "code"), &join(path, "code")).or(Some(1000)),
-                w.string(get(m, "reason"), &join(path, "reason"), false),
-            )
-        }
-        Some(other) => (w.uint(Some(other), path), None),
+fn close(w: &mut Walker, c: schema::WsCloseStep, path: &str, timeout_ms: u64) -> Option<WsStep> {
+    let (code, reason) = match c {
+        schema::WsCloseStep::Code(c) => (c, None),
+        schema::WsCloseStep::Full(f) => (f.code.unwrap_or(1000), f.reason),
     };
-    let code = code
-        .and_then(|c| u16::try_from(c).ok())
+    let code = u16::try_from(code)
+        .ok()
         .filter(|c| matches!(c, 1000..=1003 | 1007..=1014 | 3000..=4999));
     let reason = reason.unwrap_or_default();
     if code.is_none() || reason.len() > 123 {

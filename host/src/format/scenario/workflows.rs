@@ -8,147 +8,156 @@ pub(super) fn workflows(
     top: &serde_yaml::Mapping,
     actions: &[Action],
 ) -> (Vec<Node>, bool) {
-    let mut nodes = Vec::new();
-    let mut truncated = false;
-    match get(top, "workflows")
+    let Some(wf) = get(top, "workflows")
         .and_then(|v| w.map(v, "workflows", schema::fields::<schema::Workflows>()))
-    {
-        None => w.problem("workflows", "required"),
-        Some(wf) => {
-            let items = w.list(get(wf, "nodes"), "workflows.nodes");
-            truncated = items.len() > MAX_NODES;
-            if truncated {
-                // Refused before each node is read: the limit bounds the work too.
-                w.problem(
-                    "workflows.nodes",
-                    format!("{} nodes; at most {MAX_NODES}", items.len()),
-                );
+    else {
+        w.problem("workflows", "required");
+        return (Vec::new(), false);
+    };
+    let items = w.list(get(wf, "nodes"), "workflows.nodes");
+    let truncated = items.len() > MAX_NODES;
+    if truncated {
+        // Refused before each node is read: the limit bounds the work too.
+        w.problem(
+            "workflows.nodes",
+            format!("{} nodes; at most {MAX_NODES}", items.len()),
+        );
+    }
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, raw) in items.iter().take(MAX_NODES).enumerate() {
+        let path = format!("workflows.nodes[{i}]");
+        let Some(n) = w.typed::<schema::Node>(raw, &path) else {
+            continue;
+        };
+        let node = node(w, n, &path, actions);
+        if nodes.iter().any(|x| x.id == node.id) {
+            w.problem(
+                &join(&path, "id"),
+                format!("duplicate node id {:?}", node.id),
+            );
+        }
+        nodes.push(node);
+    }
+    (nodes, truncated)
+}
+
+/// One node: its kind (an action, a wait for a UDP reply, the end) and its edges. The
+/// original's `priority` orders nothing here (a user runs one node at a time).
+fn node(w: &mut Walker, n: schema::Node, path: &str, actions: &[Action]) -> Node {
+    let kind = match n.kind.as_ref().map(schema::Text::text).as_deref() {
+        Some("end") => NodeKind::End,
+        Some("wait") => NodeKind::Wait(wait(w, n.on.as_ref(), path, actions)),
+        None | Some("action") => {
+            let a = n
+                .action
+                .as_ref()
+                .map(schema::Text::text)
+                .unwrap_or_default();
+            if a.is_empty() {
+                w.problem(&join(path, "action"), "required");
+            } else if !actions.iter().any(|x| x.id == a) {
+                w.problem(&join(path, "action"), format!("unknown action {a:?}"));
             }
-            let mut seen: HashSet<String> = HashSet::new();
-            for (i, n) in items.iter().take(MAX_NODES).enumerate() {
-                let path = format!("workflows.nodes[{i}]");
-                let Some(m) = w.map(n, &path, schema::fields::<schema::Node>()) else {
-                    continue;
-                };
-                // The original's scheduling priority: one node runs at a time per user here,
-                // so it orders nothing; read for its type.
-                if let Some(p) = get(m, "priority")
-                    && !p.is_null()
-                    && p.as_i64().is_none()
-                {
-                    w.problem(&join(&path, "priority"), "expected an integer");
-                }
-                let id = w
-                    .string(get(m, "id"), &join(&path, "id"), true)
-                    .unwrap_or_default();
-                let kind = match w
-                    .string(get(m, "type"), &join(&path, "type"), false)
-                    .as_deref()
-                {
-                    Some("end") => NodeKind::End,
-                    Some("wait") => {
-                        let on = get(m, "on").and_then(|v| {
-                            w.map(v, &join(&path, "on"), schema::fields::<schema::WaitOn>())
-                        });
-                        let mut wait = Wait {
-                            action: None,
-                            expect: UdpExpect::default(),
-                        };
-                        match on {
-                            None => w.problem(&join(&path, "on"), "required (event and match)"),
-                            Some(on) => {
-                                let ev = w.string(get(on, "event"), &join(&path, "on.event"), true);
-                                if let Some(ev) = ev
-                                    && ev != "packet-rx"
-                                    && ev != "packet.rx"
-                                {
-                                    w.problem(
-                                        &join(&path, "on.event"),
-                                        format!("unknown event {ev:?} (packet-rx)"),
-                                    );
-                                }
-                                if let Some(mm) = get(on, "match").and_then(|v| {
-                                    w.map(
-                                        v,
-                                        &join(&path, "on.match"),
-                                        schema::fields::<schema::WaitMatch>(),
-                                    )
-                                }) {
-                                    let mp = join(&path, "on.match");
-                                    wait.action = w.string(
-                                        get(mm, "action_id"),
-                                        &join(&mp, "action_id"),
-                                        false,
-                                    );
-                                    // The original's task and socket ids name its own objects.
-                                    w.string(get(mm, "task_id"), &join(&mp, "task_id"), false);
-                                    w.uint(get(mm, "sock_id"), &join(&mp, "sock_id"));
-                                    if let Some(e) = udp_expect(w, mm, &mp) {
-                                        wait.expect = e;
-                                    }
-                                }
-                            }
-                        }
-                        if let Some(a) = &wait.action
-                            && !actions
-                                .iter()
-                                .any(|x| x.id == *a && x.udp.as_ref().is_some_and(|u| u.reply))
-                        {
-                            w.problem(
-                                &join(&path, "on.match.action_id"),
-                                format!("no udp.send-reply action {a:?}"),
-                            );
-                        }
-                        NodeKind::Wait(wait)
-                    }
-                    None | Some("action") => {
-                        let a = w
-                            .string(get(m, "action"), &join(&path, "action"), true)
-                            .unwrap_or_default();
-                        if !a.is_empty() && !actions.iter().any(|x| x.id == a) {
-                            w.problem(&join(&path, "action"), format!("unknown action {a:?}"));
-                        }
-                        NodeKind::Action(a)
-                    }
-                    Some(other) => {
-                        w.problem(
-                            &join(&path, "type"),
-                            format!("unknown node type {other:?} (action, wait, end)"),
-                        );
-                        NodeKind::End
-                    }
-                };
-                let mut edges = Vec::new();
-                for (j, e) in w
-                    .list(get(m, "edges"), &join(&path, "edges"))
-                    .iter()
-                    .enumerate()
-                {
-                    let ep = format!("{path}.edges[{j}]");
-                    let Some(em) = w.map(e, &ep, schema::fields::<schema::Edge>()) else {
-                        continue;
-                    };
-                    let to = w
-                        .string(get(em, "to"), &join(&ep, "to"), true)
-                        .unwrap_or_default();
-                    let trigger = get(em, "trigger").map(|t| trigger(w, t, &ep));
-                    w.string(get(em, "label"), &join(&ep, "label"), false);
-                    edges.push(Edge { to, trigger });
-                }
-                if !seen.insert(id.clone()) {
-                    w.problem(&join(&path, "id"), format!("duplicate node id {id:?}"));
-                }
-                let once = w
-                    .boolean(get(m, "once"), &join(&path, "once"))
-                    .unwrap_or(false);
-                nodes.push(Node {
-                    id,
-                    kind,
-                    edges,
-                    once,
-                });
+            NodeKind::Action(a)
+        }
+        Some(other) => {
+            w.problem(
+                &join(path, "type"),
+                format!("unknown node type {other:?} (action, wait, end)"),
+            );
+            NodeKind::End
+        }
+    };
+    let edges = n
+        .edges
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(j, e)| Edge {
+            to: e.to.text(),
+            trigger: e
+                .trigger
+                .map(|t| trigger(w, t, &format!("{path}.edges[{j}]"))),
+        })
+        .collect();
+    Node {
+        id: n.id.text(),
+        kind,
+        edges,
+        once: n.once.unwrap_or(false),
+    }
+}
+
+/// A wait node's `on: {event: packet-rx, match: {action_id, ...}}`: the reply of a
+/// udp.send-reply action it waits for.
+fn wait(w: &mut Walker, on: Option<&schema::WaitOn>, path: &str, actions: &[Action]) -> Wait {
+    let mut wait = Wait {
+        action: None,
+        expect: UdpExpect::default(),
+    };
+    let Some(on) = on else {
+        w.problem(&join(path, "on"), "required (event and match)");
+        return wait;
+    };
+    let ev = on.event.text();
+    if ev != "packet-rx" && ev != "packet.rx" {
+        w.problem(
+            &join(path, "on.event"),
+            format!("unknown event {ev:?} (packet-rx)"),
+        );
+    }
+    if let Some(mm) = &on.matching {
+        let mp = join(path, "on.match");
+        // The original's task and socket ids name its own objects.
+        wait.action = mm.action_id.as_ref().map(schema::Text::text);
+        if let Some(e) = udp_expect(w, &mm.expect, &mp) {
+            wait.expect = e;
+        }
+    }
+    if let Some(a) = &wait.action
+        && !actions
+            .iter()
+            .any(|x| x.id == *a && x.udp.as_ref().is_some_and(|u| u.reply))
+    {
+        w.problem(
+            &join(path, "on.match.action_id"),
+            format!("no udp.send-reply action {a:?}"),
+        );
+    }
+    wait
+}
+
+/// An edge's `trigger:` at `ep`: a condition, an outcome, both (both must hold), or neither
+/// (never taken, as in the original; worth a warning).
+fn trigger(w: &mut Walker, t: schema::Trigger, ep: &str) -> Trigger {
+    let path = join(ep, "trigger");
+    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
+    let mut out = Trigger {
+        condition: text(&t.condition),
+        ..Trigger::default()
+    };
+    if let Some(c) = &out.condition
+        && let Err(e) = template::parse_condition(c)
+    {
+        w.problem(&join(&path, "condition"), e);
+    }
+    for (key, given) in [("on", &t.on), ("event", &t.event), ("status", &t.status)] {
+        if let Some(given) = text(given) {
+            match Outcome::parse(&given) {
+                Some(o) => out.on = Some(o),
+                None => w.problem(
+                    &join(&path, key),
+                    format!("{given:?}: expected success, failed or timeout"),
+                ),
             }
         }
     }
-    (nodes, truncated)
+    if out.condition.is_none() && out.on.is_none() {
+        w.warn(
+            &path,
+            "a trigger with neither condition nor on: the edge is never taken (as in the \
+             original; leave trigger out for an edge always taken)",
+        );
+    }
+    out
 }
