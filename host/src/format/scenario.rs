@@ -1,6 +1,8 @@
-//! Scenarios: the YAML format of the scheduler these components came from, read into a typed
-//! model by a walker that collects every problem with its field path (and the line, where the
-//! YAML parser gives one) instead of stopping at the first.
+//! Scenarios: the YAML format of the scheduler these components came from. Each section (or
+//! each item of a list) is read as the format's types (`schema.rs`, filled by serde), then
+//! judged in passes (names, ranges, templates, references, overlaps) into the run's model
+//! (`model.rs`). Every problem is collected with its field path and YAML line instead of
+//! stopping at the first.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -193,7 +195,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         .map(root, "", schema::fields::<schema::Scenario>())
         .unwrap_or(&empty);
     // Any 1.x, as the original reads it ("1", "1.0", "v1").
-    if let Some(v) = w.string(get(top, "version"), "version", false)
+    if let Some(v) = w.text(get(top, "version"), "version")
         && v.trim_start_matches(['v', 'V']).split('.').next() != Some("1")
     {
         w.problem(
@@ -202,7 +204,7 @@ fn walk(w: &mut Walker, root: &Value) -> Scenario {
         );
     }
     let name = w
-        .string(get(top, "name"), "name", false)
+        .text(get(top, "name"), "name")
         .unwrap_or_else(|| "scenario".into());
 
     let workbook::Book {
@@ -339,12 +341,13 @@ fn check_threshold_filters(w: &mut Walker, sc: &Scenario) {
 
 /// `setup:` or `teardown:`: ids of actions (HTTP ones) run once for the whole run.
 fn once_actions(w: &mut Walker, v: Option<&Value>, path: &str, actions: &[Action]) -> Vec<String> {
+    let given = match v.filter(|v| !v.is_null()) {
+        Some(v) => w.typed::<Vec<schema::Text>>(v, path).unwrap_or_default(),
+        None => Vec::new(),
+    };
     let mut out = Vec::new();
-    for (i, item) in w.list(v, path).iter().enumerate() {
+    for (i, id) in given.iter().map(schema::Text::text).enumerate() {
         let p = format!("{path}[{i}]");
-        let Some(id) = w.string(Some(item), &p, false) else {
-            continue;
-        };
         match actions.iter().find(|a| a.id == id) {
             Some(a) if a.udp.is_some() => w.problem(
                 &p,

@@ -1,14 +1,14 @@
-//! The scenario format as types, for its JSON Schema (schemars): `scheduler schema` prints it,
-//! `host/scenario.schema.json` is the copy editors point at (`# yaml-language-server:
-//! $schema=...`), and a test keeps that copy equal to what these types generate.
+//! The scenario format as types: one source for every field, its type, its default and its
+//! description. serde fills them as the scenario is read (`scenario/`: each section, or each
+//! item of a list, on its own, so one bad item leaves the rest read), and schemars describes
+//! them: `scheduler schema` prints the JSON Schema, `host/scenario.schema.json` is the copy
+//! editors point at (`# yaml-language-server: $schema=...`), and a test keeps that copy equal
+//! to what these types generate.
 //!
-//! The scenario walker (`scenario.rs`) reads the YAML by hand, to report every problem with its
-//! field path; it takes the names of the fields it knows from these types (`fields`), so the
-//! schema and what `validate` accepts name the same fields. Types here are never built: they
-//! exist for their shape.
-//!
-//! Fields the format does not know are refused here (`additionalProperties: false`), as
-//! `validate --strict` refuses them; plain `validate` only warns.
+//! Fields the format does not know are refused by the schema (`additionalProperties: false`);
+//! the reader finds them from the same schema (`unknown_fields`) and warns (`validate --strict`
+//! refuses them). Parts that another component's rules judge (an action's `with`, a server's
+//! routes) are kept as written (`serde_yaml::Value`) and described by their types here.
 
 #![allow(dead_code)]
 
@@ -115,7 +115,7 @@ pub struct Scenario {
     pub workflows: Workflows,
     /// k6's thresholds: metric (with tag filters, `http_req_duration{action:login}`) to
     /// expressions.
-    pub thresholds: Option<BTreeMap<String, Thresholds>>,
+    pub thresholds: Option<indexmap::IndexMap<String, Thresholds>>,
     pub tls: Option<Tls>,
     /// An HTTP proxy for every request (`http://[user:password@]host[:port]`, port 1080 by
     /// default), or its settings; an action's `with.proxy` overrides it. The connection to
@@ -137,20 +137,25 @@ pub struct Scenario {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Server {
-    pub id: String,
+    pub id: Text,
     /// A pool of `workbook.ip_pools`: the instances take its first addresses.
-    pub pool: Option<String>,
+    pub pool: Option<Text>,
     /// One instance's address (in place of a pool).
-    pub address: Option<String>,
+    pub address: Option<Text>,
     /// Default 1 (at most 1024).
     pub instances: Option<u64>,
     pub port: u64,
+    // Routes, middleware and limits are read as written, then by the http-server
+    // component's own rules (`http_server_core::Config`).
     /// Tried in order; the first whose method and path match answers. None: 404 (405 when
     /// the path has routes for other methods).
-    pub routes: Option<Vec<ServerRoute>>,
+    #[schemars(with = "Option<Vec<ServerRoute>>")]
+    pub routes: Option<serde_yaml::Value>,
     /// Applied to every answer, in order.
-    pub middleware: Option<Vec<ServerMiddleware>>,
-    pub limits: Option<ServerLimits>,
+    #[schemars(with = "Option<Vec<ServerMiddleware>>")]
+    pub middleware: Option<serde_yaml::Value>,
+    #[schemars(with = "Option<ServerLimits>")]
+    pub limits: Option<serde_yaml::Value>,
 }
 
 #[derive(JsonSchema, Deserialize)]
@@ -700,12 +705,15 @@ pub struct Trigger {
 #[derive(JsonSchema, Deserialize)]
 #[serde(untagged, expecting = "an expression or a list of them")]
 pub enum Thresholds {
-    One(String),
+    One(ThresholdItem),
     Many(Vec<ThresholdItem>),
 }
 
 #[derive(JsonSchema, Deserialize)]
-#[serde(untagged, expecting = "an expression or {threshold, abortOnFail}")]
+#[serde(
+    untagged,
+    expecting = "an expression such as \"p(95)<500\", or {threshold, abortOnFail}"
+)]
 pub enum ThresholdItem {
     Expression(String),
     Full(Threshold),
@@ -885,7 +893,12 @@ fn shapes<'a>(root: &'a Value, node: &'a Value) -> Vec<&'a Value> {
 }
 
 fn is_object(s: &Value) -> bool {
-    s.get("type") == Some(&Value::from("object")) || s.get("properties").is_some()
+    let object = Value::from("object");
+    match s.get("type") {
+        Some(Value::Array(types)) => types.contains(&object),
+        Some(t) => *t == object,
+        None => s.get("properties").is_some(),
+    }
 }
 
 fn join_path(path: &str, key: &str) -> String {

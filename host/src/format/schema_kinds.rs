@@ -1,6 +1,6 @@
-//! The JSON Schema's types for the `with` of UDP and WebSocket actions, and an HTTP action's
-//! form parts (the HTTP action's own fields are in `schema`): what the walker checks field
-//! names against, and what the schema describes. Never built: they exist for their shape.
+//! The format's types for the `with` of UDP and WebSocket actions (serde fills them; the
+//! schema describes them), and an HTTP action's form parts (described only: the executor's
+//! rules read an HTTP action's `with`, whose own fields are in `schema`).
 
 #![allow(dead_code)]
 

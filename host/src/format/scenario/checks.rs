@@ -8,21 +8,15 @@ pub(super) fn thresholds(
     w: &mut Walker,
     v: Option<&Value>,
 ) -> Vec<crate::format::threshold::Threshold> {
-    let mut out = Vec::new();
-    let Some(m) = v.and_then(|v| {
-        if v.is_null() {
-            return None;
-        }
-        let m = v.as_mapping();
-        if m.is_none() {
-            w.problem("thresholds", "expected a mapping of metric to expressions");
-        }
-        m
-    }) else {
-        return out;
+    type Given = indexmap::IndexMap<String, schema::Thresholds>;
+    let Some(m) = v
+        .filter(|v| !v.is_null())
+        .and_then(|v| w.typed::<Given>(v, "thresholds"))
+    else {
+        return Vec::new();
     };
-    for (k, exprs) in m {
-        let name = k.as_str().unwrap_or_default().to_string();
+    let mut out = Vec::new();
+    for (name, exprs) in m {
         let path = join("thresholds", &name);
         let (metric, filter) = match crate::format::threshold::parse_name(&name) {
             Ok(x) => x,
@@ -31,39 +25,24 @@ pub(super) fn thresholds(
                 continue;
             }
         };
-        let items: Vec<Value> = match exprs {
-            Value::Sequence(s) => s.clone(),
-            other => vec![other.clone()],
+        let items = match exprs {
+            schema::Thresholds::One(item) => vec![item],
+            schema::Thresholds::Many(items) => items,
         };
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let ip = format!("{path}[{i}]");
             let (expr, abort, delay) = match item {
-                Value::String(e) => (Some(e.clone()), false, Duration::ZERO),
-                Value::Mapping(_) => {
-                    let Some(im) = w.map(item, &ip, schema::fields::<schema::Threshold>()) else {
-                        continue;
-                    };
-                    let e = w.string(get(im, "threshold"), &join(&ip, "threshold"), true);
-                    let abort = w
-                        .boolean(
-                            get(im, "abort_on_fail").or(get(im, "abortOnFail")),
-                            &join(&ip, "abort_on_fail"),
-                        )
-                        .unwrap_or(false);
-                    let delay = w
-                        .duration(
-                            get(im, "delay_abort_eval").or(get(im, "delayAbortEval")),
-                            &join(&ip, "delay_abort_eval"),
-                        )
-                        .unwrap_or_default();
-                    (e, abort, delay)
-                }
-                _ => {
-                    w.problem(&ip, "expected an expression such as \"p(95)<500\"");
-                    continue;
+                schema::ThresholdItem::Expression(e) => (e, false, Duration::ZERO),
+                schema::ThresholdItem::Full(t) => {
+                    let delay = t
+                        .delay_abort_eval
+                        .as_ref()
+                        .or(t.delay_abort_eval_k6.as_ref());
+                    let delay = w.dur(delay, &join(&ip, "delay_abort_eval"));
+                    let abort = t.abort_on_fail.or(t.abort_on_fail_k6).unwrap_or(false);
+                    (t.threshold, abort, delay.unwrap_or_default())
                 }
             };
-            let Some(expr) = expr else { continue };
             match crate::format::threshold::parse_expr(metric, &expr) {
                 Ok((agg, op, value)) => out.push(crate::format::threshold::Threshold {
                     name: name.clone(),

@@ -29,8 +29,8 @@ impl ScenarioProxy {
 }
 
 /// One proxy URL at `path`, normalised; `""` is none.
-fn proxy_url(w: &mut Walker, v: Option<&Value>, path: &str) -> Option<String> {
-    let text = w.string(v, path, false)?;
+fn proxy_url(w: &mut Walker, text: Option<&schema::Text>, path: &str) -> Option<String> {
+    let text = text?.text();
     if text.is_empty() {
         return None;
     }
@@ -46,28 +46,22 @@ fn proxy_url(w: &mut Walker, v: Option<&Value>, path: &str) -> Option<String> {
 /// `proxy: URL`, or `proxy: {url, no_proxy, tenants: {TENANT: URL}}`.
 pub(super) fn scenario_proxy(w: &mut Walker, v: Option<&Value>) -> ScenarioProxy {
     let mut out = ScenarioProxy::default();
-    let Some(v) = v.filter(|v| !v.is_null()) else {
-        return out;
-    };
-    if !v.is_mapping() {
-        out.url = proxy_url(w, Some(v), "proxy");
-        return out;
-    }
-    let Some(m) = w.map(v, "proxy", schema::fields::<schema::ProxySettings>()) else {
-        return out;
-    };
-    out.url = proxy_url(w, get(m, "url"), "proxy.url");
-    out.no_proxy = w.string(get(m, "no_proxy"), "proxy.no_proxy", false);
-    if let Some(t) = get(m, "tenants").filter(|t| !t.is_null()) {
-        let Some(tm) = t.as_mapping() else {
-            w.problem("proxy.tenants", "expected a mapping of tenant to proxy URL");
+    let given = v
+        .filter(|v| !v.is_null())
+        .and_then(|v| w.typed::<schema::Proxy>(v, "proxy"));
+    let m = match given {
+        None => return out,
+        Some(schema::Proxy::Url(url)) => {
+            out.url = proxy_url(w, Some(&url), "proxy");
             return out;
-        };
-        for (k, v) in tm {
-            let tenant = k.as_str().unwrap_or_default().to_string();
-            let url = proxy_url(w, Some(v), &join("proxy.tenants", &tenant));
-            out.tenants.push((tenant, url));
         }
+        Some(schema::Proxy::Settings(m)) => m,
+    };
+    out.url = proxy_url(w, m.url.as_ref(), "proxy.url");
+    out.no_proxy = m.no_proxy.as_ref().map(schema::Text::text);
+    for (tenant, url) in m.tenants.unwrap_or_default() {
+        let url = proxy_url(w, Some(&url), &join("proxy.tenants", &tenant));
+        out.tenants.push((tenant, url));
     }
     out
 }

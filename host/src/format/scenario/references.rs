@@ -4,34 +4,24 @@ use super::*;
 
 /// `with.dynamic_tasks`: `[{id, action_id, kind: action|end, outgoing: [{target, label}]}]`.
 pub(super) fn dynamic_tasks(w: &mut Walker, v: Option<&Value>, path: &str) -> Vec<DynamicTask> {
-    let mut out = Vec::new();
-    let items = w.list(v, path);
-    if items.len() > MAX_DYNAMIC {
-        w.warnings.push(Problem {
-            path: path.to_string(),
-            message: format!(
-                "{} tasks; the first {MAX_DYNAMIC} run (as the original drains at most {MAX_DYNAMIC})",
-                items.len()
+    let given = w.list(v, path).len();
+    if given > MAX_DYNAMIC {
+        w.warn(
+            path,
+            format!(
+                "{given} tasks; the first {MAX_DYNAMIC} run (as the original drains at most {MAX_DYNAMIC})"
             ),
-            line: None,
-        });
+        );
     }
-    for (i, t) in items.iter().enumerate() {
+    let mut out = Vec::new();
+    for (i, t) in w.items::<schema::DynamicTask>(v, path) {
         let tp = format!("{path}[{i}]");
-        let Some(m) = w.map(t, &tp, schema::fields::<schema::DynamicTask>()) else {
-            continue;
-        };
-        let id = w
-            .string(get(m, "id"), &join(&tp, "id"), true)
-            .unwrap_or_default();
+        let id = t.id.text();
         if let Err(e) = template::check(&id) {
             w.problem(&join(&tp, "id"), e);
         }
-        let action = w.string(get(m, "action_id"), &join(&tp, "action_id"), false);
-        let action = match w
-            .string(get(m, "kind"), &join(&tp, "kind"), false)
-            .as_deref()
-        {
+        let action = t.action_id.as_ref().map(schema::Text::text);
+        let action = match t.kind.as_ref().map(schema::Text::text).as_deref() {
             None | Some("action") => {
                 if action.is_none() {
                     w.problem(&join(&tp, "action_id"), "required (kind action)");
@@ -47,17 +37,6 @@ pub(super) fn dynamic_tasks(w: &mut Walker, v: Option<&Value>, path: &str) -> Ve
                 None
             }
         };
-        for (j, o) in w
-            .list(get(m, "outgoing"), &join(&tp, "outgoing"))
-            .iter()
-            .enumerate()
-        {
-            let op = format!("{tp}.outgoing[{j}]");
-            if let Some(om) = w.map(o, &op, schema::fields::<schema::Outgoing>()) {
-                w.string(get(om, "target"), &join(&op, "target"), true);
-                w.string(get(om, "label"), &join(&op, "label"), false);
-            }
-        }
         out.push(DynamicTask { id, action });
     }
     out.truncate(MAX_DYNAMIC);

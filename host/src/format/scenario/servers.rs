@@ -95,84 +95,30 @@ fn pool_addresses(pool: &PoolSpec, n: usize) -> Result<Vec<std::net::IpAddr>, St
     Ok(out)
 }
 
-const FIELDS: &[&str] = &[
-    "id",
-    "pool",
-    "address",
-    "instances",
-    "port",
-    "routes",
-    "middleware",
-    "limits",
-];
-
 /// One server at `path`.
 fn server(w: &mut Walker, v: &Value, path: &str, pools: &[PoolSpec]) -> Option<ServerSpec> {
-    let m = w.map(v, path, FIELDS)?;
-    let id = w.string(get(m, "id"), &join(path, "id"), true)?;
-    let instances = match get(m, "instances").map(yaml_to_json) {
+    let m = w.typed::<schema::Server>(v, path)?;
+    let id = m.id.text();
+    let instances = match m.instances {
         None => 1,
-        Some(n) => match n.as_u64().filter(|n| (1..=1024).contains(n)) {
-            Some(n) => n as usize,
-            None => {
-                w.problem(&join(path, "instances"), "a count from 1 to 1024");
-                return None;
-            }
-        },
-    };
-    let addresses = match (get(m, "pool"), get(m, "address")) {
-        (Some(p), None) => {
-            let p = w.string(Some(p), &join(path, "pool"), true)?;
-            let Some(pool) = pools.iter().find(|x| x.id == p) else {
-                w.problem(
-                    &join(path, "pool"),
-                    format!("no pool {p:?} in workbook.ip_pools"),
-                );
-                return None;
-            };
-            match pool_addresses(pool, instances) {
-                Ok(a) => a,
-                Err(e) => {
-                    w.problem(&join(path, "instances"), e);
-                    return None;
-                }
-            }
-        }
-        (None, Some(a)) => {
-            let a = w.string(Some(a), &join(path, "address"), true)?;
-            match a.parse::<std::net::IpAddr>() {
-                Ok(ip) if instances == 1 => vec![ip],
-                Ok(_) => {
-                    w.problem(
-                        &join(path, "instances"),
-                        "one address serves one instance: give a pool",
-                    );
-                    return None;
-                }
-                Err(_) => {
-                    w.problem(
-                        &join(path, "address"),
-                        format!("{a:?} is not an IP address"),
-                    );
-                    return None;
-                }
-            }
-        }
-        _ => {
-            w.problem(path, "give a pool (its first addresses) or an address");
+        Some(n) if (1..=1024).contains(&n) => n as usize,
+        Some(_) => {
+            w.problem(&join(path, "instances"), "a count from 1 to 1024");
             return None;
         }
     };
-    let port = match get(m, "port").map(yaml_to_json).and_then(|p| p.as_u64()) {
-        Some(p) if (1..=65535).contains(&p) => p as u16,
-        _ => {
-            w.problem(&join(path, "port"), "required: a port from 1 to 65535");
-            return None;
-        }
+    let addresses = addresses(w, &m, path, instances, pools)?;
+    let Some(port) = u16::try_from(m.port).ok().filter(|p| *p != 0) else {
+        w.problem(&join(path, "port"), "required: a port from 1 to 65535");
+        return None;
     };
     let mut config = serde_json::json!({ "id": id, "port": port });
-    for k in ["routes", "middleware", "limits"] {
-        if let Some(x) = get(m, k) {
+    for (k, x) in [
+        ("routes", &m.routes),
+        ("middleware", &m.middleware),
+        ("limits", &m.limits),
+    ] {
+        if let Some(x) = x {
             config[k] = yaml_to_json(x);
         }
     }
@@ -198,6 +144,55 @@ fn server(w: &mut Walker, v: &Value, path: &str, pools: &[PoolSpec]) -> Option<S
         return None;
     }
     Some(spec)
+}
+
+/// The instances' addresses: a pool's first, or the one address given.
+fn addresses(
+    w: &mut Walker,
+    m: &schema::Server,
+    path: &str,
+    instances: usize,
+    pools: &[PoolSpec],
+) -> Option<Vec<std::net::IpAddr>> {
+    match (&m.pool, &m.address) {
+        (Some(p), None) => {
+            let p = p.text();
+            let Some(pool) = pools.iter().find(|x| x.id == p) else {
+                w.problem(
+                    &join(path, "pool"),
+                    format!("no pool {p:?} in workbook.ip_pools"),
+                );
+                return None;
+            };
+            pool_addresses(pool, instances)
+                .map_err(|e| w.problem(&join(path, "instances"), e))
+                .ok()
+        }
+        (None, Some(a)) => {
+            let a = a.text();
+            match a.parse::<std::net::IpAddr>() {
+                Ok(ip) if instances == 1 => Some(vec![ip]),
+                Ok(_) => {
+                    w.problem(
+                        &join(path, "instances"),
+                        "one address serves one instance: give a pool",
+                    );
+                    None
+                }
+                Err(_) => {
+                    w.problem(
+                        &join(path, "address"),
+                        format!("{a:?} is not an IP address"),
+                    );
+                    None
+                }
+            }
+        }
+        _ => {
+            w.problem(path, "give a pool (its first addresses) or an address");
+            None
+        }
+    }
 }
 
 /// `servers: [...]`.

@@ -5,46 +5,34 @@ use super::*;
 /// One set of TLS settings at `path`, over `base` (a tenant's over the run's).
 pub(super) fn tls_settings(
     w: &mut Walker,
-    m: &serde_yaml::Mapping,
+    m: &schema::TlsSettings,
     path: &str,
     base: &compose::tls::TlsSettings,
 ) -> compose::tls::TlsSettings {
     use compose::tls::TlsVersion;
+    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
     let mut s = base.clone();
-    match get(m, "ca_file") {
-        None | Some(Value::Null) => {}
-        Some(Value::Sequence(files)) => {
-            for (i, f) in files.iter().enumerate() {
-                if let Some(f) = w.string(Some(f), &format!("{path}.ca_file[{i}]"), true) {
-                    s.ca_files.push(f.into());
-                }
-            }
-        }
-        v => {
-            if let Some(f) = w.string(v, &join(path, "ca_file"), false) {
-                s.ca_files.push(f.into());
-            }
+    match &m.ca_file {
+        None => {}
+        Some(schema::Files::One(f)) => s.ca_files.push(f.text().into()),
+        Some(schema::Files::Many(files)) => {
+            s.ca_files.extend(files.iter().map(|f| f.text().into()))
         }
     }
-    if let Some(b) = w.boolean(
-        get(m, "insecure_skip_verify"),
-        &join(path, "insecure_skip_verify"),
-    ) {
+    if let Some(b) = m.insecure_skip_verify {
         s.insecure = b;
     }
-    let cert = w.string(get(m, "client_cert"), &join(path, "client_cert"), false);
-    let key = w.string(get(m, "client_key"), &join(path, "client_key"), false);
-    match (cert, key) {
+    match (text(&m.client_cert), text(&m.client_key)) {
         (Some(c), Some(k)) => s.client_identity = Some((c.into(), k.into())),
         (None, None) => {}
         (Some(_), None) => w.problem(&join(path, "client_key"), "required with client_cert"),
         (None, Some(_)) => w.problem(&join(path, "client_cert"), "required with client_key"),
     }
-    for (field, slot) in [
-        ("min_version", &mut s.min_version),
-        ("max_version", &mut s.max_version),
+    for (field, given, slot) in [
+        ("min_version", &m.min_version, &mut s.min_version),
+        ("max_version", &m.max_version, &mut s.max_version),
     ] {
-        if let Some(v) = w.string(get(m, field), &join(path, field), false) {
+        if let Some(v) = text(given) {
             match TlsVersion::parse(&v) {
                 Some(v) => *slot = Some(v),
                 None => w.problem(
@@ -59,7 +47,7 @@ pub(super) fn tls_settings(
     {
         w.problem(&join(path, "min_version"), "above max_version");
     }
-    if let Some(n) = w.string(get(m, "server_name"), &join(path, "server_name"), false) {
+    if let Some(n) = text(&m.server_name) {
         if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c == '/') {
             w.problem(
                 &join(path, "server_name"),
@@ -75,29 +63,16 @@ pub(super) fn tls_settings(
 /// `tls:`: the run's TLS settings, and `tenants:` with per-tenant ones.
 pub(super) fn scenario_tls(w: &mut Walker, v: Option<&Value>) -> ScenarioTls {
     let mut out = ScenarioTls::default();
-    let Some(v) = v.filter(|v| !v.is_null()) else {
+    let Some(m) = v
+        .filter(|v| !v.is_null())
+        .and_then(|v| w.typed::<schema::Tls>(v, "tls"))
+    else {
         return out;
     };
-    let Some(m) = w.map(v, "tls", schema::fields::<schema::Tls>()) else {
-        return out;
-    };
-    out.settings = tls_settings(w, m, "tls", &compose::tls::TlsSettings::default());
-    if let Some(t) = get(m, "tenants").filter(|t| !t.is_null()) {
-        let Some(tm) = t.as_mapping() else {
-            w.problem(
-                "tls.tenants",
-                "expected a mapping of tenant to TLS settings",
-            );
-            return out;
-        };
-        for (k, v) in tm {
-            let tenant = k.as_str().unwrap_or_default().to_string();
-            let path = join("tls.tenants", &tenant);
-            if let Some(m) = w.map(v, &path, schema::fields::<schema::TlsSettings>()) {
-                let s = tls_settings(w, m, &path, &out.settings);
-                out.tenants.push((tenant, s));
-            }
-        }
+    out.settings = tls_settings(w, &m.settings, "tls", &compose::tls::TlsSettings::default());
+    for (tenant, t) in m.tenants.unwrap_or_default() {
+        let s = tls_settings(w, &t, &join("tls.tenants", &tenant), &out.settings);
+        out.tenants.push((tenant, s));
     }
     out
 }

@@ -1,4 +1,6 @@
-//! The walker over a YAML value: typed reads that report problems with their paths.
+//! The reader's problems and warnings, and its typed reads: serde fills the schema's types
+//! (`schema.rs`), a wrong type or a missing field becomes a problem at its field path, and the
+//! fields the schema does not have become warnings (problems under `--strict`).
 
 use super::*;
 
@@ -88,60 +90,16 @@ impl Walker {
         }
     }
 
-    pub(super) fn string(
-        &mut self,
-        v: Option<&Value>,
-        path: &str,
-        required: bool,
-    ) -> Option<String> {
-        match v {
-            None | Some(Value::Null) => {
-                if required {
-                    self.problem(path, "required");
-                }
-                None
-            }
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::Bool(b)) => Some(b.to_string()),
-            Some(_) => {
-                self.problem(path, "expected a string");
-                None
-            }
-        }
+    /// A text field (a number or true/false as its text); nothing when absent or null.
+    pub(super) fn text(&mut self, v: Option<&Value>, path: &str) -> Option<String> {
+        let v = v.filter(|v| !v.is_null())?;
+        self.typed::<schema::Text>(v, path).map(|t| t.text())
     }
 
-    pub(super) fn boolean(&mut self, v: Option<&Value>, path: &str) -> Option<bool> {
-        match v {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => {
-                self.problem(path, "expected true or false");
-                None
-            }
-        }
-    }
-
-    pub(super) fn duration(&mut self, v: Option<&Value>, path: &str) -> Option<Duration> {
-        let s = match v {
-            None | Some(Value::Null) => return None,
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                self.problem(path, "expected a duration such as 1s or 500ms");
-                return None;
-            }
-        };
-        self.duration_text(&s, path)
-    }
-
-    /// A typed duration (`1s`, `500ms`, seconds), within a year.
+    /// A duration (`1s`, `500ms`, seconds), within a year.
     pub(super) fn dur(&mut self, d: Option<&schema::Duration>, path: &str) -> Option<Duration> {
-        self.duration_text(&d?.text(), path)
-    }
-
-    fn duration_text(&mut self, s: &str, path: &str) -> Option<Duration> {
-        let d = parse_duration(s);
+        let s = d?.text();
+        let d = parse_duration(&s);
         if d.is_none() {
             self.problem(
                 path,
