@@ -543,6 +543,35 @@ workflows:
         }
     }
 
+    /// Each field is read as its type with its path and line; a bad item is one problem, not
+    /// one more for everything that names it; the other items and sections are still judged.
+    #[test]
+    fn typed_reads_name_the_field_and_its_line() {
+        let text = r#"
+workbook:
+  ip_pools:
+    - { id: p, ranges: ["127.0.0.0/30"], segment: x }
+load:
+  ramp_up: { phases: [ { spawn_users: 1 } ] }
+  user_lifetime: { mode: loop, iterations: many }
+  user_resources: { ip_binding: { pool_id: p } }
+actions:
+  actions: [ { id: a, call: get, with: { url: "http://x/" } } ]
+workflows:
+  nodes: [ { id: n, action: a } ]
+"#;
+        let p = parse_checked(text, false).unwrap_err();
+        let shown: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "workbook.ip_pools[0].segment: expected a non-negative integer (line 4)",
+                "load.user_lifetime.iterations: expected a non-negative integer (line 7)",
+            ],
+            "the pool that could not be read keeps its id: the binding naming it is fine"
+        );
+    }
+
     #[test]
     fn arrival_schedules_follow_the_rate() {
         // 10/s for 2 s: 20 iterations, 0.1 s apart.

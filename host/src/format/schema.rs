@@ -722,7 +722,7 @@ pub enum ThresholdItem {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Threshold {
-    pub threshold: String,
+    pub threshold: Text,
     pub abort_on_fail: Option<bool>,
     #[serde(rename = "abortOnFail")]
     pub abort_on_fail_k6: Option<bool>,

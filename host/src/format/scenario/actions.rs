@@ -50,17 +50,14 @@ pub(super) fn actions(
     actions
 }
 
-/// An action that could not be read: its id, when it has one, and nothing else.
+/// An action that could not be read: its id, when it has one, and its `with` as written (for
+/// the names its templates read).
 fn unread(raw: &Value) -> Action {
-    let id = raw
-        .as_mapping()
-        .and_then(|m| get(m, "id"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let with = raw.as_mapping().and_then(|m| get(m, "with"));
     Action {
-        id: id.to_string(),
+        id: unread_id(raw),
         call: String::new(),
-        with: serde_json::Value::Null,
+        with: with.map_or(serde_json::Value::Null, yaml_to_json),
         exports: Vec::new(),
         checks: Vec::new(),
         dynamic: Vec::new(),

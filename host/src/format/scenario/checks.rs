@@ -40,7 +40,7 @@ pub(super) fn thresholds(
                         .or(t.delay_abort_eval_k6.as_ref());
                     let delay = w.dur(delay, &join(&ip, "delay_abort_eval"));
                     let abort = t.abort_on_fail.or(t.abort_on_fail_k6).unwrap_or(false);
-                    (t.threshold, abort, delay.unwrap_or_default())
+                    (t.threshold.text(), abort, delay.unwrap_or_default())
                 }
             };
             match crate::format::threshold::parse_expr(metric, &expr) {

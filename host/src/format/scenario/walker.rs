@@ -69,10 +69,29 @@ impl Walker {
     where
         T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static,
     {
+        let each = self.each::<T>(v, path);
+        each.into_iter()
+            .filter_map(|(i, t)| Some((i, t.ok()?)))
+            .collect()
+    }
+
+    /// The list at `path`, each item read as `T` on its own; a bad item (a problem) gives the
+    /// `id` it has, if any, so what names it is not a problem too.
+    pub(super) fn each<T>(
+        &mut self,
+        v: Option<&Value>,
+        path: &str,
+    ) -> Vec<(usize, Result<T, String>)>
+    where
+        T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static,
+    {
         let list = self.list(v, path);
         list.iter()
             .enumerate()
-            .filter_map(|(i, item)| Some((i, self.typed::<T>(item, &format!("{path}[{i}]"))?)))
+            .map(|(i, item)| {
+                let read = self.typed::<T>(item, &format!("{path}[{i}]"));
+                (i, read.ok_or_else(|| unread_id(item)))
+            })
             .collect()
     }
 
@@ -128,6 +147,15 @@ impl Walker {
             }
         }
     }
+}
+
+/// The `id` of an item that could not be read, when it has a plain one.
+pub(super) fn unread_id(item: &Value) -> String {
+    item.as_mapping()
+        .and_then(|m| get(m, "id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The path of the field where serde stopped, under `base`.

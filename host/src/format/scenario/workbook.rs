@@ -19,12 +19,20 @@ pub(super) fn workbook(w: &mut Walker, top: &serde_yaml::Mapping) -> Book {
     else {
         return Book::default();
     };
-    let pools = w.items::<schema::IpPool>(get(wb, "ip_pools"), "workbook.ip_pools");
-    let resources = w.items::<schema::Resource>(get(wb, "resources"), "workbook.resources");
+    let pools = w.each::<schema::IpPool>(get(wb, "ip_pools"), "workbook.ip_pools");
+    let resources = w.each::<schema::Resource>(get(wb, "resources"), "workbook.resources");
     let data = w.items::<schema::DataFile>(get(wb, "data"), "workbook.data");
     let mut resources = resources
         .into_iter()
-        .map(|(i, r)| resource(w, i, r))
+        .map(|(i, r)| match r {
+            Ok(r) => resource(w, i, r),
+            // Kept by its id (the scenario is refused): what names it is not a problem too.
+            Err(id) => Resource {
+                id,
+                kind: None,
+                properties: BTreeMap::new(),
+            },
+        })
         .collect::<Vec<_>>();
     let cycles = resolve_properties(w, &mut resources);
     Book {
@@ -36,10 +44,25 @@ pub(super) fn workbook(w: &mut Walker, top: &serde_yaml::Mapping) -> Book {
 }
 
 /// `workbook.ip_pools`: ids unique, ranges valid and apart.
-fn ip_pools(w: &mut Walker, pools: Vec<(usize, schema::IpPool)>) -> Vec<PoolSpec> {
+fn ip_pools(w: &mut Walker, pools: Vec<(usize, Result<schema::IpPool, String>)>) -> Vec<PoolSpec> {
     let mut out: Vec<PoolSpec> = Vec::new();
     let mut all_ranges = Vec::new();
     for (i, m) in pools {
+        let m = match m {
+            Ok(m) => m,
+            // Kept by its id (the scenario is refused): what names it is not a problem too.
+            Err(id) => {
+                out.push(PoolSpec {
+                    name: id.clone(),
+                    id,
+                    ranges: Vec::new(),
+                    strategy: Strategy::Sequential,
+                    segment: None,
+                    reserve_network_broadcast: false,
+                });
+                continue;
+            }
+        };
         let path = format!("workbook.ip_pools[{i}]");
         let id = m.id.text();
         let reserve = m.reserve_network_broadcast.unwrap_or(false);

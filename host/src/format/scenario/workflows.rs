@@ -26,10 +26,16 @@ pub(super) fn workflows(
     let mut nodes: Vec<Node> = Vec::new();
     for (i, raw) in items.iter().take(MAX_NODES).enumerate() {
         let path = format!("workflows.nodes[{i}]");
-        let Some(n) = w.typed::<schema::Node>(raw, &path) else {
-            continue;
+        let node = match w.typed::<schema::Node>(raw, &path) {
+            Some(n) => node(w, n, &path, actions),
+            // Kept by its id (the scenario is refused): edges into it are not problems too.
+            None => Node {
+                id: unread_id(raw),
+                kind: NodeKind::End,
+                edges: Vec::new(),
+                once: false,
+            },
         };
-        let node = node(w, n, &path, actions);
         if nodes.iter().any(|x| x.id == node.id) {
             w.problem(
                 &join(&path, "id"),
