@@ -170,17 +170,7 @@ pub fn parse_value(action_id: &str, method: Method, root: &Value) -> Result<Para
                     }
                 })
             }
-            "headers" => {
-                for (name, value) in object(v, k)? {
-                    let value = match value {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.clone(),
-                        Value::Bool(b) => b.to_string(),
-                        _ => return Err(err(&format!("headers.{name}"), "expected a string")),
-                    };
-                    req.headers.push((name.clone(), value));
-                }
-            }
+            "headers" => headers(&mut req, v)?,
             "body" => match v {
                 Value::String(s) => req.body = s.clone().into_bytes(),
                 Value::Null => {}
@@ -195,65 +185,12 @@ pub fn parse_value(action_id: &str, method: Method, root: &Value) -> Result<Para
                 req.body = crate::codec::decode_base64(str_field(v, k)?)
                     .ok_or_else(|| err(k, "not standard base64"))?
             }
-            "timeouts" => {
-                for (name, value) in object(v, k)? {
-                    let field = format!("timeouts.{name}");
-                    let ms = u64_field(value, &field)?;
-                    if ms == 0 {
-                        return Err(err(&field, "must be at least 1 ms"));
-                    }
-                    let t = &mut req.timeouts;
-                    match name.as_str() {
-                        "dns_ms" => t.dns_ms = ms,
-                        "connect_ms" => t.connect_ms = ms,
-                        "first_byte_ms" => t.first_byte_ms = ms,
-                        "between_bytes_ms" => t.between_bytes_ms = ms,
-                        "total_ms" => t.total_ms = ms,
-                        _ => return Err(err(&field, "unknown timeout")),
-                    }
-                }
-            }
+            "timeouts" => timeouts(&mut req, v)?,
             "timeout_ms" => {
                 req.timeouts.total_ms = u64_field(v, k)?.max(1);
             }
-            "retries" => match v {
-                Value::Number(_) => req.retry.max_retries = u64_field(v, k)?.min(100) as u32,
-                Value::Object(o) => {
-                    for (name, value) in o {
-                        let field = format!("retries.{name}");
-                        match name.as_str() {
-                            "max" => {
-                                req.retry.max_retries = u64_field(value, &field)?.min(100) as u32
-                            }
-                            "base_ms" => req.retry.base_ms = u64_field(value, &field)?,
-                            "delay_ms" => req.retry.delay_ms = Some(u64_field(value, &field)?),
-                            "max_backoff_ms" => {
-                                req.retry.max_backoff_ms = u64_field(value, &field)?
-                            }
-                            "non_idempotent" => {
-                                req.retry.non_idempotent = bool_field(value, &field)?
-                            }
-                            _ => return Err(err(&field, "unknown retry setting")),
-                        }
-                    }
-                }
-                _ => return Err(err(k, "expected a number or an object")),
-            },
-            "redirects" => match v {
-                Value::Bool(b) => req.follow_redirects = *b,
-                Value::Number(_) => req.max_redirects = u64_field(v, k)?.min(100) as u32,
-                Value::Object(o) => {
-                    for (name, value) in o {
-                        let field = format!("redirects.{name}");
-                        match name.as_str() {
-                            "follow" => req.follow_redirects = bool_field(value, &field)?,
-                            "max" => req.max_redirects = u64_field(value, &field)?.min(100) as u32,
-                            _ => return Err(err(&field, "unknown redirect setting")),
-                        }
-                    }
-                }
-                _ => return Err(err(k, "expected true/false, a number or an object")),
-            },
+            "retries" => retries(&mut req, v)?,
+            "redirects" => redirects(&mut req, v)?,
             "max_response_body" | "response_body_limit" => req.max_body = u64_field(v, k)?,
             "max_header_bytes" => {
                 req.max_header_bytes = u64_field(v, k)?.clamp(64, 1 << 20) as usize
@@ -273,57 +210,17 @@ pub fn parse_value(action_id: &str, method: Method, root: &Value) -> Result<Para
             "limit_rate" => req.limit_rate = u64_field(v, k)?,
             "cookies" => req.cookies = bool_field(v, k)?,
             "http_version" => req.h2 = http_version(v)?,
-            "proxy" => {
-                req.proxy = match v {
-                    Value::Null | Value::Bool(false) => None,
-                    Value::String(t) if t.is_empty() => None,
-                    Value::String(t) => {
-                        Some(crate::Proxy::parse(t).map_err(|e| err(k, e.to_string()))?)
-                    }
-                    _ => {
-                        return Err(err(
-                            k,
-                            "expected a proxy URL (http://[user:password@]host:port)",
-                        ));
-                    }
-                }
-            }
-            "tls" => {
-                let Value::Object(o) = v else {
-                    return Err(err(k, "expected an object"));
-                };
-                for (name, value) in o {
-                    let field = format!("tls.{name}");
-                    match (name.as_str(), value) {
-                        ("server_name", Value::String(n)) if !n.is_empty() => {
-                            req.tls_server_name = Some(n.clone())
-                        }
-                        ("server_name", _) => return Err(err(&field, "expected a host name")),
-                        _ => return Err(err(&field, "unknown TLS setting")),
-                    }
-                }
-            }
+            "proxy" => req.proxy = proxy(v)?,
+            "tls" => tls(&mut req, v)?,
             _ => return Err(err(k, "unknown parameter")),
         }
     }
-    if json_body
-        && !req
-            .headers
-            .iter()
-            .any(|(h, _)| h.eq_ignore_ascii_case("content-type"))
-    {
-        req.headers
-            .push(("content-type".into(), "application/json".into()));
+    if json_body {
+        default_header(&mut req, "content-type", "application/json");
     }
     // Asks for what it can decode, unless the caller asked for something else.
-    if req.decompress
-        && !req
-            .headers
-            .iter()
-            .any(|(h, _)| h.eq_ignore_ascii_case("accept-encoding"))
-    {
-        req.headers
-            .push(("accept-encoding".into(), crate::encoding::ACCEPT.into()));
+    if req.decompress {
+        default_header(&mut req, "accept-encoding", crate::encoding::ACCEPT);
     }
     let pool = match pool {
         Some(pool) if req.bind_ip.is_none() => Some(PoolSource {
@@ -341,4 +238,133 @@ pub fn parse_value(action_id: &str, method: Method, root: &Value) -> Result<Para
         discard_body,
         discard_headers,
     })
+}
+
+/// `headers`: name to text (a number or true/false as its text).
+fn headers(req: &mut Request, v: &Value) -> Result<(), ParamError> {
+    for (name, value) in object(v, "headers")? {
+        let value = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.clone(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(err(&format!("headers.{name}"), "expected a string")),
+        };
+        req.headers.push((name.clone(), value));
+    }
+    Ok(())
+}
+
+/// `timeouts`: each phase's, in milliseconds (at least 1).
+fn timeouts(req: &mut Request, v: &Value) -> Result<(), ParamError> {
+    for (name, value) in object(v, "timeouts")? {
+        let field = format!("timeouts.{name}");
+        let ms = u64_field(value, &field)?;
+        if ms == 0 {
+            return Err(err(&field, "must be at least 1 ms"));
+        }
+        let t = &mut req.timeouts;
+        match name.as_str() {
+            "dns_ms" => t.dns_ms = ms,
+            "connect_ms" => t.connect_ms = ms,
+            "first_byte_ms" => t.first_byte_ms = ms,
+            "between_bytes_ms" => t.between_bytes_ms = ms,
+            "total_ms" => t.total_ms = ms,
+            _ => return Err(err(&field, "unknown timeout")),
+        }
+    }
+    Ok(())
+}
+
+/// `retries`: a count, or `{max, base_ms, delay_ms, max_backoff_ms, non_idempotent}`.
+fn retries(req: &mut Request, v: &Value) -> Result<(), ParamError> {
+    let o = match v {
+        Value::Number(_) => {
+            req.retry.max_retries = u64_field(v, "retries")?.min(100) as u32;
+            return Ok(());
+        }
+        Value::Object(o) => o,
+        _ => return Err(err("retries", "expected a number or an object")),
+    };
+    for (name, value) in o {
+        let field = format!("retries.{name}");
+        let r = &mut req.retry;
+        match name.as_str() {
+            "max" => r.max_retries = u64_field(value, &field)?.min(100) as u32,
+            "base_ms" => r.base_ms = u64_field(value, &field)?,
+            "delay_ms" => r.delay_ms = Some(u64_field(value, &field)?),
+            "max_backoff_ms" => r.max_backoff_ms = u64_field(value, &field)?,
+            "non_idempotent" => r.non_idempotent = bool_field(value, &field)?,
+            _ => return Err(err(&field, "unknown retry setting")),
+        }
+    }
+    Ok(())
+}
+
+/// `redirects`: followed or not, at most how many, or `{follow, max}`.
+fn redirects(req: &mut Request, v: &Value) -> Result<(), ParamError> {
+    match v {
+        Value::Bool(b) => req.follow_redirects = *b,
+        Value::Number(_) => req.max_redirects = u64_field(v, "redirects")?.min(100) as u32,
+        Value::Object(o) => {
+            for (name, value) in o {
+                let field = format!("redirects.{name}");
+                match name.as_str() {
+                    "follow" => req.follow_redirects = bool_field(value, &field)?,
+                    "max" => req.max_redirects = u64_field(value, &field)?.min(100) as u32,
+                    _ => return Err(err(&field, "unknown redirect setting")),
+                }
+            }
+        }
+        _ => {
+            return Err(err(
+                "redirects",
+                "expected true/false, a number or an object",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `proxy`: a URL, or none (`""`, false, null).
+fn proxy(v: &Value) -> Result<Option<crate::Proxy>, ParamError> {
+    match v {
+        Value::Null | Value::Bool(false) => Ok(None),
+        Value::String(t) if t.is_empty() => Ok(None),
+        Value::String(t) => crate::Proxy::parse(t)
+            .map(Some)
+            .map_err(|e| err("proxy", e.to_string())),
+        _ => Err(err(
+            "proxy",
+            "expected a proxy URL (http://[user:password@]host:port)",
+        )),
+    }
+}
+
+/// `tls: {server_name}` (the rest of TLS is the host's).
+fn tls(req: &mut Request, v: &Value) -> Result<(), ParamError> {
+    let Value::Object(o) = v else {
+        return Err(err("tls", "expected an object"));
+    };
+    for (name, value) in o {
+        let field = format!("tls.{name}");
+        match (name.as_str(), value) {
+            ("server_name", Value::String(n)) if !n.is_empty() => {
+                req.tls_server_name = Some(n.clone())
+            }
+            ("server_name", _) => return Err(err(&field, "expected a host name")),
+            _ => return Err(err(&field, "unknown TLS setting")),
+        }
+    }
+    Ok(())
+}
+
+/// `name: value` unless the caller's headers name it already.
+fn default_header(req: &mut Request, name: &str, value: &str) {
+    if !req
+        .headers
+        .iter()
+        .any(|(h, _)| h.eq_ignore_ascii_case(name))
+    {
+        req.headers.push((name.into(), value.into()));
+    }
 }

@@ -10,7 +10,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde_json::{Value, json};
 
 use crate::results::record::Stats;
-use crate::results::record::{CheckResult, Interval};
+use crate::results::record::{CheckResult, Interval, Recorder};
 use crate::results::report::{Collected, DeclaredAction, Report, UserError};
 use crate::results::verdict;
 
@@ -197,28 +197,54 @@ fn add_to<K: Ord>(m: &mut BTreeMap<K, Stats>, k: K, s: Stats) -> Result<(), Stri
 
 /// The report of several result files together, its thresholds judged on the sum.
 pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
-    let mut c = Collected::default();
-    let mut elapsed: f64 = 0.0;
-    let mut interrupted = false;
-    let mut iterations = 0;
-    let mut dropped = 0;
-    let mut name = String::new();
-    let mut checks: Vec<CheckResult> = Vec::new();
-    let mut thresholds: Vec<(String, String)> = Vec::new();
-    let mut declared: Vec<DeclaredAction> = Vec::new();
-    let mut series: Vec<Interval> = Vec::new();
+    let mut m = Merged::default();
     for (path, v) in files {
-        add_series(&mut series, v);
+        add_series(&mut m.series, v);
         if v["format"] != FORMAT {
             return Err(format!("{path}: not a result file ({FORMAT})"));
         }
-        let at = |k: &str| format!("{path}: {k}");
-        name = v["scenario"].as_str().unwrap_or_default().to_string();
+        m.add_run(path, v);
+        add_groups(&mut m.c.rec, path, v)?;
+        add_sources(&mut m.c.rec, v);
+        m.add_checks(v);
+        m.add_declared(v);
+        if m.thresholds.is_empty() {
+            for t in v["thresholds"].as_array().into_iter().flatten() {
+                m.thresholds.push((
+                    t["metric"].as_str().unwrap_or_default().into(),
+                    t["threshold"].as_str().unwrap_or_default().into(),
+                ));
+            }
+        }
+    }
+    m.report(files)
+}
+
+/// What the result files add up to so far.
+#[derive(Default)]
+struct Merged {
+    c: Collected,
+    elapsed: f64,
+    interrupted: bool,
+    iterations: u64,
+    dropped: u64,
+    name: String,
+    checks: Vec<CheckResult>,
+    thresholds: Vec<(String, String)>,
+    declared: Vec<DeclaredAction>,
+    series: Vec<Interval>,
+}
+
+impl Merged {
+    /// The run's length, iterations, users and errors.
+    fn add_run(&mut self, path: &str, v: &Value) {
+        self.name = v["scenario"].as_str().unwrap_or_default().to_string();
         // The processes ran side by side: the run lasted as long as the longest.
-        elapsed = elapsed.max(v["elapsed_s"].as_f64().unwrap_or(0.0));
-        interrupted |= v["interrupted"] == true;
-        iterations += v["iterations"].as_u64().unwrap_or(0);
-        dropped += v["dropped_iterations"].as_u64().unwrap_or(0);
+        self.elapsed = self.elapsed.max(v["elapsed_s"].as_f64().unwrap_or(0.0));
+        self.interrupted |= v["interrupted"] == true;
+        self.iterations += v["iterations"].as_u64().unwrap_or(0);
+        self.dropped += v["dropped_iterations"].as_u64().unwrap_or(0);
+        let c = &mut self.c;
         c.users_spawned += v["users"]["spawned"].as_u64().unwrap_or(0);
         c.users_finished += v["users"]["finished"].as_u64().unwrap_or(0);
         for e in v["user_errors"].as_array().into_iter().flatten() {
@@ -232,90 +258,21 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
             c.run_errors
                 .push(format!("{path}: {}", e.as_str().unwrap_or_default()));
         }
-        let rec = &mut c.rec;
-        add(&mut rec.totals, &stats_from(&v["totals"], &at("totals"))?)?;
-        rec.ws.merge(&ws_from(&v["websocket"], &at("websocket"))?);
-        for (key, m) in [
-            ("by_action", &mut rec.by_action),
-            ("by_tenant", &mut rec.by_tenant),
-            ("by_status_class", &mut rec.by_status_class),
-        ] {
-            for (k, s) in v[key].as_object().into_iter().flatten() {
-                add_to(m, k.clone(), stats_from(s, &at(key))?)?;
-            }
-        }
-        for (k, s) in v["by_source"].as_object().into_iter().flatten() {
-            let s = stats_from(s, &at("by_source"))?;
-            match rec.by_source.get_mut(k.as_str()) {
-                Some(g) => add(g, &s)?,
-                None => {
-                    rec.by_source.insert(Arc::from(k.as_str()), s);
-                }
-            }
-        }
-        for e in v["by_action_tenant"].as_array().into_iter().flatten() {
-            let key = (
-                Arc::from(e["action"].as_str().unwrap_or_default()),
-                Arc::from(e["tenant"].as_str().unwrap_or_default()),
-            );
-            add_to(
-                &mut rec.by_action_tenant,
-                key,
-                stats_from(&e["stats"], &at("by_action_tenant"))?,
-            )?;
-        }
-        for e in v["by_status"].as_array().into_iter().flatten() {
-            let s = |i: usize| Arc::from(e[i].as_str().unwrap_or_default());
-            // "error" (no answer) is the one status that is not a number.
-            let status = e[2].as_str().and_then(|c| c.parse().ok());
-            *rec.by_status.entry((s(0), s(1), status)).or_insert(0) += e[3].as_u64().unwrap_or(0);
-        }
-        for (key, m) in [
-            ("errors", &mut rec.errors),
-            ("not_sent", &mut rec.not_sent),
-            ("skipped", &mut rec.skipped),
-        ] {
-            for (k, n) in v[key].as_object().into_iter().flatten() {
-                *m.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
-            }
-        }
-        for (u, list) in v["user_sources"].as_object().into_iter().flatten() {
-            let u: u32 = u.parse().unwrap_or(0);
-            let mine = rec.user_sources.entry(u).or_default();
-            for ip in list.as_array().into_iter().flatten() {
-                let ip = ip.as_str().unwrap_or_default().to_string();
-                if !mine.contains(&ip) {
-                    mine.push(ip);
-                }
-            }
-        }
-        for (src, list) in v["source_tenants"].as_object().into_iter().flatten() {
-            let mine = rec
-                .source_tenants
-                .entry(Arc::from(src.as_str()))
-                .or_default();
-            for t in list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if !mine.iter().any(|m| &**m == t) {
-                    mine.push(Arc::from(t));
-                }
-            }
-        }
+    }
+
+    /// Each check's passes and fails, by its place in the scenario.
+    fn add_checks(&mut self, v: &Value) {
         for (i, ch) in v["checks"].as_array().into_iter().flatten().enumerate() {
             let (p, f) = (
                 ch["passes"].as_u64().unwrap_or(0),
                 ch["fails"].as_u64().unwrap_or(0),
             );
-            match checks.get_mut(i) {
+            match self.checks.get_mut(i) {
                 Some(c) => {
                     c.pass += p;
                     c.fail += f;
                 }
-                None => checks.push(CheckResult {
+                None => self.checks.push(CheckResult {
                     action: ch["action"].as_str().unwrap_or_default().into(),
                     name: ch["name"].as_str().unwrap_or_default().into(),
                     pass: p,
@@ -323,81 +280,177 @@ pub fn merge(files: &[(String, Value)]) -> Result<Report, String> {
                 }),
             }
         }
+    }
+
+    /// The scenario's actions (once each), with their skip reasons and tags.
+    fn add_declared(&mut self, v: &Value) {
         for a in v["actions"].as_array().into_iter().flatten() {
             let id = a["id"].as_str().unwrap_or_default().to_string();
-            if !declared.iter().any(|d: &DeclaredAction| d.id == id) {
-                let skip_reason = a["skip_reason"].as_str().map(str::to_string);
-                let tags = a["tags"]
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect();
-                declared.push(DeclaredAction {
-                    id,
-                    skip_reason,
-                    tags,
-                });
+            if self.declared.iter().any(|d| d.id == id) {
+                continue;
             }
+            let tags = a["tags"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            self.declared.push(DeclaredAction {
+                id,
+                skip_reason: a["skip_reason"].as_str().map(str::to_string),
+                tags,
+            });
         }
-        if thresholds.is_empty() {
-            for t in v["thresholds"].as_array().into_iter().flatten() {
-                thresholds.push((
-                    t["metric"].as_str().unwrap_or_default().into(),
-                    t["threshold"].as_str().unwrap_or_default().into(),
-                ));
+    }
+
+    /// The thresholds, read again from their text (their tag filters over the declared
+    /// actions).
+    fn judged(&self) -> Result<Vec<crate::format::threshold::Threshold>, String> {
+        let mut judged = Vec::new();
+        for (metric, expr) in &self.thresholds {
+            let (m, filter) = crate::format::threshold::parse_name(metric)?;
+            let (agg, op, value) = crate::format::threshold::parse_expr(m, expr)?;
+            judged.push(crate::format::threshold::Threshold {
+                name: metric.clone(),
+                metric: m,
+                tagged: filter
+                    .tag
+                    .as_ref()
+                    .map(|t| tagged_with(&self.declared, t))
+                    .unwrap_or_default(),
+                action: filter.action,
+                tenant: filter.tenant,
+                tag: filter.tag,
+                expr: expr.clone(),
+                agg,
+                op,
+                value,
+                abort_on_fail: false,
+                delay_abort: std::time::Duration::ZERO,
+            });
+        }
+        Ok(judged)
+    }
+
+    /// The merged report, its thresholds judged over the whole.
+    fn report(self, files: &[(String, Value)]) -> Result<Report, String> {
+        let judged = self.judged()?;
+        let mut report = Report::new(
+            &self.name,
+            self.elapsed,
+            self.c,
+            Vec::new(),
+            self.interrupted,
+        );
+        // The whole run: from the first process's start to the last one's end.
+        let at = |key: &'static str| files.iter().filter_map(move |(_, v)| v[key].as_u64());
+        report.started_at = at("started_at_ms").min().map(from_unix_ms);
+        report.ended_at = at("ended_at_ms").max().map(from_unix_ms);
+        let mut out: Vec<String> = files
+            .iter()
+            .flat_map(|(_, v)| v["data_exhausted"].as_array().cloned().unwrap_or_default())
+            .filter_map(|d| d.as_str().map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        report.data_exhausted = out;
+        report.declare(self.declared);
+        report.series = self.series;
+        report.iterations = self.iterations;
+        report.dropped_iterations = self.dropped;
+        report.checks = self.checks;
+        report.thresholds = verdict::judge(
+            &judged,
+            &verdict::Observed {
+                rec: &report.rec,
+                checks: &report.checks,
+                iterations: self.iterations,
+                elapsed_s: self.elapsed,
+            },
+        );
+        Ok(report)
+    }
+}
+
+/// The statistics of every group (totals, by action, tenant, status, source), the WebSocket
+/// counters, errors and what was not sent.
+fn add_groups(rec: &mut Recorder, path: &str, v: &Value) -> Result<(), String> {
+    let at = |k: &str| format!("{path}: {k}");
+    add(&mut rec.totals, &stats_from(&v["totals"], &at("totals"))?)?;
+    rec.ws.merge(&ws_from(&v["websocket"], &at("websocket"))?);
+    for (key, m) in [
+        ("by_action", &mut rec.by_action),
+        ("by_tenant", &mut rec.by_tenant),
+        ("by_status_class", &mut rec.by_status_class),
+    ] {
+        for (k, s) in v[key].as_object().into_iter().flatten() {
+            add_to(m, k.clone(), stats_from(s, &at(key))?)?;
+        }
+    }
+    for (k, s) in v["by_source"].as_object().into_iter().flatten() {
+        let s = stats_from(s, &at("by_source"))?;
+        match rec.by_source.get_mut(k.as_str()) {
+            Some(g) => add(g, &s)?,
+            None => {
+                rec.by_source.insert(Arc::from(k.as_str()), s);
             }
         }
     }
-    let mut judged = Vec::new();
-    for (metric, expr) in &thresholds {
-        let (m, filter) = crate::format::threshold::parse_name(metric)?;
-        let (agg, op, value) = crate::format::threshold::parse_expr(m, expr)?;
-        judged.push(crate::format::threshold::Threshold {
-            name: metric.clone(),
-            metric: m,
-            tagged: filter
-                .tag
-                .as_ref()
-                .map(|t| tagged_with(&declared, t))
-                .unwrap_or_default(),
-            action: filter.action,
-            tenant: filter.tenant,
-            tag: filter.tag,
-            expr: expr.clone(),
-            agg,
-            op,
-            value,
-            abort_on_fail: false,
-            delay_abort: std::time::Duration::ZERO,
-        });
+    for e in v["by_action_tenant"].as_array().into_iter().flatten() {
+        let key = (
+            Arc::from(e["action"].as_str().unwrap_or_default()),
+            Arc::from(e["tenant"].as_str().unwrap_or_default()),
+        );
+        add_to(
+            &mut rec.by_action_tenant,
+            key,
+            stats_from(&e["stats"], &at("by_action_tenant"))?,
+        )?;
     }
-    let mut report = Report::new(&name, elapsed, c, Vec::new(), interrupted);
-    // The whole run: from the first process's start to the last one's end.
-    let at = |key: &'static str| files.iter().filter_map(move |(_, v)| v[key].as_u64());
-    report.started_at = at("started_at_ms").min().map(from_unix_ms);
-    report.ended_at = at("ended_at_ms").max().map(from_unix_ms);
-    let mut out: Vec<String> = files
-        .iter()
-        .flat_map(|(_, v)| v["data_exhausted"].as_array().cloned().unwrap_or_default())
-        .filter_map(|d| d.as_str().map(str::to_string))
-        .collect();
-    out.sort();
-    out.dedup();
-    report.data_exhausted = out;
-    report.declare(declared);
-    report.series = series;
-    report.iterations = iterations;
-    report.dropped_iterations = dropped;
-    report.checks = checks;
-    report.thresholds = verdict::judge(
-        &judged,
-        &verdict::Observed {
-            rec: &report.rec,
-            checks: &report.checks,
-            iterations,
-            elapsed_s: elapsed,
-        },
-    );
-    Ok(report)
+    for e in v["by_status"].as_array().into_iter().flatten() {
+        let s = |i: usize| Arc::from(e[i].as_str().unwrap_or_default());
+        // "error" (no answer) is the one status that is not a number.
+        let status = e[2].as_str().and_then(|c| c.parse().ok());
+        *rec.by_status.entry((s(0), s(1), status)).or_insert(0) += e[3].as_u64().unwrap_or(0);
+    }
+    for (key, m) in [
+        ("errors", &mut rec.errors),
+        ("not_sent", &mut rec.not_sent),
+        ("skipped", &mut rec.skipped),
+    ] {
+        for (k, n) in v[key].as_object().into_iter().flatten() {
+            *m.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+        }
+    }
+    Ok(())
+}
+
+/// Which addresses each user sent from, and which tenants each address served.
+fn add_sources(rec: &mut Recorder, v: &Value) {
+    for (u, list) in v["user_sources"].as_object().into_iter().flatten() {
+        let u: u32 = u.parse().unwrap_or(0);
+        let mine = rec.user_sources.entry(u).or_default();
+        for ip in list.as_array().into_iter().flatten() {
+            let ip = ip.as_str().unwrap_or_default().to_string();
+            if !mine.contains(&ip) {
+                mine.push(ip);
+            }
+        }
+    }
+    for (src, list) in v["source_tenants"].as_object().into_iter().flatten() {
+        let mine = rec
+            .source_tenants
+            .entry(Arc::from(src.as_str()))
+            .or_default();
+        for t in list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !mine.iter().any(|m| &**m == t) {
+                mine.push(Arc::from(t));
+            }
+        }
+    }
 }
