@@ -189,6 +189,85 @@ impl Derived {
     }
 }
 
+/// A body, its trailers, and whether the connection ended exactly at its end.
+type ReadBody = (Vec<u8>, crate::Headers, bool);
+
+/// A response being read: when the request went, the deadline, and the clock as of the last
+/// read.
+struct Reading {
+    sent_at: u64,
+    end: u64,
+    now: u64,
+}
+
+/// A request's way through retries and redirects: what a redirect changes (copied on the
+/// first one), and what the answer reports.
+struct Chain<'a> {
+    url: Cow<'a, Url>,
+    method: Method,
+    body: &'a [u8],
+    streamed: u64,
+    headers: Cow<'a, crate::Headers>,
+    attempts: u32,
+    redirects: u32,
+    /// URLs seen on the redirect chain; filled on the first redirect only.
+    visited: Vec<String>,
+    counters: Counters,
+}
+
+impl Chain<'_> {
+    /// Follow the answer's redirect, if it is one to follow: true when the chain goes on.
+    /// A 303 (or 301/302 after anything but HEAD) becomes a GET without a body; another
+    /// origin gets no Authorization, Cookie or Host.
+    fn follow(&mut self, req: &Request, resp: &Response) -> Result<bool, HttpError> {
+        // A streamed body cannot be sent again: a 307 or 308 is the answer then.
+        let resend = matches!(resp.status, 307 | 308) && self.streamed > 0;
+        let Some(location) = resp.header("location") else {
+            return Ok(false);
+        };
+        if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) || resend {
+            return Ok(false);
+        }
+        if self.redirects >= req.max_redirects {
+            return Err(HttpError::TooManyRedirects(self.redirects));
+        }
+        // A Location the client cannot follow is the server's fault, not the caller's.
+        let next = self.url.join(location).map_err(|e| {
+            HttpError::BadRedirect(format!(
+                "{} from {}: {e}",
+                net_text::Quoted(location.trim()),
+                self.url.to_text()
+            ))
+        })?;
+        if self.visited.is_empty() {
+            self.visited.push(self.url.to_text());
+        }
+        let text = next.to_text();
+        if self.visited.contains(&text) {
+            return Err(HttpError::RedirectLoop(text));
+        }
+        self.visited.push(text);
+        self.redirects += 1;
+        if resp.status <= 303 && self.method != Method::Head {
+            self.method = Method::Get;
+            self.body = &[];
+            self.streamed = 0;
+            self.headers
+                .to_mut()
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        }
+        if next.host != self.url.host || next.port != self.url.port || next.tls != self.url.tls {
+            self.headers.to_mut().retain(|(k, _)| {
+                !(k.eq_ignore_ascii_case("authorization")
+                    || k.eq_ignore_ascii_case("cookie")
+                    || k.eq_ignore_ascii_case("host"))
+            });
+        }
+        self.url = Cow::Owned(next);
+        Ok(true)
+    }
+}
+
 /// The request's headers with the jar's cookies added to its own `Cookie` (or as one).
 fn with_cookie<'a>(headers: &'a crate::Headers, cookie: Option<String>) -> Cow<'a, crate::Headers> {
     let Some(jar) = cookie else {
@@ -336,145 +415,23 @@ impl<N: Net> Client<N> {
         // Any total beyond a year is a year.
         let end =
             start.saturating_add(req.timeouts.total_ms.clamp(1, 365 * 24 * 3600 * 1000) * 1000);
-        // What a redirect changes is copied on the first redirect.
-        let mut url = Cow::Borrowed(&derived.url);
-        let mut method = req.method;
-        let mut body: &[u8] = &req.body;
-        let mut streamed = req.streamed_len;
-        let mut headers = Cow::Borrowed(&req.headers);
-        let mut attempts = 0u32;
-        let mut redirects = 0u32;
-        // URLs seen on this action's redirect chain; filled on the first redirect only.
-        let mut visited: Vec<String> = Vec::new();
-        let mut counters = Counters::default();
+        let mut chain = Chain {
+            url: Cow::Borrowed(&derived.url),
+            method: req.method,
+            body: &req.body,
+            streamed: req.streamed_len,
+            headers: Cow::Borrowed(&req.headers),
+            attempts: 0,
+            redirects: 0,
+            visited: Vec::new(),
+            counters: Counters::default(),
+        };
         loop {
-            let mut retries = 0u32;
-            let mut resp = loop {
-                // The clock was read at the start; later attempts follow a wait or a redirect.
-                let now = if attempts == 0 {
-                    start
-                } else {
-                    self.net.now_us()
-                };
-                attempts += 1;
-                self.streaming = streamed;
-                let cookie = match req.cookies && !self.jar.is_empty() {
-                    true => self.jar.header(&url, self.net.wall_ms() / 1000),
-                    false => None,
-                };
-                // Until a redirect, the request is the one derived beforehand (unless the jar
-                // adds a cookie).
-                let h2 = match req.h2 {
-                    crate::H2Mode::Off => None,
-                    _ => {
-                        let headers = with_cookie(&headers, cookie.clone());
-                        self.h2_exchange(req, method, &url, &headers, body, end, &mut counters)
-                    }
-                };
-                let r = if let Some(r) = h2 {
-                    r
-                } else if redirects == 0 && cookie.is_none() {
-                    let wire = &derived.wire;
-                    self.exchange(
-                        req,
-                        method,
-                        &url,
-                        &derived.key,
-                        wire,
-                        now,
-                        end,
-                        &mut counters,
-                    )
-                } else {
-                    let key = pool_key(&url, req);
-                    let proxy = req.proxy.as_ref();
-                    let headers = with_cookie(&headers, cookie);
-                    let ka = req.keep_alive;
-                    encode_with_stream(method, &url, &headers, body, streamed, ka, proxy).and_then(
-                        |wire| {
-                            self.exchange(req, method, &url, &key, &wire, now, end, &mut counters)
-                        },
-                    )
-                };
-                let may_retry = retries < req.retry.max_retries
-                    && (method.idempotent() || req.retry.non_idempotent)
-                    && !self.upload_touched();
-                match r {
-                    Ok(resp) if may_retry && (resp.status == 429 || resp.status == 503) => {
-                        let wait = match retry_after(&resp, self.net.wall_ms()) {
-                            Some(ms) => ms,
-                            None => self.backoff_ms(req, retries),
-                        };
-                        if !self.sleep_within(wait, end) {
-                            break resp;
-                        }
-                        retries += 1;
-                    }
-                    Err(e) if may_retry && retryable(&e) => {
-                        let wait = self.backoff_ms(req, retries);
-                        if !self.sleep_within(wait, end) {
-                            return Err(e);
-                        }
-                        retries += 1;
-                    }
-                    Ok(resp) => break resp,
-                    Err(e) => return Err(e),
-                }
-            };
+            let mut resp = self.with_retries(req, derived, &mut chain, start, end)?;
             if req.cookies {
-                let now = self.net.wall_ms() / 1000;
-                for (_, v) in resp
-                    .headers
-                    .iter()
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-                {
-                    self.jar.store(&url, v, now);
-                }
+                self.keep_cookies(&chain.url, &resp);
             }
-            let location = resp.header("location").map(str::to_string);
-            // A streamed body cannot be sent again: a 307 or 308 is the answer then.
-            let resend = matches!(resp.status, 307 | 308) && streamed > 0;
-            if req.follow_redirects
-                && matches!(resp.status, 301 | 302 | 303 | 307 | 308)
-                && !resend
-                && let Some(location) = location
-            {
-                if redirects >= req.max_redirects {
-                    return Err(HttpError::TooManyRedirects(redirects));
-                }
-                // A Location the client cannot follow is the server's fault, not the caller's.
-                let next = url.join(&location).map_err(|e| {
-                    HttpError::BadRedirect(format!(
-                        "{} from {}: {e}",
-                        net_text::Quoted(location.trim()),
-                        url.to_text()
-                    ))
-                })?;
-                if visited.is_empty() {
-                    visited.push(url.to_text());
-                }
-                let text = next.to_text();
-                if visited.contains(&text) {
-                    return Err(HttpError::RedirectLoop(text));
-                }
-                visited.push(text);
-                redirects += 1;
-                if resp.status <= 303 && method != Method::Head {
-                    method = Method::Get;
-                    body = &[];
-                    streamed = 0;
-                    headers
-                        .to_mut()
-                        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-                }
-                if next.host != url.host || next.port != url.port || next.tls != url.tls {
-                    headers.to_mut().retain(|(k, _)| {
-                        !(k.eq_ignore_ascii_case("authorization")
-                            || k.eq_ignore_ascii_case("cookie")
-                            || k.eq_ignore_ascii_case("host"))
-                    });
-                }
-                url = Cow::Owned(next);
+            if req.follow_redirects && chain.follow(req, &resp)? {
                 continue;
             }
             if req.decompress
@@ -484,17 +441,116 @@ impl<N: Net> Client<N> {
                 let body = core::mem::take(&mut resp.body);
                 resp.body = crate::encoding::decode(coding, body, req.max_body)?;
             }
-            resp.attempts = attempts;
-            resp.redirects = redirects;
-            resp.final_url = if redirects == 0 {
+            resp.attempts = chain.attempts;
+            resp.redirects = chain.redirects;
+            resp.final_url = if chain.redirects == 0 {
                 derived.url_text.clone()
             } else {
-                url.to_text()
+                chain.url.to_text()
             };
-            resp.bytes_sent = counters.sent;
-            resp.bytes_received = counters.received;
+            resp.bytes_sent = chain.counters.sent;
+            resp.bytes_received = chain.counters.received;
             resp.timings.total_us = self.done_us.saturating_sub(start);
             return Ok(resp);
+        }
+    }
+
+    /// One request of the chain, tried again on a 429 or 503 (after Retry-After or the
+    /// backoff) and on a retryable failure, as the policy allows and the deadline leaves time.
+    fn with_retries(
+        &mut self,
+        req: &Request,
+        derived: &Derived,
+        chain: &mut Chain<'_>,
+        start: u64,
+        end: u64,
+    ) -> Result<Response, HttpError> {
+        let mut retries = 0u32;
+        loop {
+            // The clock was read at the start; later attempts follow a wait or a redirect.
+            let now = if chain.attempts == 0 {
+                start
+            } else {
+                self.net.now_us()
+            };
+            chain.attempts += 1;
+            let r = self.attempt(req, derived, chain, now, end);
+            let may_retry = retries < req.retry.max_retries
+                && (chain.method.idempotent() || req.retry.non_idempotent)
+                && !self.upload_touched();
+            match r {
+                Ok(resp) if may_retry && (resp.status == 429 || resp.status == 503) => {
+                    let wait = match retry_after(&resp, self.net.wall_ms()) {
+                        Some(ms) => ms,
+                        None => self.backoff_ms(req, retries),
+                    };
+                    if !self.sleep_within(wait, end) {
+                        return Ok(resp);
+                    }
+                }
+                Err(e) if may_retry && retryable(&e) => {
+                    let wait = self.backoff_ms(req, retries);
+                    if !self.sleep_within(wait, end) {
+                        return Err(e);
+                    }
+                }
+                r => return r,
+            }
+            retries += 1;
+        }
+    }
+
+    /// One try: over HTTP/2 when the request asks for it (and the origin speaks it), else
+    /// HTTP/1.1 with the request derived beforehand, encoded again only after a redirect or
+    /// with the jar's cookie.
+    fn attempt(
+        &mut self,
+        req: &Request,
+        derived: &Derived,
+        chain: &mut Chain<'_>,
+        now: u64,
+        end: u64,
+    ) -> Result<Response, HttpError> {
+        self.streaming = chain.streamed;
+        let cookie = match req.cookies && !self.jar.is_empty() {
+            true => self.jar.header(&chain.url, self.net.wall_ms() / 1000),
+            false => None,
+        };
+        let Chain {
+            url,
+            method,
+            body,
+            streamed,
+            headers,
+            counters,
+            ..
+        } = chain;
+        if req.h2 != crate::H2Mode::Off {
+            let headers = with_cookie(headers, cookie.clone());
+            if let Some(r) = self.h2_exchange(req, *method, url, &headers, body, end, counters) {
+                return r;
+            }
+        }
+        if chain.redirects == 0 && cookie.is_none() {
+            let (key, wire) = (&derived.key, &derived.wire);
+            return self.exchange(req, *method, url, key, wire, now, end, counters);
+        }
+        let key = pool_key(url, req);
+        let headers = with_cookie(headers, cookie);
+        let (ka, proxy) = (req.keep_alive, req.proxy.as_ref());
+        let wire = encode_with_stream(*method, url, &headers, body, *streamed, ka, proxy)?;
+        self.exchange(req, *method, url, &key, &wire, now, end, counters)
+    }
+
+    /// The answer's cookies, into the jar.
+    fn keep_cookies(&mut self, url: &Url, resp: &Response) {
+        let now = self.net.wall_ms() / 1000;
+        for (_, v) in resp
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        {
+            self.jar.store(url, v, now);
         }
     }
 
@@ -883,7 +939,7 @@ impl<N: Net> Client<N> {
     ) -> Result<Response, Failure> {
         let source = conn.local_addr();
         let sent_at = now;
-        let (mut chunk, early) = self.send_request(
+        let (chunk, early) = self.send_request(
             &mut conn,
             wire,
             self.streaming,
@@ -897,139 +953,19 @@ impl<N: Net> Client<N> {
             return Err(Failure::Stale("connection closed before a response".into()));
         }
         // The clock as of the last read: each read that returns reads it again.
-        let mut now = self.net.now_us();
-        timings.first_byte_us = now.saturating_sub(sent_at);
-        let mut buf: Vec<u8> = Vec::new();
-        let head: Head = loop {
-            counters.received += chunk.len() as u64;
-            if buf.is_empty() {
-                buf = chunk;
-            } else {
-                buf.extend_from_slice(&chunk);
-            }
-            // Skip informational heads (all but 101); the final one ends the loop.
-            let mut last = None;
-            while let Some(h) = parse_head(&buf, req.max_header_bytes)? {
-                if (100..200).contains(&h.status) && h.status != 101 {
-                    buf.drain(..h.len);
-                    continue;
-                }
-                last = Some(h);
-                break;
-            }
-            if let Some(h) = last {
-                break h;
-            }
-            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, now)?;
-            chunk = match conn.read(HEAD_CHUNK, ms) {
-                Ok(c) => c,
-                Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
-                Err(e) => {
-                    return Err(HttpError::Io(format!("reading the response head: {e}")).into());
-                }
-            };
-            if chunk.is_empty() {
-                return Err(
-                    HttpError::Protocol("connection closed in the response head".into()).into(),
-                );
-            }
-            now = self.net.now_us();
+        let mut r = Reading {
+            sent_at,
+            end,
+            now: self.net.now_us(),
         };
+        timings.first_byte_us = r.now.saturating_sub(sent_at);
+        let (head, rest) = self.read_final_head(&mut conn, chunk, req, &mut r, counters)?;
         let framing = codec::framing(method, &head)?;
-        // What follows the head, moved to the front of the buffer it came in.
-        buf.drain(..head.len);
-        let mut rest = buf;
-        let mut body = Vec::new();
-        let mut trailers = Vec::new();
-        let read_more = |conn: &mut N::Conn,
-                         counters: &mut Counters,
-                         now: &mut u64,
-                         want: usize|
-         -> Result<Vec<u8>, HttpError> {
-            let want = match req.limit_rate {
-                0 => want.clamp(1, READ_CHUNK),
-                rate => {
-                    self.throttle(rate, counters.received, sent_at, now);
-                    want.clamp(1, (rate as usize / 8).clamp(1, READ_CHUNK))
-                }
-            };
-            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, end, *now)?;
-            let r = conn.read(want, ms);
-            *now = self.net.now_us();
-            match r {
-                Ok(c) => {
-                    counters.received += c.len() as u64;
-                    Ok(c)
-                }
-                Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
-                Err(e) => Err(HttpError::Io(format!("reading the body: {e}"))),
-            }
-        };
-        let mut clean = true;
-        match framing {
-            Framing::None => clean = rest.is_empty(),
-            Framing::Length(n) => {
-                if n > req.max_body {
-                    return Err(HttpError::TooLarge(format!(
-                        "Content-Length {n} over the limit {}",
-                        req.max_body
-                    ))
-                    .into());
-                }
-                // Grows as bytes arrive; a huge declared length reserves no more than 1 MiB.
-                body.reserve((n as usize).min(1 << 20));
-                loop {
-                    let take = rest.len().min(n as usize - body.len());
-                    body.extend_from_slice(&rest[..take]);
-                    if take < rest.len() {
-                        clean = false;
-                    }
-                    if body.len() as u64 == n {
-                        break;
-                    }
-                    rest = read_more(&mut conn, counters, &mut now, n as usize - body.len())?;
-                    if rest.is_empty() {
-                        return Err(HttpError::Protocol(format!(
-                            "truncated body: {} of {n} bytes",
-                            body.len()
-                        ))
-                        .into());
-                    }
-                }
-            }
-            Framing::Chunked => {
-                let mut dec = ChunkedDecoder::new();
-                loop {
-                    let used = dec.feed(&rest, &mut body, req.max_body)?;
-                    if dec.done() {
-                        clean = used == rest.len();
-                        break;
-                    }
-                    rest = read_more(&mut conn, counters, &mut now, READ_CHUNK)?;
-                    if rest.is_empty() {
-                        return Err(HttpError::Protocol("truncated chunked body".into()).into());
-                    }
-                }
-                trailers = dec.trailers;
-            }
-            Framing::UntilClose => loop {
-                if body.len() as u64 + rest.len() as u64 > req.max_body {
-                    return Err(HttpError::TooLarge(format!(
-                        "response body over {} bytes",
-                        req.max_body
-                    ))
-                    .into());
-                }
-                body.extend_from_slice(&rest);
-                rest = read_more(&mut conn, counters, &mut now, READ_CHUNK)?;
-                if rest.is_empty() {
-                    break;
-                }
-            },
-        }
-        self.done_us = now;
+        let (body, trailers, clean) =
+            self.read_body(&mut conn, framing, rest, req, &mut r, counters)?;
+        self.done_us = r.now;
         if clean && !early && req.keep_alive && codec::keep_alive(&head, framing) {
-            self.pool.checkin(key, conn, now);
+            self.pool.checkin(key, conn, r.now);
         }
         Ok(Response {
             status: head.status,
@@ -1046,5 +982,149 @@ impl<N: Net> Client<N> {
             final_url: String::new(),
             reused: false,
         })
+    }
+
+    /// The final response head (informational ones skipped, but a 101), and what followed it
+    /// in the reads.
+    fn read_final_head(
+        &self,
+        conn: &mut N::Conn,
+        mut chunk: Vec<u8>,
+        req: &Request,
+        r: &mut Reading,
+        counters: &mut Counters,
+    ) -> Result<(Head, Vec<u8>), Failure> {
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            counters.received += chunk.len() as u64;
+            if buf.is_empty() {
+                buf = chunk;
+            } else {
+                buf.extend_from_slice(&chunk);
+            }
+            while let Some(h) = parse_head(&buf, req.max_header_bytes)? {
+                if (100..200).contains(&h.status) && h.status != 101 {
+                    buf.drain(..h.len);
+                    continue;
+                }
+                // What follows the head, moved to the front of the buffer it came in.
+                buf.drain(..h.len);
+                return Ok((h, buf));
+            }
+            let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, r.end, r.now)?;
+            chunk = match conn.read(HEAD_CHUNK, ms) {
+                Ok(c) => c,
+                Err(NetError::Timeout) => return Err(timeout(Phase::BetweenBytes, clipped).into()),
+                Err(e) => {
+                    return Err(HttpError::Io(format!("reading the response head: {e}")).into());
+                }
+            };
+            if chunk.is_empty() {
+                return Err(
+                    HttpError::Protocol("connection closed in the response head".into()).into(),
+                );
+            }
+            r.now = self.net.now_us();
+        }
+    }
+
+    /// The body as the framing says (from `rest`, then further reads), its trailers, and
+    /// whether the connection ended exactly at its end (only then is it kept).
+    fn read_body(
+        &self,
+        conn: &mut N::Conn,
+        framing: Framing,
+        mut rest: Vec<u8>,
+        req: &Request,
+        r: &mut Reading,
+        counters: &mut Counters,
+    ) -> Result<ReadBody, Failure> {
+        let mut body = Vec::new();
+        let mut trailers = Vec::new();
+        let mut clean = true;
+        match framing {
+            Framing::None => clean = rest.is_empty(),
+            Framing::Length(n) => {
+                if n > req.max_body {
+                    return Err(HttpError::TooLarge(format!(
+                        "Content-Length {n} over the limit {}",
+                        req.max_body
+                    ))
+                    .into());
+                }
+                // Grows as bytes arrive; a huge declared length reserves no more than 1 MiB.
+                body.reserve((n as usize).min(1 << 20));
+                loop {
+                    let take = rest.len().min(n as usize - body.len());
+                    body.extend_from_slice(&rest[..take]);
+                    clean &= take == rest.len();
+                    if body.len() as u64 == n {
+                        break;
+                    }
+                    rest = self.read_more(conn, req, r, counters, n as usize - body.len())?;
+                    if rest.is_empty() {
+                        let got = body.len();
+                        let e = format!("truncated body: {got} of {n} bytes");
+                        return Err(HttpError::Protocol(e).into());
+                    }
+                }
+            }
+            Framing::Chunked => {
+                let mut dec = ChunkedDecoder::new();
+                loop {
+                    let used = dec.feed(&rest, &mut body, req.max_body)?;
+                    if dec.done() {
+                        clean = used == rest.len();
+                        break;
+                    }
+                    rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
+                    if rest.is_empty() {
+                        return Err(HttpError::Protocol("truncated chunked body".into()).into());
+                    }
+                }
+                trailers = dec.trailers;
+            }
+            Framing::UntilClose => loop {
+                if body.len() as u64 + rest.len() as u64 > req.max_body {
+                    let e = format!("response body over {} bytes", req.max_body);
+                    return Err(HttpError::TooLarge(e).into());
+                }
+                body.extend_from_slice(&rest);
+                rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
+                if rest.is_empty() {
+                    break;
+                }
+            },
+        }
+        Ok((body, trailers, clean))
+    }
+
+    /// The next bytes of the body, at most `want` (and as `limit_rate` allows).
+    fn read_more(
+        &self,
+        conn: &mut N::Conn,
+        req: &Request,
+        r: &mut Reading,
+        counters: &mut Counters,
+        want: usize,
+    ) -> Result<Vec<u8>, HttpError> {
+        let want = match req.limit_rate {
+            0 => want.clamp(1, READ_CHUNK),
+            rate => {
+                self.throttle(rate, counters.received, r.sent_at, &mut r.now);
+                want.clamp(1, (rate as usize / 8).clamp(1, READ_CHUNK))
+            }
+        };
+        let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, r.end, r.now)?;
+        let read = conn.read(want, ms);
+        r.now = self.net.now_us();
+        match read {
+            Ok(c) => {
+                counters.received += c.len() as u64;
+                Ok(c)
+            }
+            Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
+            Err(e) => Err(HttpError::Io(format!("reading the body: {e}"))),
+        }
     }
 }
