@@ -314,64 +314,23 @@ impl ChunkedDecoder {
         out: &mut Vec<u8>,
         max_body: u64,
     ) -> Result<usize, HttpError> {
-        let bad = |why: &str| HttpError::Protocol(format!("bad chunked body: {why}"));
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
             match self.state {
-                ChunkState::Size => {
-                    let digit = match b {
-                        b'0'..=b'9' => Some(b - b'0'),
-                        b'a'..=b'f' => Some(b - b'a' + 10),
-                        b'A'..=b'F' => Some(b - b'A' + 10),
-                        _ => None,
-                    };
-                    match (digit, b) {
-                        (Some(d), _) => {
-                            self.size_digits += 1;
-                            if self.size_digits > 15 {
-                                return Err(bad("chunk size too long"));
-                            }
-                            self.size = self.size * 16 + u64::from(d);
-                        }
-                        (None, b';') | (None, b' ') | (None, b'\t') if self.size_digits > 0 => {
-                            self.state = ChunkState::Extension
-                        }
-                        (None, b'\r') if self.size_digits > 0 => self.state = ChunkState::SizeLf,
-                        _ => return Err(bad("bad chunk size")),
-                    }
-                    i += 1;
-                }
+                ChunkState::Size => self.size_byte(b)?,
                 ChunkState::Extension => {
                     // Extensions are allowed and ignored, up to a bound.
                     self.line.push(b);
                     if self.line.len() > MAX_LINE {
-                        return Err(bad("chunk extension too long"));
+                        return Err(bad_chunked("chunk extension too long"));
                     }
                     if b == b'\r' {
                         self.line.clear();
                         self.state = ChunkState::SizeLf;
                     }
-                    i += 1;
                 }
-                ChunkState::SizeLf => {
-                    if b != b'\n' {
-                        return Err(bad("missing LF after chunk size"));
-                    }
-                    i += 1;
-                    if self.size == 0 {
-                        self.state = ChunkState::Trailer;
-                    } else {
-                        if out.len() as u64 + self.size > max_body {
-                            return Err(HttpError::TooLarge(format!(
-                                "response body over {max_body} bytes"
-                            )));
-                        }
-                        self.state = ChunkState::Data(self.size);
-                    }
-                    self.size = 0;
-                    self.size_digits = 0;
-                }
+                ChunkState::SizeLf => self.size_end(b, out.len() as u64, max_body)?,
                 ChunkState::Data(left) => {
                     let n = (left as usize).min(input.len() - i);
                     out.extend_from_slice(&input[i..i + n]);
@@ -382,56 +341,111 @@ impl ChunkedDecoder {
                     } else {
                         ChunkState::Data(left)
                     };
+                    continue;
                 }
-                ChunkState::DataCr => {
-                    if b != b'\r' {
-                        return Err(bad("missing CRLF after chunk data"));
+                ChunkState::DataCr | ChunkState::DataLf => {
+                    let (want, next) = match self.state {
+                        ChunkState::DataCr => (b'\r', ChunkState::DataLf),
+                        _ => (b'\n', ChunkState::Size),
+                    };
+                    if b != want {
+                        return Err(bad_chunked("missing CRLF after chunk data"));
                     }
-                    self.state = ChunkState::DataLf;
-                    i += 1;
-                }
-                ChunkState::DataLf => {
-                    if b != b'\n' {
-                        return Err(bad("missing CRLF after chunk data"));
-                    }
-                    self.state = ChunkState::Size;
-                    i += 1;
+                    self.state = next;
                 }
                 ChunkState::Trailer => {
-                    i += 1;
-                    if b != b'\n' {
-                        self.line.push(b);
-                        if self.line.len() > MAX_LINE {
-                            return Err(bad("trailer line too long"));
-                        }
-                        continue;
+                    if self.trailer_byte(b)? {
+                        return Ok(i + 1);
                     }
-                    if self.line.last() != Some(&b'\r') {
-                        return Err(bad("trailer line without CRLF"));
-                    }
-                    self.line.pop();
-                    if self.line.is_empty() {
-                        self.state = ChunkState::Done;
-                        return Ok(i);
-                    }
-                    let line = String::from_utf8_lossy(&self.line).into_owned();
-                    let (k, v) = line
-                        .split_once(':')
-                        .ok_or_else(|| bad("trailer without a colon"))?;
-                    if !valid_token(k) {
-                        return Err(bad("bad trailer name"));
-                    }
-                    if self.trailers.len() >= 64 {
-                        return Err(HttpError::TooLarge("more than 64 trailers".into()));
-                    }
-                    self.trailers.push((k.to_string(), v.trim().to_string()));
-                    self.line.clear();
                 }
                 ChunkState::Done => return Ok(i),
             }
+            i += 1;
         }
         Ok(i)
     }
+
+    /// A digit of the chunk size, or what ends it (an extension, CR).
+    fn size_byte(&mut self, b: u8) -> Result<(), HttpError> {
+        let digit = match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        };
+        match (digit, b) {
+            (Some(d), _) => {
+                self.size_digits += 1;
+                if self.size_digits > 15 {
+                    return Err(bad_chunked("chunk size too long"));
+                }
+                self.size = self.size * 16 + u64::from(d);
+            }
+            (None, b';') | (None, b' ') | (None, b'\t') if self.size_digits > 0 => {
+                self.state = ChunkState::Extension
+            }
+            (None, b'\r') if self.size_digits > 0 => self.state = ChunkState::SizeLf,
+            _ => return Err(bad_chunked("bad chunk size")),
+        }
+        Ok(())
+    }
+
+    /// The LF after a chunk size: the chunk's data next (within `max_body`), or the trailers
+    /// after the last chunk.
+    fn size_end(&mut self, b: u8, have: u64, max_body: u64) -> Result<(), HttpError> {
+        if b != b'\n' {
+            return Err(bad_chunked("missing LF after chunk size"));
+        }
+        if self.size == 0 {
+            self.state = ChunkState::Trailer;
+        } else {
+            if have + self.size > max_body {
+                return Err(HttpError::TooLarge(format!(
+                    "response body over {max_body} bytes"
+                )));
+            }
+            self.state = ChunkState::Data(self.size);
+        }
+        self.size = 0;
+        self.size_digits = 0;
+        Ok(())
+    }
+
+    /// A byte of the trailer section: true when the empty line ends the body.
+    fn trailer_byte(&mut self, b: u8) -> Result<bool, HttpError> {
+        if b != b'\n' {
+            self.line.push(b);
+            if self.line.len() > MAX_LINE {
+                return Err(bad_chunked("trailer line too long"));
+            }
+            return Ok(false);
+        }
+        if self.line.last() != Some(&b'\r') {
+            return Err(bad_chunked("trailer line without CRLF"));
+        }
+        self.line.pop();
+        if self.line.is_empty() {
+            self.state = ChunkState::Done;
+            return Ok(true);
+        }
+        let line = String::from_utf8_lossy(&self.line).into_owned();
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| bad_chunked("trailer without a colon"))?;
+        if !valid_token(k) {
+            return Err(bad_chunked("bad trailer name"));
+        }
+        if self.trailers.len() >= 64 {
+            return Err(HttpError::TooLarge("more than 64 trailers".into()));
+        }
+        self.trailers.push((k.to_string(), v.trim().to_string()));
+        self.line.clear();
+        Ok(false)
+    }
+}
+
+fn bad_chunked(why: &str) -> HttpError {
+    HttpError::Protocol(format!("bad chunked body: {why}"))
 }
 
 /// Standard base64 (RFC 4648 section 4, with or without `=` padding) to bytes; `None` for any

@@ -209,51 +209,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
     let mut pools = Vec::with_capacity(n);
     let mut names = BTreeSet::new();
     for _ in 0..n {
-        let name = r.str()?;
-        if name.is_empty() || !names.insert(name.clone()) {
-            return Err(bad("empty or repeated pool name"));
-        }
-        let strategy = match r.u8()? {
-            0 => Strategy::Sequential,
-            1 => Strategy::RoundRobin,
-            2 => Strategy::Random,
-            _ => return Err(bad("unknown strategy")),
-        };
-        let lease_ttl_ms = r.opt()?;
-        let seed = r.u64()?;
-        let mut p = Pool::new(
-            &name,
-            PoolConfig {
-                strategy,
-                lease_ttl_ms,
-                seed,
-            },
-        );
-        p.rng = r.u64()?;
-        if p.rng == 0 {
-            return Err(bad("random state is zero"));
-        }
-        p.generation = r.u64()?;
-        p.cursor = r.u128()?;
-        let nr = r.u32()?;
-        let nr = r.count(u64::from(nr), 36)?;
-        let mut ranges = BTreeMap::new();
-        let mut last: Option<u128> = None;
-        for _ in 0..nr {
-            let s = r.u128()?;
-            let e = r.u128()?;
-            let text = r.str()?;
-            if s > e || last.is_some_and(|l| s <= l) || e - s == u128::MAX {
-                return Err(bad("ranges out of order"));
-            }
-            last = Some(e);
-            p.total = p
-                .total
-                .checked_add(e - s + 1)
-                .ok_or_else(|| bad("ranges too large"))?;
-            ranges.insert(s, Range { end: e, text });
-        }
-        p.ranges = ranges;
+        let mut p = read_head(&mut r, &mut names)?;
+        read_ranges(&mut r, &mut p)?;
         p.reserved = r.intervals()?;
         p.free = r.intervals()?;
         for (s, e) in p.free.iter() {
@@ -272,67 +229,133 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
         let nb = r.u64()?;
         let nb = r.count(nb, 34)?;
         for _ in 0..nb {
-            let k = r.u128()?;
-            let tenant = r.str()?;
-            let resource = r.str()?;
-            let resource_type = match r.u8()? {
-                0 => ResourceType::Vm,
-                1 => ResourceType::Container,
-                2 => ResourceType::Pod,
-                3 => ResourceType::Custom(r.str()?),
-                _ => return Err(bad("unknown resource type")),
-            };
-            let generation = r.u64()?;
-            let expiry = r.opt()?;
-            if p.range_of(k).is_none() || p.free.contains(k) || p.slots.contains(k) {
-                return Err(bad("binding outside the ranges, free, or repeated"));
-            }
-            if generation == 0 || generation > p.generation {
-                return Err(bad("binding generation out of range"));
-            }
-            let owner = Owner {
-                tenant,
-                resource,
-                resource_type,
-            };
-            if p.find(&owner).is_some() {
-                return Err(bad("owner holds two addresses"));
-            }
-            let tenant = p.tenants.make(&owner.tenant);
-            let slot = Slot {
-                ip: k,
-                tenant,
-                pos: 0,
-                resource: crate::SmallStr::new(&owner.resource),
-                hash: owner_hash(tenant, &owner.resource, &owner.resource_type),
-                reserved: p.reserved.contains(k),
-                resource_type: owner.resource_type,
-                generation,
-                expiry,
-            };
-            p.index(slot);
+            read_binding(&mut r, &mut p)?;
         }
-        // Every address of every range is free, bound or reserved.
-        let reserved_in_ranges: u128 = p
-            .ranges
-            .iter()
-            .map(|(&s, range)| {
-                (range.end - s + 1)
-                    - p.reserved
-                        .gaps(s, range.end)
-                        .iter()
-                        .map(|(a, b)| b - a + 1)
-                        .sum::<u128>()
-            })
-            .sum();
-        let bound_reserved = p.slots.keys().filter(|&k| p.reserved.contains(k)).count() as u128;
-        if p.free.count() + p.slots.len() as u128 + reserved_in_ranges - bound_reserved != p.total {
-            return Err(bad("free, bound and reserved do not add up to the ranges"));
-        }
+        check_whole(&p)?;
         pools.push(p);
     }
     if !r.b.is_empty() {
         return Err(bad("trailing bytes"));
     }
     Ok(pools)
+}
+
+/// A pool's name (unique, not empty), configuration and cursors.
+fn read_head(r: &mut R<'_>, names: &mut BTreeSet<String>) -> Result<Pool, PoolError> {
+    let name = r.str()?;
+    if name.is_empty() || !names.insert(name.clone()) {
+        return Err(bad("empty or repeated pool name"));
+    }
+    let strategy = match r.u8()? {
+        0 => Strategy::Sequential,
+        1 => Strategy::RoundRobin,
+        2 => Strategy::Random,
+        _ => return Err(bad("unknown strategy")),
+    };
+    let lease_ttl_ms = r.opt()?;
+    let seed = r.u64()?;
+    let mut p = Pool::new(
+        &name,
+        PoolConfig {
+            strategy,
+            lease_ttl_ms,
+            seed,
+        },
+    );
+    p.rng = r.u64()?;
+    if p.rng == 0 {
+        return Err(bad("random state is zero"));
+    }
+    p.generation = r.u64()?;
+    p.cursor = r.u128()?;
+    Ok(p)
+}
+
+/// The pool's ranges, in order and apart, and their total.
+fn read_ranges(r: &mut R<'_>, p: &mut Pool) -> Result<(), PoolError> {
+    let nr = r.u32()?;
+    let nr = r.count(u64::from(nr), 36)?;
+    let mut ranges = BTreeMap::new();
+    let mut last: Option<u128> = None;
+    for _ in 0..nr {
+        let s = r.u128()?;
+        let e = r.u128()?;
+        let text = r.str()?;
+        if s > e || last.is_some_and(|l| s <= l) || e - s == u128::MAX {
+            return Err(bad("ranges out of order"));
+        }
+        last = Some(e);
+        p.total = p
+            .total
+            .checked_add(e - s + 1)
+            .ok_or_else(|| bad("ranges too large"))?;
+        ranges.insert(s, Range { end: e, text });
+    }
+    p.ranges = ranges;
+    Ok(())
+}
+
+/// One bound address: in a range, not free, not bound twice, its owner holding no other.
+fn read_binding(r: &mut R<'_>, p: &mut Pool) -> Result<(), PoolError> {
+    let k = r.u128()?;
+    let tenant = r.str()?;
+    let resource = r.str()?;
+    let resource_type = match r.u8()? {
+        0 => ResourceType::Vm,
+        1 => ResourceType::Container,
+        2 => ResourceType::Pod,
+        3 => ResourceType::Custom(r.str()?),
+        _ => return Err(bad("unknown resource type")),
+    };
+    let generation = r.u64()?;
+    let expiry = r.opt()?;
+    if p.range_of(k).is_none() || p.free.contains(k) || p.slots.contains(k) {
+        return Err(bad("binding outside the ranges, free, or repeated"));
+    }
+    if generation == 0 || generation > p.generation {
+        return Err(bad("binding generation out of range"));
+    }
+    let owner = Owner {
+        tenant,
+        resource,
+        resource_type,
+    };
+    if p.find(&owner).is_some() {
+        return Err(bad("owner holds two addresses"));
+    }
+    let tenant = p.tenants.make(&owner.tenant);
+    let slot = Slot {
+        ip: k,
+        tenant,
+        pos: 0,
+        resource: crate::SmallStr::new(&owner.resource),
+        hash: owner_hash(tenant, &owner.resource, &owner.resource_type),
+        reserved: p.reserved.contains(k),
+        resource_type: owner.resource_type,
+        generation,
+        expiry,
+    };
+    p.index(slot);
+    Ok(())
+}
+
+/// Every address of every range is free, bound or reserved.
+fn check_whole(p: &Pool) -> Result<(), PoolError> {
+    let reserved_in_ranges: u128 = p
+        .ranges
+        .iter()
+        .map(|(&s, range)| {
+            (range.end - s + 1)
+                - p.reserved
+                    .gaps(s, range.end)
+                    .iter()
+                    .map(|(a, b)| b - a + 1)
+                    .sum::<u128>()
+        })
+        .sum();
+    let bound_reserved = p.slots.keys().filter(|&k| p.reserved.contains(k)).count() as u128;
+    if p.free.count() + p.slots.len() as u128 + reserved_in_ranges - bound_reserved != p.total {
+        return Err(bad("free, bound and reserved do not add up to the ranges"));
+    }
+    Ok(())
 }

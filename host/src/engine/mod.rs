@@ -36,6 +36,7 @@ mod spawn;
 mod start;
 mod streams;
 mod tasks;
+mod udp;
 mod upload;
 mod user;
 mod web;

@@ -102,23 +102,15 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
         Ok(i) => i,
         Err(e) => return fail(e),
     };
-    let binding_on = sc.ip_binding.enabled && user.pool.is_some();
-    let pool_id = user.pool.clone().unwrap_or_default();
-    let resource = match sc.ip_binding.strategy {
-        BindStrategy::Shared => "shared".to_string(),
-        _ => format!("user-{}", user.id),
-    };
-    let own = owner(&user.tenant, &resource);
-    let per_task = sc.ip_binding.strategy == BindStrategy::PerTask
-        || sc.ip_binding.release_on == ReleaseOn::TaskEnd;
+    let addr = Addressing::of(sc, &user);
     // The address in force, and the pool it goes back to.
     let mut held: Option<(pool::Binding, String)> = None;
-    if binding_on {
+    if addr.on {
         // Nothing to bind until the pool gives an address.
         policy.pin(None);
     }
-    if binding_on && !per_task {
-        match acquire(&shared, &pool_id, &own).await {
+    if addr.on && !addr.per_task {
+        match acquire(&shared, &addr.pool_id, &addr.own).await {
             Ok(b) => held = Some(b),
             Err(e) => return fail(e),
         }
@@ -130,50 +122,24 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
     let mut n = 0u32;
     let mut error = None;
     let mut state = UserState::new(&shared, &user);
-    loop {
-        if let Some(jobs) = user.jobs.as_mut() {
-            // Open model: one iteration per scheduled start, latency counted from it. What
-            // the last one recorded goes to the run before the user waits.
-            state.flush();
-            match next_job(&shared, jobs).await {
-                Some(t) => state.scheduled = Some(t),
-                None => break,
-            }
-        } else if let Some(r) = &user.retire {
-            if r.load(Ordering::SeqCst) || shared.stop.load(Ordering::SeqCst) {
-                break;
-            }
-        } else {
-            if shared.stop.load(Ordering::SeqCst) || (iterations != 0 && n >= iterations) {
-                break;
-            }
-            // Shared iterations: the next of the run's, while there are any left.
-            if let Some(total) = sc.lifetime.shared_iterations
-                && shared.claimed.fetch_add(1, Ordering::SeqCst) >= total
-            {
-                break;
-            }
-            if sc
-                .lifetime
-                .duration
-                .is_some_and(|d| shared.started.elapsed() >= d)
-            {
-                break;
-            }
-        }
-        // This pass's data rows; unique rows run out: the user stops.
-        if !state.pick_rows() {
-            break;
-        }
+    while next_pass(
+        &shared,
+        (&mut user.jobs, &user.retire),
+        &mut state,
+        n,
+        iterations,
+    )
+    .await
+    {
         let ip = held.as_ref().map(|(b, _)| b.ip.clone());
-        if binding_on && !per_task {
+        if addr.on && !addr.per_task {
             // The policy follows the binding in force: this address, and no other.
             policy.pin(ip.as_ref().and_then(|ip| ip.parse().ok()));
         }
         // `per_task`: a task is a workflow node, with an address of its own (as the original).
-        let task_binding = (binding_on && per_task).then(|| pass::TaskBinding {
-            pool_id: &pool_id,
-            own: &own,
+        let task_binding = (addr.on && addr.per_task).then(|| pass::TaskBinding {
+            pool_id: &addr.pool_id,
+            own: &addr.own,
         });
         let pass = pass::run_task(
             &mut state,
@@ -197,31 +163,107 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
         // Ramping users loop until told to leave, whatever the lifetime's count.
         let more = user.retire.is_some() || iterations == 0 || n < iterations;
         if more && !sc.lifetime.think_time.is_zero() && user.jobs.is_none() {
-            // What happened before the pause goes to the run now, in its own interval.
-            state.flush();
-            let pause = sc
-                .lifetime
-                .think_time
-                .sample(state.random(), state.random());
-            let mut until = Instant::now() + pause;
-            if let Some(d) = sc.lifetime.duration {
-                until = until.min(shared.started + d);
-            }
-            while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
-                tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
-            }
+            think(&shared, &mut state).await;
         }
     }
     super::websocket::close_kept(&mut state, &mut inst).await;
     // A shared address belongs to the tenant; it is released at the end of the run.
     if let Some((_, from)) = &held
         && sc.ip_binding.strategy != BindStrategy::Shared
-        && let Err(e) = shared.authority.release(from, &own).await
+        && let Err(e) = shared.authority.release(from, &addr.own).await
     {
         error.get_or_insert(e);
     }
     if let Some(e) = error {
         fail(e);
+    }
+}
+
+/// Where a user's addresses come from: whether a binding is in force, its pool, the owner
+/// the pool knows the user by, and whether each task (workflow node) takes its own.
+struct Addressing {
+    on: bool,
+    pool_id: String,
+    own: pool::Owner,
+    per_task: bool,
+}
+
+impl Addressing {
+    fn of(sc: &crate::format::scenario::Scenario, user: &User) -> Addressing {
+        let resource = match sc.ip_binding.strategy {
+            BindStrategy::Shared => "shared".to_string(),
+            _ => format!("user-{}", user.id),
+        };
+        Addressing {
+            on: sc.ip_binding.enabled && user.pool.is_some(),
+            pool_id: user.pool.clone().unwrap_or_default(),
+            own: owner(&user.tenant, &resource),
+            per_task: sc.ip_binding.strategy == BindStrategy::PerTask
+                || sc.ip_binding.release_on == ReleaseOn::TaskEnd,
+        }
+    }
+}
+
+/// Whether the user runs another pass: the open model's next scheduled start, a ramping
+/// user not yet retired, or the lifetime's count, the run's shared iterations and its
+/// duration; and this pass's data rows (unique rows run out: the user stops).
+async fn next_pass(
+    shared: &Shared,
+    (jobs, retire): (&mut Option<Jobs>, &Option<Arc<AtomicBool>>),
+    state: &mut UserState<'_>,
+    n: u32,
+    iterations: u32,
+) -> bool {
+    let sc = &shared.scenario;
+    let stop = || shared.stop.load(Ordering::SeqCst);
+    if let Some(jobs) = jobs.as_mut() {
+        // Open model: one iteration per scheduled start, latency counted from it. What the
+        // last one recorded goes to the run before the user waits.
+        state.flush();
+        match next_job(shared, jobs).await {
+            Some(t) => state.scheduled = Some(t),
+            None => return false,
+        }
+    } else if let Some(r) = retire {
+        if r.load(Ordering::SeqCst) || stop() {
+            return false;
+        }
+    } else {
+        if stop() || (iterations != 0 && n >= iterations) {
+            return false;
+        }
+        // Shared iterations: the next of the run's, while there are any left.
+        if let Some(total) = sc.lifetime.shared_iterations
+            && shared.claimed.fetch_add(1, Ordering::SeqCst) >= total
+        {
+            return false;
+        }
+        if sc
+            .lifetime
+            .duration
+            .is_some_and(|d| shared.started.elapsed() >= d)
+        {
+            return false;
+        }
+    }
+    state.pick_rows()
+}
+
+/// The think time between passes (ending early when the run stops or its duration ends);
+/// what happened before it goes to the run first, in its own interval.
+async fn think(shared: &Shared, state: &mut UserState<'_>) {
+    let sc = &shared.scenario;
+    state.flush();
+    let pause = sc
+        .lifetime
+        .think_time
+        .sample(state.random(), state.random());
+    let mut until = Instant::now() + pause;
+    if let Some(d) = sc.lifetime.duration {
+        until = until.min(shared.started + d);
+    }
+    while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+        tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(50))).await;
     }
 }
 
