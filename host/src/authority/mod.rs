@@ -11,6 +11,8 @@
 //! (`POOL#INDEX`), and gives a block back when it empties.
 
 pub mod etcd;
+/// Segments' result files kept in etcd, for `merge --etcd`.
+pub mod published;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

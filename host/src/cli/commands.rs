@@ -7,11 +7,11 @@ use std::time::Duration;
 use super::args::{EtcdArgs, EtcdConn, LoadArgs, RunArgs};
 use super::finish::{EXIT_USAGE, check_outputs, finish, load, load_checked, usage};
 use super::target;
+use crate::authority::published;
 use crate::engine::{self, RunOptions};
 use crate::format::scenario;
 use crate::results::identity::{self, Identity};
 use crate::results::merge as results_file;
-use crate::results::published;
 
 const DEMO: &str = include_str!("../../scenarios/demo.yaml");
 

@@ -1,5 +1,7 @@
-//! The scenario format: the file's model and parser (`scenario`), its JSON Schema
-//! (`schema`), and templates and conditions (`template`).
+//! The scenario format: its types, which serde fills and schemars describes (`schema`, with
+//! `schema_kinds` for the UDP and WebSocket withs and `schema_fields` for what a mapping may
+//! hold), the reader that judges what they say into the run's model (`scenario`), and
+//! templates and conditions (`template`).
 
 pub mod env;
 #[cfg(test)]
@@ -7,6 +9,7 @@ mod fuzz;
 pub mod proxy;
 pub mod scenario;
 pub mod schema;
+mod schema_fields;
 mod schema_kinds;
 pub mod template;
 pub mod threshold;

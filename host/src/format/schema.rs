@@ -12,15 +12,14 @@
 
 #![allow(dead_code)]
 
-use std::any::TypeId;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_yaml::Number;
 
+pub use crate::format::schema_fields::{fields, unknown_fields};
 pub use crate::format::schema_kinds::*;
 
 /// A string; a number or true/false is read as its text.
@@ -131,95 +130,6 @@ pub struct Scenario {
     /// HTTP servers (the http-server component), each instance on its own address from a
     /// pool: `scheduler serve` runs them.
     pub servers: Option<Vec<Server>>,
-}
-
-/// An HTTP server: `instances` of it, each on the next address of `pool` (or on `address`).
-#[derive(JsonSchema, Deserialize)]
-#[schemars(deny_unknown_fields)]
-pub struct Server {
-    pub id: Text,
-    /// A pool of `workbook.ip_pools`: the instances take its first addresses.
-    pub pool: Option<Text>,
-    /// One instance's address (in place of a pool).
-    pub address: Option<Text>,
-    /// Default 1 (at most 1024).
-    pub instances: Option<u64>,
-    pub port: u64,
-    // Routes, middleware and limits are read as written, then by the http-server
-    // component's own rules (`http_server_core::Config`).
-    /// Tried in order; the first whose method and path match answers. None: 404 (405 when
-    /// the path has routes for other methods).
-    #[schemars(with = "Option<Vec<ServerRoute>>")]
-    pub routes: Option<serde_yaml::Value>,
-    /// Applied to every answer, in order.
-    #[schemars(with = "Option<Vec<ServerMiddleware>>")]
-    pub middleware: Option<serde_yaml::Value>,
-    #[schemars(with = "Option<ServerLimits>")]
-    pub limits: Option<serde_yaml::Value>,
-}
-
-#[derive(JsonSchema, Deserialize)]
-#[schemars(deny_unknown_fields)]
-pub struct ServerRoute {
-    /// GET, POST, ... (HEAD is answered by a GET route). Default: any.
-    pub method: Option<String>,
-    /// `/users/{id}` (a segment read as `{{path.id}}`), `/static/*` (the rest: `{{path.rest}}`).
-    pub path: String,
-    /// Default 200.
-    pub status: Option<u64>,
-    /// Templated as the body is.
-    pub headers: Option<BTreeMap<String, String>>,
-    /// Text with `{{path.NAME}}`, `{{query.NAME}}`, `{{header.NAME}}`, `{{server.address}}`,
-    /// `{{server.id}}`, `{{request.method}}`, `{{request.path}}`.
-    pub body: Option<Value>,
-    /// Answer with the request's own body and Content-Type.
-    pub echo: Option<bool>,
-    /// Answer this many milliseconds late (answers behind it on the connection wait too).
-    pub delay_ms: Option<u64>,
-    /// Files from this directory (relative to the scenario, read-only) for the path's `*`:
-    /// Content-Type by extension, Last-Modified and 304, one byte range, index.html.
-    pub dir: Option<String>,
-}
-
-/// `{access_log: true}`, `{headers: {..}}` or `{fault: {latency_ms, error_share, status,
-/// reset_share}}`.
-#[derive(JsonSchema, Deserialize)]
-#[schemars(deny_unknown_fields)]
-pub struct ServerMiddleware {
-    /// A line per request in `serve`'s output.
-    pub access_log: Option<bool>,
-    /// Added to every answer (templated).
-    pub headers: Option<BTreeMap<String, String>>,
-    pub fault: Option<ServerFault>,
-}
-
-#[derive(JsonSchema, Deserialize)]
-#[schemars(deny_unknown_fields)]
-pub struct ServerFault {
-    /// Added to every answer. Default 0.
-    pub latency_ms: Option<u64>,
-    /// The share (0 to 1) of answers replaced by `status`. Default 0.
-    pub error_share: Option<f64>,
-    /// Default 503.
-    pub status: Option<u64>,
-    /// The share of requests whose connection is dropped without an answer. Default 0.
-    pub reset_share: Option<f64>,
-}
-
-#[derive(JsonSchema, Deserialize)]
-#[schemars(deny_unknown_fields)]
-pub struct ServerLimits {
-    /// The request head at most, in bytes (more: 431). Default 16384.
-    pub max_head: Option<u64>,
-    /// A request body at most (more: 413). Default 16777216.
-    pub max_body: Option<u64>,
-    /// A request must be whole this long after its first byte (slow clients: 408). Default
-    /// 10000.
-    pub head_timeout_ms: Option<u64>,
-    /// An idle connection is closed after this long. Default 60000.
-    pub idle_timeout_ms: Option<u64>,
-    /// Connections at once; past it a new one is closed at once. Default 1024.
-    pub max_connections: Option<u64>,
 }
 
 #[derive(JsonSchema, Deserialize)]
@@ -789,144 +699,6 @@ pub fn json() -> String {
         "https://scheduler.invalid/scenario.schema.json".into(),
     );
     serde_json::to_string_pretty(&s).expect("a schema is JSON") + "\n"
-}
-
-/// `T`'s JSON Schema, made once.
-fn schema_of<T: JsonSchema + 'static>() -> &'static Value {
-    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static Value>>> = OnceLock::new();
-    let mut cache = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    cache
-        .entry(TypeId::of::<T>())
-        .or_insert_with(|| Box::leak(Box::new(schemars::schema_for!(T).to_value())))
-}
-
-/// The fields of `v` (read as `T`, at `path`) that `T`'s schema does not have, anywhere
-/// below: each field's path and the names its mapping has.
-pub fn unknown_fields<T: JsonSchema + 'static>(
-    v: &serde_yaml::Value,
-    path: &str,
-) -> Vec<(String, Vec<String>)> {
-    let root = schema_of::<T>();
-    let mut out = Vec::new();
-    unknown_below(root, root, v, path, &mut out);
-    out
-}
-
-fn unknown_below(
-    root: &Value,
-    node: &Value,
-    v: &serde_yaml::Value,
-    path: &str,
-    out: &mut Vec<(String, Vec<String>)>,
-) {
-    let shapes = shapes(root, node);
-    match v {
-        serde_yaml::Value::Mapping(m) => {
-            let objects: Vec<&Value> = shapes.iter().copied().filter(|s| is_object(s)).collect();
-            let mut closed = objects.iter().filter(|s| s.get("properties").is_some());
-            if closed.clone().count() > 1 {
-                // One of several mappings (an action's `with`, by its call): its own pass
-                // knows which, and judges its fields.
-                return;
-            }
-            let Some(closed) = closed.next() else {
-                // A map of names (`additionalProperties: <schema>`): each value below it.
-                let values = objects.iter().find_map(|s| s.get("additionalProperties"));
-                for (k, item) in m {
-                    if let (Some(k), Some(vs)) = (k.as_str(), values.filter(|x| x.is_object())) {
-                        unknown_below(root, vs, item, &join_path(path, k), out);
-                    }
-                }
-                return;
-            };
-            let known: Vec<String> = closed["properties"]
-                .as_object()
-                .map(|p| p.keys().cloned().collect())
-                .unwrap_or_default();
-            for (k, item) in m {
-                let Some(k) = k.as_str() else { continue };
-                match closed["properties"].get(k) {
-                    Some(field) => unknown_below(root, field, item, &join_path(path, k), out),
-                    None if closed.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                        out.push((join_path(path, k), known.clone()))
-                    }
-                    None => {}
-                }
-            }
-        }
-        serde_yaml::Value::Sequence(items) => {
-            if let Some(item) = shapes.iter().find_map(|s| s.get("items")) {
-                for (i, x) in items.iter().enumerate() {
-                    unknown_below(root, item, x, &format!("{path}[{i}]"), out);
-                }
-            }
-        }
-        serde_yaml::Value::Tagged(t) => unknown_below(root, node, &t.value, path, out),
-        _ => {}
-    }
-}
-
-/// `node` and the shapes it may take: references followed, `anyOf`/`oneOf`/`allOf` opened.
-fn shapes<'a>(root: &'a Value, node: &'a Value) -> Vec<&'a Value> {
-    let node = match node.get("$ref").and_then(Value::as_str) {
-        Some(r) => r
-            .strip_prefix("#/$defs/")
-            .and_then(|name| root.get("$defs")?.get(name))
-            .unwrap_or(&Value::Null),
-        None => node,
-    };
-    let mut out = vec![node];
-    for key in ["anyOf", "oneOf", "allOf"] {
-        for branch in node
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            out.extend(shapes(root, branch));
-        }
-    }
-    out
-}
-
-fn is_object(s: &Value) -> bool {
-    let object = Value::from("object");
-    match s.get("type") {
-        Some(Value::Array(types)) => types.contains(&object),
-        Some(t) => *t == object,
-        None => s.get("properties").is_some(),
-    }
-}
-
-fn join_path(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// The fields of `T`'s mapping, as the schema names them (the walker's list of known keys).
-pub fn fields<T: JsonSchema + 'static>() -> &'static [&'static str] {
-    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static [&'static str]>>> = OnceLock::new();
-    let mut cache = CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    cache.entry(TypeId::of::<T>()).or_insert_with(|| {
-        let schema = schemars::schema_for!(T);
-        let names: Vec<&'static str> = schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flat_map(|p| p.keys())
-            .map(|k| &*Box::leak(k.clone().into_boxed_str()))
-            .collect();
-        Box::leak(names.into_boxed_slice())
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The format's types for the `with` of UDP and WebSocket actions (serde fills them; the
-//! schema describes them), and an HTTP action's form parts (described only: the executor's
-//! rules read an HTTP action's `with`, whose own fields are in `schema`).
+//! schema describes them), an HTTP action's form parts (described only: the executor's rules
+//! read an HTTP action's `with`, whose own fields are in `schema`), and the servers.
 
 #![allow(dead_code)]
 
@@ -190,4 +190,93 @@ pub struct FormFile {
     pub filename: Option<String>,
     /// Default: guessed from the file name as curl does (else application/octet-stream).
     pub content_type: Option<String>,
+}
+
+/// An HTTP server: `instances` of it, each on the next address of `pool` (or on `address`).
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
+pub struct Server {
+    pub id: Text,
+    /// A pool of `workbook.ip_pools`: the instances take its first addresses.
+    pub pool: Option<Text>,
+    /// One instance's address (in place of a pool).
+    pub address: Option<Text>,
+    /// Default 1 (at most 1024).
+    pub instances: Option<u64>,
+    pub port: u64,
+    // Routes, middleware and limits are read as written, then by the http-server
+    // component's own rules (`http_server_core::Config`).
+    /// Tried in order; the first whose method and path match answers. None: 404 (405 when
+    /// the path has routes for other methods).
+    #[schemars(with = "Option<Vec<ServerRoute>>")]
+    pub routes: Option<serde_yaml::Value>,
+    /// Applied to every answer, in order.
+    #[schemars(with = "Option<Vec<ServerMiddleware>>")]
+    pub middleware: Option<serde_yaml::Value>,
+    #[schemars(with = "Option<ServerLimits>")]
+    pub limits: Option<serde_yaml::Value>,
+}
+
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerRoute {
+    /// GET, POST, ... (HEAD is answered by a GET route). Default: any.
+    pub method: Option<String>,
+    /// `/users/{id}` (a segment read as `{{path.id}}`), `/static/*` (the rest: `{{path.rest}}`).
+    pub path: String,
+    /// Default 200.
+    pub status: Option<u64>,
+    /// Templated as the body is.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Text with `{{path.NAME}}`, `{{query.NAME}}`, `{{header.NAME}}`, `{{server.address}}`,
+    /// `{{server.id}}`, `{{request.method}}`, `{{request.path}}`.
+    pub body: Option<Value>,
+    /// Answer with the request's own body and Content-Type.
+    pub echo: Option<bool>,
+    /// Answer this many milliseconds late (answers behind it on the connection wait too).
+    pub delay_ms: Option<u64>,
+    /// Files from this directory (relative to the scenario, read-only) for the path's `*`:
+    /// Content-Type by extension, Last-Modified and 304, one byte range, index.html.
+    pub dir: Option<String>,
+}
+
+/// `{access_log: true}`, `{headers: {..}}` or `{fault: {latency_ms, error_share, status,
+/// reset_share}}`.
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerMiddleware {
+    /// A line per request in `serve`'s output.
+    pub access_log: Option<bool>,
+    /// Added to every answer (templated).
+    pub headers: Option<BTreeMap<String, String>>,
+    pub fault: Option<ServerFault>,
+}
+
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerFault {
+    /// Added to every answer. Default 0.
+    pub latency_ms: Option<u64>,
+    /// The share (0 to 1) of answers replaced by `status`. Default 0.
+    pub error_share: Option<f64>,
+    /// Default 503.
+    pub status: Option<u64>,
+    /// The share of requests whose connection is dropped without an answer. Default 0.
+    pub reset_share: Option<f64>,
+}
+
+#[derive(JsonSchema, Deserialize)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerLimits {
+    /// The request head at most, in bytes (more: 431). Default 16384.
+    pub max_head: Option<u64>,
+    /// A request body at most (more: 413). Default 16777216.
+    pub max_body: Option<u64>,
+    /// A request must be whole this long after its first byte (slow clients: 408). Default
+    /// 10000.
+    pub head_timeout_ms: Option<u64>,
+    /// An idle connection is closed after this long. Default 60000.
+    pub idle_timeout_ms: Option<u64>,
+    /// Connections at once; past it a new one is closed at once. Default 1024.
+    pub max_connections: Option<u64>,
 }

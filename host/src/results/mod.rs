@@ -8,7 +8,6 @@ pub mod identity;
 pub mod merge;
 pub mod metrics;
 pub mod output;
-pub mod published;
 pub mod record;
 pub mod report;
 pub mod text;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::authority::etcd::Etcd;
+use super::etcd::Etcd;
 
 const PREFIX: &str = "/scheduler/results/v1/";
 const PIECE: usize = 1 << 20;
