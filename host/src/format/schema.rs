@@ -75,10 +75,15 @@ pub enum ThinkTime {
 #[schemars(deny_unknown_fields)]
 pub struct ThinkDistribution {
     /// uniform (the default, with min and max), normal (mean, stddev) or exponential (mean).
+    #[schemars(extend("default" = "uniform"))]
     pub distribution: Option<Text>,
+    /// Uniform: the shortest pause.
     pub min: Option<Duration>,
+    /// Uniform: the longest pause.
     pub max: Option<Duration>,
+    /// Normal or exponential: the mean pause.
     pub mean: Option<Duration>,
+    /// Normal: the standard deviation (cut at 0 and at mean + 4 deviations).
     pub stddev: Option<Duration>,
 }
 
@@ -107,14 +112,21 @@ impl Rate {
 pub struct Scenario {
     /// Any 1.x: "1.0", "1", "v1".
     pub version: Option<Text>,
+    /// The run's name, in reports and result files.
+    #[schemars(extend("default" = "scenario"))]
     pub name: Option<Text>,
+    /// IP pools, resources (values for templates) and data files.
     pub workbook: Option<Workbook>,
+    /// How many users, when, and for how long.
     pub load: Load,
+    /// What users can do: HTTP requests, UDP exchanges, WebSocket sessions.
     pub actions: Actions,
+    /// The graph each user walks in a pass: nodes running actions, edges between them.
     pub workflows: Workflows,
     /// k6's thresholds: metric (with tag filters, `http_req_duration{action:login}`) to
     /// expressions.
     pub thresholds: Option<indexmap::IndexMap<String, Thresholds>>,
+    /// TLS for https and wss actions: trust, client identity, versions; per tenant too.
     pub tls: Option<Tls>,
     /// An HTTP proxy for every request (`http://[user:password@]host[:port]`, port 1080 by
     /// default), or its settings; an action's `with.proxy` overrides it. The connection to
@@ -135,7 +147,9 @@ pub struct Scenario {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Workbook {
+    /// Address pools; ranges of two pools may not overlap.
     pub ip_pools: Option<Vec<IpPool>>,
+    /// Named values for templates (`{{ID.PROPERTY}}`).
     pub resources: Option<Vec<Resource>>,
     /// Rows from files, read once and shared by every user: `{{DATA_ID.COLUMN}}`.
     pub data: Option<Vec<DataFile>>,
@@ -144,6 +158,7 @@ pub struct Workbook {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct DataFile {
+    /// Templates read a row's columns as `{{ID.COLUMN}}`.
     pub id: Text,
     /// A CSV file with a header row, a JSON array of objects, or JSON lines (.csv, .json,
     /// .jsonl), relative to the scenario; at most 256 MiB.
@@ -151,17 +166,21 @@ pub struct DataFile {
     /// per_user (the default: user k takes row (k-1) mod rows), sequential (the next row
     /// each pass, over all users), random (each pass), unique (each row once; when they run
     /// out, users stop and the report says so).
+    #[schemars(extend("default" = "per_user"))]
     pub mode: Option<Text>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct IpPool {
+    /// Unique; bindings, phases and servers name the pool by it.
     pub id: Text,
+    /// Shown in reports (default: the id).
     pub name: Option<Text>,
     /// CIDRs (`127.0.10.0/24`) or `FIRST-LAST` ranges; ranges of two pools may not overlap.
     pub ranges: Vec<Text>,
     /// sequential (the default), round_robin or random.
+    #[schemars(extend("default" = "sequential"))]
     pub allocation_strategy: Option<Text>,
     /// For `run --segment I/N`: the segment that holds this pool whole (default: every
     /// segment takes a slice).
@@ -169,13 +188,16 @@ pub struct IpPool {
     /// Default false: every address of a CIDR is given, as the original gives them (a /30
     /// serves 4 users). True keeps an IPv4 CIDR's network and broadcast addresses out (/30
     /// and wider), in every mode.
+    #[schemars(extend("default" = false))]
     pub reserve_network_broadcast: Option<bool>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Resource {
+    /// Templates read its properties as `{{ID.PROPERTY}}`; not `user` or `tenant`.
     pub id: Text,
+    /// Its kind (the original's: `udp-endpoint` gives UDP actions their target).
     #[serde(rename = "type")]
     pub kind: Option<Text>,
     /// Values for `{{RESOURCE_ID.PROPERTY}}`; they may name other properties.
@@ -185,27 +207,36 @@ pub struct Resource {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Load {
+    /// The closed model: users spawned at seconds of the run.
     pub ramp_up: Option<RampUp>,
+    /// What each user does once spawned: one pass or a loop, the pause between.
     pub user_lifetime: Option<UserLifetime>,
+    /// Where users' addresses come from (ip_binding) and what happens when a pool runs out.
     pub user_resources: Option<UserResources>,
+    /// Caps: users alive at once, users started and actions run per second.
     pub concurrency: Option<Concurrency>,
     /// The open model (k6's constant- and ramping-arrival-rate), in place of ramp_up.
     pub arrival_rate: Option<ArrivalRate>,
     /// Ramping users (k6's ramping-vus), in place of ramp_up.
     pub stages: Option<Vec<Stage>>,
+    /// With stages: the users at the start of the first stage.
+    #[schemars(extend("default" = 0))]
     pub start_users: Option<u64>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Stage {
+    /// Users at the stage's end (at most 100,000).
     pub target: u64,
+    /// The stage's length: the users go linearly from the last target to this one.
     pub duration: Duration,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct RampUp {
+    /// Each phase spawns its users at its second of the run.
     pub phases: Vec<Phase>,
 }
 
@@ -213,10 +244,13 @@ pub struct RampUp {
 #[schemars(deny_unknown_fields)]
 pub struct Phase {
     /// Seconds from the start (default 0).
+    #[schemars(extend("default" = 0))]
     pub at_second: Option<f64>,
+    /// Users spawned at this second (at most 100,000 a phase).
     pub spawn_users: u64,
     /// The phase's users' tenant (`{{tenant.id}}`); default `default-tenant`, as the
     /// original's.
+    #[schemars(extend("default" = "default-tenant"))]
     pub tenant_id: Option<Text>,
     /// Their addresses from this pool instead of the binding's.
     pub ip_pool_override: Option<Text>,
@@ -226,9 +260,11 @@ pub struct Phase {
 #[schemars(deny_unknown_fields)]
 pub struct UserLifetime {
     /// once (the default) or loop.
+    #[schemars(extend("default" = "once"))]
     pub mode: Option<Text>,
     /// Passes through the workflow; 0 = until stopped or until `duration`. Default 1, or
     /// with a `duration` and no count, until the duration ends.
+    #[schemars(extend("default" = 1))]
     pub iterations: Option<u64>,
     /// The pause between a user's passes (default 0); ramping users (`stages`) keep it too.
     /// A duration, or drawn each time: `{min, max}` (uniform), `{distribution: normal, mean,
@@ -243,7 +279,9 @@ pub struct UserLifetime {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct UserResources {
+    /// Each user's source address from a pool.
     pub ip_binding: Option<IpBinding>,
+    /// What happens when the pool has no address left.
     pub capacity_management: Option<CapacityManagement>,
 }
 
@@ -253,9 +291,12 @@ pub struct UserResources {
 #[schemars(deny_unknown_fields)]
 pub struct CapacityManagement {
     /// Default false.
+    #[schemars(extend("default" = false))]
     pub wait_on_exhaustion: Option<bool>,
     /// Default 30s.
+    #[schemars(extend("default" = "30s"))]
     pub wait_timeout: Option<Duration>,
+    /// Where an address comes from when the user's pool has none left.
     pub fallback_pool: Option<Text>,
 }
 
@@ -263,18 +304,23 @@ pub struct CapacityManagement {
 #[schemars(deny_unknown_fields)]
 pub struct IpBinding {
     /// Default true when `ip_binding` is given.
+    #[schemars(extend("default" = true))]
     pub enabled: Option<bool>,
     /// Looked up only when enabled. `default`, undeclared, is the host's own address (the
     /// original's host resources pool).
     pub pool_id: Option<Text>,
     /// per_user (the default): an address for the user's life; shared: one per tenant;
     /// per_task: one per workflow node, given back when the node is done.
+    #[schemars(extend("default" = "per_user"))]
     pub strategy: Option<Text>,
     /// user_exit (the default) or task_end (an address per workflow node).
+    #[schemars(extend("default" = "user_exit"))]
     pub release_on: Option<Text>,
     /// Default false: a user with no address left fails.
+    #[schemars(extend("default" = false))]
     pub wait_on_exhaustion: Option<bool>,
     /// Default 30s.
+    #[schemars(extend("default" = "30s"))]
     pub wait_timeout: Option<Duration>,
 }
 
@@ -294,42 +340,56 @@ pub struct Concurrency {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct ArrivalRate {
+    /// Iterations started per second (`50/s`, `600/m`), with `duration`.
     pub rate: Option<Rate>,
+    /// How long the constant rate lasts.
     pub duration: Option<Duration>,
+    /// Ramping rate: each stage goes linearly to its target over its duration.
     pub stages: Option<Vec<RateStage>>,
     /// The rate at the start of the first stage (default 0/s).
+    #[schemars(extend("default" = 0))]
     pub start_rate: Option<Rate>,
     /// Users made before the start (default 10).
+    #[schemars(extend("default" = 10))]
     pub pre_allocated_users: Option<u64>,
     /// Users at most (default pre_allocated_users); past that an iteration is dropped.
     pub max_users: Option<u64>,
     /// Default `default-tenant`.
+    #[schemars(extend("default" = "default-tenant"))]
     pub tenant_id: Option<Text>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct RateStage {
+    /// The rate at the stage's end (`100/s`).
     pub target: Rate,
+    /// The stage's length.
     pub duration: Duration,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Actions {
+    /// The actions, each with a unique id.
     pub actions: Vec<Action>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Action {
+    /// Unique; templates read its results as `{{ID.status_code}}`, `{{ID.ok}}`, `{{ID.NAME}}`.
     pub id: Text,
-    /// get, post, put, delete, patch, head or options (any case).
+    /// get, post, put, delete, patch, head or options (any case); udp.send, udp.send-reply;
+    /// websocket.
     pub call: Text,
-    // Read as written, then by its call's own rules.
+    /// The call's parameters: an HTTP action's (url, headers, body, ...), a UDP action's or
+    /// a WebSocket action's. Read as written, then by its call's own rules.
     #[schemars(with = "ActionWith")]
     pub with: serde_yaml::Value,
+    /// Values taken from the answer for later templates (`{{ID.NAME}}`).
     pub export: Option<Vec<Export>>,
+    /// k6's checks on the answer: counted, they do not fail the action.
     pub checks: Option<Vec<Check>>,
     /// Tags (`{group: api}`): the report's `by_tag`, the metrics' labels, and threshold
     /// filters (`http_req_duration{group:api}`). Names of letters, digits and `_`, not
@@ -351,15 +411,23 @@ pub enum ActionWith {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct With {
+    /// http:// or https:// (templates allowed: `{{base.url}}/items`).
     pub url: String,
     /// Send from this address (a pool's, when a binding is in force).
     pub bind_ip: Option<String>,
+    /// Allocate the source address from this pool for the action (with tenant).
     pub pool: Option<String>,
+    /// The tenant the action's address is allocated for (with pool).
     pub tenant: Option<String>,
+    /// The owner the pool knows the address by (default: the action's id).
     pub resource: Option<String>,
+    /// vm, container, pod or custom.
+    #[schemars(extend("default" = "custom"))]
     pub resource_type: Option<String>,
     /// after_action or keep.
+    #[schemars(extend("default" = "after_action"))]
     pub release: Option<String>,
+    /// Request headers (templated).
     pub headers: Option<BTreeMap<String, Text>>,
     /// Text, or JSON (sent compact, typed application/json).
     pub body: Option<Value>,
@@ -373,25 +441,40 @@ pub struct With {
     /// part `{file, filename, content_type}` streamed from the file. Content-Type is set
     /// with its boundary unless `headers` names one.
     pub form: Option<BTreeMap<String, FormField>>,
+    /// Each phase's deadline in milliseconds: dns_ms, connect_ms, first_byte_ms,
+    /// between_bytes_ms, total_ms.
     pub timeouts: Option<Timeouts>,
     /// The whole request's deadline (the original's).
     pub timeout: Option<Duration>,
+    /// The whole request's deadline in milliseconds (the original's).
+    #[schemars(extend("default" = 120000))]
     pub timeout_ms: Option<u64>,
     /// Retries after the first attempt (default 0), or the policy.
     pub retries: Option<Retries>,
     /// Default: followed, at most 10.
     pub redirects: Option<Redirects>,
     /// Default 67108864 (64 MiB).
+    #[schemars(extend("default" = 67108864))]
     pub max_response_body: Option<u64>,
+    /// The original's spelling of max_response_body.
+    #[schemars(extend("default" = 67108864))]
     pub response_body_limit: Option<u64>,
     /// Default 65536.
+    #[schemars(extend("default" = 65536))]
     pub max_header_bytes: Option<u64>,
     /// Default true.
+    #[schemars(extend("default" = true))]
     pub keep_alive: Option<bool>,
     /// Ask for gzip, deflate and decode the body (curl's --compressed).
+    #[schemars(extend("default" = false))]
     pub decompress: Option<bool>,
+    /// Read the body but keep none of it (bytes are counted).
+    #[schemars(extend("default" = false))]
     pub discard_body: Option<bool>,
+    /// Keep none of the answer's headers.
+    #[schemars(extend("default" = false))]
     pub discard_headers: Option<bool>,
+    /// The server name (SNI) to send and verify.
     pub tls: Option<ActionTls>,
     /// An HTTP proxy for this action (`""` or false for none), over the scenario's.
     pub proxy: Option<Value>,
@@ -406,10 +489,12 @@ pub struct With {
     pub limit_rate: Option<u64>,
     /// Send the user's cookies and keep those the answers set (RFC 6265; default true,
     /// each user its own jar, as k6).
+    #[schemars(extend("default" = true))]
     pub cookies: Option<bool>,
     /// "1.1" (default); "2": HTTP/2 only (over https chosen by ALPN, over http with prior
     /// knowledge, h2c); "auto": HTTP/2 over https when the server chooses it by ALPN, else
     /// HTTP/1.1. One HTTP/2 connection per user and origin, kept across requests.
+    #[schemars(extend("default" = "1.1"))]
     pub http_version: Option<Text>,
     /// Follow-up tasks added when the action succeeds (the original's).
     pub dynamic_tasks: Option<Vec<DynamicTask>>,
@@ -431,7 +516,9 @@ pub struct DynamicTask {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Outgoing {
+    /// The original's node after the task.
     pub target: Text,
+    /// A name for it, not used.
     pub label: Option<Text>,
 }
 
@@ -497,6 +584,7 @@ pub struct RedirectPolicy {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct ActionTls {
+    /// The name sent (SNI) and verified, in place of the URL's host.
     pub server_name: Option<String>,
 }
 
@@ -508,9 +596,11 @@ pub struct Export {
     pub kind: Option<Text>,
     /// `{{ACTION_ID.NAME}}` in later templates.
     pub name: Text,
+    /// For type header: the header's name (default: the export's name).
     pub header: Option<Text>,
     /// An RFC 6901 pointer, for json.
     pub pointer: Option<Text>,
+    /// The original's; exports are the user's whatever it says.
     pub scope: Option<Text>,
     /// The value when extraction fails (the action does not fail then).
     pub default: Option<Text>,
@@ -529,41 +619,55 @@ pub enum Codes {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Check {
+    /// Shown in the report; default: the kind and what it checks (`status 200`).
     pub name: Option<Text>,
+    /// The answer's status is this code or one of these.
     pub status: Option<Codes>,
+    /// The body contains this text.
     pub body_contains: Option<Text>,
+    /// The body matches this regular expression.
     pub body_matches: Option<Text>,
+    /// This header is present (or with equals, contains, matches: its value is).
     pub header: Option<Text>,
     /// An RFC 6901 pointer: present, or with equals/contains/matches.
     pub json: Option<Text>,
     /// `<500ms`, `<=1s`.
     pub duration: Option<Text>,
+    /// With header or json: the value equals this.
     pub equals: Option<Text>,
+    /// With header or json: the value contains this.
     pub contains: Option<Text>,
+    /// With header or json: the value matches this regular expression.
     pub matches: Option<Text>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Workflows {
+    /// The nodes; each pass starts at the first.
     pub nodes: Vec<Node>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Node {
+    /// Unique; the first node is where each pass starts, edges name nodes by it.
     pub id: Text,
     /// action, wait or end.
     #[serde(rename = "type")]
+    #[schemars(extend("default" = "action"))]
     pub kind: Option<Text>,
+    /// The action this node runs (type action).
     pub action: Option<Text>,
     /// The original's scheduling priority (one node runs at a time per user here).
     pub priority: Option<i64>,
     /// A wait node's event.
     pub on: Option<WaitOn>,
+    /// Where the pass goes after this node: the first edge whose trigger holds.
     pub edges: Option<Vec<Edge>>,
     /// Run this action in each user's first pass only (log in once, then loop); later
     /// passes follow its edges as that run ended, its exports kept. Default false.
+    #[schemars(extend("default" = false))]
     pub once: Option<bool>,
 }
 
@@ -572,6 +676,7 @@ pub struct Node {
 pub struct WaitOn {
     /// packet-rx (packet.rx).
     pub event: Text,
+    /// The reply waited for, and what it must be.
     #[serde(rename = "match")]
     pub matching: Option<WaitMatch>,
 }
@@ -580,8 +685,11 @@ pub struct WaitOn {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct WaitMatch {
+    /// The udp.send-reply action whose reply the node waits for.
     pub action_id: Option<Text>,
+    /// The original's task id (its own objects), not used.
     pub task_id: Option<Text>,
+    /// The original's socket id (its own objects), not used.
     pub sock_id: Option<u64>,
     #[serde(flatten)]
     pub expect: UdpExpect,
@@ -590,8 +698,11 @@ pub struct WaitMatch {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Edge {
+    /// The node this edge leads to.
     pub to: Text,
+    /// When the edge is taken; without one, always.
     pub trigger: Option<Trigger>,
+    /// A name for the edge (the original's), not used.
     pub label: Option<Text>,
 }
 
@@ -632,11 +743,18 @@ pub enum ThresholdItem {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Threshold {
+    /// The expression: `p(95)<500`, `rate<0.01`, `avg<200`, `count>100`.
     pub threshold: Text,
+    /// Stop the run when it is crossed (exit 99).
+    #[schemars(extend("default" = false))]
     pub abort_on_fail: Option<bool>,
+    /// k6's spelling of abort_on_fail.
     #[serde(rename = "abortOnFail")]
+    #[schemars(extend("default" = false))]
     pub abort_on_fail_k6: Option<bool>,
+    /// Judge it for aborting only after this long into the run.
     pub delay_abort_eval: Option<Duration>,
+    /// k6's spelling of delay_abort_eval.
     #[serde(rename = "delayAbortEval")]
     pub delay_abort_eval_k6: Option<Duration>,
 }
@@ -675,12 +793,18 @@ pub struct ProxySettings {
 pub struct TlsSettings {
     /// A PEM file of CA certificates, or several.
     pub ca_file: Option<Files>,
+    /// Accept any certificate (curl's -k).
+    #[schemars(extend("default" = false))]
     pub insecure_skip_verify: Option<bool>,
+    /// A PEM certificate (chain) to present, with client_key.
     pub client_cert: Option<Text>,
+    /// The client certificate's PEM private key.
     pub client_key: Option<Text>,
     /// "1.2" or "1.3".
     pub min_version: Option<Text>,
+    /// "1.2" or "1.3".
     pub max_version: Option<Text>,
+    /// The name sent (SNI) and verified, in place of the URL's host.
     pub server_name: Option<Text>,
 }
 
@@ -713,6 +837,23 @@ mod tests {
         assert!(fields::<Tls>().contains(&"tenants"));
         assert!(fields::<Tls>().contains(&"ca_file"), "flattened settings");
         assert!(fields::<Threshold>().contains(&"abortOnFail"));
+    }
+
+    /// One source for every field: each property the schema has carries its description.
+    #[test]
+    fn every_field_is_described() {
+        let schema: Value = serde_json::from_str(&json()).unwrap();
+        let mut bare = Vec::new();
+        let defs = schema["$defs"].as_object().cloned().unwrap_or_default();
+        let types = std::iter::once(("Scenario".to_string(), schema.clone())).chain(defs);
+        for (name, t) in types {
+            for (field, v) in t["properties"].as_object().into_iter().flatten() {
+                if v.get("description").is_none() {
+                    bare.push(format!("{name}.{field}"));
+                }
+            }
+        }
+        assert!(bare.is_empty(), "fields without a description: {bare:?}");
     }
 
     /// The copy editors use is what the types generate (`just schema` writes it).

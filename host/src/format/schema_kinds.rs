@@ -18,41 +18,59 @@ use crate::format::schema::{ActionTls, Duration, Text, Timeouts};
 pub struct UdpWith {
     /// `host:port` with an IP literal (`[::1]:7` for IPv6).
     pub target: Option<Text>,
+    /// The target's address, with peer_port (in place of target).
     pub peer_ip: Option<Text>,
+    /// The target's port, with peer_ip.
     pub peer_port: Option<Text>,
     /// Text (templates rendered).
     pub payload: Option<Text>,
     /// Bytes, as hex digits.
     pub payload_hex: Option<Text>,
+    /// Send from this address (the user's pool address when a binding is in force).
     pub bind_ip: Option<Text>,
     /// The wait for a reply, each try (3000 by default).
+    #[schemars(extend("default" = 3000))]
     pub timeout_ms: Option<u64>,
+    /// The original's spelling of timeout_ms.
     #[serde(rename = "timeout-ms")]
     pub timeout_ms_original: Option<u64>,
+    /// The wait for a reply, each try, as a duration (over timeout_ms).
     pub timeout: Option<Duration>,
+    /// The original's retry policy: max tries after the first, backoff between.
     pub retry: Option<UdpRetry>,
+    /// Tries after the first.
+    #[schemars(extend("default" = 0))]
     pub retries: Option<u64>,
     /// What the reply must be.
     pub expect: Option<UdpExpect>,
     /// The longest reply read (65535).
+    #[schemars(extend("default" = 65535))]
     pub max_reply: Option<u64>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct UdpRetry {
+    /// Tries after the first (negative: none).
+    #[schemars(extend("default" = 0))]
     pub max: Option<i64>,
+    /// The wait between tries, in milliseconds.
+    #[schemars(extend("default" = 0))]
     pub backoff_ms: Option<u64>,
 }
 
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct UdpExpect {
+    /// The reply as text equals this.
     pub equals: Option<Text>,
+    /// The reply as text contains this.
     pub contains: Option<Text>,
     /// A regular expression.
     pub matches: Option<Text>,
+    /// The reply's exact bytes, as hex digits.
     pub payload_hex: Option<Text>,
+    /// The reply's length in bytes.
     pub len: Option<u64>,
 }
 
@@ -68,23 +86,34 @@ pub struct WebSocketWith {
     pub session: Option<Text>,
     /// Keep the session open after the steps, across the user's later actions and iterations
     /// (closed with 1001 when the user ends). Default false: closed with 1000 after the steps.
+    #[schemars(extend("default" = false))]
     pub keep_open: Option<bool>,
+    /// What the action does on the session, in order.
     pub steps: Option<Vec<WsStep>>,
+    /// Added to the opening handshake (not its own Upgrade, Connection, Sec-WebSocket-*).
     pub headers: Option<BTreeMap<String, Text>>,
     /// Offered in order of preference (Sec-WebSocket-Protocol).
     pub subprotocols: Option<Vec<Text>>,
     /// The largest message received, in bytes (16 MiB by default); a larger one fails the
     /// session with 1009.
+    #[schemars(extend("default" = 16777216))]
     pub max_message: Option<u64>,
     /// The opening's deadline (connect, TLS, handshake).
     pub timeout: Option<Duration>,
+    /// The opening's phases' deadlines, in milliseconds.
     pub timeouts: Option<Timeouts>,
+    /// Open from this address (the user's pool address when a binding is in force).
     pub bind_ip: Option<String>,
+    /// For wss://: the server name (SNI) to send and verify.
     pub tls: Option<ActionTls>,
+    /// Addresses for `host:port` in place of resolving it (curl's --resolve).
     pub resolve: Option<Vec<Text>>,
+    /// 4 or 6: connect over that family only.
     pub ip_version: Option<u64>,
+    /// The local port, or the first free one of a range (`"8000-8010"`).
     pub local_port: Option<Value>,
     /// Send the user's cookies with the handshake and keep those it sets (default true).
+    #[schemars(extend("default" = true))]
     pub cookies: Option<bool>,
 }
 
@@ -101,10 +130,12 @@ pub struct WsStep {
     pub receive: Option<WsReceive>,
     /// Ping with this payload (at most 125 bytes) and wait for the pong.
     pub ping: Option<Text>,
+    /// Pause this long (ends early when the run stops).
     pub sleep: Option<Duration>,
     /// The closing handshake: a code (1000 by default), or `{code, reason}`.
     pub close: Option<WsCloseStep>,
     /// How long a receive, ping or close waits (10s by default).
+    #[schemars(extend("default" = "10s"))]
     pub timeout: Option<Duration>,
 }
 
@@ -114,6 +145,7 @@ pub struct WsStep {
 pub struct WsReceive {
     /// The text (templates rendered).
     pub equals: Option<Text>,
+    /// The text contains this (templates rendered).
     pub contains: Option<Text>,
     /// A regular expression on the text.
     pub matches: Option<Text>,
@@ -130,8 +162,11 @@ pub struct WsReceive {
 pub struct WsJson {
     /// RFC 6901, e.g. `/data/id`.
     pub pointer: Text,
+    /// The value equals this.
     pub equals: Option<Text>,
+    /// The value contains this.
     pub contains: Option<Text>,
+    /// The value matches this regular expression.
     pub matches: Option<Text>,
 }
 
@@ -159,6 +194,7 @@ pub enum WsCloseStep {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct WsExport {
+    /// `{{ACTION.NAME}}` in later templates.
     pub name: String,
     /// A JSON pointer into the message (default: the whole text).
     pub pointer: Option<String>,
@@ -168,6 +204,7 @@ pub struct WsExport {
 #[schemars(deny_unknown_fields)]
 pub struct WsClose {
     /// 1000-1003, 1007-1014 or 3000-4999 (default 1000).
+    #[schemars(extend("default" = 1000))]
     pub code: Option<u64>,
     /// At most 123 bytes.
     pub reason: Option<String>,
@@ -196,13 +233,16 @@ pub struct FormFile {
 #[derive(JsonSchema, Deserialize)]
 #[schemars(deny_unknown_fields)]
 pub struct Server {
+    /// Unique; `{{server.id}}` in answers.
     pub id: Text,
     /// A pool of `workbook.ip_pools`: the instances take its first addresses.
     pub pool: Option<Text>,
     /// One instance's address (in place of a pool).
     pub address: Option<Text>,
     /// Default 1 (at most 1024).
+    #[schemars(extend("default" = 1))]
     pub instances: Option<u64>,
+    /// The port each instance listens on (1 to 65535).
     pub port: u64,
     // Routes, middleware and limits are read as written, then by the http-server
     // component's own rules (`http_server_core::Config`).
@@ -213,6 +253,7 @@ pub struct Server {
     /// Applied to every answer, in order.
     #[schemars(with = "Option<Vec<ServerMiddleware>>")]
     pub middleware: Option<serde_yaml::Value>,
+    /// Bounds on requests and connections.
     #[schemars(with = "Option<ServerLimits>")]
     pub limits: Option<serde_yaml::Value>,
 }
@@ -225,6 +266,7 @@ pub struct ServerRoute {
     /// `/users/{id}` (a segment read as `{{path.id}}`), `/static/*` (the rest: `{{path.rest}}`).
     pub path: String,
     /// Default 200.
+    #[schemars(extend("default" = 200))]
     pub status: Option<u64>,
     /// Templated as the body is.
     pub headers: Option<BTreeMap<String, String>>,
@@ -249,6 +291,7 @@ pub struct ServerMiddleware {
     pub access_log: Option<bool>,
     /// Added to every answer (templated).
     pub headers: Option<BTreeMap<String, String>>,
+    /// Faults injected into answers: latency, errors, dropped connections.
     pub fault: Option<ServerFault>,
 }
 
@@ -269,14 +312,19 @@ pub struct ServerFault {
 #[schemars(deny_unknown_fields)]
 pub struct ServerLimits {
     /// The request head at most, in bytes (more: 431). Default 16384.
+    #[schemars(extend("default" = 16384))]
     pub max_head: Option<u64>,
     /// A request body at most (more: 413). Default 16777216.
+    #[schemars(extend("default" = 16777216))]
     pub max_body: Option<u64>,
     /// A request must be whole this long after its first byte (slow clients: 408). Default
     /// 10000.
+    #[schemars(extend("default" = 10000))]
     pub head_timeout_ms: Option<u64>,
     /// An idle connection is closed after this long. Default 60000.
+    #[schemars(extend("default" = 60000))]
     pub idle_timeout_ms: Option<u64>,
     /// Connections at once; past it a new one is closed at once. Default 1024.
+    #[schemars(extend("default" = 1024))]
     pub max_connections: Option<u64>,
 }
