@@ -150,7 +150,12 @@ fn checked<T>(
         strict,
     };
     let out = f(&mut w, &root);
-    let lines = lines::Lines::of(text);
+    let asked = w
+        .problems
+        .iter()
+        .chain(&w.warnings)
+        .map(|p| p.path.as_str());
+    let lines = lines::Lines::of(text, asked);
     for p in w.problems.iter_mut().chain(w.warnings.iter_mut()) {
         p.line = p.line.or_else(|| lines.line(&p.path));
     }
