@@ -119,7 +119,8 @@ fn is_object(s: &Value) -> bool {
     }
 }
 
-fn join_path(path: &str, key: &str) -> String {
+/// `path.key` (`key` at the top): a field's path, here and in the scenario reader's problems.
+pub(crate) fn join_path(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {

@@ -175,15 +175,14 @@ fn common_with(w: &mut Walker, with: &serde_json::Value, path: &str) {
 
 /// One of an action's `export`s at `ep`.
 fn export(w: &mut Walker, e: schema::Export, ep: &str) -> Export {
-    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
     let name = e.name.text();
-    let kind = match text(&e.kind).as_deref() {
+    let kind = match opt_text(&e.kind).as_deref() {
         None | Some("content") if name == "status_code" => ExportKind::StatusCode,
         // `assert`: the original declares it and never runs it; read as content.
         None | Some("content") | Some("body") | Some("assert") => ExportKind::Body,
         Some("status_code") | Some("status") => ExportKind::StatusCode,
-        Some("header") => ExportKind::Header(text(&e.header).unwrap_or_else(|| name.clone())),
-        Some("json") => match text(&e.pointer) {
+        Some("header") => ExportKind::Header(opt_text(&e.header).unwrap_or_else(|| name.clone())),
+        Some("json") => match opt_text(&e.pointer) {
             Some(p) if p.is_empty() || p.starts_with('/') => ExportKind::JsonPointer(p),
             Some(p) => {
                 w.problem(
@@ -212,7 +211,7 @@ fn export(w: &mut Walker, e: schema::Export, ep: &str) -> Export {
     Export {
         name,
         kind,
-        default: text(&e.default),
+        default: opt_text(&e.default),
     }
 }
 

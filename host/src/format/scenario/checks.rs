@@ -83,8 +83,7 @@ pub(super) fn matcher(
     [equals, contains, matches]: [&Option<schema::Text>; 3],
     path: &str,
 ) -> Option<Match> {
-    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
-    match (text(equals), text(contains), text(matches)) {
+    match (opt_text(equals), opt_text(contains), opt_text(matches)) {
         (Some(v), ..) => Some(Match::Equals(v)),
         (_, Some(v), _) => Some(Match::Contains(v)),
         (.., Some(v)) => regex_at(w, &v, &join(path, "matches")).map(Match::Matches),
@@ -95,7 +94,6 @@ pub(super) fn matcher(
 /// One entry of an action's `checks`: exactly one of `status`, `body_contains`,
 /// `body_matches`, `header`, `json`, `duration`, with an optional `name`.
 pub(super) fn check(w: &mut Walker, c: schema::Check, path: &str) -> Option<Check> {
-    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
     let status = c.status.as_ref().map(|codes| match codes {
         schema::Codes::One(n) => (vec![*n], n.to_string()),
         // The name a list had as YAML: `- 200 - 201`.
@@ -109,11 +107,11 @@ pub(super) fn check(w: &mut Walker, c: schema::Check, path: &str) -> Option<Chec
     });
     let given: Vec<(&str, String)> = [
         ("status", status.as_ref().map(|s| s.1.clone())),
-        ("body_contains", text(&c.body_contains)),
-        ("body_matches", text(&c.body_matches)),
-        ("header", text(&c.header)),
-        ("json", text(&c.json)),
-        ("duration", text(&c.duration)),
+        ("body_contains", opt_text(&c.body_contains)),
+        ("body_matches", opt_text(&c.body_matches)),
+        ("header", opt_text(&c.header)),
+        ("json", opt_text(&c.json)),
+        ("duration", opt_text(&c.duration)),
     ]
     .into_iter()
     .filter_map(|(k, v)| Some((k, v?)))
@@ -154,7 +152,7 @@ pub(super) fn check(w: &mut Walker, c: schema::Check, path: &str) -> Option<Chec
         }
         _ => duration_check(w, detail, &at)?,
     };
-    let name = text(&c.name).unwrap_or_else(|| format!("{what} {detail}"));
+    let name = opt_text(&c.name).unwrap_or_else(|| format!("{what} {detail}"));
     Some(Check { name, kind })
 }
 

@@ -54,7 +54,7 @@ pub(super) fn data_sources(
     for (i, m) in files {
         let path = format!("workbook.data[{i}]");
         let (id, file) = (m.id.text(), m.file.text());
-        let mode = match m.mode.as_ref().map(schema::Text::text).as_deref() {
+        let mode = match opt_text(&m.mode).as_deref() {
             None | Some("per_user") => DataMode::PerUser,
             Some("sequential") => DataMode::Sequential,
             Some("random") => DataMode::Random,

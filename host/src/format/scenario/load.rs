@@ -139,7 +139,7 @@ fn phases(w: &mut Walker, phases: &[schema::Phase], pools: &[PoolSpec]) -> Vec<P
                 "at most 100000 users per phase",
             );
         }
-        let pool = m.ip_pool_override.as_ref().map(schema::Text::text);
+        let pool = opt_text(&m.ip_pool_override);
         if let Some(p) = &pool
             && !pools.iter().any(|x| &x.id == p)
         {
@@ -151,7 +151,7 @@ fn phases(w: &mut Walker, phases: &[schema::Phase], pools: &[PoolSpec]) -> Vec<P
         out.push(Phase {
             at,
             users: m.spawn_users.min(100_000) as u32,
-            tenant: m.tenant_id.as_ref().map(schema::Text::text),
+            tenant: opt_text(&m.tenant_id),
             pool,
         });
     }
@@ -161,7 +161,7 @@ fn phases(w: &mut Walker, phases: &[schema::Phase], pools: &[PoolSpec]) -> Vec<P
 /// `load.user_lifetime`: once or loop, how many passes, the pause between them, the deadline.
 fn lifetime(w: &mut Walker, m: &schema::UserLifetime, stages: bool) -> Lifetime {
     let p = "load.user_lifetime";
-    let mode = match m.mode.as_ref().map(schema::Text::text).as_deref() {
+    let mode = match opt_text(&m.mode).as_deref() {
         None | Some("once") => Mode::Once,
         Some("loop") => Mode::Loop,
         Some(other) => {
@@ -219,7 +219,7 @@ fn ip_binding(
 ) -> IpBinding {
     let mut b = Load::default().ip_binding;
     b.enabled = m.enabled.unwrap_or(true);
-    b.pool = m.pool_id.as_ref().map(schema::Text::text);
+    b.pool = opt_text(&m.pool_id);
     // The original looks the pool up only when the binding is enabled.
     if let Some(id) = b.pool.clone()
         && b.enabled
@@ -240,7 +240,7 @@ fn ip_binding(
             w.problem(&join(p, "pool_id"), format!("no ip pool {id:?}"));
         }
     }
-    b.strategy = match m.strategy.as_ref().map(schema::Text::text).as_deref() {
+    b.strategy = match opt_text(&m.strategy).as_deref() {
         None | Some("per_user") => BindStrategy::PerUser,
         Some("shared") => BindStrategy::Shared,
         Some("per_task") => BindStrategy::PerTask,
@@ -252,7 +252,7 @@ fn ip_binding(
             BindStrategy::PerUser
         }
     };
-    b.release_on = match m.release_on.as_ref().map(schema::Text::text).as_deref() {
+    b.release_on = match opt_text(&m.release_on).as_deref() {
         None | Some("user_exit") => ReleaseOn::UserExit,
         Some("task_end") => ReleaseOn::TaskEnd,
         Some(other) => {
@@ -328,7 +328,7 @@ fn capacity(
     if let Some(d) = w.dur(m.wait_timeout.as_ref(), &join(p, "wait_timeout")) {
         b.wait_timeout = d;
     }
-    b.fallback_pool = m.fallback_pool.as_ref().map(schema::Text::text);
+    b.fallback_pool = opt_text(&m.fallback_pool);
     if let Some(id) = &b.fallback_pool
         && b.enabled
         && !pools.iter().any(|x| &x.id == id)

@@ -58,7 +58,7 @@ pub(super) fn scenario_proxy(w: &mut Walker, v: Option<&Value>) -> ScenarioProxy
         Some(schema::Proxy::Settings(m)) => m,
     };
     out.url = proxy_url(w, m.url.as_ref(), "proxy.url");
-    out.no_proxy = m.no_proxy.as_ref().map(schema::Text::text);
+    out.no_proxy = opt_text(&m.no_proxy);
     for (tenant, url) in m.tenants.unwrap_or_default() {
         let url = proxy_url(w, Some(&url), &join("proxy.tenants", &tenant));
         out.tenants.push((tenant, url));

@@ -63,7 +63,7 @@ pub(super) fn arrival_rate(w: &mut Walker, m: &schema::ArrivalRate) -> Option<Ar
         start_rate,
         pre_allocated_users: pre as u32,
         max_users: max as u32,
-        tenant: m.tenant_id.as_ref().map(schema::Text::text),
+        tenant: opt_text(&m.tenant_id),
         stride: (0, 1),
     })
 }

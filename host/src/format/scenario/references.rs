@@ -20,8 +20,8 @@ pub(super) fn dynamic_tasks(w: &mut Walker, v: Option<&Value>, path: &str) -> Ve
         if let Err(e) = template::check(&id) {
             w.problem(&join(&tp, "id"), e);
         }
-        let action = t.action_id.as_ref().map(schema::Text::text);
-        let action = match t.kind.as_ref().map(schema::Text::text).as_deref() {
+        let action = opt_text(&t.action_id);
+        let action = match opt_text(&t.kind).as_deref() {
             None | Some("action") => {
                 if action.is_none() {
                     w.problem(&join(&tp, "action_id"), "required (kind action)");

@@ -53,7 +53,7 @@ pub(super) fn think(w: &mut Walker, t: &schema::ThinkTime, path: &str) -> Think 
     let mut d = |k: &str, v: &Option<schema::Duration>| w.dur(v.as_ref(), &join(path, k));
     let (min, max) = (d("min", &m.min), d("max", &m.max));
     let (mean, stddev) = (d("mean", &m.mean), d("stddev", &m.stddev));
-    match m.distribution.as_ref().map(schema::Text::text).as_deref() {
+    match opt_text(&m.distribution).as_deref() {
         None | Some("uniform") => match (min, max) {
             (Some(a), Some(b)) if a <= b => Think::Uniform(a, b),
             (Some(_), Some(_)) => {

@@ -10,7 +10,6 @@ pub(super) fn tls_settings(
     base: &compose::tls::TlsSettings,
 ) -> compose::tls::TlsSettings {
     use compose::tls::TlsVersion;
-    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
     let mut s = base.clone();
     match &m.ca_file {
         None => {}
@@ -22,7 +21,7 @@ pub(super) fn tls_settings(
     if let Some(b) = m.insecure_skip_verify {
         s.insecure = b;
     }
-    match (text(&m.client_cert), text(&m.client_key)) {
+    match (opt_text(&m.client_cert), opt_text(&m.client_key)) {
         (Some(c), Some(k)) => s.client_identity = Some((c.into(), k.into())),
         (None, None) => {}
         (Some(_), None) => w.problem(&join(path, "client_key"), "required with client_cert"),
@@ -32,7 +31,7 @@ pub(super) fn tls_settings(
         ("min_version", &m.min_version, &mut s.min_version),
         ("max_version", &m.max_version, &mut s.max_version),
     ] {
-        if let Some(v) = text(given) {
+        if let Some(v) = opt_text(given) {
             match TlsVersion::parse(&v) {
                 Some(v) => *slot = Some(v),
                 None => w.problem(
@@ -47,7 +46,7 @@ pub(super) fn tls_settings(
     {
         w.problem(&join(path, "min_version"), "above max_version");
     }
-    if let Some(n) = text(&m.server_name) {
+    if let Some(n) = opt_text(&m.server_name) {
         if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c == '/') {
             w.problem(
                 &join(path, "server_name"),

@@ -21,7 +21,7 @@ pub(super) fn udp_with(
     let m = w.typed::<schema::UdpWith>(v, path)?;
     let at = |k: &str| join(path, k);
     let target = udp_target(w, &m, path, resources)?;
-    let payload = match (text(&m.payload), text(&m.payload_hex)) {
+    let payload = match (opt_text(&m.payload), opt_text(&m.payload_hex)) {
         (Some(t), None) => UdpPayload::Text(t),
         (None, Some(h)) => UdpPayload::Bytes(hex_at(w, &h, &at("payload_hex"))?),
         (None, None) => UdpPayload::Bytes(Vec::new()),
@@ -60,17 +60,13 @@ pub(super) fn udp_with(
         reply,
         target,
         payload,
-        bind_ip: text(&m.bind_ip),
+        bind_ip: opt_text(&m.bind_ip),
         timeout_ms: timeout_ms.clamp(1, 3_600_000),
         retries: retries.min(100) as u32,
         backoff_ms: backoff_ms.min(600_000),
         expect,
         max_reply: m.max_reply.unwrap_or(65_535).clamp(1, 65_535) as u32,
     })
-}
-
-fn text(t: &Option<schema::Text>) -> Option<String> {
-    t.as_ref().map(schema::Text::text)
 }
 
 /// `target`, or `peer_ip` and `peer_port`, or the one `udp-endpoint` resource's; one without
@@ -82,7 +78,11 @@ fn udp_target(
     resources: &[Resource],
 ) -> Option<UdpTarget> {
     let at = join(path, "target");
-    let target = match (text(&m.target), text(&m.peer_ip), text(&m.peer_port)) {
+    let target = match (
+        opt_text(&m.target),
+        opt_text(&m.peer_ip),
+        opt_text(&m.peer_port),
+    ) {
         (Some(t), None, None) => UdpTarget::Addr(t),
         (None, Some(ip), Some(port)) => UdpTarget::Parts(ip, port),
         (None, None, None) => {
@@ -134,7 +134,7 @@ pub(super) fn udp_expect(w: &mut Walker, e: &schema::UdpExpect, path: &str) -> O
         Match::Exists => None,
         other => Some(other),
     };
-    let bytes = match text(&e.payload_hex) {
+    let bytes = match opt_text(&e.payload_hex) {
         Some(h) => Some(hex_at(w, &h, &join(path, "payload_hex"))?),
         None => None,
     };

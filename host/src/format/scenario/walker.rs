@@ -194,13 +194,13 @@ fn serde_message(at: String, message: &str) -> (String, String) {
     (at, format!("expected {words}"))
 }
 
-pub(super) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+/// An optional text field's text (a number or true/false as written).
+pub(super) fn opt_text(t: &Option<schema::Text>) -> Option<String> {
+    t.as_ref().map(schema::Text::text)
 }
+
+/// `path.key` (`key` at the top).
+pub(super) use crate::format::schema_fields::join_path as join;
 
 pub(super) fn get<'a>(m: &'a serde_yaml::Mapping, k: &str) -> Option<&'a Value> {
     m.get(Value::String(k.to_string()))

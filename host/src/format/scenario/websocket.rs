@@ -150,13 +150,12 @@ fn step(w: &mut Walker, s: schema::WsStep, path: &str) -> Option<WsStep> {
             "only a receive, ping or close waits",
         );
     }
-    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
     Some(match kind {
-        "send" => WsStep::Send(text(&s.send)?),
-        "send_hex" => WsStep::SendHex(hex_at(w, &text(&s.send_hex)?, &at)?),
+        "send" => WsStep::Send(opt_text(&s.send)?),
+        "send_hex" => WsStep::SendHex(hex_at(w, &opt_text(&s.send_hex)?, &at)?),
         "receive" => WsStep::Receive(receive(w, s.receive?, &at, timeout_ms)?),
         "ping" => WsStep::Ping {
-            payload: text(&s.ping).unwrap_or_default(),
+            payload: opt_text(&s.ping).unwrap_or_default(),
             timeout_ms,
         },
         "sleep" => WsStep::Sleep(w.dur(s.sleep.as_ref(), &at)?),

@@ -79,12 +79,7 @@ fn ip_pools(w: &mut Walker, pools: Vec<(usize, Result<schema::IpPool, String>)>)
             }
         }
         let spath = join(&path, "allocation_strategy");
-        let strategy = match m
-            .allocation_strategy
-            .as_ref()
-            .map(schema::Text::text)
-            .as_deref()
-        {
+        let strategy = match opt_text(&m.allocation_strategy).as_deref() {
             None | Some("sequential") => Strategy::Sequential,
             Some("round_robin") => Strategy::RoundRobin,
             Some("random") => Strategy::Random,
@@ -126,7 +121,7 @@ fn resource(w: &mut Walker, i: usize, r: schema::Resource) -> Resource {
     }
     Resource {
         id,
-        kind: r.kind.as_ref().map(schema::Text::text),
+        kind: opt_text(&r.kind),
         properties: r
             .properties
             .unwrap_or_default()

@@ -50,15 +50,11 @@ pub(super) fn workflows(
 /// One node: its kind (an action, a wait for a UDP reply, the end) and its edges. The
 /// original's `priority` orders nothing here (a user runs one node at a time).
 fn node(w: &mut Walker, n: schema::Node, path: &str, actions: &[Action]) -> Node {
-    let kind = match n.kind.as_ref().map(schema::Text::text).as_deref() {
+    let kind = match opt_text(&n.kind).as_deref() {
         Some("end") => NodeKind::End,
         Some("wait") => NodeKind::Wait(wait(w, n.on.as_ref(), path, actions)),
         None | Some("action") => {
-            let a = n
-                .action
-                .as_ref()
-                .map(schema::Text::text)
-                .unwrap_or_default();
+            let a = opt_text(&n.action).unwrap_or_default();
             if a.is_empty() {
                 w.problem(&join(path, "action"), "required");
             } else if !actions.iter().any(|x| x.id == a) {
@@ -115,7 +111,7 @@ fn wait(w: &mut Walker, on: Option<&schema::WaitOn>, path: &str, actions: &[Acti
     if let Some(mm) = &on.matching {
         let mp = join(path, "on.match");
         // The original's task and socket ids name its own objects.
-        wait.action = mm.action_id.as_ref().map(schema::Text::text);
+        wait.action = opt_text(&mm.action_id);
         if let Some(e) = udp_expect(w, &mm.expect, &mp) {
             wait.expect = e;
         }
@@ -137,9 +133,8 @@ fn wait(w: &mut Walker, on: Option<&schema::WaitOn>, path: &str, actions: &[Acti
 /// (never taken, as in the original; worth a warning).
 fn trigger(w: &mut Walker, t: schema::Trigger, ep: &str) -> Trigger {
     let path = join(ep, "trigger");
-    let text = |t: &Option<schema::Text>| t.as_ref().map(schema::Text::text);
     let mut out = Trigger {
-        condition: text(&t.condition),
+        condition: opt_text(&t.condition),
         ..Trigger::default()
     };
     if let Some(c) = &out.condition
@@ -148,7 +143,7 @@ fn trigger(w: &mut Walker, t: schema::Trigger, ep: &str) -> Trigger {
         w.problem(&join(&path, "condition"), e);
     }
     for (key, given) in [("on", &t.on), ("event", &t.event), ("status", &t.status)] {
-        if let Some(given) = text(given) {
+        if let Some(given) = opt_text(given) {
             match Outcome::parse(&given) {
                 Some(o) => out.on = Some(o),
                 None => w.problem(
