@@ -2,6 +2,7 @@
 //! this crate's build script), and the composition itself.
 
 mod graph;
+pub mod memory;
 pub mod tls;
 mod tls_host;
 

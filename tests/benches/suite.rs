@@ -970,59 +970,92 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
     );
 
     let users = if quick { 50 } else { 1000 };
-    // As a run configures it (`host/src/runtime`): the pooling allocator, memories filled from
-    // their data segments (no copy-on-write image: one mapping fewer a memory).
-    let (per_user, rss_per_user) = instantiate_users(&bytes, users, reps, false);
-    t.row(
-        "6",
-        "instantiate per user (pooling allocator, pre-instantiated)",
-        fmt(&per_user, "us"),
-        "-".into(),
-        "-".into(),
-        &t.judged("<= 50 us", per_user.median <= 50.0),
-    );
-    t.row(
-        "7",
-        &format!("host RSS per idle user ({users} users held)"),
-        fmt(&rss_per_user, "KiB"),
-        "-".into(),
-        "-".into(),
-        "reported",
-    );
+    // As a run makes them (`compose::memory`): memories filled from their data segments (no
+    // copy-on-write image: one mapping fewer a memory), in the pool and in the arena.
+    use compose::memory::MemoryMode;
+    let mut pool = None;
+    for (mode, what) in [
+        (MemoryMode::Pool, "pooling allocator"),
+        (MemoryMode::Arena, "memory arena, runs past 2,700 users"),
+    ] {
+        let (per_user, rss_per_user) = instantiate_users(&bytes, users, reps, Memories::Run(mode));
+        t.row(
+            "6",
+            &format!("instantiate per user ({what}, pre-instantiated, fresh slots)"),
+            fmt(&per_user, "us"),
+            "-".into(),
+            "-".into(),
+            &t.judged("<= 50 us", per_user.median <= 50.0),
+        );
+        t.row(
+            "7",
+            &format!("host RSS per idle user ({users} users held, {what})"),
+            fmt(&rss_per_user, "KiB"),
+            "-".into(),
+            "-".into(),
+            "reported",
+        );
+        pool.get_or_insert(per_user.median);
+    }
     // What copy-on-write images would give, at three more mappings a user (not used: a
     // process holds `vm.max_map_count` of them): the data pages mapped, not copied and
     // faulted in.
-    let (images, images_rss) = instantiate_users(&bytes, users, reps, true);
+    let (images, images_rss) = instantiate_users(&bytes, users, reps, Memories::Images);
     t.row(
         "6",
         "instantiate per user with copy-on-write memory images (3 more mappings a user; not used)",
         fmt(&images, "us"),
         format!("RSS {}", fmt(&images_rss, "KiB")),
-        format!("{:.2} x", per_user.median / images.median),
+        format!("{:.2} x pool", pool.unwrap_or(f64::NAN) / images.median),
         "reported",
     );
 }
 
-/// `users` instances of the artifact made and held at once (a few times): the time and the
-/// resident memory each took.
-fn instantiate_users(bytes: &[u8], users: u32, reps: usize, images: bool) -> (Stat, Stat) {
+/// How the memories of row 6's instances are made.
+#[derive(Clone, Copy)]
+enum Memories {
+    /// As a run makes them (`compose::memory`).
+    Run(compose::memory::MemoryMode),
+    /// The pooling allocator with copy-on-write images (not used by runs).
+    Images,
+}
+
+/// An engine set up as `how` says, for `users` instances alive at once.
+fn engine_for(how: Memories, users: u32) -> Engine {
     let mut config = Config::new();
-    config.memory_init_cow(images);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(
-        compose::pooling_config(users + 2),
-    ));
-    let engine = Engine::new(&config).unwrap();
-    let component = Component::new(&engine, bytes).unwrap();
-    let mut linker: Linker<Ctx> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
-    compose::tls::add_to_linker(&mut linker).unwrap();
-    let pre = linker.instantiate_pre(&component).unwrap();
+    match how {
+        Memories::Run(mode) => compose::memory::configure(&mut config, users + 2, mode).unwrap(),
+        Memories::Images => {
+            config.memory_init_cow(true);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+                compose::pooling_config(users + 2),
+            ));
+        }
+    }
+    Engine::new(&config).unwrap()
+}
+
+/// `users` instances of the artifact made and held at once (a few times): the time and the
+/// resident memory each took. Each time on a fresh engine, as a run's users are made: slots
+/// never used before (the artifact compiled once, loaded into each engine).
+fn instantiate_users(bytes: &[u8], users: u32, reps: usize, how: Memories) -> (Stat, Stat) {
+    let compiled = Component::new(&engine_for(how, 2), bytes)
+        .unwrap()
+        .serialize()
+        .unwrap();
     let rss = || rss_kib(std::process::id());
     let mut per_user = Vec::new();
     let mut rss_per_user = Vec::new();
     // The run's TLS client is made once (its roots read once); each user gets its context.
     let tls = compose::tls::TlsClient::new(&compose::tls::TlsSettings::default()).unwrap();
     for _ in 0..reps.min(3) {
+        let engine = engine_for(how, users);
+        // SAFETY: bytes this process serialized just now, for an engine of the same settings.
+        let component = unsafe { Component::deserialize(&engine, &compiled) }.unwrap();
+        let mut linker: Linker<Ctx> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+        compose::tls::add_to_linker(&mut linker).unwrap();
+        let pre = linker.instantiate_pre(&component).unwrap();
         let before = rss();
         let start = Instant::now();
         let mut held = Vec::with_capacity(users as usize);

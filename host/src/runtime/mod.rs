@@ -1,7 +1,6 @@
 //! The wasmtime side: the artifact compiled once, pre-instantiated, instances from the pooling
 //! allocator (one per user), and a socket policy per instance.
 
-pub mod arena;
 pub mod body;
 mod errors;
 pub mod lookup;
@@ -16,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -187,13 +186,6 @@ impl Policy {
     }
 }
 
-/// Address space one user's memories reserve by default (four slots of 4 GiB and 2 GiB guard).
-const MEMORY_SLOT_DEFAULT: u64 = 4 * (6 << 30);
-/// Address space the memory pool may take (half of a 47-bit process).
-const ADDRESS_BUDGET: u64 = 64 << 40;
-/// A memory's largest size (`compose::pooling_config`'s `max_memory_size`).
-const MAX_MEMORY: u64 = 512 << 20;
-
 /// WASI (its output streams' drops bounded), the host's `wasi:tls` and the policed name
 /// lookup: what every instance links.
 fn linker(engine: &Engine) -> Result<Linker<UserCtx>, String> {
@@ -313,42 +305,9 @@ impl Runtime {
     pub fn new(max_instances: u32, tls: Tls) -> Result<Runtime, String> {
         let slots = max_instances.max(2);
         let mut config = Config::new();
-        // Memories start from their data segments copied in, not from a copy-on-write image:
-        // the image is one more memory mapping per memory (three per user), and a process has
-        // `vm.max_map_count` of them (65,530 by default). Resident memory is the same.
-        config.memory_init_cow(false);
-        // Each memory's slot reserves 4 GiB and a 2 GiB guard by default (bounds checks done by
-        // the MMU): four memories a user, 24 GiB of address space, so past a few thousand users
-        // the pool no longer fits in the 128 TiB of a process. Larger runs reserve each memory's
-        // limit (512 MiB) instead, with bounds checks in the code.
-        //
-        // Those runs take their memories from one arena instead (`crate::runtime::arena`: one mapping
-        // for all, bounds checks in the code), on the on-demand allocator: the pool's slots
-        // cost two memory mappings a memory, six a user, and a process holds
-        // `vm.max_map_count` of them. A user then holds two (its fiber stack and its guard
-        // page). `SCHEDULER_MEMORY=arena` (or `pool`) picks either for any run.
-        let arena = match std::env::var("SCHEDULER_MEMORY").as_deref() {
-            Ok("arena") => true,
-            Ok("pool") => false,
-            _ => u64::from(slots) * MEMORY_SLOT_DEFAULT > ADDRESS_BUDGET,
-        };
-        if arena {
-            // Four memories a user (three components' and room), each at most 512 MiB, within
-            // the address budget.
-            let memories = u64::from(slots) * 4 + 16;
-            let slot = MAX_MEMORY.min(ADDRESS_BUDGET / memories);
-            let arena = crate::runtime::arena::Arena::new(memories as usize, slot as usize)?;
-            config
-                .memory_reservation(0)
-                .memory_guard_size(0)
-                .memory_reservation_for_growth(0)
-                .with_host_memory(Arc::new(crate::runtime::arena::ArenaCreator(arena)));
-            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-        } else {
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(
-                compose::pooling_config(slots),
-            ));
-        }
+        // The arena, or the pool when asked for (`compose::memory`).
+        let mode = compose::memory::MemoryMode::for_run();
+        compose::memory::configure(&mut config, slots, mode)?;
         let engine = Engine::new(&config).map_err(fail("engine"))?;
         // The artifact built into this binary, or another one (a drop-in build to compare).
         let component = match std::env::var_os("SCHEDULER_EXECUTOR") {

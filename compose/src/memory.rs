@@ -1,19 +1,79 @@
-//! Linear memories for runs of many users, from one arena: a single anonymous read-write
-//! mapping cut into equal slots, so that a user's memories add no memory mapping of their
-//! own. The pooling allocator gives each memory a slot of its own protection (the accessible
-//! part and the rest, two mappings a memory, six a user), and a process may hold
-//! `vm.max_map_count` mappings (65,530): with the arena a user holds about two (its fiber
-//! stack and the stack's guard page).
+//! How a run's linear memories are made, in its two modes, for the scheduler host and the
+//! benchmarks alike.
 //!
-//! Safety rests on wasmtime's explicit bounds checks: the engine that uses the arena reserves
-//! nothing and has no guard region (`memory_reservation(0)`, `memory_guard_size(0)`), so
-//! compiled code checks every access against the memory's current size. A slot is never
+//! - **pool**: wasmtime's pooling allocator; each memory in a slot of its own (the accessible
+//!   part and the rest: two mappings a memory, six a user), memories filled from their data
+//!   segments (no copy-on-write image: that is one more mapping a memory).
+//! - **arena**: for runs of many users, linear memories from one arena, a single anonymous
+//!   read-write mapping cut into equal slots, so that a user's memories add no memory mapping
+//!   of their own: a process may hold `vm.max_map_count` mappings (65,530), and with the arena
+//!   a user holds about two (its fiber stack and the stack's guard page).
+//!
+//! The arena's safety rests on wasmtime's explicit bounds checks: the engine that uses it
+//! reserves nothing and has no guard region (`memory_reservation(0)`, `memory_guard_size(0)`),
+//! so compiled code checks every access against the memory's current size. A slot is never
 //! shared while its memory lives, and it is zeroed (its pages given back) when the memory is
 //! dropped, before another memory takes it.
 
 use std::sync::{Arc, Mutex};
 
-use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
+use wasmtime::{Config, InstanceAllocationStrategy, LinearMemory, MemoryCreator, MemoryType};
+
+/// Address space the memories may take (half of a 47-bit process).
+const ADDRESS_BUDGET: u64 = 64 << 40;
+/// A memory's largest size (`pooling_config`'s `max_memory_size`).
+const MAX_MEMORY: u64 = 512 << 20;
+
+/// Where a run's memories come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryMode {
+    Pool,
+    Arena,
+}
+
+impl MemoryMode {
+    /// `SCHEDULER_MEMORY=pool` (or `arena`), else the arena, for every run. Measured
+    /// (2026-12-04, bench row 6, fresh slots as a run's users take them): the arena makes a
+    /// user's instance in 47 us, 24 KiB and two mappings, the pool in 70 us, 36 KiB and eight
+    /// (each fresh slot is made accessible with an `mprotect`), and a load of 64 users runs as
+    /// fast on either (the arena's bounds checks in the code cost nothing measurable there).
+    /// The pool is also bounded in users: each memory's slot reserves 4 GiB and a 2 GiB guard,
+    /// 24 GiB a user, so past about 2,700 users it no longer fits the address budget (asked
+    /// for anyway, the engine says so).
+    pub fn for_run() -> MemoryMode {
+        match std::env::var("SCHEDULER_MEMORY").as_deref() {
+            Ok("pool") => MemoryMode::Pool,
+            _ => MemoryMode::Arena,
+        }
+    }
+}
+
+/// Set up `config` for `slots` users' instances alive at once, their memories made as `mode`
+/// says; memories always start from their data segments copied in.
+pub fn configure(config: &mut Config, slots: u32, mode: MemoryMode) -> Result<(), String> {
+    config.memory_init_cow(false);
+    match mode {
+        MemoryMode::Pool => {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(crate::pooling_config(
+                slots,
+            )));
+        }
+        MemoryMode::Arena => {
+            // Four memories a user (three components' and room), each at most 512 MiB, within
+            // the address budget.
+            let memories = u64::from(slots) * 4 + 16;
+            let slot = MAX_MEMORY.min(ADDRESS_BUDGET / memories);
+            let arena = Arena::new(memories as usize, slot as usize)?;
+            config
+                .memory_reservation(0)
+                .memory_guard_size(0)
+                .memory_reservation_for_growth(0)
+                .with_host_memory(Arc::new(ArenaCreator(arena)));
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        }
+    }
+    Ok(())
+}
 
 pub struct Arena {
     base: usize,
