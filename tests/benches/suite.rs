@@ -16,6 +16,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Instant;
 
+use integration_tests::driven::{self, DrivenExecutor, DrivenSocket};
 use integration_tests::nginx::{Nginx, children_cpu};
 use integration_tests::*;
 use serde_json::json;
@@ -142,10 +143,10 @@ fn bulk(t: &mut Table, quick: bool, reps: usize) {
         s.shutdown(std::net::Shutdown::Write).unwrap();
         total as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64
     };
-    let mut g = SocketGuest::new();
+    let mut g = DrivenSocket::new();
     let mut guest = || {
         let s = g.tcp4();
-        g.connect(s, &addr("127.0.0.1", port)).unwrap();
+        g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
         let start = Instant::now();
         let mut sent = 0;
         while sent < total {
@@ -182,10 +183,10 @@ fn ping_pong(t: &mut Table, quick: bool, reps: usize) {
         }
         start.elapsed().as_secs_f64() * 1e6 / n as f64
     };
-    let mut g = SocketGuest::new();
+    let mut g = DrivenSocket::new();
     let mut guest = || {
         let s = g.tcp4();
-        g.connect(s, &addr("127.0.0.1", port)).unwrap();
+        g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
         let start = Instant::now();
         for _ in 0..n {
             g.send(s, b"x").unwrap();
@@ -1133,6 +1134,15 @@ fn main() {
         let rate = executor_gets(&mut Executor::new(), &url, 20_000);
         println!("ours: {rate:.0} req/s");
     }
+    // A new connection per request through the artifact alone, for profiling:
+    // `--only new-connection`.
+    if only.as_deref() == Some("new-connection")
+        && let Some(ng) = nginx()
+    {
+        let url = format!("http://127.0.0.1:{}/", ng.port);
+        let us = cpu_per_new_connection(&mut DrivenExecutor::new(), &url, 20_000);
+        println!("ours: {us:.1} us of CPU a request");
+    }
     if want("https") {
         https(&mut t, quick, reps);
         https_load(&mut t, quick, reps);
@@ -1261,14 +1271,13 @@ fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf, u16)> {
 
 /// `n` GETs of `url` through `ex`, each on a new connection: this process's CPU per request,
 /// in microseconds.
-fn cpu_per_new_connection(ex: &mut Executor, url: &str, n: usize) -> f64 {
+fn cpu_per_new_connection(ex: &mut DrivenExecutor, url: &str, n: usize) -> f64 {
     let c = own_cpu();
     for _ in 0..n {
         let o = ex
             .run(
-                HttpMethod::Get,
+                driven::HttpMethod::Get,
                 json!({ "url": url, "keep_alive": false }),
-                vec![],
             )
             .unwrap();
         assert_eq!(o.status, 200);
@@ -1277,17 +1286,31 @@ fn cpu_per_new_connection(ex: &mut Executor, url: &str, n: usize) -> f64 {
 }
 
 /// One GET of `url` (a body of `size` bytes, discarded) through `ex`: MiB per second.
-fn download_rate(ex: &mut Executor, url: &str, size: f64) -> f64 {
+fn download_rate(ex: &mut DrivenExecutor, url: &str, size: f64) -> f64 {
     let start = Instant::now();
     let o = ex
         .run(
-            HttpMethod::Get,
+            driven::HttpMethod::Get,
             json!({ "url": url, "discard_body": true, "max_response_body": 200u64 << 20 }),
-            vec![],
         )
         .unwrap();
     assert_eq!(o.body_length as f64, size);
     size / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `n` sequential keep-alive GETs of `url` through `ex`: requests per second.
+fn driven_gets(ex: &mut DrivenExecutor, url: &str, n: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        let o = ex
+            .run(
+                driven::HttpMethod::Get,
+                json!({ "url": url, "discard_body": true }),
+            )
+            .unwrap();
+        assert_eq!(o.status, 200);
+    }
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// This process's CPU time so far (user + system), in seconds.
@@ -1385,7 +1408,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
 
     // 7a: a new connection (and handshake) per request: client CPU per request.
     let n = if quick { 20 } else { 2_000 };
-    let (mut ex, _) = Executor::with_tls(&settings);
+    let mut ex = DrivenExecutor::with_tls(&settings);
     let ours = || cpu_per_new_connection(&mut ex, &url, n);
     let native = || {
         let c = own_cpu();
@@ -1400,7 +1423,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     let (o, r) = ab(reps, &mut ours, &mut native);
     // The same through the artifact over plain HTTP: what is not TLS in the figure above.
     let plain = format!("http://127.0.0.1:{}/", plain_port);
-    let mut ex_plain = Executor::new();
+    let mut ex_plain = DrivenExecutor::new();
     let p = stat(
         (0..reps)
             .map(|_| cpu_per_new_connection(&mut ex_plain, &plain, n))
@@ -1425,8 +1448,8 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
 
     // 7b: sequential keep-alive GETs over TLS.
     let n = if quick { 50 } else { 5_000 };
-    let (mut ex, _) = Executor::with_tls(&settings);
-    let mut ours = || executor_gets(&mut ex, &url, n);
+    let mut ex = DrivenExecutor::with_tls(&settings);
+    let mut ours = || driven_gets(&mut ex, &url, n);
     let mut native = || {
         let mut s = native_tls_connect(&config, port);
         let start = Instant::now();
@@ -1447,7 +1470,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
 
     // 7c: 100 MB over TLS.
     let big = format!("https://127.0.0.1:{port}/big");
-    let (mut ex, _) = Executor::with_tls(&settings);
+    let mut ex = DrivenExecutor::with_tls(&settings);
     let size = 100.0 * 1024.0 * 1024.0;
     let reps_bulk = if quick { 1 } else { 3 };
     let mut ours = || download_rate(&mut ex, &big, size);
@@ -1460,7 +1483,7 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
     let (o, r) = ab(reps_bulk, &mut ours, &mut native);
     // The same file over plain HTTP through the artifact: what is not TLS in the figure.
     let big_plain = format!("http://127.0.0.1:{big_plain_port}/big");
-    let mut ex_plain = Executor::new();
+    let mut ex_plain = DrivenExecutor::new();
     let p = stat(
         (0..reps_bulk)
             .map(|_| download_rate(&mut ex_plain, &big_plain, size))

@@ -15,6 +15,7 @@ pub mod socket_bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "socket-component" });
 }
 
+pub mod driven;
 pub mod etcd;
 pub mod gunicorn;
 pub mod http_server;
