@@ -74,6 +74,11 @@ fn worker(
     outs: &[crate::engine::Out],
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(exe);
+    // The machine's user threads shared out between the workers, unless set already.
+    if std::env::var_os("SCHEDULER_THREADS").is_none() {
+        let share = crate::engine::threads().div_ceil(n as usize);
+        cmd.env("SCHEDULER_THREADS", share.to_string());
+    }
     cmd.arg("run")
         .arg(path)
         .args([

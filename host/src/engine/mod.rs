@@ -49,6 +49,7 @@ use limits::*;
 use progress::*;
 use shards::*;
 pub use streams::Out;
+pub use shards::threads;
 use streams::*;
 use user::*;
 

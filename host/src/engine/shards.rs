@@ -14,7 +14,7 @@ pub(super) struct Shards {
 
 impl Shards {
     pub(super) fn start(users: usize) -> Result<Shards, String> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = threads();
         let mut shards = Shards {
             handles: Vec::new(),
             threads: Vec::new(),
@@ -62,3 +62,15 @@ impl Drop for Shards {
         }
     }
 }
+
+/// How many threads run users: `SCHEDULER_THREADS` when set to a positive number (processes
+/// sharing one machine, as several segments or workers do, each take a share rather than all
+/// contending for every core), else the cores this process may use.
+pub fn threads() -> usize {
+    std::env::var("SCHEDULER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
