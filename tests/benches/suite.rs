@@ -1171,8 +1171,9 @@ fn main() {
     {
         soak(&mut t, quick, &ng);
     }
-    // 50,000 users alive at once (about 80 s): `--only users` (USERS=N for another count).
-    if only.as_deref() == Some("users") {
+    // 50,000 users alive at once (about 80 s): in full runs, or `--only users` (USERS=N for
+    // another count).
+    if only.as_deref() == Some("users") || (only.is_none() && !quick) {
         users_at_once(&mut t, quick);
     }
     if want("gzip") {

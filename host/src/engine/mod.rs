@@ -47,9 +47,9 @@ use action::*;
 pub use action::{allow_proxy, allow_resolved, allow_url, target_of_url};
 use limits::*;
 use progress::*;
+pub use shards::threads;
 use shards::*;
 pub use streams::Out;
-pub use shards::threads;
 use streams::*;
 use user::*;
 
