@@ -40,10 +40,18 @@ impl MemoryMode {
     /// The pool is also bounded in users: each memory's slot reserves 4 GiB and a 2 GiB guard,
     /// 24 GiB a user, so past about 2,700 users it no longer fits the address budget (asked
     /// for anyway, the engine says so).
-    pub fn for_run() -> MemoryMode {
-        match std::env::var("SCHEDULER_MEMORY").as_deref() {
-            Ok("pool") => MemoryMode::Pool,
-            _ => MemoryMode::Arena,
+    pub fn for_run() -> Result<MemoryMode, String> {
+        match std::env::var("SCHEDULER_MEMORY") {
+            Ok(v) => MemoryMode::parse(&v),
+            Err(_) => Ok(MemoryMode::Arena),
+        }
+    }
+
+    fn parse(v: &str) -> Result<MemoryMode, String> {
+        match v {
+            "arena" => Ok(MemoryMode::Arena),
+            "pool" => Ok(MemoryMode::Pool),
+            _ => Err(format!("SCHEDULER_MEMORY={v:?}: expected arena or pool")),
         }
     }
 }
@@ -234,6 +242,14 @@ unsafe impl MemoryCreator for ArenaCreator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_are_named_or_refused() {
+        assert_eq!(MemoryMode::parse("arena"), Ok(MemoryMode::Arena));
+        assert_eq!(MemoryMode::parse("pool"), Ok(MemoryMode::Pool));
+        let e = MemoryMode::parse("Pool").unwrap_err();
+        assert!(e.contains("expected arena or pool"), "{e}");
+    }
 
     #[test]
     fn slots_are_separate_zeroed_and_reused() {

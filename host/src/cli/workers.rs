@@ -74,10 +74,11 @@ fn worker(
     outs: &[crate::engine::Out],
 ) -> std::io::Result<Child> {
     let mut cmd = Command::new(exe);
-    // The machine's user threads shared out between the workers, unless set already.
+    // The machine's cores shared out between the workers, unless the threads are set already
+    // (each worker then reads the setting, and refuses a bad one).
     if std::env::var_os("SCHEDULER_THREADS").is_none() {
-        let share = crate::engine::threads().div_ceil(n as usize);
-        cmd.env("SCHEDULER_THREADS", share.to_string());
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        cmd.env("SCHEDULER_THREADS", cores.div_ceil(n as usize).to_string());
     }
     cmd.arg("run")
         .arg(path)

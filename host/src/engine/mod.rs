@@ -47,7 +47,6 @@ use action::*;
 pub use action::{allow_proxy, allow_resolved, allow_url, target_of_url};
 use limits::*;
 use progress::*;
-pub use shards::threads;
 use shards::*;
 pub use streams::Out;
 use streams::*;

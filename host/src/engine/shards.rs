@@ -14,7 +14,7 @@ pub(super) struct Shards {
 
 impl Shards {
     pub(super) fn start(users: usize) -> Result<Shards, String> {
-        let cores = threads();
+        let cores = threads()?;
         let mut shards = Shards {
             handles: Vec::new(),
             threads: Vec::new(),
@@ -63,13 +63,37 @@ impl Drop for Shards {
     }
 }
 
-/// How many threads run users: `SCHEDULER_THREADS` when set to a positive number (processes
-/// sharing one machine, as several segments or workers do, each take a share rather than all
-/// contending for every core), else the cores this process may use.
-pub fn threads() -> usize {
-    std::env::var("SCHEDULER_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+/// How many threads run users: `SCHEDULER_THREADS` when set (processes sharing one machine,
+/// as several segments or workers do, each take a share rather than all contending for every
+/// core), else the cores this process may use.
+fn threads() -> Result<usize, String> {
+    let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("SCHEDULER_THREADS") {
+        Ok(v) => parse_threads(&v),
+        Err(_) => Ok(cores()),
+    }
+}
+
+fn parse_threads(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "SCHEDULER_THREADS={v:?}: expected a number of threads from 1 to 1024"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_threads;
+
+    #[test]
+    fn thread_counts_are_read_or_refused() {
+        assert_eq!(parse_threads("3"), Ok(3));
+        assert_eq!(parse_threads(" 1 "), Ok(1));
+        for bad in ["0", "-1", "two", "", "1025"] {
+            let e = parse_threads(bad).unwrap_err();
+            assert!(e.contains("SCHEDULER_THREADS"), "{e}");
+        }
+    }
 }

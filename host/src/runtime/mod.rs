@@ -306,7 +306,7 @@ impl Runtime {
         let slots = max_instances.max(2);
         let mut config = Config::new();
         // The arena, or the pool when asked for (`compose::memory`).
-        let mode = compose::memory::MemoryMode::for_run();
+        let mode = compose::memory::MemoryMode::for_run()?;
         compose::memory::configure(&mut config, slots, mode)?;
         let engine = Engine::new(&config).map_err(fail("engine"))?;
         // The artifact built into this binary, or another one (a drop-in build to compare).
