@@ -42,8 +42,8 @@ impl MemoryMode {
     /// for anyway, the engine says so).
     pub fn for_run() -> Result<MemoryMode, String> {
         match std::env::var("SCHEDULER_MEMORY") {
-            Ok(v) => MemoryMode::parse(&v),
-            Err(_) => Ok(MemoryMode::Arena),
+            Ok(v) if !v.is_empty() => MemoryMode::parse(&v),
+            _ => Ok(MemoryMode::Arena),
         }
     }
 

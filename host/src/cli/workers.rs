@@ -76,7 +76,7 @@ fn worker(
     let mut cmd = Command::new(exe);
     // The machine's cores shared out between the workers, unless the threads are set already
     // (each worker then reads the setting, and refuses a bad one).
-    if std::env::var_os("SCHEDULER_THREADS").is_none() {
+    if std::env::var_os("SCHEDULER_THREADS").is_none_or(|v| v.is_empty()) {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         cmd.env("SCHEDULER_THREADS", cores.div_ceil(n as usize).to_string());
     }

@@ -69,8 +69,8 @@ impl Drop for Shards {
 fn threads() -> Result<usize, String> {
     let cores = || std::thread::available_parallelism().map_or(1, |n| n.get());
     match std::env::var("SCHEDULER_THREADS") {
-        Ok(v) => parse_threads(&v),
-        Err(_) => Ok(cores()),
+        Ok(v) if !v.is_empty() => parse_threads(&v),
+        _ => Ok(cores()),
     }
 }
 

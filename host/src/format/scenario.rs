@@ -551,6 +551,34 @@ workflows:
     /// Each field is read as its type with its path and line; a bad item is one problem, not
     /// one more for everything that names it; the other items and sections are still judged.
     #[test]
+    fn segments_cap_users_as_they_are_striped() {
+        // 50,000 users in three segments: user k (from 0) runs in segment k mod 3, so the
+        // first two run 16,667 and the last 16,666; a cap of one fewer would keep a user
+        // waiting for another to end (and take its address), never all alive at once.
+        let text = r#"
+load:
+  ramp_up: { phases: [ { spawn_users: 50000 } ] }
+  concurrency: { max_concurrent_users: 50000 }
+actions:
+  actions: [ { id: a, call: get, with: { url: "http://127.0.0.1/" } } ]
+workflows:
+  nodes: [ { id: n, action: a } ]
+"#;
+        let caps: Vec<u32> = (0..3)
+            .map(|i| {
+                let mut sc = parse(text).unwrap();
+                sc.segment(i, 3).unwrap();
+                sc.concurrency.max_users.unwrap()
+            })
+            .collect();
+        let striped: Vec<u32> = (0..3)
+            .map(|i| (0..50_000u32).filter(|k| k % 3 == i).count() as u32)
+            .collect();
+        assert_eq!(caps, striped);
+        assert_eq!(caps, [16_667, 16_667, 16_666]);
+    }
+
+    #[test]
     fn typed_reads_name_the_field_and_its_line() {
         let text = r#"
 workbook:

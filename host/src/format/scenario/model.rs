@@ -618,11 +618,12 @@ impl Scenario {
             ));
         }
         let n = f64::from(count);
-        // k6's split of a count: segment I of N takes floor((I+1)x/N) - floor(Ix/N), so the
-        // shares add up to x exactly.
+        // A count of users split as the users are striped (user k, from 0, runs in segment
+        // k mod N): segment I takes ceil((x - I) / N), the first x mod N one more, so each
+        // segment's cap is exactly the users it runs and the shares add up to x.
         let share = |x: u32| {
             let (x, i, c) = (u64::from(x), u64::from(index), u64::from(count));
-            ((i + 1) * x / c - i * x / c) as u32
+            ((x + c - 1 - i) / c) as u32
         };
         let none_left = |what: &str, x: u32| {
             format!(
