@@ -228,9 +228,10 @@ workflows:
         .max()
         .unwrap();
     assert!(most <= 5, "{most} users at once over a cap of 5");
-    // A cap smaller than the segments leaves one with none: refused, not overshot.
+    // A cap smaller than the segments leaves one with none (split as users are striped: 1,
+    // 1, 0): refused, not overshot.
     let path = scenario_file(&dir, &capped(2));
-    let out = run(&["run", path.to_str().unwrap(), "--segment", "0/3"]);
+    let out = run(&["run", path.to_str().unwrap(), "--segment", "2/3"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fewer than the 3 segments"));
 }
