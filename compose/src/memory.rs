@@ -1,13 +1,15 @@
 //! How a run's linear memories are made, in its two modes, for the scheduler host and the
 //! benchmarks alike.
 //!
-//! - **pool**: wasmtime's pooling allocator; each memory in a slot of its own (the accessible
-//!   part and the rest: two mappings a memory, six a user), memories filled from their data
-//!   segments (no copy-on-write image: that is one more mapping a memory).
-//! - **arena**: for runs of many users, linear memories from one arena, a single anonymous
-//!   read-write mapping cut into equal slots, so that a user's memories add no memory mapping
-//!   of their own: a process may hold `vm.max_map_count` mappings (65,530), and with the arena
-//!   a user holds about two (its fiber stack and the stack's guard page).
+//! - **arena** (what runs use): linear memories from one arena, a single anonymous read-write
+//!   mapping cut into equal slots, so that a user's memories add no memory mapping of their
+//!   own: a process may hold `vm.max_map_count` mappings (65,530), and with the arena a user
+//!   holds about two (its fiber stack and the stack's guard page).
+//! - **pool** (`SCHEDULER_MEMORY=pool`): wasmtime's pooling allocator; each memory in a slot of
+//!   its own (the accessible part and the rest: two mappings a memory, six a user).
+//!
+//! Either way memories are filled from their data segments (no copy-on-write image: that is
+//! one more mapping a memory, or two).
 //!
 //! The arena's safety rests on wasmtime's explicit bounds checks: the engine that uses it
 //! reserves nothing and has no guard region (`memory_reservation(0)`, `memory_guard_size(0)`),
