@@ -1289,16 +1289,16 @@ fn nginx_tls() -> Option<(Nginx, PathBuf, PathBuf, u16)> {
 /// in microseconds.
 fn cpu_per_new_connection(ex: &mut DrivenExecutor, url: &str, n: usize) -> f64 {
     let c = own_cpu();
+    driven_get_n(ex, json!({ "url": url, "keep_alive": false }), n);
+    (own_cpu() - c) / n as f64 * 1e6
+}
+
+/// `n` GETs through `ex` with `params`, each answered 200.
+fn driven_get_n(ex: &mut DrivenExecutor, params: serde_json::Value, n: usize) {
     for _ in 0..n {
-        let o = ex
-            .run(
-                driven::HttpMethod::Get,
-                json!({ "url": url, "keep_alive": false }),
-            )
-            .unwrap();
+        let o = ex.run(driven::HttpMethod::Get, params.clone()).unwrap();
         assert_eq!(o.status, 200);
     }
-    (own_cpu() - c) / n as f64 * 1e6
 }
 
 /// One GET of `url` (a body of `size` bytes, discarded) through `ex`: MiB per second.
@@ -1317,15 +1317,7 @@ fn download_rate(ex: &mut DrivenExecutor, url: &str, size: f64) -> f64 {
 /// `n` sequential keep-alive GETs of `url` through `ex`: requests per second.
 fn driven_gets(ex: &mut DrivenExecutor, url: &str, n: usize) -> f64 {
     let start = Instant::now();
-    for _ in 0..n {
-        let o = ex
-            .run(
-                driven::HttpMethod::Get,
-                json!({ "url": url, "discard_body": true }),
-            )
-            .unwrap();
-        assert_eq!(o.status, 200);
-    }
+    driven_get_n(ex, json!({ "url": url, "discard_body": true }), n);
     n as f64 / start.elapsed().as_secs_f64()
 }
 
