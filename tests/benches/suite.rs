@@ -16,6 +16,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Instant;
 
+use compose::sockets::SocketsImpl;
 use integration_tests::driven::{self, DrivenExecutor, DrivenSocket};
 use integration_tests::nginx::{Nginx, children_cpu};
 use integration_tests::*;
@@ -143,8 +144,7 @@ fn bulk(t: &mut Table, quick: bool, reps: usize) {
         s.shutdown(std::net::Shutdown::Write).unwrap();
         total as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64
     };
-    let mut g = DrivenSocket::new();
-    let mut guest = || {
+    let guest = |g: &mut DrivenSocket| {
         let s = g.tcp4();
         g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
         let start = Instant::now();
@@ -158,14 +158,47 @@ fn bulk(t: &mut Table, quick: bool, reps: usize) {
         g.drop_socket(s);
         r
     };
-    let (ours, native) = ab(reps, &mut guest, native);
+    let (mut own, mut theirs) = on_both_tcps();
+    let (ours, native) = ab(reps, || guest(&mut own), native);
+    let what = format!("TCP bulk send, 64 KiB writes, {} MiB", total >> 20);
     t.row(
         "1",
-        &format!("TCP bulk send, 64 KiB writes, {} MiB", total >> 20),
+        &what,
         fmt(&ours, "GiB/s"),
         fmt(&native, "GiB/s"),
         format!("{:.2} x native", ours.median / native.median),
         &t.judged(">= 0.85 x", ours.median >= 0.85 * native.median),
+    );
+    let (a, b) = ab(reps, || guest(&mut own), || guest(&mut theirs));
+    tcp_row(t, "1", &what, (a, b), "GiB/s", true);
+}
+
+/// The socket component on the host's own TCP (what runs use) and on wasmtime-wasi's.
+fn on_both_tcps() -> (DrivenSocket, DrivenSocket) {
+    (
+        DrivenSocket::on(SocketsImpl::Own),
+        DrivenSocket::on(SocketsImpl::Wasmtime),
+    )
+}
+
+/// A row's figure on the host's own TCP against wasmtime-wasi's, measured alternately.
+fn tcp_row(
+    t: &mut Table,
+    row: &str,
+    what: &str,
+    (own, theirs): (Stat, Stat),
+    unit: &str,
+    higher_better: bool,
+) {
+    let ratio = own.median / theirs.median;
+    let better = if higher_better { ratio } else { 1.0 / ratio };
+    t.row(
+        row,
+        &format!("{what}: own TCP against wasmtime-wasi's (SCHEDULER_SOCKETS)"),
+        fmt(&own, unit),
+        format!("wasmtime-wasi {}", fmt(&theirs, unit)),
+        format!("{better:.2} x as fast"),
+        "reported",
     );
 }
 
@@ -183,8 +216,7 @@ fn ping_pong(t: &mut Table, quick: bool, reps: usize) {
         }
         start.elapsed().as_secs_f64() * 1e6 / n as f64
     };
-    let mut g = DrivenSocket::new();
-    let mut guest = || {
+    let guest = |g: &mut DrivenSocket| {
         let s = g.tcp4();
         g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
         let start = Instant::now();
@@ -196,15 +228,19 @@ fn ping_pong(t: &mut Table, quick: bool, reps: usize) {
         g.drop_socket(s);
         r
     };
-    let (ours, native) = ab(reps, &mut guest, native);
+    let (mut own, mut theirs) = on_both_tcps();
+    let (ours, native) = ab(reps, || guest(&mut own), native);
+    let what = format!("TCP 1-byte ping-pong round trip, {n} trips");
     t.row(
         "2",
-        &format!("TCP 1-byte ping-pong round trip, {n} trips"),
+        &what,
         fmt(&ours, "us"),
         fmt(&native, "us"),
         format!("{:.2} x native", ours.median / native.median),
         &t.judged("<= 1.5 x", ours.median <= 1.5 * native.median),
     );
+    let (a, b) = ab(reps, || guest(&mut own), || guest(&mut theirs));
+    tcp_row(t, "2", &what, (a, b), "us", false);
 }
 
 fn nginx() -> Option<Nginx> {
@@ -578,8 +614,10 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         |users: u32, iterations: u32| load_scenario(&dir, ng.port, users, iterations, secs);
     let json = dir.join("r.json");
     // Our artifact, or another drop-in one (the floor).
-    let run_ours = |path: &PathBuf, artifact: Option<&PathBuf>| {
+    // `sockets`: the TCP the run's instances get (SCHEDULER_SOCKETS).
+    let run_on = |path: &PathBuf, artifact: Option<&PathBuf>, sockets: &str| {
         let mut cmd = Command::new(&scheduler);
+        cmd.env("SCHEDULER_SOCKETS", sockets);
         if let Some(a) = artifact {
             cmd.env("SCHEDULER_EXECUTOR", a);
         }
@@ -596,6 +634,7 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         let rps = requests / v["elapsed_s"].as_f64().unwrap();
         (rps, v["totals"]["p99_ms"].as_f64().unwrap(), requests)
     };
+    let run_ours = |path: &PathBuf, artifact: Option<&PathBuf>| run_on(path, artifact, "own");
     // The scheduler's start-up (compiling the artifact) is not part of the cost per request:
     // measured once with a single request, and taken off each run's CPU; the floor's as well
     // (its artifact is smaller, so it compiles faster).
@@ -621,6 +660,11 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         };
         let floor_run = |artifact: &PathBuf, start_up: (f64, f64)| {
             let (rps, p99, requests) = run_ours(&path, Some(artifact));
+            ((rps, p99), requests, start_up)
+        };
+        // The floor on wasmtime-wasi's TCP: what the host's own (compose::sockets) buys.
+        let floor_wasmtime_run = |artifact: &PathBuf, start_up: (f64, f64)| {
+            let (rps, p99, requests) = run_on(&path, Some(artifact), "wasmtime");
             ((rps, p99), requests, start_up)
         };
         let wrk_run = || {
@@ -675,7 +719,8 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
             ((rps, p99), requests, (0.0, 0.0))
         };
         let oha = oha_binary();
-        let (mut a, mut b, mut c, mut d, mut sf) = (
+        let (mut a, mut b, mut c, mut d, mut sf, mut fw) = (
+            Load::default(),
             Load::default(),
             Load::default(),
             Load::default(),
@@ -690,6 +735,7 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
             }
             if let Ok(f) = &floor {
                 d.measure(ng, || floor_run(f, floor_start_up));
+                fw.measure(ng, || floor_wasmtime_run(f, floor_start_up));
             }
             if let Ok(f) = &socket_floor {
                 sf.measure(ng, || floor_run(f, socket_floor_start_up));
@@ -781,6 +827,31 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
             }
             ratio
         });
+        // The floor again on wasmtime-wasi's TCP, in the same run: what the host's own TCP
+        // (compose::sockets, what runs use) buys the floor, in rate and in CPU.
+        let what = format!(
+            "floor on wasmtime-wasi's TCP, {users} users: bench/bare-guest, \
+             SCHEDULER_SOCKETS=wasmtime"
+        );
+        let floor_text = format!(
+            "floor {}, {}",
+            fmt(&stat(d.rps.clone()), "req/s"),
+            d.cpu_text()
+        );
+        floor_row(
+            t,
+            &what,
+            &floor,
+            floor_text,
+            ("wasmtime-wasi floor", &fw),
+            |w| {
+                format!(
+                    "own TCP floor {:.2} x it; CPU {:.2} x",
+                    stat(d.rps.clone()).median / w.median,
+                    d.cpu() / fw.cpu()
+                )
+            },
+        );
         // The same floor with every byte through the socket component: above it, the socket
         // layer's cost; below our artifact, the HTTP client's.
         let what = format!(

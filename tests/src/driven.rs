@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use compose::sockets::SocketsImpl;
 use compose::tls::TlsSettings;
 use wasmtime::Store;
 use wasmtime::component::{Linker, ResourceAny};
@@ -37,20 +38,33 @@ pub use executor_bindings::exports::scheduler::executor::executor::{
     ActionError, HttpMethod, Outcome,
 };
 pub use socket_bindings::exports::scheduler::core_libs::socket::{
-    AddressFamily, Protocol, SocketAddress, SocketError,
+    AddressFamily, Protocol, ShutdownType, SocketAddress, SocketError,
 };
 
-/// WASI as the scheduler links it (async, output streams' drops bounded) and the host's
-/// wasi:tls; made once.
-fn linker() -> &'static Linker<Ctx> {
-    static L: OnceLock<Linker<Ctx>> = OnceLock::new();
-    L.get_or_init(|| {
+/// WASI as the scheduler links it (async, output streams' drops bounded, TCP the host's own
+/// or wasmtime-wasi's) and the host's wasi:tls; each made once.
+fn linker(sockets: SocketsImpl) -> &'static Linker<Ctx> {
+    static OWN: OnceLock<Linker<Ctx>> = OnceLock::new();
+    static WASMTIME: OnceLock<Linker<Ctx>> = OnceLock::new();
+    let cell = match sockets {
+        SocketsImpl::Own => &OWN,
+        SocketsImpl::Wasmtime => &WASMTIME,
+    };
+    cell.get_or_init(|| {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi linker");
+        if sockets == SocketsImpl::Own {
+            compose::sockets::add_to_linker(&mut linker).expect("TCP linker");
+        }
         compose::bound_stream_drops(&mut linker).expect("stream drops");
         compose::tls::add_to_linker(&mut linker).expect("wasi:tls linker");
         linker
     })
+}
+
+/// The TCP `SCHEDULER_SOCKETS` names, as the scheduler reads it.
+pub fn sockets_for_run() -> SocketsImpl {
+    SocketsImpl::for_run().expect("SCHEDULER_SOCKETS")
 }
 
 /// A current-thread runtime with I/O and time, as each of the scheduler's cores runs.
@@ -75,6 +89,11 @@ impl DrivenExecutor {
 
     /// An executor whose TLS is configured with `settings`.
     pub fn with_tls(settings: &TlsSettings) -> Self {
+        Self::with(settings, sockets_for_run())
+    }
+
+    /// An executor whose TLS is configured with `settings`, on `sockets`' TCP.
+    pub fn with(settings: &TlsSettings, sockets: SocketsImpl) -> Self {
         let rt = runtime();
         let ctx = Ctx::with_tls(wasi_ctx(loopback_policy()), tls_ctx(settings).0);
         let mut store = Store::new(engine(), ctx);
@@ -82,7 +101,7 @@ impl DrivenExecutor {
             .block_on(executor_bindings::SchedulerExecutor::instantiate_async(
                 &mut store,
                 executor_component(),
-                linker(),
+                linker(sockets),
             ))
             .expect("instantiate executor");
         DrivenExecutor {
@@ -134,15 +153,31 @@ pub fn addr(host: &str, port: u16) -> SocketAddress {
     }
 }
 
+/// Call the socket method `call` on `s` with `args`.
+macro_rules! socket_call {
+    ($self:ident, $call:ident, $s:expr $(, $arg:expr)*) => {{
+        let f = $self.bindings.scheduler_core_libs_socket().socket();
+        $self
+            .rt
+            .block_on(f.$call(&mut $self.store, $s $(, $arg)*))
+            .expect("call")
+    }};
+}
+
 impl DrivenSocket {
     pub fn new() -> Self {
+        Self::on(sockets_for_run())
+    }
+
+    /// An instance on `sockets`' TCP.
+    pub fn on(sockets: SocketsImpl) -> Self {
         let rt = runtime();
         let mut store = Store::new(engine(), Ctx::new(loopback_policy()));
         let bindings = rt
             .block_on(socket_bindings::SocketComponent::instantiate_async(
                 &mut store,
                 socket_component(),
-                linker(),
+                linker(sockets),
             ))
             .expect("instantiate socket component");
         DrivenSocket {
@@ -187,6 +222,51 @@ impl DrivenSocket {
         self.rt
             .block_on(f.call_close(&mut self.store, s))
             .expect("call")
+    }
+
+    /// The socket methods the parity tests use, as they are.
+    pub fn bind(&mut self, s: ResourceAny, local: &SocketAddress) -> R<()> {
+        socket_call!(self, call_bind, s, local)
+    }
+
+    pub fn listen(&mut self, s: ResourceAny, backlog: u32) -> R<()> {
+        socket_call!(self, call_listen, s, backlog)
+    }
+
+    pub fn accept(&mut self, s: ResourceAny) -> R<ResourceAny> {
+        socket_call!(self, call_accept, s)
+    }
+
+    pub fn try_receive(&mut self, s: ResourceAny, max: u32) -> R<Vec<u8>> {
+        socket_call!(self, call_try_receive, s, max)
+    }
+
+    pub fn shutdown(&mut self, s: ResourceAny, how: ShutdownType) -> R<()> {
+        socket_call!(self, call_shutdown, s, how)
+    }
+
+    pub fn local_address(&mut self, s: ResourceAny) -> R<SocketAddress> {
+        socket_call!(self, call_get_local_address, s)
+    }
+
+    pub fn peer_address(&mut self, s: ResourceAny) -> R<SocketAddress> {
+        socket_call!(self, call_get_peer_address, s)
+    }
+
+    pub fn set_keep_alive(&mut self, s: ResourceAny, on: bool, idle_ms: Option<u64>) -> R<()> {
+        socket_call!(self, call_set_keep_alive, s, on, idle_ms)
+    }
+
+    pub fn set_receive_buffer_size(&mut self, s: ResourceAny, bytes: u64) -> R<()> {
+        socket_call!(self, call_set_receive_buffer_size, s, bytes)
+    }
+
+    pub fn set_hop_limit(&mut self, s: ResourceAny, hops: u8) -> R<()> {
+        socket_call!(self, call_set_hop_limit, s, hops)
+    }
+
+    pub fn set_read_timeout(&mut self, s: ResourceAny, ms: u64) -> R<()> {
+        socket_call!(self, call_set_read_timeout, s, ms)
     }
 
     pub fn drop_socket(&mut self, s: ResourceAny) {

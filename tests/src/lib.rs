@@ -49,6 +49,9 @@ pub struct Ctx {
     wasi: WasiCtx,
     tls: InstanceTls,
     pub table: ResourceTable,
+    /// The policy the host's own TCP checks (`compose::sockets`; wasmtime-wasi's has it in
+    /// `wasi`): loopback unless made with another.
+    policy: Policy,
 }
 
 /// The `wasi:tls` context of an instance with `settings` (platform and web roots alone by
@@ -59,7 +62,10 @@ pub fn tls_ctx(settings: &TlsSettings) -> (InstanceTls, Arc<Mutex<Option<Negotia
 
 impl Ctx {
     pub fn new(policy: Policy) -> Self {
-        Self::with_wasi(wasi_ctx(policy))
+        Ctx {
+            policy: policy.clone(),
+            ..Self::with_wasi(wasi_ctx(policy))
+        }
     }
 
     pub fn with_wasi(wasi: WasiCtx) -> Self {
@@ -71,6 +77,16 @@ impl Ctx {
             wasi,
             tls,
             table: ResourceTable::new(),
+            policy: loopback_policy(),
+        }
+    }
+}
+
+impl compose::sockets::SocketsHostView for Ctx {
+    fn sockets_view(&mut self) -> compose::sockets::SocketsView<'_> {
+        compose::sockets::SocketsView {
+            table: &mut self.table,
+            check: &self.policy,
         }
     }
 }

@@ -78,6 +78,15 @@ impl TlsHostView for UserCtx {
     }
 }
 
+impl compose::sockets::SocketsHostView for UserCtx {
+    fn sockets_view(&mut self) -> compose::sockets::SocketsView<'_> {
+        compose::sockets::SocketsView {
+            table: &mut self.table,
+            check: &*self.policy,
+        }
+    }
+}
+
 impl WasiView for UserCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -165,6 +174,7 @@ impl Policy {
         }
     }
 
+    /// Whether `addr` may be used so.
     fn check(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
         match usage {
             SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => match &*lock(&self.binds) {
@@ -186,11 +196,21 @@ impl Policy {
     }
 }
 
-/// WASI (its output streams' drops bounded), the host's `wasi:tls` and the policed name
-/// lookup: what every instance links.
+impl compose::sockets::AddrCheck for Policy {
+    fn allows(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+        self.check(addr, usage)
+    }
+}
+
+/// WASI (its output streams' drops bounded; TCP the host's own unless `SCHEDULER_SOCKETS`
+/// says `wasmtime`), the host's `wasi:tls` and the policed name lookup: what every instance
+/// links.
 fn linker(engine: &Engine) -> Result<Linker<UserCtx>, String> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(fail("linking WASI"))?;
+    if compose::sockets::SocketsImpl::for_run()? == compose::sockets::SocketsImpl::Own {
+        compose::sockets::add_to_linker(&mut linker).map_err(fail("linking TCP"))?;
+    }
     compose::bound_stream_drops(&mut linker).map_err(fail("linking WASI streams"))?;
     compose::tls::add_to_linker(&mut linker).map_err(fail("linking wasi:tls"))?;
     crate::runtime::lookup::add_to_linker(&mut linker).map_err(fail("linking the name lookup"))?;

@@ -1,0 +1,195 @@
+//! The host's own `wasi:sockets` TCP (`compose::sockets`) against wasmtime-wasi's: the socket
+//! component runs the same script on each, against real loopback peers, and each step's
+//! outcome must be what the script expects, and the same on both.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+use compose::sockets::SocketsImpl;
+use integration_tests::driven::{self, DrivenSocket, ShutdownType, SocketError};
+use wasmtime::component::ResourceAny;
+
+/// A peer that answers "ping" with "pong", ends its side, and returns what it read after.
+fn pong_peer() -> (u16, thread::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"ping");
+        c.write_all(b"pong").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    (port, h)
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A connected socket with a read timeout, so that no step waits long.
+fn connected(g: &mut DrivenSocket, port: u16) -> ResourceAny {
+    let s = g.tcp4();
+    g.set_read_timeout(s, 5_000).unwrap();
+    g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
+    s
+}
+
+/// The client steps: refused, options, nothing to read yet, an exchange, the peer's end,
+/// a shutdown, and state errors. Each outcome is returned as text, ports left out.
+fn client_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
+    let s = g.tcp4();
+    log.push(format!(
+        "{:?}",
+        g.connect(s, &driven::addr("127.0.0.1", closed_port()))
+    ));
+    g.drop_socket(s);
+    let (port, peer) = pong_peer();
+    let s = connected(g, port);
+    log.push(format!(
+        "{:?}",
+        g.peer_address(s).map(|a| (a.host, a.port == port))
+    ));
+    log.push(format!("{:?}", g.local_address(s).map(|a| a.host)));
+    log.push(format!("{:?}", g.set_keep_alive(s, true, Some(30_000))));
+    log.push(format!("{:?}", g.set_receive_buffer_size(s, 65_536)));
+    log.push(format!("{:?}", g.set_hop_limit(s, 0)));
+    log.push(format!("{:?}", g.set_hop_limit(s, 64)));
+    log.push(format!(
+        "{:?}",
+        g.connect(s, &driven::addr("127.0.0.1", port))
+    ));
+    log.push(format!("{:?}", g.send(s, b"ping")));
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        match g.receive(s, 64) {
+            Ok(b) if !b.is_empty() => got.extend(b),
+            other => panic!("receive: {other:?}"),
+        }
+    }
+    log.push(String::from_utf8_lossy(&got).into_owned());
+    // The peer has ended its side: an empty read says so.
+    log.push(format!("{:?}", g.receive(s, 64)));
+    log.push(format!("{:?}", g.send(s, b"tail")));
+    log.push(format!("{:?}", g.shutdown(s, ShutdownType::Send)));
+    log.push(format!("{:?}", String::from_utf8(peer.join().unwrap())));
+    log.push(format!("{:?}", g.close(s)));
+    g.drop_socket(s);
+}
+
+/// The server steps: bind, listen, a native client's connection accepted, an exchange, and a
+/// second bind to the same address refused.
+fn server_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
+    let l = g.tcp4();
+    log.push(format!("{:?}", g.bind(l, &driven::addr("127.0.0.1", 0))));
+    log.push(format!("{:?}", g.listen(l, 16)));
+    let port = g.local_address(l).unwrap().port;
+    log.push(format!("{:?}", g.try_receive(l, 8).map(|b| b.len())));
+    let client = thread::spawn(move || {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"hi").unwrap();
+        let mut b = [0u8; 2];
+        c.read_exact(&mut b).unwrap();
+        b
+    });
+    let a = g.accept(l).unwrap();
+    g.set_read_timeout(a, 5_000).unwrap();
+    log.push(format!("{:?}", g.peer_address(a).map(|p| p.host)));
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(g.receive(a, 8).unwrap());
+    }
+    log.push(String::from_utf8_lossy(&got).into_owned());
+    log.push(format!("{:?}", g.send(a, b"yo")));
+    log.push(format!("{:?}", client.join().unwrap()));
+    let again = g.tcp4();
+    log.push(format!(
+        "{:?}",
+        g.bind(again, &driven::addr("127.0.0.1", port))
+    ));
+    log.push(format!("{:?}", g.listen(again, 1)));
+    for s in [a, again, l] {
+        let _ = g.close(s);
+        g.drop_socket(s);
+    }
+}
+
+/// 4 MiB sent in 64 KiB pieces to a peer that counts what it reads.
+fn bulk_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let peer = thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut n = 0usize;
+        let mut b = vec![0u8; 1 << 16];
+        loop {
+            match c.read(&mut b).unwrap() {
+                0 => return n,
+                k => n += k,
+            }
+        }
+    });
+    let s = connected(g, port);
+    let chunk = vec![9u8; 1 << 16];
+    let mut sent = 0u64;
+    for _ in 0..64 {
+        sent += g.send(s, &chunk).unwrap();
+    }
+    log.push(format!("{:?}", g.close(s)));
+    g.drop_socket(s);
+    log.push(format!("{sent} {}", peer.join().unwrap()));
+}
+
+fn transcript(sockets: SocketsImpl) -> Vec<String> {
+    let mut g = DrivenSocket::on(sockets);
+    let mut log = Vec::new();
+    client_script(&mut g, &mut log);
+    server_script(&mut g, &mut log);
+    bulk_script(&mut g, &mut log);
+    log
+}
+
+#[test]
+fn own_tcp_does_what_wasmtime_wasi_does() {
+    let own = transcript(SocketsImpl::Own);
+    let theirs = transcript(SocketsImpl::Wasmtime);
+    assert_eq!(
+        own, theirs,
+        "own TCP (left) against wasmtime-wasi's (right)"
+    );
+    let refused = format!("{:?}", Err::<(), _>(SocketError::ConnectionRefused));
+    let expected_prefix = [
+        refused.as_str(),
+        "Ok((\"127.0.0.1\", true))",
+        "Ok(\"127.0.0.1\")",
+        "Ok(())",
+        "Ok(())",
+    ];
+    assert_eq!(&own[..5], &expected_prefix, "{own:#?}");
+    assert!(own[5].starts_with("Err("), "hop limit 0 refused: {own:#?}");
+    assert_eq!(own[6], "Ok(())");
+    assert!(own[7].contains("InvalidState"), "connect twice: {own:#?}");
+    assert_eq!(own[8..12], ["Ok(4)", "pong", "Ok([])", "Ok(4)"], "{own:#?}");
+    assert_eq!(
+        own[13], "Ok(\"tail\")",
+        "the peer read what came before the FIN"
+    );
+    let server = &own[15..];
+    assert_eq!(server[0..2], ["Ok(())", "Ok(())"], "{own:#?}");
+    assert_eq!(
+        server[3..7],
+        ["Ok(\"127.0.0.1\")", "hi", "Ok(2)", "[121, 111]"]
+    );
+    assert!(server[7].contains("AddressInUse") || server[8].contains("AddressInUse"));
+    assert_eq!(own.last().unwrap(), "4194304 4194304");
+}
