@@ -87,6 +87,31 @@ fn client_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
     g.drop_socket(s);
 }
 
+/// A peer that reads one byte and resets the connection (SO_LINGER 0).
+fn resetting_peer() -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+        socket2::SockRef::from(&c)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+    });
+    (port, h)
+}
+
+/// A reset connection: the read that finds it says so.
+fn reset_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
+    let (port, peer) = resetting_peer();
+    let s = connected(g, port);
+    log.push(format!("{:?}", g.send(s, b"x")));
+    peer.join().unwrap();
+    log.push(format!("{:?}", g.receive(s, 64)));
+    g.drop_socket(s);
+}
+
 /// The server steps: bind, listen, a native client's connection accepted, an exchange, and a
 /// second bind to the same address refused.
 fn server_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
@@ -156,6 +181,7 @@ fn transcript(sockets: SocketsImpl) -> Vec<String> {
     client_script(&mut g, &mut log);
     server_script(&mut g, &mut log);
     bulk_script(&mut g, &mut log);
+    reset_script(&mut g, &mut log);
     log
 }
 
@@ -191,5 +217,8 @@ fn own_tcp_does_what_wasmtime_wasi_does() {
         ["Ok(\"127.0.0.1\")", "hi", "Ok(2)", "[121, 111]"]
     );
     assert!(server[7].contains("AddressInUse") || server[8].contains("AddressInUse"));
-    assert_eq!(own.last().unwrap(), "4194304 4194304");
+    assert_eq!(own[own.len() - 3], "4194304 4194304");
+    assert_eq!(own[own.len() - 2], "Ok(1)");
+    let reset = format!("{:?}", Err::<Vec<u8>, _>(SocketError::ConnectionReset));
+    assert_eq!(own[own.len() - 1], reset);
 }
