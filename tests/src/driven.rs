@@ -261,6 +261,10 @@ impl DrivenSocket {
         socket_call!(self, call_set_receive_buffer_size, s, bytes)
     }
 
+    pub fn set_send_buffer_size(&mut self, s: ResourceAny, bytes: u64) -> R<()> {
+        socket_call!(self, call_set_send_buffer_size, s, bytes)
+    }
+
     pub fn set_hop_limit(&mut self, s: ResourceAny, hops: u8) -> R<()> {
         socket_call!(self, call_set_hop_limit, s, hops)
     }

@@ -175,6 +175,42 @@ fn bulk_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
     log.push(format!("{sent} {}", peer.join().unwrap()));
 }
 
+/// 2 MiB sent (more than the socket buffers hold) to a peer that reads all of it before it
+/// answers: the answer comes only if the last of the bytes leaves while the guest waits for
+/// it, not for room to write.
+fn upload_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
+    const SIZE: usize = 2 << 20;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    // The peer reads slowly, in small pieces, so that the guest's last write finds the
+    // socket full.
+    let peer = thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        // Bytes that never come fail the step rather than hang the test.
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut body = vec![0u8; SIZE];
+        for (i, piece) in body.chunks_mut(64 << 10).enumerate() {
+            if i % 16 == 0 {
+                thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if let Err(e) = c.read_exact(piece) {
+                return format!("peer: {e}");
+            }
+        }
+        c.write_all(b"done").unwrap();
+        format!("{}", body.iter().all(|&b| b == 3))
+    });
+    let s = g.tcp4();
+    g.set_read_timeout(s, 5_000).unwrap();
+    g.set_send_buffer_size(s, 16 << 10).unwrap();
+    g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
+    log.push(format!("{:?}", g.send(s, &vec![3u8; SIZE])));
+    log.push(format!("{:?}", g.receive(s, 16).map(String::from_utf8)));
+    log.push(peer.join().unwrap());
+    g.drop_socket(s);
+}
+
 fn transcript(sockets: SocketsImpl) -> Vec<String> {
     let mut g = DrivenSocket::on(sockets);
     let mut log = Vec::new();
@@ -182,6 +218,7 @@ fn transcript(sockets: SocketsImpl) -> Vec<String> {
     server_script(&mut g, &mut log);
     bulk_script(&mut g, &mut log);
     reset_script(&mut g, &mut log);
+    upload_script(&mut g, &mut log);
     log
 }
 
@@ -217,8 +254,14 @@ fn own_tcp_does_what_wasmtime_wasi_does() {
         ["Ok(\"127.0.0.1\")", "hi", "Ok(2)", "[121, 111]"]
     );
     assert!(server[7].contains("AddressInUse") || server[8].contains("AddressInUse"));
-    assert_eq!(own[own.len() - 3], "4194304 4194304");
-    assert_eq!(own[own.len() - 2], "Ok(1)");
+    let end = &own[own.len() - 6..];
+    assert_eq!(end[0], "4194304 4194304");
+    assert_eq!(end[1], "Ok(1)");
     let reset = format!("{:?}", Err::<Vec<u8>, _>(SocketError::ConnectionReset));
-    assert_eq!(own[own.len() - 1], reset);
+    assert_eq!(end[2], reset);
+    assert_eq!(
+        end[3..],
+        ["Ok(2097152)", "Ok(Ok(\"done\"))", "true"],
+        "{own:#?}"
+    );
 }

@@ -11,6 +11,7 @@
 //! [`SocketsImpl::for_run`] chooses between the two (`SCHEDULER_SOCKETS=own|wasmtime`), so that
 //! one is measured against the other.
 
+mod connect;
 mod host;
 mod options;
 mod streams;

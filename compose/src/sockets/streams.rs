@@ -1,10 +1,14 @@
 //! A connected socket's `wasi:io` streams: reads and writes in the call that asks.
 
+use std::future::Future;
 use std::io::ErrorKind;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
+use tokio::task::{AbortHandle, JoinHandle};
 use wasmtime_wasi::async_trait;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
@@ -77,11 +81,17 @@ impl Drop for TcpInput {
     }
 }
 
-/// The writing half: what the socket would not take yet waits in `pending`, and is pushed on
-/// by the next call or by the stream's pollable.
+/// The writing half. A write goes to the socket in the call (straight to the kernel, not
+/// gated on the event loop's idea of readiness, which a socket just connected does not have
+/// yet); what the socket would not take is written by a task of the calling thread's runtime
+/// as room comes, as wasmtime-wasi writes everything, so that bytes a guest has handed over
+/// leave whether or not it calls again. Until that task is done the stream grants no room.
 pub struct TcpOutput {
     stream: Arc<TcpStream>,
-    pending: Bytes,
+    /// The rest of the last write, being written.
+    flight: Option<JoinHandle<std::io::Result<()>>>,
+    /// Every task a write under way is made of (ended with the stream).
+    tasks: Vec<AbortHandle>,
     /// What `check-write` last allowed, less what was written since.
     permit: usize,
     /// Set when a write failed: the error is returned once, `closed` after.
@@ -89,11 +99,25 @@ pub struct TcpOutput {
     closed: bool,
 }
 
+/// Write all of `rest` as the socket takes it.
+async fn write_rest(stream: Arc<TcpStream>, mut rest: Bytes) -> std::io::Result<()> {
+    while !rest.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(&rest) {
+            Ok(n) => rest.advance(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 impl TcpOutput {
     pub fn new(stream: Arc<TcpStream>) -> Self {
         TcpOutput {
             stream,
-            pending: Bytes::new(),
+            flight: None,
+            tasks: Vec::new(),
             permit: 0,
             failed: None,
             closed: false,
@@ -111,25 +135,73 @@ impl TcpOutput {
         Ok(())
     }
 
-    /// Write what is pending as far as the socket takes it without waiting.
-    fn push(&mut self) {
-        while !self.pending.is_empty() && !self.closed {
-            match self.stream.try_write(&self.pending) {
-                Ok(n) => self.pending.advance(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+    fn fail(&mut self, e: std::io::Error) {
+        self.closed = true;
+        self.failed = Some(failure(e));
+    }
+
+    /// Take the task's outcome if it has finished.
+    fn settle(&mut self) {
+        let Some(task) = &mut self.flight else {
+            return;
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(r) = Pin::new(task).poll(&mut cx) {
+            self.flight = None;
+            self.tasks.clear();
+            self.landed(r);
+        }
+    }
+
+    fn landed(&mut self, r: Result<std::io::Result<()>, tokio::task::JoinError>) {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.fail(e),
+            Err(e) => self.fail(std::io::Error::other(e)),
+        }
+    }
+
+    /// Have the calling thread's runtime write `rest`, after the write under way if any.
+    fn write_later(&mut self, rest: Bytes) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.fail(std::io::Error::other("no tokio runtime to write on"));
+            return;
+        };
+        let stream = self.stream.clone();
+        let task = match self.flight.take() {
+            None => rt.spawn(write_rest(stream, rest)),
+            Some(before) => rt.spawn(async move {
+                before.await.map_err(std::io::Error::other)??;
+                write_rest(stream, rest).await
+            }),
+        };
+        self.tasks.push(task.abort_handle());
+        self.flight = Some(task);
+    }
+
+    /// Write as much of `bytes` as the kernel takes now; how much that was.
+    fn send_now(&mut self, bytes: &[u8]) -> usize {
+        let mut sent = 0;
+        while sent < bytes.len() {
+            let flags = rustix::net::SendFlags::NOSIGNAL;
+            match rustix::net::send(&*self.stream, &bytes[sent..], flags) {
+                Ok(n) => sent += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => break,
                 Err(e) => {
-                    self.closed = true;
-                    self.pending.clear();
-                    self.failed = Some(failure(e));
+                    self.fail(e.into());
+                    break;
                 }
             }
         }
+        sent
     }
 }
 
 #[async_trait]
 impl OutputStream for TcpOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.settle();
         self.status()?;
         if bytes.len() > self.permit {
             return Err(StreamError::Trap(wasmtime::format_err!(
@@ -138,24 +210,29 @@ impl OutputStream for TcpOutput {
             )));
         }
         self.permit -= bytes.len();
-        if bytes.is_empty() {
-            return Ok(());
+        // Behind a write still under way, in order; otherwise now.
+        let sent = if self.flight.is_some() {
+            0
+        } else {
+            self.send_now(&bytes)
+        };
+        self.status()?;
+        if sent < bytes.len() {
+            self.write_later(bytes.slice(sent..));
         }
-        self.pending = bytes;
-        self.push();
         self.status()
     }
 
-    /// Writes go to the socket as they are made; a flush pushes on what it has not taken.
+    /// Writes go to the socket as they are made (the rest by the task): nothing to do.
     fn flush(&mut self) -> StreamResult<()> {
-        self.push();
+        self.settle();
         self.status()
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.push();
+        self.settle();
         self.status()?;
-        self.permit = if self.pending.is_empty() { CHUNK } else { 0 };
+        self.permit = if self.flight.is_some() { 0 } else { CHUNK };
         Ok(self.permit)
     }
 
@@ -168,20 +245,21 @@ impl OutputStream for TcpOutput {
 #[async_trait]
 impl Pollable for TcpOutput {
     async fn ready(&mut self) {
-        self.push();
-        while !self.pending.is_empty() && !self.closed {
-            if let Err(e) = self.stream.writable().await {
-                self.closed = true;
-                self.failed = Some(failure(e));
-                return;
-            }
-            self.push();
+        if let Some(task) = &mut self.flight {
+            let r = task.await;
+            self.flight = None;
+            self.tasks.clear();
+            self.landed(r);
         }
     }
 }
 
 impl Drop for TcpOutput {
     fn drop(&mut self) {
+        // A write still under way when the stream goes (after the drop's bounded wait) ends.
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
         let _ = rustix::net::shutdown(&*self.stream, rustix::net::Shutdown::Write);
     }
 }

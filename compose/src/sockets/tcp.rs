@@ -1,9 +1,8 @@
 //! A `wasi:sockets` TCP socket: its states from creation to connected or listening.
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -13,18 +12,17 @@ use wasmtime_wasi::async_trait;
 use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode;
 use wasmtime_wasi::p2::{Pollable, SocketError, SocketResult};
 
+use super::connect::{self, Connecting, Started};
 use super::streams::{TcpInput, TcpOutput};
 use super::{AddrCheck, Family, SocketAddrUse, of_family, remote, unicast, unspecified};
 
 /// The listen queue when the guest sets none (wasmtime-wasi's).
 const DEFAULT_BACKLOG: u32 = 128;
 
-type Connect = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
-
 enum State {
     /// Created, maybe bound.
     Default(tokio::net::TcpSocket),
-    Connecting(Connect),
+    Connecting(Connecting),
     /// Connected; `streams` once the guest has them.
     Connected {
         stream: Arc<TcpStream>,
@@ -152,7 +150,14 @@ impl TcpSocket {
         else {
             unreachable!("checked above");
         };
-        self.state = State::Connecting(Box::pin(socket.connect(addr)));
+        self.state = match connect::start(socket, addr) {
+            Started::Done(Ok(stream)) => State::Connected {
+                stream: Arc::new(stream),
+                streams_taken: false,
+            },
+            Started::Done(Err(e)) => State::Closed(code(e)),
+            Started::Waiting(connecting) => State::Connecting(connecting),
+        };
         Ok(())
     }
 
