@@ -1,12 +1,14 @@
 //! The host's own `wasi:sockets` TCP, in place of wasmtime-wasi's.
 //!
-//! wasmtime-wasi's TCP streams zero a buffer of the size asked for on every read, box a future
-//! for every write (spawning a task when the socket is full) and lock a mutex around each
-//! operation. Here a stream is the socket itself: a read reads into an uninitialised buffer of
-//! the size asked for, a write writes in the call that asks and keeps what the socket would not
-//! take for the stream's pollable, and waits are tokio's readiness on the calling thread's
-//! runtime. Sockets, their states and their errors follow wasmtime-wasi's (and WASI 0.2's)
-//! rules; UDP, name lookup and the network stay wasmtime-wasi's.
+//! wasmtime-wasi's TCP waits for every connection through the event loop, zeroes a buffer of
+//! the size asked for on every read, boxes a future for every write (spawning a task when the
+//! socket is full) and locks a mutex around each operation. Here `start-connect` calls
+//! `connect(2)` and finds the outcome without a wait when the kernel has it (`connect.rs`); a
+//! read reads into an uninitialised buffer of the size asked for; a write goes to the kernel
+//! in the call, and only what the socket will not take is left to a task (`streams.rs`); waits
+//! are tokio's readiness on the calling thread's runtime. Sockets, their states and their
+//! errors follow wasmtime-wasi's (and WASI 0.2's) rules; UDP, name lookup and the network stay
+//! wasmtime-wasi's.
 //!
 //! [`SocketsImpl::for_run`] chooses between the two (`SCHEDULER_SOCKETS=own|wasmtime`), so that
 //! one is measured against the other.
