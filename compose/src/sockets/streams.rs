@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io::ErrorKind;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -88,6 +88,7 @@ impl Drop for TcpInput {
 /// leave whether or not it calls again. Until that task is done the stream grants no room.
 pub struct TcpOutput {
     stream: Arc<TcpStream>,
+    sending: SharedSending,
     /// The rest of the last write, being written.
     flight: Option<JoinHandle<std::io::Result<()>>>,
     /// Every task a write under way is made of (ended with the stream).
@@ -99,8 +100,43 @@ pub struct TcpOutput {
     closed: bool,
 }
 
+/// What a connected socket and its output stream share: how many writes are under way, and
+/// whether the socket was shut down for sending meanwhile (the shutdown then follows the
+/// writes, as wasmtime-wasi's does: what the guest handed over is not cut off).
+#[derive(Default)]
+pub struct Sending {
+    under_way: usize,
+    shut_after: bool,
+}
+
+pub type SharedSending = Arc<Mutex<Sending>>;
+
+fn lock(s: &SharedSending) -> std::sync::MutexGuard<'_, Sending> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Shut `stream` down for sending, now or after the writes under way.
+pub fn shutdown_send(stream: &TcpStream, sending: &SharedSending) -> std::io::Result<()> {
+    let mut s = lock(sending);
+    if s.under_way > 0 {
+        s.shut_after = true;
+        return Ok(());
+    }
+    rustix::net::shutdown(stream, rustix::net::Shutdown::Write)?;
+    Ok(())
+}
+
+/// A write under way has ended: the last one does a shutdown asked for meanwhile.
+fn write_ended(stream: &TcpStream, sending: &SharedSending) {
+    let mut s = lock(sending);
+    s.under_way = s.under_way.saturating_sub(1);
+    if s.under_way == 0 && std::mem::take(&mut s.shut_after) {
+        let _ = rustix::net::shutdown(stream, rustix::net::Shutdown::Write);
+    }
+}
+
 /// Write all of `rest` as the socket takes it.
-async fn write_rest(stream: Arc<TcpStream>, mut rest: Bytes) -> std::io::Result<()> {
+async fn write_rest(stream: &TcpStream, mut rest: Bytes) -> std::io::Result<()> {
     while !rest.is_empty() {
         stream.writable().await?;
         match stream.try_write(&rest) {
@@ -113,9 +149,10 @@ async fn write_rest(stream: Arc<TcpStream>, mut rest: Bytes) -> std::io::Result<
 }
 
 impl TcpOutput {
-    pub fn new(stream: Arc<TcpStream>) -> Self {
+    pub fn new(stream: Arc<TcpStream>, sending: SharedSending) -> Self {
         TcpOutput {
             stream,
+            sending,
             flight: None,
             tasks: Vec::new(),
             permit: 0,
@@ -167,14 +204,21 @@ impl TcpOutput {
             self.fail(std::io::Error::other("no tokio runtime to write on"));
             return;
         };
-        let stream = self.stream.clone();
-        let task = match self.flight.take() {
-            None => rt.spawn(write_rest(stream, rest)),
-            Some(before) => rt.spawn(async move {
-                before.await.map_err(std::io::Error::other)??;
-                write_rest(stream, rest).await
-            }),
-        };
+        let (stream, sending) = (self.stream.clone(), self.sending.clone());
+        let before = self.flight.take();
+        lock(&sending).under_way += 1;
+        let task = rt.spawn(async move {
+            let r = match before {
+                Some(before) => match before.await {
+                    Ok(Ok(())) => write_rest(&stream, rest).await,
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(std::io::Error::other(e)),
+                },
+                None => write_rest(&stream, rest).await,
+            };
+            write_ended(&stream, &sending);
+            r
+        });
         self.tasks.push(task.abort_handle());
         self.flight = Some(task);
     }
@@ -260,6 +304,7 @@ impl Drop for TcpOutput {
         for task in self.tasks.drain(..) {
             task.abort();
         }
+        *lock(&self.sending) = Sending::default();
         let _ = rustix::net::shutdown(&*self.stream, rustix::net::Shutdown::Write);
     }
 }

@@ -13,8 +13,9 @@ use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode;
 use wasmtime_wasi::p2::{Pollable, SocketError, SocketResult};
 
 use super::connect::{self, Connecting, Started};
-use super::streams::{TcpInput, TcpOutput};
+use super::streams::{SharedSending, TcpInput, TcpOutput, shutdown_send};
 use super::{AddrCheck, Family, SocketAddrUse, of_family, remote, unicast, unspecified};
+use rustix::net::Shutdown;
 
 /// The listen queue when the guest sets none (wasmtime-wasi's).
 const DEFAULT_BACKLOG: u32 = 128;
@@ -26,6 +27,7 @@ enum State {
     /// Connected; `streams` once the guest has them.
     Connected {
         stream: Arc<TcpStream>,
+        sending: SharedSending,
         streams_taken: bool,
     },
     /// Listening; `accepted` is a connection taken while the guest waited for one.
@@ -34,6 +36,17 @@ enum State {
         accepted: Option<io::Result<(TcpStream, SocketAddr)>>,
     },
     Closed(ErrorCode),
+}
+
+impl State {
+    /// Connected, its streams not yet taken.
+    fn connected(stream: TcpStream) -> State {
+        State::Connected {
+            stream: Arc::new(stream),
+            sending: SharedSending::default(),
+            streams_taken: false,
+        }
+    }
 }
 
 /// The operation a `start-*` began and its `finish-*` has not yet seen.
@@ -151,10 +164,7 @@ impl TcpSocket {
             unreachable!("checked above");
         };
         self.state = match connect::start(socket, addr) {
-            Started::Done(Ok(stream)) => State::Connected {
-                stream: Arc::new(stream),
-                streams_taken: false,
-            },
+            Started::Done(Ok(stream)) => State::connected(stream),
             Started::Done(Err(e)) => State::Closed(code(e)),
             Started::Waiting(connecting) => State::Connecting(connecting),
         };
@@ -174,10 +184,7 @@ impl TcpSocket {
         };
         match result {
             Ok(stream) => {
-                self.state = State::Connected {
-                    stream: Arc::new(stream),
-                    streams_taken: false,
-                };
+                self.state = State::connected(stream);
                 Poll::Ready(Ok(()))
             }
             Err(e) => {
@@ -206,6 +213,7 @@ impl TcpSocket {
     fn take_streams(&mut self) -> SocketResult<(TcpInput, TcpOutput)> {
         let State::Connected {
             stream,
+            sending,
             streams_taken,
         } = &mut self.state
         else {
@@ -214,10 +222,8 @@ impl TcpSocket {
         if std::mem::replace(streams_taken, true) {
             return Err(ErrorCode::InvalidState.into());
         }
-        Ok((
-            TcpInput::new(stream.clone()),
-            TcpOutput::new(stream.clone()),
-        ))
+        let output = TcpOutput::new(stream.clone(), sending.clone());
+        Ok((TcpInput::new(stream.clone()), output))
     }
 
     pub(crate) fn listen(&mut self, check: &dyn AddrCheck) -> SocketResult<()> {
@@ -274,10 +280,7 @@ impl TcpSocket {
                 let _ = stream.set_zero_linger();
                 continue;
             }
-            let state = State::Connected {
-                stream: Arc::new(stream),
-                streams_taken: false,
-            };
+            let state = State::connected(stream);
             let mut socket = Self::in_state(state, self.family, true);
             let (input, output) = socket.take_streams()?;
             return Ok((socket, input, output));
@@ -330,15 +333,21 @@ impl TcpSocket {
     }
 
     /// Shut the connection down in `how` (its streams then see the end).
-    pub(crate) fn shutdown(&self, how: rustix::net::Shutdown) -> SocketResult<()> {
+    pub(crate) fn shutdown(&self, how: Shutdown) -> SocketResult<()> {
         let State::Connected {
             stream,
+            sending,
             streams_taken: true,
         } = &self.state
         else {
             return Err(ErrorCode::InvalidState.into());
         };
-        rustix::net::shutdown(&**stream, how)?;
+        if let Shutdown::Read | Shutdown::Both = how {
+            rustix::net::shutdown(&**stream, Shutdown::Read)?;
+        }
+        if let Shutdown::Write | Shutdown::Both = how {
+            shutdown_send(stream, sending)?;
+        }
         Ok(())
     }
 }
@@ -380,5 +389,67 @@ impl Pollable for TcpSocket {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::SocketAddr;
+
+    use wasmtime_wasi::p2::{OutputStream, Pollable};
+
+    use super::*;
+
+    /// A connected socket and its streams, on the current runtime.
+    async fn connected(to: SocketAddr) -> (TcpSocket, TcpInput, TcpOutput) {
+        let allow = |_: SocketAddr, _: SocketAddrUse| true;
+        let mut s = TcpSocket::new(Family::V4).unwrap();
+        s.set_send_buffer_size(16 << 10).unwrap();
+        s.start_connect(to, &allow).unwrap();
+        for _ in 0..100 {
+            if let Ok((input, output)) = s.finish_connect() {
+                return (s, input, output);
+            }
+            s.ready().await;
+        }
+        panic!("no connection");
+    }
+
+    #[test]
+    fn a_shutdown_for_sending_follows_the_writes_under_way() {
+        const SIZE: usize = 16 << 20;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        // The peer reads late, so that writes are left under way, then to the end (the FIN).
+        let peer = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (s, _input, mut output) = connected(to).await;
+            let chunk = bytes::Bytes::from(vec![7u8; 64 << 10]);
+            let mut sent = 0;
+            while sent < SIZE {
+                if output.check_write().unwrap() == 0 {
+                    output.ready().await;
+                    continue;
+                }
+                output.write(chunk.clone()).unwrap();
+                sent += chunk.len();
+            }
+            assert_eq!(output.check_write().unwrap(), 0, "the last write is under way");
+            s.shutdown(Shutdown::Write).unwrap();
+            output.ready().await;
+            assert!(output.check_write().is_ok());
+        });
+        assert_eq!(peer.join().unwrap(), SIZE);
     }
 }
