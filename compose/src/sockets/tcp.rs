@@ -445,7 +445,11 @@ mod tests {
                 output.write(chunk.clone()).unwrap();
                 sent += chunk.len();
             }
-            assert_eq!(output.check_write().unwrap(), 0, "the last write is under way");
+            assert_eq!(
+                output.check_write().unwrap(),
+                0,
+                "the last write is under way"
+            );
             s.shutdown(Shutdown::Write).unwrap();
             output.ready().await;
             assert!(output.check_write().is_ok());
