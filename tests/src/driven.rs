@@ -153,15 +153,34 @@ pub fn addr(host: &str, port: u16) -> SocketAddress {
     }
 }
 
-/// Call the socket method `call` on `s` with `args`.
-macro_rules! socket_call {
-    ($self:ident, $call:ident, $s:expr $(, $arg:expr)*) => {{
+/// A call of the socket method `call`, driven on the instance's runtime.
+macro_rules! driven_call {
+    ($self:ident, $call:ident, $($arg:expr),*) => {{
         let f = $self.bindings.scheduler_core_libs_socket().socket();
         $self
             .rt
-            .block_on(f.$call(&mut $self.store, $s $(, $arg)*))
+            .block_on(f.$call(&mut $self.store, $($arg),*))
             .expect("call")
     }};
+}
+
+socket_methods! { DrivenSocket, driven_call;
+    connect => call_connect(remote: &SocketAddress) -> R<()>;
+    send => call_send(data: &[u8]) -> R<u64>;
+    receive => call_receive(max: u32) -> R<Vec<u8>>;
+    close => call_close() -> R<()>;
+    bind => call_bind(local: &SocketAddress) -> R<()>;
+    listen => call_listen(backlog: u32) -> R<()>;
+    accept => call_accept() -> R<ResourceAny>;
+    try_receive => call_try_receive(max: u32) -> R<Vec<u8>>;
+    shutdown => call_shutdown(how: ShutdownType) -> R<()>;
+    local_address => call_get_local_address() -> R<SocketAddress>;
+    peer_address => call_get_peer_address() -> R<SocketAddress>;
+    set_keep_alive => call_set_keep_alive(on: bool, idle_ms: Option<u64>) -> R<()>;
+    set_receive_buffer_size => call_set_receive_buffer_size(n: u64) -> R<()>;
+    set_send_buffer_size => call_set_send_buffer_size(n: u64) -> R<()>;
+    set_hop_limit => call_set_hop_limit(n: u8) -> R<()>;
+    set_read_timeout => call_set_read_timeout(ms: u64) -> R<()>;
 }
 
 impl DrivenSocket {
@@ -194,83 +213,6 @@ impl DrivenSocket {
             .block_on(f.call_create_socket(&mut self.store, AddressFamily::Ipv4, Protocol::Tcp))
             .expect("call")
             .expect("create tcp4")
-    }
-
-    pub fn connect(&mut self, s: ResourceAny, remote: &SocketAddress) -> R<()> {
-        let f = self.bindings.scheduler_core_libs_socket().socket();
-        self.rt
-            .block_on(f.call_connect(&mut self.store, s, remote))
-            .expect("call")
-    }
-
-    pub fn send(&mut self, s: ResourceAny, data: &[u8]) -> R<u64> {
-        let f = self.bindings.scheduler_core_libs_socket().socket();
-        self.rt
-            .block_on(f.call_send(&mut self.store, s, data))
-            .expect("call")
-    }
-
-    pub fn receive(&mut self, s: ResourceAny, max: u32) -> R<Vec<u8>> {
-        let f = self.bindings.scheduler_core_libs_socket().socket();
-        self.rt
-            .block_on(f.call_receive(&mut self.store, s, max))
-            .expect("call")
-    }
-
-    pub fn close(&mut self, s: ResourceAny) -> R<()> {
-        let f = self.bindings.scheduler_core_libs_socket().socket();
-        self.rt
-            .block_on(f.call_close(&mut self.store, s))
-            .expect("call")
-    }
-
-    /// The socket methods the parity tests use, as they are.
-    pub fn bind(&mut self, s: ResourceAny, local: &SocketAddress) -> R<()> {
-        socket_call!(self, call_bind, s, local)
-    }
-
-    pub fn listen(&mut self, s: ResourceAny, backlog: u32) -> R<()> {
-        socket_call!(self, call_listen, s, backlog)
-    }
-
-    pub fn accept(&mut self, s: ResourceAny) -> R<ResourceAny> {
-        socket_call!(self, call_accept, s)
-    }
-
-    pub fn try_receive(&mut self, s: ResourceAny, max: u32) -> R<Vec<u8>> {
-        socket_call!(self, call_try_receive, s, max)
-    }
-
-    pub fn shutdown(&mut self, s: ResourceAny, how: ShutdownType) -> R<()> {
-        socket_call!(self, call_shutdown, s, how)
-    }
-
-    pub fn local_address(&mut self, s: ResourceAny) -> R<SocketAddress> {
-        socket_call!(self, call_get_local_address, s)
-    }
-
-    pub fn peer_address(&mut self, s: ResourceAny) -> R<SocketAddress> {
-        socket_call!(self, call_get_peer_address, s)
-    }
-
-    pub fn set_keep_alive(&mut self, s: ResourceAny, on: bool, idle_ms: Option<u64>) -> R<()> {
-        socket_call!(self, call_set_keep_alive, s, on, idle_ms)
-    }
-
-    pub fn set_receive_buffer_size(&mut self, s: ResourceAny, bytes: u64) -> R<()> {
-        socket_call!(self, call_set_receive_buffer_size, s, bytes)
-    }
-
-    pub fn set_send_buffer_size(&mut self, s: ResourceAny, bytes: u64) -> R<()> {
-        socket_call!(self, call_set_send_buffer_size, s, bytes)
-    }
-
-    pub fn set_hop_limit(&mut self, s: ResourceAny, hops: u8) -> R<()> {
-        socket_call!(self, call_set_hop_limit, s, hops)
-    }
-
-    pub fn set_read_timeout(&mut self, s: ResourceAny, ms: u64) -> R<()> {
-        socket_call!(self, call_set_read_timeout, s, ms)
     }
 
     pub fn drop_socket(&mut self, s: ResourceAny) {

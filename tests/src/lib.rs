@@ -11,6 +11,19 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+/// One host-side wrapper per exported socket method on `$guest` (`guest.connect(s, &addr)` and
+/// so on), each making its call with `$invoke!`: the sync embedding (`SocketGuest`) and the
+/// driven one (`driven::DrivenSocket`) share the table's shape.
+macro_rules! socket_methods {
+    ($guest:ident, $invoke:ident; $($name:ident => $call:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty;)*) => {
+        impl $guest {
+            $(pub fn $name(&mut self, s: ResourceAny $(, $arg: $ty)*) -> $ret {
+                $invoke!(self, $call, s $(, $arg)*)
+            })*
+        }
+    };
+}
+
 pub mod socket_bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "socket-component" });
 }
@@ -375,18 +388,14 @@ impl SocketGuest {
     }
 }
 
-/// One host-side wrapper per exported method: `guest.connect(s, &addr)` and so on.
-macro_rules! methods {
-    ($($name:ident => $call:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty;)*) => {
-        impl SocketGuest {
-            $(pub fn $name(&mut self, s: ResourceAny $(, $arg: $ty)*) -> $ret {
-                self.bindings.scheduler_core_libs_socket().socket().$call(&mut self.store, s $(, $arg)*).expect("call")
-            })*
-        }
+/// A call of the socket method `call` in the sync embedding.
+macro_rules! sync_call {
+    ($self:ident, $call:ident, $($arg:expr),*) => {
+        $self.bindings.scheduler_core_libs_socket().socket().$call(&mut $self.store, $($arg),*).expect("call")
     };
 }
 
-methods! {
+socket_methods! { SocketGuest, sync_call;
     family => call_family() -> AddressFamily;
     protocol => call_protocol() -> Protocol;
     state => call_state() -> SocketState;
@@ -420,6 +429,21 @@ impl Default for SocketGuest {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A peer on `bind` (a loopback address, port 0) that accepts one connection and hands it to
+/// `serve` on a thread of its own: the port, and the thread whose result is `serve`'s.
+pub fn one_connection_peer<T: Send + 'static>(
+    bind: &str,
+    serve: impl FnOnce(std::net::TcpStream, SocketAddr) -> T + Send + 'static,
+) -> (u16, std::thread::JoinHandle<T>) {
+    let listener = std::net::TcpListener::bind(bind).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        let (c, peer) = listener.accept().unwrap();
+        serve(c, peer)
+    });
+    (port, thread)
 }
 
 /// Open file descriptors of this process.

@@ -221,10 +221,7 @@ fn udp_implicit_bind_on_first_send() {
 
 #[test]
 fn ipv6_tcp_and_udp_on_loopback() {
-    let listener = TcpListener::bind("[::1]:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = thread::spawn(move || {
-        let (mut s, peer) = listener.accept().unwrap();
+    let (port, server) = integration_tests::one_connection_peer("[::1]:0", |mut s, peer| {
         let mut buf = [0u8; 4];
         s.read_exact(&mut buf).unwrap();
         s.write_all(&buf).unwrap();

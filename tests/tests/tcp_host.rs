@@ -8,14 +8,12 @@ use std::thread;
 
 use compose::sockets::SocketsImpl;
 use integration_tests::driven::{self, DrivenSocket, ShutdownType, SocketError};
+use integration_tests::one_connection_peer;
 use wasmtime::component::ResourceAny;
 
 /// A peer that answers "ping" with "pong", ends its side, and returns what it read after.
 fn pong_peer() -> (u16, thread::JoinHandle<Vec<u8>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    one_connection_peer("127.0.0.1:0", |mut c, _| {
         let mut b = [0u8; 4];
         c.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"ping");
@@ -24,8 +22,7 @@ fn pong_peer() -> (u16, thread::JoinHandle<Vec<u8>>) {
         let mut rest = Vec::new();
         c.read_to_end(&mut rest).unwrap();
         rest
-    });
-    (port, h)
+    })
 }
 
 /// A port nothing listens on.
@@ -89,17 +86,13 @@ fn client_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
 
 /// A peer that reads one byte and resets the connection (SO_LINGER 0).
 fn resetting_peer() -> (u16, thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    one_connection_peer("127.0.0.1:0", |mut c, _| {
         let mut b = [0u8; 1];
         c.read_exact(&mut b).unwrap();
         socket2::SockRef::from(&c)
             .set_linger(Some(std::time::Duration::ZERO))
             .unwrap();
-    });
-    (port, h)
+    })
 }
 
 /// A reset connection: the read that finds it says so.
@@ -151,10 +144,7 @@ fn server_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
 
 /// 4 MiB sent in 64 KiB pieces to a peer that counts what it reads.
 fn bulk_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let peer = thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    let (port, peer) = one_connection_peer("127.0.0.1:0", |mut c, _| {
         let mut n = 0usize;
         let mut b = vec![0u8; 1 << 16];
         loop {
@@ -180,12 +170,9 @@ fn bulk_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
 /// it, not for room to write.
 fn upload_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
     const SIZE: usize = 2 << 20;
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     // The peer reads slowly, in small pieces, so that the guest's last write finds the
     // socket full.
-    let peer = thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    let (port, peer) = one_connection_peer("127.0.0.1:0", |mut c, _| {
         // Bytes that never come fail the step rather than hang the test.
         c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
