@@ -658,13 +658,10 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
             let (rps, p99, requests) = run_ours(&path, None);
             ((rps, p99), requests, start_up)
         };
-        let floor_run = |artifact: &PathBuf, start_up: (f64, f64)| {
-            let (rps, p99, requests) = run_ours(&path, Some(artifact));
-            ((rps, p99), requests, start_up)
-        };
-        // The floor on wasmtime-wasi's TCP: what the host's own (compose::sockets) buys.
-        let floor_wasmtime_run = |artifact: &PathBuf, start_up: (f64, f64)| {
-            let (rps, p99, requests) = run_on(&path, Some(artifact), "wasmtime");
+        // A floor artifact on `sockets`' TCP (SCHEDULER_SOCKETS): on wasmtime-wasi's, what the
+        // host's own (compose::sockets) buys.
+        let floor_run = |artifact: &PathBuf, start_up: (f64, f64), sockets: &str| {
+            let (rps, p99, requests) = run_on(&path, Some(artifact), sockets);
             ((rps, p99), requests, start_up)
         };
         let wrk_run = || {
@@ -734,11 +731,11 @@ fn concurrent(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
                 c.measure(ng, || oha_run(oha));
             }
             if let Ok(f) = &floor {
-                d.measure(ng, || floor_run(f, floor_start_up));
-                fw.measure(ng, || floor_wasmtime_run(f, floor_start_up));
+                d.measure(ng, || floor_run(f, floor_start_up, "own"));
+                fw.measure(ng, || floor_run(f, floor_start_up, "wasmtime"));
             }
             if let Ok(f) = &socket_floor {
-                sf.measure(ng, || floor_run(f, socket_floor_start_up));
+                sf.measure(ng, || floor_run(f, socket_floor_start_up, "own"));
             }
         }
         let what = format!("concurrent load on nginx, {users} users, {secs} s");
