@@ -3,8 +3,7 @@
 
 use integration_tests::http_server::{Reply, serve};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn every_user_keeps_its_own_cookies() {

@@ -3,8 +3,7 @@
 
 use integration_tests::http_server::{Reply, serve};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn another_port_of_the_host_only_when_the_action_allows_it() {

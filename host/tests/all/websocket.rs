@@ -7,12 +7,10 @@
 //! `.ci/run` installs the servers; where one is missing the tests say so and pass, unless
 //! REQUIRE_WS_SERVERS=1 (as in CI), where they fail.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{BIN, in_pool, pool_scenario, report_with, succeeded, tmp};
+use crate::common::{BIN, in_pool, pool_scenario, report_with, succeeded, tmp};
 use compose::tls::pki::{Ca, Validity};
 use integration_tests::ws_servers::{Kind, WsServer};
 use serde_json::Value;
@@ -122,7 +120,7 @@ fn sessions_come_from_pool_addresses_against_three_servers() {
 /// The page's DOM after its script ran, and Chromium's log (none where Chromium is missing,
 /// unless REQUIRE_CHROMIUM says it must be there).
 fn rendered(page: &std::path::Path, dir: &std::path::Path) -> Option<(String, String)> {
-    let chromium = common::chromium()?;
+    let chromium = crate::common::chromium()?;
     let out = std::process::Command::new(chromium)
         .args([
             "--headless",

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use integration_tests::http_server::{Reply, serve};
 use serde_json::Value;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn in_cidr24(ip: &str, prefix: &str) -> bool {
     ip.starts_with(prefix)

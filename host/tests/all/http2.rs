@@ -5,15 +5,13 @@
 //! `.ci/run` installs nginx and hypercorn; where one is missing the tests say so and pass,
 //! unless REQUIRE_NGINX / REQUIRE_HYPERCORN are set (as in CI).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{in_pool, pool_scenario, report, succeeded, tmp};
+use crate::common::{in_pool, pool_scenario, report, succeeded, tmp};
 use compose::tls::pki::{Ca, Validity};
 
 fn scenario(net: u8, users: u32, iterations: u32, actions: &str, nodes: &str) -> String {

@@ -7,8 +7,7 @@ use std::time::Duration;
 use integration_tests::http_server::{Reply, serve};
 use serde_json::Value;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A scenario of one action per node, `nodes` in the original's form, users from `load`.
 fn scenario(port: u16, load: &str, actions: &str, nodes: &str) -> String {

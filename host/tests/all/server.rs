@@ -3,14 +3,12 @@
 //! through `exec`) and hostile ones (malformed heads, request smuggling shapes, a slowloris
 //! client), with the counts each instance prints checked against what was sent.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn servers(port: u16, pool: &str, extra: &str) -> String {
     format!(

@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use integration_tests::http_server::{Reply, serve};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// (path, source address, cookie-less token header, when) of every request.
 type Seen = Arc<Mutex<Vec<(String, String, String, Instant)>>>;

@@ -6,8 +6,7 @@ use std::process::{Command, Output};
 
 use integration_tests::http_server::{Reply, TestServer, serve};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Echoes what a curl user checks: the method and path, the headers curl's flags set, the
 /// body. `/missing` is a 404, `/hop/N` redirects N more times before `/text`.

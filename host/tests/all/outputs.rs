@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use integration_tests::http_server::{Reply, serve};
 use serde_json::Value;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Users that loop without end (200 ms requests), from a pool, so that a run must be stopped.
 fn endless(port: u16, pool: &str) -> String {

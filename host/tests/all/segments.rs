@@ -1,8 +1,7 @@
 //! Segments (`run --segment I/N`): a share with no user has nothing to run, which is no
 //! failure (the merge of all shares judges the run).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn an_empty_segment_exits_0() {

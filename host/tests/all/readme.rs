@@ -3,8 +3,7 @@
 
 use integration_tests::http_server::{Reply, serve};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_readmes_first_scenario_runs() {

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::http_server::{Reply, serve};
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// A DNS server of the test's own on 127.0.0.153:53: it answers `allowed.test` with
 /// 127.0.0.1 and every other name with NXDOMAIN, and records every name it was asked.

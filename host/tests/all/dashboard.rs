@@ -2,14 +2,12 @@
 //! from elsewhere) that headless Chromium draws with no console errors, the server-sent
 //! events a second with the run so far, and figures that end equal to the report's.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn scenario(port: u16) -> String {

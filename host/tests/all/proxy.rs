@@ -8,8 +8,7 @@ use compose::tls::pki::{Ca, Validity};
 use integration_tests::nginx::{self, Nginx};
 use integration_tests::proxy_py::ProxyPy;
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
 
