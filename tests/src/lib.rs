@@ -65,6 +65,28 @@ pub struct Ctx {
     /// The policy the host's own TCP checks (`compose::sockets`; wasmtime-wasi's has it in
     /// `wasi`): loopback unless made with another.
     policy: Policy,
+    /// The largest size a linear memory asked to grow to, once `Executor::watch_memory` is on.
+    pub memory_high: MemoryHigh,
+}
+
+/// A limiter that refuses nothing and keeps the largest memory size asked for.
+#[derive(Default)]
+pub struct MemoryHigh(pub usize);
+
+impl wasmtime::ResourceLimiter for MemoryHigh {
+    fn memory_growing(
+        &mut self,
+        _: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.0 = self.0.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _: usize, _: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The `wasi:tls` context of an instance with `settings` (platform and web roots alone by
@@ -91,6 +113,7 @@ impl Ctx {
             tls,
             table: ResourceTable::new(),
             policy: loopback_policy(),
+            memory_high: MemoryHigh::default(),
         }
     }
 }
@@ -518,6 +541,11 @@ impl Executor {
             .scheduler_executor_executor()
             .call_execute_action(&mut self.store, &action)
             .expect("call")
+    }
+
+    /// From now on, `store.data().memory_high` holds the largest size a memory grew to.
+    pub fn watch_memory(&mut self) {
+        self.store.limiter(|c| &mut c.memory_high);
     }
 
     pub fn get(&mut self, url: &str) -> Result<Outcome, ActionError> {

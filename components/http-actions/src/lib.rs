@@ -288,6 +288,14 @@ fn run(
     body: Option<StreamBody>,
 ) -> Result<Outcome, ActionError> {
     let lease = lease(params)?;
+    // A discarded body is only counted, unless an export reads it.
+    let reads_body = action
+        .exports
+        .iter()
+        .any(|e| matches!(e.source, ExportSource::Body | ExportSource::JsonPointer(_)));
+    params
+        .prepared
+        .set_keep_body(!params.discard_body || reads_body);
     let result = match body {
         None => CLIENT.get().execute_prepared(&params.prepared),
         Some(b) => CLIENT
@@ -327,7 +335,7 @@ fn outcome(
                 .collect()
         }
     };
-    let body_length = resp.body.len() as u64;
+    let body_length = resp.body_len;
     Ok(Outcome {
         status: resp.status,
         reason: resp.reason,

@@ -8,6 +8,7 @@ use crate::prelude::*;
 
 use crate::codec::{self, ChunkedDecoder, Framing, Head, encode_with_stream, parse_head};
 use crate::pool::{ConnPool, PoolKey};
+use crate::sink::{BodyOut, BodySink, keeps_body};
 use crate::{
     Conn, ExchangeError, Exchanged, HttpError, Method, Net, NetError, Phase, Request, Response,
     Timings, TlsReason, Url,
@@ -190,7 +191,7 @@ impl Derived {
 }
 
 /// A body, its trailers, and whether the connection ended exactly at its end.
-type ReadBody = (Vec<u8>, crate::Headers, bool);
+type ReadBody = (BodySink, crate::Headers, bool);
 
 /// A response being read: when the request went, the deadline, and the clock as of the last
 /// read.
@@ -321,6 +322,11 @@ impl Prepared {
         self.req.bind_ip = ip;
         self.derived.key.source = ip;
     }
+
+    /// Keep the response body, or only count it (`Request::keep_body`).
+    pub fn set_keep_body(&mut self, keep: bool) {
+        self.req.keep_body = keep;
+    }
 }
 
 impl<N: Net> Client<N> {
@@ -440,6 +446,10 @@ impl<N: Net> Client<N> {
             {
                 let body = core::mem::take(&mut resp.body);
                 resp.body = crate::encoding::decode(coding, body, req.max_body)?;
+                resp.body_len = resp.body.len() as u64;
+                if !req.keep_body {
+                    resp.body = Vec::new();
+                }
             }
             resp.attempts = chain.attempts;
             resp.redirects = chain.redirects;
@@ -961,8 +971,10 @@ impl<N: Net> Client<N> {
         timings.first_byte_us = r.now.saturating_sub(sent_at);
         let (head, rest) = self.read_final_head(&mut conn, chunk, req, &mut r, counters)?;
         let framing = codec::framing(method, &head)?;
+        let sink = BodySink::new(keeps_body(req.keep_body, req.decompress, &head.headers));
         let (body, trailers, clean) =
-            self.read_body(&mut conn, framing, rest, req, &mut r, counters)?;
+            self.read_body(&mut conn, (framing, sink), rest, req, &mut r, counters)?;
+        let (body, body_len) = body.finish();
         self.done_us = r.now;
         if clean && !early && req.keep_alive && codec::keep_alive(&head, framing) {
             self.pool.checkin(key, conn, r.now);
@@ -973,6 +985,7 @@ impl<N: Net> Client<N> {
             headers: head.headers,
             trailers,
             body,
+            body_len,
             timings: *timings,
             bytes_sent: 0,
             bytes_received: 0,
@@ -1028,18 +1041,17 @@ impl<N: Net> Client<N> {
         }
     }
 
-    /// The body as the framing says (from `rest`, then further reads), its trailers, and
-    /// whether the connection ended exactly at its end (only then is it kept).
+    /// The body as the framing says (from `rest`, then further reads) into the sink, its
+    /// trailers, and whether the connection ended exactly at its end (only then is it kept).
     fn read_body(
         &self,
         conn: &mut N::Conn,
-        framing: Framing,
+        (framing, mut body): (Framing, BodySink),
         mut rest: Vec<u8>,
         req: &Request,
         r: &mut Reading,
         counters: &mut Counters,
     ) -> Result<ReadBody, Failure> {
-        let mut body = Vec::new();
         let mut trailers = Vec::new();
         let mut clean = true;
         match framing {
@@ -1055,15 +1067,15 @@ impl<N: Net> Client<N> {
                 // Grows as bytes arrive; a huge declared length reserves no more than 1 MiB.
                 body.reserve((n as usize).min(1 << 20));
                 loop {
-                    let take = rest.len().min(n as usize - body.len());
-                    body.extend_from_slice(&rest[..take]);
+                    let take = rest.len().min((n - body.written()) as usize);
+                    body.put(&rest[..take]);
                     clean &= take == rest.len();
-                    if body.len() as u64 == n {
+                    if body.written() == n {
                         break;
                     }
-                    rest = self.read_more(conn, req, r, counters, n as usize - body.len())?;
+                    rest = self.read_more(conn, req, r, counters, (n - body.written()) as usize)?;
                     if rest.is_empty() {
-                        let got = body.len();
+                        let got = body.written();
                         let e = format!("truncated body: {got} of {n} bytes");
                         return Err(HttpError::Protocol(e).into());
                     }
@@ -1085,11 +1097,11 @@ impl<N: Net> Client<N> {
                 trailers = dec.trailers;
             }
             Framing::UntilClose => loop {
-                if body.len() as u64 + rest.len() as u64 > req.max_body {
+                if body.written() + rest.len() as u64 > req.max_body {
                     let e = format!("response body over {} bytes", req.max_body);
                     return Err(HttpError::TooLarge(e).into());
                 }
-                body.extend_from_slice(&rest);
+                body.put(&rest);
                 rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
                 if rest.is_empty() {
                     break;

@@ -4,6 +4,7 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+use crate::sink::BodyOut;
 use crate::url::Url;
 use crate::{HttpError, Method, Proxy};
 
@@ -311,7 +312,7 @@ impl ChunkedDecoder {
     pub fn feed(
         &mut self,
         input: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut impl BodyOut,
         max_body: u64,
     ) -> Result<usize, HttpError> {
         let mut i = 0;
@@ -330,10 +331,10 @@ impl ChunkedDecoder {
                         self.state = ChunkState::SizeLf;
                     }
                 }
-                ChunkState::SizeLf => self.size_end(b, out.len() as u64, max_body)?,
+                ChunkState::SizeLf => self.size_end(b, out.written(), max_body)?,
                 ChunkState::Data(left) => {
                     let n = (left as usize).min(input.len() - i);
-                    out.extend_from_slice(&input[i..i + n]);
+                    out.put(&input[i..i + n]);
                     i += n;
                     let left = left - n as u64;
                     self.state = if left == 0 {

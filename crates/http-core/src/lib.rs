@@ -25,6 +25,7 @@ pub mod json;
 pub mod params;
 pub mod pool;
 pub mod proxy;
+pub mod sink;
 pub mod upload;
 pub mod url;
 pub mod ws;
@@ -372,6 +373,9 @@ pub struct Request {
     pub tls_server_name: Option<String>,
     /// Decode a `gzip` or `deflate` body (`Content-Encoding`); bounded by `max_body` decoded.
     pub decompress: bool,
+    /// Keep the response body; when false it is read and counted, not kept (a body to be
+    /// decoded is kept until decoded).
+    pub keep_body: bool,
     /// An HTTP proxy to go through; the connection to it leaves from `bind_ip`.
     pub proxy: Option<Proxy>,
     /// Addresses for `host:port` in place of resolving the host (curl's `--resolve`).
@@ -421,6 +425,7 @@ impl Request {
             keep_alive: true,
             tls_server_name: None,
             decompress: false,
+            keep_body: true,
             proxy: None,
             resolve: Vec::new(),
             ip_version: None,
@@ -448,6 +453,8 @@ pub struct Response {
     pub headers: Headers,
     pub trailers: Headers,
     pub body: Vec<u8>,
+    /// The body's length (decoded): `body.len()`, or the bytes counted when it was not kept.
+    pub body_len: u64,
     pub timings: Timings,
     pub bytes_sent: u64,
     pub bytes_received: u64,

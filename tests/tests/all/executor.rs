@@ -1112,3 +1112,60 @@ fn an_early_final_response_stops_the_upload() {
     assert!(!o.reused_connection);
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// `discard_body` counts the body and keeps none of it (k6's `discardResponseBodies`): a
+/// 24 MiB body, sized and chunked, leaves every memory of the instance as it was; kept, the
+/// same body grows one past its size (so the watch sees what it claims to).
+#[test]
+fn a_discarded_body_is_counted_not_kept() {
+    const SIZE: usize = 24 << 20;
+    let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
+        "/chunked" => {
+            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..SIZE >> 20 {
+                raw.extend_from_slice(b"100000\r\n");
+                raw.extend(std::iter::repeat_n(b'c', 1 << 20));
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"0\r\n\r\n");
+            Reply::Raw(raw)
+        }
+        "/sized" => Reply::ok(vec![b's'; SIZE]),
+        _ => Reply::ok("small"),
+    });
+    let mut ex = Executor::new();
+    // A first request sizes what the instance needs for one exchange.
+    ex.get(&server.url("/small")).ok();
+    ex.watch_memory();
+    for path in ["/sized", "/chunked"] {
+        let params =
+            json!({ "url": server.url(path), "discard_body": true, "max_response_body": SIZE * 2 });
+        let o = ex.run(HttpMethod::Get, params, vec![]).unwrap();
+        assert_eq!(
+            (o.status, o.body_length, o.body.len()),
+            (200, SIZE as u64, 0),
+            "{path}"
+        );
+        assert!(
+            o.bytes_received > SIZE as u64,
+            "{path}: {}",
+            o.bytes_received
+        );
+    }
+    let high = ex.store.data().memory_high.0;
+    assert!(
+        high < SIZE / 2,
+        "a discarded body grew a memory to {high} bytes"
+    );
+    // The limit still holds for a discarded body.
+    let params = json!({ "url": server.url("/chunked"), "discard_body": true, "max_response_body": SIZE - 1 });
+    let e = ex.run(HttpMethod::Get, params, vec![]).unwrap_err();
+    assert!(matches!(e, ActionError::TooLarge(_)), "{e:?}");
+    let params = json!({ "url": server.url("/sized"), "max_response_body": SIZE * 2 });
+    let o = ex.run(HttpMethod::Get, params, vec![]).unwrap();
+    assert_eq!(o.body.len(), SIZE);
+    assert!(
+        ex.store.data().memory_high.0 > SIZE,
+        "a kept body was not watched"
+    );
+}

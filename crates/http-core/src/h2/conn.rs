@@ -6,6 +6,7 @@ use crate::prelude::*;
 
 use super::frame::{self, Frame, Reader};
 use super::hpack;
+use crate::sink::{BodyOut, BodySink, keeps_body};
 use crate::{Conn, ExchangeError, NetError};
 
 /// The window we give the server, per stream and for the connection.
@@ -35,7 +36,7 @@ pub struct H2Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub trailers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: BodySink,
     /// When its first frame came (µs of the caller's clock).
     pub first_byte_at: u64,
 }
@@ -62,6 +63,9 @@ pub struct Limits<'a> {
     pub first_byte_ms: u64,
     pub between_bytes_ms: u64,
     pub max_body: u64,
+    /// Keep the body (else count it), and decode it (then it is kept).
+    pub keep_body: bool,
+    pub decompress: bool,
 }
 
 pub struct H2Conn<C: Conn> {
@@ -493,6 +497,7 @@ impl<C: Conn> H2Conn<C> {
             .into_iter()
             .filter(|(k, _)| !k.starts_with(':'))
             .collect();
+        resp.body = BodySink::new(keeps_body(l.keep_body, l.decompress, &resp.headers));
         Ok(end)
     }
 
@@ -511,13 +516,13 @@ impl<C: Conn> H2Conn<C> {
             if resp.status == 0 {
                 return Err(self.fail(0x1, "DATA before the answer's head".into()));
             }
-            if resp.body.len() as u64 + data.len() as u64 > l.max_body {
+            if resp.body.written() + data.len() as u64 > l.max_body {
                 return Err(H2Failure::TooLarge(format!(
                     "a body over {} bytes",
                     l.max_body
                 )));
             }
-            resp.body.extend_from_slice(data);
+            resp.body.put(data);
         }
         self.give_back(f.payload.len() as u32, if end { 0 } else { f.stream }, l)?;
         Ok((end && f.stream == id, true))

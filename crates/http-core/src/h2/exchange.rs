@@ -198,6 +198,8 @@ impl<N: Net> Client<N> {
             first_byte_ms: req.timeouts.first_byte_ms,
             between_bytes_ms: req.timeouts.between_bytes_ms,
             max_body: req.max_body,
+            keep_body: req.keep_body,
+            decompress: req.decompress,
         };
         let r = conn.request(fields, body, &limits);
         counters.sent += conn.sent - sent0;
@@ -205,12 +207,14 @@ impl<N: Net> Client<N> {
         let h = r?;
         self.done_us = self.net.now_us();
         timings.first_byte_us = h.first_byte_at.saturating_sub(start);
+        let (body, body_len) = h.body.finish();
         Ok(Response {
             status: h.status,
             reason: String::new(),
             headers: h.headers,
             trailers: h.trailers,
-            body: h.body,
+            body,
+            body_len,
             timings: *timings,
             bytes_sent: 0,
             bytes_received: 0,

@@ -1,0 +1,104 @@
+//! Where a response body's bytes go: kept, or only counted (`discard_body`, k6's
+//! `discardResponseBodies`), so a large download takes no memory in the instance.
+
+use alloc::vec::Vec;
+
+/// What a body decoder writes its bytes to.
+pub trait BodyOut {
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl BodyOut for Vec<u8> {
+    fn written(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Whether an answer's body is kept: as asked (`keep`), and always when it is to be decoded
+/// (the decoded length is the one reported).
+pub fn keeps_body(keep: bool, decompress: bool, headers: &crate::Headers) -> bool {
+    keep || (decompress && crate::codec::header(headers, "content-encoding").is_some())
+}
+
+/// A response body as it is read.
+#[derive(Debug)]
+pub enum BodySink {
+    Keep(Vec<u8>),
+    /// Bytes counted, none kept.
+    Count(u64),
+}
+
+impl Default for BodySink {
+    fn default() -> Self {
+        BodySink::Keep(Vec::new())
+    }
+}
+
+impl BodySink {
+    /// A sink that keeps the body when `keep`, else counts it.
+    pub fn new(keep: bool) -> Self {
+        if keep {
+            BodySink::default()
+        } else {
+            BodySink::Count(0)
+        }
+    }
+
+    /// Room for `n` bytes to come, when they are kept.
+    pub fn reserve(&mut self, n: usize) {
+        if let BodySink::Keep(v) = self {
+            v.reserve(n);
+        }
+    }
+
+    /// The bytes kept (none when counted) and the body's length.
+    pub fn finish(self) -> (Vec<u8>, u64) {
+        match self {
+            BodySink::Keep(v) => {
+                let n = v.len() as u64;
+                (v, n)
+            }
+            BodySink::Count(n) => (Vec::new(), n),
+        }
+    }
+}
+
+impl BodyOut for BodySink {
+    fn written(&self) -> u64 {
+        match self {
+            BodySink::Keep(v) => v.len() as u64,
+            BodySink::Count(n) => *n,
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        match self {
+            BodySink::Keep(v) => v.extend_from_slice(bytes),
+            BodySink::Count(n) => *n += bytes.len() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counting_sink_keeps_nothing_and_counts_everything() {
+        let mut s = BodySink::new(false);
+        s.reserve(1 << 20);
+        s.put(b"abc");
+        s.put(&[0; 5000]);
+        assert_eq!(s.written(), 5003);
+        assert_eq!(s.finish(), (Vec::new(), 5003));
+        let mut k = BodySink::new(true);
+        k.put(b"abc");
+        assert_eq!(k.finish(), (b"abc".to_vec(), 3));
+    }
+}
