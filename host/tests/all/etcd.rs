@@ -645,12 +645,30 @@ fn a_run_waits_for_etcd_at_the_start() {
     )
     .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let child = spawn(&path, &["--etcd", &url, "--etcd-wait", "30s"]);
-    std::thread::sleep(Duration::from_secs(2));
+    let mut child = spawn(&path, &["--etcd", &url, "--etcd-wait", "30s"]);
+    // etcd starts once the run has found it not ready (however long the run took to start).
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line.contains("not ready"));
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(|_| panic!("the run never said etcd was not ready"))
+    {}
     let _etcd = integration_tests::etcd::Etcd::start_on(&bin, "late", port).unwrap();
     let (code, out) = finish(child);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("not ready"), "{out}");
+    let err = lines.join().unwrap();
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("not ready"), "{err}");
 }
 
 /// The most requests of `seen` in progress at one moment.

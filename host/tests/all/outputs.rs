@@ -73,7 +73,16 @@ fn sigterm_and_sighup_end_a_run_with_everything_written() {
                 state.to_str().unwrap(),
             ],
         );
-        std::thread::sleep(Duration::from_secs(2));
+        // The signal comes once every user of the first phase is sending (however long the
+        // run took to start).
+        let (before, deadline) = (
+            server.stats.requests(),
+            Instant::now() + Duration::from_secs(30),
+        );
+        while server.stats.requests() < before + 8 {
+            assert!(Instant::now() < deadline, "the run never sent its requests");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         kill(child.id(), signal);
         let sent = Instant::now();
         let out = child.wait_with_output().unwrap();
