@@ -1067,13 +1067,16 @@ impl<N: Net> Client<N> {
                 // Grows as bytes arrive; a huge declared length reserves no more than 1 MiB.
                 body.reserve((n as usize).min(1 << 20));
                 loop {
-                    let take = rest.len().min((n - body.written()) as usize);
+                    // What is left, in full: a counted body may pass 4 GiB on a 32-bit target.
+                    let left =
+                        |b: &BodySink| usize::try_from(n - b.written()).unwrap_or(usize::MAX);
+                    let take = rest.len().min(left(&body));
                     body.put(&rest[..take]);
                     clean &= take == rest.len();
                     if body.written() == n {
                         break;
                     }
-                    rest = self.read_more(conn, req, r, counters, (n - body.written()) as usize)?;
+                    rest = self.read_more(conn, req, r, counters, left(&body))?;
                     if rest.is_empty() {
                         let got = body.written();
                         let e = format!("truncated body: {got} of {n} bytes");
