@@ -313,26 +313,31 @@ impl InputStream for TlsInput {
             return Ok(Bytes::new());
         }
         let mut s = lock(&self.session);
+        let mut out = bytes::BytesMut::new();
         loop {
-            let io = s
-                .tls
-                .process_new_packets()
-                .map_err(|e| failed(tls_error_text(&e)))?;
+            let io = match s.tls.process_new_packets() {
+                Ok(io) => io,
+                // What was read goes first; rustls keeps the error for the next read.
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(failed(tls_error_text(&e))),
+            };
             let ready = io.plaintext_bytes_to_read();
             if ready > 0 {
-                // Record by record, each copied once (no zeroed buffer to read into).
-                let mut out = bytes::BytesMut::with_capacity(ready.min(size));
-                let mut reader = s.tls.reader();
-                while out.len() < size {
-                    let chunk = match reader.fill_buf() {
-                        Ok(c) if !c.is_empty() => c,
-                        _ => break,
-                    };
-                    let n = chunk.len().min(size - out.len());
-                    out.extend_from_slice(&chunk[..n]);
-                    reader.consume(n);
+                out.reserve(ready.min(size - out.len()));
+                take_plaintext(&mut s, &mut out, size);
+                // The records already buffered are decrypted too, up to the size asked for:
+                // a TCP read holds several, and each read of this stream is a guest call.
+                let before = s.inbuf.len();
+                if out.len() == size || before == 0 || s.process().is_err() {
+                    break;
                 }
-                return Ok(out.freeze());
+                if s.inbuf.len() == before {
+                    break;
+                }
+                continue;
+            }
+            if !out.is_empty() {
+                break;
             }
             // The peer's close_notify, or the TCP stream's end without one: the stream ends
             // as any close does (HTTP's framing says whether anything is missing).
@@ -351,6 +356,22 @@ impl InputStream for TlsInput {
                 return Ok(Bytes::new());
             }
         }
+        Ok(out.freeze())
+    }
+}
+
+/// Copy the plaintext rustls holds into `out`, up to `size` in all: record by record, each
+/// copied once (no zeroed buffer to read into).
+fn take_plaintext(s: &mut Session, out: &mut bytes::BytesMut, size: usize) {
+    let mut reader = s.tls.reader();
+    while out.len() < size {
+        let chunk = match reader.fill_buf() {
+            Ok(c) if !c.is_empty() => c,
+            _ => break,
+        };
+        let n = chunk.len().min(size - out.len());
+        out.extend_from_slice(&chunk[..n]);
+        reader.consume(n);
     }
 }
 

@@ -768,6 +768,50 @@ fn the_socket_component_speaks_tls_after_start_tls() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// A read of the TLS stream decrypts every record already buffered, up to the size asked for:
+/// with 256 KiB waiting, reads of 64 KiB return more than one record (16 KiB) each, and the
+/// bytes come whole and in order.
+#[test]
+fn a_tls_read_takes_every_record_buffered() {
+    let ca = Ca::new("test CA").unwrap();
+    let d = dir("records");
+    let ca_file = write(&d, "ca.pem", &ca.cert_pem);
+    let leaf = ca.server(&["127.0.0.1"], Validity::Now).unwrap();
+    let data = pattern(256 << 10, 7);
+    let sent = data.clone();
+    let port = rustls_server(&leaf, move |s| {
+        let mut go = [0u8; 3];
+        if s.read_exact(&mut go).is_ok() {
+            let _ = s.write_all(&sent).and_then(|()| s.flush());
+        }
+    });
+    let (mut g, _) = SocketGuest::with_tls(&trusting(&ca_file));
+    let s = g.tcp4();
+    let addr = SocketAddress {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    g.connect(s, &addr).unwrap();
+    g.start_tls(s, "127.0.0.1").unwrap();
+    g.send(s, b"go\n").unwrap();
+    // All of it in the socket's buffers before the first read.
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut got, mut largest) = (Vec::new(), 0);
+    while got.len() < data.len() {
+        let chunk = g.receive(s, 64 << 10).unwrap();
+        assert!(!chunk.is_empty(), "ended after {} bytes", got.len());
+        largest = largest.max(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "the bytes differ");
+    assert!(
+        largest > 16 << 10,
+        "no read took more than a record: {largest}"
+    );
+    g.drop_socket(s);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// `scheduler-executor-portable.wasm` on a host without `wasi:tls`: it instantiates with WASI
 /// alone, `http://` works, and `https://` is the typed `tls(unsupported)`.
 #[test]
