@@ -226,6 +226,7 @@ fn verdicts(m: &[(f64, f64, f64)]) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let machine = integration_tests::machine::MachineCpu::now();
     // `--only native|component` and `--case <part of a case name>`, for profiling.
     let flag = |name: &str| {
         args.iter()
@@ -320,6 +321,9 @@ fn main() {
         "\nheap per binding (native, {n} bindings on a /64): {:.0} bytes\n",
         bytes_per_binding(n)
     );
+    if let Some(m) = &machine {
+        table += &format!("\n{}\n", m.report());
+    }
     print!("{table}");
     if !quick && only.is_none() && case_filter.is_none() {
         // The ip-pool section of bench/RESULTS.md (the suite writes the part above it).

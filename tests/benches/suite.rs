@@ -1047,7 +1047,8 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
         (MemoryMode::Arena, "memory arena, as runs take them"),
         (MemoryMode::Pool, "pooling allocator, SCHEDULER_MEMORY=pool"),
     ] {
-        let (per_user, rss_per_user) = instantiate_users(&bytes, users, reps, Memories::Run(mode));
+        let (per_user, rss_per_user) =
+            instantiate_users(&bytes, users, reps.min(3), Memories::Run(mode));
         t.row(
             "6",
             &format!("instantiate per user ({what}, pre-instantiated, fresh slots)"),
@@ -1071,7 +1072,7 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
     // What copy-on-write images would give, at three more mappings a user (not used: a
     // process holds `vm.max_map_count` of them): the data pages mapped, not copied and
     // faulted in.
-    let (images, images_rss) = instantiate_users(&bytes, users, reps, Memories::Images);
+    let (images, images_rss) = instantiate_users(&bytes, users, reps.min(3), Memories::Images);
     t.row(
         "6",
         "instantiate per user with copy-on-write memory images (3 more mappings a user; not used)",
@@ -1079,6 +1080,23 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
         format!("RSS {}", fmt(&images_rss, "KiB")),
         format!("{:.2} x pool", pool.unwrap_or(f64::NAN) / images.median),
         "reported",
+    );
+}
+
+/// Row 6's instantiation in one memory mode (`pool` or `arena`), ten times, for profiling.
+fn instantiate_alone(mode: &str) {
+    use compose::memory::MemoryMode;
+    let how = Memories::Run(if mode == "pool" {
+        MemoryMode::Pool
+    } else {
+        MemoryMode::Arena
+    });
+    let bytes = std::fs::read(compose::EXECUTOR_ARTIFACT).unwrap();
+    let (per_user, rss) = instantiate_users(&bytes, 1000, 30, how);
+    println!(
+        "instantiate ({mode}): {}, RSS {}",
+        fmt(&per_user, "us"),
+        fmt(&rss, "KiB")
     );
 }
 
@@ -1119,7 +1137,7 @@ fn instantiate_users(bytes: &[u8], users: u32, reps: usize, how: Memories) -> (S
     let mut rss_per_user = Vec::new();
     // The run's TLS client is made once (its roots read once); each user gets its context.
     let tls = compose::tls::TlsClient::new(&compose::tls::TlsSettings::default()).unwrap();
-    for _ in 0..reps.min(3) {
+    for _ in 0..reps {
         let engine = engine_for(how, users);
         // SAFETY: bytes this process serialized just now, for an engine of the same settings.
         let component = unsafe { Component::deserialize(&engine, &compiled) }.unwrap();
@@ -1155,6 +1173,7 @@ fn main() {
         .cloned();
     let want = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let reps = if quick { 1 } else { 5 };
+    let others = integration_tests::machine::MachineCpu::now();
     let mut t = Table {
         rows: Vec::new(),
         judge: !quick,
@@ -1263,6 +1282,11 @@ fn main() {
     if want("artifact") {
         artifact(&mut t, quick, reps);
     }
+    // Row 6's instantiation alone, in one memory mode, for profiling: `--only instantiate-pool`
+    // or `--only instantiate-arena`.
+    if let Some(mode) = only.as_deref().and_then(|o| o.strip_prefix("instantiate-")) {
+        instantiate_alone(mode);
+    }
     t.row(
         "5",
         "ip-pool allocate+release",
@@ -1293,7 +1317,8 @@ fn main() {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# Benchmark results\n\nMeasured {date} on {machine} by `just bench` (one run; A and B alternate, median of {reps}, min-max in brackets).\n"
+            "# Benchmark results\n\nMeasured {date} on {machine} by `just bench` (one run; A and B alternate, median of {reps}, min-max in brackets). {}\n",
+            others.as_ref().map_or(String::new(), |m| m.report())
         );
         let _ = writeln!(out, "{header}");
         for r in &t.rows {
@@ -1395,10 +1420,18 @@ fn driven_gets(ex: &mut DrivenExecutor, url: &str, n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// This process's CPU time so far (user + system), in seconds.
+/// This process's CPU time so far (user + system, every thread), in seconds: the kernel's
+/// CPU clock for the process, in nanoseconds (`/proc/self/stat` counts in 10 ms ticks: over a
+/// row's 2,000 requests that alone is 5 us a request either way).
 fn own_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    integration_tests::nginx::cpu_fields(&stat, 11).map_or(0.0, |(u, s)| u + s)
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 /// A native rustls client on the same crypto (ring), with session resumption as ours has.

@@ -32,6 +32,7 @@ pub mod driven;
 pub mod etcd;
 pub mod gunicorn;
 pub mod http_server;
+pub mod machine;
 pub mod nginx;
 pub mod proxy_py;
 pub mod ws_servers;

@@ -328,6 +328,9 @@ impl Runtime {
         // The arena, or the pool when asked for (`compose::memory`).
         let mode = compose::memory::MemoryMode::for_run()?;
         compose::memory::configure(&mut config, slots, mode)?;
+        if std::env::var_os("SCHEDULER_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(fail("engine"))?;
         // The artifact built into this binary, or another one (a drop-in build to compare).
         let component = match std::env::var_os("SCHEDULER_EXECUTOR") {
