@@ -1294,6 +1294,53 @@ fn a_user_instance_holds_few_memory_mappings() {
     assert!(mappings_per_user("arena") <= 3.0);
 }
 
+/// `SCHEDULER_PERFMAP=1`: perf's map of the JIT code names the guests' functions; without
+/// it, no map is written.
+#[test]
+fn perfmap_names_the_guests_code_when_asked() {
+    let (server, _log) = recording_target();
+    let dir = tmp("perfmap");
+    let s = format!(
+        r#"
+version: "1.0"
+name: perfmap
+workbook:
+  resources: [ {{ id: t, properties: {{ ip: "127.0.0.1", port: "{}" }} }} ]
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 1 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 1 }}
+actions:
+  actions: [ {{ id: hit, call: get, with: {{ url: "http://{{{{t.ip}}}}:{{{{t.port}}}}/x" }} }} ]
+workflows:
+  nodes: [ {{ id: start, action: hit, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#,
+        server.addr.port()
+    );
+    let path = scenario_file(&dir, &s);
+    let run = |perfmap: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").arg(&path).stdout(Stdio::null());
+        if perfmap {
+            cmd.env("SCHEDULER_PERFMAP", "1");
+        }
+        let child = cmd.spawn().unwrap();
+        let map = format!("/tmp/perf-{}.map", child.id());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = std::fs::read_to_string(&map).ok();
+        let _ = std::fs::remove_file(&map);
+        text
+    };
+    let map = run(true).expect("a perf map");
+    assert!(
+        map.lines()
+            .any(|l| l.contains("wasm[") && l.contains("::function[")),
+        "{}",
+        &map[..map.len().min(500)]
+    );
+    assert_eq!(run(false), None);
+}
+
 /// Bytes that are not UTF-8 (every byte value, a few times over).
 fn binary_bytes() -> Vec<u8> {
     (0..320_000u32).map(|i| (i * 7 + i / 256) as u8).collect()
