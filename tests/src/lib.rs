@@ -66,6 +66,8 @@ pub struct Ctx {
     /// The policy the host's own TCP checks (`compose::sockets`; wasmtime-wasi's has it in
     /// `wasi`): loopback unless made with another.
     policy: Policy,
+    /// The own TCP's output streams (written straight from the guest's memory).
+    writers: compose::sockets::Writers,
     /// The largest size a linear memory asked to grow to, once `Executor::watch_memory` is on.
     pub memory_high: MemoryHigh,
 }
@@ -113,6 +115,7 @@ impl Ctx {
             wasi,
             tls,
             table: ResourceTable::new(),
+            writers: Default::default(),
             policy: loopback_policy(),
             memory_high: MemoryHigh::default(),
         }
@@ -124,6 +127,7 @@ impl compose::sockets::SocketsHostView for Ctx {
         compose::sockets::SocketsView {
             table: &mut self.table,
             check: &self.policy,
+            writers: &mut self.writers,
         }
     }
 }

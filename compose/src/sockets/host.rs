@@ -44,10 +44,13 @@ impl SocketsView<'_> {
         parent: &Resource<TcpSocket>,
         (input, output): (super::streams::TcpInput, super::streams::TcpOutput),
     ) -> SocketResult<Streams> {
+        let alive = output.alive.clone();
         let input: DynInputStream = Box::new(input);
         let output: DynOutputStream = Box::new(output);
         let input = self.table.push_child(input, parent)?;
         let output = self.table.push_child(output, parent)?;
+        self.writers
+            .register(output.rep(), self.table.get(&output)?, &alive);
         Ok((input, output))
     }
 }

@@ -5,15 +5,17 @@
 //! socket is full) and locks a mutex around each operation. Here `start-connect` calls
 //! `connect(2)` and finds the outcome without a wait when the kernel has it (`connect.rs`); a
 //! read reads into an uninitialised buffer of the size asked for; a write goes to the kernel
-//! in the call, and only what the socket will not take is left to a task (`streams.rs`); waits
-//! are tokio's readiness on the calling thread's runtime. Sockets, their states and their
-//! errors follow wasmtime-wasi's (and WASI 0.2's) rules; UDP, name lookup and the network stay
-//! wasmtime-wasi's.
+//! in the call, from the guest's memory where the bytes lie (`direct.rs`: wasmtime-wasi copies
+//! them out first), and only what the socket will not take is copied and left to a task
+//! (`streams.rs`); waits are tokio's readiness on the calling thread's runtime. Sockets, their
+//! states and their errors follow wasmtime-wasi's (and WASI 0.2's) rules; UDP, name lookup and
+//! the network stay wasmtime-wasi's.
 //!
 //! [`SocketsImpl::for_run`] chooses between the two (`SCHEDULER_SOCKETS=own|wasmtime`), so that
 //! one is measured against the other.
 
 mod connect;
+mod direct;
 mod host;
 mod options;
 mod streams;
@@ -24,6 +26,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 pub use wasmtime_wasi::sockets::SocketAddrUse;
 
+pub use direct::Writers;
 pub use tcp::TcpSocket;
 
 mod bindings {
@@ -61,10 +64,12 @@ impl AddrCheck for std::sync::Arc<dyn Fn(SocketAddr, SocketAddrUse) -> bool + Se
     }
 }
 
-/// What the sockets need of an instance's store: its table and its policy.
+/// What the sockets need of an instance's store: its table, its policy, and where its
+/// connections' output streams are (for writes straight from the guest's memory).
 pub struct SocketsView<'a> {
     pub table: &'a mut ResourceTable,
     pub check: &'a dyn AddrCheck,
+    pub writers: &'a mut Writers,
 }
 
 /// What the store's data gives the sockets.
@@ -86,7 +91,8 @@ pub fn add_to_linker<T: SocketsHostView + 'static>(linker: &mut Linker<T>) -> wa
                 linker,
                 T::sockets_view,
             )
-        });
+        })
+        .and_then(|()| direct::add_to_linker(linker));
     linker.allow_shadowing(false);
     r
 }

@@ -87,6 +87,9 @@ impl Drop for TcpInput {
 /// as room comes, as wasmtime-wasi writes everything, so that bytes a guest has handed over
 /// leave whether or not it calls again. Until that task is done the stream grants no room.
 pub struct TcpOutput {
+    /// Held by this stream alone: while it has a strong count the stream is alive
+    /// ([`super::direct::Writers`] finds it again from its resource by it).
+    pub(crate) alive: Arc<()>,
     stream: Arc<TcpStream>,
     sending: SharedSending,
     /// The rest of the last write, being written.
@@ -151,6 +154,7 @@ async fn write_rest(stream: &TcpStream, mut rest: Bytes) -> std::io::Result<()> 
 impl TcpOutput {
     pub fn new(stream: Arc<TcpStream>, sending: SharedSending) -> Self {
         TcpOutput {
+            alive: Arc::new(()),
             stream,
             sending,
             flight: None,
@@ -225,21 +229,60 @@ impl TcpOutput {
 
     /// Write as much of `bytes` as the kernel takes now; how much that was.
     fn send_now(&mut self, bytes: &[u8]) -> usize {
-        let mut sent = 0;
-        while sent < bytes.len() {
-            let flags = rustix::net::SendFlags::NOSIGNAL;
-            match rustix::net::send(&*self.stream, &bytes[sent..], flags) {
-                Ok(n) => sent += n,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(rustix::io::Errno::AGAIN) => break,
-                Err(e) => {
-                    self.fail(e.into());
-                    break;
-                }
-            }
+        let (sent, failed) = send_on(&self.stream, bytes);
+        if let Some(e) = failed {
+            self.fail(e);
         }
         sent
     }
+
+    /// The start of a write of `len` bytes made from where they lie (the guest's memory): the
+    /// checks of [`OutputStream::write`], then the socket to send them on now, or `None`
+    /// when they must follow a write still under way (handed to [`TcpOutput::end_direct`]).
+    pub(crate) fn begin_direct(&mut self, len: usize) -> StreamResult<Option<Arc<TcpStream>>> {
+        self.settle();
+        self.status()?;
+        if len > self.permit {
+            return Err(StreamError::Trap(wasmtime::format_err!(
+                "not permitted to write {len} bytes"
+            )));
+        }
+        self.permit -= len;
+        Ok(self.flight.is_none().then(|| self.stream.clone()))
+    }
+
+    /// The end of a direct write: its failure if sending failed, and what is left to write
+    /// after it (as room comes).
+    pub(crate) fn end_direct(
+        &mut self,
+        failed: Option<std::io::Error>,
+        rest: Option<Bytes>,
+    ) -> StreamResult<()> {
+        if let Some(e) = failed {
+            self.fail(e);
+        }
+        self.status()?;
+        if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+            self.write_later(rest);
+        }
+        self.status()
+    }
+}
+
+/// Write as much of `bytes` to `stream` as the kernel takes now: how much that was, and the
+/// error that stopped it (not "would block").
+pub(crate) fn send_on(stream: &TcpStream, bytes: &[u8]) -> (usize, Option<std::io::Error>) {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let flags = rustix::net::SendFlags::NOSIGNAL;
+        match rustix::net::send(stream, &bytes[sent..], flags) {
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => return (sent, Some(e.into())),
+        }
+    }
+    (sent, None)
 }
 
 #[async_trait]

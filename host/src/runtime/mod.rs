@@ -52,6 +52,8 @@ pub struct UserCtx {
     wasi: WasiCtx,
     tls: InstanceTls,
     table: ResourceTable,
+    /// The own TCP's output streams (written straight from the guest's memory).
+    writers: compose::sockets::Writers,
     /// What the instance may reach (the socket check has it too).
     policy: Arc<Policy>,
 }
@@ -83,6 +85,7 @@ impl compose::sockets::SocketsHostView for UserCtx {
         compose::sockets::SocketsView {
             table: &mut self.table,
             check: &*self.policy,
+            writers: &mut self.writers,
         }
     }
 }
@@ -242,6 +245,7 @@ fn store(
             wasi: b.build(),
             tls,
             table: ResourceTable::new(),
+            writers: Default::default(),
             policy,
         },
     ))

@@ -1,6 +1,7 @@
 //! The components' integration tests, one binary: each module is a concern (a file of
 //! its own), and one link of wasmtime serves them all.
 
+mod alloc_count;
 mod compression;
 mod executor;
 mod jco;

@@ -165,6 +165,14 @@ fn bulk_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
     log.push(format!("{sent} {}", peer.join().unwrap()));
 }
 
+/// `n` bytes in which every 4 say where they are: out of order, lost or twice shows.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n.div_ceil(4) as u32)
+        .flat_map(|i| i.to_le_bytes())
+        .take(n)
+        .collect()
+}
+
 /// 2 MiB sent (more than the socket buffers hold) to a peer that reads all of it before it
 /// answers: the answer comes only if the last of the bytes leaves while the guest waits for
 /// it, not for room to write.
@@ -186,13 +194,13 @@ fn upload_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
             }
         }
         c.write_all(b"done").unwrap();
-        format!("{}", body.iter().all(|&b| b == 3))
+        format!("{}", body == pattern(SIZE))
     });
     let s = g.tcp4();
     g.set_read_timeout(s, 5_000).unwrap();
     g.set_send_buffer_size(s, 16 << 10).unwrap();
     g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
-    log.push(format!("{:?}", g.send(s, &vec![3u8; SIZE])));
+    log.push(format!("{:?}", g.send(s, &pattern(SIZE))));
     log.push(format!("{:?}", g.receive(s, 16).map(String::from_utf8)));
     log.push(peer.join().unwrap());
     g.drop_socket(s);
@@ -251,4 +259,40 @@ fn own_tcp_does_what_wasmtime_wasi_does() {
         ["Ok(2097152)", "Ok(Ok(\"done\"))", "true"],
         "{own:#?}"
     );
+}
+
+/// 1 MiB in 64 KiB writes to a socket whose buffer takes it all at once: wasmtime-wasi's
+/// `write` copies each write out of the guest's memory into a buffer of its own (16 buffers of
+/// 64 KiB); the own TCP sends from the guest's memory and allocates none. The bytes arrive
+/// whole and in order on both.
+#[test]
+fn own_tcp_writes_from_the_guests_memory() {
+    let sixteen = |sockets: SocketsImpl| {
+        let mut g = DrivenSocket::on(sockets);
+        let data = pattern(1 << 20);
+        let (port, peer) = one_connection_peer("127.0.0.1:0", |mut c, _| {
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).unwrap();
+            got
+        });
+        let s = g.tcp4();
+        g.set_send_buffer_size(s, 8 << 20).unwrap();
+        g.connect(s, &driven::addr("127.0.0.1", port)).unwrap();
+        let (large, ()) = crate::alloc_count::large_allocations(64 << 10, || {
+            for piece in data.chunks(64 << 10) {
+                assert_eq!(g.send(s, piece).unwrap(), piece.len() as u64);
+            }
+        });
+        g.close(s).unwrap();
+        g.drop_socket(s);
+        assert!(
+            peer.join().unwrap() == data,
+            "{sockets:?}: the bytes whole, in order"
+        );
+        large
+    };
+    let theirs = sixteen(SocketsImpl::Wasmtime);
+    assert!(theirs >= 16, "wasmtime-wasi: {theirs} buffers of 64 KiB");
+    let own = sixteen(SocketsImpl::Own);
+    assert!(own <= 1, "own TCP: {own} buffers of 64 KiB");
 }

@@ -1,0 +1,109 @@
+//! `output-stream.write` on a connected socket straight from the guest's memory: one copy
+//! fewer a write. wasmtime-wasi's `write` lifts the bytes into a `Vec` and hands that to the
+//! stream; here the list is read where it lies and sent to the kernel in the call, and only
+//! what the socket will not take yet is copied (for the task that writes it as room comes).
+//! Every other output stream (stdout, `wasi:tls`'s) takes wasmtime-wasi's path, unchanged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
+use wasmtime_wasi::p2::bindings::io::streams::{self, Host as _, HostOutputStream as _};
+use wasmtime_wasi::p2::{DynOutputStream, OutputStream, StreamError};
+
+use super::SocketsHostView;
+use super::streams::{TcpOutput, send_on};
+
+/// The own TCP's output streams of an instance, by resource: where each lies, and its token
+/// (alive while the stream is).
+#[derive(Default)]
+pub struct Writers(HashMap<u32, (usize, Weak<()>)>);
+
+/// Where a boxed stream's object lies.
+fn address(stream: &DynOutputStream) -> usize {
+    &**stream as *const dyn OutputStream as *const () as usize
+}
+
+impl Writers {
+    /// Record `stream` (a [`TcpOutput`], boxed and put in the table as `rep`).
+    pub(crate) fn register(&mut self, rep: u32, stream: &DynOutputStream, alive: &Arc<()>) {
+        self.0.insert(rep, (address(stream), Arc::downgrade(alive)));
+    }
+
+    /// The [`TcpOutput`] that `stream` is, if it is one.
+    fn find<'t>(
+        &mut self,
+        table: &'t mut ResourceTable,
+        stream: &Resource<DynOutputStream>,
+    ) -> Option<&'t mut TcpOutput> {
+        let &(at, ref alive) = self.0.get(&stream.rep())?;
+        if alive.strong_count() == 0 {
+            self.0.remove(&stream.rep());
+            return None;
+        }
+        let object = table.get_mut(stream).ok()?;
+        if address(object) != at {
+            return None;
+        }
+        let object: *mut dyn OutputStream = &mut **object;
+        // SAFETY: the `TcpOutput` recorded at `at` is alive (its token has a strong count and
+        // only it holds the token), and two live objects of non-zero size never share an
+        // address, so the table's object at `at` is that `TcpOutput`; the borrow is the
+        // table's.
+        Some(unsafe { &mut *(object as *mut TcpOutput) })
+    }
+}
+
+/// Put the direct `write` in place of wasmtime-wasi's (shadowing it) in `linker`.
+pub fn add_to_linker<T: SocketsHostView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker
+        .instance("wasi:io/streams@0.2.12")?
+        .func_wrap("[method]output-stream.write", write::<T>)
+}
+
+type WriteResult = wasmtime::Result<(Result<(), streams::StreamError>,)>;
+
+fn write<T: SocketsHostView>(
+    mut store: StoreContextMut<'_, T>,
+    (stream, bytes): (Resource<DynOutputStream>, WasmList<u8>),
+) -> WriteResult {
+    let begun = {
+        let view = store.data_mut().sockets_view();
+        view.writers
+            .find(view.table, &stream)
+            .map(|out| out.begin_direct(bytes.len()))
+    };
+    let r = match begun {
+        None => {
+            // Not the own TCP's: wasmtime-wasi's write, on a copy as it takes one.
+            let copy = bytes.as_le_slice(&store).to_vec();
+            store.data_mut().sockets_view().table.write(stream, copy)
+        }
+        Some(Err(e)) => Err(e),
+        Some(Ok(now)) => {
+            let slice = bytes.as_le_slice(&store);
+            let (failed, rest) = match now {
+                Some(socket) => match send_on(&socket, slice) {
+                    (_, Some(e)) => (Some(e), None),
+                    (sent, None) => (None, Some(Bytes::copy_from_slice(&slice[sent..]))),
+                },
+                // Behind a write under way: all of it, in order.
+                None => (None, Some(Bytes::copy_from_slice(slice))),
+            };
+            let view = store.data_mut().sockets_view();
+            match view.writers.find(view.table, &stream) {
+                Some(out) => out.end_direct(failed, rest),
+                None => Err(StreamError::trap("the stream went during its write")),
+            }
+        }
+    };
+    match r {
+        Ok(()) => Ok((Ok(()),)),
+        Err(e) => {
+            let table = store.data_mut().sockets_view().table;
+            Ok((Err(table.convert_stream_error(e)?),))
+        }
+    }
+}
