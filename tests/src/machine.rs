@@ -7,9 +7,29 @@ use std::time::Instant;
 
 use crate::nginx::cpu_fields;
 
+/// Rounds of [`speed`]'s loop.
+const ROUNDS: u64 = 1 << 24;
+
+/// A fixed piece of integer work (a chain of 64-bit mixes, each waiting on the last), timed:
+/// millions of rounds a second. The same work on the same machine runs slower when the host
+/// under it is busy, which a VM does not always see as steal: runs compare by it.
+pub fn speed() -> f64 {
+    let start = Instant::now();
+    let mut x = std::hint::black_box(0x9e37_79b9_7f4a_7c15u64);
+    for i in 0..ROUNDS {
+        x = (x ^ (x >> 31))
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9)
+            .wrapping_add(i);
+    }
+    std::hint::black_box(x);
+    ROUNDS as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
 /// The counters at one moment.
 pub struct MachineCpu {
     at: Instant,
+    /// [`speed`] then.
+    speed: f64,
     /// Busy CPU seconds of every process (user, nice, system, irq, softirq).
     busy: f64,
     /// CPU seconds stolen by the hypervisor.
@@ -44,6 +64,7 @@ impl MachineCpu {
     pub fn now() -> Option<MachineCpu> {
         let (busy, steal) = busy_and_steal(&std::fs::read_to_string("/proc/stat").ok()?)?;
         Some(MachineCpu {
+            speed: speed(),
             at: Instant::now(),
             busy,
             steal,
@@ -60,9 +81,10 @@ impl MachineCpu {
         Some((others.max(0.0) / secs, (now.steal - self.steal) / secs))
     }
 
-    /// A sentence for the results: how busy the machine was apart from the run.
+    /// Sentences for the results: how busy the machine was apart from the run, and how fast
+    /// a fixed loop ran at its start and its end.
     pub fn report(&self) -> String {
-        match self.others_since() {
+        let busy = match self.others_since() {
             Some((others, steal)) => format!(
                 "Apart from this run, the machine's other processes used {others:.2} cores on \
                  average and the hypervisor took {steal:.2} (steal){}.",
@@ -73,7 +95,14 @@ impl MachineCpu {
                 }
             ),
             None => "How busy the machine was could not be read (/proc/stat).".into(),
-        }
+        };
+        format!(
+            "{busy} A fixed CPU loop ran {:.0} M rounds/s at the start and {:.0} at the end \
+             (a busy host slows every figure without showing as steal: absolute figures \
+             compare across runs by it, ratios need not).",
+            self.speed,
+            speed()
+        )
     }
 }
 
@@ -87,6 +116,17 @@ mod tests {
         assert_eq!(busy_and_steal(stat), Some((1.63, 0.8)));
         assert_eq!(busy_and_steal("cpu0 1 2 3"), None);
         assert_eq!(busy_and_steal("cpu  1 2 3"), None);
+    }
+
+    /// The loop's rate is a rate: finite and positive, and about the same twice in a row.
+    #[test]
+    fn the_speed_check_measures() {
+        let (a, b) = (speed(), speed());
+        assert!(
+            a.is_finite() && a > 0.0 && b.is_finite() && b > 0.0,
+            "{a} {b}"
+        );
+        assert!(a / b < 20.0 && b / a < 20.0, "{a} then {b}");
     }
 
     /// A child's busy loop is another process's time until it is waited for, then ours.
