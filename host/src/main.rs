@@ -72,6 +72,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // What a run reads from the environment is checked as its flags are.
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Demo { .. } | Command::Exec(_)
+    ) && let Err(e) = engine::check_settings()
+    {
+        eprintln!("scheduler: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     match cli.command {
         Command::Schema => {
             print!("{}", schema::json());

@@ -87,7 +87,10 @@ fn write<T: SocketsHostView>(
             let (failed, rest) = match now {
                 Some(socket) => match send_on(&socket, slice) {
                     (_, Some(e)) => (Some(e), None),
-                    (sent, None) => (None, Some(Bytes::copy_from_slice(&slice[sent..]))),
+                    (sent, None) if sent < slice.len() => {
+                        (None, Some(Bytes::copy_from_slice(&slice[sent..])))
+                    }
+                    (_, None) => (None, None),
                 },
                 // Behind a write under way: all of it, in order.
                 None => (None, Some(Bytes::copy_from_slice(slice))),

@@ -47,6 +47,7 @@ use action::*;
 pub use action::{allow_proxy, allow_resolved, allow_url, target_of_url};
 use limits::*;
 use progress::*;
+pub use shards::check_settings;
 use shards::*;
 pub use streams::Out;
 use streams::*;

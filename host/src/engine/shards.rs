@@ -63,6 +63,16 @@ impl Drop for Shards {
     }
 }
 
+/// The `SCHEDULER_*` settings a run reads (`SCHEDULER_THREADS`, `SCHEDULER_MEMORY`,
+/// `SCHEDULER_SOCKETS`), checked before it starts, so that a bad one is refused as a bad flag
+/// is (a usage error), not met halfway into setting up.
+pub fn check_settings() -> Result<(), String> {
+    threads()?;
+    compose::memory::MemoryMode::for_run()?;
+    compose::sockets::SocketsImpl::for_run()?;
+    Ok(())
+}
+
 /// How many threads run users: `SCHEDULER_THREADS` when set (processes sharing one machine,
 /// as several segments or workers do, each take a share rather than all contending for every
 /// core), else the cores this process may use.

@@ -388,6 +388,27 @@ workflows:
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
     assert!(run(&["validate", "scenarios/demo.yaml"]).status.success());
+    // So are bad settings in the environment, before anything starts; `validate` reads none.
+    for (var, value) in [
+        ("SCHEDULER_THREADS", "0"),
+        ("SCHEDULER_MEMORY", "bogus"),
+        ("SCHEDULER_SOCKETS", "Own"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["run", "scenarios/demo.yaml"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+        assert!(err.contains(var) && out.stdout.is_empty(), "{var}: {err}");
+        let out = Command::new(BIN)
+            .args(["validate", "scenarios/demo.yaml"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "validate with {var}={value}");
+    }
 }
 
 /// Fields the format does not know (the original's `monitoring`, a typo) are ignored with a
