@@ -373,6 +373,12 @@ pub struct RateStage {
 pub struct Actions {
     /// The actions, each with a unique id.
     pub actions: Vec<Action>,
+    /// k6's `discardResponseBodies`: every HTTP action reads its answer's body and keeps none
+    /// of it (its bytes counted), as `with.discard_body: true` does, unless its own
+    /// `discard_body` says otherwise or one of its checks reads the body (an export that reads
+    /// it keeps what it needs either way).
+    #[schemars(extend("default" = false))]
+    pub discard_response_bodies: Option<bool>,
 }
 
 #[derive(JsonSchema, Deserialize)]

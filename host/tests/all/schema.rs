@@ -79,6 +79,7 @@ load:
     capacity_management: { wait_on_exhaustion: true, wait_timeout: 2s, fallback_pool: p2 }
   concurrency: { max_concurrent_users: 10, spawn_rate_limit: 100/s, action_rate_limit: 50/s }
 actions:
+  discard_response_bodies: true
   actions:
     - id: login
       call: POST
@@ -270,7 +271,14 @@ fn the_schema_and_validate_agree() {
     for (from, to) in [
         ("spawn_users: 2", "spawn_users: many"),
         ("keep_alive: true", "keep_alive: 3"),
-        ("actions:\n  actions:", "actions:\n  actions: 7\n  x:"),
+        (
+            "actions:\n  discard_response_bodies: true\n  actions:",
+            "actions:\n  discard_response_bodies: true\n  actions: 7\n  x:",
+        ),
+        (
+            "discard_response_bodies: true",
+            "discard_response_bodies: maybe",
+        ),
     ] {
         let text = EVERYTHING.replacen(from, to, 1);
         assert!(!schema_problems(&v, &text).is_empty(), "schema on {to}");

@@ -27,14 +27,20 @@ pub(super) fn actions(
     if let Some(am) =
         get(top, "actions").and_then(|v| w.map(v, "actions", schema::fields::<schema::Actions>()))
     {
+        let discard = get(am, "discard_response_bodies")
+            .and_then(|v| w.typed::<bool>(v, "actions.discard_response_bodies"))
+            .unwrap_or(false);
         let list = w.list(get(am, "actions"), "actions.actions");
         for (i, raw) in list.iter().enumerate() {
             let path = format!("actions.actions[{i}]");
-            let a = match w.typed::<schema::Action>(raw, &path) {
+            let mut a = match w.typed::<schema::Action>(raw, &path) {
                 Some(a) => action(w, &path, a, resources, &static_vars),
                 // Kept by its id (the scenario is refused): what names it is not a problem too.
                 None => unread(raw),
             };
+            if discard {
+                discard_by_default(&mut a);
+            }
             if actions.iter().any(|x| x.id == a.id) {
                 w.problem(
                     &join(&path, "id"),
@@ -48,6 +54,24 @@ pub(super) fn actions(
         w.problem("actions.actions", "at least one action is required");
     }
     actions
+}
+
+/// `actions.discard_response_bodies`: an HTTP action's body is discarded unless its
+/// `with.discard_body` is given or a check reads the body.
+fn discard_by_default(a: &mut Action) {
+    let http = a.udp.is_none() && a.websocket.is_none();
+    let body_checked = a.checks.iter().any(|c| {
+        matches!(
+            c.kind,
+            CheckKind::BodyContains(_) | CheckKind::BodyMatches(_) | CheckKind::Json(..)
+        )
+    });
+    if let Some(o) = a.with.as_object_mut()
+        && http
+        && !body_checked
+    {
+        o.entry("discard_body").or_insert(true.into());
+    }
 }
 
 /// An action that could not be read: its id, when it has one, and its `with` as written (for
@@ -307,4 +331,73 @@ fn action_tags(
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::format::scenario::parse;
+
+    fn scenario(discard: &str) -> String {
+        format!(
+            r#"
+version: "1.0"
+name: discard
+load: {{ ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 1 }} ] }} }}
+actions:
+  {discard}
+  actions:
+    - {{ id: plain, call: get, with: {{ url: "http://127.0.0.1:1/" }} }}
+    - {{ id: kept, call: get, with: {{ url: "http://127.0.0.1:1/", discard_body: false }} }}
+    - id: checked
+      call: get
+      with: {{ url: "http://127.0.0.1:1/" }}
+      checks: [ {{ name: says hi, body_contains: hi }} ]
+    - id: headers
+      call: get
+      with: {{ url: "http://127.0.0.1:1/" }}
+      checks: [ {{ name: typed, header: content-type }} ]
+    - {{ id: ws, call: websocket, with: {{ url: "ws://127.0.0.1:1/", steps: [ {{ close: {{}} }} ] }} }}
+workflows:
+  nodes: [ {{ id: start, action: plain, edges: [ {{ to: end }} ] }}, {{ id: end, type: end }} ]
+"#
+        )
+    }
+
+    /// What each action's `with` says of its body: `Some(true)` discarded.
+    fn discarding(discard: &str) -> Vec<(String, Option<bool>)> {
+        let s = parse(&scenario(discard)).unwrap_or_else(|p| panic!("{p:?}"));
+        s.actions
+            .iter()
+            .map(|a| (a.id.clone(), a.with["discard_body"].as_bool()))
+            .collect()
+    }
+
+    #[test]
+    fn discard_response_bodies_is_every_http_actions_default() {
+        let on = discarding("discard_response_bodies: true");
+        let want = [
+            ("plain", Some(true)),
+            ("kept", Some(false)),
+            ("checked", None),
+            ("headers", Some(true)),
+            ("ws", None),
+        ];
+        let want: Vec<(String, Option<bool>)> =
+            want.iter().map(|(i, d)| (i.to_string(), *d)).collect();
+        assert_eq!(on, want);
+        // Off (or not given), nothing is added.
+        for off in ["discard_response_bodies: false", ""] {
+            assert!(
+                discarding(off)
+                    .iter()
+                    .all(|(id, d)| id == "kept" || d.is_none()),
+                "{off}"
+            );
+        }
+        let bad = parse(&scenario("discard_response_bodies: maybe")).unwrap_err();
+        assert!(
+            format!("{bad:?}").contains("actions.discard_response_bodies"),
+            "{bad:?}"
+        );
+    }
 }
