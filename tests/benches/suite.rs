@@ -1083,7 +1083,8 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
     );
 }
 
-/// Row 6's instantiation in one memory mode (`pool` or `arena`), ten times, for profiling.
+/// Row 6's instantiation in one memory mode (`pool` or `arena`): 1,000 users thirty times, for
+/// profiling.
 fn instantiate_alone(mode: &str) {
     use compose::memory::MemoryMode;
     let how = Memories::Run(if mode == "pool" {
