@@ -14,7 +14,7 @@ use wasmtime_wasi::p2::bindings::io::streams::{self, Host as _, HostOutputStream
 use wasmtime_wasi::p2::{DynOutputStream, OutputStream, StreamError};
 
 use super::SocketsHostView;
-use super::streams::{TcpOutput, send_on};
+use super::streams::{TcpOutput, send_or_keep};
 
 /// The own TCP's output streams of an instance, by resource: where each lies, and its token
 /// (alive while the stream is).
@@ -27,7 +27,7 @@ fn address(stream: &DynOutputStream) -> usize {
 }
 
 impl Writers {
-    /// Record `stream` (a [`TcpOutput`], boxed and put in the table as `rep`).
+    /// Record a [`TcpOutput`] (boxed as `stream`) that the table holds as `rep`.
     pub(crate) fn register(&mut self, rep: u32, stream: &DynOutputStream, alive: &Arc<()>) {
         self.0.insert(rep, (address(stream), Arc::downgrade(alive)));
     }
@@ -83,18 +83,11 @@ fn write<T: SocketsHostView>(
         }
         Some(Err(e)) => Err(e),
         Some(Ok(now)) => {
+            // Only what is left (all of it behind a write under way) is copied.
             let slice = bytes.as_le_slice(&store);
-            let (failed, rest) = match now {
-                Some(socket) => match send_on(&socket, slice) {
-                    (_, Some(e)) => (Some(e), None),
-                    (sent, None) if sent < slice.len() => {
-                        (None, Some(Bytes::copy_from_slice(&slice[sent..])))
-                    }
-                    (_, None) => (None, None),
-                },
-                // Behind a write under way: all of it, in order.
-                None => (None, Some(Bytes::copy_from_slice(slice))),
-            };
+            let (failed, rest) = send_or_keep(now.as_deref(), slice, |from| {
+                Bytes::copy_from_slice(&slice[from..])
+            });
             let view = store.data_mut().sockets_view();
             match view.writers.find(view.table, &stream) {
                 Some(out) => out.end_direct(failed, rest),

@@ -227,15 +227,6 @@ impl TcpOutput {
         self.flight = Some(task);
     }
 
-    /// Write as much of `bytes` as the kernel takes now; how much that was.
-    fn send_now(&mut self, bytes: &[u8]) -> usize {
-        let (sent, failed) = send_on(&self.stream, bytes);
-        if let Some(e) = failed {
-            self.fail(e);
-        }
-        sent
-    }
-
     /// The start of a write of `len` bytes made from where they lie (the guest's memory): the
     /// checks of [`OutputStream::write`], then the socket to send them on now, or `None`
     /// when they must follow a write still under way (handed to [`TcpOutput::end_direct`]).
@@ -262,16 +253,32 @@ impl TcpOutput {
             self.fail(e);
         }
         self.status()?;
-        if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+        if let Some(rest) = rest {
             self.write_later(rest);
         }
         self.status()
     }
 }
 
+/// A write's bytes sent on `socket` now (`None`: behind a write under way, so none now): the
+/// error that stopped the sending, or what is left to write later (`rest_from(sent)`, only
+/// when something is left), as [`TcpOutput::end_direct`] takes them.
+pub(crate) fn send_or_keep(
+    socket: Option<&TcpStream>,
+    bytes: &[u8],
+    rest_from: impl FnOnce(usize) -> Bytes,
+) -> (Option<std::io::Error>, Option<Bytes>) {
+    let sent = match socket.map(|s| send_on(s, bytes)) {
+        Some((_, Some(e))) => return (Some(e), None),
+        Some((sent, None)) => sent,
+        None => 0,
+    };
+    (None, (sent < bytes.len()).then(|| rest_from(sent)))
+}
+
 /// Write as much of `bytes` to `stream` as the kernel takes now: how much that was, and the
 /// error that stopped it (not "would block").
-pub(crate) fn send_on(stream: &TcpStream, bytes: &[u8]) -> (usize, Option<std::io::Error>) {
+fn send_on(stream: &TcpStream, bytes: &[u8]) -> (usize, Option<std::io::Error>) {
     let mut sent = 0;
     while sent < bytes.len() {
         let flags = rustix::net::SendFlags::NOSIGNAL;
@@ -288,26 +295,9 @@ pub(crate) fn send_on(stream: &TcpStream, bytes: &[u8]) -> (usize, Option<std::i
 #[async_trait]
 impl OutputStream for TcpOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.settle();
-        self.status()?;
-        if bytes.len() > self.permit {
-            return Err(StreamError::Trap(wasmtime::format_err!(
-                "not permitted to write {} bytes",
-                bytes.len()
-            )));
-        }
-        self.permit -= bytes.len();
-        // Behind a write still under way, in order; otherwise now.
-        let sent = if self.flight.is_some() {
-            0
-        } else {
-            self.send_now(&bytes)
-        };
-        self.status()?;
-        if sent < bytes.len() {
-            self.write_later(bytes.slice(sent..));
-        }
-        self.status()
+        let now = self.begin_direct(bytes.len())?;
+        let (failed, rest) = send_or_keep(now.as_deref(), &bytes, |from| bytes.slice(from..));
+        self.end_direct(failed, rest)
     }
 
     /// Writes go to the socket as they are made (the rest by the task): nothing to do.
