@@ -3,6 +3,7 @@
 
 mod graph;
 pub mod memory;
+mod registry;
 pub mod sockets;
 pub mod tls;
 mod tls_host;

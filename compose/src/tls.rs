@@ -27,7 +27,7 @@ use rustls::{
     HandshakeKind, RootCertStore, SignatureScheme,
 };
 
-pub use crate::tls_host::{TlsHostView, TlsView, add_to_linker};
+pub use crate::tls_host::{TlsHostView, TlsView, add_to_linker, add_to_linker_copying};
 
 /// A TLS protocol version, as scenarios and the command line name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -207,6 +207,7 @@ impl TlsClient {
             server_name: self.server_name.clone(),
             counts: self.counts.clone(),
             last: Arc::default(),
+            readers: Default::default(),
         }
     }
 
@@ -226,6 +227,8 @@ pub struct InstanceTls {
     server_name: Option<String>,
     pub(crate) counts: Arc<Mutex<TlsCounts>>,
     pub(crate) last: Arc<Mutex<Option<Negotiated>>>,
+    /// Its TLS input streams (for reads straight into the guest's memory).
+    pub(crate) readers: crate::tls_host::Readers,
 }
 
 impl InstanceTls {

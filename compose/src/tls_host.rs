@@ -25,6 +25,9 @@ use wasmtime_wasi::p2::{
 
 use crate::tls::{InstanceTls, Negotiated, io_text, negotiated, tls_error_text};
 
+mod direct_read;
+pub(crate) use direct_read::Readers;
+
 mod bindings {
     wasmtime::component::bindgen!({
         path: ["../wit/deps/io", "../wit/deps/tls", "../wit/tls-alpn"],
@@ -56,8 +59,17 @@ impl wasmtime::component::HasData for HasTls {
     type Data<'a> = TlsView<'a>;
 }
 
-/// Add `wasi:tls/types` (its unstable `tls` feature on) to a linker.
+/// Add `wasi:tls/types` (its unstable `tls` feature on) to a linker that has wasmtime-wasi's
+/// WASI, with reads of its streams straight into the guest's memory.
 pub fn add_to_linker<T: TlsHostView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    add_to_linker_copying(linker)?;
+    direct_read::add_to_linker(linker)
+}
+
+/// The same with wasmtime-wasi's `read` (a copy more a read), for comparison.
+pub fn add_to_linker_copying<T: TlsHostView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     let mut opts = bindings::wasi::tls::types::LinkOptions::default();
@@ -299,6 +311,8 @@ pub struct Connection(Shared);
 struct TlsInput {
     session: Shared,
     tcp: DynInputStream,
+    /// Held by this stream alone: while it lives, the registry's entry is this stream.
+    _alive: Arc<()>,
 }
 
 /// The plaintext output stream.
@@ -313,66 +327,126 @@ impl InputStream for TlsInput {
             return Ok(Bytes::new());
         }
         let mut s = lock(&self.session);
-        let mut out = bytes::BytesMut::new();
-        loop {
-            let io = match s.tls.process_new_packets() {
-                Ok(io) => io,
-                // What was read goes first; rustls keeps the error for the next read.
-                Err(_) if !out.is_empty() => break,
-                Err(e) => return Err(failed(tls_error_text(&e))),
-            };
-            let ready = io.plaintext_bytes_to_read();
-            if ready > 0 {
-                out.reserve(ready.min(size - out.len()));
-                take_plaintext(&mut s, &mut out, size);
-                // The records already buffered are decrypted too, up to the size asked for:
-                // a TCP read holds several, and each read of this stream is a guest call.
-                let before = s.inbuf.len();
-                if out.len() == size || before == 0 || s.process().is_err() {
-                    break;
-                }
-                if s.inbuf.len() == before {
-                    break;
-                }
-                continue;
+        match ready_plaintext(&mut self.tcp, &mut s) {
+            Ok(ready) => {
+                let mut out = bytes::BytesMut::with_capacity(ready.min(size));
+                read_buffered(
+                    &mut s,
+                    &mut Grow {
+                        out: &mut out,
+                        size,
+                    },
+                );
+                Ok(out.freeze())
             }
-            if !out.is_empty() {
-                break;
-            }
-            // The peer's close_notify, or the TCP stream's end without one: the stream ends
-            // as any close does (HTTP's framing says whether anything is missing).
-            if io.peer_has_closed() || (s.eof && s.inbuf.is_empty()) {
-                return Err(StreamError::Closed);
-            }
-            fill(&mut self.tcp, &mut s).map_err(failed)?;
-            if s.inbuf.is_empty() && !s.eof {
-                return Ok(Bytes::new());
-            }
-            let (before, eof) = (s.inbuf.len(), s.eof);
-            s.process().map_err(failed)?;
-            // rustls took nothing (it wants no more input now): nothing to read yet, rather
-            // than going round again.
-            if !eof && s.inbuf.len() == before {
-                return Ok(Bytes::new());
-            }
+            Err(answer) => answer,
         }
-        Ok(out.freeze())
     }
 }
 
-/// Copy the plaintext rustls holds into `out`, up to `size` in all: record by record, each
-/// copied once (no zeroed buffer to read into).
-fn take_plaintext(s: &mut Session, out: &mut bytes::BytesMut, size: usize) {
+/// Decrypt what has come, reading what the TCP stream has without waiting, until plaintext is
+/// ready: how much, or (`Err`) what a read answers when none is (nothing yet, the end, an
+/// error).
+fn ready_plaintext(
+    tcp: &mut DynInputStream,
+    s: &mut Session,
+) -> Result<usize, StreamResult<Bytes>> {
+    loop {
+        let io = match s.tls.process_new_packets() {
+            Ok(io) => io,
+            Err(e) => return Err(Err(failed(tls_error_text(&e)))),
+        };
+        let ready = io.plaintext_bytes_to_read();
+        if ready > 0 {
+            return Ok(ready);
+        }
+        // The peer's close_notify, or the TCP stream's end without one: the stream ends as
+        // any close does (HTTP's framing says whether anything is missing).
+        if io.peer_has_closed() || (s.eof && s.inbuf.is_empty()) {
+            return Err(Err(StreamError::Closed));
+        }
+        fill(tcp, s).map_err(|e| Err(failed(e)))?;
+        if s.inbuf.is_empty() && !s.eof {
+            return Err(Ok(Bytes::new()));
+        }
+        let (before, eof) = (s.inbuf.len(), s.eof);
+        s.process().map_err(|e| Err(failed(e)))?;
+        // rustls took nothing (it wants no more input now): nothing to read yet, rather than
+        // going round again.
+        if !eof && s.inbuf.len() == before {
+            return Err(Ok(Bytes::new()));
+        }
+    }
+}
+
+/// Where plaintext is read to.
+trait Sink {
+    /// How many more bytes it takes.
+    fn room(&self) -> usize;
+    fn put(&mut self, bytes: &[u8]);
+}
+
+/// A buffer that grows up to `size` bytes.
+struct Grow<'a> {
+    out: &'a mut bytes::BytesMut,
+    size: usize,
+}
+
+impl Sink for Grow<'_> {
+    fn room(&self) -> usize {
+        self.size - self.out.len()
+    }
+    fn put(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+}
+
+/// A slice (the guest's list), filled from `at`.
+struct Fill<'a> {
+    dst: &'a mut [u8],
+    at: usize,
+}
+
+impl Sink for Fill<'_> {
+    fn room(&self) -> usize {
+        self.dst.len() - self.at
+    }
+    fn put(&mut self, bytes: &[u8]) {
+        self.dst[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+}
+
+/// The plaintext rustls holds, and what the ciphertext already buffered decrypts to, copied
+/// into `sink` as far as it takes: a TCP read holds several records, and each read of this
+/// stream is a guest call. How many bytes. An error stays with rustls for the next read.
+fn read_buffered(s: &mut Session, sink: &mut impl Sink) -> usize {
+    let mut n = 0;
+    loop {
+        n += take_plaintext(s, sink);
+        let before = s.inbuf.len();
+        if sink.room() == 0 || before == 0 || s.process().is_err() || s.inbuf.len() == before {
+            return n;
+        }
+    }
+}
+
+/// Copy the plaintext rustls holds into `sink`, as far as it takes: record by record, each
+/// copied once (no zeroed buffer to read into). How many bytes.
+fn take_plaintext(s: &mut Session, sink: &mut impl Sink) -> usize {
     let mut reader = s.tls.reader();
-    while out.len() < size {
+    let mut n = 0;
+    while sink.room() > 0 {
         let chunk = match reader.fill_buf() {
             Ok(c) if !c.is_empty() => c,
             _ => break,
         };
-        let n = chunk.len().min(size - out.len());
-        out.extend_from_slice(&chunk[..n]);
-        reader.consume(n);
+        let take = chunk.len().min(sink.room());
+        sink.put(&chunk[..take]);
+        reader.consume(take);
+        n += take;
     }
+    n
 }
 
 /// Whether a read would return something now (plaintext, the end, or an error).
@@ -536,15 +610,19 @@ impl HostFutureClientStreams for TlsView<'_> {
         match std::mem::replace(&mut future.state, FutureState::Taken) {
             FutureState::Done(Ok((session, input, output))) => {
                 let conn = self.table.push(Connection(session.clone()))?;
-                let input: DynInputStream = Box::new(TlsInput {
+                let alive = Arc::new(());
+                let input = Box::new(TlsInput {
                     session: session.clone(),
                     tcp: input,
+                    _alive: alive.clone(),
                 });
+                let at: *const TlsInput = &*input;
                 let output: DynOutputStream = Box::new(TlsOutput {
                     session,
                     tcp: output,
                 });
-                let input = self.table.push_child(input, &conn)?;
+                let input = self.table.push_child(input as DynInputStream, &conn)?;
+                self.tls.readers.lock().register(input.rep(), at, &alive);
                 let output = self.table.push_child(output, &conn)?;
                 Ok(Some(Ok(Ok((conn, input, output)))))
             }

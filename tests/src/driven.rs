@@ -42,13 +42,16 @@ pub use socket_bindings::exports::scheduler::core_libs::socket::{
 };
 
 /// WASI as the scheduler links it (async, output streams' drops bounded, TCP the host's own
-/// or wasmtime-wasi's) and the host's wasi:tls; each made once.
-fn linker(sockets: SocketsImpl) -> &'static Linker<Ctx> {
+/// or wasmtime-wasi's) and the host's wasi:tls (its reads straight into the guest's memory,
+/// or with `copying` wasmtime-wasi's `read`, for comparison); each made once.
+fn linker(sockets: SocketsImpl, copying: bool) -> &'static Linker<Ctx> {
     static OWN: OnceLock<Linker<Ctx>> = OnceLock::new();
     static WASMTIME: OnceLock<Linker<Ctx>> = OnceLock::new();
-    let cell = match sockets {
-        SocketsImpl::Own => &OWN,
-        SocketsImpl::Wasmtime => &WASMTIME,
+    static COPYING: OnceLock<Linker<Ctx>> = OnceLock::new();
+    let cell = match (sockets, copying) {
+        (_, true) => &COPYING,
+        (SocketsImpl::Own, false) => &OWN,
+        (SocketsImpl::Wasmtime, false) => &WASMTIME,
     };
     cell.get_or_init(|| {
         let mut linker = Linker::new(engine());
@@ -57,7 +60,11 @@ fn linker(sockets: SocketsImpl) -> &'static Linker<Ctx> {
             compose::sockets::add_to_linker(&mut linker).expect("TCP linker");
         }
         compose::bound_stream_drops(&mut linker).expect("stream drops");
-        compose::tls::add_to_linker(&mut linker).expect("wasi:tls linker");
+        if copying {
+            compose::tls::add_to_linker_copying(&mut linker).expect("wasi:tls linker");
+        } else {
+            compose::tls::add_to_linker(&mut linker).expect("wasi:tls linker");
+        }
         linker
     })
 }
@@ -94,6 +101,15 @@ impl DrivenExecutor {
 
     /// An executor whose TLS is configured with `settings`, on `sockets`' TCP.
     pub fn with(settings: &TlsSettings, sockets: SocketsImpl) -> Self {
+        Self::linked(settings, linker(sockets, false))
+    }
+
+    /// The same on the own TCP, its TLS reads wasmtime-wasi's (a copy more), for comparison.
+    pub fn with_copying_tls_reads(settings: &TlsSettings) -> Self {
+        Self::linked(settings, linker(SocketsImpl::Own, true))
+    }
+
+    fn linked(settings: &TlsSettings, linker: &Linker<Ctx>) -> Self {
         let rt = runtime();
         let ctx = Ctx::with_tls(wasi_ctx(loopback_policy()), tls_ctx(settings).0);
         let mut store = Store::new(engine(), ctx);
@@ -101,7 +117,7 @@ impl DrivenExecutor {
             .block_on(executor_bindings::SchedulerExecutor::instantiate_async(
                 &mut store,
                 executor_component(),
-                linker(sockets),
+                linker,
             ))
             .expect("instantiate executor");
         DrivenExecutor {
@@ -196,7 +212,7 @@ impl DrivenSocket {
             .block_on(socket_bindings::SocketComponent::instantiate_async(
                 &mut store,
                 socket_component(),
-                linker(sockets),
+                linker(sockets, false),
             ))
             .expect("instantiate socket component");
         DrivenSocket {

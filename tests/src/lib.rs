@@ -153,13 +153,25 @@ impl WasiView for Ctx {
 /// The WASI linker, set up once per test process.
 pub fn linker() -> &'static Linker<Ctx> {
     static L: OnceLock<Linker<Ctx>> = OnceLock::new();
-    L.get_or_init(|| {
-        let mut linker = Linker::new(engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
-        compose::bound_stream_drops_sync(&mut linker).expect("bounded stream drops");
-        compose::tls::add_to_linker(&mut linker).expect("wasi:tls linker");
-        linker
-    })
+    L.get_or_init(|| wasi_tls_linker(compose::tls::add_to_linker))
+}
+
+/// [`linker`] with wasmtime-wasi's `read` for TLS streams (a copy more a read), for
+/// comparison.
+pub fn copying_tls_linker() -> &'static Linker<Ctx> {
+    static L: OnceLock<Linker<Ctx>> = OnceLock::new();
+    L.get_or_init(|| wasi_tls_linker(compose::tls::add_to_linker_copying))
+}
+
+type AddTls = fn(&mut Linker<Ctx>) -> wasmtime::Result<()>;
+
+/// WASI (its output streams' drops bounded) and `wasi:tls` added by `tls`.
+fn wasi_tls_linker(tls: AddTls) -> Linker<Ctx> {
+    let mut linker = Linker::new(engine());
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
+    compose::bound_stream_drops_sync(&mut linker).expect("bounded stream drops");
+    tls(&mut linker).expect("wasi:tls linker");
+    linker
 }
 
 /// A lookup in the test name service: names under `.invalid` (RFC 6761) do not exist; any
@@ -188,10 +200,7 @@ pub fn test_dns_linker() -> &'static Linker<Ctx> {
 
     static L: OnceLock<Linker<Ctx>> = OnceLock::new();
     L.get_or_init(|| {
-        let mut linker: Linker<Ctx> = Linker::new(engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi linker");
-        compose::bound_stream_drops_sync(&mut linker).expect("bounded stream drops");
-        compose::tls::add_to_linker(&mut linker).expect("wasi:tls linker");
+        let mut linker = wasi_tls_linker(compose::tls::add_to_linker);
         linker.allow_shadowing(true);
         let mut lookup = linker
             .instance("wasi:sockets/ip-name-lookup@0.2.12")
@@ -350,9 +359,17 @@ impl SocketGuest {
     /// A guest whose TLS is configured with `settings`; the slot holds what its last
     /// handshake negotiated.
     pub fn with_tls(settings: &TlsSettings) -> (Self, Arc<Mutex<Option<Negotiated>>>) {
+        Self::with_tls_on(settings, linker())
+    }
+
+    /// The same on `linker` (e.g. [`copying_tls_linker`]).
+    pub fn with_tls_on(
+        settings: &TlsSettings,
+        linker: &Linker<Ctx>,
+    ) -> (Self, Arc<Mutex<Option<Negotiated>>>) {
         let (tls, last) = tls_ctx(settings);
         let ctx = Ctx::with_tls(wasi_ctx(loopback_policy()), tls);
-        (Self::with_ctx(ctx, linker()), last)
+        (Self::with_ctx(ctx, linker), last)
     }
 
     fn with_linker(policy: Policy, linker: &Linker<Ctx>) -> Self {
@@ -509,9 +526,17 @@ impl Executor {
     /// An executor whose TLS is configured with `settings`; the slot holds what its last
     /// handshake negotiated.
     pub fn with_tls(settings: &TlsSettings) -> (Self, Arc<Mutex<Option<Negotiated>>>) {
+        Self::with_tls_on(settings, linker())
+    }
+
+    /// The same on `linker` (e.g. [`copying_tls_linker`]).
+    pub fn with_tls_on(
+        settings: &TlsSettings,
+        linker: &Linker<Ctx>,
+    ) -> (Self, Arc<Mutex<Option<Negotiated>>>) {
         let (tls, last) = tls_ctx(settings);
         let ctx = Ctx::with_tls(wasi_ctx(loopback_policy()), tls);
-        (Self::with_ctx(ctx, linker()), last)
+        (Self::with_ctx(ctx, linker), last)
     }
 
     fn with_linker(policy: Policy, linker: &Linker<Ctx>) -> Self {

@@ -4,57 +4,17 @@
 //! what the socket will not take yet is copied (for the task that writes it as room comes).
 //! Every other output stream (stdout, `wasi:tls`'s) takes wasmtime-wasi's path, unchanged.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Weak};
-
 use bytes::Bytes;
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource, ResourceTable, WasmList};
+use wasmtime::component::{Linker, Resource, WasmList};
 use wasmtime_wasi::p2::bindings::io::streams::{self, Host as _, HostOutputStream as _};
-use wasmtime_wasi::p2::{DynOutputStream, OutputStream, StreamError};
+use wasmtime_wasi::p2::{DynOutputStream, StreamError};
 
 use super::SocketsHostView;
 use super::streams::{TcpOutput, send_or_keep};
 
-/// The own TCP's output streams of an instance, by resource: where each lies, and its token
-/// (alive while the stream is).
-#[derive(Default)]
-pub struct Writers(HashMap<u32, (usize, Weak<()>)>);
-
-/// Where a boxed stream's object lies.
-fn address(stream: &DynOutputStream) -> usize {
-    &**stream as *const dyn OutputStream as *const () as usize
-}
-
-impl Writers {
-    /// Record a [`TcpOutput`] (boxed as `stream`) that the table holds as `rep`.
-    pub(crate) fn register(&mut self, rep: u32, stream: &DynOutputStream, alive: &Arc<()>) {
-        self.0.insert(rep, (address(stream), Arc::downgrade(alive)));
-    }
-
-    /// The [`TcpOutput`] that `stream` is, if it is one.
-    fn find<'t>(
-        &mut self,
-        table: &'t mut ResourceTable,
-        stream: &Resource<DynOutputStream>,
-    ) -> Option<&'t mut TcpOutput> {
-        let &(at, ref alive) = self.0.get(&stream.rep())?;
-        if alive.strong_count() == 0 {
-            self.0.remove(&stream.rep());
-            return None;
-        }
-        let object = table.get_mut(stream).ok()?;
-        if address(object) != at {
-            return None;
-        }
-        let object: *mut dyn OutputStream = &mut **object;
-        // SAFETY: the `TcpOutput` recorded at `at` is alive (its token has a strong count and
-        // only it holds the token), and two live objects of non-zero size never share an
-        // address, so the table's object at `at` is that `TcpOutput`; the borrow is the
-        // table's.
-        Some(unsafe { &mut *(object as *mut TcpOutput) })
-    }
-}
+/// The own TCP's output streams of an instance, by resource.
+pub type Writers = crate::registry::Registry<TcpOutput>;
 
 /// Put the direct `write` in place of wasmtime-wasi's (shadowing it) in `linker`.
 pub fn add_to_linker<T: SocketsHostView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {

@@ -45,12 +45,13 @@ impl SocketsView<'_> {
         (input, output): (super::streams::TcpInput, super::streams::TcpOutput),
     ) -> SocketResult<Streams> {
         let alive = output.alive.clone();
+        let output = Box::new(output);
+        let at: *const super::streams::TcpOutput = &*output;
         let input: DynInputStream = Box::new(input);
-        let output: DynOutputStream = Box::new(output);
+        let output: DynOutputStream = output;
         let input = self.table.push_child(input, parent)?;
         let output = self.table.push_child(output, parent)?;
-        self.writers
-            .register(output.rep(), self.table.get(&output)?, &alive);
+        self.writers.register(output.rep(), at, &alive);
         Ok((input, output))
     }
 }

@@ -812,6 +812,57 @@ fn a_tls_read_takes_every_record_buffered() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// A TLS read copies the plaintext from rustls straight into the guest's list: with 1 MiB
+/// waiting, read in 64 KiB pieces, the host makes no plaintext buffer of its own; wasmtime-wasi's
+/// `read`, linked instead, makes one for every read (the ciphertext's buffers are the same on
+/// both). The bytes come whole and in order on both.
+#[test]
+fn tls_reads_land_in_the_guests_memory() {
+    let ca = Ca::new("test CA").unwrap();
+    let d = dir("direct-read");
+    let ca_file = write(&d, "ca.pem", &ca.cert_pem);
+    let leaf = ca.server(&["127.0.0.1"], Validity::Now).unwrap();
+    let data = pattern(1 << 20, 5);
+    let sent = data.clone();
+    let port = rustls_server(&leaf, move |s| {
+        let mut go = [0u8; 3];
+        if s.read_exact(&mut go).is_ok() {
+            let _ = s.write_all(&sent).and_then(|()| s.flush());
+        }
+    });
+    let buffers = |linker| {
+        let (mut g, _) = SocketGuest::with_tls_on(&trusting(&ca_file), linker);
+        let s = g.tcp4();
+        let addr = SocketAddress {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        g.connect(s, &addr).unwrap();
+        g.start_tls(s, "127.0.0.1").unwrap();
+        g.send(s, b"go\n").unwrap();
+        let (mut got, mut reads) = (Vec::new(), 0);
+        let (large, ()) = crate::alloc_count::large_allocations(16 << 10, || {
+            while got.len() < data.len() {
+                let chunk = g.receive(s, 64 << 10).unwrap();
+                assert!(!chunk.is_empty(), "ended after {} bytes", got.len());
+                reads += usize::from(chunk.len() >= 16 << 10);
+                got.extend_from_slice(&chunk);
+            }
+        });
+        g.drop_socket(s);
+        assert!(got == data, "the bytes differ");
+        (large, reads)
+    };
+    let (direct, _) = buffers(integration_tests::linker());
+    let (copying, reads) = buffers(integration_tests::copying_tls_linker());
+    assert!(reads >= 8, "{reads} reads of 16 KiB or more");
+    assert!(
+        direct + reads <= copying,
+        "buffers of 16 KiB or more: {direct} direct, {copying} copying ({reads} large reads)"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// `scheduler-executor-portable.wasm` on a host without `wasi:tls`: it instantiates with WASI
 /// alone, `http://` works, and `https://` is the typed `tls(unsupported)`.
 #[test]

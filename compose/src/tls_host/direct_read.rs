@@ -1,0 +1,156 @@
+//! `input-stream.read` on a TLS stream straight into the guest's memory: one copy fewer a
+//! read. wasmtime-wasi's `read` takes the stream's bytes as a `Vec` and copies that into the
+//! list it lowers; here, once rustls holds plaintext, the list is allocated in the guest and
+//! the plaintext is copied from rustls's buffer into it while the answer is lowered. Every
+//! other input stream (TCP, stdin, files) takes wasmtime-wasi's path, unchanged.
+
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
+
+use wasmtime::component::__internal::{
+    CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext,
+};
+use wasmtime::component::{ComponentType, Linker, Lower, Resource};
+use wasmtime::{StoreContextMut, ValRaw, format_err};
+use wasmtime_wasi::p2::bindings::io::streams::{self, Host as _, HostInputStream as _};
+use wasmtime_wasi::p2::{DynInputStream, StreamResult};
+
+use super::{Fill, Shared, TlsHostView, TlsInput, lock, read_buffered, ready_plaintext};
+
+/// An instance's TLS input streams, by resource.
+#[derive(Default)]
+pub(crate) struct Readers(Mutex<crate::registry::Registry<TlsInput>>);
+
+impl Readers {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, crate::registry::Registry<TlsInput>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Put the direct `read` in place of wasmtime-wasi's (shadowing it) in `linker`.
+pub fn add_to_linker<T: TlsHostView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let r = linker
+        .instance("wasi:io/streams@0.2.12")
+        .and_then(|mut i| i.func_wrap("[method]input-stream.read", read::<T>));
+    linker.allow_shadowing(false);
+    r
+}
+
+/// A read's bytes, as the guest gets them.
+enum Answer {
+    /// Read already (wasmtime-wasi's path).
+    Copied(Vec<u8>),
+    /// Up to `most` bytes of the session's plaintext (at least one is ready), copied into the
+    /// guest's list as it is lowered.
+    Plaintext { session: Shared, most: usize },
+}
+
+type ReadResult = wasmtime::Result<(Result<Answer, streams::StreamError>,)>;
+
+fn read<T: TlsHostView>(
+    mut store: StoreContextMut<'_, T>,
+    (stream, len): (Resource<DynInputStream>, u64),
+) -> ReadResult {
+    let view = store.data_mut().tls_view();
+    let size = usize::try_from(len).unwrap_or(usize::MAX);
+    let direct = match view.tls.readers.lock().find(view.table, &stream) {
+        Some(input) if size > 0 => Some(read_tls(input, size)),
+        _ => None,
+    };
+    let answer = direct.unwrap_or_else(|| view.table.read(stream, len).map(Answer::Copied));
+    match answer {
+        Ok(a) => Ok((Ok(a),)),
+        Err(e) => Ok((Err(view.table.convert_stream_error(e)?),)),
+    }
+}
+
+/// A read of up to `size` (> 0) bytes of `input`: the plaintext to copy into the guest's
+/// list when some is ready, or what the stream answers.
+fn read_tls(input: &mut TlsInput, size: usize) -> StreamResult<Answer> {
+    let session = input.session.clone();
+    let mut s = lock(&session);
+    match ready_plaintext(&mut input.tcp, &mut s) {
+        // Plaintext never outgrows the ciphertext it comes from.
+        Ok(ready) => Ok(Answer::Plaintext {
+            most: size.min(ready + s.inbuf.len()),
+            session: session.clone(),
+        }),
+        Err(answer) => answer.map(|b| Answer::Copied(b.into())),
+    }
+}
+
+impl Answer {
+    /// Allocate the list in the guest and fill it: where it is and how long.
+    fn store<U>(&self, cx: &mut LowerContext<'_, U>) -> wasmtime::Result<(usize, usize)> {
+        match self {
+            Answer::Copied(bytes) => {
+                let ptr = cx.realloc(0, 0, 1, bytes.len())?;
+                guest_slice(cx, ptr, bytes.len())?.copy_from_slice(bytes);
+                Ok((ptr, bytes.len()))
+            }
+            Answer::Plaintext { session, most } => {
+                let ptr = cx.realloc(0, 0, 1, *most)?;
+                let got = {
+                    let dst = guest_slice(cx, ptr, *most)?;
+                    read_buffered(&mut lock(session), &mut Fill { dst, at: 0 })
+                };
+                match got {
+                    n if n == *most => Ok((ptr, n)),
+                    // Shrunk to what came (the rest of the buffer was a partial record).
+                    n if n > 0 => Ok((cx.realloc(ptr, *most, 1, n)?, n)),
+                    _ => Err(format_err!("TLS plaintext gone before it was read")),
+                }
+            }
+        }
+    }
+}
+
+/// `len` bytes of the guest's memory from `ptr` (the guest's realloc gave them).
+fn guest_slice<'a, U>(
+    cx: &'a mut LowerContext<'_, U>,
+    ptr: usize,
+    len: usize,
+) -> wasmtime::Result<&'a mut [u8]> {
+    cx.as_slice_mut()
+        .get_mut(ptr..)
+        .and_then(|m| m.get_mut(..len))
+        .ok_or_else(|| format_err!("realloc return: beyond end of memory"))
+}
+
+// SAFETY: lowered as a `list<u8>` (a pointer and a length), as `[u8]` is, and type-checked as
+// one.
+unsafe impl ComponentType for Answer {
+    type Lower = [ValRaw; 2];
+    const ABI: CanonicalAbiInfo = CanonicalAbiInfo::POINTER_PAIR;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <[u8] as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: writes a pointer and a length to the guest's list, as `[u8]`'s lowering does.
+unsafe impl Lower for Answer {
+    fn linear_lower_to_flat<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        dst: &mut MaybeUninit<[ValRaw; 2]>,
+    ) -> wasmtime::Result<()> {
+        let (ptr, len) = self.store(cx)?;
+        dst.write([ValRaw::i64(ptr as i64), ValRaw::i64(len as i64)]);
+        Ok(())
+    }
+
+    fn linear_lower_to_memory<U>(
+        &self,
+        cx: &mut LowerContext<'_, U>,
+        _ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
+        let (ptr, len) = self.store(cx)?;
+        *cx.get::<4>(offset) = u32::try_from(ptr)?.to_le_bytes();
+        *cx.get::<4>(offset + 4) = u32::try_from(len)?.to_le_bytes();
+        Ok(())
+    }
+}
