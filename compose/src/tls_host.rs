@@ -165,7 +165,12 @@ fn push(tcp: &mut DynOutputStream, s: &mut Session) -> StreamResult<()> {
             break;
         }
         let n = room.min(s.out.len());
-        let chunk: Vec<u8> = s.out.drain(..n).collect();
+        // All of it (the usual case) is handed over as it is, not copied.
+        let chunk: Vec<u8> = if n == s.out.len() {
+            std::mem::take(&mut s.out)
+        } else {
+            s.out.drain(..n).collect()
+        };
         tcp.write(Bytes::from(chunk))?;
     }
     Ok(())
