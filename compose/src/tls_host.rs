@@ -11,7 +11,7 @@
 //! The handshake's last flight is held for the guest's first write (or flush), so that it and
 //! the first request leave in one segment: wasi:sockets has no TCP_NODELAY.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -26,7 +26,9 @@ use wasmtime_wasi::p2::{
 use crate::tls::{InstanceTls, Negotiated, io_text, negotiated, tls_error_text};
 
 mod direct_read;
+mod plaintext;
 pub(crate) use direct_read::Readers;
+use plaintext::{Grow, read_buffered, ready_plaintext};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -347,111 +349,6 @@ impl InputStream for TlsInput {
             Err(answer) => answer,
         }
     }
-}
-
-/// Decrypt what has come, reading what the TCP stream has without waiting, until plaintext is
-/// ready: how much, or (`Err`) what a read answers when none is (nothing yet, the end, an
-/// error).
-fn ready_plaintext(
-    tcp: &mut DynInputStream,
-    s: &mut Session,
-) -> Result<usize, StreamResult<Bytes>> {
-    loop {
-        let io = match s.tls.process_new_packets() {
-            Ok(io) => io,
-            Err(e) => return Err(Err(failed(tls_error_text(&e)))),
-        };
-        let ready = io.plaintext_bytes_to_read();
-        if ready > 0 {
-            return Ok(ready);
-        }
-        // The peer's close_notify, or the TCP stream's end without one: the stream ends as
-        // any close does (HTTP's framing says whether anything is missing).
-        if io.peer_has_closed() || (s.eof && s.inbuf.is_empty()) {
-            return Err(Err(StreamError::Closed));
-        }
-        fill(tcp, s).map_err(|e| Err(failed(e)))?;
-        if s.inbuf.is_empty() && !s.eof {
-            return Err(Ok(Bytes::new()));
-        }
-        let (before, eof) = (s.inbuf.len(), s.eof);
-        s.process().map_err(|e| Err(failed(e)))?;
-        // rustls took nothing (it wants no more input now): nothing to read yet, rather than
-        // going round again.
-        if !eof && s.inbuf.len() == before {
-            return Err(Ok(Bytes::new()));
-        }
-    }
-}
-
-/// Where plaintext is read to.
-trait Sink {
-    /// How many more bytes it takes.
-    fn room(&self) -> usize;
-    fn put(&mut self, bytes: &[u8]);
-}
-
-/// A buffer that grows up to `size` bytes.
-struct Grow<'a> {
-    out: &'a mut bytes::BytesMut,
-    size: usize,
-}
-
-impl Sink for Grow<'_> {
-    fn room(&self) -> usize {
-        self.size - self.out.len()
-    }
-    fn put(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
-    }
-}
-
-/// A slice (the guest's list), filled from `at`.
-struct Fill<'a> {
-    dst: &'a mut [u8],
-    at: usize,
-}
-
-impl Sink for Fill<'_> {
-    fn room(&self) -> usize {
-        self.dst.len() - self.at
-    }
-    fn put(&mut self, bytes: &[u8]) {
-        self.dst[self.at..self.at + bytes.len()].copy_from_slice(bytes);
-        self.at += bytes.len();
-    }
-}
-
-/// The plaintext rustls holds, and what the ciphertext already buffered decrypts to, copied
-/// into `sink` as far as it takes: a TCP read holds several records, and each read of this
-/// stream is a guest call. How many bytes. An error stays with rustls for the next read.
-fn read_buffered(s: &mut Session, sink: &mut impl Sink) -> usize {
-    let mut n = 0;
-    loop {
-        n += take_plaintext(s, sink);
-        let before = s.inbuf.len();
-        if sink.room() == 0 || before == 0 || s.process().is_err() || s.inbuf.len() == before {
-            return n;
-        }
-    }
-}
-
-/// Copy the plaintext rustls holds into `sink`, as far as it takes: record by record, each
-/// copied once (no zeroed buffer to read into). How many bytes.
-fn take_plaintext(s: &mut Session, sink: &mut impl Sink) -> usize {
-    let mut reader = s.tls.reader();
-    let mut n = 0;
-    while sink.room() > 0 {
-        let chunk = match reader.fill_buf() {
-            Ok(c) if !c.is_empty() => c,
-            _ => break,
-        };
-        let take = chunk.len().min(sink.room());
-        sink.put(&chunk[..take]);
-        reader.consume(take);
-        n += take;
-    }
-    n
 }
 
 /// Whether a read would return something now (plaintext, the end, or an error).

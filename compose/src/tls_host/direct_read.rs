@@ -15,7 +15,8 @@ use wasmtime::{StoreContextMut, ValRaw, format_err};
 use wasmtime_wasi::p2::bindings::io::streams::{self, Host as _, HostInputStream as _};
 use wasmtime_wasi::p2::{DynInputStream, StreamResult};
 
-use super::{Fill, Shared, TlsHostView, TlsInput, lock, read_buffered, ready_plaintext};
+use super::plaintext::{Fill, read_buffered, ready_plaintext};
+use super::{Shared, TlsHostView, TlsInput, lock};
 
 /// An instance's TLS input streams, by resource.
 #[derive(Default)]
