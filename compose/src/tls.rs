@@ -228,7 +228,7 @@ pub struct InstanceTls {
     pub(crate) counts: Arc<Mutex<TlsCounts>>,
     pub(crate) last: Arc<Mutex<Option<Negotiated>>>,
     /// Its TLS input streams (for reads straight into the guest's memory).
-    pub(crate) readers: crate::tls_host::Readers,
+    pub(crate) readers: crate::direct_read::TlsReaders,
 }
 
 impl InstanceTls {

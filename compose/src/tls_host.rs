@@ -25,10 +25,9 @@ use wasmtime_wasi::p2::{
 
 use crate::tls::{InstanceTls, Negotiated, io_text, negotiated, tls_error_text};
 
-mod direct_read;
 mod plaintext;
-pub(crate) use direct_read::Readers;
-use plaintext::{Grow, read_buffered, ready_plaintext};
+use plaintext::Grow;
+pub(crate) use plaintext::{Fill, read_buffered, ready_plaintext};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -63,11 +62,11 @@ impl wasmtime::component::HasData for HasTls {
 
 /// Add `wasi:tls/types` (its unstable `tls` feature on) to a linker that has wasmtime-wasi's
 /// WASI, with reads of its streams straight into the guest's memory.
-pub fn add_to_linker<T: TlsHostView + 'static>(
+pub fn add_to_linker<T: TlsHostView + crate::sockets::SocketsHostView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     add_to_linker_copying(linker)?;
-    direct_read::add_to_linker(linker)
+    crate::direct_read::add_to_linker(linker)
 }
 
 /// The same with wasmtime-wasi's `read` (a copy more a read), for comparison.
@@ -86,7 +85,7 @@ const READ_CHUNK: usize = 64 * 1024;
 const WRITE_ROOM: usize = 64 * 1024;
 
 /// A connection's TLS state, shared by its input and output streams and its resource.
-struct Session {
+pub(crate) struct Session {
     tls: ClientConnection,
     /// Ciphertext made and not yet written to the TCP stream.
     out: Vec<u8>,
@@ -96,9 +95,9 @@ struct Session {
     eof: bool,
 }
 
-type Shared = Arc<Mutex<Session>>;
+pub(crate) type Shared = Arc<Mutex<Session>>;
 
-fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Session> {
+pub(crate) fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Session> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -107,6 +106,11 @@ fn failed(text: String) -> StreamError {
 }
 
 impl Session {
+    /// Ciphertext read and not yet taken by rustls: how many bytes.
+    pub(crate) fn ciphertext_buffered(&self) -> usize {
+        self.inbuf.len()
+    }
+
     /// Move rustls's outgoing records to `out`.
     fn collect_out(&mut self) {
         while self.tls.wants_write() {
@@ -315,9 +319,9 @@ impl Pollable for FutureStreams {
 pub struct Connection(Shared);
 
 /// The plaintext input stream.
-struct TlsInput {
-    session: Shared,
-    tcp: DynInputStream,
+pub(crate) struct TlsInput {
+    pub(crate) session: Shared,
+    pub(crate) tcp: DynInputStream,
     /// Held by this stream alone: while it lives, the registry's entry is this stream.
     _alive: Arc<()>,
 }

@@ -1596,6 +1596,23 @@ fn https(t: &mut Table, quick: bool, reps: usize) {
             .map(|_| download_rate(&mut ex_plain, &big_plain, size))
             .collect(),
     );
+    // The same on wasmtime-wasi's TCP: what the own TCP buys a download (its reads go straight
+    // into the guest's memory while the stream receives in bulk).
+    let mut ex_wasmtime =
+        DrivenExecutor::with(&compose::tls::TlsSettings::default(), SocketsImpl::Wasmtime);
+    let own_theirs = ab(
+        reps_bulk,
+        || download_rate(&mut ex_plain, &big_plain, size),
+        || download_rate(&mut ex_wasmtime, &big_plain, size),
+    );
+    tcp_row(
+        t,
+        "8c",
+        "plain HTTP download of 100 MB through the artifact",
+        own_theirs,
+        "MiB/s",
+        true,
+    );
     // The same, the body kept: what the instance did with a discarded body before it was
     // only counted (kept in its memory), and the copy to the host besides.
     let mut ex_kept = DrivenExecutor::new();

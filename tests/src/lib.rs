@@ -67,7 +67,7 @@ pub struct Ctx {
     /// `wasi`): loopback unless made with another.
     policy: Policy,
     /// The own TCP's output streams (written straight from the guest's memory).
-    writers: compose::sockets::Writers,
+    streams: compose::sockets::OwnStreams,
     /// The largest size a linear memory asked to grow to, once `Executor::watch_memory` is on.
     pub memory_high: MemoryHigh,
 }
@@ -115,7 +115,7 @@ impl Ctx {
             wasi,
             tls,
             table: ResourceTable::new(),
-            writers: Default::default(),
+            streams: Default::default(),
             policy: loopback_policy(),
             memory_high: MemoryHigh::default(),
         }
@@ -127,7 +127,7 @@ impl compose::sockets::SocketsHostView for Ctx {
         compose::sockets::SocketsView {
             table: &mut self.table,
             check: &self.policy,
-            writers: &mut self.writers,
+            streams: &mut self.streams,
         }
     }
 }

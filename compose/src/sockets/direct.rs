@@ -13,8 +13,13 @@ use wasmtime_wasi::p2::{DynOutputStream, StreamError};
 use super::SocketsHostView;
 use super::streams::{TcpOutput, send_or_keep};
 
-/// The own TCP's output streams of an instance, by resource.
-pub type Writers = crate::registry::Registry<TcpOutput>;
+/// The own TCP's connected streams of an instance, by resource: for writes from the guest's
+/// memory (here) and reads into it (`crate::direct_read`).
+#[derive(Default)]
+pub struct OwnStreams {
+    pub(crate) writers: crate::registry::Registry<TcpOutput>,
+    pub(crate) readers: crate::registry::Registry<super::streams::TcpInput>,
+}
 
 /// Put the direct `write` in place of wasmtime-wasi's (shadowing it) in `linker`.
 pub fn add_to_linker<T: SocketsHostView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
@@ -31,7 +36,8 @@ fn write<T: SocketsHostView>(
 ) -> WriteResult {
     let begun = {
         let view = store.data_mut().sockets_view();
-        view.writers
+        view.streams
+            .writers
             .find(view.table, &stream)
             .map(|out| out.begin_direct(bytes.len()))
     };
@@ -49,7 +55,7 @@ fn write<T: SocketsHostView>(
                 Bytes::copy_from_slice(&slice[from..])
             });
             let view = store.data_mut().sockets_view();
-            match view.writers.find(view.table, &stream) {
+            match view.streams.writers.find(view.table, &stream) {
                 Some(out) => out.end_direct(failed, rest),
                 None => Err(StreamError::trap("the stream went during its write")),
             }

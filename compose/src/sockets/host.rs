@@ -44,14 +44,16 @@ impl SocketsView<'_> {
         parent: &Resource<TcpSocket>,
         (input, output): (super::streams::TcpInput, super::streams::TcpOutput),
     ) -> SocketResult<Streams> {
-        let alive = output.alive.clone();
-        let output = Box::new(output);
-        let at: *const super::streams::TcpOutput = &*output;
-        let input: DynInputStream = Box::new(input);
-        let output: DynOutputStream = output;
-        let input = self.table.push_child(input, parent)?;
-        let output = self.table.push_child(output, parent)?;
-        self.writers.register(output.rep(), at, &alive);
+        let (alive_in, alive_out) = (input.alive.clone(), output.alive.clone());
+        let (input, output) = (Box::new(input), Box::new(output));
+        let at_in: *const super::streams::TcpInput = &*input;
+        let at_out: *const super::streams::TcpOutput = &*output;
+        let input = self.table.push_child(input as DynInputStream, parent)?;
+        let output = self.table.push_child(output as DynOutputStream, parent)?;
+        self.streams.readers.register(input.rep(), at_in, &alive_in);
+        self.streams
+            .writers
+            .register(output.rep(), at_out, &alive_out);
         Ok((input, output))
     }
 }

@@ -18,7 +18,7 @@ mod connect;
 mod direct;
 mod host;
 mod options;
-mod streams;
+pub(crate) mod streams;
 mod tcp;
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 pub use wasmtime_wasi::sockets::SocketAddrUse;
 
-pub use direct::Writers;
+pub use direct::OwnStreams;
 pub use tcp::TcpSocket;
 
 mod bindings {
@@ -69,7 +69,7 @@ impl AddrCheck for std::sync::Arc<dyn Fn(SocketAddr, SocketAddrUse) -> bool + Se
 pub struct SocketsView<'a> {
     pub table: &'a mut ResourceTable,
     pub check: &'a dyn AddrCheck,
-    pub writers: &'a mut Writers,
+    pub streams: &'a mut OwnStreams,
 }
 
 /// What the store's data gives the sockets.

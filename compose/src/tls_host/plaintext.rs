@@ -10,7 +10,7 @@ use super::{Session, failed, fill, tls_error_text};
 /// Decrypt what has come, reading what the TCP stream has without waiting, until plaintext is
 /// ready: how much, or (`Err`) what a read answers when none is (nothing yet, the end, an
 /// error).
-pub(super) fn ready_plaintext(
+pub(crate) fn ready_plaintext(
     tcp: &mut DynInputStream,
     s: &mut Session,
 ) -> Result<usize, StreamResult<Bytes>> {
@@ -43,7 +43,7 @@ pub(super) fn ready_plaintext(
 }
 
 /// Where plaintext is read to.
-pub(super) trait Sink {
+pub(crate) trait Sink {
     /// How many more bytes it takes.
     fn room(&self) -> usize;
     fn put(&mut self, bytes: &[u8]);
@@ -65,9 +65,9 @@ impl Sink for Grow<'_> {
 }
 
 /// A slice (the guest's list), filled from `at`.
-pub(super) struct Fill<'a> {
-    pub(super) dst: &'a mut [u8],
-    pub(super) at: usize,
+pub(crate) struct Fill<'a> {
+    pub(crate) dst: &'a mut [u8],
+    pub(crate) at: usize,
 }
 
 impl Sink for Fill<'_> {
@@ -83,7 +83,7 @@ impl Sink for Fill<'_> {
 /// The plaintext rustls holds, and what the ciphertext already buffered decrypts to, copied
 /// into `sink` as far as it takes: a TCP read holds several records, and each read of this
 /// stream is a guest call. How many bytes. An error stays with rustls for the next read.
-pub(super) fn read_buffered(s: &mut Session, sink: &mut impl Sink) -> usize {
+pub(crate) fn read_buffered(s: &mut Session, sink: &mut impl Sink) -> usize {
     let mut n = 0;
     loop {
         n += take_plaintext(s, sink);

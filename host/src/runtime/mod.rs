@@ -53,7 +53,7 @@ pub struct UserCtx {
     tls: InstanceTls,
     table: ResourceTable,
     /// The own TCP's output streams (written straight from the guest's memory).
-    writers: compose::sockets::Writers,
+    streams: compose::sockets::OwnStreams,
     /// What the instance may reach (the socket check has it too).
     policy: Arc<Policy>,
 }
@@ -85,7 +85,7 @@ impl compose::sockets::SocketsHostView for UserCtx {
         compose::sockets::SocketsView {
             table: &mut self.table,
             check: &*self.policy,
-            writers: &mut self.writers,
+            streams: &mut self.streams,
         }
     }
 }
@@ -245,7 +245,7 @@ fn store(
             wasi: b.build(),
             tls,
             table: ResourceTable::new(),
-            writers: Default::default(),
+            streams: Default::default(),
             policy,
         },
     ))

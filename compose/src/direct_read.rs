@@ -1,12 +1,15 @@
-//! `input-stream.read` on a TLS stream straight into the guest's memory: one copy fewer a
-//! read. wasmtime-wasi's `read` takes the stream's bytes as a `Vec` and copies that into the
-//! list it lowers; here, once rustls holds plaintext, the list is allocated in the guest and
-//! the plaintext is copied from rustls's buffer into it while the answer is lowered. Every
-//! other input stream (TCP, stdin, files) takes wasmtime-wasi's path, unchanged.
+//! `input-stream.read` straight into the guest's memory: one copy fewer a read. wasmtime-wasi's
+//! `read` takes the stream's bytes as a `Vec` and copies that into the list it lowers; here the
+//! list is allocated in the guest while the answer is lowered, and the bytes are copied into
+//! it from where they are: rustls's plaintext buffer for a TLS stream once it holds plaintext,
+//! the socket itself for the own TCP while it receives in bulk (`FIONREAD` sizes the list;
+//! short answers take the usual path, which needs no call more). Every other read (stdin,
+//! files, wasmtime-wasi's TCP, nothing waiting, the end, errors) takes wasmtime-wasi's path.
 
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use tokio::net::TcpStream;
 use wasmtime::component::__internal::{
     CanonicalAbiInfo, InstanceType, InterfaceType, LowerContext,
 };
@@ -15,21 +18,25 @@ use wasmtime::{StoreContextMut, ValRaw, format_err};
 use wasmtime_wasi::p2::bindings::io::streams::{self, Host as _, HostInputStream as _};
 use wasmtime_wasi::p2::{DynInputStream, StreamResult};
 
-use super::plaintext::{Fill, read_buffered, ready_plaintext};
-use super::{Shared, TlsHostView, TlsInput, lock};
+use crate::registry::Registry;
+use crate::sockets::SocketsHostView;
+use crate::sockets::streams::recv_into;
+use crate::tls_host::{Fill, Shared, TlsHostView, TlsInput, lock, read_buffered, ready_plaintext};
 
 /// An instance's TLS input streams, by resource.
 #[derive(Default)]
-pub(crate) struct Readers(Mutex<crate::registry::Registry<TlsInput>>);
+pub(crate) struct TlsReaders(Mutex<Registry<TlsInput>>);
 
-impl Readers {
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, crate::registry::Registry<TlsInput>> {
+impl TlsReaders {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Registry<TlsInput>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// Put the direct `read` in place of wasmtime-wasi's (shadowing it) in `linker`.
-pub fn add_to_linker<T: TlsHostView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: TlsHostView + SocketsHostView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let r = linker
         .instance("wasi:io/streams@0.2.12")
@@ -42,23 +49,33 @@ pub fn add_to_linker<T: TlsHostView + 'static>(linker: &mut Linker<T>) -> wasmti
 enum Answer {
     /// Read already (wasmtime-wasi's path).
     Copied(Vec<u8>),
-    /// Up to `most` bytes of the session's plaintext (at least one is ready), copied into the
-    /// guest's list as it is lowered.
+    /// Up to `most` bytes of the session's plaintext (at least one is ready).
     Plaintext { session: Shared, most: usize },
+    /// The `n` bytes waiting in the socket.
+    Socket { stream: Arc<TcpStream>, n: usize },
 }
 
 type ReadResult = wasmtime::Result<(Result<Answer, streams::StreamError>,)>;
 
-fn read<T: TlsHostView>(
+fn read<T: TlsHostView + SocketsHostView>(
     mut store: StoreContextMut<'_, T>,
     (stream, len): (Resource<DynInputStream>, u64),
 ) -> ReadResult {
-    let view = store.data_mut().tls_view();
     let size = usize::try_from(len).unwrap_or(usize::MAX);
-    let direct = match view.tls.readers.lock().find(view.table, &stream) {
-        Some(input) if size > 0 => Some(read_tls(input, size)),
-        _ => None,
+    let view = store.data_mut().sockets_view();
+    let mut direct = match view.streams.readers.find(view.table, &stream) {
+        Some(input) => input
+            .waiting(size)
+            .map(|(stream, n)| Ok(Answer::Socket { stream, n })),
+        None => None,
     };
+    let view = store.data_mut().tls_view();
+    if direct.is_none() {
+        direct = match view.tls.readers.lock().find(view.table, &stream) {
+            Some(input) if size > 0 => Some(read_tls(input, size)),
+            _ => None,
+        };
+    }
     let answer = direct.unwrap_or_else(|| view.table.read(stream, len).map(Answer::Copied));
     match answer {
         Ok(a) => Ok((Ok(a),)),
@@ -74,7 +91,7 @@ fn read_tls(input: &mut TlsInput, size: usize) -> StreamResult<Answer> {
     match ready_plaintext(&mut input.tcp, &mut s) {
         // Plaintext never outgrows the ciphertext it comes from.
         Ok(ready) => Ok(Answer::Plaintext {
-            most: size.min(ready + s.inbuf.len()),
+            most: size.min(ready + s.ciphertext_buffered()),
             session: session.clone(),
         }),
         Err(answer) => answer.map(|b| Answer::Copied(b.into())),
@@ -90,20 +107,26 @@ impl Answer {
                 guest_slice(cx, ptr, bytes.len())?.copy_from_slice(bytes);
                 Ok((ptr, bytes.len()))
             }
-            Answer::Plaintext { session, most } => {
-                let ptr = cx.realloc(0, 0, 1, *most)?;
-                let got = {
-                    let dst = guest_slice(cx, ptr, *most)?;
-                    read_buffered(&mut lock(session), &mut Fill { dst, at: 0 })
-                };
-                match got {
-                    n if n == *most => Ok((ptr, n)),
-                    // Shrunk to what came (the rest of the buffer was a partial record).
-                    n if n > 0 => Ok((cx.realloc(ptr, *most, 1, n)?, n)),
-                    _ => Err(format_err!("TLS plaintext gone before it was read")),
-                }
-            }
+            Answer::Plaintext { session, most } => fill_list(cx, *most, |dst| {
+                read_buffered(&mut lock(session), &mut Fill { dst, at: 0 })
+            }),
+            Answer::Socket { stream, n } => fill_list(cx, *n, |dst| recv_into(stream, dst)),
         }
+    }
+}
+
+/// A list of up to `most` bytes allocated in the guest and filled by `fill` (which returns
+/// how many it wrote, at least one): where it is and how long, shrunk to what came.
+fn fill_list<U>(
+    cx: &mut LowerContext<'_, U>,
+    most: usize,
+    fill: impl FnOnce(&mut [u8]) -> usize,
+) -> wasmtime::Result<(usize, usize)> {
+    let ptr = cx.realloc(0, 0, 1, most)?;
+    match fill(guest_slice(cx, ptr, most)?) {
+        n if n == most => Ok((ptr, n)),
+        n if n > 0 => Ok((cx.realloc(ptr, most, 1, n)?, n)),
+        _ => Err(format_err!("the bytes waiting went before they were read")),
     }
 }
 
