@@ -116,7 +116,7 @@ impl Answer {
 }
 
 /// A list of up to `most` bytes allocated in the guest and filled by `fill` (which returns
-/// how many it wrote, at least one): where it is and how long, shrunk to what came.
+/// how many it wrote): where it is and how long, shrunk to what came.
 fn fill_list<U>(
     cx: &mut LowerContext<'_, U>,
     most: usize,
@@ -126,7 +126,11 @@ fn fill_list<U>(
     match fill(guest_slice(cx, ptr, most)?) {
         n if n == most => Ok((ptr, n)),
         n if n > 0 => Ok((cx.realloc(ptr, most, 1, n)?, n)),
-        _ => Err(format_err!("the bytes waiting went before they were read")),
+        // Nothing after all (what was waiting is always there to read; a socket failing in
+        // between is the only way): an empty answer, as "nothing yet", and the next read
+        // says what happened. The guest never frees an empty list, so its block stays
+        // allocated, rather than a realloc to no size (which allocators may not take).
+        _ => Ok((ptr, 0)),
     }
 }
 

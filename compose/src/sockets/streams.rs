@@ -58,8 +58,12 @@ impl TcpInput {
         }
         let n = rustix::io::ioctl_fionread(&*self.stream).ok()?;
         let n = usize::try_from(n).ok()?.min(size).min(CHUNK);
+        // Nothing yet says nothing of the stream's answers: it stays in bulk.
+        if n == 0 {
+            return None;
+        }
         self.bulk = n >= BULK;
-        (n > 0).then(|| (self.stream.clone(), n))
+        Some((self.stream.clone(), n))
     }
 }
 
