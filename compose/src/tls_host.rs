@@ -61,7 +61,8 @@ impl wasmtime::component::HasData for HasTls {
 }
 
 /// Add `wasi:tls/types` (its unstable `tls` feature on) to a linker that has wasmtime-wasi's
-/// WASI, with reads of its streams straight into the guest's memory.
+/// WASI, with reads straight into the guest's memory (`crate::direct_read`: its streams' and
+/// the own TCP's).
 pub fn add_to_linker<T: TlsHostView + crate::sockets::SocketsHostView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {

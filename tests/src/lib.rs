@@ -66,7 +66,7 @@ pub struct Ctx {
     /// The policy the host's own TCP checks (`compose::sockets`; wasmtime-wasi's has it in
     /// `wasi`): loopback unless made with another.
     policy: Policy,
-    /// The own TCP's output streams (written straight from the guest's memory).
+    /// The own TCP's streams (read and written straight in the guest's memory).
     streams: compose::sockets::OwnStreams,
     /// The largest size a linear memory asked to grow to, once `Executor::watch_memory` is on.
     pub memory_high: MemoryHigh,

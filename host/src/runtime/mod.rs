@@ -52,7 +52,7 @@ pub struct UserCtx {
     wasi: WasiCtx,
     tls: InstanceTls,
     table: ResourceTable,
-    /// The own TCP's output streams (written straight from the guest's memory).
+    /// The own TCP's streams (read and written straight in the guest's memory).
     streams: compose::sockets::OwnStreams,
     /// What the instance may reach (the socket check has it too).
     policy: Arc<Policy>,
