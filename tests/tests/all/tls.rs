@@ -768,24 +768,31 @@ fn the_socket_component_speaks_tls_after_start_tls() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// A read of the TLS stream decrypts every record already buffered, up to the size asked for:
-/// with 256 KiB waiting, reads of 64 KiB return more than one record (16 KiB) each, and the
-/// bytes come whole and in order.
-#[test]
-fn a_tls_read_takes_every_record_buffered() {
+/// An in-process TLS server (its CA in a new directory `name`) that sends `data` once asked
+/// with "go\n": the directory, the CA file and the port.
+fn sender_on_go(name: &str, data: &[u8]) -> (PathBuf, PathBuf, u16) {
     let ca = Ca::new("test CA").unwrap();
-    let d = dir("records");
+    let d = dir(name);
     let ca_file = write(&d, "ca.pem", &ca.cert_pem);
     let leaf = ca.server(&["127.0.0.1"], Validity::Now).unwrap();
-    let data = pattern(256 << 10, 7);
-    let sent = data.clone();
+    let sent = data.to_vec();
     let port = rustls_server(&leaf, move |s| {
         let mut go = [0u8; 3];
         if s.read_exact(&mut go).is_ok() {
             let _ = s.write_all(&sent).and_then(|()| s.flush());
         }
     });
-    let (mut g, _) = SocketGuest::with_tls(&trusting(&ca_file));
+    (d, ca_file, port)
+}
+
+/// A socket guest on `linker` trusting `ca_file`, connected over TLS to `port` and having
+/// asked it with "go\n".
+fn asking_over_tls(
+    linker: &wasmtime::component::Linker<Ctx>,
+    ca_file: &Path,
+    port: u16,
+) -> (SocketGuest, wasmtime::component::ResourceAny) {
+    let (mut g, _) = SocketGuest::with_tls_on(&trusting(ca_file), linker);
     let s = g.tcp4();
     let addr = SocketAddress {
         host: "127.0.0.1".into(),
@@ -794,6 +801,17 @@ fn a_tls_read_takes_every_record_buffered() {
     g.connect(s, &addr).unwrap();
     g.start_tls(s, "127.0.0.1").unwrap();
     g.send(s, b"go\n").unwrap();
+    (g, s)
+}
+
+/// A read of the TLS stream decrypts every record already buffered, up to the size asked for:
+/// with 256 KiB waiting, reads of 64 KiB return more than one record (16 KiB) each, and the
+/// bytes come whole and in order.
+#[test]
+fn a_tls_read_takes_every_record_buffered() {
+    let data = pattern(256 << 10, 7);
+    let (d, ca_file, port) = sender_on_go("records", &data);
+    let (mut g, s) = asking_over_tls(integration_tests::linker(), &ca_file, port);
     // All of it in the socket's buffers before the first read.
     std::thread::sleep(Duration::from_millis(300));
     let (mut got, mut largest) = (Vec::new(), 0);
@@ -818,28 +836,10 @@ fn a_tls_read_takes_every_record_buffered() {
 /// both). The bytes come whole and in order on both.
 #[test]
 fn tls_reads_land_in_the_guests_memory() {
-    let ca = Ca::new("test CA").unwrap();
-    let d = dir("direct-read");
-    let ca_file = write(&d, "ca.pem", &ca.cert_pem);
-    let leaf = ca.server(&["127.0.0.1"], Validity::Now).unwrap();
     let data = pattern(1 << 20, 5);
-    let sent = data.clone();
-    let port = rustls_server(&leaf, move |s| {
-        let mut go = [0u8; 3];
-        if s.read_exact(&mut go).is_ok() {
-            let _ = s.write_all(&sent).and_then(|()| s.flush());
-        }
-    });
+    let (d, ca_file, port) = sender_on_go("direct-read", &data);
     let buffers = |linker| {
-        let (mut g, _) = SocketGuest::with_tls_on(&trusting(&ca_file), linker);
-        let s = g.tcp4();
-        let addr = SocketAddress {
-            host: "127.0.0.1".into(),
-            port,
-        };
-        g.connect(s, &addr).unwrap();
-        g.start_tls(s, "127.0.0.1").unwrap();
-        g.send(s, b"go\n").unwrap();
+        let (mut g, s) = asking_over_tls(linker, &ca_file, port);
         let (mut got, mut reads) = (Vec::new(), 0);
         let (large, ()) = crate::alloc_count::large_allocations(16 << 10, || {
             while got.len() < data.len() {
