@@ -63,19 +63,20 @@ fn read<T: TlsHostView + SocketsHostView>(
 ) -> ReadResult {
     let size = usize::try_from(len).unwrap_or(usize::MAX);
     let view = store.data_mut().sockets_view();
-    let mut direct = match view.streams.readers.find(view.table, &stream) {
-        Some(input) => input
-            .waiting(size)
-            .map(|(stream, n)| Ok(Answer::Socket { stream, n })),
-        None => None,
-    };
+    // `Some` for the own TCP's streams (direct or not): they are never TLS's.
+    let tcp = view
+        .streams
+        .readers
+        .find(view.table, &stream)
+        .map(|input| input.waiting(size));
     let view = store.data_mut().tls_view();
-    if direct.is_none() {
-        direct = match view.tls.readers.lock().find(view.table, &stream) {
+    let direct = match tcp {
+        Some(waiting) => waiting.map(|(stream, n)| Ok(Answer::Socket { stream, n })),
+        None => match view.tls.readers.lock().find(view.table, &stream) {
             Some(input) if size > 0 => Some(read_tls(input, size)),
             _ => None,
-        };
-    }
+        },
+    };
     let answer = direct.unwrap_or_else(|| view.table.read(stream, len).map(Answer::Copied));
     match answer {
         Ok(a) => Ok((Ok(a),)),
