@@ -1098,6 +1098,9 @@ enum Memories {
 /// An engine set up as `how` says, for `users` instances alive at once.
 fn engine_for(how: Memories, users: u32) -> Engine {
     let mut config = Config::new();
+    if std::env::var_os("PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     match how {
         Memories::Run(mode) => compose::memory::configure(&mut config, users + 2, mode).unwrap(),
         Memories::Images => {

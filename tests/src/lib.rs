@@ -451,6 +451,7 @@ socket_methods! { SocketGuest, sync_call;
     send => call_send(data: &[u8]) -> R<u64>;
     receive => call_receive(max: u32) -> R<Vec<u8>>;
     try_receive => call_try_receive(max: u32) -> R<Vec<u8>>;
+    discard => call_discard(max: u32) -> R<u32>;
     exchange => call_send_receive(data: &[u8], max: u32, idle_check: bool) -> R<Exchange>;
     send_to => call_send_to(data: &[u8], remote: &SocketAddress) -> R<u64>;
     receive_from => call_receive_from(max: u32) -> R<(Vec<u8>, SocketAddress)>;

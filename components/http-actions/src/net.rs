@@ -105,6 +105,15 @@ impl Conn for SocketConn {
             .map_err(net_error)
     }
 
+    /// Dropped in the socket component: the bytes never cross into this one.
+    fn skip(&mut self, max: usize, timeout_ms: u64) -> Result<usize, NetError> {
+        self.timeouts(Some(timeout_ms), None)?;
+        self.sock
+            .recv_discard(max.min(u32::MAX as usize) as u32)
+            .map(|n| n as usize)
+            .map_err(net_error)
+    }
+
     fn write(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError> {
         self.timeouts(None, Some(timeout_ms))?;
         self.sock.send(data).map(|_| ()).map_err(net_error)

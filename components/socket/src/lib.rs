@@ -979,6 +979,11 @@ impl GuestSocket for SocketResource {
         }
     }
 
+    fn discard(&self, max_bytes: u32) -> Result<u32, SocketError> {
+        // At most 65536 bytes: the count fits.
+        self.receive(max_bytes).map(|bytes| bytes.len() as u32)
+    }
+
     fn send_receive(
         &self,
         data: Vec<u8>,

@@ -1076,8 +1076,18 @@ impl<N: Net> Client<N> {
                     if body.written() == n {
                         break;
                     }
-                    rest = self.read_more(conn, req, r, counters, left(&body))?;
-                    if rest.is_empty() {
+                    // All of `rest` was taken: a counted body's next bytes are dropped where
+                    // they are read.
+                    let more = if body.counts() {
+                        rest.clear();
+                        let got = self.skip_more(conn, req, r, counters, left(&body))?;
+                        body.counted(got as u64);
+                        got
+                    } else {
+                        rest = self.read_more(conn, req, r, counters, left(&body))?;
+                        rest.len()
+                    };
+                    if more == 0 {
                         let got = body.written();
                         let e = format!("truncated body: {got} of {n} bytes");
                         return Err(HttpError::Protocol(e).into());
@@ -1100,11 +1110,18 @@ impl<N: Net> Client<N> {
                 trailers = dec.trailers;
             }
             Framing::UntilClose => loop {
-                if body.written() + rest.len() as u64 > req.max_body {
-                    let e = format!("response body over {} bytes", req.max_body);
-                    return Err(HttpError::TooLarge(e).into());
-                }
+                within_max(body.written(), rest.len(), req.max_body)?;
                 body.put(&rest);
+                if body.counts() {
+                    rest.clear();
+                    let got = self.skip_more(conn, req, r, counters, READ_CHUNK)?;
+                    within_max(body.written(), got, req.max_body)?;
+                    body.counted(got as u64);
+                    if got == 0 {
+                        break;
+                    }
+                    continue;
+                }
                 rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
                 if rest.is_empty() {
                     break;
@@ -1123,6 +1140,40 @@ impl<N: Net> Client<N> {
         counters: &mut Counters,
         want: usize,
     ) -> Result<Vec<u8>, HttpError> {
+        let (want, ms, clipped) = self.next_read(req, r, counters, want)?;
+        let read = conn.read(want, ms);
+        r.now = self.net.now_us();
+        let c = read.map_err(|e| body_error(e, clipped))?;
+        counters.received += c.len() as u64;
+        Ok(c)
+    }
+
+    /// `read_more` for a counted body: how many bytes came, dropped where they were read.
+    fn skip_more(
+        &self,
+        conn: &mut N::Conn,
+        req: &Request,
+        r: &mut Reading,
+        counters: &mut Counters,
+        want: usize,
+    ) -> Result<usize, HttpError> {
+        let (want, ms, clipped) = self.next_read(req, r, counters, want)?;
+        let skipped = conn.skip(want, ms);
+        r.now = self.net.now_us();
+        let n = skipped.map_err(|e| body_error(e, clipped))?;
+        counters.received += n as u64;
+        Ok(n)
+    }
+
+    /// How much the next read of the body may take (at most `want`, as `limit_rate` allows,
+    /// after its wait), and how long it may wait (and whether the total deadline clipped it).
+    fn next_read(
+        &self,
+        req: &Request,
+        r: &mut Reading,
+        counters: &Counters,
+        want: usize,
+    ) -> Result<(usize, u64, bool), HttpError> {
         let want = match req.limit_rate {
             0 => want.clamp(1, READ_CHUNK),
             rate => {
@@ -1131,15 +1182,23 @@ impl<N: Net> Client<N> {
             }
         };
         let (ms, clipped) = phase_ms(req.timeouts.between_bytes_ms, r.end, r.now)?;
-        let read = conn.read(want, ms);
-        r.now = self.net.now_us();
-        match read {
-            Ok(c) => {
-                counters.received += c.len() as u64;
-                Ok(c)
-            }
-            Err(NetError::Timeout) => Err(timeout(Phase::BetweenBytes, clipped)),
-            Err(e) => Err(HttpError::Io(format!("reading the body: {e}"))),
-        }
+        Ok((want, ms, clipped))
     }
+}
+
+/// A failed read of the body.
+fn body_error(e: NetError, clipped: bool) -> HttpError {
+    match e {
+        NetError::Timeout => timeout(Phase::BetweenBytes, clipped),
+        e => HttpError::Io(format!("reading the body: {e}")),
+    }
+}
+
+/// A body read to its connection's close must stay within `max_body` with `more` bytes.
+fn within_max(written: u64, more: usize, max_body: u64) -> Result<(), HttpError> {
+    if written + more as u64 > max_body {
+        let e = format!("response body over {max_body} bytes");
+        return Err(HttpError::TooLarge(e));
+    }
+    Ok(())
 }

@@ -246,6 +246,12 @@ pub trait Conn {
     ) -> Result<Exchanged, ExchangeError>;
     /// Up to `max` bytes; empty means the peer closed. Waits at most `timeout_ms`.
     fn read(&mut self, max: usize, timeout_ms: u64) -> Result<Vec<u8>, NetError>;
+    /// `read`, for bytes nobody keeps: up to `max` of them read and dropped, how many there
+    /// were (0: the peer closed). A connection that can drop them where they arrive says so;
+    /// this one reads them and lets them go.
+    fn skip(&mut self, max: usize, timeout_ms: u64) -> Result<usize, NetError> {
+        self.read(max, timeout_ms).map(|bytes| bytes.len())
+    }
     /// Write all of `data`, waiting at most `timeout_ms` for room.
     fn write(&mut self, data: &[u8], timeout_ms: u64) -> Result<(), NetError>;
     /// Shut down sending at once, dropping what the peer has not taken (it answered already

@@ -57,6 +57,19 @@ impl BodySink {
         }
     }
 
+    /// Whether the bytes are only counted: then they need not be read at all
+    /// ([`crate::Conn::skip`]), only `counted`.
+    pub fn counts(&self) -> bool {
+        matches!(self, BodySink::Count(_))
+    }
+
+    /// `n` bytes more of a counted body, read and dropped elsewhere.
+    pub fn counted(&mut self, n: u64) {
+        if let BodySink::Count(c) = self {
+            *c += n;
+        }
+    }
+
     /// The bytes kept (none when counted) and the body's length.
     pub fn finish(self) -> (Vec<u8>, u64) {
         match self {
@@ -96,9 +109,14 @@ mod tests {
         s.put(b"abc");
         s.put(&[0; 5000]);
         assert_eq!(s.written(), 5003);
-        assert_eq!(s.finish(), (Vec::new(), 5003));
+        assert!(s.counts());
+        s.counted(7);
+        assert_eq!(s.finish(), (Vec::new(), 5010));
         let mut k = BodySink::new(true);
         k.put(b"abc");
+        // A kept body is not counted from outside: its bytes are what it holds.
+        assert!(!k.counts());
+        k.counted(7);
         assert_eq!(k.finish(), (b"abc".to_vec(), 3));
     }
 }

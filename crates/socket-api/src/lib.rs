@@ -228,6 +228,12 @@ impl Socket {
         self.inner.receive(max)
     }
 
+    /// Receive up to `max` bytes and drop them where they were read (in the socket component,
+    /// not copied to the caller): how many there were, 0 when the peer closed.
+    pub fn recv_discard(&self, max: u32) -> Result<u32> {
+        self.inner.discard(max)
+    }
+
     /// Up to `max` bytes without waiting: `would-block` when nothing is buffered, empty when
     /// the peer closed.
     pub fn try_recv_vec(&self, max: u32) -> Result<Vec<u8>> {

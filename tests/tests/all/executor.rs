@@ -1113,6 +1113,56 @@ fn an_early_final_response_stops_the_upload() {
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
 
+/// A discarded body is dropped in the socket component, a read at a time, never past its
+/// end: a sized one leaves its kept-alive connection exactly at the next answer, one read to
+/// the close is counted whole, a short one is a truncated body, and the limit holds.
+#[test]
+fn a_discarded_body_is_dropped_where_it_is_read_and_framing_holds() {
+    const SIZE: usize = 300_000;
+    let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
+        "/sized" => Reply::ok(vec![b's'; SIZE]),
+        "/to-close" => {
+            let mut raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+            raw.extend(std::iter::repeat_n(b'c', SIZE));
+            Reply::RawClose(raw)
+        }
+        "/short" => {
+            let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").into_bytes();
+            raw.extend(std::iter::repeat_n(b'x', SIZE / 2));
+            Reply::RawClose(raw)
+        }
+        _ => Reply::ok("next"),
+    });
+    let mut ex = Executor::new();
+    let discard = |path: &str, max: usize| json!({ "url": server.url(path), "discard_body": true, "max_response_body": max });
+    let o = ex
+        .run(HttpMethod::Get, discard("/sized", SIZE), vec![])
+        .unwrap();
+    assert_eq!(
+        (o.status, o.body_length, o.body.len()),
+        (200, SIZE as u64, 0)
+    );
+    assert!(o.bytes_received > SIZE as u64, "{}", o.bytes_received);
+    // The connection is reused and its next answer read whole: nothing of the body was left.
+    let o = ex.get(&server.url("/next")).unwrap();
+    assert_eq!(
+        (o.body.as_slice(), o.reused_connection),
+        (&b"next"[..], true)
+    );
+    let o = ex
+        .run(HttpMethod::Get, discard("/to-close", SIZE), vec![])
+        .unwrap();
+    assert_eq!((o.body_length, o.body.len()), (SIZE as u64, 0));
+    let e = ex
+        .run(HttpMethod::Get, discard("/to-close", SIZE - 1), vec![])
+        .unwrap_err();
+    assert!(matches!(e, ActionError::TooLarge(_)), "{e:?}");
+    let e = ex
+        .run(HttpMethod::Get, discard("/short", SIZE), vec![])
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("truncated body"), "{e:?}");
+}
+
 /// `discard_body` counts the body and keeps none of it (k6's `discardResponseBodies`): a
 /// 24 MiB body, sized and chunked, leaves every memory of the instance as it was; kept, the
 /// same body grows one past its size (so the watch sees what it claims to).

@@ -707,6 +707,39 @@ fn two_thousand_cycles_leak_nothing() {
     );
 }
 
+/// `discard` reads like `receive` and answers only the count: the stream goes on exactly
+/// after what it dropped, a wait is bounded by the read timeout, and the end is 0.
+#[test]
+fn discard_counts_what_it_drops_and_leaves_the_rest() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut g = SocketGuest::new();
+    let s = g.tcp4();
+    g.connect(s, &addr("127.0.0.1", port)).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.write_all(b"dropped|kept").unwrap();
+    let mut dropped = 0;
+    while dropped < 8 {
+        dropped += g.discard(s, 8 - dropped).unwrap();
+    }
+    let mut kept = Vec::new();
+    while kept.len() < 4 {
+        kept.extend(g.receive(s, 100).unwrap());
+    }
+    assert_eq!(kept, b"kept");
+    g.set_read_timeout(s, 50).unwrap();
+    assert!(matches!(g.discard(s, 10), Err(SocketError::Timeout(_))));
+    assert!(matches!(g.discard(s, 0), Err(SocketError::InvalidInput(_))));
+    drop(peer);
+    g.set_read_timeout(s, 5000).unwrap();
+    assert_eq!(g.discard(s, 10).unwrap(), 0, "0 at the end");
+    let b = g.tcp4();
+    assert!(is_state(
+        &g.discard(b, 1).unwrap_err(),
+        SocketState::Created
+    ));
+}
+
 #[test]
 fn try_receive_never_waits() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
