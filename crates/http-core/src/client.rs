@@ -1102,8 +1102,21 @@ impl<N: Net> Client<N> {
                         clean = used == rest.len();
                         break;
                     }
-                    rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
-                    if rest.is_empty() {
+                    // All of `rest` was taken; a counted body's chunk data is dropped where
+                    // it is read, never past the chunk.
+                    let left = dec.data_left();
+                    let more = if body.counts() && left > 0 {
+                        rest.clear();
+                        let want = usize::try_from(left).unwrap_or(usize::MAX);
+                        let got = self.skip_more(conn, req, r, counters, want)?;
+                        dec.skipped(got as u64)?;
+                        body.counted(got as u64);
+                        got
+                    } else {
+                        rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
+                        rest.len()
+                    };
+                    if more == 0 {
                         return Err(HttpError::Protocol("truncated chunked body".into()).into());
                     }
                 }

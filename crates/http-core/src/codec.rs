@@ -309,6 +309,26 @@ impl ChunkedDecoder {
         self.state == ChunkState::Done
     }
 
+    /// How many bytes of chunk data come next, with nothing in them to parse (0: something
+    /// else comes next): a counted body may skip them without taking them in.
+    pub fn data_left(&self) -> u64 {
+        match self.state {
+            ChunkState::Data(left) => left,
+            _ => 0,
+        }
+    }
+
+    /// `n` of the `data_left` bytes were skipped (more than there are is an error).
+    pub fn skipped(&mut self, n: u64) -> Result<(), HttpError> {
+        let left = self.data_left().checked_sub(n);
+        self.state = match left {
+            None => return Err(bad_chunked("skipped past the chunk data")),
+            Some(0) => ChunkState::DataCr,
+            Some(left) => ChunkState::Data(left),
+        };
+        Ok(())
+    }
+
     pub fn feed(
         &mut self,
         input: &[u8],
@@ -516,6 +536,24 @@ mod tests {
             );
             assert_eq!(&wire[used..], b"NEXT", "piece {piece}");
         }
+    }
+
+    /// Chunk data skipped (a counted body) leaves the decoder where reading it would have.
+    #[test]
+    fn skipped_chunk_data_is_as_if_read() {
+        let mut d = ChunkedDecoder::new();
+        let mut out = crate::sink::BodySink::new(false);
+        assert_eq!(d.feed(b"a\r\nhel", &mut out, 100).unwrap(), 6);
+        assert_eq!(d.data_left(), 7);
+        assert!(d.skipped(8).is_err());
+        d.skipped(3).unwrap();
+        d.skipped(4).unwrap();
+        assert_eq!(d.data_left(), 0);
+        assert!(d.skipped(1).is_err());
+        let tail = b"\r\n0\r\n\r\nNEXT";
+        assert_eq!(d.feed(tail, &mut out, 100).unwrap(), tail.len() - 4);
+        assert!(d.done());
+        assert_eq!(out.written(), 3, "only the bytes fed are counted here");
     }
 
     #[test]

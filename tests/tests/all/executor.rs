@@ -1121,6 +1121,16 @@ fn a_discarded_body_is_dropped_where_it_is_read_and_framing_holds() {
     const SIZE: usize = 300_000;
     let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
         "/sized" => Reply::ok(vec![b's'; SIZE]),
+        "/chunked" => {
+            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..3 {
+                raw.extend_from_slice(b"186a0;ext=1\r\n");
+                raw.extend(std::iter::repeat_n(b'c', SIZE / 3));
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\n");
+            Reply::Raw(raw)
+        }
         "/to-close" => {
             let mut raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
             raw.extend(std::iter::repeat_n(b'c', SIZE));
@@ -1135,20 +1145,23 @@ fn a_discarded_body_is_dropped_where_it_is_read_and_framing_holds() {
     });
     let mut ex = Executor::new();
     let discard = |path: &str, max: usize| json!({ "url": server.url(path), "discard_body": true, "max_response_body": max });
-    let o = ex
-        .run(HttpMethod::Get, discard("/sized", SIZE), vec![])
-        .unwrap();
-    assert_eq!(
-        (o.status, o.body_length, o.body.len()),
-        (200, SIZE as u64, 0)
-    );
-    assert!(o.bytes_received > SIZE as u64, "{}", o.bytes_received);
-    // The connection is reused and its next answer read whole: nothing of the body was left.
-    let o = ex.get(&server.url("/next")).unwrap();
-    assert_eq!(
-        (o.body.as_slice(), o.reused_connection),
-        (&b"next"[..], true)
-    );
+    for path in ["/sized", "/chunked"] {
+        let o = ex
+            .run(HttpMethod::Get, discard(path, SIZE), vec![])
+            .unwrap();
+        assert_eq!(
+            (o.status, o.body_length, o.body.len()),
+            (200, SIZE as u64, 0)
+        );
+        assert!(o.bytes_received > SIZE as u64, "{}", o.bytes_received);
+        // The connection is reused and its next answer read whole: nothing was left.
+        let o = ex.get(&server.url("/next")).unwrap();
+        assert_eq!(
+            (o.body.as_slice(), o.reused_connection),
+            (&b"next"[..], true),
+            "{path}"
+        );
+    }
     let o = ex
         .run(HttpMethod::Get, discard("/to-close", SIZE), vec![])
         .unwrap();
