@@ -1078,15 +1078,9 @@ impl<N: Net> Client<N> {
                     }
                     // All of `rest` was taken: a counted body's next bytes are dropped where
                     // they are read.
-                    let more = if body.counts() {
-                        rest.clear();
-                        let got = self.skip_more(conn, req, r, counters, left(&body))?;
-                        body.counted(got as u64);
-                        got
-                    } else {
-                        rest = self.read_more(conn, req, r, counters, left(&body))?;
-                        rest.len()
-                    };
+                    let next = (left(&body), body.counts());
+                    let more =
+                        self.next_bytes(conn, (&mut body, &mut rest), next, req, r, counters)?;
                     if more == 0 {
                         let got = body.written();
                         let e = format!("truncated body: {got} of {n} bytes");
@@ -1105,43 +1099,63 @@ impl<N: Net> Client<N> {
                     // All of `rest` was taken; a counted body's chunk data is dropped where
                     // it is read, never past the chunk.
                     let left = dec.data_left();
-                    let more = if body.counts() && left > 0 {
-                        rest.clear();
-                        let want = usize::try_from(left).unwrap_or(usize::MAX);
-                        let got = self.skip_more(conn, req, r, counters, want)?;
-                        dec.skipped(got as u64)?;
-                        body.counted(got as u64);
-                        got
+                    let skip = body.counts() && left > 0;
+                    let want = if skip {
+                        usize::try_from(left).unwrap_or(usize::MAX)
                     } else {
-                        rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
-                        rest.len()
+                        READ_CHUNK
                     };
+                    let more = self.next_bytes(
+                        conn,
+                        (&mut body, &mut rest),
+                        (want, skip),
+                        req,
+                        r,
+                        counters,
+                    )?;
                     if more == 0 {
                         return Err(HttpError::Protocol("truncated chunked body".into()).into());
+                    }
+                    if skip {
+                        dec.skipped(more as u64)?;
                     }
                 }
                 trailers = dec.trailers;
             }
             Framing::UntilClose => loop {
+                // Bytes skipped (a counted body) are in `written` already.
                 within_max(body.written(), rest.len(), req.max_body)?;
                 body.put(&rest);
-                if body.counts() {
-                    rest.clear();
-                    let got = self.skip_more(conn, req, r, counters, READ_CHUNK)?;
-                    within_max(body.written(), got, req.max_body)?;
-                    body.counted(got as u64);
-                    if got == 0 {
-                        break;
-                    }
-                    continue;
-                }
-                rest = self.read_more(conn, req, r, counters, READ_CHUNK)?;
-                if rest.is_empty() {
+                let next = (READ_CHUNK, body.counts());
+                if self.next_bytes(conn, (&mut body, &mut rest), next, req, r, counters)? == 0 {
                     break;
                 }
             },
         }
         Ok((body, trailers, clean))
+    }
+
+    /// The body's next bytes (at most `want`), once all of `rest` was taken: into `rest`, or
+    /// with `skip` (a counted body's bytes that nothing needs to parse) read and dropped where
+    /// they arrive and counted into `body`, `rest` left empty. How many came; 0: the
+    /// connection closed.
+    fn next_bytes(
+        &self,
+        conn: &mut N::Conn,
+        (body, rest): (&mut BodySink, &mut Vec<u8>),
+        (want, skip): (usize, bool),
+        req: &Request,
+        r: &mut Reading,
+        counters: &mut Counters,
+    ) -> Result<usize, HttpError> {
+        if skip {
+            rest.clear();
+            let got = self.skip_more(conn, req, r, counters, want)?;
+            body.counted(got as u64);
+            return Ok(got);
+        }
+        *rest = self.read_more(conn, req, r, counters, want)?;
+        Ok(rest.len())
     }
 
     /// The next bytes of the body, at most `want` (and as `limit_rate` allows).
