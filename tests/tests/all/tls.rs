@@ -630,6 +630,16 @@ fn ten_megabytes_each_way_and_servers_that_close_or_stall() {
     );
     assert_eq!(o.body.len(), N);
     assert!(o.body == pattern(N, 7), "the download arrived intact");
+    // The same answer discarded: dropped in the socket component as TLS decrypts it, counted
+    // whole.
+    let params = json!({
+        "url": format!("https://127.0.0.1:{port}/bulk"),
+        "body_base64": "eA==",
+        "discard_body": true,
+    });
+    let o = ex.run(HttpMethod::Post, params, vec![]).unwrap();
+    assert_eq!((o.status, o.body_length, o.body.len()), (200, N as u64, 0));
+    assert!(o.bytes_received > N as u64, "{}", o.bytes_received);
 
     // A server that closes right after the handshake: an error, not a hang.
     let closer = rustls_server(&leaf, |s| {
