@@ -1148,48 +1148,23 @@ impl<N: Net> Client<N> {
         r: &mut Reading,
         counters: &mut Counters,
     ) -> Result<usize, HttpError> {
-        if skip {
+        let (want, ms, clipped) = self.next_read(req, r, counters, want)?;
+        let got = if skip {
             rest.clear();
-            let got = self.skip_more(conn, req, r, counters, want)?;
+            conn.skip(want, ms)
+        } else {
+            conn.read(want, ms).map(|bytes| {
+                *rest = bytes;
+                rest.len()
+            })
+        };
+        r.now = self.net.now_us();
+        let got = got.map_err(|e| body_error(e, clipped))?;
+        counters.received += got as u64;
+        if skip {
             body.counted(got as u64);
-            return Ok(got);
         }
-        *rest = self.read_more(conn, req, r, counters, want)?;
-        Ok(rest.len())
-    }
-
-    /// The next bytes of the body, at most `want` (and as `limit_rate` allows).
-    fn read_more(
-        &self,
-        conn: &mut N::Conn,
-        req: &Request,
-        r: &mut Reading,
-        counters: &mut Counters,
-        want: usize,
-    ) -> Result<Vec<u8>, HttpError> {
-        let (want, ms, clipped) = self.next_read(req, r, counters, want)?;
-        let read = conn.read(want, ms);
-        r.now = self.net.now_us();
-        let c = read.map_err(|e| body_error(e, clipped))?;
-        counters.received += c.len() as u64;
-        Ok(c)
-    }
-
-    /// `read_more` for a counted body: how many bytes came, dropped where they were read.
-    fn skip_more(
-        &self,
-        conn: &mut N::Conn,
-        req: &Request,
-        r: &mut Reading,
-        counters: &mut Counters,
-        want: usize,
-    ) -> Result<usize, HttpError> {
-        let (want, ms, clipped) = self.next_read(req, r, counters, want)?;
-        let skipped = conn.skip(want, ms);
-        r.now = self.net.now_us();
-        let n = skipped.map_err(|e| body_error(e, clipped))?;
-        counters.received += n as u64;
-        Ok(n)
+        Ok(got)
     }
 
     /// How much the next read of the body may take (at most `want`, as `limit_rate` allows,

@@ -707,16 +707,22 @@ fn two_thousand_cycles_leak_nothing() {
     );
 }
 
-/// `discard` reads like `receive` and answers only the count: the stream goes on exactly
-/// after what it dropped, a wait is bounded by the read timeout, and the end is 0.
-#[test]
-fn discard_counts_what_it_drops_and_leaves_the_rest() {
+/// A guest's TCP socket connected to a peer on loopback, and the peer's end.
+fn connected_to_a_peer() -> (SocketGuest, ResourceAny, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut g = SocketGuest::new();
     let s = g.tcp4();
     g.connect(s, &addr("127.0.0.1", port)).unwrap();
-    let (mut peer, _) = listener.accept().unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    (g, s, peer)
+}
+
+/// `discard` reads like `receive` and answers only the count: the stream goes on exactly
+/// after what it dropped, a wait is bounded by the read timeout, and the end is 0.
+#[test]
+fn discard_counts_what_it_drops_and_leaves_the_rest() {
+    let (mut g, s, mut peer) = connected_to_a_peer();
     peer.write_all(b"dropped|kept").unwrap();
     let mut dropped = 0;
     while dropped < 8 {
@@ -742,12 +748,7 @@ fn discard_counts_what_it_drops_and_leaves_the_rest() {
 
 #[test]
 fn try_receive_never_waits() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let mut g = SocketGuest::new();
-    let s = g.tcp4();
-    g.connect(s, &addr("127.0.0.1", port)).unwrap();
-    let (mut peer, _) = listener.accept().unwrap();
+    let (mut g, s, mut peer) = connected_to_a_peer();
     let start = Instant::now();
     assert!(matches!(g.try_receive(s, 10), Err(SocketError::WouldBlock)));
     assert!(
