@@ -72,9 +72,10 @@ pub struct Ctx {
     pub memory_high: MemoryHigh,
 }
 
-/// A limiter that refuses nothing and keeps the largest memory size asked for.
+/// A limiter that keeps the largest memory size asked for, and refuses a memory more than
+/// `cap` bytes when one is set (`memory.grow` then fails in the guest, as at the memory's end).
 #[derive(Default)]
-pub struct MemoryHigh(pub usize);
+pub struct MemoryHigh(pub usize, pub Option<usize>);
 
 impl wasmtime::ResourceLimiter for MemoryHigh {
     fn memory_growing(
@@ -84,7 +85,7 @@ impl wasmtime::ResourceLimiter for MemoryHigh {
         _: Option<usize>,
     ) -> wasmtime::Result<bool> {
         self.0 = self.0.max(desired);
-        Ok(true)
+        Ok(self.1.is_none_or(|cap| desired <= cap))
     }
 
     fn table_growing(&mut self, _: usize, _: usize, _: Option<usize>) -> wasmtime::Result<bool> {

@@ -1071,7 +1071,7 @@ impl<N: Net> Client<N> {
                     let left =
                         |b: &BodySink| usize::try_from(n - b.written()).unwrap_or(usize::MAX);
                     let take = rest.len().min(left(&body));
-                    body.put(&rest[..take]);
+                    body.put(&rest[..take]).map_err(HttpError::from)?;
                     clean &= take == rest.len();
                     if body.written() == n {
                         break;
@@ -1125,7 +1125,7 @@ impl<N: Net> Client<N> {
             Framing::UntilClose => loop {
                 // Bytes skipped (a counted body) are in `written` already.
                 within_max(body.written(), rest.len(), req.max_body)?;
-                body.put(&rest);
+                body.put(&rest).map_err(HttpError::from)?;
                 let next = (READ_CHUNK, body.counts());
                 if self.next_bytes(conn, (&mut body, &mut rest), next, req, r, counters)? == 0 {
                     break;

@@ -354,7 +354,7 @@ impl ChunkedDecoder {
                 ChunkState::SizeLf => self.size_end(b, out.written(), max_body)?,
                 ChunkState::Data(left) => {
                     let n = (left as usize).min(input.len() - i);
-                    out.put(&input[i..i + n]);
+                    out.put(&input[i..i + n])?;
                     i += n;
                     let left = left - n as u64;
                     self.state = if left == 0 {

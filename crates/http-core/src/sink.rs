@@ -1,13 +1,29 @@
 //! Where a response body's bytes go: kept, or only counted (`discard_body`, k6's
 //! `discardResponseBodies`), so a large download takes no memory in the instance.
 
+use alloc::format;
 use alloc::vec::Vec;
+
+use alloc::string::String;
+
+use crate::HttpError;
+
+/// A kept body the instance's memory has no room for: why (an error, never an abort).
+#[derive(Debug)]
+pub struct NoRoom(pub String);
+
+impl From<NoRoom> for HttpError {
+    fn from(NoRoom(why): NoRoom) -> Self {
+        HttpError::TooLarge(why)
+    }
+}
 
 /// What a body decoder writes its bytes to.
 pub trait BodyOut {
     /// Bytes written so far.
     fn written(&self) -> u64;
-    fn put(&mut self, bytes: &[u8]);
+    /// Keep (or count) `bytes`.
+    fn put(&mut self, bytes: &[u8]) -> Result<(), NoRoom>;
 }
 
 impl BodyOut for Vec<u8> {
@@ -15,8 +31,16 @@ impl BodyOut for Vec<u8> {
         self.len() as u64
     }
 
-    fn put(&mut self, bytes: &[u8]) {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), NoRoom> {
+        if self.try_reserve(bytes.len()).is_err() {
+            return Err(NoRoom(format!(
+                "a kept body of {} bytes and more does not fit in the instance's memory \
+                 (discard_body counts a body without keeping it)",
+                self.len() + bytes.len()
+            )));
+        }
         self.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
@@ -90,10 +114,13 @@ impl BodyOut for BodySink {
         }
     }
 
-    fn put(&mut self, bytes: &[u8]) {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), NoRoom> {
         match self {
-            BodySink::Keep(v) => v.extend_from_slice(bytes),
-            BodySink::Count(n) => *n += bytes.len() as u64,
+            BodySink::Keep(v) => v.put(bytes),
+            BodySink::Count(n) => {
+                *n += bytes.len() as u64;
+                Ok(())
+            }
         }
     }
 }
@@ -106,14 +133,14 @@ mod tests {
     fn a_counting_sink_keeps_nothing_and_counts_everything() {
         let mut s = BodySink::new(false);
         s.reserve(1 << 20);
-        s.put(b"abc");
-        s.put(&[0; 5000]);
+        s.put(b"abc").unwrap();
+        s.put(&[0; 5000]).unwrap();
         assert_eq!(s.written(), 5003);
         assert!(s.counts());
         s.counted(7);
         assert_eq!(s.finish(), (Vec::new(), 5010));
         let mut k = BodySink::new(true);
-        k.put(b"abc");
+        k.put(b"abc").unwrap();
         // A kept body is not counted from outside: its bytes are what it holds.
         assert!(!k.counts());
         k.counted(7);

@@ -49,8 +49,8 @@ pub async fn run_task(
     let mut last_action = None;
     st.last_reply.iter_mut().for_each(|r| *r = None);
     while let Some(step) = queue.pop_front() {
-        if shared.stop.load(Ordering::SeqCst) {
-            // Stopping: the steps not yet started are dropped.
+        if shared.stop.load(Ordering::SeqCst) || st.trapped {
+            // Stopping, or the instance trapped: the steps not yet started are dropped.
             break;
         }
         let node = match step {

@@ -155,6 +155,15 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
             error = Some(e);
             break;
         }
+        if state.trapped {
+            match fresh_instance(&shared, &policy, &user, &mut state).await {
+                Ok(i) => inst = i,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
         if shared.watch_thresholds {
             // Thresholds judged while the run goes see each iteration.
             state.flush();
@@ -177,6 +186,22 @@ pub(super) async fn run_user(shared: Arc<Shared>, mut user: User) {
     if let Some(e) = error {
         fail(e);
     }
+}
+
+/// A fresh instance for a user whose instance trapped (as a k6 VU goes on after an
+/// exception): what lived in the old one (connections, cookies, WebSocket sessions) is gone.
+async fn fresh_instance(
+    shared: &Shared,
+    policy: &Arc<Policy>,
+    user: &User,
+    state: &mut UserState<'_>,
+) -> Result<Instance, String> {
+    state.trapped = false;
+    state.ws_sessions.clear();
+    shared
+        .runtime
+        .instantiate(policy.clone(), Some(user.tenant.as_str()))
+        .await
 }
 
 /// Where a user's addresses come from: whether a binding is in force, its pool, the owner
@@ -309,6 +334,9 @@ pub(super) struct UserState<'a> {
     pub(super) kept: crate::format::template::Vars,
     /// WebSocket sessions kept open (`keep_open`), by name.
     pub(super) ws_sessions: HashMap<String, super::websocket::Kept>,
+    /// A call into the instance trapped: it cannot be entered again, so the pass ends and
+    /// the user goes on in a fresh instance.
+    pub(super) trapped: bool,
 }
 
 /// Samples handed over at once: one lock per batch instead of one per request.
@@ -340,6 +368,7 @@ impl<'a> UserState<'a> {
             rows: vec![0; shared.scenario.data.len()],
             kept: Default::default(),
             ws_sessions: HashMap::new(),
+            trapped: false,
             rng: (u64::from(user.id) << 32 | u64::from(std::process::id()))
                 ^ shared.started.elapsed().as_nanos() as u64
                 | 1,
@@ -393,6 +422,11 @@ impl<'a> UserState<'a> {
     }
 
     pub(super) fn record(&mut self, sample: Sample) {
+        // Every trap is recorded as a sample of its own kind (`trap: ...`).
+        self.trapped |= sample
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("trap: "));
         self.samples.push(sample);
         if self.samples.len() >= SAMPLE_BATCH
             || self.last_flush.elapsed() >= Duration::from_millis(250)

@@ -3,6 +3,8 @@
 
 pub mod body;
 mod errors;
+#[cfg(debug_assertions)]
+mod fault;
 pub mod lookup;
 pub mod server;
 mod udp;
@@ -56,6 +58,8 @@ pub struct UserCtx {
     streams: compose::sockets::OwnStreams,
     /// What the instance may reach (the socket check has it too).
     policy: Arc<Policy>,
+    #[cfg(debug_assertions)]
+    fault: fault::TrapPast,
 }
 
 impl UserCtx {
@@ -239,7 +243,8 @@ fn store(
         let ok = check.check(addr, usage);
         Box::pin(async move { ok })
     });
-    Ok(Store::new(
+    #[allow(unused_mut)]
+    let mut store = Store::new(
         engine,
         UserCtx {
             wasi: b.build(),
@@ -247,8 +252,15 @@ fn store(
             table: ResourceTable::new(),
             streams: Default::default(),
             policy,
+            #[cfg(debug_assertions)]
+            fault: fault::TrapPast::from_env(),
         },
-    ))
+    );
+    #[cfg(debug_assertions)]
+    if store.data().fault.is_on() {
+        store.limiter(|c| &mut c.fault);
+    }
+    Ok(store)
 }
 
 pub struct Runtime {
@@ -320,8 +332,13 @@ pub struct Instance {
     pub tls_last: Arc<Mutex<Option<Negotiated>>>,
 }
 
+/// A failed call into wasmtime as text. A trap is `what` and its cause, without the wasm
+/// backtrace's code offsets: it is the kind errors are counted by in the report.
 fn fail(what: &str) -> impl Fn(wasmtime::Error) -> String + '_ {
-    move |e| format!("{what}: {e:?}")
+    move |e| match e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        Some(_) => format!("{what}: {}", e.root_cause()),
+        None => format!("{what}: {e:?}"),
+    }
 }
 
 impl Runtime {

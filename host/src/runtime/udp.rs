@@ -50,7 +50,7 @@ fn failure(kind: &'static str, detail: String) -> UdpFailure {
 }
 
 fn trap(what: &'static str) -> impl Fn(wasmtime::Error) -> Result<UdpFailure, String> {
-    move |e| Err(format!("{what}: {e:?}"))
+    move |e| Err(super::fail(what)(e))
 }
 
 fn address(a: SocketAddr) -> sock::SocketAddress {

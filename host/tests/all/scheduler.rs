@@ -934,6 +934,66 @@ fn a_panicking_user_is_reported_and_fails_the_run() {
     );
 }
 
+/// A trap ends the pass it happened in, and the user goes on in a fresh instance (as a k6 VU
+/// goes on after an exception): its next passes run, none sees "cannot enter component
+/// instance". The trap is a real one, from a memory made to trap past 8 MiB (a debug build's
+/// fault injection) while a 16 MiB body is kept.
+#[test]
+fn a_trapped_instance_is_replaced_and_the_user_goes_on() {
+    let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
+        "/big" => Reply::ok(vec![b'b'; 16 << 20]),
+        _ => Reply::ok("small"),
+    });
+    let dir = tmp("trap");
+    let path = dir.join("s.yaml");
+    let json = dir.join("r.json");
+    let port = server.addr.port();
+    let scenario = format!(
+        r#"
+version: "1.0"
+name: trap
+load:
+  ramp_up: {{ phases: [ {{ at_second: 0, spawn_users: 1 }} ] }}
+  user_lifetime: {{ mode: loop, iterations: 3 }}
+actions:
+  actions:
+    - {{ id: big, call: get, with: {{ url: "http://127.0.0.1:{port}/big", max_response_body: 100000000 }} }}
+    - {{ id: small, call: get, with: {{ url: "http://127.0.0.1:{port}/small" }} }}
+workflows:
+  nodes:
+    - {{ id: start, action: big, once: true, edges: [ {{ to: next }} ] }}
+    - {{ id: next, action: small, edges: [ {{ to: end }} ] }}
+    - {{ id: end, type: end }}
+"#
+    );
+    std::fs::write(&path, scenario).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .env("SCHEDULER_TEST_TRAP_GROW_PAST", (8u32 << 20).to_string())
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(r["by_action"]["big"]["requests"], 1, "{r}\n{stderr}");
+    let errors = r["errors"].as_object().unwrap();
+    assert_eq!(errors.len(), 1, "{r}");
+    let (kind, n) = errors.iter().next().unwrap();
+    assert_eq!(
+        kind, "trap: execute-action trapped: fault injected: a memory grew past 8388608 bytes",
+        "the cause, without the backtrace's offsets"
+    );
+    assert_eq!(n, 1);
+    // The trapped pass ended there; the next two ran `small` in a fresh instance.
+    assert_eq!(r["by_action"]["small"]["requests"], 2, "{r}");
+    assert_eq!(r["by_status_class"]["2xx"]["requests"], 2, "{r}");
+    assert!(r["user_errors"].as_array().unwrap().is_empty(), "{r}");
+}
+
 /// With an address from the pool in force, a user cannot send from another one: not the
 /// wildcard, not an address of its own choosing.
 #[test]

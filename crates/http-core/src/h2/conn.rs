@@ -6,7 +6,7 @@ use crate::prelude::*;
 
 use super::frame::{self, Frame, Reader};
 use super::hpack;
-use crate::sink::{BodyOut, BodySink, keeps_body};
+use crate::sink::{BodyOut, BodySink, NoRoom, keeps_body};
 use crate::{Conn, ExchangeError, NetError};
 
 /// The window we give the server, per stream and for the connection.
@@ -522,7 +522,9 @@ impl<C: Conn> H2Conn<C> {
                     l.max_body
                 )));
             }
-            resp.body.put(data);
+            resp.body
+                .put(data)
+                .map_err(|NoRoom(why)| H2Failure::TooLarge(why))?;
         }
         self.give_back(f.payload.len() as u32, if end { 0 } else { f.stream }, l)?;
         Ok((end && f.stream == id, true))
