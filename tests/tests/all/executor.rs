@@ -1306,3 +1306,33 @@ fn a_kept_body_past_the_memory_is_an_error_and_the_instance_goes_on() {
         assert_eq!((o.status, o.body), (200, b"small".to_vec()), "after {path}");
     }
 }
+
+/// Bytes cross between the components whole and in order, whatever their count: bodies of
+/// every byte value, of 0 to 1 MiB + 3 bytes (around the 64 KiB reads and writes), sent and
+/// echoed back. Each crossing of a `list<u8>` (http-actions to the socket component and
+/// back) is the host's copy in the patched adapters (vendor/README.md).
+#[test]
+fn bytes_cross_between_components_whole_at_every_size() {
+    use base64::Engine as _;
+    let server = echo_server();
+    let mut ex = Executor::new();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for size in [0, 1, 2, 7, 255, 4096, 65_535, 65_536, 65_537, (1 << 20) + 3] {
+        let sent: Vec<u8> = (0..size)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let params = json!({
+            "url": server.url("/x"),
+            "body_base64": base64::engine::general_purpose::STANDARD.encode(&sent),
+        });
+        let o = ex.run(HttpMethod::Post, params, vec![]).unwrap();
+        let (head, echoed) = o.body.split_at(b"POST /x ".len());
+        assert_eq!((o.status, head), (200, &b"POST /x "[..]), "{size}");
+        assert!(echoed == sent, "{size} bytes came back changed");
+    }
+}
