@@ -3,6 +3,7 @@
 //! cleaned up on drop.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +16,10 @@ pub struct ProxyPy {
 
 impl Drop for ProxyPy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // proxy.py forks its acceptor and worker: the whole group goes (killing the parent
+        // alone left them running, polling, after every test run).
+        // SAFETY: kill(2) on the group this child leads (made so by `process_group(0)`).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -59,6 +63,7 @@ impl ProxyPy {
             cmd.args(["--basic-auth", auth]);
         }
         let child = cmd
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
