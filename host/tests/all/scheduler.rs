@@ -893,36 +893,21 @@ fn multibyte_conditions_and_templates_run() {
 fn a_panicking_user_is_reported_and_fails_the_run() {
     let (server, log) = recording_target();
     let dir = tmp("panic");
-    let path = dir.join("s.yaml");
-    let json = dir.join("r.json");
-    std::fs::write(
-        &path,
-        plain_scenario(
-            server.addr.port(),
-            "http://{{t.ip}}:{{t.port}}/x",
-            "false",
-            "",
-            "0",
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .env("SCHEDULER_TEST_PANIC_USER", "2")
-        .output()
-        .unwrap();
+    let scenario = plain_scenario(
+        server.addr.port(),
+        "http://{{t.ip}}:{{t.port}}/x",
+        "false",
+        "",
+        "0",
+    );
+    let env = [("SCHEDULER_TEST_PANIC_USER", "2")];
+    let (out, r) = report_in_env(&dir, &scenario, &[], &env);
     assert_eq!(
         out.status.code(),
         Some(97),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let errors = r["user_errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{r}");
     assert_eq!(errors[0]["user"], 2);
@@ -945,8 +930,6 @@ fn a_trapped_instance_is_replaced_and_the_user_goes_on() {
         _ => Reply::ok("small"),
     });
     let dir = tmp("trap");
-    let path = dir.join("s.yaml");
-    let json = dir.join("r.json");
     let port = server.addr.port();
     let scenario = format!(
         r#"
@@ -966,18 +949,9 @@ workflows:
     - {{ id: end, type: end }}
 "#
     );
-    std::fs::write(&path, scenario).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .env("SCHEDULER_TEST_TRAP_GROW_PAST", (8u32 << 20).to_string())
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let limit = (8u32 << 20).to_string();
+    let env = [("SCHEDULER_TEST_TRAP_GROW_PAST", limit.as_str())];
+    let (out, r) = report_in_env(&dir, &scenario, &[], &env);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(r["by_action"]["big"]["requests"], 1, "{r}\n{stderr}");
     let errors = r["errors"].as_object().unwrap();

@@ -1176,6 +1176,18 @@ fn a_discarded_body_is_dropped_where_it_is_read_and_framing_holds() {
     assert!(format!("{e:?}").contains("truncated body"), "{e:?}");
 }
 
+/// A chunked answer of `size` bytes of `c` in chunks of `chunk` bytes (`size` a multiple).
+fn chunked(size: usize, chunk: usize) -> Vec<u8> {
+    let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..size / chunk {
+        raw.extend_from_slice(format!("{chunk:x}\r\n").as_bytes());
+        raw.extend(std::iter::repeat_n(b'c', chunk));
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    raw
+}
+
 /// `discard_body` counts the body and keeps none of it (k6's `discardResponseBodies`): a
 /// 24 MiB body, sized and chunked, leaves every memory of the instance as it was; kept, the
 /// same body grows one past its size (so the watch sees what it claims to).
@@ -1183,16 +1195,7 @@ fn a_discarded_body_is_dropped_where_it_is_read_and_framing_holds() {
 fn a_discarded_body_is_counted_not_kept() {
     const SIZE: usize = 24 << 20;
     let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
-        "/chunked" => {
-            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-            for _ in 0..SIZE >> 20 {
-                raw.extend_from_slice(b"100000\r\n");
-                raw.extend(std::iter::repeat_n(b'c', 1 << 20));
-                raw.extend_from_slice(b"\r\n");
-            }
-            raw.extend_from_slice(b"0\r\n\r\n");
-            Reply::Raw(raw)
-        }
+        "/chunked" => Reply::Raw(chunked(SIZE, 1 << 20)),
         "/sized" => Reply::ok(vec![b's'; SIZE]),
         _ => Reply::ok("small"),
     });
@@ -1241,16 +1244,7 @@ fn a_discarded_body_is_counted_not_kept() {
 fn a_kept_body_fetched_again_and_again_reuses_its_memory() {
     const SIZE: usize = 4 << 20;
     let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
-        "/chunked" => {
-            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-            for _ in 0..SIZE >> 16 {
-                raw.extend_from_slice(b"10000\r\n");
-                raw.extend(std::iter::repeat_n(b'c', 1 << 16));
-                raw.extend_from_slice(b"\r\n");
-            }
-            raw.extend_from_slice(b"0\r\n\r\n");
-            Reply::Raw(raw)
-        }
+        "/chunked" => Reply::Raw(chunked(SIZE, 1 << 16)),
         _ => Reply::ok(vec![b's'; SIZE]),
     });
     let mut ex = Executor::new();
@@ -1274,20 +1268,11 @@ fn a_kept_body_fetched_again_and_again_reuses_its_memory() {
 fn a_kept_body_past_the_memory_is_an_error_and_the_instance_goes_on() {
     const SIZE: usize = 32 << 20;
     let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
-        "/chunked" => {
-            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-            for _ in 0..SIZE >> 20 {
-                raw.extend_from_slice(b"100000\r\n");
-                raw.extend(std::iter::repeat_n(b'c', 1 << 20));
-                raw.extend_from_slice(b"\r\n");
-            }
-            raw.extend_from_slice(b"0\r\n\r\n");
-            Reply::Raw(raw)
-        }
+        "/chunked" => Reply::Raw(chunked(SIZE, 1 << 20)),
         "/to-close" => {
             let mut raw = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
             raw.extend(std::iter::repeat_n(b'u', SIZE));
-            Reply::Raw(raw)
+            Reply::RawClose(raw)
         }
         "/sized" => Reply::ok(vec![b's'; SIZE]),
         _ => Reply::ok("small"),

@@ -39,6 +39,16 @@ pub fn report(dir: &Path, scenario: &str) -> (Output, Value) {
 /// `run` of `scenario` (as `dir/scenario.yaml`) with `extra` arguments: its output and its
 /// JSON report (`Null` when none was written).
 pub fn report_with(dir: &Path, scenario: &str, extra: &[&str]) -> (Output, Value) {
+    report_in_env(dir, scenario, extra, &[])
+}
+
+/// `report_with`, the scheduler given `env` (the debug build's fault injection) as well.
+pub fn report_in_env(
+    dir: &Path,
+    scenario: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Output, Value) {
     let path = dir.join("scenario.yaml");
     std::fs::write(&path, scenario).unwrap();
     let json = dir.join("report.json");
@@ -50,7 +60,11 @@ pub fn report_with(dir: &Path, scenario: &str, extra: &[&str]) -> (Output, Value
         json.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = run(&args);
+    let out = Command::new(BIN)
+        .args(&args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run scheduler");
     let v = std::fs::read_to_string(&json)
         .map(|t| serde_json::from_str(&t).unwrap())
         .unwrap_or(Value::Null);
