@@ -1069,8 +1069,14 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
 }
 
 /// Row 6's instantiation in one memory mode (`pool` or `arena`): 1,000 users thirty times, for
-/// profiling.
+/// profiling (`USERS=N` and `REPS=N` for other counts: fewer under valgrind).
 fn instantiate_alone(mode: &str) {
+    let from_env = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     use compose::memory::MemoryMode;
     let how = Memories::Run(if mode == "pool" {
         MemoryMode::Pool
@@ -1078,7 +1084,8 @@ fn instantiate_alone(mode: &str) {
         MemoryMode::Arena
     });
     let bytes = std::fs::read(compose::EXECUTOR_ARTIFACT).unwrap();
-    let (per_user, rss) = instantiate_users(&bytes, 1000, 30, how);
+    let reps = from_env("REPS", 30) as usize;
+    let (per_user, rss) = instantiate_users(&bytes, from_env("USERS", 1000), reps, how);
     println!(
         "instantiate ({mode}): {}, RSS {}",
         fmt(&per_user, "us"),

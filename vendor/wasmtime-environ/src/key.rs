@@ -167,7 +167,7 @@ impl FuncKeyNamespace {
         FuncKeyKind::from_raw(raw)
     }
 
-    fn module(&self) -> u32 {
+    pub(crate) fn module(&self) -> u32 {
         self.0 & FuncKey::MODULE_MASK
     }
 }

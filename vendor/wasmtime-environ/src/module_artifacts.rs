@@ -85,6 +85,7 @@ impl CompiledFunctionsTableBuilder {
                 sparse_indices: TryPrimaryMap::new(),
                 func_locs: TryPrimaryMap::new(),
                 src_locs: TryPrimaryMap::new(),
+                direct: DirectIndex::default(),
             },
         }
     }
@@ -232,7 +233,9 @@ impl CompiledFunctionsTableBuilder {
 
     /// Finish construction of the `CompiledFunctionsTable`.
     pub fn finish(self) -> CompiledFunctionsTable {
-        self.inner
+        let mut table = self.inner;
+        table.direct = DirectIndex::new(&table);
+        table
     }
 }
 
@@ -284,6 +287,7 @@ cranelift_entity::entity_impl!(SrcLocIndex);
 // of a `struct` containing a bunch of `PrimaryMap`s, which would allow us to
 // avoid the serialize/deserialize runtime costs.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(from = "TableParts")]
 pub struct CompiledFunctionsTable {
     /// A binary-search index for this table, mapping raw `FuncKeyNamespace`s to
     /// their associated `NamespaceIndex`. That `NamespaceIndex` can then be
@@ -346,6 +350,154 @@ pub struct CompiledFunctionsTable {
     ///
     /// The absence of a source location is represented by `FilePos::none()`.
     src_locs: TryPrimaryMap<SrcLocIndex, FilePos>,
+
+    /// Patched (scheduler): lookups without searches, built from the tables above when they
+    /// are made or read (not serialized). See `DirectIndex`.
+    #[serde(skip)]
+    direct: DirectIndex,
+}
+
+/// Patched (scheduler): the serialized fields of `CompiledFunctionsTable`, in its order; read
+/// into this and then given their `DirectIndex`.
+#[derive(Deserialize)]
+struct TableParts {
+    namespaces: TryPrimaryMap<NamespaceIndex, FuncKeyNamespace>,
+    func_loc_starts: TryPrimaryMap<NamespaceIndex, FuncLocIndex>,
+    sparse_starts: TryPrimaryMap<NamespaceIndex, SparseIndex>,
+    src_loc_starts: TryPrimaryMap<NamespaceIndex, SrcLocIndex>,
+    sparse_indices: TryPrimaryMap<SparseIndex, FuncKeyIndex>,
+    func_locs: TryPrimaryMap<FuncLocIndex, FunctionLoc>,
+    src_locs: TryPrimaryMap<SrcLocIndex, FilePos>,
+}
+
+impl From<TableParts> for CompiledFunctionsTable {
+    fn from(p: TableParts) -> Self {
+        let mut table = CompiledFunctionsTable {
+            namespaces: p.namespaces,
+            func_loc_starts: p.func_loc_starts,
+            sparse_starts: p.sparse_starts,
+            src_loc_starts: p.src_loc_starts,
+            sparse_indices: p.sparse_indices,
+            func_locs: p.func_locs,
+            src_locs: p.src_locs,
+            direct: DirectIndex::default(),
+        };
+        table.direct = DirectIndex::new(&table);
+        table
+    }
+}
+
+/// Patched (scheduler): `func_loc` without its two searches. Every funcref wasmtime makes (for
+/// each core import and export at instantiation, and again on each call of a component's
+/// export) looks up two functions, and with more than 32 namespaces (a composed component
+/// has a few per core module) each lookup was a binary search over the namespaces and, for
+/// trampolines, another over the sparse indices.
+///
+/// `namespaces[kind * stride + module]` is the namespace's index plus one (0: none);
+/// with `(at, len) = sparse_at[ns]`, `sparse[at + key index]` (when the key index is below
+/// `len`) is the `func_locs` index plus one (0: none), for each sparse namespace whose indices
+/// are dense enough to spell out (`at == u32::MAX`: not spelled out, searched as before). Empty when the namespaces' modules are too far
+/// apart to spell out: every lookup is then searched as before.
+#[derive(Debug, Default)]
+struct DirectIndex {
+    stride: u32,
+    namespaces: Vec<u32>,
+    sparse_at: Vec<(u32, u32)>,
+    sparse: Vec<u32>,
+}
+
+impl DirectIndex {
+    /// A namespace's kind is its top four bits (`FuncKey::KIND_OFFSET`).
+    const KIND_SHIFT: u32 = 28;
+    const KINDS: u32 = 1 << 4;
+    const MAX_SLOTS: u32 = 1 << 16;
+
+    fn new(table: &CompiledFunctionsTable) -> Self {
+        let modules = table.namespaces.values().map(|ns| ns.module()).max();
+        let stride = modules.map_or(0, |m| m.saturating_add(1));
+        if stride == 0 || stride > Self::MAX_SLOTS / Self::KINDS {
+            return Self::default();
+        }
+        let mut namespaces = vec![0u32; (stride * Self::KINDS) as usize];
+        let mut sparse_at = Vec::with_capacity(table.namespaces.len());
+        let mut sparse = Vec::new();
+        for (ns_idx, ns) in table.namespaces.iter() {
+            let kind = u32::from(*ns) >> Self::KIND_SHIFT;
+            namespaces[(kind * stride + ns.module()) as usize] = ns_idx.as_u32() + 1;
+            sparse_at.push(Self::spell_out(table, ns_idx, &mut sparse));
+        }
+        Self {
+            stride,
+            namespaces,
+            sparse_at,
+            sparse,
+        }
+    }
+
+    /// Where `ns_idx`'s sparse indices start in `sparse` and how many slots they take, after
+    /// adding them (`u32::MAX`: a dense namespace, or one too sparse to spell out).
+    fn spell_out(
+        table: &CompiledFunctionsTable,
+        ns_idx: NamespaceIndex,
+        sparse: &mut Vec<u32>,
+    ) -> (u32, u32) {
+        const NONE: (u32, u32) = (u32::MAX, 0);
+        if CompiledFunctionsTable::is_dense(table.namespaces[ns_idx].kind()) {
+            return NONE;
+        }
+        let start = table.func_loc_range(ns_idx).start;
+        let keys = table
+            .sparse_indices
+            .get_range(table.sparse_range(ns_idx))
+            .unwrap_or(&[]);
+        let Some(last) = keys.last().map(|k| k.into_raw()) else {
+            return NONE;
+        };
+        let room = keys.len() as u64 * 4 + 64;
+        let Ok(at) = u32::try_from(sparse.len()) else {
+            return NONE;
+        };
+        if u64::from(last) >= room || u64::from(at) + room >= u64::from(u32::MAX) {
+            return NONE;
+        }
+        sparse.resize(sparse.len() + last as usize + 1, 0);
+        for (i, key) in keys.iter().enumerate() {
+            sparse[at as usize + key.into_raw() as usize] = start.as_u32() + i as u32 + 1;
+        }
+        (at, last + 1)
+    }
+
+    /// The namespace's index: `Some(None)` when it has none, `None` when this index cannot
+    /// tell (search).
+    #[inline]
+    fn namespace(&self, ns: FuncKeyNamespace) -> Option<Option<NamespaceIndex>> {
+        if self.stride == 0 {
+            return None;
+        }
+        let kind = u32::from(ns) >> Self::KIND_SHIFT;
+        let module = ns.module();
+        if module >= self.stride {
+            return Some(None);
+        }
+        let slot = self.namespaces[(kind * self.stride + module) as usize];
+        Some(slot.checked_sub(1).map(NamespaceIndex::from_u32))
+    }
+
+    /// The `func_locs` index of a sparse namespace's key: `Some(None)` when it has none,
+    /// `None` when this index cannot tell (search).
+    #[inline]
+    fn sparse(&self, ns_idx: NamespaceIndex, key: FuncKeyIndex) -> Option<Option<FuncLocIndex>> {
+        let (at, len) = *self.sparse_at.get(ns_idx.index())?;
+        if at == u32::MAX {
+            return None;
+        }
+        let key = key.into_raw();
+        if key >= len {
+            return Some(None);
+        }
+        let found = self.sparse[(at + key) as usize];
+        Some(found.checked_sub(1).map(FuncLocIndex::from_u32))
+    }
 }
 
 impl CompiledFunctionsTable {
@@ -404,12 +556,17 @@ impl CompiledFunctionsTable {
     #[inline]
     fn func_loc_index(&self, key: FuncKey) -> Option<FuncLocIndex> {
         let (key_ns, key_index) = key.into_parts();
-        let ns_idx = self.namespace_index(key_ns)?;
+        let ns_idx = match self.direct.namespace(key_ns) {
+            Some(found) => found?,
+            None => self.namespace_index(key_ns)?,
+        };
         let Range { start, end } = self.func_loc_range(ns_idx);
 
         let index = if Self::is_dense(key.kind()) {
             let index = start.as_u32().checked_add(key_index.into_raw())?;
             FuncLocIndex::from_u32(index)
+        } else if let Some(found) = self.direct.sparse(ns_idx, key_index) {
+            found?
         } else {
             let sparse_range = self.sparse_range(ns_idx);
             let sparse_subslice = self.sparse_indices.get_range(sparse_range).unwrap();
@@ -797,6 +954,54 @@ mod tests {
                 let actual = table.func_by_text_offset(i);
                 assert_eq!(expected, actual);
             }
+        }
+    }
+
+    /// Patched (scheduler): the direct index answers every key (present or not) as the
+    /// searches do, on the table as built and as read back from its serialized bytes.
+    #[test]
+    fn direct_lookups_agree_with_searches() {
+        use arbitrary::{Result, Unstructured};
+
+        arbtest::arbtest(|u| run(u)).budget_ms(1_000);
+
+        fn key(u: &mut Unstructured<'_>) -> Result<FuncKey> {
+            let m = |u: &mut Unstructured<'_>| u.int_in_range(0..=40u32);
+            let f = |u: &mut Unstructured<'_>| u.int_in_range(0..=300u32);
+            Ok(match u.int_in_range(0..=3)? {
+                0 => def_func_key(m(u)?, f(u)?),
+                1 => array_to_wasm_tramp_key(m(u)?, f(u)?),
+                2 => FuncKey::WasmToBuiltinTrampoline(u.arbitrary()?),
+                _ => FuncKey::ModuleStartup(crate::Abi::Wasm, StaticModuleIndex::from_u32(m(u)?)),
+            })
+        }
+
+        fn run(u: &mut Unstructured<'_>) -> Result<()> {
+            let mut funcs = Vec::new();
+            for _ in 0..u.int_in_range(1..=400)? {
+                funcs.push(key(u)?);
+            }
+            funcs.sort();
+            funcs.dedup();
+            let mut builder = CompiledFunctionsTableBuilder::new();
+            for (i, k) in funcs.iter().enumerate() {
+                builder.push_func(*k, func_loc(i as u32 * 4..i as u32 * 4 + 3), FilePos::none());
+            }
+            let built = builder.finish();
+            let bytes = postcard::to_allocvec(&built).unwrap();
+            let read: CompiledFunctionsTable = postcard::from_bytes(&bytes).unwrap();
+            let mut searched: CompiledFunctionsTable = postcard::from_bytes(&bytes).unwrap();
+            searched.direct = DirectIndex::default();
+            let mut probes = funcs.clone();
+            for _ in 0..400 {
+                probes.push(key(u)?);
+            }
+            for k in probes {
+                let want = searched.func_loc(k).map(|l| l.start);
+                assert_eq!(built.func_loc(k).map(|l| l.start), want, "{k:?}");
+                assert_eq!(read.func_loc(k).map(|l| l.start), want, "{k:?}");
+            }
+            Ok(())
         }
     }
 
