@@ -80,6 +80,12 @@ bench *ARGS:
     profile=bench; if [[ " {{ARGS}} " == *" --quick "* ]]; then profile=dev; else cargo build --profile host-release --bin scheduler; fi; \
         cargo bench --profile $profile --bench suite --bench ip_pool -- {{ARGS}}
 
+# The patched wasmtime-environ's own tests of what the patch changes (vendor/README.md): the
+# crate is not a workspace member, so `cargo test` does not run them.
+vendor-test:
+    cd vendor/wasmtime-environ && cargo test -q --lib --features component-model,compile \
+        --target-dir ../../target/vendor-tests module_artifacts
+
 # The Kubernetes manifests against the Kubernetes API schemas (offline: kubernetes-validate
 # carries them; pip install kubernetes-validate).
 k8s-validate:
