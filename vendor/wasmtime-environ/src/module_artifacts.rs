@@ -562,7 +562,9 @@ impl CompiledFunctionsTable {
         };
         let Range { start, end } = self.func_loc_range(ns_idx);
 
-        let index = if Self::is_dense(key.kind()) {
+        // Patched (scheduler): the kind from the namespace already split off (`key.kind()`
+        // splits the key again).
+        let index = if Self::is_dense(key_ns.kind()) {
             let index = start.as_u32().checked_add(key_index.into_raw())?;
             FuncLocIndex::from_u32(index)
         } else if let Some(found) = self.direct.sparse(ns_idx, key_index) {
