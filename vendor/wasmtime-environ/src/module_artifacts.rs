@@ -387,17 +387,18 @@ impl From<TableParts> for CompiledFunctionsTable {
     }
 }
 
-/// Patched (scheduler): `func_loc` without its two searches. Every funcref wasmtime makes (for
+/// Patched (scheduler): `func_loc` without its searches. Every funcref wasmtime makes (for
 /// each core import and export at instantiation, and again on each call of a component's
-/// export) looks up two functions, and with more than 32 namespaces (a composed component
-/// has a few per core module) each lookup was a binary search over the namespaces and, for
-/// trampolines, another over the sparse indices.
+/// export) looks up two functions. Each lookup searched the namespaces (linearly up to 32,
+/// by binary search past that; a composed component has a few per core module) and, for a
+/// trampoline, the namespace's sparse indices by binary search.
 ///
-/// `namespaces[kind * stride + module]` is the namespace's index plus one (0: none);
-/// with `(at, len) = sparse_at[ns]`, `sparse[at + key index]` (when the key index is below
-/// `len`) is the `func_locs` index plus one (0: none), for each sparse namespace whose indices
-/// are dense enough to spell out (`at == u32::MAX`: not spelled out, searched as before). Empty when the namespaces' modules are too far
-/// apart to spell out: every lookup is then searched as before.
+/// `namespaces[kind * stride + module]` is the namespace's index plus one (0: none). With
+/// `(at, len) = sparse_at[ns]`, `sparse[at + key index]` (when the key index is below `len`)
+/// is the `func_locs` index plus one (0: none), for each sparse namespace whose indices are
+/// dense enough to spell out (`at == u32::MAX`: not spelled out, searched as before). All
+/// empty when the namespaces' modules are too far apart to spell out: every lookup is then
+/// searched as before.
 #[derive(Debug, Default)]
 struct DirectIndex {
     stride: u32,
@@ -435,7 +436,8 @@ impl DirectIndex {
     }
 
     /// Where `ns_idx`'s sparse indices start in `sparse` and how many slots they take, after
-    /// adding them (`u32::MAX`: a dense namespace, or one too sparse to spell out).
+    /// adding them (starting at `u32::MAX`: a dense namespace, or one too sparse to spell
+    /// out).
     fn spell_out(
         table: &CompiledFunctionsTable,
         ns_idx: NamespaceIndex,
