@@ -1071,12 +1071,6 @@ fn artifact(t: &mut Table, quick: bool, reps: usize) {
 /// Row 6's instantiation in one memory mode (`pool` or `arena`): 1,000 users thirty times, for
 /// profiling (`USERS=N` and `REPS=N` for other counts: fewer under valgrind).
 fn instantiate_alone(mode: &str) {
-    let from_env = |name: &str, default: u32| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
     use compose::memory::MemoryMode;
     let how = Memories::Run(if mode == "pool" {
         MemoryMode::Pool
@@ -1084,13 +1078,21 @@ fn instantiate_alone(mode: &str) {
         MemoryMode::Arena
     });
     let bytes = std::fs::read(compose::EXECUTOR_ARTIFACT).unwrap();
-    let reps = from_env("REPS", 30) as usize;
-    let (per_user, rss) = instantiate_users(&bytes, from_env("USERS", 1000), reps, how);
+    let (per_user, rss) = instantiate_users(&bytes, env_or("USERS", 1000), env_or("REPS", 30), how);
     println!(
         "instantiate ({mode}): {}, RSS {}",
         fmt(&per_user, "us"),
         fmt(&rss, "KiB")
     );
+}
+
+/// The environment variable `name` read as a `T` (a count the profiling parts take), or
+/// `default` when it is unset or not one.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// How the memories of row 6's instances are made.
@@ -1910,10 +1912,7 @@ fn soak(t: &mut Table, quick: bool, ng: &Nginx) {
     let Some(scheduler) = scheduler_binary(quick) else {
         return;
     };
-    let minutes: u64 = std::env::var("SOAK_MINUTES")
-        .ok()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(if quick { 1 } else { 10 });
+    let minutes: u64 = env_or("SOAK_MINUTES", if quick { 1 } else { 10 });
     let secs = minutes * 60;
     let dir = std::env::temp_dir().join(format!("bench-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -2108,10 +2107,7 @@ fn users_at_once(t: &mut Table, quick: bool) {
         );
         return;
     };
-    let total: u32 = std::env::var("USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 2_000 } else { 50_000 });
+    let total: u32 = env_or("USERS", if quick { 2_000 } else { 50_000 });
     let per = 17_000.min(total);
     let n = total.div_ceil(per);
     // Long enough that no user ends its pass before the last has started (at 1,500 a second
