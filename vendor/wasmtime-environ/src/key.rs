@@ -286,8 +286,8 @@ impl PartialOrd for FuncKey {
 }
 
 impl FuncKey {
-    const KIND_BITS: u32 = 4;
-    const KIND_OFFSET: u32 = 32 - Self::KIND_BITS;
+    pub(crate) const KIND_BITS: u32 = 4;
+    pub(crate) const KIND_OFFSET: u32 = 32 - Self::KIND_BITS;
     const KIND_MASK: u32 = ((1 << Self::KIND_BITS) - 1) << Self::KIND_OFFSET;
     const MODULE_MASK: u32 = !Self::KIND_MASK;
 

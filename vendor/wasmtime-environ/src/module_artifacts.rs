@@ -408,9 +408,9 @@ struct DirectIndex {
 }
 
 impl DirectIndex {
-    /// A namespace's kind is its top four bits (`FuncKey::KIND_OFFSET`).
-    const KIND_SHIFT: u32 = 28;
-    const KINDS: u32 = 1 << 4;
+    /// A namespace's kind is its top bits.
+    const KIND_SHIFT: u32 = FuncKey::KIND_OFFSET;
+    const KINDS: u32 = 1 << FuncKey::KIND_BITS;
     const MAX_SLOTS: u32 = 1 << 16;
 
     fn new(table: &CompiledFunctionsTable) -> Self {
