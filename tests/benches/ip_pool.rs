@@ -143,24 +143,35 @@ fn component(case: &Case, ops: usize, lease: bool) -> f64 {
     let start = Instant::now();
     for i in 0..ops {
         if lease {
-            let l = f
-                .call_allocate_lease(&mut g.store, "p", &os[i & 1023])
-                .unwrap()
-                .unwrap();
-            f.call_release_lease(&mut g.store, "p", &l.ip, l.generation)
-                .unwrap()
-                .unwrap();
+            lease_pair(&f, &mut g.store, &os[i & 1023]);
         } else {
-            let b = f
-                .call_allocate(&mut g.store, "p", &os[i & 1023])
-                .unwrap()
-                .unwrap();
-            f.call_release(&mut g.store, "p", &b.ip, b.generation)
-                .unwrap()
-                .unwrap();
+            binding_pair(&f, &mut g.store, &os[i & 1023]);
         }
     }
     ops as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One `allocate-lease` + `release-lease`; not inlined, so a profiler can count it alone
+/// (`valgrind --tool=callgrind --toggle-collect='*lease_pair*'`).
+#[inline(never)]
+fn lease_pair(f: &wit::Guest, store: &mut wasmtime::Store<integration_tests::Ctx>, o: &wit::Owner) {
+    let l = f.call_allocate_lease(&mut *store, "p", o).unwrap().unwrap();
+    f.call_release_lease(store, "p", l.ip, l.generation)
+        .unwrap()
+        .unwrap();
+}
+
+/// One `allocate` + `release`, the full bindings back.
+#[inline(never)]
+fn binding_pair(
+    f: &wit::Guest,
+    store: &mut wasmtime::Store<integration_tests::Ctx>,
+    o: &wit::Owner,
+) {
+    let b = f.call_allocate(&mut *store, "p", o).unwrap().unwrap();
+    f.call_release(store, "p", &b.ip, b.generation)
+        .unwrap()
+        .unwrap();
 }
 
 fn bytes_per_binding(n: u64) -> f64 {

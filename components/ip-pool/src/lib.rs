@@ -8,6 +8,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use guest_rt::Global;
 use ip_pool::{IpPools, PoolError as E};
@@ -16,8 +17,8 @@ use net_text::{decimal, format_ip};
 wit_bindgen::generate!({ path: "../../wit", world: "ip-pool-component" });
 
 use exports::scheduler::core_libs::ip_pool::{
-    Binding, Guest, Holder, Lease, Overlap, Owner, PoolConfig, PoolError, PoolStats, Quota,
-    RangeInfo, ResourceType, Stale, Strategy, TenantStats,
+    Address, Binding, Guest, Holder, Lease, Overlap, Owner, PoolConfig, PoolError, PoolStats,
+    Quota, RangeInfo, ResourceType, Stale, Strategy, TenantStats,
 };
 
 static POOLS: Global<IpPools> = Global::new(|| IpPools::with_clock(Box::new(WallClock)));
@@ -122,6 +123,25 @@ fn owned(b: ip_pool::Binding) -> Binding {
     })
 }
 
+fn address(ip: IpAddr) -> Address {
+    match ip {
+        IpAddr::V4(v4) => Address::V4(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let n = u128::from(v6);
+            Address::V6(((n >> 64) as u64, n as u64))
+        }
+    }
+}
+
+fn ip_addr(a: Address) -> IpAddr {
+    match a {
+        Address::V4(n) => IpAddr::V4(Ipv4Addr::from(n)),
+        Address::V6((hi, lo)) => {
+            IpAddr::V6(Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo)))
+        }
+    }
+}
+
 fn range(r: ip_pool::RangeInfo) -> RangeInfo {
     RangeInfo {
         text: r.text,
@@ -186,15 +206,15 @@ impl Guest for Component {
     fn allocate_lease(pool: String, o: Owner) -> Result<Lease, PoolError> {
         with(|p| {
             p.allocate(&pool, &owner(o)).map(|b| Lease {
-                ip: format_ip(b.ip),
+                ip: address(b.ip),
                 generation: b.generation,
                 lease_expiry_ms: b.lease_expiry_ms,
             })
         })
     }
 
-    fn release_lease(pool: String, ip: String, generation: u64) -> Result<(), PoolError> {
-        with(|p| p.release(&pool, &ip, generation).map(|_| ()))
+    fn release_lease(pool: String, ip: Address, generation: u64) -> Result<(), PoolError> {
+        with(|p| p.release_addr(&pool, ip_addr(ip), generation).map(|_| ()))
     }
 
     fn release_tenant(pool: String, tenant: String) -> Result<u64, PoolError> {

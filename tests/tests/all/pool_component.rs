@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use integration_tests::pool_bindings::exports::scheduler::core_libs::ip_pool::{
-    Binding, Owner, PoolConfig, PoolError, ResourceType, Strategy,
+    Address, Binding, Owner, PoolConfig, PoolError, ResourceType, Strategy,
 };
 use integration_tests::*;
 
@@ -251,6 +251,16 @@ fn typed_errors_and_snapshots_cross_the_component_boundary() {
     assert!(matches!(stale, Err(PoolError::StaleGeneration(_))));
 }
 
+/// A lease's address as text, as `binding.ip` spells it.
+fn text(a: &Address) -> String {
+    match *a {
+        Address::V4(n) => std::net::Ipv4Addr::from(n).to_string(),
+        Address::V6((hi, lo)) => {
+            std::net::Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo)).to_string()
+        }
+    }
+}
+
 /// The lean pair agrees with the full one: same address for the same owner, the same typed
 /// errors, and a release-lease frees the address for the next owner.
 #[test]
@@ -263,15 +273,21 @@ fn lease_calls_agree_with_allocate_and_release() {
         .call_allocate_lease(&mut g.store, "p", &a)
         .unwrap()
         .unwrap();
+    // 127.0.24.1: the network address is reserved.
+    assert!(
+        matches!(lease.ip, Address::V4(0x7f00_1801)),
+        "{:?}",
+        lease.ip
+    );
     assert_eq!(
-        (lease.ip.as_str(), lease.generation),
-        (full.ip.as_str(), full.generation)
+        (text(&lease.ip), lease.generation),
+        (full.ip, full.generation)
     );
     let b = f
         .call_allocate_lease(&mut g.store, "p", &owner("t", "b", ResourceType::Pod))
         .unwrap()
         .unwrap();
-    assert_ne!(b.ip, lease.ip);
+    assert_ne!(text(&b.ip), text(&lease.ip));
     // A /30 holds two: the third owner is refused with the typed error.
     assert!(matches!(
         f.call_allocate_lease(&mut g.store, "p", &owner("t", "c", ResourceType::Pod))
@@ -279,20 +295,25 @@ fn lease_calls_agree_with_allocate_and_release() {
         Err(PoolError::Exhausted(_))
     ));
     assert!(matches!(
-        f.call_release_lease(&mut g.store, "p", &b.ip, b.generation + 1)
+        f.call_release_lease(&mut g.store, "p", b.ip, b.generation + 1)
             .unwrap(),
         Err(PoolError::StaleGeneration(_))
     ));
-    assert!(matches!(
-        f.call_release_lease(&mut g.store, "p", "not-an-ip", 1)
-            .unwrap(),
-        Err(PoolError::InvalidAddress(_))
-    ));
-    f.call_release_lease(&mut g.store, "p", &b.ip, b.generation)
+    // Addresses nobody holds, outside the pool and of the other family, are not found.
+    for stranger in [Address::V4(0x7f00_0001), Address::V6((0, 1))] {
+        match f
+            .call_release_lease(&mut g.store, "p", stranger, 1)
+            .unwrap()
+        {
+            Err(PoolError::NotFound(ip)) => assert_eq!(ip, text(&stranger)),
+            other => panic!("{stranger:?}: {other:?}"),
+        }
+    }
+    f.call_release_lease(&mut g.store, "p", b.ip, b.generation)
         .unwrap()
         .unwrap();
     assert!(
-        f.call_get_binding(&mut g.store, "p", &b.ip)
+        f.call_get_binding(&mut g.store, "p", &text(&b.ip))
             .unwrap()
             .unwrap()
             .is_none()
@@ -301,5 +322,30 @@ fn lease_calls_agree_with_allocate_and_release() {
         .call_allocate_lease(&mut g.store, "p", &owner("t", "c", ResourceType::Pod))
         .unwrap()
         .unwrap();
-    assert_eq!(c.ip, b.ip, "sequential hands the freed address out again");
+    assert_eq!(
+        text(&c.ip),
+        text(&b.ip),
+        "sequential hands the freed address out again"
+    );
+    // An IPv6 address crosses as its two halves, both ways.
+    f.call_create_pool(&mut g.store, "v6", config(Strategy::Sequential))
+        .unwrap()
+        .unwrap();
+    f.call_add_cidr(&mut g.store, "v6", "::1/128", true)
+        .unwrap()
+        .unwrap();
+    let v6 = f
+        .call_allocate_lease(&mut g.store, "v6", &owner("t", "d", ResourceType::Vm))
+        .unwrap()
+        .unwrap();
+    assert!(matches!(v6.ip, Address::V6((0, 1))), "{:?}", v6.ip);
+    f.call_release_lease(&mut g.store, "v6", v6.ip, v6.generation)
+        .unwrap()
+        .unwrap();
+    assert!(
+        f.call_get_binding(&mut g.store, "v6", "::1")
+            .unwrap()
+            .unwrap()
+            .is_none()
+    );
 }
