@@ -8,5 +8,6 @@ mod jco;
 mod nginx;
 mod pool_component;
 mod socket;
+mod store_code;
 mod tcp_host;
 mod tls;
