@@ -11,7 +11,7 @@ use core::ops::{Add, Range, Sub};
 use wasmtime_core::error::OutOfMemory;
 #[cfg(feature = "component-model")]
 use wasmtime_environ::component::ComponentTypes;
-use wasmtime_environ::{FuncKey, ModuleTypes, StaticModuleIndex};
+use wasmtime_environ::{DefinedFuncIndex, FuncKey, ModuleTypes, StaticModuleIndex};
 
 macro_rules! define_pc_kind {
     ($ty:ident) => {
@@ -368,6 +368,17 @@ impl StoreCode {
         }
     }
 
+    /// Whether this is the engine's shared copy of `engine_code` (the same code memory).
+    /// Patched: how `ModuleRegistry::store_code` tells its listed codes apart.
+    #[inline]
+    pub(crate) fn shares(&self, engine_code: &EngineCode) -> bool {
+        match &self.0 {
+            StoreCodeStorage::Shared(code) => Arc::ptr_eq(code, &engine_code.original_code),
+            #[cfg(feature = "debug")]
+            StoreCodeStorage::Private(_) => false,
+        }
+    }
+
     /// Provide the underlying CodeMemory.
     pub fn code_memory(&self) -> &CodeMemory {
         match &self.0 {
@@ -439,6 +450,16 @@ impl<'a> ModuleWithCode<'a> {
     /// Provide the Module wrapped in this tuple.
     pub fn module(&self) -> &'a Module {
         self.module
+    }
+
+    /// Patched (scheduler): a defined function's array-to-wasm trampoline and body, where
+    /// `function` would find them for its two keys, from the offsets its module found once
+    /// (`CompiledModule::defined_calls`); `None` when it has no trampoline.
+    #[inline]
+    pub fn defined_calls(&self, index: DefinedFuncIndex) -> Option<(*const u8, *const u8)> {
+        let (array, wasm) = self.module.compiled_module().defined_calls(index)?;
+        let text = self.store_code.text();
+        Some((text.get(array..)?.as_ptr(), text.get(wasm..)?.as_ptr()))
     }
 
     /// Returns the slice in the text section of the function that

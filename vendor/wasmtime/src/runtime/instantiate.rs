@@ -25,7 +25,16 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Patched (scheduler): each defined function's array-to-wasm trampoline and body, as
+    /// offsets in the text section, found once here; `NO_CALLS` for a function without a
+    /// trampoline (one that never escapes). Every funcref made for a defined function (each
+    /// core import and export at instantiation, and each call of a component's export) read
+    /// them from the function table with two lookups.
+    defined_calls: TryVec<(u32, u32)>,
 }
+
+/// `CompiledModule::defined_calls` of a function that has no trampoline.
+const NO_CALLS: (u32, u32) = (u32::MAX, u32::MAX);
 
 impl CompiledModule {
     /// Creates `CompiledModule` directly from a precompiled artifact.
@@ -51,6 +60,7 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let defined_calls = find_defined_calls(&info.module, &index)?;
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
@@ -58,6 +68,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            defined_calls,
         };
         ret.register_profiling(profiler)?;
 
@@ -165,6 +176,17 @@ impl CompiledModule {
         }
     }
 
+    /// Patched (scheduler): where a defined function's array-to-wasm trampoline and body start
+    /// in the text section, as `function_range` would find them; `None` when it has no
+    /// trampoline (`function_range` would panic).
+    #[inline]
+    pub fn defined_calls(&self, index: DefinedFuncIndex) -> Option<(usize, usize)> {
+        match self.defined_calls.get(index.as_u32() as usize).copied() {
+            None | Some(NO_CALLS) => None,
+            Some((array, wasm)) => Some((array as usize, wasm as usize)),
+        }
+    }
+
     /// Gets the function location information for a given function index.
     pub fn func_loc(&self, key: FuncKey) -> &FunctionLoc {
         self.index
@@ -269,4 +291,22 @@ impl<'a> SymbolizeContext<'a> {
     pub fn code_section_offset(&self) -> u64 {
         self.code_section_offset
     }
+}
+
+/// Patched (scheduler): `CompiledModule::defined_calls`, from the function table.
+fn find_defined_calls(
+    module: &Module,
+    index: &CompiledFunctionsTable,
+) -> core::result::Result<TryVec<(u32, u32)>, OutOfMemory> {
+    let mut calls = TryVec::new();
+    for i in 0..module.num_defined_funcs() {
+        let i = DefinedFuncIndex::from_u32(i as u32);
+        let array = index.func_loc(FuncKey::ArrayToWasmTrampoline(module.module_index, i));
+        let wasm = index.func_loc(FuncKey::DefinedWasmFunction(module.module_index, i));
+        calls.push(match (array, wasm) {
+            (Some(a), Some(w)) if (a.start, w.start) != NO_CALLS => (a.start, w.start),
+            _ => NO_CALLS,
+        })?;
+    }
+    Ok(calls)
 }

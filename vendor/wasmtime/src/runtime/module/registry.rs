@@ -77,12 +77,12 @@ pub struct ModuleRegistry {
     /// be in a LoadedCode entry, because the module may have no text.
     modules: TryBTreeMap<RegisteredModuleId, Module>,
 
-    /// Patched: the first `SHARED_CODE_MAX` shared store codes again, by their engine code's
-    /// start. A store holds a handful, and every funcref made (one for each core import and
-    /// export of an instance, and one each time a component's export is called) finds its
-    /// code here with a short linear search instead of two B-tree lookups. Only ever
-    /// appended to, as `store_code` and `loaded_code` are.
-    shared_code: TryVec<(EngineCodePC, StoreCode)>,
+    /// Patched: the first `SHARED_CODE_MAX` shared store codes again, each a second handle on
+    /// its engine code's memory (which tells them apart). A store holds a handful, and every
+    /// funcref made (one for each core import and export of an instance, and one each time a
+    /// component's export is called) finds its code here with a short linear search instead
+    /// of two B-tree lookups. Only ever appended to, as `store_code` and `loaded_code` are.
+    shared_code: TryVec<StoreCode>,
 }
 
 /// How many store codes `ModuleRegistry::shared_code` holds; the rest are found in the maps.
@@ -197,8 +197,7 @@ impl ModuleRegistry {
 
     /// Fetches the `StoreCode` for a given `EngineCode`.
     pub fn store_code(&self, engine_code: &EngineCode) -> Option<&StoreCode> {
-        let start = engine_code.text_range().start;
-        if let Some((_, code)) = self.shared_code.iter().find(|(s, _)| *s == start) {
+        if let Some(code) = self.shared_code.iter().find(|c| c.shares(engine_code)) {
             return Some(code);
         }
         let store_code_pc = self.store_code_base(engine_code)?;
@@ -335,7 +334,7 @@ impl ModuleRegistry {
                 if let Some(shared) = shared
                     && self.shared_code.len() < SHARED_CODE_MAX
                 {
-                    self.shared_code.push((code.text_range().start, shared))?;
+                    self.shared_code.push(shared)?;
                 }
                 store_code_pc
             }

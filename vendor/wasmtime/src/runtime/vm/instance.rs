@@ -885,13 +885,15 @@ impl Instance {
         // SAFETY: the type/offset/keys here are all valid for the defined
         // function at `def_index`.
         unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
+            self.write_funcref(registry, type_index, vmctx_offset, |code| {
+                // Patched (scheduler): the offsets the module found once, where it has them.
+                code.defined_calls(def_index).unwrap_or_else(|| {
+                    (
+                        code.function(array_to_wasm_key).as_ptr(),
+                        code.function(wasm_key).as_ptr(),
+                    )
+                })
+            })
         }
     }
 
@@ -939,6 +941,32 @@ impl Instance {
         array_to_wasm_key: FuncKey,
         wasm_key: FuncKey,
     ) -> Option<NonNull<VMFuncRef>> {
+        // SAFETY: as this function's own contract.
+        unsafe {
+            self.write_funcref(registry, type_index, vmctx_offset, |code| {
+                (
+                    code.function(array_to_wasm_key).as_ptr(),
+                    code.function(wasm_key).as_ptr(),
+                )
+            })
+        }
+    }
+
+    /// Patched (scheduler): `initialize_and_return_funcref` with the array-to-wasm and wasm
+    /// entry points given by `calls` from the module's code in this store (two function-table
+    /// lookups by key there; a defined function's are read from offsets found once).
+    ///
+    /// # Safety
+    ///
+    /// As `initialize_and_return_funcref`: `calls` must give the entry points of the function
+    /// that `type_index` describes and `vmctx_offset` places.
+    unsafe fn write_funcref(
+        self: Pin<&mut Self>,
+        registry: &ModuleRegistry,
+        type_index: VMSharedTypeIndex,
+        vmctx_offset: u32,
+        calls: impl FnOnce(&ModuleWithCode<'_>) -> (*const u8, *const u8),
+    ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
         // each funcref is unlikely to be requested more than a few times:
@@ -967,18 +995,11 @@ impl Instance {
         )
         .expect("module not in store");
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
+        let (array, wasm) = calls(&module_with_code);
+        let array_call = VmPtr::from(NonNull::new(array.cast_mut()).unwrap().cast());
 
         let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
+            NonNull::new(wasm.cast::<VMWasmCallFunction>().cast_mut()).unwrap(),
         ));
 
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
