@@ -30,6 +30,12 @@ fn owner(tenant: &str, resource: &str, resource_type: ResourceType) -> Owner {
 
 fn pool_guest(name: &str, cidr: &str) -> PoolGuest {
     let mut g = PoolGuest::new();
+    add_pool(&mut g, name, cidr);
+    g
+}
+
+/// A sequential pool `name` of `cidr` in `g`.
+fn add_pool(g: &mut PoolGuest, name: &str, cidr: &str) {
     let f = g.pool().clone();
     f.call_create_pool(&mut g.store, name, config(Strategy::Sequential))
         .unwrap()
@@ -37,7 +43,6 @@ fn pool_guest(name: &str, cidr: &str) -> PoolGuest {
     f.call_add_cidr(&mut g.store, name, cidr, true)
         .unwrap()
         .unwrap();
-    g
 }
 
 fn allocate(g: &mut PoolGuest, pool: &str, o: &Owner) -> Binding {
@@ -328,12 +333,7 @@ fn lease_calls_agree_with_allocate_and_release() {
         "sequential hands the freed address out again"
     );
     // An IPv6 address crosses as its two halves, both ways.
-    f.call_create_pool(&mut g.store, "v6", config(Strategy::Sequential))
-        .unwrap()
-        .unwrap();
-    f.call_add_cidr(&mut g.store, "v6", "::1/128", true)
-        .unwrap()
-        .unwrap();
+    add_pool(&mut g, "v6", "::1/128");
     let v6 = f
         .call_allocate_lease(&mut g.store, "v6", &owner("t", "d", ResourceType::Vm))
         .unwrap()
