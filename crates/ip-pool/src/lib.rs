@@ -19,6 +19,7 @@ mod prelude {
 }
 
 pub mod addr;
+mod byname;
 mod intervals;
 mod slots;
 mod small;
@@ -62,6 +63,7 @@ use core::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use core::net::IpAddr;
 use hashbrown::HashMap;
 
+use byname::ByName;
 pub use intervals::Intervals;
 use slots::Slots;
 use small::SmallStr;
@@ -791,6 +793,24 @@ impl Pool {
     }
 }
 
+#[cold]
+fn unknown_pool(name: &str) -> PoolError {
+    PoolError::UnknownPool(name.to_string())
+}
+
+/// Reclaim expired leases (reading the clock only for pools with leases) and sweep idle
+/// tenants; returns the time, 0 when unread.
+#[inline(never)]
+fn upkeep(pool: &mut Pool, clock: &dyn Clock) -> u64 {
+    let mut now = 0;
+    if pool.config.lease_ttl_ms.is_some() || !pool.leases.is_empty() {
+        now = clock.now_ms();
+        pool.reclaim_expired(now);
+    }
+    pool.tenants.sweep_if_due();
+    now
+}
+
 fn check_owner(owner: &Owner) -> Result<()> {
     if owner.tenant.is_empty() {
         return Err(PoolError::InvalidInput("empty tenant".to_string()));
@@ -803,7 +823,7 @@ fn check_owner(owner: &Owner) -> Result<()> {
 
 /// All pools of one authority, by name.
 pub struct IpPools {
-    pools: BTreeMap<String, Pool>,
+    pools: ByName,
     clock: Box<dyn Clock>,
 }
 
@@ -822,35 +842,33 @@ impl IpPools {
 
     pub fn with_clock(clock: Box<dyn Clock>) -> Self {
         IpPools {
-            pools: BTreeMap::new(),
+            pools: ByName::default(),
             clock,
         }
     }
 
     /// The pool and the clock's time, after reclaiming expired leases. Pools without leases
     /// never read the clock (the time is then 0 and unused).
+    #[inline]
     fn pool(&mut self, name: &str) -> Result<(&mut Pool, u64)> {
-        let pool = self
-            .pools
-            .get_mut(name)
-            .ok_or_else(|| PoolError::UnknownPool(name.to_string()))?;
-        let mut now = 0;
-        if pool.config.lease_ttl_ms.is_some() || !pool.leases.is_empty() {
-            now = self.clock.now_ms();
-            pool.reclaim_expired(now);
+        let Some(pool) = self.pools.get_mut(name) else {
+            return Err(unknown_pool(name));
+        };
+        if pool.config.lease_ttl_ms.is_some() || !pool.leases.is_empty() || pool.tenants.sweep_due()
+        {
+            let now = upkeep(pool, &*self.clock);
+            return Ok((pool, now));
         }
-        pool.tenants.sweep_if_due();
-        Ok((pool, now))
+        Ok((pool, 0))
     }
 
     pub fn create_pool(&mut self, name: &str, config: PoolConfig) -> Result<()> {
         if name.is_empty() {
             return Err(PoolError::InvalidInput("empty pool name".to_string()));
         }
-        if self.pools.contains_key(name) {
+        if !self.pools.insert(Pool::new(name, config)) {
             return Err(PoolError::PoolExists(name.to_string()));
         }
-        self.pools.insert(name.to_string(), Pool::new(name, config));
         Ok(())
     }
 
@@ -866,11 +884,11 @@ impl IpPools {
         self.pools
             .remove(name)
             .map(|_| ())
-            .ok_or_else(|| PoolError::UnknownPool(name.to_string()))
+            .ok_or_else(|| unknown_pool(name))
     }
 
     pub fn pool_names(&self) -> Vec<String> {
-        self.pools.keys().cloned().collect()
+        self.pools.iter().map(|p| p.name.to_string()).collect()
     }
 
     /// Add a CIDR range. For IPv4 CIDRs of /30 and wider the network and broadcast addresses
@@ -976,10 +994,7 @@ impl IpPools {
     /// Release expired leases now; returns how many. (Every pool call also does this.)
     pub fn reclaim_expired(&mut self, pool: &str) -> Result<u64> {
         let now = self.clock.now_ms();
-        let p = self
-            .pools
-            .get_mut(pool)
-            .ok_or_else(|| PoolError::UnknownPool(pool.to_string()))?;
+        let p = self.pools.get_mut(pool).ok_or_else(|| unknown_pool(pool))?;
         Ok(p.reclaim_expired(now))
     }
 
@@ -1066,16 +1081,16 @@ impl IpPools {
 
     /// The whole state in a versioned byte format.
     pub fn snapshot(&self) -> Vec<u8> {
-        snapshot::write(self.pools.values())
+        snapshot::write(self.pools.iter())
     }
 
     /// Replace the whole state with a snapshot's. On error nothing changes.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         let pools = snapshot::read(bytes)?;
-        // Inserted one by one: collecting into a map would sort first, with a sort of its own.
-        self.pools = BTreeMap::new();
+        // Inserted one by one (the names are distinct): sorting would bring a sort of its own.
+        self.pools = ByName::default();
         for p in pools {
-            self.pools.insert(p.name.to_string(), p);
+            self.pools.insert(p);
         }
         Ok(())
     }

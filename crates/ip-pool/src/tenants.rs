@@ -131,11 +131,16 @@ impl Tenants {
         self.went_idle += 1;
     }
 
+    /// True when enough tenants went idle for a sweep.
+    #[inline]
+    pub fn sweep_due(&self) -> bool {
+        self.went_idle > 64 && self.went_idle > self.ids.len() / 2
+    }
+
     /// Forget idle tenants once enough went idle. Called between operations, so a binding
     /// just released can still name its tenant.
-    #[inline]
     pub fn sweep_if_due(&mut self) {
-        if self.went_idle > 64 && self.went_idle > self.ids.len() / 2 {
+        if self.sweep_due() {
             let idle: Vec<u32> = self
                 .ids
                 .values()
