@@ -146,10 +146,11 @@ fn component(case: &Case, ops: usize, lease: bool) -> f64 {
             resource_type: wit::ResourceType::Vm,
         })
         .collect();
+    let h = f.call_pool_handle(&mut g.store, "p").unwrap().unwrap();
     let start = Instant::now();
     for i in 0..ops {
         if lease {
-            lease_pair(&f, &mut g.store, &os[i & 1023]);
+            lease_pair(&f, &mut g.store, h, &os[i & 1023]);
         } else {
             binding_pair(&f, &mut g.store, &os[i & 1023]);
         }
@@ -160,9 +161,17 @@ fn component(case: &Case, ops: usize, lease: bool) -> f64 {
 /// One `allocate-lease` + `release-lease`; not inlined, so a profiler can count it alone
 /// (`valgrind --tool=callgrind --toggle-collect='*lease_pair*'`).
 #[inline(never)]
-fn lease_pair(f: &wit::Guest, store: &mut wasmtime::Store<integration_tests::Ctx>, o: &wit::Owner) {
-    let l = f.call_allocate_lease(&mut *store, "p", o).unwrap().unwrap();
-    f.call_release_lease(store, "p", l.ip, l.generation)
+fn lease_pair(
+    f: &wit::Guest,
+    store: &mut wasmtime::Store<integration_tests::Ctx>,
+    pool: u64,
+    o: &wit::Owner,
+) {
+    let l = f
+        .call_allocate_lease(&mut *store, pool, o)
+        .unwrap()
+        .unwrap();
+    f.call_release_lease(store, pool, l.ip, l.generation)
         .unwrap()
         .unwrap();
 }

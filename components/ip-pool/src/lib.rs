@@ -203,9 +203,13 @@ impl Guest for Component {
         with(|p| p.release_owner(&pool, &owner(o)).map(binding))
     }
 
-    fn allocate_lease(pool: String, o: Owner) -> Result<Lease, PoolError> {
+    fn pool_handle(pool: String) -> Result<u64, PoolError> {
+        with(|p| p.pool_handle(&pool))
+    }
+
+    fn allocate_lease(pool: u64, o: Owner) -> Result<Lease, PoolError> {
         with(|p| {
-            p.allocate(&pool, &owner(o)).map(|b| Lease {
+            p.allocate_in(pool, &owner(o)).map(|b| Lease {
                 ip: address(b.ip),
                 generation: b.generation,
                 lease_expiry_ms: b.lease_expiry_ms,
@@ -213,8 +217,8 @@ impl Guest for Component {
         })
     }
 
-    fn release_lease(pool: String, ip: Address, generation: u64) -> Result<(), PoolError> {
-        with(|p| p.release_addr(&pool, ip_addr(ip), generation).map(|_| ()))
+    fn release_lease(pool: u64, ip: Address, generation: u64) -> Result<(), PoolError> {
+        with(|p| p.release_in(pool, ip_addr(ip), generation).map(|_| ()))
     }
 
     fn release_tenant(pool: String, tenant: String) -> Result<u64, PoolError> {

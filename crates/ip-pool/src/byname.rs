@@ -1,5 +1,7 @@
 //! The pools of one authority by name: a vector in name order. Calls come in runs on one
 //! pool, so the pool used last is compared first; any other is found by binary search.
+//! Each pool also gets a handle when it is added, never given to another pool, so the hot
+//! calls can name a pool by a number instead of its text.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -9,6 +11,9 @@ use crate::Pool;
 #[derive(Default)]
 pub(crate) struct ByName {
     pools: Vec<Pool>,
+    /// `handles[i]` is the handle of `pools[i]`.
+    handles: Vec<u64>,
+    next_handle: u64,
     last: usize,
 }
 
@@ -31,12 +36,23 @@ impl ByName {
 
     #[inline]
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Pool> {
-        if let Some(p) = self.pools.get(self.last)
-            && p.name.as_bytes() == name.as_bytes()
-        {
-            return self.pools.get_mut(self.last);
-        }
-        let at = self.search(name).ok()?;
+        let at = self.find(name).ok()?;
+        self.last = at;
+        self.pools.get_mut(at)
+    }
+
+    /// The handle of the pool named `name`.
+    pub fn handle(&self, name: &str) -> Option<u64> {
+        self.find(name).ok().map(|at| self.handles[at])
+    }
+
+    /// The pool with `handle`: the pool used last, or a scan (pools are few).
+    #[inline]
+    pub fn by_handle_mut(&mut self, handle: u64) -> Option<&mut Pool> {
+        let at = match self.handles.get(self.last) {
+            Some(&h) if h == handle => self.last,
+            _ => self.handles.iter().position(|&h| h == handle)?,
+        };
         self.last = at;
         self.pools.get_mut(at)
     }
@@ -47,6 +63,8 @@ impl ByName {
             Ok(_) => false,
             Err(at) => {
                 self.pools.insert(at, pool);
+                self.handles.insert(at, self.next_handle);
+                self.next_handle += 1;
                 true
             }
         }
@@ -54,7 +72,14 @@ impl ByName {
 
     pub fn remove(&mut self, name: &str) -> Option<Pool> {
         let at = self.find(name).ok()?;
+        self.handles.remove(at);
         Some(self.pools.remove(at))
+    }
+
+    /// Forget every pool; handles given out so far stay unused.
+    pub fn clear(&mut self) {
+        self.pools.clear();
+        self.handles.clear();
     }
 
     /// The pools in name order.

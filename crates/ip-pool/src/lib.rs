@@ -798,6 +798,16 @@ fn unknown_pool(name: &str) -> PoolError {
     PoolError::UnknownPool(name.to_string())
 }
 
+/// The pool after its upkeep, if any is due, and the time that upkeep read (0 if none).
+#[inline]
+fn ready<'a>(pool: &'a mut Pool, clock: &dyn Clock) -> (&'a mut Pool, u64) {
+    if pool.config.lease_ttl_ms.is_some() || !pool.leases.is_empty() || pool.tenants.sweep_due() {
+        let now = upkeep(pool, clock);
+        return (pool, now);
+    }
+    (pool, 0)
+}
+
 /// Reclaim expired leases (reading the clock only for pools with leases) and sweep idle
 /// tenants; returns the time, 0 when unread.
 #[inline(never)]
@@ -851,15 +861,19 @@ impl IpPools {
     /// never read the clock (the time is then 0 and unused).
     #[inline]
     fn pool(&mut self, name: &str) -> Result<(&mut Pool, u64)> {
-        let Some(pool) = self.pools.get_mut(name) else {
-            return Err(unknown_pool(name));
-        };
-        if pool.config.lease_ttl_ms.is_some() || !pool.leases.is_empty() || pool.tenants.sweep_due()
-        {
-            let now = upkeep(pool, &*self.clock);
-            return Ok((pool, now));
+        match self.pools.get_mut(name) {
+            Some(pool) => Ok(ready(pool, &*self.clock)),
+            None => Err(unknown_pool(name)),
         }
-        Ok((pool, 0))
+    }
+
+    /// [`IpPools::pool`] by handle.
+    #[inline]
+    fn pool_by_handle(&mut self, handle: u64) -> Result<(&mut Pool, u64)> {
+        match self.pools.by_handle_mut(handle) {
+            Some(pool) => Ok(ready(pool, &*self.clock)),
+            None => Err(unknown_pool(&format!("with handle {handle}"))),
+        }
     }
 
     pub fn create_pool(&mut self, name: &str, config: PoolConfig) -> Result<()> {
@@ -955,6 +969,33 @@ impl IpPools {
     ) -> Result<BindingRef<'_>> {
         let k = to_key(ip);
         let (p, _) = self.pool(pool)?;
+        p.unbind(k, Some(generation))
+    }
+
+    /// The handle of the pool named `name`, for [`IpPools::allocate_in`] and
+    /// [`IpPools::release_in`], which then skip the name. A handle names the same pool until
+    /// that pool is deleted or a snapshot restored, and no other pool after that: calls with
+    /// it then fail with `UnknownPool`.
+    pub fn pool_handle(&mut self, name: &str) -> Result<u64> {
+        self.pools.handle(name).ok_or_else(|| unknown_pool(name))
+    }
+
+    /// [`IpPools::allocate`] in the pool with `handle`.
+    pub fn allocate_in(&mut self, handle: u64, owner: &Owner) -> Result<BindingRef<'_>> {
+        check_owner(owner)?;
+        let (p, now) = self.pool_by_handle(handle)?;
+        p.allocate(owner, now)
+    }
+
+    /// [`IpPools::release_addr`] in the pool with `handle`.
+    pub fn release_in(
+        &mut self,
+        handle: u64,
+        ip: IpAddr,
+        generation: u64,
+    ) -> Result<BindingRef<'_>> {
+        let k = to_key(ip);
+        let (p, _) = self.pool_by_handle(handle)?;
         p.unbind(k, Some(generation))
     }
 
@@ -1088,7 +1129,7 @@ impl IpPools {
     pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         let pools = snapshot::read(bytes)?;
         // Inserted one by one (the names are distinct): sorting would bring a sort of its own.
-        self.pools = ByName::default();
+        self.pools.clear();
         for p in pools {
             self.pools.insert(p);
         }

@@ -41,6 +41,47 @@ fn pool_with(cidr: &str, strategy: Strategy) -> IpPools {
 }
 
 #[test]
+fn a_handle_names_its_pool_until_the_pool_goes() {
+    let mut p = pool_with("10.0.0.0/30", Strategy::Sequential);
+    p.create_pool("q", PoolConfig::default()).unwrap();
+    p.add_cidr("q", "10.0.1.0/30", true).unwrap();
+    let (hp, hq) = (p.pool_handle("p").unwrap(), p.pool_handle("q").unwrap());
+    assert_ne!(hp, hq);
+    let a = p.allocate_in(hq, &owner("t", "a")).unwrap().to_binding();
+    assert_eq!(
+        (a.pool.as_str(), a.ip.to_string().as_str()),
+        ("q", "10.0.1.1")
+    );
+    let b = p.allocate_in(hp, &owner("t", "a")).unwrap().to_binding();
+    assert_eq!(b.ip.to_string(), "10.0.0.1");
+    assert_eq!(p.allocate("q", &owner("t", "a")).unwrap().ip, a.ip);
+    assert!(matches!(
+        p.release_in(hq, a.ip, a.generation + 1),
+        Err(PoolError::StaleGeneration { .. })
+    ));
+    p.release_in(hq, a.ip, a.generation).unwrap();
+    p.delete_pool("q").unwrap();
+    p.create_pool("q", PoolConfig::default()).unwrap();
+    assert_ne!(p.pool_handle("q").unwrap(), hq);
+    assert!(matches!(
+        p.allocate_in(hq, &owner("t", "a")),
+        Err(PoolError::UnknownPool(_))
+    ));
+    let snapshot = p.snapshot();
+    p.restore(&snapshot).unwrap();
+    assert!(matches!(
+        p.release_in(hp, b.ip, b.generation),
+        Err(PoolError::UnknownPool(_))
+    ));
+    let hp = p.pool_handle("p").unwrap();
+    p.release_in(hp, b.ip, b.generation).unwrap();
+    assert!(matches!(
+        p.pool_handle("gone"),
+        Err(PoolError::UnknownPool(_))
+    ));
+}
+
+#[test]
 fn slash_30_gives_two_addresses_then_exhausted() {
     let mut p = pool_with("10.0.0.0/30", Strategy::Sequential);
     assert_eq!(

@@ -266,18 +266,60 @@ fn text(a: &Address) -> String {
     }
 }
 
+/// A pool's handle names that pool only: not a pool made later under the same name, and
+/// nothing after a restore; an unknown handle is the typed unknown-pool error.
+#[test]
+fn pool_handles_name_one_pool_for_its_life() {
+    let mut g = pool_guest("p", "127.0.25.0/30");
+    let f = g.pool().clone();
+    let h = f.call_pool_handle(&mut g.store, "p").unwrap().unwrap();
+    assert_eq!(f.call_pool_handle(&mut g.store, "p").unwrap().unwrap(), h);
+    assert!(matches!(
+        f.call_pool_handle(&mut g.store, "nope").unwrap(),
+        Err(PoolError::UnknownPool(name)) if name == "nope"
+    ));
+    let a = owner("t", "a", ResourceType::Pod);
+    let lease = f.call_allocate_lease(&mut g.store, h, &a).unwrap().unwrap();
+    let snapshot = f.call_snapshot(&mut g.store).unwrap();
+    f.call_delete_pool(&mut g.store, "p").unwrap().unwrap();
+    add_pool(&mut g, "p", "127.0.25.0/30");
+    let again = f.call_pool_handle(&mut g.store, "p").unwrap().unwrap();
+    assert_ne!(again, h, "a new pool under the old name gets a new handle");
+    for stale in [h, again + 1000] {
+        match f.call_allocate_lease(&mut g.store, stale, &a).unwrap() {
+            Err(PoolError::UnknownPool(text)) => {
+                assert!(text.contains(&stale.to_string()), "{text}")
+            }
+            other => panic!("handle {stale}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        f.call_release_lease(&mut g.store, h, lease.ip, lease.generation)
+            .unwrap(),
+        Err(PoolError::UnknownPool(_))
+    ));
+    f.call_restore(&mut g.store, &snapshot).unwrap().unwrap();
+    assert!(matches!(
+        f.call_release_lease(&mut g.store, again, lease.ip, lease.generation)
+            .unwrap(),
+        Err(PoolError::UnknownPool(_))
+    ));
+    let restored = f.call_pool_handle(&mut g.store, "p").unwrap().unwrap();
+    f.call_release_lease(&mut g.store, restored, lease.ip, lease.generation)
+        .unwrap()
+        .unwrap();
+}
+
 /// The lean pair agrees with the full one: same address for the same owner, the same typed
 /// errors, and a release-lease frees the address for the next owner.
 #[test]
 fn lease_calls_agree_with_allocate_and_release() {
     let mut g = pool_guest("p", "127.0.24.0/30");
     let f = g.pool().clone();
+    let h = f.call_pool_handle(&mut g.store, "p").unwrap().unwrap();
     let a = owner("t", "a", ResourceType::Pod);
     let full = allocate(&mut g, "p", &a);
-    let lease = f
-        .call_allocate_lease(&mut g.store, "p", &a)
-        .unwrap()
-        .unwrap();
+    let lease = f.call_allocate_lease(&mut g.store, h, &a).unwrap().unwrap();
     // 127.0.24.1: the network address is reserved.
     assert!(
         matches!(lease.ip, Address::V4(0x7f00_1801)),
@@ -289,32 +331,29 @@ fn lease_calls_agree_with_allocate_and_release() {
         (full.ip, full.generation)
     );
     let b = f
-        .call_allocate_lease(&mut g.store, "p", &owner("t", "b", ResourceType::Pod))
+        .call_allocate_lease(&mut g.store, h, &owner("t", "b", ResourceType::Pod))
         .unwrap()
         .unwrap();
     assert_ne!(text(&b.ip), text(&lease.ip));
     // A /30 holds two: the third owner is refused with the typed error.
     assert!(matches!(
-        f.call_allocate_lease(&mut g.store, "p", &owner("t", "c", ResourceType::Pod))
+        f.call_allocate_lease(&mut g.store, h, &owner("t", "c", ResourceType::Pod))
             .unwrap(),
         Err(PoolError::Exhausted(_))
     ));
     assert!(matches!(
-        f.call_release_lease(&mut g.store, "p", b.ip, b.generation + 1)
+        f.call_release_lease(&mut g.store, h, b.ip, b.generation + 1)
             .unwrap(),
         Err(PoolError::StaleGeneration(_))
     ));
     // Addresses nobody holds, outside the pool and of the other family, are not found.
     for stranger in [Address::V4(0x7f00_0001), Address::V6((0, 1))] {
-        match f
-            .call_release_lease(&mut g.store, "p", stranger, 1)
-            .unwrap()
-        {
+        match f.call_release_lease(&mut g.store, h, stranger, 1).unwrap() {
             Err(PoolError::NotFound(ip)) => assert_eq!(ip, text(&stranger)),
             other => panic!("{stranger:?}: {other:?}"),
         }
     }
-    f.call_release_lease(&mut g.store, "p", b.ip, b.generation)
+    f.call_release_lease(&mut g.store, h, b.ip, b.generation)
         .unwrap()
         .unwrap();
     assert!(
@@ -324,7 +363,7 @@ fn lease_calls_agree_with_allocate_and_release() {
             .is_none()
     );
     let c = f
-        .call_allocate_lease(&mut g.store, "p", &owner("t", "c", ResourceType::Pod))
+        .call_allocate_lease(&mut g.store, h, &owner("t", "c", ResourceType::Pod))
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -334,12 +373,14 @@ fn lease_calls_agree_with_allocate_and_release() {
     );
     // An IPv6 address crosses as its two halves, both ways.
     add_pool(&mut g, "v6", "::1/128");
+    let h6 = f.call_pool_handle(&mut g.store, "v6").unwrap().unwrap();
+    assert_ne!(h6, h);
     let v6 = f
-        .call_allocate_lease(&mut g.store, "v6", &owner("t", "d", ResourceType::Vm))
+        .call_allocate_lease(&mut g.store, h6, &owner("t", "d", ResourceType::Vm))
         .unwrap()
         .unwrap();
     assert!(matches!(v6.ip, Address::V6((0, 1))), "{:?}", v6.ip);
-    f.call_release_lease(&mut g.store, "v6", v6.ip, v6.generation)
+    f.call_release_lease(&mut g.store, h6, v6.ip, v6.generation)
         .unwrap()
         .unwrap();
     assert!(

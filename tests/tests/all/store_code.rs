@@ -53,7 +53,8 @@ fn lease_from(store: &mut Store<Ctx>, pool: &IpPoolComponent, i: u8, round: u8) 
         resource: format!("r{round}"),
         resource_type: ResourceType::Vm,
     };
-    let lease = f.call_allocate_lease(store, "p", &owner).unwrap().unwrap();
+    let pool = f.call_pool_handle(&mut *store, "p").unwrap().unwrap();
+    let lease = f.call_allocate_lease(store, pool, &owner).unwrap().unwrap();
     let want = u32::from_be_bytes([127, 0, 40 + i, 1 + round]);
     assert!(
         matches!(lease.ip, Address::V4(n) if n == want),
