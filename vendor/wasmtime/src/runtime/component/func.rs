@@ -367,13 +367,21 @@ impl Func {
     pub(crate) fn lifted_core_func(&self, store: &mut StoreOpaque) -> NonNull<VMFuncRef> {
         let def = {
             let instance = self.instance.id().get(store);
+            if let Some(f) = instance.lifted_func_ref(self.index) {
+                return f;
+            }
             let (_ty, def, _options) = instance.component().export_lifted_function(self.index);
             def.clone()
         };
-        match self.instance.lookup_vmdef(store, &def) {
+        let f = match self.instance.lookup_vmdef(store, &def) {
             Export::Function(f) => f.vm_func_ref(store),
             _ => unreachable!(),
-        }
+        };
+        store
+            .store_data_mut()
+            .component_instance_mut(self.instance.id().instance())
+            .set_lifted_func_ref(self.index, f);
+        f
     }
 
     pub(crate) fn post_return_core_func(&self, store: &StoreOpaque) -> Option<NonNull<VMFuncRef>> {

@@ -158,6 +158,13 @@ pub struct ComponentInstance {
     /// Self-pointer back to `Store<T>` and its functions.
     store: VMStoreRawPtr,
 
+    /// The core function each lifted export calls, indexed by `ExportIndex`,
+    /// remembered on the export's first call: it points into this instance's
+    /// own core instances (or its trampolines), so it holds for this
+    /// instance's life. Empty until the first call, so instantiation does not
+    /// pay for it.
+    lifted_func_refs: wasmtime_environ::prelude::TryVec<Option<SendSyncPtr<VMFuncRef>>>,
+
     /// Required by `InstanceLayout`, also required to be the last field (with
     /// repr(C))
     vmctx: OwnedVMContext<VMComponentContext>,
@@ -347,6 +354,7 @@ impl ComponentInstance {
             resource_types,
             imports: imports.clone(),
             store: VMStoreRawPtr(store),
+            lifted_func_refs: Default::default(),
             vmctx: OwnedVMContext::new(),
         })?;
         unsafe {
@@ -905,6 +913,28 @@ impl ComponentInstance {
     /// Returns the store-local id that points to this component.
     pub fn id(&self) -> ComponentInstanceId {
         self.id
+    }
+
+    /// The core function the lifted export `export` calls, if an earlier call
+    /// found it.
+    #[inline]
+    pub fn lifted_func_ref(&self, export: ExportIndex) -> Option<NonNull<VMFuncRef>> {
+        let slot = self.lifted_func_refs.get(export.as_u32() as usize)?;
+        slot.map(|p| p.as_non_null())
+    }
+
+    /// Remembers the core function the lifted export `export` calls, found
+    /// through its `CoreDef`. Out of memory only means it is not remembered.
+    pub fn set_lifted_func_ref(self: Pin<&mut Self>, export: ExportIndex, f: NonNull<VMFuncRef>) {
+        // SAFETY: we've chosen the `Pin` guarantee of `Self` to not apply to
+        // the list.
+        let me = unsafe { self.get_unchecked_mut() };
+        let len = me.component.env_component().export_items.len();
+        let refs = &mut me.lifted_func_refs;
+        if refs.len() < len && refs.resize_with(len, || None).is_err() {
+            return;
+        }
+        refs[export.as_u32() as usize] = Some(SendSyncPtr::new(f));
     }
 
     /// Pushes a new runtime instance that's been created into
