@@ -23,7 +23,7 @@ use wasmtime_environ::component::{
     TrampolineIndex, TypeComponentIndex, TypeFuncIndex, UnsafeIntrinsic, VMComponentOffsets,
 };
 use wasmtime_environ::{Abi, CompiledFunctionsTable, FuncKey, TypeTrace, WasmChecksum};
-use wasmtime_environ::{FunctionLoc, HostPtr, ObjectKind, PrimaryMap};
+use wasmtime_environ::{FunctionLoc, HostPtr, ObjectKind, PrimaryMap, VMSharedTypeIndex};
 
 /// A compiled WebAssembly Component.
 ///
@@ -97,6 +97,11 @@ struct ComponentInner {
     /// locks when calling `realloc` via `TypedFunc::call_raw`.
     realloc_func_type: Arc<FuncType>,
 
+    /// Each trampoline's entry points (offsets in `code`'s text) and shared
+    /// signature, by `TrampolineIndex`: found once when the component is
+    /// loaded, not twice a trampoline on every instantiation.
+    trampolines: TryVec<TrampolineEntry>,
+
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
 }
@@ -110,6 +115,42 @@ impl fmt::Debug for Component {
 pub(crate) struct AllCallFuncPointers {
     pub wasm_call: NonNull<VMWasmCallFunction>,
     pub array_call: NonNull<VMArrayCallFunction>,
+}
+
+/// Where a trampoline's two entry points start in the component's text, and
+/// its signature as registered with the engine.
+#[derive(Clone, Copy)]
+struct TrampolineEntry {
+    wasm_call: u32,
+    array_call: u32,
+    signature: VMSharedTypeIndex,
+}
+
+/// Every trampoline's entry points and signature, in `TrampolineIndex` order.
+fn trampoline_entries(
+    info: &CompiledComponentInfo,
+    index: &CompiledFunctionsTable,
+    code: &EngineCode,
+) -> Result<TryVec<TrampolineEntry>> {
+    let mut entries = TryVec::new();
+    for (idx, sig) in info.component.trampolines.iter() {
+        let start = |abi| {
+            index
+                .func_loc(FuncKey::ComponentTrampoline(abi, idx))
+                .map(|loc| loc.start)
+                .expect("every trampoline is compiled for both ABIs")
+        };
+        let signature = match code.signatures().shared_type(*sig) {
+            Some(s) => s,
+            None => panic!("found unregistered signature: {sig:?}"),
+        };
+        entries.push(TrampolineEntry {
+            wasm_call: start(Abi::Wasm),
+            array_call: start(Abi::Array),
+            signature,
+        })?;
+    }
+    Ok(entries)
 }
 
 impl Component {
@@ -471,6 +512,8 @@ impl Component {
             [ValType::I32],
         ));
 
+        let trampolines = trampoline_entries(&info, &index, &code)?;
+
         Ok(Component {
             inner: Arc::new(ComponentInner {
                 id: CompiledModuleId::new(),
@@ -482,6 +525,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
+                trampolines,
             }),
         })
     }
@@ -517,19 +561,20 @@ impl Component {
         self.inner.code.signatures()
     }
 
-    pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
-        let wasm_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Wasm, index))
-            .unwrap()
-            .cast();
-        let array_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Array, index))
-            .unwrap()
-            .cast();
-        AllCallFuncPointers {
-            wasm_call,
-            array_call,
-        }
+    /// The trampoline's entry points and its signature, as found when the
+    /// component was loaded.
+    pub(crate) fn trampoline(
+        &self,
+        index: TrampolineIndex,
+    ) -> (AllCallFuncPointers, VMSharedTypeIndex) {
+        let entry = &self.inner.trampolines[index.as_u32() as usize];
+        let text = self.engine_code().text();
+        let at = |offset: u32| NonNull::from(&text[offset as usize..]).cast::<u8>();
+        let ptrs = AllCallFuncPointers {
+            wasm_call: at(entry.wasm_call).cast(),
+            array_call: at(entry.array_call).cast(),
+        };
+        (ptrs, entry.signature)
     }
 
     pub(crate) fn unsafe_intrinsic_ptrs(

@@ -745,13 +745,8 @@ impl<'a> Instantiator<'a> {
         // will require. These functions won't actually get used until their
         // associated state has been initialized through the global initializers
         // below, but the funcrefs can all be configured here.
-        for (idx, sig) in env_component.trampolines.iter() {
-            let ptrs = self.component.trampoline_ptrs(idx);
-            let signature = match self.component.signatures().shared_type(*sig) {
-                Some(s) => s,
-                None => panic!("found unregistered signature: {sig:?}"),
-            };
-
+        for (idx, _sig) in env_component.trampolines.iter() {
+            let (ptrs, signature) = self.component.trampoline(idx);
             self.instance_mut(store.0).set_trampoline(
                 idx,
                 ptrs.wasm_call,
