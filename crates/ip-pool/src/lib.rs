@@ -872,7 +872,7 @@ impl IpPools {
     fn pool_by_handle(&mut self, handle: u64) -> Result<(&mut Pool, u64)> {
         match self.pools.by_handle_mut(handle) {
             Some(pool) => Ok(ready(pool, &*self.clock)),
-            None => Err(unknown_pool(&format!("with handle {handle}"))),
+            None => Err(unknown_pool(&format!("handle {handle}"))),
         }
     }
 
@@ -976,7 +976,7 @@ impl IpPools {
     /// [`IpPools::release_in`], which then skip the name. A handle names the same pool until
     /// that pool is deleted or a snapshot restored, and no other pool after that: calls with
     /// it then fail with `UnknownPool`.
-    pub fn pool_handle(&mut self, name: &str) -> Result<u64> {
+    pub fn pool_handle(&self, name: &str) -> Result<u64> {
         self.pools.handle(name).ok_or_else(|| unknown_pool(name))
     }
 
