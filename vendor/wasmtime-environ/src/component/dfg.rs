@@ -655,6 +655,15 @@ impl ComponentDfg {
         // linearization are recorded into the `Component`. The number of
         // runtime values used for each index space is used from the `linearize`
         // result.
+        let lazy_post_returns = !linearize.trampoline_defs.values().any(|t| {
+            matches!(
+                t,
+                info::Trampoline::AsyncStartCall {
+                    post_return: Some(_),
+                    ..
+                }
+            )
+        });
         Ok(ComponentTranslation {
             trampolines: linearize.trampoline_defs,
             component: Component {
@@ -669,6 +678,7 @@ impl ComponentDfg {
                 num_runtime_memories: linearize.runtime_memories.len() as u32,
                 num_runtime_tables: linearize.runtime_tables.len() as u32,
                 num_runtime_post_returns: linearize.runtime_post_return.len() as u32,
+                lazy_post_returns,
                 num_runtime_reallocs: linearize.runtime_reallocs.len() as u32,
                 num_runtime_callbacks: linearize.runtime_callbacks.len() as u32,
                 num_runtime_instances: linearize.runtime_instances.len() as u32,

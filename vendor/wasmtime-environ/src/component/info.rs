@@ -160,6 +160,12 @@ pub struct Component {
     /// Same as `num_runtime_reallocs`, but for post-return functions.
     pub num_runtime_post_returns: u32,
 
+    /// Patched (scheduler): whether the post-return functions may be found on
+    /// an export's first call instead of at instantiation: no trampoline
+    /// reads them from the `VMComponentContext` (only an async start-call
+    /// does), so only the host's call of a lifted export needs them.
+    pub lazy_post_returns: bool,
+
     /// WebAssembly type signature of all trampolines.
     pub trampolines: PrimaryMap<TrampolineIndex, ModuleInternedTypeIndex>,
 

@@ -19,8 +19,8 @@ use core::ptr::NonNull;
 use std::path::Path;
 use wasmtime_environ::component::{
     CompiledComponentInfo, ComponentArtifacts, ComponentTypes, CoreDef, Export, ExportIndex,
-    GlobalInitializer, InstantiateModule, NameMapNoIntern, OptionsIndex, StaticModuleIndex,
-    TrampolineIndex, TypeComponentIndex, TypeFuncIndex, UnsafeIntrinsic, VMComponentOffsets,
+    GlobalInitializer, InstantiateModule, NameMapNoIntern, OptionsIndex, RuntimePostReturnIndex,
+    StaticModuleIndex, TrampolineIndex, TypeComponentIndex, TypeFuncIndex, UnsafeIntrinsic, VMComponentOffsets,
 };
 use wasmtime_environ::{Abi, CompiledFunctionsTable, FuncKey, TypeTrace, WasmChecksum};
 use wasmtime_environ::{FunctionLoc, HostPtr, ObjectKind, PrimaryMap, VMSharedTypeIndex};
@@ -102,6 +102,11 @@ struct ComponentInner {
     /// loaded, not twice a trampoline on every instantiation.
     trampolines: TryVec<TrampolineEntry>,
 
+    /// Patched (scheduler): where each post-return function's definition is
+    /// in the initializers, by `RuntimePostReturnIndex`, when they are found
+    /// on an export's first call (`lazy_post_returns`); empty otherwise.
+    post_returns: TryVec<u32>,
+
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
 }
@@ -151,6 +156,24 @@ fn trampoline_entries(
         })?;
     }
     Ok(entries)
+}
+
+/// Where each post-return function's `ExtractPostReturn` initializer is, by
+/// `RuntimePostReturnIndex`, for a component whose post-returns are found
+/// lazily; none for one that extracts them at instantiation.
+fn post_return_positions(info: &CompiledComponentInfo) -> Result<TryVec<u32>> {
+    let component = &info.component;
+    let mut positions = TryVec::new();
+    if !component.lazy_post_returns {
+        return Ok(positions);
+    }
+    positions.resize(component.num_runtime_post_returns as usize, u32::MAX)?;
+    for (at, init) in component.initializers.iter().enumerate() {
+        if let GlobalInitializer::ExtractPostReturn(p) = init {
+            positions[p.index.as_u32() as usize] = u32::try_from(at)?;
+        }
+    }
+    Ok(positions)
 }
 
 impl Component {
@@ -513,6 +536,7 @@ impl Component {
         ));
 
         let trampolines = trampoline_entries(&info, &index, &code)?;
+        let post_returns = post_return_positions(&info)?;
 
         Ok(Component {
             inner: Arc::new(ComponentInner {
@@ -526,6 +550,7 @@ impl Component {
                 realloc_func_type,
                 checksum,
                 trampolines,
+                post_returns,
             }),
         })
     }
@@ -575,6 +600,17 @@ impl Component {
             array_call: at(entry.array_call).cast(),
         };
         (ptrs, entry.signature)
+    }
+
+    /// Where the post-return function `index` is defined, when this component
+    /// finds its post-returns on an export's first call; `None` when it
+    /// extracts them at instantiation.
+    pub(crate) fn lazy_post_return(&self, index: RuntimePostReturnIndex) -> Option<&CoreDef> {
+        let at = *self.inner.post_returns.get(index.as_u32() as usize)?;
+        match self.env_component().initializers.get(at as usize)? {
+            GlobalInitializer::ExtractPostReturn(p) => Some(&p.def),
+            _ => None,
+        }
     }
 
     pub(crate) fn unsafe_intrinsic_ptrs(

@@ -384,12 +384,34 @@ impl Func {
         f
     }
 
-    pub(crate) fn post_return_core_func(&self, store: &StoreOpaque) -> Option<NonNull<VMFuncRef>> {
-        let instance = self.instance.id().get(store);
-        let component = instance.component();
-        let (_ty, _def, options) = component.export_lifted_function(self.index);
-        let post_return = component.env_component().options[options].post_return;
-        post_return.map(|i| instance.runtime_post_return(i))
+    pub(crate) fn post_return_core_func(
+        &self,
+        store: &mut StoreOpaque,
+    ) -> Option<NonNull<VMFuncRef>> {
+        let def = {
+            let instance = self.instance.id().get(store);
+            let component = instance.component();
+            let (_ty, _def, options) = component.export_lifted_function(self.index);
+            let index = component.env_component().options[options].post_return?;
+            // Patched (scheduler): a component whose post-returns are found
+            // lazily finds this one on the export's first call.
+            let Some(def) = component.lazy_post_return(index) else {
+                return Some(instance.runtime_post_return(index));
+            };
+            if let Some(f) = instance.runtime_post_return_if_set(index) {
+                return Some(f);
+            }
+            (index, def.clone())
+        };
+        let f = match self.instance.lookup_vmdef(store, &def.1) {
+            Export::Function(f) => f.vm_func_ref(store),
+            _ => unreachable!(),
+        };
+        store
+            .store_data_mut()
+            .component_instance_mut(self.instance.id().instance())
+            .set_runtime_post_return(def.0, f);
+        Some(f)
     }
 
     pub(crate) fn abi_async(&self, store: &StoreOpaque) -> bool {
@@ -562,10 +584,10 @@ impl Func {
         let mut store = store.as_context_mut();
 
         let index = self.index;
+        let post_return = self.post_return_core_func(store.0);
         let vminstance = self.instance.id().get(store.0);
         let component = vminstance.component();
         let (_ty, _def, options) = component.export_lifted_function(index);
-        let post_return = self.post_return_core_func(store.0);
         let flags = vminstance.instance_flags(component.env_component().options[options].instance);
 
         unsafe {

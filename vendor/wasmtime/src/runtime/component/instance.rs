@@ -869,6 +869,9 @@ impl<'a> Instantiator<'a> {
                     self.extract_callback(store.0, callback)
                 }
 
+                // Patched (scheduler): found on the export's first call instead
+                // (`Func::post_return_core_func`) where no trampoline reads it.
+                GlobalInitializer::ExtractPostReturn(_) if env_component.lazy_post_returns => {}
                 GlobalInitializer::ExtractPostReturn(post_return) => {
                     self.extract_post_return(store.0, post_return)
                 }

@@ -468,6 +468,21 @@ impl ComponentInstance {
         }
     }
 
+    /// Patched (scheduler): the post-return pointer `idx`, or `None` while a
+    /// component whose post-returns are found lazily has not set it (the
+    /// context is zeroed when it is allocated).
+    pub fn runtime_post_return_if_set(
+        &self,
+        idx: RuntimePostReturnIndex,
+    ) -> Option<NonNull<VMFuncRef>> {
+        unsafe {
+            let offset = self.offsets.runtime_post_return(idx);
+            let ret = *self.vmctx_plus_offset::<Option<VmPtr<VMFuncRef>>>(offset);
+            debug_assert!(ret.is_none_or(|p| p.as_ptr() as usize != INVALID_PTR));
+            ret.map(|p| p.as_non_null())
+        }
+    }
+
     /// Returns the host information for the lowered function at the index
     /// specified.
     ///
@@ -574,9 +589,10 @@ impl ComponentInstance {
     ) {
         unsafe {
             let offset = self.offsets.runtime_post_return(idx);
-            let storage = self.vmctx_plus_offset_mut::<VmPtr<VMFuncRef>>(offset);
-            debug_assert!((*storage).as_ptr() as usize == INVALID_PTR);
-            *storage = ptr.into();
+            // Patched (scheduler): null until set where post-returns are lazy.
+            let storage = self.vmctx_plus_offset_mut::<Option<VmPtr<VMFuncRef>>>(offset);
+            debug_assert!((*storage).is_none_or(|p| p.as_ptr() as usize == INVALID_PTR));
+            *storage = Some(ptr.into());
         }
     }
 
@@ -780,7 +796,13 @@ impl ComponentInstance {
                     *self.as_mut().vmctx_plus_offset_mut(offset) = INVALID_PTR;
                 }
             }
-            for i in 0..self.offsets.num_runtime_post_returns {
+            // Patched (scheduler): lazily found post-returns start null.
+            let post_returns = if self.component.env_component().lazy_post_returns {
+                0
+            } else {
+                self.offsets.num_runtime_post_returns
+            };
+            for i in 0..post_returns {
                 let i = RuntimePostReturnIndex::from_u32(i);
                 let offset = self.offsets.runtime_post_return(i);
                 // SAFETY: see above
