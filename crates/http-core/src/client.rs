@@ -150,7 +150,7 @@ fn exchanged(
 /// `Retry-After` as milliseconds to wait: delay-seconds, or an HTTP-date (a date already
 /// past means no wait). Anything else is ignored, and backoff applies.
 fn retry_after(resp: &Response, now_ms: u64) -> Option<u64> {
-    let v = resp.header("retry-after")?.trim();
+    let v = crate::codec::trim_ows(resp.header("retry-after")?);
     if let Ok(secs) = v.parse::<u64>() {
         return Some(secs.saturating_mul(1000));
     }
@@ -236,7 +236,7 @@ impl Chain<'_> {
         let next = self.url.join(location).map_err(|e| {
             HttpError::BadRedirect(format!(
                 "{} from {}: {e}",
-                net_text::Quoted(location.trim()),
+                net_text::Quoted(crate::codec::trim_ows(location)),
                 self.url.to_text()
             ))
         })?;

@@ -8,6 +8,12 @@ use crate::sink::BodyOut;
 use crate::url::Url;
 use crate::{HttpError, Method, Proxy};
 
+/// `s` without the optional whitespace (space and tab, RFC 9110 5.6.3) around a field value
+/// or a list element; other characters are the value's own.
+pub fn trim_ows(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
 pub type Headers = Vec<(String, String)>;
 
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
@@ -221,7 +227,7 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
         return Ok(Framing::None);
     }
     if let Some(te) = header(&head.headers, "transfer-encoding") {
-        let last = te.rsplit(',').next().unwrap_or("").trim();
+        let last = trim_ows(te.rsplit(',').next().unwrap_or(""));
         if last.eq_ignore_ascii_case("chunked") {
             return Ok(Framing::Chunked);
         }
@@ -230,7 +236,7 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
     let mut length = None;
     for (k, v) in &head.headers {
         if k.eq_ignore_ascii_case("content-length") {
-            let n: u64 = v.trim().parse().map_err(|_| {
+            let n: u64 = trim_ows(v).parse().map_err(|_| {
                 HttpError::Protocol(format!("bad Content-Length {}", net_text::Quoted(v)))
             })?;
             if length.is_some_and(|l| l != n) {
@@ -254,8 +260,10 @@ pub fn keep_alive(head: &Head, framing: Framing) -> bool {
     }
     // Connection options are case-insensitive tokens in a list (RFC 9110 §7.6.1).
     let has = |option: &str| {
-        header(&head.headers, "connection")
-            .is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case(option)))
+        header(&head.headers, "connection").is_some_and(|c| {
+            c.split(',')
+                .any(|t| trim_ows(t).eq_ignore_ascii_case(option))
+        })
     };
     match head.version {
         0 => has("keep-alive"),
@@ -459,7 +467,7 @@ impl ChunkedDecoder {
         if self.trailers.len() >= 64 {
             return Err(HttpError::TooLarge("more than 64 trailers".into()));
         }
-        self.trailers.push((k.to_string(), v.trim().to_string()));
+        self.trailers.push((k.to_string(), trim_ows(v).to_string()));
         self.line.clear();
         Ok(false)
     }
@@ -506,6 +514,14 @@ pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_spaces_and_tabs_are_optional_whitespace() {
+        assert_eq!(trim_ows(" \tgzip\t "), "gzip");
+        // A no-break space (or any other character) belongs to the value.
+        assert_eq!(trim_ows("\u{a0}v\u{2003} "), "\u{a0}v\u{2003}");
+        assert_eq!(trim_ows(" \t "), "");
+    }
 
     fn decode_in_pieces(wire: &[u8], piece: usize) -> Result<(Vec<u8>, Headers, usize), HttpError> {
         let mut d = ChunkedDecoder::new();

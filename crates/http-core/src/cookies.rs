@@ -6,6 +6,7 @@
 use crate::prelude::*;
 
 use crate::Url;
+use crate::codec::trim_ows;
 
 /// RFC 6265 section 6.1's floor for a user agent's cookies.
 pub const MAX_COOKIES: usize = 3000;
@@ -70,7 +71,7 @@ fn parse(url: &Url, line: &str, now: u64) -> Option<Cookie> {
     }
     let mut parts = line.split(';');
     let (name, value) = parts.next()?.split_once('=')?;
-    let (name, value) = (name.trim(), value.trim());
+    let (name, value) = (trim_ows(name), trim_ows(value));
     if name.is_empty() {
         return None;
     }
@@ -88,7 +89,7 @@ fn parse(url: &Url, line: &str, now: u64) -> Option<Cookie> {
     let mut max_age: Option<i64> = None;
     for attr in parts {
         let (k, v) = attr.split_once('=').unwrap_or((attr, ""));
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+        let (k, v) = (trim_ows(k).to_ascii_lowercase(), trim_ows(v));
         match k.as_str() {
             "expires" => {
                 if let Some(t) = crate::date::parse_http_date(v) {

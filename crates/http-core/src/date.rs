@@ -12,7 +12,7 @@ const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 /// `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT` or
 /// `Sun Nov  6 08:49:37 1994`, as seconds since the Unix epoch; `None` for anything else.
 pub fn parse_http_date(text: &str) -> Option<u64> {
-    let t = text.trim();
+    let t = crate::codec::trim_ows(text);
     let (day, month, year, time) = if let Some((_, rest)) = t.split_once(',') {
         let rest = rest.strip_prefix(' ')?;
         let rest = rest.strip_suffix(" GMT")?;
@@ -39,7 +39,7 @@ pub fn parse_http_date(text: &str) -> Option<u64> {
         }
     } else {
         // asctime: "Sun Nov  6 08:49:37 1994" (the day is space-padded).
-        let mut it = t.split_whitespace();
+        let mut it = t.split_ascii_whitespace();
         let (wd, m, d, time, y) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
         if it.next().is_some() || !DAYS.contains(&wd) || y.len() != 4 {
             return None;

@@ -39,7 +39,7 @@ const WHY: [&str; 12] = [
 pub fn decode(coding: &str, mut body: Vec<u8>, limit: u64) -> Result<Vec<u8>, HttpError> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     for c in coding.rsplit(',') {
-        let c = c.trim();
+        let c = crate::codec::trim_ows(c);
         let is = |name: &str| c.eq_ignore_ascii_case(name);
         let r = if is("gzip") || is("x-gzip") {
             gunzip(&body, limit)

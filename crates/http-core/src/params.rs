@@ -78,7 +78,7 @@ fn resolve_field(v: &Value, field: &str) -> Result<Vec<(String, u16, Vec<IpAddr>
         let port = port.parse::<u16>().map_err(|_| bad())?;
         let mut ips = Vec::new();
         for a in addrs.split(',') {
-            ips.push(net_text::parse_ip(a.trim().trim_matches(['[', ']'])).ok_or_else(bad)?);
+            ips.push(net_text::parse_ip(a.trim_ascii().trim_matches(['[', ']'])).ok_or_else(bad)?);
         }
         if host.is_empty() {
             return Err(bad());
@@ -93,8 +93,8 @@ fn port_range(v: &Value, field: &str) -> Result<(u16, u16), ParamError> {
     let bad = || err(field, "expected a port or a range of ports (\"8000-8010\")");
     let (a, b) = match v {
         Value::String(t) => match t.split_once('-') {
-            Some((a, b)) => (a.trim().parse().ok(), b.trim().parse().ok()),
-            None => (t.trim().parse().ok(), t.trim().parse().ok()),
+            Some((a, b)) => (a.trim_ascii().parse().ok(), b.trim_ascii().parse().ok()),
+            None => (t.trim_ascii().parse().ok(), t.trim_ascii().parse().ok()),
         },
         _ => {
             let n = v.as_u64().and_then(|n| u16::try_from(n).ok());
@@ -147,7 +147,7 @@ pub fn parse_value(action_id: &str, method: Method, root: &Value) -> Result<Para
         match k {
             "url" => {}
             "bind_ip" => {
-                let s = str_field(v, k)?.trim();
+                let s = str_field(v, k)?.trim_ascii();
                 if !s.is_empty() {
                     let ip = net_text::parse_ip(s)
                         .ok_or_else(|| err(k, format!("not an IP address: {}", Quoted(s))))?;

@@ -20,7 +20,7 @@ pub struct Url {
 impl Url {
     pub fn parse(text: &str) -> Result<Url, HttpError> {
         let bad = |why: &str| HttpError::InvalidUrl(format!("{text}: {why}"));
-        let t = text.trim();
+        let t = text.trim_ascii();
         if !has_scheme(t) {
             return Err(bad("no scheme"));
         }
@@ -152,7 +152,7 @@ impl Url {
     /// absolute; `//` keeps the scheme; `/` the authority; `?` the path; an empty one is this
     /// URL; anything else is merged with this path's directory; dot segments are removed).
     pub fn join(&self, location: &str) -> Result<Url, HttpError> {
-        let loc = location.trim();
+        let loc = crate::codec::trim_ows(location);
         let loc = loc.split('#').next().unwrap_or("");
         if has_scheme(loc) {
             return Url::parse(loc);

@@ -151,7 +151,7 @@ impl<N: Net> Client<N> {
             if req.h2 == H2Mode::On {
                 let said = chosen.map_or(
                     "no protocol (or this host's TLS has no ALPN)".to_string(),
-                    |p| format!("{p:?}"),
+                    |p| net_text::Quoted(&p).to_string(),
                 );
                 return Err(HttpError::Protocol(format!(
                     "HTTP/2 required, and the server chose {said} by ALPN"

@@ -5,7 +5,7 @@
 use crate::prelude::*;
 
 use super::WsError;
-use crate::codec::{Head, Headers, header};
+use crate::codec::{Head, Headers, header, trim_ows};
 
 /// Appended to the key before hashing (section 1.3).
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -76,7 +76,10 @@ pub fn request_headers(
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
 fn lists(value: Option<&str>, token: &str) -> bool {
-    value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    value.is_some_and(|v| {
+        v.split(',')
+            .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
+    })
 }
 
 /// Section 4.1's checks on the answer: 101, `Upgrade: websocket`, `Connection: Upgrade`, the
@@ -97,24 +100,25 @@ pub fn check(head: &Head, key: &str, offered: &[String]) -> Result<Option<String
     if !lists(h("connection"), "upgrade") {
         return Err(fail("no Connection: Upgrade in the answer".into()));
     }
-    let accept = h("sec-websocket-accept").map(str::trim);
+    let accept = h("sec-websocket-accept").map(trim_ows);
     let decoded = accept.and_then(crate::codec::decode_base64);
     if decoded.as_deref() != Some(&accept_digest(key)[..]) {
         return Err(fail(format!(
-            "Sec-WebSocket-Accept {:?} does not match the key",
-            accept.unwrap_or("")
+            "Sec-WebSocket-Accept {} does not match the key",
+            net_text::Quoted(accept.unwrap_or(""))
         )));
     }
-    if let Some(ext) = h("sec-websocket-extensions").filter(|e| !e.trim().is_empty()) {
+    if let Some(ext) = h("sec-websocket-extensions").filter(|e| !trim_ows(e).is_empty()) {
         return Err(fail(format!(
             "the server chose an extension not offered: {ext}"
         )));
     }
-    match h("sec-websocket-protocol").map(str::trim) {
+    match h("sec-websocket-protocol").map(trim_ows) {
         None | Some("") => Ok(None),
         Some(p) if offered.iter().any(|o| o == p) => Ok(Some(p.into())),
         Some(p) => Err(fail(format!(
-            "the server chose subprotocol {p:?}, not offered"
+            "the server chose subprotocol {}, not offered",
+            net_text::Quoted(p)
         ))),
     }
 }

@@ -59,7 +59,10 @@ fn http_url(v: &Value) -> Result<String, ParamError> {
     match &url[..scheme_end] {
         s if s.eq_ignore_ascii_case("ws") => Ok(format!("http{rest}")),
         s if s.eq_ignore_ascii_case("wss") => Ok(format!("https{rest}")),
-        _ => Err(err("url", format!("{url:?}: expected ws:// or wss://"))),
+        _ => Err(err(
+            "url",
+            format!("{}: expected ws:// or wss://", net_text::Quoted(url)),
+        )),
     }
 }
 
@@ -78,7 +81,10 @@ fn protocols(v: &Value) -> Result<Vec<String>, ParamError> {
         if !token || out.iter().any(|o| o == name) {
             return Err(err(
                 "subprotocols",
-                format!("{name:?} is not a token, or is there twice"),
+                format!(
+                    "{} is not a token, or is there twice",
+                    net_text::Quoted(name)
+                ),
             ));
         }
         out.push(name.into());
