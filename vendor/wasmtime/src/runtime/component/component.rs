@@ -20,7 +20,8 @@ use std::path::Path;
 use wasmtime_environ::component::{
     CompiledComponentInfo, ComponentArtifacts, ComponentTypes, CoreDef, Export, ExportIndex,
     GlobalInitializer, InstantiateModule, NameMapNoIntern, OptionsIndex, RuntimePostReturnIndex,
-    StaticModuleIndex, TrampolineIndex, TypeComponentIndex, TypeFuncIndex, UnsafeIntrinsic, VMComponentOffsets,
+    StaticModuleIndex, TrampolineIndex, TypeComponentIndex, TypeFuncIndex, UnsafeIntrinsic,
+    VMComponentOffsets,
 };
 use wasmtime_environ::{Abi, CompiledFunctionsTable, FuncKey, TypeTrace, WasmChecksum};
 use wasmtime_environ::{FunctionLoc, HostPtr, ObjectKind, PrimaryMap, VMSharedTypeIndex};
@@ -172,6 +173,10 @@ fn post_return_positions(info: &CompiledComponentInfo) -> Result<TryVec<u32>> {
         if let GlobalInitializer::ExtractPostReturn(p) = init {
             positions[p.index.as_u32() as usize] = u32::try_from(at)?;
         }
+    }
+    // Instantiation leaves every post-return to its first call: each must be findable.
+    if let Some(i) = positions.iter().position(|at| *at == u32::MAX) {
+        bail!("post-return {i} has no initializer to find it by");
     }
     Ok(positions)
 }
