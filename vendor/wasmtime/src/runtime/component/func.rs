@@ -11,8 +11,8 @@ use crate::{AsContext, AsContextMut, StoreContextMut, ValRaw};
 use core::mem::{self, MaybeUninit};
 use core::ptr::NonNull;
 use wasmtime_environ::component::{
-    CanonicalOptions, ExportIndex, InterfaceType, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS, OptionsIndex,
-    TypeFuncIndex, TypeTuple,
+    CanonicalOptions, CoreDef, ExportIndex, InterfaceType, MAX_FLAT_PARAMS, MAX_FLAT_RESULTS,
+    OptionsIndex, TypeFuncIndex, TypeTuple,
 };
 
 mod host;
@@ -373,10 +373,7 @@ impl Func {
             let (_ty, def, _options) = instance.component().export_lifted_function(self.index);
             def.clone()
         };
-        let f = match self.instance.lookup_vmdef(store, &def) {
-            Export::Function(f) => f.vm_func_ref(store),
-            _ => unreachable!(),
-        };
+        let f = self.core_func_ref(store, &def);
         store
             .store_data_mut()
             .component_instance_mut(self.instance.id().instance())
@@ -384,11 +381,20 @@ impl Func {
         f
     }
 
+    /// Patched (scheduler): the funcref of the core function `def` names in
+    /// this export's instance (what the remembered lookups below store).
+    fn core_func_ref(&self, store: &mut StoreOpaque, def: &CoreDef) -> NonNull<VMFuncRef> {
+        match self.instance.lookup_vmdef(store, def) {
+            Export::Function(f) => f.vm_func_ref(store),
+            _ => unreachable!(),
+        }
+    }
+
     pub(crate) fn post_return_core_func(
         &self,
         store: &mut StoreOpaque,
     ) -> Option<NonNull<VMFuncRef>> {
-        let def = {
+        let (index, def) = {
             let instance = self.instance.id().get(store);
             let component = instance.component();
             let (_ty, _def, options) = component.export_lifted_function(self.index);
@@ -403,14 +409,11 @@ impl Func {
             }
             (index, def.clone())
         };
-        let f = match self.instance.lookup_vmdef(store, &def.1) {
-            Export::Function(f) => f.vm_func_ref(store),
-            _ => unreachable!(),
-        };
+        let f = self.core_func_ref(store, &def);
         store
             .store_data_mut()
             .component_instance_mut(self.instance.id().instance())
-            .set_runtime_post_return(def.0, f);
+            .set_runtime_post_return(index, f);
         Some(f)
     }
 
