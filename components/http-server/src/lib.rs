@@ -111,8 +111,10 @@ impl State {
         }
     }
 
-    fn read(&mut self, i: usize, now: u64) {
-        let date = self.date();
+    /// Read what client `i` has sent and answer it. A read shorter than asked for took all
+    /// the socket held, so it is the last: the wait that follows is level-triggered and
+    /// reports the client again if more comes (one `try-receive` a request, not two).
+    fn read(&mut self, i: usize, now: u64, date: &str) {
         let State {
             clients,
             server,
@@ -133,11 +135,14 @@ impl State {
                     counts.bytes_in += data.len() as u64;
                     c.last_ms = now;
                     c.since_ms.get_or_insert(now);
-                    for o in c.conn.feed(&data, server, now, &date, &c.peer) {
+                    for o in c.conn.feed(&data, server, now, date, &c.peer) {
                         take(c, o, counts);
                     }
                     if !c.conn.mid_request() {
                         c.since_ms = None;
+                    }
+                    if data.len() < READ_CHUNK as usize {
+                        return;
                     }
                 }
                 Err(SocketError::WouldBlock) => return,
@@ -278,10 +283,12 @@ fn serve(st: &mut State, ms: u64) -> Result<Served, String> {
         let ready = raw::wait_readable(&handles, until - now).map_err(error)?;
         drop(handles);
         let now = now_ms();
+        // One clock read for every client answered after this wait.
+        let date = st.date();
         for i in ready {
             match i {
                 0 => st.accept_all(now),
-                i => st.read(i as usize - 1, now),
+                i => st.read(i as usize - 1, now, &date),
             }
         }
     }

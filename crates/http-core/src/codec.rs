@@ -11,7 +11,12 @@ use crate::{HttpError, Method, Proxy};
 /// `s` without the optional whitespace (space and tab, RFC 9110 5.6.3) around a field value
 /// or a list element; other characters are the value's own.
 pub fn trim_ows(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ows(b)).map_or(start, |e| e + 1);
+    // Both ends sit next to an ASCII byte (or the string's ends): character boundaries.
+    &s[start..end]
 }
 
 pub type Headers = Vec<(String, String)>;

@@ -6,7 +6,7 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use http_core::codec::ChunkedDecoder;
+use http_core::codec::{ChunkedDecoder, trim_ows};
 
 use crate::config::Limits;
 
@@ -32,8 +32,8 @@ impl Request {
 
     /// Whether the connection stays open after the answer (RFC 9112 section 9.3).
     pub fn keep_alive(&self) -> bool {
-        let conn = self.header("connection").unwrap_or("").to_ascii_lowercase();
-        let has = |t: &str| conn.split(',').any(|x| x.trim() == t);
+        let conn = self.header("connection").unwrap_or("");
+        let has = |t: &str| conn.split(',').any(|x| trim_ows(x).eq_ignore_ascii_case(t));
         if self.version == 0 {
             has("keep-alive")
         } else {
@@ -87,7 +87,7 @@ fn framing(headers: &[httparse::Header<'_>], limits: &Limits) -> Result<Body, Re
             let text =
                 core::str::from_utf8(h.value).map_err(|_| refuse(400, "bad Content-Length"))?;
             for part in text.split(',') {
-                let part = part.trim();
+                let part = trim_ows(part);
                 if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || part.len() > 19 {
                     return Err(refuse(400, "bad Content-Length"));
                 }
@@ -106,7 +106,7 @@ fn framing(headers: &[httparse::Header<'_>], limits: &Limits) -> Result<Body, Re
                 .to_ascii_lowercase();
             codings.extend(
                 text.split(',')
-                    .map(|c| c.trim().to_string())
+                    .map(|c| trim_ows(c).to_string())
                     .filter(|c| !c.is_empty()),
             );
             coded = true;
@@ -229,6 +229,24 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_options_are_matched_as_rfc_9110_lists() {
+        let req = |version, conn: &str| Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: String::new(),
+            version,
+            headers: alloc::vec![("Connection".into(), conn.into())],
+            body: Vec::new(),
+        };
+        assert!(!req(1, "Upgrade,\t CLOSE ").keep_alive());
+        assert!(req(0, " Keep-Alive").keep_alive());
+        assert!(!req(0, "close").keep_alive());
+        // Only spaces and tabs are optional whitespace: a no-break space belongs to the option.
+        assert!(req(1, "close\u{a0}").keep_alive());
+        assert!(req(1, "closed").keep_alive());
+    }
 
     fn read_all(text: &[u8]) -> (Vec<Read>, Vec<u8>) {
         let mut buf = text.to_vec();

@@ -125,31 +125,100 @@ impl Answer {
     }
 
     /// The bytes on the wire: `head_only` for HEAD (the length of what GET would send).
+    /// Written straight into one buffer sized for the whole message (no formatting machinery:
+    /// this runs once a request).
     pub fn encode(&self, date: &str, head_only: bool, close: bool) -> Vec<u8> {
-        let mut h = alloc::format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        let bodiless = matches!(self.status, 204 | 304) || (100..200).contains(&self.status);
+        let send_body = !head_only && !bodiless;
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum();
+        let body = if send_body { self.body.len() } else { 0 };
+        let mut h = String::with_capacity(128 + date.len() + headers + body);
+        h.push_str("HTTP/1.1 ");
+        net_text::push_decimal(&mut h, u64::from(self.status));
+        h.push(' ');
+        h.push_str(reason(self.status));
+        h.push_str("\r\n");
         for (k, v) in &self.headers {
             if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("connection") {
                 continue;
             }
-            // A value may not carry a line break (a header cannot be injected from a template).
-            let v: String = v.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-            h.push_str(&alloc::format!("{k}: {v}\r\n"));
+            push_line(&mut h, k, v);
         }
         if !self.has("date") {
-            h.push_str(&alloc::format!("Date: {date}\r\n"));
+            push_line(&mut h, "Date", date);
         }
-        let bodiless = matches!(self.status, 204 | 304) || (100..200).contains(&self.status);
         if !bodiless {
-            h.push_str(&alloc::format!("Content-Length: {}\r\n", self.body.len()));
+            h.push_str("Content-Length: ");
+            net_text::push_decimal(&mut h, self.body.len() as u64);
+            h.push_str("\r\n");
         }
         if close {
             h.push_str("Connection: close\r\n");
         }
         h.push_str("\r\n");
         let mut out = h.into_bytes();
-        if !head_only && !bodiless {
+        if send_body {
             out.extend_from_slice(&self.body);
         }
         out
+    }
+}
+
+/// `name: value` and the line's end. A value may not carry a line break (a header cannot be
+/// injected from a template): any CR or LF in it is left out.
+fn push_line(h: &mut String, name: &str, value: &str) {
+    h.push_str(name);
+    h.push_str(": ");
+    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+        value.split(['\r', '\n']).for_each(|part| h.push_str(part));
+    } else {
+        h.push_str(value);
+    }
+    h.push_str("\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(a: &Answer, head_only: bool, close: bool) -> String {
+        String::from_utf8(a.encode("Sun, 06 Dec 2026 04:30:00 GMT", head_only, close)).unwrap()
+    }
+
+    #[test]
+    fn an_answer_is_written_as_rfc_9112_has_it() {
+        let mut a = Answer::new(200, "hello\n");
+        a.headers.push(("X-A".into(), "1".into()));
+        assert_eq!(
+            wire(&a, false, false),
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nDate: Sun, 06 Dec 2026 04:30:00 GMT\r\n\
+             Content-Length: 6\r\n\r\nhello\n"
+        );
+        // HEAD: GET's length, no body; closing says so.
+        assert_eq!(
+            wire(&a, true, true),
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nDate: Sun, 06 Dec 2026 04:30:00 GMT\r\n\
+             Content-Length: 6\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn framing_headers_are_the_servers_and_values_cannot_break_lines() {
+        let mut a = Answer::new(204, "ignored");
+        a.headers.push(("content-length".into(), "99".into()));
+        a.headers.push(("Connection".into(), "keep-alive".into()));
+        a.headers
+            .push(("X-B".into(), "a\r\nSet-Cookie: x=1 é".into()));
+        a.headers.push(("Date".into(), "then".into()));
+        assert_eq!(
+            wire(&a, false, false),
+            "HTTP/1.1 204 No Content\r\nX-B: aSet-Cookie: x=1 é\r\nDate: then\r\n\r\n"
+        );
+        let a = Answer::new(599, "");
+        assert!(wire(&a, false, false).starts_with("HTTP/1.1 599 "));
     }
 }

@@ -341,6 +341,13 @@ fn fail(what: &str) -> impl Fn(wasmtime::Error) -> String + '_ {
     }
 }
 
+/// `SCHEDULER_PERFMAP` set: compiled guest code is named in `/tmp/perf-<pid>.map`, for `perf`.
+pub(crate) fn perfmap_if_asked(config: &mut Config) {
+    if std::env::var_os("SCHEDULER_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+}
+
 impl Runtime {
     /// `max_instances`: how many instances may be alive at once (pooling allocator slots).
     pub fn new(max_instances: u32, tls: Tls) -> Result<Runtime, String> {
@@ -349,9 +356,7 @@ impl Runtime {
         // The arena, or the pool when asked for (`compose::memory`).
         let mode = compose::memory::MemoryMode::for_run()?;
         compose::memory::configure(&mut config, slots, mode)?;
-        if std::env::var_os("SCHEDULER_PERFMAP").is_some() {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
+        perfmap_if_asked(&mut config);
         let engine = Engine::new(&config).map_err(fail("engine"))?;
         // The artifact built into this binary, or another one (a drop-in build to compare).
         let component = match std::env::var_os("SCHEDULER_EXECUTOR") {

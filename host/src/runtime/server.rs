@@ -37,7 +37,9 @@ pub struct ServerInstance {
 
 impl ServerRuntime {
     pub fn new() -> Result<ServerRuntime, String> {
-        let engine = Engine::new(&Config::new()).map_err(fail("engine"))?;
+        let mut config = Config::new();
+        super::perfmap_if_asked(&mut config);
+        let engine = Engine::new(&config).map_err(fail("engine"))?;
         let component = Component::new(&engine, compose::SERVER_BYTES)
             .map_err(fail("loading the built-in server artifact"))?;
         let pre = linker(&engine)?
