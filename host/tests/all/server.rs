@@ -142,6 +142,19 @@ import requests
 s = requests.Session()
 for i in range(5):
     r = s.get("http://127.0.91.1:{port}/users/%d" % i); assert r.json()["id"] == str(i), r.text
+# A head in pieces with pauses, then a body of several reads' worth, echoed whole.
+import socket, time
+k = socket.create_connection(("127.0.91.1", {port}))
+body = bytes(range(256)) * 350  # under the limits' max_body, over one 64 KiB read
+head = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+for part in (head[:5], head[5:30], head[30:], body[:70000], body[70000:]):
+    k.sendall(part); time.sleep(0.05)
+got = b""
+while b"\r\n\r\n" not in got: got += k.recv(65536)
+h, rest = got.split(b"\r\n\r\n", 1)
+n = int([l.split(b":")[1] for l in h.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+while len(rest) < n: rest += k.recv(65536)
+assert h.startswith(b"HTTP/1.1 200 ") and rest == body, (h, len(rest))
 print("ok")
 "#
     );
@@ -151,7 +164,7 @@ print("ok")
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    sent += 8;
+    sent += 9;
     // curl, and the project's own executor.
     if require("curl") {
         let out = Command::new("curl")
