@@ -81,15 +81,17 @@ fn error(e: SocketError) -> String {
     socket_api::describe(&e)
 }
 
-impl State {
-    fn date(&mut self) -> String {
-        let secs = wasip2::clocks::wall_clock::now().seconds;
-        if self.date.0 != secs {
-            self.date = (secs, http_core::date::format_http_date(secs));
-        }
-        self.date.1.clone()
+/// The HTTP date now, formatted again only when the second has changed (`cache` holds the
+/// last one and its second).
+fn http_date(cache: &mut (u64, String)) -> String {
+    let secs = wasip2::clocks::wall_clock::now().seconds;
+    if cache.0 != secs {
+        *cache = (secs, http_core::date::format_http_date(secs));
     }
+    cache.1.clone()
+}
 
+impl State {
     fn accept_all(&mut self, now: u64) {
         while let Ok((sock, peer)) = self.listener.accept() {
             if self.clients.len() >= self.server.config.limits.max_connections {
@@ -158,17 +160,23 @@ impl State {
     /// time something is due.
     fn tend(&mut self, now: u64) -> Option<u64> {
         let limits = self.server.config.limits.clone();
-        let date = self.date();
+        let State {
+            clients,
+            counts,
+            date,
+            ..
+        } = self;
         let mut next: Option<u64> = None;
-        for c in &mut self.clients {
+        for c in clients.iter_mut() {
             if let Some(since) = c.since_ms
                 && now.saturating_sub(since) >= limits.head_timeout_ms
                 && !c.conn.closing
             {
-                let o = c.conn.too_slow(now, &date);
-                take(c, o, &mut self.counts);
+                // The clock is read only when a slow client is answered.
+                let o = c.conn.too_slow(now, &http_date(date));
+                take(c, o, counts);
             }
-            flush(c, now, &mut self.counts);
+            flush(c, now, counts);
             if c.queue.is_empty() && now.saturating_sub(c.last_ms) >= limits.idle_timeout_ms {
                 c.dead = true;
             }
@@ -284,7 +292,7 @@ fn serve(st: &mut State, ms: u64) -> Result<Served, String> {
         drop(handles);
         let now = now_ms();
         // One clock read for every client answered after this wait.
-        let date = st.date();
+        let date = http_date(&mut st.date);
         for i in ready {
             match i {
                 0 => st.accept_all(now),

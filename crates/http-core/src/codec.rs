@@ -19,6 +19,15 @@ pub fn trim_ows(s: &str) -> &str {
     &s[start..end]
 }
 
+/// Whether a comma-separated header value (RFC 9110 5.6.1) lists `token`, compared without
+/// regard to case (the tokens of `Connection`, `Upgrade`, ...).
+pub fn lists(value: Option<&str>, token: &str) -> bool {
+    value.is_some_and(|v| {
+        v.split(',')
+            .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
+    })
+}
+
 pub type Headers = Vec<(String, String)>;
 
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
@@ -264,12 +273,7 @@ pub fn keep_alive(head: &Head, framing: Framing) -> bool {
         return false;
     }
     // Connection options are case-insensitive tokens in a list (RFC 9110 §7.6.1).
-    let has = |option: &str| {
-        header(&head.headers, "connection").is_some_and(|c| {
-            c.split(',')
-                .any(|t| trim_ows(t).eq_ignore_ascii_case(option))
-        })
-    };
+    let has = |option: &str| lists(header(&head.headers, "connection"), option);
     match head.version {
         0 => has("keep-alive"),
         _ => !has("close"),

@@ -6,7 +6,7 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use http_core::codec::{ChunkedDecoder, trim_ows};
+use http_core::codec::{ChunkedDecoder, lists, trim_ows};
 
 use crate::config::Limits;
 
@@ -32,8 +32,7 @@ impl Request {
 
     /// Whether the connection stays open after the answer (RFC 9112 section 9.3).
     pub fn keep_alive(&self) -> bool {
-        let conn = self.header("connection").unwrap_or("");
-        let has = |t: &str| conn.split(',').any(|x| trim_ows(x).eq_ignore_ascii_case(t));
+        let has = |option: &str| lists(self.header("connection"), option);
         if self.version == 0 {
             has("keep-alive")
         } else {

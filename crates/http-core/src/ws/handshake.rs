@@ -5,7 +5,7 @@
 use crate::prelude::*;
 
 use super::WsError;
-use crate::codec::{Head, Headers, header, trim_ows};
+use crate::codec::{Head, Headers, header, lists, trim_ows};
 
 /// Appended to the key before hashing (section 1.3).
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -72,14 +72,6 @@ pub fn request_headers(
         h.push(("Sec-WebSocket-Protocol".into(), protocols.join(", ")));
     }
     Ok(h)
-}
-
-/// Whether a comma-separated header value lists `token` (case-insensitive).
-fn lists(value: Option<&str>, token: &str) -> bool {
-    value.is_some_and(|v| {
-        v.split(',')
-            .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
-    })
 }
 
 /// Section 4.1's checks on the answer: 101, `Upgrade: websocket`, `Connection: Upgrade`, the
