@@ -7,18 +7,21 @@
 //! recorded stream only while the token lives and the table's object for it is at the
 //! recorded address: two live objects never share an address, so it is that stream.
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 
 use wasmtime::component::{Resource, ResourceTable};
 
-/// The streams of type `C` of one instance, by resource.
-pub struct Registry<C>(HashMap<u32, (usize, Weak<()>)>, PhantomData<fn() -> C>);
+/// The streams of type `C` of one instance, by resource (FxHash: the keys are the table's own
+/// small indices, looked up on every read and write).
+pub struct Registry<C>(
+    rustc_hash::FxHashMap<u32, (usize, Weak<()>)>,
+    PhantomData<fn() -> C>,
+);
 
 impl<C> Default for Registry<C> {
     fn default() -> Self {
-        Registry(HashMap::new(), PhantomData)
+        Registry(rustc_hash::FxHashMap::default(), PhantomData)
     }
 }
 

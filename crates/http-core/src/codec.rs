@@ -4,6 +4,8 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
+use core::mem::MaybeUninit;
+
 use crate::sink::BodyOut;
 use crate::url::Url;
 use crate::{HttpError, Method, Proxy};
@@ -147,21 +149,56 @@ pub struct Head {
 
 /// Parse a response head from the front of `buf`; `None` if more bytes are needed.
 pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, HttpError> {
-    // Most heads have a handful of headers: 32 slots first (the array is zeroed on every
-    // parse), 128 when that is not enough.
-    let mut few = [httparse::EMPTY_HEADER; 32];
+    // Most heads have a handful of headers: 32 slots first, 128 when that is not enough. The
+    // slots start uninitialised (httparse fills those it uses): zeroing them cost every
+    // response as much as parsing a short head.
+    let mut few = [const { MaybeUninit::uninit() }; 32];
     if let Some(r) = parse_head_in(buf, max_header_bytes, &mut few) {
         return r;
     }
-    let mut many = [httparse::EMPTY_HEADER; 128];
+    let mut many = [const { MaybeUninit::uninit() }; 128];
     parse_head_in(buf, max_header_bytes, &mut many)
         .unwrap_or_else(|| Err(HttpError::TooLarge("more than 128 response headers".into())))
 }
 
+/// Bytes as text, invalid UTF-8 replaced by U+FFFD (header values are meant to be ASCII).
+fn text(v: &[u8]) -> String {
+    match core::str::from_utf8(v) {
+        Ok(s) => String::from(s),
+        Err(_) => String::from_utf8_lossy(v).into_owned(),
+    }
+}
+
+/// Whether `v` is all ASCII without a line feed (no obs-fold): most header values are. Eight
+/// bytes a step: a byte with its top bit set is not ASCII, and `x ^ LF` has a zero byte where
+/// `x` holds a line feed (the classic "has a zero byte" test).
+fn plain_ascii(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = v.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        let lf = x ^ (ONES * u64::from(b'\n'));
+        if (x | (lf.wrapping_sub(ONES) & !lf)) & HIGH != 0 {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b.is_ascii() && b != b'\n')
+}
+
 /// A header value as text; an obs-fold (CRLF or LF, then spaces or tabs) is one space.
 fn header_value(v: &[u8]) -> String {
+    if plain_ascii(v) {
+        // SAFETY: all ASCII, so valid UTF-8 (`from_utf8` would only check it again).
+        return String::from(unsafe { core::str::from_utf8_unchecked(v) });
+    }
     if !v.contains(&b'\n') {
-        return String::from_utf8_lossy(v).into_owned();
+        return text(v);
     }
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
@@ -179,37 +216,37 @@ fn header_value(v: &[u8]) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    text(&out)
 }
 
 /// `None`: more headers than `slots`.
 fn parse_head_in<'b>(
     buf: &'b [u8],
     max_header_bytes: usize,
-    slots: &mut [httparse::Header<'b>],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Option<Result<Option<Head>, HttpError>> {
     let too_large = || {
         Err(HttpError::TooLarge(format!(
             "response head over {max_header_bytes} bytes"
         )))
     };
-    let mut resp = httparse::Response::new(slots);
+    let mut resp = httparse::Response::new(&mut []);
     // obs-fold (a value continued on the next line) is accepted, and each fold becomes one
     // space below, as RFC 9112 section 5.2 has a user agent do.
     let parsed = httparse::ParserConfig::default()
         .allow_obsolete_multiline_headers_in_responses(true)
-        .parse_response(&mut resp, buf);
+        .parse_response_with_uninit_headers(&mut resp, buf, slots);
     let r = match parsed {
         Ok(httparse::Status::Complete(len)) if len > max_header_bytes => too_large(),
         Ok(httparse::Status::Complete(len)) => {
             let headers = resp
                 .headers
                 .iter()
-                .map(|h| (h.name.to_string(), header_value(h.value)))
+                .map(|h| (String::from(h.name), header_value(h.value)))
                 .collect();
             Ok(Some(Head {
                 status: resp.code.unwrap_or(0),
-                reason: resp.reason.unwrap_or("").to_string(),
+                reason: String::from(resp.reason.unwrap_or("")),
                 version: resp.version.unwrap_or(1),
                 headers,
                 len,
@@ -700,6 +737,39 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(framing(Method::Get, &h).is_err());
+    }
+
+    /// The fast test for plain values, against the plain one, at every length and position.
+    #[test]
+    fn plain_ascii_finds_every_line_feed_and_high_byte() {
+        for n in 0..24usize {
+            let base: Vec<u8> = (0..n).map(|i| b' ' + (i as u8 * 7) % 90).collect();
+            assert!(plain_ascii(&base));
+            for at in 0..n {
+                for b in [b'\n', 0x80, 0xff, 0xc3, b'\r', b'\t', 0x7f, 0x0b, 0x09] {
+                    let mut v = base.clone();
+                    v[at] = b;
+                    let want = v.iter().all(|&c| c.is_ascii() && c != b'\n');
+                    assert_eq!(plain_ascii(&v), want, "{v:?}");
+                }
+            }
+        }
+    }
+
+    /// obs-text (bytes 0x80-0xFF, RFC 9110 5.5) in a value: valid UTF-8 is kept as it is,
+    /// anything else becomes U+FFFD, folded or not; the reason phrase is kept too.
+    #[test]
+    fn values_outside_ascii_are_text() {
+        let head = parse_head(
+            b"HTTP/1.1 404 Nicht Gefunden\r\nX-A: caf\xc3\xa9\r\nX-B: a\xffb\r\nX-C: \xfe\r\n \xc3\xa9\r\n\r\n",
+            1024,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((head.status, head.reason.as_str()), (404, "Nicht Gefunden"));
+        assert_eq!(header(&head.headers, "x-a"), Some("caf\u{e9}"));
+        assert_eq!(header(&head.headers, "x-b"), Some("a\u{fffd}b"));
+        assert_eq!(header(&head.headers, "x-c"), Some("\u{fffd} \u{e9}"));
     }
 
     /// RFC 9112 section 5.2: a user agent replaces each obs-fold with a space.

@@ -4,7 +4,7 @@
 //! (`model.rs`). Every problem is collected with its field path and YAML line instead of
 //! stopping at the first.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
