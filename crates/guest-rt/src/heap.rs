@@ -56,6 +56,7 @@ pub struct Heap<M> {
 unsafe impl<M> Sync for Heap<M> {}
 
 /// The class of a block of `size` bytes (`size` >= 1), if any.
+#[inline]
 fn class(size: usize) -> Option<usize> {
     let c = if size <= 1 << MIN_SHIFT {
         0
@@ -65,12 +66,14 @@ fn class(size: usize) -> Option<usize> {
     (c < CLASSES).then_some(c)
 }
 
+#[inline]
 fn block(c: usize) -> usize {
     1 << (c as u32 + MIN_SHIFT)
 }
 
 /// The bytes a layout occupies: at least its alignment, so a large alignment gets a large
 /// enough class.
+#[inline]
 fn span(size: usize, align: usize) -> usize {
     size.max(align)
 }
@@ -105,7 +108,9 @@ impl<M: Memory> Heap<M> {
         contiguous
     }
 
-    /// A new block of `bytes` aligned to `align` from the top of the heap.
+    /// A new block of `bytes` aligned to `align` from the top of the heap (the slow path: out
+    /// of line, so the free-list paths inline small).
+    #[inline(never)]
     fn carve(&self, st: &mut State, bytes: usize, align: usize) -> *mut u8 {
         let align = align.max(1 << MIN_SHIFT);
         // Three rounds at most: a move to pages that do not follow the old end, then a
@@ -131,6 +136,7 @@ impl<M: Memory> Heap<M> {
 // SAFETY: every block handed out is `block(class)` bytes, aligned as asked, inside memory
 // obtained from `Memory::grow`, and owned by nobody else until it is freed.
 unsafe impl<M: Memory> GlobalAlloc for Heap<M> {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(c) = class(span(layout.size(), layout.align())) else {
             return core::ptr::null_mut();
@@ -147,6 +153,7 @@ unsafe impl<M: Memory> GlobalAlloc for Heap<M> {
         self.carve(st, block(c), layout.align())
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(c) = class(span(layout.size(), layout.align())) else {
             return;
