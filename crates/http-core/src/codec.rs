@@ -161,14 +161,6 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Head>, H
         .unwrap_or_else(|| Err(HttpError::TooLarge("more than 128 response headers".into())))
 }
 
-/// Bytes as text, invalid UTF-8 replaced by U+FFFD (header values are meant to be ASCII).
-fn text(v: &[u8]) -> String {
-    match core::str::from_utf8(v) {
-        Ok(s) => String::from(s),
-        Err(_) => String::from_utf8_lossy(v).into_owned(),
-    }
-}
-
 /// Whether `v` is all ASCII without a line feed (no obs-fold): most header values are. Eight
 /// bytes a step: a byte with its top bit set is not ASCII, and `x ^ LF` has a zero byte where
 /// `x` holds a line feed (the classic "has a zero byte" test).
@@ -198,7 +190,7 @@ fn header_value(v: &[u8]) -> String {
         return String::from(unsafe { core::str::from_utf8_unchecked(v) });
     }
     if !v.contains(&b'\n') {
-        return text(v);
+        return String::from_utf8_lossy(v).into_owned();
     }
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
@@ -216,7 +208,7 @@ fn header_value(v: &[u8]) -> String {
             i += 1;
         }
     }
-    text(&out)
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `None`: more headers than `slots`.
