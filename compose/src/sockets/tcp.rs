@@ -109,14 +109,10 @@ impl TcpSocket {
         }
     }
 
-    fn is_bound(&mut self) -> bool {
-        if !self.bound {
-            self.bound = match &self.state {
-                State::Default(s) => s.local_addr().is_ok_and(|a| a != unspecified(self.family)),
-                _ => true,
-            };
-        }
-        self.bound
+    /// A socket in the default state is bound once its `bind` succeeded (it is made unbound);
+    /// in any other state it is bound (by `bind`, by `connect`, or as an accepted socket).
+    fn is_bound(&self) -> bool {
+        self.bound || !matches!(self.state, State::Default(_))
     }
 
     pub(crate) fn bind(&mut self, addr: SocketAddr, check: &dyn AddrCheck) -> SocketResult<()> {
@@ -137,7 +133,9 @@ impl TcpSocket {
         socket.bind(addr).map_err(|e| match e.raw_os_error() {
             Some(n) if n == afnosupport => ErrorCode::InvalidArgument.into(),
             _ => SocketError::from(e),
-        })
+        })?;
+        self.bound = true;
+        Ok(())
     }
 
     pub(crate) fn start_connect(

@@ -136,7 +136,18 @@ fn server_script(g: &mut DrivenSocket, log: &mut Vec<String>) {
         g.bind(again, &driven::addr("127.0.0.1", port))
     ));
     log.push(format!("{:?}", g.listen(again, 1)));
-    for s in [a, again, l] {
+    // Bound and not listening: a second bind is refused, and the address is the one bound.
+    let twice = g.tcp4();
+    log.push(format!(
+        "{:?}",
+        g.bind(twice, &driven::addr("127.0.0.2", 0))
+    ));
+    log.push(format!(
+        "{:?}",
+        g.bind(twice, &driven::addr("127.0.0.2", 0))
+    ));
+    log.push(format!("{:?}", g.local_address(twice).map(|a| a.host)));
+    for s in [a, again, l, twice] {
         let _ = g.close(s);
         g.drop_socket(s);
     }
@@ -249,6 +260,9 @@ fn own_tcp_does_what_wasmtime_wasi_does() {
         ["Ok(\"127.0.0.1\")", "hi", "Ok(2)", "[121, 111]"]
     );
     assert!(server[7].contains("AddressInUse") || server[8].contains("AddressInUse"));
+    assert_eq!(server[9], "Ok(())", "{own:#?}");
+    assert!(server[10].contains("InvalidState"), "bind twice: {own:#?}");
+    assert_eq!(server[11], "Ok(\"127.0.0.2\")", "{own:#?}");
     let end = &own[own.len() - 6..];
     assert_eq!(end[0], "4194304 4194304");
     assert_eq!(end[1], "Ok(1)");
