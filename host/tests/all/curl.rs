@@ -187,6 +187,27 @@ fn exec_answers_as_curl_does() {
             format!("{base}/echo"),
         ],
         vec!["-X".into(), "PUT".into(), format!("{base}/echo")],
+        // `Name:` takes a flag's header away, `Name;` sends it empty, a value always goes.
+        vec![
+            "-d".into(),
+            "a=1".into(),
+            "-H".into(),
+            "Content-Type:".into(),
+            "-H".into(),
+            "Accept:".into(),
+            format!("{base}/echo"),
+        ],
+        vec![
+            "-e".into(),
+            "http://from/".into(),
+            "-H".into(),
+            "Referer;".into(),
+            "-H".into(),
+            "Accept: text/plain".into(),
+            "-H".into(),
+            "Accept:".into(),
+            format!("{base}/echo"),
+        ],
         vec![
             "-w".into(),
             "%{http_code} %{size_download}\\n".into(),

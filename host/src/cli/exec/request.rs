@@ -98,14 +98,21 @@ pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
     let call = call_of(&method)?;
     let url = url_of(args, &url).map_err(|e| usage(&e))?;
     let mut headers = serde_json::Map::new();
+    let mut removed = Vec::new();
     for h in &args.headers {
-        let Some((k, v)) = h.split_once(':') else {
-            return Err(usage(&format!("--header wants \"Name: value\", got {h:?}")));
-        };
-        headers.insert(k.trim().to_string(), v.trim().into());
+        match header_arg(h)? {
+            HeaderArg::Set(k, v) => {
+                headers.insert(k, v.into());
+            }
+            HeaderArg::Remove(k) => removed.push(k),
+        }
     }
     let body = flags_body::body(args, &body::boundary()).map_err(|e| usage(&e))?;
+    // As curl: `Name:` takes away the header a flag or the executor would add; a header given
+    // with a value is sent whatever else `-H` says of its name.
+    removed.retain(|r| !headers.keys().any(|k| k.eq_ignore_ascii_case(r)));
     curl_headers(args, body.as_ref(), &mut headers);
+    remove_headers(&mut headers, &removed);
     let mut params = serde_json::json!({ "url": url, "headers": headers });
     // Redirects are followed with -L only, as curl follows them.
     params["redirects"] = if args.location {
@@ -203,6 +210,43 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
         params["cookies"] = true.into();
     }
     Ok(())
+}
+
+/// A `--header` as curl reads it.
+enum HeaderArg {
+    /// `Name: value`, or `Name;` for the header with an empty value.
+    Set(String, String),
+    /// `Name:` with nothing after the colon: the header a flag or the executor would add is
+    /// not sent.
+    Remove(String),
+}
+
+fn header_arg(h: &str) -> Result<HeaderArg, ExitCode> {
+    if let Some((k, v)) = h.split_once(':') {
+        let (k, v) = (k.trim().to_string(), v.trim());
+        return Ok(match v.is_empty() {
+            true => HeaderArg::Remove(k),
+            false => HeaderArg::Set(k, v.to_string()),
+        });
+    }
+    match h.trim().strip_suffix(';') {
+        Some(k) if !k.trim().is_empty() => Ok(HeaderArg::Set(k.trim().to_string(), String::new())),
+        _ => Err(usage(&format!(
+            "--header wants \"Name: value\" (or \"Name:\" to remove it, \"Name;\" for an empty \
+             value), got {h:?}"
+        ))),
+    }
+}
+
+/// Take the headers `-H "Name:"` removed (and no `-H` gave) out of `headers`. The executor
+/// sends a `Host` and a `User-Agent` of its own when none is given, so those two go empty.
+fn remove_headers(headers: &mut serde_json::Map<String, serde_json::Value>, removed: &[String]) {
+    for name in removed {
+        headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
+        if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("user-agent") {
+            headers.insert(name.clone(), String::new().into());
+        }
+    }
 }
 
 /// The headers curl's flags add, unless `-H` gave them: `-A`, `-e`, `-u` (Basic), the body's
