@@ -18,8 +18,8 @@ pub struct ExecArgs {
     /// The method (curl's -X); GET, or POST when a body is given.
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     pub method: Option<String>,
-    /// A request header, `Name: value` (repeatable); `Name:` removes it (the executor's own
-    /// Host and User-Agent are then sent empty), `Name;` sends it with an empty value.
+    /// A request header, `Name: value` (repeatable); `Name:` takes away the one a flag would
+    /// add (the executor's own Host and User-Agent are sent empty), `Name;` sends it empty.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// The body as text (repeatable, joined with `&`), sent as application/x-www-form-urlencoded unless -H names a type;
