@@ -140,6 +140,12 @@ fn exec_answers_as_curl_does() {
     let bin = dir.join("bin.dat");
     std::fs::write(&bin, b"x\r\ny\n\0z").unwrap();
     let at = |p: &Path| format!("@{}", p.display());
+    let header_file = dir.join("headers.txt");
+    std::fs::write(
+        &header_file,
+        "Referer;\r\nAccept:\n\nContent-Type: text/x-a\n",
+    )
+    .unwrap();
     let port = server.addr.port();
     let jar = dir.join("jar.txt");
     std::fs::write(
@@ -195,6 +201,13 @@ fn exec_answers_as_curl_does() {
             "Content-Type:".into(),
             "-H".into(),
             "Accept:".into(),
+            format!("{base}/echo"),
+        ],
+        vec![
+            "-d".into(),
+            "a=1".into(),
+            "-H".into(),
+            at(&header_file),
             format!("{base}/echo"),
         ],
         vec![

@@ -15,7 +15,7 @@ fn data_arg(arg: &str) -> Result<Vec<u8>, String> {
 }
 
 /// A body argument: the text itself, or `@FILE`'s bytes (`@-`: standard input).
-fn body_arg(arg: &str) -> Result<Vec<u8>, String> {
+pub(super) fn body_arg(arg: &str) -> Result<Vec<u8>, String> {
     match arg.strip_prefix('@') {
         Some("-") => {
             let mut b = Vec::new();

@@ -19,7 +19,8 @@ pub struct ExecArgs {
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
     pub method: Option<String>,
     /// A request header, `Name: value` (repeatable); `Name:` takes away the one a flag would
-    /// add (the executor's own Host and User-Agent are sent empty), `Name;` sends it empty.
+    /// add (the executor's own Host and User-Agent are sent empty), `Name;` sends it empty;
+    /// `@FILE` (`@-`: standard input) gives a header a line.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
     /// The body as text (repeatable, joined with `&`), sent as application/x-www-form-urlencoded unless -H names a type;

@@ -99,7 +99,7 @@ pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
     let url = url_of(args, &url).map_err(|e| usage(&e))?;
     let mut headers = serde_json::Map::new();
     let mut removed = Vec::new();
-    for h in &args.headers {
+    for h in &header_lines(args)? {
         match header_arg(h)? {
             HeaderArg::Set(k, v) => {
                 headers.insert(k, v.into());
@@ -219,6 +219,24 @@ enum HeaderArg {
     /// `Name:` with nothing after the colon: the header a flag or the executor would add is
     /// not sent.
     Remove(String),
+}
+
+/// The `-H` arguments, each `@FILE` (`@-`: standard input) read as a header a line, blank lines
+/// left out (curl's, since 7.55).
+fn header_lines(args: &ExecArgs) -> Result<Vec<String>, ExitCode> {
+    let mut out = Vec::new();
+    for h in &args.headers {
+        if !h.starts_with('@') {
+            out.push(h.clone());
+            continue;
+        }
+        let bytes = flags_body::body_arg(h).map_err(|e| usage(&e))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| usage(&format!("--header {h}: the file is not UTF-8 text")))?;
+        let lines = text.lines().filter(|l| !l.trim().is_empty());
+        out.extend(lines.map(str::to_string));
+    }
+    Ok(out)
 }
 
 fn header_arg(h: &str) -> Result<HeaderArg, ExitCode> {
