@@ -110,7 +110,7 @@ pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
     let body = flags_body::body(args, &body::boundary()).map_err(|e| usage(&e))?;
     // As curl: `Name:` takes away the header a flag or the executor would add; a header given
     // with a value is sent whatever else `-H` says of its name.
-    removed.retain(|r| !headers.keys().any(|k| k.eq_ignore_ascii_case(r)));
+    removed.retain(|r| !has_header(&headers, r));
     curl_headers(args, body.as_ref(), &mut headers);
     remove_headers(&mut headers, &removed);
     let mut params = serde_json::json!({ "url": url, "headers": headers });
@@ -256,9 +256,16 @@ fn header_arg(h: &str) -> Result<HeaderArg, ExitCode> {
     }
 }
 
+type HeaderMap = serde_json::Map<String, serde_json::Value>;
+
+/// Whether `headers` has one named `name` (names compare without case).
+fn has_header(headers: &HeaderMap, name: &str) -> bool {
+    headers.keys().any(|k| k.eq_ignore_ascii_case(name))
+}
+
 /// Take the headers `-H "Name:"` removed (and no `-H` gave) out of `headers`. The executor
 /// sends a `Host` and a `User-Agent` of its own when none is given, so those two go empty.
-fn remove_headers(headers: &mut serde_json::Map<String, serde_json::Value>, removed: &[String]) {
+fn remove_headers(headers: &mut HeaderMap, removed: &[String]) {
     for name in removed {
         headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
         if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("user-agent") {
@@ -269,13 +276,9 @@ fn remove_headers(headers: &mut serde_json::Map<String, serde_json::Value>, remo
 
 /// The headers curl's flags add, unless `-H` gave them: `-A`, `-e`, `-u` (Basic), the body's
 /// type, `--data-json`'s Accept (else curl's `*/*`) and `-b`'s cookie strings.
-fn curl_headers(
-    args: &ExecArgs,
-    body: Option<&body::Plan>,
-    headers: &mut serde_json::Map<String, serde_json::Value>,
-) {
+fn curl_headers(args: &ExecArgs, body: Option<&body::Plan>, headers: &mut HeaderMap) {
     let mut add = |name: &str, value: String| {
-        if !headers.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+        if !has_header(headers, name) {
             headers.insert(name.to_string(), value.into());
         }
     };
