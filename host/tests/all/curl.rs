@@ -294,6 +294,53 @@ fn exec_answers_as_curl_does() {
             "-s".into(),
             format!("http://127.0.0.1:{closed}/"),
         ],
+        // -w after a failure too (000), and with -f; curl's other variables.
+        vec![
+            "-s".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{http_code} %{exitcode} %{size_download} %{http_version} %{remote_port}%{onerror} ok\\n".into(),
+            format!("http://127.0.0.1:{closed}/"),
+        ],
+        vec![
+            "-s".into(),
+            "-f".into(),
+            "-w".into(),
+            "[%{http_code} %{exitcode}]".into(),
+            format!("{base}/missing"),
+        ],
+        vec![
+            "-w".into(),
+            "%header{location}|%{redirect_url}|%{scheme} %{http_version} %{method} %{size_header}|%{header_json}|%{onerror}not shown".into(),
+            format!("{base}/hop/1"),
+        ],
+        vec![
+            "-s".into(),
+            "--fail-with-body".into(),
+            "-i".into(),
+            format!("{base}/missing"),
+        ],
+        vec!["-f".into(), "-i".into(), format!("{base}/missing")],
+        // -D: the head to a file or standard output (with -i, each line twice); -i's head
+        // goes where the body goes.
+        vec![
+            "-D".into(),
+            "-".into(),
+            "-i".into(),
+            format!("{base}/text"),
+        ],
+        vec!["-D".into(), "OUT".into(), format!("{base}/text")],
+        vec!["-i".into(), "-o".into(), "OUT".into(), format!("{base}/text")],
+        // -O: the URL's last segment, in --output-dir (made by --create-dirs).
+        vec![
+            "-O".into(),
+            "--output-dir".into(),
+            "OUT.d".into(),
+            "--create-dirs".into(),
+            format!("{base}/text?x=1"),
+        ],
+        vec!["-s".into(), "-O".into(), format!("{base}/")],
     ];
     for case in cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();
@@ -325,6 +372,12 @@ fn exec_answers_as_curl_does() {
                     b.1
                 );
             }
+        } else if args.contains(&"OUT.d") {
+            assert_eq!(
+                std::fs::read(dir.join("exec.out.d/text")).unwrap(),
+                std::fs::read(dir.join("curl.out.d/text")).unwrap(),
+                "{args:?}: the file"
+            );
         } else if args.contains(&"OUT") {
             assert_eq!(
                 std::fs::read(dir.join("exec.out")).unwrap(),

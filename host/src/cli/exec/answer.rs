@@ -1,21 +1,30 @@
 //! What an answer or a failure prints and exits with, as curl.
 
-use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::ExecArgs;
-use crate::results::output;
+use super::{ExecArgs, saved, writeout};
 use crate::runtime;
 use crate::runtime::exec as x;
 use base64::Engine as _;
 
-/// What an answer prints and exits with, as curl: the body on standard output (or in `-o`),
-/// the head before it with `-i` or `-I`, the heads on standard error with `-v`, `-w` after
-/// it; `-f` makes a status of 400 or more exit 22.
+/// What was asked, for what an answer or a failure prints.
+pub(super) struct Asked<'a> {
+    pub method: &'a str,
+    /// The URL as sent.
+    pub url: &'a str,
+    pub params: &'a serde_json::Value,
+    /// The file the body goes to (`-o`, `-O`), or standard output.
+    pub body_path: Option<PathBuf>,
+}
+
+/// What an answer prints and exits with, as curl: the head with `-D`, `-i` or `-I`, the body
+/// on standard output (or in its file), the heads on standard error with `-v`, `-w` after
+/// it; `-f` makes a status of 400 or more exit 22 without the body, `--fail-with-body` with
+/// it.
 pub(super) fn answered(
     args: &ExecArgs,
-    method: &str,
-    params: &serde_json::Value,
+    asked: &Asked<'_>,
     o: &x::Outcome,
     tls: Option<compose::tls::Negotiated>,
 ) -> ExitCode {
@@ -26,51 +35,75 @@ pub(super) fn answered(
         return ExitCode::SUCCESS;
     }
     if args.verbose {
-        print_verbose(args, method, params, o, tls);
+        print_verbose(args, asked.method, asked.params, o, tls);
     }
-    if args.fail && o.status >= 400 {
-        if !args.silent || args.show_error {
-            eprintln!(
-                "scheduler: (22) The requested URL returned error: {}",
-                o.status
-            );
-        }
-        return ExitCode::from(22);
+    let failing = (args.fail || args.fail_with_body) && o.status >= 400;
+    let body = (!args.head && (!failing || args.fail_with_body)).then_some(o.body.as_slice());
+    let head = writeout::head_text(o, version);
+    let include = args.include || args.head;
+    let path = asked.body_path.as_deref();
+    let (code, error) = match saved::write(args, path, &head, include, body) {
+        Err(e) => (23, e),
+        Ok(()) if failing => (
+            22,
+            format!("The requested URL returned error: {}", o.status),
+        ),
+        Ok(()) => (0, String::new()),
+    };
+    if code != 0 && (!args.silent || args.show_error) {
+        eprintln!("scheduler: ({code}) {error}");
     }
-    if let Some(path) = &args.output
-        && let Err(e) = output::write_file(path, &o.body)
-    {
-        eprintln!("scheduler: (23) writing {}: {e}", path.display());
-        return ExitCode::from(23);
-    }
-    let mut out = std::io::stdout().lock();
-    if args.include || args.head {
-        let _ = out.write_all(head_text(o, version).as_bytes());
-    }
-    if args.output.is_none() && !args.head {
-        let _ = out.write_all(&o.body);
-    }
+    let transfer = writeout::Transfer {
+        outcome: Some(o),
+        version,
+        method: asked.method,
+        url: asked.url,
+        exit: code,
+        error,
+        filename: path.map(|p| p.display().to_string()),
+        elapsed_us: o.timings.total_us,
+    };
     if let Some(format) = &args.write_out {
-        let _ = out.write_all(write_out(format, o).as_bytes());
+        writeout::print(format, &transfer);
     }
-    let _ = out.flush();
-    ExitCode::SUCCESS
+    ExitCode::from(code)
 }
 
-/// An error's curl exit code, and its message unless `-s` (and not `-S`).
-pub(super) fn failed(args: &ExecArgs, e: &x::ActionError) -> ExitCode {
+/// An error's curl exit code, and its message unless `-s` (and not `-S`); `-w` after it, as
+/// curl prints it (`%{http_code}` 000).
+pub(super) fn failed(
+    args: &ExecArgs,
+    asked: &Asked<'_>,
+    e: &x::ActionError,
+    elapsed_us: u64,
+) -> ExitCode {
     let code = curl_code(e);
     if args.json {
         println!(
             "{}",
             serde_json::json!({ "error": runtime::error_kind(e), "message": runtime::error_text(e), "exit_code": code })
         );
-    } else if !args.silent || args.show_error {
+        return ExitCode::from(code);
+    }
+    if !args.silent || args.show_error {
         eprintln!(
             "scheduler: ({code}) {}: {}",
             runtime::error_kind(e),
             runtime::error_text(e)
         );
+    }
+    if let Some(format) = &args.write_out {
+        let transfer = writeout::Transfer {
+            outcome: None,
+            version: "HTTP/1.1",
+            method: asked.method,
+            url: asked.url,
+            exit: code,
+            error: format!("{}: {}", runtime::error_kind(e), runtime::error_text(e)),
+            filename: None,
+            elapsed_us,
+        };
+        writeout::print(format, &transfer);
     }
     ExitCode::from(code)
 }
@@ -122,89 +155,6 @@ fn version(
         true => "HTTP/2",
         false => "HTTP/1.1",
     }
-}
-
-/// The response head as it came: the status line and each header, CRLF-ended.
-fn head_text(o: &x::Outcome, version: &str) -> String {
-    let mut t = format!("{version} {} {}\r\n", o.status, o.reason);
-    for h in &o.headers {
-        t.push_str(&format!("{}: {}\r\n", h.name, h.value));
-    }
-    t.push_str("\r\n");
-    t
-}
-
-/// `-w`: curl's variables replaced in one pass, `%%`, `\n`, `\r` and `\t` as characters.
-fn write_out(format: &str, o: &x::Outcome) -> String {
-    let vars = write_out_vars(o);
-    let mut out = String::with_capacity(format.len());
-    let mut rest = format;
-    while let Some(i) = rest.find(['%', '\\']) {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let (text, used) =
-            if let Some(name) = tail.strip_prefix("%{").and_then(|t| t.split_once('}')) {
-                let value = vars
-                    .iter()
-                    .find(|(n, _)| *n == name.0)
-                    .map(|(_, v)| v.as_str());
-                (value.unwrap_or_default(), name.0.len() + 3)
-            } else if tail.starts_with("%%") {
-                ("%", 2)
-            } else if tail.starts_with("\\n") {
-                ("\n", 2)
-            } else if tail.starts_with("\\t") {
-                ("\t", 2)
-            } else if tail.starts_with("\\r") {
-                ("\r", 2)
-            } else {
-                (&tail[..1], 1)
-            };
-        out.push_str(text);
-        rest = &tail[used..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `-w`'s variables for an outcome (an unknown one prints nothing, as curl).
-fn write_out_vars(o: &x::Outcome) -> Vec<(&'static str, String)> {
-    let source = o.source_address.clone().unwrap_or_default();
-    let (local_ip, local_port) = source.rsplit_once(':').unwrap_or((source.as_str(), ""));
-    let target = url::Url::parse(&o.final_url).ok();
-    let remote_ip = target
-        .as_ref()
-        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
-        .unwrap_or_default();
-    let remote_port = target
-        .as_ref()
-        .and_then(|u| u.port_or_known_default())
-        .map(|p| p.to_string())
-        .unwrap_or_default();
-    let content_type = o
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-type"))
-        .map(|h| h.value.clone())
-        .unwrap_or_default();
-    let secs = |us: u64| format!("{:.6}", us as f64 / 1e6);
-    let t = &o.timings;
-    vec![
-        ("http_code", format!("{:03}", o.status)),
-        ("response_code", format!("{:03}", o.status)),
-        ("time_total", secs(t.total_us)),
-        ("time_namelookup", secs(t.dns_us)),
-        ("time_connect", secs(t.dns_us + t.connect_us)),
-        ("time_appconnect", secs(t.dns_us + t.connect_us + t.tls_us)),
-        ("size_download", o.body_length.to_string()),
-        ("url_effective", o.final_url.clone()),
-        ("remote_ip", remote_ip),
-        ("remote_port", remote_port),
-        ("local_ip", local_ip.trim_matches(['[', ']']).to_string()),
-        ("local_port", local_port.to_string()),
-        ("num_redirects", o.redirects.to_string()),
-        ("content_type", content_type),
-    ]
 }
 
 /// `-v`: what the connection was, the request's head as sent (`>`) and the response's (`<`).

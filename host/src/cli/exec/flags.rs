@@ -60,8 +60,13 @@ pub struct ExecArgs {
     /// An HTTP status of 400 or more is an error: exit 22, no body.
     #[arg(short = 'f', long)]
     pub fail: bool,
-    /// Print this after the transfer: %{http_code}, %{time_total}, %{size_download},
-    /// %{url_effective}, %{remote_ip}, %{local_ip}, and \n.
+    /// As -f, but the body is still written.
+    #[arg(long = "fail-with-body", conflicts_with = "fail")]
+    pub fail_with_body: bool,
+    /// Print this after the transfer, also when it failed: curl's variables (%{http_code},
+    /// %{time_total}, %{time_starttransfer}, %{size_download}, %{speed_download},
+    /// %{exitcode}, %{errormsg}, %header{NAME}, %{header_json}, ...), %{stderr},
+    /// %{stdout}, %{onerror}, \n.
     #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
     pub write_out: Option<String>,
     /// The User-Agent header.
@@ -79,6 +84,19 @@ pub struct ExecArgs {
     /// Write the body, byte for byte, to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write the body to a file named as the URL's last path segment (its query left out),
+    /// in the current directory or --output-dir.
+    #[arg(short = 'O', long = "remote-name")]
+    pub remote_name: bool,
+    /// The directory -o and -O write in.
+    #[arg(long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// Create the directories -o and -O need.
+    #[arg(long = "create-dirs")]
+    pub create_dirs: bool,
+    /// Write the response head to FILE (`-`: standard output) as it comes, also with -f.
+    #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
+    pub dump_header: Option<PathBuf>,
     /// The whole request's deadline (1.5, 2s, 500ms, 1m30s).
     #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_cli_duration)]
     pub max_time: Option<Duration>,

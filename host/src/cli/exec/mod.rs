@@ -9,12 +9,14 @@ mod flags;
 mod interface;
 mod request;
 mod route;
+mod saved;
+mod writeout;
 
 pub use flags::ExecArgs;
 
 use crate::runtime;
 use crate::runtime::exec as x;
-use answer::{answered, failed};
+use answer::{Asked, answered, failed};
 use request::{request_of, tls_of};
 
 pub async fn exec(args: ExecArgs) -> ExitCode {
@@ -26,6 +28,15 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     } = match request_of(&args) {
         Ok(r) => r,
         Err(code) => return code,
+    };
+    let body_path = match saved::body_path(&args, &url) {
+        Ok(p) => p,
+        Err(e) => {
+            if !args.silent || args.show_error {
+                eprintln!("scheduler: (23) {e}");
+            }
+            return ExitCode::from(23);
+        }
     };
     let runtime =
         match runtime::Tls::new(&tls_of(&args), &[]).and_then(|t| runtime::Runtime::new(2, t)) {
@@ -58,6 +69,13 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     {
         return fatal(&e);
     }
+    let asked = Asked {
+        method: method_name(call),
+        url: &url,
+        params: &params,
+        body_path,
+    };
+    let start = std::time::Instant::now();
     let result = match upload {
         Some(body) => inst.execute_with_body(&action, body).await,
         None => inst.execute(&action).await,
@@ -65,10 +83,9 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     let code = match result {
         Ok(Ok(o)) => {
             let tls = inst.tls_last.lock().ok().and_then(|l| l.clone());
-            let method = method_name(call);
-            answered(&args, method, &params, &o, tls)
+            answered(&args, &asked, &o, tls)
         }
-        Ok(Err(e)) => failed(&args, &e),
+        Ok(Err(e)) => failed(&args, &asked, &e, start.elapsed().as_micros() as u64),
         Err(e) => return fatal(&e),
     };
     // The jar is written last, as curl writes it (`-c -` after the body).
