@@ -341,6 +341,14 @@ fn exec_answers_as_curl_does() {
             format!("{base}/text?x=1"),
         ],
         vec!["-s".into(), "-O".into(), format!("{base}/")],
+        // No scheme: http, as curl guesses; a timeout of 0 is none.
+        vec![
+            "-m".into(),
+            "0".into(),
+            "-w".into(),
+            "%{url_effective}".into(),
+            format!("127.0.0.1:{port}/text"),
+        ],
     ];
     for case in cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();

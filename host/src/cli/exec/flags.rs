@@ -97,11 +97,12 @@ pub struct ExecArgs {
     /// Write the response head to FILE (`-`: standard output) as it comes, also with -f.
     #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
     pub dump_header: Option<PathBuf>,
-    /// The whole request's deadline (1.5, 2s, 500ms, 1m30s).
-    #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_cli_duration)]
+    /// The whole request's deadline (1.5, 2s, 500ms, 1m30s; 0, or under a millisecond: none,
+    /// as curl).
+    #[arg(short = 'm', long, value_name = "DURATION", value_parser = parse_timeout)]
     pub max_time: Option<Duration>,
-    /// The connection's deadline.
-    #[arg(long, value_name = "DURATION", value_parser = parse_cli_duration)]
+    /// The connection's deadline (0: none).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
     /// Retry a failed request up to N times (idempotent methods; connect failures and 5xx).
     #[arg(long, value_name = "N")]
@@ -206,6 +207,12 @@ pub struct ExecArgs {
     /// server does not choose it).
     #[arg(long = "http2-prior-knowledge", conflicts_with = "http2")]
     pub http2_prior_knowledge: bool,
+}
+
+/// A timeout as curl takes it: a duration, 0 included.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    crate::format::scenario::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration (1.5, 2s, 500ms, 1m30s)"))
 }
 
 /// curl's speeds: bytes a second, with a K, M or G suffix (powers of 1024).

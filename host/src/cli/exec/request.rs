@@ -55,7 +55,11 @@ fn method_of(args: &ExecArgs) -> Result<(String, String), ExitCode> {
 
 /// The URL as sent: `-G`'s data as its query, `-T`'s file name after a trailing `/`.
 fn url_of(args: &ExecArgs, url: &str) -> Result<String, String> {
-    let mut url = url.to_string();
+    // Without a scheme curl guesses http (`127.0.0.1:8080/x`).
+    let mut url = match url.contains("://") {
+        true => url.to_string(),
+        false => format!("http://{url}"),
+    };
     if let Some(path) = &args.upload_file
         && url.ends_with('/')
         && let Some(name) = path.file_name()
@@ -178,11 +182,13 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
         params["resolve"] = args.resolve.clone().into();
     }
     let mut timeouts = serde_json::Map::new();
-    if let Some(d) = args.max_time {
-        timeouts.insert("total_ms".into(), (d.as_millis().max(1) as u64).into());
+    // curl counts in milliseconds, and 0 is no limit.
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64).filter(|&ms| ms > 0);
+    if let Some(ms) = ms(args.max_time) {
+        timeouts.insert("total_ms".into(), ms.into());
     }
-    if let Some(d) = args.connect_timeout {
-        timeouts.insert("connect_ms".into(), (d.as_millis().max(1) as u64).into());
+    if let Some(ms) = ms(args.connect_timeout) {
+        timeouts.insert("connect_ms".into(), ms.into());
     }
     if !timeouts.is_empty() {
         params["timeouts"] = timeouts.into();
