@@ -224,9 +224,12 @@ fn parse_head_in<'b>(
     };
     let mut resp = httparse::Response::new(&mut []);
     // obs-fold (a value continued on the next line) is accepted, and each fold becomes one
-    // space below, as RFC 9112 section 5.2 has a user agent do.
+    // space below, as RFC 9112 section 5.2 has a user agent do. Spaces between a field's name
+    // and its colon are taken away (`X-A : v`), as curl and browsers read them (section 5.1
+    // asks a server to refuse them in requests, and a proxy to remove them from responses).
     let parsed = httparse::ParserConfig::default()
         .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_spaces_after_header_name_in_responses(true)
         .parse_response_with_uninit_headers(&mut resp, buf, slots);
     let r = match parsed {
         Ok(httparse::Status::Complete(len)) if len > max_header_bytes => too_large(),
@@ -775,6 +778,19 @@ mod tests {
         .unwrap();
         assert_eq!(header(&head.headers, "x-long"), Some("first second third"));
         assert_eq!(header(&head.headers, "content-length"), Some("0"));
+    }
+
+    /// Spaces between a response field's name and its colon are taken away, as curl and
+    /// browsers read them.
+    #[test]
+    fn spaces_before_a_colon_are_left_out() {
+        let head = parse_head(
+            b"HTTP/1.1 200 OK\r\nX-A : v\r\nContent-Length: 0\r\n\r\n",
+            8192,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(header(&head.headers, "x-a"), Some("v"));
     }
 
     #[test]

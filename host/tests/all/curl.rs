@@ -36,6 +36,11 @@ fn echo_server() -> TestServer {
         }
         match r.path.as_str() {
             "/missing" => Reply::status(404, &[]),
+            "/trailers" => Reply::Raw(
+                b"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5;x=1\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n"
+                    .to_vec(),
+            ),
+            "/short" => Reply::RawClose(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok".to_vec()),
             "/text" => Reply::ok("hello\n"),
             _ => {
                 let h = |n: &str| r.header(n).unwrap_or("-").to_string();
@@ -341,6 +346,24 @@ fn exec_answers_as_curl_does() {
             format!("{base}/text?x=1"),
         ],
         vec!["-s".into(), "-O".into(), format!("{base}/")],
+        // A status line without a reason; trailers after the body (-i) or the head (-D).
+        vec!["-i".into(), format!("{base}/trailers")],
+        vec![
+            "-D".into(),
+            "-".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            format!("{base}/trailers"),
+        ],
+        // A body cut short: curl's 18.
+        vec![
+            "-s".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            "-w".into(),
+            "%{exitcode}".into(),
+            format!("{base}/short"),
+        ],
         // No scheme: http, as curl guesses; a timeout of 0 is none.
         vec![
             "-m".into(),

@@ -40,9 +40,19 @@ pub(super) fn answered(
     let failing = (args.fail || args.fail_with_body) && o.status >= 400;
     let body = (!args.head && (!failing || args.fail_with_body)).then_some(o.body.as_slice());
     let head = writeout::head_text(o, version);
+    let trailers: String = o
+        .trailers
+        .iter()
+        .map(|h| format!("{}: {}\r\n", h.name, h.value))
+        .collect();
+    let parts = saved::Parts {
+        head: &head,
+        body,
+        trailers: &trailers,
+    };
     let include = args.include || args.head;
     let path = asked.body_path.as_deref();
-    let (code, error) = match saved::write(args, path, &head, include, body) {
+    let (code, error) = match saved::write(args, path, &parts, include) {
         Err(e) => (23, e),
         Ok(()) if failing => (
             22,
@@ -130,6 +140,7 @@ pub fn curl_code(e: &x::ActionError) -> u8 {
             _ => 35,
         },
         E::TooManyRedirects(_) | E::RedirectLoop(_) => 47,
+        E::Protocol(m) if m.starts_with("truncated") => 18,
         E::Io(m) if m.contains("closed before a response") => 52,
         E::Io(_) => 56,
         E::Protocol(m) if m.contains("closed before a response") => 52,

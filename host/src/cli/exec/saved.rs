@@ -42,51 +42,76 @@ fn remote_name(url: &str) -> Result<String, String> {
     }
 }
 
-/// What an answer writes: `head` to `-D`'s file or standard output, `shown` (the head with
-/// `-i`, then the body unless it was held back) to the body's file or standard output. With
-/// both on standard output each head line comes twice, `-D`'s first, as curl writes them.
+/// What an answer is made of, as `exec` writes it: the head, the body (unless held back) and
+/// the trailers' lines.
+pub(super) struct Parts<'a> {
+    pub head: &'a str,
+    pub body: Option<&'a [u8]>,
+    pub trailers: &'a str,
+}
+
+/// What an answer writes: the head and trailers to `-D`'s file or standard output; the head
+/// with `-i` (`include`), the body and the trailers with `-i` to the body's file or standard
+/// output. With both on standard output each head line comes twice, `-D`'s first, as curl
+/// writes them.
 pub(super) fn write(
     args: &ExecArgs,
     path: Option<&Path>,
-    head: &str,
+    parts: &Parts<'_>,
     include: bool,
-    body: Option<&[u8]>,
 ) -> Result<(), String> {
     let dump = args.dump_header.as_deref();
     let dump_stdout = dump.is_some_and(|p| p.as_os_str() == "-");
     if let Some(p) = dump.filter(|_| !dump_stdout) {
-        output::write_file(p, head.as_bytes())
+        let text = format!("{}{}", parts.head, parts.trailers);
+        output::write_file(p, text.as_bytes())
             .map_err(|e| format!("writing {}: {e}", p.display()))?;
     }
-    let mut stdout = Vec::new();
-    let mut shown = Vec::new();
-    for line in head.split_inclusive("\r\n") {
-        if dump_stdout {
-            stdout.extend_from_slice(line.as_bytes());
-        }
-        if include {
-            let to = if path.is_none() {
-                &mut stdout
-            } else {
-                &mut shown
-            };
-            to.extend_from_slice(line.as_bytes());
-        }
-    }
-    let into = if path.is_none() {
-        &mut stdout
-    } else {
-        &mut shown
+    let mut to = Streams {
+        stdout: Vec::new(),
+        shown: Vec::new(),
+        to_file: path.is_some(),
     };
-    into.extend_from_slice(body.unwrap_or_default());
+    to.lines(parts.head, dump_stdout, include);
+    to.shown().extend_from_slice(parts.body.unwrap_or_default());
+    to.lines(parts.trailers, dump_stdout, include);
     let mut out = std::io::stdout().lock();
-    out.write_all(&stdout)
+    out.write_all(&to.stdout)
         .and_then(|()| out.flush())
         .map_err(|e| format!("writing standard output: {e}"))?;
     match path {
-        Some(p) if include || body.is_some() => {
-            output::write_file(p, &shown).map_err(|e| format!("writing {}: {e}", p.display()))
+        Some(p) if include || parts.body.is_some() => {
+            output::write_file(p, &to.shown).map_err(|e| format!("writing {}: {e}", p.display()))
         }
         _ => Ok(()),
+    }
+}
+
+/// Standard output's bytes, and the body file's when there is one.
+struct Streams {
+    stdout: Vec<u8>,
+    shown: Vec<u8>,
+    to_file: bool,
+}
+
+impl Streams {
+    /// Where the body goes.
+    fn shown(&mut self) -> &mut Vec<u8> {
+        match self.to_file {
+            true => &mut self.shown,
+            false => &mut self.stdout,
+        }
+    }
+
+    /// Head or trailer lines: to standard output for `-D -`, where the body goes for `-i`.
+    fn lines(&mut self, text: &str, dump_stdout: bool, include: bool) {
+        for line in text.split_inclusive("\r\n") {
+            if dump_stdout {
+                self.stdout.extend_from_slice(line.as_bytes());
+            }
+            if include {
+                self.shown().extend_from_slice(line.as_bytes());
+            }
+        }
     }
 }

@@ -139,7 +139,10 @@ fn speed(o: &x::Outcome) -> u64 {
 
 /// The response head as it came: the status line and each header, CRLF-ended.
 pub(super) fn head_text(o: &x::Outcome, version: &str) -> String {
-    let mut t = format!("{version} {} {}\r\n", o.status, o.reason);
+    let mut t = match o.reason.as_str() {
+        "" => format!("{version} {}\r\n", o.status),
+        reason => format!("{version} {} {reason}\r\n", o.status),
+    };
     for h in &o.headers {
         t.push_str(&format!("{}: {}\r\n", h.name, h.value));
     }
