@@ -346,6 +346,23 @@ fn exec_answers_as_curl_does() {
             format!("{base}/text?x=1"),
         ],
         vec!["-s".into(), "-O".into(), format!("{base}/")],
+        // What browsers' "Copy as cURL" writes; two kinds of request are refused; -G leaves a
+        // form alone.
+        vec!["--data-raw".into(), "@x=1&y".into(), format!("{base}/echo")],
+        vec![
+            "-d".into(),
+            "a=1".into(),
+            "-T".into(),
+            bin.display().to_string(),
+            format!("{base}/echo"),
+        ],
+        vec!["-I".into(), "-d".into(), "a=1".into(), format!("{base}/echo")],
+        vec![
+            "-G".into(),
+            "-F".into(),
+            "title=x".into(),
+            format!("{base}/form"),
+        ],
         // A status line without a reason; trailers after the body (-i) or the head (-D).
         vec!["-i".into(), format!("{base}/trailers")],
         vec![

@@ -62,12 +62,15 @@ fn urlencode_arg(arg: &str) -> Result<Vec<u8>, String> {
     })
 }
 
-/// `-d`, `--data-binary` and `--data-urlencode` joined with `&`, as curl joins them; `None`
+/// `-d`, `--data-raw`, `--data-binary` and `--data-urlencode` joined with `&`, as curl joins them; `None`
 /// when none is given.
 pub fn data(args: &ExecArgs) -> Result<Option<Vec<u8>>, String> {
     let mut parts = Vec::new();
     for d in &args.data {
         parts.push(data_arg(d)?);
+    }
+    for d in &args.data_raw {
+        parts.push(d.as_bytes().to_vec());
     }
     for d in &args.data_binary {
         parts.push(body_arg(d)?);

@@ -28,10 +28,13 @@ pub struct ExecArgs {
     #[arg(
         short = 'd',
         long = "data",
-        visible_alias = "body",
+        visible_aliases = ["body", "data-ascii"],
         value_name = "DATA"
     )]
     pub data: Vec<String>,
+    /// As -d, but `@` is a character like any other (what browsers' "Copy as cURL" writes).
+    #[arg(long = "data-raw", value_name = "DATA")]
+    pub data_raw: Vec<String>,
     /// The body as bytes, exactly; `@FILE` reads it from a file (repeatable, joined with `&`).
     #[arg(long = "data-binary", value_name = "DATA")]
     pub data_binary: Vec<String>,

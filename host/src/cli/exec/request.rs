@@ -32,15 +32,19 @@ fn method_of(args: &ExecArgs) -> Result<(String, String), ExitCode> {
         }
         (None, None) => {
             let has_data = !(args.data.is_empty()
+                && args.data_raw.is_empty()
                 && args.data_binary.is_empty()
                 && args.data_urlencode.is_empty());
             let m = if args.head {
                 "head"
             } else if args.upload_file.is_some() {
                 "put"
+            } else if !args.form.is_empty() {
+                // -G does not apply to a form, as curl.
+                "post"
             } else if args.get {
                 "get"
-            } else if has_data || args.data_json.is_some() || !args.form.is_empty() {
+            } else if has_data || args.data_json.is_some() {
                 "post"
             } else {
                 "get"
@@ -96,8 +100,32 @@ fn call_of(method: &str) -> Result<x::HttpMethod, ExitCode> {
     })
 }
 
+/// What the flags make the request, as curl names them: two of them are refused, as curl
+/// refuses them (-X changes the method's name only).
+fn one_kind(args: &ExecArgs) -> Result<(), ExitCode> {
+    let data = !(args.data.is_empty()
+        && args.data_raw.is_empty()
+        && args.data_binary.is_empty()
+        && args.data_urlencode.is_empty()
+        && args.data_json.is_none());
+    let kinds = [
+        (args.head, "HEAD (-I, --head)"),
+        (data && !args.get, "POST (-d, --data)"),
+        (!args.form.is_empty(), "multipart formpost (-F, --form)"),
+        (args.upload_file.is_some(), "PUT (-T, --upload-file)"),
+    ];
+    let asked: Vec<&str> = kinds.iter().filter(|k| k.0).map(|k| k.1).collect();
+    match asked.as_slice() {
+        [first, second, ..] => Err(usage(&format!(
+            "you can only select one HTTP request method, and asked for both {first} and {second}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The method, the URL and the executor's parameters the flags ask for.
 pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
+    one_kind(args)?;
     let (method, url) = method_of(args)?;
     let call = call_of(&method)?;
     let url = url_of(args, &url).map_err(|e| usage(&e))?;
