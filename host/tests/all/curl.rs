@@ -145,6 +145,8 @@ fn exec_answers_as_curl_does() {
     let bin = dir.join("bin.dat");
     std::fs::write(&bin, b"x\r\ny\n\0z").unwrap();
     let at = |p: &Path| format!("@{}", p.display());
+    let format_file = dir.join("format.txt");
+    std::fs::write(&format_file, "%{http_code}\\n%{size_download}\r\n|\n").unwrap();
     let header_file = dir.join("headers.txt");
     std::fs::write(
         &header_file,
@@ -346,6 +348,8 @@ fn exec_answers_as_curl_does() {
             format!("{base}/text?x=1"),
         ],
         vec!["-s".into(), "-O".into(), format!("{base}/")],
+        // -w's format from a file (its own line ends left out).
+        vec!["-w".into(), at(&format_file), format!("{base}/text")],
         // What browsers' "Copy as cURL" writes; two kinds of request are refused; -G leaves a
         // form alone.
         vec!["--data-raw".into(), "@x=1&y".into(), format!("{base}/echo")],
@@ -434,4 +438,39 @@ fn exec_answers_as_curl_does() {
             );
         }
     }
+}
+
+/// `-w '%{json}'`: one JSON object of the variables, numbers as numbers, after an answer and
+/// after a failure.
+#[test]
+fn exec_write_out_json_is_one_object() {
+    let server = echo_server();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = |url: &str| {
+        let out = Command::new(BIN)
+            .args(["exec", "-s", "-o", "/dev/null", "-w", "%{json}", url])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), v)
+    };
+    let (code, v) = run(&server.url("/text"));
+    assert_eq!(code, Some(0));
+    assert_eq!(v["http_code"], 200);
+    assert_eq!(v["size_download"], 6);
+    assert_eq!(v["exitcode"], 0);
+    assert_eq!(v["errormsg"], serde_json::Value::Null);
+    assert_eq!(v["scheme"], "HTTP");
+    assert!(v["time_total"].as_f64().is_some_and(|t| t > 0.0));
+    let (code, v) = run(&format!("http://127.0.0.1:{closed}/"));
+    assert_eq!(code, Some(7));
+    assert_eq!(
+        (v["http_code"].as_u64(), v["exitcode"].as_u64()),
+        (Some(0), Some(7))
+    );
+    assert!(v["errormsg"].as_str().is_some_and(|m| !m.is_empty()));
 }

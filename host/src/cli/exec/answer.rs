@@ -16,6 +16,8 @@ pub(super) struct Asked<'a> {
     pub params: &'a serde_json::Value,
     /// The file the body goes to (`-o`, `-O`), or standard output.
     pub body_path: Option<PathBuf>,
+    /// `-w`'s format, read.
+    pub write_out: Option<String>,
 }
 
 /// What an answer prints and exits with, as curl: the head with `-D`, `-i` or `-I`, the body
@@ -73,7 +75,7 @@ pub(super) fn answered(
         filename: path.map(|p| p.display().to_string()),
         elapsed_us: o.timings.total_us,
     };
-    if let Some(format) = &args.write_out {
+    if let Some(format) = &asked.write_out {
         writeout::print(format, &transfer);
     }
     ExitCode::from(code)
@@ -102,7 +104,7 @@ pub(super) fn failed(
             runtime::error_text(e)
         );
     }
-    if let Some(format) = &args.write_out {
+    if let Some(format) = &asked.write_out {
         let transfer = writeout::Transfer {
             outcome: None,
             version: "HTTP/1.1",

@@ -68,8 +68,8 @@ pub struct ExecArgs {
     pub fail_with_body: bool,
     /// Print this after the transfer, also when it failed: curl's variables (%{http_code},
     /// %{time_total}, %{time_starttransfer}, %{size_download}, %{speed_download},
-    /// %{exitcode}, %{errormsg}, %header{NAME}, %{header_json}, ...), %{stderr},
-    /// %{stdout}, %{onerror}, \n.
+    /// %{exitcode}, %{errormsg}, %header{NAME}, %{header_json}, %{json}, ...), %{stderr},
+    /// %{stdout}, %{onerror}, \n; `@FILE` (`@-`) reads the format.
     #[arg(short = 'w', long = "write-out", value_name = "FORMAT")]
     pub write_out: Option<String>,
     /// The User-Agent header.

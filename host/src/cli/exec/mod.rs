@@ -38,6 +38,10 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
             return ExitCode::from(23);
         }
     };
+    let write_out = match writeout::format_of(args.write_out.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return super::finish::usage(&e),
+    };
     let runtime =
         match runtime::Tls::new(&tls_of(&args), &[]).and_then(|t| runtime::Runtime::new(2, t)) {
             Ok(r) => r,
@@ -74,6 +78,7 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
         url: &url,
         params: &params,
         body_path,
+        write_out,
     };
     let start = std::time::Instant::now();
     let result = match upload {

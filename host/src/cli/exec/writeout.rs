@@ -23,6 +23,24 @@ pub(super) struct Transfer<'a> {
     pub elapsed_us: u64,
 }
 
+/// `-w`'s format: as given, or `@FILE`'s text (`@-`: standard input) without its carriage
+/// returns and newlines, as curl reads it. A file that cannot be read is an error (curl
+/// prints nothing).
+pub(super) fn format_of(arg: Option<&str>) -> Result<Option<String>, String> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    let Some(path) = arg.strip_prefix('@') else {
+        return Ok(Some(arg.to_string()));
+    };
+    let text = match path {
+        "-" => std::io::read_to_string(std::io::stdin()),
+        _ => std::fs::read_to_string(path),
+    }
+    .map_err(|e| format!("-w @{path}: {e}"))?;
+    Ok(Some(text.replace(['\r', '\n'], "")))
+}
+
 /// A piece of the format: text as it is, a variable, a response header (`%header{NAME}`).
 enum Token<'a> {
     Text(&'a str),
@@ -124,9 +142,63 @@ fn variable(name: &str, t: &Transfer<'_>) -> Option<String> {
         "errormsg" => t.error.clone(),
         "filename_effective" => t.filename.clone().unwrap_or_default(),
         "header_json" => header_json(o),
+        "json" => json(t),
+        "url" => t.url.into(),
         "remote_ip" | "remote_port" | "local_ip" | "local_port" => address(name, o),
         _ => return None,
     })
+}
+
+/// `%{json}`'s numbers and texts (an empty text is null), as curl names them.
+const JSON_NUMBERS: [&str; 15] = [
+    "exitcode",
+    "http_code",
+    "local_port",
+    "num_redirects",
+    "remote_port",
+    "response_code",
+    "size_download",
+    "size_header",
+    "speed_download",
+    "time_appconnect",
+    "time_connect",
+    "time_namelookup",
+    "time_pretransfer",
+    "time_starttransfer",
+    "time_total",
+];
+const JSON_TEXTS: [&str; 11] = [
+    "content_type",
+    "errormsg",
+    "filename_effective",
+    "http_version",
+    "local_ip",
+    "method",
+    "redirect_url",
+    "remote_ip",
+    "scheme",
+    "url",
+    "url_effective",
+];
+
+/// `%{json}`: the variables above as one JSON object.
+fn json(t: &Transfer<'_>) -> String {
+    let mut m = serde_json::Map::new();
+    for name in JSON_NUMBERS {
+        let text = variable(name, t).unwrap_or_default();
+        let n = match text.parse::<u64>() {
+            Ok(n) => n.into(),
+            Err(_) => text
+                .parse::<f64>()
+                .map_or(serde_json::Value::Null, Into::into),
+        };
+        m.insert(name.into(), n);
+    }
+    for name in JSON_TEXTS {
+        let text = variable(name, t).filter(|v| !v.is_empty());
+        m.insert(name.into(), text.into());
+    }
+    serde_json::Value::Object(m).to_string()
 }
 
 /// The body's bytes a second over the whole transfer, as curl's whole number.
