@@ -39,32 +39,11 @@ pub(super) fn answered(
     if args.verbose {
         print_verbose(args, asked.method, asked.params, o, tls);
     }
-    let failing = (args.fail || args.fail_with_body) && o.status >= 400;
-    let body = (!args.head && (!failing || args.fail_with_body)).then_some(o.body.as_slice());
-    let head = writeout::head_text(o, version);
-    let trailers: String = o
-        .trailers
-        .iter()
-        .map(|h| format!("{}: {}\r\n", h.name, h.value))
-        .collect();
-    let parts = saved::Parts {
-        head: &head,
-        body,
-        trailers: &trailers,
-    };
-    let include = args.include || args.head;
-    let path = asked.body_path.as_deref();
-    let (code, error) = match saved::write(args, path, &parts, include) {
-        Err(e) => (23, e),
-        Ok(()) if failing => (
-            22,
-            format!("The requested URL returned error: {}", o.status),
-        ),
-        Ok(()) => (0, String::new()),
-    };
+    let (code, error) = write_answer(args, asked, o, version);
     if code != 0 && (!args.silent || args.show_error) {
         eprintln!("scheduler: ({code}) {error}");
     }
+    let path = asked.body_path.as_deref();
     let transfer = writeout::Transfer {
         outcome: Some(o),
         version,
@@ -79,6 +58,28 @@ pub(super) fn answered(
         writeout::print(format, &transfer);
     }
     ExitCode::from(code)
+}
+
+/// Write the answer where the flags say (`saved`): its exit code, and the error's message.
+/// With `-f` a status of 400 or more keeps the body back; `--fail-with-body` writes it.
+fn write_answer(args: &ExecArgs, asked: &Asked<'_>, o: &x::Outcome, version: &str) -> (u8, String) {
+    let failing = (args.fail || args.fail_with_body) && o.status >= 400;
+    let body = (!args.head && (!failing || args.fail_with_body)).then_some(o.body.as_slice());
+    let (head, trailers) = (writeout::head_text(o, version), writeout::trailer_text(o));
+    let parts = saved::Parts {
+        head: &head,
+        body,
+        trailers: &trailers,
+    };
+    let include = args.include || args.head;
+    match saved::write(args, asked.body_path.as_deref(), &parts, include) {
+        Err(e) => (23, e),
+        Ok(()) if failing => (
+            22,
+            format!("The requested URL returned error: {}", o.status),
+        ),
+        Ok(()) => (0, String::new()),
+    }
 }
 
 /// An error's curl exit code, and its message unless `-s` (and not `-S`); `-w` after it, as

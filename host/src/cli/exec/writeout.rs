@@ -222,6 +222,14 @@ pub(super) fn head_text(o: &x::Outcome, version: &str) -> String {
     t
 }
 
+/// The trailers as they came, a line each (`-i` writes them after the body).
+pub(super) fn trailer_text(o: &x::Outcome) -> String {
+    o.trailers
+        .iter()
+        .map(|h| format!("{}: {}\r\n", h.name, h.value))
+        .collect()
+}
+
 /// Where a redirect that was not followed pointed, made absolute.
 fn redirect_url(o: &x::Outcome) -> Option<String> {
     if !(300..400).contains(&o.status) {
