@@ -107,7 +107,8 @@ pub struct ExecArgs {
     /// The connection's deadline (0: none).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
-    /// Retry a failed request up to N times (idempotent methods; connect failures and 5xx).
+    /// Retry a failed request up to N times (idempotent methods; a failed connection, a
+    /// timeout, a 429 or 503 answer).
     #[arg(long, value_name = "N")]
     pub retry: Option<u32>,
     /// Ask for a gzip or deflate body and print it decoded (curl's --compressed).
