@@ -77,14 +77,15 @@ fn timeout(phase: Phase, clipped: bool) -> HttpError {
     HttpError::Timeout(if clipped { Phase::Total } else { phase })
 }
 
-fn retryable(e: &HttpError) -> bool {
-    matches!(
-        e,
-        HttpError::Connect(_)
-            | HttpError::Timeout(
+fn retryable(e: &HttpError, policy: &crate::RetryPolicy) -> bool {
+    policy.all_errors
+        || matches!(e, HttpError::Connect(_)) && policy.connect
+        || matches!(
+            e,
+            HttpError::Timeout(
                 Phase::Dns | Phase::Connect | Phase::Tls | Phase::FirstByte | Phase::BetweenBytes
             )
-    )
+        )
 }
 
 /// The first head of `buf`: all of one interim head (its length), a final head, or not yet
@@ -465,8 +466,9 @@ impl<N: Net> Client<N> {
         }
     }
 
-    /// One request of the chain, tried again on a 429 or 503 (after Retry-After or the
-    /// backoff) and on a retryable failure, as the policy allows and the deadline leaves time.
+    /// One request of the chain, tried again on the policy's statuses (429 and 503 unless it
+    /// names others; after Retry-After or the backoff) and on a retryable failure, as the
+    /// policy allows and the deadline (and the policy's time for retries) leaves time.
     fn with_retries(
         &mut self,
         req: &Request,
@@ -476,6 +478,12 @@ impl<N: Net> Client<N> {
         end: u64,
     ) -> Result<Response, HttpError> {
         let mut retries = 0u32;
+        let policy = &req.retry;
+        // A try fails: another starts if the policy's time for retries has not run out (and
+        // its wait ends before the deadline), as curl's `--retry-max-time` decides.
+        let retry_until = policy
+            .max_time_ms
+            .map_or(u64::MAX, |ms| start.saturating_add(ms.saturating_mul(1000)));
         loop {
             // The clock was read at the start; later attempts follow a wait or a redirect.
             let now = if chain.attempts == 0 {
@@ -485,11 +493,12 @@ impl<N: Net> Client<N> {
             };
             chain.attempts += 1;
             let r = self.attempt(req, derived, chain, now, end);
-            let may_retry = retries < req.retry.max_retries
-                && (chain.method.idempotent() || req.retry.non_idempotent)
-                && !self.upload_touched();
+            let may_retry = retries < policy.max_retries
+                && (chain.method.idempotent() || policy.non_idempotent)
+                && !self.upload_touched()
+                && self.net.now_us() < retry_until;
             match r {
-                Ok(resp) if may_retry && (resp.status == 429 || resp.status == 503) => {
+                Ok(resp) if may_retry && policy.statuses.contains(resp.status) => {
                     let wait = match retry_after(&resp, self.net.wall_ms()) {
                         Some(ms) => ms,
                         None => self.backoff_ms(req, retries),
@@ -498,7 +507,7 @@ impl<N: Net> Client<N> {
                         return Ok(resp);
                     }
                 }
-                Err(e) if may_retry && retryable(&e) => {
+                Err(e) if may_retry && retryable(&e, policy) => {
                     let wait = self.backoff_ms(req, retries);
                     if !self.sleep_within(wait, end) {
                         return Err(e);

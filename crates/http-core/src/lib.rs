@@ -344,6 +344,15 @@ pub struct RetryPolicy {
     pub non_idempotent: bool,
     /// Wait this long between tries instead of the backoff (curl's `--retry-delay`).
     pub delay_ms: Option<u64>,
+    /// The answers tried again (429 and 503 unless set).
+    pub statuses: StatusSet,
+    /// Whether a connection that could not be made is tried again (curl asks for it with
+    /// `--retry-connrefused`); a timeout always is.
+    pub connect: bool,
+    /// Every failure is tried again (curl's `--retry-all-errors`).
+    pub all_errors: bool,
+    /// No new try starts this long after the first (curl's `--retry-max-time`).
+    pub max_time_ms: Option<u64>,
 }
 
 impl Default for RetryPolicy {
@@ -354,7 +363,31 @@ impl Default for RetryPolicy {
             max_backoff_ms: 5_000,
             non_idempotent: false,
             delay_ms: None,
+            statuses: StatusSet::of(&[429, 503]),
+            connect: true,
+            all_errors: false,
+            max_time_ms: None,
         }
+    }
+}
+
+/// A set of status codes from 400 to 527, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusSet(u128);
+
+impl StatusSet {
+    /// The codes of `codes` that are in 400-527 (the others cannot be held).
+    pub fn of(codes: &[u16]) -> StatusSet {
+        StatusSet(
+            codes
+                .iter()
+                .filter(|c| (400..528).contains(*c))
+                .fold(0, |bits, c| bits | 1u128 << (c - 400)),
+        )
+    }
+
+    pub fn contains(self, code: u16) -> bool {
+        (400..528).contains(&code) && self.0 & 1u128 << (code - 400) != 0
     }
 }
 

@@ -275,7 +275,8 @@ fn timeouts(req: &mut Request, v: &Value) -> Result<(), ParamError> {
     Ok(())
 }
 
-/// `retries`: a count, or `{max, base_ms, delay_ms, max_backoff_ms, non_idempotent}`.
+/// `retries`: a count, or `{max, base_ms, delay_ms, max_backoff_ms, non_idempotent, statuses,
+/// connect, all_errors, max_time_ms}`.
 fn retries(req: &mut Request, v: &Value) -> Result<(), ParamError> {
     let o = match v {
         Value::Number(_) => {
@@ -294,10 +295,29 @@ fn retries(req: &mut Request, v: &Value) -> Result<(), ParamError> {
             "delay_ms" => r.delay_ms = Some(u64_field(value, &field)?),
             "max_backoff_ms" => r.max_backoff_ms = u64_field(value, &field)?,
             "non_idempotent" => r.non_idempotent = bool_field(value, &field)?,
+            "statuses" => r.statuses = statuses(value, &field)?,
+            "connect" => r.connect = bool_field(value, &field)?,
+            "all_errors" => r.all_errors = bool_field(value, &field)?,
+            "max_time_ms" => r.max_time_ms = Some(u64_field(value, &field)?),
             _ => return Err(err(&field, "unknown retry setting")),
         }
     }
     Ok(())
+}
+
+/// `retries.statuses`: the answers tried again, codes from 400 to 527.
+fn statuses(v: &Value, field: &str) -> Result<crate::StatusSet, ParamError> {
+    let Value::Array(items) = v else {
+        return Err(err(field, "expected a list of status codes"));
+    };
+    let mut codes = Vec::with_capacity(items.len());
+    for item in items {
+        match u64_field(item, field)? {
+            c @ 400..=527 => codes.push(c as u16),
+            c => return Err(err(field, format!("{c} is not a status from 400 to 527"))),
+        }
+    }
+    Ok(crate::StatusSet::of(&codes))
 }
 
 /// `redirects`: followed or not, at most how many, or `{follow, max}`.
@@ -366,5 +386,28 @@ fn default_header(req: &mut Request, name: &str, value: &str) {
         .any(|(h, _)| h.eq_ignore_ascii_case(name))
     {
         req.headers.push((name.into(), value.into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `retries` as curl's `--retry` sends it: the statuses, the connection and time
+    /// settings; a status outside 400-527 is refused by name.
+    #[test]
+    fn retries_take_statuses_and_curl_settings() {
+        let json = r#"{"url":"http://h/","retries":{"max":2,"statuses":[408,500],"connect":false,"all_errors":true,"max_time_ms":1500}}"#;
+        let r = parse("a", Method::Get, json).unwrap().request.retry;
+        assert_eq!(r.max_retries, 2);
+        assert!(r.statuses.contains(408) && r.statuses.contains(500));
+        assert!(!r.statuses.contains(503) && !r.statuses.contains(200));
+        assert!(!r.connect && r.all_errors);
+        assert_eq!(r.max_time_ms, Some(1500));
+        let d = crate::RetryPolicy::default();
+        assert!(d.statuses.contains(429) && d.statuses.contains(503) && d.connect);
+        let bad = r#"{"url":"http://h/","retries":{"statuses":[302]}}"#;
+        let e = parse("a", Method::Get, bad).err().unwrap();
+        assert_eq!(e.field, "retries.statuses");
     }
 }

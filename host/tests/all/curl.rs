@@ -25,6 +25,9 @@ fn echo_server() -> TestServer {
         if r.path.starts_with("/form") {
             return Reply::ok(form_parts(r));
         }
+        if let Some(code) = r.path.strip_prefix("/status/") {
+            return Reply::status(code.parse().unwrap_or(500), &[]);
+        }
         if let Some(n) = r.path.strip_prefix("/hop/") {
             let n: u32 = n.parse().unwrap_or(0);
             let to = if n <= 1 {
@@ -473,4 +476,52 @@ fn exec_write_out_json_is_one_object() {
         (Some(0), Some(7))
     );
     assert!(v["errormsg"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+/// `--retry` tries again what curl tries again: the same number of requests reach the server
+/// for each answer, a POST included, and `--retry-all-errors` with `-f` retries a 404.
+#[test]
+fn exec_retries_as_curl_does() {
+    if !curl_installed() {
+        assert!(
+            std::env::var("REQUIRE_CURL").is_err(),
+            "REQUIRE_CURL is set but curl is missing"
+        );
+        eprintln!("SKIPPED: curl is not installed");
+        return;
+    }
+    let server = echo_server();
+    let cases: [&[&str]; 6] = [
+        &["/status/500"],
+        &["/status/501"],
+        &["/status/408"],
+        &["/status/404"],
+        &["-d", "a=1", "/status/503"],
+        &["-f", "--retry-all-errors", "/status/404"],
+    ];
+    for case in cases {
+        let (path, flags) = case.split_last().unwrap();
+        let url = server.url(path);
+        let count = |prog: &str, pre: &[&str]| {
+            let before = server.stats.requests();
+            let out = Command::new(prog)
+                .args(pre)
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/stdout",
+                    "--retry",
+                    "1",
+                    "--retry-delay",
+                    "1",
+                ])
+                .args(flags)
+                .arg(&url)
+                .output()
+                .unwrap();
+            (server.stats.requests() - before, out.status.code())
+        };
+        let (curl, exec) = (count("curl", &[]), count(BIN, &["exec"]));
+        assert_eq!(exec, curl, "{case:?}: requests and exit codes");
+    }
 }

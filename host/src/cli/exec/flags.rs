@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::args::{parse_cli_duration, parse_tls_version};
+use crate::cli::args::parse_tls_version;
 
 #[derive(Args)]
 pub struct ExecArgs {
@@ -107,10 +107,19 @@ pub struct ExecArgs {
     /// The connection's deadline (0: none).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub connect_timeout: Option<Duration>,
-    /// Retry a failed request up to N times (idempotent methods; a failed connection, a
-    /// timeout, a 429 or 503 answer).
+    /// Retry up to N times, as curl: after a timeout or a 408, 429, 500, 502, 503 or 504
+    /// answer (waiting 1 s, doubling, or --retry-delay).
     #[arg(long, value_name = "N")]
     pub retry: Option<u32>,
+    /// With --retry, also retry a connection that could not be made.
+    #[arg(long = "retry-connrefused")]
+    pub retry_connrefused: bool,
+    /// With --retry, retry after any error (with -f, any status of 400 or more).
+    #[arg(long = "retry-all-errors")]
+    pub retry_all_errors: bool,
+    /// With --retry, no new try starts this long after the first (0: no limit).
+    #[arg(long = "retry-max-time", value_name = "DURATION", value_parser = parse_timeout)]
+    pub retry_max_time: Option<Duration>,
     /// Ask for a gzip or deflate body and print it decoded (curl's --compressed).
     #[arg(long)]
     pub compressed: bool,
@@ -193,8 +202,9 @@ pub struct ExecArgs {
     /// Connect over IPv6 only.
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
-    /// The wait between retries (seconds, or a duration), in place of the backoff.
-    #[arg(long = "retry-delay", value_name = "DURATION", value_parser = parse_cli_duration)]
+    /// The wait between retries (seconds, or a duration), in place of the backoff (0: the
+    /// backoff).
+    #[arg(long = "retry-delay", value_name = "DURATION", value_parser = parse_timeout)]
     pub retry_delay: Option<Duration>,
     /// Read the body at most this fast, bytes a second (`100K`, `1M`, `2G`; the upload is
     /// not limited).

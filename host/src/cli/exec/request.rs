@@ -123,6 +123,30 @@ fn one_kind(args: &ExecArgs) -> Result<(), ExitCode> {
     }
 }
 
+/// `--retry N` as curl retries: a timeout and the answers 408, 429, 500, 502, 503 and 504
+/// (with `--retry-all-errors` and `-f`, any of 400 or more), a refused connection with
+/// `--retry-connrefused`, any method; one second's wait doubling up to ten minutes, or
+/// `--retry-delay`; no new try after `--retry-max-time`.
+fn retries(args: &ExecArgs) -> Option<serde_json::Value> {
+    let all = args.retry_all_errors;
+    let statuses: Vec<u16> = match all && (args.fail || args.fail_with_body) {
+        true => (400..528).collect(),
+        false => vec![408, 429, 500, 502, 503, 504],
+    };
+    let mut r = serde_json::json!({
+        "max": args.retry?, "statuses": statuses, "connect": args.retry_connrefused || all,
+        "all_errors": all, "non_idempotent": true, "base_ms": 1000, "max_backoff_ms": 600_000,
+    });
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64).filter(|&ms| ms > 0);
+    if let Some(ms) = ms(args.retry_delay) {
+        r["delay_ms"] = ms.into();
+    }
+    if let Some(ms) = ms(args.retry_max_time) {
+        r["max_time_ms"] = ms.into();
+    }
+    Some(r)
+}
+
 /// The method, the URL and the executor's parameters the flags ask for.
 pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
     one_kind(args)?;
@@ -221,13 +245,8 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
     if !timeouts.is_empty() {
         params["timeouts"] = timeouts.into();
     }
-    match (args.retry, args.retry_delay) {
-        (Some(n), Some(d)) => {
-            let ms = d.as_millis().max(1) as u64;
-            params["retries"] = serde_json::json!({ "max": n, "delay_ms": ms });
-        }
-        (Some(n), None) => params["retries"] = n.into(),
-        (None, _) => {}
+    if let Some(r) = retries(args) {
+        params["retries"] = r;
     }
     if args.compressed {
         params["decompress"] = true.into();
