@@ -388,6 +388,8 @@ fn exec_answers_as_curl_does() {
             "%{exitcode}".into(),
             format!("{base}/short"),
         ],
+        // The URL's user and password: Basic authentication, percent-decoded.
+        vec![format!("http://ann:s%40cret@127.0.0.1:{port}/echo")],
         // No scheme: http, as curl guesses; a timeout of 0 is none.
         vec![
             "-m".into(),

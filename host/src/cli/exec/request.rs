@@ -147,12 +147,37 @@ fn retries(args: &ExecArgs) -> Option<serde_json::Value> {
     Some(r)
 }
 
+/// The URL's `user:password@`, as curl takes it: out of the URL, percent-decoded, for Basic
+/// authentication (`-u` goes first).
+fn url_user(url: String) -> (String, Option<String>) {
+    let Ok(mut u) = url::Url::parse(&url) else {
+        return (url, None);
+    };
+    if u.username().is_empty() && u.password().is_none() {
+        return (url, None);
+    }
+    let decode = |t: &str| {
+        percent_encoding::percent_decode_str(t)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = format!(
+        "{}:{}",
+        decode(u.username()),
+        decode(u.password().unwrap_or(""))
+    );
+    let _ = (u.set_username(""), u.set_password(None));
+    (u.into(), Some(user))
+}
+
 /// The method, the URL and the executor's parameters the flags ask for.
 pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
     one_kind(args)?;
     let (method, url) = method_of(args)?;
     let call = call_of(&method)?;
     let url = url_of(args, &url).map_err(|e| usage(&e))?;
+    let (url, user) = url_user(url);
+    let user = args.user.clone().or(user);
     let mut headers = serde_json::Map::new();
     let mut removed = Vec::new();
     for h in &header_lines(args)? {
@@ -167,7 +192,7 @@ pub(super) fn request_of(args: &ExecArgs) -> Result<Req, ExitCode> {
     // As curl: `Name:` takes away the header a flag or the executor would add; a header given
     // with a value is sent whatever else `-H` says of its name.
     removed.retain(|r| !has_header(&headers, r));
-    curl_headers(args, body.as_ref(), &mut headers);
+    curl_headers(args, user.as_deref(), body.as_ref(), &mut headers);
     remove_headers(&mut headers, &removed);
     let mut params = serde_json::json!({ "url": url, "headers": headers });
     // Redirects are followed with -L only, as curl follows them.
@@ -327,9 +352,15 @@ fn remove_headers(headers: &mut HeaderMap, removed: &[String]) {
     }
 }
 
-/// The headers curl's flags add, unless `-H` gave them: `-A`, `-e`, `-u` (Basic), the body's
-/// type, `--data-json`'s Accept (else curl's `*/*`) and `-b`'s cookie strings.
-fn curl_headers(args: &ExecArgs, body: Option<&body::Plan>, headers: &mut HeaderMap) {
+/// The headers curl's flags add, unless `-H` gave them: `-A`, `-e`, `user` (`-u` or the URL's,
+/// Basic), the body's type, `--data-json`'s Accept (else curl's `*/*`) and `-b`'s cookie
+/// strings.
+fn curl_headers(
+    args: &ExecArgs,
+    user: Option<&str>,
+    body: Option<&body::Plan>,
+    headers: &mut HeaderMap,
+) {
     let mut add = |name: &str, value: String| {
         if !has_header(headers, name) {
             headers.insert(name.to_string(), value.into());
@@ -341,7 +372,7 @@ fn curl_headers(args: &ExecArgs, body: Option<&body::Plan>, headers: &mut Header
     if let Some(r) = &args.referer {
         add("Referer", r.clone());
     }
-    if let Some(u) = &args.user {
+    if let Some(u) = user {
         let token = base64::engine::general_purpose::STANDARD.encode(u.as_bytes());
         add("Authorization", format!("Basic {token}"));
     }
