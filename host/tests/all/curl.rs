@@ -527,3 +527,22 @@ fn exec_retries_as_curl_does() {
         assert_eq!(exec, curl, "{case:?}: requests and exit codes");
     }
 }
+
+/// `-T -` PUTs standard input, as curl does (whole: a pipe has no length to send ahead).
+#[test]
+fn exec_uploads_standard_input() {
+    use std::io::Write as _;
+    let server = echo_server();
+    let mut child = Command::new(BIN)
+        .args(["exec", "-s", "-T", "-", &server.url("/echo")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"ab\ncd").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("PUT /echo\n"), "{text}");
+    assert!(text.ends_with("ab\ncd"), "{text}");
+}

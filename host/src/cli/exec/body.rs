@@ -104,6 +104,10 @@ pub fn body(args: &ExecArgs, boundary: &str) -> Result<Option<Plan>, String> {
         return Ok(Some(Plan::multipart(parts, boundary)));
     }
     if let Some(path) = &args.upload_file {
+        // `-T -`: standard input, read whole (a pipe has no length to send ahead).
+        if path.as_os_str() == "-" {
+            return Ok(Some(bytes(body_arg("@-")?, None)));
+        }
         return Ok(Some(Plan::file(path.clone())));
     }
     if args.get {

@@ -66,6 +66,7 @@ fn url_of(args: &ExecArgs, url: &str) -> Result<String, String> {
     };
     if let Some(path) = &args.upload_file
         && url.ends_with('/')
+        && path.as_os_str() != "-"
         && let Some(name) = path.file_name()
     {
         url.push_str(&flags_body::urlencode(name.to_string_lossy().as_bytes()).replace('+', "%20"));
