@@ -496,7 +496,7 @@ impl<N: Net> Client<N> {
             let may_retry = retries < policy.max_retries
                 && (chain.method.idempotent() || policy.non_idempotent)
                 && !self.upload_touched()
-                && self.net.now_us() < retry_until;
+                && (retry_until == u64::MAX || self.net.now_us() < retry_until);
             match r {
                 Ok(resp) if may_retry && policy.statuses.contains(resp.status) => {
                     let wait = match retry_after(&resp, self.net.wall_ms()) {
