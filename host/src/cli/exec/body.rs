@@ -62,8 +62,8 @@ fn urlencode_arg(arg: &str) -> Result<Vec<u8>, String> {
     })
 }
 
-/// `-d`, `--data-raw`, `--data-binary` and `--data-urlencode` joined with `&`, as curl joins them; `None`
-/// when none is given.
+/// `-d`, `--data-raw`, `--data-binary` and `--data-urlencode` joined with `&`, as curl joins
+/// them; `None` when none is given.
 pub fn data(args: &ExecArgs) -> Result<Option<Vec<u8>>, String> {
     let mut parts = Vec::new();
     for d in &args.data {

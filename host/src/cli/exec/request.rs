@@ -124,6 +124,12 @@ fn one_kind(args: &ExecArgs) -> Result<(), ExitCode> {
     }
 }
 
+/// A duration in whole milliseconds, as curl counts them; 0 (or under a millisecond) is none:
+/// no limit, or the default.
+fn curl_ms(d: Option<std::time::Duration>) -> Option<u64> {
+    d.map(|d| d.as_millis() as u64).filter(|&ms| ms > 0)
+}
+
 /// `--retry N` as curl retries: a timeout and the answers 408, 429, 500, 502, 503 and 504
 /// (with `--retry-all-errors` and `-f`, any of 400 or more), a refused connection with
 /// `--retry-connrefused`, any method; one second's wait doubling up to ten minutes, or
@@ -138,11 +144,10 @@ fn retries(args: &ExecArgs) -> Option<serde_json::Value> {
         "max": args.retry?, "statuses": statuses, "connect": args.retry_connrefused || all,
         "all_errors": all, "non_idempotent": true, "base_ms": 1000, "max_backoff_ms": 600_000,
     });
-    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64).filter(|&ms| ms > 0);
-    if let Some(ms) = ms(args.retry_delay) {
+    if let Some(ms) = curl_ms(args.retry_delay) {
         r["delay_ms"] = ms.into();
     }
-    if let Some(ms) = ms(args.retry_max_time) {
+    if let Some(ms) = curl_ms(args.retry_max_time) {
         r["max_time_ms"] = ms.into();
     }
     Some(r)
@@ -260,12 +265,10 @@ fn connection_params(args: &ExecArgs, params: &mut serde_json::Value) -> Result<
         params["resolve"] = args.resolve.clone().into();
     }
     let mut timeouts = serde_json::Map::new();
-    // curl counts in milliseconds, and 0 is no limit.
-    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64).filter(|&ms| ms > 0);
-    if let Some(ms) = ms(args.max_time) {
+    if let Some(ms) = curl_ms(args.max_time) {
         timeouts.insert("total_ms".into(), ms.into());
     }
-    if let Some(ms) = ms(args.connect_timeout) {
+    if let Some(ms) = curl_ms(args.connect_timeout) {
         timeouts.insert("connect_ms".into(), ms.into());
     }
     if !timeouts.is_empty() {
