@@ -109,11 +109,21 @@ fn cookie_lines(path: &Path) -> Vec<(String, u64)> {
     lines
 }
 
-fn curl_installed() -> bool {
-    Command::new("curl")
+/// Whether curl is missing here (a test then skips, unless `REQUIRE_CURL` is set: then it
+/// fails).
+fn curl_missing() -> bool {
+    let installed = Command::new("curl")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        assert!(
+            std::env::var("REQUIRE_CURL").is_err(),
+            "REQUIRE_CURL is set but curl is missing"
+        );
+        eprintln!("SKIPPED: curl is not installed");
+    }
+    !installed
 }
 
 fn both(args: &[&str], dir: &Path) -> (Output, Output) {
@@ -132,12 +142,7 @@ fn both(args: &[&str], dir: &Path) -> (Output, Output) {
 
 #[test]
 fn exec_answers_as_curl_does() {
-    if !curl_installed() {
-        assert!(
-            std::env::var("REQUIRE_CURL").is_err(),
-            "REQUIRE_CURL is set but curl is missing"
-        );
-        eprintln!("SKIPPED: curl is not installed");
+    if curl_missing() {
         return;
     }
     let server = echo_server();
@@ -163,11 +168,7 @@ fn exec_answers_as_curl_does() {
         "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tkept\tyes\n#HttpOnly_127.0.0.1\tFALSE\t/echo\tFALSE\t4102444800\tdeep\t1\n127.0.0.1\tFALSE\t/\tFALSE\t1000\tstale\tno\n",
     )
     .unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let cases: Vec<Vec<String>> = vec![
         vec![format!("{base}/text")],
         vec!["-i".into(), format!("{base}/text")],
@@ -450,11 +451,7 @@ fn exec_answers_as_curl_does() {
 #[test]
 fn exec_write_out_json_is_one_object() {
     let server = echo_server();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let run = |url: &str| {
         let out = Command::new(BIN)
             .args(["exec", "-s", "-o", "/dev/null", "-w", "%{json}", url])
@@ -484,12 +481,7 @@ fn exec_write_out_json_is_one_object() {
 /// for each answer, a POST included, and `--retry-all-errors` with `-f` retries a 404.
 #[test]
 fn exec_retries_as_curl_does() {
-    if !curl_installed() {
-        assert!(
-            std::env::var("REQUIRE_CURL").is_err(),
-            "REQUIRE_CURL is set but curl is missing"
-        );
-        eprintln!("SKIPPED: curl is not installed");
+    if curl_missing() {
         return;
     }
     let server = echo_server();
