@@ -40,7 +40,7 @@ pub(super) fn answered(
         print_verbose(args, asked.method, asked.params, o, tls);
     }
     let (code, error) = write_answer(args, asked, o, version);
-    if code != 0 && (!args.silent || args.show_error) {
+    if code != 0 && args.shows_errors() {
         eprintln!("scheduler: ({code}) {error}");
     }
     let path = asked.body_path.as_deref();
@@ -98,7 +98,7 @@ pub(super) fn failed(
         );
         return ExitCode::from(code);
     }
-    if !args.silent || args.show_error {
+    if args.shows_errors() {
         eprintln!(
             "scheduler: ({code}) {}: {}",
             runtime::error_kind(e),

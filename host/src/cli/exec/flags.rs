@@ -223,6 +223,13 @@ pub struct ExecArgs {
     pub http2_prior_knowledge: bool,
 }
 
+impl ExecArgs {
+    /// Whether error messages are shown: not with `-s`, unless `-S`.
+    pub fn shows_errors(&self) -> bool {
+        !self.silent || self.show_error
+    }
+}
+
 /// A timeout as curl takes it: a duration, 0 included.
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     crate::format::scenario::parse_duration(s)

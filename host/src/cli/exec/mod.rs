@@ -32,7 +32,7 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
     let body_path = match saved::body_path(&args, &url) {
         Ok(p) => p,
         Err(e) => {
-            if !args.silent || args.show_error {
+            if args.shows_errors() {
                 eprintln!("scheduler: (23) {e}");
             }
             return ExitCode::from(23);

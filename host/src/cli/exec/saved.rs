@@ -63,9 +63,7 @@ pub(super) fn write(
     let dump = args.dump_header.as_deref();
     let dump_stdout = dump.is_some_and(|p| p.as_os_str() == "-");
     if let Some(p) = dump.filter(|_| !dump_stdout) {
-        let text = format!("{}{}", parts.head, parts.trailers);
-        output::write_file(p, text.as_bytes())
-            .map_err(|e| format!("writing {}: {e}", p.display()))?;
+        write_file(p, format!("{}{}", parts.head, parts.trailers).as_bytes())?;
     }
     let mut to = Streams {
         stdout: Vec::new(),
@@ -80,11 +78,14 @@ pub(super) fn write(
         .and_then(|()| out.flush())
         .map_err(|e| format!("writing standard output: {e}"))?;
     match path {
-        Some(p) if include || parts.body.is_some() => {
-            output::write_file(p, &to.shown).map_err(|e| format!("writing {}: {e}", p.display()))
-        }
+        Some(p) if include || parts.body.is_some() => write_file(p, &to.shown),
         _ => Ok(()),
     }
+}
+
+/// `bytes` written whole to `path`, or what went wrong.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    output::write_file(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 /// Standard output's bytes, and the body file's when there is one.

@@ -97,16 +97,19 @@ pub(super) fn print(format: &str, t: &Transfer<'_>) {
     let _ = out.flush();
 }
 
-/// A response header's values (`, ` between several), empty when none came.
-fn header(o: Option<&x::Outcome>, name: &str) -> String {
-    let values: Vec<&str> = o
-        .map(|o| o.headers.as_slice())
+/// A response header's values, in the order they came (none when no answer came).
+fn values<'a>(o: Option<&'a x::Outcome>, name: &str) -> Vec<&'a str> {
+    o.map(|o| o.headers.as_slice())
         .unwrap_or_default()
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case(name))
         .map(|h| h.value.as_str())
-        .collect();
-    values.join(", ")
+        .collect()
+}
+
+/// A response header's values (`, ` between several), empty when none came.
+fn header(o: Option<&x::Outcome>, name: &str) -> String {
+    values(o, name).join(", ")
 }
 
 /// The variable `name` for `t`, `None` when curl has no such variable here.
@@ -263,17 +266,14 @@ fn header_json(o: Option<&x::Outcome>) -> String {
     let entries: Vec<String> = names
         .iter()
         .map(|n| {
-            let values: Vec<String> = o
-                .map(|o| o.headers.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case(n))
-                .map(|h| serde_json::Value::from(h.value.as_str()).to_string())
+            let quoted: Vec<String> = values(o, n)
+                .into_iter()
+                .map(|v| serde_json::Value::from(v).to_string())
                 .collect();
             format!(
                 "{}:[{}]",
                 serde_json::Value::from(n.as_str()),
-                values.join(",")
+                quoted.join(",")
             )
         })
         .collect();
