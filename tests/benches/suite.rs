@@ -1080,9 +1080,11 @@ fn instantiate_alone(mode: &str) {
     let bytes = std::fs::read(compose::EXECUTOR_ARTIFACT).unwrap();
     let (per_user, rss) = instantiate_users(&bytes, env_or("USERS", 1000), env_or("REPS", 30), how);
     println!(
-        "instantiate ({mode}): {}, RSS {}",
+        "instantiate ({mode}): {}, RSS {}; fresh pages {:.0} k/s, loop {:.0} M rounds/s",
         fmt(&per_user, "us"),
-        fmt(&rss, "KiB")
+        fmt(&rss, "KiB"),
+        integration_tests::machine::fresh_pages(),
+        integration_tests::machine::speed()
     );
 }
 
@@ -1169,7 +1171,12 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let want = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    // `--only a,b`: several parts, in the full run's order.
+    let named = |name: &str| {
+        only.as_deref()
+            .is_some_and(|o| o.split(',').any(|part| part == name))
+    };
+    let want = |name: &str| only.is_none() || named(name);
     let reps = if quick { 1 } else { 5 };
     let others = integration_tests::machine::MachineCpu::now();
     let mut t = Table {
@@ -1185,7 +1192,7 @@ fn main() {
         ping_pong(&mut t, quick, reps);
     }
     // Rows 3 and 4 share nginx; `--only load` runs row 4 alone.
-    let load = want("http") || only.as_deref() == Some("load");
+    let load = want("http") || named("load");
     if want("http") || load {
         match nginx() {
             Some(ng) => {
@@ -1208,13 +1215,13 @@ fn main() {
         }
     }
     // Row 4m alone: `--only memory`.
-    if only.as_deref() == Some("memory")
+    if named("memory")
         && let Some(ng) = nginx()
     {
         memory_with_length(&mut t, quick, &ng);
     }
     // Our side of row 3 alone, longer, for profiling: `--only http-ours`.
-    if only.as_deref() == Some("http-ours")
+    if named("http-ours")
         && let Some(ng) = nginx()
     {
         let url = format!("http://127.0.0.1:{}/", ng.port);
@@ -1223,7 +1230,7 @@ fn main() {
     }
     // A new connection per request through the artifact alone, for profiling:
     // `--only new-connection`.
-    if only.as_deref() == Some("new-connection")
+    if named("new-connection")
         && let Some(ng) = nginx()
     {
         let url = format!("http://127.0.0.1:{}/", ng.port);
@@ -1231,7 +1238,7 @@ fn main() {
         println!("ours: {us:.1} us of CPU a request");
     }
     // The same over TLS (a resumed handshake each): `--only new-connection-tls`.
-    if only.as_deref() == Some("new-connection-tls")
+    if named("new-connection-tls")
         && let Some((ng, ca_file, dir, _)) = nginx_tls()
     {
         let settings = compose::tls::TlsSettings {
@@ -1259,14 +1266,14 @@ fn main() {
         etcd_rows(&mut t, quick, &ng);
     }
     // The soak takes ten minutes: `--only soak` (SOAK_MINUTES=N for another length).
-    if only.as_deref() == Some("soak")
+    if named("soak")
         && let Some(ng) = nginx()
     {
         soak(&mut t, quick, &ng);
     }
     // 50,000 users alive at once (about 80 s): in full runs, or `--only users` (USERS=N for
     // another count).
-    if only.as_deref() == Some("users") || (only.is_none() && !quick) {
+    if named("users") || (only.is_none() && !quick) {
         users_at_once(&mut t, quick);
     }
     if want("gzip") {
