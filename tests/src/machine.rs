@@ -31,8 +31,8 @@ const FRESH: usize = 64 << 20;
 
 /// Fresh memory pages made and touched, thousands a second: each first write faults a zeroed
 /// page in. Row 6's instantiation touches six to nine fresh pages a user (its resident
-/// memory), so a good part of it is this, which moves with the host's memory where
-/// [`speed`]'s loop, in the core's cache, does not.
+/// memory), and what a fault costs here moves within a run where [`speed`]'s loop, in the
+/// core's cache, does not (0.4 to 2 us a page on these VMs).
 pub fn fresh_pages() -> f64 {
     let start = Instant::now();
     let mut v = std::hint::black_box(vec![0u8; FRESH]);
@@ -120,9 +120,9 @@ impl MachineCpu {
         };
         format!(
             "{busy} A fixed CPU loop ran {:.0} M rounds/s at the start and {:.0} at the end, \
-             and fresh memory pages were touched at {:.0} k/s and {:.0} k/s (a busy host slows \
-             every figure without showing as steal: absolute figures compare across runs by \
-             these, ratios need not; row 6 moves with the pages).",
+             and 64 MiB of fresh memory pages were touched at {:.0} k/s and {:.0} k/s (page \
+             faults, a large part of row 6; a busy host slows every figure without showing as \
+             steal: absolute figures compare across runs by these, ratios need not).",
             self.speed,
             speed(),
             self.pages,
