@@ -95,30 +95,39 @@ fn own_cpu() -> Option<f64> {
     Some(u + s + cu + cs)
 }
 
+/// The CPU counters, read together: when, every process's busy seconds, steal, and ours.
+fn counters() -> Option<(Instant, f64, f64, f64)> {
+    let (busy, steal) = busy_and_steal(&std::fs::read_to_string("/proc/stat").ok()?)?;
+    Some((Instant::now(), busy, steal, own_cpu()?))
+}
+
 impl MachineCpu {
+    /// The probes' rates, then the counters (so the probes' own CPU is on neither side of
+    /// [`MachineCpu::others_since`]).
     pub fn now() -> Option<MachineCpu> {
-        let (busy, steal) = busy_and_steal(&std::fs::read_to_string("/proc/stat").ok()?)?;
+        let (speed, pages) = (speed(), fresh_pages());
+        let (at, busy, steal, ours) = counters()?;
         Some(MachineCpu {
-            speed: speed(),
-            pages: fresh_pages(),
-            at: Instant::now(),
+            at,
+            speed,
+            pages,
             busy,
             steal,
-            ours: own_cpu()?,
+            ours,
         })
     }
 
     /// Since `self`: the CPU seconds other processes used, as an average count of cores,
-    /// and the same for steal.
+    /// and the same for steal (the counters alone: no probe runs).
     pub fn others_since(&self) -> Option<(f64, f64)> {
-        let now = MachineCpu::now()?;
-        let secs = now.at.duration_since(self.at).as_secs_f64().max(1e-3);
-        let others = (now.busy - self.busy) - (now.ours - self.ours);
-        Some((others.max(0.0) / secs, (now.steal - self.steal) / secs))
+        let (at, busy, steal, ours) = counters()?;
+        let secs = at.duration_since(self.at).as_secs_f64().max(1e-3);
+        let others = (busy - self.busy) - (ours - self.ours);
+        Some((others.max(0.0) / secs, (steal - self.steal) / secs))
     }
 
     /// Sentences for the results: how busy the machine was apart from the run, and how fast
-    /// a fixed loop ran at its start and its end.
+    /// the fixed loop ran and fresh pages were touched at its start and its end.
     pub fn report(&self) -> String {
         let busy = match self.others_since() {
             Some((others, steal)) => format!(
