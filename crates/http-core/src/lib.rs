@@ -376,18 +376,21 @@ impl Default for RetryPolicy {
 pub struct StatusSet(u128);
 
 impl StatusSet {
-    /// The codes of `codes` that are in 400-527 (the others cannot be held).
+    /// The codes a set can hold: one bit each.
+    pub const CODES: core::ops::RangeInclusive<u16> = 400..=527;
+
+    /// The codes of `codes` that are in [`StatusSet::CODES`] (the others cannot be held).
     pub fn of(codes: &[u16]) -> StatusSet {
         StatusSet(
             codes
                 .iter()
-                .filter(|c| (400..528).contains(*c))
+                .filter(|c| Self::CODES.contains(*c))
                 .fold(0, |bits, c| bits | 1u128 << (c - 400)),
         )
     }
 
     pub fn contains(self, code: u16) -> bool {
-        (400..528).contains(&code) && self.0 & 1u128 << (code - 400) != 0
+        Self::CODES.contains(&code) && self.0 & 1u128 << (code - 400) != 0
     }
 }
 

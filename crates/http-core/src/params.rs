@@ -312,9 +312,10 @@ fn statuses(v: &Value, field: &str) -> Result<crate::StatusSet, ParamError> {
     };
     let mut codes = Vec::with_capacity(items.len());
     for item in items {
-        match u64_field(item, field)? {
-            c @ 400..=527 => codes.push(c as u16),
-            c => return Err(err(field, format!("{c} is not a status from 400 to 527"))),
+        let c = u64_field(item, field)?;
+        match u16::try_from(c) {
+            Ok(code) if crate::StatusSet::CODES.contains(&code) => codes.push(code),
+            _ => return Err(err(field, format!("{c} is not a status from 400 to 527"))),
         }
     }
     Ok(crate::StatusSet::of(&codes))

@@ -137,7 +137,7 @@ fn curl_ms(d: Option<std::time::Duration>) -> Option<u64> {
 fn retries(args: &ExecArgs) -> Option<serde_json::Value> {
     let all = args.retry_all_errors;
     let statuses: Vec<u16> = match all && (args.fail || args.fail_with_body) {
-        true => (400..528).collect(),
+        true => http_core::StatusSet::CODES.collect(),
         false => vec![408, 429, 500, 502, 503, 504],
     };
     let mut r = serde_json::json!({
