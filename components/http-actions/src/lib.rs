@@ -72,6 +72,17 @@ fn ready(id: &str, m: Method, with: &str) -> Result<Ready, ActionError> {
 /// leave from the same one.
 static SOURCE: Global<Option<(SocketAddr, String)>> = Global::new(|| None);
 
+/// Received fields as the interface's headers.
+pub(crate) fn wit_headers(fields: &http_core::Fields) -> Vec<Header> {
+    fields
+        .iter()
+        .map(|(name, value)| Header {
+            name: name.into(),
+            value: value.into(),
+        })
+        .collect()
+}
+
 pub(crate) fn source_text(addr: SocketAddr) -> String {
     let mut last = SOURCE.get();
     match &*last {
@@ -326,21 +337,19 @@ fn outcome(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let headers = |list: Vec<(String, String)>| {
+    let headers = |fields: &http_core::Fields| {
         if params.discard_headers {
             Vec::new()
         } else {
-            list.into_iter()
-                .map(|(name, value)| Header { name, value })
-                .collect()
+            wit_headers(fields)
         }
     };
     let body_length = resp.body_len;
     Ok(Outcome {
         status: resp.status,
         reason: resp.reason,
-        headers: headers(resp.headers),
-        trailers: headers(resp.trailers),
+        headers: headers(&resp.headers),
+        trailers: headers(&resp.trailers),
         body: if params.discard_body {
             Vec::new()
         } else {

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use guest_rt::Global;
 use http_core::ws::{self, Session, WsError};
 
-use crate::exports::scheduler::executor::executor::{ActionError, Header, ParamError, Timings};
+use crate::exports::scheduler::executor::executor::{ActionError, ParamError, Timings};
 use crate::exports::scheduler::executor::websocket::{
     CloseInfo, Guest, Message, Opened, Traffic, WsError as Error,
 };
@@ -110,11 +110,7 @@ impl Guest for Component {
         Ok(Opened {
             session: id,
             status: o.status,
-            headers: o
-                .headers
-                .into_iter()
-                .map(|(name, value)| Header { name, value })
-                .collect(),
+            headers: crate::wit_headers(&o.headers),
             protocol: o.protocol,
             timings: timings(o.timings),
             source_address: o.source.map(crate::source_text),

@@ -192,7 +192,7 @@ impl Derived {
 }
 
 /// A body, its trailers, and whether the connection ended exactly at its end.
-type ReadBody = (BodySink, crate::Headers, bool);
+type ReadBody = (BodySink, crate::Fields, bool);
 
 /// A response being read: when the request went, the deadline, and the clock as of the last
 /// read.
@@ -443,7 +443,7 @@ impl<N: Net> Client<N> {
             }
             if req.decompress
                 && !resp.body.is_empty()
-                && let Some(coding) = codec::header(&resp.headers, "content-encoding")
+                && let Some(coding) = resp.headers.get("content-encoding")
             {
                 let body = core::mem::take(&mut resp.body);
                 resp.body = crate::encoding::decode(coding, body, req.max_body)?;
@@ -564,11 +564,7 @@ impl<N: Net> Client<N> {
     /// The answer's cookies, into the jar.
     fn keep_cookies(&mut self, url: &Url, resp: &Response) {
         let now = self.net.wall_ms() / 1000;
-        for (_, v) in resp
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        {
+        for v in resp.headers.all("set-cookie") {
             self.jar.store(url, v, now);
         }
     }
@@ -1061,7 +1057,7 @@ impl<N: Net> Client<N> {
         r: &mut Reading,
         counters: &mut Counters,
     ) -> Result<ReadBody, Failure> {
-        let mut trailers = Vec::new();
+        let mut trailers = crate::Fields::new();
         let mut clean = true;
         match framing {
             Framing::None => clean = rest.is_empty(),

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod cookies;
 pub mod date;
 pub mod encoding;
+pub mod fields;
 pub mod h2;
 mod inbox;
 pub mod json;
@@ -38,6 +39,7 @@ use crate::prelude::*;
 
 pub use client::{Client, Prepared};
 pub use codec::Headers;
+pub use fields::Fields;
 pub use proxy::Proxy;
 pub use upload::BodySource;
 pub use url::Url;
@@ -492,8 +494,8 @@ pub struct Timings {
 pub struct Response {
     pub status: u16,
     pub reason: String,
-    pub headers: Headers,
-    pub trailers: Headers,
+    pub headers: Fields,
+    pub trailers: Fields,
     pub body: Vec<u8>,
     /// The body's length (decoded): `body.len()`, or the bytes counted when it was not kept.
     pub body_len: u64,
@@ -511,6 +513,6 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        codec::header(&self.headers, name)
+        self.headers.get(name)
     }
 }

@@ -46,8 +46,8 @@ impl BodyOut for Vec<u8> {
 
 /// Whether an answer's body is kept: as asked (`keep`), and always when it is to be decoded
 /// (the decoded length is the one reported).
-pub fn keeps_body(keep: bool, decompress: bool, headers: &crate::Headers) -> bool {
-    keep || (decompress && crate::codec::header(headers, "content-encoding").is_some())
+pub fn keeps_body(keep: bool, decompress: bool, headers: &crate::Fields) -> bool {
+    keep || (decompress && headers.get("content-encoding").is_some())
 }
 
 /// A response body as it is read.

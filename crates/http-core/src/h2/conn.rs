@@ -34,8 +34,8 @@ pub enum H2Failure {
 #[derive(Debug, Default)]
 pub struct H2Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub trailers: Vec<(String, String)>,
+    pub headers: crate::Fields,
+    pub trailers: crate::Fields,
     pub body: BodySink,
     /// When its first frame came (µs of the caller's clock).
     pub first_byte_at: u64,

@@ -5,7 +5,7 @@
 use crate::prelude::*;
 
 use super::WsError;
-use crate::codec::{Head, Headers, header, lists, trim_ows};
+use crate::codec::{Head, Headers, lists, trim_ows};
 
 /// Appended to the key before hashing (section 1.3).
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -85,7 +85,7 @@ pub fn check(head: &Head, key: &str, offered: &[String]) -> Result<Option<String
             head.status, head.reason
         )));
     }
-    let h = |name| header(&head.headers, name);
+    let h = |name| head.headers.get(name);
     if !lists(h("upgrade"), "websocket") {
         return Err(fail("no Upgrade: websocket in the answer".into()));
     }

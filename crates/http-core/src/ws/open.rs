@@ -9,7 +9,7 @@ use core::net::SocketAddr;
 use super::params::WsParams;
 use super::{Session, WsError, handshake};
 use crate::client::phase_ms;
-use crate::codec::{self, Headers};
+use crate::codec;
 use crate::{Client, Conn, HttpError, Method, Net, NetError, Phase, Timings, Url};
 
 const HEAD_CHUNK: usize = 4 * 1024;
@@ -18,7 +18,7 @@ const HEAD_CHUNK: usize = 4 * 1024;
 #[derive(Debug, Clone)]
 pub struct Opened {
     pub status: u16,
-    pub headers: Headers,
+    pub headers: crate::Fields,
     pub protocol: Option<String>,
     pub timings: Timings,
     pub source: Option<SocketAddr>,
@@ -57,11 +57,7 @@ impl<N: Net> Client<N> {
         let protocol = handshake::check(&head, &key, &p.subprotocols)?;
         if req.cookies {
             let now = self.net.wall_ms() / 1000;
-            for (_, v) in head
-                .headers
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            {
+            for v in head.headers.all("set-cookie") {
                 self.jar.store(&url, v, now);
             }
         }
