@@ -70,6 +70,15 @@ const URLS: &[&[u8]] = &[
 fn check_head(bytes: &[u8]) {
     if let Ok(Some(head)) = parse_head(bytes, 64 * 1024) {
         assert!(head.len <= bytes.len());
+        // Every field reads back (names are tokens, folds are unfolded) and is found by name.
+        for (name, value) in head.headers.iter() {
+            assert!(name.bytes().all(|b| b.is_ascii_graphic()), "{name:?}");
+            assert!(
+                !name.is_empty() && !value.contains('\n'),
+                "{name:?}: {value:?}"
+            );
+            assert!(head.headers.get(name).is_some(), "{name:?}");
+        }
         for m in [Method::Get, Method::Head, Method::Post] {
             if let Ok(f) = framing(m, &head)
                 && let Framing::Length(n) = f
