@@ -143,11 +143,12 @@ impl MachineCpu {
         };
         format!(
             "{busy} A fixed CPU loop ran {:.0} M rounds/s at the start and {:.0} at the end, \
-             and 64 MiB of fresh memory pages were touched at {:.0} k/s and {:.0} k/s (page \
+             and {} MiB of fresh memory pages were touched at {:.0} k/s and {:.0} k/s (page \
              faults, a large part of row 6; a busy host slows every figure without showing as \
              steal: absolute figures compare across runs by these, ratios need not).",
             self.speed,
             speed(),
+            FRESH >> 20,
             self.pages,
             fresh_pages()
         )
