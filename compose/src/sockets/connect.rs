@@ -2,13 +2,15 @@
 //! handshake by the time `connect(2)` returns (its answer is still `EINPROGRESS` for a
 //! non-blocking socket), so a look at the socket without waiting finds the outcome, and
 //! `finish-connect` has it at once: no wait through `wasi:io/poll`, no fiber switched out and
-//! back, no turn of the event loop. Elsewhere the connection is waited for as tokio waits for
-//! it (writable, then the socket's error).
+//! back, no turn of the event loop. The look is `connect(2)` asked again, which answers in one
+//! system call that the attempt is still going (`EALREADY`), that it succeeded, or why it failed
+//! (where a `poll` and a read of the socket's error took two). Elsewhere the connection is waited
+//! for as tokio waits for it (writable, then the socket's error).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::pin::Pin;
 
 use rustix::io::Errno;
@@ -28,31 +30,31 @@ pub(crate) fn start(socket: tokio::net::TcpSocket, addr: SocketAddr) -> Started 
     let fd = unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) };
     match rustix::net::connect(&fd, &addr) {
         Ok(()) => Started::Done(register(fd)),
-        Err(Errno::INPROGRESS) if writable_now(&fd) => Started::Done(outcome(fd)),
-        Err(Errno::INPROGRESS) => match register(fd) {
-            Ok(stream) => Started::Waiting(Box::pin(finish(stream))),
-            Err(e) => Started::Done(Err(e)),
+        Err(Errno::INPROGRESS) => match settled(&fd, &addr) {
+            Some(Ok(())) => Started::Done(register(fd)),
+            Some(Err(e)) => Started::Done(Err(e)),
+            None => match register(fd) {
+                Ok(stream) => Started::Waiting(Box::pin(finish(stream))),
+                Err(e) => Started::Done(Err(e)),
+            },
         },
         Err(e) => Started::Done(Err(e.into())),
     }
 }
 
-/// Whether the connection attempt is over (either way), without waiting.
-fn writable_now(fd: &OwnedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no timeout.
-    unsafe { libc::poll(&mut p, 1, 0) == 1 }
-}
-
-/// The finished attempt's result: the socket's pending error, or the connected stream.
-fn outcome(fd: OwnedFd) -> io::Result<TcpStream> {
-    match rustix::net::sockopt::socket_error(&fd)? {
-        Ok(()) => register(fd),
-        Err(e) => Err(e.into()),
+/// The attempt's outcome if it is over, without waiting (`None`: still going). Linux answers
+/// a second `connect(2)` with success once the handshake is done (`EISCONN` when asked again,
+/// as the BSDs answer at once) and with the attempt's error once it failed, which it then
+/// clears; a system that answers a failed attempt otherwise still holds the error in
+/// `SO_ERROR`, which is read then.
+fn settled(fd: &OwnedFd, addr: &SocketAddr) -> Option<io::Result<()>> {
+    match rustix::net::connect(fd, addr) {
+        Ok(()) | Err(Errno::ISCONN) => Some(Ok(())),
+        Err(Errno::ALREADY | Errno::INPROGRESS) => None,
+        Err(e) => Some(Err(match rustix::net::sockopt::socket_error(fd) {
+            Ok(Err(pending)) => pending.into(),
+            _ => e.into(),
+        })),
     }
 }
 
@@ -70,5 +72,84 @@ async fn finish(stream: TcpStream) -> io::Result<TcpStream> {
     match stream.take_error()? {
         Some(e) => Err(e),
         None => Ok(stream),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn socket() -> tokio::net::TcpSocket {
+        tokio::net::TcpSocket::new_v4().unwrap()
+    }
+
+    #[test]
+    fn a_loopback_connection_is_done_in_the_call() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        let rt = runtime();
+        let _in = rt.enter();
+        let stream = match start(socket(), to) {
+            Started::Done(r) => r.unwrap(),
+            Started::Waiting(_) => panic!("not connected in the call"),
+        };
+        assert_eq!(stream.peer_addr().unwrap(), to);
+        let (_, from) = listener.accept().unwrap();
+        assert_eq!(stream.local_addr().unwrap(), from);
+    }
+
+    #[test]
+    fn a_refused_connection_is_refused_in_the_call() {
+        let to = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let rt = runtime();
+        let _in = rt.enter();
+        let Started::Done(Err(e)) = start(socket(), to) else {
+            panic!("not refused in the call");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    }
+
+    /// A listener whose queue is full drops the handshake's SYN: the attempt stays under way,
+    /// is waited for, and connects once the queue has room (the SYN is sent again after 1 s).
+    #[test]
+    fn an_attempt_under_way_is_waited_for() {
+        let rt = runtime();
+        let _in = rt.enter();
+        let listener = socket();
+        listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listener.listen(0).unwrap();
+        let to = listener.local_addr().unwrap();
+        // Fill the accept queue until an attempt is left waiting (bounded).
+        let mut held = Vec::new();
+        let waiting = (0..64).find_map(|_| match start(socket(), to) {
+            Started::Done(r) => {
+                held.push(r.unwrap());
+                None
+            }
+            Started::Waiting(w) => Some(w),
+        });
+        let waiting = waiting.expect("the queue never filled");
+        let accepting = rt.spawn(async move {
+            loop {
+                let _ = listener.accept().await.unwrap();
+            }
+        });
+        let stream = rt.block_on(tokio::time::timeout(Duration::from_secs(10), waiting));
+        accepting.abort();
+        let stream = stream.expect("no connection in 10 s").unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), to);
     }
 }
