@@ -20,18 +20,36 @@ pub(super) fn method(call: &str) -> exec::HttpMethod {
 /// Let `policy` reach what `url` names: its host name may be looked up, and its addresses
 /// connected to.
 pub async fn allow_url(policy: &Policy, url: &str) {
-    if let Ok(u) = url::Url::parse(url)
-        && let Some(url::Host::Domain(name)) = u.host()
-    {
-        policy.allow_name(name);
-    }
-    for t in target_of_url(url).await.unwrap_or_default() {
-        policy.allow_target(t);
+    allow_parsed(policy, url::Url::parse(url).ok().as_ref()).await;
+}
+
+/// [`allow_url`] for a URL read already (`None`: one the url crate does not read). A host
+/// name is not looked up here: what the instance's own lookups of it find is allowed at the
+/// URL's port (`runtime::lookup`).
+async fn allow_parsed(policy: &Policy, url: Option<&url::Url>) {
+    let Some(u) = url else { return };
+    match (u.host(), web_port(u)) {
+        (Some(url::Host::Domain(name)), Some(port)) => policy.allow_name_at(name, port),
+        (Some(url::Host::Domain(name)), None) => policy.allow_name(name),
+        _ => {
+            for t in targets_of(u).await.unwrap_or_default() {
+                policy.allow_target(t);
+            }
+        }
     }
 }
 
+/// The port of an `http` or `https` URL (`None` for another scheme).
+fn web_port(u: &url::Url) -> Option<u16> {
+    matches!(u.scheme(), "http" | "https")
+        .then(|| u.port_or_known_default())
+        .flatten()
+}
+
 /// Which way a request goes: through its own `proxy`, the tenant's or the run's (unless
-/// `no_proxy` lists its host), or straight; the instance may reach that way only.
+/// `no_proxy` lists its host), or straight; the instance may reach that way only. The URL is
+/// read once, and not again while a user's URL repeats (`Policy::last_url`: what it allows
+/// was allowed then and cannot change).
 async fn route(
     with: &mut serde_json::Value,
     policy: &Policy,
@@ -40,22 +58,37 @@ async fn route(
     let Some(url) = with.get("url").and_then(|u| u.as_str()).map(str::to_string) else {
         return Ok(());
     };
-    let host = url::Url::parse(&url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
+    let (parsed, host) = match policy.last_url(&url) {
+        Some(host) => (None, host),
+        None => {
+            let parsed = url::Url::parse(&url).ok();
+            let host = parsed
+                .as_ref()
+                .and_then(|u| u.host_str())
+                .unwrap_or_default();
+            let host = host.to_string();
+            (Some(parsed), host)
+        }
+    };
     if let Some(obj) = with.as_object_mut()
         && !obj.contains_key("proxy")
         && let Some(p) = proxies.0.for_request(proxies.1, &host)
     {
         obj.insert("proxy".into(), p.into());
     }
-    match with.get("proxy") {
-        Some(serde_json::Value::String(p)) if !p.is_empty() => {
+    match (with.get("proxy"), parsed) {
+        (Some(serde_json::Value::String(p)), _) if !p.is_empty() => {
             let p = crate::format::proxy::parse(p, None).map_err(|e| format!("proxy: {e}"))?;
             allow_proxy(policy, &p).await;
         }
-        _ => allow_url(policy, &url).await,
+        (_, Some(parsed)) => {
+            allow_parsed(policy, parsed.as_ref()).await;
+            if parsed.is_some() {
+                policy.remember_url(&url, &host);
+            }
+        }
+        // The same URL as the last request's: allowed then.
+        (_, None) => {}
     }
     for r in with["resolve"].as_array().into_iter().flatten() {
         allow_resolved(policy, r.as_str().unwrap_or_default(), false);
@@ -100,7 +133,11 @@ pub async fn allow_proxy(policy: &Policy, proxy: &crate::format::proxy::ProxyUrl
 }
 
 pub async fn target_of_url(text: &str) -> Option<Vec<SocketAddr>> {
-    let u = url::Url::parse(text).ok()?;
+    targets_of(&url::Url::parse(text).ok()?).await
+}
+
+/// [`target_of_url`] for a URL read already.
+async fn targets_of(u: &url::Url) -> Option<Vec<SocketAddr>> {
     if u.scheme() != "http" && u.scheme() != "https" {
         return None;
     }
@@ -474,5 +511,90 @@ pub(super) fn check_duration(kind: &CheckKind, ms: f64) -> bool {
             _ => ms >= *limit,
         },
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use compose::sockets::AddrCheck;
+    use wasmtime_wasi::sockets::SocketAddrUse;
+
+    use super::*;
+    use crate::format::scenario::ScenarioProxy;
+
+    fn routed(policy: &Policy, url: &str, proxies: &ScenarioProxy) -> serde_json::Value {
+        let mut with = serde_json::json!({ "url": url });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(route(&mut with, policy, (proxies, "t")))
+            .unwrap();
+        with
+    }
+
+    fn reaches(policy: &Policy, to: &str) -> bool {
+        policy.allows(to.parse().unwrap(), SocketAddrUse::TcpConnect)
+    }
+
+    #[test]
+    fn a_literal_url_is_read_once_while_it_repeats() {
+        let policy = Policy::default();
+        let none = ScenarioProxy::default();
+        let url = "HTTP://[::1]:8080/a?b";
+        routed(&policy, url, &none);
+        assert!(reaches(&policy, "[::1]:8080"));
+        assert_eq!(policy.last_url(url).as_deref(), Some("[::1]"));
+        // Another URL is read and remembered in its place, its default port allowed.
+        routed(&policy, "https://127.0.0.7/", &none);
+        assert!(reaches(&policy, "127.0.0.7:443"));
+        assert_eq!(policy.last_url(url), None);
+        assert!(!reaches(&policy, "127.0.0.7:80"));
+    }
+
+    #[test]
+    fn a_remembered_url_still_takes_the_proxy_its_host_is_given() {
+        let policy = Policy::default();
+        let proxies = ScenarioProxy {
+            url: Some("http://127.0.0.9:3128".into()),
+            no_proxy: Some("127.0.0.8".into()),
+            tenants: Vec::new(),
+        };
+        for _ in 0..2 {
+            let with = routed(&policy, "http://127.0.0.7:81/", &proxies);
+            assert_eq!(with["proxy"], "http://127.0.0.9:3128");
+            let with = routed(&policy, "http://127.0.0.8:81/", &proxies);
+            assert_eq!(with.get("proxy"), None);
+        }
+        // Through the proxy only: its target, not the URL's.
+        assert!(reaches(&policy, "127.0.0.9:3128"));
+        assert!(!reaches(&policy, "127.0.0.7:81"));
+        assert!(reaches(&policy, "127.0.0.8:81"));
+    }
+
+    #[test]
+    fn a_named_host_is_reached_at_what_the_instances_lookups_find() {
+        let policy = Policy::default();
+        let url = "http://Localhost.:8080/";
+        routed(&policy, url, &ScenarioProxy::default());
+        assert_eq!(policy.last_url(url).as_deref(), Some("localhost."));
+        assert!(policy.may_resolve("LOCALHOST"));
+        // Nothing is looked up for the policy: only what the instance's lookup finds.
+        assert!(!reaches(&policy, "127.0.0.1:8080"));
+        policy.looking_up(7, "localhost");
+        policy.found(7, "127.0.0.1".parse().unwrap());
+        policy.found(7, "::ffff:127.0.0.2".parse().unwrap());
+        assert!(reaches(&policy, "127.0.0.1:8080"));
+        assert!(reaches(&policy, "127.0.0.2:8080"));
+        assert!(!reaches(&policy, "127.0.0.1:8081"));
+        // Another port of the name, from another URL, holds for later lookups too.
+        routed(&policy, "https://localhost/", &ScenarioProxy::default());
+        policy.found(7, "127.0.0.3".parse().unwrap());
+        assert!(reaches(&policy, "127.0.0.3:443") && reaches(&policy, "127.0.0.3:8080"));
+        // A lookup that is over, or of a name no URL gave a port, allows nothing.
+        policy.lookup_done(7);
+        policy.found(7, "127.0.0.4".parse().unwrap());
+        policy.looking_up(8, "other.test");
+        policy.found(8, "127.0.0.5".parse().unwrap());
+        assert!(!reaches(&policy, "127.0.0.4:8080") && !reaches(&policy, "127.0.0.5:8080"));
     }
 }

@@ -1,7 +1,9 @@
 //! `wasi:sockets/ip-name-lookup` under the user's policy: a name the policy does not allow is
 //! refused (`access-denied`) before any query, so a redirect to a name the scenario never
 //! named (and whatever a target encodes in it) never leaves the machine. Allowed names and IP
-//! literals go to wasmtime-wasi's resolver.
+//! literals go to wasmtime-wasi's resolver. What a lookup of a name finds is allowed at the
+//! ports the actions' URLs gave that name (`Policy::allow_name_at`): the addresses the client
+//! connects to are the ones its own lookup found, whatever another lookup would answer.
 
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
@@ -48,7 +50,9 @@ impl Host for Lookup<'_> {
         if !self.policy.may_resolve(&name) {
             return Err(ErrorCode::AccessDenied.into());
         }
-        self.inner.resolve_addresses(network, name)
+        let stream = self.inner.resolve_addresses(network, name.clone())?;
+        self.policy.looking_up(stream.rep(), &name);
+        Ok(stream)
     }
 }
 
@@ -74,7 +78,12 @@ impl HostResolveAddressStream for Lookup<'_> {
         &mut self,
         resource: Resource<ResolveAddressStream>,
     ) -> Result<Option<IpAddress>, SocketError> {
-        self.inner.resolve_next_address(resource)
+        let id = resource.rep();
+        let next = self.inner.resolve_next_address(resource)?;
+        if let Some(ip) = next {
+            self.policy.found(id, std_ip(ip));
+        }
+        Ok(next)
     }
 
     fn subscribe(
@@ -85,7 +94,18 @@ impl HostResolveAddressStream for Lookup<'_> {
     }
 
     fn drop(&mut self, resource: Resource<ResolveAddressStream>) -> wasmtime::Result<()> {
+        self.policy.lookup_done(resource.rep());
         HostResolveAddressStream::drop(&mut self.inner, resource)
+    }
+}
+
+/// The found address as the standard library's.
+fn std_ip(ip: IpAddress) -> std::net::IpAddr {
+    match ip {
+        IpAddress::Ipv4((a, b, c, d)) => std::net::Ipv4Addr::new(a, b, c, d).into(),
+        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
+            std::net::Ipv6Addr::new(a, b, c, d, e, f, g, h).into()
+        }
     }
 }
 

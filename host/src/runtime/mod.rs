@@ -12,7 +12,7 @@ pub use udp::{UdpExchange, UdpFailure, UdpOutcome};
 pub mod websocket;
 pub use errors::{error_kind, error_text, pool_error_text};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -118,6 +118,15 @@ pub struct Policy {
     allowed: Mutex<HashSet<IpAddr>>,
     /// A server's: it may listen (on its pinned address) and accept.
     listens: bool,
+    /// The last URL of an action read for this instance, and its host: what it allows (an
+    /// address at a port, or a name at a port) was allowed when it was read, and nothing
+    /// allowed is taken back.
+    last_url: Mutex<Option<(String, String)>>,
+    /// The ports the actions' URLs name with each host name (normalised): the addresses the
+    /// instance's lookups of that name find are allowed at those ports.
+    name_ports: Mutex<HashMap<String, Vec<u16>>>,
+    /// The names of the instance's lookups under way, by their streams' handles.
+    lookups: Mutex<HashMap<u32, String>>,
 }
 
 /// Which local addresses an instance may bind.
@@ -140,6 +149,61 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Policy {
     pub fn allow_target(&self, addr: SocketAddr) {
         lock(&self.targets).insert(addr);
+    }
+
+    /// The host of `url` if it is the last URL remembered by [`Policy::remember_url`].
+    pub fn last_url(&self, url: &str) -> Option<String> {
+        let last = lock(&self.last_url);
+        last.as_ref()
+            .filter(|(u, _)| u == url)
+            .map(|(_, host)| host.clone())
+    }
+
+    /// `url`, whose host is `host`, has been allowed.
+    pub fn remember_url(&self, url: &str, host: &str) {
+        *lock(&self.last_url) = Some((url.to_string(), host.to_string()));
+    }
+
+    /// Allow host name `name` to be looked up, and what its lookups find at `port`.
+    pub fn allow_name_at(&self, name: &str, port: u16) {
+        let name = crate::runtime::lookup::normalize(name);
+        let mut ports = lock(&self.name_ports);
+        let at = ports.entry(name.clone()).or_default();
+        if !at.contains(&port) {
+            at.push(port);
+        }
+        drop(ports);
+        lock(&self.names).insert(name);
+    }
+
+    /// The instance's lookup `id` of `name` has begun.
+    pub fn looking_up(&self, id: u32, name: &str) {
+        lock(&self.lookups).insert(id, crate::runtime::lookup::normalize(name));
+    }
+
+    /// The instance's lookup `id` found `ip`: allowed at the ports its name was given.
+    pub fn found(&self, id: u32, ip: IpAddr) {
+        let Some(name) = lock(&self.lookups).get(&id).cloned() else {
+            return;
+        };
+        // The client connects to an IPv4-mapped address over IPv4.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let ports = lock(&self.name_ports)
+            .get(&name)
+            .cloned()
+            .unwrap_or_default();
+        let mut targets = lock(&self.targets);
+        for port in ports {
+            targets.insert(SocketAddr::new(ip, port));
+        }
+    }
+
+    /// The instance's lookup `id` is over.
+    pub fn lookup_done(&self, id: u32) {
+        lock(&self.lookups).remove(&id);
     }
 
     /// Allow every port of `ip` (`exec -L`).
