@@ -176,7 +176,7 @@ pub(super) async fn prepare(
     if with
         .get("url")
         .and_then(|u| u.as_str())
-        .is_some_and(|u| u.contains("{{"))
+        .is_some_and(template::opens_template)
     {
         return Ok(None);
     }

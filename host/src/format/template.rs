@@ -28,17 +28,36 @@ fn scan(
     mut template: impl FnMut(&str, &str) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut rest = text;
-    while let Some(i) = rest.find("{{") {
+    while let Some(i) = find_pair(rest, '{') {
         literal(&rest[..i]);
         let after = &rest[i + 2..];
-        let j = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
+        let j = find_pair(after, '}').ok_or_else(|| format!("unclosed {{{{ in {text:?}"))?;
         template(after[..j].trim(), &rest[i..i + 2 + j + 2])?;
         rest = &after[j + 2..];
     }
     literal(rest);
     Ok(())
+}
+
+/// Where `cc` (the ASCII `c` twice: `{{` or `}}`) first begins in `text`. A search for one
+/// character is `memchr`'s; `str::find` with a two-character text sets up a two-way search
+/// first, which costs more than these short texts (every action's `with`, every request) take
+/// to scan.
+fn find_pair(text: &str, c: char) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = text[from..].find(c) {
+        let at = from + i;
+        if text.as_bytes().get(at + 1) == Some(&(c as u8)) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Whether `text` holds a `{{`.
+pub fn opens_template(text: &str) -> bool {
+    find_pair(text, '{').is_some()
 }
 
 /// Replace each `{{name}}` with its value; a whole-string `{{expression}}` with an operator is
@@ -163,7 +182,7 @@ fn is_name(s: &str) -> bool {
 /// Whether any string inside a JSON value holds a `{{` (a template to render).
 pub fn has_template(v: &serde_json::Value) -> bool {
     match v {
-        serde_json::Value::String(s) => s.contains("{{"),
+        serde_json::Value::String(s) => opens_template(s),
         serde_json::Value::Array(a) => a.iter().any(has_template),
         serde_json::Value::Object(o) => o.values().any(has_template),
         _ => false,
@@ -525,6 +544,24 @@ pub fn eval_condition(text: &str, vars: &Vars) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pair_is_found_where_it_first_begins() {
+        for (text, at) in [
+            ("{{", Some(0)),
+            ("a{b{{c{{", Some(3)),
+            ("é{{x}}", Some(2)),
+            ("{ {", None),
+            ("x{", None),
+            ("", None),
+            ("{{{", Some(0)),
+        ] {
+            assert_eq!(find_pair(text, '{'), at, "{text:?}");
+            assert_eq!(text.find("{{"), at, "{text:?}");
+        }
+        assert_eq!(find_pair("a}b}}", '}'), Some(3));
+        assert!(opens_template("x{{") && !opens_template("x{y}"));
+    }
 
     fn vars() -> Vars {
         let mut v = Vars::new();
