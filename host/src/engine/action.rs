@@ -584,7 +584,7 @@ mod tests {
         policy.found(7, "127.0.0.1".parse().unwrap());
         policy.found(7, "::ffff:127.0.0.2".parse().unwrap());
         assert!(reaches(&policy, "127.0.0.1:8080"));
-        assert!(reaches(&policy, "127.0.0.2:8080"));
+        assert!(reaches(&policy, "127.0.0.2:8080") && reaches(&policy, "[::ffff:127.0.0.2]:8080"));
         assert!(!reaches(&policy, "127.0.0.1:8081"));
         // Another port of the name, from another URL, holds for later lookups too.
         routed(&policy, "https://localhost/", &ScenarioProxy::default());

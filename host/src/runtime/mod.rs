@@ -186,10 +186,11 @@ impl Policy {
         let Some(name) = lock(&self.lookups).get(&id).cloned() else {
             return;
         };
-        // The client connects to an IPv4-mapped address over IPv4.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
+        // An IPv4-mapped address is allowed as found and as the IPv4 address the client
+        // connects to over IPv4.
+        let v4 = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+            IpAddr::V4(_) => None,
         };
         let ports = lock(&self.name_ports)
             .get(&name)
@@ -198,6 +199,7 @@ impl Policy {
         let mut targets = lock(&self.targets);
         for port in ports {
             targets.insert(SocketAddr::new(ip, port));
+            targets.extend(v4.map(|v4| SocketAddr::new(v4, port)));
         }
     }
 
