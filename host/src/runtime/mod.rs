@@ -166,14 +166,14 @@ impl Policy {
 
     /// Allow host name `name` to be looked up, and what its lookups find at `port`.
     pub fn allow_name_at(&self, name: &str, port: u16) {
-        let name = crate::runtime::lookup::normalize(name);
+        self.allow_name(name);
         let mut ports = lock(&self.name_ports);
-        let at = ports.entry(name.clone()).or_default();
+        let at = ports
+            .entry(crate::runtime::lookup::normalize(name))
+            .or_default();
         if !at.contains(&port) {
             at.push(port);
         }
-        drop(ports);
-        lock(&self.names).insert(name);
     }
 
     /// The instance's lookup `id` of `name` has begun.
