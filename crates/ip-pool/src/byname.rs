@@ -22,7 +22,7 @@ impl ByName {
     #[inline]
     fn find(&self, name: &str) -> core::result::Result<usize, usize> {
         if let Some(p) = self.pools.get(self.last)
-            && p.name.as_bytes() == name.as_bytes()
+            && crate::small::same(p.name.as_bytes(), name.as_bytes())
         {
             return Ok(self.last);
         }

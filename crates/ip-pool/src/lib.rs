@@ -59,7 +59,7 @@ use crate::prelude::*;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use core::fmt;
-use core::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use core::hash::{BuildHasherDefault, Hasher};
 use core::net::IpAddr;
 use hashbrown::HashMap;
 
@@ -312,10 +312,21 @@ pub struct FxHasher(u64);
 impl Hasher for FxHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        // Whole words, then the rest gathered a byte at a time: a names' last few bytes copied
+        // into a word buffer cost a `memcpy` call each.
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
             let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
+            b.copy_from_slice(w);
             self.write_u64(u64::from_le_bytes(b));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let n = rest
+                .iter()
+                .rev()
+                .fold(0u64, |n, &b| (n << 8) | u64::from(b));
+            self.write_u64(n);
         }
     }
     #[inline]
@@ -371,7 +382,19 @@ fn owner_hash(tenant: u32, resource: &str, resource_type: &ResourceType) -> u64 
     if tests::COLLIDE.get() {
         return 7;
     }
-    FxBuild::default().hash_one((tenant, resource, resource_type))
+    let mut h = FxHasher::default();
+    h.write_u64(u64::from(tenant));
+    h.write(resource.as_bytes());
+    match resource_type {
+        ResourceType::Vm => h.write_u64(1),
+        ResourceType::Container => h.write_u64(2),
+        ResourceType::Pod => h.write_u64(3),
+        ResourceType::Custom(name) => {
+            h.write_u64(4);
+            h.write(name.as_bytes());
+        }
+    }
+    h.finish()
 }
 
 #[derive(Debug, Clone)]
@@ -535,6 +558,7 @@ impl Pool {
         }
     }
 
+    #[inline]
     fn binding(&self, id: u32) -> BindingRef<'_> {
         let slot = self.slots.at(id);
         BindingRef {
@@ -557,13 +581,14 @@ impl Pool {
     }
 
     /// The slot `owner` holds: its tenant's id and its `owner_hash`, and the slot id.
+    #[inline]
     fn find_hashed(&self, owner: &Owner) -> Option<(u32, u64, Option<u32>)> {
         let tenant = self.tenants.id(&owner.tenant)?;
         let hash = owner_hash(tenant, &owner.resource, &owner.resource_type);
         if let Some(&id) = self.owners.get(&hash) {
             let s = self.slots.at(id);
             if s.tenant == tenant
-                && s.resource.as_bytes() == owner.resource.as_bytes()
+                && small::same(s.resource.as_bytes(), owner.resource.as_bytes())
                 && s.resource_type == owner.resource_type
             {
                 return Some((tenant, hash, Some(id)));
@@ -581,6 +606,7 @@ impl Pool {
 
     /// Bind the free (or just taken) address `k` to `owner`, which holds nothing yet.
     /// `found` is what `find_hashed` gave for the owner.
+    #[inline]
     fn bind(
         &mut self,
         k: u128,
@@ -619,6 +645,7 @@ impl Pool {
     }
 
     /// Record `slot` in every index; its address and owner must be unbound.
+    #[inline]
     fn index(&mut self, slot: Slot) -> u32 {
         let (k, hash, tenant, expiry) = (slot.ip, slot.hash, slot.tenant, slot.expiry);
         let id = self.slots.insert(slot);
@@ -634,14 +661,13 @@ impl Pool {
         if let Some(at) = expiry {
             self.leases.insert((at, k));
         }
-        let ips = &mut self.tenants.at_mut(tenant).ips;
-        self.slots.at_mut(id).pos = ips.len() as u32;
-        ips.push(id);
+        self.slots.at_mut(id).pos = self.tenants.push(tenant, id);
         id
     }
 
     /// Free `k` if it is bound with `generation` (any generation when `None`). The returned
     /// binding reads the freed slot, which stays intact until the next binding.
+    #[inline]
     fn unbind(&mut self, k: u128, generation: Option<u64>) -> Result<BindingRef<'_>> {
         let stale = |slot: &Slot| {
             generation
@@ -671,13 +697,8 @@ impl Pool {
         if let Some(at) = expiry {
             self.leases.remove(&(at, k));
         }
-        let t = self.tenants.at_mut(tenant);
-        t.ips.swap_remove(pos as usize);
-        if let Some(&moved) = t.ips.get(pos as usize) {
+        if let Some(moved) = self.tenants.remove(tenant, pos) {
             self.slots.at_mut(moved).pos = pos;
-        }
-        if t.idle() {
-            self.tenants.went_idle();
         }
         if !reserved {
             self.free.insert(k, k);
@@ -1043,7 +1064,7 @@ impl IpPools {
     pub fn set_quota(&mut self, pool: &str, tenant: &str, limit: Option<u64>) -> Result<()> {
         let (p, _) = self.pool(pool)?;
         let id = p.tenants.make(tenant);
-        p.tenants.at_mut(id).quota = limit;
+        p.tenants.set_quota(id, limit);
         p.tenants.drop_if_idle(id);
         Ok(())
     }

@@ -224,7 +224,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<Pool>, PoolError> {
             let tenant = r.str()?;
             let q = r.u64()?;
             let id = p.tenants.make(&tenant);
-            p.tenants.at_mut(id).quota = Some(q);
+            p.tenants.set_quota(id, Some(q));
         }
         let nb = r.u64()?;
         let nb = r.count(nb, 34)?;

@@ -1,7 +1,8 @@
 //! The tenants of one pool: each has a small id that bindings keep, so a release reaches its
-//! tenant without hashing the name. Tenants left with no bindings and no quota are kept for
-//! reuse and swept in bulk once they outnumber half of all tenants (amortised O(1)), so memory
-//! follows the tenants in use, not every tenant ever seen.
+//! tenant without hashing the name. Tenants left with no bindings and no quota (idle) are kept
+//! for reuse and swept in bulk once more than 64 of them make up over half of all tenants
+//! (amortised O(1)), so memory follows the tenants in use, not every tenant ever seen, and a
+//! tenant that comes and goes is not forgotten and made again each time.
 
 #[allow(unused_imports)]
 use crate::prelude::*;
@@ -40,8 +41,9 @@ pub(crate) struct Tenants {
     ids: FxMap<Name, u32>,
     list: Vec<Tenant>,
     vacant: Vec<u32>,
-    /// Tenants that went idle since the last sweep (an upper bound: some may be busy again).
-    went_idle: usize,
+    /// How many tenants in `ids` are idle: every change of a tenant's bindings or quota goes
+    /// through this type, which keeps the count exact.
+    idle: usize,
     /// The tenant looked up last: allocations come in runs per tenant, and comparing one
     /// short name is cheaper than hashing it.
     last: Cell<u32>,
@@ -53,7 +55,7 @@ impl Default for Tenants {
             ids: FxMap::default(),
             list: Vec::new(),
             vacant: Vec::new(),
-            went_idle: 0,
+            idle: 0,
             last: Cell::new(NONE),
         }
     }
@@ -64,7 +66,7 @@ impl Tenants {
     pub fn id(&self, name: &str) -> Option<u32> {
         let last = self.last.get();
         if let Some(t) = self.list.get(last as usize)
-            && t.name.as_bytes() == name.as_bytes()
+            && crate::small::same(t.name.as_bytes(), name.as_bytes())
         {
             return Some(last);
         }
@@ -95,6 +97,7 @@ impl Tenants {
             }
         };
         self.ids.insert(name, id);
+        self.idle += 1;
         id
     }
 
@@ -103,9 +106,41 @@ impl Tenants {
         &self.list[id as usize]
     }
 
+    /// Add slot `slot` to the tenant's bindings; returns its position there.
     #[inline]
-    pub fn at_mut(&mut self, id: u32) -> &mut Tenant {
-        &mut self.list[id as usize]
+    pub fn push(&mut self, id: u32, slot: u32) -> u32 {
+        let t = &mut self.list[id as usize];
+        let was_idle = t.idle();
+        let pos = t.ips.len() as u32;
+        t.ips.push(slot);
+        if was_idle {
+            self.idle -= 1;
+        }
+        pos
+    }
+
+    /// Remove the binding at `pos` (by swapping the last one in); returns the slot now at `pos`.
+    #[inline]
+    pub fn remove(&mut self, id: u32, pos: u32) -> Option<u32> {
+        let t = &mut self.list[id as usize];
+        t.ips.swap_remove(pos as usize);
+        let moved = t.ips.get(pos as usize).copied();
+        if t.idle() {
+            self.idle += 1;
+        }
+        moved
+    }
+
+    /// Set or clear (`None`) the tenant's quota.
+    pub fn set_quota(&mut self, id: u32, quota: Option<u64>) {
+        let t = &mut self.list[id as usize];
+        let was_idle = t.idle();
+        t.quota = quota;
+        match (was_idle, t.idle()) {
+            (true, false) => self.idle -= 1,
+            (false, true) => self.idle += 1,
+            _ => {}
+        }
     }
 
     /// Forget the tenant now if it is idle.
@@ -123,18 +158,13 @@ impl Tenants {
         self.ids.remove(&t.name);
         t.ips = Vec::new();
         self.vacant.push(id);
+        self.idle -= 1;
     }
 
-    /// Called when a release leaves a tenant idle.
-    #[inline]
-    pub fn went_idle(&mut self) {
-        self.went_idle += 1;
-    }
-
-    /// True when enough tenants went idle for a sweep.
+    /// True when enough tenants are idle for a sweep.
     #[inline]
     pub fn sweep_due(&self) -> bool {
-        self.went_idle > 64 && self.went_idle > self.ids.len() / 2
+        self.idle > 64 && self.idle > self.ids.len() / 2
     }
 
     /// Forget idle tenants once enough went idle. Called between operations, so a binding
@@ -150,12 +180,56 @@ impl Tenants {
             for id in idle {
                 self.vacate(id);
             }
-            self.went_idle = 0;
         }
     }
 
     /// Every tenant in use, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Tenant> + '_ {
         self.ids.values().map(|&id| &self.list[id as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tenants;
+
+    #[test]
+    fn a_tenant_that_comes_and_goes_keeps_its_id() {
+        let mut t = Tenants::default();
+        let id = t.make("bench");
+        for slot in 0..1000 {
+            let pos = t.push(id, slot);
+            assert_eq!(t.remove(id, pos), None);
+            t.sweep_if_due();
+            assert_eq!(t.id("bench"), Some(id), "forgotten after {slot} releases");
+        }
+        assert_eq!(t.idle, 1);
+    }
+
+    #[test]
+    fn idle_tenants_are_counted_exactly_and_swept_past_half() {
+        let mut t = Tenants::default();
+        let ids: Vec<u32> = (0..200).map(|i| t.make(&format!("t{i}"))).collect();
+        for (slot, &id) in ids.iter().enumerate() {
+            t.push(id, slot as u32);
+        }
+        assert_eq!(t.idle, 0);
+        // A quota keeps a tenant without bindings; clearing it makes the tenant idle again.
+        t.set_quota(ids[0], Some(3));
+        assert_eq!(t.remove(ids[0], 0), None);
+        assert_eq!(t.idle, 0);
+        for &id in &ids[1..100] {
+            t.remove(id, 0);
+        }
+        assert_eq!(t.idle, 99);
+        assert!(!t.sweep_due(), "99 of 200 is not over half");
+        t.remove(ids[100], 0);
+        t.set_quota(ids[0], None);
+        assert_eq!(t.idle, 101);
+        t.sweep_if_due();
+        assert_eq!(t.idle, 0);
+        assert_eq!(t.iter().count(), 99);
+        assert_eq!(t.id("t0"), None);
+        assert_eq!(t.id("t150"), Some(ids[150]));
     }
 }
