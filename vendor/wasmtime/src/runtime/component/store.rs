@@ -468,7 +468,8 @@ impl StoreOpaque {
             #[cfg(feature = "component-model-async")]
             ComponentTaskState::Concurrent(_) => unreachable!(),
         };
-        state.scopes.push(CallContext::default())?;
+        // Patched: an exited scope's context (its lenders' allocation) is reused.
+        state.scopes.push(state.spare.pop().unwrap_or_default())?;
         Ok(())
     }
 
@@ -478,7 +479,10 @@ impl StoreOpaque {
             #[cfg(feature = "component-model-async")]
             ComponentTaskState::Concurrent(_) => unreachable!(),
         };
-        state.scopes.pop();
+        if let Some(mut cx) = state.scopes.pop() {
+            cx.reset();
+            state.spare.push(cx);
+        }
     }
 
     pub(crate) fn hostcall_fuel(&self) -> usize {
@@ -632,6 +636,9 @@ impl<T> StoreContextMut<'_, T> {
 #[derive(Default)]
 pub struct ComponentTasksNotConcurrent {
     scopes: TryVec<CallContext>,
+    /// Patched: the contexts of exited scopes, emptied, for the next calls (as many as
+    /// scopes were ever open at once).
+    spare: Vec<CallContext>,
 }
 
 impl ComponentTaskState {

@@ -182,6 +182,15 @@ pub struct CallContext {
     borrow_count: u32,
 }
 
+impl CallContext {
+    /// Empty again, keeping `lenders`' allocation for the next call (patched: see
+    /// vendor/README.md, "a call's lenders kept").
+    pub fn reset(&mut self) {
+        self.lenders.clear();
+        self.borrow_count = 0;
+    }
+}
+
 impl ResourceTables<'_> {
     fn table_for_resource(
         &mut self,
@@ -333,17 +342,21 @@ impl ResourceTables<'_> {
     /// resources that were originally passed in.
     #[inline]
     pub fn validate_scope_exit(&mut self) -> Result<()> {
-        let cx = self.task_state.call_context(self.current_scope_id()?)?;
+        let scope = self.current_scope_id()?;
+        let cx = self.task_state.call_context(scope)?;
         if cx.borrow_count > 0 {
             bail!("borrow handles still remain at the end of the call")
         }
-        for lender in mem::take(&mut cx.lenders) {
+        let mut lenders = mem::take(&mut cx.lenders);
+        for lender in lenders.drain(..) {
             // Note the panics here which should never get triggered in theory
             // due to the dynamic tracking of borrows and such employed for
             // resources.
             let (table, counter) = self.table_for_index(&lender);
             table.resource_undo_lend(counter, lender).unwrap();
         }
+        // Patched: the emptied list goes back, so the scope's exit can keep its allocation.
+        self.task_state.call_context(scope)?.lenders = lenders;
         Ok(())
     }
 }
