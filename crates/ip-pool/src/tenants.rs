@@ -41,8 +41,7 @@ pub(crate) struct Tenants {
     ids: FxMap<Name, u32>,
     list: Vec<Tenant>,
     vacant: Vec<u32>,
-    /// How many tenants in `ids` are idle: every change of a tenant's bindings or quota goes
-    /// through this type, which keeps the count exact.
+    /// How many tenants in `ids` are idle, kept exact by `change`.
     idle: usize,
     /// The tenant looked up last: allocations come in runs per tenant, and comparing one
     /// short name is cheaper than hashing it.
@@ -106,41 +105,42 @@ impl Tenants {
         &self.list[id as usize]
     }
 
-    /// Add slot `slot` to the tenant's bindings; returns its position there.
+    /// Apply `change` to tenant `id`, keeping the count of idle tenants: every change of a
+    /// tenant's bindings or quota goes through here.
     #[inline]
-    pub fn push(&mut self, id: u32, slot: u32) -> u32 {
+    fn change<R>(&mut self, id: u32, change: impl FnOnce(&mut Tenant) -> R) -> R {
         let t = &mut self.list[id as usize];
         let was_idle = t.idle();
-        let pos = t.ips.len() as u32;
-        t.ips.push(slot);
-        if was_idle {
-            self.idle -= 1;
-        }
-        pos
-    }
-
-    /// Remove the binding at `pos` (by swapping the last one in); returns the slot now at `pos`.
-    #[inline]
-    pub fn remove(&mut self, id: u32, pos: u32) -> Option<u32> {
-        let t = &mut self.list[id as usize];
-        t.ips.swap_remove(pos as usize);
-        let moved = t.ips.get(pos as usize).copied();
-        if t.idle() {
-            self.idle += 1;
-        }
-        moved
-    }
-
-    /// Set or clear (`None`) the tenant's quota.
-    pub fn set_quota(&mut self, id: u32, quota: Option<u64>) {
-        let t = &mut self.list[id as usize];
-        let was_idle = t.idle();
-        t.quota = quota;
+        let r = change(t);
         match (was_idle, t.idle()) {
             (true, false) => self.idle -= 1,
             (false, true) => self.idle += 1,
             _ => {}
         }
+        r
+    }
+
+    /// Add slot `slot` to the tenant's bindings; returns its position there.
+    #[inline]
+    pub fn push(&mut self, id: u32, slot: u32) -> u32 {
+        self.change(id, |t| {
+            t.ips.push(slot);
+            t.ips.len() as u32 - 1
+        })
+    }
+
+    /// Remove the binding at `pos` (by swapping the last one in); returns the slot now at `pos`.
+    #[inline]
+    pub fn remove(&mut self, id: u32, pos: u32) -> Option<u32> {
+        self.change(id, |t| {
+            t.ips.swap_remove(pos as usize);
+            t.ips.get(pos as usize).copied()
+        })
+    }
+
+    /// Set or clear (`None`) the tenant's quota.
+    pub fn set_quota(&mut self, id: u32, quota: Option<u64>) {
+        self.change(id, |t| t.quota = quota);
     }
 
     /// Forget the tenant now if it is idle.
