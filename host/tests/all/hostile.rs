@@ -200,8 +200,10 @@ fn bombs_are_refused_quickly() {
         err.contains("workbook.resources[0].properties.b: expands to more than"),
         "{err}"
     );
+    // Hang and blow-up guards, not timings: about 5 s for the test on a quiet machine with
+    // debug builds, a minute or more when expansion or the graph checks were quadratic.
     assert!(
-        start.elapsed() < Duration::from_secs(10),
+        start.elapsed() < Duration::from_secs(30),
         "{:?}",
         start.elapsed()
     );
@@ -225,7 +227,7 @@ fn bombs_are_refused_quickly() {
     );
     // Linear: debug builds included, far from the quadratic minute.
     assert!(
-        start.elapsed() < Duration::from_secs(15),
+        start.elapsed() < Duration::from_secs(30),
         "{:?}",
         start.elapsed()
     );
