@@ -13,8 +13,8 @@ const EXIT_CODES: &str = "Exit codes (the first that applies): 130 interrupted b
 run itself failed (the pool state or an output could not be written); 2 a bad scenario or bad \
 usage; 99 a threshold was crossed; 98 nothing was tested (no request succeeded); 97 users \
 could not run or their task failed; 0 otherwise. exec exits with curl's codes (6 resolve, \
-7 connect, 22 -f, 28 timeout, 35 TLS, 47 redirects, 52 empty reply, 56 receive, 60 \
-certificate).";
+7 connect, 22 -f, 28 timeout, 35 TLS, 47 redirects, 52 empty reply, 56 receive, 58 client \
+certificate, 60 certificate, 77 CA file).";
 
 /// Runs YAML scenarios through scheduler-executor.wasm: many isolated users, each sending from
 /// its own source address taken from a pool.

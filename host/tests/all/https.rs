@@ -246,3 +246,59 @@ fn exec_takes_curls_tls_flags() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// TLS files `exec` cannot use fail with curl's codes before any connection is made (77 a CA
+/// file, 58 a client certificate or key), and are not read for a plain `http:` URL, as curl
+/// does not read them.
+#[test]
+fn exec_fails_unusable_tls_files_with_curls_codes() {
+    use std::io::{Read, Write};
+    let d = tmp("tls-files");
+    let not_pem = write(&d, "not.pem", "not a certificate\n");
+    let missing = d.join("missing.pem");
+    let (missing, not_pem) = (missing.to_str().unwrap(), not_pem.to_str().unwrap());
+    let untouched = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let https = format!(
+        "https://127.0.0.1:{}/",
+        untouched.local_addr().unwrap().port()
+    );
+    for (flags, code) in [
+        (vec!["--cacert", missing], 77),
+        (vec!["--cacert", not_pem], 77),
+        (vec!["--cert", missing, "--key", missing], 58),
+        (vec!["--cert", not_pem, "--key", not_pem], 58),
+    ] {
+        let out = run(&[&["exec", https.as_str()][..], &flags].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{flags:?}: {err}");
+        assert!(err.contains(&format!("({code})")), "{flags:?}: {err}");
+    }
+    untouched.set_nonblocking(true).unwrap();
+    assert!(untouched.accept().is_err(), "a connection was made");
+
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = format!("http://127.0.0.1:{}/", plain.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = plain.accept().unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1024];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = c.read(&mut b).unwrap();
+            assert!(n > 0, "the request ended early");
+            head.extend_from_slice(&b[..n]);
+        }
+        c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .unwrap();
+    });
+    let out = run(&[
+        "exec", &http, "--cacert", missing, "--cert", not_pem, "--key", not_pem,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"ok");
+    server.join().unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+}

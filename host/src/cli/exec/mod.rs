@@ -10,14 +10,14 @@ mod interface;
 mod request;
 mod route;
 mod saved;
+mod tls;
 mod writeout;
 
 pub use flags::ExecArgs;
 
-use crate::runtime;
 use crate::runtime::exec as x;
 use answer::{Asked, answered, failed};
-use request::{request_of, tls_of};
+use request::request_of;
 
 pub async fn exec(args: ExecArgs) -> ExitCode {
     let request::Req {
@@ -42,11 +42,10 @@ pub async fn exec(args: ExecArgs) -> ExitCode {
         Ok(f) => f,
         Err(e) => return super::finish::usage(&e),
     };
-    let runtime =
-        match runtime::Tls::new(&tls_of(&args), &[]).and_then(|t| runtime::Runtime::new(2, t)) {
-            Ok(r) => r,
-            Err(e) => return fatal(&e),
-        };
+    let runtime = match tls::runtime_for(&args, &url) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let proxy = match route::proxy_for(&args, &url, &|n| std::env::var(n).ok()) {
         Ok(p) => p,
         Err(e) => return super::finish::usage(&e),

@@ -392,23 +392,6 @@ fn curl_headers(
     }
 }
 
-pub(super) fn tls_of(args: &ExecArgs) -> compose::tls::TlsSettings {
-    compose::tls::TlsSettings {
-        ca_files: args.cacert.clone(),
-        insecure: args.insecure,
-        client_identity: args.cert.clone().zip(args.key.clone()),
-        min_version: if args.tls13 {
-            Some(compose::tls::TlsVersion::Tls13)
-        } else if args.tls12 {
-            Some(compose::tls::TlsVersion::Tls12)
-        } else {
-            None
-        },
-        max_version: args.tls_max,
-        server_name: None,
-    }
-}
-
 fn is_method(s: &str) -> bool {
     ["get", "post", "put", "delete", "patch", "head", "options"]
         .contains(&s.to_ascii_lowercase().as_str())
