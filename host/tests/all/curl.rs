@@ -48,7 +48,7 @@ fn echo_server() -> TestServer {
             _ => {
                 let h = |n: &str| r.header(n).unwrap_or("-").to_string();
                 let mut body = format!(
-                    "{} {}\ncontent-type: {}\nauthorization: {}\nuser-agent-set: {}\nreferer: {}\naccept: {}\ncookie: {}\n",
+                    "{} {}\ncontent-type: {}\nauthorization: {}\nuser-agent-set: {}\nreferer: {}\naccept: {}\ncookie: {}\nrange: {}\n",
                     r.method,
                     r.path,
                     h("content-type"),
@@ -57,6 +57,7 @@ fn echo_server() -> TestServer {
                     h("referer"),
                     h("accept"),
                     h("cookie"),
+                    h("range"),
                 )
                 .into_bytes();
                 body.extend_from_slice(&r.body);
@@ -252,6 +253,17 @@ fn exec_answers_as_curl_does() {
             "name@".to_string() + &form.display().to_string(),
             format!("{base}/echo"),
         ],
+        vec![
+            "--url-query".into(),
+            "a=b".into(),
+            "--url-query".into(),
+            "+c=d%20".into(),
+            "--url-query".into(),
+            "x y&z".into(),
+            format!("{base}/echo?k=v#frag"),
+        ],
+        vec!["-r".into(), "0-3".into(), format!("{base}/echo")],
+        vec!["-g".into(), format!("{base}/echo/a[1]{{x,y}}?q=[2]")],
         vec![
             "-T".into(),
             bin.display().to_string(),

@@ -81,6 +81,19 @@ pub fn data(args: &ExecArgs) -> Result<Option<Vec<u8>>, String> {
     Ok((!parts.is_empty()).then(|| parts.join(&b'&')))
 }
 
+/// `--url-query`'s parts joined with `&`: each as `--data-urlencode` makes it, or after a
+/// `+` as it is; `None` when none is given.
+pub fn url_query(args: &ExecArgs) -> Result<Option<String>, String> {
+    let mut parts = Vec::new();
+    for q in &args.url_query {
+        match q.strip_prefix('+') {
+            Some(raw) => parts.push(raw.to_string()),
+            None => parts.push(String::from_utf8_lossy(&urlencode_arg(q)?).into_owned()),
+        }
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("&")))
+}
+
 /// Bytes the host holds as a body of the given type.
 fn bytes(bytes: Vec<u8>, content_type: Option<&str>) -> Plan {
     Plan {

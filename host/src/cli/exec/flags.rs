@@ -179,6 +179,17 @@ pub struct ExecArgs {
     /// `--json`, which here means the outcome as JSON).
     #[arg(long = "data-json", value_name = "JSON")]
     pub data_json: Option<String>,
+    /// Added to the URL's query (repeatable, joined with `&`): as --data-urlencode, and
+    /// `+TEXT` adds TEXT as it is (curl's `--url-query`).
+    #[arg(long = "url-query", value_name = "DATA")]
+    pub url_query: Vec<String>,
+    /// Ask for part of the body: `Range: bytes=RANGE` (`0-99`, `-500`, `100-`; curl's -r).
+    #[arg(short = 'r', long = "range", value_name = "RANGE")]
+    pub range: Option<String>,
+    /// Accepted for curl's command lines: URLs are never globbed here (`{a,b}` and `[1-3]`
+    /// are sent as they are written, as curl sends them with -g).
+    #[arg(short = 'g', long = "globoff")]
+    pub globoff: bool,
     /// A multipart/form-data field (repeatable): `name=value`, `name=@file` (a file part,
     /// with `;type=TYPE` and `;filename=NAME`), `name=<file` (a file's text as the value).
     #[arg(short = 'F', long = "form", value_name = "NAME=CONTENT")]

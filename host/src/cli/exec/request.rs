@@ -74,18 +74,25 @@ fn url_of(args: &ExecArgs, url: &str) -> Result<String, String> {
     if args.get
         && let Some(query) = flags_body::data(args)?
     {
-        let query = String::from_utf8_lossy(&query);
-        let (base, fragment) = match url.split_once('#') {
-            Some((b, f)) => (b.to_string(), Some(f.to_string())),
-            None => (url.clone(), None),
-        };
-        let sep = if base.contains('?') { '&' } else { '?' };
-        url = format!("{base}{sep}{query}");
-        if let Some(f) = fragment {
-            url = format!("{url}#{f}");
-        }
+        url = with_query(&url, &String::from_utf8_lossy(&query));
+    }
+    if let Some(query) = flags_body::url_query(args)? {
+        url = with_query(&url, &query);
     }
     Ok(url)
+}
+
+/// `url` with `query` added to its query (before its fragment).
+fn with_query(url: &str, query: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    match fragment {
+        Some(f) => format!("{base}{sep}{query}#{f}"),
+        None => format!("{base}{sep}{query}"),
+    }
 }
 
 fn call_of(method: &str) -> Result<x::HttpMethod, ExitCode> {
@@ -375,6 +382,9 @@ fn curl_headers(
     }
     if let Some(r) = &args.referer {
         add("Referer", r.clone());
+    }
+    if let Some(r) = &args.range {
+        add("Range", format!("bytes={r}"));
     }
     if let Some(u) = user {
         let token = base64::engine::general_purpose::STANDARD.encode(u.as_bytes());
