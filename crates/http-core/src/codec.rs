@@ -244,15 +244,17 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
     {
         return Ok(Framing::None);
     }
-    if let Some(te) = head.headers.get("transfer-encoding") {
-        let last = trim_ows(te.rsplit(',').next().unwrap_or(""));
-        if last.eq_ignore_ascii_case("chunked") {
-            return Ok(Framing::Chunked);
-        }
-        return Ok(Framing::UntilClose);
+    if head.headers.get("transfer-encoding").is_some() {
+        return transfer_framing(head);
     }
     let mut length = None;
-    for v in head.headers.all("content-length") {
+    // Each field may be a list (`2, 2`): all its members and fields must agree (RFC 9110
+    // section 8.6 lets a recipient take a list of one value repeated as that value).
+    let members = head
+        .headers
+        .all("content-length")
+        .flat_map(|v| v.split(','));
+    for v in members {
         let n: u64 = trim_ows(v).parse().map_err(|_| {
             HttpError::Protocol(format!("bad Content-Length {}", net_text::Quoted(v)))
         })?;
@@ -266,6 +268,32 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
     Ok(match length {
         Some(n) => Framing::Length(n),
         None => Framing::UntilClose,
+    })
+}
+
+/// A response with `Transfer-Encoding` (which overrides any Content-Length, RFC 9112 section
+/// 6.3): chunked when that is the last coding, else read until the close. A coding other
+/// than chunked (`identity` aside) is refused: this client asks for none (it sends no `TE`),
+/// so it decodes none, and handing its bytes on as the body would give them a meaning they
+/// do not have.
+fn transfer_framing(head: &Head) -> Result<Framing, HttpError> {
+    let codings: Vec<&str> = head
+        .headers
+        .all("transfer-encoding")
+        .flat_map(|v| v.split(','))
+        .map(trim_ows)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let known = |c: &&str| c.eq_ignore_ascii_case("chunked") || c.eq_ignore_ascii_case("identity");
+    if let Some(c) = codings.iter().find(|c| !known(c)) {
+        return Err(HttpError::Protocol(format!(
+            "unsupported transfer coding {}",
+            net_text::Quoted(c)
+        )));
+    }
+    Ok(match codings.last() {
+        Some(c) if c.eq_ignore_ascii_case("chunked") => Framing::Chunked,
+        _ => Framing::UntilClose,
     })
 }
 
@@ -700,6 +728,68 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(framing(Method::Get, &h).is_err());
+    }
+
+    fn framing_of(head: &str) -> Result<Framing, HttpError> {
+        let text = format!("HTTP/1.1 200 OK\r\n{head}\r\n");
+        framing(
+            Method::Get,
+            &parse_head(text.as_bytes(), 4096).unwrap().unwrap(),
+        )
+    }
+
+    /// A Content-Length list of one value repeated is that value (RFC 9110 section 8.6), as
+    /// repeated fields are; differing members are an error either way.
+    #[test]
+    fn content_length_lists() {
+        for same in [
+            "Content-Length: 2, 2\r\n",
+            "Content-Length: 2,2\r\nContent-Length: 2\r\n",
+        ] {
+            assert_eq!(framing_of(same).unwrap(), Framing::Length(2), "{same}");
+        }
+        for bad in [
+            "Content-Length: 2, 3\r\n",
+            "Content-Length: 2,\r\n",
+            "Content-Length: ,\r\n",
+        ] {
+            assert!(
+                matches!(framing_of(bad), Err(HttpError::Protocol(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    /// Transfer codings: chunked last is chunked, none of them chunked reads to the close, and
+    /// a coding this client does not decode is an error, not bytes passed on as the body.
+    #[test]
+    fn transfer_codings() {
+        let cases = [
+            (
+                "Transfer-Encoding: chunked\r\nContent-Length: 9\r\n",
+                Ok(Framing::Chunked),
+            ),
+            (
+                "Transfer-Encoding: identity, Chunked\r\n",
+                Ok(Framing::Chunked),
+            ),
+            ("Transfer-Encoding: identity\r\n", Ok(Framing::UntilClose)),
+            ("Transfer-Encoding: gzip, chunked\r\n", Err("\"gzip\"")),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: foo\r\n",
+                Err("\"foo\""),
+            ),
+            ("Transfer-Encoding: deflate\r\n", Err("\"deflate\"")),
+        ];
+        for (head, want) in cases {
+            match (framing_of(head), want) {
+                (Ok(f), Ok(w)) => assert_eq!(f, w, "{head}"),
+                (Err(HttpError::Protocol(m)), Err(w)) => {
+                    assert_eq!(m, format!("unsupported transfer coding {w}"), "{head}");
+                }
+                (got, _) => panic!("{head}: {got:?}"),
+            }
+        }
     }
 
     /// obs-text (bytes 0x80-0xFF, RFC 9110 5.5) in a value: valid UTF-8 is kept as it is,

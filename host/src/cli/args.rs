@@ -14,7 +14,7 @@ run itself failed (the pool state or an output could not be written); 2 a bad sc
 usage; 99 a threshold was crossed; 98 nothing was tested (no request succeeded); 97 users \
 could not run or their task failed; 0 otherwise. exec exits with curl's codes (6 resolve, \
 7 connect, 22 -f, 28 timeout, 35 TLS, 47 redirects, 52 empty reply, 56 receive, 58 client \
-certificate, 60 certificate, 77 CA file).";
+certificate, 60 certificate, 61 encoding, 77 CA file).";
 
 /// Runs YAML scenarios through scheduler-executor.wasm: many isolated users, each sending from
 /// its own source address taken from a pool.

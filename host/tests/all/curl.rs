@@ -44,6 +44,19 @@ fn echo_server() -> TestServer {
                     .to_vec(),
             ),
             "/short" => Reply::RawClose(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok".to_vec()),
+            // A transfer coding neither client asked for: refused, not passed on as the body.
+            "/te-gzip" => Reply::RawClose(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                    .to_vec(),
+            ),
+            "/cl-list" => Reply::Raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok".to_vec()),
+            "/bad-chunk" => Reply::RawClose(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+                    .to_vec(),
+            ),
+            "/bad-gzip" => Reply::RawClose(
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            ),
             "/text" => Reply::ok("hello\n"),
             _ => {
                 let h = |n: &str| r.header(n).unwrap_or("-").to_string();
@@ -263,6 +276,10 @@ fn exec_answers_as_curl_does() {
             format!("{base}/echo?k=v#frag"),
         ],
         vec!["-r".into(), "0-3".into(), format!("{base}/echo")],
+        vec![format!("{base}/te-gzip")],
+        vec![format!("{base}/cl-list")],
+        vec![format!("{base}/bad-chunk")],
+        vec!["--compressed".into(), format!("{base}/bad-gzip")],
         vec!["-g".into(), format!("{base}/echo/a[1]{{x,y}}?q=[2]")],
         vec![
             "-T".into(),

@@ -147,6 +147,14 @@ pub fn curl_code(e: &x::ActionError) -> u8 {
         E::Io(m) if m.contains("closed before a response") => 52,
         E::Io(_) => 56,
         E::Protocol(m) if m.contains("closed before a response") => 52,
+        // A body in a coding that cannot be undone: a bad gzip or deflate (`"gzip" body: ...`)
+        // or a transfer coding other than chunked.
+        E::Protocol(m)
+            if m.contains("\" body: ") || m.starts_with("unsupported transfer coding") =>
+        {
+            61
+        }
+        E::Protocol(m) if m.starts_with("bad chunked body") => 56,
         E::Protocol(_) => 8,
         E::TooLarge(_) => 63,
         E::BadRedirect(_) => 3,
