@@ -277,23 +277,23 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
 /// so it decodes none, and handing its bytes on as the body would give them a meaning they
 /// do not have.
 fn transfer_framing(head: &Head) -> Result<Framing, HttpError> {
-    let codings: Vec<&str> = head
+    let mut chunked_last = false;
+    let codings = head
         .headers
         .all("transfer-encoding")
-        .flat_map(|v| v.split(','))
-        .map(trim_ows)
-        .filter(|c| !c.is_empty())
-        .collect();
-    let known = |c: &&str| c.eq_ignore_ascii_case("chunked") || c.eq_ignore_ascii_case("identity");
-    if let Some(c) = codings.iter().find(|c| !known(c)) {
-        return Err(HttpError::Protocol(format!(
-            "unsupported transfer coding {}",
-            net_text::Quoted(c)
-        )));
+        .flat_map(|v| v.split(','));
+    for c in codings.map(trim_ows).filter(|c| !c.is_empty()) {
+        chunked_last = c.eq_ignore_ascii_case("chunked");
+        if !chunked_last && !c.eq_ignore_ascii_case("identity") {
+            return Err(HttpError::Protocol(format!(
+                "unsupported transfer coding {}",
+                net_text::Quoted(c)
+            )));
+        }
     }
-    Ok(match codings.last() {
-        Some(c) if c.eq_ignore_ascii_case("chunked") => Framing::Chunked,
-        _ => Framing::UntilClose,
+    Ok(match chunked_last {
+        true => Framing::Chunked,
+        false => Framing::UntilClose,
     })
 }
 
