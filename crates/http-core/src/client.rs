@@ -109,11 +109,25 @@ pub(crate) fn has_final_head(buf: &[u8], max_header_bytes: usize) -> Result<bool
     let mut looked = 0;
     loop {
         match first_final_head(&buf[looked..], max_header_bytes)? {
-            HeadScan::Interim(n) => looked += n,
+            HeadScan::Interim(n) => {
+                looked += n;
+                interim_bound(looked, max_header_bytes)?;
+            }
             HeadScan::Final => return Ok(true),
             HeadScan::Partial => return Ok(false),
         }
     }
+}
+
+/// Interim heads (1xx) count together against the head limit: a server sending them without
+/// end is stopped as one sending an endless head is, not read until a timeout.
+fn interim_bound(interim: usize, max_header_bytes: usize) -> Result<(), HttpError> {
+    if interim > max_header_bytes {
+        return Err(HttpError::TooLarge(format!(
+            "interim (1xx) response heads over {max_header_bytes} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// One `Conn::exchange` of `len` bytes, its failure placed: `counters.sent` gets the bytes of
@@ -1013,6 +1027,7 @@ impl<N: Net> Client<N> {
         counters: &mut Counters,
     ) -> Result<(Head, Vec<u8>), Failure> {
         let mut buf: Vec<u8> = Vec::new();
+        let mut interim = 0;
         loop {
             counters.received += chunk.len() as u64;
             if buf.is_empty() {
@@ -1022,6 +1037,8 @@ impl<N: Net> Client<N> {
             }
             while let Some(h) = parse_head(&buf, req.max_header_bytes)? {
                 if (100..200).contains(&h.status) && h.status != 101 {
+                    interim += h.len;
+                    interim_bound(interim, req.max_header_bytes)?;
                     buf.drain(..h.len);
                     continue;
                 }

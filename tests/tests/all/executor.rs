@@ -286,6 +286,33 @@ fn read_until_close_and_bodyless_statuses() {
     assert_eq!((o.status, o.body.as_slice()), (200, &b"hi"[..]));
 }
 
+/// A server that sends interim (1xx) heads without end is stopped by the head limit (a
+/// typed error, not a timeout).
+#[test]
+fn endless_interim_heads_are_refused() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut b = [0u8; 4096];
+        let _ = s.read(&mut b);
+        let heads = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n".repeat(100);
+        // Bounded: about 2 MB, far past the 64 KiB head limit, and stops when refused.
+        for _ in 0..400 {
+            if s.write_all(&heads).is_err() {
+                break;
+            }
+        }
+    });
+    let e = Executor::new().get(&url).unwrap_err();
+    assert!(
+        matches!(&e, ActionError::TooLarge(m) if m.contains("interim (1xx) response heads")),
+        "{e:?}"
+    );
+    server.join().unwrap();
+}
+
 #[test]
 fn redirects_follow_the_rules() {
     let server = serve("127.0.0.1:0", None, |r| match r.path.as_str() {
