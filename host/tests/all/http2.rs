@@ -373,15 +373,40 @@ fn hostile_h2(then: Vec<u8>) -> (u16, std::thread::JoinHandle<Vec<Sent>>) {
     (port, h)
 }
 
+/// 300 interim answers (`:status 103` and a 1,000-byte `link` each) on stream 1, about 300 KB:
+/// past the head limit, which the interim heads count against together.
+fn endless_early_hints() -> Vec<u8> {
+    // HPACK: `:status` by its static name (8), `103` as a literal; `link` as a new name.
+    let mut block = vec![0x08, 3, b'1', b'0', b'3', 0x00, 4];
+    block.extend_from_slice(b"link");
+    block.extend_from_slice(&[0x7f, 0xE9, 0x06]); // 1,000 = 127 + 873
+    block.extend(std::iter::repeat_n(b'a', 1000));
+    let len = block.len();
+    let mut frame = vec![
+        (len >> 16) as u8,
+        (len >> 8) as u8,
+        len as u8,
+        1,
+        0x4,
+        0,
+        0,
+        0,
+        1,
+    ];
+    frame.extend_from_slice(&block);
+    frame.repeat(300)
+}
+
 #[test]
 fn a_server_breaking_http2_gets_a_goaway_and_a_typed_error() {
     let bad_hpack = vec![0, 0, 1, 1, 0x5, 0, 0, 0, 1, 0xbf]; // HEADERS: index 0x3f+..: past the end
     let reset = vec![0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 2]; // RST_STREAM INTERNAL_ERROR
     let huge = vec![0, 0x40, 1, 0, 0, 0, 0, 0, 1]; // a frame of 16,385 bytes: over the limit
-    let cases: [(Vec<u8>, Option<u32>, &str); 3] = [
+    let cases: [(Vec<u8>, Option<u32>, &str); 4] = [
         (bad_hpack, Some(0x9), "protocol"),
         (reset, None, "protocol"),
         (huge, Some(0x6), "protocol"),
+        (endless_early_hints(), None, "too-large"),
     ];
     for (i, (then, goaway, kind)) in cases.into_iter().enumerate() {
         let (port, server) = hostile_h2(then);

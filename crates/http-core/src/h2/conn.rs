@@ -39,6 +39,8 @@ pub struct H2Response {
     pub body: BodySink,
     /// When its first frame came (µs of the caller's clock).
     pub first_byte_at: u64,
+    /// The decoded size of the interim (1xx) heads so far (bounded as one head is).
+    interim: usize,
 }
 
 /// A request's body: bytes in memory, then `streamed` more read through `more` (at most the
@@ -490,6 +492,17 @@ impl<C: Conn> H2Conn<C> {
             ));
         };
         if (100..200).contains(&status) {
+            // Sized as HPACK sizes a field; a server sending them without end is refused.
+            resp.interim += fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 32)
+                .sum::<usize>();
+            if resp.interim > self.decoder.max_list {
+                return Err(H2Failure::TooLarge(format!(
+                    "interim (1xx) response heads over {} bytes",
+                    self.decoder.max_list
+                )));
+            }
             return Ok(end);
         }
         resp.status = status;
