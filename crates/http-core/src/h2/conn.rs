@@ -495,7 +495,7 @@ impl<C: Conn> H2Conn<C> {
             // Sized as HPACK sizes a field; a server sending them without end is refused.
             resp.interim += fields
                 .iter()
-                .map(|(k, v)| k.len() + v.len() + 32)
+                .map(|(k, v)| hpack::entry_size(k, v))
                 .sum::<usize>();
             if resp.interim > self.decoder.max_list {
                 return Err(H2Failure::TooLarge(format!(

@@ -88,7 +88,7 @@ pub struct Decoder {
     pub max_list: usize,
 }
 
-fn entry_size(name: &str, value: &str) -> usize {
+pub(crate) fn entry_size(name: &str, value: &str) -> usize {
     name.len() + value.len() + 32
 }
 
