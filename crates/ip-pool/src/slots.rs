@@ -6,13 +6,24 @@
 #[allow(unused_imports)]
 use crate::prelude::*;
 
-use crate::{FxMap, Slot};
+use core::hash::{BuildHasher, BuildHasherDefault};
 
+use hashbrown::HashTable;
+
+use crate::{FxHasher, Slot};
+
+/// Address -> id, as a table of pairs hashed by address: a binding's address is known unbound
+/// when it is inserted, so the insert makes no search for it first (`insert_unique`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Slots {
-    ids: FxMap<u128, u32>,
+    ids: HashTable<(u128, u32)>,
     slab: Vec<Slot>,
     vacant: Vec<u32>,
+}
+
+#[inline]
+fn hash(k: u128) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(k)
 }
 
 impl Slots {
@@ -24,12 +35,12 @@ impl Slots {
 
     #[inline]
     pub fn id(&self, k: u128) -> Option<u32> {
-        self.ids.get(&k).copied()
+        self.ids.find(hash(k), |e| e.0 == k).map(|e| e.1)
     }
 
     #[inline]
     pub fn contains(&self, k: u128) -> bool {
-        self.ids.contains_key(&k)
+        self.id(k).is_some()
     }
 
     #[inline]
@@ -61,7 +72,8 @@ impl Slots {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.ids.insert(k, id);
+        debug_assert!(!self.contains(k), "{k} bound twice");
+        self.ids.insert_unique(hash(k), (k, id), |e| hash(e.0));
         id
     }
 
@@ -73,11 +85,14 @@ impl Slots {
         k: u128,
         keep: impl FnOnce(&Slot) -> Option<E>,
     ) -> Option<Result<u32, E>> {
-        let id = self.ids.remove(&k)?;
+        let Ok(entry) = self.ids.find_entry(hash(k), |e| e.0 == k) else {
+            return None;
+        };
+        let id = entry.get().1;
         if let Some(e) = keep(&self.slab[id as usize]) {
-            self.ids.insert(k, id);
             return Some(Err(e));
         }
+        entry.remove();
         self.vacant.push(id);
         Some(Ok(id))
     }
@@ -89,13 +104,14 @@ impl Slots {
             .iter_mut()
             .enumerate()
             .filter(move |(id, slot)| {
-                (s..=e).contains(&slot.ip) && ids.get(&slot.ip) == Some(&(*id as u32))
+                (s..=e).contains(&slot.ip)
+                    && ids.find(hash(slot.ip), |x| x.0 == slot.ip).map(|x| x.1) == Some(*id as u32)
             })
             .map(|(_, slot)| slot)
     }
 
     /// Bound addresses, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = u128> + '_ {
-        self.ids.keys().copied()
+        self.ids.iter().map(|e| e.0)
     }
 }
