@@ -355,26 +355,6 @@ impl Hasher for FxHasher {
 type FxBuild = BuildHasherDefault<FxHasher>;
 type FxMap<K, V> = HashMap<K, V, FxBuild>;
 
-/// For keys that are hashes already (the owner index): used as they are.
-#[derive(Default, Clone, Copy)]
-struct HashedKey(u64);
-
-impl Hasher for HashedKey {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// The owner index's hash: the tenant by id (already resolved), then the resource.
 #[inline]
 fn owner_hash(tenant: u32, resource: &str, resource_type: &ResourceType) -> u64 {
@@ -429,8 +409,9 @@ struct Pool {
     free: Intervals,
     slots: Slots,
     /// Owner hash -> slot id. An owner whose hash is already taken by another owner goes to
-    /// `owner_overflow`, so lookups stay exact whatever the hash does.
-    owners: HashMap<u64, u32, BuildHasherDefault<HashedKey>>,
+    /// `owner_overflow`, so lookups stay exact whatever the hash does. A table of (hash, id)
+    /// pairs: the hash is its own, and a vacant entry keeps the slot its search found.
+    owners: hashbrown::HashTable<(u64, u32)>,
     owner_overflow: FxMap<Owner, u32>,
     tenants: Tenants,
     leases: BTreeSet<(u64, u128)>,
@@ -450,7 +431,7 @@ impl Pool {
             reserved: Intervals::new(),
             free: Intervals::new(),
             slots: Slots::default(),
-            owners: HashMap::default(),
+            owners: hashbrown::HashTable::new(),
             owner_overflow: FxMap::default(),
             tenants: Tenants::default(),
             leases: BTreeSet::new(),
@@ -590,7 +571,7 @@ impl Pool {
     fn find_hashed(&self, owner: &Owner) -> Option<(u32, u64, Option<u32>)> {
         let tenant = self.tenants.id(&owner.tenant)?;
         let hash = owner_hash(tenant, &owner.resource, &owner.resource_type);
-        if let Some(&id) = self.owners.get(&hash) {
+        if let Some(&(_, id)) = self.owners.find(hash, |e| e.0 == hash) {
             let s = self.slots.at(id);
             if s.tenant == tenant
                 && small::same(s.resource.as_bytes(), owner.resource.as_bytes())
@@ -656,11 +637,11 @@ impl Pool {
     fn index(&mut self, slot: Slot) -> u32 {
         let (k, hash, tenant, expiry) = (slot.ip, slot.hash, slot.tenant, slot.expiry);
         let id = self.slots.insert(slot);
-        match self.owners.entry(hash) {
-            hashbrown::hash_map::Entry::Vacant(v) => {
-                v.insert(id);
+        match self.owners.entry(hash, |e| e.0 == hash, |e| e.0) {
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert((hash, id));
             }
-            hashbrown::hash_map::Entry::Occupied(_) => {
+            hashbrown::hash_table::Entry::Occupied(_) => {
                 let owner = self.slot_owner(self.slots.at(id));
                 self.owner_overflow.insert(owner, id);
             }
@@ -693,8 +674,8 @@ impl Pool {
         let slot = self.slots.at(id);
         let (hash, tenant, pos, expiry, reserved) =
             (slot.hash, slot.tenant, slot.pos, slot.expiry, slot.reserved);
-        match self.owners.entry(hash) {
-            hashbrown::hash_map::Entry::Occupied(e) if *e.get() == id => {
+        match self.owners.find_entry(hash, |e| e.0 == hash) {
+            Ok(e) if e.get().1 == id => {
                 e.remove();
             }
             _ => {
