@@ -370,7 +370,10 @@ mod tests {
         assert_eq!(complete(&r[..60]), None, "body not all in");
         assert_eq!(head(b"HTTP/1.1 204 No Content\r\n\r\n"), Some((27, 0)));
         assert_eq!(head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"), None);
-        assert_eq!(head(b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc"), Some((35, 3)));
+        assert_eq!(
+            head(b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc"),
+            Some((35, 3))
+        );
         let huge = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n";
         assert_eq!(head(huge).map(|h| h.1), Some(0), "an overflow is no length");
     }
