@@ -172,6 +172,8 @@ fn content_length(line: &[u8]) -> Option<usize> {
     Some(n)
 }
 
+/// Bytes from `read` (each call what came next; empty once the peer has closed) until they make
+/// a whole response: its status and its length in bytes.
 fn read_response(
     mut read: impl FnMut() -> Result<Vec<u8>, ActionError>,
 ) -> Result<(u16, usize), ActionError> {
