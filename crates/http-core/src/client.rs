@@ -575,10 +575,15 @@ impl<N: Net> Client<N> {
         self.exchange(req, *method, url, &key, &wire, now, end, counters)
     }
 
-    /// The answer's cookies, into the jar.
+    /// The answer's cookies, into the jar. The wall clock (a host call) is read only for an
+    /// answer that sets one.
     fn keep_cookies(&mut self, url: &Url, resp: &Response) {
+        let mut values = resp.headers.all("set-cookie").peekable();
+        if values.peek().is_none() {
+            return;
+        }
         let now = self.net.wall_ms() / 1000;
-        for v in resp.headers.all("set-cookie") {
+        for v in values {
             self.jar.store(url, v, now);
         }
     }
