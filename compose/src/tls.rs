@@ -71,6 +71,48 @@ pub struct TlsSettings {
     pub server_name: Option<String>,
 }
 
+/// Why [`TlsSettings`] cannot make a client, by the part at fault: curl tells a CA file that
+/// cannot be used (its exit 77) from a client certificate or key (58) and from the rest (35,
+/// as settings no handshake can meet, e.g. a lowest version above the highest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSetupError {
+    CaFile(String),
+    ClientIdentity(String),
+    Other(String),
+}
+
+impl TlsSetupError {
+    pub fn message(&self) -> &str {
+        match self {
+            TlsSetupError::CaFile(m)
+            | TlsSetupError::ClientIdentity(m)
+            | TlsSetupError::Other(m) => m,
+        }
+    }
+
+    /// The same error with `context` before its message (`tenant a: ...`).
+    pub fn within(self, context: &str) -> TlsSetupError {
+        let put = |m: String| format!("{context}: {m}");
+        match self {
+            TlsSetupError::CaFile(m) => TlsSetupError::CaFile(put(m)),
+            TlsSetupError::ClientIdentity(m) => TlsSetupError::ClientIdentity(put(m)),
+            TlsSetupError::Other(m) => TlsSetupError::Other(put(m)),
+        }
+    }
+}
+
+impl std::fmt::Display for TlsSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl From<TlsSetupError> for String {
+    fn from(e: TlsSetupError) -> String {
+        e.to_string()
+    }
+}
+
 /// Handshakes counted by what they negotiated.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TlsCounts {
@@ -122,7 +164,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 impl TlsClient {
-    pub fn new(settings: &TlsSettings) -> Result<TlsClient, String> {
+    pub fn new(settings: &TlsSettings) -> Result<TlsClient, TlsSetupError> {
+        use TlsSetupError::{CaFile, ClientIdentity, Other};
         let crypto = provider();
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
             (TlsVersion::Tls12, &rustls::version::TLS12),
@@ -134,11 +177,23 @@ impl TlsClient {
         .map(|(_, v)| v)
         .collect();
         if versions.is_empty() {
-            return Err("TLS: min_version is above max_version".into());
+            return Err(Other("TLS: min_version is above max_version".into()));
         }
         let builder = ClientConfig::builder_with_provider(crypto.clone())
             .with_protocol_versions(&versions)
-            .map_err(|e| format!("TLS: {e}"))?;
+            .map_err(|e| Other(format!("TLS: {e}")))?;
+        // The client identity is read before the CA files, as curl reads them: with both
+        // unusable, it is the identity's error (curl's 58).
+        let identity = match &settings.client_identity {
+            None => None,
+            Some((cert, key)) => {
+                let chain = certificates(cert, "client certificate").map_err(ClientIdentity)?;
+                let pem = read(key, "client key").map_err(ClientIdentity)?;
+                let key = PrivateKeyDer::from_pem_slice(&pem)
+                    .map_err(|e| ClientIdentity(format!("client key {}: {e}", key.display())))?;
+                Some((chain, key))
+            }
+        };
         let builder = if settings.insecure {
             builder
                 .dangerous()
@@ -152,28 +207,22 @@ impl TlsClient {
                 let _ = roots.add(cert);
             }
             for file in &settings.ca_files {
-                for cert in certificates(file, "CA file")? {
+                for cert in certificates(file, "CA file").map_err(CaFile)? {
                     roots
                         .add(cert)
-                        .map_err(|e| format!("CA file {}: {e}", file.display()))?;
+                        .map_err(|e| CaFile(format!("CA file {}: {e}", file.display())))?;
                 }
             }
             let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto)
                 .build()
-                .map_err(|e| format!("TLS: {e}"))?;
+                .map_err(|e| Other(format!("TLS: {e}")))?;
             builder.with_webpki_verifier(verifier)
         };
-        let config = match &settings.client_identity {
+        let config = match identity {
             None => builder.with_no_client_auth(),
-            Some((cert, key)) => {
-                let chain = certificates(cert, "client certificate")?;
-                let pem = read(key, "client key")?;
-                let key = PrivateKeyDer::from_pem_slice(&pem)
-                    .map_err(|e| format!("client key {}: {e}", key.display()))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("client certificate: {e}"))?
-            }
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ClientIdentity(format!("client certificate: {e}")))?,
         };
         Ok(TlsClient {
             config: Arc::new(config),

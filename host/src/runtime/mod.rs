@@ -349,10 +349,14 @@ pub struct Tls {
 }
 
 impl Tls {
-    pub fn new(default: &TlsSettings, tenants: &[(String, TlsSettings)]) -> Result<Tls, String> {
+    pub fn new(
+        default: &TlsSettings,
+        tenants: &[(String, TlsSettings)],
+    ) -> Result<Tls, compose::tls::TlsSetupError> {
         let mut by_tenant = std::collections::HashMap::new();
         for (tenant, settings) in tenants {
-            let client = TlsClient::new(settings).map_err(|e| format!("tenant {tenant}: {e}"))?;
+            let client =
+                TlsClient::new(settings).map_err(|e| e.within(&format!("tenant {tenant}")))?;
             by_tenant.insert(tenant.clone(), client);
         }
         Ok(Tls {

@@ -267,6 +267,20 @@ fn exec_fails_unusable_tls_files_with_curls_codes() {
         (vec!["--cacert", not_pem], 77),
         (vec!["--cert", missing, "--key", missing], 58),
         (vec!["--cert", not_pem, "--key", not_pem], 58),
+        // Both unusable: the client identity is read first, as curl reads it (curl 8 against
+        // a listening port: 58 here, 58 with -k).
+        (
+            vec!["--cacert", missing, "--cert", missing, "--key", missing],
+            58,
+        ),
+        (
+            vec![
+                "-k", "--cacert", missing, "--cert", missing, "--key", missing,
+            ],
+            58,
+        ),
+        // No version meets both bounds: curl fails the handshake (35).
+        (vec!["--tlsv1.3", "--tls-max", "1.2"], 35),
     ] {
         let out = run(&[&["exec", https.as_str()][..], &flags].concat());
         let err = String::from_utf8_lossy(&out.stderr);

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use compose::tls::{TlsClient, TlsSettings};
+use compose::tls::{TlsSettings, TlsSetupError};
 
 use super::ExecArgs;
 use crate::runtime;
@@ -26,17 +26,16 @@ fn tls_of(args: &ExecArgs) -> TlsSettings {
 }
 
 /// The runtime for the request, with the command's TLS settings. A CA file that cannot be
-/// used fails with curl's 77, a client certificate or key with its 58 (other settings, with
-/// 1). A request that cannot reach TLS (a plain `http:` URL without `-L`; proxies are plain
+/// used fails with curl's 77, a client certificate or key with its 58 (read first, as curl
+/// does), settings no handshake can meet with its 35. A request that cannot reach TLS (a plain `http:` URL without `-L`; proxies are plain
 /// HTTP) never reads them, as with curl, and runs with the defaults.
 pub(super) fn runtime_for(args: &ExecArgs, url: &str) -> Result<runtime::Runtime, ExitCode> {
     let settings = tls_of(args);
     let tls = match runtime::Tls::new(&settings, &[]) {
         Ok(tls) => tls,
-        Err(_) if !may_use_tls(args, url) => {
-            runtime::Tls::new(&TlsSettings::default(), &[]).map_err(|e| failure(args, 1, &e))?
-        }
-        Err(e) => return Err(failure(args, code_of(&settings), &e)),
+        Err(_) if !may_use_tls(args, url) => runtime::Tls::new(&TlsSettings::default(), &[])
+            .map_err(|e| failure(args, 1, e.message()))?,
+        Err(e) => return Err(failure(args, code_of(&e), e.message())),
     };
     runtime::Runtime::new(2, tls).map_err(|e| failure(args, 1, &e))
 }
@@ -48,22 +47,13 @@ fn may_use_tls(args: &ExecArgs, url: &str) -> bool {
             .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
 }
 
-/// curl's code for settings that failed: 77 when the CA files alone fail, 58 when the client
-/// identity alone does, 1 otherwise.
-fn code_of(settings: &TlsSettings) -> u8 {
-    let alone = |s: TlsSettings| TlsClient::new(&s).is_err();
-    if alone(TlsSettings {
-        ca_files: settings.ca_files.clone(),
-        ..TlsSettings::default()
-    }) {
-        77
-    } else if alone(TlsSettings {
-        client_identity: settings.client_identity.clone(),
-        ..TlsSettings::default()
-    }) {
-        58
-    } else {
-        1
+/// curl's code for settings that failed: 77 for a CA file, 58 for the client certificate or
+/// key, 35 otherwise (curl fails the handshake on them: `--tlsv1.3 --tls-max 1.2`).
+fn code_of(e: &TlsSetupError) -> u8 {
+    match e {
+        TlsSetupError::CaFile(_) => 77,
+        TlsSetupError::ClientIdentity(_) => 58,
+        TlsSetupError::Other(_) => 35,
     }
 }
 
