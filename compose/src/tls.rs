@@ -159,6 +159,18 @@ fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
+/// A client certificate chain and its private key, from PEM files.
+fn client_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain = certificates(cert, "client certificate")?;
+    let pem = read(key, "client key")?;
+    let key = PrivateKeyDer::from_pem_slice(&pem)
+        .map_err(|e| format!("client key {}: {e}", key.display()))?;
+    Ok((chain, key))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -186,13 +198,7 @@ impl TlsClient {
         // unusable, it is the identity's error (curl's 58).
         let identity = match &settings.client_identity {
             None => None,
-            Some((cert, key)) => {
-                let chain = certificates(cert, "client certificate").map_err(ClientIdentity)?;
-                let pem = read(key, "client key").map_err(ClientIdentity)?;
-                let key = PrivateKeyDer::from_pem_slice(&pem)
-                    .map_err(|e| ClientIdentity(format!("client key {}: {e}", key.display())))?;
-                Some((chain, key))
-            }
+            Some((cert, key)) => Some(client_identity(cert, key).map_err(ClientIdentity)?),
         };
         let builder = if settings.insecure {
             builder
