@@ -141,9 +141,8 @@ fn connect(with: &str) -> Result<Conn, ActionError> {
 fn head(buf: &[u8]) -> Option<(usize, usize)> {
     let mut len = 0;
     let mut line = 0;
-    let mut i = 0;
-    while let Some(at) = buf[i..].iter().position(|&b| b == b'\n') {
-        let lf = i + at;
+    while let Some(at) = buf[line..].iter().position(|&b| b == b'\n') {
+        let lf = line + at;
         let text = &buf[line..lf];
         if text == b"\r" || text.is_empty() {
             return Some((lf + 1, len));
@@ -152,7 +151,6 @@ fn head(buf: &[u8]) -> Option<(usize, usize)> {
             len = n;
         }
         line = lf + 1;
-        i = lf + 1;
     }
     None
 }
