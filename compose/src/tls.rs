@@ -71,45 +71,53 @@ pub struct TlsSettings {
     pub server_name: Option<String>,
 }
 
-/// Why [`TlsSettings`] cannot make a client, by the part at fault: curl tells a CA file that
-/// cannot be used (its exit 77) from a client certificate or key (58) and from the rest (35,
-/// as settings no handshake can meet, e.g. a lowest version above the highest).
+/// Why [`TlsSettings`] cannot make a client: the part at fault and what went wrong. curl
+/// tells a CA file that cannot be used (its exit 77) from a client certificate or key (58) and
+/// from the rest (35, as settings no handshake can meet, e.g. a lowest version above the
+/// highest).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsSetupError {
-    CaFile(String),
-    ClientIdentity(String),
-    Other(String),
+pub struct TlsSetupError {
+    pub fault: TlsFault,
+    pub message: String,
+}
+
+/// The part of [`TlsSettings`] a [`TlsSetupError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFault {
+    CaFile,
+    ClientIdentity,
+    Other,
+}
+
+impl TlsFault {
+    /// An error of this part.
+    fn error(self, message: String) -> TlsSetupError {
+        TlsSetupError {
+            fault: self,
+            message,
+        }
+    }
 }
 
 impl TlsSetupError {
-    pub fn message(&self) -> &str {
-        match self {
-            TlsSetupError::CaFile(m)
-            | TlsSetupError::ClientIdentity(m)
-            | TlsSetupError::Other(m) => m,
-        }
-    }
-
     /// The same error with `context` before its message (`tenant a: ...`).
     pub fn within(self, context: &str) -> TlsSetupError {
-        let put = |m: String| format!("{context}: {m}");
-        match self {
-            TlsSetupError::CaFile(m) => TlsSetupError::CaFile(put(m)),
-            TlsSetupError::ClientIdentity(m) => TlsSetupError::ClientIdentity(put(m)),
-            TlsSetupError::Other(m) => TlsSetupError::Other(put(m)),
+        TlsSetupError {
+            message: format!("{context}: {}", self.message),
+            ..self
         }
     }
 }
 
 impl std::fmt::Display for TlsSetupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message())
+        f.write_str(&self.message)
     }
 }
 
 impl From<TlsSetupError> for String {
     fn from(e: TlsSetupError) -> String {
-        e.to_string()
+        e.message
     }
 }
 
@@ -177,7 +185,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 impl TlsClient {
     pub fn new(settings: &TlsSettings) -> Result<TlsClient, TlsSetupError> {
-        use TlsSetupError::{CaFile, ClientIdentity, Other};
+        use TlsFault::{CaFile, ClientIdentity, Other};
         let crypto = provider();
         let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
             (TlsVersion::Tls12, &rustls::version::TLS12),
@@ -189,16 +197,18 @@ impl TlsClient {
         .map(|(_, v)| v)
         .collect();
         if versions.is_empty() {
-            return Err(Other("TLS: min_version is above max_version".into()));
+            return Err(Other.error("TLS: min_version is above max_version".into()));
         }
         let builder = ClientConfig::builder_with_provider(crypto.clone())
             .with_protocol_versions(&versions)
-            .map_err(|e| Other(format!("TLS: {e}")))?;
+            .map_err(|e| Other.error(format!("TLS: {e}")))?;
         // The client identity is read before the CA files, as curl reads them: with both
         // unusable, it is the identity's error (curl's 58).
         let identity = match &settings.client_identity {
             None => None,
-            Some((cert, key)) => Some(client_identity(cert, key).map_err(ClientIdentity)?),
+            Some((cert, key)) => {
+                Some(client_identity(cert, key).map_err(|m| ClientIdentity.error(m))?)
+            }
         };
         let builder = if settings.insecure {
             builder
@@ -213,22 +223,22 @@ impl TlsClient {
                 let _ = roots.add(cert);
             }
             for file in &settings.ca_files {
-                for cert in certificates(file, "CA file").map_err(CaFile)? {
+                for cert in certificates(file, "CA file").map_err(|m| CaFile.error(m))? {
                     roots
                         .add(cert)
-                        .map_err(|e| CaFile(format!("CA file {}: {e}", file.display())))?;
+                        .map_err(|e| CaFile.error(format!("CA file {}: {e}", file.display())))?;
                 }
             }
             let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto)
                 .build()
-                .map_err(|e| Other(format!("TLS: {e}")))?;
+                .map_err(|e| Other.error(format!("TLS: {e}")))?;
             builder.with_webpki_verifier(verifier)
         };
         let config = match identity {
             None => builder.with_no_client_auth(),
             Some((chain, key)) => builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| ClientIdentity(format!("client certificate: {e}")))?,
+                .map_err(|e| ClientIdentity.error(format!("client certificate: {e}")))?,
         };
         Ok(TlsClient {
             config: Arc::new(config),

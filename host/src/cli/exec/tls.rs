@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use compose::tls::{TlsSettings, TlsSetupError};
+use compose::tls::{TlsFault, TlsSettings, TlsSetupError};
 
 use super::ExecArgs;
 use crate::runtime;
@@ -34,8 +34,8 @@ pub(super) fn runtime_for(args: &ExecArgs, url: &str) -> Result<runtime::Runtime
     let tls = match runtime::Tls::new(&settings, &[]) {
         Ok(tls) => tls,
         Err(_) if !may_use_tls(args, url) => runtime::Tls::new(&TlsSettings::default(), &[])
-            .map_err(|e| failure(args, 1, e.message()))?,
-        Err(e) => return Err(failure(args, code_of(&e), e.message())),
+            .map_err(|e| failure(args, 1, &e.message))?,
+        Err(e) => return Err(failure(args, code_of(&e), &e.message)),
     };
     runtime::Runtime::new(2, tls).map_err(|e| failure(args, 1, &e))
 }
@@ -50,10 +50,10 @@ fn may_use_tls(args: &ExecArgs, url: &str) -> bool {
 /// curl's code for settings that failed: 77 for a CA file, 58 for the client certificate or
 /// key, 35 otherwise (curl fails the handshake on them: `--tlsv1.3 --tls-max 1.2`).
 fn code_of(e: &TlsSetupError) -> u8 {
-    match e {
-        TlsSetupError::CaFile(_) => 77,
-        TlsSetupError::ClientIdentity(_) => 58,
-        TlsSetupError::Other(_) => 35,
+    match e.fault {
+        TlsFault::CaFile => 77,
+        TlsFault::ClientIdentity => 58,
+        TlsFault::Other => 35,
     }
 }
 
