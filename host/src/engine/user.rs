@@ -441,13 +441,14 @@ impl<'a> UserState<'a> {
             return;
         }
         let mut c = self.shared.collected();
-        for s in self.samples.drain(..) {
-            c.rec.add(&s);
-        }
+        c.rec.add_all(&self.samples);
         if self.checks.iter().any(|c| c != &[0, 0]) {
             c.rec.add_checks(&self.checks);
             self.checks.iter_mut().for_each(|c| *c = [0, 0]);
         }
+        drop(c);
+        // The samples' names let go of outside the run's lock.
+        self.samples.clear();
     }
 
     /// The sample's name for the source address the user was given, until the executor

@@ -190,6 +190,10 @@ pub fn status_text(status: Option<u16>) -> String {
 /// Errors kept per interval for the event stream; the rest are counted.
 pub const ERRORS_PER_INTERVAL: usize = 100;
 
+/// The groups a batch of samples is sorted into at once: past that many, those so far are
+/// recorded and the sorting starts again.
+const GROUPS_PER_BATCH: usize = 16;
+
 /// One error, for the event stream.
 #[derive(Debug, Clone)]
 pub struct ErrorEvent {
@@ -335,64 +339,94 @@ impl Recorder {
         }
     }
 
-    pub fn add(&mut self, s: &Sample) {
+    /// Samples in the order taken. Those that fall in the same groups (a user's action
+    /// repeated from one source with one status: most of a batch) have their groups looked up
+    /// once; each sample is still counted, and its latency recorded, in every group.
+    pub fn add_all(&mut self, samples: &[Sample]) {
+        samples.iter().for_each(|s| self.add_events(s));
+        let mut groups: Vec<Vec<&Sample>> = Vec::new();
+        for s in samples {
+            if let Some(g) = groups.iter_mut().find(|g| same_groups(g[0], s)) {
+                g.push(s);
+                continue;
+            }
+            // Many different groups in one batch (a new source each request): those so far
+            // first, so that each source is still listed in the order it was first used.
+            if groups.len() == GROUPS_PER_BATCH {
+                groups.drain(..).for_each(|g| self.add_group(&g));
+            }
+            groups.push(vec![s]);
+        }
+        groups.into_iter().for_each(|g| self.add_group(&g));
+    }
+
+    /// Samples that all fall in the groups of the first (see [`same_groups`]).
+    fn add_group(&mut self, group: &[&Sample]) {
+        match group.first() {
+            Some(s) if s.sent => self.add_sent(s, group),
+            Some(_) => group.iter().for_each(|s| self.add_not_sent(s)),
+            None => {}
+        }
+    }
+
+    /// A sample's WebSocket figures and its error, if any.
+    fn add_events(&mut self, s: &Sample) {
         if let Some(ws) = &s.ws {
             self.ws.add(&s.action, ws);
         }
-        if let Some(e) = &s.error {
-            *self.errors.entry(e.clone()).or_insert(0) += 1;
-            if self.window_errors.len() < ERRORS_PER_INTERVAL {
-                self.window_errors.push(ErrorEvent {
-                    action: s.action.clone(),
-                    tenant: s.tenant.clone(),
-                    user: s.user,
-                    source: s.source.clone(),
-                    error: e.clone(),
-                });
-            } else {
-                self.window_errors_dropped += 1;
-            }
-        }
-        if !s.sent {
-            let m = if s.ok && s.error.is_none() {
-                &mut self.skipped
-            } else {
-                &mut self.not_sent
-            };
-            *m.entry(s.action.to_string()).or_insert(0) += 1;
+        let Some(e) = &s.error else {
             return;
-        }
-        self.totals.add(s);
-        self.window.add(s);
-        let group = |m: &mut BTreeMap<String, Stats>, k: &str, s: &Sample| {
-            match m.get_mut(k) {
-                Some(g) => g.add(s),
-                None => {
-                    let mut g = Stats::new(3);
-                    g.add(s);
-                    m.insert(k.to_string(), g);
-                }
-            };
         };
-        group(&mut self.by_action, &s.action, s);
-        group(&mut self.window_by_action, &s.action, s);
-        group(&mut self.window_by_tenant, &s.tenant, s);
-        group(&mut self.by_status_class, status_class(s), s);
-        group(&mut self.by_tenant, &s.tenant, s);
-        self.by_source
-            .entry(s.source.clone())
-            .or_insert_with(|| Stats::new(2))
-            .add(s);
+        *self.errors.entry(e.clone()).or_insert(0) += 1;
+        if self.window_errors.len() < ERRORS_PER_INTERVAL {
+            self.window_errors.push(ErrorEvent {
+                action: s.action.clone(),
+                tenant: s.tenant.clone(),
+                user: s.user,
+                source: s.source.clone(),
+                error: e.clone(),
+            });
+        } else {
+            self.window_errors_dropped += 1;
+        }
+    }
+
+    /// A sample that put nothing on the wire: skipped, or failed before sending.
+    fn add_not_sent(&mut self, s: &Sample) {
+        let m = if s.ok && s.error.is_none() {
+            &mut self.skipped
+        } else {
+            &mut self.not_sent
+        };
+        *m.entry(s.action.to_string()).or_insert(0) += 1;
+    }
+
+    /// Requests that all fall in the groups of `s` (the first of them).
+    fn add_sent(&mut self, s: &Sample, group: &[&Sample]) {
+        let stats = [
+            &mut self.totals,
+            &mut self.window,
+            named(&mut self.by_action, &s.action),
+            named(&mut self.window_by_action, &s.action),
+            named(&mut self.window_by_tenant, &s.tenant),
+            named(&mut self.by_status_class, status_class(s)),
+            named(&mut self.by_tenant, &s.tenant),
+            self.by_source
+                .entry(s.source.clone())
+                .or_insert_with(|| Stats::new(2)),
+            self.by_action_tenant
+                .entry((s.action.clone(), s.tenant.clone()))
+                .or_insert_with(|| Stats::new(3)),
+        ];
+        for g in stats {
+            group.iter().for_each(|x| g.add(x));
+        }
         // Keyed by the samples' shared names: no allocation per request (this runs under the
-        // run's lock, for every request).
+        // run's lock).
         *self
             .by_status
             .entry((s.action.clone(), s.tenant.clone(), s.status))
-            .or_insert(0) += 1;
-        self.by_action_tenant
-            .entry((s.action.clone(), s.tenant.clone()))
-            .or_insert_with(|| Stats::new(3))
-            .add(s);
+            .or_insert(0) += group.len() as u64;
         match self.source_tenants.get_mut(&s.source) {
             Some(ts) if ts.contains(&s.tenant) => {}
             Some(ts) => ts.push(s.tenant.clone()),
@@ -408,6 +442,23 @@ impl Recorder {
     }
 }
 
+/// The group named `k` in `m`, made if new.
+fn named<'m>(m: &'m mut BTreeMap<String, Stats>, k: &str) -> &'m mut Stats {
+    m.entry(k.to_string()).or_insert_with(|| Stats::new(3))
+}
+
+/// Whether `b` is counted in the same groups as `a`: the same action, tenant, user and source,
+/// the same status (and status class), both on the wire or neither.
+fn same_groups(a: &Sample, b: &Sample) -> bool {
+    a.sent == b.sent
+        && a.user == b.user
+        && a.status == b.status
+        && status_class(a) == status_class(b)
+        && a.action == b.action
+        && a.tenant == b.tenant
+        && a.source == b.source
+}
+
 /// One check's pass count over the run.
 #[derive(Debug, Clone)]
 pub struct CheckResult {
@@ -415,4 +466,111 @@ pub struct CheckResult {
     pub name: String,
     pub pass: u64,
     pub fail: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Samples over three actions, two tenants, two users and 40 sources (more groups than a
+    /// batch sorts at once), with failures, errors and actions that sent nothing.
+    fn samples() -> Vec<Sample> {
+        let names = |prefix: &str, n: usize| -> Vec<Arc<str>> {
+            (0..n).map(|i| format!("{prefix}{i}").into()).collect()
+        };
+        let (actions, tenants, sources) = (names("a", 3), names("t", 2), names("10.0.0.", 40));
+        let mut x = 7u64;
+        (0..2_000)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let pick = |n: usize, shift: u32| (x >> shift) as usize % n;
+                let status = [200, 200, 201, 404, 410, 503][pick(6, 8)];
+                let sent = pick(10, 12) != 0;
+                Sample {
+                    action: actions[if i < 600 { 0 } else { pick(3, 16) }].clone(),
+                    tenant: tenants[pick(2, 20)].clone(),
+                    user: pick(2, 24) as u32,
+                    source: sources[if i < 900 { 0 } else { pick(40, 28) }].clone(),
+                    sent,
+                    ok: sent && status < 400,
+                    status: sent.then_some(status),
+                    latency_us: 50 + (x >> 40) % 100_000,
+                    bytes_sent: 100,
+                    bytes_received: (x >> 36) % 5_000,
+                    error: (status >= 400 || !sent).then(|| format!("e{}", pick(3, 32))),
+                    ws: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Everything a recorder holds, as text.
+    fn summary(r: &Recorder) -> String {
+        let stats = |s: &Stats| {
+            format!(
+                "{} {} {} {} {} {:?}",
+                s.count,
+                s.ok,
+                s.failed,
+                s.bytes_sent,
+                s.bytes_received,
+                [0.5, 0.99, 1.0].map(|q| s.latency.value_at_quantile(q))
+            )
+        };
+        let named = |m: &BTreeMap<String, Stats>| {
+            m.iter()
+                .map(|(k, s)| format!("{k}: {}", stats(s)))
+                .collect::<Vec<_>>()
+        };
+        let mut sources: Vec<_> = r.by_source.iter().map(|(k, s)| (k, stats(s))).collect();
+        sources.sort();
+        let mut tenants: Vec<_> = r.source_tenants.iter().collect();
+        tenants.sort();
+        let errors: Vec<_> = r
+            .window_errors
+            .iter()
+            .map(|e| (&e.action, &e.tenant, e.user, &e.source, &e.error))
+            .collect();
+        format!(
+            "{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{sources:?}\n{tenants:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{errors:?} {}\n{:?}\n{:?}",
+            stats(&r.totals),
+            named(&r.by_action),
+            named(&r.by_tenant),
+            named(&r.by_status_class),
+            named(&r.window_by_action),
+            named(&r.window_by_tenant),
+            r.by_status,
+            r.by_action_tenant
+                .iter()
+                .map(|(k, s)| (k, stats(s)))
+                .collect::<Vec<_>>(),
+            r.user_sources,
+            r.errors,
+            r.window_errors_dropped,
+            r.not_sent,
+            r.skipped,
+        )
+    }
+
+    #[test]
+    fn a_batch_is_recorded_as_its_samples_one_by_one() {
+        let samples = samples();
+        let mut batched = Recorder::default();
+        for batch in samples.chunks(256) {
+            batched.add_all(batch);
+        }
+        let mut single = Recorder::default();
+        for s in &samples {
+            single.add_all(std::slice::from_ref(s));
+        }
+        assert_eq!(summary(&batched), summary(&single));
+        let sent = samples.iter().filter(|s| s.sent).count() as u64;
+        assert_eq!(batched.totals.count, sent);
+        assert_eq!(
+            batched.user_sources.values().map(Vec::len).sum::<usize>(),
+            80
+        );
+    }
 }
