@@ -24,9 +24,25 @@ pub fn trim_ows(s: &str) -> &str {
 /// Whether a comma-separated header value (RFC 9110 5.6.1) lists `token`, compared without
 /// regard to case (the tokens of `Connection`, `Upgrade`, ...).
 pub fn lists(value: Option<&str>, token: &str) -> bool {
-    value.is_some_and(|v| {
-        v.split(',')
-            .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
+    value.is_some_and(|v| members(v).any(|t| trim_ows(t).eq_ignore_ascii_case(token)))
+}
+
+/// The members of a comma-separated list (RFC 9110 section 5.6.1), untrimmed: what
+/// `split(',')` gives, found with a byte scan (a value is short, and mostly one member).
+pub fn members(v: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(v);
+    core::iter::from_fn(move || {
+        let s = rest?;
+        match s.bytes().position(|b| b == b',') {
+            Some(i) => {
+                rest = Some(&s[i + 1..]);
+                Some(&s[..i])
+            }
+            None => {
+                rest = None;
+                Some(s)
+            }
+        }
     })
 }
 
@@ -250,10 +266,7 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
     let mut length = None;
     // Each field may be a list (`2, 2`): all its members and fields must agree (RFC 9110
     // section 8.6 lets a recipient take a list of one value repeated as that value).
-    let members = head
-        .headers
-        .all("content-length")
-        .flat_map(|v| v.split(','));
+    let members = head.headers.all("content-length").flat_map(members);
     for v in members {
         let n: u64 = trim_ows(v).parse().map_err(|_| {
             HttpError::Protocol(format!("bad Content-Length {}", net_text::Quoted(v)))
@@ -278,10 +291,7 @@ pub fn framing(method: Method, head: &Head) -> Result<Framing, HttpError> {
 /// do not have.
 fn transfer_framing(head: &Head) -> Result<Framing, HttpError> {
     let mut chunked_last = false;
-    let codings = head
-        .headers
-        .all("transfer-encoding")
-        .flat_map(|v| v.split(','));
+    let codings = head.headers.all("transfer-encoding").flat_map(members);
     for c in codings.map(trim_ows).filter(|c| !c.is_empty()) {
         chunked_last = c.eq_ignore_ascii_case("chunked");
         if !chunked_last && !c.eq_ignore_ascii_case("identity") {
@@ -574,6 +584,26 @@ mod tests {
         }
         assert!(d.done());
         Ok((out, d.trailers, used))
+    }
+
+    #[test]
+    fn members_are_what_a_split_at_commas_gives() {
+        for v in [
+            "",
+            ",",
+            ",,",
+            "615",
+            "615,615",
+            " 2 , 2 ",
+            "a,,b",
+            "keep-alive, Upgrade,",
+            "é,ü,",
+            "x\u{1F600},y",
+        ] {
+            let ours: Vec<&str> = members(v).collect();
+            let split: Vec<&str> = v.split(',').collect();
+            assert_eq!(ours, split, "{v:?}");
+        }
     }
 
     #[test]
