@@ -8,6 +8,7 @@ mod registry;
 pub mod sockets;
 pub mod tls;
 mod tls_host;
+mod tls_verify;
 
 pub use graph::{
     EXECUTOR, HTTP_SERVER, IP_POOL, SOCKET, WASI_TLS, compose_executor, compose_portable,

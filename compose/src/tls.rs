@@ -18,16 +18,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{
-    AlertDescription, CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct,
-    HandshakeKind, RootCertStore, SignatureScheme,
+    AlertDescription, CertificateError, ClientConfig, ClientConnection, HandshakeKind,
+    RootCertStore,
 };
 
 pub use crate::tls_host::{TlsHostView, TlsView, add_to_linker, add_to_linker_copying};
+use crate::tls_verify::{NoVerification, WebPkiOrGiven};
 
 /// A TLS protocol version, as scenarios and the command line name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -222,17 +222,21 @@ impl TlsClient {
             for cert in rustls_native_certs::load_native_certs().certs {
                 let _ = roots.add(cert);
             }
+            let mut given = Vec::new();
             for file in &settings.ca_files {
                 for cert in certificates(file, "CA file").map_err(|m| CaFile.error(m))? {
                     roots
-                        .add(cert)
+                        .add(cert.clone())
                         .map_err(|e| CaFile.error(format!("CA file {}: {e}", file.display())))?;
+                    given.push(cert);
                 }
             }
             let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto)
                 .build()
                 .map_err(|e| Other.error(format!("TLS: {e}")))?;
-            builder.with_webpki_verifier(verifier)
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(WebPkiOrGiven::new(verifier, given)))
         };
         let config = match identity {
             None => builder.with_no_client_auth(),
@@ -409,60 +413,12 @@ pub(crate) fn io_text(e: &io::Error) -> String {
     }
 }
 
-/// `insecure`: any certificate is taken; the handshake's signatures are still verified.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Certificates made on the spot (the demo's HTTPS target, the tests): a CA, and leaves it signs.
 pub mod pki {
+    pub use rcgen::ExtendedKeyUsagePurpose;
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, date_time_ymd,
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        date_time_ymd,
     };
 
     /// A leaf's certificate and key, PEM.
@@ -507,6 +463,40 @@ pub mod pki {
 
     fn err(e: rcgen::Error) -> String {
         format!("making a certificate: {e}")
+    }
+
+    fn valid(params: &mut CertificateParams, validity: Validity) {
+        let years = match validity {
+            Validity::Now => return,
+            Validity::Expired => (2001, 2002),
+            Validity::NotYet => (2090, 2091),
+        };
+        params.not_before = date_time_ymd(years.0, 1, 1);
+        params.not_after = date_time_ymd(years.1, 1, 1);
+    }
+
+    /// A self-signed server certificate for `names` that is a CA by its basic constraints and
+    /// names no use, as `openssl req -x509` makes one: a server's certificate that is its own
+    /// CA file.
+    pub fn self_signed(
+        names: &[&str],
+        validity: Validity,
+        usages: &[ExtendedKeyUsagePurpose],
+    ) -> Result<Leaf, String> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+        let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(sans).map_err(err)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("self"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.extended_key_usages = usages.to_vec();
+        valid(&mut params, validity);
+        let cert = params.self_signed(&key).map_err(err)?;
+        Ok(Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     impl Ca {
@@ -559,17 +549,7 @@ pub mod pki {
                 .distinguished_name
                 .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
             params.extended_key_usages = usages.to_vec();
-            match validity {
-                Validity::Now => {}
-                Validity::Expired => {
-                    params.not_before = date_time_ymd(2001, 1, 1);
-                    params.not_after = date_time_ymd(2002, 1, 1);
-                }
-                Validity::NotYet => {
-                    params.not_before = date_time_ymd(2090, 1, 1);
-                    params.not_after = date_time_ymd(2091, 1, 1);
-                }
-            }
+            valid(&mut params, validity);
             let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
             Ok(Leaf {
                 cert_pem: cert.pem(),

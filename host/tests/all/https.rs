@@ -247,6 +247,109 @@ fn exec_takes_curls_tls_flags() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `openssl req -x509`'s certificate (a CA by its basic constraints, as openssl makes it) and
+/// key for `names` (`DNS:localhost,IP:127.0.0.1`), in `d`; `None` where openssl is missing,
+/// unless REQUIRE_OPENSSL is set (as in CI).
+fn openssl_self_signed(d: &Path, file: &str, names: &str) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (d.join(format!("{file}.pem")), d.join(format!("{file}.key")));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=self-signed"])
+        .args(["-addext", &format!("subjectAltName={names}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(out) if out.status.success() => Some((cert, key)),
+        Ok(out) => panic!("openssl req: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(_) => {
+            assert!(
+                std::env::var("REQUIRE_OPENSSL").is_err(),
+                "REQUIRE_OPENSSL is set but openssl is not installed"
+            );
+            eprintln!("SKIPPED: openssl is not installed");
+            None
+        }
+    }
+}
+
+/// nginx serving `cert` and `key` over TLS.
+fn nginx_serving(name: &str, (cert, key): &(PathBuf, PathBuf)) -> Option<Nginx> {
+    let bin = nginx::binary_or_skip()?;
+    let server = format!(
+        "server {{ listen 127.0.0.1:{{port}} ssl; ssl_certificate {}; ssl_certificate_key {}; location / {{ return 200 \"ok\\n\"; }} }}",
+        cert.display(),
+        key.display(),
+    );
+    Some(Nginx::start_server(&bin, name, "", &server).unwrap())
+}
+
+/// A server whose certificate is its own CA file (what `openssl req -x509` makes) is trusted
+/// with that file as `--cacert`, as curl (OpenSSL) trusts it; under another name, or with
+/// another such file, it is refused as curl refuses it (60).
+#[test]
+fn exec_trusts_a_servers_own_certificate_given_as_its_ca_file() {
+    let d = tmp("self-signed");
+    let Some(own) = openssl_self_signed(&d, "own", "DNS:localhost,IP:127.0.0.1") else {
+        return;
+    };
+    let Some(elsewhere) = openssl_self_signed(&d, "elsewhere", "DNS:elsewhere.example") else {
+        return;
+    };
+    let Some(ng) = nginx_serving("self-signed", &own) else {
+        return;
+    };
+    let Some(ng_elsewhere) = nginx_serving("self-signed-elsewhere", &elsewhere) else {
+        return;
+    };
+    let url = format!("https://127.0.0.1:{}/", ng.port);
+    let (own_ca, elsewhere_ca) = (own.0.to_str().unwrap(), elsewhere.0.to_str().unwrap());
+    let out = run(&["exec", &url, "--cacert", own_ca, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["status"].as_u64(), v["tls"]["verified"].as_bool()),
+        (Some(200), Some(true))
+    );
+    // By name, resolved to the address nginx listens on.
+    let resolve = format!("localhost:{}:127.0.0.1", ng.port);
+    let by_name = format!("https://localhost:{}/", ng.port);
+    let out = run(&["exec", &by_name, "--resolve", &resolve, "--cacert", own_ca]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other_port = format!("https://127.0.0.1:{}/", ng_elsewhere.port);
+    for (url, flags, reason) in [
+        (&url, vec![], "unknown-issuer"),
+        (&url, vec!["--cacert", elsewhere_ca], "unknown-issuer"),
+        (&other_port, vec!["--cacert", elsewhere_ca], "name-mismatch"),
+    ] {
+        let out = run(&[&["exec", url.as_str()][..], &flags].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(60), "{url} {flags:?}: {err}");
+        assert!(
+            err.contains(&format!("tls({reason})")),
+            "{url} {flags:?}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// TLS files `exec` cannot use fail with curl's codes before any connection is made (77 a CA
 /// file, 58 a client certificate or key), and are not read for a plain `http:` URL, as curl
 /// does not read them.
