@@ -403,24 +403,19 @@ impl Recorder {
 
     /// Requests that all fall in the groups of `s` (the first of them).
     fn add_sent(&mut self, s: &Sample, group: &[&Sample]) {
-        let stats = [
-            &mut self.totals,
-            &mut self.window,
-            named(&mut self.by_action, &s.action),
-            named(&mut self.window_by_action, &s.action),
-            named(&mut self.window_by_tenant, &s.tenant),
-            named(&mut self.by_status_class, status_class(s)),
-            named(&mut self.by_tenant, &s.tenant),
-            self.by_source
-                .entry(s.source.clone())
-                .or_insert_with(|| Stats::new(2)),
-            self.by_action_tenant
-                .entry((s.action.clone(), s.tenant.clone()))
-                .or_insert_with(|| Stats::new(3)),
-        ];
-        for g in stats {
-            group.iter().for_each(|x| g.add(x));
-        }
+        add_each(&mut self.totals, group);
+        add_each(&mut self.window, group);
+        add_named(&mut self.by_action, &s.action, group);
+        add_named(&mut self.window_by_action, &s.action, group);
+        add_named(&mut self.window_by_tenant, &s.tenant, group);
+        add_named(&mut self.by_status_class, status_class(s), group);
+        add_named(&mut self.by_tenant, &s.tenant, group);
+        let source = self.by_source.entry(s.source.clone());
+        add_each(source.or_insert_with(|| Stats::new(2)), group);
+        let pair = self
+            .by_action_tenant
+            .entry((s.action.clone(), s.tenant.clone()));
+        add_each(pair.or_insert_with(|| Stats::new(3)), group);
         // Keyed by the samples' shared names: no allocation per request (this runs under the
         // run's lock).
         *self
@@ -442,9 +437,20 @@ impl Recorder {
     }
 }
 
-/// The group named `k` in `m`, made if new.
-fn named<'m>(m: &'m mut BTreeMap<String, Stats>, k: &str) -> &'m mut Stats {
-    m.entry(k.to_string()).or_insert_with(|| Stats::new(3))
+fn add_each(stats: &mut Stats, group: &[&Sample]) {
+    group.iter().for_each(|s| stats.add(s));
+}
+
+/// `group` added to the stats named `k` in `m`, made if new (the name is copied only then).
+fn add_named(m: &mut BTreeMap<String, Stats>, k: &str, group: &[&Sample]) {
+    match m.get_mut(k) {
+        Some(stats) => add_each(stats, group),
+        None => {
+            let mut stats = Stats::new(3);
+            add_each(&mut stats, group);
+            m.insert(k.to_string(), stats);
+        }
+    }
 }
 
 /// Whether `b` is counted in the same groups as `a`: the same action, tenant, user and source,
