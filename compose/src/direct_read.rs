@@ -3,9 +3,11 @@
 //! list is allocated in the guest while the answer is lowered, and the bytes are copied into
 //! it from where they are: rustls's plaintext buffer for a TLS stream once it holds plaintext,
 //! the socket itself for the own TCP while it receives in bulk (`FIONREAD` sizes the list;
-//! short answers take the usual path, which needs no call more). Every other read (stdin,
-//! files, wasmtime-wasi's TCP, nothing waiting, the end, errors) takes wasmtime-wasi's path.
+//! short answers are read into a buffer of the thread's, which needs no call more and no
+//! allocation). Every other read (stdin, files, wasmtime-wasi's TCP) takes wasmtime-wasi's
+//! path.
 
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +22,7 @@ use wasmtime_wasi::p2::{DynInputStream, StreamResult};
 
 use crate::registry::Registry;
 use crate::sockets::SocketsHostView;
-use crate::sockets::streams::recv_into;
+use crate::sockets::streams::{CHUNK, TcpInput, recv_into};
 use crate::tls_host::{Fill, Shared, TlsHostView, TlsInput, lock, read_buffered, ready_plaintext};
 
 /// An instance's TLS input streams, by resource.
@@ -45,10 +47,18 @@ pub fn add_to_linker<T: TlsHostView + SocketsHostView + 'static>(
     r
 }
 
+thread_local! {
+    /// The own TCP's short reads, on their way into the guest's list (the buffer, and the
+    /// number of the last read into it).
+    static SCRATCH: RefCell<(Box<[u8]>, u64)> = RefCell::new((vec![0; CHUNK].into(), 0));
+}
+
 /// A read's bytes, as the guest gets them.
 enum Answer {
     /// Read already (wasmtime-wasi's path).
     Copied(Vec<u8>),
+    /// The `n` bytes read into this thread's [`SCRATCH`], by its read numbered `read`.
+    Scratch { n: usize, read: u64 },
     /// Up to `most` bytes of the session's plaintext (at least one is ready).
     Plaintext { session: Shared, most: usize },
     /// The `n` bytes waiting in the socket.
@@ -64,14 +74,17 @@ fn read<T: TlsHostView + SocketsHostView>(
     let size = usize::try_from(len).unwrap_or(usize::MAX);
     let view = store.data_mut().sockets_view();
     // `Some` for the own TCP's streams (direct or not): they are never TLS's.
-    let tcp = view
-        .streams
-        .readers
-        .find(view.table, &stream)
-        .map(|input| input.waiting(size));
+    let tcp =
+        view.streams
+            .readers
+            .find(view.table, &stream)
+            .map(|input| match input.waiting(size) {
+                Some((stream, n)) => Ok(Answer::Socket { stream, n }),
+                None => read_scratch(input, size),
+            });
     let view = store.data_mut().tls_view();
     let direct = match tcp {
-        Some(waiting) => waiting.map(|(stream, n)| Ok(Answer::Socket { stream, n })),
+        Some(answer) => Some(answer),
         None => match view.tls.readers.lock().find(view.table, &stream) {
             Some(input) if size > 0 => Some(read_tls(input, size)),
             _ => None,
@@ -82,6 +95,15 @@ fn read<T: TlsHostView + SocketsHostView>(
         Ok(a) => Ok((Ok(a),)),
         Err(e) => Ok((Err(view.table.convert_stream_error(e)?),)),
     }
+}
+
+/// What the own TCP's `input` has now, up to `size` bytes, read into [`SCRATCH`].
+fn read_scratch(input: &mut TcpInput, size: usize) -> StreamResult<Answer> {
+    SCRATCH.with_borrow_mut(|(buf, last)| {
+        let n = input.read_into(&mut buf[..size.min(CHUNK)])?;
+        *last += 1;
+        Ok(Answer::Scratch { n, read: *last })
+    })
 }
 
 /// A read of up to `size` (> 0) bytes of `input`: the plaintext to copy into the guest's
@@ -107,6 +129,22 @@ impl Answer {
                 let ptr = cx.realloc(0, 0, 1, bytes.len())?;
                 guest_slice(cx, ptr, bytes.len())?.copy_from_slice(bytes);
                 Ok((ptr, bytes.len()))
+            }
+            Answer::Scratch { n, read } => {
+                let ptr = cx.realloc(0, 0, 1, *n)?;
+                let dst = guest_slice(cx, ptr, *n)?;
+                // Lowered in the call that read them: another read in between (none can be
+                // made) would have taken the buffer, and is refused rather than lowered.
+                SCRATCH.with_borrow(|(buf, last)| {
+                    if last != read {
+                        return Err(format_err!(
+                            "a read's bytes were taken before they were given"
+                        ));
+                    }
+                    dst.copy_from_slice(&buf[..*n]);
+                    Ok(())
+                })?;
+                Ok((ptr, *n))
             }
             Answer::Plaintext { session, most } => fill_list(cx, *most, |dst| {
                 read_buffered(&mut lock(session), &mut Fill { dst, at: 0 })

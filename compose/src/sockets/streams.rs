@@ -13,7 +13,7 @@ use wasmtime_wasi::async_trait;
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 /// Most a read returns, and most a write may hand over at once (wasmtime-wasi's figure).
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// A stream's failure as the guest sees it: the peer gone is `closed`; anything else is the
 /// operation's error (its `wasi:sockets` code readable from it), once, and `closed` after.
@@ -44,6 +44,32 @@ impl TcpInput {
             stream,
             closed: false,
             bulk: false,
+        }
+    }
+
+    /// What the socket has now, up to `dst`'s length, read into `dst`: how many bytes (none if
+    /// it has none yet). [`InputStream::read`] into a buffer of the caller's.
+    pub(crate) fn read_into(&mut self, dst: &mut [u8]) -> StreamResult<usize> {
+        if self.closed {
+            return Err(StreamError::Closed);
+        }
+        if dst.is_empty() {
+            return Ok(0);
+        }
+        match self.stream.try_read(dst) {
+            Ok(0) => {
+                self.closed = true;
+                Err(StreamError::Closed)
+            }
+            Ok(n) => {
+                self.bulk = n >= BULK;
+                Ok(n)
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(0),
+            Err(e) => {
+                self.closed = true;
+                Err(failure(e))
+            }
         }
     }
 
