@@ -475,6 +475,26 @@ pub mod pki {
         params.not_after = date_time_ymd(years.1, 1, 1);
     }
 
+    /// A key (ECDSA P-256) and the parameters of a certificate for `names` (its first the
+    /// common name, `unnamed` without any), valid as `validity` says, for `usages`.
+    fn leaf_params(
+        names: &[&str],
+        unnamed: &str,
+        validity: Validity,
+        usages: &[ExtendedKeyUsagePurpose],
+    ) -> Result<(KeyPair, CertificateParams), String> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+        let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(sans).map_err(err)?;
+        params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or(unnamed),
+        );
+        params.extended_key_usages = usages.to_vec();
+        valid(&mut params, validity);
+        Ok((key, params))
+    }
+
     /// A self-signed server certificate for `names` that is a CA by its basic constraints and
     /// names no use, as `openssl req -x509` makes one: a server's certificate that is its own
     /// CA file.
@@ -483,15 +503,8 @@ pub mod pki {
         validity: Validity,
         usages: &[ExtendedKeyUsagePurpose],
     ) -> Result<Leaf, String> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
-        let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(sans).map_err(err)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("self"));
+        let (key, mut params) = leaf_params(names, "self", validity, usages)?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.extended_key_usages = usages.to_vec();
-        valid(&mut params, validity);
         let cert = params.self_signed(&key).map_err(err)?;
         Ok(Leaf {
             cert_pem: cert.pem(),
@@ -542,14 +555,7 @@ pub mod pki {
             validity: Validity,
             usages: &[ExtendedKeyUsagePurpose],
         ) -> Result<Leaf, String> {
-            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
-            let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-            let mut params = CertificateParams::new(sans).map_err(err)?;
-            params
-                .distinguished_name
-                .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
-            params.extended_key_usages = usages.to_vec();
-            valid(&mut params, validity);
+            let (key, params) = leaf_params(names, "leaf", validity, usages)?;
             let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
             Ok(Leaf {
                 cert_pem: cert.pem(),
