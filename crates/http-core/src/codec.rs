@@ -312,8 +312,13 @@ pub fn keep_alive(head: &Head, framing: Framing) -> bool {
     if framing == Framing::UntilClose {
         return false;
     }
-    // Connection options are case-insensitive tokens in a list (RFC 9110 §7.6.1).
-    let has = |option: &str| lists(head.headers.get("connection"), option);
+    // Connection options are case-insensitive tokens in a list (RFC 9110 §7.6.1), which may
+    // be split over several fields (section 5.3): every one counts.
+    let has = |option: &str| {
+        head.headers
+            .all("connection")
+            .any(|v| lists(Some(v), option))
+    };
     match head.version {
         0 => has("keep-alive"),
         _ => !has("close"),
@@ -712,6 +717,31 @@ mod tests {
             parse_head(&partial.as_bytes()[..partial.len() - 2], 1 << 20).unwrap(),
             None
         );
+    }
+
+    /// `Connection` options count in every `Connection` field, whatever the case (RFC 9110
+    /// sections 5.3 and 7.6.1).
+    #[test]
+    fn keep_alive_reads_every_connection_field() {
+        let alive = |head: &str| {
+            let h = parse_head(head.as_bytes(), 1024).unwrap().unwrap();
+            keep_alive(&h, Framing::Length(0))
+        };
+        let ok = "Content-Length: 0\r\n";
+        assert!(alive(&format!("HTTP/1.1 200 OK\r\n{ok}\r\n")));
+        assert!(!alive(&format!(
+            "HTTP/1.1 200 OK\r\n{ok}CONNECTION: Close\r\n\r\n"
+        )));
+        assert!(!alive(&format!(
+            "HTTP/1.1 200 OK\r\n{ok}Connection: keep-alive\r\nConnection: close\r\n\r\n"
+        )));
+        assert!(!alive(&format!(
+            "HTTP/1.1 200 OK\r\n{ok}Connection: upgrade, close\r\n\r\n"
+        )));
+        assert!(!alive(&format!("HTTP/1.0 200 OK\r\n{ok}\r\n")));
+        assert!(alive(&format!(
+            "HTTP/1.0 200 OK\r\n{ok}Connection: x-a\r\nconnection: Keep-Alive\r\n\r\n"
+        )));
     }
 
     #[test]
