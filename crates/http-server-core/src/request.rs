@@ -30,9 +30,15 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether the connection stays open after the answer (RFC 9112 section 9.3).
+    /// Whether the connection stays open after the answer (RFC 9112 section 9.3): its options
+    /// read from every `Connection` field (RFC 9110 section 5.3).
     pub fn keep_alive(&self) -> bool {
-        let has = |option: &str| lists(self.header("connection"), option);
+        let has = |option: &str| {
+            self.headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+                .any(|(_, v)| lists(Some(v), option))
+        };
         if self.version == 0 {
             has("keep-alive")
         } else {
@@ -245,6 +251,13 @@ mod tests {
         // Only spaces and tabs are optional whitespace: a no-break space belongs to the option.
         assert!(req(1, "close\u{a0}").keep_alive());
         assert!(req(1, "closed").keep_alive());
+        // Options split over several fields all count.
+        let mut two = req(1, "keep-alive");
+        two.headers.push(("connection".into(), "Close".into()));
+        assert!(!two.keep_alive());
+        let mut two = req(0, "x-a");
+        two.headers.push(("CONNECTION".into(), "keep-alive".into()));
+        assert!(two.keep_alive());
     }
 
     fn read_all(text: &[u8]) -> (Vec<Read>, Vec<u8>) {
