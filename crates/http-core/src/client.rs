@@ -457,10 +457,17 @@ impl<N: Net> Client<N> {
             }
             if req.decompress
                 && !resp.body.is_empty()
-                && let Some(coding) = resp.headers.get("content-encoding")
+                && resp.headers.get("content-encoding").is_some()
             {
+                // Codings split over several fields are one list, in the order applied (RFC
+                // 9110 sections 5.3 and 8.4), as curl undoes them.
+                let coding = resp
+                    .headers
+                    .all("content-encoding")
+                    .collect::<Vec<_>>()
+                    .join(",");
                 let body = core::mem::take(&mut resp.body);
-                resp.body = crate::encoding::decode(coding, body, req.max_body)?;
+                resp.body = crate::encoding::decode(&coding, body, req.max_body)?;
                 resp.body_len = resp.body.len() as u64;
                 if !req.keep_body {
                     resp.body = Vec::new();

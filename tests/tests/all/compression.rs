@@ -118,9 +118,14 @@ fn nginx_gzip_is_decoded_only_when_asked() {
 #[test]
 fn deflate_raw_deflate_bombs_and_unknown_codings() {
     let page = text(100_000);
-    let (zlib, raw, bomb) = {
+    let (zlib, raw, bomb, twice) = {
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         z.write_all(&page).unwrap();
+        // Gzipped, then deflated: the codings in that order, each in a field of its own.
+        let mut inner = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        inner.write_all(&page).unwrap();
+        let mut gz = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&inner.finish().unwrap()).unwrap();
         let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         d.write_all(&page).unwrap();
         let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -129,6 +134,7 @@ fn deflate_raw_deflate_bombs_and_unknown_codings() {
             z.finish().unwrap(),
             d.finish().unwrap(),
             g.finish().unwrap(),
+            gz.finish().unwrap(),
         )
     };
     assert!(
@@ -142,6 +148,10 @@ fn deflate_raw_deflate_bombs_and_unknown_codings() {
         s.lock()
             .unwrap()
             .push(r.header("accept-encoding").map(str::to_string));
+        if r.path == "/twice" {
+            let fields = ["gzip", "deflate"].map(|c| ("Content-Encoding".into(), c.into()));
+            return Reply::Full(200, fields.to_vec(), twice.clone());
+        }
         let (coding, body) = match r.path.as_str() {
             "/zlib" => ("deflate", zlib.clone()),
             "/raw" => ("deflate", raw.clone()),
@@ -159,7 +169,7 @@ fn deflate_raw_deflate_bombs_and_unknown_codings() {
         }
         ex.run(HttpMethod::Get, p, vec![])
     };
-    for path in ["/zlib", "/raw"] {
+    for path in ["/zlib", "/raw", "/twice"] {
         let o = get(&mut ex, path, json!({})).unwrap();
         assert!(o.body == page, "{path}");
     }
