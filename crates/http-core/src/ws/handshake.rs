@@ -86,10 +86,12 @@ pub fn check(head: &Head, key: &str, offered: &[String]) -> Result<Option<String
         )));
     }
     let h = |name| head.headers.get(name);
-    if !lists(h("upgrade"), "websocket") {
+    // Lists, which may be split over several fields (RFC 9110 section 5.3).
+    let has = |name, token| head.headers.all(name).any(|v| lists(Some(v), token));
+    if !has("upgrade", "websocket") {
         return Err(fail("no Upgrade: websocket in the answer".into()));
     }
-    if !lists(h("connection"), "upgrade") {
+    if !has("connection", "upgrade") {
         return Err(fail("no Connection: Upgrade in the answer".into()));
     }
     let accept = h("sec-websocket-accept").map(trim_ows);
@@ -169,6 +171,15 @@ mod tests {
         ext.push(("Sec-WebSocket-Extensions", "permessage-deflate"));
         assert!(check(&head(101, &ext), key, &[]).is_err());
         assert!(check(&head(101, &good), "AAAAAAAAAAAAAAAAAAAAAA==", &[]).is_err());
+        // `Connection: Upgrade` in a second Connection field counts.
+        let split = [
+            ("Upgrade", "websocket"),
+            ("Connection", "keep-alive"),
+            ("connection", "upgrade"),
+            ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        ];
+        assert_eq!(check(&head(101, &split), key, &[]).unwrap(), None);
+        assert!(check(&head(101, &split[..3]), key, &[]).is_err());
     }
 
     #[test]
