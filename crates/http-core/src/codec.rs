@@ -21,10 +21,14 @@ pub fn trim_ows(s: &str) -> &str {
     &s[start..end]
 }
 
-/// Whether a comma-separated header value (RFC 9110 5.6.1) lists `token`, compared without
-/// regard to case (the tokens of `Connection`, `Upgrade`, ...).
-pub fn lists(value: Option<&str>, token: &str) -> bool {
-    value.is_some_and(|v| members(v).any(|t| trim_ows(t).eq_ignore_ascii_case(token)))
+/// Whether the values of a comma-separated header (RFC 9110 5.6.1), all its fields (a list
+/// may be split over several, section 5.3), list `token`, compared without regard to case
+/// (the tokens of `Connection`, `Upgrade`, ...).
+pub fn lists<'a>(values: impl IntoIterator<Item = &'a str>, token: &str) -> bool {
+    values
+        .into_iter()
+        .flat_map(members)
+        .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
 }
 
 /// The members of a comma-separated list (RFC 9110 section 5.6.1), untrimmed: what
@@ -312,13 +316,9 @@ pub fn keep_alive(head: &Head, framing: Framing) -> bool {
     if framing == Framing::UntilClose {
         return false;
     }
-    // Connection options are case-insensitive tokens in a list (RFC 9110 §7.6.1), which may
-    // be split over several fields (section 5.3): every one counts.
-    let has = |option: &str| {
-        head.headers
-            .all("connection")
-            .any(|v| lists(Some(v), option))
-    };
+    // Connection options are case-insensitive tokens in a list (RFC 9110 §7.6.1), in every
+    // Connection field.
+    let has = |option: &str| lists(head.headers.all("connection"), option);
     match head.version {
         0 => has("keep-alive"),
         _ => !has("close"),

@@ -33,12 +33,13 @@ impl Request {
     /// Whether the connection stays open after the answer (RFC 9112 section 9.3): its options
     /// read from every `Connection` field (RFC 9110 section 5.3).
     pub fn keep_alive(&self) -> bool {
-        let has = |option: &str| {
+        let connection = || {
             self.headers
                 .iter()
                 .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
-                .any(|(_, v)| lists(Some(v), option))
+                .map(|(_, v)| v.as_str())
         };
+        let has = |option: &str| lists(connection(), option);
         if self.version == 0 {
             has("keep-alive")
         } else {

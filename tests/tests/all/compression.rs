@@ -124,8 +124,8 @@ fn deflate_raw_deflate_bombs_and_unknown_codings() {
         // Gzipped, then deflated: the codings in that order, each in a field of its own.
         let mut inner = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         inner.write_all(&page).unwrap();
-        let mut gz = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&inner.finish().unwrap()).unwrap();
+        let mut stacked = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        stacked.write_all(&inner.finish().unwrap()).unwrap();
         let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         d.write_all(&page).unwrap();
         let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -134,7 +134,7 @@ fn deflate_raw_deflate_bombs_and_unknown_codings() {
             z.finish().unwrap(),
             d.finish().unwrap(),
             g.finish().unwrap(),
-            gz.finish().unwrap(),
+            stacked.finish().unwrap(),
         )
     };
     assert!(

@@ -86,12 +86,10 @@ pub fn check(head: &Head, key: &str, offered: &[String]) -> Result<Option<String
         )));
     }
     let h = |name| head.headers.get(name);
-    // Lists, which may be split over several fields (RFC 9110 section 5.3).
-    let has = |name, token| head.headers.all(name).any(|v| lists(Some(v), token));
-    if !has("upgrade", "websocket") {
+    if !lists(head.headers.all("upgrade"), "websocket") {
         return Err(fail("no Upgrade: websocket in the answer".into()));
     }
-    if !has("connection", "upgrade") {
+    if !lists(head.headers.all("connection"), "upgrade") {
         return Err(fail("no Connection: Upgrade in the answer".into()));
     }
     let accept = h("sec-websocket-accept").map(trim_ows);
