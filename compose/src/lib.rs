@@ -1,6 +1,7 @@
 //! Paths of the built components and of the composed `scheduler-executor.wasm` (all built by
 //! this crate's build script), and the composition itself.
 
+pub mod cache;
 mod direct_read;
 mod graph;
 pub mod memory;

@@ -255,10 +255,12 @@ pub fn test_dns_linker() -> &'static Linker<Ctx> {
     })
 }
 
-/// Compile a component once per test process.
+/// Compile a component once per test process (its code kept on disk, as the scheduler's).
 fn load(cell: &'static OnceLock<Component>, path: &str) -> &'static Component {
     cell.get_or_init(|| {
-        Component::from_file(engine(), path).unwrap_or_else(|e| panic!("loading {path}: {e:?}"))
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        compose::cache::component(engine(), &bytes)
+            .unwrap_or_else(|e| panic!("loading {path}: {e:?}"))
     })
 }
 

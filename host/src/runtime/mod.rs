@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -435,9 +435,10 @@ impl Runtime {
                     "loading the artifact {}",
                     std::path::Path::new(&path).display()
                 );
-                Component::from_file(&engine, &path).map_err(fail(&what))?
+                let bytes = std::fs::read(&path).map_err(|e| format!("{what}: {e}"))?;
+                compose::cache::component(&engine, &bytes).map_err(fail(&what))?
             }
-            None => Component::new(&engine, compose::EXECUTOR_BYTES)
+            None => compose::cache::component(&engine, compose::EXECUTOR_BYTES)
                 .map_err(fail("loading the built-in artifact"))?,
         };
         let linker = linker(&engine)?;

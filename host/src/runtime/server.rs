@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use wasmtime::component::Component;
 use wasmtime::{Config, Engine, Store};
 
 use super::{Policy, Tls, UserCtx, fail, linker, store};
@@ -40,7 +39,7 @@ impl ServerRuntime {
         let mut config = Config::new();
         super::perfmap_if_asked(&mut config);
         let engine = Engine::new(&config).map_err(fail("engine"))?;
-        let component = Component::new(&engine, compose::SERVER_BYTES)
+        let component = compose::cache::component(&engine, compose::SERVER_BYTES)
             .map_err(fail("loading the built-in server artifact"))?;
         let pre = linker(&engine)?
             .instantiate_pre(&component)

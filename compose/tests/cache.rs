@@ -1,0 +1,138 @@
+//! The compiled-artifact cache (`compose::cache`) on a real directory, with the real server
+//! artifact: a second load reads what the first wrote; damaged, foreign and other engines'
+//! entries are compiled again; an unusable directory costs only the compile.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use compose::cache::{KEPT, Source, component_in};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+fn load(engine: &Engine, dir: &Path) -> (Component, Source) {
+    component_in(engine, compose::SERVER_BYTES, Some(dir)).unwrap()
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    all.sort();
+    all
+}
+
+fn exports(engine: &Engine, component: &Component) -> Vec<String> {
+    let ty = component.component_type();
+    ty.exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+#[test]
+fn a_second_load_reads_what_the_first_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::default();
+    let (compiled, source) = load(&engine, dir.path());
+    assert_eq!(source, Source::Compiled);
+    let written = entries(dir.path());
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0].to_string_lossy().ends_with(".cwasm"));
+    let mode = fs::metadata(&written[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+    let (cached, source) = load(&engine, dir.path());
+    assert_eq!(source, Source::Cached);
+    assert_eq!(exports(&engine, &cached), exports(&engine, &compiled));
+    assert!(!exports(&engine, &cached).is_empty());
+    assert_eq!(entries(dir.path()), written);
+}
+
+#[test]
+fn a_damaged_or_torn_entry_is_compiled_again_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::default();
+    load(&engine, dir.path());
+    let path = entries(dir.path()).remove(0);
+    let whole = fs::read(&path).unwrap();
+    let mut flipped = whole.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let damaged = [flipped, whole[..whole.len() / 2].to_vec(), Vec::new()];
+    for bad in damaged {
+        fs::write(&path, &bad).unwrap();
+        assert_eq!(load(&engine, dir.path()).1, Source::Compiled);
+        assert_eq!(fs::read(&path).unwrap(), whole);
+        assert_eq!(load(&engine, dir.path()).1, Source::Cached);
+    }
+}
+
+#[test]
+fn an_entry_others_could_have_written_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::default();
+    load(&engine, dir.path());
+    let path = entries(dir.path()).remove(0);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(load(&engine, dir.path()).1, Source::Compiled);
+    // Replaced by one of ours, which is then used.
+    assert_eq!(load(&engine, dir.path()).1, Source::Cached);
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(load(&engine, dir.path()).1, Source::Compiled);
+    assert_eq!(load(&engine, dir.path()).1, Source::Compiled);
+}
+
+#[test]
+fn each_engine_setting_has_its_own_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = Engine::default();
+    let mut config = Config::new();
+    config.memory_reservation(1 << 24);
+    let other = Engine::new(&config).unwrap();
+    assert_eq!(load(&small, dir.path()).1, Source::Compiled);
+    assert_eq!(load(&other, dir.path()).1, Source::Compiled);
+    assert_eq!(entries(dir.path()).len(), 2);
+    assert_eq!(load(&small, dir.path()).1, Source::Cached);
+    assert_eq!(load(&other, dir.path()).1, Source::Cached);
+}
+
+#[test]
+fn an_unusable_directory_costs_only_the_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, b"not a directory").unwrap();
+    let engine = Engine::default();
+    for _ in 0..2 {
+        let (component, source) = load(&engine, &file.join("cache"));
+        assert_eq!(source, Source::Compiled);
+        assert!(!exports(&engine, &component).is_empty());
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"not a directory");
+    assert_eq!(entries(dir.path()), vec![file]);
+}
+
+#[test]
+fn old_entries_and_dead_writers_temporary_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    let old = |name: String| {
+        let path = dir.path().join(name);
+        fs::write(&path, b"old").unwrap();
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(day_ago).unwrap();
+        path
+    };
+    let stale: Vec<_> = (0..KEPT + 2)
+        .map(|i| old(format!("{i:064}.cwasm")))
+        .collect();
+    let temp = old(".abc123.tmp".into());
+    let other = old("notes.txt".into());
+    let engine = Engine::default();
+    load(&engine, dir.path());
+    let left = entries(dir.path());
+    assert_eq!(left.len(), KEPT + 1, "{left:?}");
+    assert!(!left.contains(&temp));
+    assert!(left.contains(&other));
+    assert_eq!(stale.iter().filter(|p| left.contains(p)).count(), KEPT - 1);
+    assert_eq!(load(&engine, dir.path()).1, Source::Cached);
+}
