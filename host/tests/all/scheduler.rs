@@ -2,6 +2,7 @@
 //! validation, and a kill -9 with --state-dir. Targets are in-process servers on loopback.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -1634,6 +1635,50 @@ fn the_binary_carries_its_artifact() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(log.lock().unwrap().len(), 1);
+}
+
+/// The compiled artifact is kept in `SCHEDULER_CACHE_DIR` by the first command and used by
+/// the next; an unusable cache directory, or none, still runs.
+#[test]
+fn the_compiled_artifact_is_kept_between_commands() {
+    let (server, log) = recording_target();
+    let dir = tmp("compile-cache");
+    let url = format!("http://127.0.0.1:{}/c", server.addr.port());
+    let exec = |cache: &Path| {
+        let out = Command::new(BIN)
+            .args(["exec", &url])
+            .env("SCHEDULER_CACHE_DIR", cache)
+            .env_remove("SCHEDULER_EXECUTOR")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        assert!(err.is_empty(), "{err}");
+    };
+    let cache = dir.join("cache");
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    exec(&cache);
+    let first = listing();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].ends_with(".cwasm"), "{first:?}");
+    let written = std::fs::metadata(cache.join(&first[0])).unwrap();
+    exec(&cache);
+    assert_eq!(listing(), first);
+    let again = std::fs::metadata(cache.join(&first[0])).unwrap();
+    assert_eq!(again.ino(), written.ino(), "read, not written again");
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    exec(&file.join("cache"));
+    exec(Path::new(""));
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    assert_eq!(log.lock().unwrap().len(), 4);
 }
 
 /// A scenario of 4 users hitting `/ok` and `/missing` (404) in turn, with `thresholds`.
