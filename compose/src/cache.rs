@@ -28,7 +28,7 @@ use wasmtime::component::Component;
 
 /// Entries kept in a cache directory, the most recently used first; older ones are removed
 /// when a new one is written (each is a few MB).
-pub const KEPT: usize = 8;
+pub const KEPT: usize = 16;
 
 /// A temporary file this old was left by a process that died while writing it.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
