@@ -18,7 +18,7 @@
 use std::fs;
 use std::hash::Hasher;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +32,10 @@ pub const KEPT: usize = 16;
 
 /// A temporary file this old was left by a process that died while writing it.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// How long a process waits for another compiling the same entry before compiling it itself
+/// (a compile takes about 1.5 s of CPU).
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// The patches to wasmtime built into this binary (vendor/README.md).
 const PATCHES: [&[u8]; 2] = [
@@ -64,7 +68,10 @@ pub fn dir() -> Option<PathBuf> {
 }
 
 /// `bytes` compiled for `engine`, read from `dir` when an entry there is whole and ours, else
-/// compiled and (best effort) written there.
+/// compiled and (best effort) written there. Processes wanting the same entry at once (the
+/// workers of `run --workers`, segments started side by side) compile it once: the first
+/// holds the entry's lock while it compiles, the others wait for it (at most `LOCK_WAIT`) and
+/// read what it wrote.
 pub fn component_in(
     engine: &Engine,
     bytes: &[u8],
@@ -73,7 +80,15 @@ pub fn component_in(
     let Some(dir) = dir else {
         return Ok((Component::new(engine, bytes)?, Source::Compiled));
     };
-    let path = dir.join(format!("{}.cwasm", key(engine, bytes)));
+    let key = key(engine, bytes);
+    let path = dir.join(format!("{key}.cwasm"));
+    if let Some(component) = load(engine, dir, &path) {
+        return Ok((component, Source::Cached));
+    }
+    if prepare(dir).is_err() {
+        return Ok((Component::new(engine, bytes)?, Source::Compiled));
+    }
+    let _lock = lock(&dir.join(format!(".{key}.lock")));
     if let Some(component) = load(engine, dir, &path) {
         return Ok((component, Source::Cached));
     }
@@ -82,6 +97,41 @@ pub fn component_in(
     // SAFETY: `code` was made by `precompile_component` of this engine just now.
     let component = unsafe { Component::deserialize(engine, &code)? };
     Ok((component, Source::Compiled))
+}
+
+/// The directory made if it is missing (only its user may enter it), and usable: ours and
+/// writable by no one else.
+fn prepare(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    match trusted(dir) {
+        true => Ok(()),
+        false => Err(std::io::ErrorKind::PermissionDenied.into()),
+    }
+}
+
+/// The lock file at `path` held, once no other process holds it or after `LOCK_WAIT` (a
+/// stopped process must not stop every other); `None` where locks cannot be taken.
+fn lock(path: &Path) -> Option<fs::File> {
+    let file = fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .ok()?;
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Some(file),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The entry's name: a SHA-256 of what the compiled code depends on.
@@ -139,13 +189,6 @@ fn checked(file: &[u8]) -> Option<&[u8]> {
 
 /// Writes the entry whole or not at all: into a temporary file beside it, renamed over it.
 fn store(dir: &Path, path: &Path, code: &[u8]) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    if !trusted(dir) {
-        return Err(std::io::ErrorKind::PermissionDenied.into());
-    }
     let mut temp = tempfile::Builder::new()
         .prefix(".")
         .suffix(".tmp")
@@ -158,7 +201,8 @@ fn store(dir: &Path, path: &Path, code: &[u8]) -> std::io::Result<()> {
 }
 
 /// Keeps the `KEPT` most recently used entries (`keep` among them) and removes temporary
-/// files left by processes that died while writing.
+/// files left by processes that died while writing, and old lock files (one is made for each
+/// entry compiled; taking one away at worst lets two processes compile the same entry).
 fn prune(dir: &Path, keep: &Path) {
     let Ok(read) = fs::read_dir(dir) else { return };
     let now = SystemTime::now();
@@ -170,7 +214,8 @@ fn prune(dir: &Path, keep: &Path) {
         };
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") {
+        let leftover = name.ends_with(".tmp") || name.ends_with(".lock");
+        if name.starts_with('.') && leftover {
             if now
                 .duration_since(modified)
                 .is_ok_and(|age| age > STALE_TEMP)

@@ -14,10 +14,12 @@ fn load(engine: &Engine, dir: &Path) -> (Component, Source) {
     component_in(engine, compose::SERVER_BYTES, Some(dir)).unwrap()
 }
 
+/// The directory's compiled entries (not the lock files beside them).
 fn entries(dir: &Path) -> Vec<PathBuf> {
     let mut all: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".lock"))
         .collect();
     all.sort();
     all
@@ -126,13 +128,36 @@ fn old_entries_and_dead_writers_temporary_files_are_removed() {
         .map(|i| old(format!("{i:064}.cwasm")))
         .collect();
     let temp = old(".abc123.tmp".into());
+    let lock = old(format!(".{:064}.lock", 7));
     let other = old("notes.txt".into());
     let engine = Engine::default();
     load(&engine, dir.path());
     let left = entries(dir.path());
     assert_eq!(left.len(), KEPT + 1, "{left:?}");
     assert!(!left.contains(&temp));
+    assert!(!lock.exists());
     assert!(left.contains(&other));
     assert_eq!(stale.iter().filter(|p| left.contains(p)).count(), KEPT - 1);
     assert_eq!(load(&engine, dir.path()).1, Source::Cached);
+}
+
+#[test]
+fn loads_at_once_compile_once_and_the_others_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::default();
+    let start = std::sync::Barrier::new(4);
+    let sources: Vec<Source> = std::thread::scope(|s| {
+        let loads: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    load(&engine, dir.path()).1
+                })
+            })
+            .collect();
+        loads.into_iter().map(|l| l.join().unwrap()).collect()
+    });
+    let compiled = sources.iter().filter(|s| **s == Source::Compiled).count();
+    assert_eq!(compiled, 1, "{sources:?}");
+    assert_eq!(entries(dir.path()).len(), 1);
 }

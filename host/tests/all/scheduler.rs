@@ -1660,6 +1660,7 @@ fn the_compiled_artifact_is_kept_between_commands() {
         let mut names: Vec<_> = std::fs::read_dir(&cache)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.ends_with(".lock"))
             .collect();
         names.sort();
         names
