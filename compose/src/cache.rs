@@ -62,7 +62,10 @@ pub fn dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SCHEDULER_CACHE_DIR") {
         return (!dir.is_empty()).then(|| PathBuf::from(dir));
     }
-    let xdg = var("XDG_CACHE_HOME").map(PathBuf::from);
+    // A relative XDG_CACHE_HOME is to be ignored (the XDG base directory specification).
+    let xdg = var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
     let base = xdg.or_else(|| var("HOME").map(|home| Path::new(&home).join(".cache")))?;
     Some(base.join("scheduler"))
 }
