@@ -25,10 +25,12 @@ pub fn trim_ows(s: &str) -> &str {
 /// may be split over several, section 5.3), list `token`, compared without regard to case
 /// (the tokens of `Connection`, `Upgrade`, ...).
 pub fn lists<'a>(values: impl IntoIterator<Item = &'a str>, token: &str) -> bool {
-    values
-        .into_iter()
-        .flat_map(members)
-        .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
+    // Nested `any`s, not a `flat_map` (whose adapter was not inlined): 926 -> 826
+    // instructions a response for nginx's `Connection: keep-alive` (callgrind, 64 users). A
+    // value shorter than the token cannot list it.
+    values.into_iter().any(|v| {
+        v.len() >= token.len() && members(v).any(|t| trim_ows(t).eq_ignore_ascii_case(token))
+    })
 }
 
 /// The members of a comma-separated list (RFC 9110 section 5.6.1), untrimmed: what
