@@ -179,6 +179,24 @@ fn client_identity(
     Ok((chain, key))
 }
 
+/// webpki's verifier over the bundled web roots, the platform's where there are any (a bad
+/// file among them is skipped) and the CA files' certificates.
+fn verifier(
+    files: &RootCertStore,
+    crypto: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, String> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    roots.roots.extend(files.roots.iter().cloned());
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto)
+        .build()
+        .map_err(|e| format!("TLS: {e}"))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -215,28 +233,25 @@ impl TlsClient {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerification(crypto.clone())))
         } else {
-            let mut roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            // The platform's roots where there are any (a bad file among them is skipped).
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
+            // The CA files are read and checked now (their errors are the setup's); the
+            // other roots when a certificate is first checked (`WebPkiOrGiven`).
+            let mut files = RootCertStore::empty();
             let mut given = Vec::new();
             for file in &settings.ca_files {
                 for cert in certificates(file, "CA file").map_err(|m| CaFile.error(m))? {
-                    roots
+                    files
                         .add(cert.clone())
                         .map_err(|e| CaFile.error(format!("CA file {}: {e}", file.display())))?;
                     given.push(cert);
                 }
             }
-            let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crypto)
-                .build()
-                .map_err(|e| Other.error(format!("TLS: {e}")))?;
+            let supported = crypto.signature_verification_algorithms;
+            let make = Box::new(move || verifier(&files, crypto.clone()));
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(WebPkiOrGiven::new(verifier, given)))
+                .with_custom_certificate_verifier(Arc::new(WebPkiOrGiven::new(
+                    make, given, supported,
+                )))
         };
         let config = match identity {
             None => builder.with_no_client_auth(),

@@ -2,10 +2,11 @@
 //! bundled web roots and the CA files given), taking also what curl (OpenSSL) takes of a CA
 //! file; or not at all (`insecure`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
@@ -15,18 +16,48 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 /// server's (`CaUsedAsEndEntity`) even when it is the very certificate given as `--cacert`.
 /// Such a certificate must still be valid now, for the server's name, and for a server (by
 /// its extended key usage, when it has one).
-#[derive(Debug)]
+///
+/// webpki's verifier is made at the first certificate to check: its roots include the
+/// platform's, and reading those (a stat and a parse of each file under `/etc/ssl/certs`) was
+/// a sixth of the CPU of a plain-http `scheduler exec`, which never needs them.
 pub(crate) struct WebPkiOrGiven {
-    webpki: Arc<WebPkiServerVerifier>,
+    webpki: OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
+    make: Box<MakeVerifier>,
     given: Vec<CertificateDer<'static>>,
+    /// The signature algorithms, as webpki's verifier has them (its roots are not needed).
+    supported: WebPkiSupportedAlgorithms,
 }
+
+/// Makes webpki's verifier, once, when a certificate is first checked.
+pub(crate) type MakeVerifier = dyn Fn() -> Result<Arc<WebPkiServerVerifier>, String> + Send + Sync;
 
 impl WebPkiOrGiven {
     pub(crate) fn new(
-        webpki: Arc<WebPkiServerVerifier>,
+        make: Box<MakeVerifier>,
         given: Vec<CertificateDer<'static>>,
+        supported: WebPkiSupportedAlgorithms,
     ) -> WebPkiOrGiven {
-        WebPkiOrGiven { webpki, given }
+        WebPkiOrGiven {
+            webpki: OnceLock::new(),
+            make,
+            given,
+            supported,
+        }
+    }
+
+    fn webpki(&self) -> Result<&WebPkiServerVerifier, rustls::Error> {
+        let made = self.webpki.get_or_init(|| (self.make)());
+        made.as_deref()
+            .map_err(|e| rustls::Error::General(e.clone()))
+    }
+}
+
+impl std::fmt::Debug for WebPkiOrGiven {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebPkiOrGiven")
+            .field("webpki", &self.webpki.get())
+            .field("given", &self.given.len())
+            .finish()
     }
 }
 
@@ -91,7 +122,7 @@ impl ServerCertVerifier for WebPkiOrGiven {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let checked = self.webpki.verify_server_cert(
+        let checked = self.webpki()?.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -115,7 +146,7 @@ impl ServerCertVerifier for WebPkiOrGiven {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.supported)
     }
 
     fn verify_tls13_signature(
@@ -124,15 +155,11 @@ impl ServerCertVerifier for WebPkiOrGiven {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.supported)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-
-    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
-        self.webpki.root_hint_subjects()
+        self.supported.supported_schemes()
     }
 }
 
@@ -202,10 +229,15 @@ mod tests {
             roots.add(c.clone()).unwrap();
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let supported = provider.signature_verification_algorithms;
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .unwrap();
-        WebPkiOrGiven::new(webpki, given.to_vec())
+        WebPkiOrGiven::new(
+            Box::new(move || Ok(webpki.clone())),
+            given.to_vec(),
+            supported,
+        )
     }
 
     fn check(v: &WebPkiOrGiven, cert: &CertificateDer<'_>, name: &str) -> Result<(), String> {
