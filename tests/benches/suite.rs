@@ -26,6 +26,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+#[path = "rows/exec_row.rs"]
+mod exec_row;
 #[path = "rows/h2_row.rs"]
 mod h2_row;
 #[path = "rows/server_row.rs"]
@@ -1286,6 +1288,11 @@ fn main() {
     }
     if want("websocket") {
         ws_row::websocket(&mut t, quick, reps);
+    }
+    if want("exec")
+        && let Some(ng) = nginx()
+    {
+        exec_row::exec_startup(&mut t, quick, reps, &ng);
     }
     if want("http2") {
         h2_row::http2(&mut t, quick, reps);
