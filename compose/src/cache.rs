@@ -33,6 +33,9 @@ pub const KEPT: usize = 16;
 /// A temporary file this old was left by a process that died while writing it.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
+/// No entry is larger (the executor's is about 2.3 MB); a larger file is not read.
+const MAX_ENTRY: u64 = 256 << 20;
+
 /// How long a process waits for another compiling the same entry before compiling it itself
 /// (a compile takes about 1.5 s of CPU).
 const LOCK_WAIT: Duration = Duration::from_secs(60);
@@ -163,25 +166,47 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The entry at `path` when it is ours, whole, and loads into `engine`.
 fn load(engine: &Engine, dir: &Path, path: &Path) -> Option<Component> {
-    if !trusted(dir) || !trusted(path) {
+    if !trusted(dir) {
         return None;
     }
-    let file = fs::read(path).ok()?;
+    let file = read_entry(path)?;
     let code = checked(&file)?;
     // SAFETY: the entry is this user's own, not writable by others, and whole (its SHA-256
     // matches): it was written by `store` from `precompile_component`'s output; wasmtime
     // refuses it if it was made for another engine's settings.
-    let component = unsafe { Component::deserialize(engine, code) }.ok()?;
-    // Marked as used, so that pruning keeps it.
-    let _ = fs::File::open(path).and_then(|f| f.set_modified(SystemTime::now()));
-    Some(component)
+    unsafe { Component::deserialize(engine, code) }.ok()
+}
+
+/// The bytes of the entry at `path` when it is a regular file of ours that no one else may
+/// write, of a size an entry can have; marked as used, so that pruning keeps it. Opened
+/// without waiting (a FIFO put in its place would block a plain open), checked on the opened
+/// file itself.
+fn read_entry(path: &Path) -> Option<Vec<u8>> {
+    let mut file = fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    let ours = meta.is_file() && owned(&meta) && meta.len() <= MAX_ENTRY;
+    if !ours {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+    let _ = file.set_modified(SystemTime::now());
+    Some(bytes)
 }
 
 /// Owned by this process's user and writable by no one else.
 fn trusted(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| owned(&m))
+}
+
+fn owned(meta: &fs::Metadata) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
-    fs::metadata(path).is_ok_and(|m| m.uid() == uid && m.mode() & 0o022 == 0)
+    meta.uid() == uid && meta.mode() & 0o022 == 0
 }
 
 /// The code after the file's leading SHA-256, when it matches.

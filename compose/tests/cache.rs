@@ -161,3 +161,28 @@ fn loads_at_once_compile_once_and_the_others_read_it() {
     assert_eq!(compiled, 1, "{sources:?}");
     assert_eq!(entries(dir.path()).len(), 1);
 }
+
+#[test]
+fn a_fifo_or_a_directory_in_an_entrys_place_is_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::default();
+    load(&engine, dir.path());
+    let path = entries(dir.path()).remove(0);
+    let fifo = || {
+        fs::remove_file(&path).unwrap();
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other precondition.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    fifo();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (d, e) = (dir.path().to_path_buf(), engine.clone());
+    std::thread::spawn(move || tx.send(load(&e, &d).1).unwrap());
+    let source = rx.recv_timeout(std::time::Duration::from_secs(120));
+    assert_eq!(source, Ok(Source::Compiled), "a FIFO was waited on");
+    assert_eq!(load(&engine, dir.path()).1, Source::Cached);
+    fs::remove_file(&path).unwrap();
+    fs::create_dir(&path).unwrap();
+    assert_eq!(load(&engine, dir.path()).1, Source::Compiled);
+    assert!(path.is_dir());
+}
