@@ -25,6 +25,15 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
     all
 }
 
+/// A fresh cache directory holding the one entry a first load wrote, and its path.
+fn one_entry() -> (tempfile::TempDir, Engine, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::default();
+    assert_eq!(load(&engine, dir.path()).1, Source::Compiled);
+    let path = entries(dir.path()).remove(0);
+    (dir, engine, path)
+}
+
 fn exports(engine: &Engine, component: &Component) -> Vec<String> {
     let ty = component.component_type();
     ty.exports(engine)
@@ -52,10 +61,7 @@ fn a_second_load_reads_what_the_first_wrote() {
 
 #[test]
 fn a_damaged_or_torn_entry_is_compiled_again_and_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::default();
-    load(&engine, dir.path());
-    let path = entries(dir.path()).remove(0);
+    let (dir, engine, path) = one_entry();
     let whole = fs::read(&path).unwrap();
     let mut flipped = whole.clone();
     let last = flipped.len() - 1;
@@ -71,10 +77,7 @@ fn a_damaged_or_torn_entry_is_compiled_again_and_replaced() {
 
 #[test]
 fn an_entry_others_could_have_written_is_not_loaded() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::default();
-    load(&engine, dir.path());
-    let path = entries(dir.path()).remove(0);
+    let (dir, engine, path) = one_entry();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
     assert_eq!(load(&engine, dir.path()).1, Source::Compiled);
     // Replaced by one of ours, which is then used.
@@ -164,10 +167,7 @@ fn loads_at_once_compile_once_and_the_others_read_it() {
 
 #[test]
 fn a_fifo_or_a_directory_in_an_entrys_place_is_not_waited_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::default();
-    load(&engine, dir.path());
-    let path = entries(dir.path()).remove(0);
+    let (dir, engine, path) = one_entry();
     let fifo = || {
         fs::remove_file(&path).unwrap();
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
