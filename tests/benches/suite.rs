@@ -527,8 +527,7 @@ fn memory_with_length(t: &mut Table, quick: bool, ng: &Nginx) {
     let Some(scheduler) = scheduler_binary(quick) else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("bench-memory-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = integration_tests::scratch::Scratch::new("bench-memory");
     let users = 64u32;
     let per_user = if quick { 20 } else { 400 };
     let peak = |iterations: u32| -> (f64, f64) {

@@ -35,6 +35,7 @@ pub mod http_server;
 pub mod machine;
 pub mod nginx;
 pub mod proxy_py;
+pub mod scratch;
 pub mod ws_servers;
 
 pub mod executor_bindings {

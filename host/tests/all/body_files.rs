@@ -4,6 +4,7 @@
 //! far below it). Checked server-side by gunicorn, which hashes what it got and parses the
 //! forms with Python's own multipart parser.
 
+use integration_tests::scratch::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -54,11 +55,9 @@ def app(environ, start_response):
     return [b"ok"]
 "#;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("body-files-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for the test `name` (removed after a pass, kept after a failure).
+fn tmp(name: &str) -> Scratch {
+    Scratch::new(&format!("body-files-{name}"))
 }
 
 fn seen(g: &Gunicorn) -> Vec<Value> {

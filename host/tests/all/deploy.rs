@@ -4,6 +4,7 @@
 //! their results in etcd and the merge Job's command merges them. (CI also checks the
 //! manifests against the Kubernetes API schemas offline, with kubernetes-validate.)
 
+use integration_tests::scratch::Scratch;
 use std::process::{Child, Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
@@ -30,8 +31,7 @@ fn command_line(job: &serde_yaml::Value) -> String {
 fn the_scenario_validates_and_n_is_in_one_place() {
     let cm = manifest("run/scenario.yaml");
     let scenario = cm["data"]["scenario.yaml"].as_str().unwrap();
-    let dir = std::env::temp_dir().join(format!("deploy-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("deploy-test");
     let path = dir.join("scenario.yaml");
     std::fs::write(&path, scenario).unwrap();
     let out = Command::new(BIN)
@@ -71,7 +71,6 @@ fn the_scenario_validates_and_n_is_in_one_place() {
     );
     let env = &job["spec"]["template"]["spec"]["containers"][0]["env"][0];
     assert_eq!(env["name"].as_str(), Some("SEGMENTS"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The pods' shell command with the scheduler found on PATH and the scenario at `scenario`.
@@ -117,8 +116,7 @@ fn the_jobs_commands_run_and_merge_through_etcd() {
             integration_tests::http_server::Reply::ok("ok")
         }
     });
-    let dir = std::env::temp_dir().join(format!("deploy-jobs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("deploy-jobs");
     // The ConfigMap's scenario on loopback: its pool and target here.
     let cm = manifest("run/scenario.yaml");
     let text = cm["data"]["scenario.yaml"]
@@ -172,5 +170,4 @@ fn the_jobs_commands_run_and_merge_through_etcd() {
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
     assert_eq!(v["totals"]["ok"], 12, "{v}");
     assert!(dir.join(format!("{run_id}.html")).exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }

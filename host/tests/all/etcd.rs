@@ -6,7 +6,8 @@
 //! `.ci/run` installs etcd. Where it is missing the tests say so and pass, unless
 //! REQUIRE_ETCD=1 (as in CI), where they fail.
 
-use std::path::{Path, PathBuf};
+use integration_tests::scratch::Scratch;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,11 +17,9 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scheduler-etcd-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for the test `name` (removed after a pass, kept after a failure).
+fn tmp(name: &str) -> Scratch {
+    Scratch::new(&format!("scheduler-etcd-{name}"))
 }
 
 fn etcd(name: &str) -> Option<integration_tests::etcd::Etcd> {
@@ -203,7 +202,6 @@ fn three_segments_share_one_pool_and_merge_exactly() {
     assert_eq!(v["totals"]["ok"], 96);
     // Every block went back.
     assert_eq!(keys(&etcd.url), Ok(0));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -268,7 +266,6 @@ fn a_killed_process_gives_its_blocks_back_when_its_lease_expires() {
     assert_eq!(addresses.len(), 8, "{addresses:?}");
     assert_eq!(seen.len(), 16);
     assert_eq!(keys(&etcd.url), Ok(0));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -300,7 +297,6 @@ fn two_processes_race_for_the_last_block_and_lose_nothing() {
     assert_eq!(seen.len(), 12, "every request of both processes was made");
     assert_no_overlap(&seen);
     assert_eq!(keys(&etcd.url), Ok(0));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -364,7 +360,6 @@ fn etcd_lost_mid_run_ends_the_run_with_a_report() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is etcd running"), "{err}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A pool bound to a segment (addresses on one host only): that segment's process has all of
@@ -409,7 +404,6 @@ fn a_pool_bound_to_a_segment_is_that_segments_alone() {
         assert!(seen.iter().all(|s| s.0.starts_with("127.0.74.")));
         assert!(seen.iter().all(|s| s.1 == "2" || s.1 == "4"), "{seen:?}");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A run longer than its lease: the keep-alives hold it (no "etcd lost"), and the blocks go
@@ -439,7 +433,6 @@ fn keep_alives_hold_a_run_longer_than_its_lease() {
     assert!(!out.contains("etcd lost"), "{out}");
     assert!(seen.lock().unwrap().len() >= 20);
     assert_eq!(keys(&etcd.url), Ok(0));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A /30 gives its four addresses through etcd too, as in one process (the original's pool).
@@ -728,7 +721,6 @@ fn pools_that_share_addresses_share_one_authority() {
     // The third run's pool shares an id, not an address: all its users ran at once.
     assert_eq!(max_at_once(&own), 8);
     assert_eq!(keys(&etcd.url), Ok(0));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A cluster's etcd speaks TLS and asks for a client certificate: `--etcd https://` with
@@ -797,7 +789,6 @@ fn etcd_over_tls_with_a_client_certificate() {
     ));
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(seen.lock().unwrap().len(), 8);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// No shared volume: each segment puts its result in etcd, and a merge started before them
@@ -866,7 +857,6 @@ fn segments_publish_results_to_etcd_and_the_merge_waits_for_them() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// With etcd and a run id, a threshold with `abort_on_fail` that one segment crosses stops
@@ -914,5 +904,4 @@ fn an_abort_threshold_stops_every_segment_through_etcd() {
         assert_eq!(*code, Some(99), "{out}");
     }
     assert!(outs[1].1.contains("(in segment 0/2)"), "{}", outs[1].1);
-    let _ = std::fs::remove_dir_all(&d);
 }

@@ -5,6 +5,7 @@
 //! `.ci/run` installs nginx; where it is missing the tests say so and pass, unless
 //! REQUIRE_NGINX=1 (as in CI), where they fail.
 
+use integration_tests::scratch::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -14,11 +15,9 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scheduler-https-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for the test `name` (removed after a pass, kept after a failure).
+fn tmp(name: &str) -> Scratch {
+    Scratch::new(&format!("scheduler-https-{name}"))
 }
 
 fn run(args: &[&str]) -> Output {
@@ -173,7 +172,6 @@ workflows:
     let out = run(&["validate", path.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tls.min_version"), "{err}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -244,7 +242,6 @@ fn exec_takes_curls_tls_flags() {
     // --cert without --key is a usage error.
     let out = run(&["exec", &url, "--cert", cert.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// `openssl req -x509`'s certificate (a CA by its basic constraints, as openssl makes it) and
@@ -347,7 +344,6 @@ fn exec_trusts_a_servers_own_certificate_given_as_its_ca_file() {
             "{url} {flags:?}: {err}"
         );
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// TLS files `exec` cannot use fail with curl's codes before any connection is made (77 a CA
@@ -417,5 +413,4 @@ fn exec_fails_unusable_tls_files_with_curls_codes() {
     );
     assert_eq!(out.stdout, b"ok");
     server.join().unwrap();
-    let _ = std::fs::remove_dir_all(&d);
 }

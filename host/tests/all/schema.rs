@@ -31,27 +31,20 @@ fn schema_problems(v: &jsonschema::Validator, yaml: &str) -> Vec<String> {
 }
 
 fn validate(yaml: &str, strict: bool) -> (bool, String) {
-    let dir = std::env::temp_dir().join(format!("schema-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("s-{}.yaml", rand_name(yaml)));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = integration_tests::scratch::Scratch::new(&format!("schema-test-{n}"));
+    let path = dir.join("s.yaml");
     std::fs::write(&path, yaml).unwrap();
     let mut args = vec!["validate".to_string(), path.display().to_string()];
     if strict {
         args.push("--strict".into());
     }
     let out = Command::new(BIN).args(&args).output().unwrap();
-    let _ = std::fs::remove_file(&path);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn rand_name(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
 }
 
 /// Every field of the format, once.

@@ -3,9 +3,9 @@
 //! `exec` and in `run`, against gunicorn (which answers `100 Continue` as soon as it reads
 //! such a head) and a bare socket server that counts the bytes it gets.
 
+use integration_tests::scratch::Scratch;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
@@ -33,11 +33,9 @@ def app(environ, start_response):
     return [out]
 "#;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("upload-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for the test `name` (removed after a pass, kept after a failure).
+fn tmp(name: &str) -> Scratch {
+    Scratch::new(&format!("upload-test-{name}"))
 }
 
 fn exec_upload(url: &str, file: &std::path::Path) -> (Output, Value) {

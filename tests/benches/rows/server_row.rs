@@ -107,8 +107,7 @@ pub fn server(t: &mut Table, quick: bool, reps: usize, ng: &Nginx) {
         );
         return;
     };
-    let dir = std::env::temp_dir().join(format!("bench-server-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = integration_tests::scratch::Scratch::new("bench-server");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -20,11 +20,8 @@ use integration_tests::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> scratch::Scratch {
+    scratch::Scratch::new(&format!("tls-{name}"))
 }
 
 fn write(d: &Path, name: &str, text: &str) -> PathBuf {
@@ -206,7 +203,6 @@ fn tls13_and_tls12_servers_with_ecdsa_and_rsa_certificates() {
     let (mut ex, _) = Executor::with_tls(&settings);
     let r = ex.get(&format!("https://127.0.0.1:{}/", server.1));
     assert_eq!(tls_reason(r), TlsReason::ProtocolVersion);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -249,7 +245,6 @@ fn mtls_required_by_s_server_without_and_with_a_client_certificate() {
         let body = String::from_utf8_lossy(&o.body);
         assert!(body.contains("user-7"), "{flag}: {body}");
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 fn nginx_tls(name: &str, cert: &Path, key: &Path, extra: &str) -> Option<nginx::Nginx> {
@@ -383,7 +378,6 @@ fn nginx_sees_pool_addresses_reuse_resumption_and_sni_over_tls() {
     assert_eq!(sni("/probe"), "-", "an IP literal sends no SNI");
     assert_eq!(sni("/sni"), "localhost");
     assert_eq!(sni("/override"), "api.test");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -454,7 +448,6 @@ fn verification_failures_are_typed_and_nothing_is_sent() {
             "{name}: the request reached the server: {log:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -513,7 +506,6 @@ fn nginx_mtls_and_a_redirect_from_http_to_https() {
         o.final_url,
         format!("https://127.0.0.1:{}/m?from=http", ng.port)
     );
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// An in-process TLS server: each connection is handed to `serve` after the handshake (or,
@@ -666,7 +658,6 @@ fn ten_megabytes_each_way_and_servers_that_close_or_stall() {
     );
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     drop(silent);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -775,12 +766,11 @@ fn the_socket_component_speaks_tls_after_start_tls() {
     assert_eq!(g.receive(s, 100).unwrap(), b"hi\n");
     g.drop_socket(s);
     g.drop_socket(u);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// An in-process TLS server (its CA in a new directory `name`) that sends `data` once asked
 /// with "go\n": the directory, the CA file and the port.
-fn sender_on_go(name: &str, data: &[u8]) -> (PathBuf, PathBuf, u16) {
+fn sender_on_go(name: &str, data: &[u8]) -> (scratch::Scratch, PathBuf, u16) {
     let ca = Ca::new("test CA").unwrap();
     let d = dir(name);
     let ca_file = write(&d, "ca.pem", &ca.cert_pem);
@@ -820,7 +810,7 @@ fn asking_over_tls(
 #[test]
 fn a_tls_read_takes_every_record_buffered() {
     let data = pattern(256 << 10, 7);
-    let (d, ca_file, port) = sender_on_go("records", &data);
+    let (_dir, ca_file, port) = sender_on_go("records", &data);
     let (mut g, s) = asking_over_tls(integration_tests::linker(), &ca_file, port);
     // All of it in the socket's buffers before the first read.
     std::thread::sleep(Duration::from_millis(300));
@@ -837,7 +827,6 @@ fn a_tls_read_takes_every_record_buffered() {
         "no read took more than a record: {largest}"
     );
     g.drop_socket(s);
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A TLS read copies the plaintext from rustls straight into the guest's list: with 1 MiB
@@ -847,7 +836,7 @@ fn a_tls_read_takes_every_record_buffered() {
 #[test]
 fn tls_reads_land_in_the_guests_memory() {
     let data = pattern(1 << 20, 5);
-    let (d, ca_file, port) = sender_on_go("direct-read", &data);
+    let (_dir, ca_file, port) = sender_on_go("direct-read", &data);
     let buffers = |linker| {
         let (mut g, s) = asking_over_tls(linker, &ca_file, port);
         let (mut got, mut reads) = (Vec::new(), 0);
@@ -870,7 +859,6 @@ fn tls_reads_land_in_the_guests_memory() {
         direct + reads <= copying,
         "buffers of 16 KiB or more: {direct} direct, {copying} copying ({reads} large reads)"
     );
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// `scheduler-executor-portable.wasm` on a host without `wasi:tls`: it instantiates with WASI

@@ -2,6 +2,7 @@
 //! and in-process targets on loopback that record what they saw.
 #![allow(dead_code)]
 
+use integration_tests::scratch::Scratch;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -11,11 +12,9 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_scheduler");
 
-pub fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scheduler-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for the test `name` (removed after a pass, kept after a failure).
+pub fn tmp(name: &str) -> Scratch {
+    Scratch::new(&format!("scheduler-test-{name}"))
 }
 
 /// The scenario `text` as `dir/s.yaml`.
