@@ -347,22 +347,22 @@ fn main() {
         "\nheap per binding (native, {n} bindings on a /64): {:.0} bytes\n",
         bytes_per_binding(n)
     );
+    // The ip-pool section of bench/RESULTS.md (the suite writes the part above it).
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/RESULTS.md");
+    let prev = std::fs::read_to_string(&path).unwrap_or_default();
+    let (head, section) = prev.split_once("\n## ip-pool").unwrap_or((&prev, ""));
     if let Some(m) = &machine {
-        table += &format!("\n{}\n", m.report());
+        table += &format!("\n{}\n", m.report_against(section, section));
     }
     print!("{table}");
     if !quick && only.is_none() && case_filter.is_none() {
-        // The ip-pool section of bench/RESULTS.md (the suite writes the part above it).
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/RESULTS.md");
-        let prev = std::fs::read_to_string(&path).unwrap_or_default();
-        let head = prev
-            .split_once("\n## ip-pool")
-            .map(|(h, _)| h.to_string())
-            .unwrap_or(prev);
         let section = format!(
-            "\n## ip-pool allocate+release\n\nTargets: >= 10 M/s native, >= 1 M/s through the component, 90% full within 2x of empty (go-ipam publishes 196,687/s in memory on an empty /16). The IPv6 /64 is filled with one million scattered bindings: 90% of a /64 cannot be held by anyone.\n\n{table}"
+            "\n## ip-pool allocate+release\n\nMeasured {} on {} by `cargo bench --bench ip_pool`. Targets: >= 10 M/s native, >= 1 M/s through the component, 90% full within 2x of empty (go-ipam publishes 196,687/s in memory on an empty /16). The IPv6 /64 is filled with one million scattered bindings: 90% of a /64 cannot be held by anyone.\n\n{table}",
+            integration_tests::machine::utc_now(),
+            integration_tests::machine::description()
         );
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, head.trim_end().to_string() + "\n" + &section).unwrap();
+        let text = head.trim_end().to_string() + "\n" + &section;
+        integration_tests::machine::write_whole(&path, &text).unwrap();
     }
 }

@@ -1313,43 +1313,29 @@ fn main() {
         ">= 10 M/s native, >= 1 M/s component",
     );
     if !quick && only.is_none() {
-        let machine = format!(
-            "{} cores, {}",
-            thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0),
-            std::fs::read_to_string("/proc/cpuinfo")
-                .unwrap_or_default()
-                .lines()
-                .find(|l| l.starts_with("model name"))
-                .unwrap_or("")
-                .replace("model name\t: ", "")
-        );
-        let date = Command::new("date")
-            .arg("-u")
-            .arg("+%Y-%m-%d %H:%M UTC")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
+        let machine = integration_tests::machine::description();
+        let date = integration_tests::machine::utc_now();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("RESULTS.md");
+        let prev = std::fs::read_to_string(&path).unwrap_or_default();
+        let (prev_head, tail) = prev
+            .split_once("\n## ip-pool")
+            .map(|(h, t)| (h, format!("\n## ip-pool{t}")))
+            .unwrap_or((&prev, String::new()));
         let mut out = String::new();
         let _ = writeln!(
             out,
             "# Benchmark results\n\nMeasured {date} on {machine} by `just bench` (one run; A and B alternate, median of {reps}, min-max in brackets). {}\n",
-            others.as_ref().map_or(String::new(), |m| m.report())
+            others
+                .as_ref()
+                .map_or(String::new(), |m| m.report_against(prev_head, prev_head))
         );
         let _ = writeln!(out, "{header}");
         for r in &t.rows {
             let _ = writeln!(out, "{r}");
         }
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("RESULTS.md");
-        let prev = std::fs::read_to_string(&path).unwrap_or_default();
-        let tail = prev
-            .split_once("\n## ip-pool")
-            .map(|(_, t)| format!("\n## ip-pool{t}"))
-            .unwrap_or_default();
-        std::fs::write(&path, out + &tail).unwrap();
+        integration_tests::machine::write_whole(&path, &(out + &tail)).unwrap();
         println!("\nwrote {}", path.display());
     }
 }

@@ -136,7 +136,7 @@ impl MachineCpu {
                 if others > 0.1 || steal > 0.1 {
                     ": the figures are not a quiet machine's"
                 } else {
-                    ": a quiet machine"
+                    ": quiet by these counters"
                 }
             ),
             None => "How busy the machine was could not be read (/proc/stat).".into(),
@@ -155,8 +155,162 @@ impl MachineCpu {
     }
 }
 
+/// What a results file says of the run that wrote it: its date and machine (the header's
+/// "Measured DATE on MACHINE by"), and the loop's and the pages' rates at its start.
+#[derive(Debug, PartialEq)]
+pub struct Before {
+    pub date: String,
+    pub machine: String,
+    pub speed: f64,
+    pub pages: f64,
+}
+
+/// The number that follows `after` in `text`, up to the next space.
+fn number_after(text: &str, after: &str) -> Option<f64> {
+    let rest = &text[text.find(after)? + after.len()..];
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// [`Before`] from a results file's text (its header and its first machine sentence: pass the
+/// section to compare with).
+pub fn before_in(header: &str, section: &str) -> Option<Before> {
+    let measured = header.split_once("Measured ")?.1.split_once(" by `")?.0;
+    let (date, machine) = measured.split_once(" on ")?;
+    Some(Before {
+        date: date.to_string(),
+        machine: machine.to_string(),
+        speed: number_after(section, "A fixed CPU loop ran ")?,
+        pages: number_after(section, "pages were touched at ")?,
+    })
+}
+
+/// Below this share of the last run's rate, this run's machine is called slower.
+const SLOWER: f64 = 0.85;
+
+/// A sentence comparing this run's start rates (`speed` M rounds/s, `pages` k/s on `machine`)
+/// with those of the run the results file held before: a VM may run at half its speed with no
+/// steal and no other process, and that halves every absolute figure (rows 5 to 7) while the
+/// run's own counters still call it quiet.
+pub fn against(before: &Before, machine: &str, speed: f64, pages: f64) -> String {
+    if before.machine != machine {
+        return format!(
+            "The run this file held before ({}) was on another machine ({}): its absolute \
+             figures do not compare with these.",
+            before.date, before.machine
+        );
+    }
+    let (s, p) = (speed / before.speed, pages / before.pages);
+    let verdict = if s < SLOWER || p < SLOWER {
+        "this machine ran slower than then, and the absolute figures with it (ratios measured \
+         in one run hold)"
+    } else {
+        "as fast as then"
+    };
+    format!(
+        "Against the run this file held before ({}, the same CPU model: loop {:.0} M rounds/s, \
+         pages {:.0} k/s at its start), this run's loop ran at {s:.2}x and its pages at \
+         {p:.2}x: {verdict}.",
+        before.date, before.speed, before.pages
+    )
+}
+
+/// `text` written to `path` whole or not at all (a temporary file beside it, then renamed):
+/// a full disk leaves the results that were there.
+pub fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// "N cores, CPU model" (`/proc/cpuinfo`'s first model name), as results name a machine.
+pub fn description() -> String {
+    format!(
+        "{} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .unwrap_or("")
+            .replace("model name\t: ", "")
+    )
+}
+
+/// The time now as results give it ("2026-12-08 01:44 UTC"), from `date -u`; empty if it
+/// cannot run.
+pub fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+impl MachineCpu {
+    /// [`MachineCpu::report`], then how this run's start rates compare with the run a
+    /// results file held before (its `header` and the `section` this report replaces), when
+    /// they say.
+    pub fn report_against(&self, header: &str, section: &str) -> String {
+        let mut out = self.report();
+        if let Some(before) = before_in(header, section) {
+            out.push(' ');
+            out.push_str(&against(&before, &description(), self.speed, self.pages));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_run_before_is_read_and_compared() {
+        let header = "# Benchmark results\n\nMeasured 2026-12-07 15:37 UTC on 2 cores, AMD EPYC by \
+                      `just bench` (one run). Apart from this run ... A fixed CPU loop ran 476 M \
+                      rounds/s at the start and 477 at the end, and 64 MiB of fresh memory \
+                      pages were touched at 435 k/s and 394 k/s (page faults).";
+        let b = before_in(header, header).unwrap();
+        assert_eq!(
+            b,
+            Before {
+                date: "2026-12-07 15:37 UTC".into(),
+                machine: "2 cores, AMD EPYC".into(),
+                speed: 476.0,
+                pages: 435.0
+            }
+        );
+        let slow = against(&b, "2 cores, AMD EPYC", 425.0, 228.0);
+        assert!(slow.contains("0.89x") && slow.contains("0.52x"), "{slow}");
+        assert!(slow.contains("ran slower"), "{slow}");
+        let same = against(&b, "2 cores, AMD EPYC", 470.0, 430.0);
+        assert!(same.contains("as fast as then"), "{same}");
+        let other = against(&b, "8 cores, Intel", 900.0, 900.0);
+        assert!(other.contains("another machine"), "{other}");
+        assert_eq!(before_in("no header", header), None);
+        // The file the suite writes, as it is in the repository.
+        let results = include_str!("../../bench/RESULTS.md");
+        let head = results.split_once("\n## ip-pool").unwrap().0;
+        let b = before_in(head, head).expect("the results' header reads");
+        assert!(
+            b.speed > 0.0 && b.pages > 0.0 && b.machine.contains("cores"),
+            "{b:?}"
+        );
+        assert_eq!(before_in(header, "no rates"), None);
+    }
+
+    #[test]
+    fn results_are_written_whole() {
+        let dir = crate::scratch::Scratch::new("write-whole");
+        let path = dir.join("RESULTS.md");
+        write_whole(&path, "first").unwrap();
+        write_whole(&path, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+        assert_eq!(std::fs::read_dir(&*dir).unwrap().count(), 1);
+    }
+
     use super::*;
 
     #[test]
