@@ -215,11 +215,14 @@ pub fn against(before: &Before, machine: &str, speed: f64, pages: f64) -> String
 }
 
 /// `text` written to `path` whole or not at all (a temporary file beside it, then renamed):
-/// a full disk leaves the results that were there.
+/// a full disk leaves the results that were there. Readable by all, as a checked-out file is.
 pub fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -309,6 +312,9 @@ mod tests {
         write_whole(&path, "second").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
         assert_eq!(std::fs::read_dir(&*dir).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
     }
 
     use super::*;
