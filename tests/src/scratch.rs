@@ -1,48 +1,44 @@
-//! A test's or a benchmark's scratch directory under the system's temporary directory: made
-//! empty, removed when it goes out of scope after a pass, kept (its path printed) after a
-//! failure so what the run wrote can be read. Before it, every run of the suites left about
-//! 120 MB of such directories in `/tmp`.
+//! A test's or a benchmark's scratch directory under the system's temporary directory
+//! (tempfile's, under a name that says whose): new, removed when it goes out of scope after a
+//! pass, kept (its path printed) after a failure so what the run wrote can be read. Before it,
+//! every run of the suites left about 120 MB of such directories in `/tmp`.
 
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub struct Scratch {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Scratch {
-    /// `$TMPDIR/NAME-PID`, empty.
+    /// `$TMPDIR/NAME-XXXXXX`, new and empty.
     pub fn new(name: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("make a scratch directory");
-        Scratch { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir()
+            .expect("make a scratch directory");
+        Scratch { dir }
     }
 }
 
 impl Deref for Scratch {
     type Target = Path;
     fn deref(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 }
 
 impl AsRef<Path> for Scratch {
     fn as_ref(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("kept for reading: {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
+            self.dir.disable_cleanup(true);
+            eprintln!("kept for reading: {}", self.dir.path().display());
         }
     }
 }
